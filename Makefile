@@ -1,0 +1,72 @@
+# Tessera - top-level entry points. `make demo` and `make test` work on a fresh
+# Debian 12 machine: they install missing packages, configure and build.
+#
+#   make deps    install missing Debian packages (idempotent, quiet when present)
+#   make build   configure and build into build/ (release)
+#   make demo    build, generate sample data, run a real query on it
+#   make test    build and run every test with ctest; with CI=true also builds
+#                with -Werror and runs the suite again under ASan + UBSan
+
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CC := clang
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+ifeq ($(CI),true)
+  CMAKE_FLAGS += -DTSR_WERROR=ON
+endif
+
+DEB_PACKAGES := cmake make clang libclang-rt-14-dev pkg-config libcmocka-dev libxxhash-dev \
+                libjansson-dev sqlite3 python3 python3-venv
+
+.PHONY: all deps build demo test test-asan bench clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "tessera: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BUILD)/CMakeCache.txt:
+	@CC=$(CC) cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@mkdir -p $(BUILD)/demo
+	@$(BUILD)/bin/tessera gen sales --rows 1000000 --keys 1000 --seed 42 > $(BUILD)/demo/sales.csv
+	@echo "-- 1,000,000 sales rows in $(BUILD)/demo/sales.csv; revenue by region:"
+	@$(BUILD)/bin/tessera sql --table sales=$(BUILD)/demo/sales.csv \
+	  "SELECT region, COUNT(*) AS orders, SUM(quantity) AS units, AVG(price) AS avg_price, \
+	          MAX(price) AS max_price FROM sales WHERE quantity > 0 \
+	   GROUP BY region ORDER BY units DESC"
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+ifeq ($(CI),true)
+	@$(MAKE) --no-print-directory test-asan
+endif
+
+test-asan: deps
+	@CC=$(CC) cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTSR_SANITIZE=ON \
+	  -DTSR_FUZZ=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@$(BUILD)/bin/tessera-bench groupby
+	@$(BUILD)/bin/tessera-bench csv
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

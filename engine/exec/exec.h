@@ -1,0 +1,29 @@
+/*
+ * exec.h - running a physical plan.
+ *
+ * tsr_exec_run evaluates the plan tree bottom-up and returns the result as a
+ * new table (schema = root's names/types). Operators run vectorized, batch at a
+ * time, with batches spread over the pool's threads. The result owns or
+ * borrows its buffers: it may borrow column storage (and dictionaries) from the
+ * catalog tables the plan scans, so it must be destroyed before them.
+ * VARCHAR result vectors point at their source dictionaries; string constants
+ * in expressions get dictionaries owned by the result table.
+ */
+#ifndef TSR_EXEC_EXEC_H
+#define TSR_EXEC_EXEC_H
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/pool.h"
+#include "exec/plan.h"
+#include "table/table.h"
+
+typedef struct tsr_exec_ctx {
+    tsr_mem_t *mem;
+    tsr_pool_t *pool; /* may be NULL: run on the calling thread */
+} tsr_exec_ctx_t;
+
+tsr_status_t tsr_exec_run(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_table_t **out,
+                          tsr_error_t *err);
+
+#endif /* TSR_EXEC_EXEC_H */

@@ -1,0 +1,28 @@
+/*
+ * catalog.h - the named tables a context knows.
+ *
+ * Names are case-insensitive. The catalog owns the tables registered in it.
+ */
+#ifndef TSR_SQL_CATALOG_H
+#define TSR_SQL_CATALOG_H
+
+#include <stddef.h>
+
+#include "core/mem.h"
+#include "table/table.h"
+
+typedef struct tsr_catalog {
+    tsr_mem_t *mem;
+    tsr_table_t **tables; /* owned */
+    size_t ntables;
+    size_t cap;
+} tsr_catalog_t;
+
+void tsr_catalog_init(tsr_catalog_t *cat, tsr_mem_t *mem);
+void tsr_catalog_free(tsr_catalog_t *cat);
+/* Takes ownership of table (whose name must be set) on success; a table of the
+ * same name is replaced (and destroyed). */
+tsr_status_t tsr_catalog_add(tsr_catalog_t *cat, tsr_table_t *table);
+const tsr_table_t *tsr_catalog_find(const tsr_catalog_t *cat, const char *name);
+
+#endif /* TSR_SQL_CATALOG_H */

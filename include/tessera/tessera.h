@@ -1,0 +1,13 @@
+/*
+ * tessera/tessera.h - the whole public C API of Tessera.
+ */
+#ifndef TESSERA_TESSERA_H
+#define TESSERA_TESSERA_H
+
+#include "tessera/context.h"
+#include "tessera/query.h"
+#include "tessera/status.h"
+#include "tessera/table.h"
+#include "tessera/types.h"
+
+#endif /* TESSERA_TESSERA_H */
