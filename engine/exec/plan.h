@@ -88,8 +88,9 @@ typedef enum tsr_plan_kind {
     TSR_PLAN_HASH_JOIN, /* inner equi-join: output = child's columns then right's columns */
     TSR_PLAN_SORT,      /* by sort_keys over child's columns; output = child's columns */
     TSR_PLAN_LIMIT,     /* skip offset rows, then at most limit rows (limit < 0: no limit) */
-    TSR_PLAN_DISTINCT,  /* distinct rows of child */
 } tsr_plan_kind_t;
+/* SELECT DISTINCT is planned as an AGGREGATE whose keys are all the columns and
+ * which has no aggregates. */
 
 typedef struct tsr_sort_key {
     size_t column;     /* child's column index */

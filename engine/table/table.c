@@ -144,9 +144,21 @@ void tsr_table_destroy(tsr_table_t *t)
     tsr_mem_free(t->mem, t->fields);
     tsr_mem_free(t->mem, t->dicts);
     tsr_mem_free(t->mem, t->name);
+    for (size_t i = 0; i < t->ndeps; i++)
+        tsr_table_destroy(t->deps[i]);
+    tsr_mem_free(t->mem, t->deps);
     tsr_mem_free(t->mem, t);
 }
 
+tsr_status_t tsr_table_add_dep(tsr_table_t *t, tsr_table_t *dep)
+{
+    if (tsr_mem_grow(t->mem, (void **)&t->deps, &t->deps_cap, t->ndeps + 1, sizeof(*t->deps)))
+        return TSR_ERR_NOMEM;
+    t->deps[t->ndeps++] = dep;
+    return TSR_OK;
+}
+
+/* On failure the caller keeps ownership of cols. */
 tsr_status_t tsr_table_append_batch(tsr_table_t *t, size_t nrows, tsr_vector_t *cols)
 {
     if (tsr_mem_grow(t->mem, (void **)&t->batches, &t->batches_cap, t->nbatches + 1,

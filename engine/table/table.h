@@ -20,7 +20,10 @@
  *
  * Tables as relations. Operators consume and produce tsr_table_t: the catalog's
  * tables, intermediate results and the final query result are all tables.
- * A table that borrows from another must be destroyed first.
+ * A table that borrows from another must be destroyed first; when the lender is
+ * an intermediate result, the borrower takes ownership of it as a dependency
+ * (tsr_table_add_dep) so it lives exactly as long as needed. Catalog tables are
+ * never dependencies: they outlive every query result.
  */
 #ifndef TSR_TABLE_TABLE_H
 #define TSR_TABLE_TABLE_H
@@ -67,6 +70,10 @@ typedef struct tsr_table {
     size_t batches_cap;
     tsr_batch_t *batches;
     size_t nrows;           /* sum of batches' nrows */
+    struct tsr_table **deps;/* tables this one borrows buffers or dictionaries from
+                               and owns: destroyed after it (tsr_table_add_dep) */
+    size_t ndeps;
+    size_t deps_cap;
 } tsr_table_t;
 
 /* ---- validity bitmaps ------------------------------------------------------ */
@@ -121,6 +128,9 @@ tsr_status_t tsr_table_append_batch(tsr_table_t *t, size_t nrows, tsr_vector_t *
 
 /* Column index by case-insensitive name; -1 when absent. */
 long tsr_table_find_column(const tsr_table_t *t, const char *name);
+
+/* Makes t own dep (destroyed after t). On failure dep stays the caller's. */
+tsr_status_t tsr_table_add_dep(tsr_table_t *t, tsr_table_t *dep);
 
 /* Hands a dictionary to the table (freed with it) for column col. */
 void tsr_table_adopt_dict(tsr_table_t *t, size_t col, tsr_dict_t *dict);
