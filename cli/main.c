@@ -1,3 +1,77 @@
+/*
+ * main.c - the tessera command: dispatches to a subcommand.
+ */
 #include <stdio.h>
-#include "tessera/tessera.h"
-int main(void) { puts("tessera: not yet"); return 1; }
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: tessera <command> [options]\n"
+            "\n"
+            "Tessera is an analytics and coordination engine; this build runs the embedded\n"
+            "engine (one process, all cores).\n"
+            "\n"
+            "commands:\n"
+            "  sql       run a SQL query on CSV files\n"
+            "  gen       generate a seeded sample data set as CSV\n"
+            "  help      show help for a command: tessera help sql\n"
+            "\n"
+            "options:\n"
+            "  --version   print the version\n"
+            "  --help      show this help\n"
+            "\n"
+            "exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 not found,\n"
+            "            4 refused by state, 5 unavailable\n");
+}
+
+static int help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return TSR_EXIT_OK;
+    }
+    if (strcmp(argv[1], "sql") == 0)
+        cmd_sql_usage(stdout);
+    else if (strcmp(argv[1], "gen") == 0)
+        cmd_gen_usage(stdout);
+    else if (strcmp(argv[1], "help") == 0)
+        usage(stdout);
+    else {
+        cli_error("unknown command '%s'", argv[1]);
+        fprintf(stderr, "hint: run 'tessera help' to list the commands\n");
+        return TSR_EXIT_USAGE;
+    }
+    return TSR_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return TSR_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("tessera %s\n", tsr_version());
+        return TSR_EXIT_OK;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return TSR_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0)
+        return help(argc - 1, argv + 1);
+    if (strcmp(cmd, "sql") == 0)
+        return cmd_sql(argc - 1, argv + 1);
+    if (strcmp(cmd, "gen") == 0)
+        return cmd_gen(argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        cli_error("unknown option '%s'", cmd);
+    else
+        cli_error("unknown command '%s'", cmd);
+    fprintf(stderr, "hint: run 'tessera help' to list the commands\n");
+    return TSR_EXIT_USAGE;
+}

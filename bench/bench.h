@@ -1,0 +1,157 @@
+/*
+ * bench.h - shared pieces of tessera-bench: options, timing, statistics,
+ * deterministic data, and the figure reporter.
+ *
+ * tessera-bench runs one suite per invocation (`tessera-bench SUITE [options]`).
+ * A suite measures something, prints each result as a *figure* and exits with
+ * the CLI's exit codes (DESIGN.md): 0 ok, 1 runtime failure (including a
+ * result that does not verify), 2 bad usage, and the engine's own code when a
+ * Tessera call fails.
+ *
+ * Figures. A figure is (name, value, unit) plus, where a peer ran in the same
+ * process, (peer, peer_value, ratio). ratio is always "how many times faster
+ * Tessera is than the peer" (>1: Tessera wins), whatever the unit: for rates it
+ * is value/peer_value, for times peer_value/value. With --json each figure is
+ * one JSON object on its own line:
+ *   {"suite":"groupby","name":"rows_per_s","value":1.2e9,"unit":"rows/s",
+ *    "device":"cpu","peer":"duckdb","peer_value":8.0e8,"ratio":1.5,
+ *    "params":{"rows":10000000,...}}
+ * Without --json the same figures form an aligned table for people.
+ *
+ * Randomness. Data comes from splitmix64 seeded with --seed, so a given
+ * (suite, options) pair always measures the same bytes.
+ */
+#ifndef TSR_BENCH_H
+#define TSR_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "tessera/tessera.h"
+
+/* Exit codes of DESIGN.md. */
+enum {
+    TSR_BENCH_EXIT_OK = 0,
+    TSR_BENCH_EXIT_FAIL = 1,
+    TSR_BENCH_EXIT_USAGE = 2,
+};
+
+/* ---- options ------------------------------------------------------------------ */
+
+/* The options every suite understands; a suite ignores the ones it does not
+ * use (its --help says which it reads). Zero means "not given". */
+typedef struct tsr_bench_opts {
+    uint64_t rows;     /* --rows N (k/M/G suffixes, powers of 1000) */
+    uint64_t keys;     /* --keys K: distinct group keys */
+    unsigned threads;  /* --threads T; 0 = one per core */
+    unsigned repeat;   /* --repeat R: timed runs; best and median are reported */
+    uint64_t seed;     /* --seed S */
+    bool seed_given;   /* --seed was on the command line */
+    bool json;         /* --json: JSON lines instead of a table */
+    bool help;         /* --help / -h */
+    const char *tables[16]; /* --table NAME=FILE.csv (suite `query`), in order */
+    size_t ntables;
+    const char *sql;   /* the positional SQL text (suite `query`) */
+} tsr_bench_opts_t;
+
+/* Parses argv[first..argc) (the arguments after the suite's name) into opts.
+ * allow_sql: one positional argument is the SQL text (suite `query`). Returns 0,
+ * or prints `tessera: error: ...` with a hint naming `tessera-bench SUITE
+ * --help` to stderr and returns TSR_BENCH_EXIT_USAGE. */
+int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bool allow_sql,
+                         tsr_bench_opts_t *opts);
+
+/* Prints `tessera: error: <fmt>` (and nothing else) to stderr. */
+void tsr_bench_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reports a failed Tessera call with the context's error detail; returns the
+ * exit code for status (tsr_status_exit_code). ctx may be NULL. */
+int tsr_bench_engine_error(tsr_context_t *ctx, tsr_status_t status, const char *what);
+
+/* ---- time and statistics ------------------------------------------------------ */
+
+/* Monotonic wall clock in seconds. */
+double tsr_bench_now(void);
+
+typedef struct tsr_bench_stats {
+    double best;   /* smallest sample */
+    double median; /* middle sample (mean of the two middle ones for even n) */
+} tsr_bench_stats_t;
+
+/* Statistics of n >= 1 samples; sorts samples in place. */
+tsr_bench_stats_t tsr_bench_stats(double *samples, size_t n);
+
+/* ---- deterministic data ----------------------------------------------------- */
+
+/* splitmix64: a full-period 64-bit generator; the state is the counter. */
+static inline uint64_t tsr_bench_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n) for n >= 1 (multiply-shift on the top 32 bits: no division,
+ * bias below 2^-32 * n, irrelevant for benchmark data). n must be < 2^32. */
+static inline uint64_t tsr_bench_rand_below(uint64_t *state, uint64_t n)
+{
+    return ((tsr_bench_rand(state) >> 32) * n) >> 32;
+}
+
+/* ---- figures ---------------------------------------------------------------- */
+
+typedef struct tsr_bench_figure {
+    const char *name;  /* machine name, e.g. "rows_per_s" */
+    const char *label; /* for the people's table, e.g. "query throughput (best)" */
+    double value;
+    const char *unit;  /* "rows/s", "GB/s", "MB/s", "s", "x", "rows" */
+    const char *peer;  /* NULL when no peer ran for this figure */
+    double peer_value; /* the peer's value in the same unit */
+    double ratio;      /* Tessera's speedup over the peer (>1: Tessera faster) */
+} tsr_bench_figure_t;
+
+typedef struct tsr_bench_report {
+    const char *suite;  /* "groupby" */
+    const char *device; /* "cpu" */
+    bool json;          /* JSON lines instead of a table */
+    FILE *out;          /* where figures go (stdout) */
+    json_t *params;     /* owned: the run's parameters, attached to every JSON line */
+    bool header_done;   /* table mode: column header printed */
+} tsr_bench_report_t;
+
+/* Returns 0, or -1 when out of memory. */
+int tsr_bench_report_init(tsr_bench_report_t *r, const char *suite, bool json, FILE *out);
+void tsr_bench_report_fini(tsr_bench_report_t *r);
+/* Adds a parameter (shown in the table's title and in every JSON line). */
+void tsr_bench_report_param_int(tsr_bench_report_t *r, const char *key, int64_t value);
+void tsr_bench_report_param_str(tsr_bench_report_t *r, const char *key, const char *value);
+/* Table mode: prints a title line (e.g. what ran) before the figures; no-op with --json. */
+void tsr_bench_report_title(tsr_bench_report_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Table mode: a free-form note line under the figures (e.g. "verified"). */
+void tsr_bench_report_note(tsr_bench_report_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints one figure. Returns 0, or -1 when out of memory / write failure. */
+int tsr_bench_report_emit(tsr_bench_report_t *r, const tsr_bench_figure_t *f);
+
+/* Formats value with unit for people ("81.2 ms", "123.4 M rows/s") into buf. */
+void tsr_bench_format_value(char *buf, size_t cap, double value, const char *unit);
+
+/* A one-line progress note on stderr when it is a terminal (overwritten by the
+ * next one); nothing otherwise, so redirected output stays clean. */
+void tsr_bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Erases the progress line (no-op when stderr is not a terminal). */
+void tsr_bench_progress_clear(void);
+
+/* ---- suites ------------------------------------------------------------------- */
+
+int tsr_bench_suite_groupby(const tsr_bench_opts_t *opts);
+int tsr_bench_suite_csv(const tsr_bench_opts_t *opts);
+int tsr_bench_suite_query(const tsr_bench_opts_t *opts);
+
+#endif /* TSR_BENCH_H */

@@ -1,0 +1,234 @@
+/*
+ * util.c - option parsing, error reporting, clocks and statistics for
+ * tessera-bench (see bench.h).
+ *
+ * Options are `--name VALUE` or `--name=VALUE`; counts accept a k/M/G suffix
+ * (powers of 1000) so `--rows 10M` reads as 10,000,000. Anything malformed is a
+ * usage error (exit 2) reported once, on stderr, in the CLI's format.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+void tsr_bench_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tessera: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int tsr_bench_engine_error(tsr_context_t *ctx, tsr_status_t status, const char *what)
+{
+    tsr_error_info_t info = {0};
+    if (ctx)
+        tsr_context_last_error(ctx, &info);
+    tsr_bench_progress_clear();
+    if (info.message && info.message[0])
+        fprintf(stderr, "tessera: error: %s: %s\n", what, info.message);
+    else
+        fprintf(stderr, "tessera: error: %s: %s\n", what, tsr_status_str(status));
+    if (info.file && info.file[0] && info.line > 0)
+        fprintf(stderr, "  at %s:%d:%d\n", info.file, info.line, info.column);
+    else if (info.line > 0)
+        fprintf(stderr, "  at line %d, column %d\n", info.line, info.column);
+    if (info.hint && info.hint[0])
+        fprintf(stderr, "  hint: %s\n", info.hint);
+    int code = tsr_status_exit_code(status);
+    return code == 0 ? TSR_BENCH_EXIT_FAIL : code;
+}
+
+double tsr_bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+tsr_bench_stats_t tsr_bench_stats(double *samples, size_t n)
+{
+    tsr_bench_stats_t s = {0, 0};
+    if (n == 0)
+        return s;
+    qsort(samples, n, sizeof(*samples), cmp_double);
+    s.best = samples[0];
+    s.median = (n % 2) ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+    return s;
+}
+
+void tsr_bench_progress(const char *fmt, ...)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("\r\033[K", stderr); /* carriage return + erase line */
+    vfprintf(stderr, fmt, ap);
+    fflush(stderr);
+    va_end(ap);
+}
+
+void tsr_bench_progress_clear(void)
+{
+    if (!isatty(STDERR_FILENO))
+        return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+/* ---- option parsing ------------------------------------------------------------ */
+
+/* Parses a count: decimal digits with an optional k/M/G suffix (x1000^n).
+ * Returns 0 and sets *out, or -1 on anything else (sign, garbage, overflow). */
+static int parse_count(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return -1;
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1000ULL;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1000000ULL;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1000000000ULL;
+    if (mul != 1)
+        end++;
+    if (*end != '\0')
+        return -1;
+    if (v != 0 && (uint64_t)v > UINT64_MAX / mul)
+        return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static int usage_error(const char *suite, const char *fmt, const char *arg)
+{
+    fputs("tessera: error: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fprintf(stderr, "  hint: see 'tessera-bench %s --help'\n", suite);
+    return TSR_BENCH_EXIT_USAGE;
+}
+
+/* Matches argv[*i] against --name or --name=VALUE. Returns 1 with *value set
+ * (consuming the next argument for the first form), 0 when it is another
+ * option, -1 when the value is missing. */
+static int take_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *value = argv[++*i];
+    return 1;
+}
+
+int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bool allow_sql,
+                         tsr_bench_opts_t *opts)
+{
+    static const char *const count_flags[] = {"--rows", "--keys", "--threads", "--repeat",
+                                              "--seed"};
+    memset(opts, 0, sizeof(*opts));
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            opts->json = true;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            opts->help = true;
+            continue;
+        }
+        bool matched = false;
+        for (size_t f = 0; f < sizeof(count_flags) / sizeof(count_flags[0]); f++) {
+            const char *value = NULL;
+            int m = take_value(argc, argv, &i, count_flags[f], &value);
+            if (m == 0)
+                continue;
+            if (m < 0)
+                return usage_error(suite, "option '%s' needs a value", count_flags[f]);
+            uint64_t v;
+            if (parse_count(value, &v) != 0)
+                return usage_error(suite, "bad number '%s' (expected digits, optionally "
+                                          "with a k/M/G suffix)", value);
+            switch (f) {
+            case 0:
+                if (v == 0)
+                    return usage_error(suite, "%s must be at least 1", count_flags[f]);
+                opts->rows = v;
+                break;
+            case 1:
+                if (v == 0 || v > UINT32_MAX)
+                    return usage_error(suite, "%s must be in [1, 4294967295]", count_flags[f]);
+                opts->keys = v;
+                break;
+            case 2:
+                if (v > 1024)
+                    return usage_error(suite, "%s must be in [0, 1024] (0: one per core)",
+                                       count_flags[f]);
+                opts->threads = (unsigned)v;
+                break;
+            case 3:
+                if (v == 0 || v > 1000)
+                    return usage_error(suite, "%s must be in [1, 1000]", count_flags[f]);
+                opts->repeat = (unsigned)v;
+                break;
+            default:
+                opts->seed = v;
+                opts->seed_given = true;
+                break;
+            }
+            matched = true;
+            break;
+        }
+        if (matched)
+            continue;
+        const char *table = NULL;
+        int m = allow_sql ? take_value(argc, argv, &i, "--table", &table) : 0;
+        if (m < 0)
+            return usage_error(suite, "option '%s' needs a value", "--table NAME=FILE.csv");
+        if (m > 0) {
+            const char *eq = strchr(table, '=');
+            if (!eq || eq == table || eq[1] == '\0')
+                return usage_error(suite, "bad table '%s' (expected NAME=FILE.csv)", table);
+            if (opts->ntables == sizeof(opts->tables) / sizeof(opts->tables[0]))
+                return usage_error(suite, "too many tables (at most 16): '%s'", table);
+            opts->tables[opts->ntables++] = table;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0')
+            return usage_error(suite, "unknown option '%s'", a);
+        if (allow_sql && !opts->sql) {
+            opts->sql = a;
+            continue;
+        }
+        return usage_error(suite, "unexpected argument '%s'", a);
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * cli.h - what the tessera CLI's commands share: error reporting in the
+ * DESIGN.md format, option parsing helpers, and result output.
+ *
+ * The CLI is a thin layer over the public API (include/tessera/): it never
+ * reaches into engine internals.
+ */
+#ifndef TSR_CLI_H
+#define TSR_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tessera/tessera.h"
+
+/* Exit codes (DESIGN.md). */
+enum {
+    TSR_EXIT_OK = 0,
+    TSR_EXIT_FAILURE = 1,
+    TSR_EXIT_USAGE = 2,
+    TSR_EXIT_NOT_FOUND = 3,
+    TSR_EXIT_REFUSED = 4,
+    TSR_EXIT_UNAVAILABLE = 5,
+};
+
+/* "tessera: error: <fmt>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints ctx's last error: message, then where (file:line:column for input
+ * files; line/column and the source line with a caret for SQL text, when sql is
+ * given), then the hint. Returns the exit code of the error's status. */
+int cli_report_context_error(const tsr_context_t *ctx, const char *sql);
+
+/* Option parsing: argv[*i] is "--name" or "--name=value". When it matches,
+ * stores the value (the next argument or the part after '=') and advances *i.
+ * Returns 1 when matched, 0 when not this option, -1 (after printing an error)
+ * when the value is missing. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
+
+/* Parses a non-negative integer option value; prints an error and returns false
+ * when it is not one. */
+bool cli_parse_count(const char *opt, const char *text, unsigned long long *out);
+
+/* Unknown option: prints the error and a hint naming the command's help. */
+int cli_unknown_option(const char *cmd, const char *arg);
+
+typedef enum cli_format { CLI_FORMAT_TABLE, CLI_FORMAT_CSV, CLI_FORMAT_JSON } cli_format_t;
+bool cli_parse_format(const char *text, cli_format_t *out);
+
+/* Writes res to out in the format. Returns 0, or -1 on a write error. */
+int cli_write_result(FILE *out, const tsr_result_t *res, cli_format_t format);
+
+/* Shortest decimal text that reads back as exactly d ("1.5", "0.1", "3.0",
+ * "1e+300"); integral values keep a ".0" so they read as doubles. */
+void cli_format_double(double d, char *buf, size_t size);
+
+int cmd_sql(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+void cmd_sql_usage(FILE *out);
+void cmd_gen_usage(FILE *out);
+
+#endif /* TSR_CLI_H */

@@ -1,0 +1,116 @@
+/*
+ * common.c - error reporting and option parsing shared by the commands.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tessera: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Prints line `line` (1-based) of sql and a caret under byte column `column`. */
+static void print_caret(const char *sql, int line, int column)
+{
+    const char *p = sql;
+    for (int l = 1; l < line && p; l++) {
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    if (!p)
+        return;
+    size_t len = strcspn(p, "\r\n");
+    fprintf(stderr, "  %.*s\n  ", (int)len, p);
+    for (int c = 1; c < column; c++)
+        fputc(c - 1 < (int)len && p[c - 1] == '\t' ? '\t' : ' ', stderr);
+    fputs("^\n", stderr);
+}
+
+int cli_report_context_error(const tsr_context_t *ctx, const char *sql)
+{
+    tsr_error_info_t e;
+    tsr_context_last_error(ctx, &e);
+    cli_error("%s", e.message[0] ? e.message : tsr_status_str(e.status));
+    if (e.file[0] && e.line > 0) {
+        if (e.column > 0)
+            fprintf(stderr, "  at %s:%d:%d\n", e.file, e.line, e.column);
+        else
+            fprintf(stderr, "  at %s:%d\n", e.file, e.line);
+    } else if (sql && e.line > 0) {
+        fprintf(stderr, "  at line %d, column %d:\n", e.line, e.column);
+        print_caret(sql, e.line, e.column);
+    }
+    if (e.hint[0])
+        fprintf(stderr, "hint: %s\n", e.hint);
+    return tsr_status_exit_code(e.status);
+}
+
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_error("option '%s' needs a value", name);
+        return -1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+bool cli_parse_count(const char *opt, const char *text, unsigned long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    if (!text[0] || text[0] == '-') {
+        cli_error("option '%s' needs a non-negative integer, found '%s'", opt, text);
+        return false;
+    }
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end) {
+        cli_error("option '%s' needs a non-negative integer, found '%s'", opt, text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int cli_unknown_option(const char *cmd, const char *arg)
+{
+    cli_error("unknown option '%s'", arg);
+    fprintf(stderr, "hint: run 'tessera %s --help' for the options\n", cmd);
+    return TSR_EXIT_USAGE;
+}
+
+bool cli_parse_format(const char *text, cli_format_t *out)
+{
+    if (strcmp(text, "table") == 0)
+        *out = CLI_FORMAT_TABLE;
+    else if (strcmp(text, "csv") == 0)
+        *out = CLI_FORMAT_CSV;
+    else if (strcmp(text, "json") == 0)
+        *out = CLI_FORMAT_JSON;
+    else {
+        cli_error("unknown format '%s'", text);
+        fprintf(stderr, "hint: use --format table, csv or json\n");
+        return false;
+    }
+    return true;
+}

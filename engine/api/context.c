@@ -1,0 +1,58 @@
+/*
+ * context.c - the embedded engine context: allocator, thread pool, catalog,
+ * last error (see tessera/context.h).
+ */
+#include "api/context_internal.h"
+
+#include <stdlib.h>
+
+#include "tessera/types.h"
+
+const char *tsr_version(void)
+{
+    return TSR_VERSION;
+}
+
+tsr_status_t tsr_context_create(const tsr_context_params_t *params, tsr_context_t **out)
+{
+    if (!out)
+        return TSR_ERR_INVALID_ARG;
+    tsr_context_t *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return TSR_ERR_NOMEM;
+    tsr_mem_init(&ctx->mem);
+    tsr_catalog_init(&ctx->catalog, &ctx->mem);
+    unsigned threads = params ? params->threads : 0;
+    tsr_status_t rc = tsr_pool_create(&ctx->mem, threads, &ctx->pool);
+    if (rc != TSR_OK) {
+        free(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return TSR_OK;
+}
+
+void tsr_context_destroy(tsr_context_t *ctx)
+{
+    if (!ctx)
+        return;
+    tsr_catalog_free(&ctx->catalog);
+    tsr_pool_destroy(ctx->pool);
+    free(ctx);
+}
+
+void tsr_context_last_error(const tsr_context_t *ctx, tsr_error_info_t *out)
+{
+    const tsr_error_t *e = &ctx->last_error;
+    out->status = e->status;
+    out->message = e->message;
+    out->hint = e->hint;
+    out->file = e->file;
+    out->line = e->line;
+    out->column = e->column;
+}
+
+tsr_mem_t *tsr__context_mem(tsr_context_t *ctx)
+{
+    return &ctx->mem;
+}

@@ -1,0 +1,37 @@
+/*
+ * context_internal.h - what a tsr_context_t holds (private to engine/api/).
+ */
+#ifndef TSR_API_CONTEXT_INTERNAL_H
+#define TSR_API_CONTEXT_INTERNAL_H
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "core/pool.h"
+#include "sql/catalog.h"
+#include "tessera/context.h"
+
+struct tsr_context {
+    tsr_mem_t mem;          /* every allocation of this context goes through it */
+    tsr_pool_t *pool;       /* executor threads */
+    tsr_catalog_t catalog;  /* registered tables */
+    tsr_error_t last_error; /* detail of the last failed call */
+};
+
+/* Starts a public call: clears the last error. */
+static inline void tsr__context_begin(tsr_context_t *ctx)
+{
+    tsr_error_clear(&ctx->last_error);
+}
+
+/* Ends a public call with rc: makes sure a failure has a message. */
+static inline tsr_status_t tsr__context_end(tsr_context_t *ctx, tsr_status_t rc)
+{
+    if (rc != TSR_OK && ctx->last_error.status == TSR_OK)
+        tsr_error_set(&ctx->last_error, rc, "%s", tsr_status_str(rc));
+    return rc;
+}
+
+/* The context's allocator, for tests that inject allocation failures. */
+tsr_mem_t *tsr__context_mem(tsr_context_t *ctx);
+
+#endif /* TSR_API_CONTEXT_INTERNAL_H */

@@ -1,0 +1,185 @@
+/*
+ * query.c - running SQL on the embedded engine and reading the result
+ * (see tessera/query.h).
+ *
+ * A query goes parse -> plan -> execute. The AST and plan live in one arena
+ * released before returning; the executor copies what the result needs (names,
+ * string constants) into the result table. The result may borrow column
+ * storage from catalog tables, which is why it must die before its context.
+ *
+ * Row access: batches have varying sizes (filters shrink them), so the result
+ * keeps the prefix sums of batch sizes and finds a row's batch by binary search,
+ * with a one-entry cache for the common sequential scan.
+ */
+#include <string.h>
+
+#include "api/context_internal.h"
+#include "exec/exec.h"
+#include "sql/ast.h"
+#include "sql/planner.h"
+#include "tessera/query.h"
+
+struct tsr_result {
+    tsr_mem_t *mem;
+    tsr_table_t *table;  /* owned */
+    size_t *batch_start; /* nbatches + 1 prefix sums of batch row counts */
+    size_t last_batch;   /* cache for sequential access (not thread-safe reads) */
+};
+
+tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
+{
+    tsr__context_begin(ctx);
+    if (!sql || !out)
+        return tsr__context_end(ctx, TSR_ERR_INVALID_ARG);
+    tsr_mem_t *mem = &ctx->mem;
+    tsr_arena_t arena;
+    tsr_arena_init(&arena, mem);
+    tsr_ast_select_t *ast = NULL;
+    tsr_plan_t *plan = NULL;
+    tsr_table_t *table = NULL;
+    tsr_result_t *res = NULL;
+    tsr_status_t rc = tsr_sql_parse(&arena, sql, strlen(sql), &ast, &ctx->last_error);
+    if (rc != TSR_OK)
+        goto cleanup;
+    rc = tsr_sql_plan(&arena, &ctx->catalog, sql, ast, &plan, &ctx->last_error);
+    if (rc != TSR_OK)
+        goto cleanup;
+    tsr_exec_ctx_t ectx = {.mem = mem, .pool = ctx->pool};
+    rc = tsr_exec_run(&ectx, plan, &table, &ctx->last_error);
+    if (rc != TSR_OK)
+        goto cleanup;
+    rc = TSR_ERR_NOMEM;
+    res = tsr_mem_calloc(mem, 1, sizeof(*res));
+    if (!res)
+        goto cleanup;
+    res->mem = mem;
+    res->batch_start = tsr_mem_alloc(mem, (table->nbatches + 1) * sizeof(size_t));
+    if (!res->batch_start)
+        goto cleanup;
+    res->batch_start[0] = 0;
+    for (size_t b = 0; b < table->nbatches; b++)
+        res->batch_start[b + 1] = res->batch_start[b] + table->batches[b].nrows;
+    res->table = table;
+    table = NULL;
+    *out = res;
+    res = NULL;
+    rc = TSR_OK;
+
+cleanup:
+    if (res) {
+        tsr_mem_free(mem, res->batch_start);
+        tsr_mem_free(mem, res);
+    }
+    tsr_table_destroy(table);
+    tsr_arena_release(&arena);
+    return tsr__context_end(ctx, rc);
+}
+
+void tsr_result_destroy(tsr_result_t *res)
+{
+    if (!res)
+        return;
+    tsr_table_destroy(res->table);
+    tsr_mem_free(res->mem, res->batch_start);
+    tsr_mem_free(res->mem, res);
+}
+
+size_t tsr_result_column_count(const tsr_result_t *res)
+{
+    return res->table->ncols;
+}
+
+const char *tsr_result_column_name(const tsr_result_t *res, size_t col)
+{
+    return col < res->table->ncols ? res->table->fields[col].name : NULL;
+}
+
+tsr_type_t tsr_result_column_type(const tsr_result_t *res, size_t col)
+{
+    return col < res->table->ncols ? res->table->fields[col].type : TSR_TYPE_NULL;
+}
+
+size_t tsr_result_row_count(const tsr_result_t *res)
+{
+    return res->table->nrows;
+}
+
+/* The vector holding (row, col) and the row's index inside it; NULL when out of range. */
+static const tsr_vector_t *result_locate(const tsr_result_t *res, size_t row, size_t col,
+                                         size_t *index)
+{
+    const tsr_table_t *t = res->table;
+    if (row >= t->nrows || col >= t->ncols)
+        return NULL;
+    size_t b = res->last_batch;
+    if (b >= t->nbatches || row < res->batch_start[b] || row >= res->batch_start[b + 1]) {
+        size_t lo = 0, hi = t->nbatches; /* find the last b with start[b] <= row */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (res->batch_start[mid] <= row)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        b = lo;
+        while (res->batch_start[b + 1] <= row) /* skip empty batches */
+            b++;
+        ((tsr_result_t *)res)->last_batch = b;
+    }
+    *index = row - res->batch_start[b];
+    return &t->batches[b].cols[col];
+}
+
+bool tsr_result_is_null(const tsr_result_t *res, size_t row, size_t col)
+{
+    size_t i;
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return !v || v->type == TSR_TYPE_NULL || tsr_vector_is_null(v, i);
+}
+
+int64_t tsr_result_int64(const tsr_result_t *res, size_t row, size_t col)
+{
+    size_t i;
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    if (!v || tsr_vector_is_null(v, i))
+        return 0;
+    if (v->type == TSR_TYPE_INT64)
+        return ((const int64_t *)v->data)[i];
+    if (v->type == TSR_TYPE_BOOL)
+        return ((const uint8_t *)v->data)[i];
+    return 0;
+}
+
+double tsr_result_double(const tsr_result_t *res, size_t row, size_t col)
+{
+    size_t i;
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    if (!v || tsr_vector_is_null(v, i))
+        return 0.0;
+    if (v->type == TSR_TYPE_DOUBLE)
+        return ((const double *)v->data)[i];
+    if (v->type == TSR_TYPE_INT64)
+        return (double)((const int64_t *)v->data)[i];
+    return 0.0;
+}
+
+bool tsr_result_bool(const tsr_result_t *res, size_t row, size_t col)
+{
+    size_t i;
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_BOOL)
+        return false;
+    return ((const uint8_t *)v->data)[i] != 0;
+}
+
+const char *tsr_result_string(const tsr_result_t *res, size_t row, size_t col, size_t *len_out)
+{
+    size_t i;
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_VARCHAR || !v->dict) {
+        if (len_out)
+            *len_out = 0;
+        return "";
+    }
+    return tsr_dict_get(v->dict, ((const uint32_t *)v->data)[i], len_out);
+}

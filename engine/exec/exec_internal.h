@@ -1,0 +1,141 @@
+/*
+ * exec_internal.h - helpers shared by the executor's own files (exec.c,
+ * expr_eval.c, expr_string.c, op_filter.c, op_project.c, op_sort.c,
+ * op_limit.c). Private to engine/exec/.
+ *
+ * Parallel tasks. Operators split work into one task per batch and run them
+ * with tsr_exec_parallel (the pool, or inline when ctx->pool is NULL). Tasks
+ * never share a tsr_error_t: each fills a local one and hands it to an
+ * atomic first-error slot; the operator copies the winner into the caller's
+ * err after the join, so exactly the first failure is reported.
+ *
+ * Ownership of an operator's input (see operators.h): the output takes the
+ * input as a dependency when it borrows the input's buffers, or references a
+ * dictionary that lives inside the input's tree of owned tables (a dictionary
+ * built by a PROJECT for a string constant). tsr_exec_finish_output applies
+ * that rule; exec.c then destroys every intermediate input its consumer did not
+ * take.
+ */
+#ifndef TSR_EXEC_EXEC_INTERNAL_H
+#define TSR_EXEC_EXEC_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/operators.h"
+
+/* ---- first-error slot ------------------------------------------------------ */
+
+typedef struct tsr_exec_errslot {
+    atomic_int failed; /* 0 until a task stored its error */
+    tsr_error_t err;   /* the first failing task's error (valid once failed) */
+} tsr_exec_errslot_t;
+
+void tsr_exec_errslot_init(tsr_exec_errslot_t *slot);
+/* Keeps e when it is the first error stored; later ones are dropped. */
+void tsr_exec_errslot_store(tsr_exec_errslot_t *slot, const tsr_error_t *e);
+static inline bool tsr_exec_errslot_failed(tsr_exec_errslot_t *slot)
+{
+    return atomic_load_explicit(&slot->failed, memory_order_relaxed) != 0;
+}
+/* After the join: TSR_OK, or the stored status with its error copied to err. */
+tsr_status_t tsr_exec_errslot_take(tsr_exec_errslot_t *slot, tsr_error_t *err);
+
+/* Runs fn(arg, i, worker) for i in [0, ntasks) on ctx->pool or inline. */
+void tsr_exec_parallel(const tsr_exec_ctx_t *ctx, size_t ntasks, tsr_task_fn fn, void *arg);
+
+/* Worker count usable to size per-worker state (1 without a pool). */
+unsigned tsr_exec_nworkers(const tsr_exec_ctx_t *ctx);
+
+/* ---- output tables ---------------------------------------------------------- */
+
+/* An empty table with plan's output names and types. */
+tsr_status_t tsr_exec_new_output(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
+                                 tsr_table_t **out, tsr_error_t *err);
+
+/* Makes out take in.table as a dependency when it must (see the top of this
+ * file): borrowed says out's vectors borrow in's buffers. On failure out is
+ * untouched and the caller destroys it; in stays the caller's. */
+tsr_status_t tsr_exec_finish_output(tsr_table_t *out, tsr_op_input_t in, bool borrowed,
+                                    tsr_error_t *err);
+
+/* True when dep is one of t's direct dependencies. */
+bool tsr_exec_has_dep(const tsr_table_t *t, const tsr_table_t *dep);
+
+/* Frees the columns of a batch built by a task that never reached a table. */
+void tsr_exec_free_cols(tsr_mem_t *mem, tsr_vector_t *cols, size_t ncols);
+
+/* ---- gathers ---------------------------------------------------------------- */
+
+/* dst = src rows sel[0..n) (an owned vector; validity only when src has one). */
+tsr_status_t tsr_exec_gather_sel(tsr_mem_t *mem, const tsr_vector_t *src, const uint32_t *sel,
+                                 size_t n, tsr_vector_t *dst);
+/* dst = src rows [from, from + n) copied into an owned vector. */
+tsr_status_t tsr_exec_copy_range(tsr_mem_t *mem, const tsr_vector_t *src, size_t from, size_t n,
+                                 tsr_vector_t *dst);
+
+/* ---- expressions (expr_eval.c) --------------------------------------------- */
+
+/* Evaluates e when it references no column. *folded says whether it did; then
+ * *out holds the value (type e->type; VARCHAR values point into the plan's
+ * arena). Errors (integer overflow) are returned as usual. */
+tsr_status_t tsr_expr_fold(const tsr_expr_t *e, bool *folded, tsr_value_t *out, tsr_error_t *err);
+
+/* ---- strings (expr_string.c) -------------------------------------------------- */
+
+/* A compiled LIKE pattern: the pattern split at '%' into literal segments
+ * (which may contain '_'). */
+typedef struct tsr_like {
+    const char *pat;     /* the pattern bytes (not owned) */
+    size_t len;
+    bool has_pct;        /* at least one '%' */
+    size_t nsegs;        /* segments between '%'s, empty ones included */
+    size_t *seg_off;     /* nsegs offsets into pat */
+    size_t *seg_len;     /* nsegs lengths */
+    bool *seg_any;       /* nsegs: the segment contains '_' */
+} tsr_like_t;
+
+tsr_status_t tsr_like_compile(tsr_mem_t *mem, const char *pat, size_t len, tsr_like_t *out);
+void tsr_like_free(tsr_mem_t *mem, tsr_like_t *like);
+bool tsr_like_match(const tsr_like_t *like, const char *s, size_t len);
+
+/* memcmp order, a shorter prefix first: <0, 0, >0. */
+int tsr_str_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* r[i] = (string of codes[i]) op (c) for the comparison op, over n codes of
+ * dict. Chooses per-code tables or per-row compares by dictionary size. */
+tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *dict,
+                               const uint32_t *codes, const char *c, size_t clen, uint8_t *r,
+                               size_t n);
+/* r[i] = a-string op b-string for codes of two columns (da, db may differ). */
+tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da,
+                              const uint32_t *a, const tsr_dict_t *db, const uint32_t *b,
+                              uint8_t *r, size_t n);
+/* r[i] = like matches code codes[i]'s string (no negation). */
+tsr_status_t tsr_str_like(tsr_mem_t *mem, const tsr_like_t *like, const tsr_dict_t *dict,
+                          const uint32_t *codes, uint8_t *r, size_t n);
+
+/* Applies a comparison op to the result c of a three-way compare. */
+static inline bool tsr_cmp_apply(tsr_op_t op, int c)
+{
+    switch (op) {
+    case TSR_OP_EQ:
+        return c == 0;
+    case TSR_OP_NE:
+        return c != 0;
+    case TSR_OP_LT:
+        return c < 0;
+    case TSR_OP_LE:
+        return c <= 0;
+    case TSR_OP_GT:
+        return c > 0;
+    case TSR_OP_GE:
+        return c >= 0;
+    default:
+        return false;
+    }
+}
+
+#endif /* TSR_EXEC_EXEC_INTERNAL_H */
