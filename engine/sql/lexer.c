@@ -56,33 +56,58 @@ bool tsr_lexer_is_keyword(tsr_tok_kind_t kind)
 const char *tsr_lexer_kind_name(tsr_tok_kind_t kind)
 {
     switch (kind) {
-    case TSR_TOK_EOF: return "end of input";
-    case TSR_TOK_ERROR: return "an invalid token";
+    case TSR_TOK_EOF:
+        return "end of input";
+    case TSR_TOK_ERROR:
+        return "an invalid token";
     case TSR_TOK_IDENT:
-    case TSR_TOK_QIDENT: return "a name";
-    case TSR_TOK_INT: return "an integer";
-    case TSR_TOK_DOUBLE: return "a number";
-    case TSR_TOK_STRING: return "a string";
-#define KW_NAME_(name) case TSR_TOK_##name: return #name;
-    TSR_SQL_KEYWORDS(KW_NAME_)
+    case TSR_TOK_QIDENT:
+        return "a name";
+    case TSR_TOK_INT:
+        return "an integer";
+    case TSR_TOK_DOUBLE:
+        return "a number";
+    case TSR_TOK_STRING:
+        return "a string";
+#define KW_NAME_(name)                                                                             \
+    case TSR_TOK_##name:                                                                           \
+        return #name;
+        TSR_SQL_KEYWORDS(KW_NAME_)
 #undef KW_NAME_
-    case TSR_TOK_PLUS: return "'+'";
-    case TSR_TOK_MINUS: return "'-'";
-    case TSR_TOK_STAR: return "'*'";
-    case TSR_TOK_SLASH: return "'/'";
-    case TSR_TOK_PERCENT: return "'%'";
-    case TSR_TOK_EQ: return "'='";
-    case TSR_TOK_NE: return "'<>'";
-    case TSR_TOK_LT: return "'<'";
-    case TSR_TOK_LE: return "'<='";
-    case TSR_TOK_GT: return "'>'";
-    case TSR_TOK_GE: return "'>='";
-    case TSR_TOK_LPAREN: return "'('";
-    case TSR_TOK_RPAREN: return "')'";
-    case TSR_TOK_COMMA: return "','";
-    case TSR_TOK_DOT: return "'.'";
-    case TSR_TOK_SEMI: return "';'";
-    case TSR_TOK_COUNT_: break;
+    case TSR_TOK_PLUS:
+        return "'+'";
+    case TSR_TOK_MINUS:
+        return "'-'";
+    case TSR_TOK_STAR:
+        return "'*'";
+    case TSR_TOK_SLASH:
+        return "'/'";
+    case TSR_TOK_PERCENT:
+        return "'%'";
+    case TSR_TOK_EQ:
+        return "'='";
+    case TSR_TOK_NE:
+        return "'<>'";
+    case TSR_TOK_LT:
+        return "'<'";
+    case TSR_TOK_LE:
+        return "'<='";
+    case TSR_TOK_GT:
+        return "'>'";
+    case TSR_TOK_GE:
+        return "'>='";
+    case TSR_TOK_LPAREN:
+        return "'('";
+    case TSR_TOK_RPAREN:
+        return "')'";
+    case TSR_TOK_COMMA:
+        return "','";
+    case TSR_TOK_DOT:
+        return "'.'";
+    case TSR_TOK_SEMI:
+        return "';'";
+    case TSR_TOK_COUNT_:
+        break;
     }
     return "a token";
 }
@@ -328,8 +353,7 @@ static tsr_status_t lex_number(tsr_lexer_t *lx, tsr_token_t *tok, tsr_error_t *e
         size_t n = lx->pos - start;
         tok->kind = TSR_TOK_ERROR;
         return tsr_error_set_at(err, TSR_ERR_SYNTAX, NULL, tok->line, tok->column,
-                                "malformed number '%.*s'", (int)(n > 40 ? 40 : n),
-                                lx->src + start);
+                                "malformed number '%.*s'", (int)(n > 40 ? 40 : n), lx->src + start);
     }
     size_t n = lx->pos - start;
     if (!is_double && !overflow && v <= (uint64_t)INT64_MAX) {
@@ -411,17 +435,39 @@ tsr_status_t tsr_lexer_next(tsr_lexer_t *lx, tsr_token_t *tok, tsr_error_t *err)
     } else {
         size_t n = 1;
         switch (c) {
-        case '+': tok->kind = TSR_TOK_PLUS; break;
-        case '-': tok->kind = TSR_TOK_MINUS; break;
-        case '*': tok->kind = TSR_TOK_STAR; break;
-        case '/': tok->kind = TSR_TOK_SLASH; break;
-        case '%': tok->kind = TSR_TOK_PERCENT; break;
-        case '=': tok->kind = TSR_TOK_EQ; break;
-        case '(': tok->kind = TSR_TOK_LPAREN; break;
-        case ')': tok->kind = TSR_TOK_RPAREN; break;
-        case ',': tok->kind = TSR_TOK_COMMA; break;
-        case '.': tok->kind = TSR_TOK_DOT; break;
-        case ';': tok->kind = TSR_TOK_SEMI; break;
+        case '+':
+            tok->kind = TSR_TOK_PLUS;
+            break;
+        case '-':
+            tok->kind = TSR_TOK_MINUS;
+            break;
+        case '*':
+            tok->kind = TSR_TOK_STAR;
+            break;
+        case '/':
+            tok->kind = TSR_TOK_SLASH;
+            break;
+        case '%':
+            tok->kind = TSR_TOK_PERCENT;
+            break;
+        case '=':
+            tok->kind = TSR_TOK_EQ;
+            break;
+        case '(':
+            tok->kind = TSR_TOK_LPAREN;
+            break;
+        case ')':
+            tok->kind = TSR_TOK_RPAREN;
+            break;
+        case ',':
+            tok->kind = TSR_TOK_COMMA;
+            break;
+        case '.':
+            tok->kind = TSR_TOK_DOT;
+            break;
+        case ';':
+            tok->kind = TSR_TOK_SEMI;
+            break;
         case '<':
             if (c1 == '=') {
                 tok->kind = TSR_TOK_LE;

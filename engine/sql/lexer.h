@@ -38,6 +38,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 
+/* clang-format off */
 /* X(name): keyword token TSR_TOK_<name>, spelled "<name>" in any case. */
 #define TSR_SQL_KEYWORDS(X)                                                                 \
     X(SELECT) X(DISTINCT) X(FROM) X(WHERE) X(GROUP) X(BY) X(HAVING) X(ORDER) X(ASC)         \
@@ -73,6 +74,7 @@ typedef enum tsr_tok_kind {
     TSR_TOK_SEMI,    /* ; */
     TSR_TOK_COUNT_   /* number of kinds, not a kind */
 } tsr_tok_kind_t;
+/* clang-format on */
 
 typedef struct tsr_token {
     tsr_tok_kind_t kind;

@@ -1,0 +1,1 @@
+SELECT DISTINCT a, t.*, b AS x, c "Y z" FROM t AS u WHERE a > 1;

@@ -1,0 +1,1 @@
+SELECT k, count(*), sum(v) / count(DISTINCT v) FROM t GROUP BY k HAVING count(*) > 1 ORDER BY 2 DESC, k LIMIT 10 OFFSET 5

@@ -1,0 +1,1 @@
+SELECT a.x, b.y FROM a JOIN b ON a.id = b.id INNER JOIN c ON c.id = b.id AND c.z <> 'it''s'

@@ -1,0 +1,1 @@
+SELECT name FROM people WHERE name NOT LIKE 'A%' AND name LIKE '_b%' /* block */

@@ -1,0 +1,1 @@
+SELECT "order", "a""b" FROM "Weird Table" WHERE "order" % 3 = 0

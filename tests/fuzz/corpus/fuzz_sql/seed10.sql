@@ -1,0 +1,1 @@
+SELECT NOT NOT TRUE, - - 1, +a, NULL IS NULL, FALSE = (1 < 2)

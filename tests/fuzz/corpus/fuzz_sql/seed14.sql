@@ -1,0 +1,1 @@
+SELECT max(a), min(b), avg(c) FROM t WHERE a IN (SELECT 1)
