@@ -165,7 +165,7 @@ static void test_errors_carry_detail(void **state)
 static void test_overflow_is_an_error(void **state)
 {
     (void)state;
-    int64_t big[3] = {INT64_MAX, 1, -5};
+    int64_t big[3] = {INT64_MAX, 1, 5}; /* the true sum does not fit */
     tsr_column_data_t cols[] = {{.name = "v", .type = TSR_TYPE_INT64, .values = big}};
     tsr_context_t *ctx = NULL;
     assert_int_equal(tsr_context_create(NULL, &ctx), TSR_OK);
@@ -174,7 +174,7 @@ static void test_overflow_is_an_error(void **state)
     assert_int_equal(tsr_query(ctx, "SELECT SUM(v) FROM t", &res), TSR_ERR_OVERFLOW);
     assert_int_equal(tsr_query(ctx, "SELECT v + 1 FROM t", &res), TSR_ERR_OVERFLOW);
     assert_int_equal(tsr_query(ctx, "SELECT SUM(v) FROM t WHERE v < 100", &res), TSR_OK);
-    assert_int_equal(tsr_result_int64(res, 0, 0), -4);
+    assert_int_equal(tsr_result_int64(res, 0, 0), 6);
     tsr_result_destroy(res);
     tsr_context_destroy(ctx);
 }
