@@ -1,7 +1,9 @@
 /*
- * exec_internal.h - helpers shared by the executor's own files (exec.c,
- * expr_eval.c, expr_string.c, op_filter.c, op_project.c, op_sort.c,
- * op_limit.c). Private to engine/exec/.
+ * exec_internal.h - helpers shared by the executor's files: the plan walk
+ * (exec.c), the operators (op_*.c) and expression evaluation (expr_*.c).
+ * Implemented in exec_util.c (tasks, outputs, gathers), expr_eval.c (fold,
+ * memoizing entry points) and expr_string.c (strings, LIKE, the memo).
+ * Private to engine/exec/.
  *
  * Parallel tasks. Operators split work into one task per batch and run them
  * with tsr_exec_parallel (the pool, or inline when ctx->pool is NULL). Tasks
@@ -14,7 +16,7 @@
  * dictionary that lives inside the input's tree of owned tables (a dictionary
  * built by a PROJECT for a string constant). tsr_exec_finish_output applies
  * that rule; exec.c then destroys every intermediate input its consumer did not
- * take.
+ * take. Operators never destroy their inputs themselves.
  */
 #ifndef TSR_EXEC_EXEC_INTERNAL_H
 #define TSR_EXEC_EXEC_INTERNAL_H
@@ -88,13 +90,13 @@ tsr_status_t tsr_expr_fold(const tsr_expr_t *e, bool *folded, tsr_value_t *out, 
 /* A compiled LIKE pattern: the pattern split at '%' into literal segments
  * (which may contain '_'). */
 typedef struct tsr_like {
-    const char *pat;     /* the pattern bytes (not owned) */
+    const char *pat; /* the pattern bytes (not owned) */
     size_t len;
-    bool has_pct;        /* at least one '%' */
-    size_t nsegs;        /* segments between '%'s, empty ones included */
-    size_t *seg_off;     /* nsegs offsets into pat */
-    size_t *seg_len;     /* nsegs lengths */
-    bool *seg_any;       /* nsegs: the segment contains '_' */
+    bool has_pct;    /* at least one '%' */
+    size_t nsegs;    /* segments between '%'s, empty ones included */
+    size_t *seg_off; /* nsegs offsets into pat */
+    size_t *seg_len; /* nsegs lengths */
+    bool *seg_any;   /* nsegs: the segment contains '_' */
 } tsr_like_t;
 
 tsr_status_t tsr_like_compile(tsr_mem_t *mem, const char *pat, size_t len, tsr_like_t *out);
@@ -104,18 +106,45 @@ bool tsr_like_match(const tsr_like_t *like, const char *s, size_t len);
 /* memcmp order, a shorter prefix first: <0, 0, >0. */
 int tsr_str_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
+/* A per-worker cache of string predicates decided per dictionary code, kept
+ * by an operator across all the batches one worker evaluates: for each
+ * (expression node, dictionary) pair a state per code, 0 = not decided yet,
+ * 1 = FALSE, 2 = TRUE, filled lazily as codes show up. Each distinct string
+ * is then matched at most once per worker, whatever the number of rows. */
+typedef struct tsr_expr_memo_entry tsr_expr_memo_entry_t;
+typedef struct tsr_expr_memo {
+    tsr_mem_t *mem;
+    tsr_expr_memo_entry_t *entries;
+    size_t n, cap;
+} tsr_expr_memo_t;
+
+void tsr_expr_memo_init(tsr_expr_memo_t *memo, tsr_mem_t *mem);
+void tsr_expr_memo_free(tsr_expr_memo_t *memo);
+/* The state array of (key, dict) in *state (NULL when dict is too large to
+ * be worth caching); TSR_ERR_NOMEM when it cannot be allocated. */
+tsr_status_t tsr_expr_memo_get(tsr_expr_memo_t *memo, const void *key, const tsr_dict_t *dict,
+                               uint8_t **state);
+
+/* tsr_expr_eval / tsr_expr_select with a memo (may be NULL): what FILTER and
+ * PROJECT call, one memo per pool worker. */
+tsr_status_t tsr_expr_eval_memo(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
+                                const tsr_batch_t *batch, tsr_vector_t *out, tsr_error_t *err);
+tsr_status_t tsr_expr_select_memo(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *pred,
+                                  const tsr_batch_t *batch, uint32_t *sel, size_t *nsel,
+                                  tsr_error_t *err);
+
 /* r[i] = (string of codes[i]) op (c) for the comparison op, over n codes of
- * dict. Chooses per-code tables or per-row compares by dictionary size. */
+ * dict. With a memo state array (see above) each code is decided once; else
+ * per-code tables or per-row compares are chosen by dictionary size. */
 tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *dict,
-                               const uint32_t *codes, const char *c, size_t clen, uint8_t *r,
-                               size_t n);
+                               const uint32_t *codes, const char *c, size_t clen, uint8_t *state,
+                               uint8_t *r, size_t n);
 /* r[i] = a-string op b-string for codes of two columns (da, db may differ). */
-tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da,
-                              const uint32_t *a, const tsr_dict_t *db, const uint32_t *b,
-                              uint8_t *r, size_t n);
-/* r[i] = like matches code codes[i]'s string (no negation). */
+tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da, const uint32_t *a,
+                              const tsr_dict_t *db, const uint32_t *b, uint8_t *r, size_t n);
+/* r[i] = like matches code codes[i]'s string (no negation); state as above. */
 tsr_status_t tsr_str_like(tsr_mem_t *mem, const tsr_like_t *like, const tsr_dict_t *dict,
-                          const uint32_t *codes, uint8_t *r, size_t n);
+                          const uint32_t *codes, uint8_t *state, uint8_t *r, size_t n);
 
 /* Applies a comparison op to the result c of a three-way compare. */
 static inline bool tsr_cmp_apply(tsr_op_t op, int c)

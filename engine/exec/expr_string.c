@@ -9,6 +9,11 @@
  * strings) that table would cost more than the rows themselves, so we decide
  * per row instead.
  *
+ * Operators that evaluate many batches pass a per-worker memo instead
+ * (tsr_expr_memo_t): each code's answer is decided the first time the worker
+ * meets it and reused for every later row and batch, so a LIKE over a
+ * low-cardinality column costs one match per distinct string.
+ *
  * Codes under NULL rows are unspecified: every table lookup clamps a code to
  * the dictionary's range so garbage can never index out of bounds (the value
  * computed for a NULL row is ignored by the caller anyway).
@@ -31,6 +36,55 @@
 /* Per-code tables are used while the dictionary has at most this many entries
  * per row of the batch (times the rows); beyond, per-row evaluation. */
 #define STR_TABLE_FACTOR 2
+/* Dictionaries above this size are not memoized (a byte per code per worker). */
+#define STR_MEMO_MAX (64u << 20)
+
+struct tsr_expr_memo_entry {
+    const void *key; /* the expression node */
+    const tsr_dict_t *dict;
+    uint8_t *state; /* tsr_dict_size(dict) entries */
+};
+
+void tsr_expr_memo_init(tsr_expr_memo_t *memo, tsr_mem_t *mem)
+{
+    memset(memo, 0, sizeof(*memo));
+    memo->mem = mem;
+}
+
+void tsr_expr_memo_free(tsr_expr_memo_t *memo)
+{
+    for (size_t i = 0; i < memo->n; i++)
+        tsr_mem_free(memo->mem, memo->entries[i].state);
+    tsr_mem_free(memo->mem, memo->entries);
+    memset(memo, 0, sizeof(*memo));
+}
+
+tsr_status_t tsr_expr_memo_get(tsr_expr_memo_t *memo, const void *key, const tsr_dict_t *dict,
+                               uint8_t **state)
+{
+    *state = NULL;
+    uint32_t size = tsr_dict_size(dict);
+    if (!memo || size == 0 || size > STR_MEMO_MAX)
+        return TSR_OK;
+    /* a handful of string predicates per expression: a linear list will do */
+    for (size_t i = 0; i < memo->n; i++) {
+        if (memo->entries[i].key == key && memo->entries[i].dict == dict) {
+            *state = memo->entries[i].state;
+            return TSR_OK;
+        }
+    }
+    uint8_t *st = tsr_mem_calloc(memo->mem, size, 1);
+    if (!st)
+        return TSR_ERR_NOMEM;
+    if (tsr_mem_grow(memo->mem, (void **)&memo->entries, &memo->cap, memo->n + 1,
+                     sizeof(*memo->entries))) {
+        tsr_mem_free(memo->mem, st);
+        return TSR_ERR_NOMEM;
+    }
+    memo->entries[memo->n++] = (tsr_expr_memo_entry_t){key, dict, st};
+    *state = st;
+    return TSR_OK;
+}
 
 int tsr_str_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
@@ -57,8 +111,8 @@ static inline uint32_t clamp_code(uint32_t c, uint32_t size)
 /* ---- comparisons -------------------------------------------------------------- */
 
 tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *dict,
-                               const uint32_t *codes, const char *c, size_t clen, uint8_t *r,
-                               size_t n)
+                               const uint32_t *codes, const char *c, size_t clen, uint8_t *state,
+                               uint8_t *r, size_t n)
 {
     uint32_t size = tsr_dict_size(dict);
     if (size == 0) { /* every row is NULL: nothing to decide */
@@ -83,6 +137,19 @@ tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *di
     }
     uint8_t lut[3];
     cmp_lut(op, lut);
+    if (state) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = clamp_code(codes[i], size);
+            uint8_t st = state[k];
+            if (!st) { /* first sight of this code on this worker */
+                size_t len;
+                const char *s = tsr_dict_get(dict, k, &len);
+                st = state[k] = (uint8_t)(1 + lut[tsr_str_cmp(s, len, c, clen) + 1]);
+            }
+            r[i] = st - 1;
+        }
+        return TSR_OK;
+    }
     if ((size_t)size <= n * STR_TABLE_FACTOR) {
         uint8_t *tbl = tsr_mem_alloc(mem, size);
         if (!tbl)
@@ -107,9 +174,8 @@ tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *di
     return TSR_OK;
 }
 
-tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da,
-                              const uint32_t *a, const tsr_dict_t *db, const uint32_t *b,
-                              uint8_t *r, size_t n)
+tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da, const uint32_t *a,
+                              const tsr_dict_t *db, const uint32_t *b, uint8_t *r, size_t n)
 {
     (void)mem;
     uint32_t sa = tsr_dict_size(da), sb = tsr_dict_size(db);
@@ -137,8 +203,8 @@ tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da,
         }
     } else {
         const uint64_t *ha = tsr_dict_hashes(da), *hb = tsr_dict_hashes(db);
-        bool eq_only = (op == TSR_OP_EQ || op == TSR_OP_NE) && tsr_dict_frozen(da) &&
-                       tsr_dict_frozen(db);
+        bool eq_only =
+            (op == TSR_OP_EQ || op == TSR_OP_NE) && tsr_dict_frozen(da) && tsr_dict_frozen(db);
         for (size_t i = 0; i < n; i++) {
             uint32_t x = clamp_code(a[i], sa), y = clamp_code(b[i], sb);
             if (eq_only && ha[x] != hb[y]) { /* equal strings hash alike */
@@ -250,11 +316,24 @@ bool tsr_like_match(const tsr_like_t *lk, const char *s, size_t len)
 }
 
 tsr_status_t tsr_str_like(tsr_mem_t *mem, const tsr_like_t *like, const tsr_dict_t *dict,
-                          const uint32_t *codes, uint8_t *r, size_t n)
+                          const uint32_t *codes, uint8_t *state, uint8_t *r, size_t n)
 {
     uint32_t size = tsr_dict_size(dict);
     if (size == 0) {
         memset(r, 0, n);
+        return TSR_OK;
+    }
+    if (state) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = clamp_code(codes[i], size);
+            uint8_t st = state[k];
+            if (!st) {
+                size_t len;
+                const char *s = tsr_dict_get(dict, k, &len);
+                st = state[k] = (uint8_t)(1 + tsr_like_match(like, s, len));
+            }
+            r[i] = st - 1;
+        }
         return TSR_OK;
     }
     if ((size_t)size <= n * STR_TABLE_FACTOR) {

@@ -1,0 +1,843 @@
+/*
+ * planner.c - from a bound SELECT to the physical plan (see planner.h).
+ *
+ * Order of work. FROM is resolved first (tables, aliases, global column ids);
+ * then every clause is bound (binder.c): ON clauses, WHERE, and either GROUP
+ * BY + select list + HAVING in grouped space, or the select list in rows
+ * space; then ORDER BY. Binding marks the columns the query uses, so scans
+ * read only those. Only then is the tree built, bottom-up. From the root
+ * down (all but PROJECT and the joins optional):
+ *
+ *   PROJECT    the visible columns: only when ORDER BY added hidden ones
+ *   LIMIT      LIMIT / OFFSET
+ *   SORT       ORDER BY, over the PROJECT's columns
+ *   AGGREGATE  DISTINCT: every column a key, no aggregates
+ *   PROJECT    the select list, then hidden ORDER BY columns
+ *   FILTER     HAVING
+ *   AGGREGATE  GROUP BY keys and the query's distinct aggregates
+ *   joins      HASH_JOIN(child = tables so far, right = next table),
+ *              left-deep in FROM order; each table a SCAN, under a FILTER
+ *              of the conditions that only mention that table
+ *
+ * Conditions. WHERE and every ON clause are split into AND-conjuncts, and
+ * each goes as low as the tables it mentions allow (inner joins only, so an
+ * ON condition and a WHERE condition mean the same): one table -> a FILTER
+ * over its SCAN; several -> the join that brings in the last of them, as an
+ * equi-key when it is `left-side expr = right-table expr`, else as the join's
+ * residual; none (a constant) -> a FILTER over the first table (dropped when
+ * it is TRUE). A join with no equi-key at all is refused (no nested-loop join).
+ *
+ * Layouts. A rows-space expression (global ids, binder.h) is copied into the
+ * positions of the relation it runs over: table i's scan holds its used
+ * columns in table order; a join's output is its left input's columns then
+ * the right table's. So global id g of table t sits at
+ *   prefix[t] - prefix[first] + rank[g]
+ * in a relation made of tables first..t (prefix = used columns of earlier
+ * tables, rank = position among t's used columns).
+ *
+ * SELECT without FROM is refused (TSR_ERR_UNSUPPORTED): a plan cannot own a
+ * one-row table, and no plan node produces rows from nothing.
+ */
+#include "sql/planner.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "sql/binder.h"
+
+/* One AND-conjunct of WHERE or an ON clause, in rows space. */
+typedef struct conjunct {
+    tsr_expr_t *e;
+} conjunct_t;
+
+typedef struct planner {
+    tsr_binder_t b;
+    const tsr_ast_select_t *ast;
+    const tsr_catalog_t *catalog;
+    tsr_bind_item_t *items; /* select list after '*' expansion */
+    size_t nitems;
+    bool grouped; /* aggregate query */
+    /* PROJECT: visible select items, then hidden ORDER BY columns */
+    tsr_expr_t **sel; /* rows space, or grouped space when grouped */
+    char **sel_names;
+    size_t nsel;
+    size_t sel_cap;
+    tsr_sort_key_t *sort;
+    size_t nsort;
+    tsr_expr_t *having; /* grouped space */
+    conjunct_t *conj;
+    size_t nconj;
+    size_t conj_cap;
+    /* layout (see the top) */
+    size_t *rank;   /* global id -> position among its table's used columns */
+    size_t *prefix; /* ntables + 1 */
+} planner_t;
+
+/* Makes room for one more element in an arena array of *cap elements. */
+static bool grow(planner_t *p, void **arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? 2 * *cap : 8;
+    void *a = tsr_binder_alloc(&p->b, ncap, elem);
+    if (!a)
+        return false;
+    if (n)
+        memcpy(a, *arr, n * elem);
+    *arr = a;
+    *cap = ncap;
+    return true;
+}
+
+/* ---- FROM ----------------------------------------------------------------- */
+
+static tsr_status_t resolve_from(planner_t *p)
+{
+    tsr_binder_t *b = &p->b;
+    const tsr_ast_select_t *ast = p->ast;
+    b->ntables = 1 + ast->njoins;
+    if (ast->njoins && !ast->joins)
+        return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+    if (!(b->tables = tsr_binder_alloc(b, b->ntables, sizeof(*b->tables))))
+        return TSR_ERR_NOMEM;
+    size_t ncols = 0;
+    for (size_t i = 0; i < b->ntables; i++) {
+        const tsr_ast_table_ref_t *ref = i == 0 ? &ast->from : &ast->joins[i - 1].table;
+        if (!ref->table)
+            return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+        const tsr_table_t *t = tsr_catalog_find(p->catalog, ref->table);
+        if (!t) {
+            tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_NOT_FOUND, ref->span,
+                                                 "unknown table '%s'", ref->table);
+            tsr_suggest_t s;
+            tsr_suggest_init(&s, ref->table);
+            for (size_t k = 0; k < p->catalog->ntables; k++)
+                tsr_suggest_add(&s, p->catalog->tables[k]->name);
+            if (s.best)
+                tsr_binder_hint(b, "did you mean '%s'?", s.best);
+            return rc;
+        }
+        tsr_bind_table_t *bt = &b->tables[i];
+        bt->table = t;
+        bt->has_alias = ref->alias != NULL;
+        bt->name = ref->alias ? ref->alias : ref->table;
+        bt->span = ref->span;
+        bt->base = ncols;
+        ncols += t->ncols;
+        for (size_t j = 0; j < i; j++) {
+            if (strcasecmp(b->tables[j].name, bt->name) == 0) {
+                tsr_status_t rc =
+                    tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, ref->span,
+                                       "table name '%s' is used more than once in FROM", bt->name);
+                tsr_binder_hint(b, "give it a different alias, e.g. %s AS %s2", ref->table,
+                                bt->name);
+                return rc;
+            }
+        }
+    }
+    b->ncols = ncols;
+    b->col_table = tsr_binder_alloc(b, ncols, sizeof(*b->col_table));
+    b->used = tsr_binder_alloc(b, ncols, sizeof(*b->used));
+    p->rank = tsr_binder_alloc(b, ncols, sizeof(*p->rank));
+    p->prefix = tsr_binder_alloc(b, b->ntables + 1, sizeof(*p->prefix));
+    if (!b->col_table || !b->used || !p->rank || !p->prefix)
+        return TSR_ERR_NOMEM;
+    for (size_t i = 0; i < b->ntables; i++)
+        for (size_t c = 0; c < b->tables[i].table->ncols; c++)
+            b->col_table[b->tables[i].base + c] = i;
+    return TSR_OK;
+}
+
+/* ---- select list ----------------------------------------------------------- */
+
+/* Appends table t's columns as qualified synthetic COLUMN items at span. */
+static tsr_status_t expand_star(planner_t *p, size_t t, tsr_src_span_t span, size_t *n)
+{
+    tsr_binder_t *b = &p->b;
+    const tsr_table_t *tab = b->tables[t].table;
+    for (size_t c = 0; c < tab->ncols; c++) {
+        tsr_ast_expr_t *col = tsr_binder_alloc(b, 1, sizeof(*col));
+        if (!col)
+            return TSR_ERR_NOMEM;
+        col->kind = TSR_AST_COLUMN;
+        col->span = span;
+        col->table = (char *)b->tables[t].name;
+        col->name = tab->fields[c].name;
+        p->items[*n].ast = col;
+        p->items[*n].name = tab->fields[c].name;
+        (*n)++;
+    }
+    return TSR_OK;
+}
+
+static tsr_status_t expand_items(planner_t *p)
+{
+    tsr_binder_t *b = &p->b;
+    const tsr_ast_select_t *ast = p->ast;
+    size_t n = 0;
+    if (ast->nitems && !ast->items)
+        return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+    for (size_t i = 0; i < ast->nitems; i++) { /* count, resolving t.* */
+        const tsr_ast_expr_t *e = ast->items[i].expr;
+        if (!e)
+            return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+        if (e->kind != TSR_AST_STAR) {
+            n++;
+        } else if (!e->table) {
+            n += b->ncols;
+        } else {
+            size_t t;
+            tsr_status_t rc = tsr_binder_find_table(b, b->ntables, e->table, e->span, &t);
+            if (rc != TSR_OK)
+                return rc;
+            n += b->tables[t].table->ncols;
+        }
+    }
+    if (!(p->items = tsr_binder_alloc(b, n, sizeof(*p->items))))
+        return TSR_ERR_NOMEM;
+    n = 0;
+    for (size_t i = 0; i < ast->nitems; i++) {
+        const tsr_ast_select_item_t *it = &ast->items[i];
+        const tsr_ast_expr_t *e = it->expr;
+        tsr_status_t rc = TSR_OK;
+        if (e->kind == TSR_AST_STAR && !e->table) {
+            for (size_t t = 0; rc == TSR_OK && t < b->ntables; t++)
+                rc = expand_star(p, t, e->span, &n);
+        } else if (e->kind == TSR_AST_STAR) {
+            size_t t = 0;
+            rc = tsr_binder_find_table(b, b->ntables, e->table, e->span, &t);
+            if (rc == TSR_OK)
+                rc = expand_star(p, t, e->span, &n);
+        } else {
+            tsr_bind_item_t *bi = &p->items[n++];
+            size_t gid;
+            bi->ast = e;
+            bi->alias = it->alias;
+            if (it->alias) {
+                bi->name = it->alias;
+            } else if (tsr_binder_lookup_column(b, b->ntables, e, &gid)) {
+                const tsr_bind_table_t *bt = &b->tables[b->col_table[gid]];
+                bi->name = bt->table->fields[gid - bt->base].name;
+            } else if (!(bi->name = tsr_binder_span_text(b, e->span))) {
+                rc = TSR_ERR_NOMEM;
+            }
+        }
+        if (rc != TSR_OK)
+            return rc;
+    }
+    p->nitems = n;
+    b->items = p->items;
+    b->nitems = n;
+    return TSR_OK;
+}
+
+/* Appends a PROJECT column. */
+static tsr_status_t add_sel(planner_t *p, tsr_expr_t *e, char *name)
+{
+    size_t cap = p->sel_cap;
+    if (!grow(p, (void **)&p->sel, p->nsel, &p->sel_cap, sizeof(*p->sel)))
+        return TSR_ERR_NOMEM;
+    if (cap != p->sel_cap) { /* names grow alongside */
+        char **names = tsr_binder_alloc(&p->b, p->sel_cap, sizeof(*names));
+        if (!names)
+            return TSR_ERR_NOMEM;
+        if (p->nsel)
+            memcpy(names, p->sel_names, p->nsel * sizeof(*names));
+        p->sel_names = names;
+    }
+    p->sel[p->nsel] = e;
+    p->sel_names[p->nsel++] = name;
+    return TSR_OK;
+}
+
+/* ---- conditions ------------------------------------------------------------ */
+
+/* Binds a condition (WHERE, ON, HAVING) and checks it is BOOLEAN; a NULL
+ * literal counts as a BOOLEAN NULL. */
+static tsr_status_t bind_condition(planner_t *p, const tsr_bind_scope_t *sc,
+                                   const tsr_ast_expr_t *a, const char *what, tsr_expr_t **out)
+{
+    tsr_status_t rc = tsr_binder_expr(&p->b, sc, a, out);
+    if (rc != TSR_OK)
+        return rc;
+    if ((*out)->type == TSR_TYPE_NULL) {
+        tsr_expr_t *e = tsr_binder_alloc(&p->b, 1, sizeof(*e));
+        if (!e)
+            return TSR_ERR_NOMEM;
+        e->kind = TSR_EXPR_CONST;
+        e->type = e->value.type = TSR_TYPE_BOOL;
+        e->value.is_null = true;
+        *out = e;
+    } else if ((*out)->type != TSR_TYPE_BOOL) {
+        return tsr_binder_fail_at(&p->b, TSR_ERR_TYPE, a->span,
+                                  "%s needs a boolean expression, found %s", what,
+                                  tsr_type_name((*out)->type));
+    }
+    return TSR_OK;
+}
+
+static tsr_status_t add_conjuncts(planner_t *p, tsr_expr_t *e)
+{
+    if (e->kind == TSR_EXPR_BINARY && e->op == TSR_OP_AND) {
+        tsr_status_t rc = add_conjuncts(p, e->args[0]);
+        return rc != TSR_OK ? rc : add_conjuncts(p, e->args[1]);
+    }
+    if (!grow(p, (void **)&p->conj, p->nconj, &p->conj_cap, sizeof(*p->conj)))
+        return TSR_ERR_NOMEM;
+    p->conj[p->nconj++].e = e;
+    return TSR_OK;
+}
+
+static tsr_status_t bind_conditions(planner_t *p)
+{
+    const tsr_ast_select_t *ast = p->ast;
+    tsr_status_t rc = TSR_OK;
+    for (size_t j = 0; rc == TSR_OK && j < ast->njoins; j++) {
+        tsr_bind_scope_t sc = {.nvisible = j + 2, .clause = "JOIN ... ON"};
+        tsr_expr_t *e;
+        if (!ast->joins[j].on)
+            return tsr_error_set(p->b.err, TSR_ERR_INTERNAL, "malformed syntax tree");
+        rc = bind_condition(p, &sc, ast->joins[j].on, "JOIN ... ON", &e);
+        if (rc == TSR_OK)
+            rc = add_conjuncts(p, e);
+    }
+    if (rc == TSR_OK && ast->where) {
+        tsr_bind_scope_t sc = {.nvisible = p->b.ntables, .clause = "WHERE"};
+        tsr_expr_t *e;
+        rc = bind_condition(p, &sc, ast->where, "WHERE", &e);
+        if (rc == TSR_OK)
+            rc = add_conjuncts(p, e);
+    }
+    return rc;
+}
+
+/* ---- GROUP BY, select list, HAVING ------------------------------------------ */
+
+static bool query_has_agg(planner_t *p)
+{
+    const tsr_ast_select_t *ast = p->ast;
+    if (ast->ngroup_by || ast->having)
+        return true;
+    tsr_bind_scope_t sc = {.nvisible = p->b.ntables};
+    for (size_t i = 0; i < p->nitems; i++)
+        if (tsr_binder_has_agg(&p->b, &sc, p->items[i].ast))
+            return true;
+    sc.allow_alias = true;
+    for (size_t i = 0; i < ast->norder_by; i++)
+        if (ast->order_by && tsr_binder_has_agg(&p->b, &sc, ast->order_by[i].expr))
+            return true;
+    return false;
+}
+
+static tsr_status_t bind_group_by(planner_t *p)
+{
+    tsr_binder_t *b = &p->b;
+    const tsr_ast_select_t *ast = p->ast;
+    if (ast->ngroup_by && !ast->group_by)
+        return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+    for (size_t i = 0; i < ast->ngroup_by; i++) {
+        const tsr_ast_expr_t *g = ast->group_by[i];
+        tsr_bind_scope_t sc = {.nvisible = b->ntables, .allow_alias = true, .clause = "GROUP BY"};
+        const tsr_ast_expr_t *src = g;
+        char *name = NULL;
+        if (!g)
+            return tsr_error_set(b->err, TSR_ERR_INTERNAL, "malformed syntax tree");
+        if (g->kind == TSR_AST_INT) { /* GROUP BY 2: the second select item */
+            if (g->ival < 1 || (uint64_t)g->ival > p->nitems) {
+                tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, g->span,
+                                                     "GROUP BY position %lld is not in select list",
+                                                     (long long)g->ival);
+                tsr_binder_hint(b, "the select list has %zu columns", p->nitems);
+                return rc;
+            }
+            src = p->items[g->ival - 1].ast;
+            name = (char *)p->items[g->ival - 1].name;
+            sc.allow_alias = false;
+        } else if (!(name = tsr_binder_span_text(b, g->span))) {
+            return TSR_ERR_NOMEM;
+        }
+        tsr_expr_t *key;
+        tsr_status_t rc = tsr_binder_expr(b, &sc, src, &key);
+        if (rc != TSR_OK)
+            return rc;
+        if (!(key = tsr_binder_materialize(b, key)))
+            return TSR_ERR_NOMEM;
+        bool dup = !tsr_binder_has_columns(key); /* a constant splits no group */
+        for (size_t k = 0; k < b->nkeys && !dup; k++)
+            dup = tsr_binder_expr_equal(b->keys[k], key);
+        if (dup)
+            continue;
+        size_t cap = b->keys_cap;
+        if (!grow(p, (void **)&b->keys, b->nkeys, &b->keys_cap, sizeof(*b->keys)))
+            return TSR_ERR_NOMEM;
+        if (cap != b->keys_cap) {
+            char **names = tsr_binder_alloc(b, b->keys_cap, sizeof(*names));
+            if (!names)
+                return TSR_ERR_NOMEM;
+            if (b->nkeys)
+                memcpy(names, b->key_names, b->nkeys * sizeof(*names));
+            b->key_names = names;
+        }
+        b->keys[b->nkeys] = key;
+        b->key_names[b->nkeys++] = name;
+    }
+    /* GROUP BY only constants: still grouped (no rows in, no rows out, unlike
+     * an aggregate without GROUP BY), so keep one key, a BIGINT constant,
+     * which select items cannot match by accident (theirs are not keys) */
+    if (ast->ngroup_by && b->nkeys == 0) {
+        if (!(b->keys = tsr_binder_alloc(b, 1, sizeof(*b->keys))) ||
+            !(b->key_names = tsr_binder_alloc(b, 1, sizeof(*b->key_names))) ||
+            !(b->keys[0] = tsr_binder_mk_const(b, TSR_TYPE_INT64)))
+            return TSR_ERR_NOMEM;
+        b->key_names[0] = "?group?";
+        b->keys_cap = b->nkeys = 1;
+    }
+    return TSR_OK;
+}
+
+static tsr_status_t bind_select(planner_t *p)
+{
+    tsr_bind_scope_t sc = {.nvisible = p->b.ntables, .grouped = p->grouped, .clause = "SELECT"};
+    for (size_t i = 0; i < p->nitems; i++) {
+        tsr_expr_t *e;
+        tsr_status_t rc = tsr_binder_expr(&p->b, &sc, p->items[i].ast, &e);
+        if (rc != TSR_OK)
+            return rc;
+        if (!(e = tsr_binder_materialize(&p->b, e)))
+            return TSR_ERR_NOMEM;
+        if ((rc = add_sel(p, e, (char *)p->items[i].name)) != TSR_OK)
+            return rc;
+    }
+    if (p->ast->having) {
+        sc.clause = "HAVING";
+        return bind_condition(p, &sc, p->ast->having, "HAVING", &p->having);
+    }
+    return TSR_OK;
+}
+
+/* ---- ORDER BY -------------------------------------------------------------- */
+
+/* The PROJECT column an ORDER BY term sorts on (SIZE_MAX: a constant, which
+ * does not change the order), adding a hidden column when needed. */
+static tsr_status_t order_column(planner_t *p, const tsr_ast_expr_t *a, size_t *col)
+{
+    tsr_binder_t *b = &p->b;
+    *col = SIZE_MAX;
+    if (a->kind == TSR_AST_INT) { /* ORDER BY 2 */
+        if (a->ival < 1 || (uint64_t)a->ival > p->nitems) {
+            tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, a->span,
+                                                 "ORDER BY position %lld is not in select list",
+                                                 (long long)a->ival);
+            tsr_binder_hint(b, "the select list has %zu columns", p->nitems);
+            return rc;
+        }
+        *col = (size_t)a->ival - 1;
+        return TSR_OK;
+    }
+    if (a->kind == TSR_AST_COLUMN && !a->table && a->name) { /* an output column's name */
+        for (size_t i = 0; i < p->nitems; i++) {
+            if (strcasecmp(p->items[i].name, a->name) != 0)
+                continue;
+            if (*col == SIZE_MAX) {
+                *col = i;
+            } else if (!tsr_binder_expr_equal(p->sel[*col], p->sel[i])) {
+                tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, a->span,
+                                                     "ORDER BY '%s' is ambiguous", a->name);
+                tsr_binder_hint(
+                    b, "several select items are named '%s'; use a position, e.g. ORDER BY %zu",
+                    a->name, *col + 1);
+                return rc;
+            }
+        }
+        if (*col != SIZE_MAX)
+            return TSR_OK;
+    }
+    tsr_bind_scope_t sc = {
+        .nvisible = b->ntables, .grouped = p->grouped, .allow_alias = true, .clause = "ORDER BY"};
+    tsr_expr_t *e;
+    tsr_status_t rc = tsr_binder_expr(b, &sc, a, &e);
+    if (rc != TSR_OK)
+        return rc;
+    if (!(e = tsr_binder_materialize(b, e)))
+        return TSR_ERR_NOMEM;
+    for (size_t i = 0; i < p->nsel; i++) { /* select items, then hidden columns */
+        if (tsr_binder_expr_equal(e, p->sel[i])) {
+            *col = i;
+            return TSR_OK;
+        }
+    }
+    if (!tsr_binder_has_columns(e))
+        return TSR_OK;
+    if (p->ast->distinct) {
+        rc = tsr_binder_fail_at(
+            b, TSR_ERR_INVALID_ARG, a->span,
+            "for SELECT DISTINCT, ORDER BY expressions must appear in the select list");
+        tsr_binder_hint(b, "add it to the select list");
+        return rc;
+    }
+    char *name = tsr_binder_span_text(b, a->span);
+    if (!name)
+        return TSR_ERR_NOMEM;
+    *col = p->nsel;
+    return add_sel(p, e, name);
+}
+
+static tsr_status_t bind_order_by(planner_t *p)
+{
+    const tsr_ast_select_t *ast = p->ast;
+    if (!ast->norder_by)
+        return TSR_OK;
+    if (!ast->order_by)
+        return tsr_error_set(p->b.err, TSR_ERR_INTERNAL, "malformed syntax tree");
+    if (!(p->sort = tsr_binder_alloc(&p->b, ast->norder_by, sizeof(*p->sort))))
+        return TSR_ERR_NOMEM;
+    for (size_t i = 0; i < ast->norder_by; i++) {
+        size_t col;
+        if (!ast->order_by[i].expr)
+            return tsr_error_set(p->b.err, TSR_ERR_INTERNAL, "malformed syntax tree");
+        tsr_status_t rc = order_column(p, ast->order_by[i].expr, &col);
+        if (rc != TSR_OK)
+            return rc;
+        bool seen = col == SIZE_MAX; /* constants and repeats add nothing */
+        for (size_t k = 0; k < p->nsort && !seen; k++)
+            seen = p->sort[k].column == col;
+        if (!seen) {
+            p->sort[p->nsort].column = col;
+            p->sort[p->nsort++].desc = ast->order_by[i].desc;
+        }
+    }
+    return TSR_OK;
+}
+
+/* ---- building the tree --------------------------------------------------------- */
+
+static void compute_layout(planner_t *p)
+{
+    tsr_binder_t *b = &p->b;
+    p->prefix[0] = 0;
+    for (size_t t = 0; t < b->ntables; t++) {
+        const tsr_bind_table_t *bt = &b->tables[t];
+        size_t n = 0;
+        for (size_t c = 0; c < bt->table->ncols; c++)
+            n += b->used[bt->base + c];
+        /* COUNT(*) alone still needs the rows: read one column */
+        if (n == 0 && bt->table->ncols > 0) {
+            b->used[bt->base] = true;
+            n = 1;
+        }
+        n = 0;
+        for (size_t c = 0; c < bt->table->ncols; c++)
+            if (b->used[bt->base + c])
+                p->rank[bt->base + c] = n++;
+        p->prefix[t + 1] = p->prefix[t] + n;
+    }
+}
+
+/* A copy of rows-space e over the relation of tables first..(last referenced). */
+static tsr_expr_t *remap(planner_t *p, const tsr_expr_t *e, size_t first)
+{
+    tsr_expr_t *c = tsr_binder_alloc(&p->b, 1, sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *e;
+    if (e->kind == TSR_EXPR_COLUMN) {
+        size_t t = p->b.col_table[e->column];
+        c->column = p->prefix[t] - p->prefix[first] + p->rank[e->column];
+    }
+    if (e->nargs) {
+        if (!(c->args = tsr_binder_alloc(&p->b, e->nargs, sizeof(*c->args))))
+            return NULL;
+        for (size_t i = 0; i < e->nargs; i++)
+            if (!(c->args[i] = remap(p, e->args[i], first)))
+                return NULL;
+    }
+    return c;
+}
+
+static tsr_plan_t *new_plan(planner_t *p, tsr_plan_kind_t kind, tsr_plan_t *child, size_t ncols)
+{
+    tsr_plan_t *n = tsr_binder_alloc(&p->b, 1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->child = child;
+    n->ncols = ncols;
+    n->limit = -1;
+    n->types = tsr_binder_alloc(&p->b, ncols, sizeof(*n->types));
+    n->names = tsr_binder_alloc(&p->b, ncols, sizeof(*n->names));
+    return n->types && n->names ? n : NULL;
+}
+
+/* A node with its child's schema (FILTER, SORT, LIMIT). */
+static tsr_plan_t *same_schema(planner_t *p, tsr_plan_kind_t kind, tsr_plan_t *child)
+{
+    tsr_plan_t *n = tsr_binder_alloc(&p->b, 1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->kind = kind;
+    n->child = child;
+    n->ncols = child->ncols;
+    n->types = child->types;
+    n->names = child->names;
+    n->limit = -1;
+    return n;
+}
+
+static tsr_plan_t *scan(planner_t *p, size_t t)
+{
+    const tsr_bind_table_t *bt = &p->b.tables[t];
+    tsr_plan_t *n = new_plan(p, TSR_PLAN_SCAN, NULL, p->prefix[t + 1] - p->prefix[t]);
+    if (!n || !(n->col_ids = tsr_binder_alloc(&p->b, n->ncols, sizeof(*n->col_ids))))
+        return NULL;
+    n->table = bt->table;
+    size_t k = 0;
+    for (size_t c = 0; c < bt->table->ncols; c++) {
+        if (!p->b.used[bt->base + c])
+            continue;
+        n->col_ids[k] = c;
+        n->types[k] = bt->table->fields[c].type;
+        n->names[k++] = bt->table->fields[c].name;
+    }
+    return n;
+}
+
+/* Whether conjunct e is `left = right` for the join bringing in table k
+ * (one side over tables before k only, the other over table k only); sets
+ * *swap when the right table's side is written first. */
+static bool equi_key(planner_t *p, const tsr_expr_t *e, size_t k, bool *swap)
+{
+    if (e->kind != TSR_EXPR_BINARY || e->op != TSR_OP_EQ)
+        return false;
+    size_t lmin, lmax, rmin, rmax;
+    if (!tsr_binder_table_range(&p->b, e->args[0], &lmin, &lmax) ||
+        !tsr_binder_table_range(&p->b, e->args[1], &rmin, &rmax))
+        return false;
+    if (lmax < k && rmin == k && rmax == k) {
+        *swap = false;
+        return true;
+    }
+    if (rmax < k && lmin == k && lmax == k) {
+        *swap = true;
+        return true;
+    }
+    return false;
+}
+
+static bool is_true(const tsr_expr_t *e)
+{
+    return e->kind == TSR_EXPR_CONST && !e->value.is_null && e->type == TSR_TYPE_BOOL && e->value.i;
+}
+
+/* SCANs with their pushed-down filters, joined left-deep. */
+static tsr_status_t build_joins(planner_t *p, tsr_plan_t **out)
+{
+    tsr_binder_t *b = &p->b;
+    tsr_plan_t *cur = NULL;
+    for (size_t t = 0; t < b->ntables; t++) {
+        tsr_plan_t *side = scan(p, t);
+        if (!side)
+            return TSR_ERR_NOMEM;
+        tsr_expr_t *pred = NULL; /* conjuncts over table t alone (constants: table 0) */
+        for (size_t i = 0; i < p->nconj; i++) {
+            size_t lo, hi;
+            const tsr_expr_t *e = p->conj[i].e;
+            bool cols = tsr_binder_table_range(b, e, &lo, &hi);
+            if (cols ? (lo != t || hi != t) : (t != 0 || is_true(e)))
+                continue;
+            tsr_expr_t *r = remap(p, e, t);
+            if (!r || !(pred = tsr_binder_mk_and(b, pred, r)))
+                return TSR_ERR_NOMEM;
+        }
+        if (pred) {
+            tsr_plan_t *f = same_schema(p, TSR_PLAN_FILTER, side);
+            if (!f)
+                return TSR_ERR_NOMEM;
+            f->pred = pred;
+            side = f;
+        }
+        if (t == 0) {
+            cur = side;
+            continue;
+        }
+        tsr_plan_t *j = new_plan(p, TSR_PLAN_HASH_JOIN, cur, cur->ncols + side->ncols);
+        size_t nk = 0;
+        for (size_t i = 0; i < p->nconj; i++) {
+            size_t lo, hi;
+            bool swap;
+            if (tsr_binder_table_range(b, p->conj[i].e, &lo, &hi) && lo != hi && hi == t &&
+                equi_key(p, p->conj[i].e, t, &swap))
+                nk++;
+        }
+        if (!j || !(j->left_keys = tsr_binder_alloc(b, nk, sizeof(*j->left_keys))) ||
+            !(j->right_keys = tsr_binder_alloc(b, nk, sizeof(*j->right_keys))))
+            return TSR_ERR_NOMEM;
+        j->right = side;
+        memcpy(j->types, cur->types, cur->ncols * sizeof(*j->types));
+        memcpy(j->types + cur->ncols, side->types, side->ncols * sizeof(*j->types));
+        memcpy(j->names, cur->names, cur->ncols * sizeof(*j->names));
+        memcpy(j->names + cur->ncols, side->names, side->ncols * sizeof(*j->names));
+        for (size_t i = 0; i < p->nconj; i++) {
+            size_t lo, hi;
+            bool swap;
+            const tsr_expr_t *e = p->conj[i].e;
+            if (!tsr_binder_table_range(b, e, &lo, &hi) || lo == hi || hi != t)
+                continue;
+            if (equi_key(p, e, t, &swap)) {
+                j->left_keys[j->njoin_keys] = remap(p, e->args[swap], 0);
+                j->right_keys[j->njoin_keys] = remap(p, e->args[!swap], t);
+                if (!j->left_keys[j->njoin_keys] || !j->right_keys[j->njoin_keys++])
+                    return TSR_ERR_NOMEM;
+            } else {
+                tsr_expr_t *r = remap(p, e, 0);
+                if (!r || !(j->residual = tsr_binder_mk_and(b, j->residual, r)))
+                    return TSR_ERR_NOMEM;
+            }
+        }
+        if (j->njoin_keys == 0) {
+            const tsr_ast_join_t *aj = &p->ast->joins[t - 1];
+            tsr_status_t rc =
+                tsr_binder_fail_at(b, TSR_ERR_UNSUPPORTED, aj->on ? aj->on->span : aj->table.span,
+                                   "JOIN needs at least one equality between the two sides");
+            tsr_binder_hint(b, "relate '%s' to the tables before it, e.g. ON %s.x = %s.y",
+                            b->tables[t].name, b->tables[t - 1].name, b->tables[t].name);
+            return rc;
+        }
+        cur = j;
+    }
+    *out = cur;
+    return TSR_OK;
+}
+
+static tsr_status_t build(planner_t *p, tsr_plan_t **out)
+{
+    tsr_binder_t *b = &p->b;
+    const tsr_ast_select_t *ast = p->ast;
+    tsr_plan_t *cur;
+    compute_layout(p);
+    tsr_status_t rc = build_joins(p, &cur);
+    if (rc != TSR_OK)
+        return rc;
+    if (p->grouped) {
+        tsr_plan_t *agg = new_plan(p, TSR_PLAN_AGGREGATE, cur, b->nkeys + b->naggs);
+        if (!agg || !(agg->keys = tsr_binder_alloc(b, b->nkeys, sizeof(*agg->keys))) ||
+            !(agg->aggs = tsr_binder_alloc(b, b->naggs, sizeof(*agg->aggs))))
+            return TSR_ERR_NOMEM;
+        agg->nkeys = b->nkeys;
+        agg->naggs = b->naggs;
+        for (size_t k = 0; k < b->nkeys; k++) {
+            if (!(agg->keys[k] = remap(p, b->keys[k], 0)))
+                return TSR_ERR_NOMEM;
+            agg->types[k] = b->keys[k]->type;
+            agg->names[k] = b->key_names[k];
+        }
+        for (size_t j = 0; j < b->naggs; j++) {
+            agg->aggs[j] = b->aggs[j];
+            if (b->aggs[j].arg && !(agg->aggs[j].arg = remap(p, b->aggs[j].arg, 0)))
+                return TSR_ERR_NOMEM;
+            agg->types[b->nkeys + j] = b->aggs[j].type;
+            agg->names[b->nkeys + j] = b->agg_names[j];
+        }
+        cur = agg;
+        if (p->having && !is_true(p->having)) {
+            tsr_plan_t *f = same_schema(p, TSR_PLAN_FILTER, cur);
+            if (!f)
+                return TSR_ERR_NOMEM;
+            f->pred = p->having;
+            cur = f;
+        }
+    }
+    tsr_plan_t *proj = new_plan(p, TSR_PLAN_PROJECT, cur, p->nsel);
+    if (!proj || !(proj->exprs = tsr_binder_alloc(b, p->nsel, sizeof(*proj->exprs))))
+        return TSR_ERR_NOMEM;
+    for (size_t i = 0; i < p->nsel; i++) {
+        proj->exprs[i] = p->grouped ? p->sel[i] : remap(p, p->sel[i], 0);
+        if (!proj->exprs[i])
+            return TSR_ERR_NOMEM;
+        proj->types[i] = p->sel[i]->type;
+        proj->names[i] = p->sel_names[i];
+    }
+    cur = proj;
+    if (ast->distinct) { /* no hidden columns here: order_column refuses them */
+        tsr_plan_t *d = same_schema(p, TSR_PLAN_AGGREGATE, cur);
+        if (!d || !(d->keys = tsr_binder_alloc(b, cur->ncols, sizeof(*d->keys))))
+            return TSR_ERR_NOMEM;
+        d->nkeys = cur->ncols;
+        for (size_t i = 0; i < cur->ncols; i++)
+            if (!(d->keys[i] = tsr_binder_mk_column(b, i, cur->types[i])))
+                return TSR_ERR_NOMEM;
+        cur = d;
+    }
+    if (p->nsort) {
+        tsr_plan_t *s = same_schema(p, TSR_PLAN_SORT, cur);
+        if (!s)
+            return TSR_ERR_NOMEM;
+        s->sort_keys = p->sort;
+        s->nsort_keys = p->nsort;
+        cur = s;
+    }
+    if (ast->limit >= 0 || ast->offset > 0) {
+        tsr_plan_t *l = same_schema(p, TSR_PLAN_LIMIT, cur);
+        if (!l)
+            return TSR_ERR_NOMEM;
+        l->limit = ast->limit < 0 ? -1 : ast->limit;
+        l->offset = ast->offset;
+        cur = l;
+    }
+    if (p->nsel > p->nitems) { /* drop the hidden ORDER BY columns */
+        tsr_plan_t *fin = new_plan(p, TSR_PLAN_PROJECT, cur, p->nitems);
+        if (!fin || !(fin->exprs = tsr_binder_alloc(b, p->nitems, sizeof(*fin->exprs))))
+            return TSR_ERR_NOMEM;
+        for (size_t i = 0; i < p->nitems; i++) {
+            if (!(fin->exprs[i] = tsr_binder_mk_column(b, i, cur->types[i])))
+                return TSR_ERR_NOMEM;
+            fin->types[i] = cur->types[i];
+            fin->names[i] = cur->names[i];
+        }
+        cur = fin;
+    }
+    *out = cur;
+    return TSR_OK;
+}
+
+tsr_status_t tsr_sql_plan(tsr_arena_t *arena, const tsr_catalog_t *catalog, const char *sql,
+                          const tsr_ast_select_t *ast, tsr_plan_t **out, tsr_error_t *err)
+{
+    if (!arena || !catalog || !ast || !out)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "tsr_sql_plan: missing argument");
+    planner_t p;
+    memset(&p, 0, sizeof(p));
+    p.b.arena = arena;
+    p.b.sql = sql;
+    p.b.sql_len = sql ? strlen(sql) : 0;
+    p.b.err = err;
+    p.ast = ast;
+    p.catalog = catalog;
+    if (!ast->has_from) {
+        tsr_src_span_t at = {.line = 1, .column = 1};
+        if (ast->nitems && ast->items && ast->items[0].expr)
+            at = ast->items[0].expr->span;
+        tsr_status_t rc = tsr_binder_fail_at(&p.b, TSR_ERR_UNSUPPORTED, at,
+                                             "SELECT without FROM is not supported yet");
+        tsr_binder_hint(&p.b, "select from a table, e.g. SELECT 1 + 1 FROM t LIMIT 1");
+        return rc;
+    }
+    if (ast->offset < 0)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "OFFSET must not be negative");
+    tsr_status_t rc = resolve_from(&p);
+    if (rc == TSR_OK)
+        rc = expand_items(&p);
+    if (rc == TSR_OK)
+        rc = bind_conditions(&p);
+    if (rc == TSR_OK && (p.grouped = query_has_agg(&p)))
+        rc = bind_group_by(&p);
+    if (rc == TSR_OK)
+        rc = bind_select(&p);
+    if (rc == TSR_OK)
+        rc = bind_order_by(&p);
+    tsr_plan_t *plan = NULL;
+    if (rc == TSR_OK)
+        rc = build(&p, &plan);
+    if (rc == TSR_OK)
+        *out = plan;
+    return rc;
+}
