@@ -102,6 +102,7 @@ typedef struct tsr_agg_plan {
     size_t ndsets;
     size_t *dset_arg; /* ndsets: the argument of each distinct pair set */
     bool computed;    /* some key or argument is not a plain column */
+    bool *used;       /* input ncols: columns some key or argument reads */
 } tsr_agg_plan_t;
 
 /* A hash table of groups with the aggregate states of its groups. */
@@ -121,9 +122,8 @@ tsr_status_t tsr_agg_part_reserve(tsr_agg_part_t *part, const tsr_agg_plan_t *ap
 /* Batch update of state column s: row j (input row i = sel[j] or j) of group
  * gids[j] with value vals[i] (int64_t or double by kind; unused by ROWS/NN)
  * and validity valid (NULL: none NULL). */
-void tsr_agg_update(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t s,
-                    const uint32_t *gids, size_t n, const uint32_t *sel, const void *vals,
-                    const uint64_t *valid);
+void tsr_agg_update(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t s, const uint32_t *gids,
+                    size_t n, const uint32_t *sel, const void *vals, const uint64_t *valid);
 
 /* Folds groups src_g = sel[j] (or j) of src into groups dst_gids[j] of dst,
  * for every state column that is not DISTINCT. */
@@ -137,28 +137,28 @@ void tsr_agg_feed_distinct(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_
 /* Writes rows [g0, g0+n) of part into output vectors cols at row `at`: key
  * columns then aggregates (cols has nkeys + naggs vectors with validity).
  * Fails only with TSR_ERR_OVERFLOW (a SUM that does not fit INT64). */
-tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t g0,
-                          size_t n, tsr_vector_t *cols, size_t at, tsr_error_t *err);
+tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t g0, size_t n,
+                          tsr_vector_t *cols, size_t at, tsr_error_t *err);
 
 /* ---- one run of the operator (op_aggregate.c, agg_merge.c) ------------------------ */
 
 /* A worker's thread-local state: its partial aggregates and batch scratch. */
 typedef struct tsr_agg_worker {
-    bool ready;          /* part and scratch exist (the worker ran a batch) */
-    tsr_agg_part_t part; /* partial aggregates of the batches it ran */
-    uint32_t *sel;       /* TSR_BATCH_ROWS: pre-filter selection */
-    uint32_t *gids;      /* TSR_BATCH_ROWS: group of each selected row */
-    uint64_t *kbuf;      /* nkeys x TSR_BATCH_ROWS: normalised keys */
-    int64_t *abuf;       /* nargs x TSR_BATCH_ROWS: widened BOOL / ranked VARCHAR values */
-    uint64_t *pbuf;      /* 3 x TSR_BATCH_ROWS: DISTINCT (group, value) pairs */
-    uint32_t *pgids;     /* TSR_BATCH_ROWS: ids of those pairs */
-    tsr_vector_t *kvec;  /* nkeys: the current batch's key vectors */
-    tsr_vector_t *avec;  /* nargs: the current batch's argument vectors */
-    const uint64_t **kptr;    /* nkeys: where the batch's normalised keys are */
-    const uint64_t **kvalid;  /* nkeys: their validity */
-    const void **aptr;        /* nargs: the batch's argument values for the states */
-    tsr_vector_t *ccols;      /* input ncols: the pre-filter's rows, when computed
-                                 expressions must not see the others */
+    bool ready;              /* part and scratch exist (the worker ran a batch) */
+    tsr_agg_part_t part;     /* partial aggregates of the batches it ran */
+    uint32_t *sel;           /* TSR_BATCH_ROWS: pre-filter selection */
+    uint32_t *gids;          /* TSR_BATCH_ROWS: group of each selected row */
+    uint64_t *kbuf;          /* nkeys x TSR_BATCH_ROWS: normalised keys */
+    int64_t *abuf;           /* nargs x TSR_BATCH_ROWS: widened BOOL / ranked VARCHAR values */
+    uint64_t *pbuf;          /* 3 x TSR_BATCH_ROWS: DISTINCT (group, value) pairs */
+    uint32_t *pgids;         /* TSR_BATCH_ROWS: ids of those pairs */
+    tsr_vector_t *kvec;      /* nkeys: the current batch's key vectors */
+    tsr_vector_t *avec;      /* nargs: the current batch's argument vectors */
+    const uint64_t **kptr;   /* nkeys: where the batch's normalised keys are */
+    const uint64_t **kvalid; /* nkeys: their validity */
+    const void **aptr;       /* nargs: the batch's argument values for the states */
+    tsr_vector_t *ccols;     /* input ncols: the pre-filter's rows, when computed
+                                expressions must not see the others */
 } tsr_agg_worker_t;
 
 typedef struct tsr_agg_run {
@@ -167,21 +167,21 @@ typedef struct tsr_agg_run {
     const tsr_expr_t *prefilter;
     const tsr_table_t *in;
     unsigned nworkers;
-    tsr_agg_worker_t *w;    /* nworkers */
+    tsr_agg_worker_t *w; /* nworkers */
     tsr_exec_errslot_t errs;
     /* merge (agg_merge.c) */
-    unsigned pbits;         /* partitions = 2^pbits (0: one) */
+    unsigned pbits; /* partitions = 2^pbits (0: one) */
     size_t nparts;
-    tsr_agg_part_t *parts;  /* the final groups, partitioned by hash */
-    long self;              /* worker whose part became parts[0] as is, or -1 */
-    uint32_t **map;         /* [w][local gid]: id in its partition */
-    uint32_t **glist;       /* [w]: local gids ordered by partition (nparts > 1) */
-    size_t **goff;          /* [w]: nparts + 1 offsets into glist[w] */
-    uint32_t **plist;       /* [w * ndsets + d]: pair ids ordered by partition */
-    size_t **poff;          /* [w * ndsets + d]: nparts + 1 offsets */
+    tsr_agg_part_t *parts; /* the final groups, partitioned by hash */
+    long self;             /* worker whose part became parts[0] as is, or -1 */
+    uint32_t **map;        /* [w][local gid]: id in its partition */
+    uint32_t **glist;      /* [w]: local gids ordered by partition (nparts > 1) */
+    size_t **goff;         /* [w]: nparts + 1 offsets into glist[w] */
+    uint32_t **plist;      /* [w * ndsets + d]: pair ids ordered by partition */
+    size_t **poff;         /* [w * ndsets + d]: nparts + 1 offsets */
     /* output */
-    size_t *part_off;       /* nparts + 1: first output row of each partition */
-    tsr_vector_t **ocols;   /* per output batch: its columns */
+    size_t *part_off;     /* nparts + 1: first output row of each partition */
+    tsr_vector_t **ocols; /* per output batch: its columns */
 } tsr_agg_run_t;
 
 /* Folds the workers' partials into r->parts (allocated here). */

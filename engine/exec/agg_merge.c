@@ -25,7 +25,7 @@
 #include "exec/agg_internal.h"
 
 #define AGG_ROWS TSR_BATCH_ROWS
-#define AGG_PART_BITS 6             /* 64 partitions for a parallel merge */
+#define AGG_PART_BITS 6              /* 64 partitions for a parallel merge */
 #define AGG_PARALLEL_MERGE (1 << 14) /* partial groups from which the merge is parallel */
 
 /* ---- bucketing by partition (nparts > 1) ---------------------------------------------- */
@@ -77,8 +77,8 @@ static void agg_bucket_task(void *arg, size_t wi, unsigned worker)
                                  r->pbits, &r->glist[wi], &r->goff[wi]);
     for (size_t d = 0; rc == TSR_OK && d < ap->ndsets; d++) {
         const tsr_ht_t *ds = &w->part.dsets[d];
-        rc = agg_bucket(ap->mem, r->nparts, ds->ngroups, w->part.ht.ghash, ds->gkeys[0],
-                        r->pbits, &r->plist[wi * ap->ndsets + d], &r->poff[wi * ap->ndsets + d]);
+        rc = agg_bucket(ap->mem, r->nparts, ds->ngroups, w->part.ht.ghash, ds->gkeys[0], r->pbits,
+                        &r->plist[wi * ap->ndsets + d], &r->poff[wi * ap->ndsets + d]);
     }
     if (rc != TSR_OK) {
         tsr_error_t err;
@@ -162,8 +162,7 @@ static tsr_status_t agg_fold_pairs(tsr_agg_run_t *r, tsr_agg_part_t *part, size_
 }
 
 /* Feeds the pairs of a set already in final group ids (the self worker's). */
-static void agg_feed_own_pairs(tsr_agg_run_t *r, tsr_agg_part_t *part, size_t d,
-                               agg_mscratch_t *m)
+static void agg_feed_own_pairs(tsr_agg_run_t *r, tsr_agg_part_t *part, size_t d, agg_mscratch_t *m)
 {
     const tsr_ht_t *ds = &part->dsets[d];
     for (size_t o = 0; o < ds->ngroups; o += AGG_ROWS) {
@@ -202,8 +201,8 @@ static tsr_status_t agg_merge_part(tsr_agg_run_t *r, size_t p)
         for (size_t d = 0; d < ap->ndsets; d++) {
             size_t k = wi * ap->ndsets + d;
             const uint32_t *pl = r->nparts > 1 ? r->plist[k] + r->poff[k][p] : NULL;
-            size_t np = r->nparts > 1 ? r->poff[k][p + 1] - r->poff[k][p]
-                                      : r->w[wi].part.dsets[d].ngroups;
+            size_t np =
+                r->nparts > 1 ? r->poff[k][p + 1] - r->poff[k][p] : r->w[wi].part.dsets[d].ngroups;
             if ((rc = agg_fold_pairs(r, part, wi, d, pl, np, &m)) != TSR_OK)
                 goto cleanup;
         }
@@ -464,7 +463,7 @@ tsr_status_t tsr_agg_output(tsr_agg_run_t *r, tsr_table_t *out, tsr_error_t *err
      * an empty one (its rows, if any, are NULL). */
     for (size_t c = 0; c < ncols; c++) {
         bool is_varchar = c < ap->nkeys ? ap->keys[c].type == TSR_TYPE_VARCHAR
-                                         : ap->outs[c - ap->nkeys].type == TSR_TYPE_VARCHAR;
+                                        : ap->outs[c - ap->nkeys].type == TSR_TYPE_VARCHAR;
         if (!is_varchar || agg_out_dict(ap, c))
             continue;
         tsr_dict_t *d;

@@ -37,8 +37,7 @@ static void agg_state_clear(void *st, tsr_agg_skind_t kind, size_t from, size_t 
     case TSR_AGG_S_NN:
     case TSR_AGG_S_SUM_I:
     case TSR_AGG_S_SUM_D:
-        memset((char *)st + from * agg_state_width(kind), 0,
-               (to - from) * agg_state_width(kind));
+        memset((char *)st + from * agg_state_width(kind), 0, (to - from) * agg_state_width(kind));
         break;
     case TSR_AGG_S_MIN_I:
         for (size_t g = from; g < to; g++)
@@ -63,8 +62,7 @@ tsr_status_t tsr_agg_part_init(tsr_agg_part_t *part, const tsr_agg_plan_t *ap,
                                size_t expected_groups)
 {
     memset(part, 0, sizeof(*part));
-    tsr_status_t rc =
-        tsr_ht_init(&part->ht, ap->mem, ap->nkeys, ap->code_hashes, expected_groups);
+    tsr_status_t rc = tsr_ht_init(&part->ht, ap->mem, ap->nkeys, ap->code_hashes, expected_groups);
     if (rc != TSR_OK)
         return rc;
     part->st = tsr_mem_calloc(ap->mem, ap->nscols ? ap->nscols : 1, sizeof(void *));
@@ -185,9 +183,8 @@ AGG_INLINE void agg_upd_kind(void *st, const uint32_t *gids, size_t n, const uin
     }
 }
 
-void tsr_agg_update(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t s,
-                    const uint32_t *gids, size_t n, const uint32_t *sel, const void *vals,
-                    const uint64_t *valid)
+void tsr_agg_update(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t s, const uint32_t *gids,
+                    size_t n, const uint32_t *sel, const void *vals, const uint64_t *valid)
 {
     void *st = part->st[s];
     switch (ap->scols[s].kind) {
@@ -302,8 +299,8 @@ static void agg_emit_key(const tsr_ht_t *ht, size_t k, tsr_type_t type, size_t g
     }
 }
 
-tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t g0,
-                          size_t n, tsr_vector_t *cols, size_t at, tsr_error_t *err)
+tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t g0, size_t n,
+                          tsr_vector_t *cols, size_t at, tsr_error_t *err)
 {
     for (size_t k = 0; k < ap->nkeys; k++)
         agg_emit_key(&part->ht, k, ap->keys[k].type, g0, n, &cols[k], at);
@@ -324,8 +321,7 @@ tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, 
             size_t g = g0 + r, row = at + r;
             if (cnt[r] == 0) {
                 /* NULL: the value below is unspecified but initialised */
-                memset((char *)v->data + row * tsr_type_width(o->type), 0,
-                       tsr_type_width(o->type));
+                memset((char *)v->data + row * tsr_type_width(o->type), 0, tsr_type_width(o->type));
                 continue;
             }
             if (kind == TSR_AGG_S_SUM_I) {

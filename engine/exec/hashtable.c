@@ -15,7 +15,9 @@
 #include "exec/hashtable.h"
 
 #define HT_MIN_SLOTS 16
-#define HT_CHUNK 256 /* composite keys: rows hashed column-wise per chunk */
+#define HT_CHUNK 256                 /* composite keys: rows hashed column-wise per chunk */
+#define HT_PREFETCH_DIST 16          /* rows ahead whose home slot is prefetched */
+#define HT_PREFETCH_SLOTS (1u << 16) /* tables past 1 MiB of slots prefetch */
 
 #define HT_INLINE static inline __attribute__((always_inline))
 
@@ -139,6 +141,13 @@ static tsr_status_t ht_rehash(tsr_ht_t *ht, size_t nslots)
     return TSR_OK;
 }
 
+tsr_status_t tsr_ht_reserve_slots(tsr_ht_t *ht, size_t min_slots)
+{
+    if (min_slots <= ht->nslots)
+        return TSR_OK;
+    return ht_rehash(ht, ht_pow2_at_least(min_slots));
+}
+
 /* Appends a group for row i of r with hash h; when slot is not NULL, also
  * claims that (empty) slot and grows the slot array if it got too full.
  * Returns the new id in *gid. */
@@ -241,14 +250,32 @@ static tsr_status_t ht_null_group(tsr_ht_t *ht, const tsr_ht_rows_t *r, size_t i
     return TSR_OK;
 }
 
+/* Starts loading the home slot of row j (a table far bigger than the caches
+ * otherwise stalls on every probe; the probes of the next rows overlap). */
+HT_INLINE void ht_prefetch(const tsr_ht_t *ht, const tsr_ht_slot_t *slots, size_t mask,
+                           const tsr_ht_rows_t *r, size_t j, const bool has_sel,
+                           const bool has_valid, const int hash_src)
+{
+    if (j >= r->n)
+        return;
+    size_t i = has_sel ? r->sel[j] : j;
+    if (has_valid && !tsr_bit_get(r->validity[0], i))
+        return; /* the value under a NULL may be out of range */
+    size_t pos = (size_t)ht_single_hash(ht, r, i, r->keys[0][i], hash_src) & mask;
+    __builtin_prefetch(&slots[pos]);
+}
+
 HT_INLINE tsr_status_t ht_foi_single(tsr_ht_t *ht, const tsr_ht_rows_t *r, uint32_t *gids,
-                                     const bool has_sel, const bool has_valid, const int hash_src)
+                                     const bool has_sel, const bool has_valid, const int hash_src,
+                                     const bool pf)
 {
     const uint64_t *keys = r->keys[0];
     const uint64_t *valid = has_valid ? r->validity[0] : NULL;
     tsr_ht_slot_t *slots = ht->slots;
     size_t mask = ht->nslots - 1;
     for (size_t j = 0; j < r->n; j++) {
+        if (pf)
+            ht_prefetch(ht, slots, mask, r, j + HT_PREFETCH_DIST, has_sel, has_valid, hash_src);
         size_t i = has_sel ? r->sel[j] : j;
         if (has_valid && !tsr_bit_get(valid, i)) {
             tsr_status_t rc = ht_null_group(ht, r, i, &gids[j]);
@@ -280,13 +307,16 @@ HT_INLINE tsr_status_t ht_foi_single(tsr_ht_t *ht, const tsr_ht_rows_t *r, uint3
 }
 
 HT_INLINE void ht_find_single(const tsr_ht_t *ht, const tsr_ht_rows_t *r, uint32_t *gids,
-                              const bool has_sel, const bool has_valid, const int hash_src)
+                              const bool has_sel, const bool has_valid, const int hash_src,
+                              const bool pf)
 {
     const uint64_t *keys = r->keys[0];
     const uint64_t *valid = has_valid ? r->validity[0] : NULL;
     const tsr_ht_slot_t *slots = ht->slots;
     size_t mask = ht->nslots - 1;
     for (size_t j = 0; j < r->n; j++) {
+        if (pf)
+            ht_prefetch(ht, slots, mask, r, j + HT_PREFETCH_DIST, has_sel, has_valid, hash_src);
         size_t i = has_sel ? r->sel[j] : j;
         if (has_valid && !tsr_bit_get(valid, i)) {
             gids[j] = ht->null_gid;
@@ -362,8 +392,7 @@ static void ht_find_multi(const tsr_ht_t *ht, const tsr_ht_rows_t *r, uint32_t *
             size_t pos = (size_t)h[j] & mask;
             for (;;) {
                 const tsr_ht_slot_t *s = &ht->slots[pos];
-                if (s->gid == TSR_HT_NONE ||
-                    (s->tag == h[j] && ht_keys_equal(ht, s->gid, r, i))) {
+                if (s->gid == TSR_HT_NONE || (s->tag == h[j] && ht_keys_equal(ht, s->gid, r, i))) {
                     gids[j0 + j] = s->gid;
                     break;
                 }
@@ -383,32 +412,47 @@ static int ht_hash_src(const tsr_ht_t *ht, const tsr_ht_rows_t *r)
 }
 
 /* Instantiates the single-key loops for one (selection, validity) pair and
- * every hash source; always inline, so each call below is its own loop. */
+ * every hash source, with and without prefetching; always inline, so each
+ * call below is its own loop. */
 HT_INLINE tsr_status_t ht_foi_src(tsr_ht_t *ht, const tsr_ht_rows_t *r, uint32_t *gids,
                                   const bool has_sel, const bool has_valid, int src)
 {
+    bool pf = ht->nslots > HT_PREFETCH_SLOTS;
     switch (src) {
     case HASH_U64:
-        return ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_U64);
+        return pf ? ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_U64, true)
+                  : ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_U64, false);
     case HASH_CODES:
-        return ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_CODES);
+        return pf ? ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_CODES, true)
+                  : ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_CODES, false);
     default:
-        return ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN);
+        return pf ? ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN, true)
+                  : ht_foi_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN, false);
     }
 }
 
 HT_INLINE void ht_find_src(const tsr_ht_t *ht, const tsr_ht_rows_t *r, uint32_t *gids,
                            const bool has_sel, const bool has_valid, int src)
 {
+    bool pf = ht->nslots > HT_PREFETCH_SLOTS;
     switch (src) {
     case HASH_U64:
-        ht_find_single(ht, r, gids, has_sel, has_valid, HASH_U64);
+        if (pf)
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_U64, true);
+        else
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_U64, false);
         break;
     case HASH_CODES:
-        ht_find_single(ht, r, gids, has_sel, has_valid, HASH_CODES);
+        if (pf)
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_CODES, true);
+        else
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_CODES, false);
         break;
     default:
-        ht_find_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN);
+        if (pf)
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN, true);
+        else
+            ht_find_single(ht, r, gids, has_sel, has_valid, HASH_GIVEN, false);
         break;
     }
 }

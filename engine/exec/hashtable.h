@@ -84,10 +84,10 @@ typedef struct tsr_ht {
  * (or j when sel is NULL) of keys, validity and hashes; outputs are dense (j). */
 typedef struct tsr_ht_rows {
     size_t n;
-    const uint32_t *sel;              /* NULL: i = j */
-    const uint64_t *const *keys;      /* nkeys arrays of normalised values */
-    const uint64_t *const *validity;  /* NULL (no NULLs), or nkeys bitmaps, each may be NULL */
-    const uint64_t *hashes;           /* NULL, or the rows' hashes as tsr_ht_hash computes them */
+    const uint32_t *sel;             /* NULL: i = j */
+    const uint64_t *const *keys;     /* nkeys arrays of normalised values */
+    const uint64_t *const *validity; /* NULL (no NULLs), or nkeys bitmaps, each may be NULL */
+    const uint64_t *hashes;          /* NULL, or the rows' hashes as tsr_ht_hash computes them */
 } tsr_ht_rows_t;
 
 /* The normalised key of a double: its bits, with -0.0 folded into 0.0. */
@@ -119,6 +119,11 @@ void tsr_ht_fini(tsr_ht_t *ht);
  * On failure (TSR_ERR_NOMEM, or TSR_ERR_UNSUPPORTED past TSR_HT_MAX_GROUPS)
  * the table stays consistent and holds the groups inserted so far. */
 tsr_status_t tsr_ht_find_or_insert(tsr_ht_t *ht, const tsr_ht_rows_t *rows, uint32_t *gids);
+
+/* Grows the slot array to at least min_slots (rounded up to a power of two):
+ * a table that is only probed from now on (a join's build side) answers
+ * faster, misses above all, at a lower load factor. */
+tsr_status_t tsr_ht_reserve_slots(tsr_ht_t *ht, size_t min_slots);
 
 /* Group id of every row, TSR_HT_NONE where the key is absent. Read-only. */
 void tsr_ht_find(const tsr_ht_t *ht, const tsr_ht_rows_t *rows, uint32_t *gids);

@@ -49,8 +49,7 @@ static tsr_status_t agg_column_dict(const tsr_table_t *in, size_t col, const tsr
     for (size_t b = 1; b < in->nbatches; b++)
         if (in->batches[b].cols[col].dict != d)
             return tsr_error_set(err, TSR_ERR_INTERNAL,
-                                 "VARCHAR column %zu has batches with different dictionaries",
-                                 col);
+                                 "VARCHAR column %zu has batches with different dictionaries", col);
     if (in->nbatches && (!d || !tsr_dict_frozen(d)))
         return tsr_error_set(err, TSR_ERR_INTERNAL, "VARCHAR column %zu has no frozen dictionary",
                              col);
@@ -126,13 +125,12 @@ static long agg_scol_index(tsr_agg_plan_t *ap, tsr_agg_skind_t kind, size_t arg,
 
 static bool agg_numeric(tsr_type_t t)
 {
-    return t == TSR_TYPE_INT64 || t == TSR_TYPE_DOUBLE || t == TSR_TYPE_BOOL ||
-           t == TSR_TYPE_NULL;
+    return t == TSR_TYPE_INT64 || t == TSR_TYPE_DOUBLE || t == TSR_TYPE_BOOL || t == TSR_TYPE_NULL;
 }
 
 /* Resolves aggregate a of the plan into states; checks its types. */
-static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan,
-                                 const tsr_table_t *in, size_t a, tsr_error_t *err)
+static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan, const tsr_table_t *in,
+                                 size_t a, tsr_error_t *err)
 {
     const tsr_agg_t *agg = &plan->aggs[a];
     tsr_agg_out_t *o = &ap->outs[a];
@@ -163,11 +161,17 @@ static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan,
         break;
     case TSR_AGG_SUM:
     case TSR_AGG_AVG:
-        ok = agg_numeric(t) &&
-             (agg->fn == TSR_AGG_AVG ? o->type == TSR_TYPE_DOUBLE
-                                     : (o->type == TSR_TYPE_DOUBLE) == (t == TSR_TYPE_DOUBLE));
-        o->val = agg_scol_index(ap, t == TSR_TYPE_DOUBLE ? TSR_AGG_S_SUM_D : TSR_AGG_S_SUM_I,
-                                arg, distinct);
+        /* SUM is DOUBLE over DOUBLE, else BIGINT (BOOL counts as 0/1); an
+         * always-NULL argument may be typed anything numeric */
+        if (agg->fn == TSR_AGG_AVG)
+            ok = agg_numeric(t) && o->type == TSR_TYPE_DOUBLE;
+        else if (t == TSR_TYPE_NULL)
+            ok = agg_numeric(o->type) && o->type != TSR_TYPE_BOOL;
+        else
+            ok = agg_numeric(t) &&
+                 o->type == (t == TSR_TYPE_DOUBLE ? TSR_TYPE_DOUBLE : TSR_TYPE_INT64);
+        o->val = agg_scol_index(ap, t == TSR_TYPE_DOUBLE ? TSR_AGG_S_SUM_D : TSR_AGG_S_SUM_I, arg,
+                                distinct);
         break;
     case TSR_AGG_MIN:
     case TSR_AGG_MAX: {
@@ -182,8 +186,7 @@ static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan,
         break;
     }
     default:
-        return tsr_error_set(err, TSR_ERR_INTERNAL, "unknown aggregate function %d",
-                             (int)agg->fn);
+        return tsr_error_set(err, TSR_ERR_INTERNAL, "unknown aggregate function %d", (int)agg->fn);
     }
     if (!ok)
         return tsr_error_set(err, TSR_ERR_INTERNAL, "aggregate %zu: bad argument or result type",
@@ -197,6 +200,18 @@ static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan,
     return TSR_OK;
 }
 
+/* Marks the input columns e reads. */
+static void agg_mark_columns(const tsr_expr_t *e, bool *used, size_t ncols)
+{
+    if (e->kind == TSR_EXPR_COLUMN) {
+        if (e->column < ncols)
+            used[e->column] = true;
+        return;
+    }
+    for (size_t k = 0; k < e->nargs; k++)
+        agg_mark_columns(e->args[k], used, ncols);
+}
+
 static void agg_plan_free(tsr_agg_plan_t *ap)
 {
     for (size_t a = 0; ap->args && a < ap->nargs; a++)
@@ -207,6 +222,7 @@ static void agg_plan_free(tsr_agg_plan_t *ap)
     tsr_mem_free(ap->mem, ap->scols);
     tsr_mem_free(ap->mem, ap->outs);
     tsr_mem_free(ap->mem, ap->dset_arg);
+    tsr_mem_free(ap->mem, ap->used);
     memset(ap, 0, sizeof(*ap));
 }
 
@@ -229,8 +245,10 @@ static tsr_status_t agg_plan_build(tsr_mem_t *mem, const tsr_plan_t *plan, const
     ap->scols = tsr_mem_calloc(mem, 2 * n, sizeof(*ap->scols));
     ap->outs = tsr_mem_calloc(mem, n, sizeof(*ap->outs));
     ap->dset_arg = tsr_mem_calloc(mem, n, sizeof(size_t));
+    ap->used = tsr_mem_calloc(mem, in->ncols ? in->ncols : 1, sizeof(bool));
     tsr_status_t rc = TSR_ERR_NOMEM;
-    if (!ap->keys || !ap->code_hashes || !ap->args || !ap->scols || !ap->outs || !ap->dset_arg) {
+    if (!ap->keys || !ap->code_hashes || !ap->args || !ap->scols || !ap->outs || !ap->dset_arg ||
+        !ap->used) {
         tsr_error_set(err, rc, "out of memory");
         goto err_free;
     }
@@ -249,6 +267,7 @@ static tsr_status_t agg_plan_build(tsr_mem_t *mem, const tsr_plan_t *plan, const
         key->is_col = e->kind == TSR_EXPR_COLUMN;
         key->col = e->column;
         ap->computed |= !key->is_col;
+        agg_mark_columns(e, ap->used, in->ncols);
         if (e->type == TSR_TYPE_VARCHAR) {
             if ((rc = agg_column_dict(in, e->column, &key->dict, err)) != TSR_OK)
                 goto err_free;
@@ -262,6 +281,7 @@ static tsr_status_t agg_plan_build(tsr_mem_t *mem, const tsr_plan_t *plan, const
     for (size_t a = 0; a < ap->nargs; a++) {
         tsr_agg_arg_t *ar = &ap->args[a];
         ap->computed |= !ar->is_col;
+        agg_mark_columns(ar->expr, ap->used, in->ncols);
         if (ar->dset >= 0)
             ap->dset_arg[ar->dset] = a;
         if (ar->type == TSR_TYPE_VARCHAR) {
@@ -410,9 +430,11 @@ static tsr_status_t agg_batch(tsr_agg_run_t *r, tsr_agg_worker_t *w, const tsr_b
         if (n > 0 && sel && w->ccols) {
             /* Computed expressions must not run on rejected rows (they could
              * fail there, e.g. overflow): evaluate over a copy of the kept
-             * rows instead. Plain columns would not need it; this path is
-             * taken only when some key or argument is computed. */
+             * rows of the columns they read instead. Plain columns would not
+             * need it; this path is taken only when something is computed. */
             for (size_t c = 0; c < r->in->ncols; c++) {
+                if (!ap->used[c])
+                    continue;
                 if (tsr_exec_gather_sel(mem, &b->cols[c], sel, n, &w->ccols[c]) != TSR_OK) {
                     rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
                     goto out;

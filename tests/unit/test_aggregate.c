@@ -20,7 +20,7 @@
 #include "exec_model.h"
 
 #define MAXK 4
-#define MAXA 12
+#define MAXA 16
 
 typedef struct ta_spec {
     size_t nkeys;
@@ -66,7 +66,7 @@ static int ta_cmp(const mval_t *a, const mval_t *b)
 
 typedef struct ta_row {
     mval_t k[MAXK];
-    size_t b, r;
+    size_t i; /* row of the input, in batch order */
 } ta_row_t;
 
 static size_t ta_nkeys; /* for the qsort comparators (tests are single-threaded) */
@@ -106,16 +106,6 @@ static const tsr_type_t *ta_types(const tsr_table_t *t, tsr_type_t *buf)
     for (size_t c = 0; c < t->ncols; c++)
         buf[c] = t->fields[c].type;
     return buf;
-}
-
-/* Evaluates e at row r of batch b of t (the reference evaluator). */
-static int ta_eval_at(const tsr_expr_t *e, const tsr_table_t *t, const tsr_type_t *types, size_t b,
-                   size_t r, mval_t *out)
-{
-    mval_t row[16];
-    assert_true(t->ncols <= 16);
-    model_row(&t->batches[b], types, t->ncols, r, row);
-    return model_eval(e, row, out);
 }
 
 /* Aggregates the values vals[0..n) (NULLs included) as agg does. Returns 1
@@ -182,27 +172,21 @@ static int ta_agg(const tsr_agg_t *agg, mval_t *vals, size_t n, mval_t *out, dou
  * fail with TSR_ERR_OVERFLOW (an expression or a SUM overflows). */
 static int ta_reference(const tsr_table_t *t, const ta_spec_t *s, ta_result_t *res)
 {
-    tsr_type_t tb[16];
-    const tsr_type_t *types = ta_types(t, tb);
+    mrows_t all = model_from_table(t);
     ta_row_t *rows = calloc(t->nrows + 1, sizeof(ta_row_t));
     assert_non_null(rows);
     size_t n = 0;
     int ovf = 0;
-    for (size_t b = 0; b < t->nbatches; b++) {
-        const tsr_batch_t *batch = &t->batches[b];
-        for (size_t r = 0; r < batch->nrows; r++) {
-            if (s->pred) {
-                mval_t p;
-                ovf |= ta_eval_at(s->pred, t, types, b, r, &p);
-                if (p.null || !p.i)
-                    continue;
-            }
-            for (size_t k = 0; k < s->nkeys; k++)
-                ovf |= ta_eval_at(s->keys[k], t, types, b, r, &rows[n].k[k]);
-            rows[n].b = b;
-            rows[n].r = r;
-            n++;
+    for (size_t i = 0; i < all.n; i++) {
+        if (s->pred) {
+            mval_t p;
+            ovf |= model_eval(s->pred, mrow(&all, i), &p);
+            if (p.null || !p.i)
+                continue;
         }
+        for (size_t k = 0; k < s->nkeys; k++)
+            ovf |= model_eval(s->keys[k], mrow(&all, i), &rows[n].k[k]);
+        rows[n++].i = i;
     }
     ta_nkeys = s->nkeys;
     qsort(rows, n, sizeof(ta_row_t), ta_row_cmp);
@@ -229,7 +213,7 @@ static int ta_reference(const tsr_table_t *t, const ta_spec_t *s, ta_result_t *r
             const tsr_agg_t *agg = &s->aggs[a];
             for (size_t i = lo; i < hi; i++) {
                 if (agg->arg)
-                    ovf |= ta_eval_at(agg->arg, t, types, rows[i].b, rows[i].r, &vals[i - lo]);
+                    ovf |= model_eval(agg->arg, mrow(&all, rows[i].i), &vals[i - lo]);
                 else
                     vals[i - lo] = mv_bool(true);
             }
@@ -242,6 +226,7 @@ static int ta_reference(const tsr_table_t *t, const ta_spec_t *s, ta_result_t *r
     }
     free(vals);
     free(rows);
+    mrows_free(&all);
     return ovf;
 }
 
@@ -260,25 +245,20 @@ static int ta_resrow_cmp(const void *pa, const void *pb)
 
 static void ta_table_result(const tsr_table_t *t, ta_result_t *res)
 {
-    res->ncols = t->ncols;
-    res->nrows = 0;
-    res->v = calloc(t->nrows * t->ncols + 1, sizeof(mval_t));
-    assert_non_null(res->v);
     for (size_t b = 0; b < t->nbatches; b++) {
-        const tsr_batch_t *batch = &t->batches[b];
-        assert_true(batch->nrows <= TSR_BATCH_ROWS);
-        for (size_t r = 0; r < batch->nrows; r++, res->nrows++)
-            for (size_t c = 0; c < t->ncols; c++) {
-                assert_int_equal(batch->cols[c].type, t->fields[c].type);
-                res->v[res->nrows * t->ncols + c] =
-                    mv_cell(&batch->cols[c], t->fields[c].type, r);
-            }
+        assert_true(t->batches[b].nrows <= TSR_BATCH_ROWS);
+        for (size_t c = 0; c < t->ncols; c++)
+            assert_int_equal(t->batches[b].cols[c].type, t->fields[c].type);
     }
+    mrows_t m = model_from_table(t);
+    res->v = m.v;
+    res->nrows = m.n;
+    res->ncols = m.ncols;
     assert_int_equal(res->nrows, t->nrows);
 }
 
 static void ta_plan(const ta_spec_t *s, tsr_plan_t *plan, tsr_type_t *types, char **names,
-                           char (*namebuf)[8])
+                    char (*namebuf)[8])
 {
     memset(plan, 0, sizeof(*plan));
     plan->kind = TSR_PLAN_AGGREGATE;
@@ -296,8 +276,8 @@ static void ta_plan(const ta_spec_t *s, tsr_plan_t *plan, tsr_type_t *types, cha
     plan->naggs = s->naggs;
 }
 
-static tsr_status_t ta_run(tsr_mem_t *mem, tsr_pool_t *pool, const ta_spec_t *s,
-                               tsr_table_t *t, bool is_base, tsr_table_t **out, tsr_error_t *err)
+static tsr_status_t ta_run(tsr_mem_t *mem, tsr_pool_t *pool, const ta_spec_t *s, tsr_table_t *t,
+                           bool is_base, tsr_table_t **out, tsr_error_t *err)
 {
     tsr_plan_t plan;
     tsr_type_t types[MAXK + MAXA];
@@ -477,6 +457,8 @@ static void test_all_aggregates(void **state)
         ta_spec_agg(&s, TSR_AGG_MIN, ex_col(&ar, MC_I3, TSR_TYPE_INT64), false);
         ta_spec_agg(&s, TSR_AGG_COUNT, ex_col(&ar, MC_S1, TSR_TYPE_VARCHAR), true);
         ta_spec_agg(&s, TSR_AGG_AVG, ex_col(&ar, MC_D1, TSR_TYPE_DOUBLE), true);
+        ta_spec_agg(&s, TSR_AGG_SUM, ex_col(&ar, MC_B1, TSR_TYPE_BOOL), false);
+        s.aggs[s.naggs - 1].type = TSR_TYPE_INT64; /* SUM over BOOL counts TRUEs */
         ta_check(t, &s, pool);
         /* the same over the pre-filter i2 > 0 */
         s.pred = ex_bin(&ar, TSR_OP_GT, ex_col(&ar, MC_I2, TSR_TYPE_INT64), ex_int(&ar, 0));
@@ -516,7 +498,7 @@ static void test_prefilter_guards_expressions(void **state)
 
 /* A table of INT64 columns k, v (v NULL where nullv says) in batches of bs rows. */
 static tsr_table_t *ta_int_table(size_t n, size_t bs, const int64_t *k, const int64_t *v,
-                              const bool *nullv)
+                                 const bool *nullv)
 {
     static const char *const names[2] = {"k", "v"};
     static const tsr_type_t types[2] = {TSR_TYPE_INT64, TSR_TYPE_INT64};
@@ -629,8 +611,7 @@ static void test_skew_and_many_groups(void **state)
         ta_spec_agg(&s, TSR_AGG_SUM, ex_col(&ar, 1, TSR_TYPE_INT64), true);
         ta_check(t, &s, pool);
         /* two keys, one computed: (k, v % 3) */
-        s.keys[s.nkeys++] =
-            ex_bin(&ar, TSR_OP_MOD, ex_col(&ar, 1, TSR_TYPE_INT64), ex_int(&ar, 3));
+        s.keys[s.nkeys++] = ex_bin(&ar, TSR_OP_MOD, ex_col(&ar, 1, TSR_TYPE_INT64), ex_int(&ar, 3));
         ta_check(t, &s, pool);
         tsr_arena_release(&ar);
         tsr_table_destroy(t);
@@ -663,8 +644,7 @@ static void test_empty_input(void **state)
     /* the same over a scan-like table that owns no dictionary */
     tsr_table_t *bare;
     tsr_type_t types[MC_NCOLS];
-    assert_int_equal(tsr_table_create(NULL, NULL, MC_NCOLS, model_names,
-                                      ta_types(t, types), &bare),
+    assert_int_equal(tsr_table_create(NULL, NULL, MC_NCOLS, model_names, ta_types(t, types), &bare),
                      TSR_OK);
     tsr_table_t *out;
     tsr_error_t err;
@@ -696,8 +676,8 @@ static void test_select_distinct(void **state)
     tsr_pool_t *pool;
     assert_int_equal(tsr_pool_create(NULL, 2, &pool), TSR_OK);
     tsr_table_t *t = model_table(NULL, 25000, 8, true);
-    static const size_t sets[][3] = {{MC_S1, MC_B1, 99}, {MC_I1, MC_I2, 99}, {MC_D1, 99, 99},
-                                     {MC_S3, MC_S2, MC_I1}};
+    static const size_t sets[][3] = {
+        {MC_S1, MC_B1, 99}, {MC_I1, MC_I2, 99}, {MC_D1, 99, 99}, {MC_S3, MC_S2, MC_I1}};
     for (size_t i = 0; i < 4; i++) {
         tsr_arena_t ar;
         tsr_arena_init(&ar, NULL);
@@ -759,6 +739,12 @@ static void test_bad_plans(void **state)
     s.keys[0] = ex_col(&ar, MC_I1, TSR_TYPE_INT64);
     ta_spec_agg(&s, TSR_AGG_SUM, ex_col(&ar, MC_S1, TSR_TYPE_VARCHAR), false); /* SUM(VARCHAR) */
     assert_int_equal(ta_run(NULL, NULL, &s, t, true, &out, &err), TSR_ERR_INTERNAL);
+    s.aggs[0].arg = ex_col(&ar, MC_B1, TSR_TYPE_BOOL); /* SUM(BOOL) typed BOOL */
+    s.aggs[0].type = TSR_TYPE_BOOL;
+    assert_int_equal(ta_run(NULL, NULL, &s, t, true, &out, &err), TSR_ERR_INTERNAL);
+    s.aggs[0].fn = TSR_AGG_AVG; /* AVG typed BIGINT */
+    s.aggs[0].type = TSR_TYPE_INT64;
+    assert_int_equal(ta_run(NULL, NULL, &s, t, true, &out, &err), TSR_ERR_INTERNAL);
     assert_null(out);
     tsr_arena_release(&ar);
     tsr_table_destroy(t);
@@ -814,11 +800,11 @@ static void test_fault_injection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random),           cmocka_unit_test(test_all_aggregates),
-        cmocka_unit_test(test_sum_overflow),     cmocka_unit_test(test_skew_and_many_groups),
-        cmocka_unit_test(test_empty_input),      cmocka_unit_test(test_select_distinct),
-        cmocka_unit_test(test_input_ownership),  cmocka_unit_test(test_bad_plans),
-        cmocka_unit_test(test_fault_injection),  cmocka_unit_test(test_prefilter_guards_expressions),
+        cmocka_unit_test(test_random),          cmocka_unit_test(test_all_aggregates),
+        cmocka_unit_test(test_sum_overflow),    cmocka_unit_test(test_skew_and_many_groups),
+        cmocka_unit_test(test_empty_input),     cmocka_unit_test(test_select_distinct),
+        cmocka_unit_test(test_input_ownership), cmocka_unit_test(test_bad_plans),
+        cmocka_unit_test(test_fault_injection), cmocka_unit_test(test_prefilter_guards_expressions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

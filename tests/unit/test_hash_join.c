@@ -105,9 +105,9 @@ static int tj_reference(const tsr_table_t *l, const tsr_table_t *r, const tj_spe
     return ovf;
 }
 
-static tsr_status_t tj_run(tsr_mem_t *mem, tsr_pool_t *pool, const tj_spec_t *s,
-                           tsr_table_t *l, bool lbase, tsr_table_t *r, bool rbase,
-                           tsr_table_t **out, tsr_error_t *err)
+static tsr_status_t tj_run(tsr_mem_t *mem, tsr_pool_t *pool, const tj_spec_t *s, tsr_table_t *l,
+                           bool lbase, tsr_table_t *r, bool rbase, tsr_table_t **out,
+                           tsr_error_t *err)
 {
     size_t ncols = l->ncols + r->ncols;
     tsr_type_t types[32];
@@ -200,7 +200,7 @@ static void test_key_types(void **state)
     tsr_pool_t *pool;
     assert_int_equal(tsr_pool_create(NULL, 2, &pool), TSR_OK);
     /* batches of random sizes; two tables, hence two sets of dictionaries */
-    tsr_table_t *l = model_table(NULL, 2000, 21, true), *r = model_table(NULL, 1200, 22, true);
+    tsr_table_t *l = model_table(NULL, 1500, 21, true), *r = model_table(NULL, 700, 22, true);
     static const size_t pairs[][2] = {{MC_I1, MC_I1}, {MC_I2, MC_I2}, {MC_D1, MC_D1},
                                       {MC_B1, MC_B1}, {MC_S1, MC_S1}, {MC_S1, MC_S2},
                                       {MC_S2, MC_S3}, {MC_I3, MC_I3}};
@@ -238,7 +238,8 @@ static void test_composite_computed_residual(void **state)
             tj_key(&ar, &s, MC_S1, MC_S2);
             break;
         case 1: /* computed keys: l.i1 + 1 = r.i2 */
-            s.lkeys[0] = ex_bin(&ar, TSR_OP_ADD, ex_col(&ar, MC_I1, TSR_TYPE_INT64), ex_int(&ar, 1));
+            s.lkeys[0] =
+                ex_bin(&ar, TSR_OP_ADD, ex_col(&ar, MC_I1, TSR_TYPE_INT64), ex_int(&ar, 1));
             s.rkeys[0] = ex_col(&ar, MC_I2, TSR_TYPE_INT64);
             s.nkeys = 1;
             break;
@@ -249,7 +250,8 @@ static void test_composite_computed_residual(void **state)
             break;
         default: /* doubles, computed on the right */
             s.lkeys[0] = ex_col(&ar, MC_D1, TSR_TYPE_DOUBLE);
-            s.rkeys[0] = ex_bin(&ar, TSR_OP_MUL, ex_col(&ar, MC_D1, TSR_TYPE_DOUBLE), ex_dbl(&ar, -1));
+            s.rkeys[0] =
+                ex_bin(&ar, TSR_OP_MUL, ex_col(&ar, MC_D1, TSR_TYPE_DOUBLE), ex_dbl(&ar, -1));
             s.nkeys = 1;
             break;
         }
@@ -347,8 +349,8 @@ static tsr_table_t *tj_int_table(size_t n, const int64_t *k)
 static void test_chunk_boundaries(void **state)
 {
     (void)state;
-    static const size_t sizes[] = {1, 2, TSR_BATCH_ROWS - 1, TSR_BATCH_ROWS, TSR_BATCH_ROWS + 1,
-                                   2 * TSR_BATCH_ROWS + 1};
+    static const size_t sizes[] = {
+        1, 2, TSR_BATCH_ROWS - 1, TSR_BATCH_ROWS, TSR_BATCH_ROWS + 1, 2 * TSR_BATCH_ROWS + 1};
     int64_t *rk = malloc((2 * TSR_BATCH_ROWS + 10) * sizeof(int64_t));
     assert_non_null(rk);
     tsr_arena_t ar;

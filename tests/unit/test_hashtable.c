@@ -127,7 +127,7 @@ static void batch_make(batch_t *b, size_t nkeys, size_t n, uint64_t domain, unsi
             uint64_t r = rnd(seed);
             b->keys[k][i] = domain ? r % domain : r;
             if (domain && (r >> 40) % 7 == 0)
-                b->keys[k][i] = (uint64_t)-(int64_t)b->keys[k][i]; /* negatives */
+                b->keys[k][i] = (uint64_t) - (int64_t)b->keys[k][i]; /* negatives */
             if (null_pct)
                 tsr_bit_set(b->valid[k], i, (rnd(seed) % 100) >= null_pct);
         }
@@ -185,8 +185,8 @@ static void check_groups(const tsr_ht_t *ht, const model_t *m)
     }
 }
 
-static void run_random(size_t nkeys, size_t nbatches, size_t n, uint64_t domain,
-                       unsigned null_pct, bool with_sel, size_t expected, uint64_t seed)
+static void run_random(size_t nkeys, size_t nbatches, size_t n, uint64_t domain, unsigned null_pct,
+                       bool with_sel, size_t expected, uint64_t seed)
 {
     tsr_ht_t ht;
     assert_int_equal(tsr_ht_init(&ht, NULL, nkeys, NULL, expected), TSR_OK);
@@ -238,12 +238,12 @@ static void run_random(size_t nkeys, size_t nbatches, size_t n, uint64_t domain,
 static void test_single_key(void **state)
 {
     (void)state;
-    run_random(1, 5, 1000, 300, 0, false, 4, 1);      /* growth from a tiny table */
-    run_random(1, 3, 8192, 0, 0, false, 0, 2);        /* all distinct, 64-bit keys */
-    run_random(1, 4, 997, 50, 10, false, 16, 3);      /* NULLs */
-    run_random(1, 4, 997, 5000, 20, true, 16, 4);     /* NULLs and a selection */
-    run_random(1, 2, 1, 3, 0, false, 0, 5);           /* one row */
-    run_random(1, 2, 0, 3, 0, false, 0, 6);           /* no rows */
+    run_random(1, 5, 1000, 300, 0, false, 4, 1);  /* growth from a tiny table */
+    run_random(1, 3, 8192, 0, 0, false, 0, 2);    /* all distinct, 64-bit keys */
+    run_random(1, 4, 997, 50, 10, false, 16, 3);  /* NULLs */
+    run_random(1, 4, 997, 5000, 20, true, 16, 4); /* NULLs and a selection */
+    run_random(1, 2, 1, 3, 0, false, 0, 5);       /* one row */
+    run_random(1, 2, 0, 3, 0, false, 0, 6);       /* no rows */
 }
 
 static void test_composite_keys(void **state)
@@ -312,6 +312,61 @@ static void test_hash_contract(void **state)
     assert_true(tsr_ht_norm_double(-0.0) == tsr_ht_norm_double(0.0));
     assert_true(tsr_hash_u64(tsr_ht_norm_double(-2.5)) == tsr_hash_double(-2.5));
     assert_true(tsr_hash_u64(tsr_ht_norm_double(-0.0)) == tsr_hash_double(-0.0));
+}
+
+/* VARCHAR codes hashed through a code table, NULL rows holding codes far out
+ * of its range (never read: ASan checks), a table big enough to prefetch,
+ * and a later tsr_ht_reserve_slots that keeps every answer. */
+static void test_codes_and_reserve(void **state)
+{
+    (void)state;
+    const size_t ncodes = 100000, n = 50000;
+    uint64_t *codeh = malloc(ncodes * sizeof(uint64_t));
+    uint64_t *keys = malloc(n * sizeof(uint64_t));
+    uint64_t *valid = calloc(tsr_bitmap_words(n), sizeof(uint64_t));
+    uint32_t *gids = malloc(n * sizeof(uint32_t)), *again = malloc(n * sizeof(uint32_t));
+    assert_true(codeh && keys && valid && gids && again);
+    uint64_t seed = 5;
+    for (size_t c = 0; c < ncodes; c++)
+        codeh[c] = rnd(&seed);
+    for (size_t i = 0; i < n; i++) {
+        bool ok = rnd(&seed) % 10 != 0;
+        tsr_bit_set(valid, i, ok);
+        keys[i] = ok ? rnd(&seed) % ncodes : UINT32_MAX;
+    }
+    const uint64_t *ch[1] = {codeh};
+    const uint64_t *kp[1] = {keys};
+    const uint64_t *vp[1] = {valid};
+    tsr_ht_t ht;
+    assert_int_equal(tsr_ht_init(&ht, NULL, 1, ch, 0), TSR_OK);
+    tsr_ht_rows_t r = {.n = n, .keys = kp, .validity = vp};
+    assert_int_equal(tsr_ht_find_or_insert(&ht, &r, gids), TSR_OK);
+    assert_true(ht.nslots > (1u << 16));
+    model_t m;
+    model_init(&m, 1);
+    uint32_t next = 0;
+    for (size_t i = 0; i < n; i++) {
+        model_key_t key;
+        memset(&key, 0, sizeof(key));
+        key.null[0] = !tsr_bit_get(valid, i);
+        key.v[0] = key.null[0] ? 0 : keys[i];
+        assert_int_equal(gids[i], model_get(&m, &key, &next, true));
+        assert_true(ht.ghash[gids[i]] == (key.null[0] ? TSR_HT_NULL_HASH : codeh[keys[i]]));
+    }
+    size_t before = ht.nslots;
+    assert_int_equal(tsr_ht_reserve_slots(&ht, 8 * ht.ngroups), TSR_OK);
+    assert_true(ht.nslots >= 8 * ht.ngroups && ht.nslots > before);
+    assert_int_equal(tsr_ht_reserve_slots(&ht, 4), TSR_OK); /* never shrinks */
+    assert_true(ht.nslots >= 8 * ht.ngroups);
+    tsr_ht_find(&ht, &r, again);
+    assert_memory_equal(gids, again, n * sizeof(uint32_t));
+    free(m.e);
+    tsr_ht_fini(&ht);
+    free(codeh);
+    free(keys);
+    free(valid);
+    free(gids);
+    free(again);
 }
 
 static void test_normalize(void **state)
@@ -406,9 +461,10 @@ static void test_fault_injection(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_single_key),     cmocka_unit_test(test_composite_keys),
-        cmocka_unit_test(test_no_keys),        cmocka_unit_test(test_hash_contract),
-        cmocka_unit_test(test_normalize),      cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_single_key), cmocka_unit_test(test_composite_keys),
+        cmocka_unit_test(test_no_keys),    cmocka_unit_test(test_hash_contract),
+        cmocka_unit_test(test_normalize),  cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_codes_and_reserve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
