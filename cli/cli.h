@@ -58,5 +58,7 @@ int cmd_sql(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 void cmd_sql_usage(FILE *out);
 void cmd_gen_usage(FILE *out);
+int cmd_devices(int argc, char **argv);
+void cmd_devices_usage(FILE *out);
 
 #endif /* TSR_CLI_H */

@@ -17,6 +17,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  sql       run a SQL query on CSV files\n"
             "  gen       generate a seeded sample data set as CSV\n"
+            "  devices   list the compute devices (CPU, OpenCL, CUDA)\n"
             "  help      show help for a command: tessera help sql\n"
             "\n"
             "options:\n"
@@ -37,6 +38,8 @@ static int help(int argc, char **argv)
         cmd_sql_usage(stdout);
     else if (strcmp(argv[1], "gen") == 0)
         cmd_gen_usage(stdout);
+    else if (strcmp(argv[1], "devices") == 0)
+        cmd_devices_usage(stdout);
     else if (strcmp(argv[1], "help") == 0)
         usage(stdout);
     else {
@@ -68,6 +71,8 @@ int main(int argc, char **argv)
         return cmd_sql(argc - 1, argv + 1);
     if (strcmp(cmd, "gen") == 0)
         return cmd_gen(argc - 1, argv + 1);
+    if (strcmp(cmd, "devices") == 0)
+        return cmd_devices(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s'", cmd);
     else

@@ -5,6 +5,7 @@
 #define TESSERA_TESSERA_H
 
 #include "tessera/context.h"
+#include "tessera/device.h"
 #include "tessera/query.h"
 #include "tessera/status.h"
 #include "tessera/table.h"
