@@ -19,7 +19,7 @@ endif
 
 DEB_PACKAGES := cmake make clang libclang-rt-14-dev pkg-config libcmocka-dev libxxhash-dev \
                 libjansson-dev sqlite3 python3 python3-venv \
-                ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
+                ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libucx-dev ucx-utils
 
 .PHONY: all deps build demo test test-asan bench clean
 

@@ -56,6 +56,7 @@ typedef struct tsr_bench_opts {
     const char *tables[16]; /* --table NAME=FILE.csv (suite `query`), in order */
     size_t ntables;
     const char *sql;   /* the positional SQL text (suite `query`) */
+    const char *device; /* --device NAME (suite `kernels`): cpu, opencl, cuda, all */
 } tsr_bench_opts_t;
 
 /* Parses argv[first..argc) (the arguments after the suite's name) into opts.
@@ -76,6 +77,10 @@ int tsr_bench_engine_error(tsr_context_t *ctx, tsr_status_t status, const char *
 
 /* Monotonic wall clock in seconds. */
 double tsr_bench_now(void);
+/* CPU time (user + system) of the whole process, all threads, in seconds.
+ * Unlike wall time it barely moves when other processes compete for the cores,
+ * so the suites report it beside wall time on shared machines. */
+double tsr_bench_cpu_now(void);
 
 typedef struct tsr_bench_stats {
     double best;   /* smallest sample */
@@ -122,12 +127,13 @@ typedef struct tsr_bench_report {
     FILE *out;          /* where figures go (stdout) */
     json_t *params;     /* owned: the run's parameters, attached to every JSON line */
     bool header_done;   /* table mode: column header printed */
+    double loadavg;     /* 1-minute load average at init; < 0 when unknown */
 } tsr_bench_report_t;
 
 /* Returns 0, or -1 when out of memory. */
 int tsr_bench_report_init(tsr_bench_report_t *r, const char *suite, bool json, FILE *out);
 void tsr_bench_report_fini(tsr_bench_report_t *r);
-/* Adds a parameter (shown in the table's title and in every JSON line). */
+/* Adds a parameter (attached to every JSON line; the table shows its own title). */
 void tsr_bench_report_param_int(tsr_bench_report_t *r, const char *key, int64_t value);
 void tsr_bench_report_param_str(tsr_bench_report_t *r, const char *key, const char *value);
 /* Table mode: prints a title line (e.g. what ran) before the figures; no-op with --json. */
@@ -153,5 +159,7 @@ void tsr_bench_progress_clear(void);
 int tsr_bench_suite_groupby(const tsr_bench_opts_t *opts);
 int tsr_bench_suite_csv(const tsr_bench_opts_t *opts);
 int tsr_bench_suite_query(const tsr_bench_opts_t *opts);
+int tsr_bench_suite_transport(const tsr_bench_opts_t *opts); /* suite_transport.c */
+int tsr_bench_suite_kernels(const tsr_bench_opts_t *opts);   /* suite_kernels.c */
 
 #endif /* TSR_BENCH_H */

@@ -2,7 +2,10 @@
  * floor.c - the hand-written group-by floor and the result checker (floor.h).
  *
  * Hash table: open addressing, linear probing, power-of-two capacity, load
- * factor at most 1/2, slot = 32 bytes (two per cache line). The home slot of a
+ * factor at most 1/4, slot = 32 bytes (two per cache line). 1/4 rather than
+ * the textbook 1/2 because it measured fastest here (10M rows, 1K keys: 77 ms
+ * vs 116 ms on one thread): fewer collisions mean fewer mispredicted probe
+ * branches, and the floor should be the best a plain loop can do. The home slot of a
  * key is tsr_hash_u64(key) & (cap - 1), exactly what the engine's CPU
  * aggregation can do at best, so the comparison measures overhead rather than
  * a smarter algorithm. Tables start small and double as groups appear: the
@@ -24,7 +27,7 @@
 int tsr_bench_aggmap_init(tsr_bench_aggmap_t *m, size_t hint)
 {
     size_t cap = 64;
-    while (cap < 2 * hint)
+    while (cap < 4 * hint)
         cap *= 2;
     m->slots = tsr_mem_calloc(NULL, cap, sizeof(*m->slots));
     m->cap = m->slots ? cap : 0;
@@ -77,8 +80,8 @@ static inline tsr_bench_agg_t *aggmap_slot(tsr_bench_aggmap_t *m, int64_t key)
             break;
         i = (i + 1) & mask;
     }
-    /* A new group: keep the load factor <= 1/2 so probes stay short. */
-    if (2 * (m->n + 1) > m->cap) {
+    /* A new group: keep the load factor <= 1/4 so probes stay short. */
+    if (4 * (m->n + 1) > m->cap) {
         if (aggmap_grow(m) != 0)
             return NULL;
         mask = m->cap - 1;

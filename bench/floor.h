@@ -31,7 +31,7 @@ typedef struct tsr_bench_agg {
 typedef struct tsr_bench_aggmap {
     tsr_bench_agg_t *slots; /* cap slots, cap a power of two */
     size_t cap;
-    size_t n;               /* occupied slots; kept <= cap / 2 */
+    size_t n;               /* occupied slots; kept <= cap / 4 */
 } tsr_bench_aggmap_t;
 
 /* Empty map with room for at least hint groups before it grows. 0 or -1 (nomem). */

@@ -12,7 +12,9 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -24,11 +26,22 @@ int tsr_bench_report_init(tsr_bench_report_t *r, const char *suite, bool json, F
     r->json = json;
     r->out = out;
     r->params = json_object();
-    return r->params ? 0 : -1;
+    if (!r->params)
+        return -1;
+    /* Other processes on the machine distort timings: record how busy it was
+     * so a reader can tell a quiet run from a disturbed one. */
+    double load[1];
+    r->loadavg = getloadavg(load, 1) == 1 ? load[0] : -1.0;
+    if (r->loadavg >= 0)
+        json_object_set_new(r->params, "loadavg", json_real(r->loadavg));
+    return 0;
 }
 
 void tsr_bench_report_fini(tsr_bench_report_t *r)
 {
+    if (!r->json && r->header_done && r->loadavg >= 0)
+        fprintf(r->out, "  load average when the run began: %.2f (%ld cores online)\n",
+                r->loadavg, sysconf(_SC_NPROCESSORS_ONLN));
     json_decref(r->params);
     r->params = NULL;
     fflush(r->out);
@@ -148,11 +161,15 @@ int tsr_bench_report_emit(tsr_bench_report_t *r, const tsr_bench_figure_t *f)
         r->header_done = true;
     }
     tsr_bench_format_value(value, sizeof(value), f->value, f->unit);
-    if (f->peer) {
+    if (f->peer && isfinite(f->ratio) && f->ratio > 0) {
         tsr_bench_format_value(peer, sizeof(peer), f->peer_value, f->unit);
         fprintf(r->out, "  %-34s %18s   %s %s (Tessera %.2fx %s)\n", f->label ? f->label : f->name,
                 value, f->peer, peer, f->ratio >= 1.0 ? f->ratio : 1.0 / f->ratio,
                 f->ratio >= 1.0 ? "faster" : "slower");
+    } else if (f->peer) {
+        tsr_bench_format_value(peer, sizeof(peer), f->peer_value, f->unit);
+        fprintf(r->out, "  %-34s %18s   %s %s\n", f->label ? f->label : f->name, value, f->peer,
+                peer);
     } else {
         fprintf(r->out, "  %-34s %18s\n", f->label ? f->label : f->name, value);
     }

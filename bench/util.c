@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,15 @@ double tsr_bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double tsr_bench_cpu_now(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0.0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -209,6 +219,14 @@ int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bo
         }
         if (matched)
             continue;
+        const char *device = NULL;
+        int dm = take_value(argc, argv, &i, "--device", &device);
+        if (dm < 0)
+            return usage_error(suite, "option '%s' needs a value", "--device");
+        if (dm > 0) {
+            opts->device = device;
+            continue;
+        }
         const char *table = NULL;
         int m = allow_sql ? take_value(argc, argv, &i, "--table", &table) : 0;
         if (m < 0)

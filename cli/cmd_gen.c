@@ -136,8 +136,9 @@ int cmd_gen(int argc, char **argv)
         } else if ((m = cli_opt_value(argc, argv, &i, "--keys", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--keys", val, &keys))
                 return TSR_EXIT_USAGE;
-            if (keys == 0) {
-                cli_error("--keys must be at least 1");
+            /* store is a BIGINT in [0, K): K - 1 must fit INT64 */
+            if (keys == 0 || keys > (unsigned long long)INT64_MAX + 1) {
+                cli_error("--keys must be between 1 and 9223372036854775808, found %llu", keys);
                 return TSR_EXIT_USAGE;
             }
         } else if ((m = cli_opt_value(argc, argv, &i, "--seed", &val)) != 0) {

@@ -41,8 +41,9 @@ typedef struct sql_table_arg {
     const char *schema; /* into argv, NULL when none */
 } sql_table_arg_t;
 
-/* Reads a whole stream into a NUL-terminated heap string. */
-static char *read_stream(FILE *in)
+/* Reads a whole stream into a NUL-terminated heap string; *len_out gets its
+ * length (a NUL byte inside shows as strlen < *len_out). */
+static char *read_stream(FILE *in, size_t *len_out)
 {
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -68,6 +69,7 @@ static char *read_stream(FILE *in)
         return NULL;
     }
     buf[len] = '\0';
+    *len_out = len;
     return buf;
 }
 
@@ -188,6 +190,7 @@ int cmd_sql(int argc, char **argv)
         tables[t].schema = eq + 1;
     }
 
+    size_t sql_len = 0;
     if (query_file) {
         FILE *f = fopen(query_file, "r");
         if (!f) {
@@ -195,21 +198,26 @@ int cmd_sql(int argc, char **argv)
             exit_code = TSR_EXIT_NOT_FOUND;
             goto cleanup;
         }
-        sql = read_stream(f);
+        sql = read_stream(f, &sql_len);
         fclose(f);
     } else if (query_arg) {
         sql = strdup(query_arg);
+        sql_len = sql ? strlen(sql) : 0;
     } else {
         if (isatty(STDIN_FILENO)) {
             cli_error("no query given");
             fprintf(stderr, "hint: tessera sql --table t=FILE.csv \"SELECT ...\" (see --help)\n");
             goto cleanup;
         }
-        sql = read_stream(stdin);
+        sql = read_stream(stdin, &sql_len);
     }
     if (!sql) {
         cli_error("cannot read the query");
         exit_code = TSR_EXIT_FAILURE;
+        goto cleanup;
+    }
+    if (strlen(sql) != sql_len) { /* the engine would silently stop at the NUL */
+        cli_error("the query contains a NUL byte (at byte %zu)", strlen(sql) + 1);
         goto cleanup;
     }
 

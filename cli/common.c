@@ -18,7 +18,12 @@ void cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-/* Prints line `line` (1-based) of sql and a caret under byte column `column`. */
+/* Most bytes of the SQL line shown above the caret: a query on one long line
+ * (a generated IN list) is shown as a window around the error. */
+#define CARET_WINDOW 160
+
+/* Prints line `line` (1-based) of sql and a caret under byte column `column`
+ * (the display column: UTF-8 continuation bytes take no room, tabs stay tabs). */
 static void print_caret(const char *sql, int line, int column)
 {
     const char *p = sql;
@@ -30,9 +35,24 @@ static void print_caret(const char *sql, int line, int column)
     if (!p)
         return;
     size_t len = strcspn(p, "\r\n");
-    fprintf(stderr, "  %.*s\n  ", (int)len, p);
-    for (int c = 1; c < column; c++)
-        fputc(c - 1 < (int)len && p[c - 1] == '\t' ? '\t' : ' ', stderr);
+    size_t col = column > 1 ? (size_t)column - 1 : 0; /* byte offset of the caret */
+    size_t from = 0, to = len;
+    if (len > CARET_WINDOW) {
+        from = col > CARET_WINDOW / 2 ? col - CARET_WINDOW / 2 : 0;
+        to = from + CARET_WINDOW < len ? from + CARET_WINDOW : len;
+        while (from > 0 && from < len && ((unsigned char)p[from] & 0xC0) == 0x80)
+            from++; /* never start or end inside a UTF-8 sequence */
+        while (to < len && to > from && ((unsigned char)p[to] & 0xC0) == 0x80)
+            to--;
+    }
+    const char *pre = from > 0 ? "..." : "", *post = to < len ? "..." : "";
+    fprintf(stderr, "  %s%.*s%s\n  %s", pre, (int)(to - from), p + from, post,
+            from > 0 ? "   " : "");
+    for (size_t c = from; c < col; c++) {
+        unsigned char ch = c < len ? (unsigned char)p[c] : ' ';
+        if ((ch & 0xC0) != 0x80)
+            fputc(ch == '\t' ? '\t' : ' ', stderr);
+    }
     fputs("^\n", stderr);
 }
 

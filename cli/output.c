@@ -4,11 +4,14 @@
  * csv:   header row, RFC 4180 quoting (fields holding the delimiter, a quote,
  *        CR or LF are quoted, quotes doubled), NULL as an empty field and the
  *        empty string as "" so the two stay distinguishable.
- * json:  one array of row objects; NULL as null; non-finite doubles as null.
- * table: for people; numbers right-aligned, NULL shown as NULL, a row count.
+ * json:  one array of row objects; NULL as null; non-finite doubles as null;
+ *        always valid UTF-8 (bytes that are not become U+FFFD).
+ * table: for people; numbers right-aligned, NULL shown as NULL, a row count;
+ *        control characters escaped, bytes that are not UTF-8 shown as U+FFFD.
  * Doubles print as the shortest text that reads back to the same double.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,11 +107,56 @@ static void write_csv(FILE *out, const tsr_result_t *res)
 
 /* ---- json -------------------------------------------------------------------- */
 
+/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates, at most U+10FFFF) that starts s[0..n) with a byte >= 0x80, or
+ * 0 when there is none. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        len = 2;
+        cp = s[0] & 0x1F;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        len = 3;
+        cp = s[0] & 0x0F;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+/* A JSON string. VARCHAR values are bytes (a CSV file may hold anything):
+ * each byte that is not part of well-formed UTF-8 becomes U+FFFD, so the
+ * output is always valid JSON. */
 static void json_string(FILE *out, const char *s, size_t len)
 {
     fputc('"', out);
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x80) {
+            size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+            if (n == 0) {
+                fputs("\\ufffd", out);
+            } else {
+                fwrite(s + i, 1, n, out);
+                i += n - 1;
+            }
+            continue;
+        }
         switch (ch) {
         case '"':
             fputs("\\\"", out);
@@ -168,14 +216,20 @@ static void write_json(FILE *out, const tsr_result_t *res)
 
 /* ---- table ------------------------------------------------------------------- */
 
-/* Display width of UTF-8 text: code points, control characters shown escaped. */
+/* Display width of text as table_text shows it: one column per code point
+ * and per byte that is not valid UTF-8 (shown as U+FFFD), two per control
+ * character (shown escaped). */
 static size_t text_width(const char *s, size_t len)
 {
     size_t w = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if ((ch & 0xC0) == 0x80)
+        if (ch >= 0x80) {
+            size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+            i += n ? n - 1 : 0;
+            w++;
             continue;
+        }
         w += ch < 0x20 ? 2 : 1;
     }
     return w;
@@ -185,7 +239,15 @@ static void table_text(FILE *out, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n')
+        if (ch >= 0x80) {
+            size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+            if (n == 0) {
+                fputs("\xef\xbf\xbd", out); /* U+FFFD */
+            } else {
+                fwrite(s + i, 1, n, out);
+                i += n - 1;
+            }
+        } else if (ch == '\n')
             fputs("\\n", out);
         else if (ch == '\r')
             fputs("\\r", out);

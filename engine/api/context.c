@@ -32,10 +32,43 @@ tsr_status_t tsr_context_create(const tsr_context_params_t *params, tsr_context_
     return TSR_OK;
 }
 
+void tsr__context_free_retired(tsr_context_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nretired; i++)
+        tsr_table_destroy(ctx->retired[i]);
+    tsr_mem_free(&ctx->mem, ctx->retired);
+    ctx->retired = NULL;
+    ctx->nretired = ctx->retired_cap = 0;
+}
+
+tsr_status_t tsr__context_install(tsr_context_t *ctx, tsr_table_t *table)
+{
+    /* Reserve the retired slot first: once the catalog has swapped the
+     * tables nothing may fail. */
+    if (ctx->live_results > 0 && tsr_catalog_find(&ctx->catalog, table->name) &&
+        tsr_mem_grow(&ctx->mem, (void **)&ctx->retired, &ctx->retired_cap, ctx->nretired + 1,
+                     sizeof(*ctx->retired))) {
+        tsr_table_destroy(table);
+        return tsr_error_set(&ctx->last_error, TSR_ERR_NOMEM, "out of memory");
+    }
+    tsr_table_t *old = NULL;
+    tsr_status_t rc = tsr_catalog_replace(&ctx->catalog, table, &old);
+    if (rc != TSR_OK) {
+        tsr_table_destroy(table);
+        return tsr_error_set(&ctx->last_error, rc, "out of memory");
+    }
+    if (old && ctx->live_results > 0)
+        ctx->retired[ctx->nretired++] = old;
+    else
+        tsr_table_destroy(old);
+    return TSR_OK;
+}
+
 void tsr_context_destroy(tsr_context_t *ctx)
 {
     if (!ctx)
         return;
+    tsr__context_free_retired(ctx);
     tsr_catalog_free(&ctx->catalog);
     tsr_pool_destroy(ctx->pool);
     free(ctx);

@@ -10,12 +10,28 @@
 #include "sql/catalog.h"
 #include "tessera/context.h"
 
+/* Results may borrow the storage of the catalog tables their query scanned
+ * (no copy). A catalog table replaced while results are alive is therefore
+ * not destroyed but retired: kept until the last live result is destroyed
+ * (or the context is). */
 struct tsr_context {
     tsr_mem_t mem;          /* every allocation of this context goes through it */
     tsr_pool_t *pool;       /* executor threads */
     tsr_catalog_t catalog;  /* registered tables */
     tsr_error_t last_error; /* detail of the last failed call */
+    size_t live_results;    /* results created and not yet destroyed */
+    tsr_table_t **retired;  /* replaced tables live results may still read */
+    size_t nretired;
+    size_t retired_cap;
 };
+
+/* Puts table into the catalog (the context owns it from then on, even on
+ * failure: it is destroyed), replacing one of the same name: destroyed at
+ * once when no result is alive, else retired. */
+tsr_status_t tsr__context_install(tsr_context_t *ctx, tsr_table_t *table);
+
+/* Destroys the retired tables (no result can read them any more). */
+void tsr__context_free_retired(tsr_context_t *ctx);
 
 /* Starts a public call: clears the last error. */
 static inline void tsr__context_begin(tsr_context_t *ctx)

@@ -5,7 +5,9 @@
  * A query goes parse -> plan -> execute. The AST and plan live in one arena
  * released before returning; the executor copies what the result needs (names,
  * string constants) into the result table. The result may borrow column
- * storage from catalog tables, which is why it must die before its context.
+ * storage from catalog tables, which is why it must die before its context,
+ * and why the context keeps a table replaced while results live (retired
+ * tables, see context_internal.h): each result counts itself live.
  *
  * Row access: batches have varying sizes (filters shrink them), so the result
  * keeps the prefix sums of batch sizes and finds a row's batch by binary search,
@@ -20,6 +22,7 @@
 #include "tessera/query.h"
 
 struct tsr_result {
+    tsr_context_t *ctx; /* counts this result as live (see context_internal.h) */
     tsr_mem_t *mem;
     tsr_table_t *table;  /* owned */
     size_t *batch_start; /* nbatches + 1 prefix sums of batch row counts */
@@ -61,6 +64,8 @@ tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
         res->batch_start[b + 1] = res->batch_start[b] + table->batches[b].nrows;
     res->table = table;
     table = NULL;
+    res->ctx = ctx;
+    ctx->live_results++;
     *out = res;
     res = NULL;
     rc = TSR_OK;
@@ -79,9 +84,12 @@ void tsr_result_destroy(tsr_result_t *res)
 {
     if (!res)
         return;
+    tsr_context_t *ctx = res->ctx;
     tsr_table_destroy(res->table);
     tsr_mem_free(res->mem, res->batch_start);
     tsr_mem_free(res->mem, res);
+    if (--ctx->live_results == 0)
+        tsr__context_free_retired(ctx);
 }
 
 size_t tsr_result_column_count(const tsr_result_t *res)

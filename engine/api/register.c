@@ -43,10 +43,7 @@ tsr_status_t tsr_table_register_csv(tsr_context_t *ctx, const char *name, const 
     rc = tsr_csv_read_file(&ctx->mem, ctx->pool, path, name, &opts, &table, &ctx->last_error);
     if (rc != TSR_OK)
         return tsr__context_end(ctx, rc);
-    rc = tsr_catalog_add(&ctx->catalog, table);
-    if (rc != TSR_OK)
-        tsr_table_destroy(table);
-    return tsr__context_end(ctx, rc);
+    return tsr__context_end(ctx, tsr__context_install(ctx, table));
 }
 
 /* Copies rows [start, start+n) of one user column into an owned vector. */
@@ -179,8 +176,7 @@ tsr_status_t tsr_table_register_columns(tsr_context_t *ctx, const char *name, si
     for (size_t c = 0; c < ncols; c++)
         if (table->dicts[c] && (rc = tsr_dict_freeze(table->dicts[c])) != TSR_OK)
             goto cleanup;
-    if ((rc = tsr_catalog_add(&ctx->catalog, table)) != TSR_OK)
-        goto cleanup;
+    rc = tsr__context_install(ctx, table); /* takes the table, even on failure */
     table = NULL;
 
 cleanup:

@@ -5,7 +5,8 @@
  * hash the same value to the same 64 bits, so results and partitioning agree
  * across devices. Integers hash through tsr_hash_u64 (a cheap, strong mixer that
  * kernels can reimplement in a few lines); strings through XXH3 of their bytes.
- * Doubles hash their bit pattern after normalising -0.0 to 0.0.
+ * Doubles hash their bit pattern after normalising -0.0 to 0.0 and every NaN
+ * to one quiet NaN (TSR_HASH_NAN_BITS).
  */
 #ifndef TSR_CORE_HASH_H
 #define TSR_CORE_HASH_H
@@ -28,12 +29,18 @@ static inline uint64_t tsr_hash_u64(uint64_t x)
     return x;
 }
 
+/* The bits of every NaN, once normalised: NaNs differ in sign and payload
+ * (inf - inf and its negation), but group, hash and sort as one value. */
+#define TSR_HASH_NAN_BITS 0x7ff8000000000000ULL
+
 static inline uint64_t tsr_hash_double(double d)
 {
     uint64_t bits;
     if (d == 0.0)
         d = 0.0; /* -0.0 == 0.0 must hash alike */
     memcpy(&bits, &d, sizeof(bits));
+    if (d != d)
+        bits = TSR_HASH_NAN_BITS;
     return tsr_hash_u64(bits);
 }
 

@@ -17,7 +17,10 @@
 
 #include "core/pool.h"
 #include "device/device.h"
+#include "device/filter.h"
 #include "device/hashagg.h"
+#include "device/hashjoin.h"
+#include "device/partition.h"
 
 /* "model name : AMD EPYC ..." -> the value after the colon, trimmed. */
 static void cpu_info_field(const char *line, const char *field, char *out, size_t size)
@@ -210,4 +213,7 @@ const tsr_dev_backend_t tsr_dev_cpu_backend = {
     .event_times = cpu_event_times,
     .event_release = cpu_event_release,
     .hashagg = &tsr_dev_hashagg_cpu_ops,
+    .hashjoin = &tsr_dev_hashjoin_cpu_ops,
+    .filter = &tsr_dev_filter_cpu_ops,
+    .partition = &tsr_dev_partition_cpu_ops,
 };

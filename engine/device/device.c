@@ -3,8 +3,10 @@
  * checked wrappers every caller goes through (see device.h).
  *
  * The registry is a constant table indexed by tsr_device_backend_t; a backend
- * this build lacks is a NULL entry (CUDA until cuda.c exists), which the
- * device list reports as "not available in this build". Wrappers check what
+ * this build lacks is a NULL entry (CUDA where nvcc was not found at build
+ * time: TSR_HAVE_CUDA undefined; OpenCL only in a TSR_GPU_CHECK build without
+ * OpenCL headers: TSR_NO_OPENCL), which the device list reports as "not
+ * available in this build". Wrappers check what
  * a backend must never see (ranges outside a buffer, objects of another
  * device, zero sizes) so that backends stay thin.
  */
@@ -17,7 +19,9 @@
 
 static const tsr_dev_backend_t *const DEV_BACKENDS[TSR_DEVICE_NBACKENDS] = {
     [TSR_DEVICE_CPU] = &tsr_dev_cpu_backend,
+#ifndef TSR_NO_OPENCL
     [TSR_DEVICE_OPENCL] = &tsr_dev_opencl_backend,
+#endif
 #ifdef TSR_HAVE_CUDA
     [TSR_DEVICE_CUDA] = &tsr_dev_cuda_backend,
 #endif

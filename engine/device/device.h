@@ -53,6 +53,9 @@
 typedef struct tsr_dev tsr_dev_t;
 typedef struct tsr_dev_backend tsr_dev_backend_t;
 typedef struct tsr_dev_hashagg_ops tsr_dev_hashagg_ops_t;
+typedef struct tsr_dev_hashjoin_ops tsr_dev_hashjoin_ops_t;
+typedef struct tsr_dev_filter_ops tsr_dev_filter_ops_t;
+typedef struct tsr_dev_partition_ops tsr_dev_partition_ops_t;
 
 typedef struct tsr_dev_buf {
     tsr_dev_t *dev;
@@ -130,6 +133,9 @@ struct tsr_dev_backend {
 
     /* Kernel families (NULL: not implemented by this backend). */
     const tsr_dev_hashagg_ops_t *hashagg;
+    const tsr_dev_hashjoin_ops_t *hashjoin;   /* hashjoin.h */
+    const tsr_dev_filter_ops_t *filter;       /* filter.h */
+    const tsr_dev_partition_ops_t *partition; /* partition.h */
 };
 
 extern const tsr_dev_backend_t tsr_dev_cpu_backend;

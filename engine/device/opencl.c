@@ -20,8 +20,11 @@
 #include <string.h>
 
 #include "device/cl_sources.h"
+#include "device/filter.h"
 #include "device/hashagg.h"
+#include "device/hashjoin.h"
 #include "device/opencl_internal.h"
+#include "device/partition.h"
 
 // clang-format off
 #define CL_ERRORS(X) \
@@ -302,9 +305,15 @@ static void cl_close(tsr_dev_t *dev)
 
 /* ---- programs ------------------------------------------------------------------------- */
 
+// clang-format off
 static const char *const CL_PROG_FILES[TSR_CL_NPROGS] = {
     [TSR_CL_PROG_HASHAGG] = "hashagg",
+    [TSR_CL_PROG_SCAN] = "scan",
+    [TSR_CL_PROG_HASHJOIN] = "hashjoin",
+    [TSR_CL_PROG_FILTER] = "filter",
+    [TSR_CL_PROG_PARTITION] = "partition",
 };
+// clang-format on
 
 static const tsr_cl_source_t *cl_source(const char *name)
 {
@@ -555,4 +564,7 @@ const tsr_dev_backend_t tsr_dev_opencl_backend = {
     .event_times = cl_event_times,
     .event_release = cl_event_release,
     .hashagg = &tsr_dev_hashagg_opencl_ops,
+    .hashjoin = &tsr_dev_hashjoin_opencl_ops,
+    .filter = &tsr_dev_filter_opencl_ops,
+    .partition = &tsr_dev_partition_opencl_ops,
 };

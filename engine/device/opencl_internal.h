@@ -17,7 +17,11 @@
 #include "device/device.h"
 
 typedef enum tsr_cl_prog {
-    TSR_CL_PROG_HASHAGG, /* kernels/opencl/hashagg.cl */
+    TSR_CL_PROG_HASHAGG,   /* kernels/opencl/hashagg.cl */
+    TSR_CL_PROG_SCAN,      /* kernels/opencl/scan.cl (prefix sums, opencl_launch.h) */
+    TSR_CL_PROG_HASHJOIN,  /* kernels/opencl/hashjoin.cl */
+    TSR_CL_PROG_FILTER,    /* kernels/opencl/filter.cl */
+    TSR_CL_PROG_PARTITION, /* kernels/opencl/partition.cl */
     TSR_CL_NPROGS,
 } tsr_cl_prog_t;
 

@@ -70,13 +70,18 @@ typedef struct tsr_agg_arg {
     long dset;              /* index of its distinct pair set, -1 when none */
 } tsr_agg_arg_t;
 
-/* One output aggregate and the state columns it reads. */
+/* One output aggregate and the state columns it reads. MIN/MAX of a VARCHAR
+ * constant (only without GROUP BY, the binder folds it otherwise) reads no
+ * argument: it is the constant in a group with rows (cnt is ROWS), else NULL;
+ * its output codes refer to a one-entry dictionary the output table owns. */
 typedef struct tsr_agg_out {
     tsr_agg_fn_t fn;
-    tsr_type_t type; /* result type */
-    size_t arg;      /* argument index (not COUNT(*)) */
-    long val;        /* state column of the value (SUM/AVG/MIN/MAX), -1 for COUNT */
-    long cnt;        /* state column of the count */
+    tsr_type_t type;         /* result type */
+    size_t arg;              /* argument index (not COUNT(*), not cstr) */
+    long val;                /* state column of the value (SUM/AVG/MIN/MAX), -1 for COUNT */
+    long cnt;                /* state column of the count */
+    const tsr_value_t *cstr; /* MIN/MAX of a VARCHAR constant: its value, else NULL */
+    const tsr_dict_t *cdict; /* cstr's dictionary, made with the output */
 } tsr_agg_out_t;
 
 typedef struct tsr_agg_key {

@@ -361,6 +361,8 @@ static const tsr_dict_t *agg_out_dict(const tsr_agg_plan_t *ap, size_t c)
     if (c < ap->nkeys)
         return ap->keys[c].dict;
     const tsr_agg_out_t *o = &ap->outs[c - ap->nkeys];
+    if (o->cstr)
+        return o->cdict;
     return o->type == TSR_TYPE_VARCHAR ? ap->args[o->arg].dict : NULL;
 }
 
@@ -460,22 +462,28 @@ tsr_status_t tsr_agg_output(tsr_agg_run_t *r, tsr_table_t *out, tsr_error_t *err
     if (rc != TSR_OK)
         return rc;
     /* A VARCHAR output of an input without batches has no dictionary: give it
-     * an empty one (its rows, if any, are NULL). */
+     * an empty one (its rows, if any, are NULL). MIN/MAX of a string constant
+     * gets one holding the constant. */
     for (size_t c = 0; c < ncols; c++) {
-        bool is_varchar = c < ap->nkeys ? ap->keys[c].type == TSR_TYPE_VARCHAR
-                                        : ap->outs[c - ap->nkeys].type == TSR_TYPE_VARCHAR;
+        tsr_agg_out_t *o = c < ap->nkeys ? NULL : &ap->outs[c - ap->nkeys];
+        bool is_varchar = o ? o->type == TSR_TYPE_VARCHAR : ap->keys[c].type == TSR_TYPE_VARCHAR;
         if (!is_varchar || agg_out_dict(ap, c))
             continue;
         tsr_dict_t *d;
+        uint32_t code;
         if (tsr_dict_create(mem, &d) != TSR_OK)
             return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         tsr_table_adopt_dict(out, c, d);
-        if (tsr_dict_freeze(d) != TSR_OK)
+        if ((o && o->cstr &&
+             tsr_dict_intern(d, o->cstr->s ? o->cstr->s : "", o->cstr->slen, &code) != TSR_OK) ||
+            tsr_dict_freeze(d) != TSR_OK)
             return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
-        if (c < ap->nkeys)
+        if (!o)
             ap->keys[c].dict = d;
+        else if (o->cstr)
+            o->cdict = d;
         else
-            ap->args[ap->outs[c - ap->nkeys].arg].dict = d;
+            ap->args[o->arg].dict = d;
     }
     r->part_off = tsr_mem_calloc(mem, r->nparts + 1, sizeof(size_t));
     if (!r->part_off)

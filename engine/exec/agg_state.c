@@ -308,6 +308,13 @@ tsr_status_t tsr_agg_emit(const tsr_agg_part_t *part, const tsr_agg_plan_t *ap, 
         const tsr_agg_out_t *o = &ap->outs[a];
         tsr_vector_t *v = &cols[ap->nkeys + a];
         const int64_t *cnt = (const int64_t *)part->st[o->cnt] + g0;
+        if (o->cstr) { /* code 0 of its one-entry dictionary where a row was */
+            for (size_t r = 0; r < n; r++) {
+                tsr_bit_set(v->validity, at + r, cnt[r] != 0);
+                ((uint32_t *)v->data)[at + r] = 0;
+            }
+            continue;
+        }
         if (o->fn == TSR_AGG_COUNT || o->fn == TSR_AGG_COUNT_STAR) {
             memcpy((int64_t *)v->data + at, cnt, n * sizeof(int64_t));
             continue;

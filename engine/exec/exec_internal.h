@@ -63,6 +63,14 @@ tsr_status_t tsr_exec_new_output(const tsr_exec_ctx_t *ctx, const tsr_plan_t *pl
 tsr_status_t tsr_exec_finish_output(tsr_table_t *out, tsr_op_input_t in, bool borrowed,
                                     tsr_error_t *err);
 
+/* Moves the batches one task per input batch produced into out, in input
+ * order: cols[b] (NULL: batch b produced nothing) with nrows[b] rows (nrows
+ * NULL: as many as input batch b), taking each (cols[b] = NULL); then
+ * tsr_exec_finish_output, borrowed when some borrowed[b] is. On failure what
+ * was not moved stays in cols. */
+tsr_status_t tsr_exec_collect(tsr_table_t *out, tsr_op_input_t in, tsr_vector_t **cols,
+                              const size_t *nrows, const bool *borrowed, tsr_error_t *err);
+
 /* True when dep is one of t's direct dependencies. */
 bool tsr_exec_has_dep(const tsr_table_t *t, const tsr_table_t *dep);
 
@@ -103,9 +111,6 @@ tsr_status_t tsr_like_compile(tsr_mem_t *mem, const char *pat, size_t len, tsr_l
 void tsr_like_free(tsr_mem_t *mem, tsr_like_t *like);
 bool tsr_like_match(const tsr_like_t *like, const char *s, size_t len);
 
-/* memcmp order, a shorter prefix first: <0, 0, >0. */
-int tsr_str_cmp(const char *a, size_t alen, const char *b, size_t blen);
-
 /* A per-worker cache of string predicates decided per dictionary code, kept
  * by an operator across all the batches one worker evaluates: for each
  * (expression node, dictionary) pair a state per code, 0 = not decided yet,
@@ -120,6 +125,10 @@ typedef struct tsr_expr_memo {
 
 void tsr_expr_memo_init(tsr_expr_memo_t *memo, tsr_mem_t *mem);
 void tsr_expr_memo_free(tsr_expr_memo_t *memo);
+/* One initialised memo per pool worker (index by the task's worker), or NULL
+ * when out of memory; freed with tsr_expr_memos_free (accepts NULL). */
+tsr_expr_memo_t *tsr_expr_memos_new(tsr_mem_t *mem, unsigned nworkers);
+void tsr_expr_memos_free(tsr_mem_t *mem, tsr_expr_memo_t *memos, unsigned nworkers);
 /* The state array of (key, dict) in *state (NULL when dict is too large to
  * be worth caching); TSR_ERR_NOMEM when it cannot be allocated. */
 tsr_status_t tsr_expr_memo_get(tsr_expr_memo_t *memo, const void *key, const tsr_dict_t *dict,
@@ -145,26 +154,5 @@ tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da,
 /* r[i] = like matches code codes[i]'s string (no negation); state as above. */
 tsr_status_t tsr_str_like(tsr_mem_t *mem, const tsr_like_t *like, const tsr_dict_t *dict,
                           const uint32_t *codes, uint8_t *state, uint8_t *r, size_t n);
-
-/* Applies a comparison op to the result c of a three-way compare. */
-static inline bool tsr_cmp_apply(tsr_op_t op, int c)
-{
-    switch (op) {
-    case TSR_OP_EQ:
-        return c == 0;
-    case TSR_OP_NE:
-        return c != 0;
-    case TSR_OP_LT:
-        return c < 0;
-    case TSR_OP_LE:
-        return c <= 0;
-    case TSR_OP_GT:
-        return c > 0;
-    case TSR_OP_GE:
-        return c >= 0;
-    default:
-        return false;
-    }
-}
 
 #endif /* TSR_EXEC_EXEC_INTERNAL_H */

@@ -110,6 +110,22 @@ tsr_status_t tsr_exec_finish_output(tsr_table_t *out, tsr_op_input_t in, bool bo
     return TSR_OK;
 }
 
+tsr_status_t tsr_exec_collect(tsr_table_t *out, tsr_op_input_t in, tsr_vector_t **cols,
+                              const size_t *nrows, const bool *borrowed, tsr_error_t *err)
+{
+    bool any_borrowed = false;
+    for (size_t b = 0; b < in.table->nbatches; b++) {
+        if (!cols[b])
+            continue;
+        size_t n = nrows ? nrows[b] : in.table->batches[b].nrows;
+        if (tsr_table_append_batch(out, n, cols[b]) != TSR_OK)
+            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+        cols[b] = NULL; /* the table owns them now */
+        any_borrowed |= borrowed[b];
+    }
+    return tsr_exec_finish_output(out, in, any_borrowed, err);
+}
+
 void tsr_exec_free_cols(tsr_mem_t *mem, tsr_vector_t *cols, size_t ncols)
 {
     if (!cols)

@@ -307,7 +307,8 @@ fail:
 }
 
 tsr_status_t tsr_expr_in(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
-                         const tsr_batch_t *batch, tsr_operand_t *out, tsr_error_t *err)
+                         const tsr_batch_t *batch, const uint64_t *care, tsr_operand_t *out,
+                         tsr_error_t *err)
 {
     size_t n = batch->nrows, nel = e->nargs - 1;
     tsr_operand_t *ops = tsr_mem_calloc(mem, e->nargs, sizeof(tsr_operand_t));
@@ -318,7 +319,7 @@ tsr_status_t tsr_expr_in(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t
     tsr_status_t rc = TSR_OK;
     bool all_const = true;
     for (size_t k = 0; k < e->nargs && rc == TSR_OK; k++) {
-        rc = tsr_expr_walk(mem, memo, e->args[k], batch, &ops[k], err);
+        rc = tsr_expr_walk(mem, memo, e->args[k], batch, care, &ops[k], err);
         all_const &= k == 0 || ops[k].is_const;
     }
     if (rc != TSR_OK)
@@ -343,7 +344,7 @@ tsr_status_t tsr_expr_in(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t
         }
         if (rc == TSR_OK && e->negated) {
             tsr_expr_t not_e = {.kind = TSR_EXPR_UNARY, .type = TSR_TYPE_BOOL, .op = TSR_OP_NOT};
-            rc = tsr_expr_unary(mem, &not_e, &acc, n, &tmp, err);
+            rc = tsr_expr_unary(mem, &not_e, &acc, n, NULL, &tmp, err);
             tsr_opnd_release(mem, &acc);
             if (rc == TSR_OK)
                 acc = tmp;

@@ -20,6 +20,13 @@
  * bare NULL literal) and VARCHAR vectors without a dictionary are all-NULL
  * and are turned into NULL constants as soon as they are produced.
  *
+ * Guards. The walk carries a care bitmap: the rows whose value matters. An
+ * integer overflow is an error only on a valid row in care. AND and OR
+ * evaluate their left operand first and narrow care for the right one to the
+ * rows the left one leaves open (not FALSE for AND, not TRUE for OR), or skip
+ * it when the left one is a deciding constant: `a < 1000 AND a * a > 5`
+ * cannot fail on the rows the guard rejects, as in SQLite and PostgreSQL.
+ *
  * This file holds the walk, the entry points, arithmetic, comparisons, NOT,
  * NEG and CAST; predicates (AND/OR, IS NULL, IN, LIKE) are in expr_bool.c,
  * string kernels in expr_string.c, typed loops in expr_kernels.c.
@@ -37,6 +44,19 @@
 static tsr_status_t overflow(tsr_error_t *err)
 {
     return tsr_error_set(err, TSR_ERR_OVERFLOW, "integer overflow");
+}
+
+bool tsr_expr_care_any(const uint64_t *care, size_t n)
+{
+    if (!care)
+        return n > 0;
+    for (size_t w = 0; w * 64 < n; w++) {
+        size_t cnt = n - w * 64 < 64 ? n - w * 64 : 64;
+        uint64_t mask = cnt == 64 ? ~(uint64_t)0 : ((uint64_t)1 << cnt) - 1;
+        if (care[w] & mask)
+            return true;
+    }
+    return false;
 }
 
 tsr_status_t tsr_expr_new_vector(tsr_mem_t *mem, tsr_type_t type, size_t n, tsr_vector_t *out,
@@ -147,8 +167,11 @@ tsr_status_t tsr_expr_coerce(tsr_mem_t *mem, tsr_operand_t *o, tsr_type_t t, siz
 }
 /* ---- arithmetic ----------------------------------------------------------------- */
 
+/* counts: whether an overflow is an error (some row in care, see tsr_expr_walk);
+ * when not, the result is a NULL nobody reads. */
 static tsr_status_t scalar_arith(tsr_op_t op, tsr_type_t t, const tsr_value_t *x,
-                                 const tsr_value_t *y, tsr_operand_t *out, tsr_error_t *err)
+                                 const tsr_value_t *y, bool counts, tsr_operand_t *out,
+                                 tsr_error_t *err)
 {
     tsr_opnd_set_null(out, t);
     if (t == TSR_TYPE_INT64) {
@@ -179,7 +202,7 @@ static tsr_status_t scalar_arith(tsr_op_t op, tsr_type_t t, const tsr_value_t *x
             return tsr_error_set(err, TSR_ERR_INTERNAL, "bad arithmetic operator");
         }
         if (ovf)
-            return overflow(err);
+            return counts ? overflow(err) : TSR_OK;
         out->c.i = r;
     } else {
         bool zero = false;
@@ -192,7 +215,8 @@ static tsr_status_t scalar_arith(tsr_op_t op, tsr_type_t t, const tsr_value_t *x
 }
 
 static tsr_status_t eval_arith(tsr_mem_t *mem, tsr_op_t op, tsr_type_t t, tsr_operand_t *a,
-                               tsr_operand_t *b, size_t n, tsr_operand_t *out, tsr_error_t *err)
+                               tsr_operand_t *b, size_t n, const uint64_t *care, tsr_operand_t *out,
+                               tsr_error_t *err)
 {
     if (t != TSR_TYPE_INT64 && t != TSR_TYPE_DOUBLE)
         return tsr_error_set(err, TSR_ERR_TYPE, "arithmetic on %s", tsr_type_name(t));
@@ -206,7 +230,7 @@ static tsr_status_t eval_arith(tsr_mem_t *mem, tsr_op_t op, tsr_type_t t, tsr_op
     if (rc != TSR_OK)
         return rc;
     if (a->is_const && b->is_const)
-        return scalar_arith(op, t, &a->c, &b->c, out, err);
+        return scalar_arith(op, t, &a->c, &b->c, tsr_expr_care_any(care, n), out, err);
     bool divmod = op == TSR_OP_DIV || op == TSR_OP_MOD;
     if (divmod && b->is_const && (t == TSR_TYPE_INT64 ? b->c.i == 0 : b->c.d == 0.0)) {
         tsr_opnd_set_null(out, t); /* x / 0 */
@@ -227,7 +251,8 @@ static tsr_status_t eval_arith(tsr_mem_t *mem, tsr_op_t op, tsr_type_t t, tsr_op
             tsr_kern_i64_divmod(op, av, a->c.i, bv, b->c.i, r.data, n, &any_zero, &ovf);
         else
             ovf = tsr_kern_i64_addsubmul(op, av, a->c.i, bv, b->c.i, r.data, n);
-        if (ovf && tsr_kern_i64_overflow_at_valid(op, av, a->c.i, bv, b->c.i, r.validity, n)) {
+        if (ovf &&
+            tsr_kern_i64_overflow_at_valid(op, av, a->c.i, bv, b->c.i, r.validity, care, n)) {
             rc = overflow(err);
             goto fail;
         }
@@ -360,7 +385,7 @@ tsr_status_t tsr_expr_copy_validity(tsr_mem_t *mem, const tsr_operand_t *a, size
     return tsr_expr_validity_and(mem, tsr_opnd_validity(a), NULL, n, r, err);
 }
 tsr_status_t tsr_expr_unary(tsr_mem_t *mem, const tsr_expr_t *e, tsr_operand_t *a, size_t n,
-                            tsr_operand_t *out, tsr_error_t *err)
+                            const uint64_t *care, tsr_operand_t *out, tsr_error_t *err)
 {
     if (tsr_opnd_is_null(a)) {
         tsr_opnd_set_null(out, e->type);
@@ -379,9 +404,10 @@ tsr_status_t tsr_expr_unary(tsr_mem_t *mem, const tsr_expr_t *e, tsr_operand_t *
             *out = *a;
             if (t == TSR_TYPE_DOUBLE) {
                 out->c.d = -a->c.d;
+            } else if (a->c.i == INT64_MIN) {
+                tsr_opnd_set_null(out, t); /* read by nobody unless it counts */
+                return tsr_expr_care_any(care, n) ? overflow(err) : TSR_OK;
             } else {
-                if (a->c.i == INT64_MIN)
-                    return overflow(err);
                 out->c.i = -a->c.i;
             }
             return TSR_OK;
@@ -415,7 +441,7 @@ tsr_status_t tsr_expr_unary(tsr_mem_t *mem, const tsr_expr_t *e, tsr_operand_t *
         }
         if (ovf) {
             for (size_t i = 0; i < n; i++) {
-                if (x[i] == INT64_MIN && tsr_bit_get(r.validity, i)) {
+                if (x[i] == INT64_MIN && tsr_bit_get(r.validity, i) && tsr_bit_get(care, i)) {
                     rc = overflow(err);
                     goto fail;
                 }
@@ -446,8 +472,45 @@ static tsr_status_t eval_cast(tsr_mem_t *mem, tsr_type_t t, tsr_operand_t *a, si
 /* ---- the walk ----------------------------------------------------------------------------------
  */
 
+/* AND / OR once the left operand a is known: the right operand is evaluated
+ * (into b, which the caller releases) with care narrowed to the rows a does
+ * not decide, or not at all when a is a deciding constant. */
+static tsr_status_t eval_guarded(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
+                                 const tsr_batch_t *batch, const uint64_t *care, tsr_operand_t *a,
+                                 tsr_operand_t *b, tsr_operand_t *out, tsr_error_t *err)
+{
+    size_t n = batch->nrows;
+    bool decide = e->op == TSR_OP_OR; /* the value that settles it: TRUE for OR */
+    tsr_status_t rc;
+    if (a->is_const) {
+        if (!a->c.is_null && (a->c.i != 0) == decide) {
+            tsr_opnd_set_bool(out, decide);
+            return TSR_OK;
+        }
+        rc = tsr_expr_walk(mem, memo, e->args[1], batch, care, b, err);
+    } else {
+        uint64_t *care_b = tsr_expr_new_bitmap(mem, n);
+        if (!care_b)
+            return tsr_expr_nomem(err);
+        const uint8_t *av = a->v.data;
+        for (size_t w = 0; w * 64 < n; w++) {
+            size_t cnt = n - w * 64 < 64 ? n - w * 64 : 64;
+            uint64_t bits = tsr_kern_pack64(av + w * 64, cnt);
+            uint64_t valid = a->v.validity ? a->v.validity[w] : ~(uint64_t)0;
+            uint64_t decided = valid & (decide ? bits : ~bits);
+            care_b[w] = (care ? care[w] : ~(uint64_t)0) & ~decided;
+        }
+        rc = tsr_expr_walk(mem, memo, e->args[1], batch, care_b, b, err);
+        tsr_mem_free(mem, care_b);
+    }
+    if (rc != TSR_OK)
+        return rc;
+    return tsr_expr_logic(mem, e->op, a, b, n, out, err);
+}
+
 tsr_status_t tsr_expr_walk(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
-                           const tsr_batch_t *batch, tsr_operand_t *out, tsr_error_t *err)
+                           const tsr_batch_t *batch, const uint64_t *care, tsr_operand_t *out,
+                           tsr_error_t *err)
 {
     size_t n = batch->nrows;
     tsr_operand_t a, b;
@@ -469,19 +532,24 @@ tsr_status_t tsr_expr_walk(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr
         out->c.is_null |= e->value.type == TSR_TYPE_NULL;
         return TSR_OK;
     case TSR_EXPR_IN:
-        return tsr_expr_in(mem, memo, e, batch, out, err);
+        return tsr_expr_in(mem, memo, e, batch, care, out, err);
     default:
         break;
     }
     if (e->nargs < 1)
         return tsr_error_set(err, TSR_ERR_INTERNAL, "expression without operands");
-    if ((rc = tsr_expr_walk(mem, memo, e->args[0], batch, &a, err)) != TSR_OK)
+    if ((rc = tsr_expr_walk(mem, memo, e->args[0], batch, care, &a, err)) != TSR_OK)
         goto done;
-    if (e->nargs > 1 && (rc = tsr_expr_walk(mem, memo, e->args[1], batch, &b, err)) != TSR_OK)
+    if (e->kind == TSR_EXPR_BINARY && (e->op == TSR_OP_AND || e->op == TSR_OP_OR) && e->nargs > 1) {
+        if ((rc = eval_guarded(mem, memo, e, batch, care, &a, &b, out, err)) == TSR_OK)
+            normalise(mem, out);
+        goto done;
+    }
+    if (e->nargs > 1 && (rc = tsr_expr_walk(mem, memo, e->args[1], batch, care, &b, err)) != TSR_OK)
         goto done;
     switch (e->kind) {
     case TSR_EXPR_UNARY:
-        rc = tsr_expr_unary(mem, e, &a, n, out, err);
+        rc = tsr_expr_unary(mem, e, &a, n, care, out, err);
         break;
     case TSR_EXPR_BINARY:
         if (e->nargs < 2) {
@@ -494,7 +562,7 @@ tsr_status_t tsr_expr_walk(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr
         case TSR_OP_MUL:
         case TSR_OP_DIV:
         case TSR_OP_MOD:
-            rc = eval_arith(mem, e->op, e->type, &a, &b, n, out, err);
+            rc = eval_arith(mem, e->op, e->type, &a, &b, n, care, out, err);
             break;
         case TSR_OP_EQ:
         case TSR_OP_NE:
@@ -503,10 +571,6 @@ tsr_status_t tsr_expr_walk(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr
         case TSR_OP_GT:
         case TSR_OP_GE:
             rc = tsr_expr_compare(mem, memo, e, e->op, &a, &b, n, out, err);
-            break;
-        case TSR_OP_AND:
-        case TSR_OP_OR:
-            rc = tsr_expr_logic(mem, e->op, &a, &b, n, out, err);
             break;
         default:
             rc = tsr_error_set(err, TSR_ERR_INTERNAL, "bad binary operator");
@@ -594,7 +658,7 @@ tsr_status_t tsr_expr_eval_memo(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr
         return tsr_expr_new_vector(mem, e->type, 0, out, err);
     tsr_operand_t r;
     tsr_opnd_set_null(&r, TSR_TYPE_NULL);
-    tsr_status_t rc = tsr_expr_walk(mem, memo, e, batch, &r, err);
+    tsr_status_t rc = tsr_expr_walk(mem, memo, e, batch, NULL, &r, err);
     if (rc == TSR_OK && tsr_opnd_type(&r) != e->type && e->type != TSR_TYPE_NULL)
         rc = tsr_expr_coerce(mem, &r, e->type, n, err); /* the planner's type wins */
     if (rc != TSR_OK) {
@@ -623,7 +687,7 @@ tsr_status_t tsr_expr_select_memo(tsr_mem_t *mem, tsr_expr_memo_t *memo, const t
     if (n == 0)
         return TSR_OK;
     tsr_operand_t r;
-    tsr_status_t rc = tsr_expr_walk(mem, memo, pred, batch, &r, err);
+    tsr_status_t rc = tsr_expr_walk(mem, memo, pred, batch, NULL, &r, err);
     if (rc != TSR_OK)
         return rc;
     size_t k = 0;
@@ -671,7 +735,7 @@ tsr_status_t tsr_expr_fold(const tsr_expr_t *e, bool *folded, tsr_value_t *out, 
      * one dummy row only gives the kernels a size */
     tsr_batch_t one = {.nrows = 1, .cols = NULL};
     tsr_operand_t r;
-    tsr_status_t rc = tsr_expr_walk(NULL, NULL, e, &one, &r, err);
+    tsr_status_t rc = tsr_expr_walk(NULL, NULL, e, &one, NULL, &r, err);
     if (rc != TSR_OK)
         return rc;
     if (rc == TSR_OK && tsr_opnd_type(&r) != e->type && e->type != TSR_TYPE_NULL)

@@ -76,8 +76,6 @@ static inline const uint64_t *tsr_opnd_validity(const tsr_operand_t *o)
     return o->is_const ? NULL : o->v.validity;
 }
 
-/* A fresh owned vector of n values; its validity is set by the caller. */
-
 /* ---- vectors and bitmaps (expr_eval.c) -------------------------------------------- */
 
 /* A fresh owned vector of n values; its validity is set by the caller. */
@@ -98,9 +96,19 @@ tsr_status_t tsr_expr_coerce(tsr_mem_t *mem, tsr_operand_t *o, tsr_type_t t, siz
 
 /* ---- node evaluators -------------------------------------------------------------------- */
 
-/* The walk: evaluates e over batch into out (expr_eval.c). memo may be NULL. */
+/* The walk: evaluates e over batch into out (expr_eval.c). memo may be NULL.
+ *
+ * care: the rows whose value of e matters (a bitmap of batch->nrows bits;
+ * NULL: all). Values are computed for every row, but a row-dependent error
+ * (integer overflow) is raised only on rows in care. AND and OR narrow it
+ * for their right operand to the rows the left one does not decide, so
+ * `a < 1000 AND a * a > 5` never fails on a row where a >= 1000; an error of
+ * a constant subtree counts when any row is in care. */
 tsr_status_t tsr_expr_walk(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
-                           const tsr_batch_t *batch, tsr_operand_t *out, tsr_error_t *err);
+                           const tsr_batch_t *batch, const uint64_t *care, tsr_operand_t *out,
+                           tsr_error_t *err);
+/* Whether some row of [0, n) is in care (NULL: all rows, so when n > 0). */
+bool tsr_expr_care_any(const uint64_t *care, size_t n);
 /* x op y for one type t, both non-NULL constants (expr_eval.c). */
 bool tsr_expr_scalar_cmp(tsr_op_t op, tsr_type_t t, const tsr_value_t *x, const tsr_value_t *y);
 /* Comparison and unary (NOT, NEG) nodes (expr_eval.c). */
@@ -110,14 +118,15 @@ tsr_status_t tsr_expr_compare(tsr_mem_t *mem, tsr_expr_memo_t *memo, const void 
                               tsr_operand_t *a, tsr_operand_t *b, size_t n, tsr_operand_t *out,
                               tsr_error_t *err);
 tsr_status_t tsr_expr_unary(tsr_mem_t *mem, const tsr_expr_t *e, tsr_operand_t *a, size_t n,
-                            tsr_operand_t *out, tsr_error_t *err);
+                            const uint64_t *care, tsr_operand_t *out, tsr_error_t *err);
 /* AND / OR, IS [NOT] NULL, [NOT] IN, [NOT] LIKE (expr_bool.c). */
 tsr_status_t tsr_expr_logic(tsr_mem_t *mem, tsr_op_t op, tsr_operand_t *a, tsr_operand_t *b,
                             size_t n, tsr_operand_t *out, tsr_error_t *err);
 tsr_status_t tsr_expr_is_null(tsr_mem_t *mem, bool negated, const tsr_operand_t *a, size_t n,
                               tsr_operand_t *out, tsr_error_t *err);
 tsr_status_t tsr_expr_in(tsr_mem_t *mem, tsr_expr_memo_t *memo, const tsr_expr_t *e,
-                         const tsr_batch_t *batch, tsr_operand_t *out, tsr_error_t *err);
+                         const tsr_batch_t *batch, const uint64_t *care, tsr_operand_t *out,
+                         tsr_error_t *err);
 tsr_status_t tsr_expr_like(tsr_mem_t *mem, tsr_expr_memo_t *memo, const void *key, bool negated,
                            tsr_operand_t *x, tsr_operand_t *pat, size_t n, tsr_operand_t *out,
                            tsr_error_t *err);

@@ -73,10 +73,11 @@ static bool i64_row_overflows(tsr_op_t op, int64_t x, int64_t y)
 }
 
 bool tsr_kern_i64_overflow_at_valid(tsr_op_t op, const int64_t *a, int64_t ca, const int64_t *b,
-                                    int64_t cb, const uint64_t *valid, size_t n)
+                                    int64_t cb, const uint64_t *valid, const uint64_t *care,
+                                    size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!tsr_bit_get(valid, i))
+        if (!tsr_bit_get(valid, i) || !tsr_bit_get(care, i))
             continue;
         if (i64_row_overflows(op, a ? a[i] : ca, b ? b[i] : cb))
             return true;

@@ -23,10 +23,12 @@
  * overflowed (NULL rows included: the caller rechecks with validity). */
 bool tsr_kern_i64_addsubmul(tsr_op_t op, const int64_t *a, int64_t ca, const int64_t *b, int64_t cb,
                             int64_t *r, size_t n);
-/* Is there a row i, valid in bitmap valid (NULL: all), whose op overflows?
- * (op ADD SUB MUL DIV). The rare path after a kernel reported overflow. */
+/* Is there a row i, set in both bitmaps valid and care (NULL: all rows), whose
+ * op overflows? (op ADD SUB MUL DIV). The rare path after a kernel reported
+ * overflow. */
 bool tsr_kern_i64_overflow_at_valid(tsr_op_t op, const int64_t *a, int64_t ca, const int64_t *b,
-                                    int64_t cb, const uint64_t *valid, size_t n);
+                                    int64_t cb, const uint64_t *valid, const uint64_t *care,
+                                    size_t n);
 /* r = a / b or a % b truncating; rows with b == 0 get 0 and set *any_zero;
  * INT64_MIN / -1 sets *any_ovf (the caller rechecks validity). */
 void tsr_kern_i64_divmod(tsr_op_t op, const int64_t *a, int64_t ca, const int64_t *b, int64_t cb,

@@ -59,6 +59,21 @@ void tsr_expr_memo_free(tsr_expr_memo_t *memo)
     memset(memo, 0, sizeof(*memo));
 }
 
+tsr_expr_memo_t *tsr_expr_memos_new(tsr_mem_t *mem, unsigned nworkers)
+{
+    tsr_expr_memo_t *memos = tsr_mem_calloc(mem, nworkers ? nworkers : 1, sizeof(*memos));
+    for (unsigned w = 0; memos && w < nworkers; w++)
+        tsr_expr_memo_init(&memos[w], mem);
+    return memos;
+}
+
+void tsr_expr_memos_free(tsr_mem_t *mem, tsr_expr_memo_t *memos, unsigned nworkers)
+{
+    for (unsigned w = 0; memos && w < nworkers; w++)
+        tsr_expr_memo_free(&memos[w]);
+    tsr_mem_free(mem, memos);
+}
+
 tsr_status_t tsr_expr_memo_get(tsr_expr_memo_t *memo, const void *key, const tsr_dict_t *dict,
                                uint8_t **state)
 {
@@ -108,6 +123,75 @@ static inline uint32_t clamp_code(uint32_t c, uint32_t size)
     return c < size ? c : 0;
 }
 
+/* ---- one predicate over the codes of a batch ---------------------------------- */
+
+/* A predicate on one string: a comparison with a constant (through the
+ * operator's three-way table) or a LIKE pattern. */
+enum { PRED_CMP, PRED_LIKE };
+
+typedef struct str_pred {
+    const char *c; /* PRED_CMP: the constant */
+    size_t clen;
+    uint8_t lut[3];         /* PRED_CMP: result per three-way sign + 1 */
+    const tsr_like_t *like; /* PRED_LIKE */
+} str_pred_t;
+
+static inline __attribute__((always_inline)) uint8_t
+str_pred_eval(const str_pred_t *p, const int kind, const char *s, size_t len)
+{
+    if (kind == PRED_LIKE)
+        return tsr_like_match(p->like, s, len);
+    return p->lut[tsr_str_cmp(s, len, p->c, p->clen) + 1];
+}
+
+/* r[i] = the predicate on the string of codes[i], decided once per code: with
+ * a memo state array lazily, else through a per-code table when the
+ * dictionary is small next to the batch, else row by row (see the top).
+ * Written once, instantiated per kind (always inline: no call per row). */
+static inline __attribute__((always_inline)) tsr_status_t
+str_pred_codes(tsr_mem_t *mem, const tsr_dict_t *dict, const uint32_t *codes, uint8_t *state,
+               uint8_t *r, size_t n, const str_pred_t *p, const int kind)
+{
+    uint32_t size = tsr_dict_size(dict);
+    if (size == 0) { /* every row is NULL: nothing to decide */
+        memset(r, 0, n);
+        return TSR_OK;
+    }
+    if (state) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = clamp_code(codes[i], size);
+            uint8_t st = state[k];
+            if (!st) { /* first sight of this code on this worker */
+                size_t len;
+                const char *s = tsr_dict_get(dict, k, &len);
+                st = state[k] = (uint8_t)(1 + str_pred_eval(p, kind, s, len));
+            }
+            r[i] = st - 1;
+        }
+        return TSR_OK;
+    }
+    if ((size_t)size <= n * STR_TABLE_FACTOR) {
+        uint8_t *tbl = tsr_mem_alloc(mem, size);
+        if (!tbl)
+            return TSR_ERR_NOMEM;
+        for (uint32_t k = 0; k < size; k++) {
+            size_t len;
+            const char *s = tsr_dict_get(dict, k, &len);
+            tbl[k] = str_pred_eval(p, kind, s, len);
+        }
+        for (size_t i = 0; i < n; i++)
+            r[i] = tbl[clamp_code(codes[i], size)];
+        tsr_mem_free(mem, tbl);
+        return TSR_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *s = tsr_dict_get(dict, clamp_code(codes[i], size), &len);
+        r[i] = str_pred_eval(p, kind, s, len);
+    }
+    return TSR_OK;
+}
+
 /* ---- comparisons -------------------------------------------------------------- */
 
 tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *dict,
@@ -135,43 +219,9 @@ tsr_status_t tsr_str_cmp_const(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *di
                 r[i] = codes[i] != k;
         return TSR_OK;
     }
-    uint8_t lut[3];
-    cmp_lut(op, lut);
-    if (state) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t k = clamp_code(codes[i], size);
-            uint8_t st = state[k];
-            if (!st) { /* first sight of this code on this worker */
-                size_t len;
-                const char *s = tsr_dict_get(dict, k, &len);
-                st = state[k] = (uint8_t)(1 + lut[tsr_str_cmp(s, len, c, clen) + 1]);
-            }
-            r[i] = st - 1;
-        }
-        return TSR_OK;
-    }
-    if ((size_t)size <= n * STR_TABLE_FACTOR) {
-        uint8_t *tbl = tsr_mem_alloc(mem, size);
-        if (!tbl)
-            return TSR_ERR_NOMEM;
-        for (uint32_t k = 0; k < size; k++) {
-            size_t len;
-            const char *s = tsr_dict_get(dict, k, &len);
-            tbl[k] = lut[tsr_str_cmp(s, len, c, clen) + 1];
-        }
-        for (size_t i = 0; i < n; i++)
-            r[i] = tbl[clamp_code(codes[i], size)];
-        tsr_mem_free(mem, tbl);
-        return TSR_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t len;
-        const char *s = tsr_dict_get(dict, clamp_code(codes[i], size), &len);
-        r[i] = (uint8_t)(tsr_str_cmp(s, len, c, clen) + 1);
-    }
-    for (size_t i = 0; i < n; i++)
-        r[i] = lut[r[i]];
-    return TSR_OK;
+    str_pred_t p = {.c = c, .clen = clen};
+    cmp_lut(op, p.lut);
+    return str_pred_codes(mem, dict, codes, state, r, n, &p, PRED_CMP);
 }
 
 tsr_status_t tsr_str_cmp_cols(tsr_mem_t *mem, tsr_op_t op, const tsr_dict_t *da, const uint32_t *a,
@@ -318,42 +368,6 @@ bool tsr_like_match(const tsr_like_t *lk, const char *s, size_t len)
 tsr_status_t tsr_str_like(tsr_mem_t *mem, const tsr_like_t *like, const tsr_dict_t *dict,
                           const uint32_t *codes, uint8_t *state, uint8_t *r, size_t n)
 {
-    uint32_t size = tsr_dict_size(dict);
-    if (size == 0) {
-        memset(r, 0, n);
-        return TSR_OK;
-    }
-    if (state) {
-        for (size_t i = 0; i < n; i++) {
-            uint32_t k = clamp_code(codes[i], size);
-            uint8_t st = state[k];
-            if (!st) {
-                size_t len;
-                const char *s = tsr_dict_get(dict, k, &len);
-                st = state[k] = (uint8_t)(1 + tsr_like_match(like, s, len));
-            }
-            r[i] = st - 1;
-        }
-        return TSR_OK;
-    }
-    if ((size_t)size <= n * STR_TABLE_FACTOR) {
-        uint8_t *tbl = tsr_mem_alloc(mem, size);
-        if (!tbl)
-            return TSR_ERR_NOMEM;
-        for (uint32_t k = 0; k < size; k++) {
-            size_t len;
-            const char *s = tsr_dict_get(dict, k, &len);
-            tbl[k] = tsr_like_match(like, s, len);
-        }
-        for (size_t i = 0; i < n; i++)
-            r[i] = tbl[clamp_code(codes[i], size)];
-        tsr_mem_free(mem, tbl);
-        return TSR_OK;
-    }
-    for (size_t i = 0; i < n; i++) {
-        size_t len;
-        const char *s = tsr_dict_get(dict, clamp_code(codes[i], size), &len);
-        r[i] = tsr_like_match(like, s, len);
-    }
-    return TSR_OK;
+    str_pred_t p = {.like = like};
+    return str_pred_codes(mem, dict, codes, state, r, n, &p, PRED_LIKE);
 }

@@ -7,7 +7,7 @@
  * one distinct build key, indexing the build rows' lists).
  *
  * Keys. Every key column is handed over *normalised* to 64 bits:
- *   INT64 -> its bits            DOUBLE -> its bits, -0.0 as 0.0 (tsr_ht_norm_double)
+ *   INT64 -> its bits            DOUBLE -> its bits, -0.0 as 0.0, one NaN (tsr_ht_norm_double)
  *   BOOL  -> 0/1                 VARCHAR -> the dictionary code (one dictionary per column)
  * plus an optional validity bitmap (NULL key values). Two keys are equal when
  * their normalised values are equal or both are NULL (GROUP BY semantics: NULLs
@@ -90,14 +90,16 @@ typedef struct tsr_ht_rows {
     const uint64_t *hashes;          /* NULL, or the rows' hashes as tsr_ht_hash computes them */
 } tsr_ht_rows_t;
 
-/* The normalised key of a double: its bits, with -0.0 folded into 0.0. */
+/* The normalised key of a double: its bits, with -0.0 folded into 0.0 and
+ * every NaN (any sign or payload) into TSR_HASH_NAN_BITS, so all NaNs form one
+ * group as they form one value in ORDER BY. */
 static inline uint64_t tsr_ht_norm_double(double d)
 {
     uint64_t bits;
     if (d == 0.0)
         d = 0.0;
     memcpy(&bits, &d, sizeof(bits));
-    return bits;
+    return d == d ? bits : TSR_HASH_NAN_BITS;
 }
 
 /* Partition of a hash among 2^bits partitions (bits in 1..16): its top bits,

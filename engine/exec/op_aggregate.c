@@ -145,6 +145,14 @@ static tsr_status_t agg_plan_agg(tsr_agg_plan_t *ap, const tsr_plan_t *plan, con
     }
     if (!agg->arg)
         return tsr_error_set(err, TSR_ERR_INTERNAL, "aggregate %zu has no argument", a);
+    if ((agg->fn == TSR_AGG_MIN || agg->fn == TSR_AGG_MAX) && agg->arg->kind == TSR_EXPR_CONST &&
+        agg->arg->type == TSR_TYPE_VARCHAR && !agg->arg->value.is_null) {
+        if (o->type != TSR_TYPE_VARCHAR)
+            return tsr_error_set(err, TSR_ERR_INTERNAL, "aggregate %zu: bad result type", a);
+        o->cstr = &agg->arg->value; /* the constant wherever a row was */
+        o->cnt = agg_scol_index(ap, TSR_AGG_S_ROWS, 0, false);
+        return TSR_OK;
+    }
     tsr_status_t rc = agg_check_expr(in, agg->arg, "aggregate argument", err);
     if (rc != TSR_OK)
         return rc;

@@ -26,8 +26,9 @@
  * VARCHAR keys: the table hashes the right dictionary's string hashes. When
  * the left column has another dictionary, a code -> code map (left code to
  * the right code of the same string, or none) is built once, so the probe
- * compares integers only. DOUBLE keys compare by value with -0.0 == 0.0 (NaN
- * matches a NaN of the same bits).
+ * compares integers only. DOUBLE keys compare by value with -0.0 == 0.0; a
+ * NaN key never matches, like a NULL one, since NaN = NaN is not TRUE in a
+ * WHERE clause either.
  *
  * Ownership: every output value is copied, but VARCHAR columns keep the
  * inputs' dictionaries, so an intermediate input owning one becomes a
@@ -195,8 +196,8 @@ static tsr_status_t join_plan(join_run_t *r, tsr_error_t *err)
 /* ---- keys of one batch -------------------------------------------------------------- */
 
 /* Evaluates the keys of batch b of one side into kvec/kptr and keeps in sel
- * the rows whose keys are all non-NULL (and, for a mapped VARCHAR key, exist
- * on the build side). Returns the count in *nsel. */
+ * the rows whose keys are all non-NULL and not NaN (and, for a mapped VARCHAR
+ * key, exist on the build side). Returns the count in *nsel. */
 static tsr_status_t join_batch_keys(join_run_t *r, bool left, const tsr_batch_t *b,
                                     tsr_vector_t *kvec, const uint64_t **kptr, uint64_t *kbuf,
                                     uint32_t *sel, size_t *nsel, tsr_error_t *err)
@@ -230,7 +231,18 @@ static tsr_status_t join_batch_keys(join_run_t *r, bool left, const tsr_batch_t 
             continue;
         }
         kptr[k] = tsr_ht_normalize(&kvec[k], sel, m, out);
-        if (valid) {
+        if (kvec[k].type == TSR_TYPE_DOUBLE) {
+            /* NaN = NaN is not TRUE: such rows join nothing (normalised NaNs
+             * all have the one bit pattern) */
+            const uint64_t *kv = kptr[k];
+            size_t mm = 0;
+            for (size_t j = 0; j < m; j++) {
+                uint32_t i = sel[j];
+                sel[mm] = i;
+                mm += tsr_bit_get(valid, i) & (kv[i] != TSR_HASH_NAN_BITS);
+            }
+            m = mm;
+        } else if (valid) {
             size_t mm = 0;
             for (size_t j = 0; j < m; j++) {
                 uint32_t i = sel[j];

@@ -137,10 +137,7 @@ tsr_status_t tsr_op_project(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, t
     job.cols = tsr_mem_calloc(mem, nb ? nb : 1, sizeof(*job.cols));
     job.borrowed = tsr_mem_calloc(mem, nb ? nb : 1, sizeof(*job.borrowed));
     unsigned nw = tsr_exec_nworkers(ctx);
-    job.memos = tsr_mem_calloc(mem, nw, sizeof(*job.memos));
-    if (job.memos)
-        for (unsigned w = 0; w < nw; w++)
-            tsr_expr_memo_init(&job.memos[w], mem);
+    job.memos = tsr_expr_memos_new(mem, nw);
     if (!job.const_dict || !job.const_null || !job.cols || !job.borrowed || !job.memos) {
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         goto done;
@@ -152,18 +149,7 @@ tsr_status_t tsr_op_project(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, t
     tsr_exec_parallel(ctx, nb, project_task, &job);
     if ((rc = tsr_exec_errslot_take(&job.slot, err)) != TSR_OK)
         goto done;
-    bool borrowed = false;
-    for (size_t b = 0; b < nb; b++) {
-        if (!job.cols[b])
-            continue;
-        if (tsr_table_append_batch(res, t->batches[b].nrows, job.cols[b]) != TSR_OK) {
-            rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        job.cols[b] = NULL;
-        borrowed |= job.borrowed[b];
-    }
-    if ((rc = tsr_exec_finish_output(res, in, borrowed, err)) != TSR_OK)
+    if ((rc = tsr_exec_collect(res, in, job.cols, NULL, job.borrowed, err)) != TSR_OK)
         goto done;
     *out = res;
     res = NULL;
@@ -177,9 +163,6 @@ done:
     tsr_mem_free(mem, job.const_null);
     tsr_mem_free(mem, job.cols);
     tsr_mem_free(mem, job.borrowed);
-    if (job.memos)
-        for (unsigned w = 0; w < nw; w++)
-            tsr_expr_memo_free(&job.memos[w]);
-    tsr_mem_free(mem, job.memos);
+    tsr_expr_memos_free(mem, job.memos, nw);
     return rc;
 }

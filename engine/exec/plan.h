@@ -10,7 +10,9 @@
  * Semantics the executor implements (the planner relies on them):
  *  - NULL: three-valued logic; any arithmetic/comparison with a NULL operand is
  *    NULL; AND/OR follow SQL (FALSE AND NULL = FALSE, TRUE OR NULL = TRUE);
- *    a filter keeps rows whose predicate is TRUE (not NULL).
+ *    a filter keeps rows whose predicate is TRUE (not NULL). AND/OR guard
+ *    their right operand: its errors count only on rows the left operand
+ *    does not decide (FALSE AND x, TRUE OR x).
  *  - Arithmetic: INT64 op INT64 -> INT64 (checked: overflow is TSR_ERR_OVERFLOW;
  *    / truncates toward zero; x/0 and x%0 are NULL, as SQLite does); any DOUBLE
  *    operand -> DOUBLE (the planner inserts CASTs so both sides agree).
@@ -20,7 +22,8 @@
  *  - Aggregates skip NULLs; COUNT of nothing is 0; SUM/MIN/MAX/AVG of nothing
  *    is NULL; SUM(INT64) overflow is TSR_ERR_OVERFLOW; AVG is DOUBLE.
  *  - Sort: NULLs are the smallest value (first in ASC, last in DESC).
- *  - GROUP BY and DISTINCT treat NULLs as equal to each other.
+ *  - GROUP BY and DISTINCT treat NULLs as equal to each other, and all NaNs
+ *    too (one value, sorted above +inf); = on NaN is never TRUE, in joins too.
  */
 #ifndef TSR_EXEC_PLAN_H
 #define TSR_EXEC_PLAN_H
@@ -62,6 +65,33 @@ typedef struct tsr_expr {
     struct tsr_expr **args;
     size_t nargs;
 } tsr_expr_t;
+/* The order of strings, shared by the executor and the planner's constant
+ * folding: memcmp order, a shorter prefix first; returns -1, 0 or 1
+ * (expr_string.c). */
+int tsr_str_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* Applies comparison op (EQ NE LT LE GT GE) to the result c of a three-way
+ * compare; false for any other op. */
+static inline bool tsr_cmp_apply(tsr_op_t op, int c)
+{
+    switch (op) {
+    case TSR_OP_EQ:
+        return c == 0;
+    case TSR_OP_NE:
+        return c != 0;
+    case TSR_OP_LT:
+        return c < 0;
+    case TSR_OP_LE:
+        return c <= 0;
+    case TSR_OP_GT:
+        return c > 0;
+    case TSR_OP_GE:
+        return c >= 0;
+    default:
+        return false;
+    }
+}
+
 /* BETWEEN is lowered by the planner to (x >= lo AND x <= hi) (NOT: x < lo OR x > hi). */
 
 typedef enum tsr_agg_fn {

@@ -192,37 +192,12 @@ static int value_cmp(const tsr_value_t *x, const tsr_value_t *y, tsr_type_t type
         return (x->i > y->i) - (x->i < y->i);
     case TSR_TYPE_DOUBLE:
         return (x->d > y->d) - (x->d < y->d);
-    case TSR_TYPE_VARCHAR: {
-        size_t n = x->slen < y->slen ? x->slen : y->slen;
-        int c = n ? memcmp(x->s, y->s, n) : 0;
-        if (c)
-            return c < 0 ? -1 : 1;
-        return (x->slen > y->slen) - (x->slen < y->slen);
-    }
+    case TSR_TYPE_VARCHAR:
+        return tsr_str_cmp(x->s, x->slen, y->s, y->slen);
     case TSR_TYPE_NULL:
         break;
     }
     return 0;
-}
-
-static bool cmp_holds(tsr_op_t op, int c)
-{
-    switch (op) {
-    case TSR_OP_EQ:
-        return c == 0;
-    case TSR_OP_NE:
-        return c != 0;
-    case TSR_OP_LT:
-        return c < 0;
-    case TSR_OP_LE:
-        return c <= 0;
-    case TSR_OP_GT:
-        return c > 0;
-    case TSR_OP_GE:
-        return c >= 0;
-    default:
-        return false;
-    }
 }
 
 /* LIKE: % any run of bytes, _ one byte, everything else itself (case-sensitive). */
@@ -377,7 +352,7 @@ tsr_status_t tsr_binder_mk_compare(tsr_binder_t *b, tsr_op_t op, tsr_expr_t *x, 
     if (is_null_const(x) || is_null_const(y)) { /* x = NULL is NULL, whatever x is */
         *out = tsr_binder_mk_null(b, TSR_TYPE_BOOL);
     } else if (is_const(x) && is_const(y)) {
-        *out = tsr_binder_mk_bool(b, cmp_holds(op, value_cmp(&x->value, &y->value, t)));
+        *out = tsr_binder_mk_bool(b, tsr_cmp_apply(op, value_cmp(&x->value, &y->value, t)));
     } else {
         *out = mk2(b, TSR_EXPR_BINARY, op, TSR_TYPE_BOOL, x, y);
     }

@@ -22,11 +22,12 @@ void tsr_catalog_free(tsr_catalog_t *cat)
     cat->ntables = cat->cap = 0;
 }
 
-tsr_status_t tsr_catalog_add(tsr_catalog_t *cat, tsr_table_t *table)
+tsr_status_t tsr_catalog_replace(tsr_catalog_t *cat, tsr_table_t *table, tsr_table_t **old)
 {
+    *old = NULL;
     for (size_t i = 0; i < cat->ntables; i++) {
         if (strcasecmp(cat->tables[i]->name, table->name) == 0) {
-            tsr_table_destroy(cat->tables[i]);
+            *old = cat->tables[i];
             cat->tables[i] = table;
             return TSR_OK;
         }
@@ -36,6 +37,14 @@ tsr_status_t tsr_catalog_add(tsr_catalog_t *cat, tsr_table_t *table)
         return TSR_ERR_NOMEM;
     cat->tables[cat->ntables++] = table;
     return TSR_OK;
+}
+
+tsr_status_t tsr_catalog_add(tsr_catalog_t *cat, tsr_table_t *table)
+{
+    tsr_table_t *old;
+    tsr_status_t rc = tsr_catalog_replace(cat, table, &old);
+    tsr_table_destroy(old);
+    return rc;
 }
 
 const tsr_table_t *tsr_catalog_find(const tsr_catalog_t *cat, const char *name)

@@ -23,6 +23,10 @@ void tsr_catalog_free(tsr_catalog_t *cat);
 /* Takes ownership of table (whose name must be set) on success; a table of the
  * same name is replaced (and destroyed). */
 tsr_status_t tsr_catalog_add(tsr_catalog_t *cat, tsr_table_t *table);
+
+/* The same, but a replaced table is handed to the caller in *old (NULL when
+ * none) instead of being destroyed: query results may still borrow from it. */
+tsr_status_t tsr_catalog_replace(tsr_catalog_t *cat, tsr_table_t *table, tsr_table_t **old);
 const tsr_table_t *tsr_catalog_find(const tsr_catalog_t *cat, const char *name);
 
 #endif /* TSR_SQL_CATALOG_H */

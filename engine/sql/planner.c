@@ -347,7 +347,8 @@ static tsr_status_t bind_group_by(planner_t *p)
                 tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, g->span,
                                                      "GROUP BY position %lld is not in select list",
                                                      (long long)g->ival);
-                tsr_binder_hint(b, "the select list has %zu columns", p->nitems);
+                tsr_binder_hint(b, "the select list has %zu column%s", p->nitems,
+                                p->nitems == 1 ? "" : "s");
                 return rc;
             }
             src = p->items[g->ival - 1].ast;
@@ -428,7 +429,8 @@ static tsr_status_t order_column(planner_t *p, const tsr_ast_expr_t *a, size_t *
             tsr_status_t rc = tsr_binder_fail_at(b, TSR_ERR_INVALID_ARG, a->span,
                                                  "ORDER BY position %lld is not in select list",
                                                  (long long)a->ival);
-            tsr_binder_hint(b, "the select list has %zu columns", p->nitems);
+            tsr_binder_hint(b, "the select list has %zu column%s", p->nitems,
+                            p->nitems == 1 ? "" : "s");
             return rc;
         }
         *col = (size_t)a->ival - 1;

@@ -4,7 +4,10 @@
  * A result is a materialised table of typed columns; read it by row and column
  * index. Values of a column must be read with the accessor of its type
  * (tsr_result_column_type); reading a NULL returns 0/0.0/""/false.
- * A result must be destroyed before its context.
+ * A result must be destroyed before its context, and like the context it is
+ * not thread-safe to destroy concurrently with other calls on the context.
+ * Replacing a table a live result was computed from is safe: the context
+ * keeps the old table until its last live result is destroyed.
  */
 #ifndef TESSERA_QUERY_H
 #define TESSERA_QUERY_H

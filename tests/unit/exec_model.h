@@ -251,13 +251,19 @@ static inline int model_eval(const tsr_expr_t *e, const mval_t *row, mval_t *out
         out->i = -a.i;
         return 0;
     case TSR_EXPR_BINARY: {
-        int o1 = model_eval(e->args[0], row, &a);
-        int o2 = model_eval(e->args[1], row, &b);
-        if (o1 || o2)
+        if (model_eval(e->args[0], row, &a))
             return 1;
         if (e->op == TSR_OP_AND || e->op == TSR_OP_OR) {
+            /* left to right: where the left operand decides, the right one's
+             * overflow does not count (a guard: a < 1000 AND a * a > 5) */
             bool decide = e->op == TSR_OP_OR;
-            if ((!a.null && (a.i != 0) == decide) || (!b.null && (b.i != 0) == decide))
+            if (!a.null && (a.i != 0) == decide) {
+                *out = mv_bool(decide);
+                return 0;
+            }
+            if (model_eval(e->args[1], row, &b))
+                return 1;
+            if (!b.null && (b.i != 0) == decide)
                 *out = mv_bool(decide);
             else if (a.null || b.null)
                 *out = mv_null(TSR_TYPE_BOOL);
@@ -265,6 +271,8 @@ static inline int model_eval(const tsr_expr_t *e, const mval_t *row, mval_t *out
                 *out = mv_bool(!decide);
             return 0;
         }
+        if (model_eval(e->args[1], row, &b))
+            return 1;
         if (a.null || b.null) {
             *out = mv_null(e->type);
             return 0;

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# transport_peers.sh - Tessera's transport against raw UCX (ucx_perftest), the
+# same operations on the same transports, pinned the same way, in one run.
+#
+#   bench/peers/transport_peers.sh [ITERATIONS] [--json]
+#
+# For each transport set (tcp: UCX_TLS=tcp; sm: UCX_TLS=posix,cma,self,tcp)
+# it runs `tessera-bench transport --json --rows ITERATIONS` (default 20000)
+# and ucx_perftest with the server on CPU 1 and the client on CPU 0
+# (taskset), over 127.0.0.1 with UCX_NET_DEVICES=lo, both polling:
+#
+#   Tessera figure   ucx_perftest test            compared as
+#   rpc_p50          ucp_am_lat -s 8 (p50)        2 x one-way latency = round trip
+#   fadd_p50         ucp_fadd -s 8 (p50)          latency per operation
+#   cswap_p50        ucp_cswap -s 8 (p50)         latency per operation
+#   get_bw           ucp_get -s 1048576           MB/s (2^20 bytes/s)
+#   put_bw           ucp_put_bw -s 1048576        MB/s
+#
+# ratio = how many times faster Tessera is (>1: Tessera wins): peer/value for
+# latencies, value/peer for bandwidth. The targets (issue 4): latency ratio
+# >= 1/1.3, bandwidth ratio >= 0.9; each line says whether it is met.
+# With --json: one JSON object per figure in bench.h's format, with the peer
+# fields. Exit codes: 0 ok, 1 a run failed, 2 bad usage, 3 not built /
+# ucx_perftest missing (Debian package ucx-utils).
+#
+# Environment: TSR_BIN (default build/bin) holds tessera-bench.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${TSR_BIN:-$root/build/bin}"
+
+die() { # die CODE MESSAGE [HINT]
+    echo "tessera: error: $2" >&2
+    [ -n "${3:-}" ] && echo "  hint: $3" >&2
+    exit "$1"
+}
+
+iters=20000 json=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --json) json=1 ;;
+    [0-9]*) iters="$1" ;;
+    *) die 2 "unknown argument '$1'" "see $0 --help" ;;
+    esac
+    shift
+done
+[ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
+command -v ucx_perftest >/dev/null || die 3 "ucx_perftest not found" "apt-get install ucx-utils"
+command -v taskset >/dev/null || die 3 "taskset not found" "apt-get install util-linux"
+
+export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
+export UCX_WARN_UNUSED_ENV_VARS=n
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# perftest TLS TEST SIZE ITERS -> its "Final:" line (columns: iterations,
+# p50 latency, avg latency, overall latency, avg MB/s, overall MB/s, ...)
+port=$((20000 + RANDOM % 20000))
+perftest() {
+    local tls="$1" test="$2" size="$3" n="$4"
+    port=$((port + 1))
+    UCX_TLS="$tls" taskset -c 1 timeout 120 ucx_perftest -p "$port" >"$tmp/srv.log" 2>&1 &
+    local spid=$!
+    local out=""
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        sleep 0.2
+        if out="$(UCX_TLS="$tls" taskset -c 0 timeout 120 ucx_perftest 127.0.0.1 -p "$port" \
+            -t "$test" -s "$size" -n "$n" 2>&1)"; then
+            break
+        fi
+        out=""
+    done
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    [ -n "$out" ] || die 1 "ucx_perftest $test on $tls failed"
+    echo "$out" | grep '^Final:' | tail -1
+}
+
+bw_iters=$((iters / 100 < 64 ? 64 : iters / 100))
+declare -A TLS=([tcp]="tcp" [sm]="posix,cma,self,tcp")
+: >"$tmp/peer.txt"
+for set in tcp sm; do
+    tls="${TLS[$set]}"
+    TSR_BENCH_TLS="$set" taskset -c 0 "$bin/tessera-bench" transport --json --rows "$iters" \
+        >>"$tmp/tessera.json" || die 1 "tessera-bench transport failed on $set"
+    # Same UCX settings for the peer as tessera-bench uses for this set.
+    if [ "$set" = sm ] && [ -z "${UCX_MAX_RNDV_LANES:-}" ]; then export UCX_MAX_RNDV_LANES=0; fi
+    echo "$set am_lat $(perftest "$tls" ucp_am_lat 8 "$iters")" >>"$tmp/peer.txt"
+    echo "$set fadd $(perftest "$tls" ucp_fadd 8 "$iters")" >>"$tmp/peer.txt"
+    echo "$set cswap $(perftest "$tls" ucp_cswap 8 "$iters")" >>"$tmp/peer.txt"
+    echo "$set get $(perftest "$tls" ucp_get 1048576 "$bw_iters")" >>"$tmp/peer.txt"
+    echo "$set put_bw $(perftest "$tls" ucp_put_bw 1048576 "$bw_iters")" >>"$tmp/peer.txt"
+done
+
+python3 - "$tmp/tessera.json" "$tmp/peer.txt" "$json" <<'EOF'
+import json, sys
+figs = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+peer = {}
+for line in open(sys.argv[2]):
+    p = line.split()
+    # set test Final: iters p50 avg overall bw_avg bw_overall rate_avg rate_overall
+    peer[(p[0], p[1])] = [float(x) for x in p[3:]]
+# tessera name -> (perftest test, column, multiplier, kind)
+cmp = {"rpc_p50": ("am_lat", 1, 2.0, "lat"), "fadd_p50": ("fadd", 1, 1.0, "lat"),
+       "cswap_p50": ("cswap", 1, 1.0, "lat"), "get_bw": ("get", 5, 1.0, "bw"),
+       "put_bw": ("put_bw", 5, 1.0, "bw")}
+as_json = sys.argv[3] == "1"
+if not as_json:
+    print("transport vs ucx_perftest (client CPU 0, server CPU 1, taskset; both polling)")
+    print(f"  {'set':4} {'figure':10} {'tessera':>12} {'ucx_perftest':>13} {'ratio':>7}  target")
+for f in figs:
+    s = f["params"]["tls"]
+    if f["name"] not in cmp:
+        if as_json:
+            print(json.dumps(f))
+        continue
+    test, col, mult, kind = cmp[f["name"]]
+    pv = peer[(s, test)][col] * mult
+    v = f["value"]
+    ratio = (pv / v) if kind == "lat" else (v / pv)
+    ok = ratio >= (1 / 1.3 if kind == "lat" else 0.9)
+    f.update({"peer": "ucx_perftest", "peer_value": pv, "ratio": ratio})
+    if as_json:
+        print(json.dumps(f))
+    else:
+        unit = f["unit"]
+        print(f"  {s:4} {f['name']:10} {v:9.3f} {unit:3}{pv:10.3f} {unit:3}{ratio:7.2f}  "
+              f"{'met' if ok else 'MISSED'}")
+EOF

@@ -1,0 +1,436 @@
+/*
+ * suite_transport.c - `tessera-bench transport`: the transport layer's
+ * latency and bandwidth on each UCX transport set available on this host.
+ *
+ * For each transport set (tcp: UCX_TLS=tcp; sm: shared memory, posix+cma,
+ * with TCP only for connection set-up) the suite re-executes itself as a
+ * server process (env TSR_BENCH_TRANSPORT_SERVER=<tls>), pinned to CPU 1,
+ * and measures from a client pinned to CPU 0, both busy-polling (spin time
+ * 2 s, as ucx_perftest polls), over 127.0.0.1 with UCX_NET_DEVICES=lo unless
+ * the environment sets it:
+ *
+ *   rpc_p50, rpc_p99   round trip of a blocking 8-byte RPC (us); every latency
+ *                      sample is the mean of 8 consecutive operations
+ *   rpc_rate           8-byte RPCs per second, 64 in flight
+ *   get_bw, put_bw     1 MiB non-blocking gets / puts, 8 in flight, from one
+ *                      local buffer to one remote offset as ucx_perftest does
+ *                      (MB/s, MB = 2^20 bytes as ucx_perftest counts), puts flushed
+ *   cswap_p50/p99, fadd_p50/p99   blocking 64-bit remote atomics (us)
+ *
+ * --rows N sets the latency iterations (default 20000); bandwidth moves
+ * max(N/100, 64) MiB per direction. TSR_BENCH_TLS=tcp or =sm picks one set.
+ * bench/peers/transport_peers.sh runs ucx_perftest under the same pinning
+ * and prints the ratios. Exit 1 if any operation fails or a result is wrong
+ * (every RPC reply and every get is checked).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "transport.h"
+
+#define B_ECHO 1
+#define B_GETKEY 2
+#define B_DONE 3
+#define B_REGION (8u << 20)
+#define B_MSG (1u << 20)
+#define LAT_BATCH 8u /* operations per latency sample */
+#define B_ATOMICS (B_REGION - 64) /* atomics' words; data goes below */
+
+typedef struct tls_set {
+    const char *name; /* figure params */
+    const char *tls;  /* UCX_TLS */
+} tls_set_t;
+
+static const tls_set_t SETS[] = {{"tcp", "tcp"}, {"sm", "posix,cma,self,tcp"}};
+
+static void pin_to(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % n, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* ---- the server process ------------------------------------------------------ */
+
+typedef struct bserver {
+    tsr_transport_t *t;
+    tsr_region_t *region;
+    bool done;
+} bserver_t;
+
+static void s_echo(void *arg, tsr_rpc_req_t *req)
+{
+    bserver_t *s = arg;
+    size_t len;
+    const void *d = tsr_rpc_req_data(req, &len);
+    (void)tsr_rpc_reply(s->t, req, TSR_OK, d, len);
+}
+
+static void s_getkey(void *arg, tsr_rpc_req_t *req)
+{
+    bserver_t *s = arg;
+    void *buf = NULL;
+    size_t len = 0;
+    tsr_status_t rc = tsr_region_pack(s->t, s->region, &buf, &len, NULL);
+    (void)tsr_rpc_reply(s->t, req, rc, buf, rc == TSR_OK ? len : 0);
+    tsr_mem_free(NULL, buf);
+}
+
+static void s_done(void *arg, tsr_rpc_req_t *req)
+{
+    bserver_t *s = arg;
+    s->done = true;
+    (void)tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+}
+
+static int run_server(const char *tls)
+{
+    pin_to(1);
+    alarm(300); /* never outlive a lost client */
+    bserver_t s = {0};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_transport_params_t p = {.node_id = 1, .listen_host = "127.0.0.1", .tls = tls,
+                                .spin_us = 2000000};
+    if (tsr_transport_create(NULL, &p, &s.t, &err) != TSR_OK) {
+        fprintf(stderr, "tessera: error: transport server: %s\n", err.message);
+        return 1;
+    }
+    int rc = 1;
+    if (tsr_region_register(s.t, NULL, B_REGION, &s.region, &err) != TSR_OK) {
+        fprintf(stderr, "tessera: error: transport server: %s\n", err.message);
+        goto out;
+    }
+    uint8_t *mem = tsr_region_addr(s.region);
+    for (size_t i = 0; i < B_REGION; i++)
+        mem[i] = (uint8_t)(i * 7);
+    memset(mem + B_ATOMICS, 0, 64); /* the atomics' words start at 0 */
+    tsr_rpc_register(s.t, B_ECHO, s_echo, &s, NULL);
+    tsr_rpc_register(s.t, B_GETKEY, s_getkey, &s, NULL);
+    tsr_rpc_register(s.t, B_DONE, s_done, &s, NULL);
+    printf("%u\n", (unsigned)tsr_transport_port(s.t));
+    fflush(stdout);
+    while (!s.done)
+        tsr_transport_wait(s.t, 100);
+    rc = 0;
+out:
+    if (s.region)
+        tsr_region_unregister(s.t, s.region);
+    tsr_transport_destroy(s.t);
+    return rc;
+}
+
+/* ---- the client ------------------------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+typedef struct bclient {
+    tsr_transport_t *t;
+    tsr_peer_t *srv;
+    tsr_rkey_t *k;
+    size_t inflight;
+    size_t completed;
+    bool failed;
+} bclient_t;
+
+static void rate_cb(void *arg, tsr_status_t st, tsr_rpc_msg_t *reply)
+{
+    bclient_t *c = arg;
+    if (st != TSR_OK || reply->len != 8)
+        c->failed = true;
+    tsr_rpc_msg_release(c->t, reply);
+    c->inflight--;
+    c->completed++;
+}
+
+static void rma_cb(void *arg, tsr_status_t st, uint64_t old)
+{
+    bclient_t *c = arg;
+    (void)old;
+    if (st != TSR_OK)
+        c->failed = true;
+    c->inflight--;
+    c->completed++;
+}
+
+static int emit(tsr_bench_report_t *r, const char *name, const char *label, double v,
+                const char *unit)
+{
+    tsr_bench_figure_t f = {.name = name, .label = label, .value = v, .unit = unit};
+    return tsr_bench_report_emit(r, &f);
+}
+
+/* Spawns the server for tls; returns its pid and port, or -1. */
+static pid_t spawn_server(const char *tls, uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("TSR_BENCH_TRANSPORT_SERVER", tls, 1);
+        execl("/proc/self/exe", "tessera-bench", "transport", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    /* UCX logs to stdout by default: skip anything but the port line. */
+    unsigned p = 0;
+    char line[512];
+    while (f && p == 0 && fgets(line, sizeof(line), f))
+        if (line[0] >= '1' && line[0] <= '9' && strspn(line, "0123456789\n") == strlen(line))
+            p = (unsigned)atoi(line);
+    if (!f || p == 0 || p > 65535) {
+        if (f)
+            fclose(f);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    fclose(f);
+    *port = (uint16_t)p;
+    return pid;
+}
+
+static int measure(const tls_set_t *set, const tsr_bench_opts_t *opts, tsr_bench_report_t *r)
+{
+    size_t iters = opts->rows ? (size_t)opts->rows : 20000;
+    if (iters < 64 * LAT_BATCH)
+        iters = 64 * LAT_BATCH;
+    size_t bw_msgs = iters / 100 < 64 ? 64 : iters / 100;
+    uint16_t port = 0;
+    pid_t pid = spawn_server(set->tls, &port);
+    if (pid < 0) {
+        tsr_bench_error("transport %s: the server did not start", set->name);
+        return TSR_BENCH_EXIT_FAIL;
+    }
+    int rc = TSR_BENCH_EXIT_FAIL;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    bclient_t c = {0};
+    double *lat = malloc(iters * sizeof(double));
+    uint8_t *buf = malloc(B_MSG * 8);
+    tsr_transport_params_t p = {.node_id = 2, .tls = set->tls, .spin_us = 2000000};
+    if (!lat || !buf || tsr_transport_create(NULL, &p, &c.t, &err) != TSR_OK ||
+        tsr_transport_connect(c.t, "127.0.0.1", port, 10000, &c.srv, &err) != TSR_OK) {
+        tsr_bench_error("transport %s: %s", set->name, err.message[0] ? err.message : "oom");
+        goto out;
+    }
+    tsr_rpc_msg_t reply;
+    if (tsr_rpc_call(c.t, c.srv, B_GETKEY, NULL, 0, 10000, &reply, &err) != TSR_OK ||
+        tsr_rkey_unpack(c.t, c.srv, reply.data, reply.len, &c.k, &err) != TSR_OK) {
+        tsr_rpc_msg_release(c.t, &reply);
+        tsr_bench_error("transport %s: %s", set->name, err.message);
+        goto out;
+    }
+    tsr_rpc_msg_release(c.t, &reply);
+
+    /* RPC round trip. */
+    uint64_t v = 0;
+    for (size_t i = 0; i < iters / 10 + 100; i++) { /* warm-up */
+        if (tsr_rpc_call(c.t, c.srv, B_ECHO, &v, 8, 10000, &reply, &err) != TSR_OK)
+            goto fail;
+        tsr_rpc_msg_release(c.t, &reply);
+    }
+    /* A sample is the mean of LAT_BATCH consecutive operations: reading the
+     * clock around each one would add ~40 ns to operations of ~100 ns. */
+    size_t nsamp = iters / LAT_BATCH;
+    for (size_t i = 0; i < nsamp; i++) {
+        double t0 = tsr_bench_now();
+        for (size_t j = 0; j < LAT_BATCH; j++) {
+            v = i * LAT_BATCH + j;
+            tsr_status_t s = tsr_rpc_call(c.t, c.srv, B_ECHO, &v, 8, 10000, &reply, &err);
+            if (s != TSR_OK || reply.len != 8 || memcmp(reply.data, &v, 8) != 0)
+                goto fail;
+            tsr_rpc_msg_release(c.t, &reply);
+        }
+        lat[i] = (tsr_bench_now() - t0) / LAT_BATCH;
+    }
+    qsort(lat, nsamp, sizeof(double), cmp_double);
+    emit(r, "rpc_p50", "RPC round trip, 8 B (p50)", pct(lat, nsamp, 0.5) * 1e6, "us");
+    emit(r, "rpc_p99", "RPC round trip, 8 B (p99)", pct(lat, nsamp, 0.99) * 1e6, "us");
+
+    /* RPC rate, 64 in flight. */
+    size_t total = iters * 2;
+    size_t issued = 0;
+    c.completed = 0;
+    double t0 = tsr_bench_now();
+    while (c.completed < total && !c.failed) {
+        while (issued < total && c.inflight < 64) {
+            if (tsr_rpc_call_async(c.t, c.srv, B_ECHO, &v, 8, 10000, rate_cb, &c, &err) != TSR_OK)
+                goto fail;
+            c.inflight++;
+            issued++;
+        }
+        tsr_transport_progress(c.t);
+    }
+    if (c.failed)
+        goto fail;
+    emit(r, "rpc_rate", "RPC rate, 8 B, 64 in flight", total / (tsr_bench_now() - t0),
+         "calls/s");
+
+    /* Bandwidth: 1 MiB messages, 8 in flight. */
+    for (int put = 1; put >= 0; put--) {
+        c.completed = 0;
+        issued = 0;
+        memset(buf, put ? 0x5a : 0, B_MSG * 8);
+        t0 = tsr_bench_now();
+        while (c.completed < bw_msgs && !c.failed) {
+            while (issued < bw_msgs && c.inflight < 8) {
+                /* One local buffer and one remote offset, as ucx_perftest
+                 * does: the figure is the transport's, not DRAM's. */
+                uint8_t *b = buf;
+                uint64_t off = 0;
+                tsr_status_t s =
+                    put ? tsr_rma_put_nb(c.t, c.k, off, b, B_MSG, rma_cb, &c, &err)
+                        : tsr_rma_get_nb(c.t, c.k, off, b, B_MSG, rma_cb, &c, &err);
+                if (s != TSR_OK)
+                    goto fail;
+                c.inflight++;
+                issued++;
+            }
+            tsr_transport_progress(c.t);
+        }
+        if (c.failed || (put && tsr_rma_flush(c.t, c.srv, 10000, &err) != TSR_OK))
+            goto fail;
+        double mbs = (double)bw_msgs * B_MSG / (1 << 20) / (tsr_bench_now() - t0);
+        emit(r, put ? "put_bw" : "get_bw", put ? "put bandwidth, 1 MiB" : "get bandwidth, 1 MiB",
+             mbs, "MB/s");
+    }
+    /* The last gets read what the puts wrote: check one message. */
+    for (size_t i = 0; i < B_MSG; i++)
+        if (buf[i] != 0x5a) {
+            tsr_bench_error("transport %s: get returned wrong bytes at %zu", set->name, i);
+            goto out;
+        }
+
+    /* Atomics latency. */
+    for (int op = 0; op < 2; op++) {
+        uint64_t old = 0;
+        for (size_t i = 0; i < iters / 10 + 100; i++)
+            if (tsr_atomic_fadd(c.t, c.k, B_ATOMICS, 0, &old, 10000, &err) != TSR_OK)
+                goto fail;
+        for (size_t i = 0; i < nsamp; i++) {
+            double s0 = tsr_bench_now();
+            for (size_t j = 0; j < LAT_BATCH; j++) {
+                uint64_t n = i * LAT_BATCH + j;
+                tsr_status_t s =
+                    op == 0
+                        ? tsr_atomic_cswap(c.t, c.k, B_ATOMICS + 8, n, n + 1, &old, 10000, &err)
+                        : tsr_atomic_fadd(c.t, c.k, B_ATOMICS + 16, 1, &old, 10000, &err);
+                if (s != TSR_OK || old != n)
+                    goto fail_value;
+            }
+            lat[i] = (tsr_bench_now() - s0) / LAT_BATCH;
+        }
+        qsort(lat, nsamp, sizeof(double), cmp_double);
+        emit(r, op == 0 ? "cswap_p50" : "fadd_p50",
+             op == 0 ? "compare-and-swap (p50)" : "fetch-and-add (p50)", pct(lat, nsamp, 0.5) * 1e6,
+             "us");
+        emit(r, op == 0 ? "cswap_p99" : "fadd_p99",
+             op == 0 ? "compare-and-swap (p99)" : "fetch-and-add (p99)",
+             pct(lat, nsamp, 0.99) * 1e6, "us");
+    }
+    rc = TSR_BENCH_EXIT_OK;
+    goto out;
+fail_value:
+    if (!err.message[0]) {
+        tsr_bench_error("transport %s: an atomic returned a wrong old value", set->name);
+        goto out;
+    }
+fail:
+    tsr_bench_error("transport %s: %s", set->name,
+                    err.message[0] ? err.message : "a call failed or returned wrong data");
+out:
+    if (c.t && c.srv && tsr_peer_is_up(c.srv)) {
+        if (tsr_rpc_call(c.t, c.srv, B_DONE, NULL, 0, 5000, &reply, NULL) == TSR_OK)
+            tsr_rpc_msg_release(c.t, &reply);
+    }
+    if (c.k)
+        tsr_rkey_destroy(c.t, c.k);
+    tsr_transport_destroy(c.t);
+    free(lat);
+    free(buf);
+    /* Bounded wait for the server, then stop it by its pid. */
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return rc;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
+int tsr_bench_suite_transport(const tsr_bench_opts_t *opts)
+{
+    const char *server_tls = getenv("TSR_BENCH_TRANSPORT_SERVER");
+    if (!getenv("UCX_NET_DEVICES"))
+        setenv("UCX_NET_DEVICES", "lo", 1); /* all of it is local traffic */
+    if (server_tls)
+        return run_server(server_tls);
+    const char *only = getenv("TSR_BENCH_TLS");
+    pin_to(0);
+    int rc = TSR_BENCH_EXIT_OK;
+    for (size_t i = 0; i < sizeof(SETS) / sizeof(SETS[0]); i++) {
+        if (only && strcmp(only, SETS[i].name) != 0)
+            continue;
+        tsr_bench_report_t r;
+        if (tsr_bench_report_init(&r, "transport", opts->json, stdout) != 0)
+            return TSR_BENCH_EXIT_FAIL;
+        r.device = "cpu";
+        tsr_bench_report_param_str(&r, "tls", SETS[i].name);
+        tsr_bench_report_param_str(&r, "ucx_tls", SETS[i].tls);
+        tsr_bench_report_param_str(&r, "pinning", "client cpu0, server cpu1 (sched_setaffinity)");
+        tsr_bench_report_param_int(&r, "iterations", opts->rows ? (int64_t)opts->rows : 20000);
+        tsr_bench_report_title(&r, "transport over UCX (%s, UCX_TLS=%s), loopback, client on "
+                                   "CPU 0, server on CPU 1, both polling",
+                               SETS[i].name, SETS[i].tls);
+        /* UCX 1.13 puts rendezvous lanes of same-host peers on the TCP
+         * interface the connection manager needs, which keeps that
+         * interface polled (an epoll_wait per progress call). Same-host
+         * peers gain nothing from it: docs/transport.md. */
+        bool set_lanes = strcmp(SETS[i].name, "sm") == 0 && !getenv("UCX_MAX_RNDV_LANES");
+        if (set_lanes)
+            setenv("UCX_MAX_RNDV_LANES", "0", 1);
+        tsr_bench_report_param_str(&r, "ucx_max_rndv_lanes",
+                                   getenv("UCX_MAX_RNDV_LANES") ? getenv("UCX_MAX_RNDV_LANES")
+                                                                : "default");
+        int one = measure(&SETS[i], opts, &r);
+        if (set_lanes)
+            unsetenv("UCX_MAX_RNDV_LANES");
+        tsr_bench_report_fini(&r);
+        if (one != TSR_BENCH_EXIT_OK)
+            rc = one;
+    }
+    return rc;
+}

@@ -1,0 +1,107 @@
+/*
+ * cuda_internal.h - what cuda.c shares with the CUDA kernel host code
+ * (hashagg_cuda.c, hashmap_cuda.c) and with the kernel benchmark: the
+ * per-device state, error conversion, and the CUDA-only entry points that
+ * work on data already in device memory. Private to engine/device/ and its
+ * tests and benchmarks; built only with TSR_HAVE_CUDA.
+ *
+ * Error conversion: every CUDA runtime return code is checked where it
+ * happens; tsr_dev_cuda_fail records "CUDA <call> failed on <device>:
+ * <cudaErrorName>: <cudaGetErrorString>" and answers TSR_ERR_NOMEM for
+ * allocation failures, TSR_ERR_DEVICE otherwise. It also clears the
+ * runtime's last-error slot, so a failure cannot resurface in a later,
+ * unrelated launch check.
+ *
+ * Devices: the runtime's current device is per host thread, so every entry
+ * point that issues CUDA calls first makes dev current (tsr_dev_cuda_use).
+ */
+#ifndef TSR_DEVICE_CUDA_INTERNAL_H
+#define TSR_DEVICE_CUDA_INTERNAL_H
+
+#include <cuda_runtime_api.h>
+
+#include "device/device.h"
+#include "device/hashagg.h"
+
+typedef struct tsr_cuda_dev {
+    int ordinal;                    /* the runtime's device number */
+    unsigned sm_count;              /* multiprocessors */
+    unsigned max_block;             /* threads per block */
+    unsigned max_threads_per_sm;    /* resident threads per multiprocessor */
+    size_t shared_optin;            /* shared memory a block may opt in to */
+    size_t total_mem;               /* device memory */
+    int cc_major, cc_minor;         /* compute capability */
+    cudaError_t kernels;            /* cudaSuccess when this binary can run kernels here */
+} tsr_cuda_dev_t;
+
+/* Records a CUDA failure of `what` on dev (see the top of the file). */
+tsr_status_t tsr_dev_cuda_fail(tsr_error_t *err, const tsr_dev_t *dev, cudaError_t code,
+                               const char *what);
+/* Makes dev the calling thread's current device. */
+tsr_status_t tsr_dev_cuda_use(tsr_dev_t *dev, tsr_error_t *err);
+/* TSR_OK when this binary holds kernels the device can run; otherwise
+ * TSR_ERR_UNSUPPORTED naming the architectures built and the device's. */
+tsr_status_t tsr_dev_cuda_kernels_ok(tsr_dev_t *dev, tsr_error_t *err);
+
+static inline tsr_cuda_dev_t *tsr_dev_cuda(const tsr_dev_t *dev)
+{
+    return (tsr_cuda_dev_t *)dev->impl;
+}
+static inline cudaStream_t tsr_dev_cuda_stream(const tsr_dev_queue_t *q)
+{
+    return (cudaStream_t)q->handle;
+}
+static inline void *tsr_dev_cuda_ptr(const tsr_dev_buf_t *buf)
+{
+    return buf->handle;
+}
+
+/* Queues a device-to-device copy of size bytes on q (the copy-bandwidth
+ * reference of the kernel benchmark). */
+tsr_status_t tsr_dev_cuda_copy(tsr_dev_queue_t *q, tsr_dev_buf_t *dst, size_t dst_off,
+                               const tsr_dev_buf_t *src, size_t src_off, size_t size,
+                               tsr_error_t *err);
+
+/* ---- hash aggregation over columns already in device memory --------------------------- */
+
+/* Column c of aggregate or key i starts at buffer offset 0 and holds n rows
+ * (bitmaps: (n+63)/64 words); NULL bitmaps mean no NULLs. */
+typedef struct tsr_cuda_ha_dev_rows {
+    size_t n;
+    const tsr_dev_buf_t *keys[TSR_DEV_HASHAGG_MAX_KEYS];
+    const tsr_dev_buf_t *key_valid[TSR_DEV_HASHAGG_MAX_KEYS];
+    const tsr_dev_buf_t *values[TSR_DEV_HASHAGG_MAX_AGGS]; /* NULL for COUNT kinds */
+    const tsr_dev_buf_t *valid[TSR_DEV_HASHAGG_MAX_AGGS];
+    size_t launch_rows; /* rows per launch; 0: the backend's choice (tests pass small ones) */
+} tsr_cuda_ha_dev_rows_t;
+
+/* tsr_dev_hashagg_update for rows in device memory of ha's CUDA device: no
+ * transfer, the kernels read the buffers in place. Returns when the rows have
+ * been aggregated (q finished). */
+tsr_status_t tsr_dev_hashagg_cuda_update_device(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                                const tsr_cuda_ha_dev_rows_t *rows,
+                                                tsr_error_t *err);
+
+/* ---- static map (hashmap_cuda.c): 64-bit keys -> 64-bit values ------------------------ */
+
+typedef struct tsr_cuda_map tsr_cuda_map_t;
+
+/* A map for at least `capacity` keys at load factor <= 1/2 (it grows beyond). */
+tsr_status_t tsr_cuda_map_create(tsr_dev_t *dev, size_t capacity, tsr_cuda_map_t **out,
+                                 tsr_error_t *err);
+void tsr_cuda_map_destroy(tsr_cuda_map_t *m);
+/* Inserts keys[i] -> vals[i] for i < n (uint64 columns in device memory), or
+ * assigns the value where the key is present; for a key repeated within one
+ * call one of its values wins. Returns after the pairs are in the map. */
+tsr_status_t tsr_cuda_map_upsert(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const tsr_dev_buf_t *keys,
+                                 const tsr_dev_buf_t *vals, size_t n, tsr_error_t *err);
+/* out[i] = the value of keys[i] (0 when absent), found[i] = 1 when present
+ * (uint8 column); device memory, n rows. */
+tsr_status_t tsr_cuda_map_find(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const tsr_dev_buf_t *keys,
+                               tsr_dev_buf_t *out, tsr_dev_buf_t *found, size_t n,
+                               tsr_error_t *err);
+size_t tsr_cuda_map_size(const tsr_cuda_map_t *m);
+/* Slots of the table (a power of two; the load factor is size / slots). */
+size_t tsr_cuda_map_slots(const tsr_cuda_map_t *m);
+
+#endif /* TSR_DEVICE_CUDA_INTERNAL_H */

@@ -1,0 +1,181 @@
+/*
+ * cuda_kernels.h - the boundary between the CUDA host code (cuda.c,
+ * hashagg_cuda.c, hashmap_cuda.c; plain C) and the CUDA kernels
+ * (kernels/cuda/{*.cu}; CUDA C++): the plain-data views kernels take by value,
+ * and the launchers, extern "C" functions that configure and launch one kernel
+ * on a stream and return the launch's cudaError_t.
+ *
+ * cuCollections' pattern: the host object (a hash aggregation, a map) owns the
+ * device memory; a view is pointers and sizes only, copied into the kernel's
+ * parameters at launch, so the host may reuse or change its view right after.
+ * Kernels know nothing but their view.
+ *
+ * Launchers never synchronise and never allocate. Their grid, block and
+ * dynamic shared-memory sizes are decided by the host code from the device's
+ * properties (see hashagg_cuda.c), so the same host code drives the CUDA
+ * emulator the tests use (tests/cudaemu/), whose fake device is small.
+ *
+ * This header is included from C and from CUDA C++; it needs the CUDA runtime
+ * API types (cudaError_t, cudaStream_t) only.
+ */
+#ifndef TSR_DEVICE_CUDA_KERNELS_H
+#define TSR_DEVICE_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSR_CUDA_HA_MAX_KEYS 4
+#define TSR_CUDA_HA_MAX_AGGS 16
+#define TSR_CUDA_HA_MAX_SCOLS (1 + 3 * TSR_CUDA_HA_MAX_AGGS)
+
+/* Aggregate operations: the values of tsr_dev_agg_op_t (hashagg.h; checked
+ * by a static assertion in hashagg_cuda.c). */
+#define TSR_CUDA_OP_COUNT_STAR 0
+#define TSR_CUDA_OP_COUNT 1
+#define TSR_CUDA_OP_SUM_I 2
+#define TSR_CUDA_OP_SUM_D 3
+#define TSR_CUDA_OP_MIN_I 4
+#define TSR_CUDA_OP_MAX_I 5
+#define TSR_CUDA_OP_MIN_D 6
+#define TSR_CUDA_OP_MAX_D 7
+
+/* Rows each thread takes per loop iteration of the row kernels: a warp reads
+ * this many coalesced runs of 32 rows at once (several loads in flight). */
+#define TSR_CUDA_ROWS_PER_THREAD 2
+
+/* counters[] of an update, rehash or map insert launch */
+#define TSR_CUDA_CNT_NEW 0  /* slots claimed (groups or keys that are new) */
+#define TSR_CUDA_CNT_FAIL 1 /* rows appended to retry / groups that did not fit */
+
+/* ---- hash aggregation (kernels/cuda/hashagg.cuh has the table format) --------------- */
+
+/* The group table in device memory, slot-indexed struct of arrays. */
+typedef struct tsr_cuda_ha_table {
+    uint64_t *slots;  /* [nslots] slot words: 0 empty, ROWREF, OCC */
+    uint64_t *gkeys;  /* [nkeys * nslots] keys of OCC groups */
+    uint8_t *gvalid;  /* [nslots] bit k: key column k not NULL */
+    uint64_t *ghash;  /* [nslots] the group's hash */
+    int64_t *states;  /* [ncols * nslots] state columns (hashagg.h's layout) */
+    uint64_t nslots;  /* a power of two, at most 2^31 */
+} tsr_cuda_ha_table_t;
+
+/* One launch over rows of device memory. Column pointers point at the
+ * launch's row 0; bitmap word 0 holds its rows 0..63 (launches start at
+ * multiples of 64 rows of the caller's columns). */
+typedef struct tsr_cuda_ha_view {
+    tsr_cuda_ha_table_t t;
+    const uint64_t *keys[TSR_CUDA_HA_MAX_KEYS];   /* normalised key columns */
+    const uint64_t *kvalid[TSR_CUDA_HA_MAX_KEYS]; /* NULL: no NULLs in the column */
+    const uint64_t *vals[TSR_CUDA_HA_MAX_AGGS];   /* int64 / double bits; NULL for COUNT kinds */
+    const uint64_t *vvalid[TSR_CUDA_HA_MAX_AGGS]; /* NULL: no NULLs */
+    const uint32_t *sel;   /* NULL: rows 0..n-1; else the rows sel[0..n) (a retry round) */
+    uint32_t *counters;    /* [2]: TSR_CUDA_CNT_NEW, TSR_CUDA_CNT_FAIL */
+    uint32_t *retry;       /* rows that found no slot within probe_limit */
+    uint32_t *newslots;    /* slots claimed by block b at [b*region, +newcount[b]) */
+    uint32_t *newcount;    /* [grid] slots claimed per block */
+    int64_t identity[TSR_CUDA_HA_MAX_SCOLS]; /* state of an empty group, per column */
+    int8_t op[TSR_CUDA_HA_MAX_AGGS];         /* TSR_CUDA_OP_* */
+    int8_t nulls_col[TSR_CUDA_HA_MAX_AGGS];  /* -1 where the aggregate has no such column */
+    int8_t val_col[TSR_CUDA_HA_MAX_AGGS];
+    int8_t hi_col[TSR_CUDA_HA_MAX_AGGS];
+    uint32_t n;           /* rows of this launch (at most 2^30) */
+    uint32_t nkeys;       /* 0..4 */
+    uint32_t naggs;       /* 0..16 */
+    uint32_t ncols;       /* state columns */
+    uint32_t probe_limit; /* slots a row probes in the global table before it is retried */
+    uint32_t lslots;      /* local kernels: entries of the per-block table (power of two) */
+    uint32_t rows_per_block; /* local kernels: each block folds a contiguous run of rows */
+    uint32_t region;      /* newslots entries per block: at least the rows a block visits */
+} tsr_cuda_ha_view_t;
+
+/* Moving every group of one table into another (growth). */
+typedef struct tsr_cuda_ha_rehash_view {
+    tsr_cuda_ha_table_t from;
+    tsr_cuda_ha_table_t to; /* empty, states at their identities */
+    uint32_t *counters;     /* [TSR_CUDA_CNT_FAIL]: groups that found no slot */
+    uint32_t nkeys;
+    uint32_t ncols;
+    uint32_t probe_limit;
+} tsr_cuda_ha_rehash_view_t;
+
+typedef enum tsr_cuda_ha_kernel {
+    TSR_CUDA_HA_GLOBAL = 0,     /* every row updates the global table with atomics */
+    TSR_CUDA_HA_LOCAL = 1,      /* per-block shared-memory pre-aggregation */
+    TSR_CUDA_HA_LOCAL_WARP = 2, /* the same, rows of one group in a warp combined first */
+    TSR_CUDA_HA_NKERNELS = 3,
+} tsr_cuda_ha_kernel_t;
+
+/* Bytes of dynamic shared memory of a local kernel with lslots entries (tag,
+ * keys, states, global slot, validity mask) plus the block's claim counter.
+ * The global kernel takes TSR_CUDA_HA_GLOBAL_SHMEM bytes (the counter). */
+static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, uint32_t ncols)
+{
+    return (size_t)lslots * (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 + 4) + 8;
+}
+#define TSR_CUDA_HA_GLOBAL_SHMEM 8
+
+/* Raises kernel `which`'s dynamic shared-memory limit to shmem (for the key
+ * count nkeys, which selects an instantiation) and reports how many blocks of
+ * `block` threads one multiprocessor holds (0: none fits). */
+cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t nkeys, unsigned block,
+                                size_t shmem, int *blocks_per_sm);
+/* The update kernel `which` over v->n rows. */
+cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_ha_kernel_t which,
+                               unsigned grid, unsigned block, size_t shmem, cudaStream_t s);
+/* Turns the slots the nblocks blocks of the last update launch over v claimed
+ * (newslots/newcount) from ROWREF into OCC groups. */
+cudaError_t tsr_cuda_ha_persist(const tsr_cuda_ha_view_t *v, uint32_t nblocks, unsigned grid,
+                                unsigned block, cudaStream_t s);
+cudaError_t tsr_cuda_ha_rehash(const tsr_cuda_ha_rehash_view_t *r, unsigned grid, unsigned block,
+                               cudaStream_t s);
+
+/* ---- static map: 64-bit keys -> 64-bit values (kernels/cuda/hashmap.cuh) ---------- */
+
+/* Key of an empty slot. The key with these bits itself lives in sentinel[]. */
+#define TSR_CUDA_MAP_EMPTY 0xFFFFFFFFFFFFFFFFULL
+
+typedef struct tsr_cuda_map_view {
+    uint64_t *slots;       /* [2 * nslots]: key, value of slot s at 2s, 2s+1 */
+    uint64_t nslots;       /* a power of two */
+    uint64_t *sentinel;    /* [2]: 1 when the key TSR_CUDA_MAP_EMPTY is present; its value */
+    const uint64_t *keys;  /* insert, find: [n] */
+    const uint64_t *vals;  /* insert: [n] */
+    const uint32_t *sel;   /* insert: NULL, or the rows sel[0..n) (a retry round) */
+    uint64_t *out;         /* find: [n] the value, 0 when absent */
+    uint8_t *found;        /* find: [n] 1 when present */
+    uint32_t *counters;    /* insert: [NEW] keys added, [FAIL] rows in retry */
+    uint32_t *retry;       /* insert: rows that found no slot */
+    uint32_t n;
+    uint32_t probe_limit;
+} tsr_cuda_map_view_t;
+
+cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
+                                cudaStream_t s);
+cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
+                              cudaStream_t s);
+/* Moves every key of from (nslots of it) into to (empty); keys that find no
+ * slot count in to->counters[TSR_CUDA_CNT_FAIL]. */
+cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from, const tsr_cuda_map_view_t *to,
+                                unsigned grid, unsigned block, cudaStream_t s);
+
+/* ---- utilities (kernels/cuda/util.cu) ----------------------------------------------- */
+
+/* Repeats pattern (psize bytes: 1..128, a power of two) over size bytes at dst
+ * (size a multiple of psize). */
+cudaError_t tsr_cuda_fill(void *dst, size_t size, const void *pattern, size_t psize,
+                          cudaStream_t s);
+/* cudaSuccess when this binary holds code the current device can run (else
+ * cudaErrorNoKernelImageForDevice or cudaErrorInvalidDeviceFunction). */
+cudaError_t tsr_cuda_kernels_check(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSR_DEVICE_CUDA_KERNELS_H */

@@ -1,0 +1,142 @@
+/*
+ * hashagg.cu - hash aggregation kernels for CUDA GPUs: the __global__
+ * wrappers around the bodies of hashagg.cuh and their launchers (declared in
+ * engine/device/cuda_kernels.h; the host side is engine/device/hashagg_cuda.c).
+ *
+ * Each body is instantiated twice: for one key column (the common GROUP BY k,
+ * where the compiler drops every loop over key columns) and for any count.
+ * Views arrive by value as __grid_constant__ parameters, so the bodies read
+ * them in place through a pointer without a copy to local memory.
+ *
+ * Block sizes are bounded (launch bounds) so the compiler keeps each thread
+ * within 64 registers: the global kernel runs 256-thread blocks, several per
+ * multiprocessor; a local kernel one large block per multiprocessor, because
+ * its shared-memory table takes most of the multiprocessor's shared memory.
+ */
+#include <cuda_runtime.h>
+
+#include "hashagg.cuh"
+
+#define HA_GLOBAL_MAX_BLOCK 256
+#define HA_LOCAL_MAX_BLOCK 1024
+
+extern __shared__ uint64_t tsr_k_ha_shared[];
+
+__global__ void __launch_bounds__(HA_GLOBAL_MAX_BLOCK, 4)
+    tsr_k_ha_global_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_global_body(&v, tsr_k_ha_shared, 1);
+}
+
+__global__ void __launch_bounds__(HA_GLOBAL_MAX_BLOCK, 4)
+    tsr_k_ha_global_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_global_body(&v, tsr_k_ha_shared, v.nkeys);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_local_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, 1, 0);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_local_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, 0);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_warp_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, 1, 1);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_warp_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, 1);
+}
+
+__global__ void tsr_k_ha_persist(const __grid_constant__ tsr_cuda_ha_view_t v, uint32_t nblocks)
+{
+    ha_persist_body(&v, nblocks, v.nkeys);
+}
+
+__global__ void tsr_k_ha_rehash(const __grid_constant__ tsr_cuda_ha_rehash_view_t r)
+{
+    ha_rehash_body(&r);
+}
+
+static const void *ha_kernel(tsr_cuda_ha_kernel_t which, uint32_t nkeys)
+{
+    bool one = nkeys == 1;
+    switch (which) {
+    case TSR_CUDA_HA_GLOBAL:
+        return one ? (const void *)tsr_k_ha_global_1 : (const void *)tsr_k_ha_global_n;
+    case TSR_CUDA_HA_LOCAL:
+        return one ? (const void *)tsr_k_ha_local_1 : (const void *)tsr_k_ha_local_n;
+    case TSR_CUDA_HA_LOCAL_WARP:
+        return one ? (const void *)tsr_k_ha_warp_1 : (const void *)tsr_k_ha_warp_n;
+    default:
+        return NULL;
+    }
+}
+
+extern "C" cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t nkeys,
+                                           unsigned block, size_t shmem, int *blocks_per_sm)
+{
+    const void *fn = ha_kernel(which, nkeys);
+    *blocks_per_sm = 0;
+    if (!fn || block > (which == TSR_CUDA_HA_GLOBAL ? HA_GLOBAL_MAX_BLOCK : HA_LOCAL_MAX_BLOCK))
+        return cudaErrorInvalidValue;
+    cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)shmem);
+    if (e != cudaSuccess)
+        return e;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn, (int)block, shmem);
+}
+
+extern "C" cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_ha_kernel_t which,
+                                          unsigned grid, unsigned block, size_t shmem,
+                                          cudaStream_t s)
+{
+    bool one = v->nkeys == 1;
+    switch (which) {
+    case TSR_CUDA_HA_GLOBAL:
+        if (one)
+            tsr_k_ha_global_1<<<grid, block, shmem, s>>>(*v);
+        else
+            tsr_k_ha_global_n<<<grid, block, shmem, s>>>(*v);
+        break;
+    case TSR_CUDA_HA_LOCAL:
+        if (one)
+            tsr_k_ha_local_1<<<grid, block, shmem, s>>>(*v);
+        else
+            tsr_k_ha_local_n<<<grid, block, shmem, s>>>(*v);
+        break;
+    case TSR_CUDA_HA_LOCAL_WARP:
+        if (one)
+            tsr_k_ha_warp_1<<<grid, block, shmem, s>>>(*v);
+        else
+            tsr_k_ha_warp_n<<<grid, block, shmem, s>>>(*v);
+        break;
+    default:
+        return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t tsr_cuda_ha_persist(const tsr_cuda_ha_view_t *v, uint32_t nblocks,
+                                           unsigned grid, unsigned block, cudaStream_t s)
+{
+    tsr_k_ha_persist<<<grid, block, 0, s>>>(*v, nblocks);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t tsr_cuda_ha_rehash(const tsr_cuda_ha_rehash_view_t *r, unsigned grid,
+                                          unsigned block, cudaStream_t s)
+{
+    tsr_k_ha_rehash<<<grid, block, 0, s>>>(*r);
+    return cudaGetLastError();
+}

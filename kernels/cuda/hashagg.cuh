@@ -1,0 +1,678 @@
+/*
+ * hashagg.cuh - hash aggregation kernel bodies (common C / CUDA C++ subset;
+ * see compat.cuh). The __global__ wrappers and launchers are in hashagg.cu,
+ * the host side in engine/device/hashagg_cuda.c, the semantics in
+ * engine/device/hashagg.h. The algorithm and the table format are those of
+ * kernels/opencl/hashagg.cl, so every backend groups and hashes alike.
+ *
+ * The global group table (device memory, slot-indexed struct of arrays; a
+ * group lives in the slot claimed for it, so its states need no indirection):
+ *
+ *   slots[s]         0              empty
+ *                    01|frag|row    ROWREF: claimed in this launch by input
+ *                                   row `row`, whose key is the group's key;
+ *                                   frag = bits 32..61 of the key's hash
+ *                    10|hash62      OCC: a group whose key is in gkeys
+ *   gkeys[k*nslots+s], gvalid[s] (bit k: key column k not NULL), ghash[s]
+ *   states[c*nslots+s]              state column c (hashagg.h's layout)
+ *
+ * A composite key is too wide for one compare-and-swap, so a row claims an
+ * empty slot by CAS-ing in a reference to itself: the key it refers to sits,
+ * immutable, in the input, so every other thread can compare against it at
+ * once and nobody waits for anybody. The persist kernel turns the launch's
+ * ROWREF slots into OCC groups afterwards (keys copied into gkeys).
+ *
+ * Full tables: every probe loop is bounded (probe_limit). A row that finds
+ * neither its group nor an empty slot touches nothing and is appended to
+ * `retry` (counters[FAIL]); the host grows the table (rehash kernel) and
+ * reruns only those rows. No row is lost and nothing loops forever.
+ *
+ * New slots are listed per block: block b writes the slots it claims to
+ * newslots[b*region ...] counted by a shared-memory counter, then stores its
+ * count in newcount[b] and adds it to counters[NEW] once. (One global
+ * counter bumped by every claiming row would serialise a distinct-key
+ * aggregation on a single address.)
+ *
+ * Aggregates: 64-bit atomics. SUM(INT64) keeps a 128-bit sum in two words:
+ * atomicAdd on the low word returns the old value, which tells the carry out
+ * of this very addition; the carry plus the sign extension go to the high
+ * word, so the pair is the exact sum in any order (overflow is judged once,
+ * on the host, from the final pair). SUM(DOUBLE) is atomicAdd(double);
+ * MIN/MAX of doubles are CAS loops on the bit pattern (NaN above numbers).
+ *
+ * Three update kernels:
+ *  - global: one thread per row, atomics on the global states (many groups);
+ *  - local: each block folds a contiguous run of rows into a shared-memory
+ *    table first, one atomic per group and column at the end (few groups);
+ *  - local+warp: the same, and the lanes of a warp whose rows share a group
+ *    combine their values with shuffles before one lane updates the shared
+ *    entry (very few groups, where a warp's lanes would all hit one address).
+ *
+ * The shared-memory table is keyed by the key tuple itself, so a row whose
+ * group is already in it never touches the global table:
+ *
+ *   tag[e]   0 empty, 1 being written, READY|hash when usable
+ *   lkeys[k*lslots+e], lvm[e] (validity mask, 0xFFFFFFFF before use),
+ *   lgs[e]   the group's global slot, resolved before the entry is claimed
+ *   lst[c*lslots+e] the entry's states
+ *
+ * A thread that claims an entry resolves the global slot first (so a row that
+ * must be retried never enters the local table), CASes the tag 0 -> 1, writes
+ * key, mask and slot, fences, and publishes READY|hash. Readers that see 1 spin
+ * (bounded; on timeout the row updates the global states directly). Readers
+ * compare the full key, so a stale read can only cause a second entry for the
+ * same group, which is harmless: entries fold into the global states by slot.
+ * A row whose key finds no entry within HA_L_PROBES updates the global states.
+ */
+#ifndef TSR_KERNELS_CUDA_HASHAGG_CUH
+#define TSR_KERNELS_CUDA_HASHAGG_CUH
+
+#include "compat.cuh"
+#include "device/cuda_kernels.h"
+#include "hash.cuh"
+
+#define HA_ST_MASK 0xC000000000000000ULL
+#define HA_ST_ROWREF 0x4000000000000000ULL
+#define HA_ST_OCC 0x8000000000000000ULL
+#define HA_ROW_MASK 0x00000000FFFFFFFFULL
+#define HA_FRAG_MASK 0x3FFFFFFFULL
+
+#define HA_U TSR_CUDA_ROWS_PER_THREAD
+#define HA_PF 4 /* aggregates whose values are loaded ahead with the keys */
+
+#define HA_L_EMPTY 0ULL
+#define HA_L_BUSY 1ULL
+#define HA_L_READY 0x8000000000000000ULL
+#define HA_L_NOMASK 0xFFFFFFFFu
+#define HA_L_PROBES 8u
+#define HA_L_SPIN 4096u
+/* ha_local_find's answers besides an entry index */
+#define HA_L_GLOBAL (-1)  /* no entry: update the global slot *gs */
+#define HA_L_RETRIED (-2) /* the row went to the retry list: touch nothing */
+
+TSR_DEV uint32_t ha_bit(const uint64_t *bm, uint32_t i)
+{
+    return (uint32_t)(bm[i >> 6] >> (i & 63)) & 1u;
+}
+
+/* Row `row`'s key into k[] (0 under NULL), column 0's raw value given as k0
+ * (loaded ahead); returns the validity mask (bit c: column c not NULL). */
+TSR_DEV uint32_t ha_key(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint32_t row, uint64_t k0,
+                        uint64_t *k)
+{
+    uint32_t vm = 0;
+    TSR_UNROLL
+    for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++) {
+        k[c] = 0;
+        if (c < nkeys) {
+            const uint64_t *bm = v->kvalid[c];
+            uint32_t ok = bm == NULL || ha_bit(bm, row);
+            if (ok)
+                k[c] = c == 0 ? k0 : v->keys[c][row];
+            vm |= ok << c;
+        }
+    }
+    return vm;
+}
+
+TSR_DEV uint64_t ha_hash(const uint64_t *k, uint32_t vm, uint32_t nkeys)
+{
+    uint64_t h = 0;
+    TSR_UNROLL
+    for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++) {
+        if (c < nkeys) {
+            uint64_t hk = ((vm >> c) & 1u) ? tsr_k_hash_u64(k[c]) : TSR_K_NULL_HASH;
+            h = c == 0 ? hk : tsr_k_hash_combine(h, hk);
+        }
+    }
+    return h;
+}
+
+/* Does the non-empty slot word w at pos hold the key k/vm (hash h)? */
+TSR_DEV int ha_slot_matches(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t w, uint64_t pos,
+                            uint64_t occ, uint64_t frag, const uint64_t *k, uint32_t vm)
+{
+    if ((w & HA_ST_MASK) == HA_ST_OCC) {
+        /* OCC slots were written by earlier launches: immutable now */
+        if (w != occ || v->t.gvalid[pos] != vm)
+            return 0;
+        TSR_UNROLL
+        for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+            if (c < nkeys && v->t.gkeys[(uint64_t)c * v->t.nslots + pos] != k[c])
+                return 0;
+        return 1;
+    }
+    if (((w >> 32) & HA_FRAG_MASK) != frag)
+        return 0;
+    uint32_t other = (uint32_t)(w & HA_ROW_MASK);
+    TSR_UNROLL
+    for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++) {
+        if (c < nkeys) {
+            const uint64_t *bm = v->kvalid[c];
+            uint32_t ok = bm == NULL || ha_bit(bm, other);
+            if (ok != ((vm >> c) & 1u))
+                return 0;
+            if (ok && v->keys[c][other] != k[c])
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* The global slot of row `row`'s group, claiming an empty slot for a new
+ * group (listed in this block's newslots region, counted in *blk_new); -1
+ * after appending the row to retry when no slot was found within the bound. */
+TSR_DEV int64_t ha_find_slot(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint32_t row,
+                             const uint64_t *k, uint32_t vm, uint64_t h, uint32_t *blk_new)
+{
+    uint64_t *slots = v->t.slots;
+    const uint64_t mask = v->t.nslots - 1;
+    const uint64_t frag = (h >> 32) & HA_FRAG_MASK;
+    const uint64_t ref = HA_ST_ROWREF | (frag << 32) | (uint64_t)row;
+    const uint64_t occ = HA_ST_OCC | (h & ~HA_ST_MASK);
+    uint64_t pos = h & mask;
+    for (uint32_t p = 0; p < v->probe_limit; p++) {
+        uint64_t w = tsr_ld_volatile_u64(slots + pos);
+        if (w == 0) {
+            w = tsr_atom_cas_u64(slots + pos, 0, ref);
+            if (w == 0) {
+                uint32_t i = tsr_atom_add_u32(blk_new, 1);
+                v->newslots[(uint64_t)TSR_BID * v->region + i] = (uint32_t)pos;
+                return (int64_t)pos;
+            }
+        }
+        if (ha_slot_matches(v, nkeys, w, pos, occ, frag, k, vm))
+            return (int64_t)pos;
+        pos = (pos + 1) & mask;
+    }
+    v->retry[tsr_atom_add_u32(v->counters + TSR_CUDA_CNT_FAIL, 1)] = row;
+    return -1;
+}
+
+/* ---- aggregate updates (st: a group's state column 0; column c at st + c*stride) -------- */
+
+/* Adds the 128-bit amount hi:lo to the sum in *phi:*plo. */
+TSR_DEV void ha_sum_i(int64_t *plo, int64_t *phi, uint64_t lo, int64_t hi)
+{
+    uint64_t old = tsr_atom_add_u64((uint64_t *)plo, lo);
+    int64_t dhi = hi + (old + lo < old ? 1 : 0);
+    if (dhi != 0)
+        tsr_atom_add_u64((uint64_t *)phi, (uint64_t)dhi);
+}
+
+/* MIN (is_max 0) or MAX (1) of doubles, NaN above every number. Lock-free:
+ * a failed CAS means another thread made progress. */
+TSR_DEV void ha_minmax_d(int64_t *p, uint64_t xb, int is_max)
+{
+    double x = tsr_as_f64(xb);
+    uint64_t old = tsr_ld_volatile_u64((uint64_t *)p);
+    for (;;) {
+        double m = tsr_as_f64(old);
+        int better = is_max ? (x > m || tsr_isnan(x)) : (x < m || tsr_isnan(m));
+        if (!better)
+            return;
+        uint64_t seen = tsr_atom_cas_u64((uint64_t *)p, old, xb);
+        if (seen == old)
+            return;
+        old = seen;
+    }
+}
+
+/* Folds the amount lo (and hi for SUM_I) into aggregate a's value column. */
+TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
+                            uint64_t lo, uint64_t hi)
+{
+    int64_t *p = st + (uint64_t)v->val_col[a] * stride;
+    switch (v->op[a]) {
+    case TSR_CUDA_OP_SUM_I:
+        ha_sum_i(p, st + (uint64_t)v->hi_col[a] * stride, lo, (int64_t)hi);
+        break;
+    case TSR_CUDA_OP_SUM_D:
+        tsr_atom_add_f64((double *)p, tsr_as_f64(lo));
+        break;
+    case TSR_CUDA_OP_MIN_I:
+        tsr_atom_min_i64(p, (int64_t)lo);
+        break;
+    case TSR_CUDA_OP_MAX_I:
+        tsr_atom_max_i64(p, (int64_t)lo);
+        break;
+    case TSR_CUDA_OP_MIN_D:
+        ha_minmax_d(p, lo, 0);
+        break;
+    case TSR_CUDA_OP_MAX_D:
+        ha_minmax_d(p, lo, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Adds row `row` (value x, loaded by the caller) to aggregate a of st. */
+TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
+                          uint32_t row, uint64_t x)
+{
+    int op = v->op[a];
+    if (op == TSR_CUDA_OP_COUNT_STAR)
+        return;
+    const uint64_t *bm = v->vvalid[a];
+    if (bm && !ha_bit(bm, row)) {
+        /* NULLs are counted (not values), so the no-NULL case costs nothing */
+        tsr_atom_add_u64((uint64_t *)(st + (uint64_t)v->nulls_col[a] * stride), 1);
+        return;
+    }
+    if (op == TSR_CUDA_OP_COUNT)
+        return;
+    uint64_t hi = (op == TSR_CUDA_OP_SUM_I && (int64_t)x < 0) ? ~0ULL : 0;
+    ha_apply_value(v, a, st, stride, x, hi);
+}
+
+/* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF. */
+TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
+                          const uint64_t *pf)
+{
+    tsr_atom_add_u64((uint64_t *)st, 1);
+    TSR_UNROLL
+    for (uint32_t a = 0; a < HA_PF; a++)
+        if (a < v->naggs)
+            ha_apply_agg(v, a, st, stride, row, pf[a]);
+    for (uint32_t a = HA_PF; a < v->naggs; a++)
+        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0);
+}
+
+/* Loads row `row`'s first key column and first HA_PF values ahead of the
+ * work on earlier rows (independent loads in flight). */
+TSR_DEV void ha_prefetch(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint32_t row, int act,
+                         uint64_t *k0, uint64_t *pf)
+{
+    *k0 = (act && nkeys) ? v->keys[0][row] : 0;
+    TSR_UNROLL
+    for (uint32_t a = 0; a < HA_PF; a++)
+        pf[a] = (act && a < v->naggs && v->vals[a]) ? v->vals[a][row] : 0;
+}
+
+/* ---- warp combining (local+warp kernel) -------------------------------------------- */
+
+/* hi:lo (+)= ohi:olo under op (the state merge of one aggregate). */
+TSR_DEV void ha_combine(int op, uint64_t *lo, uint64_t *hi, uint64_t olo, uint64_t ohi)
+{
+    double a = tsr_as_f64(*lo), b = tsr_as_f64(olo);
+    switch (op) {
+    case TSR_CUDA_OP_SUM_I: {
+        uint64_t s = *lo + olo;
+        *hi = *hi + ohi + (s < *lo ? 1u : 0u);
+        *lo = s;
+        break;
+    }
+    case TSR_CUDA_OP_SUM_D:
+        *lo = tsr_as_u64(a + b);
+        break;
+    case TSR_CUDA_OP_MIN_I:
+        if ((int64_t)olo < (int64_t)*lo)
+            *lo = olo;
+        break;
+    case TSR_CUDA_OP_MAX_I:
+        if ((int64_t)olo > (int64_t)*lo)
+            *lo = olo;
+        break;
+    case TSR_CUDA_OP_MIN_D:
+        if (b < a || tsr_isnan(a))
+            *lo = olo;
+        break;
+    case TSR_CUDA_OP_MAX_D:
+        if (b > a || tsr_isnan(b))
+            *lo = olo;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Combines hi:lo over each group of lanes (peers: this lane's group, from
+ * tsr_match_any); afterwards the group's lowest lane holds the group's total.
+ * A tree over the lanes' ranks in their group: in round i the lanes whose
+ * rank has bit i set are done (their value has been taken), the others add
+ * the value of their next remaining peer. Called by all 32 lanes. */
+TSR_DEV void ha_warp_reduce(int op, uint32_t peers, uint64_t *lo, uint64_t *hi)
+{
+    const uint32_t lane = TSR_LANE;
+    uint32_t rank = tsr_popc(peers & ((1u << lane) - 1u));
+    uint32_t rest = peers & ~((2u << lane) - 1u); /* peers above this lane */
+    while (tsr_any(rest != 0)) {
+        uint32_t next = tsr_ffs(rest);
+        uint32_t src = next ? next - 1 : lane;
+        uint64_t olo = tsr_shfl_u64(*lo, src);
+        uint64_t ohi = tsr_shfl_u64(*hi, src);
+        if (next)
+            ha_combine(op, lo, hi, olo, ohi);
+        rest &= ~tsr_ballot((int)(rank & 1u));
+        rank >>= 1;
+    }
+}
+
+/* Where a warp lane's row goes: entry li of the block's table (lst, stride
+ * ls) when li >= 0, else global slot gs. The two cases are separate calls so
+ * the compiler knows each pointer's memory space (shared atomics are faster
+ * than the generic ones a pointer chosen at run time would need). */
+typedef struct ha_target {
+    int64_t *lst;
+    uint32_t ls;
+    int32_t li;
+    int64_t gs;
+} ha_target_t;
+
+TSR_DEV void ha_target_add(const tsr_cuda_ha_view_t *v, const ha_target_t *t, int col, uint64_t x)
+{
+    if (t->li >= 0)
+        tsr_atom_add_u64((uint64_t *)(t->lst + (uint64_t)col * t->ls + t->li), x);
+    else
+        tsr_atom_add_u64((uint64_t *)(v->t.states + (uint64_t)col * v->t.nslots + t->gs), x);
+}
+
+TSR_DEV void ha_target_value(const tsr_cuda_ha_view_t *v, const ha_target_t *t, uint32_t a,
+                             uint64_t lo, uint64_t hi)
+{
+    if (t->li >= 0)
+        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi);
+    else
+        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi);
+}
+
+/* Aggregate a of one row per lane, combined per group of lanes; the group's
+ * leader updates the target. act: the lane has a row and a target. */
+TSR_DEV void ha_warp_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int act, int leader,
+                         uint32_t peers, const ha_target_t *t, uint32_t row, uint64_t x)
+{
+    int op = v->op[a];
+    if (op == TSR_CUDA_OP_COUNT_STAR)
+        return;
+    const uint64_t *bm = v->vvalid[a];
+    int valid = act && (bm == NULL || ha_bit(bm, row));
+    if (bm) {
+        uint32_t nulls = tsr_ballot(act && !valid) & peers;
+        if (leader && nulls)
+            ha_target_add(v, t, v->nulls_col[a], tsr_popc(nulls));
+    }
+    if (op == TSR_CUDA_OP_COUNT)
+        return;
+    uint64_t ident = (uint64_t)v->identity[v->val_col[a]];
+    uint64_t lo = valid ? x : ident;
+    uint64_t hi = (valid && op == TSR_CUDA_OP_SUM_I && (int64_t)x < 0) ? ~0ULL : 0;
+    ha_warp_reduce(op, peers, &lo, &hi);
+    if (leader && (lo != ident || hi != 0))
+        ha_target_value(v, t, a, lo, hi);
+}
+
+TSR_DEV void ha_warp_apply(const tsr_cuda_ha_view_t *v, int act, uint32_t peers,
+                           const ha_target_t *t, uint32_t row, const uint64_t *pf)
+{
+    const int leader = act && (peers & ((1u << TSR_LANE) - 1u)) == 0;
+    if (leader)
+        ha_target_add(v, t, 0, tsr_popc(peers));
+    TSR_UNROLL
+    for (uint32_t a = 0; a < HA_PF; a++)
+        if (a < v->naggs)
+            ha_warp_agg(v, a, act, leader, peers, t, row, pf[a]);
+    for (uint32_t a = HA_PF; a < v->naggs; a++)
+        ha_warp_agg(v, a, act, leader, peers, t, row, (act && v->vals[a]) ? v->vals[a][row] : 0);
+}
+
+/* ---- kernel bodies ------------------------------------------------------------------ */
+
+/* Publishes this block's count of claimed slots (after a barrier). */
+TSR_DEV void ha_block_done(const tsr_cuda_ha_view_t *v, uint32_t *blk_new)
+{
+    TSR_SYNC();
+    if (TSR_TID == 0) {
+        uint32_t n = *blk_new;
+        v->newcount[TSR_BID] = n;
+        if (n)
+            tsr_atom_add_u32(v->counters + TSR_CUDA_CNT_NEW, n);
+    }
+}
+
+/* One thread per row (grid-stride), atomics on the global states.
+ * sh: 8 bytes of dynamic shared memory (the block's claim counter). */
+TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys)
+{
+    uint32_t *blk_new = (uint32_t *)sh;
+    const uint32_t tid = TSR_TID, bdim = TSR_BDIM;
+    if (tid == 0)
+        *blk_new = 0;
+    TSR_SYNC();
+    const uint32_t step = TSR_GDIM * bdim * HA_U;
+    for (uint32_t it = TSR_BID * bdim * HA_U; it < v->n; it += step) {
+        uint32_t row[HA_U];
+        int act[HA_U];
+        uint64_t k0[HA_U], pf[HA_U][HA_PF];
+        TSR_UNROLL
+        for (uint32_t u = 0; u < HA_U; u++) {
+            uint32_t j = it + u * bdim + tid;
+            act[u] = j < v->n;
+            row[u] = act[u] ? (v->sel ? v->sel[j] : j) : 0;
+            ha_prefetch(v, nkeys, row[u], act[u], &k0[u], pf[u]);
+        }
+        TSR_UNROLL
+        for (uint32_t u = 0; u < HA_U; u++) {
+            if (!act[u])
+                continue;
+            uint64_t k[TSR_CUDA_HA_MAX_KEYS];
+            uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
+            uint64_t h = ha_hash(k, vm, nkeys);
+            int64_t s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
+            if (s >= 0)
+                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u]);
+        }
+    }
+    ha_block_done(v, blk_new);
+}
+
+/* The entry of key k/vm (hash h) in the block's table, claiming one if
+ * needed (see the top of the file); HA_L_GLOBAL with *gs resolved (or -1,
+ * unresolved) when there is none, HA_L_RETRIED when the row went to retry. */
+TSR_DEV int32_t ha_local_find(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *tag,
+                              uint64_t *lkeys, uint32_t *lgs, uint32_t *lvm, uint32_t row,
+                              const uint64_t *k, uint32_t vm, uint64_t h, int64_t *gs,
+                              uint32_t *blk_new)
+{
+    const uint32_t ls = v->lslots, lmask = ls - 1;
+    const uint64_t want = HA_L_READY | h;
+    uint32_t pos = (uint32_t)(h >> 40) & lmask; /* other bits than the global table's */
+    for (uint32_t p = 0; p < HA_L_PROBES; p++) {
+        uint64_t cur = tsr_ld_volatile_u64(tag + pos);
+        if (cur == HA_L_EMPTY) {
+            if (*gs < 0) {
+                *gs = ha_find_slot(v, nkeys, row, k, vm, h, blk_new);
+                if (*gs < 0)
+                    return HA_L_RETRIED;
+            }
+            cur = tsr_atom_cas_u64(tag + pos, HA_L_EMPTY, HA_L_BUSY);
+            if (cur == HA_L_EMPTY) {
+                TSR_UNROLL
+                for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+                    if (c < nkeys)
+                        lkeys[(uint64_t)c * ls + pos] = k[c];
+                lvm[pos] = vm;
+                lgs[pos] = (uint32_t)*gs;
+                TSR_FENCE_BLOCK(); /* key, mask, slot before the tag */
+                tsr_st_volatile_u64(tag + pos, want);
+                return (int32_t)pos;
+            }
+        }
+        if (cur == HA_L_BUSY) {
+            for (uint32_t s = 0; s < HA_L_SPIN && cur == HA_L_BUSY; s++) {
+                TSR_SPIN_PAUSE();
+                cur = tsr_ld_volatile_u64(tag + pos);
+            }
+            if (cur == HA_L_BUSY)
+                return HA_L_GLOBAL;
+        }
+        if (cur == want && tsr_ld_volatile_u32(lvm + pos) == vm) {
+            int eq = 1;
+            TSR_UNROLL
+            for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+                if (c < nkeys && tsr_ld_volatile_u64(lkeys + (uint64_t)c * ls + pos) != k[c])
+                    eq = 0;
+            if (eq)
+                return (int32_t)pos;
+        }
+        pos = (pos + 1) & lmask;
+    }
+    return HA_L_GLOBAL;
+}
+
+/* Folds a block's entry (states at l, stride ls) into the global group at g. */
+TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls, int64_t *g)
+{
+    const uint64_t ns = v->t.nslots;
+    if (l[0])
+        tsr_atom_add_u64((uint64_t *)g, (uint64_t)l[0]);
+    for (uint32_t a = 0; a < v->naggs; a++) {
+        int op = v->op[a];
+        if (op == TSR_CUDA_OP_COUNT_STAR)
+            continue;
+        int64_t nulls = l[(uint64_t)v->nulls_col[a] * ls];
+        if (nulls)
+            tsr_atom_add_u64((uint64_t *)(g + (uint64_t)v->nulls_col[a] * ns), (uint64_t)nulls);
+        if (op == TSR_CUDA_OP_COUNT)
+            continue;
+        uint64_t lo = (uint64_t)l[(uint64_t)v->val_col[a] * ls];
+        uint64_t hi = op == TSR_CUDA_OP_SUM_I ? (uint64_t)l[(uint64_t)v->hi_col[a] * ls] : 0;
+        if (lo == (uint64_t)v->identity[v->val_col[a]] && hi == 0)
+            continue; /* nothing to fold */
+        ha_apply_value(v, a, g, ns, lo, hi);
+    }
+}
+
+/* Each block folds rows [b*rows_per_block, +rows_per_block) into its
+ * shared-memory table, then the table into the global states. sh: dynamic
+ * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
+ * directly (no sel: retry rounds use the global kernel). */
+TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys, int warp)
+{
+    const uint32_t ls = v->lslots, tid = TSR_TID, bdim = TSR_BDIM, lane = TSR_LANE;
+    uint64_t *tag = sh;
+    uint64_t *lkeys = tag + ls;
+    int64_t *lst = (int64_t *)(lkeys + (uint64_t)nkeys * ls);
+    uint32_t *lgs = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
+    uint32_t *lvm = lgs + ls;
+    uint32_t *blk_new = lvm + ls;
+    for (uint32_t i = tid; i < ls; i += bdim) {
+        tag[i] = HA_L_EMPTY;
+        lvm[i] = HA_L_NOMASK; /* matches no row's mask */
+        lgs[i] = 0;
+        for (uint32_t c = 0; c < v->ncols; c++)
+            lst[(uint64_t)c * ls + i] = v->identity[c];
+    }
+    if (tid == 0)
+        *blk_new = 0;
+    TSR_SYNC();
+
+    const uint32_t begin = TSR_BID * v->rows_per_block;
+    const uint32_t end = begin >= v->n                        ? begin
+                         : v->n - begin < v->rows_per_block ? v->n
+                                                              : begin + v->rows_per_block;
+    /* block-uniform trip count: every lane reaches the warp collectives */
+    for (uint32_t it = begin; it < end; it += bdim * HA_U) {
+        uint32_t row[HA_U];
+        int act[HA_U];
+        uint64_t k0[HA_U], pf[HA_U][HA_PF];
+        TSR_UNROLL
+        for (uint32_t u = 0; u < HA_U; u++) {
+            row[u] = it + u * bdim + tid;
+            act[u] = row[u] < end;
+            ha_prefetch(v, nkeys, row[u], act[u], &k0[u], pf[u]);
+        }
+        TSR_UNROLL
+        for (uint32_t u = 0; u < HA_U; u++) {
+            int32_t li = HA_L_RETRIED;
+            int64_t gs = -1;
+            if (act[u]) {
+                uint64_t k[TSR_CUDA_HA_MAX_KEYS];
+                uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
+                uint64_t h = ha_hash(k, vm, nkeys);
+                li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row[u], k, vm, h, &gs,
+                                   blk_new);
+                if (li == HA_L_GLOBAL && gs < 0) {
+                    gs = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
+                    if (gs < 0)
+                        li = HA_L_RETRIED;
+                }
+            }
+            if (!warp) {
+                if (li >= 0)
+                    ha_apply_row(v, lst + li, ls, row[u], pf[u]);
+                else if (li == HA_L_GLOBAL)
+                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u]);
+            } else {
+                /* lanes without a local entry form groups of their own */
+                ha_target_t t = {lst, ls, li, gs};
+                uint32_t id = li >= 0 ? (uint32_t)li : 0x80000000u | lane;
+                uint32_t peers = tsr_match_any(id);
+                ha_warp_apply(v, li != HA_L_RETRIED, peers, &t, row[u], pf[u]);
+            }
+        }
+    }
+    TSR_SYNC();
+    for (uint32_t i = tid; i < ls; i += bdim)
+        if (tag[i] & HA_L_READY) /* no entry is half-written after the barrier */
+            ha_fold(v, lst + i, ls, v->t.states + lgs[i]);
+    ha_block_done(v, blk_new);
+}
+
+/* Turns the slots claimed by update block b (newslots[b*region ..
+ * +newcount[b]), b < nblocks) from ROWREF into OCC, copying their keys out of
+ * the launch's input. Grid-stride over (block, entry) pairs. */
+TSR_DEV void ha_persist_body(const tsr_cuda_ha_view_t *v, uint32_t nblocks, uint32_t nkeys)
+{
+    const uint64_t ns = v->t.nslots;
+    for (uint32_t b = TSR_BID; b < nblocks; b += TSR_GDIM) {
+        uint32_t count = v->newcount[b];
+        for (uint32_t j = TSR_TID; j < count; j += TSR_BDIM) {
+            uint64_t s = v->newslots[(uint64_t)b * v->region + j];
+            uint32_t row = (uint32_t)(v->t.slots[s] & HA_ROW_MASK);
+            uint64_t k[TSR_CUDA_HA_MAX_KEYS];
+            uint32_t vm = ha_key(v, nkeys, row, nkeys ? v->keys[0][row] : 0, k);
+            uint64_t h = ha_hash(k, vm, nkeys);
+            TSR_UNROLL
+            for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+                if (c < nkeys)
+                    v->t.gkeys[(uint64_t)c * ns + s] = k[c];
+            v->t.gvalid[s] = (uint8_t)vm;
+            v->t.ghash[s] = h;
+            v->t.slots[s] = HA_ST_OCC | (h & ~HA_ST_MASK);
+        }
+    }
+}
+
+/* Moves every group of r->from (all OCC) into r->to; a group that finds no
+ * empty slot within the bound counts in counters[FAIL] (the host then tries a
+ * table twice as big). Grid-stride over the old slots. */
+TSR_DEV void ha_rehash_body(const tsr_cuda_ha_rehash_view_t *r)
+{
+    const uint64_t ons = r->from.nslots, nns = r->to.nslots, mask = nns - 1;
+    const uint64_t step = (uint64_t)TSR_GDIM * TSR_BDIM;
+    for (uint64_t i = (uint64_t)TSR_BID * TSR_BDIM + TSR_TID; i < ons; i += step) {
+        uint64_t w = r->from.slots[i];
+        if (w == 0)
+            continue;
+        uint64_t h = r->from.ghash[i], pos = h & mask;
+        int placed = 0;
+        for (uint32_t p = 0; p < r->probe_limit && !placed; p++) {
+            if (tsr_atom_cas_u64(r->to.slots + pos, 0, w) == 0) {
+                for (uint32_t c = 0; c < r->nkeys; c++)
+                    r->to.gkeys[(uint64_t)c * nns + pos] = r->from.gkeys[(uint64_t)c * ons + i];
+                r->to.gvalid[pos] = r->from.gvalid[i];
+                r->to.ghash[pos] = h;
+                for (uint32_t c = 0; c < r->ncols; c++)
+                    r->to.states[(uint64_t)c * nns + pos] = r->from.states[(uint64_t)c * ons + i];
+                placed = 1;
+            } else {
+                pos = (pos + 1) & mask;
+            }
+        }
+        if (!placed)
+            tsr_atom_add_u32(r->counters + TSR_CUDA_CNT_FAIL, 1);
+    }
+}
+
+#endif /* TSR_KERNELS_CUDA_HASHAGG_CUH */

@@ -1,0 +1,150 @@
+/*
+ * kernels_emu.c (test emulator) - the launchers of engine/device/
+ * cuda_kernels.h for the emulator: the very kernel bodies of
+ * kernels/cuda/{*.cuh} (compiled here as C, see compat.cuh and emu.h), queued
+ * on emulated streams with the grid, block and shared-memory sizes the host
+ * code chose. Occupancy follows the emulated device's limits (emu.h).
+ */
+#include "device/cuda_kernels.h"
+#include "emu.h"
+#include "fill.cuh"
+#include "hashagg.cuh"
+#include "hashmap.cuh"
+
+static void emu_ha_global(const void *a, void *sh)
+{
+    const tsr_cuda_ha_view_t *v = a;
+    ha_global_body(v, sh, v->nkeys);
+}
+
+static void emu_ha_local(const void *a, void *sh)
+{
+    const tsr_cuda_ha_view_t *v = a;
+    ha_local_body(v, sh, v->nkeys, 0);
+}
+
+static void emu_ha_warp(const void *a, void *sh)
+{
+    const tsr_cuda_ha_view_t *v = a;
+    ha_local_body(v, sh, v->nkeys, 1);
+}
+
+typedef struct emu_persist_args {
+    tsr_cuda_ha_view_t v;
+    uint32_t nblocks;
+} emu_persist_args_t;
+
+static void emu_ha_persist(const void *a, void *sh)
+{
+    const emu_persist_args_t *p = a;
+    ha_persist_body(&p->v, p->nblocks, p->v.nkeys);
+}
+
+static void emu_ha_rehash(const void *a, void *sh)
+{
+    ha_rehash_body(a);
+}
+
+cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t nkeys, unsigned block,
+                                size_t shmem, int *blocks_per_sm)
+{
+    *blocks_per_sm = 0;
+    if ((unsigned)which >= TSR_CUDA_HA_NKERNELS || shmem > TSR_EMU_SHARED_PER_BLOCK || !block)
+        return cudaErrorInvalidValue;
+    if (block > TSR_EMU_MAX_BLOCK)
+        return cudaSuccess;
+    int by_threads = TSR_EMU_THREADS_PER_SM / (int)block;
+    int by_shared = shmem ? (int)(TSR_EMU_SHARED_PER_SM / shmem) : by_threads;
+    *blocks_per_sm = by_threads < by_shared ? by_threads : by_shared;
+    return cudaSuccess;
+}
+
+cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_ha_kernel_t which,
+                               unsigned grid, unsigned block, size_t shmem, cudaStream_t s)
+{
+    static const tsr_emu_kernel_fn fns[TSR_CUDA_HA_NKERNELS] = {
+        [TSR_CUDA_HA_GLOBAL] = emu_ha_global,
+        [TSR_CUDA_HA_LOCAL] = emu_ha_local,
+        [TSR_CUDA_HA_LOCAL_WARP] = emu_ha_warp,
+    };
+    if ((unsigned)which >= TSR_CUDA_HA_NKERNELS)
+        return cudaErrorInvalidValue;
+    return tsr_emu_launch(s, grid, block, shmem, fns[which], v, sizeof(*v));
+}
+
+cudaError_t tsr_cuda_ha_persist(const tsr_cuda_ha_view_t *v, uint32_t nblocks, unsigned grid,
+                                unsigned block, cudaStream_t s)
+{
+    emu_persist_args_t a = {*v, nblocks};
+    return tsr_emu_launch(s, grid, block, 0, emu_ha_persist, &a, sizeof(a));
+}
+
+cudaError_t tsr_cuda_ha_rehash(const tsr_cuda_ha_rehash_view_t *r, unsigned grid, unsigned block,
+                               cudaStream_t s)
+{
+    return tsr_emu_launch(s, grid, block, 0, emu_ha_rehash, r, sizeof(*r));
+}
+
+/* ---- static map ---------------------------------------------------------------------- */
+
+static void emu_map_insert(const void *a, void *sh)
+{
+    map_insert_body(a, sh);
+}
+
+static void emu_map_find(const void *a, void *sh)
+{
+    map_find_body(a);
+}
+
+typedef struct emu_map_pair {
+    tsr_cuda_map_view_t from, to;
+} emu_map_pair_t;
+
+static void emu_map_rehash(const void *a, void *sh)
+{
+    const emu_map_pair_t *p = a;
+    map_rehash_body(&p->from, &p->to);
+}
+
+cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
+                                cudaStream_t s)
+{
+    return tsr_emu_launch(s, grid, block, 8, emu_map_insert, v, sizeof(*v));
+}
+
+cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
+                              cudaStream_t s)
+{
+    return tsr_emu_launch(s, grid, block, 0, emu_map_find, v, sizeof(*v));
+}
+
+cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from, const tsr_cuda_map_view_t *to,
+                                unsigned grid, unsigned block, cudaStream_t s)
+{
+    emu_map_pair_t p = {*from, *to};
+    return tsr_emu_launch(s, grid, block, 0, emu_map_rehash, &p, sizeof(p));
+}
+
+/* ---- utilities ------------------------------------------------------------------------ */
+
+static void emu_fill(const void *a, void *sh)
+{
+    fill_body(a);
+}
+
+cudaError_t tsr_cuda_fill(void *dst, size_t size, const void *pattern, size_t psize,
+                          cudaStream_t s)
+{
+    tsr_cuda_fill_view_t f;
+    tsr_cuda_fill_plan(&f, dst, size, pattern, psize);
+    uint64_t blocks = (f.n + 63) / 64;
+    if (blocks > 8)
+        blocks = 8;
+    return tsr_emu_launch(s, (unsigned)(blocks ? blocks : 1), 64, 0, emu_fill, &f, sizeof(f));
+}
+
+cudaError_t tsr_cuda_kernels_check(void)
+{
+    return cudaSuccess;
+}

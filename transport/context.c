@@ -1,0 +1,601 @@
+/*
+ * context.c - the transport context: UCP context and worker, the listener,
+ * endpoints to peers, the node-id handshake, and endpoint failures.
+ *
+ * Connection set-up (UCX client-server mode, over sockaddr):
+ *   connector: ucp_ep_create(SOCK_ADDR, CLIENT_SERVER, ERR_MODE_PEER)
+ *              -> sends HELLO(src_node = own id)
+ *   acceptor:  listener conn_handler -> ucp_ep_create(CONN_REQUEST, ERR_MODE_PEER)
+ *              -> on HELLO: learns the node id, replies HELLO_ACK(own id),
+ *                 peer UP, event PEER_UP
+ *   connector: on HELLO_ACK: learns the acceptor's id, peer UP, event PEER_UP
+ * Both ends may then call each other over the same endpoint.
+ *
+ * Failures: UCX reports an endpoint error through the err_handler (with
+ * UCP_ERR_HANDLING_MODE_PEER, UCX guarantees that every operation posted on
+ * that endpoint completes, with an error if need be). The handler only marks
+ * the peer; after ucp_worker_progress returns, tsr__peers_attend_locked
+ * fails its calls, closes the endpoint (force) and queues PEER_DOWN - work
+ * that must not run inside a UCX callback.
+ *
+ * Peers are never freed behind the owner's back: a DOWN peer stays valid
+ * (every operation on it fails fast) until tsr_peer_forget or destroy.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* ---- peers ------------------------------------------------------------------- */
+
+static tsr_peer_t *peer_new_locked(tsr_transport_t *t, bool outgoing)
+{
+    tsr_peer_t *p = tsr_mem_calloc(t->mem, 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->t = t;
+    p->outgoing = outgoing;
+    p->state = TSR_PEER_CONNECTING;
+    p->next = t->peers;
+    if (t->peers)
+        t->peers->prev = p;
+    t->peers = p;
+    return p;
+}
+
+static void peer_unlink_free_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        t->peers = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    tsr_mem_free(t->mem, p);
+}
+
+tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep)
+{
+    if (ep == NULL)
+        return NULL;
+    /* Linear: a process talks to tens of peers, and the newest (most active
+     * while connecting) come first. */
+    for (tsr_peer_t *p = t->peers; p; p = p->next)
+        if (p->ep == ep)
+            return p;
+    return NULL;
+}
+
+void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_peer_t *p,
+                       tsr_status_t status, const char *detail)
+{
+    if (kind == TSR_TRANSPORT_PEER_DOWN)
+        t->stats.peers_failed++;
+    if (!t->on_event)
+        return;
+    tsr_event_item_t *e = tsr_mem_calloc(t->mem, 1, sizeof(*e));
+    if (!e)
+        return; /* out of memory: the event is lost, the peer state is still right */
+    e->item.kind = TSR_ITEM_EVENT;
+    e->ev.kind = kind;
+    e->ev.peer = p;
+    e->ev.node_id = p->node_id;
+    e->ev.status = status;
+    snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+    e->ev.detail = e->detail;
+    tsr__enqueue(t, &e->item);
+}
+
+/* UCX's error callback: runs inside ucp_worker_progress. Only marks. */
+static void ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    tsr_peer_t *p = arg;
+    (void)ep;
+    if (p->state == TSR_PEER_DOWN || p->fail_pending)
+        return;
+    p->fail_pending = true;
+    p->fail_status = tsr__status_from_ucs(status);
+    if (p->fail_status == TSR_ERR_TIMEOUT)
+        p->fail_status = TSR_ERR_UNAVAILABLE; /* a keepalive timeout: peer gone */
+    snprintf(p->fail_detail, sizeof(p->fail_detail), "%s", ucs_status_string(status));
+    p->t->peer_attention = true;
+}
+
+static void close_ep_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    if (!p->ep)
+        return;
+    tsr__rma_peer_closing_locked(t, p);
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                               .flags = UCP_EP_CLOSE_FLAG_FORCE};
+    void *req = ucp_ep_close_nbx(p->ep, &prm);
+    p->ep = NULL;
+    if (req && !UCS_PTR_IS_ERR(req)) {
+        p->close_req = req;
+        t->peer_attention = true;
+    }
+}
+
+void tsr__peer_fail_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t status,
+                           const char *detail)
+{
+    if (p->state == TSR_PEER_DOWN)
+        return;
+    p->state = TSR_PEER_DOWN;
+    p->fail_pending = false;
+    tsr__rpc_fail_peer_locked(t, p, status == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT
+                                                              : TSR_ERR_UNAVAILABLE);
+    close_ep_locked(t, p);
+    tsr__event_locked(t, TSR_TRANSPORT_PEER_DOWN, p, status, detail);
+}
+
+unsigned tsr__peers_attend_locked(tsr_transport_t *t)
+{
+    unsigned n = 0;
+    bool again = false;
+    for (tsr_peer_t *p = t->peers; p; p = p->next) {
+        if (p->fail_pending) {
+            tsr__peer_fail_locked(t, p, p->fail_status, p->fail_detail);
+            n++;
+        }
+        if (p->close_req) {
+            if (ucp_request_check_status(p->close_req) != UCS_INPROGRESS) {
+                ucp_request_free(p->close_req);
+                p->close_req = NULL;
+                n++;
+            } else {
+                again = true;
+            }
+        }
+    }
+    t->peer_attention = again;
+    return n;
+}
+
+void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    /* t->ack_hdr lives as long as t, so the send needs no completion. */
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                               .flags = UCP_AM_SEND_FLAG_REPLY};
+    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->ack_hdr, TSR_WIRE_HDR_LEN, NULL, 0,
+                                &prm);
+    if (UCS_PTR_IS_PTR(req))
+        ucp_request_free(req);
+}
+
+tsr_peer_t *tsr_transport_peer(tsr_transport_t *t, uint32_t node_id)
+{
+    tsr__lock(t);
+    tsr_peer_t *found = NULL;
+    for (tsr_peer_t *p = t->peers; p; p = p->next)
+        if (p->state == TSR_PEER_UP && p->node_id == node_id) {
+            found = p; /* the list is newest first */
+            break;
+        }
+    tsr__unlock(t);
+    return found;
+}
+
+uint32_t tsr_peer_node_id(const tsr_peer_t *p)
+{
+    return p ? p->node_id : 0;
+}
+
+bool tsr_peer_is_up(const tsr_peer_t *p)
+{
+    return p && p->state == TSR_PEER_UP;
+}
+
+static bool close_done(void *arg)
+{
+    tsr_peer_t *p = arg;
+    return p->close_req == NULL;
+}
+
+void tsr_peer_forget(tsr_transport_t *t, tsr_peer_t *p)
+{
+    if (!t || !p)
+        return;
+    tsr__lock(t);
+    p->forgotten = true;
+    tsr__peer_fail_locked(t, p, TSR_ERR_UNAVAILABLE, "closed by owner");
+    tsr__unlock(t);
+    (void)tsr__wait_cond(t, close_done, p, tsr__deadline(2000), NULL);
+    tsr__lock(t);
+    if (p->close_req) {
+        /* Not done in 2 s: leave the request to UCX's cleanup at destroy. */
+        ucp_request_free(p->close_req);
+        p->close_req = NULL;
+    }
+    peer_unlink_free_locked(t, p);
+    tsr__unlock(t);
+}
+
+/* ---- listener and connect ----------------------------------------------- */
+
+static void conn_handler_cb(ucp_conn_request_h conn, void *arg)
+{
+    tsr_transport_t *t = arg;
+    tsr_peer_t *p = peer_new_locked(t, false);
+    if (!p) {
+        ucp_listener_reject(t->listener, conn);
+        return;
+    }
+    ucp_ep_params_t ep = {
+        .field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST | UCP_EP_PARAM_FIELD_ERR_HANDLER |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE,
+        .conn_request = conn,
+        .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+        .err_handler = {.cb = ep_err_cb, .arg = p},
+    };
+    ucs_status_t st = ucp_ep_create(t->worker, &ep, &p->ep);
+    if (st != UCS_OK) {
+        p->ep = NULL;
+        peer_unlink_free_locked(t, p);
+    }
+}
+
+static tsr_status_t resolve(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                            socklen_t *sslen, tsr_error_t *err)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || !res)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "cannot resolve '%s': %s", host,
+                             gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return TSR_OK;
+}
+
+static tsr_status_t listen_locked(tsr_transport_t *t, const char *host, uint16_t port,
+                                  tsr_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    tsr_status_t rc = resolve(host, port, &ss, &sslen, err);
+    if (rc != TSR_OK)
+        return rc;
+    ucp_listener_params_t lp = {
+        .field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR | UCP_LISTENER_PARAM_FIELD_CONN_HANDLER,
+        .sockaddr = {.addr = (const struct sockaddr *)&ss, .addrlen = sslen},
+        .conn_handler = {.cb = conn_handler_cb, .arg = t},
+    };
+    ucs_status_t st = ucp_listener_create(t->worker, &lp, &t->listener);
+    if (st != UCS_OK) {
+        t->listener = NULL;
+        return tsr_error_set(err, tsr__status_from_ucs(st), "cannot listen on %s:%u: %s", host,
+                             (unsigned)port, ucs_status_string(st));
+    }
+    ucp_listener_attr_t la = {.field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR};
+    st = ucp_listener_query(t->listener, &la);
+    if (st == UCS_OK) {
+        if (la.sockaddr.ss_family == AF_INET)
+            t->port = ntohs(((struct sockaddr_in *)&la.sockaddr)->sin_port);
+        else if (la.sockaddr.ss_family == AF_INET6)
+            t->port = ntohs(((struct sockaddr_in6 *)&la.sockaddr)->sin6_port);
+    }
+    if (t->port == 0)
+        t->port = port;
+    return TSR_OK;
+}
+
+static bool peer_settled(void *arg)
+{
+    tsr_peer_t *p = arg;
+    return p->state != TSR_PEER_CONNECTING || p->fail_pending;
+}
+
+tsr_status_t tsr_transport_connect(tsr_transport_t *t, const char *host, uint16_t port,
+                                   int timeout_ms, tsr_peer_t **out, tsr_error_t *err)
+{
+    if (!t || !host || !out || port == 0)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "connect: host and port are required");
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    tsr_status_t rc = resolve(host, port, &ss, &sslen, err);
+    if (rc != TSR_OK)
+        return rc;
+
+    tsr__lock(t);
+    tsr_peer_t *p = peer_new_locked(t, true);
+    if (!p) {
+        tsr__unlock(t);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "connect: out of memory");
+    }
+    ucp_ep_params_t ep = {
+        .field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR |
+                      UCP_EP_PARAM_FIELD_ERR_HANDLER | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE,
+        .flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
+        .sockaddr = {.addr = (const struct sockaddr *)&ss, .addrlen = sslen},
+        .err_mode = UCP_ERR_HANDLING_MODE_PEER,
+        .err_handler = {.cb = ep_err_cb, .arg = p},
+    };
+    ucs_status_t st = ucp_ep_create(t->worker, &ep, &p->ep);
+    if (st != UCS_OK) {
+        p->ep = NULL;
+        peer_unlink_free_locked(t, p);
+        tsr__unlock(t);
+        return tsr_error_set(err, tsr__status_from_ucs(st), "cannot connect to %s:%u: %s", host,
+                             (unsigned)port, ucs_status_string(st));
+    }
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                               .flags = UCP_AM_SEND_FLAG_REPLY};
+    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->hello_hdr, TSR_WIRE_HDR_LEN, NULL, 0,
+                                &prm);
+    if (UCS_PTR_IS_PTR(req))
+        ucp_request_free(req); /* the header is t's: nothing to keep alive */
+    tsr__unlock(t);
+
+    rc = tsr__wait_cond(t, peer_settled, p, tsr__deadline(timeout_ms), NULL);
+    tsr__lock(t);
+    if (p->fail_pending)
+        tsr__peer_fail_locked(t, p, p->fail_status, p->fail_detail);
+    if (p->state == TSR_PEER_UP) {
+        /* Debugging aid (docs/transport.md): which lanes UCX chose. */
+        const char *dbg = getenv("TSR_TRANSPORT_PRINT_EP");
+        if (dbg && dbg[0] == '1' && p->ep)
+            ucp_ep_print_info(p->ep, stderr);
+        tsr__unlock(t);
+        *out = p;
+        return TSR_OK;
+    }
+    if (rc == TSR_ERR_TIMEOUT)
+        tsr_error_set(err, TSR_ERR_TIMEOUT, "connecting to %s:%u timed out after %d ms", host,
+                      (unsigned)port, timeout_ms);
+    else
+        tsr_error_set(err, TSR_ERR_UNAVAILABLE, "cannot connect to %s:%u: %s", host,
+                      (unsigned)port, p->fail_detail[0] ? p->fail_detail : "peer went down");
+    rc = rc == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT : TSR_ERR_UNAVAILABLE;
+    p->forgotten = true;
+    tsr__peer_fail_locked(t, p, rc, "connect failed");
+    tsr__unlock(t);
+    /* Nobody else holds p: the owner never saw it, events name it though, so
+     * it stays on the list (DOWN) until destroy rather than being freed here. */
+    return rc;
+}
+
+/* ---- create / destroy ------------------------------------------------------ */
+
+/* Whether the transport list in use (params, else UCX_TLS, else UCX's
+ * default "all") may select shared-memory transports. */
+static bool tls_has_shm(const char *tls)
+{
+    if (!tls || !tls[0])
+        tls = getenv("UCX_TLS");
+    if (!tls || !tls[0])
+        return true;
+    static const char *const shm[] = {"all", "sm", "shm", "mm", "posix", "sysv", "xpmem"};
+    for (size_t i = 0; i < sizeof(shm) / sizeof(shm[0]); i++) {
+        size_t n = strlen(shm[i]);
+        for (const char *p = tls; (p = strstr(p, shm[i])) != NULL; p += n) {
+            bool start = p == tls || p[-1] == ',' || p[-1] == '^' || p[-1] == '\\';
+            bool end = p[n] == '\0' || p[n] == ',';
+            if (start && end)
+                return tls[0] != '^'; /* "^sm" excludes */
+        }
+    }
+    return false;
+}
+
+static void query_tls(tsr_transport_t *t, const char *tls)
+{
+    snprintf(t->tls, sizeof(t->tls), "%s", tls && tls[0] ? tls : "default");
+    const char *env = getenv("UCX_TLS");
+    if ((!tls || !tls[0]) && env && env[0])
+        snprintf(t->tls, sizeof(t->tls), "%s", env);
+}
+
+tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *params,
+                                  tsr_transport_t **out, tsr_error_t *err)
+{
+    if (!params || !out || params->node_id == 0)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "transport: a nonzero node id is required");
+    tsr_status_t rc = TSR_OK;
+    ucs_status_t st;
+    ucp_config_t *cfg = NULL;
+
+    tsr_transport_t *t = tsr_mem_calloc(mem, 1, sizeof(*t));
+    if (!t)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "transport: out of memory");
+    t->mem = mem;
+    t->node_id = params->node_id;
+    t->spin_ns = (int64_t)(params->spin_us ? params->spin_us : TSR_DEFAULT_SPIN_US) * 1000;
+    t->dispatch = params->dispatch;
+    t->on_event = params->on_event;
+    t->event_arg = params->event_arg;
+    t->efd = -1;
+    t->earliest_deadline_ns = -1;
+    atomic_init(&t->sleepers, 0);
+    atomic_init(&t->thread_stop, false);
+    pthread_mutex_init(&t->lock, NULL);
+    query_tls(t, params->tls);
+
+    tsr_wire_hdr_t h = {.kind = TSR_WIRE_HELLO, .src_node = t->node_id};
+    tsr_wire_hdr_encode(&h, t->hello_hdr);
+    h.kind = TSR_WIRE_HELLO_ACK;
+    tsr_wire_hdr_encode(&h, t->ack_hdr);
+
+    t->handlers = tsr_mem_calloc(mem, TSR_RPC_MAX_TYPES, sizeof(*t->handlers));
+    if (!t->handlers) {
+        rc = tsr_error_set(err, TSR_ERR_NOMEM, "transport: out of memory");
+        goto err_free_t;
+    }
+    rc = tsr__rpc_init(t, params->max_calls ? params->max_calls : TSR_DEFAULT_MAX_CALLS, err);
+    if (rc != TSR_OK)
+        goto err_free_handlers;
+
+    /* UCX is configured the UCX way: UCX_* environment variables, with the
+     * transport list optionally overridden by params->tls. */
+    st = ucp_config_read(NULL, NULL, &cfg);
+    if (st != UCS_OK) {
+        rc = tsr_error_set(err, TSR_ERR_INVALID_ARG, "UCX configuration: %s",
+                           ucs_status_string(st));
+        goto err_rpc;
+    }
+    /* UCX 1.13 leaves shared-memory transports out of endpoints that ask for
+     * peer error handling (ours all do) unless MM_ERROR_HANDLING is on; then
+     * they detect a dead peer by keepalive. Enable it unless the environment
+     * says otherwise, so same-host peers talk over shared memory. */
+    if (!getenv("UCX_MM_ERROR_HANDLING") && tls_has_shm(params->tls))
+        (void)ucp_config_modify(cfg, "MM_ERROR_HANDLING", "y");
+    if (params->tls && params->tls[0]) {
+        st = ucp_config_modify(cfg, "TLS", params->tls);
+        if (st != UCS_OK) {
+            rc = tsr_error_set(err, TSR_ERR_INVALID_ARG, "UCX transports '%s': %s", params->tls,
+                               ucs_status_string(st));
+            goto err_config;
+        }
+    }
+    ucp_params_t up = {
+        .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME,
+        .features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_AMO64 | UCP_FEATURE_TAG |
+                    UCP_FEATURE_WAKEUP,
+        .name = "tessera",
+    };
+    st = ucp_init(&up, cfg, &t->ucp);
+    if (st != UCS_OK) {
+        t->ucp = NULL;
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX init failed: %s",
+                           ucs_status_string(st));
+        tsr_error_hint(err, "check UCX_TLS / UCX_NET_DEVICES (ucx_info -d lists what exists)");
+        goto err_config;
+    }
+    ucp_config_release(cfg);
+    cfg = NULL;
+
+    /* SERIALIZED: UCX skips its own locking; t->lock provides it. */
+    ucp_worker_params_t wp = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+                              .thread_mode = UCS_THREAD_MODE_SERIALIZED};
+    st = ucp_worker_create(t->ucp, &wp, &t->worker);
+    if (st != UCS_OK) {
+        t->worker = NULL;
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX worker: %s", ucs_status_string(st));
+        goto err_cleanup;
+    }
+    ucp_worker_attr_t wa = {.field_mask = UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER};
+    st = ucp_worker_query(t->worker, &wa);
+    if (st == UCS_OK && wa.max_am_header < TSR_WIRE_HDR_LEN) {
+        rc = tsr_error_set(err, TSR_ERR_UNSUPPORTED,
+                           "UCX allows %zu-byte AM headers, Tessera needs %u", wa.max_am_header,
+                           TSR_WIRE_HDR_LEN);
+        goto err_worker;
+    }
+    st = ucp_worker_get_efd(t->worker, &t->efd);
+    if (st != UCS_OK) {
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX event fd: %s", ucs_status_string(st));
+        goto err_worker;
+    }
+    ucp_am_handler_param_t ap = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_FLAGS |
+                      UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG,
+        .id = TSR_WIRE_AM_ID,
+        .flags = UCP_AM_FLAG_WHOLE_MSG | UCP_AM_FLAG_PERSISTENT_DATA,
+        .cb = tsr__am_recv_cb,
+        .arg = t,
+    };
+    st = ucp_worker_set_am_recv_handler(t->worker, &ap);
+    if (st != UCS_OK) {
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX AM handler: %s",
+                           ucs_status_string(st));
+        goto err_worker;
+    }
+    if (params->listen_host) {
+        rc = listen_locked(t, params->listen_host, params->listen_port, err);
+        if (rc != TSR_OK)
+            goto err_worker;
+    }
+    *out = t;
+    return TSR_OK;
+
+err_worker:
+    ucp_worker_destroy(t->worker);
+err_cleanup:
+    ucp_cleanup(t->ucp);
+err_config:
+    if (cfg)
+        ucp_config_release(cfg);
+err_rpc:
+    tsr__rpc_fini(t);
+err_free_handlers:
+    tsr_mem_free(mem, t->handlers);
+err_free_t:
+    pthread_mutex_destroy(&t->lock);
+    tsr_mem_free(mem, t);
+    return rc;
+}
+
+static bool all_closed(void *arg)
+{
+    tsr_transport_t *t = arg;
+    for (tsr_peer_t *p = t->peers; p; p = p->next)
+        if (p->close_req)
+            return false;
+    return true;
+}
+
+void tsr_transport_destroy(tsr_transport_t *t)
+{
+    if (!t)
+        return;
+    tsr_transport_stop_thread(t);
+    tsr__lock(t);
+    if (t->listener) {
+        ucp_listener_destroy(t->listener);
+        t->listener = NULL;
+    }
+    t->on_event = NULL; /* the owner is going away: no more events */
+    for (tsr_peer_t *p = t->peers; p; p = p->next)
+        tsr__peer_fail_locked(t, p, TSR_ERR_UNAVAILABLE, "transport destroyed");
+    tsr__unlock(t);
+    (void)tsr__wait_cond(t, all_closed, t, tsr__deadline(2000), NULL);
+    /* Run what is queued (completions of failed calls) so nothing leaks. */
+    (void)tsr__dispatch(t);
+
+    tsr__lock(t);
+    for (tsr_peer_t *p = t->peers; p; p = p->next)
+        if (p->close_req) {
+            ucp_request_free(p->close_req);
+            p->close_req = NULL;
+        }
+    tsr__rma_fini(t);
+    tsr__rpc_fini(t);
+    while (t->peers)
+        peer_unlink_free_locked(t, t->peers);
+    tsr__unlock(t);
+    ucp_worker_destroy(t->worker);
+    ucp_cleanup(t->ucp);
+    tsr_mem_free(t->mem, t->handlers);
+    pthread_mutex_destroy(&t->lock);
+    tsr_mem_free(t->mem, t);
+}
+
+uint32_t tsr_transport_node_id(const tsr_transport_t *t)
+{
+    return t->node_id;
+}
+
+uint16_t tsr_transport_port(const tsr_transport_t *t)
+{
+    return t->listener ? t->port : 0;
+}
+
+const char *tsr_transport_tls(const tsr_transport_t *t)
+{
+    return t->tls;
+}
+
+void tsr_transport_get_stats(tsr_transport_t *t, tsr_transport_stats_t *out)
+{
+    tsr__lock(t);
+    *out = t->stats;
+    tsr__unlock(t);
+}

@@ -1,0 +1,250 @@
+/*
+ * internal.h - private structures of the transport layer, shared by
+ * context.c, progress.c, rpc.c and rma.c (and white-box tests).
+ *
+ * Locking: t->lock serializes every call into UCX on t->worker and every
+ * field marked [L]. UCX callbacks run inside ucp_worker_progress, which we
+ * only call with the lock held, so callbacks may touch [L] fields freely but
+ * must never call a public transport function (they would re-lock).
+ * User callbacks are therefore *queued* (t->dq_*) and run by tsr__dispatch
+ * with no lock held.
+ *
+ * Ownership of a call (tsr_call_t): it lives until three things are true:
+ * finished (response, error or timeout recorded), sent (UCX no longer
+ * references its header and payload) and consumed (the blocking waiter has
+ * copied the result, or the async callback has run). tsr__call_maybe_free
+ * checks all three.
+ */
+#ifndef TSR_TRANSPORT_INTERNAL_H
+#define TSR_TRANSPORT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ucp/api/ucp.h>
+
+#include "transport.h"
+#include "wire.h"
+
+#define TSR_DEFAULT_SPIN_US 100u
+#define TSR_DEFAULT_MAX_CALLS 4096u
+/* A sleeping waiter re-checks at least this often, whatever happens. */
+#define TSR_MAX_SLEEP_MS 100
+/* Timeouts of async calls are checked at this granularity. */
+#define TSR_TIMEOUT_SCAN_NS 1000000ll
+
+typedef enum tsr_peer_state {
+    TSR_PEER_CONNECTING = 0, /* endpoint created, handshake not done */
+    TSR_PEER_UP = 1,         /* handshake done */
+    TSR_PEER_DOWN = 2,       /* failed or closed; no new operations */
+} tsr_peer_state_t;
+
+struct tsr_peer {
+    tsr_peer_t *prev, *next;     /* [L] t->peers list */
+    tsr_transport_t *t;
+    ucp_ep_h ep;                 /* [L] NULL once closed */
+    void *close_req;             /* [L] in-flight ucp_ep_close_nbx request */
+    uint32_t node_id;            /* [L] 0 until the handshake */
+    tsr_peer_state_t state;      /* [L] */
+    bool outgoing;               /* we connected (we send HELLO, expect ACK) */
+    bool fail_pending;           /* [L] UCX reported an error; finish after progress */
+    bool forgotten;              /* [L] owner called tsr_peer_forget */
+    tsr_status_t fail_status;    /* [L] why it went down */
+    char fail_detail[96];        /* [L] UCX's text */
+};
+
+/* Something to run outside the lock: an event, a request, a completion. */
+typedef enum tsr_item_kind {
+    TSR_ITEM_EVENT = 1,
+    TSR_ITEM_REQUEST = 2,
+    TSR_ITEM_CALL_DONE = 3,
+    TSR_ITEM_OP_DONE = 4,
+    TSR_ITEM_SEND_DONE = 5,
+} tsr_item_kind_t;
+
+typedef struct tsr_item {
+    struct tsr_item *next;
+    tsr_item_kind_t kind;
+} tsr_item_t;
+
+typedef struct tsr_event_item {
+    tsr_item_t item;
+    tsr_transport_event_t ev;
+    char detail[96];
+} tsr_event_item_t;
+
+struct tsr_rpc_req {
+    tsr_item_t item;
+    tsr_rpc_req_t *prev, *next; /* [L] t->reqs: every request not yet answered */
+    tsr_peer_t *peer;
+    uint16_t type;
+    uint64_t call_id;
+    tsr_rpc_msg_t msg;          /* the payload */
+};
+
+typedef struct tsr_call {
+    tsr_item_t item;            /* queued as TSR_ITEM_CALL_DONE when async */
+    struct tsr_call *prev, *next; /* [L] t->pending (unfinished calls) */
+    uint64_t id;
+    uint32_t slot;
+    uint16_t type;
+    tsr_peer_t *peer;
+    uint8_t hdr[TSR_WIRE_HDR_LEN]; /* must outlive the UCX send */
+    int64_t deadline_ns;        /* < 0: none */
+    bool finished, sent, consumed, blocking;
+    bool waiter_sleeping;       /* [L] the blocking waiter sleeps on the fd */
+    tsr_status_t status;
+    tsr_rpc_msg_t reply;
+    tsr_rpc_done_fn done;
+    void *arg;
+} tsr_call_t;
+
+/* A reply (or error response) being sent: header and optional payload copy. */
+typedef struct tsr_send {
+    tsr_item_t item;            /* queued as TSR_ITEM_SEND_DONE when done is set */
+    tsr_transport_t *t;
+    uint8_t hdr[TSR_WIRE_HDR_LEN];
+    void *copy;                 /* payload copy we own, or NULL */
+    void (*done)(void *done_arg, tsr_status_t status);
+    void *done_arg;
+    tsr_status_t status;
+} tsr_send_t;
+
+/* A non-blocking RMA/atomic operation. */
+typedef struct tsr_op {
+    tsr_item_t item;
+    tsr_transport_t *t;
+    uint64_t operand;           /* atomics: X of the UCX table */
+    uint64_t result;            /* atomics: reply buffer (Z in, old value out) */
+    tsr_rma_done_fn done;
+    void *arg;
+    tsr_status_t status;
+} tsr_op_t;
+
+struct tsr_region {
+    tsr_region_t *prev, *next;  /* [L] t->regions */
+    ucp_mem_h memh;
+    void *addr;
+    size_t len;
+};
+
+struct tsr_rkey {
+    tsr_rkey_t *prev, *next;    /* [L] t->rkeys */
+    tsr_peer_t *peer;
+    ucp_rkey_h rkey;            /* NULL once its peer was forgotten */
+    uint64_t addr;
+    uint64_t len;
+};
+
+typedef struct tsr_handler {
+    tsr_rpc_handler_fn fn;
+    void *arg;
+} tsr_handler_t;
+
+struct tsr_transport {
+    tsr_mem_t *mem;
+    pthread_mutex_t lock;
+    ucp_context_h ucp;
+    ucp_worker_h worker;
+    ucp_listener_h listener;
+    int efd;                    /* the worker's event fd */
+    uint16_t port;
+    uint32_t node_id;
+    int64_t spin_ns;
+    tsr_dispatch_mode_t dispatch;
+    tsr_transport_event_fn on_event;
+    void *event_arg;
+    char tls[128];              /* transports in use, for reports */
+    uint8_t hello_hdr[TSR_WIRE_HDR_LEN]; /* constant: live as long as t */
+    uint8_t ack_hdr[TSR_WIRE_HDR_LEN];
+
+    tsr_peer_t *peers;          /* [L] */
+    bool peer_attention;        /* [L] some peer has fail_pending or close_req */
+
+    tsr_call_t **slots;         /* [L] call id -> call: slot = id & slot_mask */
+    uint32_t slot_mask;
+    unsigned slot_bits;
+    uint32_t *free_slots;       /* [L] stack of free slot indices */
+    uint32_t nfree;
+    uint64_t call_gen;          /* [L] generation counter for call ids */
+    tsr_call_t *pending;        /* [L] unfinished calls, for timeouts */
+    int64_t next_scan_ns;       /* [L] */
+    unsigned scan_tick;         /* [L] progress calls since the clock was read */
+    int64_t earliest_deadline_ns; /* [L] < 0: no async deadline pending */
+
+    tsr_handler_t *handlers;    /* [L] TSR_RPC_MAX_TYPES entries */
+    tsr_rpc_req_t *reqs;        /* [L] requests not yet answered */
+    tsr_region_t *regions;      /* [L] */
+    tsr_rkey_t *rkeys;          /* [L] */
+
+    tsr_item_t *dq_head, *dq_tail; /* [L] dispatch queue */
+    /* [L] Free lists of calls and requests: one of each per RPC otherwise
+     * costs a calloc/free pair on the latency path. Capped, see rpc.c. */
+    tsr_call_t *call_cache;
+    tsr_rpc_req_t *req_cache;
+    unsigned ncall_cache, nreq_cache;
+    tsr_transport_stats_t stats;   /* [L] */
+
+    atomic_int sleepers;        /* threads asleep in poll() on efd */
+    pthread_t thread;
+    bool thread_running;
+    atomic_bool thread_stop;
+};
+
+/* ---- shared helpers (progress.c) ---- */
+int64_t tsr__now_ns(void);
+int64_t tsr__deadline(int timeout_ms); /* < 0 when timeout_ms < 0 */
+void tsr__lock(tsr_transport_t *t);
+void tsr__unlock(tsr_transport_t *t);
+/* [L] Appends an item to the dispatch queue. */
+void tsr__enqueue(tsr_transport_t *t, tsr_item_t *it);
+/* ucp_worker_progress plus everything that must follow it. [L] */
+unsigned tsr__progress_locked(tsr_transport_t *t);
+/* Runs queued callbacks (no lock held on entry). */
+unsigned tsr__dispatch(tsr_transport_t *t);
+/* Waits until cond(arg) (evaluated with the lock held) or the deadline.
+ * Returns TSR_OK or TSR_ERR_TIMEOUT. sleeping (may be NULL) is set [L] while
+ * this thread sleeps, so a finisher knows to signal. */
+typedef bool (*tsr_cond_fn)(void *arg);
+tsr_status_t tsr__wait_cond(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
+                            int64_t deadline_ns, bool *sleeping);
+/* Waits for a UCX request (status ptr) to complete; frees it. */
+tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_ns,
+                               tsr_peer_t *peer, tsr_error_t *err, const char *what);
+tsr_status_t tsr__status_from_ucs(ucs_status_t s);
+
+/* ---- context.c ---- */
+/* [L] The peer whose endpoint is ep, or NULL. */
+tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep);
+/* [L] Marks the peer DOWN now: fails its calls, closes its endpoint (force),
+ * queues PEER_DOWN. Safe outside UCX callbacks only. */
+void tsr__peer_fail_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t status,
+                           const char *detail);
+/* [L] Finishes pending peer failures and endpoint closes (after progress). */
+unsigned tsr__peers_attend_locked(tsr_transport_t *t);
+void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_peer_t *p,
+                       tsr_status_t status, const char *detail);
+void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p);
+
+/* ---- rpc.c ---- */
+ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param);
+tsr_status_t tsr__rpc_init(tsr_transport_t *t, unsigned max_calls, tsr_error_t *err);
+void tsr__rpc_fini(tsr_transport_t *t);
+/* [L] Fails every unfinished call on p with status. */
+void tsr__rpc_fail_peer_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t status);
+/* [L] Expires calls past their deadline. */
+unsigned tsr__rpc_expire_locked(tsr_transport_t *t, int64_t now);
+void tsr__run_item(tsr_transport_t *t, tsr_item_t *it);
+/* For tests: sends a raw message (any header bytes) to the peer. */
+tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, size_t hdr_len,
+                           const void *data, size_t len, int timeout_ms, tsr_error_t *err);
+
+/* ---- rma.c ---- */
+void tsr__rma_fini(tsr_transport_t *t);
+/* [L] Destroys the UCX rkeys unpacked through p (its endpoint is closing). */
+void tsr__rma_peer_closing_locked(tsr_transport_t *t, tsr_peer_t *p);
+
+#endif /* TSR_TRANSPORT_INTERNAL_H */

@@ -1,0 +1,472 @@
+/*
+ * rma.c - registered memory, remote keys, one-sided get/put and 64-bit
+ * remote atomics, each a direct use of the UCP call of the same name.
+ *
+ * A region is ucp_mem_map'ed memory. Its descriptor (wire.h: address,
+ * length, ucp_rkey_pack output) travels to peers in any message; a peer
+ * unpacks it *through one endpoint* (ucp_ep_rkey_unpack), which is why a
+ * tsr_rkey_t belongs to a peer. Every access is bounds-checked against the
+ * length the owner announced before UCX sees it, so a bad offset is an
+ * error here, never a remote write outside the region.
+ *
+ * Atomics map onto ucp_atomic_op_nbx with a reply buffer (UCX's table):
+ *   FADD  X=operand             reply = old
+ *   SWAP  X=operand             reply = old
+ *   CSWAP X=compare, reply=new  reply = old   (swap happens when old == X)
+ * Where the hardware has no atomics (TCP), UCX emulates them with active
+ * messages that the target's worker executes: the target must progress.
+ *
+ * Completion: blocking forms wait with the spin-then-sleep loop; if the
+ * operation does not complete in time, the peer is failed (only closing the
+ * endpoint makes UCX give the buffers back). Non-blocking forms queue the
+ * user's callback, which runs outside the lock.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- regions ------------------------------------------------------------------ */
+
+tsr_status_t tsr_region_register(tsr_transport_t *t, void *addr, size_t len,
+                                 tsr_region_t **out, tsr_error_t *err)
+{
+    if (!t || !out || len == 0)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "region: a nonzero length is required");
+    tsr_region_t *r = tsr_mem_calloc(t->mem, 1, sizeof(*r));
+    if (!r)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "region: out of memory");
+    ucp_mem_map_params_t mp = {
+        .field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+                      UCP_MEM_MAP_PARAM_FIELD_FLAGS,
+        .address = addr,
+        .length = len,
+        .flags = addr ? 0 : UCP_MEM_MAP_ALLOCATE,
+    };
+    tsr__lock(t);
+    ucs_status_t st = ucp_mem_map(t->ucp, &mp, &r->memh);
+    if (st == UCS_OK) {
+        ucp_mem_attr_t ma = {.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS |
+                                           UCP_MEM_ATTR_FIELD_LENGTH};
+        st = ucp_mem_query(r->memh, &ma);
+        if (st == UCS_OK) {
+            r->addr = ma.address;
+            r->len = len; /* UCX may map more (page-rounded); we expose what was asked */
+        } else {
+            ucp_mem_unmap(t->ucp, r->memh);
+        }
+    }
+    if (st != UCS_OK) {
+        tsr__unlock(t);
+        tsr_mem_free(t->mem, r);
+        return tsr_error_set(err, tsr__status_from_ucs(st), "ucp_mem_map of %zu bytes: %s", len,
+                             ucs_status_string(st));
+    }
+    r->next = t->regions;
+    if (t->regions)
+        t->regions->prev = r;
+    t->regions = r;
+    tsr__unlock(t);
+    *out = r;
+    return TSR_OK;
+}
+
+void *tsr_region_addr(const tsr_region_t *r)
+{
+    return r->addr;
+}
+
+size_t tsr_region_len(const tsr_region_t *r)
+{
+    return r->len;
+}
+
+tsr_status_t tsr_region_pack(tsr_transport_t *t, const tsr_region_t *r, void **buf,
+                             size_t *len, tsr_error_t *err)
+{
+    void *rk = NULL;
+    size_t rk_len = 0;
+    tsr__lock(t);
+    ucs_status_t st = ucp_rkey_pack(t->ucp, r->memh, &rk, &rk_len);
+    tsr__unlock(t);
+    if (st != UCS_OK)
+        return tsr_error_set(err, tsr__status_from_ucs(st), "ucp_rkey_pack: %s",
+                             ucs_status_string(st));
+    tsr_status_t rc = TSR_OK;
+    if (rk_len == 0 || rk_len > TSR_WIRE_MAX_RKEY) {
+        rc = tsr_error_set(err, TSR_ERR_UNSUPPORTED, "packed rkey of %zu bytes", rk_len);
+        goto out;
+    }
+    tsr_wire_rmem_t m = {.addr = (uint64_t)(uintptr_t)r->addr,
+                         .len = r->len,
+                         .rkey_len = (uint32_t)rk_len,
+                         .rkey = rk};
+    size_t n = tsr_wire_rmem_size(m.rkey_len);
+    uint8_t *out = tsr_mem_alloc(t->mem, n);
+    if (!out) {
+        rc = tsr_error_set(err, TSR_ERR_NOMEM, "region pack: out of memory");
+        goto out;
+    }
+    if (tsr_wire_rmem_encode(&m, out, n) != n) {
+        tsr_mem_free(t->mem, out);
+        rc = tsr_error_set(err, TSR_ERR_INTERNAL, "region pack: encoding failed");
+        goto out;
+    }
+    *buf = out;
+    *len = n;
+out:
+    ucp_rkey_buffer_release(rk);
+    return rc;
+}
+
+void tsr_region_unregister(tsr_transport_t *t, tsr_region_t *r)
+{
+    if (!t || !r)
+        return;
+    tsr__lock(t);
+    ucp_mem_unmap(t->ucp, r->memh);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        t->regions = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    tsr__unlock(t);
+    tsr_mem_free(t->mem, r);
+}
+
+/* ---- remote keys ----------------------------------------------------------------- */
+
+tsr_status_t tsr_rkey_unpack(tsr_transport_t *t, tsr_peer_t *peer, const void *buf,
+                             size_t len, tsr_rkey_t **out, tsr_error_t *err)
+{
+    if (!t || !peer || !out)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "rkey_unpack: missing argument");
+    tsr_wire_rmem_t m;
+    tsr_wire_err_t e = tsr_wire_rmem_decode(buf, len, &m);
+    if (e != TSR_WIRE_OK)
+        return tsr_error_set(err, TSR_ERR_BAD_INPUT, "remote memory descriptor: %s",
+                             tsr_wire_err_str(e));
+    tsr_rkey_t *k = tsr_mem_calloc(t->mem, 1, sizeof(*k));
+    if (!k)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "rkey: out of memory");
+    tsr__lock(t);
+    if (peer->state != TSR_PEER_UP || !peer->ep) {
+        tsr__unlock(t);
+        tsr_mem_free(t->mem, k);
+        return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "peer %u is down", peer->node_id);
+    }
+    ucs_status_t st = ucp_ep_rkey_unpack(peer->ep, m.rkey, &k->rkey);
+    if (st != UCS_OK) {
+        tsr__unlock(t);
+        tsr_mem_free(t->mem, k);
+        return tsr_error_set(err, TSR_ERR_BAD_INPUT, "ucp_ep_rkey_unpack: %s",
+                             ucs_status_string(st));
+    }
+    k->peer = peer;
+    k->addr = m.addr;
+    k->len = m.len;
+    k->next = t->rkeys;
+    if (t->rkeys)
+        t->rkeys->prev = k;
+    t->rkeys = k;
+    tsr__unlock(t);
+    *out = k;
+    return TSR_OK;
+}
+
+uint64_t tsr_rkey_len(const tsr_rkey_t *k)
+{
+    return k->len;
+}
+
+static void rkey_unlink_free_locked(tsr_transport_t *t, tsr_rkey_t *k)
+{
+    if (k->rkey)
+        ucp_rkey_destroy(k->rkey);
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        t->rkeys = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    tsr_mem_free(t->mem, k);
+}
+
+void tsr_rkey_destroy(tsr_transport_t *t, tsr_rkey_t *k)
+{
+    if (!t || !k)
+        return;
+    tsr__lock(t);
+    rkey_unlink_free_locked(t, k);
+    tsr__unlock(t);
+}
+
+void tsr__rma_peer_closing_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    for (tsr_rkey_t *k = t->rkeys; k; k = k->next)
+        if (k->peer == p && k->rkey) {
+            ucp_rkey_destroy(k->rkey);
+            k->rkey = NULL;
+        }
+}
+
+void tsr__rma_fini(tsr_transport_t *t)
+{
+    while (t->rkeys)
+        rkey_unlink_free_locked(t, t->rkeys);
+    while (t->regions) {
+        tsr_region_t *r = t->regions;
+        t->regions = r->next;
+        ucp_mem_unmap(t->ucp, r->memh);
+        tsr_mem_free(t->mem, r);
+    }
+}
+
+/* [L] Checks that [offset, offset+len) lies in k's region and k is usable. */
+static tsr_status_t check_access_locked(const tsr_rkey_t *k, uint64_t offset, uint64_t len,
+                                        uint64_t align, const char *what, tsr_error_t *err)
+{
+    if (!k->rkey || !k->peer->ep || k->peer->state != TSR_PEER_UP)
+        return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "%s: node %u is down", what,
+                             k->peer->node_id);
+    if (offset > k->len || len > k->len - offset)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "%s: [%llu, +%llu) is outside the %llu-byte region", what,
+                             (unsigned long long)offset, (unsigned long long)len,
+                             (unsigned long long)k->len);
+    if (align > 1 && ((k->addr + offset) % align) != 0)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "%s: remote address not %llu-aligned",
+                             what, (unsigned long long)align);
+    return TSR_OK;
+}
+
+/* ---- get / put ------------------------------------------------------------------- */
+
+static void op_done_cb(void *request, ucs_status_t status, void *user_data)
+{
+    tsr_op_t *op = user_data;
+    if (request)
+        ucp_request_free(request);
+    op->status = tsr__status_from_ucs(status);
+    op->item.kind = TSR_ITEM_OP_DONE;
+    tsr__enqueue(op->t, &op->item);
+}
+
+/* [L] Finishes posting a non-blocking op: r is what UCX returned. */
+static tsr_status_t op_posted_locked(tsr_transport_t *t, tsr_op_t *op, void *r,
+                                     const char *what, tsr_error_t *err)
+{
+    if (UCS_PTR_IS_ERR(r)) {
+        ucs_status_t s = UCS_PTR_STATUS(r);
+        tsr_mem_free(t->mem, op);
+        return tsr_error_set(err, tsr__status_from_ucs(s), "%s: %s", what,
+                             ucs_status_string(s));
+    }
+    if (r == NULL)
+        op_done_cb(NULL, UCS_OK, op); /* completed in place: callback still queued */
+    return TSR_OK;
+}
+
+static tsr_op_t *op_new(tsr_transport_t *t, tsr_rma_done_fn done, void *arg)
+{
+    tsr_op_t *op = tsr_mem_calloc(t->mem, 1, sizeof(*op));
+    if (op) {
+        op->t = t;
+        op->done = done;
+        op->arg = arg;
+    }
+    return op;
+}
+
+static tsr_status_t rma_blocking(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *buf,
+                                 size_t len, bool put, int timeout_ms, tsr_error_t *err)
+{
+    const char *what = put ? "put" : "get";
+    if (!t || !k || (len > 0 && !buf))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "%s: missing argument", what);
+    int64_t deadline = tsr__deadline(timeout_ms);
+    tsr__lock(t);
+    tsr_status_t rc = check_access_locked(k, offset, len, 1, what, err);
+    if (rc != TSR_OK) {
+        tsr__unlock(t);
+        return rc;
+    }
+    ucp_request_param_t prm = {.op_attr_mask = 0};
+    tsr_peer_t *peer = k->peer;
+    void *r = put ? ucp_put_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm)
+                  : ucp_get_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm);
+    tsr__unlock(t);
+    return tsr__wait_request(t, r, deadline, peer, err, what);
+}
+
+tsr_status_t tsr_rma_get(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *dst,
+                         size_t len, int timeout_ms, tsr_error_t *err)
+{
+    return rma_blocking(t, k, offset, dst, len, false, timeout_ms, err);
+}
+
+tsr_status_t tsr_rma_put(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, const void *src,
+                         size_t len, int timeout_ms, tsr_error_t *err)
+{
+    return rma_blocking(t, k, offset, (void *)src, len, true, timeout_ms, err);
+}
+
+static tsr_status_t rma_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *buf,
+                           size_t len, bool put, tsr_rma_done_fn done, void *arg,
+                           tsr_error_t *err)
+{
+    const char *what = put ? "put" : "get";
+    if (!t || !k || !done || (len > 0 && !buf))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "%s: missing argument", what);
+    tsr_op_t *op = op_new(t, done, arg);
+    if (!op)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "%s: out of memory", what);
+    tsr__lock(t);
+    tsr_status_t rc = check_access_locked(k, offset, len, 1, what, err);
+    if (rc != TSR_OK) {
+        tsr__unlock(t);
+        tsr_mem_free(t->mem, op);
+        return rc;
+    }
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+                                               UCP_OP_ATTR_FIELD_USER_DATA,
+                               .cb.send = op_done_cb,
+                               .user_data = op};
+    void *r = put ? ucp_put_nbx(k->peer->ep, buf, len, k->addr + offset, k->rkey, &prm)
+                  : ucp_get_nbx(k->peer->ep, buf, len, k->addr + offset, k->rkey, &prm);
+    rc = op_posted_locked(t, op, r, what, err);
+    tsr__unlock(t);
+    return rc;
+}
+
+tsr_status_t tsr_rma_get_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *dst,
+                            size_t len, tsr_rma_done_fn done, void *arg, tsr_error_t *err)
+{
+    return rma_nb(t, k, offset, dst, len, false, done, arg, err);
+}
+
+tsr_status_t tsr_rma_put_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
+                            const void *src, size_t len, tsr_rma_done_fn done, void *arg,
+                            tsr_error_t *err)
+{
+    return rma_nb(t, k, offset, (void *)src, len, true, done, arg, err);
+}
+
+tsr_status_t tsr_rma_flush(tsr_transport_t *t, tsr_peer_t *peer, int timeout_ms,
+                           tsr_error_t *err)
+{
+    if (!t || !peer)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "flush: missing argument");
+    int64_t deadline = tsr__deadline(timeout_ms);
+    tsr__lock(t);
+    if (!peer->ep || peer->state != TSR_PEER_UP) {
+        tsr__unlock(t);
+        return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "flush: node %u is down", peer->node_id);
+    }
+    ucp_request_param_t prm = {.op_attr_mask = 0};
+    void *r = ucp_ep_flush_nbx(peer->ep, &prm);
+    tsr__unlock(t);
+    return tsr__wait_request(t, r, deadline, peer, err, "flush");
+}
+
+/* ---- atomics ---------------------------------------------------------------------- */
+
+static ucp_atomic_op_t ucp_op(tsr_atomic_op_t op)
+{
+    switch (op) {
+    case TSR_ATOMIC_FADD:
+        return UCP_ATOMIC_OP_ADD;
+    case TSR_ATOMIC_SWAP:
+        return UCP_ATOMIC_OP_SWAP;
+    case TSR_ATOMIC_CSWAP:
+        return UCP_ATOMIC_OP_CSWAP;
+    }
+    return UCP_ATOMIC_OP_LAST;
+}
+
+static const char *op_name(tsr_atomic_op_t op)
+{
+    return op == TSR_ATOMIC_FADD ? "fetch-and-add" : op == TSR_ATOMIC_SWAP ? "swap" : "cswap";
+}
+
+static tsr_status_t atomic_blocking(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
+                                    uint64_t offset, uint64_t operand, uint64_t compare,
+                                    uint64_t *old, int timeout_ms, tsr_error_t *err)
+{
+    if (!t || !k)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "atomic: missing argument");
+    int64_t deadline = tsr__deadline(timeout_ms);
+    /* CSWAP: UCX compares with *buffer and swaps in *reply_buffer. */
+    uint64_t x = op == TSR_ATOMIC_CSWAP ? compare : operand;
+    uint64_t reply = op == TSR_ATOMIC_CSWAP ? operand : 0;
+    tsr__lock(t);
+    tsr_status_t rc = check_access_locked(k, offset, 8, 8, op_name(op), err);
+    if (rc != TSR_OK) {
+        tsr__unlock(t);
+        return rc;
+    }
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
+                                               UCP_OP_ATTR_FIELD_REPLY_BUFFER,
+                               .datatype = ucp_dt_make_contig(8),
+                               .reply_buffer = &reply};
+    tsr_peer_t *peer = k->peer;
+    void *r = ucp_atomic_op_nbx(peer->ep, ucp_op(op), &x, 1, k->addr + offset, k->rkey, &prm);
+    tsr__unlock(t);
+    rc = tsr__wait_request(t, r, deadline, peer, err, op_name(op));
+    if (rc == TSR_OK && old)
+        *old = reply;
+    return rc;
+}
+
+tsr_status_t tsr_atomic_fadd(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
+                             uint64_t add, uint64_t *old, int timeout_ms, tsr_error_t *err)
+{
+    return atomic_blocking(t, k, TSR_ATOMIC_FADD, offset, add, 0, old, timeout_ms, err);
+}
+
+tsr_status_t tsr_atomic_swap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
+                             uint64_t value, uint64_t *old, int timeout_ms, tsr_error_t *err)
+{
+    return atomic_blocking(t, k, TSR_ATOMIC_SWAP, offset, value, 0, old, timeout_ms, err);
+}
+
+tsr_status_t tsr_atomic_cswap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
+                              uint64_t compare, uint64_t value, uint64_t *old, int timeout_ms,
+                              tsr_error_t *err)
+{
+    return atomic_blocking(t, k, TSR_ATOMIC_CSWAP, offset, value, compare, old, timeout_ms,
+                           err);
+}
+
+tsr_status_t tsr_atomic_post(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
+                             uint64_t offset, uint64_t operand, uint64_t compare,
+                             tsr_rma_done_fn done, void *arg, tsr_error_t *err)
+{
+    if (!t || !k || !done || ucp_op(op) == UCP_ATOMIC_OP_LAST)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "atomic_post: bad argument");
+    tsr_op_t *o = op_new(t, done, arg);
+    if (!o)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "atomic: out of memory");
+    o->operand = op == TSR_ATOMIC_CSWAP ? compare : operand;
+    o->result = op == TSR_ATOMIC_CSWAP ? operand : 0;
+    tsr__lock(t);
+    tsr_status_t rc = check_access_locked(k, offset, 8, 8, op_name(op), err);
+    if (rc != TSR_OK) {
+        tsr__unlock(t);
+        tsr_mem_free(t->mem, o);
+        return rc;
+    }
+    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
+                                               UCP_OP_ATTR_FIELD_REPLY_BUFFER |
+                                               UCP_OP_ATTR_FIELD_CALLBACK |
+                                               UCP_OP_ATTR_FIELD_USER_DATA,
+                               .datatype = ucp_dt_make_contig(8),
+                               .reply_buffer = &o->result,
+                               .cb.send = op_done_cb,
+                               .user_data = o};
+    void *r = ucp_atomic_op_nbx(k->peer->ep, ucp_op(op), &o->operand, 1, k->addr + offset,
+                                k->rkey, &prm);
+    rc = op_posted_locked(t, o, r, op_name(op), err);
+    tsr__unlock(t);
+    return rc;
+}

@@ -1,0 +1,163 @@
+/*
+ * wire.h - Tessera's transport wire format: message headers and the remote
+ * memory descriptor, encoded and decoded byte by byte.
+ *
+ * Every message Tessera sends over UCX is one active message (UCX AM id
+ * TSR_WIRE_AM_ID) whose UCX *header* is the fixed header below and whose UCX
+ * *data* is the payload. UCX delivers both lengths, so a decoder always knows
+ * how many bytes it really has; it never trusts a length field before checking
+ * it against them.
+ *
+ * Header, version 1, 40 bytes, all integers little-endian, no padding:
+ *
+ *   off size field
+ *     0    2 magic        0x5354 ("TS" when read as bytes 'T','S')
+ *     2    1 version      1; a receiver rejects any other major version
+ *     3    1 kind         tsr_wire_kind_t (HELLO, HELLO_ACK, REQUEST, RESPONSE)
+ *     4    2 hdr_len      bytes of header the sender wrote (>= 40; later minor
+ *                         revisions may append fields, which v1 ignores)
+ *     6    2 type         RPC message type (REQUEST/RESPONSE), 0 otherwise
+ *     8    4 flags        must be 0 in version 1 (reserved, checked)
+ *    12    4 status       int32 tsr_status_t of a RESPONSE (0 otherwise); only
+ *                         values of TSR_STATUS_LIST are accepted
+ *    16    4 src_node     sender's node id (nonzero)
+ *    20    4 reserved     must be 0
+ *    24    8 call_id      REQUEST/RESPONSE: the caller's call id (nonzero)
+ *    32    8 payload_len  bytes of UCX data that follow (must equal what UCX
+ *                         delivered; at most TSR_WIRE_MAX_PAYLOAD)
+ *
+ * Remote memory descriptor (what tsr_region_pack produces and peers unpack),
+ * version 1, 28 + rkey_len bytes, little-endian:
+ *
+ *     0    4 magic        0x4B525354 ("TSRK" as bytes)
+ *     4    2 version      1
+ *     6    2 reserved     must be 0
+ *     8    8 addr         remote virtual address of the region's first byte
+ *    16    8 len          region length in bytes (>= 1; addr + len no overflow)
+ *    24    4 rkey_len     length of the packed UCX rkey (1..TSR_WIRE_MAX_RKEY)
+ *    28    n rkey         ucp_rkey_pack output, opaque to Tessera
+ *
+ * The descriptor must be exactly 28 + rkey_len bytes: trailing bytes are an
+ * error (they would mean the sender and receiver disagree on the format).
+ *
+ * This module does not depend on UCX, so it is unit-tested and fuzzed alone.
+ */
+#ifndef TSR_TRANSPORT_WIRE_H
+#define TSR_TRANSPORT_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/status.h"
+
+#define TSR_WIRE_AM_ID 17u /* the UCX active-message id Tessera registers */
+#define TSR_WIRE_MAGIC 0x5354u
+#define TSR_WIRE_VERSION 1u
+#define TSR_WIRE_HDR_LEN 40u
+/* Largest payload a header may announce: 1 TiB, far above any real message,
+ * small enough that size arithmetic on it cannot overflow. */
+#define TSR_WIRE_MAX_PAYLOAD (1ull << 40)
+
+#define TSR_WIRE_RMEM_MAGIC 0x4B525354u
+#define TSR_WIRE_RMEM_VERSION 1u
+#define TSR_WIRE_RMEM_FIXED 28u
+#define TSR_WIRE_MAX_RKEY 4096u /* packed rkeys are tens to hundreds of bytes */
+
+typedef enum tsr_wire_kind {
+    TSR_WIRE_HELLO = 1,     /* connector -> acceptor: "I am node src_node" */
+    TSR_WIRE_HELLO_ACK = 2, /* acceptor -> connector: "and I am src_node" */
+    TSR_WIRE_REQUEST = 3,   /* RPC request of `type`, `call_id` */
+    TSR_WIRE_RESPONSE = 4,  /* RPC response to `call_id`, with `status` */
+} tsr_wire_kind_t;
+
+typedef struct tsr_wire_hdr {
+    uint8_t version;       /* TSR_WIRE_VERSION */
+    uint8_t kind;          /* tsr_wire_kind_t */
+    uint16_t type;         /* RPC type */
+    uint32_t flags;        /* 0 */
+    int32_t status;        /* tsr_status_t of a response */
+    uint32_t src_node;     /* sender's node id */
+    uint64_t call_id;      /* RPC call id */
+    uint64_t payload_len;  /* bytes of payload */
+} tsr_wire_hdr_t;
+
+/* Why a decode failed (the transport counts each reason). */
+typedef enum tsr_wire_err {
+    TSR_WIRE_OK = 0,
+    TSR_WIRE_ETRUNC,    /* fewer bytes than the fixed part or than announced */
+    TSR_WIRE_EMAGIC,    /* wrong magic */
+    TSR_WIRE_EVERSION,  /* unknown version */
+    TSR_WIRE_EFIELD,    /* a field holds a value it may not (kind, flags, status, ids) */
+    TSR_WIRE_ELENGTH,   /* a length disagrees with what was delivered */
+} tsr_wire_err_t;
+
+const char *tsr_wire_err_str(tsr_wire_err_t e);
+
+/* Encodes h into out[TSR_WIRE_HDR_LEN]. h->version is written as TSR_WIRE_VERSION. */
+void tsr_wire_hdr_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_HDR_LEN]);
+
+/* Decodes a header of buf_len bytes and checks every field, including that
+ * the payload UCX delivered (payload_len) matches what the header announces.
+ * Returns TSR_WIRE_OK and fills *h, or the reason it refused (h untouched). */
+tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t payload_len,
+                                   tsr_wire_hdr_t *h);
+
+/* True when s is a status of TSR_STATUS_LIST. */
+int tsr_wire_status_valid(int32_t s);
+
+typedef struct tsr_wire_rmem {
+    uint64_t addr;        /* remote address of the region */
+    uint64_t len;         /* region length */
+    uint32_t rkey_len;    /* bytes at rkey */
+    const uint8_t *rkey;  /* decode: points into the decoded buffer */
+} tsr_wire_rmem_t;
+
+/* Bytes tsr_wire_rmem_encode writes for an rkey of rkey_len bytes. */
+static inline size_t tsr_wire_rmem_size(uint32_t rkey_len)
+{
+    return (size_t)TSR_WIRE_RMEM_FIXED + rkey_len;
+}
+
+/* Encodes m into out (cap bytes). Returns bytes written, or 0 when cap is too
+ * small or m is invalid (len 0, rkey_len 0 or > TSR_WIRE_MAX_RKEY, overflow). */
+size_t tsr_wire_rmem_encode(const tsr_wire_rmem_t *m, uint8_t *out, size_t cap);
+
+/* Decodes a descriptor of exactly len bytes; m->rkey points into buf. */
+tsr_wire_err_t tsr_wire_rmem_decode(const void *buf, size_t len, tsr_wire_rmem_t *m);
+
+/* Little-endian helpers (also used by tests and the fuzz target). */
+static inline void tsr_wire_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void tsr_wire_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void tsr_wire_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t tsr_wire_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t tsr_wire_get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t tsr_wire_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#endif /* TSR_TRANSPORT_WIRE_H */
