@@ -52,18 +52,18 @@
 #include "device/cuda_internal.h"
 #endif
 
-#define KB_ROW_BYTES 24                    /* k, v, price */
+#define KB_ROW_BYTES 24 /* k, v, price */
 #define KB_DISTINCT_MAX ((size_t)1 << 26)
-#define KB_KEYS_MAX ((uint64_t)1 << 24)    /* the reference keeps an array per key */
-#define KB_TASK ((size_t)1 << 20)          /* rows per pool task */
-#define KB_EMPTY UINT64_MAX                /* empty slot of the cpu insert table */
+#define KB_KEYS_MAX ((uint64_t)1 << 24) /* the reference keeps an array per key */
+#define KB_TASK ((size_t)1 << 20)       /* rows per pool task */
+#define KB_EMPTY UINT64_MAX             /* empty slot of the cpu insert table */
 
 typedef struct kb {
     const tsr_bench_opts_t *o;
     tsr_pool_t *pool;
     unsigned threads, repeat;
     uint64_t seed;
-    size_t n;  /* aggregation rows */
+    size_t n;   /* aggregation rows */
     uint64_t K; /* keys */
     int64_t *k, *v;
     double *price;
@@ -374,8 +374,8 @@ static int kb_copy_opencl(kb_t *b, tsr_dev_t *dev, double *gbps, tsr_error_t *er
         double t0 = tsr_bench_now();
         cl_int code = CL_SUCCESS;
         for (int c = 0; c < 3 && code == CL_SUCCESS; c++)
-            code = clEnqueueCopyBuffer(q, tsr_dev_cl_mem(src[c]), tsr_dev_cl_mem(dst), 0, 0,
-                                       bytes, 0, NULL, NULL);
+            code = clEnqueueCopyBuffer(q, tsr_dev_cl_mem(src[c]), tsr_dev_cl_mem(dst), 0, 0, bytes,
+                                       0, NULL, NULL);
         if (code == CL_SUCCESS)
             code = clFinish(q);
         if (code != CL_SUCCESS)
@@ -637,8 +637,9 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
     tsr_bench_report_param_int(&r, "repeat", b->repeat);
     tsr_bench_report_param_int(&r, "threads", b->threads);
     tsr_bench_report_param_int(&r, "seed", (int64_t)b->seed);
-    tsr_bench_report_title(&r, "kernels on %s (%s): %zu rows, %llu keys, %zu distinct keys, "
-                               "best of %u",
+    tsr_bench_report_title(&r,
+                           "kernels on %s (%s): %zu rows, %llu keys, %zu distinct keys, "
+                           "best of %u",
                            bname, dev->info.name, b->n, (unsigned long long)b->K, b->nd, b->repeat);
     double copy = 0, secs = 0, per_s = 0;
     int rc = 0;
@@ -668,8 +669,9 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
     devcols = backend == TSR_DEVICE_CUDA ? &cc : NULL;
 #endif
     if (rc == 0 && (rc = kb_agg_best(b, dev, false, devcols, &secs, &err)) == 0)
-        rc = kb_agg_figures(&r, b, "hashagg", devcols ? "hash aggregation (device memory)"
-                                                      : "hash aggregation (host memory)",
+        rc = kb_agg_figures(&r, b, "hashagg",
+                            devcols ? "hash aggregation (device memory)"
+                                    : "hash aggregation (host memory)",
                             secs, copy);
     if (rc == 0 && devcols && (rc = kb_agg_best(b, dev, false, NULL, &secs, &err)) == 0)
         rc = kb_agg_figures(&r, b, "hashagg_host", "hash aggregation (host memory)", secs, copy);
@@ -679,12 +681,14 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
     if (rc == 0 && backend == TSR_DEVICE_CPU && (rc = kb_insert_cpu(b, &per_s)) == 0)
         rc = kb_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s, "inserts/s");
 #ifdef TSR_HAVE_CUDA
-    if (rc == 0 && backend == TSR_DEVICE_CUDA && (rc = kb_insert_cuda(b, dev, &cc, &per_s, &err)) == 0)
+    if (rc == 0 && backend == TSR_DEVICE_CUDA &&
+        (rc = kb_insert_cuda(b, dev, &cc, &per_s, &err)) == 0)
         rc = kb_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s, "inserts/s");
     kb_cuda_free(&cc);
 #endif
     if (rc == 0 && backend == TSR_DEVICE_OPENCL)
-        tsr_bench_report_note(&r, "(no bulk-insert kernel on OpenCL: see distinct-key aggregation)");
+        tsr_bench_report_note(&r,
+                              "(no bulk-insert kernel on OpenCL: see distinct-key aggregation)");
     if (rc == 0)
         tsr_bench_report_note(&r, "verified: groups and sums exact against the reference");
     tsr_bench_report_fini(&r);
@@ -715,7 +719,8 @@ int tsr_bench_suite_kernels(const tsr_bench_opts_t *opts)
     b.repeat = opts->repeat ? opts->repeat : 3;
     b.seed = opts->seed_given ? opts->seed : 1;
     if (b.K > KB_KEYS_MAX) {
-        tsr_bench_error("--keys must be at most %llu for this suite", (unsigned long long)KB_KEYS_MAX);
+        tsr_bench_error("--keys must be at most %llu for this suite",
+                        (unsigned long long)KB_KEYS_MAX);
         return TSR_BENCH_EXIT_USAGE;
     }
     if (b.n > ((size_t)1 << 34)) {

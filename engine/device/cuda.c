@@ -17,8 +17,9 @@
  *
  * No device (no driver, an old driver, no GPU) is not an error: enumeration
  * finds none and says why in its note, e.g. "CUDA support compiled in; no
- * CUDA device found (driver version is insufficient; cudaGetDeviceCount: CUDA
- * driver version is insufficient for CUDA runtime version)".
+ * CUDA device found (driver version is insufficient)
+ * [cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA
+ * runtime version]".
  *
  * Every runtime call's result is checked and converted where it happens
  * (tsr_dev_cuda_fail); see cuda_internal.h.
@@ -43,9 +44,8 @@ tsr_status_t tsr_dev_cuda_fail(tsr_error_t *err, const tsr_dev_t *dev, cudaError
 {
     cudaGetLastError(); /* clear it: it must not resurface in a later launch check */
     tsr_status_t st = code == cudaErrorMemoryAllocation ? TSR_ERR_NOMEM : TSR_ERR_DEVICE;
-    return tsr_error_set(err, st, "CUDA %s failed on %s: %s: %s", what,
-                         dev ? dev->info.name : "?", cudaGetErrorName(code),
-                         cudaGetErrorString(code));
+    return tsr_error_set(err, st, "CUDA %s failed on %s: %s: %s", what, dev ? dev->info.name : "?",
+                         cudaGetErrorName(code), cudaGetErrorString(code));
 }
 
 tsr_status_t tsr_dev_cuda_use(tsr_dev_t *dev, tsr_error_t *err)
@@ -64,14 +64,17 @@ tsr_status_t tsr_dev_cuda_kernels_ok(tsr_dev_t *dev, tsr_error_t *err)
                   "capability %d.%d): %s",
                   TSR_CUDA_ARCHS, dev->info.name, cu->cc_major, cu->cc_minor,
                   cudaGetErrorString(cu->kernels));
-    tsr_error_hint(err, "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d", cu->cc_major,
-                   cu->cc_minor);
+    tsr_error_hint(err, "rebuild with -DCMAKE_CUDA_ARCHITECTURES=%d%d", cu->cc_major, cu->cc_minor);
     return TSR_ERR_UNSUPPORTED;
 }
 
 /* ---- enumeration ---------------------------------------------------------------------- */
 
-/* Why there is no device, for `tessera devices`. */
+/* Why there is no device, for `tessera devices`: a short reason in words,
+ * then the runtime's own error name and text, e.g. "CUDA support compiled
+ * in; no CUDA device found (driver version is insufficient)
+ * [cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA
+ * runtime version]" where no NVIDIA driver is loaded. */
 static void cu_no_device_note(cudaError_t e, char *note, size_t size)
 {
     if (!size)
@@ -82,15 +85,9 @@ static void cu_no_device_note(cudaError_t e, char *note, size_t size)
     }
     const char *why = e == cudaErrorInsufficientDriver ? "driver version is insufficient"
                       : e == cudaErrorNoDevice         ? "no CUDA-capable device is detected"
-                                                       : NULL;
-    if (why && strcmp(why, cudaGetErrorString(e)) != 0)
-        snprintf(note, size,
-                 "CUDA support compiled in; no CUDA device found (%s; cudaGetDeviceCount: %s)",
-                 why, cudaGetErrorString(e));
-    else
-        snprintf(note, size,
-                 "CUDA support compiled in; no CUDA device found (cudaGetDeviceCount: %s: %s)",
-                 cudaGetErrorName(e), cudaGetErrorString(e));
+                                                       : "cudaGetDeviceCount failed";
+    snprintf(note, size, "CUDA support compiled in; no CUDA device found (%s) [%s: %s]", why,
+             cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
 static void cu_describe(const struct cudaDeviceProp *p, int ordinal, int driver, int runtime,
@@ -129,7 +126,8 @@ static tsr_status_t cu_enumerate(tsr_mem_t *mem, tsr_device_info_t **out, size_t
     if (!infos)
         return TSR_ERR_NOMEM;
     int driver = 0, runtime = 0;
-    if (cudaDriverGetVersion(&driver) != cudaSuccess || cudaRuntimeGetVersion(&runtime) != cudaSuccess)
+    if (cudaDriverGetVersion(&driver) != cudaSuccess ||
+        cudaRuntimeGetVersion(&runtime) != cudaSuccess)
         cudaGetLastError(); /* versions are only shown */
     size_t found = 0;
     for (int d = 0; d < count; d++) {

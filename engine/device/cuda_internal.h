@@ -24,14 +24,14 @@
 #include "device/hashagg.h"
 
 typedef struct tsr_cuda_dev {
-    int ordinal;                    /* the runtime's device number */
-    unsigned sm_count;              /* multiprocessors */
-    unsigned max_block;             /* threads per block */
-    unsigned max_threads_per_sm;    /* resident threads per multiprocessor */
-    size_t shared_optin;            /* shared memory a block may opt in to */
-    size_t total_mem;               /* device memory */
-    int cc_major, cc_minor;         /* compute capability */
-    cudaError_t kernels;            /* cudaSuccess when this binary can run kernels here */
+    int ordinal;                 /* the runtime's device number */
+    unsigned sm_count;           /* multiprocessors */
+    unsigned max_block;          /* threads per block */
+    unsigned max_threads_per_sm; /* resident threads per multiprocessor */
+    size_t shared_optin;         /* shared memory a block may opt in to */
+    size_t total_mem;            /* device memory */
+    int cc_major, cc_minor;      /* compute capability */
+    cudaError_t kernels;         /* cudaSuccess when this binary can run kernels here */
 } tsr_cuda_dev_t;
 
 /* Records a CUDA failure of `what` on dev (see the top of the file). */

@@ -57,12 +57,12 @@ extern "C" {
 
 /* The group table in device memory, slot-indexed struct of arrays. */
 typedef struct tsr_cuda_ha_table {
-    uint64_t *slots;  /* [nslots] slot words: 0 empty, ROWREF, OCC */
-    uint64_t *gkeys;  /* [nkeys * nslots] keys of OCC groups */
-    uint8_t *gvalid;  /* [nslots] bit k: key column k not NULL */
-    uint64_t *ghash;  /* [nslots] the group's hash */
-    int64_t *states;  /* [ncols * nslots] state columns (hashagg.h's layout) */
-    uint64_t nslots;  /* a power of two, at most 2^31 */
+    uint64_t *slots; /* [nslots] slot words: 0 empty, ROWREF, OCC */
+    uint64_t *gkeys; /* [nkeys * nslots] keys of OCC groups */
+    uint8_t *gvalid; /* [nslots] bit k: key column k not NULL */
+    uint64_t *ghash; /* [nslots] the group's hash */
+    int64_t *states; /* [ncols * nslots] state columns (hashagg.h's layout) */
+    uint64_t nslots; /* a power of two, at most 2^31 */
 } tsr_cuda_ha_table_t;
 
 /* One launch over rows of device memory. Column pointers point at the
@@ -74,24 +74,24 @@ typedef struct tsr_cuda_ha_view {
     const uint64_t *kvalid[TSR_CUDA_HA_MAX_KEYS]; /* NULL: no NULLs in the column */
     const uint64_t *vals[TSR_CUDA_HA_MAX_AGGS];   /* int64 / double bits; NULL for COUNT kinds */
     const uint64_t *vvalid[TSR_CUDA_HA_MAX_AGGS]; /* NULL: no NULLs */
-    const uint32_t *sel;   /* NULL: rows 0..n-1; else the rows sel[0..n) (a retry round) */
-    uint32_t *counters;    /* [2]: TSR_CUDA_CNT_NEW, TSR_CUDA_CNT_FAIL */
-    uint32_t *retry;       /* rows that found no slot within probe_limit */
-    uint32_t *newslots;    /* slots claimed by block b at [b*region, +newcount[b]) */
-    uint32_t *newcount;    /* [grid] slots claimed per block */
+    const uint32_t *sel; /* NULL: rows 0..n-1; else the rows sel[0..n) (a retry round) */
+    uint32_t *counters;  /* [2]: TSR_CUDA_CNT_NEW, TSR_CUDA_CNT_FAIL */
+    uint32_t *retry;     /* rows that found no slot within probe_limit */
+    uint32_t *newslots;  /* slots claimed by block b at [b*region, +newcount[b]) */
+    uint32_t *newcount;  /* [grid] slots claimed per block */
     int64_t identity[TSR_CUDA_HA_MAX_SCOLS]; /* state of an empty group, per column */
     int8_t op[TSR_CUDA_HA_MAX_AGGS];         /* TSR_CUDA_OP_* */
     int8_t nulls_col[TSR_CUDA_HA_MAX_AGGS];  /* -1 where the aggregate has no such column */
     int8_t val_col[TSR_CUDA_HA_MAX_AGGS];
     int8_t hi_col[TSR_CUDA_HA_MAX_AGGS];
-    uint32_t n;           /* rows of this launch (at most 2^30) */
-    uint32_t nkeys;       /* 0..4 */
-    uint32_t naggs;       /* 0..16 */
-    uint32_t ncols;       /* state columns */
-    uint32_t probe_limit; /* slots a row probes in the global table before it is retried */
-    uint32_t lslots;      /* local kernels: entries of the per-block table (power of two) */
+    uint32_t n;              /* rows of this launch (at most 2^30) */
+    uint32_t nkeys;          /* 0..4 */
+    uint32_t naggs;          /* 0..16 */
+    uint32_t ncols;          /* state columns */
+    uint32_t probe_limit;    /* slots a row probes in the global table before it is retried */
+    uint32_t lslots;         /* local kernels: entries of the per-block table (power of two) */
     uint32_t rows_per_block; /* local kernels: each block folds a contiguous run of rows */
-    uint32_t region;      /* newslots entries per block: at least the rows a block visits */
+    uint32_t region;         /* newslots entries per block: at least the rows a block visits */
 } tsr_cuda_ha_view_t;
 
 /* Moving every group of one table into another (growth). */
@@ -120,9 +120,11 @@ static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, ui
 }
 #define TSR_CUDA_HA_GLOBAL_SHMEM 8
 
-/* Raises kernel `which`'s dynamic shared-memory limit to shmem (for the key
- * count nkeys, which selects an instantiation) and reports how many blocks of
- * `block` threads one multiprocessor holds (0: none fits). */
+/* Raises kernel `which`'s dynamic shared-memory limit to the device's
+ * maximum (for the key count nkeys, which selects an instantiation) and
+ * reports how many blocks of `block` threads using shmem bytes one
+ * multiprocessor holds (0: none fits); cudaErrorInvalidValue when shmem is
+ * beyond what a block may have. */
 cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t nkeys, unsigned block,
                                 size_t shmem, int *blocks_per_sm);
 /* The update kernel `which` over v->n rows. */
@@ -141,28 +143,29 @@ cudaError_t tsr_cuda_ha_rehash(const tsr_cuda_ha_rehash_view_t *r, unsigned grid
 #define TSR_CUDA_MAP_EMPTY 0xFFFFFFFFFFFFFFFFULL
 
 typedef struct tsr_cuda_map_view {
-    uint64_t *slots;       /* [2 * nslots]: key, value of slot s at 2s, 2s+1 */
-    uint64_t nslots;       /* a power of two */
-    uint64_t *sentinel;    /* [2]: 1 when the key TSR_CUDA_MAP_EMPTY is present; its value */
-    const uint64_t *keys;  /* insert, find: [n] */
-    const uint64_t *vals;  /* insert: [n] */
-    const uint32_t *sel;   /* insert: NULL, or the rows sel[0..n) (a retry round) */
-    uint64_t *out;         /* find: [n] the value, 0 when absent */
-    uint8_t *found;        /* find: [n] 1 when present */
-    uint32_t *counters;    /* insert: [NEW] keys added, [FAIL] rows in retry */
-    uint32_t *retry;       /* insert: rows that found no slot */
+    uint64_t *slots;      /* [2 * nslots]: key, value of slot s at 2s, 2s+1 */
+    uint64_t nslots;      /* a power of two */
+    uint64_t *sentinel;   /* [2]: 1 when the key TSR_CUDA_MAP_EMPTY is present; its value */
+    const uint64_t *keys; /* insert, find: [n] */
+    const uint64_t *vals; /* insert: [n] */
+    const uint32_t *sel;  /* insert: NULL, or the rows sel[0..n) (a retry round) */
+    uint64_t *out;        /* find: [n] the value, 0 when absent */
+    uint8_t *found;       /* find: [n] 1 when present */
+    uint32_t *counters;   /* insert: [NEW] keys added, [FAIL] rows in retry */
+    uint32_t *retry;      /* insert: rows that found no slot */
     uint32_t n;
     uint32_t probe_limit;
 } tsr_cuda_map_view_t;
 
 cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
-                                cudaStream_t s);
+                                       cudaStream_t s);
 cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
-                              cudaStream_t s);
+                                     cudaStream_t s);
 /* Moves every key of from (nslots of it) into to (empty); keys that find no
  * slot count in to->counters[TSR_CUDA_CNT_FAIL]. */
-cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from, const tsr_cuda_map_view_t *to,
-                                unsigned grid, unsigned block, cudaStream_t s);
+cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from,
+                                       const tsr_cuda_map_view_t *to, unsigned grid, unsigned block,
+                                       cudaStream_t s);
 
 /* ---- utilities (kernels/cuda/util.cu) ----------------------------------------------- */
 

@@ -29,8 +29,10 @@
  * Rows from host memory (tsr_dev_hashagg_update) go in chunks through two
  * device buffer sets: chunk i+1 is uploaded on a separate copy stream while
  * chunk i is aggregated on the caller's queue (events order each buffer's
- * upload after the last kernel that read it). When update returns, the copy
- * stream has finished, so nothing reads the caller's memory any more. Rows
+ * upload after the last kernel that read it). When update returns, both
+ * streams have finished: nothing reads the caller's memory any more, and
+ * nothing of the call is still running (so destroying the aggregation is
+ * safe whatever queue the caller used). Rows
  * already in device memory (tsr_dev_hashagg_cuda_update_device) are read in
  * place, in launches of up to dev_launch rows.
  *
@@ -42,418 +44,20 @@
 
 #include <string.h>
 
-#include "device/cuda_internal.h"
-#include "device/cuda_kernels.h"
-#include "device/hashagg.h"
+#include "device/hashagg_cuda_internal.h"
 
-_Static_assert(TSR_CUDA_OP_COUNT_STAR == TSR_DEV_OP_COUNT_STAR && TSR_CUDA_OP_COUNT == TSR_DEV_OP_COUNT &&
-                   TSR_CUDA_OP_SUM_I == TSR_DEV_OP_SUM_I && TSR_CUDA_OP_SUM_D == TSR_DEV_OP_SUM_D &&
-                   TSR_CUDA_OP_MIN_I == TSR_DEV_OP_MIN_I && TSR_CUDA_OP_MAX_I == TSR_DEV_OP_MAX_I &&
-                   TSR_CUDA_OP_MIN_D == TSR_DEV_OP_MIN_D && TSR_CUDA_OP_MAX_D == TSR_DEV_OP_MAX_D,
+_Static_assert(TSR_CUDA_OP_COUNT_STAR == TSR_DEV_OP_COUNT_STAR &&
+                   TSR_CUDA_OP_COUNT == TSR_DEV_OP_COUNT && TSR_CUDA_OP_SUM_I == TSR_DEV_OP_SUM_I &&
+                   TSR_CUDA_OP_SUM_D == TSR_DEV_OP_SUM_D && TSR_CUDA_OP_MIN_I == TSR_DEV_OP_MIN_I &&
+                   TSR_CUDA_OP_MAX_I == TSR_DEV_OP_MAX_I && TSR_CUDA_OP_MIN_D == TSR_DEV_OP_MIN_D &&
+                   TSR_CUDA_OP_MAX_D == TSR_DEV_OP_MAX_D,
                "kernel op codes must be hashagg.h's");
 _Static_assert(TSR_CUDA_HA_MAX_KEYS == TSR_DEV_HASHAGG_MAX_KEYS &&
                    TSR_CUDA_HA_MAX_AGGS == TSR_DEV_HASHAGG_MAX_AGGS &&
                    TSR_CUDA_HA_MAX_SCOLS == TSR_DEV_HASHAGG_MAX_SCOLS,
                "kernel limits must be hashagg.h's");
 
-#define CU_HA_PROBE_LIMIT 128u /* slots a row probes before it is retried */
-#define CU_HA_MIN_SLOTS ((size_t)1024)
-#define CU_HA_MAX_SLOTS ((size_t)1 << 31) /* slot numbers are 32-bit in the kernels */
-#define CU_HA_PROBE_ROWS ((size_t)1 << 16)
-#define CU_HA_WARP_GROUPS 64
-#define CU_HA_GLOBAL_BLOCK 256u /* hashagg.cu's launch bounds */
-#define CU_HA_LOCAL_BLOCK 1024u
-#define CU_HA_AUX_BLOCK 256u
-#define CU_HA_LOCAL_MAX_SLOTS 8192u
-#define CU_HA_LOCAL_MIN_SLOTS 64u
-#define CU_HA_U TSR_CUDA_ROWS_PER_THREAD
-#define CU_HA_LOCAL_ITERS 8 /* a local block gets at least this many loop iterations */
-
-typedef struct cu_ha_table {
-    size_t nslots;         /* power of two */
-    tsr_dev_buf_t *slots;  /* uint64[nslots] */
-    tsr_dev_buf_t *gkeys;  /* uint64[nkeys * nslots] */
-    tsr_dev_buf_t *gvalid; /* uint8[nslots] */
-    tsr_dev_buf_t *ghash;  /* uint64[nslots] */
-    tsr_dev_buf_t *states; /* int64[ncols * nslots] */
-} cu_ha_table_t;
-
-/* One input buffer set of the host path: column-major, in_cap rows. */
-typedef struct cu_ha_input {
-    tsr_dev_buf_t *keys;   /* uint64[nkeys * in_cap] */
-    tsr_dev_buf_t *kvalid; /* uint64[nkeys * in_cap/64] */
-    tsr_dev_buf_t *vals;   /* uint64[naggs * in_cap] */
-    tsr_dev_buf_t *vvalid; /* uint64[naggs * in_cap/64] */
-    cudaEvent_t uploaded;  /* recorded on the copy stream after its upload */
-    cudaEvent_t consumed;  /* recorded on the queue after the last kernel reading it */
-} cu_ha_input_t;
-
-/* Device column pointers of one launch (its row 0). */
-typedef struct cu_ha_cols {
-    const uint64_t *keys[TSR_DEV_HASHAGG_MAX_KEYS];
-    const uint64_t *kvalid[TSR_DEV_HASHAGG_MAX_KEYS];
-    const uint64_t *vals[TSR_DEV_HASHAGG_MAX_AGGS];
-    const uint64_t *vvalid[TSR_DEV_HASHAGG_MAX_AGGS];
-} cu_ha_cols_t;
-
-typedef struct cu_ha {
-    cu_ha_table_t t;
-    tsr_cuda_ha_view_t tmpl; /* aggregate descriptors, identities, sizes */
-    /* scratch for launches of up to cap rows */
-    size_t cap;
-    tsr_dev_buf_t *sel;      /* uint32[cap]: rows of a retry round */
-    tsr_dev_buf_t *retry;    /* uint32[cap] */
-    tsr_dev_buf_t *newslots; /* uint32[cap + slack] */
-    tsr_dev_buf_t *newcount; /* uint32[max_grid] */
-    tsr_dev_buf_t *counters; /* uint32[2] */
-    tsr_dev_host_t *hc;      /* pinned uint32[2]: the counters' copy */
-    cudaEvent_t counters_ready;
-    /* host path */
-    cu_ha_input_t in[2];
-    size_t in_cap; /* rows per input set (0: not allocated) */
-    cudaStream_t copy;
-    size_t chunk;      /* rows per host chunk */
-    size_t dev_launch; /* rows per launch over device-resident rows */
-    /* launch configuration */
-    unsigned global_block, global_grid;       /* grid: the most blocks worth launching */
-    unsigned local_block;                     /* 0: no local kernels */
-    unsigned local_grid[TSR_CUDA_HA_NKERNELS]; /* per kernel: SMs x blocks per SM */
-    uint32_t lslots;
-    size_t local_shmem;
-    unsigned aux_block, aux_grid; /* persist, rehash */
-    bool probed;                  /* AUTO's small first launch is behind us */
-} cu_ha_t;
-
-/* One update launch and what its retry loop needs. */
-typedef struct cu_ha_round {
-    tsr_cuda_ha_view_t v;
-    unsigned nblocks; /* blocks of the last update launch (for persist) */
-} cu_ha_round_t;
-
-static size_t cu_pow2_floor(size_t x)
-{
-    size_t p = 1;
-    while (p <= x / 2)
-        p *= 2;
-    return p;
-}
-
-static size_t cu_clamp(size_t x, size_t lo, size_t hi)
-{
-    return x < lo ? lo : x > hi ? hi : x;
-}
-
-static unsigned cu_warps(unsigned want, unsigned max_block)
-{
-    unsigned b = want < max_block ? want : max_block;
-    b &= ~31u;
-    return b ? b : 32;
-}
-
-static tsr_status_t cu_ha_fail(tsr_dev_hashagg_t *ha, cudaError_t e, const char *what,
-                               tsr_error_t *err)
-{
-    return tsr_dev_cuda_fail(err, ha->dev, e, what);
-}
-
-/* ---- the group table ------------------------------------------------------------------ */
-
-static void cu_ha_table_free(cu_ha_table_t *t)
-{
-    tsr_dev_buf_free(t->slots);
-    tsr_dev_buf_free(t->gkeys);
-    tsr_dev_buf_free(t->gvalid);
-    tsr_dev_buf_free(t->ghash);
-    tsr_dev_buf_free(t->states);
-    memset(t, 0, sizeof(*t));
-}
-
-static void cu_ha_table_view(const cu_ha_table_t *t, tsr_cuda_ha_table_t *v)
-{
-    v->slots = tsr_dev_cuda_ptr(t->slots);
-    v->gkeys = tsr_dev_cuda_ptr(t->gkeys);
-    v->gvalid = tsr_dev_cuda_ptr(t->gvalid);
-    v->ghash = tsr_dev_cuda_ptr(t->ghash);
-    v->states = tsr_dev_cuda_ptr(t->states);
-    v->nslots = t->nslots;
-}
-
-/* An empty table of nslots slots, states at their identities (queued on q). */
-static tsr_status_t cu_ha_table_alloc(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t nslots,
-                                      cu_ha_table_t *t, tsr_error_t *err)
-{
-    tsr_dev_t *dev = ha->dev;
-    size_t nkeys = ha->spec.nkeys, ncols = ha->layout.ncols;
-    memset(t, 0, sizeof(*t));
-    t->nslots = nslots;
-    tsr_status_t rc;
-    uint64_t zero = 0;
-    if ((rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->slots, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nkeys * nslots * 8, &t->gkeys, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots, &t->gvalid, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->ghash, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, ncols * nslots * 8, &t->states, err)) != TSR_OK ||
-        (rc = tsr_dev_fill(q, t->slots, 0, &zero, 8, nslots * 8, NULL, err)) != TSR_OK)
-        goto err_free;
-    for (size_t c = 0; c < ncols; c++)
-        if ((rc = tsr_dev_fill(q, t->states, c * nslots * 8, &ha->layout.identity[c], 8,
-                               nslots * 8, NULL, err)) != TSR_OK)
-            goto err_free;
-    return TSR_OK;
-
-err_free:
-    cudaStreamSynchronize(tsr_dev_cuda_stream(q));
-    cudaGetLastError();
-    cu_ha_table_free(t);
-    return rc;
-}
-
-/* ---- counters ---------------------------------------------------------------------------- */
-
-static tsr_status_t cu_ha_counters_reset(tsr_dev_hashagg_t *ha, cudaStream_t s, tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    cudaError_t e = cudaMemsetAsync(tsr_dev_cuda_ptr(h->counters), 0, 8, s);
-    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "cudaMemsetAsync(counters)", err);
-}
-
-/* Queues the counters' copy to pinned memory, to be read by cu_ha_counters_wait. */
-static tsr_status_t cu_ha_counters_fetch(tsr_dev_hashagg_t *ha, cudaStream_t s, tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    cudaError_t e = cudaMemcpyAsync(h->hc->ptr, tsr_dev_cuda_ptr(h->counters), 8,
-                                    cudaMemcpyDeviceToHost, s);
-    if (e == cudaSuccess)
-        e = cudaEventRecord(h->counters_ready, s);
-    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "cudaMemcpyAsync(counters)", err);
-}
-
-static tsr_status_t cu_ha_counters_wait(tsr_dev_hashagg_t *ha, uint32_t out[2], tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    /* a failed kernel surfaces here, as the error of the wait */
-    cudaError_t e = cudaEventSynchronize(h->counters_ready);
-    if (e != cudaSuccess)
-        return cu_ha_fail(ha, e, "aggregation kernels (cudaEventSynchronize)", err);
-    memcpy(out, h->hc->ptr, 2 * sizeof(uint32_t));
-    return TSR_OK;
-}
-
-/* ---- growth --------------------------------------------------------------------------- */
-
-/* Moves every group into a table of at least 2*need slots. */
-static tsr_status_t cu_ha_grow(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t need,
-                               tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    cudaStream_t s = tsr_dev_cuda_stream(q);
-    size_t n = h->t.nslots * 2;
-    while (n < 2 * need && n <= CU_HA_MAX_SLOTS)
-        n *= 2;
-    for (;; n *= 2) {
-        if (n > CU_HA_MAX_SLOTS)
-            return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "too many groups for the device table of %s (more than %zu)",
-                                 ha->dev->info.name, CU_HA_MAX_SLOTS / 2);
-        cu_ha_table_t nt;
-        tsr_status_t rc = cu_ha_table_alloc(ha, q, n, &nt, err);
-        if (rc != TSR_OK)
-            return rc;
-        tsr_cuda_ha_rehash_view_t r;
-        memset(&r, 0, sizeof(r));
-        cu_ha_table_view(&h->t, &r.from);
-        cu_ha_table_view(&nt, &r.to);
-        r.counters = tsr_dev_cuda_ptr(h->counters);
-        r.nkeys = (uint32_t)ha->spec.nkeys;
-        r.ncols = (uint32_t)ha->layout.ncols;
-        r.probe_limit = CU_HA_PROBE_LIMIT;
-        size_t blocks = (h->t.nslots + h->aux_block - 1) / h->aux_block;
-        unsigned grid = (unsigned)(blocks < h->aux_grid ? blocks : h->aux_grid);
-        uint32_t counts[2] = {0, 0};
-        cudaError_t e = cudaSuccess;
-        if ((rc = cu_ha_counters_reset(ha, s, err)) == TSR_OK) {
-            e = tsr_cuda_ha_rehash(&r, grid, h->aux_block, s);
-            rc = e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "rehash kernel launch", err);
-        }
-        if (rc == TSR_OK && (rc = cu_ha_counters_fetch(ha, s, err)) == TSR_OK)
-            rc = cu_ha_counters_wait(ha, counts, err);
-        if (rc != TSR_OK) {
-            cudaStreamSynchronize(s);
-            cudaGetLastError();
-            cu_ha_table_free(&nt);
-            return rc;
-        }
-        if (counts[TSR_CUDA_CNT_FAIL] == 0) {
-            cu_ha_table_free(&h->t); /* cudaFree waits for the rehash */
-            h->t = nt;
-            return TSR_OK;
-        }
-        cu_ha_table_free(&nt); /* a probe run too long: try a table twice as big */
-    }
-}
-
-/* ---- scratch and inputs ------------------------------------------------------------------ */
-
-static void cu_ha_free_scratch(cu_ha_t *h)
-{
-    tsr_dev_buf_free(h->sel);
-    tsr_dev_buf_free(h->retry);
-    tsr_dev_buf_free(h->newslots);
-    tsr_dev_buf_free(h->newcount);
-    h->sel = h->retry = h->newslots = h->newcount = NULL;
-    h->cap = 0;
-}
-
-/* The most blocks any update launch uses. */
-static unsigned cu_ha_max_grid(const cu_ha_t *h)
-{
-    unsigned g = h->global_grid;
-    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++)
-        g = h->local_grid[k] > g ? h->local_grid[k] : g;
-    return g;
-}
-
-/* Scratch for launches of up to cap rows. A block's newslots region covers
- * the rows it visits, rounded up to whole iterations: the regions of a launch
- * of n rows total less than n + grid * block * rows-per-thread. */
-static tsr_status_t cu_ha_scratch(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    if (h->cap >= cap)
-        return TSR_OK;
-    cu_ha_free_scratch(h);
-    tsr_dev_t *dev = ha->dev;
-    size_t grid = cu_ha_max_grid(h);
-    size_t slack = grid * (size_t)(h->global_block > h->local_block ? h->global_block
-                                                                    : h->local_block) *
-                   CU_HA_U;
-    tsr_status_t rc;
-    if ((rc = tsr_dev_buf_alloc(dev, cap * 4, &h->sel, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->retry, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, (cap + slack) * 4, &h->newslots, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, grid * 4, &h->newcount, err)) != TSR_OK) {
-        cu_ha_free_scratch(h);
-        return rc;
-    }
-    h->cap = cap;
-    return TSR_OK;
-}
-
-static void cu_ha_free_inputs(cu_ha_t *h)
-{
-    for (int b = 0; b < 2; b++) {
-        tsr_dev_buf_free(h->in[b].keys);
-        tsr_dev_buf_free(h->in[b].kvalid);
-        tsr_dev_buf_free(h->in[b].vals);
-        tsr_dev_buf_free(h->in[b].vvalid);
-        h->in[b].keys = h->in[b].kvalid = h->in[b].vals = h->in[b].vvalid = NULL;
-    }
-    h->in_cap = 0;
-}
-
-/* Two input sets of cap rows (a multiple of 64). */
-static tsr_status_t cu_ha_inputs(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    if (h->in_cap >= cap)
-        return TSR_OK;
-    cu_ha_free_inputs(h);
-    tsr_dev_t *dev = ha->dev;
-    size_t nkeys = ha->spec.nkeys, naggs = ha->spec.naggs;
-    tsr_status_t rc = TSR_OK;
-    for (int b = 0; b < 2 && rc == TSR_OK; b++) {
-        cu_ha_input_t *in = &h->in[b];
-        if ((rc = tsr_dev_buf_alloc(dev, nkeys * cap * 8, &in->keys, err)) != TSR_OK ||
-            (rc = tsr_dev_buf_alloc(dev, nkeys * cap / 8, &in->kvalid, err)) != TSR_OK ||
-            (rc = tsr_dev_buf_alloc(dev, naggs * cap * 8, &in->vals, err)) != TSR_OK)
-            break;
-        rc = tsr_dev_buf_alloc(dev, naggs * cap / 8, &in->vvalid, err);
-    }
-    if (rc != TSR_OK) {
-        cu_ha_free_inputs(h);
-        return rc;
-    }
-    h->in_cap = cap;
-    return TSR_OK;
-}
-
 /* ---- create / destroy ------------------------------------------------------------------ */
-
-static void cu_ha_free(tsr_dev_hashagg_t *ha)
-{
-    cu_ha_t *h = ha->impl;
-    /* nothing may still run on the buffers below */
-    if (cudaStreamSynchronize(tsr_dev_cuda_stream(ha->dev->queue)) != cudaSuccess)
-        cudaGetLastError();
-    if (h->copy && cudaStreamSynchronize(h->copy) != cudaSuccess)
-        cudaGetLastError();
-    cu_ha_free_inputs(h);
-    cu_ha_free_scratch(h);
-    cu_ha_table_free(&h->t);
-    tsr_dev_buf_free(h->counters);
-    tsr_dev_host_free(h->hc);
-    cudaEvent_t evs[] = {h->counters_ready, h->in[0].uploaded, h->in[0].consumed,
-                         h->in[1].uploaded, h->in[1].consumed};
-    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-        if (evs[i] && cudaEventDestroy(evs[i]) != cudaSuccess)
-            cudaGetLastError();
-    if (h->copy && cudaStreamDestroy(h->copy) != cudaSuccess)
-        cudaGetLastError();
-    tsr_mem_free(ha->dev->mem, h);
-    ha->impl = NULL;
-}
-
-/* Launch sizes from the device's limits: blocks per multiprocessor from the
- * occupancy calculator, the local table as large as a block's shared memory
- * allows (halved until the kernels can run with it). */
-static tsr_status_t cu_ha_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
-{
-    cu_ha_t *h = ha->impl;
-    tsr_cuda_dev_t *cu = tsr_dev_cuda(ha->dev);
-    uint32_t nkeys = (uint32_t)ha->spec.nkeys, ncols = (uint32_t)ha->layout.ncols;
-    int bps = 0;
-    h->global_block = cu_warps(CU_HA_GLOBAL_BLOCK, cu->max_block);
-    cudaError_t e = tsr_cuda_ha_prepare(TSR_CUDA_HA_GLOBAL, nkeys, h->global_block,
-                                        TSR_CUDA_HA_GLOBAL_SHMEM, &bps);
-    if (e != cudaSuccess)
-        return cu_ha_fail(ha, e, "occupancy of the aggregation kernel", err);
-    h->global_grid = cu->sm_count * (unsigned)(bps > 0 ? bps : 1);
-    h->aux_block = cu_warps(CU_HA_AUX_BLOCK, cu->max_block);
-    h->aux_grid = cu->sm_count * (cu->max_threads_per_sm / h->aux_block
-                                      ? cu->max_threads_per_sm / h->aux_block
-                                      : 1);
-
-    h->local_block = cu_warps(CU_HA_LOCAL_BLOCK, cu->max_block);
-    for (h->lslots = CU_HA_LOCAL_MAX_SLOTS; h->lslots >= CU_HA_LOCAL_MIN_SLOTS; h->lslots /= 2) {
-        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols);
-        if (shmem > cu->shared_optin)
-            continue;
-        int ok = 1;
-        for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_WARP && ok; k++) {
-            e = tsr_cuda_ha_prepare((tsr_cuda_ha_kernel_t)k, nkeys, h->local_block, shmem, &bps);
-            if (e != cudaSuccess) {
-                cudaGetLastError(); /* this size does not fit: try half */
-                ok = 0;
-            } else {
-                ok = bps > 0;
-                h->local_grid[k] = cu->sm_count * (unsigned)bps;
-            }
-        }
-        if (ok) {
-            h->local_shmem = shmem;
-            break;
-        }
-    }
-    if (h->lslots < CU_HA_LOCAL_MIN_SLOTS) {
-        h->lslots = 0; /* the global kernel does everything */
-        h->local_grid[TSR_CUDA_HA_LOCAL] = h->local_grid[TSR_CUDA_HA_LOCAL_WARP] = 0;
-    }
-    /* batch sizes: at most ~1/4096 (host chunks) and ~1/256 (device launches)
-     * of the device's memory per row-byte, within fixed bounds */
-    h->chunk = cu_clamp(cu_pow2_floor(cu->total_mem / 4096), (size_t)1 << 16, (size_t)1 << 22);
-    h->dev_launch = cu_clamp(cu_pow2_floor(cu->total_mem / 256), (size_t)1 << 16, (size_t)1 << 26);
-    return TSR_OK;
-}
 
 static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
 {
@@ -488,7 +92,7 @@ static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     tsr_dev_queue_t *q = dev->queue;
     cudaError_t e = cudaSuccess;
     const char *what = "";
-    if ((rc = cu_ha_configure(ha, err)) != TSR_OK)
+    if ((rc = tsr_hashagg_cuda_configure(ha, err)) != TSR_OK)
         goto err_free;
     cudaEvent_t *evs[] = {&h->counters_ready, &h->in[0].uploaded, &h->in[0].consumed,
                           &h->in[1].uploaded, &h->in[1].consumed};
@@ -506,13 +110,13 @@ static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     }
     if ((rc = tsr_dev_buf_alloc(dev, 8, &h->counters, err)) != TSR_OK ||
         (rc = tsr_dev_host_alloc(dev, 8, &h->hc, err)) != TSR_OK ||
-        (rc = cu_ha_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
+        (rc = tsr_hashagg_cuda_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
         (rc = tsr_dev_queue_finish(q, err)) != TSR_OK)
         goto err_free;
     return TSR_OK;
 
 err_free:
-    cu_ha_free(ha);
+    tsr_hashagg_cuda_free(ha);
     return rc;
 }
 
@@ -522,7 +126,7 @@ static void cu_ha_destroy(tsr_dev_hashagg_t *ha)
         return;
     if (cudaSetDevice(tsr_dev_cuda(ha->dev)->ordinal) != cudaSuccess)
         cudaGetLastError();
-    cu_ha_free(ha);
+    tsr_hashagg_cuda_free(ha);
 }
 
 /* ---- rounds ------------------------------------------------------------------------------ */
@@ -547,7 +151,7 @@ static void cu_ha_view(tsr_dev_hashagg_t *ha, const cu_ha_cols_t *c, size_t n,
 {
     cu_ha_t *h = ha->impl;
     *v = h->tmpl;
-    cu_ha_table_view(&h->t, &v->t);
+    tsr_hashagg_cuda_table_view(&h->t, &v->t);
     memcpy(v->keys, c->keys, sizeof(v->keys));
     memcpy(v->kvalid, c->kvalid, sizeof(v->kvalid));
     memcpy(v->vals, c->vals, sizeof(v->vals));
@@ -586,13 +190,13 @@ static tsr_status_t cu_ha_launch(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
         shmem = h->local_shmem;
     }
     r->nblocks = (unsigned)grid;
-    tsr_status_t rc = cu_ha_counters_reset(ha, s, err);
+    tsr_status_t rc = tsr_hashagg_cuda_counters_reset(ha, s, err);
     if (rc != TSR_OK)
         return rc;
     cudaError_t e = tsr_cuda_ha_update(v, k, (unsigned)grid, (unsigned)block, shmem, s);
     if (e != cudaSuccess)
         return cu_ha_fail(ha, e, "aggregation kernel launch", err);
-    return cu_ha_counters_fetch(ha, s, err);
+    return tsr_hashagg_cuda_counters_fetch(ha, s, err);
 }
 
 /* Finishes a round begun by cu_ha_launch: persist, grow, retry (top of file). */
@@ -603,7 +207,7 @@ static tsr_status_t cu_ha_finish(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
     cudaStream_t s = tsr_dev_cuda_stream(q);
     for (;;) {
         uint32_t counts[2];
-        tsr_status_t rc = cu_ha_counters_wait(ha, counts, err);
+        tsr_status_t rc = tsr_hashagg_cuda_counters_wait(ha, counts, err);
         if (rc != TSR_OK)
             return rc;
         uint32_t fresh = counts[TSR_CUDA_CNT_NEW], fail = counts[TSR_CUDA_CNT_FAIL];
@@ -616,14 +220,14 @@ static tsr_status_t cu_ha_finish(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
         }
         if (fail == 0 && 2 * ha->ngroups <= h->t.nslots)
             return TSR_OK;
-        if ((rc = cu_ha_grow(ha, q, ha->ngroups + fail, err)) != TSR_OK || fail == 0)
+        if ((rc = tsr_hashagg_cuda_grow(ha, q, ha->ngroups + fail, err)) != TSR_OK || fail == 0)
             return rc;
         /* rerun only the rows that found no slot (they touched nothing) */
         cudaError_t e = cudaMemcpyAsync(tsr_dev_cuda_ptr(h->sel), tsr_dev_cuda_ptr(h->retry),
                                         (size_t)fail * 4, cudaMemcpyDeviceToDevice, s);
         if (e != cudaSuccess)
             return cu_ha_fail(ha, e, "cudaMemcpyAsync(retry rows)", err);
-        cu_ha_table_view(&h->t, &r->v.t);
+        tsr_hashagg_cuda_table_view(&h->t, &r->v.t);
         r->v.sel = tsr_dev_cuda_ptr(h->sel);
         r->v.n = fail;
         if ((rc = cu_ha_launch(ha, q, r, TSR_CUDA_HA_GLOBAL, err)) != TSR_OK)
@@ -744,9 +348,9 @@ static tsr_status_t cu_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
     size_t want = rows->n < h->chunk ? (rows->n + 63) / 64 * 64 : h->chunk;
     tsr_status_t rc = tsr_dev_cuda_use(ha->dev, err);
     if (rc == TSR_OK)
-        rc = cu_ha_inputs(ha, want, err);
+        rc = tsr_hashagg_cuda_inputs(ha, want, err);
     if (rc == TSR_OK)
-        rc = cu_ha_scratch(ha, h->in_cap, err);
+        rc = tsr_hashagg_cuda_scratch(ha, h->in_cap, err);
     if (rc != TSR_OK)
         return rc;
     size_t cap = h->in_cap, nchunks = (rows->n + cap - 1) / cap;
@@ -769,18 +373,22 @@ static tsr_status_t cu_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
         if (rc == TSR_OK && (e = cudaEventRecord(in->consumed, s)) != cudaSuccess)
             rc = cu_ha_fail(ha, e, "cudaEventRecord", err);
     }
-    /* nothing may read the caller's rows after we return */
+    /* nothing may read the caller's rows after we return (the uploads), and
+     * nothing of this call may still run when the caller destroys ha with
+     * another queue (the last persist kernel): a few microseconds */
     cudaError_t e = cudaStreamSynchronize(h->copy);
     if (rc == TSR_OK && e != cudaSuccess)
         rc = cu_ha_fail(ha, e, "cudaStreamSynchronize(uploads)", err);
-    if (rc != TSR_OK) {
-        cudaStreamSynchronize(s);
+    e = cudaStreamSynchronize(s);
+    if (rc == TSR_OK && e != cudaSuccess)
+        rc = cu_ha_fail(ha, e, "aggregation kernels (cudaStreamSynchronize)", err);
+    if (rc != TSR_OK)
         cudaGetLastError();
-    }
     return rc;
 }
 
-/* ---- update from device memory ---------------------------------------------------------------- */
+/* ---- update from device memory ----------------------------------------------------------------
+ */
 
 static bool cu_ha_buf_ok(const tsr_dev_hashagg_t *ha, const tsr_dev_buf_t *b, size_t bytes)
 {
@@ -824,7 +432,7 @@ tsr_status_t tsr_dev_hashagg_cuda_update_device(tsr_dev_hashagg_t *ha, tsr_dev_q
         launch = (n + 63) / 64 * 64;
     tsr_status_t rc = tsr_dev_cuda_use(ha->dev, err);
     if (rc == TSR_OK)
-        rc = cu_ha_scratch(ha, launch, err);
+        rc = tsr_hashagg_cuda_scratch(ha, launch, err);
     for (size_t start = 0; rc == TSR_OK && start < n; start += launch) {
         size_t m = n - start < launch ? n - start : launch;
         cu_ha_cols_t c;

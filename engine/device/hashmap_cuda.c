@@ -61,7 +61,8 @@ static tsr_status_t cu_map_slots(tsr_cuda_map_t *m, tsr_dev_queue_t *q, size_t n
 {
     const uint8_t ones = 0xFF;
     tsr_status_t rc = tsr_dev_buf_alloc(m->dev, nslots * 16, out, err);
-    if (rc == TSR_OK && (rc = tsr_dev_fill(q, *out, 0, &ones, 1, nslots * 16, NULL, err)) != TSR_OK) {
+    if (rc == TSR_OK &&
+        (rc = tsr_dev_fill(q, *out, 0, &ones, 1, nslots * 16, NULL, err)) != TSR_OK) {
         tsr_dev_buf_free(*out);
         *out = NULL;
     }
@@ -84,8 +85,8 @@ static tsr_status_t cu_map_counters(tsr_cuda_map_t *m, tsr_dev_queue_t *q, uint3
                                     tsr_error_t *err)
 {
     cudaStream_t s = tsr_dev_cuda_stream(q);
-    cudaError_t e = cudaMemcpyAsync(m->hc->ptr, tsr_dev_cuda_ptr(m->counters), 8,
-                                    cudaMemcpyDeviceToHost, s);
+    cudaError_t e =
+        cudaMemcpyAsync(m->hc->ptr, tsr_dev_cuda_ptr(m->counters), 8, cudaMemcpyDeviceToHost, s);
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(s);
     if (e != cudaSuccess)
@@ -110,8 +111,8 @@ static tsr_status_t cu_map_grow(tsr_cuda_map_t *m, tsr_dev_queue_t *q, size_t ne
     for (;; n *= 2) {
         if (n > CU_MAP_MAX_SLOTS)
             return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "too many keys for a map on %s (more than %zu)",
-                                 m->dev->info.name, CU_MAP_MAX_SLOTS / 2);
+                                 "too many keys for a map on %s (more than %zu)", m->dev->info.name,
+                                 CU_MAP_MAX_SLOTS / 2);
         tsr_dev_buf_t *ns = NULL;
         tsr_status_t rc = cu_map_slots(m, q, n, &ns, err);
         if (rc != TSR_OK)
@@ -123,8 +124,8 @@ static tsr_status_t cu_map_grow(tsr_cuda_map_t *m, tsr_dev_queue_t *q, size_t ne
         to.nslots = n;
         uint32_t counts[2] = {0, 0};
         if ((rc = cu_map_reset(m, q, err)) == TSR_OK) {
-            cudaError_t e = tsr_cuda_map_rehash_launch(&from, &to, cu_map_grid(m, m->nslots, 1), m->block,
-                                                tsr_dev_cuda_stream(q));
+            cudaError_t e = tsr_cuda_map_rehash_launch(&from, &to, cu_map_grid(m, m->nslots, 1),
+                                                       m->block, tsr_dev_cuda_stream(q));
             rc = e == cudaSuccess ? cu_map_counters(m, q, counts, err)
                                   : cu_map_fail(m, e, "map rehash kernel launch", err);
         }
@@ -198,12 +199,12 @@ tsr_status_t tsr_cuda_map_create(tsr_dev_t *dev, size_t capacity, tsr_cuda_map_t
     m->block = CU_MAP_BLOCK < cu->max_block ? CU_MAP_BLOCK : cu->max_block & ~31u;
     if (!m->block)
         m->block = 32;
-    m->grid = cu->sm_count * (cu->max_threads_per_sm / m->block ? cu->max_threads_per_sm / m->block
-                                                                 : 1);
+    m->grid =
+        cu->sm_count * (cu->max_threads_per_sm / m->block ? cu->max_threads_per_sm / m->block : 1);
     size_t lim = cu->total_mem / 256, launch = 1;
     while (launch <= lim / 2)
         launch *= 2;
-    m->launch = launch < ((size_t)1 << 16) ? (size_t)1 << 16
+    m->launch = launch < ((size_t)1 << 16)   ? (size_t)1 << 16
                 : launch > ((size_t)1 << 26) ? (size_t)1 << 26
                                              : launch;
     m->nslots = CU_MAP_MIN_SLOTS;
@@ -234,7 +235,8 @@ static tsr_status_t cu_map_queue(tsr_cuda_map_t *m, tsr_dev_queue_t **q, tsr_err
     if (!*q)
         *q = m->dev->queue;
     if ((*q)->dev != m->dev)
-        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "CUDA map: the queue belongs to another device");
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "CUDA map: the queue belongs to another device");
     return tsr_dev_cuda_use(m->dev, err);
 }
 
@@ -247,8 +249,9 @@ tsr_status_t tsr_cuda_map_upsert(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const ts
     if (rc != TSR_OK || n == 0)
         return rc;
     if (!cu_map_buf_ok(m, keys, n * 8) || !cu_map_buf_ok(m, vals, n * 8))
-        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                             "CUDA map: key or value column missing, too short or on another device");
+        return tsr_error_set(
+            err, TSR_ERR_INVALID_ARG,
+            "CUDA map: key or value column missing, too short or on another device");
     size_t launch = n < m->launch ? n : m->launch;
     if ((rc = cu_map_scratch(m, launch, err)) != TSR_OK)
         return rc;
@@ -263,8 +266,8 @@ tsr_status_t tsr_cuda_map_upsert(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const ts
             uint32_t counts[2] = {0, 0};
             if ((rc = cu_map_reset(m, q, err)) != TSR_OK)
                 break;
-            cudaError_t e = tsr_cuda_map_insert_launch(&v, cu_map_grid(m, v.n, TSR_CUDA_ROWS_PER_THREAD),
-                                                m->block, s);
+            cudaError_t e = tsr_cuda_map_insert_launch(
+                &v, cu_map_grid(m, v.n, TSR_CUDA_ROWS_PER_THREAD), m->block, s);
             if (e != cudaSuccess) {
                 rc = cu_map_fail(m, e, "map insert kernel launch", err);
                 break;
@@ -298,8 +301,7 @@ tsr_status_t tsr_cuda_map_upsert(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const ts
 }
 
 tsr_status_t tsr_cuda_map_find(tsr_cuda_map_t *m, tsr_dev_queue_t *q, const tsr_dev_buf_t *keys,
-                               tsr_dev_buf_t *out, tsr_dev_buf_t *found, size_t n,
-                               tsr_error_t *err)
+                               tsr_dev_buf_t *out, tsr_dev_buf_t *found, size_t n, tsr_error_t *err)
 {
     if (!m)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "CUDA map: missing argument");

@@ -14,10 +14,10 @@
 
 typedef struct tsr_cuda_fill_view {
     uint8_t *dst;
-    uint64_t n;        /* words (word mode) or bytes */
-    uint64_t pat[16];  /* the pattern, repeated to a whole word when shorter */
-    uint32_t period;   /* word mode: pattern words; byte mode: pattern bytes */
-    uint32_t words;    /* 1: word mode */
+    uint64_t n;       /* words (word mode) or bytes */
+    uint64_t pat[16]; /* the pattern, repeated to a whole word when shorter */
+    uint32_t period;  /* word mode: pattern words; byte mode: pattern bytes */
+    uint32_t words;   /* 1: word mode */
 } tsr_cuda_fill_view_t;
 
 /* Host side: the view for filling size bytes at dst with pattern. */

@@ -90,8 +90,18 @@ extern "C" cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t 
     *blocks_per_sm = 0;
     if (!fn || block > (which == TSR_CUDA_HA_GLOBAL ? HA_GLOBAL_MAX_BLOCK : HA_LOCAL_MAX_BLOCK))
         return cudaErrorInvalidValue;
-    cudaError_t e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)shmem);
+    /* The limit is the function's, not a launch's: raise it to the device's
+     * maximum once, so aggregations of different layouts (different shared
+     * tables) never undercut each other's launches. */
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess)
+        return e;
+    if (shmem > (size_t)optin)
+        return cudaErrorInvalidValue;
+    e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
     if (e != cudaSuccess)
         return e;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn, (int)block, shmem);

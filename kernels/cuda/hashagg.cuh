@@ -195,9 +195,9 @@ TSR_DEV int64_t ha_find_slot(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint32
 TSR_DEV void ha_sum_i(int64_t *plo, int64_t *phi, uint64_t lo, int64_t hi)
 {
     uint64_t old = tsr_atom_add_u64((uint64_t *)plo, lo);
-    int64_t dhi = hi + (old + lo < old ? 1 : 0);
+    uint64_t dhi = (uint64_t)hi + (old + lo < old ? 1u : 0u); /* two's complement */
     if (dhi != 0)
-        tsr_atom_add_u64((uint64_t *)phi, (uint64_t)dhi);
+        tsr_atom_add_u64((uint64_t *)phi, dhi);
 }
 
 /* MIN (is_max 0) or MAX (1) of doubles, NaN above every number. Lock-free:
@@ -568,9 +568,9 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     TSR_SYNC();
 
     const uint32_t begin = TSR_BID * v->rows_per_block;
-    const uint32_t end = begin >= v->n                        ? begin
+    const uint32_t end = begin >= v->n                      ? begin
                          : v->n - begin < v->rows_per_block ? v->n
-                                                              : begin + v->rows_per_block;
+                                                            : begin + v->rows_per_block;
     /* block-uniform trip count: every lane reaches the warp collectives */
     for (uint32_t it = begin; it < end; it += bdim * HA_U) {
         uint32_t row[HA_U];
@@ -590,8 +590,7 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 uint64_t k[TSR_CUDA_HA_MAX_KEYS];
                 uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
                 uint64_t h = ha_hash(k, vm, nkeys);
-                li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row[u], k, vm, h, &gs,
-                                   blk_new);
+                li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row[u], k, vm, h, &gs, blk_new);
                 if (li == HA_L_GLOBAL && gs < 0) {
                     gs = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
                     if (gs < 0)

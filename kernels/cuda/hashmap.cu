@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(MAP_MAX_BLOCK)
 }
 
 extern "C" cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, unsigned grid,
-                                           unsigned block, cudaStream_t s)
+                                                  unsigned block, cudaStream_t s)
 {
     if (block > MAP_MAX_BLOCK)
         return cudaErrorInvalidValue;
@@ -39,7 +39,7 @@ extern "C" cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, 
 }
 
 extern "C" cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, unsigned grid,
-                                         unsigned block, cudaStream_t s)
+                                                unsigned block, cudaStream_t s)
 {
     if (block > MAP_MAX_BLOCK)
         return cudaErrorInvalidValue;
@@ -48,8 +48,8 @@ extern "C" cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, un
 }
 
 extern "C" cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from,
-                                           const tsr_cuda_map_view_t *to, unsigned grid,
-                                           unsigned block, cudaStream_t s)
+                                                  const tsr_cuda_map_view_t *to, unsigned grid,
+                                                  unsigned block, cudaStream_t s)
 {
     if (block > MAP_MAX_BLOCK)
         return cudaErrorInvalidValue;

@@ -4,7 +4,7 @@
  * the host by cudart_emu.c. Tests compile engine/device/cuda.c,
  * hashagg_cuda.c and hashmap_cuda.c against this header instead of the
  * toolkit's, so the whole backend runs (and is tested) on machines without a
- * GPU or without nvcc. See tests/cudaemu/README.md for what it models.
+ * GPU or without nvcc. What it models: cudart_emu.c and docs/devices.md.
  *
  * Error codes keep the toolkit's numeric values.
  */

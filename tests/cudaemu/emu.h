@@ -99,16 +99,16 @@ TSR_DEV void tsr_atom_min_i64(int64_t *p, int64_t v)
 {
     tsr_emu_preempt();
     int64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
-    while (v < old && !__atomic_compare_exchange_n(p, &old, v, 1, __ATOMIC_SEQ_CST,
-                                                   __ATOMIC_RELAXED)) {
+    while (v < old &&
+           !__atomic_compare_exchange_n(p, &old, v, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
     }
 }
 TSR_DEV void tsr_atom_max_i64(int64_t *p, int64_t v)
 {
     tsr_emu_preempt();
     int64_t old = __atomic_load_n(p, __ATOMIC_RELAXED);
-    while (v > old && !__atomic_compare_exchange_n(p, &old, v, 1, __ATOMIC_SEQ_CST,
-                                                   __ATOMIC_RELAXED)) {
+    while (v > old &&
+           !__atomic_compare_exchange_n(p, &old, v, 1, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
     }
 }
 TSR_DEV double tsr_as_f64(uint64_t b)
@@ -172,6 +172,10 @@ typedef void (*tsr_emu_kernel_fn)(const void *args, void *shared);
  * above the device's limit, too much shared memory, an empty grid). */
 cudaError_t tsr_emu_launch(cudaStream_t s, unsigned grid, unsigned block, size_t shmem,
                            tsr_emu_kernel_fn fn, const void *args, size_t args_size);
+
+/* Runs a launch to completion (runner_emu.c; the stream workers call it). */
+void tsr_emu_run_grid(unsigned grid, unsigned block, size_t shmem, tsr_emu_kernel_fn fn,
+                      const void *args);
 
 /* The emulated device's limits (the host code sizes its launches by them). */
 #define TSR_EMU_SMS 2

@@ -108,19 +108,20 @@ static void emu_map_rehash(const void *a, void *sh)
 }
 
 cudaError_t tsr_cuda_map_insert_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
-                                cudaStream_t s)
+                                       cudaStream_t s)
 {
     return tsr_emu_launch(s, grid, block, 8, emu_map_insert, v, sizeof(*v));
 }
 
 cudaError_t tsr_cuda_map_find_launch(const tsr_cuda_map_view_t *v, unsigned grid, unsigned block,
-                              cudaStream_t s)
+                                     cudaStream_t s)
 {
     return tsr_emu_launch(s, grid, block, 0, emu_map_find, v, sizeof(*v));
 }
 
-cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from, const tsr_cuda_map_view_t *to,
-                                unsigned grid, unsigned block, cudaStream_t s)
+cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from,
+                                       const tsr_cuda_map_view_t *to, unsigned grid, unsigned block,
+                                       cudaStream_t s)
 {
     emu_map_pair_t p = {*from, *to};
     return tsr_emu_launch(s, grid, block, 0, emu_map_rehash, &p, sizeof(p));
@@ -133,8 +134,7 @@ static void emu_fill(const void *a, void *sh)
     fill_body(a);
 }
 
-cudaError_t tsr_cuda_fill(void *dst, size_t size, const void *pattern, size_t psize,
-                          cudaStream_t s)
+cudaError_t tsr_cuda_fill(void *dst, size_t size, const void *pattern, size_t psize, cudaStream_t s)
 {
     tsr_cuda_fill_view_t f;
     tsr_cuda_fill_plan(&f, dst, size, pattern, psize);

@@ -707,7 +707,7 @@ static inline uint64_t unmix(uint64_t y)
  * the mask bit is clear) with the same 64-bit hash: two groups, found by the
  * key/validity comparison alone (in one launch, and across update calls). */
 static inline void hm_run_collision(const hm_ctx_t *c, size_t nk, const uint64_t *a, unsigned va,
-                          const uint64_t *b, unsigned vb)
+                                    const uint64_t *b, unsigned vb)
 {
     assert_int_equal(tsr_dev_hashagg_hash(nk, a, va), tsr_dev_hashagg_hash(nk, b, vb));
     data_t d;

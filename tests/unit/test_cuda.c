@@ -276,8 +276,8 @@ static void run_on(void **state, void (*fn)(const hm_ctx_t *))
 {
     fixture_t *f = *state;
     static const size_t launch = 4096 + 64; /* several launches per call, odd ones */
-    hm_ctx_t c = {.dev = cuda_dev(state), .other = f->cpu, .strategy = f->strategy,
-                  .arg = (void *)&launch};
+    hm_ctx_t c = {
+        .dev = cuda_dev(state), .other = f->cpu, .strategy = f->strategy, .arg = (void *)&launch};
 #ifdef TSR_CUDA_EMU
     c.large_rows = (1u << 20) + 4099; /* the emulated device uploads in 256K-row chunks */
 #else
@@ -383,8 +383,8 @@ static void map_bufs_free(map_run_t *r)
 }
 
 /* Looks keys up and checks each against want (found when want_found[i]). */
-static void map_check(tsr_dev_t *dev, tsr_cuda_map_t *m, const uint64_t *keys,
-                      const uint64_t *want, const uint8_t *want_found, size_t n)
+static void map_check(tsr_dev_t *dev, tsr_cuda_map_t *m, const uint64_t *keys, const uint64_t *want,
+                      const uint8_t *want_found, size_t n)
 {
     map_run_t r;
     map_bufs(dev, keys, NULL, n, &r);
@@ -416,7 +416,8 @@ static void test_map(void **state)
 {
     tsr_dev_t *dev = cuda_dev(state);
     const size_t n = 100003, absent = 5000;
-    uint64_t *keys = malloc((n + absent) * 8), *vals = malloc(n * 8), *want = malloc((n + absent) * 8);
+    uint64_t *keys = malloc((n + absent) * 8), *vals = malloc(n * 8),
+             *want = malloc((n + absent) * 8);
     uint8_t *wf = malloc(n + absent);
     assert_non_null(keys);
     assert_non_null(vals);
@@ -474,9 +475,9 @@ static void test_map(void **state)
     /* arguments */
     assert_int_equal(tsr_cuda_map_upsert(m, NULL, r.keys, r.vals, 65, NULL), TSR_ERR_INVALID_ARG);
     assert_int_equal(tsr_cuda_map_upsert(m, NULL, r.keys, r.vals, 0, NULL), TSR_OK);
-    assert_int_equal(tsr_cuda_map_create(((fixture_t *)*state)->cpu, 8, &(tsr_cuda_map_t *){NULL},
-                                         NULL),
-                     TSR_ERR_INVALID_ARG);
+    assert_int_equal(
+        tsr_cuda_map_create(((fixture_t *)*state)->cpu, 8, &(tsr_cuda_map_t *){NULL}, NULL),
+        TSR_ERR_INVALID_ARG);
     map_bufs_free(&r);
     tsr_cuda_map_destroy(m);
     tsr_cuda_map_destroy(NULL);
@@ -495,8 +496,13 @@ static void test_map(void **state)
 static tsr_status_t emu_aggregate_once(tsr_dev_t *dev, bool device_rows, tsr_error_t *err)
 {
     /* ~700 groups: the table (1024 slots at first) grows once */
-    gen_t g = {.n = 1201, .nkeys = 1, .key_range = 1000, .key_null_pct = 5, .val_null_pct = 5,
-               .naggs = 6, .seed = 99};
+    gen_t g = {.n = 1201,
+               .nkeys = 1,
+               .key_range = 1000,
+               .key_null_pct = 5,
+               .val_null_pct = 5,
+               .naggs = 6,
+               .seed = 99};
     data_t d;
     data_make(&g, &d);
     tsr_dev_hashagg_t *ha = NULL;
@@ -629,10 +635,9 @@ static void test_emu_no_driver(void **state)
     assert_int_equal(tsr_device_list_create(&list), TSR_OK);
     const tsr_device_backend_info_t *bi = tsr_device_list_backend(list, TSR_DEVICE_CUDA);
     assert_int_equal(bi->ndevices, 0);
-    assert_string_equal(bi->note,
-                        "CUDA support compiled in; no CUDA device found (driver version is "
-                        "insufficient; cudaGetDeviceCount: CUDA driver version is insufficient "
-                        "for CUDA runtime version)");
+    assert_string_equal(bi->note, "CUDA support compiled in; no CUDA device found (driver version "
+                                  "is insufficient) [cudaErrorInsufficientDriver: CUDA driver "
+                                  "version is insufficient for CUDA runtime version]");
     tsr_device_list_destroy(list);
     tsr_dev_t *dev = NULL;
     tsr_error_t err;
@@ -642,8 +647,14 @@ static void test_emu_no_driver(void **state)
     tsr_emu_set_no_device(cudaErrorNoDevice);
     assert_int_equal(tsr_device_list_create(&list), TSR_OK);
     assert_string_equal(tsr_device_list_backend(list, TSR_DEVICE_CUDA)->note,
-                        "CUDA support compiled in; no CUDA device found (cudaGetDeviceCount: "
-                        "cudaErrorNoDevice: no CUDA-capable device is detected)");
+                        "CUDA support compiled in; no CUDA device found (no CUDA-capable device "
+                        "is detected) [cudaErrorNoDevice: no CUDA-capable device is detected]");
+    tsr_device_list_destroy(list);
+    tsr_emu_set_no_device(cudaErrorUnknown);
+    assert_int_equal(tsr_device_list_create(&list), TSR_OK);
+    assert_string_equal(tsr_device_list_backend(list, TSR_DEVICE_CUDA)->note,
+                        "CUDA support compiled in; no CUDA device found (cudaGetDeviceCount "
+                        "failed) [cudaErrorUnknown: unknown error]");
     tsr_device_list_destroy(list);
     tsr_emu_set_no_device(cudaSuccess);
 }
@@ -654,7 +665,11 @@ static void test_emu_jitter(void **state)
 {
     fixture_t *f = *state;
     tsr_emu_set_jitter(1);
-    gen_t g = {.n = (1u << 19) + 777, .nkeys = 1, .key_range = 300, .val_null_pct = 2, .naggs = 3,
+    gen_t g = {.n = (1u << 19) + 777,
+               .nkeys = 1,
+               .key_range = 300,
+               .val_null_pct = 2,
+               .naggs = 3,
                .seed = 12};
     f->strategy = TSR_DEV_HASHAGG_AUTO;
     f->device_rows = false;

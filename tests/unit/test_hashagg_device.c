@@ -136,18 +136,12 @@ static int opencl_skip_code(void)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        ALL(test_sizes),
-        cmocka_unit_test(test_large_cl),
-        ALL(test_skewed),
-        ALL(test_many_groups),
-        ALL(test_composite_nulls),
-        ALL(test_null_values),
-        ALL(test_no_keys),
-        ALL(test_sum_overflow),
-        ALL(test_nan_order),
-        ALL(test_hash_collisions),
-        BOTH(test_bad_args),
-        BOTH(test_alloc_failures),
+        ALL(test_sizes),           cmocka_unit_test(test_large_cl),
+        ALL(test_skewed),          ALL(test_many_groups),
+        ALL(test_composite_nulls), ALL(test_null_values),
+        ALL(test_no_keys),         ALL(test_sum_overflow),
+        ALL(test_nan_order),       ALL(test_hash_collisions),
+        BOTH(test_bad_args),       BOTH(test_alloc_failures),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     return failed ? failed : opencl_skip_code();

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# bench/gpu-check.sh - build and check Tessera's CUDA backend on a machine with
+# an NVIDIA GPU, in one go, in under five minutes (16 cores):
+#
+#   1. configure a fresh build directory (CUDA architecture 90, TSR_GPU_CHECK=ON:
+#      packages this machine lacks are left out, never fetched)
+#   2. build only the library, tessera, tessera-bench and the device tests (-j16)
+#   3. nvidia-smi -L and `tessera devices`
+#   4. the device tests: ctest -R 'cuda|device' (not the CPU-only emulator test)
+#   5. tessera-bench kernels --device cuda at 500M rows (about 12 GB of columns on
+#      the GPU) and at 10M rows, then a short table against the targets
+#
+# Exit: 0 all ran and passed; 1 a build, test or benchmark failed; 77 no NVIDIA
+# GPU / CUDA device here (after building: the build itself is checked); 2 usage.
+#
+#   bench/gpu-check.sh                 on the GPU machine (from anywhere)
+#   bench/gpu-check.sh --stage-deps    here, before: copies the headers and
+#                                      libraries a bare GPU machine may lack
+#                                      (xxhash, cmocka, jansson, OpenCL ICD
+#                                      loader) into build-gpudeps/, which the
+#                                      check uses when present
+#
+# Environment: TSR_GPU_BUILD (build dir, default build-gpucheck), TSR_GPU_DEPS
+# (default build-gpudeps), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big
+# run, default 500M), OUT (if set, logs and JSON lines are written there too).
+# Through the device tool: carry build-gpudeps and run `bash bench/gpu-check.sh`.
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPS=${TSR_GPU_DEPS:-$ROOT/build-gpudeps}
+BUILD=${TSR_GPU_BUILD:-$ROOT/build-gpucheck}
+BIG_ROWS=${TSR_GPU_ROWS:-500M}
+T0=$(date +%s)
+
+say() { printf '== %s (%ds)\n' "$*" "$(($(date +%s) - T0))"; }
+die() { printf 'gpu-check: error: %s\n' "$*" >&2; exit "${2:-1}"; }
+
+# ---- --stage-deps: run on a machine that has the packages ---------------------------
+stage_deps() {
+    local inc="$DEPS/include" lib="$DEPS/lib" f
+    rm -rf "$DEPS"
+    mkdir -p "$inc/CL" "$lib" || die "cannot create $DEPS"
+    for f in xxhash.h xxh3.h cmocka.h cmocka_pbc.h jansson.h jansson_config.h; do
+        [ -f "/usr/include/$f" ] && cp "/usr/include/$f" "$inc/"
+    done
+    [ -d /usr/include/CL ] && cp /usr/include/CL/*.h "$inc/CL/"
+    local libdir
+    libdir=$(dirname "$(ldconfig -p | awk '/libjansson\.so/ {print $NF; exit}')" 2>/dev/null)
+    for d in "$libdir" /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do
+        [ -d "$d" ] || continue
+        # static where the package ships it (no run-time dependency), else the
+        # shared library with its soname links (the build tree's RPATH finds it)
+        for f in libjansson.a libxxhash.a; do
+            [ -f "$d/$f" ] && [ ! -f "$lib/$f" ] && cp "$d/$f" "$lib/"
+        done
+        for f in "$d"/libcmocka.so* "$d"/libOpenCL.so*; do
+            [ -e "$f" ] && [ ! -e "$lib/$(basename "$f")" ] && cp -a "$f" "$lib/"
+        done
+    done
+    for f in xxhash.h cmocka.h jansson.h CL/cl.h; do
+        [ -f "$inc/$f" ] || echo "gpu-check: warning: $f not found here, not staged" >&2
+    done
+    du -sh "$DEPS"
+    echo "staged into $DEPS; carry it to the GPU machine (device tool: carry [\"$(basename "$DEPS")\"])"
+}
+
+case "${1:-}" in
+--stage-deps) stage_deps; exit $? ;;
+"") ;;
+-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+*) die "unknown argument '$1' (see --help)" 2 ;;
+esac
+
+# ---- tools --------------------------------------------------------------------------
+command -v cmake >/dev/null || die "cmake not found"
+NVCC=$(command -v nvcc || true)
+[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+[ -n "$NVCC" ] || die "nvcc not found (PATH, /usr/local/cuda/bin): cannot build the CUDA backend"
+CORES=$(nproc 2>/dev/null || echo 4)
+JOBS=${JOBS:-$((CORES < 16 ? CORES : 16))}
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+LOGDIR=${OUT:-$BUILD}
+mkdir -p "$BUILD" "$LOGDIR" || die "cannot create $BUILD"
+say "tools: $(cmake --version | head -1), $("$NVCC" --version | tail -1), ${CC:-cc}, $JOBS jobs"
+
+# ---- configure and build ----------------------------------------------------------------
+rm -rf "$BUILD" && mkdir -p "$BUILD"
+PREFIX=()
+[ -d "$DEPS" ] && PREFIX=(-DCMAKE_PREFIX_PATH="$DEPS") && say "using staged packages in $DEPS"
+say "configure $BUILD"
+if ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTSR_GPU_CHECK=ON \
+    -DTSR_FUZZ=OFF -DTSR_WERROR=OFF -DTSR_SANITIZE=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DCMAKE_CUDA_COMPILER="$NVCC" "${PREFIX[@]}" >"$LOGDIR/configure.log" 2>&1; then
+    tail -30 "$LOGDIR/configure.log"
+    die "configure failed (log: $LOGDIR/configure.log)"
+fi
+grep -E "TSR_GPU_CHECK|CUDA:" "$LOGDIR/configure.log" | sed 's/^/   /'
+grep -q "Found CUDAToolkit" "$LOGDIR/configure.log" || die "CMake did not enable CUDA (see $LOGDIR/configure.log)"
+
+# what this configuration can build: the device tests and the two programs
+TARGETS_ALL=$(cmake --build "$BUILD" --target help 2>/dev/null | sed -n 's/^[.: ]*\([A-Za-z0-9_.-]*\).*/\1/p')
+has_target() { grep -qx "$1" <<<"$TARGETS_ALL"; }
+TARGETS=(tessera)
+for t in tessera-cli tessera-bench; do has_target "$t" && TARGETS+=("$t"); done
+TESTS=$(grep -E '^test_.*(cuda|device)' <<<"$TARGETS_ALL" | grep -v emu | sort -u)
+for t in $TESTS; do TARGETS+=("$t"); done
+say "build ${TARGETS[*]}"
+if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.log" 2>&1; then
+    grep -E "error|Error" "$LOGDIR/build.log" | head -30
+    die "build failed (log: $LOGDIR/build.log)"
+fi
+BIN=$BUILD/bin
+[ -z "$TESTS" ] && echo "   no unit tests in this build (cmocka missing: stage it with --stage-deps)"
+[ -x "$BIN/tessera-bench" ] || echo "   no tessera-bench in this build (jansson missing: stage it with --stage-deps)"
+
+# ---- the GPU ------------------------------------------------------------------------
+say "nvidia-smi -L"
+GPUS=0
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi -L 2>&1 | sed 's/^/   /'
+    nvidia-smi >"$BUILD/nvidia-smi.txt" 2>&1
+    GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+else
+    echo "   nvidia-smi not found"
+fi
+CUDA_DEVS=0
+if [ -x "$BIN/tessera" ]; then
+    say "tessera devices"
+    "$BIN/tessera" devices 2>&1 | sed 's/^/   /'
+    CUDA_DEVS=$("$BIN/tessera" devices --format csv 2>/dev/null | grep -c '^cuda,' || true)
+fi
+if [ "$GPUS" -eq 0 ] && [ "$CUDA_DEVS" -eq 0 ]; then
+    say "no NVIDIA GPU or CUDA device on this machine: the build is fine, nothing to check"
+    exit 77
+fi
+if [ -x "$BIN/tessera" ] && [ "$CUDA_DEVS" -eq 0 ]; then
+    die "nvidia-smi lists $GPUS GPU(s) but Tessera finds no CUDA device (see the cuda line above)"
+fi
+
+# ---- tests --------------------------------------------------------------------------
+FAILED=0
+if [ -n "$TESTS" ]; then
+    say "ctest -R 'cuda|device' (the CPU-only emulator test excluded)"
+    if ! (cd "$BUILD" && ctest -R 'cuda|device' -E 'emu' --output-on-failure --timeout 120 \
+        -j 4) >"$LOGDIR/ctest.log" 2>&1; then
+        FAILED=1
+    fi
+    grep -E "tests passed|tests failed|Test +#|\*\*\*|Skipped|Failed" "$LOGDIR/ctest.log" | sed 's/^/   /' | tail -30
+    [ "$FAILED" -eq 1 ] && grep -B2 -A25 "FAILED\|ERROR\|Sanitizer" "$LOGDIR/ctest.log" | head -80
+fi
+
+# ---- benchmarks -------------------------------------------------------------------------
+# all figures in one JSON-lines file, all stderr in one log (few files in $OUT)
+JSON=$LOGDIR/kernels.jsonl
+: >"$JSON"
+: >"$LOGDIR/kernels.log"
+if [ -x "$BIN/tessera-bench" ]; then
+    for run in "$BIG_ROWS 1000 120" "10M 1000 60" "100M 8 60"; do
+        set -- $run # shellcheck disable=SC2086
+        say "tessera-bench kernels --device cuda --rows $1 --keys $2 --repeat 5"
+        if ! timeout "$3" "$BIN/tessera-bench" kernels --device cuda --rows "$1" --keys "$2" \
+            --repeat 5 --json >>"$JSON" 2>"$BUILD/kernels.err"; then
+            FAILED=1
+            echo "   failed:"
+            sed 's/^/   /' "$BUILD/kernels.err" | tail -10
+        fi
+        { echo "--- rows $1 keys $2"; cat "$BUILD/kernels.err"; } >>"$LOGDIR/kernels.log"
+    done
+fi
+
+# ---- summary ----------------------------------------------------------------------------
+if [ -s "$JSON" ] && command -v python3 >/dev/null; then
+    say "summary (targets on an H100: aggregation >= 0.60 of copy bandwidth, >= 5e9 inserts/s)"
+    python3 - "$JSON" <<'EOF'
+import json, sys
+runs = {}
+for line in open(sys.argv[1]):
+    try:
+        f = json.loads(line)
+    except ValueError:
+        continue
+    p = f["params"]
+    runs.setdefault((p["rows"], p["keys"]), {})[f["name"]] = f["value"]
+hdr = ("rows", "keys", "copy GB/s", "agg Grows/s", "agg GB/s", "of copy", "host Grows/s",
+       "distinct Grows/s", "inserts G/s")
+print("  " + " ".join("%12s" % h for h in hdr))
+for (rows, keys), v in sorted(runs.items(), reverse=True):
+    g = lambda k, s=1.0: ("%12.3f" % (v[k] / s)) if v.get(k) is not None else "%12s" % "-"
+    print("  %12d %12d" % (rows, keys), g("copy_bytes_per_s"), g("hashagg_rows_per_s", 1e9),
+          g("hashagg_bytes_per_s"), g("hashagg_copy_fraction"), g("hashagg_host_rows_per_s", 1e9),
+          g("distinct_agg_rows_per_s", 1e9), g("insert_per_s", 1e9))
+for (rows, keys), v in sorted(runs.items(), reverse=True):
+    frac, ins = v.get("hashagg_copy_fraction"), v.get("insert_per_s")
+    if frac is not None:
+        print("  %d rows x %d keys: aggregation at %.2f of copy bandwidth: %s" %
+              (rows, keys, frac, "target met" if frac >= 0.60 else "BELOW the 0.60 target"))
+    if ins is not None:
+        print("  %d rows: %.2f G inserts/s: %s" %
+              (rows, ins / 1e9, "target met" if ins >= 5e9 else "BELOW the 5 G/s target"))
+EOF
+fi
+if [ "$FAILED" -ne 0 ]; then
+    say "FAILED (logs in $LOGDIR)"
+    exit 1
+fi
+say "done: tests passed, benchmarks ran (logs in $LOGDIR)"
+exit 0

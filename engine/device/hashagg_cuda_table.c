@@ -1,0 +1,336 @@
+/*
+ * hashagg_cuda_table.c - the group table of CUDA hash aggregation in device
+ * memory (allocation at the states' identities, growth by rehash), the
+ * counters read back after each launch, the scratch and input buffers, and
+ * the launch configuration derived from the device. The algorithm:
+ * hashagg_cuda.c and kernels/cuda/hashagg.cuh.
+ */
+#ifdef TSR_HAVE_CUDA
+
+#include <string.h>
+
+#include "device/hashagg_cuda_internal.h"
+
+static size_t cu_pow2_floor(size_t x)
+{
+    size_t p = 1;
+    while (p <= x / 2)
+        p *= 2;
+    return p;
+}
+
+static size_t cu_clamp(size_t x, size_t lo, size_t hi)
+{
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static unsigned cu_warps(unsigned want, unsigned max_block)
+{
+    unsigned b = want < max_block ? want : max_block;
+    b &= ~31u;
+    return b ? b : 32;
+}
+
+/* ---- the group table ------------------------------------------------------------------ */
+
+void tsr_hashagg_cuda_table_free(cu_ha_table_t *t)
+{
+    tsr_dev_buf_free(t->slots);
+    tsr_dev_buf_free(t->gkeys);
+    tsr_dev_buf_free(t->gvalid);
+    tsr_dev_buf_free(t->ghash);
+    tsr_dev_buf_free(t->states);
+    memset(t, 0, sizeof(*t));
+}
+
+void tsr_hashagg_cuda_table_view(const cu_ha_table_t *t, tsr_cuda_ha_table_t *v)
+{
+    v->slots = tsr_dev_cuda_ptr(t->slots);
+    v->gkeys = tsr_dev_cuda_ptr(t->gkeys);
+    v->gvalid = tsr_dev_cuda_ptr(t->gvalid);
+    v->ghash = tsr_dev_cuda_ptr(t->ghash);
+    v->states = tsr_dev_cuda_ptr(t->states);
+    v->nslots = t->nslots;
+}
+
+/* An empty table of nslots slots, states at their identities (queued on q). */
+tsr_status_t tsr_hashagg_cuda_table_alloc(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t nslots,
+                                          cu_ha_table_t *t, tsr_error_t *err)
+{
+    tsr_dev_t *dev = ha->dev;
+    size_t nkeys = ha->spec.nkeys, ncols = ha->layout.ncols;
+    memset(t, 0, sizeof(*t));
+    t->nslots = nslots;
+    tsr_status_t rc;
+    uint64_t zero = 0;
+    if ((rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->slots, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, nkeys * nslots * 8, &t->gkeys, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, nslots, &t->gvalid, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->ghash, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, ncols * nslots * 8, &t->states, err)) != TSR_OK ||
+        (rc = tsr_dev_fill(q, t->slots, 0, &zero, 8, nslots * 8, NULL, err)) != TSR_OK)
+        goto err_free;
+    for (size_t c = 0; c < ncols; c++)
+        if ((rc = tsr_dev_fill(q, t->states, c * nslots * 8, &ha->layout.identity[c], 8, nslots * 8,
+                               NULL, err)) != TSR_OK)
+            goto err_free;
+    return TSR_OK;
+
+err_free:
+    cudaStreamSynchronize(tsr_dev_cuda_stream(q));
+    cudaGetLastError();
+    tsr_hashagg_cuda_table_free(t);
+    return rc;
+}
+
+/* ---- counters ---------------------------------------------------------------------------- */
+
+tsr_status_t tsr_hashagg_cuda_counters_reset(tsr_dev_hashagg_t *ha, cudaStream_t s,
+                                             tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    cudaError_t e = cudaMemsetAsync(tsr_dev_cuda_ptr(h->counters), 0, 8, s);
+    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "cudaMemsetAsync(counters)", err);
+}
+
+/* Queues the counters' copy to pinned memory, to be read by tsr_hashagg_cuda_counters_wait. */
+tsr_status_t tsr_hashagg_cuda_counters_fetch(tsr_dev_hashagg_t *ha, cudaStream_t s,
+                                             tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    cudaError_t e =
+        cudaMemcpyAsync(h->hc->ptr, tsr_dev_cuda_ptr(h->counters), 8, cudaMemcpyDeviceToHost, s);
+    if (e == cudaSuccess)
+        e = cudaEventRecord(h->counters_ready, s);
+    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "cudaMemcpyAsync(counters)", err);
+}
+
+tsr_status_t tsr_hashagg_cuda_counters_wait(tsr_dev_hashagg_t *ha, uint32_t out[2],
+                                            tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    /* a failed kernel surfaces here, as the error of the wait */
+    cudaError_t e = cudaEventSynchronize(h->counters_ready);
+    if (e != cudaSuccess)
+        return cu_ha_fail(ha, e, "aggregation kernels (cudaEventSynchronize)", err);
+    memcpy(out, h->hc->ptr, 2 * sizeof(uint32_t));
+    return TSR_OK;
+}
+
+/* ---- growth --------------------------------------------------------------------------- */
+
+/* Moves every group into a table of at least 2*need slots. */
+tsr_status_t tsr_hashagg_cuda_grow(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t need,
+                                   tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    cudaStream_t s = tsr_dev_cuda_stream(q);
+    size_t n = h->t.nslots * 2;
+    while (n < 2 * need && n <= CU_HA_MAX_SLOTS)
+        n *= 2;
+    for (;; n *= 2) {
+        if (n > CU_HA_MAX_SLOTS)
+            return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
+                                 "too many groups for the device table of %s (more than %zu)",
+                                 ha->dev->info.name, CU_HA_MAX_SLOTS / 2);
+        cu_ha_table_t nt;
+        tsr_status_t rc = tsr_hashagg_cuda_table_alloc(ha, q, n, &nt, err);
+        if (rc != TSR_OK)
+            return rc;
+        tsr_cuda_ha_rehash_view_t r;
+        memset(&r, 0, sizeof(r));
+        tsr_hashagg_cuda_table_view(&h->t, &r.from);
+        tsr_hashagg_cuda_table_view(&nt, &r.to);
+        r.counters = tsr_dev_cuda_ptr(h->counters);
+        r.nkeys = (uint32_t)ha->spec.nkeys;
+        r.ncols = (uint32_t)ha->layout.ncols;
+        r.probe_limit = CU_HA_PROBE_LIMIT;
+        size_t blocks = (h->t.nslots + h->aux_block - 1) / h->aux_block;
+        unsigned grid = (unsigned)(blocks < h->aux_grid ? blocks : h->aux_grid);
+        uint32_t counts[2] = {0, 0};
+        cudaError_t e = cudaSuccess;
+        if ((rc = tsr_hashagg_cuda_counters_reset(ha, s, err)) == TSR_OK) {
+            e = tsr_cuda_ha_rehash(&r, grid, h->aux_block, s);
+            rc = e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "rehash kernel launch", err);
+        }
+        if (rc == TSR_OK && (rc = tsr_hashagg_cuda_counters_fetch(ha, s, err)) == TSR_OK)
+            rc = tsr_hashagg_cuda_counters_wait(ha, counts, err);
+        if (rc != TSR_OK) {
+            cudaStreamSynchronize(s);
+            cudaGetLastError();
+            tsr_hashagg_cuda_table_free(&nt);
+            return rc;
+        }
+        if (counts[TSR_CUDA_CNT_FAIL] == 0) {
+            tsr_hashagg_cuda_table_free(&h->t); /* cudaFree waits for the rehash */
+            h->t = nt;
+            return TSR_OK;
+        }
+        tsr_hashagg_cuda_table_free(&nt); /* a probe run too long: try a table twice as big */
+    }
+}
+
+/* ---- scratch and inputs ------------------------------------------------------------------ */
+
+void tsr_hashagg_cuda_scratch_free(cu_ha_t *h)
+{
+    tsr_dev_buf_free(h->sel);
+    tsr_dev_buf_free(h->retry);
+    tsr_dev_buf_free(h->newslots);
+    tsr_dev_buf_free(h->newcount);
+    h->sel = h->retry = h->newslots = h->newcount = NULL;
+    h->cap = 0;
+}
+
+/* The most blocks any update launch uses. */
+static unsigned cu_ha_max_grid(const cu_ha_t *h)
+{
+    unsigned g = h->global_grid;
+    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++)
+        g = h->local_grid[k] > g ? h->local_grid[k] : g;
+    return g;
+}
+
+/* Scratch for launches of up to cap rows. A block's newslots region covers
+ * the rows it visits, rounded up to whole iterations: the regions of a launch
+ * of n rows total less than n + grid * block * rows-per-thread. */
+tsr_status_t tsr_hashagg_cuda_scratch(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    if (h->cap >= cap)
+        return TSR_OK;
+    tsr_hashagg_cuda_scratch_free(h);
+    tsr_dev_t *dev = ha->dev;
+    size_t grid = cu_ha_max_grid(h);
+    size_t slack = grid *
+                   (size_t)(h->global_block > h->local_block ? h->global_block : h->local_block) *
+                   CU_HA_U;
+    tsr_status_t rc;
+    if ((rc = tsr_dev_buf_alloc(dev, cap * 4, &h->sel, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->retry, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, (cap + slack) * 4, &h->newslots, err)) != TSR_OK ||
+        (rc = tsr_dev_buf_alloc(dev, grid * 4, &h->newcount, err)) != TSR_OK) {
+        tsr_hashagg_cuda_scratch_free(h);
+        return rc;
+    }
+    h->cap = cap;
+    return TSR_OK;
+}
+
+void tsr_hashagg_cuda_inputs_free(cu_ha_t *h)
+{
+    for (int b = 0; b < 2; b++) {
+        tsr_dev_buf_free(h->in[b].keys);
+        tsr_dev_buf_free(h->in[b].kvalid);
+        tsr_dev_buf_free(h->in[b].vals);
+        tsr_dev_buf_free(h->in[b].vvalid);
+        h->in[b].keys = h->in[b].kvalid = h->in[b].vals = h->in[b].vvalid = NULL;
+    }
+    h->in_cap = 0;
+}
+
+/* Two input sets of cap rows (a multiple of 64). */
+tsr_status_t tsr_hashagg_cuda_inputs(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    if (h->in_cap >= cap)
+        return TSR_OK;
+    tsr_hashagg_cuda_inputs_free(h);
+    tsr_dev_t *dev = ha->dev;
+    size_t nkeys = ha->spec.nkeys, naggs = ha->spec.naggs;
+    tsr_status_t rc = TSR_OK;
+    for (int b = 0; b < 2 && rc == TSR_OK; b++) {
+        cu_ha_input_t *in = &h->in[b];
+        if ((rc = tsr_dev_buf_alloc(dev, nkeys * cap * 8, &in->keys, err)) != TSR_OK ||
+            (rc = tsr_dev_buf_alloc(dev, nkeys * cap / 8, &in->kvalid, err)) != TSR_OK ||
+            (rc = tsr_dev_buf_alloc(dev, naggs * cap * 8, &in->vals, err)) != TSR_OK)
+            break;
+        rc = tsr_dev_buf_alloc(dev, naggs * cap / 8, &in->vvalid, err);
+    }
+    if (rc != TSR_OK) {
+        tsr_hashagg_cuda_inputs_free(h);
+        return rc;
+    }
+    h->in_cap = cap;
+    return TSR_OK;
+}
+
+void tsr_hashagg_cuda_free(tsr_dev_hashagg_t *ha)
+{
+    cu_ha_t *h = ha->impl;
+    /* nothing may still run on the buffers below */
+    if (cudaStreamSynchronize(tsr_dev_cuda_stream(ha->dev->queue)) != cudaSuccess)
+        cudaGetLastError();
+    if (h->copy && cudaStreamSynchronize(h->copy) != cudaSuccess)
+        cudaGetLastError();
+    tsr_hashagg_cuda_inputs_free(h);
+    tsr_hashagg_cuda_scratch_free(h);
+    tsr_hashagg_cuda_table_free(&h->t);
+    tsr_dev_buf_free(h->counters);
+    tsr_dev_host_free(h->hc);
+    cudaEvent_t evs[] = {h->counters_ready, h->in[0].uploaded, h->in[0].consumed, h->in[1].uploaded,
+                         h->in[1].consumed};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i] && cudaEventDestroy(evs[i]) != cudaSuccess)
+            cudaGetLastError();
+    if (h->copy && cudaStreamDestroy(h->copy) != cudaSuccess)
+        cudaGetLastError();
+    tsr_mem_free(ha->dev->mem, h);
+    ha->impl = NULL;
+}
+
+/* Launch sizes from the device's limits: blocks per multiprocessor from the
+ * occupancy calculator, the local table as large as a block's shared memory
+ * allows (halved until the kernels can run with it). */
+tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    tsr_cuda_dev_t *cu = tsr_dev_cuda(ha->dev);
+    uint32_t nkeys = (uint32_t)ha->spec.nkeys, ncols = (uint32_t)ha->layout.ncols;
+    int bps = 0;
+    h->global_block = cu_warps(CU_HA_GLOBAL_BLOCK, cu->max_block);
+    cudaError_t e = tsr_cuda_ha_prepare(TSR_CUDA_HA_GLOBAL, nkeys, h->global_block,
+                                        TSR_CUDA_HA_GLOBAL_SHMEM, &bps);
+    if (e != cudaSuccess)
+        return cu_ha_fail(ha, e, "occupancy of the aggregation kernel", err);
+    h->global_grid = cu->sm_count * (unsigned)(bps > 0 ? bps : 1);
+    h->aux_block = cu_warps(CU_HA_AUX_BLOCK, cu->max_block);
+    h->aux_grid =
+        cu->sm_count *
+        (cu->max_threads_per_sm / h->aux_block ? cu->max_threads_per_sm / h->aux_block : 1);
+
+    h->local_block = cu_warps(CU_HA_LOCAL_BLOCK, cu->max_block);
+    for (h->lslots = CU_HA_LOCAL_MAX_SLOTS; h->lslots >= CU_HA_LOCAL_MIN_SLOTS; h->lslots /= 2) {
+        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols);
+        if (shmem > cu->shared_optin)
+            continue;
+        int ok = 1;
+        for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_WARP && ok; k++) {
+            e = tsr_cuda_ha_prepare((tsr_cuda_ha_kernel_t)k, nkeys, h->local_block, shmem, &bps);
+            if (e != cudaSuccess) {
+                cudaGetLastError(); /* this size does not fit: try half */
+                ok = 0;
+            } else {
+                ok = bps > 0;
+                h->local_grid[k] = cu->sm_count * (unsigned)bps;
+            }
+        }
+        if (ok) {
+            h->local_shmem = shmem;
+            break;
+        }
+    }
+    if (h->lslots < CU_HA_LOCAL_MIN_SLOTS) {
+        h->lslots = 0; /* the global kernel does everything */
+        h->local_grid[TSR_CUDA_HA_LOCAL] = h->local_grid[TSR_CUDA_HA_LOCAL_WARP] = 0;
+    }
+    /* batch sizes: at most ~1/4096 (host chunks) and ~1/256 (device launches)
+     * of the device's memory per row-byte, within fixed bounds */
+    h->chunk = cu_clamp(cu_pow2_floor(cu->total_mem / 4096), (size_t)1 << 16, (size_t)1 << 22);
+    h->dev_launch = cu_clamp(cu_pow2_floor(cu->total_mem / 256), (size_t)1 << 16, (size_t)1 << 26);
+    return TSR_OK;
+}
+
+#else
+typedef int tsr_dev_hashagg_cuda_table_not_built; /* TSR_HAVE_CUDA undefined */
+#endif /* TSR_HAVE_CUDA */
