@@ -17,7 +17,7 @@ ifeq ($(CI),true)
   CMAKE_FLAGS += -DTSR_WERROR=ON
 endif
 
-DEB_PACKAGES := cmake make clang libclang-rt-14-dev pkg-config libcmocka-dev libxxhash-dev \
+DEB_PACKAGES := libssl-dev cmake make clang libclang-rt-14-dev pkg-config libcmocka-dev libxxhash-dev \
                 libjansson-dev sqlite3 python3 python3-venv \
                 ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libucx-dev ucx-utils
 

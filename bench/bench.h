@@ -144,6 +144,10 @@ void tsr_bench_report_note(tsr_bench_report_t *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Prints one figure. Returns 0, or -1 when out of memory / write failure. */
 int tsr_bench_report_emit(tsr_bench_report_t *r, const tsr_bench_figure_t *f);
+/* Prints one figure without a peer (name, label, value, unit); on failure
+ * also prints the error. Returns 0 or -1. */
+int tsr_bench_emit(tsr_bench_report_t *r, const char *name, const char *label, double value,
+                   const char *unit);
 
 /* Formats value with unit for people ("81.2 ms", "123.4 M rows/s") into buf. */
 void tsr_bench_format_value(char *buf, size_t cap, double value, const char *unit);

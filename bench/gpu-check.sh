@@ -6,9 +6,13 @@
 #      packages this machine lacks are left out, never fetched)
 #   2. build only the library, tessera, tessera-bench and the device tests (-j16)
 #   3. nvidia-smi -L and `tessera devices`
-#   4. the device tests: ctest -R 'cuda|device' (not the CPU-only emulator test)
+#   4. the device tests: ctest -R 'cuda|device' (not the CPU-only emulator
+#      tests): the CUDA backend, hash aggregation, and the cross-device tests of
+#      hash join, filter and partitioning (test_{join,filter,partition}_device)
 #   5. tessera-bench kernels --device cuda at 500M rows (about 12 GB of columns on
-#      the GPU) and at 10M rows, then a short table against the targets
+#      the GPU; also join, filter and partitioning over 64M rows from host
+#      memory), at 10M rows and at 100M rows x 8 keys (aggregation only), then a
+#      short table against the targets
 #
 # Exit: 0 all ran and passed; 1 a build, test or benchmark failed; 77 no NVIDIA
 # GPU / CUDA device here (after building: the build itself is checked); 2 usage.
@@ -156,11 +160,12 @@ JSON=$LOGDIR/kernels.jsonl
 : >"$JSON"
 : >"$LOGDIR/kernels.log"
 if [ -x "$BIN/tessera-bench" ]; then
-    for run in "$BIG_ROWS 1000 120" "10M 1000 60" "100M 8 60"; do
+    # fields: rows, keys, timeout, rows of the join/filter/partition figures (0: none)
+    for run in "$BIG_ROWS 1000 150 67108864" "10M 1000 60 0" "100M 8 60 0"; do
         set -- $run # shellcheck disable=SC2086
-        say "tessera-bench kernels --device cuda --rows $1 --keys $2 --repeat 5"
-        if ! timeout "$3" "$BIN/tessera-bench" kernels --device cuda --rows "$1" --keys "$2" \
-            --repeat 5 --json >>"$JSON" 2>"$BUILD/kernels.err"; then
+        say "tessera-bench kernels --device cuda --rows $1 --keys $2 --repeat 5 (ops rows $4)"
+        if ! TSR_BENCH_OPS_ROWS=$4 timeout "$3" "$BIN/tessera-bench" kernels --device cuda \
+            --rows "$1" --keys "$2" --repeat 5 --json >>"$JSON" 2>"$BUILD/kernels.err"; then
             FAILED=1
             echo "   failed:"
             sed 's/^/   /' "$BUILD/kernels.err" | tail -10
@@ -190,6 +195,14 @@ for (rows, keys), v in sorted(runs.items(), reverse=True):
     print("  %12d %12d" % (rows, keys), g("copy_bytes_per_s"), g("hashagg_rows_per_s", 1e9),
           g("hashagg_bytes_per_s"), g("hashagg_copy_fraction"), g("hashagg_host_rows_per_s", 1e9),
           g("distinct_agg_rows_per_s", 1e9), g("insert_per_s", 1e9))
+ops = [("join_build_rows_per_s", "join build"), ("join_probe_rows_per_s", "join probe+pairs"),
+       ("filter_rows_per_s", "filter"), ("partition64_rows_per_s", "partition P=64"),
+       ("partition1024_rows_per_s", "partition P=1024")]
+for (rows, keys), v in sorted(runs.items(), reverse=True):
+    got = [(label, v[k]) for k, label in ops if v.get(k) is not None]
+    if got:
+        print("  from host memory (rows %d, at most 64M): " % rows +
+              ", ".join("%s %.3f G rows/s" % (label, x / 1e9) for label, x in got))
 for (rows, keys), v in sorted(runs.items(), reverse=True):
     frac, ins = v.get("hashagg_copy_fraction"), v.get("insert_per_s")
     if frac is not None:

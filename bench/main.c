@@ -12,6 +12,11 @@
 
 #include "bench.h"
 
+int tsr_bench_suite_lock(const tsr_bench_opts_t *opts); /* suite_lock.c */
+int tsr_bench_suite_kv(const tsr_bench_opts_t *opts);   /* suite_kv.c */
+
+int tsr_bench_suite_sched(const tsr_bench_opts_t *opts); /* suite_sched.c */
+
 typedef struct suite {
     const char *name;
     const char *summary;
@@ -99,6 +104,51 @@ static const suite_t SUITES[] = {
      "  --seed S      data seed (default 1)\n"
      "  --json        one JSON object per figure and line\n",
      false, tsr_bench_suite_kernels},
+    {"sched", "task graphs: per-task overhead of empty tasks, chains and fan-outs",
+     "usage: tessera-bench sched [--rows N] [--threads T] [--repeat R] [--json]\n"
+     "\n"
+     "Builds and runs task graphs of N empty tasks (their function returns at once),\n"
+     "embedded, in two shapes: a chain (each task reads its predecessor's output) and\n"
+     "a fan-out (one root, N-1 tasks reading its output). Reports per task, best of R:\n"
+     "build + run, run alone (submit + wait), building alone, CPU time, and tasks/s.\n"
+     "Every run is verified (all tasks done). bench/peers/sched_peers.sh runs the same\n"
+     "shapes on StarPU and Dask and prints the ratios (docs/graph.md).\n"
+     "\n"
+     "  --rows N      tasks per graph (default 100k; k/M suffixes allowed)\n"
+     "  --threads T   executor threads (default: one per core)\n"
+     "  --repeat R    timed runs per shape (default 5)\n"
+     "  --json        one JSON object per figure and line\n",
+     false, tsr_bench_suite_sched},
+    {"lock", "distributed locks: acquire+release latency and throughput, 1..32 clients",
+     "usage: tessera-bench lock [--rows MS] [--threads T] [--json]\n"
+     "\n"
+     "Forks a lock home (CPU 1) and client processes over UCX on 127.0.0.1 (shared\n"
+     "memory by default; TSR_BENCH_TLS=tcp for TCP). For 1, 2, 4, ..., 32 clients, each\n"
+     "looping acquire+release for MS milliseconds: throughput and p50/p99 latency,\n"
+     "exclusive and shared, uncontended (64 locks per client) and contended (one\n"
+     "lock); and two raw UCX atomic round trips measured the same way, with the\n"
+     "ratio of the uncontended latency to them. With TSR_BENCH_REDIS=host:port the\n"
+     "same clients also run the Redis lock (SET NX PX + compare-and-delete script)\n"
+     "and the exclusive figures carry the ratios: bench/peers/lock_peers.sh starts\n"
+     "redis-server and does that (docs/locks.md).\n"
+     "\n"
+     "  --rows MS     milliseconds per point (default 400)\n"
+     "  --threads T   most clients (default 32)\n"
+     "  --json        one JSON object per figure and line\n",
+     false, tsr_bench_suite_lock},
+    {"kv", "kv store: local get/insert/batch rates, one-sided remote get latency",
+     "usage: tessera-bench kv [--rows N] [--json]\n"
+     "\n"
+     "Local, one thread, 8-byte keys and values: insert, get, batch insert and batch\n"
+     "get rates over N keys; durable inserts (fdatasync group commit, 4 threads) in a\n"
+     "temporary data dir. Remote: forks an owner process (CPU 1) with 100,000 keys of\n"
+     "64-byte values over UCX (tcp and sm; TSR_BENCH_TLS=tcp|sm picks one) and measures\n"
+     "one-sided tsr_kv_remote_get p50/p99 against a raw tsr_rma_get of the same bytes\n"
+     "(the ratio). Every value read is checked (docs/kv.md).\n"
+     "\n"
+     "  --rows N      local keys (default 1M); remote samples N/50 (at least 2000)\n"
+     "  --json        one JSON object per figure and line\n",
+     false, tsr_bench_suite_kv},
 };
 #define NSUITES (sizeof(SUITES) / sizeof(SUITES[0]))
 

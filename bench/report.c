@@ -176,3 +176,14 @@ int tsr_bench_report_emit(tsr_bench_report_t *r, const tsr_bench_figure_t *f)
     fflush(r->out);
     return ferror(r->out) ? -1 : 0;
 }
+
+int tsr_bench_emit(tsr_bench_report_t *r, const char *name, const char *label, double value,
+                   const char *unit)
+{
+    tsr_bench_figure_t f = {.name = name, .label = label, .value = value, .unit = unit};
+    if (tsr_bench_report_emit(r, &f) != 0) {
+        tsr_bench_error("cannot write the figures");
+        return -1;
+    }
+    return 0;
+}

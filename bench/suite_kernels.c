@@ -32,6 +32,13 @@
  *                   compare-and-swap) with T threads. D is the largest power
  *                   of two <= min(rows, 2^26).
  *
+ *   join, filter, partition
+ *                   the other kernel families (kernel_ops.c): hash join build
+ *                   and probe, a two-column filter, hash partitioning into 64
+ *                   and 1024 partitions, over min(rows, 2^26) rows from host
+ *                   memory (environment TSR_BENCH_OPS_ROWS: another cap; 0
+ *                   leaves them out, e.g. for the extra runs of gpu-check.sh).
+ *
  * Every result is verified (exactly: the prices are multiples of 1/16, so
  * their sums are exact in any order); a wrong answer exits 1 and is not timed.
  */
@@ -45,6 +52,7 @@
 #include "core/pool.h"
 #include "device/device.h"
 #include "device/hashagg.h"
+#include "kernel_ops.h"
 #ifndef TSR_NO_OPENCL
 #include "device/opencl_internal.h"
 #endif
@@ -144,30 +152,6 @@ static void kb_data_free(kb_t *b)
     free(b->ref_psum);
 }
 
-/* ---- reporting ----------------------------------------------------------------------- */
-
-static int kb_emit(tsr_bench_report_t *r, const char *name, const char *label, double value,
-                   const char *unit)
-{
-    tsr_bench_figure_t f = {.name = name, .label = label, .value = value, .unit = unit};
-    if (tsr_bench_report_emit(r, &f) != 0) {
-        tsr_bench_error("cannot write the report");
-        return TSR_BENCH_EXIT_FAIL;
-    }
-    return 0;
-}
-
-static int kb_fail(const char *what, tsr_status_t rc, const tsr_error_t *err)
-{
-    tsr_bench_progress_clear();
-    fprintf(stderr, "tessera: error: %s: %s\n", what,
-            err->message[0] ? err->message : tsr_status_str(rc));
-    if (err->hint[0])
-        fprintf(stderr, "  hint: %s\n", err->hint);
-    int code = tsr_status_exit_code(rc);
-    return code == 0 ? TSR_BENCH_EXIT_FAIL : code;
-}
-
 /* ---- aggregation ----------------------------------------------------------------------- */
 
 static void kb_agg_spec(const kb_t *b, bool distinct, tsr_dev_hashagg_spec_t *spec)
@@ -217,7 +201,7 @@ static int kb_agg_verify(kb_t *b, tsr_dev_hashagg_t *ha, bool distinct, tsr_erro
     }
     tsr_status_t st = tsr_dev_hashagg_result(ha, NULL, &out, err);
     if (st != TSR_OK) {
-        rc = kb_fail("reading the groups", st, err);
+        rc = tsr_bench_kernel_fail("reading the groups", st, err);
         goto cleanup;
     }
     for (size_t g = 0; g < ng && rc == 0; g++) {
@@ -271,7 +255,7 @@ static int kb_agg_once(kb_t *b, tsr_dev_t *dev, bool distinct, const void *devco
     tsr_dev_hashagg_t *ha = NULL;
     tsr_status_t st = tsr_dev_hashagg_create(dev, &spec, &ha, err);
     if (st != TSR_OK)
-        return kb_fail("creating the aggregation", st, err);
+        return tsr_bench_kernel_fail("creating the aggregation", st, err);
     double t0 = tsr_bench_now();
 #ifdef TSR_HAVE_CUDA
     if (devcols) {
@@ -291,7 +275,7 @@ static int kb_agg_once(kb_t *b, tsr_dev_t *dev, bool distinct, const void *devco
         st = tsr_dev_hashagg_update(ha, NULL, &rows, err);
     }
     *secs = tsr_bench_now() - t0;
-    int rc = st == TSR_OK ? 0 : kb_fail("aggregating", st, err);
+    int rc = st == TSR_OK ? 0 : tsr_bench_kernel_fail("aggregating", st, err);
     if (rc == 0 && verify)
         rc = kb_agg_verify(b, ha, distinct, err);
     tsr_dev_hashagg_destroy(ha);
@@ -387,7 +371,7 @@ static int kb_copy_opencl(kb_t *b, tsr_dev_t *dev, double *gbps, tsr_error_t *er
         tsr_dev_buf_free(src[c]);
     tsr_dev_buf_free(dst);
     if (st != TSR_OK)
-        return kb_fail("OpenCL copy", st, err);
+        return tsr_bench_kernel_fail("OpenCL copy", st, err);
     *gbps = 2.0 * KB_ROW_BYTES * (double)b->n / best / 1e9;
     return 0;
 }
@@ -525,7 +509,7 @@ static int kb_insert_cuda(kb_t *b, tsr_dev_t *dev, const kb_cuda_t *cc, double *
         tsr_cuda_map_destroy(m);
     }
     if (st != TSR_OK)
-        return kb_fail("CUDA map inserts", st, err);
+        return tsr_bench_kernel_fail("CUDA map inserts", st, err);
     *per_s = (double)b->nd / best;
     return 0;
 }
@@ -558,7 +542,7 @@ static int kb_cuda_setup(kb_t *b, tsr_dev_t *dev, kb_cuda_t *cc, double *gbps, t
         (st = tsr_dev_write(q, cc->dkeys, 0, b->dkeys, dbytes, true, NULL, err)) != TSR_OK ||
         (st = tsr_dev_write(q, cc->dvals, 0, b->dvals, dbytes, true, NULL, err)) != TSR_OK ||
         (st = tsr_dev_buf_alloc(dev, bytes, &dst, err)) != TSR_OK)
-        return kb_fail("CUDA device buffers", st, err);
+        return tsr_bench_kernel_fail("CUDA device buffers", st, err);
     double best = INFINITY;
     const tsr_dev_buf_t *src[3] = {cc->k, cc->v, cc->price};
     for (unsigned r = 0; r <= b->repeat && st == TSR_OK; r++) { /* run 0 warms up */
@@ -573,7 +557,7 @@ static int kb_cuda_setup(kb_t *b, tsr_dev_t *dev, kb_cuda_t *cc, double *gbps, t
     }
     tsr_dev_buf_free(dst);
     if (st != TSR_OK)
-        return kb_fail("CUDA copy", st, err);
+        return tsr_bench_kernel_fail("CUDA copy", st, err);
     *gbps = 2.0 * KB_ROW_BYTES * (double)b->n / best / 1e9;
     return 0;
 }
@@ -589,15 +573,15 @@ static int kb_agg_figures(tsr_bench_report_t *r, const kb_t *b, const char *pref
     int rc;
     snprintf(name, sizeof(name), "%s_rows_per_s", prefix);
     snprintf(label, sizeof(label), "%s", what);
-    if ((rc = kb_emit(r, name, label, rows_s, "rows/s")) != 0)
+    if ((rc = tsr_bench_kernel_emit(r, name, label, rows_s, "rows/s")) != 0)
         return rc;
     snprintf(name, sizeof(name), "%s_bytes_per_s", prefix);
     snprintf(label, sizeof(label), "  input read (24 B/row)");
-    if ((rc = kb_emit(r, name, label, gbps, "GB/s")) != 0)
+    if ((rc = tsr_bench_kernel_emit(r, name, label, gbps, "GB/s")) != 0)
         return rc;
     snprintf(name, sizeof(name), "%s_copy_fraction", prefix);
     snprintf(label, sizeof(label), "  as a fraction of copy bandwidth");
-    return kb_emit(r, name, label, gbps / copy_gbps, "x");
+    return tsr_bench_kernel_emit(r, name, label, gbps / copy_gbps, "x");
 }
 
 /* All figures of one device; *skipped when the device is absent. */
@@ -622,7 +606,7 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
         return 0;
     }
     if (st != TSR_OK)
-        return kb_fail("opening the device", st, &err);
+        return tsr_bench_kernel_fail("opening the device", st, &err);
     tsr_bench_report_t r;
     if (tsr_bench_report_init(&r, "kernels", b->o->json, stdout) != 0) {
         tsr_dev_close(dev);
@@ -663,7 +647,8 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
         break;
     }
     if (rc == 0)
-        rc = kb_emit(&r, "copy_bytes_per_s", "copy bandwidth (read + written)", copy, "GB/s");
+        rc = tsr_bench_kernel_emit(&r, "copy_bytes_per_s", "copy bandwidth (read + written)", copy,
+                                   "GB/s");
     const void *devcols = NULL;
 #ifdef TSR_HAVE_CUDA
     devcols = backend == TSR_DEVICE_CUDA ? &cc : NULL;
@@ -676,16 +661,24 @@ static int kb_device(kb_t *b, tsr_device_backend_t backend, bool *skipped)
     if (rc == 0 && devcols && (rc = kb_agg_best(b, dev, false, NULL, &secs, &err)) == 0)
         rc = kb_agg_figures(&r, b, "hashagg_host", "hash aggregation (host memory)", secs, copy);
     if (rc == 0 && (rc = kb_agg_best(b, dev, true, devcols, &secs, &err)) == 0)
-        rc = kb_emit(&r, "distinct_agg_rows_per_s", "distinct-key aggregation (load 1/2)",
-                     (double)b->nd / secs, "rows/s");
+        rc = tsr_bench_kernel_emit(&r, "distinct_agg_rows_per_s",
+                                   "distinct-key aggregation (load 1/2)", (double)b->nd / secs,
+                                   "rows/s");
     if (rc == 0 && backend == TSR_DEVICE_CPU && (rc = kb_insert_cpu(b, &per_s)) == 0)
-        rc = kb_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s, "inserts/s");
+        rc = tsr_bench_kernel_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s,
+                                   "inserts/s");
 #ifdef TSR_HAVE_CUDA
     if (rc == 0 && backend == TSR_DEVICE_CUDA &&
         (rc = kb_insert_cuda(b, dev, &cc, &per_s, &err)) == 0)
-        rc = kb_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s, "inserts/s");
+        rc = tsr_bench_kernel_emit(&r, "insert_per_s", "hash-table inserts (load 1/2)", per_s,
+                                   "inserts/s");
     kb_cuda_free(&cc);
 #endif
+    const char *ops_env = getenv("TSR_BENCH_OPS_ROWS");
+    size_t ops_rows = ops_env ? (size_t)strtoull(ops_env, NULL, 10) : b->n;
+    if (rc == 0 && ops_rows)
+        rc = tsr_bench_kernel_ops(&r, dev, ops_rows < b->n ? ops_rows : b->n, b->repeat, b->seed,
+                                  copy);
     if (rc == 0 && backend == TSR_DEVICE_OPENCL)
         tsr_bench_report_note(&r,
                               "(no bulk-insert kernel on OpenCL: see distinct-key aggregation)");

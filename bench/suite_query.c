@@ -16,17 +16,6 @@
 #include "core/mem.h"
 #include "core/pool.h"
 
-static int emit(tsr_bench_report_t *r, const char *name, const char *label, double value,
-                const char *unit)
-{
-    tsr_bench_figure_t f = {.name = name, .label = label, .value = value, .unit = unit};
-    if (tsr_bench_report_emit(r, &f) != 0) {
-        tsr_bench_error("cannot write the figures");
-        return -1;
-    }
-    return 0;
-}
-
 int tsr_bench_suite_query(const tsr_bench_opts_t *opts)
 {
     int code = TSR_BENCH_EXIT_FAIL;
@@ -89,7 +78,7 @@ int tsr_bench_suite_query(const tsr_bench_opts_t *opts)
     tsr_bench_progress_clear();
     tsr_bench_report_title(&rep, "query: %u threads, best of %u", threads, repeat);
     tsr_bench_report_title(&rep, "  %s", opts->sql);
-    if (emit(&rep, "load_s", "CSV load time (all tables)", load_s, "s"))
+    if (tsr_bench_emit(&rep, "load_s", "CSV load time (all tables)", load_s, "s"))
         goto cleanup;
     for (unsigned i = 0; i < repeat; i++) {
         tsr_bench_progress("query: run %u/%u", i + 1, repeat);
@@ -108,11 +97,11 @@ int tsr_bench_suite_query(const tsr_bench_opts_t *opts)
     }
     tsr_bench_progress_clear();
     tsr_bench_stats_t q = tsr_bench_stats(samples, repeat);
-    if (emit(&rep, "query_s", "query time (best)", q.best, "s") ||
-        emit(&rep, "query_median_s", "query time (median)", q.median, "s") ||
-        emit(&rep, "query_cpu_s", "query CPU time, all threads (best)",
-             tsr_bench_stats(cpu, repeat).best, "s") ||
-        emit(&rep, "result_rows", "result rows", (double)result_rows, "rows"))
+    if (tsr_bench_emit(&rep, "query_s", "query time (best)", q.best, "s") ||
+        tsr_bench_emit(&rep, "query_median_s", "query time (median)", q.median, "s") ||
+        tsr_bench_emit(&rep, "query_cpu_s", "query CPU time, all threads (best)",
+                       tsr_bench_stats(cpu, repeat).best, "s") ||
+        tsr_bench_emit(&rep, "result_rows", "result rows", (double)result_rows, "rows"))
         goto cleanup;
     code = TSR_BENCH_EXIT_OK;
 cleanup:

@@ -8,6 +8,7 @@
 #ifndef TSR_CLI_H
 #define TSR_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -30,6 +31,18 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * files; line/column and the source line with a caret for SQL text, when sql is
  * given), then the hint. Returns the exit code of the error's status. */
 int cli_report_context_error(const tsr_context_t *ctx, const char *sql);
+/* The same for an error given by its parts (a tsr_error_t of the cluster
+ * client): message, "at FILE:LINE[:COL]" or the SQL line with a caret, hint.
+ * sql may be NULL. Returns the exit code for status. */
+int cli_report_error(tsr_status_t status, const char *message, const char *file, int line,
+                     int column, const char *hint, const char *sql);
+/* Reads a small text file (a pid, address or token) into buf, NUL-terminated,
+ * trailing newlines and spaces cut. Returns 0, or -1 when it cannot be read. */
+int cli_read_small(const char *path, char *buf, size_t size);
+/* The cluster's default state directory (docs/cluster.md):
+ * $XDG_STATE_HOME/tessera/cluster, else ~/.local/state/tessera/cluster.
+ * Returns 0, or -1 when neither is set or buf is too small. */
+int cli_cluster_default_dir(char *buf, size_t size);
 
 /* Option parsing: argv[*i] is "--name" or "--name=value". When it matches,
  * stores the value (the next argument or the part after '=') and advances *i.
@@ -60,5 +73,27 @@ void cmd_sql_usage(FILE *out);
 void cmd_gen_usage(FILE *out);
 int cmd_devices(int argc, char **argv);
 void cmd_devices_usage(FILE *out);
+
+/* Cluster commands (cmd_scheduler.c, cmd_worker.c, cmd_cluster.c). */
+int cmd_scheduler(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
+void cmd_scheduler_usage(FILE *out);
+void cmd_worker_usage(FILE *out);
+void cmd_cluster_usage(FILE *out);
+/* `tessera lock acquire|release|renew|status` (cmd_lock.c). */
+int cmd_lock(int argc, char **argv);
+void cmd_lock_usage(FILE *out);
+/* SIGTERM/SIGINT set the flag cli_stop_flag() points to (a sig_atomic_t). */
+void cli_install_stop_signals(void);
+volatile sig_atomic_t *cli_stop_flag(void);
+/* Milliseconds option in 100..3600000; prints the error and returns -1. */
+int cli_parse_ms(const char *opt, const char *val, int *out);
+/* `tessera sql --scheduler HOST:PORT`: runs sql on the cluster and prints the
+ * result; token_file may be NULL. Returns the exit code. */
+int cli_cluster_sql(const char *scheduler, const char *token_file, size_t ntables,
+                    const char *const *names, const char *const *paths,
+                    const char *const *schemas, char delimiter, const char *sql,
+                    cli_format_t format);
 
 #endif /* TSR_CLI_H */

@@ -27,7 +27,13 @@ void cmd_sql_usage(FILE *out)
             "  --delimiter C           field delimiter of the CSV files (default ,)\n"
             "  --format FMT            table (default), csv or json\n"
             "  --threads N             executor threads (default: one per core)\n"
+            "  --device DEV            where filters, aggregations and joins run: cpu\n"
+            "                          (default), opencl, cuda, opencl1 (by index) or auto\n"
+            "                          (CUDA GPU, else OpenCL GPU, else cpu)\n"
             "  -f FILE                 read the query from FILE\n"
+            "  --scheduler HOST:PORT   run on a cluster (docs/cluster.md) instead of embedded\n"
+            "  --token-file F          the cluster token (default $TESSERA_TOKEN_FILE, else\n"
+            "                          ~/.config/tessera/token)\n"
             "  --help                  show this help\n"
             "\n"
             "example:\n"
@@ -101,7 +107,8 @@ int cmd_sql(int argc, char **argv)
     size_t ntables = 0;
     const char *schemas[MAX_TABLES];
     size_t nschemas = 0;
-    const char *query_arg = NULL, *query_file = NULL, *delim = NULL;
+    const char *query_arg = NULL, *query_file = NULL, *delim = NULL, *device = NULL;
+    const char *scheduler = NULL, *token_file = NULL; /* cluster mode (cmd_cluster.c) */
     cli_format_t format = CLI_FORMAT_TABLE;
     unsigned long long threads = 0;
     char *sql = NULL;
@@ -140,6 +147,14 @@ int cmd_sql(int argc, char **argv)
         } else if ((m = cli_opt_value(argc, argv, &i, "--format", &val)) != 0) {
             if (m < 0 || !cli_parse_format(val, &format))
                 goto cleanup;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--scheduler", &val)) != 0) {
+            if (m < 0)
+                goto cleanup;
+            scheduler = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--token-file", &val)) != 0) {
+            if (m < 0)
+                goto cleanup;
+            token_file = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--threads", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--threads", val, &threads))
                 goto cleanup;
@@ -147,6 +162,10 @@ int cmd_sql(int argc, char **argv)
                 cli_error("--threads must be at most 1024, found %llu", threads);
                 goto cleanup;
             }
+        } else if ((m = cli_opt_value(argc, argv, &i, "--device", &val)) != 0) {
+            if (m < 0)
+                goto cleanup;
+            device = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--delimiter", &val)) != 0) {
             if (m < 0)
                 goto cleanup;
@@ -221,11 +240,33 @@ int cmd_sql(int argc, char **argv)
         goto cleanup;
     }
 
+    if (scheduler) {
+#ifdef TSR_HAVE_SCHEDULER /* tessera-cli where scheduler/ is built (not cmd_sql.c's unit test) */
+        const char *names[MAX_TABLES], *paths[MAX_TABLES], *tschemas[MAX_TABLES];
+        for (size_t t = 0; t < ntables; t++) {
+            names[t] = tables[t].name;
+            paths[t] = tables[t].path;
+            tschemas[t] = tables[t].schema;
+        }
+        exit_code = cli_cluster_sql(scheduler, token_file, ntables, names, paths, tschemas,
+                                    delim ? delim[0] : ',', sql, format);
+#else
+        (void)token_file;
+        cli_error("this build has no cluster support (--scheduler)");
+        exit_code = TSR_EXIT_UNAVAILABLE;
+#endif
+        goto cleanup;
+    }
+
     tsr_context_params_t params = {.threads = (unsigned)threads};
     tsr_status_t rc = tsr_context_create(&params, &ctx);
     if (rc != TSR_OK) {
         cli_error("cannot start the engine: %s", tsr_status_str(rc));
         exit_code = TSR_EXIT_FAILURE;
+        goto cleanup;
+    }
+    if (device && tsr_context_set_device(ctx, device) != TSR_OK) {
+        exit_code = cli_report_context_error(ctx, NULL);
         goto cleanup;
     }
     for (size_t t = 0; t < ntables; t++) {

@@ -1,10 +1,13 @@
 /*
- * common.c - error reporting and option parsing shared by the commands.
+ * common.c - error reporting, option parsing and small file helpers shared by
+ * the commands.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -56,23 +59,57 @@ static void print_caret(const char *sql, int line, int column)
     fputs("^\n", stderr);
 }
 
+int cli_report_error(tsr_status_t status, const char *message, const char *file, int line,
+                     int column, const char *hint, const char *sql)
+{
+    cli_error("%s", message[0] ? message : tsr_status_str(status));
+    if (file[0] && line > 0) {
+        if (column > 0)
+            fprintf(stderr, "  at %s:%d:%d\n", file, line, column);
+        else
+            fprintf(stderr, "  at %s:%d\n", file, line);
+    } else if (sql && line > 0) {
+        fprintf(stderr, "  at line %d, column %d:\n", line, column);
+        print_caret(sql, line, column);
+    }
+    if (hint[0])
+        fprintf(stderr, "hint: %s\n", hint);
+    return tsr_status_exit_code(status);
+}
+
 int cli_report_context_error(const tsr_context_t *ctx, const char *sql)
 {
     tsr_error_info_t e;
     tsr_context_last_error(ctx, &e);
-    cli_error("%s", e.message[0] ? e.message : tsr_status_str(e.status));
-    if (e.file[0] && e.line > 0) {
-        if (e.column > 0)
-            fprintf(stderr, "  at %s:%d:%d\n", e.file, e.line, e.column);
-        else
-            fprintf(stderr, "  at %s:%d\n", e.file, e.line);
-    } else if (sql && e.line > 0) {
-        fprintf(stderr, "  at line %d, column %d:\n", e.line, e.column);
-        print_caret(sql, e.line, e.column);
-    }
-    if (e.hint[0])
-        fprintf(stderr, "hint: %s\n", e.hint);
-    return tsr_status_exit_code(e.status);
+    return cli_report_error(e.status, e.message, e.file, e.line, e.column, e.hint, sql);
+}
+
+int cli_read_small(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return 0;
+}
+
+int cli_cluster_default_dir(char *buf, size_t size)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int n;
+    if (state && state[0] == '/')
+        n = snprintf(buf, size, "%s/tessera/cluster", state);
+    else if (home && home[0])
+        n = snprintf(buf, size, "%s/.local/state/tessera/cluster", home);
+    else
+        return -1;
+    return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
 int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value)

@@ -18,6 +18,10 @@ static void usage(FILE *out)
             "  sql       run a SQL query on CSV files\n"
             "  gen       generate a seeded sample data set as CSV\n"
             "  devices   list the compute devices (CPU, OpenCL, CUDA)\n"
+            "  scheduler run a cluster scheduler (see docs/cluster.md)\n"
+            "  worker    run a cluster worker that joins a scheduler\n"
+            "  cluster   start, inspect and stop a local cluster: up|status|down\n"
+            "  lock      distributed locks on a cluster: acquire|release|renew|status\n"
             "  help      show help for a command: tessera help sql\n"
             "\n"
             "options:\n"
@@ -40,6 +44,14 @@ static int help(int argc, char **argv)
         cmd_gen_usage(stdout);
     else if (strcmp(argv[1], "devices") == 0)
         cmd_devices_usage(stdout);
+    else if (strcmp(argv[1], "scheduler") == 0)
+        cmd_scheduler_usage(stdout);
+    else if (strcmp(argv[1], "worker") == 0)
+        cmd_worker_usage(stdout);
+    else if (strcmp(argv[1], "cluster") == 0)
+        cmd_cluster_usage(stdout);
+    else if (strcmp(argv[1], "lock") == 0)
+        cmd_lock_usage(stdout);
     else if (strcmp(argv[1], "help") == 0)
         usage(stdout);
     else {
@@ -73,6 +85,14 @@ int main(int argc, char **argv)
         return cmd_gen(argc - 1, argv + 1);
     if (strcmp(cmd, "devices") == 0)
         return cmd_devices(argc - 1, argv + 1);
+    if (strcmp(cmd, "scheduler") == 0)
+        return cmd_scheduler(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return cmd_worker(argc - 1, argv + 1);
+    if (strcmp(cmd, "cluster") == 0)
+        return cmd_cluster(argc - 1, argv + 1);
+    if (strcmp(cmd, "lock") == 0)
+        return cmd_lock(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s'", cmd);
     else

@@ -20,6 +20,16 @@
  *
  * Peers are never freed behind the owner's back: a DOWN peer stays valid
  * (every operation on it fails fast) until tsr_peer_forget or destroy.
+ *
+ * Forget (why it neither blocks nor frees at once): tsr_peer_forget marks the
+ * peer forgotten, fails it and starts a forced endpoint close, and returns.
+ * Events of a forgotten peer are no longer delivered (the PEER_DOWN that the
+ * forget itself causes included). The object stays allocated, invisible to
+ * lookups, while anything queued still points at it (p->refs: event items,
+ * unanswered requests, calls, timed ops) or its close is in flight; the
+ * progress path frees it after that (tsr__peers_attend_locked), destroy at
+ * the latest. So a callback that runs after the forget never sees freed
+ * memory, and a frozen peer (SIGSTOP) cannot stall the caller.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -70,13 +80,32 @@ tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep)
     return NULL;
 }
 
+void tsr__peer_ref_locked(tsr_peer_t *p)
+{
+    p->refs++;
+}
+
+void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    if (p->refs > 0)
+        p->refs--;
+    if (p->refs == 0 && p->forgotten)
+        t->peer_attention = true; /* freed by the next tsr__peers_attend_locked */
+}
+
+/* [L] Whether a forgotten peer may be freed now. */
+static bool peer_reapable(const tsr_peer_t *p)
+{
+    return p->forgotten && p->refs == 0 && p->close_req == NULL;
+}
+
 void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_peer_t *p,
                        tsr_status_t status, const char *detail)
 {
     if (kind == TSR_TRANSPORT_PEER_DOWN)
         t->stats.peers_failed++;
-    if (!t->on_event)
-        return;
+    if (!t->on_event || p->forgotten)
+        return; /* nobody listens, or the owner has let go of p */
     tsr_event_item_t *e = tsr_mem_calloc(t->mem, 1, sizeof(*e));
     if (!e)
         return; /* out of memory: the event is lost, the peer state is still right */
@@ -87,6 +116,7 @@ void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_
     e->ev.status = status;
     snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
     e->ev.detail = e->detail;
+    tsr__peer_ref_locked(p); /* dropped when the item is recycled (rpc.c) */
     tsr__enqueue(t, &e->item);
 }
 
@@ -137,7 +167,12 @@ unsigned tsr__peers_attend_locked(tsr_transport_t *t)
 {
     unsigned n = 0;
     bool again = false;
-    for (tsr_peer_t *p = t->peers; p; p = p->next) {
+    /* Cleared first: what the loop itself flags (an unref reaching 0 on a
+     * peer already passed, a new endpoint error) is kept for next time. */
+    t->peer_attention = false;
+    tsr_peer_t *next;
+    for (tsr_peer_t *p = t->peers; p; p = next) {
+        next = p->next; /* p may be freed below; nothing here frees another peer */
         if (p->fail_pending) {
             tsr__peer_fail_locked(t, p, p->fail_status, p->fail_detail);
             n++;
@@ -151,8 +186,12 @@ unsigned tsr__peers_attend_locked(tsr_transport_t *t)
                 again = true;
             }
         }
+        if (peer_reapable(p)) {
+            peer_unlink_free_locked(t, p);
+            n++;
+        }
     }
-    t->peer_attention = again;
+    t->peer_attention = t->peer_attention || again;
     return n;
 }
 
@@ -190,28 +229,24 @@ bool tsr_peer_is_up(const tsr_peer_t *p)
     return p && p->state == TSR_PEER_UP;
 }
 
-static bool close_done(void *arg)
-{
-    tsr_peer_t *p = arg;
-    return p->close_req == NULL;
-}
-
 void tsr_peer_forget(tsr_transport_t *t, tsr_peer_t *p)
 {
     if (!t || !p)
         return;
     tsr__lock(t);
-    p->forgotten = true;
-    tsr__peer_fail_locked(t, p, TSR_ERR_UNAVAILABLE, "closed by owner");
-    tsr__unlock(t);
-    (void)tsr__wait_cond(t, close_done, p, tsr__deadline(2000), NULL);
-    tsr__lock(t);
-    if (p->close_req) {
-        /* Not done in 2 s: leave the request to UCX's cleanup at destroy. */
-        ucp_request_free(p->close_req);
-        p->close_req = NULL;
+    if (!p->forgotten) {
+        /* Forgotten first, so the failure below queues no PEER_DOWN. */
+        p->forgotten = true;
+        tsr__peer_fail_locked(t, p, TSR_ERR_UNAVAILABLE, "closed by owner");
+        if (p->close_req && ucp_request_check_status(p->close_req) != UCS_INPROGRESS) {
+            ucp_request_free(p->close_req);
+            p->close_req = NULL;
+        }
+        if (peer_reapable(p))
+            peer_unlink_free_locked(t, p);
+        else
+            t->peer_attention = true; /* progress completes the close and frees it */
     }
-    peer_unlink_free_locked(t, p);
     tsr__unlock(t);
 }
 
@@ -355,7 +390,6 @@ tsr_status_t tsr_transport_connect(tsr_transport_t *t, const char *host, uint16_
         tsr_error_set(err, TSR_ERR_UNAVAILABLE, "cannot connect to %s:%u: %s", host,
                       (unsigned)port, p->fail_detail[0] ? p->fail_detail : "peer went down");
     rc = rc == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT : TSR_ERR_UNAVAILABLE;
-    p->forgotten = true;
     tsr__peer_fail_locked(t, p, rc, "connect failed");
     tsr__unlock(t);
     /* Nobody else holds p: the owner never saw it, events name it though, so
@@ -415,6 +449,7 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     t->efd = -1;
     t->earliest_deadline_ns = -1;
     atomic_init(&t->sleepers, 0);
+    atomic_init(&t->contenders, 0);
     atomic_init(&t->thread_stop, false);
     pthread_mutex_init(&t->lock, NULL);
     query_tls(t, params->tls);
@@ -498,7 +533,12 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
         .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_FLAGS |
                       UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG,
         .id = TSR_WIRE_AM_ID,
-        .flags = UCP_AM_FLAG_WHOLE_MSG | UCP_AM_FLAG_PERSISTENT_DATA,
+        /* Not UCP_AM_FLAG_PERSISTENT_DATA: with it, UCP copies every short
+         * message (inline in a shared-memory FIFO element) into a descriptor
+         * of its own before calling us, on the latency path. Without it, UCX
+         * still sets UCP_AM_RECV_ATTR_FLAG_DATA whenever the transport has a
+         * descriptor to give (bcopy / large eager), and rpc.c keeps those. */
+        .flags = UCP_AM_FLAG_WHOLE_MSG,
         .cb = tsr__am_recv_cb,
         .arg = t,
     };

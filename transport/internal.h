@@ -9,6 +9,17 @@
  * User callbacks are therefore *queued* (t->dq_*) and run by tsr__dispatch
  * with no lock held.
  *
+ * The owner fast path (progress.c): a thread that polls (a blocking call
+ * waiting for its completion, tsr_transport_wait, the progress thread) takes
+ * the lock once and keeps it across its polling iterations, instead of once
+ * per ucp_worker_progress. Other threads announce themselves in
+ * t->contenders (atomic) before they block on the lock; the polling owner
+ * reads that counter (one relaxed load, no atomic RMW) every iteration and
+ * hands the lock over when it is nonzero (and, for the rest of that wait,
+ * releases it every iteration). So the uncontended case costs one
+ * trylock/unlock pair per API call, and a contender waits about one polling
+ * iteration. The lock is never held while user code runs.
+ *
  * Ownership of a call (tsr_call_t): it lives until three things are true:
  * finished (response, error or timeout recorded), sent (UCX no longer
  * references its header and payload) and consumed (the blocking waiter has
@@ -50,7 +61,12 @@ struct tsr_peer {
     tsr_peer_state_t state;      /* [L] */
     bool outgoing;               /* we connected (we send HELLO, expect ACK) */
     bool fail_pending;           /* [L] UCX reported an error; finish after progress */
-    bool forgotten;              /* [L] owner called tsr_peer_forget */
+    bool forgotten;              /* [L] owner called tsr_peer_forget: no more events */
+    /* [L] Internal references that keep a forgotten peer's memory alive:
+     * queued or running event items, unanswered requests, live calls and
+     * timed non-blocking ops that point at it. A forgotten peer is freed
+     * (tsr__peers_attend_locked) once refs is 0 and its close completed. */
+    unsigned refs;
     tsr_status_t fail_status;    /* [L] why it went down */
     char fail_detail[96];        /* [L] UCX's text */
 };
@@ -75,12 +91,19 @@ typedef struct tsr_event_item {
     char detail[96];
 } tsr_event_item_t;
 
+typedef struct tsr_handler {
+    tsr_rpc_handler_fn fn;
+    void *arg;
+} tsr_handler_t;
+
 struct tsr_rpc_req {
     tsr_item_t item;
     tsr_rpc_req_t *prev, *next; /* [L] t->reqs: every request not yet answered */
     tsr_peer_t *peer;
     uint16_t type;
     uint64_t call_id;
+    tsr_handler_t handler;      /* looked up when the request arrived (under the lock) */
+    unsigned handler_epoch;     /* t->handler_epoch at that lookup */
     tsr_rpc_msg_t msg;          /* the payload */
 };
 
@@ -116,6 +139,11 @@ typedef struct tsr_send {
 typedef struct tsr_op {
     tsr_item_t item;
     tsr_transport_t *t;
+    struct tsr_op *tprev, *tnext; /* [L] t->timed_ops, while timed and in flight */
+    tsr_peer_t *peer;           /* timed ops only (holds a peer reference) */
+    int64_t deadline_ns;        /* timed ops only */
+    bool timed;                 /* [L] on t->timed_ops */
+    bool timed_out;             /* [L] its deadline passed: report TSR_ERR_TIMEOUT */
     uint64_t operand;           /* atomics: X of the UCX table */
     uint64_t result;            /* atomics: reply buffer (Z in, old value out) */
     tsr_rma_done_fn done;
@@ -137,11 +165,6 @@ struct tsr_rkey {
     uint64_t addr;
     uint64_t len;
 };
-
-typedef struct tsr_handler {
-    tsr_rpc_handler_fn fn;
-    void *arg;
-} tsr_handler_t;
 
 struct tsr_transport {
     tsr_mem_t *mem;
@@ -185,9 +208,16 @@ struct tsr_transport {
     tsr_call_t *call_cache;
     tsr_rpc_req_t *req_cache;
     unsigned ncall_cache, nreq_cache;
+    tsr_op_t *op_cache;         /* [L] non-blocking RMA/atomic ops (rma.c), same cap */
+    tsr_op_t *timed_ops;        /* [L] posted atomics with a deadline (rma.c) */
+    /* Bumped by tsr_rpc_unregister: a request whose handler was looked up
+     * under an older epoch looks it up again before it runs (rpc.c). */
+    atomic_uint handler_epoch;
+    unsigned nop_cache;
     tsr_transport_stats_t stats;   /* [L] */
 
     atomic_int sleepers;        /* threads asleep in poll() on efd */
+    atomic_int contenders;      /* threads waiting for t->lock (see above) */
     pthread_t thread;
     bool thread_running;
     atomic_bool thread_stop;
@@ -196,6 +226,8 @@ struct tsr_transport {
 /* ---- shared helpers (progress.c) ---- */
 int64_t tsr__now_ns(void);
 int64_t tsr__deadline(int timeout_ms); /* < 0 when timeout_ms < 0 */
+/* Takes t->lock: trylock first (the uncontended fast path); otherwise counts
+ * itself in t->contenders so a polling owner hands the lock over. */
 void tsr__lock(tsr_transport_t *t);
 void tsr__unlock(tsr_transport_t *t);
 /* [L] Appends an item to the dispatch queue. */
@@ -210,9 +242,20 @@ unsigned tsr__dispatch(tsr_transport_t *t);
 typedef bool (*tsr_cond_fn)(void *arg);
 tsr_status_t tsr__wait_cond(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
                             int64_t deadline_ns, bool *sleeping);
+/* [L] Same, entered and left with the lock held (it is released only to
+ * sleep, to run callbacks, or to hand it to a contender). The deadline is
+ * deadline_ns when >= 0, else timeout_ms after the first time the loop reads
+ * the clock (lazily: a wait that ends within a few polls reads no clock),
+ * else none (both < 0). */
+tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
+                              int64_t deadline_ns, int timeout_ms, bool *sleeping);
 /* Waits for a UCX request (status ptr) to complete; frees it. */
 tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_ns,
                                tsr_peer_t *peer, tsr_error_t *err, const char *what);
+/* [L] Same with the lock held and a lazy timeout (see tsr__wait_locked). A
+ * request that already completed (checked inline) costs no polling. */
+tsr_status_t tsr__wait_request_locked(tsr_transport_t *t, void *req, int timeout_ms,
+                                      tsr_peer_t *peer, tsr_error_t *err, const char *what);
 tsr_status_t tsr__status_from_ucs(ucs_status_t s);
 
 /* ---- context.c ---- */
@@ -227,6 +270,10 @@ unsigned tsr__peers_attend_locked(tsr_transport_t *t);
 void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_peer_t *p,
                        tsr_status_t status, const char *detail);
 void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p);
+/* [L] Peer references (see struct tsr_peer). Unref never frees at once (it
+ * may run inside a UCX callback): it flags the peer for attention. */
+void tsr__peer_ref_locked(tsr_peer_t *p);
+void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p);
 
 /* ---- rpc.c ---- */
 ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
@@ -237,14 +284,23 @@ void tsr__rpc_fini(tsr_transport_t *t);
 void tsr__rpc_fail_peer_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t status);
 /* [L] Expires calls past their deadline. */
 unsigned tsr__rpc_expire_locked(tsr_transport_t *t, int64_t now);
-void tsr__run_item(tsr_transport_t *t, tsr_item_t *it);
+/* Runs one queued item's user callback (no lock held). Returns true when
+ * the item must then go through tsr__recycle_item_locked. */
+bool tsr__run_item(tsr_transport_t *t, tsr_item_t *it);
+/* [L] Frees or caches an item whose callback has run. */
+void tsr__recycle_item_locked(tsr_transport_t *t, tsr_item_t *it);
 /* For tests: sends a raw message (any header bytes) to the peer. */
 tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, size_t hdr_len,
                            const void *data, size_t len, int timeout_ms, tsr_error_t *err);
 
 /* ---- rma.c ---- */
 void tsr__rma_fini(tsr_transport_t *t);
+/* [L] Returns a finished op to the free list (or frees it). */
+void tsr__op_free_locked(tsr_transport_t *t, tsr_op_t *op);
 /* [L] Destroys the UCX rkeys unpacked through p (its endpoint is closing). */
 void tsr__rma_peer_closing_locked(tsr_transport_t *t, tsr_peer_t *p);
+/* [L] Fails the peers of timed ops past their deadline (their ops then
+ * complete with TSR_ERR_TIMEOUT). Returns how many expired. */
+unsigned tsr__rma_expire_locked(tsr_transport_t *t, int64_t now);
 
 #endif /* TSR_TRANSPORT_INTERNAL_H */

@@ -1,13 +1,45 @@
 /*
- * progress.c - driving the UCX worker: progress, spin-then-sleep waits,
- * the dispatch queue of user callbacks, and the optional progress thread.
+ * progress.c - driving the UCX worker: the lock and its owner fast path,
+ * progress, spin-then-sleep waits, the dispatch queue of user callbacks, and
+ * the optional progress thread.
+ *
+ * The owner fast path. Every UCX call is serialized by t->lock (the worker
+ * is UCS_THREAD_MODE_SERIALIZED), but a thread that *polls* - a blocking
+ * call waiting for its own completion, tsr_transport_wait, the progress
+ * thread - takes the lock once and keeps it across its polling iterations:
+ *
+ *   lock (trylock: one atomic when uncontended)
+ *   loop: ucp_worker_progress, check the condition,
+ *         run queued callbacks (lock released around them),
+ *         if t->contenders != 0: hand the lock over (see below)
+ *   unlock
+ *
+ * A thread that finds the lock taken counts itself in t->contenders, spins on
+ * trylock for a few microseconds, then blocks in pthread_mutex_lock. The
+ * poller reads t->contenders with one relaxed load per iteration (a cache
+ * line nobody writes while uncontended, so the load hits L1), and when it is
+ * nonzero unlocks and waits (bounded) until the contender got the lock before
+ * it competes again - pthread mutexes are not fair, and without this the
+ * poller would retake the lock at once. For the rest of that wait it then
+ * unlocks on every iteration (poll_yield_locked says why). So: one lock pair
+ * per operation for the owner, and a contender waits about one
+ * ucp_worker_progress.
+ *
+ * No clock and no PAUSE on the fast path. The poll loop is ucp_worker_progress
+ * in a tight loop, as ucx_perftest polls: a PAUSE per idle iteration delayed
+ * noticing a message, and under KVM runs of PAUSE trigger pause-loop exits.
+ * The clock (clock_gettime: about 40 ns here, more than an idle progress on
+ * shared memory) is read every TSR_WAIT_CLOCK_EVERY idle iterations, and deadlines of
+ * blocking calls are fixed lazily at that first read: an operation that
+ * completes within a few polls never reads the clock. Timeouts are
+ * milliseconds; they start at most a few microseconds late.
  *
  * Why spin before sleeping: on the virtual machines Tessera runs on, waking a
  * thread that sleeps in poll() costs about 100 us, several times a loopback
- * round trip. A waiter therefore keeps calling ucp_worker_progress for
- * t->spin_ns after the last event, and only then arms the worker
- * (ucp_worker_arm) and sleeps on its event fd. UCS_ERR_BUSY from the arm means
- * events are already pending: progress again instead of sleeping.
+ * round trip. A waiter therefore keeps polling for t->spin_ns after the last
+ * event, and only then arms the worker (ucp_worker_arm) and sleeps on its
+ * event fd with the lock released. UCS_ERR_BUSY from the arm means events are
+ * already pending: progress again instead of sleeping.
  *
  * Several threads may wait at once (a progress thread and callers blocked in
  * tsr_rpc_call). Whoever progresses may complete someone else's operation; a
@@ -16,9 +48,11 @@
  * no sleep lasts longer than TSR_MAX_SLEEP_MS regardless.
  *
  * Dispatch: items queued by UCX callbacks run here, outside the lock, in
- * FIFO order. A thread-local depth keeps a callback that itself waits (a
- * handler making a blocking call) from running further callbacks nested
- * inside it: the stack stays bounded and handlers never re-enter each other.
+ * FIFO order; what they leave to free (calls, ops, sends, events) is recycled
+ * in the next critical section, so a batch costs one extra lock pair at most.
+ * A thread-local depth keeps a callback that itself waits (a handler making a
+ * blocking call) from running further callbacks nested inside it: the stack
+ * stays bounded and handlers never re-enter each other.
  */
 #include <errno.h>
 #include <poll.h>
@@ -45,14 +79,72 @@ int64_t tsr__deadline(int timeout_ms)
     return tsr__now_ns() + (int64_t)timeout_ms * 1000000ll;
 }
 
+/* Trylock rounds (one PAUSE each, about 57 ns here) a contender spins
+ * before it blocks in the kernel: a polling owner notices it within one
+ * iteration, so this usually succeeds without a futex sleep and wake. Kept
+ * short: with more threads than cores, spinning burns the time slice the
+ * lock holder may need. */
+#define TSR_LOCK_SPINS 64u
+/* How long (PAUSE rounds) an owner that handed the lock over waits for the
+ * contender to take it before competing again. */
+#define TSR_HANDOVER_SPINS 100u
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 void tsr__lock(tsr_transport_t *t)
 {
-    pthread_mutex_lock(&t->lock);
+    if (pthread_mutex_trylock(&t->lock) == 0)
+        return;
+    atomic_fetch_add_explicit(&t->contenders, 1, memory_order_relaxed);
+    bool got = false;
+    for (unsigned i = 0; i < TSR_LOCK_SPINS && !got; i++) {
+        cpu_relax();
+        got = pthread_mutex_trylock(&t->lock) == 0;
+    }
+    if (!got)
+        pthread_mutex_lock(&t->lock);
+    atomic_fetch_sub_explicit(&t->contenders, 1, memory_order_relaxed);
 }
 
 void tsr__unlock(tsr_transport_t *t)
 {
     pthread_mutex_unlock(&t->lock);
+}
+
+static inline bool contended(tsr_transport_t *t)
+{
+    return atomic_load_explicit(&t->contenders, memory_order_relaxed) > 0;
+}
+
+/* [L] Called by a polling thread once per iteration. While nobody else wants
+ * the lock it keeps it (*shared stays false: the fast path). The first time
+ * a contender shows up, it hands the lock over (waiting briefly until the
+ * contender has it), and from then on, for the rest of this wait, it
+ * releases the lock on every iteration, as a plain per-poll lock would:
+ * with more threads than cores, a poller that kept the lock while the
+ * scheduler preempted it would stall every other caller for a time slice. */
+static void poll_yield_locked(tsr_transport_t *t, bool *shared)
+{
+    if (!*shared) {
+        if (!contended(t))
+            return;
+        *shared = true;
+        tsr__unlock(t);
+        for (unsigned i = 0; i < TSR_HANDOVER_SPINS && contended(t); i++)
+            cpu_relax();
+        tsr__lock(t);
+        return;
+    }
+    tsr__unlock(t);
+    cpu_relax();
+    tsr__lock(t);
 }
 
 void tsr__enqueue(tsr_transport_t *t, tsr_item_t *it)
@@ -90,19 +182,28 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s)
     }
 }
 
-/* Idle spin iterations between clock reads: reading the clock costs about as
- * much as an idle ucp_worker_progress on shared memory, and timeouts are
- * milliseconds, so every 16th pass is precise enough. */
+/* Progress calls between clock reads in tsr__progress_locked's timeout
+ * scan: clock_gettime costs about 40 ns here, more than an idle
+ * ucp_worker_progress on shared memory, and timeouts are milliseconds. */
 #define TSR_CLOCK_EVERY 16u
+/* Idle polling iterations between clock reads in the wait loops: 64 idle
+ * polls are 2-4 us on shared memory (60 us or so over TCP), so a loopback
+ * round trip (0.4 us on shared memory) usually completes before the first
+ * read, and deadlines stay precise to a few microseconds. */
+#define TSR_WAIT_CLOCK_EVERY 64u
 
 unsigned tsr__progress_locked(tsr_transport_t *t)
 {
     unsigned n = ucp_worker_progress(t->worker);
     if (t->peer_attention)
         n += tsr__peers_attend_locked(t);
-    if (t->earliest_deadline_ns >= 0 && (n > 0 || ++t->scan_tick % TSR_CLOCK_EVERY == 0)) {
+    if ((t->earliest_deadline_ns >= 0 || t->timed_ops) &&
+        ++t->scan_tick % TSR_CLOCK_EVERY == 0) {
         int64_t now = tsr__now_ns();
-        if (now >= t->next_scan_ns && now >= t->earliest_deadline_ns) {
+        if (t->timed_ops)
+            n += tsr__rma_expire_locked(t, now);
+        if (t->earliest_deadline_ns >= 0 && now >= t->next_scan_ns &&
+            now >= t->earliest_deadline_ns) {
             t->next_scan_ns = now + TSR_TIMEOUT_SCAN_NS;
             n += tsr__rpc_expire_locked(t, now);
         }
@@ -110,21 +211,42 @@ unsigned tsr__progress_locked(tsr_transport_t *t)
     return n;
 }
 
-unsigned tsr__dispatch(tsr_transport_t *t)
+/* [L] Runs the queued callbacks with the lock released; returns with it held
+ * again after recycling what they left. */
+static unsigned dispatch_locked(tsr_transport_t *t)
 {
-    tsr__lock(t);
     tsr_item_t *it = t->dq_head;
     t->dq_head = t->dq_tail = NULL;
+    if (!it)
+        return 0;
     tsr__unlock(t);
     unsigned n = 0;
+    tsr_item_t *recycle = NULL;
     tsr_dispatch_depth++;
     while (it) {
         tsr_item_t *next = it->next;
-        tsr__run_item(t, it);
+        if (tsr__run_item(t, it)) {
+            it->next = recycle;
+            recycle = it;
+        }
         it = next;
         n++;
     }
     tsr_dispatch_depth--;
+    tsr__lock(t);
+    while (recycle) {
+        tsr_item_t *next = recycle->next;
+        tsr__recycle_item_locked(t, recycle);
+        recycle = next;
+    }
+    return n;
+}
+
+unsigned tsr__dispatch(tsr_transport_t *t)
+{
+    tsr__lock(t);
+    unsigned n = dispatch_locked(t);
+    tsr__unlock(t);
     return n;
 }
 
@@ -141,16 +263,14 @@ static void maybe_signal_locked(tsr_transport_t *t, bool will_dispatch)
         ucp_worker_signal(t->worker);
 }
 
-/* Arms the worker and sleeps on its fd until deadline (or the sleep cap).
- * Returns false when arming found events pending (progress instead). */
-static bool sleep_on_fd(tsr_transport_t *t, int64_t deadline_ns, bool *sleeping)
+/* [L] Arms the worker and sleeps on its fd (lock released) until deadline or
+ * the sleep cap. Returns false when arming found events pending (progress
+ * instead). */
+static bool sleep_on_fd_locked(tsr_transport_t *t, int64_t deadline_ns, bool *sleeping)
 {
-    tsr__lock(t);
     ucs_status_t st = ucp_worker_arm(t->worker);
-    if (st == UCS_ERR_BUSY) {
-        tsr__unlock(t);
+    if (st == UCS_ERR_BUSY)
         return false;
-    }
     if (sleeping)
         *sleeping = true;
     atomic_fetch_add(&t->sleepers, 1);
@@ -176,45 +296,56 @@ static bool sleep_on_fd(tsr_transport_t *t, int64_t deadline_ns, bool *sleeping)
     atomic_fetch_sub(&t->sleepers, 1);
     if (sleeping)
         *sleeping = false;
-    tsr__unlock(t);
     return true;
+}
+
+tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
+                              int64_t deadline_ns, int timeout_ms, bool *sleeping)
+{
+    bool dispatch = may_dispatch_in_call(t);
+    bool lazy = deadline_ns < 0 && timeout_ms >= 0;
+    bool shared = false;   /* see poll_yield_locked */
+    int64_t spin_end = -1; /* fixed at the first clock read after activity */
+    unsigned idle = 0;
+    for (;;) {
+        unsigned n = tsr__progress_locked(t);
+        bool done = cond(arg);
+        if (t->dq_head) {
+            if (dispatch)
+                n += dispatch_locked(t);
+            else
+                maybe_signal_locked(t, false);
+        }
+        if (done)
+            return TSR_OK;
+        poll_yield_locked(t, &shared);
+        if (n == 0 && ++idle % TSR_WAIT_CLOCK_EVERY != 0)
+            continue; /* the tight loop: progress again at once */
+        int64_t now = tsr__now_ns();
+        if (lazy) {
+            deadline_ns = now + (int64_t)timeout_ms * 1000000ll;
+            lazy = false;
+        }
+        if (deadline_ns >= 0 && now >= deadline_ns)
+            return TSR_ERR_TIMEOUT;
+        if (n > 0 || spin_end < 0) {
+            spin_end = now + t->spin_ns;
+            continue;
+        }
+        if (now < spin_end)
+            continue;
+        if (sleep_on_fd_locked(t, deadline_ns, sleeping))
+            spin_end = -1;
+    }
 }
 
 tsr_status_t tsr__wait_cond(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
                             int64_t deadline_ns, bool *sleeping)
 {
-    bool dispatch = may_dispatch_in_call(t);
-    int64_t spin_end = tsr__now_ns() + t->spin_ns;
-    unsigned idle = 0;
-    for (;;) {
-        tsr__lock(t);
-        unsigned n = tsr__progress_locked(t);
-        bool done = cond(arg);
-        bool queued = t->dq_head != NULL;
-        maybe_signal_locked(t, dispatch);
-        tsr__unlock(t);
-        if (dispatch && queued)
-            n += tsr__dispatch(t);
-        if (done)
-            return TSR_OK;
-        if (n == 0 && ++idle % TSR_CLOCK_EVERY != 0) {
-            __builtin_ia32_pause();
-            continue;
-        }
-        int64_t now = tsr__now_ns();
-        if (deadline_ns >= 0 && now >= deadline_ns)
-            return TSR_ERR_TIMEOUT;
-        if (n > 0) {
-            spin_end = now + t->spin_ns;
-            continue;
-        }
-        if (now < spin_end) {
-            __builtin_ia32_pause();
-            continue;
-        }
-        if (sleep_on_fd(t, deadline_ns, sleeping))
-            spin_end = tsr__now_ns() + t->spin_ns;
-    }
+    tsr__lock(t);
+    tsr_status_t rc = tsr__wait_locked(t, cond, arg, deadline_ns, -1, sleeping);
+    tsr__unlock(t);
+    return rc;
 }
 
 typedef struct req_wait {
@@ -227,34 +358,34 @@ static bool request_done(void *arg)
     return ucp_request_check_status(w->req) != UCS_INPROGRESS;
 }
 
-tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_ns,
-                               tsr_peer_t *peer, tsr_error_t *err, const char *what)
+/* [L] The common part of both request waits. */
+static tsr_status_t wait_request_locked(tsr_transport_t *t, void *req, int64_t deadline_ns,
+                                        int timeout_ms, tsr_peer_t *peer, tsr_error_t *err,
+                                        const char *what)
 {
     if (req == NULL)
-        return TSR_OK;
+        return TSR_OK; /* completed inside the *_nbx call */
     if (UCS_PTR_IS_ERR(req)) {
         ucs_status_t s = UCS_PTR_STATUS(req);
         return tsr_error_set(err, tsr__status_from_ucs(s), "%s failed: %s", what,
                              ucs_status_string(s));
     }
     req_wait_t w = {req};
-    tsr_status_t rc = tsr__wait_cond(t, request_done, &w, deadline_ns, NULL);
+    tsr_status_t rc = TSR_OK;
+    if (ucp_request_check_status(req) == UCS_INPROGRESS)
+        rc = tsr__wait_locked(t, request_done, &w, deadline_ns, timeout_ms, NULL);
     if (rc == TSR_ERR_TIMEOUT) {
         /* UCX cannot cancel a posted RMA/AMO or send; the only way to get our
          * buffers back is to close the endpoint, which completes everything
          * posted on it with an error. A peer that cannot finish one operation
          * within the caller's timeout is treated as failed. */
-        tsr__lock(t);
         if (peer)
             tsr__peer_fail_locked(t, peer, TSR_ERR_TIMEOUT, "operation timed out");
-        tsr__unlock(t);
-        (void)tsr__wait_cond(t, request_done, &w, tsr__deadline(5000), NULL);
+        (void)tsr__wait_locked(t, request_done, &w, tsr__deadline(5000), -1, NULL);
     }
-    tsr__lock(t);
     ucs_status_t s = ucp_request_check_status(req);
     if (s != UCS_INPROGRESS)
         ucp_request_free(req);
-    tsr__unlock(t);
     if (rc == TSR_ERR_TIMEOUT)
         return tsr_error_set(err, TSR_ERR_TIMEOUT, "%s timed out", what);
     if (s != UCS_OK)
@@ -263,45 +394,80 @@ tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_n
     return TSR_OK;
 }
 
+tsr_status_t tsr__wait_request_locked(tsr_transport_t *t, void *req, int timeout_ms,
+                                      tsr_peer_t *peer, tsr_error_t *err, const char *what)
+{
+    return wait_request_locked(t, req, -1, timeout_ms, peer, err, what);
+}
+
+tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_ns,
+                               tsr_peer_t *peer, tsr_error_t *err, const char *what)
+{
+    tsr__lock(t);
+    tsr_status_t rc = wait_request_locked(t, req, deadline_ns, -1, peer, err, what);
+    tsr__unlock(t);
+    return rc;
+}
+
 unsigned tsr_transport_progress(tsr_transport_t *t)
 {
     tsr__lock(t);
     unsigned n = tsr__progress_locked(t);
-    bool queued = t->dq_head != NULL;
-    bool dispatch = tsr_dispatch_depth == 0;
-    maybe_signal_locked(t, dispatch);
+    if (t->dq_head) {
+        if (tsr_dispatch_depth == 0)
+            n += dispatch_locked(t);
+        else
+            maybe_signal_locked(t, false);
+    }
     tsr__unlock(t);
-    if (queued && dispatch)
-        n += tsr__dispatch(t);
     return n;
+}
+
+/* Whether this thread is the progress thread and was told to stop. */
+static bool thread_told_to_stop(tsr_transport_t *t)
+{
+    return t->thread_running && atomic_load(&t->thread_stop) &&
+           pthread_equal(pthread_self(), t->thread);
 }
 
 unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
 {
-    int64_t deadline = tsr__deadline(timeout_ms);
-    int64_t spin_end = tsr__now_ns() + t->spin_ns;
+    bool dispatch = tsr_dispatch_depth == 0;
+    int64_t deadline = -1; /* fixed at the first clock read (lazily) */
+    int64_t spin_end = -1;
     unsigned idle = 0;
+    unsigned n = 0;
+    bool shared = false; /* see poll_yield_locked */
+    tsr__lock(t);
     for (;;) {
-        unsigned n = tsr_transport_progress(t);
+        n = tsr__progress_locked(t);
+        if (t->dq_head) {
+            if (dispatch)
+                n += dispatch_locked(t);
+            else
+                maybe_signal_locked(t, false);
+        }
         if (n > 0)
-            return n;
-        if (++idle % TSR_CLOCK_EVERY != 0) {
-            __builtin_ia32_pause();
+            break;
+        poll_yield_locked(t, &shared);
+        if (++idle % TSR_WAIT_CLOCK_EVERY != 0)
             continue;
-        }
+        if (thread_told_to_stop(t))
+            break;
         int64_t now = tsr__now_ns();
+        if (deadline < 0 && timeout_ms >= 0)
+            deadline = now + (int64_t)timeout_ms * 1000000ll;
         if (deadline >= 0 && now >= deadline)
-            return 0;
-        if (t->thread_running && atomic_load(&t->thread_stop) &&
-            pthread_equal(pthread_self(), t->thread))
-            return 0;
-        if (now < spin_end) {
-            __builtin_ia32_pause();
+            break;
+        if (spin_end < 0)
+            spin_end = now + t->spin_ns;
+        if (now < spin_end)
             continue;
-        }
-        if (sleep_on_fd(t, deadline, NULL))
-            spin_end = tsr__now_ns() + t->spin_ns;
+        if (sleep_on_fd_locked(t, deadline, NULL))
+            spin_end = -1;
     }
+    tsr__unlock(t);
+    return n;
 }
 
 int tsr_transport_fd(const tsr_transport_t *t)

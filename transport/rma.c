@@ -16,10 +16,13 @@
  * Where the hardware has no atomics (TCP), UCX emulates them with active
  * messages that the target's worker executes: the target must progress.
  *
- * Completion: blocking forms wait with the spin-then-sleep loop; if the
- * operation does not complete in time, the peer is failed (only closing the
- * endpoint makes UCX give the buffers back). Non-blocking forms queue the
- * user's callback, which runs outside the lock.
+ * Completion: blocking forms take the lock once, post, and return at once
+ * when UCX completed the operation inside the *_nbx call (NULL: shared-memory
+ * atomics and small gets usually do), else poll with the lock held
+ * (progress.c's owner fast path) until the request completes. If it does not
+ * complete in time, the peer is failed (only closing the endpoint makes UCX
+ * give the buffers back). Non-blocking forms queue the user's callback, which
+ * runs outside the lock; their tsr_op_t comes from a capped free list.
  */
 #include <string.h>
 
@@ -163,6 +166,7 @@ tsr_status_t tsr_rkey_unpack(tsr_transport_t *t, tsr_peer_t *peer, const void *b
                              ucs_status_string(st));
     }
     k->peer = peer;
+    tsr__peer_ref_locked(peer); /* error texts read k->peer even after a forget */
     k->addr = m.addr;
     k->len = m.len;
     k->next = t->rkeys;
@@ -189,6 +193,7 @@ static void rkey_unlink_free_locked(tsr_transport_t *t, tsr_rkey_t *k)
         t->rkeys = k->next;
     if (k->next)
         k->next->prev = k->prev;
+    tsr__peer_unref_locked(t, k->peer);
     tsr_mem_free(t->mem, k);
 }
 
@@ -212,6 +217,12 @@ void tsr__rma_peer_closing_locked(tsr_transport_t *t, tsr_peer_t *p)
 
 void tsr__rma_fini(tsr_transport_t *t)
 {
+    while (t->op_cache) {
+        tsr_op_t *op = t->op_cache;
+        t->op_cache = (tsr_op_t *)op->item.next;
+        tsr_mem_free(t->mem, op);
+    }
+    t->nop_cache = 0;
     while (t->rkeys)
         rkey_unlink_free_locked(t, t->rkeys);
     while (t->regions) {
@@ -242,12 +253,31 @@ static tsr_status_t check_access_locked(const tsr_rkey_t *k, uint64_t offset, ui
 
 /* ---- get / put ------------------------------------------------------------------- */
 
+/* [L] Takes a timed op off t->timed_ops and drops its peer reference. */
+static void op_untime_locked(tsr_transport_t *t, tsr_op_t *op)
+{
+    if (!op->timed)
+        return;
+    if (op->tprev)
+        op->tprev->tnext = op->tnext;
+    else
+        t->timed_ops = op->tnext;
+    if (op->tnext)
+        op->tnext->tprev = op->tprev;
+    op->tprev = op->tnext = NULL;
+    op->timed = false;
+    tsr__peer_unref_locked(t, op->peer);
+}
+
 static void op_done_cb(void *request, ucs_status_t status, void *user_data)
 {
     tsr_op_t *op = user_data;
     if (request)
         ucp_request_free(request);
+    op_untime_locked(op->t, op);
     op->status = tsr__status_from_ucs(status);
+    if (op->timed_out && op->status != TSR_OK)
+        op->status = TSR_ERR_TIMEOUT; /* failed because we closed on its deadline */
     op->item.kind = TSR_ITEM_OP_DONE;
     tsr__enqueue(op->t, &op->item);
 }
@@ -258,7 +288,8 @@ static tsr_status_t op_posted_locked(tsr_transport_t *t, tsr_op_t *op, void *r,
 {
     if (UCS_PTR_IS_ERR(r)) {
         ucs_status_t s = UCS_PTR_STATUS(r);
-        tsr_mem_free(t->mem, op);
+        op_untime_locked(t, op);
+        tsr__op_free_locked(t, op);
         return tsr_error_set(err, tsr__status_from_ucs(s), "%s: %s", what,
                              ucs_status_string(s));
     }
@@ -267,9 +298,19 @@ static tsr_status_t op_posted_locked(tsr_transport_t *t, tsr_op_t *op, void *r,
     return TSR_OK;
 }
 
-static tsr_op_t *op_new(tsr_transport_t *t, tsr_rma_done_fn done, void *arg)
+#define TSR_OP_CACHE_MAX 256u
+
+/* [L] An op from the free list (or the heap). */
+static tsr_op_t *op_new_locked(tsr_transport_t *t, tsr_rma_done_fn done, void *arg)
 {
-    tsr_op_t *op = tsr_mem_calloc(t->mem, 1, sizeof(*op));
+    tsr_op_t *op = t->op_cache;
+    if (op) {
+        t->op_cache = (tsr_op_t *)op->item.next;
+        t->nop_cache--;
+        memset(op, 0, sizeof(*op));
+    } else {
+        op = tsr_mem_calloc(t->mem, 1, sizeof(*op));
+    }
     if (op) {
         op->t = t;
         op->done = done;
@@ -278,25 +319,34 @@ static tsr_op_t *op_new(tsr_transport_t *t, tsr_rma_done_fn done, void *arg)
     return op;
 }
 
+void tsr__op_free_locked(tsr_transport_t *t, tsr_op_t *op)
+{
+    if (t->nop_cache < TSR_OP_CACHE_MAX) {
+        op->item.next = (tsr_item_t *)t->op_cache;
+        t->op_cache = op;
+        t->nop_cache++;
+    } else {
+        tsr_mem_free(t->mem, op);
+    }
+}
+
 static tsr_status_t rma_blocking(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *buf,
                                  size_t len, bool put, int timeout_ms, tsr_error_t *err)
 {
     const char *what = put ? "put" : "get";
     if (!t || !k || (len > 0 && !buf))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "%s: missing argument", what);
-    int64_t deadline = tsr__deadline(timeout_ms);
     tsr__lock(t);
     tsr_status_t rc = check_access_locked(k, offset, len, 1, what, err);
-    if (rc != TSR_OK) {
-        tsr__unlock(t);
-        return rc;
+    if (rc == TSR_OK) {
+        ucp_request_param_t prm = {.op_attr_mask = 0};
+        tsr_peer_t *peer = k->peer;
+        void *r = put ? ucp_put_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm)
+                      : ucp_get_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm);
+        rc = tsr__wait_request_locked(t, r, timeout_ms, peer, err, what);
     }
-    ucp_request_param_t prm = {.op_attr_mask = 0};
-    tsr_peer_t *peer = k->peer;
-    void *r = put ? ucp_put_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm)
-                  : ucp_get_nbx(peer->ep, buf, len, k->addr + offset, k->rkey, &prm);
     tsr__unlock(t);
-    return tsr__wait_request(t, r, deadline, peer, err, what);
+    return rc;
 }
 
 tsr_status_t tsr_rma_get(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, void *dst,
@@ -318,15 +368,16 @@ static tsr_status_t rma_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, v
     const char *what = put ? "put" : "get";
     if (!t || !k || !done || (len > 0 && !buf))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "%s: missing argument", what);
-    tsr_op_t *op = op_new(t, done, arg);
-    if (!op)
-        return tsr_error_set(err, TSR_ERR_NOMEM, "%s: out of memory", what);
     tsr__lock(t);
     tsr_status_t rc = check_access_locked(k, offset, len, 1, what, err);
     if (rc != TSR_OK) {
         tsr__unlock(t);
-        tsr_mem_free(t->mem, op);
         return rc;
+    }
+    tsr_op_t *op = op_new_locked(t, done, arg);
+    if (!op) {
+        tsr__unlock(t);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "%s: out of memory", what);
     }
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
                                                UCP_OP_ATTR_FIELD_USER_DATA,
@@ -357,7 +408,6 @@ tsr_status_t tsr_rma_flush(tsr_transport_t *t, tsr_peer_t *peer, int timeout_ms,
 {
     if (!t || !peer)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "flush: missing argument");
-    int64_t deadline = tsr__deadline(timeout_ms);
     tsr__lock(t);
     if (!peer->ep || peer->state != TSR_PEER_UP) {
         tsr__unlock(t);
@@ -365,8 +415,9 @@ tsr_status_t tsr_rma_flush(tsr_transport_t *t, tsr_peer_t *peer, int timeout_ms,
     }
     ucp_request_param_t prm = {.op_attr_mask = 0};
     void *r = ucp_ep_flush_nbx(peer->ep, &prm);
+    tsr_status_t rc = tsr__wait_request_locked(t, r, timeout_ms, peer, err, "flush");
     tsr__unlock(t);
-    return tsr__wait_request(t, r, deadline, peer, err, "flush");
+    return rc;
 }
 
 /* ---- atomics ---------------------------------------------------------------------- */
@@ -395,24 +446,22 @@ static tsr_status_t atomic_blocking(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomi
 {
     if (!t || !k)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "atomic: missing argument");
-    int64_t deadline = tsr__deadline(timeout_ms);
     /* CSWAP: UCX compares with *buffer and swaps in *reply_buffer. */
     uint64_t x = op == TSR_ATOMIC_CSWAP ? compare : operand;
     uint64_t reply = op == TSR_ATOMIC_CSWAP ? operand : 0;
     tsr__lock(t);
     tsr_status_t rc = check_access_locked(k, offset, 8, 8, op_name(op), err);
-    if (rc != TSR_OK) {
-        tsr__unlock(t);
-        return rc;
+    if (rc == TSR_OK) {
+        ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
+                                                   UCP_OP_ATTR_FIELD_REPLY_BUFFER,
+                                   .datatype = ucp_dt_make_contig(8),
+                                   .reply_buffer = &reply};
+        tsr_peer_t *peer = k->peer;
+        void *r =
+            ucp_atomic_op_nbx(peer->ep, ucp_op(op), &x, 1, k->addr + offset, k->rkey, &prm);
+        rc = tsr__wait_request_locked(t, r, timeout_ms, peer, err, op_name(op));
     }
-    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
-                                               UCP_OP_ATTR_FIELD_REPLY_BUFFER,
-                               .datatype = ucp_dt_make_contig(8),
-                               .reply_buffer = &reply};
-    tsr_peer_t *peer = k->peer;
-    void *r = ucp_atomic_op_nbx(peer->ep, ucp_op(op), &x, 1, k->addr + offset, k->rkey, &prm);
     tsr__unlock(t);
-    rc = tsr__wait_request(t, r, deadline, peer, err, op_name(op));
     if (rc == TSR_OK && old)
         *old = reply;
     return rc;
@@ -438,23 +487,62 @@ tsr_status_t tsr_atomic_cswap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset
                            err);
 }
 
+unsigned tsr__rma_expire_locked(tsr_transport_t *t, int64_t now)
+{
+    unsigned n = 0;
+restart:
+    for (tsr_op_t *op = t->timed_ops; op; op = op->tnext) {
+        if (op->timed_out || op->deadline_ns > now)
+            continue;
+        op->timed_out = true;
+        n++;
+        /* Closing the endpoint is what makes UCX complete the op (with an
+         * error, reported as TSR_ERR_TIMEOUT above); it may complete ops
+         * in place and so edit this list: scan again. */
+        tsr__peer_fail_locked(t, op->peer, TSR_ERR_TIMEOUT, "atomic timed out");
+        goto restart;
+    }
+    return n;
+}
+
 tsr_status_t tsr_atomic_post(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
                              uint64_t offset, uint64_t operand, uint64_t compare,
                              tsr_rma_done_fn done, void *arg, tsr_error_t *err)
 {
+    return tsr_atomic_post_timeout(t, k, op, offset, operand, compare, -1, done, arg, err);
+}
+
+tsr_status_t tsr_atomic_post_timeout(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
+                                     uint64_t offset, uint64_t operand, uint64_t compare,
+                                     int timeout_ms, tsr_rma_done_fn done, void *arg,
+                                     tsr_error_t *err)
+{
     if (!t || !k || !done || ucp_op(op) == UCP_ATOMIC_OP_LAST)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "atomic_post: bad argument");
-    tsr_op_t *o = op_new(t, done, arg);
-    if (!o)
-        return tsr_error_set(err, TSR_ERR_NOMEM, "atomic: out of memory");
-    o->operand = op == TSR_ATOMIC_CSWAP ? compare : operand;
-    o->result = op == TSR_ATOMIC_CSWAP ? operand : 0;
     tsr__lock(t);
     tsr_status_t rc = check_access_locked(k, offset, 8, 8, op_name(op), err);
     if (rc != TSR_OK) {
         tsr__unlock(t);
-        tsr_mem_free(t->mem, o);
         return rc;
+    }
+    tsr_op_t *o = op_new_locked(t, done, arg);
+    if (!o) {
+        tsr__unlock(t);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "atomic: out of memory");
+    }
+    o->operand = op == TSR_ATOMIC_CSWAP ? compare : operand;
+    o->result = op == TSR_ATOMIC_CSWAP ? operand : 0;
+    if (timeout_ms >= 0) {
+        /* On the list before posting: an op UCX completes in place comes
+         * off it again in op_done_cb. */
+        o->peer = k->peer;
+        o->deadline_ns = tsr__deadline(timeout_ms);
+        o->timed = true;
+        o->tnext = t->timed_ops;
+        if (t->timed_ops)
+            t->timed_ops->tprev = o;
+        t->timed_ops = o;
+        tsr__peer_ref_locked(o->peer);
     }
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
                                                UCP_OP_ATTR_FIELD_REPLY_BUFFER |

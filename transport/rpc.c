@@ -18,7 +18,16 @@
  *  - rendezvous data (large messages, UCP_AM_RECV_ATTR_FLAG_RNDV) is pulled by
  *    ucp_am_recv_data_nbx straight into the buffer the receiver will own;
  *  - only eager data UCX cannot keep (it lives in a transport's receive ring)
- *    is copied once.
+ *    is copied once;
+ *  - small eager payloads (<= TSR_SMALL_COPY bytes) are copied even when UCX
+ *    would let us keep them: a malloc and a memcpy of a few bytes cost less
+ *    than keeping UCX's descriptor (the transport must then put a fresh one
+ *    in its receive FIFO, and releasing it later needs the lock), and the
+ *    caller's tsr_rpc_msg_release then takes no lock at all.
+ *
+ * Blocking calls take the transport lock once: start, poll until the
+ * response (progress.c's owner fast path), collect, unlock. Their deadline
+ * is fixed lazily by the polling loop, so a fast round trip reads no clock.
  * Outgoing payloads are sent from the caller's buffer (zero copy); a reply's
  * payload is copied only when its send cannot complete at once and the
  * replier did not use tsr_rpc_reply_zcopy.
@@ -103,6 +112,7 @@ static void call_maybe_free_locked(tsr_transport_t *t, tsr_call_t *c)
 {
     if (c->finished && c->sent && c->consumed) {
         msg_release_locked(t, &c->reply);
+        tsr__peer_unref_locked(t, c->peer);
         if (t->ncall_cache < TSR_CACHE_MAX) {
             c->next = t->call_cache;
             t->call_cache = c;
@@ -139,6 +149,10 @@ static tsr_rpc_req_t *req_alloc_locked(tsr_transport_t *t)
 
 static void req_free_locked(tsr_transport_t *t, tsr_rpc_req_t *r)
 {
+    if (r->peer) {
+        tsr__peer_unref_locked(t, r->peer);
+        r->peer = NULL;
+    }
     if (t->nreq_cache < TSR_CACHE_MAX) {
         r->next = t->req_cache;
         t->req_cache = r;
@@ -229,6 +243,10 @@ typedef struct tsr_rx {
 
 static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
 {
+    /* The handler is looked up now, under the lock we hold anyway, rather
+     * than by the dispatching thread with another lock round. */
+    req->handler = t->handlers[req->type];
+    req->handler_epoch = atomic_load_explicit(&t->handler_epoch, memory_order_relaxed);
     req->prev = NULL;
     req->next = t->reqs;
     if (t->reqs)
@@ -273,6 +291,9 @@ static void rx_done_cb(void *request, ucs_status_t status, size_t length, void *
     ucp_request_free(request);
 }
 
+/* Eager payloads up to this size are copied out of UCX's buffer at once. */
+#define TSR_SMALL_COPY 256u
+
 /* Takes the payload of an incoming message. Returns what the AM callback must
  * return to UCX; *ready says the payload is in m now (else the rx finishes
  * it later, or it failed and was released). */
@@ -310,6 +331,18 @@ static ucs_status_t take_payload_locked(tsr_transport_t *t, void *data, size_t l
     if (length == 0) {
         *ready = true;
         return UCS_OK;
+    }
+    if (length <= TSR_SMALL_COPY) {
+        void *small = tsr_mem_alloc(t->mem, length);
+        if (small) {
+            memcpy(small, data, length);
+            m->data = small;
+            m->len = length;
+            m->heap_ = small;
+            *ready = true;
+            return UCS_OK;
+        }
+        /* out of memory: keep UCX's buffer below if it lets us */
     }
     if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) {
         m->data = data;
@@ -463,6 +496,7 @@ static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
     if (!req)
         return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_NO_MEMORY : UCS_OK;
     req->peer = p;
+    tsr__peer_ref_locked(p); /* the handler may reply after a forget */
     req->type = h->type;
     req->call_id = h->call_id;
     tsr_rx_t tmpl = {.target = RX_REQ, .req = req};
@@ -566,8 +600,19 @@ tsr_status_t tsr_rpc_register(tsr_transport_t *t, uint16_t type, tsr_rpc_handler
     tsr__lock(t);
     t->handlers[type].fn = fn;
     t->handlers[type].arg = arg;
+    /* Requests queued before this change look their handler up again when
+     * they run (tsr__run_item), so none reaches a handler (or arg) that was
+     * replaced or removed; a NULL fn answers them TSR_ERR_UNSUPPORTED. */
+    atomic_fetch_add_explicit(&t->handler_epoch, 1, memory_order_release);
     tsr__unlock(t);
     return TSR_OK;
+}
+
+tsr_status_t tsr_rpc_unregister(tsr_transport_t *t, uint16_t type, tsr_error_t *err)
+{
+    if (!t)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "rpc_unregister: no transport");
+    return tsr_rpc_register(t, type, NULL, NULL, err);
 }
 
 uint16_t tsr_rpc_req_type(const tsr_rpc_req_t *req)
@@ -685,7 +730,10 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
     c->blocking = blocking;
     c->done = done;
     c->arg = arg;
-    c->deadline_ns = tsr__deadline(timeout_ms);
+    /* A blocking call's waiter enforces its timeout itself (lazily, without
+     * a clock read when the answer comes quickly); async calls are expired
+     * by whoever progresses. */
+    c->deadline_ns = blocking ? -1 : tsr__deadline(timeout_ms);
     t->slots[c->slot] = c;
     c->next = t->pending;
     if (t->pending)
@@ -716,6 +764,7 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
         return tsr_error_set(err, tsr__status_from_ucs(s), "RPC send to peer %u: %s",
                              peer->node_id, ucs_status_string(s));
     }
+    tsr__peer_ref_locked(peer); /* call_send_cb and the waiter read c->peer */
     if (r == NULL)
         c->sent = true;
     *out = c;
@@ -742,26 +791,25 @@ tsr_status_t tsr_rpc_call(tsr_transport_t *t, tsr_peer_t *peer, uint16_t type,
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "rpc_call: missing argument");
     memset(reply, 0, sizeof(*reply));
     tsr_call_t *c = NULL;
+    /* One critical section for the whole call: progress.c's owner fast path
+     * releases the lock only to sleep, to run callbacks or for a contender. */
     tsr__lock(t);
     tsr_status_t rc = call_start_locked(t, peer, type, data, len, timeout_ms, true, NULL, NULL,
                                         &c, err);
-    tsr__unlock(t);
-    if (rc != TSR_OK)
+    if (rc != TSR_OK) {
+        tsr__unlock(t);
         return rc;
-
-    rc = tsr__wait_cond(t, call_finished, c, c->deadline_ns, &c->waiter_sleeping);
-    tsr__lock(t);
+    }
+    if (!c->finished)
+        (void)tsr__wait_locked(t, call_finished, c, -1, timeout_ms, &c->waiter_sleeping);
     if (!c->finished) {
         t->stats.calls_timed_out++;
         if (!c->sent)
             tsr__peer_fail_locked(t, peer, TSR_ERR_TIMEOUT, "call timed out before sending");
         call_finish_locked(t, c, TSR_ERR_TIMEOUT, NULL);
     }
-    bool sent = c->sent;
-    tsr__unlock(t);
-    if (!sent) /* UCX still reads our header and the caller's payload */
-        (void)tsr__wait_cond(t, call_sent, c, -1, NULL);
-    tsr__lock(t);
+    if (!c->sent) /* UCX still reads our header and the caller's payload */
+        (void)tsr__wait_locked(t, call_sent, c, -1, -1, NULL);
     tsr_status_t status = c->status;
     *reply = c->reply;
     memset(&c->reply, 0, sizeof(c->reply));
@@ -796,55 +844,84 @@ tsr_status_t tsr_rpc_call_async(tsr_transport_t *t, tsr_peer_t *peer, uint16_t t
 
 /* ---- dispatch of queued items ------------------------------------------- */
 
-void tsr__run_item(tsr_transport_t *t, tsr_item_t *it)
+bool tsr__run_item(tsr_transport_t *t, tsr_item_t *it)
 {
     switch (it->kind) {
     case TSR_ITEM_EVENT: {
         tsr_event_item_t *e = (tsr_event_item_t *)it;
+        /* Read now, not when queued: destroy clears on_event first, and a
+         * peer forgotten since it was queued gets no more events (its
+         * memory is still valid: the item holds a reference). */
         tsr__lock(t);
-        tsr_transport_event_fn fn = t->on_event;
+        tsr_transport_event_fn fn = e->ev.peer->forgotten ? NULL : t->on_event;
         void *arg = t->event_arg;
         tsr__unlock(t);
         if (fn)
             fn(arg, &e->ev);
-        tsr_mem_free(t->mem, e);
-        break;
+        return true;
     }
     case TSR_ITEM_REQUEST: {
         tsr_rpc_req_t *req = (tsr_rpc_req_t *)it;
-        tsr__lock(t);
-        tsr_handler_t h = t->handlers[req->type];
-        tsr__unlock(t);
+        tsr_handler_t h = req->handler;
+        /* One relaxed load on the latency path; the lock only after a
+         * (rare) register/unregister since the request arrived. */
+        if (atomic_load_explicit(&t->handler_epoch, memory_order_acquire) !=
+            req->handler_epoch) {
+            tsr__lock(t);
+            h = t->handlers[req->type];
+            tsr__unlock(t);
+        }
         if (h.fn)
             h.fn(h.arg, req);
         else
             (void)tsr_rpc_reply(t, req, TSR_ERR_UNSUPPORTED, NULL, 0);
-        break;
+        return false; /* the handler owns req */
     }
     case TSR_ITEM_CALL_DONE: {
         tsr_call_t *c = (tsr_call_t *)it;
         tsr_rpc_msg_t reply = c->reply;
         memset(&c->reply, 0, sizeof(c->reply));
         c->done(c->arg, c->status, &reply);
-        tsr__lock(t);
-        c->consumed = true;
-        call_maybe_free_locked(t, c);
-        tsr__unlock(t);
-        break;
+        return true;
     }
     case TSR_ITEM_OP_DONE: {
         tsr_op_t *op = (tsr_op_t *)it;
         op->done(op->arg, op->status, op->result);
-        tsr_mem_free(t->mem, op);
-        break;
+        return true;
     }
     case TSR_ITEM_SEND_DONE: {
         tsr_send_t *s = (tsr_send_t *)it;
         s->done(s->done_arg, s->status);
+        return true;
+    }
+    }
+    return false;
+}
+
+void tsr__recycle_item_locked(tsr_transport_t *t, tsr_item_t *it)
+{
+    switch (it->kind) {
+    case TSR_ITEM_CALL_DONE: {
+        tsr_call_t *c = (tsr_call_t *)it;
+        c->consumed = true;
+        call_maybe_free_locked(t, c);
+        break;
+    }
+    case TSR_ITEM_OP_DONE:
+        tsr__op_free_locked(t, (tsr_op_t *)it);
+        break;
+    case TSR_ITEM_SEND_DONE: {
+        tsr_send_t *s = (tsr_send_t *)it;
         tsr_mem_free(t->mem, s->copy);
         tsr_mem_free(t->mem, s);
         break;
     }
+    case TSR_ITEM_EVENT:
+        tsr__peer_unref_locked(t, ((tsr_event_item_t *)it)->ev.peer);
+        tsr_mem_free(t->mem, it);
+        break;
+    case TSR_ITEM_REQUEST:
+        break;
     }
 }
 

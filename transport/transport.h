@@ -9,7 +9,11 @@
  *
  * Threads and progress. A tsr_transport_t owns one ucp_worker. Every UCX call
  * on it is serialized by the transport's mutex, so any thread may call any
- * function. Nothing happens on the wire unless some thread *progresses* the
+ * function. A thread that polls (a blocking call, tsr_transport_wait, the
+ * progress thread) keeps the mutex across its polling loop and hands it to
+ * any other thread that asks, so the common single-threaded case takes it
+ * once per operation and others wait about one poll (docs/transport.md).
+ * Nothing happens on the wire unless some thread *progresses* the
  * worker: a blocking call progresses while it waits (spinning for
  * params.spin_us, then sleeping on the worker's event fd), and an owner whose
  * process also *serves* requests either runs its own loop over
@@ -60,7 +64,8 @@ typedef enum tsr_transport_event_kind {
 
 typedef struct tsr_transport_event {
     tsr_transport_event_kind_t kind;
-    tsr_peer_t *peer;    /* valid until tsr_peer_forget (or transport destroy) */
+    tsr_peer_t *peer;    /* valid until tsr_peer_forget (or transport destroy); no event
+                          * for a peer is delivered once tsr_peer_forget was called */
     uint32_t node_id;    /* the peer's node id (0 if it died before saying it) */
     tsr_status_t status; /* PEER_DOWN: TSR_ERR_UNAVAILABLE, TSR_ERR_TIMEOUT, ... */
     const char *detail;  /* PEER_DOWN: UCX's reason ("Connection reset by remote peer") */
@@ -126,8 +131,18 @@ tsr_status_t tsr_transport_connect(tsr_transport_t *t, const char *host, uint16_
 tsr_peer_t *tsr_transport_peer(tsr_transport_t *t, uint32_t node_id);
 uint32_t tsr_peer_node_id(const tsr_peer_t *p);
 bool tsr_peer_is_up(const tsr_peer_t *p);
-/* Closes the peer's endpoint (if still open) and frees it; fails pending calls.
- * The handle is invalid afterwards. */
+/* Lets go of a peer: fails its pending calls and ops (TSR_ERR_UNAVAILABLE),
+ * starts a forced close of its endpoint and returns at once (it never waits
+ * for the remote, so a frozen peer cannot stall it). The handle is invalid
+ * for the caller afterwards. Events: none is delivered for p after forget
+ * (neither the PEER_DOWN it causes nor ones already queued); a callback that
+ * is already running may still finish with its ev->peer, whose memory stays
+ * valid until everything that names it (queued events, requests a handler
+ * holds, calls, timed atomics, rkeys unpacked through it) is done or
+ * destroyed; progress then frees it (destroy at the latest). A
+ * request from p that a handler still holds can be answered or dropped as
+ * usual (the reply fails with TSR_ERR_UNAVAILABLE). Safe from an event
+ * callback or handler, on that callback's own peer too. */
 void tsr_peer_forget(tsr_transport_t *t, tsr_peer_t *p);
 
 /* ---- RPC over active messages -------------------------------------------- */
@@ -150,8 +165,20 @@ void tsr_rpc_msg_release(tsr_transport_t *t, tsr_rpc_msg_t *m);
  * tsr_rpc_reply* or tsr_rpc_req_drop exactly once (now or from another thread). */
 typedef void (*tsr_rpc_handler_fn)(void *arg, tsr_rpc_req_t *req);
 
+/* Sets (replaces) the handler of a type. fn NULL is the same as
+ * tsr_rpc_unregister. Requests that arrived before the change but have not
+ * started yet run the handler in place when they start (none reaches a
+ * replaced or removed handler or its arg); with none, they are answered
+ * TSR_ERR_UNSUPPORTED. */
 tsr_status_t tsr_rpc_register(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
                               void *arg, tsr_error_t *err);
+/* Removes the handler of a type: new and queued requests of that type are
+ * answered TSR_ERR_UNSUPPORTED (the caller's tsr_rpc_call returns it).
+ * Not waited for: a handler already running on another thread, and
+ * requests a handler already holds (they are still answered normally). Call
+ * it from the thread that progresses (or with no progress running) before
+ * freeing the handler's arg. TSR_ERR_INVALID_ARG for a type out of range. */
+tsr_status_t tsr_rpc_unregister(tsr_transport_t *t, uint16_t type, tsr_error_t *err);
 
 uint16_t tsr_rpc_req_type(const tsr_rpc_req_t *req);
 tsr_peer_t *tsr_rpc_req_peer(const tsr_rpc_req_t *req);
@@ -249,10 +276,24 @@ tsr_status_t tsr_atomic_swap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
 tsr_status_t tsr_atomic_cswap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
                               uint64_t compare, uint64_t value, uint64_t *old, int timeout_ms,
                               tsr_error_t *err);
-/* Non-blocking form of all three; done gets the old value. */
+/* Non-blocking form of all three; done gets the old value. No timeout: on a
+ * stuck peer done runs only when the peer fails (or is forgotten). */
 tsr_status_t tsr_atomic_post(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
                              uint64_t offset, uint64_t operand, uint64_t compare,
                              tsr_rma_done_fn done, void *arg, tsr_error_t *err);
+/* Same with a timeout (timeout_ms < 0: none, as tsr_atomic_post). If the op
+ * has not completed timeout_ms after posting (checked by whoever
+ * progresses: within a few progress rounds while a thread polls, at most
+ * 100 ms late when it sleeps; nobody progressing, nothing expires), its peer is failed
+ * like a blocking call's (the endpoint is closed: only that makes UCX give
+ * the op back), so done runs with TSR_ERR_TIMEOUT for this op and
+ * TSR_ERR_TIMEOUT or TSR_ERR_UNAVAILABLE for other ops on that peer, and
+ * the owner gets PEER_DOWN (status TSR_ERR_TIMEOUT). A dead peer completes
+ * it with TSR_ERR_UNAVAILABLE as soon as UCX notices, at the latest then. */
+tsr_status_t tsr_atomic_post_timeout(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,
+                                     uint64_t offset, uint64_t operand, uint64_t compare,
+                                     int timeout_ms, tsr_rma_done_fn done, void *arg,
+                                     tsr_error_t *err);
 
 /* ---- counters ------------------------------------------------------------------ */
 

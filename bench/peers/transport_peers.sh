@@ -2,7 +2,7 @@
 # transport_peers.sh - Tessera's transport against raw UCX (ucx_perftest), the
 # same operations on the same transports, pinned the same way, in one run.
 #
-#   bench/peers/transport_peers.sh [ITERATIONS] [--json]
+#   bench/peers/transport_peers.sh [ITERATIONS] [--repeat R] [--json]
 #
 # For each transport set (tcp: UCX_TLS=tcp; sm: UCX_TLS=posix,cma,self,tcp)
 # it runs `tessera-bench transport --json --rows ITERATIONS` (default 20000)
@@ -19,11 +19,19 @@
 # ratio = how many times faster Tessera is (>1: Tessera wins): peer/value for
 # latencies, value/peer for bandwidth. The targets (issue 4): latency ratio
 # >= 1/1.3, bandwidth ratio >= 0.9; each line says whether it is met.
+# Tessera's p99 is printed next to each latency (ucx_perftest reports no
+# percentiles beyond its typical value).
+# --repeat R runs every measurement R times, interleaved (tessera, baseline,
+# ucx_perftest, tessera, ...), and reports the median of each figure: on a
+# shared machine single runs move by 2x. With TSR_BIN_BASE set, a second
+# tessera-bench (e.g. the build before a change) runs in the same rounds and
+# its figures appear in a "base" column (and as "base_value" in JSON).
 # With --json: one JSON object per figure in bench.h's format, with the peer
 # fields. Exit codes: 0 ok, 1 a run failed, 2 bad usage, 3 not built /
 # ucx_perftest missing (Debian package ucx-utils).
 #
-# Environment: TSR_BIN (default build/bin) holds tessera-bench.
+# Environment: TSR_BIN (default build/bin) holds tessera-bench; TSR_BIN_BASE
+# (optional) another one to compare with.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,17 +44,24 @@ die() { # die CODE MESSAGE [HINT]
     exit "$1"
 }
 
-iters=20000 json=""
+iters=20000 json="" repeat=1
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --json) json=1 ;;
+    --repeat)
+        [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "--repeat needs a count >= 1"
+        repeat="$2"
+        shift
+        ;;
     [0-9]*) iters="$1" ;;
     *) die 2 "unknown argument '$1'" "see $0 --help" ;;
     esac
     shift
 done
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
+base="${TSR_BIN_BASE:-}"
+[ -z "$base" ] || [ -x "$base/tessera-bench" ] || die 3 "$base/tessera-bench not found" "check TSR_BIN_BASE"
 command -v ucx_perftest >/dev/null || die 3 "ucx_perftest not found" "apt-get install ucx-utils"
 command -v taskset >/dev/null || die 3 "taskset not found" "apt-get install util-linux"
 
@@ -81,51 +96,93 @@ perftest() {
 bw_iters=$((iters / 100 < 64 ? 64 : iters / 100))
 declare -A TLS=([tcp]="tcp" [sm]="posix,cma,self,tcp")
 : >"$tmp/peer.txt"
+: >"$tmp/tessera.json"
+: >"$tmp/base.json"
+user_rndv_lanes="${UCX_MAX_RNDV_LANES:-}"
 for set in tcp sm; do
     tls="${TLS[$set]}"
-    TSR_BENCH_TLS="$set" taskset -c 0 "$bin/tessera-bench" transport --json --rows "$iters" \
-        >>"$tmp/tessera.json" || die 1 "tessera-bench transport failed on $set"
-    # Same UCX settings for the peer as tessera-bench uses for this set.
-    if [ "$set" = sm ] && [ -z "${UCX_MAX_RNDV_LANES:-}" ]; then export UCX_MAX_RNDV_LANES=0; fi
-    echo "$set am_lat $(perftest "$tls" ucp_am_lat 8 "$iters")" >>"$tmp/peer.txt"
-    echo "$set fadd $(perftest "$tls" ucp_fadd 8 "$iters")" >>"$tmp/peer.txt"
-    echo "$set cswap $(perftest "$tls" ucp_cswap 8 "$iters")" >>"$tmp/peer.txt"
-    echo "$set get $(perftest "$tls" ucp_get 1048576 "$bw_iters")" >>"$tmp/peer.txt"
-    echo "$set put_bw $(perftest "$tls" ucp_put_bw 1048576 "$bw_iters")" >>"$tmp/peer.txt"
+    for _ in $(seq "$repeat"); do
+        # tessera-bench sets UCX_MAX_RNDV_LANES=0 itself for sm (unless set).
+        if [ -z "$user_rndv_lanes" ]; then unset UCX_MAX_RNDV_LANES; fi
+        TSR_BENCH_TLS="$set" taskset -c 0 "$bin/tessera-bench" transport --json --rows "$iters" \
+            >>"$tmp/tessera.json" || die 1 "tessera-bench transport failed on $set"
+        if [ -n "$base" ]; then
+            TSR_BENCH_TLS="$set" taskset -c 0 "$base/tessera-bench" transport --json \
+                --rows "$iters" >>"$tmp/base.json" || die 1 "baseline tessera-bench failed on $set"
+        fi
+        # Same UCX settings for the peer as tessera-bench uses for this set.
+        if [ "$set" = sm ] && [ -z "$user_rndv_lanes" ]; then export UCX_MAX_RNDV_LANES=0; fi
+        echo "$set am_lat $(perftest "$tls" ucp_am_lat 8 "$iters")" >>"$tmp/peer.txt"
+        echo "$set fadd $(perftest "$tls" ucp_fadd 8 "$iters")" >>"$tmp/peer.txt"
+        echo "$set cswap $(perftest "$tls" ucp_cswap 8 "$iters")" >>"$tmp/peer.txt"
+        echo "$set get $(perftest "$tls" ucp_get 1048576 "$bw_iters")" >>"$tmp/peer.txt"
+        echo "$set put_bw $(perftest "$tls" ucp_put_bw 1048576 "$bw_iters")" >>"$tmp/peer.txt"
+    done
 done
 
-python3 - "$tmp/tessera.json" "$tmp/peer.txt" "$json" <<'EOF'
-import json, sys
-figs = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
+python3 - "$tmp/tessera.json" "$tmp/peer.txt" "$json" "$tmp/base.json" "$repeat" <<'EOF'
+import json, statistics, sys
+
+def load(path):
+    """figures by (tls set, name): a list of values, one per run"""
+    runs, first = {}, {}
+    for line in open(path):
+        if not line.strip().startswith("{"):
+            continue
+        f = json.loads(line)
+        key = (f["params"]["tls"], f["name"])
+        runs.setdefault(key, []).append(f["value"])
+        first.setdefault(key, f)
+    return runs, first
+
+med = statistics.median
+tess, tess_first = load(sys.argv[1])
+base, _ = load(sys.argv[4])
 peer = {}
 for line in open(sys.argv[2]):
     p = line.split()
     # set test Final: iters p50 avg overall bw_avg bw_overall rate_avg rate_overall
-    peer[(p[0], p[1])] = [float(x) for x in p[3:]]
-# tessera name -> (perftest test, column, multiplier, kind)
-cmp = {"rpc_p50": ("am_lat", 1, 2.0, "lat"), "fadd_p50": ("fadd", 1, 1.0, "lat"),
-       "cswap_p50": ("cswap", 1, 1.0, "lat"), "get_bw": ("get", 5, 1.0, "bw"),
-       "put_bw": ("put_bw", 5, 1.0, "bw")}
+    peer.setdefault((p[0], p[1]), []).append([float(x) for x in p[3:]])
+# tessera name -> (perftest test, column, multiplier, kind, p99 figure)
+cmp = {"rpc_p50": ("am_lat", 1, 2.0, "lat", "rpc_p99"),
+       "fadd_p50": ("fadd", 1, 1.0, "lat", "fadd_p99"),
+       "cswap_p50": ("cswap", 1, 1.0, "lat", "cswap_p99"),
+       "get_bw": ("get", 5, 1.0, "bw", None), "put_bw": ("put_bw", 5, 1.0, "bw", None)}
 as_json = sys.argv[3] == "1"
+repeat = int(sys.argv[5])
+has_base = bool(base)
 if not as_json:
-    print("transport vs ucx_perftest (client CPU 0, server CPU 1, taskset; both polling)")
-    print(f"  {'set':4} {'figure':10} {'tessera':>12} {'ucx_perftest':>13} {'ratio':>7}  target")
-for f in figs:
-    s = f["params"]["tls"]
-    if f["name"] not in cmp:
+    print("transport vs ucx_perftest (client CPU 0, server CPU 1, taskset; both polling;"
+          f" median of {repeat} run{'s' if repeat > 1 else ''})")
+    print(f"  {'set':4} {'figure':10} {'tessera':>12} {'p99':>10}"
+          + (f" {'base':>10} {'p99':>10}" if has_base else "")
+          + f" {'ucx_perftest':>13} {'ratio':>7}  target")
+for key, f in tess_first.items():
+    s, name = key
+    v = med(tess[key])
+    f = dict(f, value=v, runs=len(tess[key]))
+    if key in base:
+        f["base_value"] = med(base[key])
+    if name not in cmp:
         if as_json:
             print(json.dumps(f))
         continue
-    test, col, mult, kind = cmp[f["name"]]
-    pv = peer[(s, test)][col] * mult
-    v = f["value"]
+    test, col, mult, kind, p99 = cmp[name]
+    pv = med([r[col] for r in peer[(s, test)]]) * mult
     ratio = (pv / v) if kind == "lat" else (v / pv)
     ok = ratio >= (1 / 1.3 if kind == "lat" else 0.9)
     f.update({"peer": "ucx_perftest", "peer_value": pv, "ratio": ratio})
     if as_json:
         print(json.dumps(f))
-    else:
-        unit = f["unit"]
-        print(f"  {s:4} {f['name']:10} {v:9.3f} {unit:3}{pv:10.3f} {unit:3}{ratio:7.2f}  "
-              f"{'met' if ok else 'MISSED'}")
+        continue
+    unit = f["unit"]
+
+    def p99s(src):
+        return f" {med(src[(s, p99)]):9.3f}" if p99 and (s, p99) in src else f"{'':10}"
+
+    line = f"  {s:4} {name:10} {v:9.3f} {unit:3}{p99s(tess)}"
+    if has_base:
+        line += f" {med(base[key]):10.3f}{p99s(base)}" if key in base else f" {'':10}{'':10}"
+    line += f"{pv:10.3f} {unit:3}{ratio:7.2f}  {'met' if ok else 'MISSED'}"
+    print(line)
 EOF

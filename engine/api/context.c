@@ -69,6 +69,7 @@ void tsr_context_destroy(tsr_context_t *ctx)
     if (!ctx)
         return;
     tsr__context_free_retired(ctx);
+    tsr__context_close_device(ctx);
     tsr_catalog_free(&ctx->catalog);
     tsr_pool_destroy(ctx->pool);
     free(ctx);

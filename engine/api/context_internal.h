@@ -23,6 +23,9 @@ struct tsr_context {
     tsr_table_t **retired;  /* replaced tables live results may still read */
     size_t nretired;
     size_t retired_cap;
+    struct tsr_dev *dev;  /* device of the queries' hot operators; NULL: the CPU
+                             operators (context_device.c) */
+    char device_name[32]; /* "cpu", "opencl:0", ... ("" until set: cpu) */
 };
 
 /* Puts table into the catalog (the context owns it from then on, even on
@@ -46,6 +49,9 @@ static inline tsr_status_t tsr__context_end(tsr_context_t *ctx, tsr_status_t rc)
         tsr_error_set(&ctx->last_error, rc, "%s", tsr_status_str(rc));
     return rc;
 }
+
+/* Closes the context's device (context_device.c). */
+void tsr__context_close_device(tsr_context_t *ctx);
 
 /* The context's allocator, for tests that inject allocation failures. */
 tsr_mem_t *tsr__context_mem(tsr_context_t *ctx);

@@ -15,6 +15,7 @@
  */
 #include <string.h>
 
+#include "api/columns_internal.h"
 #include "api/context_internal.h"
 #include "exec/exec.h"
 #include "sql/ast.h"
@@ -48,7 +49,7 @@ tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
     if (rc != TSR_OK)
         goto cleanup;
     tsr_exec_ctx_t ectx = {.mem = mem, .pool = ctx->pool};
-    rc = tsr_exec_run(&ectx, plan, &table, &ctx->last_error);
+    rc = tsr_exec_run_dev(&ectx, ctx->dev, plan, &table, &ctx->last_error);
     if (rc != TSR_OK)
         goto cleanup;
     rc = TSR_ERR_NOMEM;
@@ -56,12 +57,9 @@ tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
     if (!res)
         goto cleanup;
     res->mem = mem;
-    res->batch_start = tsr_mem_alloc(mem, (table->nbatches + 1) * sizeof(size_t));
+    res->batch_start = tsr_columns_batch_starts(mem, table);
     if (!res->batch_start)
         goto cleanup;
-    res->batch_start[0] = 0;
-    for (size_t b = 0; b < table->nbatches; b++)
-        res->batch_start[b + 1] = res->batch_start[b] + table->batches[b].nrows;
     res->table = table;
     table = NULL;
     res->ctx = ctx;
@@ -112,82 +110,43 @@ size_t tsr_result_row_count(const tsr_result_t *res)
     return res->table->nrows;
 }
 
-/* The vector holding (row, col) and the row's index inside it; NULL when out of range. */
+/* The vector holding (row, col) and the row's index inside it; NULL when out of range.
+ * Keeps the row's batch as the next call's hint (sequential reads skip the search). */
 static const tsr_vector_t *result_locate(const tsr_result_t *res, size_t row, size_t col,
                                          size_t *index)
 {
-    const tsr_table_t *t = res->table;
-    if (row >= t->nrows || col >= t->ncols)
-        return NULL;
     size_t b = res->last_batch;
-    if (b >= t->nbatches || row < res->batch_start[b] || row >= res->batch_start[b + 1]) {
-        size_t lo = 0, hi = t->nbatches; /* find the last b with start[b] <= row */
-        while (hi - lo > 1) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (res->batch_start[mid] <= row)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        b = lo;
-        while (res->batch_start[b + 1] <= row) /* skip empty batches */
-            b++;
-        ((tsr_result_t *)res)->last_batch = b;
-    }
-    *index = row - res->batch_start[b];
-    return &t->batches[b].cols[col];
+    const tsr_vector_t *v = tsr_columns_locate(res->table, res->batch_start, row, col, &b, index);
+    ((tsr_result_t *)res)->last_batch = b;
+    return v;
 }
 
 bool tsr_result_is_null(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return !v || v->type == TSR_TYPE_NULL || tsr_vector_is_null(v, i);
+    size_t i = 0;
+    return tsr_columns_is_null(result_locate(res, row, col, &i), i);
 }
 
 int64_t tsr_result_int64(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    if (!v || tsr_vector_is_null(v, i))
-        return 0;
-    if (v->type == TSR_TYPE_INT64)
-        return ((const int64_t *)v->data)[i];
-    if (v->type == TSR_TYPE_BOOL)
-        return ((const uint8_t *)v->data)[i];
-    return 0;
+    size_t i = 0;
+    return tsr_columns_int64(result_locate(res, row, col, &i), i);
 }
 
 double tsr_result_double(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    if (!v || tsr_vector_is_null(v, i))
-        return 0.0;
-    if (v->type == TSR_TYPE_DOUBLE)
-        return ((const double *)v->data)[i];
-    if (v->type == TSR_TYPE_INT64)
-        return (double)((const int64_t *)v->data)[i];
-    return 0.0;
+    size_t i = 0;
+    return tsr_columns_double(result_locate(res, row, col, &i), i);
 }
 
 bool tsr_result_bool(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_BOOL)
-        return false;
-    return ((const uint8_t *)v->data)[i] != 0;
+    size_t i = 0;
+    return tsr_columns_bool(result_locate(res, row, col, &i), i);
 }
 
 const char *tsr_result_string(const tsr_result_t *res, size_t row, size_t col, size_t *len_out)
 {
-    size_t i;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_VARCHAR || !v->dict) {
-        if (len_out)
-            *len_out = 0;
-        return "";
-    }
-    return tsr_dict_get(v->dict, ((const uint32_t *)v->data)[i], len_out);
+    size_t i = 0;
+    return tsr_columns_string(result_locate(res, row, col, &i), i, len_out);
 }

@@ -31,7 +31,10 @@
 
 #include "device/cuda_internal.h"
 #include "device/cuda_kernels.h"
+#include "device/filter.h"
 #include "device/hashagg.h"
+#include "device/hashjoin.h"
+#include "device/partition.h"
 
 #ifndef TSR_CUDA_ARCHS
 #define TSR_CUDA_ARCHS "?" /* CMAKE_CUDA_ARCHITECTURES, set by the build */
@@ -468,6 +471,9 @@ const tsr_dev_backend_t tsr_dev_cuda_backend = {
     .event_times = cu_event_times,
     .event_release = cu_event_release,
     .hashagg = &tsr_dev_hashagg_cuda_ops,
+    .hashjoin = &tsr_dev_hashjoin_cuda_ops,
+    .filter = &tsr_dev_filter_cuda_ops,
+    .partition = &tsr_dev_partition_cuda_ops,
 };
 
 #else

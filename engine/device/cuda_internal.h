@@ -104,4 +104,65 @@ size_t tsr_cuda_map_size(const tsr_cuda_map_t *m);
 /* Slots of the table (a power of two; the load factor is size / slots). */
 size_t tsr_cuda_map_slots(const tsr_cuda_map_t *m);
 
+/* ---- launch helpers for the kernel families (cuda_launch.c) -------------------------- */
+
+/* Threads per block of the row kernels: `want` (a power of two, at most
+ * 1024), lowered to what the device allows (the emulator's is small). */
+unsigned tsr_dev_cuda_block(const tsr_dev_t *dev, unsigned want);
+/* Blocks for `items` work items of `per_block` each: enough to cover them,
+ * at most what the device holds resident (grid-stride loops do the rest),
+ * at least 1. */
+unsigned tsr_dev_cuda_grid(const tsr_dev_t *dev, size_t items, size_t per_block, unsigned block);
+
+/* Scratch of tsr_dev_cuda_scan (its tile sums), kept between calls. */
+typedef struct tsr_dev_cuda_scan_buf {
+    tsr_dev_buf_t *partial;
+} tsr_dev_cuda_scan_buf_t;
+
+/* Queues the exclusive prefix sum of n uint64 at the start of data, in
+ * place; when total_at is not NULL the sum of all n goes there too (device
+ * memory, e.g. data + n). sb grows as needed; free it with
+ * tsr_dev_cuda_scan_free. */
+tsr_status_t tsr_dev_cuda_scan(tsr_dev_queue_t *q, tsr_dev_cuda_scan_buf_t *sb, uint64_t *data,
+                               size_t n, uint64_t *total_at, tsr_error_t *err);
+void tsr_dev_cuda_scan_free(tsr_dev_cuda_scan_buf_t *sb);
+
+/* Replaces *buf by a buffer of at least size bytes unless it holds that many
+ * (waits for q first: commands queued earlier may still use the old one). */
+tsr_status_t tsr_dev_cuda_ensure(tsr_dev_queue_t *q, tsr_dev_buf_t **buf, size_t size,
+                                 tsr_error_t *err);
+/* Queues an async copy and converts a failure (what: for the message). */
+tsr_status_t tsr_dev_cuda_memcpy(tsr_dev_queue_t *q, void *dst, const void *src, size_t size,
+                                 enum cudaMemcpyKind kind, const char *what, tsr_error_t *err);
+/* Waits for q, dropping any error (error paths: nothing may run on after). */
+void tsr_dev_cuda_drain(tsr_dev_queue_t *q);
+
+/* Double buffering of uploads: two input buffer sets, a copy stream that
+ * uploads set b after the kernel that last read it (consumed[b]), and a
+ * queue that runs a kernel on set b after its upload (uploaded[b]). So the
+ * upload of launch i+1 overlaps the kernels of launch i. */
+typedef struct tsr_dev_cuda_pipe {
+    cudaStream_t copy;
+    cudaEvent_t uploaded[2]; /* recorded on copy after set b's upload */
+    cudaEvent_t consumed[2]; /* recorded on the queue after the last kernel reading set b */
+} tsr_dev_cuda_pipe_t;
+
+tsr_status_t tsr_dev_cuda_pipe_init(tsr_dev_t *dev, tsr_dev_cuda_pipe_t *p, tsr_error_t *err);
+/* Waits for the copy stream, then destroys (accepts a partly made pipe). */
+void tsr_dev_cuda_pipe_free(tsr_dev_cuda_pipe_t *p);
+/* Copy stream: wait until set b is free (before queuing its upload). */
+tsr_status_t tsr_dev_cuda_pipe_upload_begin(tsr_dev_t *dev, tsr_dev_cuda_pipe_t *p, int b,
+                                            tsr_error_t *err);
+/* Copy stream: set b's upload is queued. */
+tsr_status_t tsr_dev_cuda_pipe_upload_end(tsr_dev_t *dev, tsr_dev_cuda_pipe_t *p, int b,
+                                          tsr_error_t *err);
+/* Queue q: wait for set b's upload (before the kernel reading it). */
+tsr_status_t tsr_dev_cuda_pipe_use(tsr_dev_queue_t *q, tsr_dev_cuda_pipe_t *p, int b,
+                                   tsr_error_t *err);
+/* Queue q: the last kernel reading set b is queued. */
+tsr_status_t tsr_dev_cuda_pipe_release(tsr_dev_queue_t *q, tsr_dev_cuda_pipe_t *p, int b,
+                                       tsr_error_t *err);
+/* Error paths: waits for the copy stream and q, dropping errors. */
+void tsr_dev_cuda_pipe_drain(tsr_dev_cuda_pipe_t *p, tsr_dev_queue_t *q);
+
 #endif /* TSR_DEVICE_CUDA_INTERNAL_H */

@@ -167,6 +167,132 @@ cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from,
                                        const tsr_cuda_map_view_t *to, unsigned grid, unsigned block,
                                        cudaStream_t s);
 
+/* ---- exclusive prefix sum of uint64 (kernels/cuda/scan.cuh) -------------------------- */
+
+/* Elements one thread of a scan block handles per tile. */
+#define TSR_CUDA_SCAN_ITEMS 4
+
+/* data[0..n) becomes its exclusive prefix sums, in place, in three launches:
+ * tile sums into partial[], one block scans partial[] (and writes the total
+ * to partial[ntiles] and, when total is not NULL, to *total), each tile is
+ * scanned from its offset. A tile is block * TSR_CUDA_SCAN_ITEMS elements. */
+typedef struct tsr_cuda_scan_view {
+    uint64_t *data;
+    uint64_t *partial; /* [ntiles + 1] */
+    uint64_t *total;   /* NULL, or where the sum of all elements goes too */
+    uint64_t n;
+    uint64_t ntiles;
+} tsr_cuda_scan_view_t;
+
+/* Queues the scan with blocks of `block` threads (a power of two, 32..1024)
+ * and at most `grid` blocks per launch (grid-stride beyond). */
+cudaError_t tsr_cuda_scan(const tsr_cuda_scan_view_t *v, unsigned grid, unsigned block,
+                          cudaStream_t s);
+
+/* ---- hash join (kernels/cuda/hashjoin.cuh; hashjoin.h has the semantics) -------------- */
+
+typedef struct tsr_cuda_join_view {
+    /* build */
+    const void *bkeys;      /* [nb] int64 or uint32 (width) */
+    const uint64_t *bvalid; /* NULL: no NULLs */
+    uint32_t *ref;          /* [nslots] 0 empty, else 1 + a build row holding the key */
+    uint64_t *cnt;          /* [nslots + 1] rows per slot, then (scan) the start of each */
+    uint64_t *cursor;       /* [nslots] rows placed so far */
+    uint32_t *row_slot;     /* [nb] slot of each build row (NONE: NULL key) */
+    uint32_t *rows;         /* [non-NULL build rows] build rows slot by slot */
+    uint64_t *table;        /* [2 * nslots] (key, start | count << 32), (0, 0) empty */
+    uint32_t *counters;     /* [2]: distinct keys, rows without a slot */
+    uint64_t nslots;        /* a power of two */
+    uint32_t nb;
+    /* probe */
+    const void *pkeys;      /* [np] launch rows (width) */
+    const uint64_t *pvalid; /* NULL: no NULLs */
+    uint32_t np;            /* rows of the launch */
+    uint32_t pbase;         /* probe row of launch row 0 */
+    uint32_t *pstart;       /* [probe rows] first match in rows[] */
+    uint64_t *offsets;      /* [probe rows + 1] counts, then (scan) output positions */
+    /* pairs */
+    uint32_t nprobe;                 /* probe rows */
+    uint64_t win;                    /* first output position of this window */
+    uint64_t wcap;                   /* pairs the window holds */
+    uint32_t *out_probe, *out_build; /* [wcap] */
+    uint32_t width;                  /* key bytes: 8 or 4 */
+} tsr_cuda_join_view_t;
+
+typedef enum tsr_cuda_join_kernel {
+    TSR_CUDA_JOIN_INSERT = 0,  /* per build row: claim / find its slot, count it */
+    TSR_CUDA_JOIN_SCATTER = 1, /* per build row: its place in rows[] */
+    TSR_CUDA_JOIN_FINISH = 2,  /* per slot: the probe table entry */
+    TSR_CUDA_JOIN_PROBE = 3,   /* per probe row of a launch: count, first match */
+    TSR_CUDA_JOIN_WRITE = 4,   /* per probe row: its pairs inside the window */
+    TSR_CUDA_JOIN_NKERNELS = 5,
+} tsr_cuda_join_kernel_t;
+
+cudaError_t tsr_cuda_join(const tsr_cuda_join_view_t *v, tsr_cuda_join_kernel_t which,
+                          unsigned grid, unsigned block, cudaStream_t s);
+
+/* ---- filter (kernels/cuda/filter.cuh; filter.h has the program format) -------------- */
+
+#define TSR_CUDA_FILTER_MAX_CODE 64
+
+typedef struct tsr_cuda_filter_view {
+    const uint64_t *cols;  /* used column u at cols + u * cap (int64 / double bits) */
+    const uint64_t *valid; /* its validity words at valid + u * cap / 64 (bit u of vmask) */
+    uint32_t *masks;       /* [cap / 32] selection bits of 32 rows (row order) */
+    uint64_t *counts;      /* [ntiles + 1] rows selected per tile, then (scan) offsets */
+    uint32_t *sel;         /* [cap] selected rows (absolute numbers) */
+    uint64_t code[2 * TSR_CUDA_FILTER_MAX_CODE]; /* op word, constant bits */
+    uint32_t ncode;
+    uint32_t vmask;
+    uint32_t n;        /* rows of the launch */
+    uint32_t cap;      /* rows the column buffers hold (a multiple of 64) */
+    uint32_t row_base; /* absolute number of launch row 0 */
+    uint32_t tile;     /* rows per tile: block * TSR_CUDA_FILTER_ITERS */
+    uint32_t ntiles;
+} tsr_cuda_filter_view_t;
+
+/* Block-rows a filter block evaluates per tile. */
+#define TSR_CUDA_FILTER_ITERS 8
+
+/* count: masks and per-tile counts; scatter: after the scan of counts,
+ * the selected rows in row order. */
+cudaError_t tsr_cuda_filter_count(const tsr_cuda_filter_view_t *v, unsigned grid, unsigned block,
+                                  cudaStream_t s);
+cudaError_t tsr_cuda_filter_scatter(const tsr_cuda_filter_view_t *v, unsigned grid, unsigned block,
+                                    cudaStream_t s);
+
+/* ---- hash partitioning (kernels/cuda/partition.cuh; partition.h) -------------------- */
+
+#define TSR_CUDA_PART_MAX_KEYS 4
+
+typedef struct tsr_cuda_part_view {
+    const uint64_t *keys[TSR_CUDA_PART_MAX_KEYS];   /* launch row 0 first */
+    const uint64_t *kvalid[TSR_CUDA_PART_MAX_KEYS]; /* NULL: no NULLs */
+    uint64_t *cnt;      /* [nparts * nruns] partition-major counts, then (scan) positions */
+    uint64_t *offsets;  /* [nparts + 1] (offsets kernel) */
+    uint32_t *rows_out; /* [n] */
+    uint64_t *keys_out[TSR_CUDA_PART_MAX_KEYS]; /* NULL: not wanted */
+    uint64_t nparts;
+    uint32_t nkeys;
+    uint32_t hashed; /* keys[0] holds hashes */
+    uint32_t n;      /* rows of the launch */
+    uint32_t row_base;
+    uint32_t run;    /* rows per warp run (multiple of 32) */
+    uint32_t nruns;  /* ceil(n / run) */
+    uint32_t shared; /* 1: per-warp counters in shared memory (nparts * 4 bytes a warp) */
+} tsr_cuda_part_view_t;
+
+typedef enum tsr_cuda_part_kernel {
+    TSR_CUDA_PART_HIST = 0,    /* counts of every run */
+    TSR_CUDA_PART_SCATTER = 1, /* rows (and keys) to their places */
+    TSR_CUDA_PART_OFFSETS = 2, /* offsets[p] = cnt[p * nruns], offsets[nparts] = n */
+    TSR_CUDA_PART_NKERNELS = 3,
+} tsr_cuda_part_kernel_t;
+
+/* shmem: warps per block * nparts * 4 when v->shared, else 0. */
+cudaError_t tsr_cuda_part(const tsr_cuda_part_view_t *v, tsr_cuda_part_kernel_t which,
+                          unsigned grid, unsigned block, size_t shmem, cudaStream_t s);
+
 /* ---- utilities (kernels/cuda/util.cu) ----------------------------------------------- */
 
 /* Repeats pattern (psize bytes: 1..128, a power of two) over size bytes at dst

@@ -2,7 +2,7 @@
  * filter.h - filtering on a device: a small predicate program over columns,
  * evaluated to a selection vector by stream compaction. The host-side
  * signature of the kernel family, shared by every backend (filter_cpu.c,
- * filter_opencl.c, later filter_cuda.c).
+ * filter_opencl.c, filter_cuda.c).
  *
  * Use:
  *
@@ -123,6 +123,9 @@ struct tsr_dev_filter_ops {
 
 extern const tsr_dev_filter_ops_t tsr_dev_filter_cpu_ops;
 extern const tsr_dev_filter_ops_t tsr_dev_filter_opencl_ops;
+#ifdef TSR_HAVE_CUDA
+extern const tsr_dev_filter_ops_t tsr_dev_filter_cuda_ops;
+#endif
 
 /* Checks spec and fills f's nused/used/ncode/code (used by create). */
 tsr_status_t tsr_dev_filter_compile(const tsr_dev_filter_spec_t *spec, tsr_dev_filter_t *f,

@@ -110,7 +110,7 @@ static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     }
     if ((rc = tsr_dev_buf_alloc(dev, 8, &h->counters, err)) != TSR_OK ||
         (rc = tsr_dev_host_alloc(dev, 8, &h->hc, err)) != TSR_OK ||
-        (rc = tsr_hashagg_cuda_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
+        (rc = tsr_dev_hashagg_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
         (rc = tsr_dev_queue_finish(q, err)) != TSR_OK)
         goto err_free;
     return TSR_OK;
@@ -462,69 +462,13 @@ tsr_status_t tsr_dev_hashagg_cuda_update_device(tsr_dev_hashagg_t *ha, tsr_dev_q
 
 /* ---- result ------------------------------------------------------------------------------- */
 
-/* Reads the table back and compacts the groups (slots with OCC words: no
- * ROWREF survives an update). */
+/* Reads the table back and compacts the groups (hashagg_host.c). */
 static tsr_status_t cu_ha_result(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                                  const tsr_dev_hashagg_out_t *out, tsr_dev_hashagg_raw_t *raw,
                                  tsr_error_t *err)
 {
     cu_ha_t *h = ha->impl;
-    tsr_mem_t *mem = ha->dev->mem;
-    size_t ns = h->t.nslots, ng = ha->ngroups, nkeys = ha->spec.nkeys;
-    uint64_t *col = tsr_mem_alloc(mem, ns * 8);
-    uint8_t *gvalid = tsr_mem_alloc(mem, ns);
-    uint32_t *idx = tsr_mem_alloc(mem, ng * sizeof(uint32_t));
-    tsr_status_t rc = TSR_OK;
-    if (!col || !gvalid || !idx) {
-        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory reading %zu groups", ng);
-        goto cleanup;
-    }
-    if ((rc = tsr_dev_read(q, h->t.slots, 0, col, ns * 8, true, NULL, err)) != TSR_OK ||
-        (rc = tsr_dev_read(q, h->t.gvalid, 0, gvalid, ns, true, NULL, err)) != TSR_OK)
-        goto cleanup;
-    size_t g = 0;
-    for (size_t s = 0; s < ns; s++) {
-        if (!(col[s] >> 63))
-            continue;
-        if (g < ng)
-            idx[g] = (uint32_t)s;
-        g++;
-    }
-    if (g != ng) {
-        rc = tsr_error_set(err, TSR_ERR_INTERNAL,
-                           "CUDA aggregation table of %s holds %zu groups, not %zu",
-                           ha->dev->info.name, g, ng);
-        goto cleanup;
-    }
-    size_t words = (ng + 63) / 64;
-    for (size_t k = 0; k < nkeys; k++) {
-        if ((rc = tsr_dev_read(q, h->t.gkeys, k * ns * 8, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        memset(out->key_valid[k], 0, words * 8);
-        for (g = 0; g < ng; g++) {
-            out->keys[k][g] = col[idx[g]];
-            if ((gvalid[idx[g]] >> k) & 1u)
-                out->key_valid[k][g >> 6] |= (uint64_t)1 << (g & 63);
-        }
-    }
-    if (out->hashes) {
-        if ((rc = tsr_dev_read(q, h->t.ghash, 0, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        for (g = 0; g < ng; g++)
-            out->hashes[g] = col[idx[g]];
-    }
-    for (size_t c = 0; c < ha->layout.ncols; c++) {
-        if ((rc = tsr_dev_read(q, h->t.states, c * ns * 8, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        for (g = 0; g < ng; g++)
-            raw->state[c][g] = (int64_t)col[idx[g]];
-    }
-
-cleanup:
-    tsr_mem_free(mem, col);
-    tsr_mem_free(mem, gvalid);
-    tsr_mem_free(mem, idx);
-    return rc;
+    return tsr_dev_hashagg_table_read(ha, q, &h->t, "CUDA", out, raw, err);
 }
 
 const tsr_dev_hashagg_ops_t tsr_dev_hashagg_cuda_ops = {

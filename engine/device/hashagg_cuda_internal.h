@@ -11,10 +11,11 @@
 #include "device/cuda_internal.h"
 #include "device/cuda_kernels.h"
 #include "device/hashagg.h"
+#include "device/hashagg_host.h"
 
 #define CU_HA_PROBE_LIMIT 128u /* slots a row probes before it is retried */
 #define CU_HA_MIN_SLOTS ((size_t)1024)
-#define CU_HA_MAX_SLOTS ((size_t)1 << 31) /* slot numbers are 32-bit in the kernels */
+#define CU_HA_MAX_SLOTS TSR_DEV_HASHAGG_MAX_SLOTS /* slot numbers are 32-bit in the kernels */
 #define CU_HA_PROBE_ROWS ((size_t)1 << 16)
 #define CU_HA_WARP_GROUPS 64
 #define CU_HA_GLOBAL_BLOCK 256u /* hashagg.cu's launch bounds */
@@ -25,14 +26,8 @@
 #define CU_HA_U TSR_CUDA_ROWS_PER_THREAD
 #define CU_HA_LOCAL_ITERS 8 /* a local block gets at least this many loop iterations */
 
-typedef struct cu_ha_table {
-    size_t nslots;         /* power of two */
-    tsr_dev_buf_t *slots;  /* uint64[nslots] */
-    tsr_dev_buf_t *gkeys;  /* uint64[nkeys * nslots] */
-    tsr_dev_buf_t *gvalid; /* uint8[nslots] */
-    tsr_dev_buf_t *ghash;  /* uint64[nslots] */
-    tsr_dev_buf_t *states; /* int64[ncols * nslots] */
-} cu_ha_table_t;
+/* The group table (hashagg_host.h: shared with the OpenCL backend). */
+typedef tsr_dev_hashagg_table_t cu_ha_table_t;
 
 /* One input buffer set of the host path: column-major, in_cap rows. */
 typedef struct cu_ha_input {
@@ -94,10 +89,6 @@ static inline tsr_status_t cu_ha_fail(tsr_dev_hashagg_t *ha, cudaError_t e, cons
 
 /* ---- hashagg_cuda_table.c ------------------------------------------------------------ */
 
-/* An empty table of nslots slots, states at their identities (queued on q). */
-tsr_status_t tsr_hashagg_cuda_table_alloc(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t nslots,
-                                          cu_ha_table_t *t, tsr_error_t *err);
-void tsr_hashagg_cuda_table_free(cu_ha_table_t *t);
 void tsr_hashagg_cuda_table_view(const cu_ha_table_t *t, tsr_cuda_ha_table_t *v);
 
 /* The launch counters: zeroed on s before a launch; copied to pinned memory

@@ -33,16 +33,6 @@ static unsigned cu_warps(unsigned want, unsigned max_block)
 
 /* ---- the group table ------------------------------------------------------------------ */
 
-void tsr_hashagg_cuda_table_free(cu_ha_table_t *t)
-{
-    tsr_dev_buf_free(t->slots);
-    tsr_dev_buf_free(t->gkeys);
-    tsr_dev_buf_free(t->gvalid);
-    tsr_dev_buf_free(t->ghash);
-    tsr_dev_buf_free(t->states);
-    memset(t, 0, sizeof(*t));
-}
-
 void tsr_hashagg_cuda_table_view(const cu_ha_table_t *t, tsr_cuda_ha_table_t *v)
 {
     v->slots = tsr_dev_cuda_ptr(t->slots);
@@ -51,36 +41,6 @@ void tsr_hashagg_cuda_table_view(const cu_ha_table_t *t, tsr_cuda_ha_table_t *v)
     v->ghash = tsr_dev_cuda_ptr(t->ghash);
     v->states = tsr_dev_cuda_ptr(t->states);
     v->nslots = t->nslots;
-}
-
-/* An empty table of nslots slots, states at their identities (queued on q). */
-tsr_status_t tsr_hashagg_cuda_table_alloc(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t nslots,
-                                          cu_ha_table_t *t, tsr_error_t *err)
-{
-    tsr_dev_t *dev = ha->dev;
-    size_t nkeys = ha->spec.nkeys, ncols = ha->layout.ncols;
-    memset(t, 0, sizeof(*t));
-    t->nslots = nslots;
-    tsr_status_t rc;
-    uint64_t zero = 0;
-    if ((rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->slots, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nkeys * nslots * 8, &t->gkeys, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots, &t->gvalid, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->ghash, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, ncols * nslots * 8, &t->states, err)) != TSR_OK ||
-        (rc = tsr_dev_fill(q, t->slots, 0, &zero, 8, nslots * 8, NULL, err)) != TSR_OK)
-        goto err_free;
-    for (size_t c = 0; c < ncols; c++)
-        if ((rc = tsr_dev_fill(q, t->states, c * nslots * 8, &ha->layout.identity[c], 8, nslots * 8,
-                               NULL, err)) != TSR_OK)
-            goto err_free;
-    return TSR_OK;
-
-err_free:
-    cudaStreamSynchronize(tsr_dev_cuda_stream(q));
-    cudaGetLastError();
-    tsr_hashagg_cuda_table_free(t);
-    return rc;
 }
 
 /* ---- counters ---------------------------------------------------------------------------- */
@@ -119,55 +79,49 @@ tsr_status_t tsr_hashagg_cuda_counters_wait(tsr_dev_hashagg_t *ha, uint32_t out[
 
 /* ---- growth --------------------------------------------------------------------------- */
 
-/* Moves every group into a table of at least 2*need slots. */
+/* The rehash of tsr_dev_hashagg_table_grow: one kernel over from's slots. */
+static tsr_status_t cu_ha_rehash(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                 const tsr_dev_hashagg_table_t *from,
+                                 const tsr_dev_hashagg_table_t *to, uint32_t *failed,
+                                 tsr_error_t *err)
+{
+    cu_ha_t *h = ha->impl;
+    cudaStream_t s = tsr_dev_cuda_stream(q);
+    tsr_cuda_ha_rehash_view_t r;
+    memset(&r, 0, sizeof(r));
+    tsr_hashagg_cuda_table_view(from, &r.from);
+    tsr_hashagg_cuda_table_view(to, &r.to);
+    r.counters = tsr_dev_cuda_ptr(h->counters);
+    r.nkeys = (uint32_t)ha->spec.nkeys;
+    r.ncols = (uint32_t)ha->layout.ncols;
+    r.probe_limit = CU_HA_PROBE_LIMIT;
+    size_t blocks = (from->nslots + h->aux_block - 1) / h->aux_block;
+    unsigned grid = (unsigned)(blocks < h->aux_grid ? blocks : h->aux_grid);
+    uint32_t counts[2] = {0, 0};
+    cudaError_t e = cudaSuccess;
+    tsr_status_t rc;
+    if ((rc = tsr_hashagg_cuda_counters_reset(ha, s, err)) == TSR_OK) {
+        e = tsr_cuda_ha_rehash(&r, grid, h->aux_block, s);
+        rc = e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "rehash kernel launch", err);
+    }
+    if (rc == TSR_OK && (rc = tsr_hashagg_cuda_counters_fetch(ha, s, err)) == TSR_OK)
+        rc = tsr_hashagg_cuda_counters_wait(ha, counts, err);
+    if (rc != TSR_OK) {
+        cudaStreamSynchronize(s);
+        cudaGetLastError();
+        return rc;
+    }
+    *failed = counts[TSR_CUDA_CNT_FAIL];
+    return TSR_OK;
+}
+
+/* Moves every group into a table of at least 2*need slots (cudaFree of the
+ * old table waits for the rehash). */
 tsr_status_t tsr_hashagg_cuda_grow(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t need,
                                    tsr_error_t *err)
 {
     cu_ha_t *h = ha->impl;
-    cudaStream_t s = tsr_dev_cuda_stream(q);
-    size_t n = h->t.nslots * 2;
-    while (n < 2 * need && n <= CU_HA_MAX_SLOTS)
-        n *= 2;
-    for (;; n *= 2) {
-        if (n > CU_HA_MAX_SLOTS)
-            return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "too many groups for the device table of %s (more than %zu)",
-                                 ha->dev->info.name, CU_HA_MAX_SLOTS / 2);
-        cu_ha_table_t nt;
-        tsr_status_t rc = tsr_hashagg_cuda_table_alloc(ha, q, n, &nt, err);
-        if (rc != TSR_OK)
-            return rc;
-        tsr_cuda_ha_rehash_view_t r;
-        memset(&r, 0, sizeof(r));
-        tsr_hashagg_cuda_table_view(&h->t, &r.from);
-        tsr_hashagg_cuda_table_view(&nt, &r.to);
-        r.counters = tsr_dev_cuda_ptr(h->counters);
-        r.nkeys = (uint32_t)ha->spec.nkeys;
-        r.ncols = (uint32_t)ha->layout.ncols;
-        r.probe_limit = CU_HA_PROBE_LIMIT;
-        size_t blocks = (h->t.nslots + h->aux_block - 1) / h->aux_block;
-        unsigned grid = (unsigned)(blocks < h->aux_grid ? blocks : h->aux_grid);
-        uint32_t counts[2] = {0, 0};
-        cudaError_t e = cudaSuccess;
-        if ((rc = tsr_hashagg_cuda_counters_reset(ha, s, err)) == TSR_OK) {
-            e = tsr_cuda_ha_rehash(&r, grid, h->aux_block, s);
-            rc = e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "rehash kernel launch", err);
-        }
-        if (rc == TSR_OK && (rc = tsr_hashagg_cuda_counters_fetch(ha, s, err)) == TSR_OK)
-            rc = tsr_hashagg_cuda_counters_wait(ha, counts, err);
-        if (rc != TSR_OK) {
-            cudaStreamSynchronize(s);
-            cudaGetLastError();
-            tsr_hashagg_cuda_table_free(&nt);
-            return rc;
-        }
-        if (counts[TSR_CUDA_CNT_FAIL] == 0) {
-            tsr_hashagg_cuda_table_free(&h->t); /* cudaFree waits for the rehash */
-            h->t = nt;
-            return TSR_OK;
-        }
-        tsr_hashagg_cuda_table_free(&nt); /* a probe run too long: try a table twice as big */
-    }
+    return tsr_dev_hashagg_table_grow(ha, q, &h->t, need, cu_ha_rehash, err);
 }
 
 /* ---- scratch and inputs ------------------------------------------------------------------ */
@@ -265,7 +219,7 @@ void tsr_hashagg_cuda_free(tsr_dev_hashagg_t *ha)
         cudaGetLastError();
     tsr_hashagg_cuda_inputs_free(h);
     tsr_hashagg_cuda_scratch_free(h);
-    tsr_hashagg_cuda_table_free(&h->t);
+    tsr_dev_hashagg_table_free(&h->t);
     tsr_dev_buf_free(h->counters);
     tsr_dev_host_free(h->hc);
     cudaEvent_t evs[] = {h->counters_ready, h->in[0].uploaded, h->in[0].consumed, h->in[1].uploaded,

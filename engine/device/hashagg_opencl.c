@@ -31,19 +31,28 @@
  * stops with TSR_ERR_UNSUPPORTED past CL_HA_MAX_SLOTS (or TSR_ERR_NOMEM when
  * the device cannot hold the table), so no input can loop forever.
  *
- * The counter read at the end of each round is blocking, so when update
- * returns every command reading the caller's rows has completed; error paths
- * finish the queue for the same reason.
+ * Double buffering: chunks are uploaded into two input sets on a second
+ * in-order queue (copyq). Chunk i+1's upload is queued (and flushed) before
+ * chunk i is aggregated, so it runs while chunk i's kernels do. Events order
+ * the two queues: a set's upload waits for `consumed` (a marker after the
+ * last command of the chunk that read the set), and a chunk's kernels wait
+ * for `uploaded` (a barrier on the caller's queue).
+ *
+ * The counter read at the end of each round is blocking and update finishes
+ * the copy queue before it returns, so by then every command reading the
+ * caller's rows has completed; error paths finish both queues for the same
+ * reason.
  */
 #include <string.h>
 
 #include "device/hashagg.h"
+#include "device/hashagg_host.h"
 #include "device/opencl_internal.h"
 
 #define CL_HA_BATCH ((size_t)1 << 20) /* rows per launch, a multiple of 64 */
 #define CL_HA_PROBE_LIMIT 128u        /* slots a row probes before it is retried */
 #define CL_HA_MIN_SLOTS ((size_t)1024)
-#define CL_HA_MAX_SLOTS ((size_t)1 << 31)
+#define CL_HA_MAX_SLOTS TSR_DEV_HASHAGG_MAX_SLOTS
 #define CL_HA_MAX_WG ((size_t)256)
 /* Local memory the pre-aggregation may use: half the device's (GPUs: 24-32
  * KiB, leaving room for more than one work-group per compute unit; PoCL's
@@ -53,14 +62,18 @@
 #define CL_HA_LOCAL_MIN_SLOTS 64u
 #define CL_HA_WG_PER_CU 4 /* work-groups per compute unit in a pre-aggregating launch */
 
-typedef struct cl_ha_table {
-    size_t nslots;         /* power of two */
-    tsr_dev_buf_t *slots;  /* ulong[nslots] */
-    tsr_dev_buf_t *gkeys;  /* ulong[nkeys * nslots] */
-    tsr_dev_buf_t *gvalid; /* uchar[nslots] */
-    tsr_dev_buf_t *ghash;  /* ulong[nslots] */
-    tsr_dev_buf_t *states; /* long[ncols * nslots] */
-} cl_ha_table_t;
+/* The group table (hashagg_host.h: shared with the CUDA backend). */
+typedef tsr_dev_hashagg_table_t cl_ha_table_t;
+
+/* One input set of the double-buffered upload (column-major, cap rows). */
+typedef struct cl_ha_in {
+    tsr_dev_buf_t *keys;   /* ulong[nkeys * cap] */
+    tsr_dev_buf_t *kvalid; /* ulong[nkeys * cap/64] */
+    tsr_dev_buf_t *vals;   /* ulong[naggs * cap] */
+    tsr_dev_buf_t *vvalid; /* ulong[naggs * cap/64] */
+    cl_event uploaded;     /* copyq: the set's upload is done (NULL: none yet) */
+    cl_event consumed;     /* queue: the last chunk reading the set is done (NULL: none) */
+} cl_ha_in_t;
 
 typedef struct cl_ha {
     cl_kernel k_update, k_local, k_persist, k_rehash;
@@ -68,16 +81,16 @@ typedef struct cl_ha {
     cl_uint lslots;          /* entries of the local pre-aggregation table, 0: path off */
     tsr_dev_buf_t *identity; /* long[ncols]: empty states, for the local tables */
     cl_ha_table_t t;
-    size_t cap;               /* rows per launch the input buffers hold (0: none yet) */
-    tsr_dev_buf_t *aggs;      /* int4 per aggregate: op, nulls_col, val_col, hi_col */
-    tsr_dev_buf_t *counters;  /* uint[2]: new slots, failed rows */
-    tsr_dev_buf_t *keys_in;   /* ulong[nkeys * cap] */
-    tsr_dev_buf_t *kvalid_in; /* ulong[nkeys * cap/64] */
-    tsr_dev_buf_t *vals_in;   /* ulong[naggs * cap] */
-    tsr_dev_buf_t *vvalid_in; /* ulong[naggs * cap/64] */
-    tsr_dev_buf_t *sel;       /* uint[cap]: rows of a retry round */
-    tsr_dev_buf_t *retry;     /* uint[cap]: rows that found no slot */
-    tsr_dev_buf_t *newslots;  /* uint[cap]: slots claimed in a launch */
+    size_t cap;              /* rows per launch the input buffers hold (0: none yet) */
+    tsr_dev_buf_t *aggs;     /* int4 per aggregate: op, nulls_col, val_col, hi_col */
+    tsr_dev_buf_t *counters; /* uint[2]: new slots, failed rows */
+    cl_ha_in_t in[2];        /* the input sets */
+    tsr_dev_queue_t *copyq;  /* uploads into in[] */
+    /* the set the kernels read now (aliases of in[b]'s buffers) */
+    tsr_dev_buf_t *keys_in, *kvalid_in, *vals_in, *vvalid_in;
+    tsr_dev_buf_t *sel;      /* uint[cap]: rows of a retry round */
+    tsr_dev_buf_t *retry;    /* uint[cap]: rows that found no slot */
+    tsr_dev_buf_t *newslots; /* uint[cap]: slots claimed in a launch */
 } cl_ha_t;
 
 typedef struct cl_ha_arg {
@@ -128,46 +141,6 @@ static tsr_status_t cl_ha_kernel(tsr_dev_t *dev, cl_program prog, const char *na
 
 /* ---- the group table ---------------------------------------------------------------- */
 
-static void cl_ha_table_free(cl_ha_table_t *t)
-{
-    tsr_dev_buf_free(t->slots);
-    tsr_dev_buf_free(t->gkeys);
-    tsr_dev_buf_free(t->gvalid);
-    tsr_dev_buf_free(t->ghash);
-    tsr_dev_buf_free(t->states);
-    memset(t, 0, sizeof(*t));
-}
-
-/* An empty table of nslots slots, states at their identities (queued fills). */
-static tsr_status_t cl_ha_table_alloc(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t nslots,
-                                      cl_ha_table_t *t, tsr_error_t *err)
-{
-    tsr_dev_t *dev = ha->dev;
-    size_t nkeys = ha->spec.nkeys, ncols = ha->layout.ncols;
-    memset(t, 0, sizeof(*t));
-    t->nslots = nslots;
-    tsr_status_t rc;
-    if ((rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->slots, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nkeys * nslots * 8, &t->gkeys, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots, &t->gvalid, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nslots * 8, &t->ghash, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, ncols * nslots * 8, &t->states, err)) != TSR_OK)
-        goto err_free;
-    uint64_t zero = 0;
-    if ((rc = tsr_dev_fill(q, t->slots, 0, &zero, 8, nslots * 8, NULL, err)) != TSR_OK)
-        goto err_free;
-    for (size_t c = 0; c < ncols; c++)
-        if ((rc = tsr_dev_fill(q, t->states, c * nslots * 8, &ha->layout.identity[c], 8, nslots * 8,
-                               NULL, err)) != TSR_OK)
-            goto err_free;
-    return TSR_OK;
-
-err_free:
-    clFinish(tsr_dev_cl_queue(q));
-    cl_ha_table_free(t);
-    return rc;
-}
-
 static tsr_status_t cl_ha_counters(tsr_dev_queue_t *q, cl_ha_t *h, bool reset, cl_uint out[2],
                                    tsr_error_t *err)
 {
@@ -177,65 +150,71 @@ static tsr_status_t cl_ha_counters(tsr_dev_queue_t *q, cl_ha_t *h, bool reset, c
     return tsr_dev_read(q, h->counters, 0, out, 2 * sizeof(cl_uint), true, NULL, err);
 }
 
+/* The rehash of tsr_dev_hashagg_table_grow: one kernel over from's slots. */
+static tsr_status_t cl_ha_rehash(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                 const tsr_dev_hashagg_table_t *from,
+                                 const tsr_dev_hashagg_table_t *to, uint32_t *failed,
+                                 tsr_error_t *err)
+{
+    cl_ha_t *h = ha->impl;
+    cl_mem os = tsr_dev_cl_mem(from->slots), ok = tsr_dev_cl_mem(from->gkeys),
+           ov = tsr_dev_cl_mem(from->gvalid), oh = tsr_dev_cl_mem(from->ghash),
+           ost = tsr_dev_cl_mem(from->states);
+    cl_mem ns = tsr_dev_cl_mem(to->slots), nk = tsr_dev_cl_mem(to->gkeys),
+           nv = tsr_dev_cl_mem(to->gvalid), nh = tsr_dev_cl_mem(to->ghash),
+           nst = tsr_dev_cl_mem(to->states), cnt = tsr_dev_cl_mem(h->counters);
+    cl_ulong onslots = from->nslots, nnslots = to->nslots;
+    cl_uint nkeys = (cl_uint)ha->spec.nkeys, ncols = (cl_uint)ha->layout.ncols,
+            limit = CL_HA_PROBE_LIMIT;
+    const cl_ha_arg_t args[] = {
+        CL_HA_ARG(os),    CL_HA_ARG(ok),      CL_HA_ARG(ov),    CL_HA_ARG(oh),
+        CL_HA_ARG(ost),   CL_HA_ARG(onslots), CL_HA_ARG(ns),    CL_HA_ARG(nk),
+        CL_HA_ARG(nv),    CL_HA_ARG(nh),      CL_HA_ARG(nst),   CL_HA_ARG(nnslots),
+        CL_HA_ARG(nkeys), CL_HA_ARG(ncols),   CL_HA_ARG(limit), CL_HA_ARG(cnt),
+    };
+    cl_uint counts[2] = {0, 0};
+    tsr_status_t rc;
+    if ((rc = cl_ha_counters(q, h, true, NULL, err)) != TSR_OK ||
+        (rc = cl_ha_set_args(ha->dev, h->k_rehash, args, sizeof(args) / sizeof(args[0]), err)) !=
+            TSR_OK ||
+        (rc = cl_ha_launch(q, h->k_rehash, h->wg_rehash, from->nslots, err)) != TSR_OK ||
+        (rc = cl_ha_counters(q, h, false, counts, err)) != TSR_OK) {
+        clFinish(tsr_dev_cl_queue(q));
+        return rc;
+    }
+    *failed = counts[1];
+    return TSR_OK;
+}
+
 /* Moves every group into a table of at least 2*need slots. */
 static tsr_status_t cl_ha_grow(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t need,
                                tsr_error_t *err)
 {
     cl_ha_t *h = ha->impl;
-    size_t n = h->t.nslots * 2;
-    while (n < 2 * need && n <= CL_HA_MAX_SLOTS)
-        n *= 2;
-    for (;; n *= 2) {
-        if (n > CL_HA_MAX_SLOTS)
-            return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "too many groups for the device table of %s (more than %zu)",
-                                 ha->dev->info.name, CL_HA_MAX_SLOTS / 2);
-        cl_ha_table_t nt;
-        tsr_status_t rc = cl_ha_table_alloc(ha, q, n, &nt, err);
-        if (rc != TSR_OK)
-            return rc;
-        cl_mem os = tsr_dev_cl_mem(h->t.slots), ok = tsr_dev_cl_mem(h->t.gkeys),
-               ov = tsr_dev_cl_mem(h->t.gvalid), oh = tsr_dev_cl_mem(h->t.ghash),
-               ost = tsr_dev_cl_mem(h->t.states);
-        cl_mem ns = tsr_dev_cl_mem(nt.slots), nk = tsr_dev_cl_mem(nt.gkeys),
-               nv = tsr_dev_cl_mem(nt.gvalid), nh = tsr_dev_cl_mem(nt.ghash),
-               nst = tsr_dev_cl_mem(nt.states), cnt = tsr_dev_cl_mem(h->counters);
-        cl_ulong onslots = h->t.nslots, nnslots = n;
-        cl_uint nkeys = (cl_uint)ha->spec.nkeys, ncols = (cl_uint)ha->layout.ncols,
-                limit = CL_HA_PROBE_LIMIT;
-        const cl_ha_arg_t args[] = {
-            CL_HA_ARG(os),    CL_HA_ARG(ok),      CL_HA_ARG(ov),    CL_HA_ARG(oh),
-            CL_HA_ARG(ost),   CL_HA_ARG(onslots), CL_HA_ARG(ns),    CL_HA_ARG(nk),
-            CL_HA_ARG(nv),    CL_HA_ARG(nh),      CL_HA_ARG(nst),   CL_HA_ARG(nnslots),
-            CL_HA_ARG(nkeys), CL_HA_ARG(ncols),   CL_HA_ARG(limit), CL_HA_ARG(cnt),
-        };
-        cl_uint counts[2] = {0, 0};
-        if ((rc = cl_ha_counters(q, h, true, NULL, err)) != TSR_OK ||
-            (rc = cl_ha_set_args(ha->dev, h->k_rehash, args, sizeof(args) / sizeof(args[0]),
-                                 err)) != TSR_OK ||
-            (rc = cl_ha_launch(q, h->k_rehash, h->wg_rehash, h->t.nslots, err)) != TSR_OK ||
-            (rc = cl_ha_counters(q, h, false, counts, err)) != TSR_OK) {
-            clFinish(tsr_dev_cl_queue(q));
-            cl_ha_table_free(&nt);
-            return rc;
-        }
-        if (counts[1] == 0) {
-            cl_ha_table_free(&h->t);
-            h->t = nt;
-            return TSR_OK;
-        }
-        cl_ha_table_free(&nt); /* a probe run too long: try a table twice as big */
-    }
+    return tsr_dev_hashagg_table_grow(ha, q, &h->t, need, cl_ha_rehash, err);
 }
 
 /* ---- create / destroy ----------------------------------------------------------------- */
 
+static void cl_ha_release_event(cl_event *ev)
+{
+    if (*ev)
+        clReleaseEvent(*ev);
+    *ev = NULL;
+}
+
 static void cl_ha_free_inputs(cl_ha_t *h)
 {
-    tsr_dev_buf_free(h->keys_in);
-    tsr_dev_buf_free(h->kvalid_in);
-    tsr_dev_buf_free(h->vals_in);
-    tsr_dev_buf_free(h->vvalid_in);
+    for (int b = 0; b < 2; b++) {
+        cl_ha_in_t *in = &h->in[b];
+        tsr_dev_buf_free(in->keys);
+        tsr_dev_buf_free(in->kvalid);
+        tsr_dev_buf_free(in->vals);
+        tsr_dev_buf_free(in->vvalid);
+        in->keys = in->kvalid = in->vals = in->vvalid = NULL;
+        cl_ha_release_event(&in->uploaded);
+        cl_ha_release_event(&in->consumed);
+    }
     tsr_dev_buf_free(h->sel);
     tsr_dev_buf_free(h->retry);
     tsr_dev_buf_free(h->newslots);
@@ -253,12 +232,15 @@ static tsr_status_t cl_ha_inputs(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t 
     cl_ha_free_inputs(h);
     tsr_dev_t *dev = ha->dev;
     size_t nkeys = ha->spec.nkeys, naggs = ha->spec.naggs;
-    tsr_status_t rc;
-    if ((rc = tsr_dev_buf_alloc(dev, nkeys * cap * 8, &h->keys_in, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, nkeys * cap / 8, &h->kvalid_in, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, naggs * cap * 8, &h->vals_in, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, naggs * cap / 8, &h->vvalid_in, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->sel, err)) != TSR_OK ||
+    tsr_status_t rc = TSR_OK;
+    for (int b = 0; b < 2 && rc == TSR_OK; b++) {
+        cl_ha_in_t *in = &h->in[b];
+        if ((rc = tsr_dev_buf_alloc(dev, nkeys * cap * 8, &in->keys, err)) == TSR_OK &&
+            (rc = tsr_dev_buf_alloc(dev, nkeys * cap / 8, &in->kvalid, err)) == TSR_OK &&
+            (rc = tsr_dev_buf_alloc(dev, naggs * cap * 8, &in->vals, err)) == TSR_OK)
+            rc = tsr_dev_buf_alloc(dev, naggs * cap / 8, &in->vvalid, err);
+    }
+    if (rc != TSR_OK || (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->sel, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->retry, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, cap * 4, &h->newslots, err)) != TSR_OK) {
         cl_ha_free_inputs(h);
@@ -271,7 +253,8 @@ static tsr_status_t cl_ha_inputs(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t 
 static void cl_ha_free(cl_ha_t *h)
 {
     cl_ha_free_inputs(h);
-    cl_ha_table_free(&h->t);
+    tsr_dev_queue_destroy(h->copyq);
+    tsr_dev_hashagg_table_free(&h->t);
     tsr_dev_buf_free(h->aggs);
     tsr_dev_buf_free(h->counters);
     tsr_dev_buf_free(h->identity);
@@ -341,8 +324,9 @@ static tsr_status_t cl_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
                             NULL, err)) != TSR_OK ||
         (ha->spec.naggs && (rc = tsr_dev_write(q, h->aggs, 0, aggs, ha->spec.naggs * 16, true, NULL,
                                                err)) != TSR_OK) ||
-        (rc = cl_ha_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
-        (rc = tsr_dev_queue_finish(q, err)) != TSR_OK)
+        (rc = tsr_dev_hashagg_table_alloc(ha, q, nslots, &h->t, err)) != TSR_OK ||
+        (rc = tsr_dev_queue_finish(q, err)) != TSR_OK ||
+        (rc = tsr_dev_queue_create(dev, &h->copyq, err)) != TSR_OK)
         goto err_free;
     return TSR_OK;
 
@@ -466,36 +450,63 @@ static tsr_status_t cl_ha_persist(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cl_
     return rc;
 }
 
-/* Uploads rows [start, start+m) and aggregates them (see the top of the file). */
-static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
-                                const tsr_dev_hashagg_rows_t *rows, size_t start, size_t m,
-                                tsr_error_t *err)
+/* Queues the upload of rows [start, start+m) into input set b on the copy
+ * queue, after the chunk that last read the set (see the top of the file). */
+static tsr_status_t cl_ha_upload(tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_rows_t *rows, int b,
+                                 size_t start, size_t m, tsr_error_t *err)
 {
     cl_ha_t *h = ha->impl;
+    cl_ha_in_t *in = &h->in[b];
+    cl_command_queue cq = tsr_dev_cl_queue(h->copyq);
     size_t cap = h->cap, words = (m + 63) / 64;
-    cl_uint kmask = 0, vmask = 0;
-    tsr_status_t rc = TSR_OK;
-    for (size_t k = 0; k < ha->spec.nkeys && rc == TSR_OK; k++) {
-        rc = tsr_dev_write(q, h->keys_in, k * cap * 8, rows->keys[k] + start, m * 8, false, NULL,
-                           err);
-        if (rc == TSR_OK && rows->key_valid[k]) {
-            rc = tsr_dev_write(q, h->kvalid_in, k * cap / 8, rows->key_valid[k] + start / 64,
-                               words * 8, false, NULL, err);
-            kmask |= 1u << k;
-        }
+    cl_int code = CL_SUCCESS;
+    if (in->consumed &&
+        (code = clEnqueueBarrierWithWaitList(cq, 1, &in->consumed, NULL)) != CL_SUCCESS)
+        return tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
+    const char *what = "clEnqueueWriteBuffer";
+    for (size_t k = 0; k < ha->spec.nkeys && code == CL_SUCCESS; k++) {
+        code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->keys), CL_FALSE, k * cap * 8, m * 8,
+                                    rows->keys[k] + start, 0, NULL, NULL);
+        if (code == CL_SUCCESS && rows->key_valid[k])
+            code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->kvalid), CL_FALSE, k * cap / 8,
+                                        words * 8, rows->key_valid[k] + start / 64, 0, NULL, NULL);
     }
-    for (size_t a = 0; a < ha->spec.naggs && rc == TSR_OK; a++) {
+    for (size_t a = 0; a < ha->spec.naggs && code == CL_SUCCESS; a++) {
         if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
             continue;
         if (ha->layout.val_col[a] >= 0)
-            rc = tsr_dev_write(q, h->vals_in, a * cap * 8,
-                               (const uint64_t *)rows->values[a] + start, m * 8, false, NULL, err);
-        if (rc == TSR_OK && rows->valid[a]) {
-            rc = tsr_dev_write(q, h->vvalid_in, a * cap / 8, rows->valid[a] + start / 64, words * 8,
-                               false, NULL, err);
-            vmask |= 1u << a;
-        }
+            code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->vals), CL_FALSE, a * cap * 8, m * 8,
+                                        (const uint64_t *)rows->values[a] + start, 0, NULL, NULL);
+        if (code == CL_SUCCESS && rows->valid[a])
+            code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->vvalid), CL_FALSE, a * cap / 8,
+                                        words * 8, rows->valid[a] + start / 64, 0, NULL, NULL);
     }
+    if (code == CL_SUCCESS) {
+        cl_ha_release_event(&in->uploaded);
+        what = "clEnqueueMarkerWithWaitList";
+        code = clEnqueueMarkerWithWaitList(cq, 0, NULL, &in->uploaded);
+    }
+    if (code == CL_SUCCESS) {
+        what = "clFlush"; /* start it now: the caller's queue blocks on reads */
+        code = clFlush(cq);
+    }
+    return code == CL_SUCCESS ? TSR_OK : tsr_dev_cl_fail(err, ha->dev, code, what);
+}
+
+/* Aggregates the m rows uploaded into input set b (see the top of the file). */
+static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, int b, size_t m,
+                                cl_uint kmask, cl_uint vmask, tsr_error_t *err)
+{
+    cl_ha_t *h = ha->impl;
+    cl_ha_in_t *in = &h->in[b];
+    h->keys_in = in->keys;
+    h->kvalid_in = in->kvalid;
+    h->vals_in = in->vals;
+    h->vvalid_in = in->vvalid;
+    tsr_status_t rc = TSR_OK;
+    cl_int code = clEnqueueBarrierWithWaitList(tsr_dev_cl_queue(q), 1, &in->uploaded, NULL);
+    if (code != CL_SUCCESS)
+        rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
     size_t n = m;
     bool use_sel = false, local = cl_ha_use_local(ha);
     while (rc == TSR_OK) {
@@ -513,9 +524,8 @@ static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
         if ((rc = cl_ha_grow(ha, q, ha->ngroups + counts[1], err)) != TSR_OK || counts[1] == 0)
             break;
         /* Rerun only the rows that found no slot; they touched nothing. */
-        cl_int code =
-            clEnqueueCopyBuffer(tsr_dev_cl_queue(q), tsr_dev_cl_mem(h->retry),
-                                tsr_dev_cl_mem(h->sel), 0, 0, counts[1] * 4, 0, NULL, NULL);
+        code = clEnqueueCopyBuffer(tsr_dev_cl_queue(q), tsr_dev_cl_mem(h->retry),
+                                   tsr_dev_cl_mem(h->sel), 0, 0, counts[1] * 4, 0, NULL, NULL);
         if (code != CL_SUCCESS) {
             rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueCopyBuffer");
             break;
@@ -523,89 +533,60 @@ static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
         n = counts[1];
         use_sel = true;
     }
+    if (rc == TSR_OK) { /* set b is free once everything queued so far is done */
+        cl_ha_release_event(&in->consumed);
+        code = clEnqueueMarkerWithWaitList(tsr_dev_cl_queue(q), 0, NULL, &in->consumed);
+        if (code != CL_SUCCESS)
+            rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueMarkerWithWaitList");
+    }
     return rc;
 }
 
 static tsr_status_t cl_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                                  const tsr_dev_hashagg_rows_t *rows, tsr_error_t *err)
 {
-    size_t want = rows->n < CL_HA_BATCH ? (rows->n + 63) / 64 * 64 : CL_HA_BATCH;
+    cl_ha_t *h = ha->impl;
+    size_t n = rows->n, want = n < CL_HA_BATCH ? (n + 63) / 64 * 64 : CL_HA_BATCH;
     tsr_status_t rc = cl_ha_inputs(ha, want, err);
-    size_t cap = ((cl_ha_t *)ha->impl)->cap;
-    for (size_t start = 0; rc == TSR_OK && start < rows->n; start += cap) {
-        size_t m = rows->n - start < cap ? rows->n - start : cap;
-        rc = cl_ha_chunk(ha, q, rows, start, m, err);
-    }
     if (rc != TSR_OK)
-        clFinish(tsr_dev_cl_queue(q)); /* nothing may read the caller's rows after we return */
+        return rc;
+    cl_uint kmask = 0, vmask = 0;
+    for (size_t k = 0; k < ha->spec.nkeys; k++)
+        kmask |= (cl_uint)(rows->key_valid[k] != NULL) << k;
+    for (size_t a = 0; a < ha->spec.naggs; a++)
+        if (ha->layout.op[a] != TSR_DEV_OP_COUNT_STAR)
+            vmask |= (cl_uint)(rows->valid[a] != NULL) << a;
+    size_t cap = h->cap, nl = (n + cap - 1) / cap;
+    if (nl)
+        rc = cl_ha_upload(ha, rows, 0, 0, n < cap ? n : cap, err);
+    for (size_t l = 0; l < nl && rc == TSR_OK; l++) {
+        size_t start = l * cap, m = n - start < cap ? n - start : cap;
+        if (l + 1 < nl) {
+            size_t next = start + cap;
+            rc = cl_ha_upload(ha, rows, (int)((l + 1) & 1), next, n - next < cap ? n - next : cap,
+                              err);
+        }
+        if (rc == TSR_OK)
+            rc = cl_ha_chunk(ha, q, (int)(l & 1), m, kmask, vmask, err);
+    }
+    /* nothing may read the caller's rows after we return */
+    cl_int code = clFinish(tsr_dev_cl_queue(h->copyq));
+    if (rc != TSR_OK)
+        clFinish(tsr_dev_cl_queue(q));
+    else if (code != CL_SUCCESS)
+        rc = tsr_dev_cl_fail(err, ha->dev, code, "clFinish");
     return rc;
 }
 
 /* ---- result ----------------------------------------------------------------------------- */
 
+/* Reads the table back and compacts the groups (hashagg_host.c). */
 static tsr_status_t cl_ha_result(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                                  const tsr_dev_hashagg_out_t *out, tsr_dev_hashagg_raw_t *raw,
                                  tsr_error_t *err)
 {
     cl_ha_t *h = ha->impl;
-    tsr_mem_t *mem = ha->dev->mem;
-    size_t ns = h->t.nslots, ng = ha->ngroups, nkeys = ha->spec.nkeys;
-    uint64_t *col = tsr_mem_alloc(mem, ns * 8);
-    uint8_t *gvalid = tsr_mem_alloc(mem, ns);
-    uint32_t *idx = tsr_mem_alloc(mem, ng * sizeof(uint32_t));
-    tsr_status_t rc = TSR_OK;
-    if (!col || !gvalid || !idx) {
-        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory reading %zu groups", ng);
-        goto cleanup;
-    }
-    /* Which slots hold groups: slot words of OCC groups have the top bit set
-     * (no ROWREF survives an update). */
-    if ((rc = tsr_dev_read(q, h->t.slots, 0, col, ns * 8, true, NULL, err)) != TSR_OK ||
-        (rc = tsr_dev_read(q, h->t.gvalid, 0, gvalid, ns, true, NULL, err)) != TSR_OK)
-        goto cleanup;
-    size_t g = 0;
-    for (size_t s = 0; s < ns; s++) {
-        if (!(col[s] >> 63))
-            continue;
-        if (g < ng)
-            idx[g] = (uint32_t)s;
-        g++;
-    }
-    if (g != ng) {
-        rc = tsr_error_set(err, TSR_ERR_INTERNAL,
-                           "OpenCL aggregation table of %s holds %zu groups, not %zu",
-                           ha->dev->info.name, g, ng);
-        goto cleanup;
-    }
-    size_t words = (ng + 63) / 64;
-    for (size_t k = 0; k < nkeys; k++) {
-        if ((rc = tsr_dev_read(q, h->t.gkeys, k * ns * 8, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        memset(out->key_valid[k], 0, words * 8);
-        for (g = 0; g < ng; g++) {
-            out->keys[k][g] = col[idx[g]];
-            if ((gvalid[idx[g]] >> k) & 1u)
-                out->key_valid[k][g >> 6] |= (uint64_t)1 << (g & 63);
-        }
-    }
-    if (out->hashes) {
-        if ((rc = tsr_dev_read(q, h->t.ghash, 0, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        for (g = 0; g < ng; g++)
-            out->hashes[g] = col[idx[g]];
-    }
-    for (size_t c = 0; c < ha->layout.ncols; c++) {
-        if ((rc = tsr_dev_read(q, h->t.states, c * ns * 8, col, ns * 8, true, NULL, err)) != TSR_OK)
-            goto cleanup;
-        for (g = 0; g < ng; g++)
-            raw->state[c][g] = (int64_t)col[idx[g]];
-    }
-
-cleanup:
-    tsr_mem_free(mem, col);
-    tsr_mem_free(mem, gvalid);
-    tsr_mem_free(mem, idx);
-    return rc;
+    return tsr_dev_hashagg_table_read(ha, q, &h->t, "OpenCL", out, raw, err);
 }
 
 const tsr_dev_hashagg_ops_t tsr_dev_hashagg_opencl_ops = {

@@ -1,7 +1,7 @@
 /*
  * hashjoin.h - hash join (build and probe of an inner equi-join on one key
  * column) on a device: the host-side signature of the kernel family, shared
- * by every backend (hashjoin_cpu.c, hashjoin_opencl.c, later hashjoin_cuda.c).
+ * by every backend (hashjoin_cpu.c, hashjoin_opencl.c, hashjoin_cuda.c).
  *
  * Use (an owning host object; bulk operations take a queue):
  *
@@ -99,6 +99,9 @@ struct tsr_dev_hashjoin_ops {
 
 extern const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_cpu_ops;
 extern const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_opencl_ops;
+#ifdef TSR_HAVE_CUDA
+extern const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_cuda_ops;
+#endif
 
 /* ---- the host API ------------------------------------------------------------------ */
 

@@ -3,7 +3,7 @@
  * the cluster: rows -> P partitions by the hash of their key, as a
  * permutation of row numbers grouped by partition. The host-side signature of
  * the kernel family, shared by every backend (partition_cpu.c,
- * partition_opencl.c, later partition_cuda.c).
+ * partition_opencl.c, partition_cuda.c).
  *
  * Use:
  *
@@ -80,6 +80,9 @@ struct tsr_dev_partition_ops {
 
 extern const tsr_dev_partition_ops_t tsr_dev_partition_cpu_ops;
 extern const tsr_dev_partition_ops_t tsr_dev_partition_opencl_ops;
+#ifdef TSR_HAVE_CUDA
+extern const tsr_dev_partition_ops_t tsr_dev_partition_cuda_ops;
+#endif
 
 /* ---- the host API ------------------------------------------------------------------ */
 

@@ -92,6 +92,20 @@ typedef struct tsr_agg_key {
     const tsr_dict_t *dict; /* VARCHAR: the column's dictionary (NULL: input has no batch) */
 } tsr_agg_key_t;
 
+/* Perfect-hash (direct-indexed) aggregation, chosen per query when every key
+ * has a small known value range (perfect_agg.h): group id = sum over keys of
+ * slot_k * stride[k], slot_k = 0 for NULL, else value - kmin[k] + 1. */
+#define TSR_AGG_PERFECT_MAXKEYS 8
+
+typedef struct tsr_agg_perfect {
+    bool on;                                  /* this run aggregates by direct index */
+    size_t ngroups;                           /* slots: product of (range_k + 1) */
+    uint64_t kmin[TSR_AGG_PERFECT_MAXKEYS];   /* smallest normalised value, as bits */
+    uint64_t slots[TSR_AGG_PERFECT_MAXKEYS];  /* range_k + 1 (NULL's slot included) */
+    uint64_t stride[TSR_AGG_PERFECT_MAXKEYS]; /* product of the slots of keys before */
+    long rows_scol;                           /* the ROWS state column (group exists) */
+} tsr_agg_perfect_t;
+
 /* Everything fixed before the first batch. */
 typedef struct tsr_agg_plan {
     tsr_mem_t *mem;
@@ -108,6 +122,8 @@ typedef struct tsr_agg_plan {
     size_t *dset_arg; /* ndsets: the argument of each distinct pair set */
     bool computed;    /* some key or argument is not a plain column */
     bool *used;       /* input ncols: columns some key or argument reads */
+    size_t scols_cap; /* room in scols */
+    tsr_agg_perfect_t perfect;
 } tsr_agg_plan_t;
 
 /* A hash table of groups with the aggregate states of its groups. */
@@ -123,6 +139,8 @@ tsr_status_t tsr_agg_part_init(tsr_agg_part_t *part, const tsr_agg_plan_t *ap,
 void tsr_agg_part_fini(tsr_agg_part_t *part, const tsr_agg_plan_t *ap);
 /* Grows the state arrays to the table's group count (new groups empty). */
 tsr_status_t tsr_agg_part_reserve(tsr_agg_part_t *part, const tsr_agg_plan_t *ap);
+/* Grows the state arrays to at least need groups (new groups empty). */
+tsr_status_t tsr_agg_part_reserve_n(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t need);
 
 /* Batch update of state column s: row j (input row i = sel[j] or j) of group
  * gids[j] with value vals[i] (int64_t or double by kind; unused by ROWS/NN)

@@ -93,7 +93,11 @@ void tsr_agg_part_fini(tsr_agg_part_t *part, const tsr_agg_plan_t *ap)
 
 tsr_status_t tsr_agg_part_reserve(tsr_agg_part_t *part, const tsr_agg_plan_t *ap)
 {
-    size_t need = part->ht.ngroups;
+    return tsr_agg_part_reserve_n(part, ap, part->ht.ngroups);
+}
+
+tsr_status_t tsr_agg_part_reserve_n(tsr_agg_part_t *part, const tsr_agg_plan_t *ap, size_t need)
+{
     if (need <= part->cap)
         return TSR_OK;
     size_t cap = part->cap ? part->cap : 64;
@@ -138,11 +142,18 @@ AGG_INLINE void agg_upd(void *restrict st, const uint32_t *restrict gids, size_t
             si[g] += ok;
             break;
         case TSR_AGG_S_SUM_I:
-            s128[g] += ok ? vi[i] : 0;
+            /* a mask, not a branch: NULLs are scattered, mispredicts cost more */
+            s128[g] += vi[i] & -(int64_t)ok;
             break;
-        case TSR_AGG_S_SUM_D:
-            sd[g] += ok ? vd[i] : 0.0;
+        case TSR_AGG_S_SUM_D: {
+            uint64_t bits;
+            memcpy(&bits, &vd[i], sizeof(bits));
+            bits &= -(uint64_t)ok; /* +0.0 under NULL */
+            double x;
+            memcpy(&x, &bits, sizeof(x));
+            sd[g] += x;
             break;
+        }
         case TSR_AGG_S_MIN_I: {
             int64_t x = ok ? vi[i] : INT64_MAX;
             si[g] = x < si[g] ? x : si[g];

@@ -25,6 +25,8 @@
 
 #include <string.h>
 
+#include "exec/dev_exec.h"
+
 /* ---- the plan walk ------------------------------------------------------------------------ */
 
 /* The catalog table's columns col_ids as a table of borrowed vectors. */
@@ -55,6 +57,10 @@ static tsr_status_t run_scan(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
             goto nomem;
         }
     }
+    for (size_t i = 0; i < plan->ncols; i++) /* column statistics come along */
+        if (tsr_table_stats(base, plan->col_ids[i]) &&
+            tsr_table_set_stats(t, i, tsr_table_stats(base, plan->col_ids[i])) != TSR_OK)
+            goto nomem;
     *out = t;
     return TSR_OK;
 
@@ -93,7 +99,10 @@ static tsr_status_t run_aggregate(const tsr_exec_ctx_t *ctx, const tsr_plan_t *p
         return rc;
     }
     *out = NULL;
-    rc = tsr_op_aggregate(ctx, plan, prefilter, in, out, err);
+    bool done = false; /* on the walk's device (dev_exec.h), else on the CPU */
+    rc = tsr_dev_op_aggregate(ctx, tsr_exec_walk_dev(ctx), plan, prefilter, in, out, &done, err);
+    if (rc == TSR_OK && !done)
+        rc = tsr_op_aggregate(ctx, plan, prefilter, in, out, err);
     release_input(in, rc == TSR_OK ? *out : NULL);
     return rc;
 }
@@ -110,7 +119,10 @@ static tsr_status_t run_join(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
         return rc;
     }
     *out = NULL;
-    rc = tsr_op_hash_join(ctx, plan, left, right, out, err);
+    bool done = false; /* on the walk's device (dev_exec.h), else on the CPU */
+    rc = tsr_dev_op_hash_join(ctx, tsr_exec_walk_dev(ctx), plan, left, right, out, &done, err);
+    if (rc == TSR_OK && !done)
+        rc = tsr_op_hash_join(ctx, plan, left, right, out, err);
     release_input(left, rc == TSR_OK ? *out : NULL);
     release_input(right, rc == TSR_OK ? *out : NULL);
     return rc;
@@ -145,9 +157,13 @@ static tsr_status_t run_node(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
         if ((rc = run_node(ctx, plan->child, &in, err)) != TSR_OK)
             return rc;
         switch (plan->kind) {
-        case TSR_PLAN_FILTER:
-            rc = tsr_op_filter(ctx, plan, in, &out, err);
+        case TSR_PLAN_FILTER: {
+            bool done = false; /* on the walk's device (dev_exec.h), else on the CPU */
+            rc = tsr_dev_op_filter(ctx, tsr_exec_walk_dev(ctx), plan, in, &out, &done, err);
+            if (rc == TSR_OK && !done)
+                rc = tsr_op_filter(ctx, plan, in, &out, err);
             break;
+        }
         case TSR_PLAN_PROJECT:
             rc = tsr_op_project(ctx, plan, in, &out, err);
             break;
@@ -174,6 +190,14 @@ static tsr_status_t run_node(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
 tsr_status_t tsr_exec_run(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_table_t **out,
                           tsr_error_t *err)
 {
+    return tsr_exec_run_dev(ctx, NULL, plan, out, err);
+}
+
+tsr_status_t tsr_exec_run_dev(const tsr_exec_ctx_t *ctx, struct tsr_dev *dev,
+                              const tsr_plan_t *plan, tsr_table_t **out, tsr_error_t *err)
+{
+    tsr_exec_walk_t walk = {.ctx = *ctx, .dev = dev};
+    ctx = &walk.ctx; /* the walk's hooks find dev from it (dev_exec.h) */
     tsr_op_input_t res;
     tsr_status_t rc = run_node(ctx, plan, &res, err);
     if (rc != TSR_OK)

@@ -26,4 +26,12 @@ typedef struct tsr_exec_ctx {
 tsr_status_t tsr_exec_run(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_table_t **out,
                           tsr_error_t *err);
 
+/* tsr_exec_run with a device (engine/device/device.h; NULL: CPU operators
+ * only, the same as tsr_exec_run): FILTER, AGGREGATE and HASH_JOIN run their
+ * hot loops on dev where the device's kernels cover the operator, else on the
+ * CPU (exec/dev_exec.h). dev is used from the calling thread only. */
+struct tsr_dev;
+tsr_status_t tsr_exec_run_dev(const tsr_exec_ctx_t *ctx, struct tsr_dev *dev,
+                              const tsr_plan_t *plan, tsr_table_t **out, tsr_error_t *err);
+
 #endif /* TSR_EXEC_EXEC_H */

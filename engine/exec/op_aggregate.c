@@ -14,6 +14,10 @@
  * few groups, else in parallel by hash partition; the output is built from the
  * merged partitions in batches of TSR_BATCH_ROWS, also in parallel.
  *
+ * Perfect-hash aggregation (perfect_agg.h) replaces the hash table when the
+ * keys' value ranges are small and known: group ids are computed from the keys,
+ * the states are dense arrays, and tsr_agg_perfect_merge builds the final part.
+ *
  * Keys and arguments that are COLUMN expressions are read straight from the
  * input vectors (INT64 keys are not even copied); other expressions go
  * through tsr_expr_eval. With a pre-filter the selection vector is used inside
@@ -26,6 +30,7 @@
 #include <string.h>
 
 #include "exec/agg_internal.h"
+#include "exec/perfect_agg.h"
 
 #define AGG_ROWS TSR_BATCH_ROWS
 #define AGG_WORKER_GROUPS 1024 /* initial size of a worker's table */
@@ -250,7 +255,8 @@ static tsr_status_t agg_plan_build(tsr_mem_t *mem, const tsr_plan_t *plan, const
     ap->keys = tsr_mem_calloc(mem, plan->nkeys ? plan->nkeys : 1, sizeof(*ap->keys));
     ap->code_hashes = tsr_mem_calloc(mem, plan->nkeys ? plan->nkeys : 1, sizeof(uint64_t *));
     ap->args = tsr_mem_calloc(mem, n, sizeof(*ap->args));
-    ap->scols = tsr_mem_calloc(mem, 2 * n, sizeof(*ap->scols));
+    ap->scols_cap = 2 * n + 1; /* two per aggregate, and ROWS for the perfect path */
+    ap->scols = tsr_mem_calloc(mem, ap->scols_cap, sizeof(*ap->scols));
     ap->outs = tsr_mem_calloc(mem, n, sizeof(*ap->outs));
     ap->dset_arg = tsr_mem_calloc(mem, n, sizeof(size_t));
     ap->used = tsr_mem_calloc(mem, in->ncols ? in->ncols : 1, sizeof(bool));
@@ -314,10 +320,15 @@ static tsr_status_t agg_worker_setup(tsr_agg_run_t *r, tsr_agg_worker_t *w)
     size_t expect = ap->nkeys == 0 ? 1 : AGG_WORKER_GROUPS;
     if (r->in->nrows < expect)
         expect = r->in->nrows;
+    if (ap->perfect.on)
+        expect = 1; /* the table stays unused: states are indexed directly */
     tsr_status_t rc = tsr_agg_part_init(&w->part, ap, expect);
     if (rc != TSR_OK)
         return rc;
     w->ready = true; /* from here on the part is freed with the worker */
+    if (ap->perfect.on &&
+        (rc = tsr_agg_part_reserve_n(&w->part, ap, ap->perfect.ngroups)) != TSR_OK)
+        return rc;
     w->sel = tsr_mem_alloc(mem, AGG_ROWS * sizeof(uint32_t));
     w->gids = tsr_mem_calloc(mem, AGG_ROWS, sizeof(uint32_t)); /* all 0: no keys */
     w->kbuf = tsr_mem_alloc(mem, (ap->nkeys ? ap->nkeys : 1) * AGG_ROWS * sizeof(uint64_t));
@@ -465,7 +476,10 @@ static tsr_status_t agg_batch(tsr_agg_run_t *r, tsr_agg_worker_t *w, const tsr_b
         w->kvalid[k] = w->kvec[k].validity;
     }
     tsr_ht_rows_t rows = {.n = n, .sel = sel, .keys = w->kptr, .validity = w->kvalid};
-    if (ap->nkeys > 0 || w->part.ht.ngroups == 0) {
+    if (ap->perfect.on) {
+        /* direct index: no hashing, states already span every slot */
+        tsr_agg_perfect_gids(&ap->perfect, ap->nkeys, w->kptr, w->kvalid, sel, n, w->gids);
+    } else if (ap->nkeys > 0 || w->part.ht.ngroups == 0) {
         /* without keys every row is group 0 (w->gids stays zeroed) */
         rows.n = ap->nkeys > 0 ? n : 1;
         if ((rc = tsr_ht_find_or_insert(&w->part.ht, &rows, w->gids)) != TSR_OK) {
@@ -473,7 +487,7 @@ static tsr_status_t agg_batch(tsr_agg_run_t *r, tsr_agg_worker_t *w, const tsr_b
             goto out;
         }
     }
-    if ((rc = tsr_agg_part_reserve(&w->part, ap)) != TSR_OK) {
+    if (!ap->perfect.on && (rc = tsr_agg_part_reserve(&w->part, ap)) != TSR_OK) {
         tsr_agg_fail(err, rc);
         goto out;
     }
@@ -554,6 +568,7 @@ tsr_status_t tsr_op_aggregate(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
     if (rc != TSR_OK)
         return rc;
     r.nworkers = tsr_exec_nworkers(ctx);
+    tsr_agg_perfect_plan(&r.ap, ctx, in.table, r.nworkers);
     r.w = tsr_mem_calloc(mem, r.nworkers, sizeof(*r.w));
     if (!r.w) {
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
@@ -562,7 +577,8 @@ tsr_status_t tsr_op_aggregate(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
     tsr_exec_parallel(ctx, in.table->nbatches, agg_task, &r);
     if ((rc = tsr_exec_errslot_take(&r.errs, err)) != TSR_OK)
         goto cleanup;
-    if ((rc = tsr_agg_merge_all(&r, err)) != TSR_OK)
+    rc = r.ap.perfect.on ? tsr_agg_perfect_merge(&r, err) : tsr_agg_merge_all(&r, err);
+    if (rc != TSR_OK)
         goto cleanup;
     if ((rc = tsr_exec_new_output(ctx, plan, &t, err)) != TSR_OK)
         goto cleanup;

@@ -33,59 +33,14 @@
  * Ownership: every output value is copied, but VARCHAR columns keep the
  * inputs' dictionaries, so an intermediate input owning one becomes a
  * dependency of the output (tsr_exec_finish_output).
+ *
+ * On a device: dev_join.c, which shares join_internal.h.
  */
 #include <string.h>
 
-#include "exec/exec_internal.h"
-#include "exec/hashtable.h"
+#include "exec/join_internal.h"
 
-#define JOIN_ROWS TSR_BATCH_ROWS
 #define JOIN_SLOT_BUDGET ((size_t)128 << 20) /* bytes of slots worth a sparser table */
-
-typedef struct join_key {
-    const tsr_expr_t *left, *right;
-    tsr_type_t type;
-    uint32_t *map;    /* VARCHAR across dictionaries: left code -> right code or
-                         TSR_HT_NONE (owned); NULL: same codes on both sides */
-    uint32_t map_len; /* left dictionary size */
-} join_key_t;
-
-/* The output batches one probe task produced, in order. */
-typedef struct join_outs {
-    size_t n, cap;
-    size_t *nrows;
-    tsr_vector_t **cols;
-} join_outs_t;
-
-/* A worker's probe scratch. */
-typedef struct join_worker {
-    bool ready;
-    uint32_t *sel;  /* JOIN_ROWS: left rows with non-NULL keys */
-    uint32_t *gids; /* JOIN_ROWS: their groups */
-    uint32_t *pl;   /* JOIN_ROWS: pair's left row */
-    uint32_t *pq;   /* JOIN_ROWS: pair's payload row */
-    uint32_t *rsel; /* JOIN_ROWS: pairs passing the residual */
-    uint64_t *kbuf; /* nkeys x JOIN_ROWS: normalised keys */
-    const uint64_t **kptr;
-    tsr_vector_t *kvec; /* nkeys: the batch's key vectors */
-} join_worker_t;
-
-typedef struct join_run {
-    const tsr_exec_ctx_t *ctx;
-    tsr_mem_t *mem;
-    const tsr_plan_t *plan;
-    const tsr_table_t *left, *right;
-    size_t nkeys;
-    join_key_t *keys;
-    const uint64_t **code_hashes; /* nkeys: right dictionary hashes of VARCHAR keys */
-    tsr_ht_t ht;                  /* distinct right keys -> group */
-    size_t *off;                  /* ngroups + 1: payload rows of each group */
-    tsr_vector_t *payload;        /* right ncols vectors of off[ngroups] rows */
-    unsigned nworkers;
-    join_worker_t *w;
-    join_outs_t *outs; /* per left batch */
-    tsr_exec_errslot_t errs;
-} join_run_t;
 
 /* ---- planning ------------------------------------------------------------------- */
 
@@ -137,7 +92,7 @@ static tsr_status_t join_code_map(tsr_mem_t *mem, const tsr_dict_t *dl, const ts
     return TSR_OK;
 }
 
-static tsr_status_t join_plan(join_run_t *r, tsr_error_t *err)
+tsr_status_t tsr_join_plan(join_run_t *r, tsr_error_t *err)
 {
     const tsr_plan_t *plan = r->plan;
     const tsr_table_t *L = r->left, *R = r->right;
@@ -395,7 +350,7 @@ cleanup:
 
 /* ---- probe -------------------------------------------------------------------------- */
 
-static tsr_status_t join_worker_setup(join_run_t *r, join_worker_t *w)
+tsr_status_t tsr_join_worker_setup(join_run_t *r, join_worker_t *w)
 {
     tsr_mem_t *mem = r->mem;
     w->ready = true;
@@ -439,8 +394,8 @@ static tsr_status_t join_outs_push(tsr_mem_t *mem, join_outs_t *o, size_t nrows,
 
 /* Gathers k pairs (w->pl, w->pq) into an output batch, applies the residual
  * and appends what survives to o. */
-static tsr_status_t join_flush(join_run_t *r, join_worker_t *w, const tsr_batch_t *lb, size_t k,
-                               join_outs_t *o, tsr_error_t *err)
+tsr_status_t tsr_join_flush(join_run_t *r, join_worker_t *w, const tsr_batch_t *lb, size_t k,
+                            join_outs_t *o, tsr_error_t *err)
 {
     tsr_mem_t *mem = r->mem;
     size_t nl = r->left->ncols, ncols = r->plan->ncols;
@@ -506,14 +461,14 @@ static tsr_status_t join_probe_batch(join_run_t *r, join_worker_t *w, size_t t, 
             w->pl[k] = w->sel[j];
             w->pq[k] = (uint32_t)q;
             if (++k == JOIN_ROWS) {
-                if ((rc = join_flush(r, w, lb, k, &r->outs[t], err)) != TSR_OK)
+                if ((rc = tsr_join_flush(r, w, lb, k, &r->outs[t], err)) != TSR_OK)
                     return rc;
                 k = 0;
             }
         }
     }
     if (k > 0)
-        return join_flush(r, w, lb, k, &r->outs[t], err);
+        return tsr_join_flush(r, w, lb, k, &r->outs[t], err);
     return TSR_OK;
 }
 
@@ -526,7 +481,7 @@ static void join_probe_task(void *arg, size_t t, unsigned worker)
     tsr_error_t err;
     tsr_error_clear(&err);
     tsr_status_t rc = TSR_OK;
-    if (!w->ready && (rc = join_worker_setup(r, w)) != TSR_OK)
+    if (!w->ready && (rc = tsr_join_worker_setup(r, w)) != TSR_OK)
         tsr_error_set(&err, rc, "out of memory");
     if (rc == TSR_OK)
         rc = join_probe_batch(r, w, t, &err);
@@ -537,9 +492,39 @@ static void join_probe_task(void *arg, size_t t, unsigned worker)
     }
 }
 
-/* ---- the operator -------------------------------------------------------------------- */
+/* ---- shared with dev_join.c --------------------------------------------------------------- */
 
-static void join_run_free(join_run_t *r)
+void tsr_join_run_init(join_run_t *r, const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
+                       tsr_op_input_t left, tsr_op_input_t right)
+{
+    memset(r, 0, sizeof(*r));
+    r->ctx = ctx;
+    r->mem = ctx->mem;
+    r->plan = plan;
+    r->left = left.table;
+    r->right = right.table;
+    tsr_exec_errslot_init(&r->errs);
+}
+
+tsr_status_t tsr_join_end(join_run_t *r, tsr_status_t rc, tsr_table_t *t, tsr_op_input_t left,
+                          tsr_op_input_t right, tsr_table_t **out, tsr_error_t *err)
+{
+    if (rc == TSR_OK && t && (rc = tsr_exec_finish_output(t, left, false, err)) == TSR_OK &&
+        (rc = tsr_exec_finish_output(t, right, false, err)) == TSR_OK) {
+        *out = t;
+        t = NULL;
+    }
+    if (t && rc != TSR_OK && t->ndeps > 0) {
+        /* finish_output took the left input before the right failed: hand it
+         * back, the caller still owns its inputs on failure */
+        t->ndeps = 0;
+    }
+    tsr_table_destroy(t);
+    tsr_join_run_free(r);
+    return rc;
+}
+
+void tsr_join_run_free(join_run_t *r)
 {
     tsr_mem_t *mem = r->mem;
     for (size_t k = 0; r->keys && k < r->nkeys; k++)
@@ -562,20 +547,30 @@ static void join_run_free(join_run_t *r)
     tsr_mem_free(mem, r->outs);
 }
 
+/* Moves the probe tasks' output batches into t, in left batch order. */
+tsr_status_t tsr_join_collect(join_run_t *r, tsr_table_t *t, tsr_error_t *err)
+{
+    for (size_t b = 0; r->outs && b < r->left->nbatches; b++) {
+        join_outs_t *o = &r->outs[b];
+        for (size_t i = 0; i < o->n; i++) {
+            if (tsr_table_append_batch(t, o->nrows[i], o->cols[i]) != TSR_OK)
+                return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+            o->cols[i] = NULL; /* the table owns it now */
+        }
+    }
+    return TSR_OK;
+}
+
+/* ---- the operator ------------------------------------------------------------------------ */
+
 tsr_status_t tsr_op_hash_join(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
                               tsr_op_input_t left, tsr_op_input_t right, tsr_table_t **out,
                               tsr_error_t *err)
 {
     join_run_t r;
-    memset(&r, 0, sizeof(r));
-    r.ctx = ctx;
-    r.mem = ctx->mem;
-    r.plan = plan;
-    r.left = left.table;
-    r.right = right.table;
-    tsr_exec_errslot_init(&r.errs);
+    tsr_join_run_init(&r, ctx, plan, left, right);
     tsr_table_t *t = NULL;
-    tsr_status_t rc = join_plan(&r, err);
+    tsr_status_t rc = tsr_join_plan(&r, err);
     if (rc != TSR_OK)
         goto cleanup;
     if ((rc = tsr_exec_new_output(ctx, plan, &t, err)) != TSR_OK)
@@ -594,30 +589,10 @@ tsr_status_t tsr_op_hash_join(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan,
             tsr_exec_parallel(ctx, r.left->nbatches, join_probe_task, &r);
         if ((rc = tsr_exec_errslot_take(&r.errs, err)) != TSR_OK)
             goto cleanup;
-        for (size_t b = 0; b < r.left->nbatches; b++) {
-            join_outs_t *o = &r.outs[b];
-            for (size_t i = 0; i < o->n; i++) {
-                if (tsr_table_append_batch(t, o->nrows[i], o->cols[i]) != TSR_OK) {
-                    rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
-                    goto cleanup;
-                }
-                o->cols[i] = NULL; /* the table owns it now */
-            }
-        }
+        if ((rc = tsr_join_collect(&r, t, err)) != TSR_OK)
+            goto cleanup;
     }
-    if ((rc = tsr_exec_finish_output(t, left, false, err)) != TSR_OK ||
-        (rc = tsr_exec_finish_output(t, right, false, err)) != TSR_OK)
-        goto cleanup;
-    *out = t;
-    t = NULL;
 
 cleanup:
-    if (t && rc != TSR_OK && t->ndeps > 0) {
-        /* finish_output took the left input before the right failed: hand it
-         * back, the caller still owns its inputs on failure */
-        t->ndeps = 0;
-    }
-    tsr_table_destroy(t);
-    join_run_free(&r);
-    return rc;
+    return tsr_join_end(&r, rc, t, left, right, out, err);
 }

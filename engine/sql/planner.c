@@ -801,11 +801,62 @@ static tsr_status_t build(planner_t *p, tsr_plan_t **out)
     return TSR_OK;
 }
 
+/* Loads the columns the scans of plan n read from lazy catalog tables (a CSV
+ * file registered for projection pushdown parses only these); *changed when a
+ * loaded column's type is not the one it was bound with (CSV widening). */
+static tsr_status_t load_scans(const tsr_catalog_t *cat, const tsr_plan_t *n, bool *changed,
+                               tsr_error_t *err)
+{
+    if (!n)
+        return TSR_OK;
+    if (n->kind == TSR_PLAN_SCAN && n->table && n->table->lazy) {
+        tsr_table_t *t = NULL; /* the catalog's own, mutable, pointer */
+        for (size_t i = 0; i < cat->ntables && !t; i++)
+            if (cat->tables[i] == n->table)
+                t = cat->tables[i];
+        if (!t)
+            return tsr_error_set(err, TSR_ERR_INTERNAL, "scan of a table not in the catalog");
+        bool *need = tsr_mem_calloc(t->mem, t->ncols ? t->ncols : 1, sizeof(bool));
+        if (!need)
+            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+        for (size_t k = 0; k < n->ncols; k++)
+            need[n->col_ids[k]] = true;
+        tsr_status_t rc = tsr_table_load_columns(t, need, err);
+        tsr_mem_free(t->mem, need);
+        if (rc != TSR_OK)
+            return rc;
+        for (size_t k = 0; k < n->ncols; k++)
+            *changed |= t->fields[n->col_ids[k]].type != n->types[k];
+    }
+    tsr_status_t rc = load_scans(cat, n->child, changed, err);
+    return rc == TSR_OK ? load_scans(cat, n->right, changed, err) : rc;
+}
+
+static tsr_status_t plan_once(tsr_arena_t *arena, const tsr_catalog_t *catalog, const char *sql,
+                              const tsr_ast_select_t *ast, tsr_plan_t **out, tsr_error_t *err);
+
 tsr_status_t tsr_sql_plan(tsr_arena_t *arena, const tsr_catalog_t *catalog, const char *sql,
                           const tsr_ast_select_t *ast, tsr_plan_t **out, tsr_error_t *err)
 {
     if (!arena || !catalog || !ast || !out)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "tsr_sql_plan: missing argument");
+    tsr_plan_t *plan = NULL;
+    tsr_status_t rc = plan_once(arena, catalog, sql, ast, &plan, err);
+    bool changed = false;
+    if (rc == TSR_OK)
+        rc = load_scans(catalog, plan, &changed, err);
+    /* a column's type widened as it loaded: bind again with the final types
+     * (the columns read are the same, so nothing more loads) */
+    if (rc == TSR_OK && changed)
+        rc = plan_once(arena, catalog, sql, ast, &plan, err);
+    if (rc == TSR_OK)
+        *out = plan;
+    return rc;
+}
+
+static tsr_status_t plan_once(tsr_arena_t *arena, const tsr_catalog_t *catalog, const char *sql,
+                              const tsr_ast_select_t *ast, tsr_plan_t **out, tsr_error_t *err)
+{
     planner_t p;
     memset(&p, 0, sizeof(p));
     p.b.arena = arena;

@@ -31,14 +31,10 @@
  */
 #include "table/csv.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "table/csv_internal.h"
 
@@ -283,7 +279,7 @@ static tsr_status_t csv_schema(tsr_csv_reader_t *rd, const char *schema, const c
 
 /* ---- chunking -------------------------------------------------------------------- */
 
-static size_t csv_chunk_bytes(size_t len, tsr_pool_t *pool, const tsr_csv_tuning_t *tuning)
+size_t tsr_csv_chunk_bytes(size_t len, tsr_pool_t *pool, const tsr_csv_tuning_t *tuning)
 {
     if (tuning && tuning->chunk_bytes)
         return tuning->chunk_bytes;
@@ -529,110 +525,132 @@ static void csv_parse_task(void *arg, size_t i, unsigned worker)
 
 /* ---- the driver ------------------------------------------------------------------ */
 
-static tsr_status_t csv_read(tsr_mem_t *mem, tsr_pool_t *pool, const char *data, size_t len,
-                             const char *name, const char *table_name,
+void tsr_csv_reader_fini(tsr_csv_reader_t *rd)
+{
+    for (size_t c = 0; rd->names && c < rd->ncols; c++)
+        tsr_mem_free(rd->mem, rd->names[c]);
+    tsr_mem_free(rd->mem, rd->names);
+    tsr_mem_free(rd->mem, rd->types);
+    tsr_mem_free(rd->mem, rd->fixed);
+    rd->names = NULL;
+    rd->types = NULL;
+    rd->fixed = NULL;
+}
+
+tsr_status_t tsr_csv_prepare(tsr_csv_reader_t *rd, tsr_mem_t *mem, tsr_pool_t *pool,
+                             const char *data, size_t len, const char *name,
                              const tsr_csv_options_t *opts, const tsr_csv_tuning_t *tuning,
-                             tsr_table_t **out, tsr_error_t *err)
+                             tsr_csv_chunk_t **chunks_out, size_t *nchunks_out, tsr_error_t *err)
 {
     tsr_status_t rc;
-    tsr_csv_reader_t rd;
     tsr_csv_chunk_t tmp;
-    tsr_csv_chunk_t *chunks = NULL;
-    size_t nchunks = 0;
-    memset(&rd, 0, sizeof(rd));
+    memset(rd, 0, sizeof(*rd));
     memset(&tmp, 0, sizeof(tmp));
+    *chunks_out = NULL;
+    *nchunks_out = 0;
 
-    rd.mem = mem;
-    rd.base = data;
-    rd.len = len;
-    rd.delim = opts && opts->delimiter ? opts->delimiter : ',';
-    if (rd.delim == '"' || rd.delim == '\n' || rd.delim == '\r')
+    rd->mem = mem;
+    rd->base = data;
+    rd->len = len;
+    rd->delim = opts && opts->delimiter ? opts->delimiter : ',';
+    if (rd->delim == '"' || rd->delim == '\n' || rd->delim == '\r')
         return tsr_error_set(err, TSR_ERR_INVALID_ARG,
                              "the CSV delimiter cannot be a quote, CR or LF");
     size_t sample = opts && opts->sample_rows ? opts->sample_rows : CSV_DEFAULT_SAMPLE;
-    rd.special[(uint8_t)rd.delim] = 1;
-    rd.special['"'] = 1;
-    rd.special['\r'] = 1;
-    rd.special['\n'] = 1;
+    rd->special[(uint8_t)rd->delim] = 1;
+    rd->special['"'] = 1;
+    rd->special['\r'] = 1;
+    rd->special['\n'] = 1;
 
-    size_t bom = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-    rc = csv_header(&rd, &tmp, bom);
+    rd->bom = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    rc = csv_header(rd, &tmp, rd->bom);
     if (rc != TSR_OK) {
-        csv_report(&rd, bom, name, &tmp.fail, err);
+        csv_report(rd, rd->bom, name, &tmp.fail, err);
         goto cleanup;
     }
-    rd.body_end = len;
-    while (rd.body_end > rd.body_begin &&
-           (data[rd.body_end - 1] == '\n' || data[rd.body_end - 1] == '\r'))
-        rd.body_end--;
+    rd->body_end = len;
+    while (rd->body_end > rd->body_begin &&
+           (data[rd->body_end - 1] == '\n' || data[rd->body_end - 1] == '\r'))
+        rd->body_end--;
 
     rc = TSR_ERR_NOMEM;
-    rd.types = tsr_mem_calloc(mem, rd.ncols, sizeof(*rd.types));
-    rd.fixed = tsr_mem_calloc(mem, rd.ncols, sizeof(*rd.fixed));
-    if (!rd.types || !rd.fixed) {
+    rd->types = tsr_mem_calloc(mem, rd->ncols, sizeof(*rd->types));
+    rd->fixed = tsr_mem_calloc(mem, rd->ncols, sizeof(*rd->fixed));
+    if (!rd->types || !rd->fixed) {
         tsr_error_set(err, rc, "out of memory while reading '%s'", name);
         goto cleanup;
     }
-    if (opts && opts->schema && (rc = csv_schema(&rd, opts->schema, name, err)) != TSR_OK)
+    if (opts && opts->schema && (rc = csv_schema(rd, opts->schema, name, err)) != TSR_OK)
         goto cleanup;
-    if ((rc = tsr_csv_infer(&rd, &tmp, sample)) != TSR_OK) {
+    if ((rc = tsr_csv_infer(rd, &tmp, sample)) != TSR_OK) {
         tsr_error_set(err, rc, "out of memory while reading '%s'", name);
         goto cleanup;
     }
 
     size_t align = tuning && tuning->chunk_rows ? tuning->chunk_rows : TSR_BATCH_ROWS;
-    rc = csv_plan(&rd, pool, csv_chunk_bytes(rd.body_end - rd.body_begin, pool, tuning), align,
-                  &chunks, &nchunks);
-    if (rc != TSR_OK) {
+    rc = csv_plan(rd, pool, tsr_csv_chunk_bytes(rd->body_end - rd->body_begin, pool, tuning), align,
+                  chunks_out, nchunks_out);
+    if (rc != TSR_OK)
         tsr_error_set(err, rc, "out of memory while reading '%s'", name);
-        goto cleanup;
-    }
-
-    for (int pass = 0;; pass++) {
-        csv_parse_ctx_t px = {&rd, chunks};
-        tsr_pool_run(pool, nchunks, csv_parse_task, &px);
-        for (size_t i = 0; i < nchunks; i++) {
-            if (chunks[i].fail.status != TSR_OK) {
-                rc = csv_report(&rd, bom, name, &chunks[i].fail, err);
-                goto cleanup;
-            }
-        }
-        bool widened = false;
-        for (size_t c = 0; c < rd.ncols; c++) {
-            if (rd.fixed[c])
-                continue;
-            tsr_type_t t = rd.types[c];
-            for (size_t i = 0; i < nchunks; i++)
-                t = tsr_csv_join(t, chunks[i].cols[c].need);
-            widened |= t != rd.types[c];
-            rd.types[c] = t;
-        }
-        if (!widened)
-            break;
-        if (pass >= 3) { /* cannot happen: a widened type holds every value seen */
-            rc = tsr_error_set(err, TSR_ERR_INTERNAL, "CSV type widening did not settle");
-            goto cleanup;
-        }
-        for (size_t i = 0; i < nchunks; i++)
-            tsr_csv_chunk_reset(&rd, &chunks[i]);
-    }
-    rc = tsr_csv_build(&rd, pool, chunks, nchunks, table_name, out);
-    if (rc == TSR_ERR_NOMEM)
-        tsr_error_set(err, rc, "out of memory while reading '%s'", name);
-    else if (rc != TSR_OK)
-        tsr_error_set(err, rc, "cannot build the table of '%s': %s", name, tsr_status_str(rc));
 
 cleanup:
+    tsr_csv_chunk_reset(rd, &tmp);
+    return rc;
+}
+
+tsr_status_t tsr_csv_parse_all(tsr_csv_reader_t *rd, tsr_pool_t *pool, tsr_csv_chunk_t *chunks,
+                               size_t nchunks, const char *name, tsr_error_t *err)
+{
+    for (int pass = 0;; pass++) {
+        csv_parse_ctx_t px = {rd, chunks};
+        tsr_pool_run(pool, nchunks, csv_parse_task, &px);
+        for (size_t i = 0; i < nchunks; i++)
+            if (chunks[i].fail.status != TSR_OK)
+                return csv_report(rd, rd->bom, name, &chunks[i].fail, err);
+        /* only parsed columns can widen: a skipped one never needs more */
+        bool widened = false;
+        for (size_t c = 0; c < rd->ncols; c++) {
+            if (rd->fixed[c])
+                continue;
+            tsr_type_t t = rd->types[c];
+            for (size_t i = 0; i < nchunks; i++)
+                t = tsr_csv_join(t, chunks[i].cols[c].need);
+            widened |= t != rd->types[c];
+            rd->types[c] = t;
+        }
+        if (!widened)
+            return TSR_OK;
+        if (pass >= 3) /* cannot happen: a widened type holds every value seen */
+            return tsr_error_set(err, TSR_ERR_INTERNAL, "CSV type widening did not settle");
+        for (size_t i = 0; i < nchunks; i++)
+            tsr_csv_chunk_reset(rd, &chunks[i]);
+    }
+}
+
+static tsr_status_t csv_read(tsr_mem_t *mem, tsr_pool_t *pool, const char *data, size_t len,
+                             const char *name, const char *table_name,
+                             const tsr_csv_options_t *opts, const tsr_csv_tuning_t *tuning,
+                             tsr_table_t **out, tsr_error_t *err)
+{
+    tsr_csv_reader_t rd;
+    tsr_csv_chunk_t *chunks = NULL;
+    size_t nchunks = 0;
+    tsr_status_t rc =
+        tsr_csv_prepare(&rd, mem, pool, data, len, name, opts, tuning, &chunks, &nchunks, err);
+    if (rc == TSR_OK)
+        rc = tsr_csv_parse_all(&rd, pool, chunks, nchunks, name, err);
+    if (rc == TSR_OK) {
+        rc = tsr_csv_build(&rd, pool, chunks, nchunks, table_name, out);
+        if (rc == TSR_ERR_NOMEM)
+            tsr_error_set(err, rc, "out of memory while reading '%s'", name);
+        else if (rc != TSR_OK)
+            tsr_error_set(err, rc, "cannot build the table of '%s': %s", name, tsr_status_str(rc));
+    }
     if (chunks)
         for (size_t i = 0; i < nchunks; i++)
             tsr_csv_chunk_reset(&rd, &chunks[i]);
     tsr_mem_free(mem, chunks);
-    tsr_csv_chunk_reset(&rd, &tmp);
-    for (size_t c = 0; c < rd.ncols; c++)
-        tsr_mem_free(mem, rd.names[c]);
-    tsr_mem_free(mem, rd.names);
-    tsr_mem_free(mem, rd.types);
-    tsr_mem_free(mem, rd.fixed);
+    tsr_csv_reader_fini(&rd);
     return rc;
 }
 
@@ -658,134 +676,18 @@ tsr_status_t tsr_csv_read_buffer(tsr_mem_t *mem, tsr_pool_t *pool, const char *d
                                      out, err);
 }
 
-/* ---- files ----------------------------------------------------------------------- */
-
-typedef struct csv_file_ctx {
-    int fd;
-    char *buf;
-    size_t size;
-    size_t piece;
-    int *errs; /* per piece: 0, an errno, or -1 for a file that shrank */
-} csv_file_ctx_t;
-
-/* Reads piece k with pread: the copy and the page faults are spread over
- * the pool's threads. */
-static void csv_file_task(void *arg, size_t k, unsigned worker)
-{
-    (void)worker;
-    csv_file_ctx_t *fx = arg;
-    size_t off = k * fx->piece;
-    size_t n = fx->size - off < fx->piece ? fx->size - off : fx->piece;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fx->fd, fx->buf + off + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            fx->errs[k] = errno;
-            return;
-        }
-        if (r == 0) {
-            fx->errs[k] = -1;
-            return;
-        }
-        done += (size_t)r;
-    }
-}
-
-/* Reads a file that has no usable size (pipe, /proc) sequentially. */
-static tsr_status_t csv_slurp(tsr_mem_t *mem, int fd, const char *path, char **buf_out,
-                              size_t *len_out, tsr_error_t *err)
-{
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (tsr_mem_grow(mem, (void **)&buf, &cap, len + 65536, 1)) {
-            tsr_mem_free(mem, buf);
-            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory reading '%s'", path);
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            tsr_mem_free(mem, buf);
-            return tsr_error_set(err, TSR_ERR_IO, "cannot read '%s': %s", path, strerror(e));
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-    }
-    *buf_out = buf;
-    *len_out = len;
-    return TSR_OK;
-}
+/* ---- files (the bytes: csv_file.c) ---------------------------------------------- */
 
 tsr_status_t tsr_csv_read_file(tsr_mem_t *mem, tsr_pool_t *pool, const char *path,
                                const char *table_name, const tsr_csv_options_t *opts,
                                tsr_table_t **out, tsr_error_t *err)
 {
-    tsr_status_t rc;
-    csv_file_ctx_t fx;
-    memset(&fx, 0, sizeof(fx));
-    size_t npieces = 0;
-    fx.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fx.fd < 0) {
-        int e = errno;
-        rc = e == ENOENT || e == ENOTDIR ? TSR_ERR_NOT_FOUND : TSR_ERR_IO;
-        tsr_error_set(err, rc, "cannot open '%s': %s", path, strerror(e));
-        if (rc == TSR_ERR_NOT_FOUND)
-            tsr_error_hint(err, "check the path (relative paths start from the current directory)");
+    char *buf;
+    size_t len;
+    tsr_status_t rc = tsr_csv_file_bytes(mem, pool, path, &buf, &len, err);
+    if (rc != TSR_OK)
         return rc;
-    }
-    struct stat st;
-    if (fstat(fx.fd, &st) != 0) {
-        rc = tsr_error_set(err, TSR_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
-        goto cleanup;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = tsr_error_set(err, TSR_ERR_IO, "'%s' is a directory, not a CSV file", path);
-        goto cleanup;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size <= 0) {
-        if ((rc = csv_slurp(mem, fx.fd, path, &fx.buf, &fx.size, err)) != TSR_OK)
-            goto cleanup;
-        rc = tsr_csv_read_buffer(mem, pool, fx.buf, fx.size, path, table_name, opts, out, err);
-        goto cleanup;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX / 2) {
-        rc = tsr_error_set(err, TSR_ERR_NOMEM, "'%s' is too large to load", path);
-        goto cleanup;
-    }
-    fx.size = (size_t)st.st_size;
-    fx.piece = csv_chunk_bytes(fx.size, pool, NULL);
-    npieces = (fx.size + fx.piece - 1) / fx.piece;
-    fx.buf = tsr_mem_alloc(mem, fx.size);
-    fx.errs = tsr_mem_calloc(mem, npieces, sizeof(*fx.errs));
-    if (!fx.buf || !fx.errs) {
-        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path,
-                           fx.size);
-        goto cleanup;
-    }
-    tsr_pool_run(pool, npieces, csv_file_task, &fx);
-    for (size_t k = 0; k < npieces; k++) {
-        if (fx.errs[k] == -1) {
-            rc = tsr_error_set(err, TSR_ERR_IO, "'%s' shrank while it was read", path);
-            goto cleanup;
-        }
-        if (fx.errs[k] != 0) {
-            rc = tsr_error_set(err, TSR_ERR_IO, "cannot read '%s': %s", path, strerror(fx.errs[k]));
-            goto cleanup;
-        }
-    }
-    close(fx.fd);
-    fx.fd = -1;
-    rc = csv_read(mem, pool, fx.buf, fx.size, path, table_name, opts, NULL, out, err);
-
-cleanup:
-    if (fx.fd >= 0)
-        close(fx.fd);
-    tsr_mem_free(mem, fx.buf);
-    tsr_mem_free(mem, fx.errs);
+    rc = tsr_csv_read_buffer(mem, pool, buf, len, path, table_name, opts, out, err);
+    tsr_mem_free(mem, buf);
     return rc;
 }

@@ -35,9 +35,9 @@
 #include "table/table.h"
 
 typedef struct tsr_csv_options {
-    char delimiter;      /* 0 means ',' */
-    const char *schema;  /* NULL or "name:type,..." overrides */
-    size_t sample_rows;  /* rows used for type inference; 0 means the default (20000) */
+    char delimiter;     /* 0 means ',' */
+    const char *schema; /* NULL or "name:type,..." overrides */
+    size_t sample_rows; /* rows used for type inference; 0 means the default (20000) */
 } tsr_csv_options_t;
 
 /* Reads the file at path into a new table named table_name. opts may be NULL. */
@@ -50,5 +50,18 @@ tsr_status_t tsr_csv_read_buffer(tsr_mem_t *mem, tsr_pool_t *pool, const char *d
                                  const char *display_name, const char *table_name,
                                  const tsr_csv_options_t *opts, tsr_table_t **out,
                                  tsr_error_t *err);
+
+/* Opens the file at path for loading on demand (projection pushdown): reads
+ * its bytes and runs the header, the schema and type inference now (their
+ * errors are reported here, as by tsr_csv_read_file), but converts no value.
+ * The table has the file's schema and no batch; tsr_table_load_columns parses
+ * the body for the columns asked for - all rows are still split and checked,
+ * so malformed rows and wrong field counts fail every load with
+ * file:line:column, while a value that does not fit its column's type fails
+ * (or widens the column) only when that column is loaded. The file's bytes are
+ * kept until every column is loaded (or the table is destroyed). */
+tsr_status_t tsr_csv_open_file(tsr_mem_t *mem, tsr_pool_t *pool, const char *path,
+                               const char *table_name, const tsr_csv_options_t *opts,
+                               tsr_table_t **out, tsr_error_t *err);
 
 #endif /* TSR_TABLE_CSV_H */

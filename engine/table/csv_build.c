@@ -32,7 +32,7 @@ static void merge_task(void *arg, size_t c, unsigned worker)
     (void)worker;
     build_ctx_t *bx = arg;
     const tsr_csv_reader_t *rd = bx->rd;
-    if (rd->types[c] != TSR_TYPE_VARCHAR)
+    if (rd->types[c] != TSR_TYPE_VARCHAR || (rd->skip && rd->skip[c]))
         return;
     const tsr_csv_sentry_t **order = NULL;
     size_t order_cap = 0;
@@ -87,7 +87,7 @@ static void remap_task(void *arg, size_t g, unsigned worker)
     const tsr_csv_chunk_t *ck = &bx->chunks[lo];
     tsr_vector_t *cols = ck->batches[g - bx->batch_start[lo]];
     for (size_t c = 0; c < rd->ncols; c++) {
-        if (rd->types[c] != TSR_TYPE_VARCHAR)
+        if (rd->types[c] != TSR_TYPE_VARCHAR || (rd->skip && rd->skip[c]))
             continue;
         tsr_vector_t *v = &cols[c];
         v->dict = bx->dicts[c];
@@ -146,6 +146,9 @@ tsr_status_t tsr_csv_build(const tsr_csv_reader_t *rd, tsr_pool_t *pool, tsr_csv
             chunks[i].batches[b] = NULL;
         }
     }
+    /* INT64 min/max, for plans that depend on value ranges (perfect-hash GROUP BY) */
+    if (!rd->skip && (rc = tsr_table_compute_stats(t)) != TSR_OK) /* lazy loads: the caller */
+        goto err_free;
     *out = t;
     t = NULL;
 

@@ -1,9 +1,11 @@
 /*
  * csv_internal.h - private interface between the parts of the CSV reader.
  *
- * The reader is split in four files:
- *   csv.c        the public entry points, file reading, header and schema,
- *                chunking and the driver (passes, widening, errors)
+ * The reader is split in these files:
+ *   csv.c        the public entry points, header and schema, chunking and the
+ *                driver (passes, widening, errors)
+ *   csv_file.c   reading a file's bytes (parallel pread)
+ *   csv_lazy.c   tables whose columns load on demand (projection pushdown)
  *   csv_parse.c  the tokenizer, value parsing (integers, doubles, booleans)
  *                and type inference over the sample
  *   csv_chunk.c  the per-chunk parser: fields straight into batches
@@ -50,6 +52,13 @@ tsr_status_t tsr_csv_read_buffer_tuned(tsr_mem_t *mem, tsr_pool_t *pool, const c
                                        const tsr_csv_tuning_t *tuning, tsr_table_t **out,
                                        tsr_error_t *err);
 
+/* tsr_csv_open_file over a copy of data[0..len), with tuning (tests). */
+tsr_status_t tsr_csv_open_buffer_tuned(tsr_mem_t *mem, tsr_pool_t *pool, const char *data,
+                                       size_t len, const char *display_name, const char *table_name,
+                                       const tsr_csv_options_t *opts,
+                                       const tsr_csv_tuning_t *tuning, tsr_table_t **out,
+                                       tsr_error_t *err);
+
 /* The first error a parser met: the driver turns off into line:column. */
 typedef struct tsr_csv_fail {
     tsr_status_t status; /* TSR_OK while none */
@@ -74,6 +83,11 @@ typedef struct tsr_csv_reader {
     char **names;      /* ncols header names (owned) */
     tsr_type_t *types; /* ncols current column types */
     bool *fixed;       /* ncols: type given by the schema (misfit = error) */
+    const bool *skip;  /* ncols, or NULL: columns whose values are not wanted
+                          (projection pushdown): their fields are still delimited
+                          and quote-checked, never converted; their vectors have
+                          no data */
+    size_t bom;        /* bytes of a UTF-8 BOM before the header (0 or 3) */
     size_t body_begin; /* offset of the first data row */
     size_t body_end;   /* offset after the last data row (trailing blank lines cut) */
 } tsr_csv_reader_t;
@@ -315,6 +329,34 @@ int tsr_csv_parse_double(tsr_mem_t *mem, tsr_csv_buf_t *numbuf, const char *s, s
  * sample_rows rows of the body; stops early (silently) at malformed input,
  * which the chunk parsers report. Uses ck for scratch. */
 tsr_status_t tsr_csv_infer(tsr_csv_reader_t *rd, tsr_csv_chunk_t *ck, size_t sample_rows);
+
+/* ---- csv.c ------------------------------------------------------------------ */
+
+/* Steps 1-3 of a read over data[0..len): header, schema, type inference and
+ * the chunk plan (*chunks: nchunks byte ranges, unparsed). On failure err is
+ * set. Either way tsr_csv_reader_fini frees what rd took, and the caller
+ * frees *chunks. */
+tsr_status_t tsr_csv_prepare(tsr_csv_reader_t *rd, tsr_mem_t *mem, tsr_pool_t *pool,
+                             const char *data, size_t len, const char *name,
+                             const tsr_csv_options_t *opts, const tsr_csv_tuning_t *tuning,
+                             tsr_csv_chunk_t **chunks, size_t *nchunks, tsr_error_t *err);
+
+/* Step 4: parses every chunk in parallel (columns in rd->skip are only
+ * delimited), widening inferred types until they hold every parsed value; the
+ * input's first error goes to err with file:line:column. The chunks keep what
+ * was parsed (reset them in any case). */
+tsr_status_t tsr_csv_parse_all(tsr_csv_reader_t *rd, tsr_pool_t *pool, tsr_csv_chunk_t *chunks,
+                               size_t nchunks, const char *name, tsr_error_t *err);
+
+void tsr_csv_reader_fini(tsr_csv_reader_t *rd);
+
+/* Nominal bytes per parallel chunk (or file piece) of an input of len bytes. */
+size_t tsr_csv_chunk_bytes(size_t len, tsr_pool_t *pool, const tsr_csv_tuning_t *tuning);
+
+/* The whole file at path in a new buffer (*buf, owned by the caller; NULL
+ * and 0 for an empty file): regular files are read in parallel pieces. */
+tsr_status_t tsr_csv_file_bytes(tsr_mem_t *mem, tsr_pool_t *pool, const char *path, char **buf,
+                                size_t *len, tsr_error_t *err);
 
 /* ---- csv_chunk.c ----------------------------------------------------------- */
 

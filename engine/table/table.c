@@ -98,8 +98,7 @@ void tsr_vector_release(tsr_mem_t *mem, tsr_vector_t *v)
 }
 
 tsr_status_t tsr_table_create(tsr_mem_t *mem, const char *name, size_t ncols,
-                              const char *const *names, const tsr_type_t *types,
-                              tsr_table_t **out)
+                              const char *const *names, const tsr_type_t *types, tsr_table_t **out)
 {
     tsr_table_t *t = tsr_mem_calloc(mem, 1, sizeof(*t));
     if (!t)
@@ -147,7 +146,43 @@ void tsr_table_destroy(tsr_table_t *t)
     for (size_t i = 0; i < t->ndeps; i++)
         tsr_table_destroy(t->deps[i]);
     tsr_mem_free(t->mem, t->deps);
+    tsr_mem_free(t->mem, t->stats);
+    if (t->lazy) {
+        if (t->lazy->destroy)
+            t->lazy->destroy(t->mem, t->lazy->state);
+        tsr_mem_free(t->mem, t->lazy->loaded);
+        tsr_mem_free(t->mem, t->lazy);
+    }
     tsr_mem_free(t->mem, t);
+}
+
+tsr_status_t tsr_table_load_columns(tsr_table_t *t, const bool *need, tsr_error_t *err)
+{
+    tsr_table_lazy_t *lz = t->lazy;
+    if (!lz)
+        return TSR_OK;
+    bool *want = tsr_mem_calloc(t->mem, t->ncols ? t->ncols : 1, sizeof(bool));
+    if (!want)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    bool any = !lz->rows;
+    for (size_t c = 0; c < t->ncols; c++) {
+        want[c] = (!need || need[c]) && !lz->loaded[c];
+        any |= want[c];
+    }
+    tsr_status_t rc = any ? lz->load(t, lz->state, want, err) : TSR_OK;
+    tsr_mem_free(t->mem, want);
+    if (rc != TSR_OK)
+        return rc;
+    bool all = lz->rows;
+    for (size_t c = 0; c < t->ncols; c++)
+        all &= lz->loaded[c];
+    if (all) { /* nothing left to load: the loader's state (a file's bytes) goes */
+        lz->destroy(t->mem, lz->state);
+        tsr_mem_free(t->mem, lz->loaded);
+        tsr_mem_free(t->mem, lz);
+        t->lazy = NULL;
+    }
+    return TSR_OK;
 }
 
 tsr_status_t tsr_table_add_dep(tsr_table_t *t, tsr_table_t *dep)
@@ -168,6 +203,66 @@ tsr_status_t tsr_table_append_batch(tsr_table_t *t, size_t nrows, tsr_vector_t *
     t->batches[t->nbatches].cols = cols;
     t->nbatches++;
     t->nrows += nrows;
+    /* new rows may fall outside the old bounds */
+    tsr_mem_free(t->mem, t->stats);
+    t->stats = NULL;
+    return TSR_OK;
+}
+
+tsr_status_t tsr_table_set_stats(tsr_table_t *t, size_t col, const tsr_colstats_t *st)
+{
+    if (col >= t->ncols)
+        return TSR_ERR_INVALID_ARG;
+    if (!t->stats && !(t->stats = tsr_mem_calloc(t->mem, t->ncols, sizeof(tsr_colstats_t))))
+        return TSR_ERR_NOMEM;
+    t->stats[col] = *st;
+    return TSR_OK;
+}
+
+/* Min and max of the non-NULL values of one INT64 vector into *st. The
+ * loop without NULLs is branch-free so it vectorises. */
+static void stats_vector(const tsr_vector_t *v, size_t n, int64_t *lo, int64_t *hi)
+{
+    const int64_t *x = v->data;
+    int64_t mn = *lo, mx = *hi;
+    if (!v->validity) {
+        for (size_t i = 0; i < n; i++) {
+            mn = x[i] < mn ? x[i] : mn;
+            mx = x[i] > mx ? x[i] : mx;
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (!tsr_bit_get(v->validity, i))
+                continue;
+            mn = x[i] < mn ? x[i] : mn;
+            mx = x[i] > mx ? x[i] : mx;
+        }
+    }
+    *lo = mn;
+    *hi = mx;
+}
+
+tsr_status_t tsr_table_compute_stats(tsr_table_t *t)
+{
+    for (size_t c = 0; c < t->ncols; c++) {
+        if (t->fields[c].type != TSR_TYPE_INT64)
+            continue;
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        bool loaded = true;
+        for (size_t b = 0; b < t->nbatches && loaded; b++) {
+            const tsr_vector_t *v = &t->batches[b].cols[c];
+            loaded = v->data || t->batches[b].nrows == 0;
+            if (loaded)
+                stats_vector(v, t->batches[b].nrows, &lo, &hi);
+        }
+        if (!loaded)
+            continue; /* a column not loaded yet (tsr_table_load_columns) */
+        tsr_colstats_t st = {.known = true, .min = lo, .max = hi};
+        if (lo > hi)
+            st.min = st.max = 0; /* no non-NULL value */
+        if (tsr_table_set_stats(t, c, &st) != TSR_OK)
+            return TSR_ERR_NOMEM;
+    }
     return TSR_OK;
 }
 

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/error.h"
 #include "core/mem.h"
 #include "table/dict.h"
 #include "tessera/status.h"
@@ -55,25 +56,55 @@ typedef struct tsr_batch {
 } tsr_batch_t;
 
 typedef struct tsr_field {
-    char *name;      /* owned; as the user wrote it (lookups are case-insensitive) */
+    char *name; /* owned; as the user wrote it (lookups are case-insensitive) */
     tsr_type_t type;
 } tsr_field_t;
 
+/* Statistics of one column, kept so operators can choose a plan without a pass
+ * over the data (the perfect-hash aggregation reads INT64 key ranges). Only
+ * INT64 columns have them; known=false means not computed. When known, every
+ * non-NULL value v of the column has min <= v <= max (a column with no
+ * non-NULL value has min = max = 0). */
+typedef struct tsr_colstats {
+    bool known;
+    int64_t min, max;
+} tsr_colstats_t;
+
+/* Columns loaded on demand (projection pushdown: a CSV file registered is
+ * parsed only for the columns queries reference, see csv.h). Until its first
+ * load the table has its schema and no batches; after it, every batch has all
+ * ncols vectors, but those of a column not loaded have type and len and no
+ * data. The loader may widen a column's type when it loads it (CSV type
+ * widening), so callers load before they rely on the types of those columns. */
+struct tsr_table;
+typedef struct tsr_table_lazy {
+    bool *loaded; /* ncols */
+    bool rows;    /* the batches exist (the first load ran) */
+    void *state;  /* the loader's, freed with destroy */
+    /* Loads the columns cols[c] (only ones not loaded); the first call also
+     * creates the batches. Sets loaded[] and rows on success. */
+    tsr_status_t (*load)(struct tsr_table *t, void *state, const bool *cols, tsr_error_t *err);
+    void (*destroy)(tsr_mem_t *mem, void *state);
+} tsr_table_lazy_t;
+
 typedef struct tsr_table {
     tsr_mem_t *mem;
-    char *name;             /* owned; may be NULL for intermediate results */
+    char *name; /* owned; may be NULL for intermediate results */
     size_t ncols;
-    tsr_field_t *fields;    /* ncols */
-    tsr_dict_t **dicts;     /* ncols; dictionaries this table owns (NULL entries:
-                               not VARCHAR, or borrowed from another table) */
+    tsr_field_t *fields; /* ncols */
+    tsr_dict_t **dicts;  /* ncols; dictionaries this table owns (NULL entries:
+                            not VARCHAR, or borrowed from another table) */
     size_t nbatches;
     size_t batches_cap;
     tsr_batch_t *batches;
-    size_t nrows;           /* sum of batches' nrows */
-    struct tsr_table **deps;/* tables this one borrows buffers or dictionaries from
-                               and owns: destroyed after it (tsr_table_add_dep) */
+    size_t nrows;            /* sum of batches' nrows */
+    struct tsr_table **deps; /* tables this one borrows buffers or dictionaries from
+                                and owns: destroyed after it (tsr_table_add_dep) */
     size_t ndeps;
     size_t deps_cap;
+    tsr_colstats_t *stats;  /* ncols entries, or NULL: none known. Dropped by
+                               tsr_table_append_batch, so they never go stale */
+    tsr_table_lazy_t *lazy; /* NULL: every column is loaded (see above) */
 } tsr_table_t;
 
 /* ---- validity bitmaps ------------------------------------------------------ */
@@ -118,13 +149,36 @@ void tsr_vector_release(tsr_mem_t *mem, tsr_vector_t *v);
 
 /* An empty table (no batches) with the given schema; names are copied. */
 tsr_status_t tsr_table_create(tsr_mem_t *mem, const char *name, size_t ncols,
-                              const char *const *names, const tsr_type_t *types,
-                              tsr_table_t **out);
+                              const char *const *names, const tsr_type_t *types, tsr_table_t **out);
 void tsr_table_destroy(tsr_table_t *t);
 
 /* Appends a batch; the table takes ownership of batch->cols (an array of
  * ncols vectors allocated with tsr_mem_alloc) and of the vectors' owned buffers. */
 tsr_status_t tsr_table_append_batch(tsr_table_t *t, size_t nrows, tsr_vector_t *cols);
+
+/* Computes the statistics of every INT64 column (one pass over the data). */
+tsr_status_t tsr_table_compute_stats(tsr_table_t *t);
+
+/* Sets column col's statistics to *st (copied). */
+tsr_status_t tsr_table_set_stats(tsr_table_t *t, size_t col, const tsr_colstats_t *st);
+
+/* Column col's statistics, or NULL when not known. */
+static inline const tsr_colstats_t *tsr_table_stats(const tsr_table_t *t, size_t col)
+{
+    return t->stats && col < t->ncols && t->stats[col].known ? &t->stats[col] : NULL;
+}
+
+/* Makes sure the columns need[c] (need NULL: all) of a lazy table are loaded,
+ * and its batches exist; a no-op for other tables. Not thread-safe: the
+ * caller (query planning) runs alone on the table. Errors (e.g. a malformed
+ * CSV row, with file:line:column) go to err. */
+tsr_status_t tsr_table_load_columns(tsr_table_t *t, const bool *need, tsr_error_t *err);
+
+/* Whether column col's values can be read (loaded, or the table is not lazy). */
+static inline bool tsr_table_column_loaded(const tsr_table_t *t, size_t col)
+{
+    return !t->lazy || (t->lazy->rows && t->lazy->loaded[col]);
+}
 
 /* Column index by case-insensitive name; -1 when absent. */
 long tsr_table_find_column(const tsr_table_t *t, const char *name);

@@ -26,6 +26,25 @@ typedef struct tsr_context_params {
 tsr_status_t tsr_context_create(const tsr_context_params_t *params, tsr_context_t **out);
 void tsr_context_destroy(tsr_context_t *ctx);
 
+/* Chooses the device that runs the hot operators (filter, hash aggregation,
+ * hash join) of ctx's later queries; everything else, and any operator the
+ * device's kernels do not cover, runs on the CPU, with the same results
+ * (doubles within rounding). device:
+ *   "cpu"            the engine's parallel CPU operators (the default; NULL too)
+ *   "opencl", "cuda" the backend's first device
+ *   "opencl1"        a backend's device by index ("opencl:1" too)
+ *   "auto"           the first CUDA GPU, else the first OpenCL GPU, else cpu
+ *                    (an OpenCL device that is a CPU, such as PoCL, is not a GPU)
+ * The device is opened here and kept, so kernels are built once per context.
+ * Errors (the previous choice stays): TSR_ERR_INVALID_ARG for an unknown name,
+ * TSR_ERR_UNAVAILABLE when the backend is not built in or found no device,
+ * TSR_ERR_NOT_FOUND for an index past the devices found, TSR_ERR_DEVICE when
+ * the driver fails to open it; tsr_context_last_error has the detail. */
+tsr_status_t tsr_context_set_device(tsr_context_t *ctx, const char *device);
+
+/* The device chosen for ctx's queries: "cpu", "opencl:0", "cuda:0", ... */
+const char *tsr_context_device(const tsr_context_t *ctx);
+
 /* Detail of the last failed call on ctx (valid until the next call). */
 typedef struct tsr_error_info {
     tsr_status_t status;

@@ -22,7 +22,10 @@ typedef struct tsr_csv_params {
 
 /* Loads a CSV file (header row required) as table `name` (replacing one of the
  * same name). params may be NULL. Malformed input: TSR_ERR_BAD_INPUT with the
- * file, line and column in tsr_context_last_error. */
+ * file, line and column in tsr_context_last_error. The file's bytes are read
+ * now, with the header and type inference (their errors are reported here);
+ * values are converted when a query first reads their column (projection
+ * pushdown), so errors in the rows come from that query (docs/sql.md). */
 tsr_status_t tsr_table_register_csv(tsr_context_t *ctx, const char *name, const char *path,
                                     const tsr_csv_params_t *params);
 

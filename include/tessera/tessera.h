@@ -6,6 +6,9 @@
 
 #include "tessera/context.h"
 #include "tessera/device.h"
+#include "tessera/kv.h"
+#include "tessera/lock.h"
+#include "tessera/graph.h"
 #include "tessera/query.h"
 #include "tessera/status.h"
 #include "tessera/table.h"

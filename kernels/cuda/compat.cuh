@@ -53,6 +53,22 @@ TSR_DEV uint64_t tsr_atom_cas_u64(uint64_t *p, uint64_t cmp, uint64_t val)
     return (uint64_t)atomicCAS((unsigned long long *)p, (unsigned long long)cmp,
                                (unsigned long long)val);
 }
+TSR_DEV uint32_t tsr_atom_cas_u32(uint32_t *p, uint32_t cmp, uint32_t val)
+{
+    return atomicCAS((unsigned *)p, cmp, val);
+}
+/* Loads the 16-byte pair p[0], p[1] (p 16-byte aligned) in one access. */
+TSR_DEV void tsr_ld_u64x2(const uint64_t *p, uint64_t *a, uint64_t *b)
+{
+    ulonglong2 v = *(const ulonglong2 *)p;
+    *a = (uint64_t)v.x;
+    *b = (uint64_t)v.y;
+}
+/* Orders the memory accesses of the warp's lanes (all 32 call it). */
+TSR_DEV void tsr_syncwarp(void)
+{
+    __syncwarp(0xffffffffu);
+}
 TSR_DEV uint64_t tsr_atom_exch_u64(uint64_t *p, uint64_t val)
 {
     return (uint64_t)atomicExch((unsigned long long *)p, (unsigned long long)val);
@@ -101,6 +117,11 @@ TSR_DEV uint32_t tsr_popc(uint32_t m)
 TSR_DEV uint32_t tsr_ffs(uint32_t m)
 {
     return (uint32_t)__ffs((int)m);
+}
+/* The high 64 bits of the 128-bit product a * b. */
+TSR_DEV uint64_t tsr_mulhi_u64(uint64_t a, uint64_t b)
+{
+    return (uint64_t)__umul64hi((unsigned long long)a, (unsigned long long)b);
 }
 TSR_DEV double tsr_as_f64(uint64_t b)
 {

@@ -80,6 +80,22 @@ TSR_DEV uint64_t tsr_atom_cas_u64(uint64_t *p, uint64_t cmp, uint64_t val)
     __atomic_compare_exchange_n(p, &cmp, val, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return cmp; /* the old value, as atomicCAS returns it */
 }
+TSR_DEV uint32_t tsr_atom_cas_u32(uint32_t *p, uint32_t cmp, uint32_t val)
+{
+    tsr_emu_preempt();
+    __atomic_compare_exchange_n(p, &cmp, val, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return cmp;
+}
+TSR_DEV void tsr_ld_u64x2(const uint64_t *p, uint64_t *a, uint64_t *b)
+{
+    *a = p[0];
+    *b = p[1];
+}
+/* A warp barrier: a rendezvous of the 32 lanes (a lane that exited aborts). */
+TSR_DEV void tsr_syncwarp(void)
+{
+    (void)tsr_emu_ballot(1);
+}
 TSR_DEV uint64_t tsr_atom_exch_u64(uint64_t *p, uint64_t val)
 {
     tsr_emu_preempt();
@@ -155,6 +171,10 @@ TSR_DEV uint32_t tsr_popc(uint32_t m)
 TSR_DEV uint32_t tsr_ffs(uint32_t m)
 {
     return (uint32_t)__builtin_ffs((int)m);
+}
+TSR_DEV uint64_t tsr_mulhi_u64(uint64_t a, uint64_t b)
+{
+    return (uint64_t)(((unsigned __int128)a * b) >> 64);
 }
 TSR_DEV int tsr_isnan(double d)
 {

@@ -8,8 +8,12 @@
 #include "device/cuda_kernels.h"
 #include "emu.h"
 #include "fill.cuh"
+#include "filter.cuh"
 #include "hashagg.cuh"
+#include "hashjoin.cuh"
 #include "hashmap.cuh"
+#include "partition.cuh"
+#include "scan.cuh"
 
 static void emu_ha_global(const void *a, void *sh)
 {
@@ -125,6 +129,136 @@ cudaError_t tsr_cuda_map_rehash_launch(const tsr_cuda_map_view_t *from,
 {
     emu_map_pair_t p = {*from, *to};
     return tsr_emu_launch(s, grid, block, 0, emu_map_rehash, &p, sizeof(p));
+}
+
+/* ---- scan (the three launches of scan.cu) ------------------------------------------- */
+
+static void emu_scan_reduce(const void *a, void *sh)
+{
+    scan_reduce_body(a, sh);
+}
+
+static void emu_scan_spine(const void *a, void *sh)
+{
+    scan_spine_body(a, sh);
+}
+
+static void emu_scan_down(const void *a, void *sh)
+{
+    scan_down_body(a, sh);
+}
+
+cudaError_t tsr_cuda_scan(const tsr_cuda_scan_view_t *v, unsigned grid, unsigned block,
+                          cudaStream_t s)
+{
+    if (block < 32 || (block & (block - 1)) || !grid)
+        return cudaErrorInvalidValue;
+    size_t shmem = (33 + (size_t)block * SCAN_ITEMS) * sizeof(uint64_t);
+    unsigned g = v->ntiles < grid ? (unsigned)(v->ntiles ? v->ntiles : 1) : grid;
+    cudaError_t e = cudaSuccess;
+    if (v->ntiles)
+        e = tsr_emu_launch(s, g, block, shmem, emu_scan_reduce, v, sizeof(*v));
+    if (e == cudaSuccess)
+        e = tsr_emu_launch(s, 1, block, 33 * sizeof(uint64_t), emu_scan_spine, v, sizeof(*v));
+    if (e == cudaSuccess && v->ntiles)
+        e = tsr_emu_launch(s, g, block, shmem, emu_scan_down, v, sizeof(*v));
+    return e;
+}
+
+/* ---- hash join ------------------------------------------------------------------------ */
+
+static void emu_join_insert(const void *a, void *sh)
+{
+    join_insert_body(a);
+}
+
+static void emu_join_scatter(const void *a, void *sh)
+{
+    join_scatter_body(a);
+}
+
+static void emu_join_finish(const void *a, void *sh)
+{
+    join_finish_body(a);
+}
+
+static void emu_join_probe(const void *a, void *sh)
+{
+    join_probe_body(a);
+}
+
+static void emu_join_write(const void *a, void *sh)
+{
+    join_write_body(a);
+}
+
+cudaError_t tsr_cuda_join(const tsr_cuda_join_view_t *v, tsr_cuda_join_kernel_t which,
+                          unsigned grid, unsigned block, cudaStream_t s)
+{
+    static const tsr_emu_kernel_fn fns[TSR_CUDA_JOIN_NKERNELS] = {
+        [TSR_CUDA_JOIN_INSERT] = emu_join_insert, [TSR_CUDA_JOIN_SCATTER] = emu_join_scatter,
+        [TSR_CUDA_JOIN_FINISH] = emu_join_finish, [TSR_CUDA_JOIN_PROBE] = emu_join_probe,
+        [TSR_CUDA_JOIN_WRITE] = emu_join_write,
+    };
+    if ((unsigned)which >= TSR_CUDA_JOIN_NKERNELS)
+        return cudaErrorInvalidValue;
+    return tsr_emu_launch(s, grid, block, 0, fns[which], v, sizeof(*v));
+}
+
+/* ---- filter --------------------------------------------------------------------------- */
+
+static void emu_filter_count(const void *a, void *sh)
+{
+    filter_count_body(a, sh);
+}
+
+static void emu_filter_scatter(const void *a, void *sh)
+{
+    filter_scatter_body(a, sh);
+}
+
+cudaError_t tsr_cuda_filter_count(const tsr_cuda_filter_view_t *v, unsigned grid, unsigned block,
+                                  cudaStream_t s)
+{
+    return tsr_emu_launch(s, grid, block, 33 * sizeof(uint64_t), emu_filter_count, v, sizeof(*v));
+}
+
+cudaError_t tsr_cuda_filter_scatter(const tsr_cuda_filter_view_t *v, unsigned grid, unsigned block,
+                                    cudaStream_t s)
+{
+    return tsr_emu_launch(s, grid, block, 33 * sizeof(uint64_t), emu_filter_scatter, v, sizeof(*v));
+}
+
+/* ---- partitioning --------------------------------------------------------------------- */
+
+static void emu_part_hist(const void *a, void *sh)
+{
+    const tsr_cuda_part_view_t *v = a;
+    part_hist_body(v, sh, v->nkeys);
+}
+
+static void emu_part_scatter(const void *a, void *sh)
+{
+    const tsr_cuda_part_view_t *v = a;
+    part_scatter_body(v, sh, v->nkeys);
+}
+
+static void emu_part_offsets(const void *a, void *sh)
+{
+    part_offsets_body(a);
+}
+
+cudaError_t tsr_cuda_part(const tsr_cuda_part_view_t *v, tsr_cuda_part_kernel_t which,
+                          unsigned grid, unsigned block, size_t shmem, cudaStream_t s)
+{
+    static const tsr_emu_kernel_fn fns[TSR_CUDA_PART_NKERNELS] = {
+        [TSR_CUDA_PART_HIST] = emu_part_hist,
+        [TSR_CUDA_PART_SCATTER] = emu_part_scatter,
+        [TSR_CUDA_PART_OFFSETS] = emu_part_offsets,
+    };
+    if ((unsigned)which >= TSR_CUDA_PART_NKERNELS)
+        return cudaErrorInvalidValue;
+    return tsr_emu_launch(s, grid, block, shmem, fns[which], v, sizeof(*v));
 }
 
 /* ---- utilities ------------------------------------------------------------------------ */

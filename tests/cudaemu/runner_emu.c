@@ -89,6 +89,7 @@ typedef struct emu_co {
 
 typedef struct emu_warp {
     unsigned count, gen; /* lanes arrived; collectives completed */
+    unsigned ndone;      /* lanes that have exited */
     int op[32];          /* each lane's collective (must agree) */
     uint64_t in[32], out[32];
     uint32_t src[32]; /* shuffle sources */
@@ -161,10 +162,13 @@ void tsr_emu_preempt(void)
         tsr_emu_yield();
 }
 
-static void emu_wait_gen(tsr_emu_block_t *b, const unsigned *gen, unsigned seen, const char *what)
+/* Waits until *gen moves on; fatal once one of the *ndone threads that
+ * must arrive has exited instead. */
+static void emu_wait_gen(tsr_emu_block_t *b, const unsigned *gen, unsigned seen,
+                         const unsigned *ndone, const char *what)
 {
     while (*gen == seen) {
-        if (b->ndone)
+        if (*ndone)
             emu_fatal(what); /* a thread exited: it can never arrive */
         tsr_emu_yield();
     }
@@ -179,7 +183,8 @@ void tsr_emu_syncthreads(void)
         b->bar_gen++;
         return;
     }
-    emu_wait_gen(b, &b->bar_gen, gen, "__syncthreads after a thread of the block exited");
+    emu_wait_gen(b, &b->bar_gen, gen, &b->ndone,
+                 "__syncthreads after a thread of the block exited");
 }
 
 /* The last lane to arrive computes every lane's result. */
@@ -206,7 +211,8 @@ static uint64_t emu_collective(int op, uint64_t v, uint32_t src)
         w->count = 0;
         w->gen++;
     } else {
-        emu_wait_gen(b, &w->gen, gen, "warp collective after a lane of the warp exited");
+        /* only this warp's lanes matter: other warps may be done */
+        emu_wait_gen(b, &w->gen, gen, &w->ndone, "warp collective after a lane of the warp exited");
     }
     return w->out[lane];
 }
@@ -240,6 +246,7 @@ static void emu_co_main(void)
     emu_run_body(b);
     co->done = true;
     b->ndone++;
+    b->warp[b->cur / 32].ndone++;
     emu_to_sched(b, co);
     emu_fatal("a finished coroutine was resumed");
 }

@@ -13,9 +13,14 @@ with an overflow error (exit 1) exactly when the exact result does not fit
 (checked by Python's big integers; SQLite turns such overflow into REAL, so it
 is only the oracle where no overflow happens, and for SUM, where it errors too).
 
+With --device DEV every tessera run gets `--device DEV` (filters, hash
+aggregations and joins then run on that device where its kernels cover them);
+test_sql_differential_opencl.py runs the whole suite so on OpenCL (PoCL).
+
 Usage: test_sql_differential.py [--seed N] [--count N] [--edge-count N]
-       [--only I,J] [--keep DIR] [--tessera PATH] [-v]
-Environment (ctest): TSR_BIN (dir holding tessera), TSR_SOURCE_DIR.
+       [--only I,J] [--keep DIR] [--tessera PATH] [--device DEV] [-v]
+Environment (ctest): TSR_BIN (dir holding tessera), TSR_SOURCE_DIR,
+TSR_DIFF_DEVICE (the default of --device).
 Exit: 0 all passed, 1 some failed, 77 skipped (no tessera or no sqlite3).
 """
 
@@ -180,6 +185,8 @@ def trunc(s, n=1500):
 
 
 class Env:
+    device = None  # --device for every tessera run (None: the default, cpu)
+
     def __init__(self, tessera, sqlite, db, tables, dirpath, infer=()):
         self.tessera, self.sqlite, self.db, self.tables, self.dir = tessera, sqlite, db, tables, dirpath
         self.table_args = []
@@ -189,7 +196,8 @@ class Env:
                 self.table_args += ["--schema", sqlgen.schema_arg(t)]
 
     def tessera_cmd(self, sql, threads, fmt="csv"):
-        return [self.tessera, "sql"] + self.table_args + ["--format", fmt, "--threads", str(threads), sql]
+        dev = ["--device", self.device] if self.device else []
+        return [self.tessera, "sql"] + self.table_args + dev + ["--format", fmt, "--threads", str(threads), sql]
 
     def run_tessera(self, sql, threads, fmt="csv"):
         return run(self.tessera_cmd(sql, threads, fmt))
@@ -235,8 +243,9 @@ class Reporter:
         if s_err:
             print("  sqlite stderr:\n" + indent(trunc(s_err, 600)))
         flag = "--only" if label == "query" else "--only-edge"
-        print("  reproduce: python3 %s --seed %d %s %d --keep /tmp/tsr-diff-%d" %
-              (os.path.abspath(__file__), self.seed, flag, idx, self.seed))
+        dev = " --device %s" % Env.device if Env.device else ""
+        print("  reproduce: python3 %s --seed %d%s %s %d --keep /tmp/tsr-diff-%d" %
+              (os.path.abspath(__file__), self.seed, dev, flag, idx, self.seed))
         print("  then:      " + " ".join(shell_quote(a) for a in env.tessera_cmd(sql, threads)).replace(
             env.dir, "/tmp/tsr-diff-%d" % self.seed))
         sys.stdout.flush()
@@ -451,12 +460,17 @@ def main():
     ap.add_argument("--only-edge", default=None, help="comma list of edge query indices to run")
     ap.add_argument("--keep", default=None, help="write the data here (kept) instead of a temp dir")
     ap.add_argument("--tessera", default=None)
+    ap.add_argument("--time-budget", type=float, default=TIME_BUDGET_S,
+                    help="stop starting new queries after this many seconds")
+    ap.add_argument("--device", default=os.environ.get("TSR_DIFF_DEVICE") or None,
+                    help="run tessera with --device DEV (cpu, opencl, cuda, auto, ...)")
     ap.add_argument("--gen-only", action="store_true", help="print the queries, run nothing")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
 
     seed = args.seed if args.seed is not None else int(os.environ.get("TSR_DIFF_SEED", random.randrange(1 << 31)))
-    print("seed %d" % seed)
+    Env.device = args.device
+    print("seed %d%s" % (seed, " (--device %s)" % args.device if args.device else ""))
     sys.stdout.flush()
 
     rng = random.Random(seed)
@@ -506,7 +520,7 @@ def main():
         for i, q in enumerate(queries):
             if only is not None and i not in only:
                 continue
-            if time.monotonic() - start > TIME_BUDGET_S:
+            if time.monotonic() - start > args.time_budget:
                 stopped = i
                 break
             if args.verbose:
@@ -519,7 +533,7 @@ def main():
                 print("e%d: %s  [overflow=%s]" % (i, q.sql, q.expect_overflow))
             check_edge(rep, eenv, i, q, 1 + i % 2)
         if stopped is not None:
-            print("time budget of %ds spent: stopped before query %d of %d" % (TIME_BUDGET_S, stopped, len(queries)))
+            print("time budget of %ds spent: stopped before query %d of %d" % (args.time_budget, stopped, len(queries)))
     print("seed %d: %.1fs" % (seed, time.monotonic() - start))
     print("%d passed, %d failed" % (rep.passed, rep.failed))
     return 1 if rep.failed else 0

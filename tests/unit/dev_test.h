@@ -11,6 +11,12 @@
  * dev_test_exit(): cmocka's failures, else 77 (ctest's "skipped") when there
  * is no OpenCL device, so passing cpu tests never make the file count as
  * passed where the OpenCL kernels could not run.
+ *
+ * Every test also has a CUDA case (suffix _cuda): it runs on a CUDA device
+ * where there is one and is skipped otherwise. Each test file is built a
+ * second time against the CUDA emulator (tests/cudaemu, TSR_CUDA_EMU; see
+ * tests/CMakeLists.txt), where only the CUDA cases run, on the emulated
+ * device, and the exit code says whether they ran.
  */
 #ifndef TSR_TESTS_DEV_TEST_H
 #define TSR_TESTS_DEV_TEST_H
@@ -68,6 +74,12 @@ static inline tsr_dev_t *dev_test_dev(void **state)
 {
     dev_fixture_t *f = *state;
     tsr_dev_t *dev = f->dev[f->which];
+#ifdef TSR_CUDA_EMU
+    if (f->which != TSR_DEVICE_CUDA) {
+        print_message("skipped: the emulator build runs the CUDA cases only\n");
+        skip();
+    }
+#endif
     if (!dev) {
         print_message("skipped: no %s device (%s)\n",
                       tsr_device_backend_name((tsr_device_backend_t)f->which), f->note[f->which]);
@@ -90,6 +102,7 @@ static inline tsr_dev_t *dev_test_reopen(tsr_dev_t *dev, tsr_mem_t *mem)
 }
 
 #define DEV_TEST_ON(fn, suffix, backend)                                                           \
+    static void fn##suffix(void **state) __attribute__((unused));                                  \
     static void fn##suffix(void **state)                                                           \
     {                                                                                              \
         ((dev_fixture_t *)*state)->which = backend;                                                \
@@ -97,10 +110,13 @@ static inline tsr_dev_t *dev_test_reopen(tsr_dev_t *dev, tsr_mem_t *mem)
     }
 #define DEV_TEST_BOTH(fn)                                                                          \
     DEV_TEST_ON(fn, _cpu, TSR_DEVICE_CPU)                                                          \
-    DEV_TEST_ON(fn, _cl, TSR_DEVICE_OPENCL)
-#define DEV_TESTS(fn) cmocka_unit_test(fn##_cpu), cmocka_unit_test(fn##_cl)
+    DEV_TEST_ON(fn, _cl, TSR_DEVICE_OPENCL)                                                        \
+    DEV_TEST_ON(fn, _cuda, TSR_DEVICE_CUDA)
+#define DEV_TESTS(fn)                                                                              \
+    cmocka_unit_test(fn##_cpu), cmocka_unit_test(fn##_cl), cmocka_unit_test(fn##_cuda)
 
-/* cmocka's result, else 77 when there is no OpenCL device (see the top). */
+/* cmocka's result, else 77 when there is no OpenCL device (the emulator
+ * build: no CUDA device) (see the top). */
 static inline int dev_test_exit(int failed)
 {
     if (failed)
@@ -108,7 +124,11 @@ static inline int dev_test_exit(int failed)
     tsr_device_list_t *list = NULL;
     if (tsr_device_list_create(&list) != TSR_OK)
         return 1;
+#ifdef TSR_CUDA_EMU
+    size_t n = tsr_device_list_backend(list, TSR_DEVICE_CUDA)->ndevices;
+#else
     size_t n = tsr_device_list_backend(list, TSR_DEVICE_OPENCL)->ndevices;
+#endif
     tsr_device_list_destroy(list);
     return n ? 0 : 77;
 }

@@ -14,6 +14,7 @@
  *    host threads, plus what only an emulator can do: injected failures of
  *    every fallible runtime call (each must surface as TSR_ERR_NOMEM or
  *    TSR_ERR_DEVICE with CUDA's text, leaking nothing), a missing driver,
+ *    (hash aggregation, the map, and join / filter / partitioning),
  *    random delays in the streams (ordering of the double-buffered uploads),
  *    and a check that the backend never used the legacy default stream.
  */
@@ -25,6 +26,10 @@
 #include <cmocka.h>
 
 #include "hashagg_model.h"
+
+#include "device/filter.h"
+#include "device/hashjoin.h"
+#include "device/partition.h"
 
 #ifdef TSR_HAVE_CUDA
 #include "device/cuda_internal.h"
@@ -571,6 +576,74 @@ static tsr_status_t emu_map_once(tsr_dev_t *dev, tsr_error_t *err)
     return rc;
 }
 
+/* Join, filter and partitioning over a few launches each (small launch
+ * sizes), outputs checked only for not failing: the fault sweep's workload
+ * for the other kernel families (their results are checked by the
+ * cross-device tests, test_{join,filter,partition}_device in their
+ * emulator builds). */
+static tsr_status_t emu_families_once(tsr_dev_t *dev, tsr_error_t *err)
+{
+    enum { N = 700 };
+    static int64_t a[N];
+    static double d[N];
+    static uint64_t k[N], valid[(N + 63) / 64];
+    static uint32_t r1[N], r2[N];
+    static uint64_t offsets[17], kout[N];
+    for (size_t i = 0; i < N; i++) {
+        a[i] = (int64_t)(i % 97);
+        d[i] = (double)(i % 10) / 10.0;
+        k[i] = tsr_hash_u64(i) % 300;
+        valid[i / 64] = i % 64 == 0 ? 0x7fffffffffffffffULL : valid[i / 64];
+    }
+    tsr_dev_hashjoin_spec_t js = {
+        .key = TSR_DEV_JOIN_KEY_I64, .launch_rows = 512, .window_pairs = 300};
+    tsr_dev_hashjoin_t *hj = NULL;
+    tsr_status_t rc = tsr_dev_hashjoin_create(dev, &js, &hj, err);
+    tsr_dev_join_keys_t bk = {.n = N / 2, .keys = k, .valid = valid};
+    tsr_dev_join_keys_t pk = {.n = N, .keys = k};
+    size_t npairs = 0;
+    if (rc == TSR_OK)
+        rc = tsr_dev_hashjoin_build(hj, NULL, &bk, err);
+    if (rc == TSR_OK)
+        rc = tsr_dev_hashjoin_probe(hj, NULL, &pk, &npairs, err);
+    if (rc == TSR_OK && npairs) {
+        uint32_t *pp = malloc(npairs * 4), *bp = malloc(npairs * 4);
+        rc = pp && bp ? tsr_dev_hashjoin_pairs(hj, NULL, pp, bp, err) : TSR_ERR_NOMEM;
+        free(pp);
+        free(bp);
+    }
+    tsr_dev_hashjoin_destroy(hj);
+    if (rc != TSR_OK)
+        return rc;
+
+    tsr_dev_filter_spec_t fs = {.ncols = 2,
+                                .types = {TSR_TYPE_INT64, TSR_TYPE_DOUBLE},
+                                .ninstrs = 3,
+                                .prog = {{.op = TSR_DEV_PRED_LT, .column = 0, .i = 50},
+                                         {.op = TSR_DEV_PRED_GE, .column = 1, .d = 0.5},
+                                         {.op = TSR_DEV_PRED_OR}},
+                                .launch_rows = 256};
+    tsr_dev_filter_cols_t fc = {.n = N, .values = {a, d}, .valid = {valid, NULL}};
+    tsr_dev_filter_t *f = NULL;
+    size_t nsel = 0;
+    rc = tsr_dev_filter_create(dev, &fs, &f, err);
+    if (rc == TSR_OK)
+        rc = tsr_dev_filter_run(f, NULL, &fc, r1, &nsel, err);
+    tsr_dev_filter_destroy(f);
+    if (rc != TSR_OK)
+        return rc;
+
+    tsr_dev_partition_spec_t ps = {.nparts = 16, .nkeys = 1, .launch_rows = 512};
+    tsr_dev_partition_in_t pin = {.n = N, .keys = {k}, .key_valid = {valid}};
+    tsr_dev_partition_out_t pout = {.rows = r2, .offsets = offsets, .keys = {kout}};
+    tsr_dev_partition_t *pa = NULL;
+    rc = tsr_dev_partition_create(dev, &ps, &pa, err);
+    if (rc == TSR_OK)
+        rc = tsr_dev_partition_run(pa, NULL, &pin, &pout, err);
+    tsr_dev_partition_destroy(pa);
+    return rc;
+}
+
 /* Fails the n-th fallible runtime call of a whole workload, for every n until
  * a run completes untouched: each failure must come back as the status its
  * CUDA error maps to, with CUDA's text, and leave no device memory behind. */
@@ -587,7 +660,8 @@ static void emu_sweep(tsr_dev_t *dev, int which)
             tsr_error_clear(&err);
             tsr_status_t rc = which == 0   ? emu_aggregate_once(dev, false, &err)
                               : which == 1 ? emu_aggregate_once(dev, true, &err)
-                                           : emu_map_once(dev, &err);
+                              : which == 2 ? emu_map_once(dev, &err)
+                                           : emu_families_once(dev, &err);
             tsr_emu_fail_after(-1, cudaSuccess);
             clean = tsr_emu_injected() == before;
             if (clean) {
@@ -624,6 +698,11 @@ static void test_emu_faults_device_rows(void **state)
 static void test_emu_faults_map(void **state)
 {
     emu_sweep(cuda_dev(state), 2);
+}
+
+static void test_emu_faults_families(void **state)
+{
+    emu_sweep(cuda_dev(state), 3);
 }
 
 /* The note `tessera devices` prints when the driver is missing or too old. */
@@ -724,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_emu_faults_hashagg),
         cmocka_unit_test(test_emu_faults_device_rows),
         cmocka_unit_test(test_emu_faults_map),
+        cmocka_unit_test(test_emu_faults_families),
         cmocka_unit_test(test_emu_no_driver),
         cmocka_unit_test(test_emu_jitter),
         cmocka_unit_test(test_emu_no_default_stream),

@@ -247,6 +247,7 @@ static void run_prog(void **state, const tsr_dev_filter_spec_t *s, const cols_t 
 static void run_random(void **state, const gen_t *g, int progs, size_t launch_rows, uint64_t seed)
 {
     cols_t c;
+    dev_test_dev(state); /* a skip longjmps: before anything is allocated */
     cols_make(g, &seed, &c);
     for (int p = 0; p < progs; p++) {
         tsr_dev_filter_spec_t s;

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# lock_peers.sh - Tessera's distributed locks against the usual Redis lock and
+# raw UCX atomics, with the same client processes.
+#
+#   bench/peers/lock_peers.sh [MS_PER_POINT] [--clients N] [--json]
+#
+# Starts Debian's redis-server bound to 127.0.0.1 on a free port (no
+# persistence), runs `tessera-bench lock` with TSR_BENCH_REDIS pointing at it,
+# so for 1..N client processes (default 32) the same harness measures
+#   tessera  acquire + release (exclusive and shared, one lock and many locks)
+#   redis    SET name token NX PX 10000 (retried at once while refused), then
+#            EVALSHA of the compare-and-delete script
+#   raw      two blocking UCX fetch-and-adds to the home's memory
+# plus ucx_perftest ucp_cswap latency on the same transport (client CPU 0,
+# server CPU 1), and prints the ratios against the targets:
+#   uncontended acquire+release p50 <= 2.5 x two raw UCX atomic round trips
+#   throughput at 16 clients >= 5 x the Redis lock's
+# The Redis server is stopped by its PID on exit, whatever happens.
+# TSR_BENCH_TLS=sm (default) or tcp picks the UCX transport set; TSR_BIN the
+# directory of tessera-bench (default build/bin).
+#
+# Exit: 0 ran (targets missed are reported, not failures), 1 a run failed,
+# 2 bad usage, 3 a tool is missing (redis-server: apt-get install redis-server).
+set -euo pipefail
+
+die() {
+    local code="$1" msg="$2" hint="${3:-}"
+    echo "tessera: error: $msg" >&2
+    [ -z "$hint" ] || echo "  hint: $hint" >&2
+    exit "$code"
+}
+
+ms=400
+clients=32
+json=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --json) json=1 ;;
+    --clients)
+        shift
+        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] || die 2 "--clients needs a number"
+        clients="$1"
+        ;;
+    -h | --help)
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        [[ "$1" =~ ^[0-9]+$ ]] || die 2 "unknown argument '$1'" "see $0 --help"
+        ms="$1"
+        ;;
+    esac
+    shift
+done
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+bin="${TSR_BIN:-$root/build/bin}"
+[ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
+command -v redis-server >/dev/null || die 3 "redis-server not found" "apt-get install redis-server"
+command -v redis-cli >/dev/null || die 3 "redis-cli not found" "apt-get install redis-tools"
+
+export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
+export UCX_WARN_UNUSED_ENV_VARS=n
+set_name="${TSR_BENCH_TLS:-sm}"
+case "$set_name" in
+sm) tls="posix,cma,self,tcp" ;;
+tcp) tls="tcp" ;;
+*) die 2 "TSR_BENCH_TLS must be sm or tcp" ;;
+esac
+
+tmp="$(mktemp -d)"
+rpid=""
+cleanup() {
+    if [ -n "$rpid" ]; then
+        kill "$rpid" 2>/dev/null || true
+        wait "$rpid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Redis on a free port, 127.0.0.1 only, no persistence, in the foreground of
+# a background job so we own its PID.
+rport=$((30000 + RANDOM % 20000))
+redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --protected-mode yes \
+    --daemonize no --dir "$tmp" --logfile "$tmp/redis.log" &
+rpid=$!
+for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 || die 1 "redis-server did not start"
+rver="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
+
+# ucx_perftest ucp_cswap on the same transport, client CPU 0 / server CPU 1
+cswap=""
+if command -v ucx_perftest >/dev/null && command -v taskset >/dev/null; then
+    port=$((20000 + RANDOM % 10000))
+    UCX_TLS="$tls" taskset -c 1 timeout 60 ucx_perftest -p "$port" >"$tmp/perf_srv.log" 2>&1 &
+    spid=$!
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        sleep 0.2
+        if out="$(UCX_TLS="$tls" taskset -c 0 timeout 60 ucx_perftest 127.0.0.1 -p "$port" \
+            -t ucp_cswap -s 8 -n 20000 2>&1)"; then
+            cswap="$(echo "$out" | grep '^Final:' | tail -1 | awk '{print $3}')"
+            break
+        fi
+    done
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+fi
+
+TSR_BENCH_REDIS="127.0.0.1:$rport" "$bin/tessera-bench" lock --json --rows "$ms" \
+    --threads "$clients" >"$tmp/lock.json" || die 1 "tessera-bench lock failed"
+
+python3 - "$tmp/lock.json" "$json" "$rver" "${cswap:-}" "$set_name" <<'EOF'
+import json, sys
+path, as_json, rver, cswap, tls = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4], sys.argv[5]
+figs = {}
+for line in open(path):
+    line = line.strip()
+    if line.startswith("{"):
+        f = json.loads(line)
+        figs[f["name"]] = f
+if as_json:
+    for f in figs.values():
+        print(json.dumps(f))
+    if cswap:
+        print(json.dumps({"suite": "lock", "name": "ucx_perftest_cswap_p50",
+                          "value": float(cswap), "unit": "us", "device": "cpu"}))
+    sys.exit(0)
+load = next(iter(figs.values()))["params"] if figs else {}
+print(f"locks vs Redis {rver} and raw UCX ({tls}); client processes; "
+      f"{load.get('ms_per_point', '?')} ms per point")
+raw = figs["raw_2amo_p50"]["value"]
+unc = figs["excl_uncont_c1_p50"]["value"]
+print(f"  uncontended exclusive acquire+release p50: {unc:.3f} us")
+print(f"  two raw UCX atomics (tsr_atomic_fadd x2) p50: {raw:.3f} us"
+      + (f"; ucx_perftest ucp_cswap p50 {float(cswap):.3f} us (x2 = {2*float(cswap):.3f})" if cswap else ""))
+r = unc / raw
+print(f"  ratio {r:.2f}x  (target <= 2.5x: {'met' if r <= 2.5 else 'MISSED'})")
+if cswap:
+    r2 = unc / (2 * float(cswap))
+    print(f"  vs 2 x ucx_perftest cswap: {r2:.2f}x")
+print()
+print(f"  {'clients':>7} {'mode':<22} {'tessera ops/s':>14} {'redis ops/s':>12} {'ratio':>7} "
+      f"{'p50 us':>8} {'redis p50':>10}")
+for k, kl in (("uncont", "many locks"), ("cont", "one lock")):
+    n = 1
+    while f"excl_{k}_c{n}_ops_s" in figs:
+        f = figs[f"excl_{k}_c{n}_ops_s"]
+        p = figs[f"excl_{k}_c{n}_p50"]
+        pv = f.get("peer_value")
+        ratio = f.get("ratio")
+        mark = ""
+        if n == 16 and ratio is not None:
+            mark = "  target >= 5x: " + ("met" if ratio >= 5 else "MISSED")
+        print(f"  {n:>7} {'exclusive, ' + kl:<22} {f['value']:>14.0f} "
+              f"{(pv or 0):>12.0f} {(ratio or 0):>6.1f}x {p['value']:>8.2f} "
+              f"{(p.get('peer_value') or 0):>10.2f}{mark}")
+        n *= 2
+    n = 1
+    while f"shared_{k}_c{n}_ops_s" in figs:
+        f = figs[f"shared_{k}_c{n}_ops_s"]
+        p = figs[f"shared_{k}_c{n}_p50"]
+        print(f"  {n:>7} {'shared, ' + kl:<22} {f['value']:>14.0f} {'-':>12} {'-':>7} "
+              f"{p['value']:>8.2f} {'-':>10}")
+        n *= 2
+EOF

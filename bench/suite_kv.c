@@ -1,0 +1,525 @@
+/*
+ * suite_kv.c - `tessera-bench kv`: the kv store's local operation rates and
+ * its one-sided remote get latency (docs/kv.md).
+ *
+ * Local (one thread, an in-memory store, 8-byte keys and values, one table
+ * of 4 partitions sized by growth from empty):
+ *   insert_rate       single inserts of N distinct keys (ops/s)
+ *   get_rate          single gets of random present keys (ops/s)
+ *   batch_insert_rate tsr_kv_insert_batch of 8,192 pairs at a time (ops/s)
+ *   batch_get_rate    tsr_kv_get_batch of 8,192 keys at a time (ops/s)
+ *   hot_get_rate      single gets on a table of 4,096 keys (cache resident:
+ *                     what the code costs without a DRAM miss per get)
+ * These are in-memory rates (no data dir: nothing is logged); a note gives
+ * each phase's rate per CPU second too, the figure to compare on a shared
+ * machine. Gets take the keys in a fixed stride order of the (random) key
+ * array, so the only random memory access per get is the store's own.
+ *   durable_insert_rate  inserts into a store in a temporary data dir with
+ *                     fdatasync group commit, 4 writer threads (ops/s): a
+ *                     write returns once durable, so this is bounded by
+ *                     writers / fdatasync latency, not by the table
+ *
+ * Remote (per UCX transport set, tcp and sm = posix+cma; TSR_BENCH_TLS picks
+ * one): the suite re-executes itself as an owner process (env
+ * TSR_BENCH_KV_SERVER=<tls>, CPU 1) holding a table of 100,000 keys with
+ * 64-byte values, allocated through the transport (UCX memory: shared-memory
+ * peers map it and read it with loads; TSR_BENCH_KV_HEAP=1: heap memory,
+ * which shared-memory peers read with one process_vm_readv per get); a reader (CPU 0) measures
+ * blocking tsr_kv_remote_get of random present keys, p50 and p99 (us), and, as the peer, blocking
+ * raw tsr_rma_get of the same number of bytes the kv get reads per RMA (its probe window) at random
+ * offsets of a region of the same owner allocated the same way, of about the table's size (32 MiB):
+ * the ratio says what the version check, the hashing and the probing cost over the wire's own round
+ * trip.
+ *
+ * --rows N sets the local keys (default 1M) and the remote samples (N/50, at
+ * least 2,000). Every get is checked (value bytes); exit 1 on a mismatch.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "tessera/kv.h"
+#include "transport.h"
+
+#define K_RAWKEY 2
+#define K_DONE 3
+#define K_REMOTE_KEYS 100000u
+#define K_VAL 64u
+#define K_RAW_BYTES (32u << 20) /* about the table's region: same cache and TLB reach */
+
+static void pin_to(int cpu)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % n, &set);
+    (void)sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static void remote_val(uint64_t k, unsigned char *v)
+{
+    for (unsigned i = 0; i < K_VAL; i++)
+        v[i] = (unsigned char)(k * 131 + i);
+}
+
+static int emit(tsr_bench_report_t *r, const char *name, const char *label, double v,
+                const char *unit, const char *peer, double pv, bool time_unit)
+{
+    tsr_bench_figure_t f = {name, label, v, unit, peer, pv, 0};
+    if (peer && pv > 0 && v > 0)
+        f.ratio = time_unit ? pv / v : v / pv;
+    return tsr_bench_report_emit(r, &f);
+}
+
+/* ---- local ----------------------------------------------------------------------- */
+
+typedef struct dur_arg {
+    tsr_kv_table_t *t;
+    uint64_t base, n;
+    int failed;
+} dur_arg_t;
+
+static void *dur_writer(void *p)
+{
+    dur_arg_t *a = p;
+    for (uint64_t i = 0; i < a->n; i++) {
+        uint64_t k = a->base + i;
+        if (tsr_kv_insert(a->t, &k, 8, &k, 8, NULL, NULL) != TSR_OK)
+            a->failed = 1;
+    }
+    return NULL;
+}
+
+static int durable_rate(tsr_bench_report_t *r, uint64_t n)
+{
+    char dir[] = "/tmp/tsr_bench_kv_XXXXXX";
+    if (!mkdtemp(dir))
+        return 1;
+    tsr_kv_options_t o = {.data_dir = dir, .sync = TSR_KV_SYNC_FSYNC};
+    tsr_kv_store_t *s = NULL;
+    tsr_kv_table_t *t = NULL;
+    int rc = 1;
+    if (tsr_kv_open(&o, &s, NULL) != TSR_OK || tsr_kv_table_create(s, "d", NULL, NULL) != TSR_OK ||
+        tsr_kv_table_open(s, "d", &t, NULL) != TSR_OK)
+        goto out;
+    pthread_t th[4];
+    dur_arg_t a[4];
+    double t0 = tsr_bench_now(), c0 = tsr_bench_cpu_now();
+    for (int i = 0; i < 4; i++) {
+        a[i] = (dur_arg_t){t, (uint64_t)i << 40, n / 4, 0};
+        pthread_create(&th[i], NULL, dur_writer, &a[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    double el = tsr_bench_now() - t0, cpu = tsr_bench_cpu_now() - c0;
+    rc = a[0].failed | a[1].failed | a[2].failed | a[3].failed;
+    emit(r, "durable_insert_rate", "durable inserts (fdatasync, 4 threads)",
+         (double)(n / 4 * 4) / el, "ops/s", NULL, 0, false);
+    tsr_bench_report_note(r, "durable inserts: %.3f s wall, %.3f s CPU", el, cpu);
+out:
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir); /* our own mkdtemp dir */
+    if (system(cmd) != 0)
+        rc = 1;
+    return rc;
+}
+
+static int local_rates(tsr_bench_report_t *r, uint64_t n)
+{
+    tsr_kv_store_t *s = NULL;
+    tsr_kv_table_t *t = NULL, *tb = NULL;
+    uint64_t *keys = malloc(n * sizeof(*keys));
+    tsr_kv_pair_t *pr = malloc(8192 * sizeof(*pr));
+    uint64_t *out = malloc(8192 * sizeof(*out));
+    size_t *vls = malloc(8192 * sizeof(*vls));
+    int rc = 1;
+    tsr_kv_table_params_t p = {.partitions = 4, .max_key = 8, .max_value = 8};
+    if (!keys || !pr || !out || !vls || tsr_kv_open(NULL, &s, NULL) != TSR_OK ||
+        tsr_kv_table_create(s, "a", &p, NULL) != TSR_OK ||
+        tsr_kv_table_create(s, "b", &p, NULL) != TSR_OK ||
+        tsr_kv_table_open(s, "a", &t, NULL) != TSR_OK ||
+        tsr_kv_table_open(s, "b", &tb, NULL) != TSR_OK)
+        goto out;
+    uint64_t st = 42;
+    for (uint64_t i = 0; i < n; i++)
+        keys[i] = tsr_bench_rand(&st);
+    double w0 = tsr_bench_now(), c0 = tsr_bench_cpu_now();
+    double t0 = tsr_bench_now(), u0 = tsr_bench_cpu_now();
+    double cpu[4] = {0, 0, 0, 0}; /* per phase: CPU seconds (the machine may be shared) */
+    for (uint64_t i = 0; i < n; i++)
+        if (tsr_kv_insert(t, &keys[i], 8, &keys[i], 8, NULL, NULL) != TSR_OK)
+            goto out;
+    double ins = tsr_bench_now() - t0;
+    cpu[0] = tsr_bench_cpu_now() - u0;
+    t0 = tsr_bench_now();
+    u0 = tsr_bench_cpu_now();
+    for (uint64_t i = 0; i < n; i++) {
+        /* keys[] in order: the keys are random, so the slots are; a random
+         * index into the 8 MB key array would add a second cache miss per
+         * get that is the benchmark's, not the store's */
+        uint64_t k = keys[(i * 7919) % n], v = 0;
+        size_t vl;
+        if (tsr_kv_get(t, &k, 8, &v, 8, &vl, NULL) != TSR_OK || v != k)
+            goto out;
+    }
+    double get = tsr_bench_now() - t0;
+    cpu[1] = tsr_bench_cpu_now() - u0;
+    double bins = 0, bget = 0;
+    for (uint64_t b = 0; b < n; b += 8192) {
+        size_t m = n - b < 8192 ? (size_t)(n - b) : 8192;
+        for (size_t i = 0; i < m; i++)
+            pr[i] = (tsr_kv_pair_t){&keys[b + i], 8, &keys[b + i], 8};
+        size_t nok = 0;
+        t0 = tsr_bench_now();
+        u0 = tsr_bench_cpu_now();
+        if (tsr_kv_insert_batch(tb, pr, m, NULL, NULL, &nok, NULL) != TSR_OK || nok != m)
+            goto out;
+        bins += tsr_bench_now() - t0;
+        cpu[2] += tsr_bench_cpu_now() - u0;
+    }
+    for (uint64_t b = 0; b < n; b += 8192) {
+        size_t m = n - b < 8192 ? (size_t)(n - b) : 8192;
+        for (size_t i = 0; i < m; i++) {
+            uint64_t *k = &keys[(b + i * 7919) % n];
+            pr[i] = (tsr_kv_pair_t){k, 8, NULL, 0};
+        }
+        size_t nok = 0;
+        t0 = tsr_bench_now();
+        u0 = tsr_bench_cpu_now();
+        if (tsr_kv_get_batch(tb, pr, m, out, 8, vls, NULL, &nok, NULL) != TSR_OK || nok != m)
+            goto out;
+        bget += tsr_bench_now() - t0;
+        cpu[3] += tsr_bench_cpu_now() - u0;
+        for (size_t i = 0; i < m; i++)
+            if (out[i] != *(const uint64_t *)pr[i].key)
+                goto out;
+    }
+    /* hot: the same gets on a table of 4,096 keys (about 1 MiB of slots,
+     * cache resident): what the code costs when a get is not a DRAM miss */
+    tsr_kv_table_t *tc = NULL;
+    if (tsr_kv_table_create(s, "c", &p, NULL) != TSR_OK ||
+        tsr_kv_table_open(s, "c", &tc, NULL) != TSR_OK)
+        goto out;
+    uint64_t nh = n < 4096 ? n : 4096;
+    for (uint64_t i = 0; i < nh; i++)
+        if (tsr_kv_insert(tc, &keys[i], 8, &keys[i], 8, NULL, NULL) != TSR_OK)
+            goto out_c;
+    t0 = tsr_bench_now();
+    u0 = tsr_bench_cpu_now();
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t k = keys[(i * 7919) % nh], v = 0;
+        size_t vl;
+        if (tsr_kv_get(tc, &k, 8, &v, 8, &vl, NULL) != TSR_OK || v != k)
+            goto out_c;
+    }
+    double hget = tsr_bench_now() - t0, hcpu = tsr_bench_cpu_now() - u0;
+    tsr_kv_table_close(tc);
+    tc = NULL;
+    emit(r, "insert_rate", "local inserts (1 thread)", (double)n / ins, "ops/s", NULL, 0, false);
+    emit(r, "get_rate", "local gets (1 thread)", (double)n / get, "ops/s", NULL, 0, false);
+    emit(r, "batch_insert_rate", "batch inserts (8192 per call)", (double)n / bins, "ops/s", NULL,
+         0, false);
+    emit(r, "batch_get_rate", "batch gets (8192 per call)", (double)n / bget, "ops/s", NULL, 0,
+         false);
+    emit(r, "hot_get_rate", "gets, 4,096 keys (cache resident)", (double)n / hget, "ops/s", NULL,
+         0, false);
+    tsr_bench_report_note(r, "local phases: %.3f s wall, %.3f s CPU (the rates are wall-clock)",
+                          tsr_bench_now() - w0, tsr_bench_cpu_now() - c0);
+    tsr_bench_report_note(r,
+                          "per CPU second (in memory, no log): insert %.2f M/s, get %.2f M/s, "
+                          "batch insert %.2f M/s, batch get %.2f M/s",
+                          cpu[0] > 0 ? (double)n / cpu[0] / 1e6 : 0,
+                          cpu[1] > 0 ? (double)n / cpu[1] / 1e6 : 0,
+                          cpu[2] > 0 ? (double)n / cpu[2] / 1e6 : 0,
+                          cpu[3] > 0 ? (double)n / cpu[3] / 1e6 : 0);
+    tsr_bench_report_note(r, "hot gets: %.2f M/s per CPU second", hcpu > 0 ? n / hcpu / 1e6 : 0);
+    rc = 0;
+out_c:
+    tsr_kv_table_close(tc);
+out:
+    if (rc)
+        tsr_bench_error("kv: a local operation failed or returned a wrong value");
+    tsr_kv_table_close(t);
+    tsr_kv_table_close(tb);
+    tsr_kv_close(s);
+    free(keys);
+    free(pr);
+    free(out);
+    free(vls);
+    return rc;
+}
+
+/* ---- the owner process ----------------------------------------------------------- */
+
+typedef struct kserver {
+    tsr_transport_t *t;
+    tsr_region_t *raw;
+    void *raw_mem; /* TSR_BENCH_KV_HEAP: heap memory, registered like the table's */
+    bool done;
+} kserver_t;
+
+static void s_rawkey(void *arg, tsr_rpc_req_t *req)
+{
+    kserver_t *s = arg;
+    void *buf = NULL;
+    size_t len = 0;
+    tsr_status_t rc = tsr_region_pack(s->t, s->raw, &buf, &len, NULL);
+    (void)tsr_rpc_reply(s->t, req, rc, buf, rc == TSR_OK ? len : 0);
+    tsr_mem_free(NULL, buf);
+}
+
+static void s_done(void *arg, tsr_rpc_req_t *req)
+{
+    kserver_t *s = arg;
+    s->done = true;
+    (void)tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+}
+
+static int run_server(const char *tls, bool heap)
+{
+    pin_to(1);
+    alarm(300);
+    kserver_t s = {0};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_transport_params_t p = {
+        .node_id = 1, .listen_host = "127.0.0.1", .tls = tls, .spin_us = 2000000};
+    tsr_kv_store_t *st = NULL;
+    tsr_kv_server_t *srv = NULL;
+    tsr_kv_table_t *t = NULL;
+    int rc = 1;
+    if (tsr_transport_create(NULL, &p, &s.t, &err) != TSR_OK)
+        goto out;
+    /* like the table's region: UCX memory when heap is false */
+    if (heap) {
+        s.raw_mem = tsr_mem_alloc_aligned(NULL, K_RAW_BYTES);
+        if (!s.raw_mem)
+            goto out;
+        memset(s.raw_mem, 0x5a, K_RAW_BYTES);
+    }
+    if (tsr_region_register(s.t, s.raw_mem, K_RAW_BYTES, &s.raw, &err) != TSR_OK)
+        goto out;
+    tsr_kv_table_params_t tp = {
+        .partitions = 1, .max_key = 8, .max_value = K_VAL, .capacity = K_REMOTE_KEYS};
+    tsr_kv_options_t ko = {.transport = heap ? NULL : s.t};
+    if (tsr_kv_open(&ko, &st, NULL) != TSR_OK ||
+        tsr_kv_table_create(st, "r", &tp, NULL) != TSR_OK ||
+        tsr_kv_table_open(st, "r", &t, NULL) != TSR_OK)
+        goto out;
+    unsigned char v[K_VAL];
+    for (uint64_t k = 0; k < K_REMOTE_KEYS; k++) {
+        remote_val(k, v);
+        if (tsr_kv_insert(t, &k, 8, v, K_VAL, NULL, NULL) != TSR_OK)
+            goto out;
+    }
+    if (tsr_kv_server_start(st, s.t, 0, &srv, NULL) != TSR_OK)
+        goto out;
+    tsr_rpc_register(s.t, K_RAWKEY, s_rawkey, &s, NULL);
+    tsr_rpc_register(s.t, K_DONE, s_done, &s, NULL);
+    printf("%u\n", (unsigned)tsr_transport_port(s.t));
+    fflush(stdout);
+    while (!s.done)
+        tsr_transport_wait(s.t, 100);
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "tessera: error: kv owner: %s\n", err.message);
+    tsr_kv_server_stop(srv);
+    tsr_kv_table_close(t);
+    tsr_kv_close(st);
+    if (s.raw)
+        tsr_region_unregister(s.t, s.raw);
+    tsr_transport_destroy(s.t);
+    tsr_mem_free(NULL, s.raw_mem);
+    return rc;
+}
+
+static pid_t spawn_server(const char *tls, uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        setenv("TSR_BENCH_KV_SERVER", tls, 1);
+        execl("/proc/self/exe", "tessera-bench", "kv", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    unsigned p = 0;
+    char line[512];
+    while (f && p == 0 && fgets(line, sizeof(line), f))
+        if (line[0] >= '1' && line[0] <= '9' && strspn(line, "0123456789\n") == strlen(line))
+            p = (unsigned)atoi(line);
+    if (f)
+        fclose(f);
+    if (p == 0 || p > 65535) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return pid;
+}
+
+/* ---- the reader -------------------------------------------------------------------- */
+
+static int remote_latency(tsr_bench_report_t *r, const char *name, const char *tls, size_t n)
+{
+    uint16_t port = 0;
+    pid_t pid = spawn_server(tls, &port);
+    if (pid < 0) {
+        tsr_bench_error("kv %s: the owner did not start", name);
+        return 1;
+    }
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_transport_params_t p = {.node_id = 2, .tls = tls, .spin_us = 2000000};
+    tsr_transport_t *t = NULL;
+    tsr_peer_t *peer = NULL;
+    tsr_kv_remote_t *kr = NULL;
+    tsr_rkey_t *raw = NULL;
+    tsr_rpc_msg_t reply = {0};
+    double *lat = malloc(n * sizeof(double)), *rawlat = malloc(n * sizeof(double));
+    int rc = 1;
+    if (!lat || !rawlat || tsr_transport_create(NULL, &p, &t, &err) != TSR_OK ||
+        tsr_transport_connect(t, "127.0.0.1", port, 10000, &peer, &err) != TSR_OK ||
+        tsr_kv_remote_open(t, peer, "r", 0, 10000, &kr, NULL) != TSR_OK ||
+        tsr_rpc_call(t, peer, K_RAWKEY, NULL, 0, 10000, &reply, &err) != TSR_OK ||
+        tsr_rkey_unpack(t, peer, reply.data, reply.len, &raw, &err) != TSR_OK)
+        goto out;
+    uint64_t st = 7;
+    unsigned char v[K_VAL], want[K_VAL], buf[4096];
+    tsr_kv_remote_stats_t s0, s1;
+    for (size_t i = 0; i < 2000 + n; i++) {
+        uint64_t k = tsr_bench_rand_below(&st, K_REMOTE_KEYS);
+        size_t vl = 0;
+        if (i == 2000)
+            tsr_kv_remote_get_stats(kr, &s0);
+        double t0 = tsr_bench_now();
+        if (tsr_kv_remote_get(kr, &k, 8, v, sizeof(v), &vl, NULL) != TSR_OK)
+            goto out;
+        if (i >= 2000)
+            lat[i - 2000] = (tsr_bench_now() - t0) * 1e6;
+        remote_val(k, want);
+        if (vl != K_VAL || memcmp(v, want, K_VAL) != 0) {
+            tsr_bench_error("kv %s: key %llu: wrong value", name, (unsigned long long)k);
+            goto out;
+        }
+    }
+    tsr_kv_remote_get_stats(kr, &s1);
+    double reads = (double)(s1.rma_reads - s0.rma_reads) / (double)n;
+    /* the bytes one kv get reads per RMA: its window of up to 4 slots */
+    size_t slot = (40 + 8 + K_VAL + 7) & ~(size_t)7, win = 4 * slot;
+    for (size_t i = 0; i < 2000 + n; i++) {
+        uint64_t off = tsr_bench_rand_below(&st, K_RAW_BYTES / win) * win;
+        double t0 = tsr_bench_now();
+        if (tsr_rma_get(t, raw, off, buf, win, 10000, &err) != TSR_OK)
+            goto out;
+        if (i >= 2000)
+            rawlat[i - 2000] = (tsr_bench_now() - t0) * 1e6;
+    }
+    qsort(lat, n, sizeof(double), cmp_double);
+    qsort(rawlat, n, sizeof(double), cmp_double);
+    char fname[64], label[96];
+    snprintf(fname, sizeof(fname), "remote_get_p50_%s", name);
+    snprintf(label, sizeof(label), "one-sided kv get p50 (%s)", name);
+    emit(r, fname, label, pct(lat, n, 0.5), "us", "raw_rma_get", pct(rawlat, n, 0.5), true);
+    snprintf(fname, sizeof(fname), "remote_get_p99_%s", name);
+    snprintf(label, sizeof(label), "one-sided kv get p99 (%s)", name);
+    emit(r, fname, label, pct(lat, n, 0.99), "us", "raw_rma_get", pct(rawlat, n, 0.99), true);
+    tsr_bench_report_note(r,
+                          "%s (%s): %.2f RMA reads per get, %zu-byte window; peer = one raw "
+                          "tsr_rma_get of %zu bytes",
+                          name, tsr_transport_tls(t), reads, win, win);
+    rc = 0;
+out:
+    if (rc && err.status != TSR_OK)
+        tsr_bench_error("kv %s: %s", name, err.message);
+    if (t) {
+        tsr_rpc_msg_release(t, &reply);
+        if (peer) {
+            tsr_rpc_msg_t done = {0};
+            (void)tsr_rpc_call(t, peer, K_DONE, NULL, 0, 2000, &done, NULL);
+            tsr_rpc_msg_release(t, &done);
+        }
+        if (raw)
+            tsr_rkey_destroy(t, raw);
+    }
+    tsr_kv_remote_close(kr);
+    tsr_transport_destroy(t);
+    free(lat);
+    free(rawlat);
+    /* bounded wait for the owner, then stop it by its pid */
+    double end = tsr_bench_now() + 5;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (tsr_bench_now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            break;
+        }
+        usleep(10000);
+    }
+    return rc;
+}
+
+int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
+{
+    const char *server_tls = getenv("TSR_BENCH_KV_SERVER");
+    if (!getenv("UCX_NET_DEVICES"))
+        setenv("UCX_NET_DEVICES", "lo", 1);
+    if (server_tls)
+        return run_server(server_tls, getenv("TSR_BENCH_KV_HEAP") != NULL);
+    uint64_t n = opts->rows ? opts->rows : 1000000;
+    size_t samples = n / 50 < 2000 ? 2000 : (size_t)(n / 50);
+    tsr_bench_report_t r;
+    if (tsr_bench_report_init(&r, "kv", opts->json, stdout) != 0)
+        return TSR_BENCH_EXIT_FAIL;
+    tsr_bench_report_param_int(&r, "keys", (int64_t)n);
+    tsr_bench_report_title(&r, "kv: %llu 8-byte keys locally; remote: %u keys, %u-byte values",
+                           (unsigned long long)n, K_REMOTE_KEYS, K_VAL);
+    int rc = local_rates(&r, n);
+    if (rc == 0)
+        rc = durable_rate(&r, n / 50 < 4000 ? 4000 : n / 50);
+    const char *only = getenv("TSR_BENCH_TLS");
+    static const char *const sets[][2] = {{"tcp", "tcp"}, {"sm", "posix,cma,self,tcp"}};
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        if (only && strcmp(only, sets[i][0]) != 0)
+            continue;
+        pin_to(0);
+        rc = remote_latency(&r, sets[i][0], sets[i][1], samples);
+    }
+    tsr_bench_report_fini(&r);
+    return rc ? TSR_BENCH_EXIT_FAIL : TSR_BENCH_EXIT_OK;
+}

@@ -1,0 +1,304 @@
+/*
+ * kv_internal.h - the shared internals of engine/kv (docs/kv.md):
+ * partitions (part.c), the write-ahead log and snapshots (wal.c), the store
+ * behind include/tessera/kv.h (store.c) and one-sided remote reads (remote.c).
+ *
+ * A partition's table is ONE contiguous region, so it can be registered with
+ * UCX (ucp_mem_map) and read by peers with RMA gets:
+ *
+ *   offset 0    header (64 B)  magic "TSRKVP01", nslots (power of two),
+ *                              slot_size, max_key, max_val, epoch
+ *   offset 64   nslots slots of slot_size bytes (a multiple of 8):
+ *
+ *     +0   ver    64-bit version+lock word. bit 0 = locked (a writer is
+ *                 changing the slot: odd = torn), bit 63 = MOVED (the table
+ *                 was replaced by a rehash: re-read the descriptor), bits
+ *                 1..62 count the writes of the slot (+2 per write).
+ *     +8   check  XXH3 seeded by ver of the bytes from hash to the end of
+ *                 the value (hash..pad, the whole key area, vlen value bytes)
+ *                 for readers that cannot order their loads (RMA)
+ *     +16  hash   the key's tsr_hash_bytes
+ *     +24  state  u32: 0 empty, 1 full, 2 tombstone
+ *     +28  klen   u32
+ *     +32  vlen   u32
+ *     +36  pad    u32
+ *     +40  key    max_key bytes, then the value: max_val bytes, padded to 8
+ *                 (a slot of <= 64 bytes is padded to exactly 64: one line)
+ *
+ * Invariants: linear probing from hash & (nslots-1); a probe stops at the
+ * first EMPTY slot. Deletion leaves a TOMBSTONE, so a key never moves while
+ * the table lives (readers without locks never miss a present key because of
+ * a concurrent delete of another key); tombstones are reused by inserts and
+ * cleared by the next rehash. A slot never goes back to EMPTY. Writers of a
+ * partition are serialized by its mutex; readers take no lock.
+ */
+#ifndef TSR_KV_INTERNAL_H
+#define TSR_KV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "tessera/kv.h"
+#include "transport.h"
+
+#define KV_MAGIC 0x313050564b525354ULL /* "TSRKVP01" little-endian */
+#define KV_HDR_SIZE 64u
+#define KV_SLOT_HDR 40u
+#define KV_VER_LOCKED 1ULL
+#define KV_VER_MOVED (1ULL << 63)
+
+enum { KV_EMPTY = 0, KV_FULL = 1, KV_TOMB = 2 };
+
+typedef struct kv_hdr {
+    uint64_t magic;
+    uint64_t nslots;
+    uint32_t slot_size;
+    uint32_t max_key;
+    uint32_t max_val;
+    uint32_t pad;
+    uint64_t epoch; /* rehashes of this partition so far */
+    uint8_t reserved[KV_HDR_SIZE - 40];
+} kv_hdr_t;
+
+typedef struct kv_slot {
+    _Atomic uint64_t ver;
+    uint64_t check;
+    uint64_t hash;
+    uint32_t state;
+    uint32_t klen;
+    uint32_t vlen;
+    uint32_t pad;
+    unsigned char data[]; /* key (max_key) then value (max_val) */
+} kv_slot_t;
+
+/* One table generation: the region and what the writer tracks beside it. */
+typedef struct kv_tab {
+    unsigned char *base; /* the region: header + slots (64-byte aligned) */
+    size_t bytes;
+    uint64_t nslots;
+    uint64_t mask;
+    uint32_t slot_size;
+    uint64_t used;  /* FULL slots */
+    uint64_t tombs; /* TOMBSTONE slots */
+    uint64_t epoch;
+    tsr_region_t *region; /* allocated by the transport (registered), or NULL: heap */
+    struct kv_tab *next_retired;
+} kv_tab_t;
+
+static inline kv_slot_t *kv_slot_at(const kv_tab_t *t, uint64_t i)
+{
+    return (kv_slot_t *)(void *)(t->base + KV_HDR_SIZE + i * t->slot_size);
+}
+
+/* Slot checksum: covers everything a reader uses, seeded by the version. */
+uint64_t tsr_kv_slot_check(uint64_t ver, const kv_slot_t *s, uint32_t max_key);
+
+/* The write a partition applies (and the log records). */
+typedef enum kv_op {
+    KV_OP_INSERT = 1, /* fails TSR_ERR_EXISTS */
+    KV_OP_UPDATE = 2, /* fails TSR_ERR_NOT_FOUND */
+    KV_OP_UPSERT = 3,
+    KV_OP_DELETE = 4, /* fails TSR_ERR_NOT_FOUND */
+} kv_op_t;
+
+/* Called under the partition's mutex after an op was validated and before
+ * it is applied: the store appends the effect to its log. An error aborts
+ * the op (nothing applied). del: the effect is a delete, else a put. */
+typedef tsr_status_t (*kv_log_fn)(void *arg, bool del, const void *key, uint32_t klen,
+                                  const void *val, uint32_t vlen, tsr_error_t *err);
+
+/* Called under the mutex when a rehash replaced the table (after the new one
+ * is published and the old one marked MOVED). */
+typedef void (*kv_grow_fn)(void *arg, kv_tab_t *old_tab, kv_tab_t *new_tab);
+
+/* One reader-counter stripe, 128 bytes apart so that no two share a cache
+ * line whatever the alignment of the partition array. */
+#define KV_RSTRIPES 16
+typedef struct kv_rstripe {
+    atomic_ulong n;
+    unsigned char pad[128 - sizeof(atomic_ulong)];
+} kv_rstripe_t;
+
+typedef struct kv_part {
+    tsr_mem_t *mem;
+    tsr_transport_t *transport; /* allocates regions when set (else the heap) */
+    uint32_t max_key;
+    uint32_t max_val;
+    _Atomic(kv_tab_t *) tab; /* current generation (readers load it) */
+    kv_rstripe_t readers[KV_RSTRIPES]; /* local readers inside a table right now */
+    kv_tab_t *retired;       /* replaced generations not yet freed */
+    bool keep_retired;       /* exposed to remote readers: free at destroy only */
+    pthread_mutex_t wlock;   /* serializes writers */
+    kv_grow_fn on_grow;
+    void *grow_arg;
+} kv_part_t;
+
+tsr_status_t tsr_kv_part_init(kv_part_t *p, tsr_mem_t *mem, tsr_transport_t *transport,
+                              uint32_t max_key, uint32_t max_val, uint64_t capacity,
+                              tsr_error_t *err);
+void tsr_kv_part_fini(kv_part_t *p);
+
+/* One write. log may be NULL. */
+tsr_status_t tsr_kv_part_write(kv_part_t *p, kv_op_t op, uint64_t h, const void *key, uint32_t klen,
+                               const void *val, uint32_t vlen, kv_log_fn log, void *log_arg,
+                               tsr_error_t *err);
+/* n writes under one hold of the mutex: hashes computed by the caller,
+ * slots prefetched ahead of the probes. results[i] per write. Returns the
+ * first whole-call failure (a log error); per-key outcomes only in results. */
+tsr_status_t tsr_kv_part_write_batch(kv_part_t *p, kv_op_t op, size_t n, const uint64_t *h,
+                                     const tsr_kv_pair_t *pairs, tsr_status_t *results,
+                                     kv_log_fn log, void *log_arg, tsr_error_t *err);
+/* Lock-free read. TSR_OK: *vlen set and min(vlen, cap) bytes copied;
+ * TSR_ERR_NOT_FOUND. */
+tsr_status_t tsr_kv_part_get(kv_part_t *p, uint64_t h, const void *key, uint32_t klen, void *buf,
+                             size_t cap, size_t *vlen);
+/* Registers the calling thread as a local reader of p (tables it may be
+ * inside are not freed) until tsr_kv_part_leave with the returned counter;
+ * tsr_kv_part_get_in reads inside such a registration (batches register
+ * once per chunk instead of once per key). */
+atomic_ulong *tsr_kv_part_enter(kv_part_t *p);
+void tsr_kv_part_leave(atomic_ulong *cnt);
+tsr_status_t tsr_kv_part_get_in(kv_part_t *p, uint64_t h, const void *key, uint32_t klen,
+                                void *buf, size_t cap, size_t *vlen);
+/* Prefetches the home slot of hash h (batch probes). */
+void tsr_kv_part_prefetch(kv_part_t *p, uint64_t h);
+uint64_t tsr_kv_part_count(kv_part_t *p);
+/* Scan from slot *pos of the table generation *epoch (0/0 to start): calls
+ * fn for up to max pairs, under the mutex (a consistent page). *pos is the
+ * next slot, UINT64_MAX at the end. TSR_ERR_CONFLICT when the table was
+ * rehashed since the cursor was made. */
+tsr_status_t tsr_kv_part_scan(kv_part_t *p, uint64_t *epoch, uint64_t *pos, size_t max,
+                              tsr_kv_scan_fn fn, void *arg, size_t *visited);
+/* Grows the table (if needed) so that n more keys fit without a rehash. */
+tsr_status_t tsr_kv_part_reserve(kv_part_t *p, uint64_t n, tsr_error_t *err);
+
+/* Which partition of nparts a hash goes to (high bits; slots use low bits). */
+static inline uint32_t kv_part_of(uint64_t h, uint32_t nparts)
+{
+    return (uint32_t)(((h >> 32) * (uint64_t)nparts) >> 32);
+}
+
+/* ---- write-ahead log and snapshots (wal.c) ------------------------------------- */
+
+uint32_t tsr_kv_crc32c(uint32_t crc, const void *data, size_t len);
+
+typedef enum kv_rec {
+    KV_REC_PUT = 1,    /* u32 table, u32 klen, u32 vlen, key, value */
+    KV_REC_DEL = 2,    /* u32 table, u32 klen, key */
+    KV_REC_CREATE = 3, /* u32 table, u32 parts, u32 max_key, u32 max_val, u32 nlen, name */
+    KV_REC_DROP = 4,   /* u32 table */
+} kv_rec_t;
+
+typedef struct kv_wal kv_wal_t;
+
+/* Opens (creating) the log in dir, appending to a new file that starts at
+ * lsn first_lsn. */
+tsr_status_t tsr_kv_wal_open(tsr_mem_t *mem, const char *dir, tsr_kv_sync_t sync,
+                             uint64_t first_lsn, kv_wal_t **out, tsr_error_t *err);
+void tsr_kv_wal_close(kv_wal_t *w);
+/* A record's payload in pieces, concatenated (header, key, value). */
+typedef struct kv_piece {
+    const void *p;
+    size_t n;
+} kv_piece_t;
+
+/* Appends one record to the buffer; returns its lsn. Not yet durable. */
+tsr_status_t tsr_kv_wal_append(kv_wal_t *w, kv_rec_t type, const kv_piece_t *pc, int npc,
+                               uint64_t *lsn, tsr_error_t *err);
+/* Waits until lsn is durable (group commit: one writer flushes and syncs
+ * for all that wait). */
+tsr_status_t tsr_kv_wal_commit(kv_wal_t *w, uint64_t lsn, tsr_error_t *err);
+uint64_t tsr_kv_wal_last_lsn(kv_wal_t *w);
+uint64_t tsr_kv_wal_bytes(kv_wal_t *w); /* bytes in the current file */
+/* Flushes everything, then starts a new file at the next lsn; returns the
+ * last lsn of the old files (for the snapshot), and the old files' names
+ * are deleted by tsr_kv_wal_drop_old after the snapshot is durable. */
+tsr_status_t tsr_kv_wal_rotate(kv_wal_t *w, uint64_t *last_lsn, tsr_error_t *err);
+void tsr_kv_wal_drop_old(kv_wal_t *w, uint64_t upto_lsn);
+
+/* Replay: calls fn for each whole record with lsn > after_lsn, in order,
+ * over every log file in dir; stops at the first torn or corrupt record and
+ * truncates that file there. */
+typedef tsr_status_t (*kv_replay_fn)(void *arg, uint64_t lsn, kv_rec_t type, const unsigned char *p,
+                                     size_t len, tsr_error_t *err);
+tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_lsn, kv_replay_fn fn,
+                               void *arg, tsr_kv_recovery_t *info, tsr_error_t *err);
+
+/* Snapshot writer: a file built in dir/snapshot.tmp, renamed over
+ * dir/snapshot once complete and synced. */
+typedef struct kv_snap_writer kv_snap_writer_t;
+tsr_status_t tsr_kv_snap_begin(tsr_mem_t *mem, const char *dir, uint64_t lsn,
+                               kv_snap_writer_t **out, tsr_error_t *err);
+tsr_status_t tsr_kv_snap_add(kv_snap_writer_t *s, kv_rec_t type, const kv_piece_t *pc, int npc,
+                             tsr_error_t *err);
+tsr_status_t tsr_kv_snap_finish(kv_snap_writer_t *s, tsr_error_t *err); /* frees s */
+void tsr_kv_snap_abort(kv_snap_writer_t *s);
+/* Loads dir/snapshot (absent: *lsn = 0, TSR_OK); each record goes to fn
+ * (lsn argument 0). A checksum mismatch is TSR_ERR_BAD_INPUT. */
+tsr_status_t tsr_kv_snap_load(tsr_mem_t *mem, const char *dir, kv_replay_fn fn, void *arg,
+                              uint64_t *lsn, tsr_error_t *err);
+
+static inline void kv_put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+static inline uint32_t kv_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void kv_put64(unsigned char *p, uint64_t v)
+{
+    kv_put32(p, (uint32_t)v);
+    kv_put32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint64_t kv_get64(const unsigned char *p)
+{
+    return (uint64_t)kv_get32(p) | (uint64_t)kv_get32(p + 4) << 32;
+}
+
+/* ---- the store (store.c, ops.c) ----------------------------------------------------- */
+
+struct tsr_kv_table {
+    tsr_kv_store_t *store;
+    char *name;
+    uint32_t id;
+    uint32_t nparts;
+    uint32_t max_key;
+    uint32_t max_val;
+    kv_part_t *parts;
+    atomic_int refs;
+    atomic_bool dropped;
+};
+
+struct tsr_kv_store {
+    tsr_mem_t *mem;
+    char *dir;
+    kv_wal_t *wal;
+    tsr_lock_fence_t *fence;
+    tsr_transport_t *transport;
+    uint64_t snapshot_bytes;
+    pthread_rwlock_t rw;
+    pthread_mutex_t cat_mu; /* guards the catalog array for lookups */
+    tsr_kv_table_t **tabs;
+    size_t ntabs, cap;
+    uint32_t next_id;
+    atomic_bool snapping;
+    tsr_kv_recovery_t rec;
+};
+
+/* A table's partitions (remote.c). */
+kv_part_t *tsr_kv_table_parts(tsr_kv_table_t *t, uint32_t *nparts);
+void tsr_kv_store_maybe_snapshot(tsr_kv_store_t *s);
+
+/* Records a status in a public tsr_kv_err_t (NULL allowed). */
+tsr_status_t tsr_kv_err_from(tsr_kv_err_t *out, const tsr_error_t *err, tsr_status_t st);
+
+#endif /* TSR_KV_INTERNAL_H */

@@ -1,0 +1,126 @@
+/*
+ * client_conn.c - a lock client's lifetime: attaching an embedded home, or
+ * connecting to the homes of a cluster over the transport and fetching each
+ * one's table descriptor (home.c answers: 16-byte header "TLKH", version,
+ * slot count, then the packed region), then unpacking the remote key the
+ * atomics go through. The protocol itself is in client.c.
+ */
+#include <string.h>
+
+#include "lock_internal.h"
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_t *a,
+                                 uint16_t type, int timeout_ms, lk_home_ref_t *hr,
+                                 tsr_error_t *err)
+{
+    tsr_status_t rc;
+    if (a->host) {
+        rc = tsr_transport_connect(c->t, a->host, a->port, timeout_ms, &hr->peer, err);
+        if (rc != TSR_OK)
+            return rc;
+    } else {
+        hr->peer = tsr_transport_peer(c->t, a->node_id);
+        if (!hr->peer)
+            return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "lock home: no peer with node id %u",
+                                 a->node_id);
+    }
+    tsr_rpc_msg_t reply = {0};
+    rc = tsr_rpc_call(c->t, hr->peer, type, NULL, 0, timeout_ms, &reply, err);
+    if (rc != TSR_OK) {
+        tsr_rpc_msg_release(c->t, &reply);
+        return rc;
+    }
+    const unsigned char *p = reply.data;
+    if (reply.len < LK_INFO_HDR || get_u32(p) != LK_INFO_MAGIC ||
+        get_u32(p + 4) != LK_INFO_VERSION || get_u32(p + 8) == 0) {
+        rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "lock home %u: malformed descriptor (%zu bytes)",
+                           tsr_peer_node_id(hr->peer), reply.len);
+    } else {
+        hr->nslots = get_u32(p + 8);
+        rc = tsr_rkey_unpack(c->t, hr->peer, p + LK_INFO_HDR, reply.len - LK_INFO_HDR, &hr->rkey,
+                             err);
+        if (rc == TSR_OK && tsr_rkey_len(hr->rkey) < (uint64_t)hr->nslots * LK_SLOT_BYTES) {
+            rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "lock home: region shorter than its table");
+            tsr_rkey_destroy(c->t, hr->rkey);
+            hr->rkey = NULL;
+        }
+    }
+    tsr_rpc_msg_release(c->t, &reply);
+    return rc;
+}
+
+tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_client_t **out,
+                                    tsr_lock_err_t *errp)
+{
+    tsr_error_t err;
+    lk_err_init(&err);
+    tsr_status_t rc;
+    if (!p || !out)
+        return tsr_lock_err_out(errp, &err,
+                                tsr_error_set(&err, TSR_ERR_INVALID_ARG, "lock client: no params"));
+    bool local = p->local != NULL;
+    if (local == (p->transport != NULL) || (!local && (!p->homes || p->nhomes == 0)) ||
+        (local && p->local->t))
+        return tsr_lock_err_out(errp, &err,
+                                tsr_error_set(&err, TSR_ERR_INVALID_ARG,
+                                              "lock client: give either an embedded home or a "
+                                              "transport and a list of homes"));
+    if (!local && p->nhomes > 65536)
+        return tsr_lock_err_out(errp, &err,
+                                tsr_error_set(&err, TSR_ERR_INVALID_ARG, "lock client: too many homes"));
+    tsr_lock_client_t *c = tsr_mem_calloc(NULL, 1, sizeof(*c));
+    if (!c)
+        goto err_nomem;
+    c->t = p->transport;
+    c->nhomes = local ? 1 : p->nhomes;
+    c->op_timeout_ms = p->op_timeout_ms > 0 ? p->op_timeout_ms : 10000;
+    c->homes = tsr_mem_calloc(NULL, c->nhomes, sizeof(*c->homes));
+    if (!c->homes)
+        goto err_free_client;
+    c->cache = tsr_mem_calloc(NULL, c->nhomes * LK_CACHE, sizeof(*c->cache));
+    if (!c->cache)
+        goto err_free_homes;
+    pthread_mutex_init(&c->mu, NULL);
+    if (local) {
+        c->homes[0].local = p->local->words;
+        c->homes[0].nslots = p->local->nslots;
+    } else {
+        uint16_t type = p->rpc_type ? p->rpc_type : TSR_LOCK_RPC_INFO;
+        int tmo = p->connect_timeout_ms > 0 ? p->connect_timeout_ms : 10000;
+        for (size_t i = 0; i < c->nhomes; i++) {
+            rc = connect_home(c, &p->homes[i], type, tmo, &c->homes[i], &err);
+            if (rc != TSR_OK) {
+                tsr_lock_client_destroy(c);
+                return tsr_lock_err_out(errp, &err, rc);
+            }
+        }
+    }
+    *out = c;
+    return TSR_OK;
+
+err_free_homes:
+    tsr_mem_free(NULL, c->homes);
+err_free_client:
+    tsr_mem_free(NULL, c);
+err_nomem:
+    return tsr_lock_err_out(errp, &err, tsr_error_set(&err, TSR_ERR_NOMEM, "lock client: out of memory"));
+}
+
+void tsr_lock_client_destroy(tsr_lock_client_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nhomes; i++)
+        if (c->homes[i].rkey)
+            tsr_rkey_destroy(c->t, c->homes[i].rkey);
+    pthread_mutex_destroy(&c->mu);
+    tsr_mem_free(NULL, c->held);
+    tsr_mem_free(NULL, c->cache);
+    tsr_mem_free(NULL, c->homes);
+    tsr_mem_free(NULL, c);
+}

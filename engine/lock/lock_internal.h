@@ -1,0 +1,267 @@
+/*
+ * lock_internal.h - the lock slot's words and the shared internals of
+ * engine/lock (home.c, client.c, client_conn.c, fence.c). See docs/locks.md.
+ *
+ * A home owns `nslots` slots of 64 bytes (one cache line each):
+ *
+ *   word 0  id       the name's 64-bit hash | 1; 0 = slot free. Written once
+ *                    (compare-and-swap 0 -> id) and never cleared, so a name
+ *                    keeps its slot for the home's life. Names colliding on a
+ *                    slot probe linearly to the next slot (open addressing),
+ *                    so they stay independent locks.
+ *   word 1  lock     DSLR ticket word, 8 + 4 x 14 bits:
+ *                      63..56 epoch   resets so far (mod 256)
+ *                      55..42 max_x   exclusive tickets handed out
+ *                      41..28 max_s   shared tickets handed out
+ *                      27..14 now_x   exclusive releases
+ *                      13..0  now_s   shared releases
+ *                    exclusive request: fetch-and-add 1<<42, ticket (max_x, max_s)
+ *                    of the old value, granted when now_x == tx && now_s == ts;
+ *                    shared request: fetch-and-add 1<<28, granted when
+ *                    now_x == tx. Releases add 1<<14 or 1.
+ *   word 2  grant    63..20 last fencing token (44 bits), 19 mode of the last
+ *                    grant (1 = exclusive), 18..0 its lease in 10 ms units.
+ *                    A grantee adds 1<<20: its token is the old field + 1.
+ *                    Renewals add 1<<20 too (activity that waiters see).
+ *   words 3..7       abandon records: up to five tickets of waiters that
+ *                    timed out: 63 valid, 62..55 epoch, 54 exclusive,
+ *                    27..14 tx, 13..0 ts; 0 = free. Whoever sees a recorded
+ *                    ticket's turn come clears the record and releases it.
+ *
+ * Invariants: tickets are valid only while max_x, max_s < LK_LIMIT (2^13);
+ * a request that gets a ticket at or past the limit undoes its add and waits
+ * for the reset to epoch+1 that the last one out of an idle, saturated lock
+ * performs. The fields never exceed 2^14 - 1 (at most 2^13 requesters undo at
+ * once). A reset (overflow, lease expiry) is a compare-and-swap of word 1 to
+ * (epoch + 1) << 56: every ticket of the old epoch is void.
+ */
+#ifndef TSR_LOCK_INTERNAL_H
+#define TSR_LOCK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "tessera/lock.h"
+#include "transport.h"
+
+#define LK_SLOT_BYTES 64u
+#define LK_SLOT_WORDS 8u
+#define LK_W_ID 0u
+#define LK_W_LOCK 1u
+#define LK_W_GRANT 2u
+#define LK_W_ABANDON 3u
+#define LK_N_ABANDON 5u
+#define LK_POLL_WORDS 7u /* words 1..7, polled with one get */
+
+/* ---- word 1: the ticket word ------------------------------------------------------ */
+
+#define LK_FIELD_BITS 14u
+#define LK_FIELD_MASK ((1ull << LK_FIELD_BITS) - 1)
+#define LK_LIMIT (1u << 13)
+#define LK_SH_EPOCH 56u
+#define LK_SH_MAXX 42u
+#define LK_SH_MAXS 28u
+#define LK_SH_NOWX 14u
+#define LK_SH_NOWS 0u
+#define LK_X_REQ (1ull << LK_SH_MAXX)
+#define LK_S_REQ (1ull << LK_SH_MAXS)
+#define LK_X_REL (1ull << LK_SH_NOWX)
+#define LK_S_REL (1ull << LK_SH_NOWS)
+
+static inline uint32_t lk_epoch(uint64_t w) { return (uint32_t)(w >> LK_SH_EPOCH) & 0xffu; }
+static inline uint32_t lk_max_x(uint64_t w) { return (uint32_t)((w >> LK_SH_MAXX) & LK_FIELD_MASK); }
+static inline uint32_t lk_max_s(uint64_t w) { return (uint32_t)((w >> LK_SH_MAXS) & LK_FIELD_MASK); }
+static inline uint32_t lk_now_x(uint64_t w) { return (uint32_t)((w >> LK_SH_NOWX) & LK_FIELD_MASK); }
+static inline uint32_t lk_now_s(uint64_t w) { return (uint32_t)((w >> LK_SH_NOWS) & LK_FIELD_MASK); }
+
+static inline uint64_t lk_word(uint32_t epoch, uint32_t mx, uint32_t ms, uint32_t nx, uint32_t ns)
+{
+    return ((uint64_t)(epoch & 0xffu) << LK_SH_EPOCH) |
+           ((uint64_t)(mx & LK_FIELD_MASK) << LK_SH_MAXX) |
+           ((uint64_t)(ms & LK_FIELD_MASK) << LK_SH_MAXS) |
+           ((uint64_t)(nx & LK_FIELD_MASK) << LK_SH_NOWX) |
+           ((uint64_t)(ns & LK_FIELD_MASK) << LK_SH_NOWS);
+}
+
+/* No valid ticket can be handed out any more in this epoch. */
+static inline bool lk_saturated(uint64_t w)
+{
+    return lk_max_x(w) >= LK_LIMIT || lk_max_s(w) >= LK_LIMIT;
+}
+/* Nobody holds or waits. */
+static inline bool lk_idle(uint64_t w)
+{
+    return lk_now_x(w) == lk_max_x(w) && lk_now_s(w) == lk_max_s(w);
+}
+/* The word after a reset: next epoch, all counters zero. */
+static inline uint64_t lk_reset_word(uint64_t w)
+{
+    return (uint64_t)((lk_epoch(w) + 1u) & 0xffu) << LK_SH_EPOCH;
+}
+/* What grant progress looks like: the word without the max counters (new
+ * arrivals are not progress: they must not keep a dead holder's lease alive). */
+static inline uint64_t lk_progress(uint64_t w)
+{
+    return w & ~((LK_FIELD_MASK << LK_SH_MAXX) | (LK_FIELD_MASK << LK_SH_MAXS));
+}
+
+typedef struct lk_ticket {
+    uint32_t epoch;
+    uint32_t tx, ts;
+    bool excl;
+} lk_ticket_t;
+
+static inline lk_ticket_t lk_ticket_of(uint64_t old, bool excl)
+{
+    lk_ticket_t t = {lk_epoch(old), lk_max_x(old), lk_max_s(old), excl};
+    return t;
+}
+static inline bool lk_granted(const lk_ticket_t *t, uint64_t w)
+{
+    if (lk_epoch(w) != t->epoch)
+        return false;
+    if (t->excl)
+        return lk_now_x(w) == t->tx && lk_now_s(w) == t->ts;
+    return lk_now_x(w) == t->tx;
+}
+static inline uint64_t lk_rel(bool excl) { return excl ? LK_X_REL : LK_S_REL; }
+static inline uint64_t lk_req(bool excl) { return excl ? LK_X_REQ : LK_S_REQ; }
+
+/* ---- word 2: the grant word ---------------------------------------------------------- */
+
+#define LK_TOKEN_SHIFT 20u
+#define LK_TOKEN_ONE (1ull << LK_TOKEN_SHIFT)
+#define LK_GRANT_LOW_MASK (LK_TOKEN_ONE - 1)
+#define LK_MODE_X (1ull << 19)
+#define LK_LEASE_MASK ((1ull << 19) - 1)
+#define LK_LEASE_UNIT_MS 10
+
+static inline uint64_t lk_token(uint64_t g) { return g >> LK_TOKEN_SHIFT; }
+static inline int64_t lk_lease_ms(uint64_t g) { return (int64_t)(g & LK_LEASE_MASK) * LK_LEASE_UNIT_MS; }
+static inline bool lk_grant_excl(uint64_t g) { return (g & LK_MODE_X) != 0; }
+/* The low bits a grantee writes: mode and lease (rounded up to 10 ms). */
+static inline uint64_t lk_grant_low(bool excl, int64_t lease_ms)
+{
+    uint64_t u = (uint64_t)((lease_ms + LK_LEASE_UNIT_MS - 1) / LK_LEASE_UNIT_MS);
+    if (u > LK_LEASE_MASK)
+        u = LK_LEASE_MASK;
+    return (excl ? LK_MODE_X : 0) | u;
+}
+
+/* ---- word 3: the abandon record -------------------------------------------------------- */
+
+#define LK_AB_VALID (1ull << 63)
+#define LK_AB_EXCL (1ull << 54)
+static inline uint64_t lk_abandon_rec(const lk_ticket_t *t)
+{
+    return LK_AB_VALID | ((uint64_t)(t->epoch & 0xffu) << 55) | (t->excl ? LK_AB_EXCL : 0) |
+           ((uint64_t)(t->tx & LK_FIELD_MASK) << 14) | (uint64_t)(t->ts & LK_FIELD_MASK);
+}
+static inline lk_ticket_t lk_abandon_ticket(uint64_t rec)
+{
+    lk_ticket_t t = {(uint32_t)(rec >> 55) & 0xffu, (uint32_t)((rec >> 14) & LK_FIELD_MASK),
+                     (uint32_t)(rec & LK_FIELD_MASK), (rec & LK_AB_EXCL) != 0};
+    return t;
+}
+
+/* ---- timing rules ------------------------------------------------------------------- */
+
+/* A waiter declares the holders dead after this long without progress: the
+ * lease plus a grace that covers a round trip and clock-rate differences. */
+static inline int64_t lk_expiry_ms(int64_t lease_ms)
+{
+    if (lease_ms <= 0)
+        lease_ms = TSR_LOCK_DEFAULT_LEASE_MS; /* nothing stamped yet: be patient */
+    return lease_ms + 20 + lease_ms / 8;
+}
+/* A holder releases with a plain fetch-and-add only while this much of its
+ * lease is left; later it uses a compare-and-swap that fails after a reset. */
+static inline int64_t lk_margin_ms(int64_t lease_ms)
+{
+    return 5 + lease_ms / 16;
+}
+
+/* ---- the home ----------------------------------------------------------------------- */
+
+/* Descriptor call's reply: this header, then the packed region (transport). */
+#define LK_INFO_MAGIC 0x484b4c54u /* "TLKH" little-endian */
+#define LK_INFO_VERSION 1u
+#define LK_INFO_HDR 16u
+
+struct tsr_lock_home {
+    tsr_transport_t *t;       /* NULL: embedded */
+    tsr_region_t *region;     /* distributed: the registered table */
+    _Atomic uint64_t *words;  /* the table: nslots * LK_SLOT_WORDS words */
+    uint32_t nslots;
+    uint16_t rpc_type;
+    void *info;               /* distributed: the descriptor reply */
+    size_t info_len;
+};
+
+/* A cleared error without tsr_error_clear's memset of the whole struct
+ * (1 KiB; a sixth of an embedded acquire+release): only status decides
+ * whether tsr_error_set records, and it fills every other field. */
+static inline void lk_err_init(tsr_error_t *e)
+{
+    e->status = TSR_OK;
+    e->message[0] = '\0';
+}
+
+/* Monotonic milliseconds: the coarse clock (cheap, up to a tick behind;
+ * lease starts and the release check) and the precise one (waiting,
+ * timeouts: a timeout must never end early). */
+int64_t tsr_lock_now_ms(void);
+int64_t tsr_lock_precise_ms(void);
+/* The token seed of a fresh table: time-based so a restarted home issues
+ * larger tokens than its previous life (docs/locks.md, limits). */
+uint64_t tsr_lock_token_seed(void);
+/* Validates a name and lease; sets err. */
+tsr_status_t tsr_lock_check_name(const char *name, size_t *len, tsr_error_t *err);
+/* Copies an internal error into the public one. */
+tsr_status_t tsr_lock_err_out(tsr_lock_err_t *out, const tsr_error_t *e, tsr_status_t rc);
+
+/* ---- the client (client.c: protocol; client_conn.c: lifetime) -------------------- */
+
+#define LK_CACHE 1024u     /* per home: name id -> slot, direct-mapped */
+#define LK_MAX_PROBES 4096u
+
+typedef struct lk_home_ref {
+    _Atomic uint64_t *local; /* embedded: the table */
+    tsr_peer_t *peer;        /* distributed */
+    tsr_rkey_t *rkey;
+    uint32_t nslots;
+} lk_home_ref_t;
+
+typedef struct lk_cache_ent {
+    uint64_t id;       /* 0: empty */
+    uint32_t slot;
+    uint64_t w1_guess; /* last lock word seen (try_acquire's first compare) */
+    uint64_t low_guess;/* last grant-word low bits seen (exclusive stamp) */
+} lk_cache_ent_t;
+
+typedef struct lk_holding {
+    uint64_t id;
+    uint32_t home, slot;
+    uint64_t token;
+    lk_ticket_t ticket;
+    int64_t lease_ms;
+    int64_t granted_ms; /* lease start: taken before the operation that granted */
+    uint64_t low;       /* grant-word low bits this holder wrote */
+} lk_holding_t;
+
+struct tsr_lock_client {
+    tsr_transport_t *t;
+    lk_home_ref_t *homes;
+    size_t nhomes;
+    int op_timeout_ms;
+    pthread_mutex_t mu;     /* cache and holdings */
+    lk_cache_ent_t *cache;  /* nhomes * LK_CACHE */
+    lk_holding_t *held;
+    size_t nheld, capheld;
+};
+
+#endif /* TSR_LOCK_INTERNAL_H */

@@ -1,0 +1,205 @@
+/*
+ * tessera/kv.h - the embedded key-value store: named hash tables of byte
+ * strings, durable through a write-ahead log and snapshots (docs/kv.md).
+ *
+ * A store lives in a data dir (or only in memory). A table has partitions,
+ * each an open-addressing hash table in one contiguous region whose slots
+ * carry a version+lock word, so readers take no lock (and remote readers can
+ * read a partition with one-sided RMA gets; see the "remote" section).
+ *
+ * Durability: every write is appended to the store's log and the call returns
+ * only once the record is durable (group commit: concurrent writers share one
+ * fsync). A write may be visible to readers a moment before it is durable.
+ * Opening a store recovers the snapshot plus the log; a torn tail record is
+ * ignored (and cut off), tsr_kv_recovery_info says what happened.
+ *
+ * Fencing: a write may carry (lock name, fencing token) from the lock service
+ * (tessera/lock.h); the store checks it with tsr_lock_fence_check against the
+ * fence given at open and refuses a stale token with TSR_ERR_STALE.
+ *
+ * Threads: every call may be made from any thread, on the same handles.
+ * Statuses: TSR_ERR_EXISTS (insert of a present key, create of a present
+ * table), TSR_ERR_NOT_FOUND (missing key or table), TSR_ERR_INVALID_ARG
+ * (key or value longer than the table's maximum, bad names), TSR_ERR_IO.
+ */
+#ifndef TESSERA_KV_H
+#define TESSERA_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_kv_store tsr_kv_store_t;
+typedef struct tsr_kv_table tsr_kv_table_t;
+typedef struct tsr_kv_remote tsr_kv_remote_t;
+typedef struct tsr_kv_server tsr_kv_server_t;
+typedef struct tsr_lock_fence tsr_lock_fence_t; /* tessera/lock.h */
+typedef struct tsr_transport tsr_transport_t;   /* transport/transport.h */
+typedef struct tsr_peer tsr_peer_t;
+
+#define TSR_KV_NAME_MAX 255u
+#define TSR_KV_MAX_KEY_LIMIT 65535u
+#define TSR_KV_MAX_VALUE_LIMIT (16u << 20)
+#define TSR_KV_DEFAULT_MAX_KEY 64u
+#define TSR_KV_DEFAULT_MAX_VALUE 256u
+#define TSR_KV_RPC_DESC 910u /* default RPC type of a server's descriptor call */
+
+typedef struct tsr_kv_err {
+    tsr_status_t status; /* TSR_OK until an error is recorded */
+    char message[256];
+} tsr_kv_err_t;
+
+typedef enum tsr_kv_sync {
+    TSR_KV_SYNC_FSYNC = 0, /* fdatasync before acknowledging (default) */
+    TSR_KV_SYNC_WRITE = 1, /* write(2) to the OS only: survives a process crash, not power loss */
+} tsr_kv_sync_t;
+
+typedef struct tsr_kv_options {
+    const char *data_dir; /* NULL: in memory only (no log) */
+    tsr_kv_sync_t sync;
+    uint64_t snapshot_bytes; /* snapshot when the log passes this; 0 = 64 MiB */
+    tsr_lock_fence_t *fence; /* checks writes' tokens; NULL: fenced writes are refused */
+    /* Optional: allocate the tables' regions through this transport (UCX
+     * memory, registered once), so peers on shared memory read them with
+     * plain loads instead of a system call per get (docs/kv.md). The
+     * transport must outlive the store. NULL: heap memory, registered on a
+     * server's first descriptor request. */
+    tsr_transport_t *transport;
+} tsr_kv_options_t;
+
+typedef struct tsr_kv_recovery {
+    uint64_t snapshot_lsn;     /* the snapshot's last lsn (0: none) */
+    uint64_t records_replayed; /* log records applied after the snapshot */
+    uint64_t last_lsn;         /* the newest lsn recovered */
+    uint64_t bytes_dropped;    /* a torn/corrupt tail cut off the log */
+    bool torn_tail;
+    char detail[256]; /* "" or what was cut and where */
+} tsr_kv_recovery_t;
+
+/* opts may be NULL (in memory). Creates data_dir if missing. */
+tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr_kv_err_t *err);
+/* Accepts NULL. Close every table handle and stop every server first. */
+void tsr_kv_close(tsr_kv_store_t *store);
+void tsr_kv_recovery_info(const tsr_kv_store_t *store, tsr_kv_recovery_t *out);
+/* Writes a snapshot now and drops the log files it covers. */
+tsr_status_t tsr_kv_checkpoint(tsr_kv_store_t *store, tsr_kv_err_t *err);
+
+/* ---- tables ------------------------------------------------------------------- */
+
+typedef struct tsr_kv_table_params {
+    uint32_t partitions; /* 0 = 1 */
+    uint32_t max_key;    /* bytes; 0 = TSR_KV_DEFAULT_MAX_KEY */
+    uint32_t max_value;  /* bytes; 0 = TSR_KV_DEFAULT_MAX_VALUE */
+    uint64_t capacity;   /* expected keys (a hint); 0 = small */
+} tsr_kv_table_params_t;
+
+tsr_status_t tsr_kv_table_create(tsr_kv_store_t *store, const char *name,
+                                 const tsr_kv_table_params_t *params, tsr_kv_err_t *err);
+tsr_status_t tsr_kv_table_drop(tsr_kv_store_t *store, const char *name, tsr_kv_err_t *err);
+/* *names: a NULL-terminated, sorted array; free with tsr_kv_names_free. */
+tsr_status_t tsr_kv_table_list(tsr_kv_store_t *store, char ***names, size_t *n, tsr_kv_err_t *err);
+void tsr_kv_names_free(char **names);
+
+/* A handle on a table; ops on a dropped table's handle fail NOT_FOUND. */
+tsr_status_t tsr_kv_table_open(tsr_kv_store_t *store, const char *name, tsr_kv_table_t **out,
+                               tsr_kv_err_t *err);
+void tsr_kv_table_close(tsr_kv_table_t *table);
+void tsr_kv_table_info(const tsr_kv_table_t *table, tsr_kv_table_params_t *out);
+
+/* ---- operations ----------------------------------------------------------------- */
+
+/* A fenced write: lock name and token from tsr_lock_acquire. */
+typedef struct tsr_kv_write_opts {
+    const char *lock;
+    uint64_t token;
+} tsr_kv_write_opts_t;
+
+typedef struct tsr_kv_pair {
+    const void *key;
+    size_t klen;
+    const void *val; /* ignored by delete/get batches */
+    size_t vlen;
+} tsr_kv_pair_t;
+
+/* wo may be NULL (unfenced). */
+tsr_status_t tsr_kv_insert(tsr_kv_table_t *t, const void *key, size_t klen, const void *val,
+                           size_t vlen, const tsr_kv_write_opts_t *wo, tsr_kv_err_t *err);
+tsr_status_t tsr_kv_update(tsr_kv_table_t *t, const void *key, size_t klen, const void *val,
+                           size_t vlen, const tsr_kv_write_opts_t *wo, tsr_kv_err_t *err);
+tsr_status_t tsr_kv_upsert(tsr_kv_table_t *t, const void *key, size_t klen, const void *val,
+                           size_t vlen, const tsr_kv_write_opts_t *wo, tsr_kv_err_t *err);
+tsr_status_t tsr_kv_delete(tsr_kv_table_t *t, const void *key, size_t klen,
+                           const tsr_kv_write_opts_t *wo, tsr_kv_err_t *err);
+/* Copies min(value length, cap) bytes into buf and sets *vlen to the
+ * value's length (so a short buf can be retried). */
+tsr_status_t tsr_kv_get(tsr_kv_table_t *t, const void *key, size_t klen, void *buf, size_t cap,
+                        size_t *vlen, tsr_kv_err_t *err);
+tsr_status_t tsr_kv_count(tsr_kv_table_t *t, uint64_t *out);
+
+/* Scan in pages: *cursor 0 starts; fn gets each pair (valid during the call);
+ * on return *cursor is where the next page starts, 0 when done. A page is
+ * consistent; a table that was rehashed between pages makes the next page
+ * fail with TSR_ERR_CONFLICT (start over). */
+typedef void (*tsr_kv_scan_fn)(void *arg, const void *key, size_t klen, const void *val,
+                               size_t vlen);
+tsr_status_t tsr_kv_scan(tsr_kv_table_t *t, uint64_t *cursor, size_t page, tsr_kv_scan_fn fn,
+                         void *arg, tsr_kv_err_t *err);
+
+/* Batches: results[i] (may be NULL) gets each pair's status; the call
+ * returns TSR_OK unless the whole call failed (bad input, I/O, a stale
+ * fence), and *nok (may be NULL) counts the pairs that succeeded. Keys are
+ * hashed first, then grouped by partition, prefetched and probed. */
+tsr_status_t tsr_kv_insert_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *pairs, size_t n,
+                                 const tsr_kv_write_opts_t *wo, tsr_status_t *results, size_t *nok,
+                                 tsr_kv_err_t *err);
+tsr_status_t tsr_kv_upsert_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *pairs, size_t n,
+                                 const tsr_kv_write_opts_t *wo, tsr_status_t *results, size_t *nok,
+                                 tsr_kv_err_t *err);
+tsr_status_t tsr_kv_delete_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *pairs, size_t n,
+                                 const tsr_kv_write_opts_t *wo, tsr_status_t *results, size_t *nok,
+                                 tsr_kv_err_t *err);
+/* Value i goes to vals + i * stride (at most stride bytes), its length to
+ * vlens[i]; results[i] is TSR_OK or TSR_ERR_NOT_FOUND. */
+tsr_status_t tsr_kv_get_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *keys, size_t n, void *vals,
+                              size_t stride, size_t *vlens, tsr_status_t *results, size_t *nok,
+                              tsr_kv_err_t *err);
+
+/* ---- remote, one-sided reads ---------------------------------------------------- */
+
+/* The owner serves its tables' descriptors on its transport (it keeps the
+ * transport progressing); the regions are registered on first request.
+ * rpc_type 0 = TSR_KV_RPC_DESC. Stop the server before closing the store. */
+tsr_status_t tsr_kv_server_start(tsr_kv_store_t *store, tsr_transport_t *transport,
+                                 uint16_t rpc_type, tsr_kv_server_t **out, tsr_kv_err_t *err);
+void tsr_kv_server_stop(tsr_kv_server_t *server);
+
+/* A reader of one remote table through peer: gets are RMA reads of the key's
+ * probe sequence with a version and checksum check (retried on a torn read),
+ * and never run code on the owner (except to fetch a descriptor after a
+ * rehash). Not thread-safe: one per thread. */
+tsr_status_t tsr_kv_remote_open(tsr_transport_t *transport, tsr_peer_t *peer, const char *table,
+                                uint16_t rpc_type, int timeout_ms, tsr_kv_remote_t **out,
+                                tsr_kv_err_t *err);
+void tsr_kv_remote_close(tsr_kv_remote_t *r);
+tsr_status_t tsr_kv_remote_get(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                               size_t cap, size_t *vlen, tsr_kv_err_t *err);
+
+typedef struct tsr_kv_remote_stats {
+    uint64_t gets;
+    uint64_t rma_reads;    /* RMA gets issued */
+    uint64_t torn_retries; /* slots re-read: odd version or bad checksum */
+    uint64_t refreshes;    /* descriptors re-fetched after a rehash */
+} tsr_kv_remote_stats_t;
+void tsr_kv_remote_get_stats(const tsr_kv_remote_t *r, tsr_kv_remote_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_KV_H */

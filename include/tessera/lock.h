@@ -1,0 +1,178 @@
+/*
+ * tessera/lock.h - named, leased, fenced distributed locks.
+ *
+ * A lock is named by 1..255 bytes of UTF-8. The name hashes to one *home* (a
+ * process that owns a table of lock slots in registered memory) and to a slot
+ * there; the slot's words are changed by the clients themselves with 64-bit
+ * atomics (one-sided UCX atomics across processes, CPU atomics in one
+ * process), so an uncontended acquire or release never runs code on the
+ * home. Locks are exclusive or shared, granted in FIFO order with DSLR-style
+ * ticket counters (a waiting writer is never starved by later readers). See
+ * docs/locks.md for the word layout and the protocol.
+ *
+ * Leases. Every grant has a lease (default TSR_LOCK_DEFAULT_LEASE_MS, set per
+ * call, renewable). A holder that dies or stops renewing loses the lock once
+ * the lease has run out with no activity on the lock: a waiter then resets it
+ * and the queue starts over. Every grant returns a *fencing token* that is
+ * strictly larger than every token granted before it for the same lock; give
+ * it with every write to a protected resource, which checks it with
+ * tsr_lock_fence_check and refuses writes older than one already seen.
+ *
+ * Modes of use:
+ *   embedded     tsr_lock_home_create(NULL, ...) makes an in-process table;
+ *                clients attach it (params.local) and threads use them.
+ *   distributed  a worker hosts a home on its transport (it must keep that
+ *                transport progressing: over TCP UCX emulates atomics with
+ *                messages the home's worker executes); clients connect to the
+ *                homes by address or node id. Every client must list the
+ *                homes in the same order (the scheduler hands out the list).
+ *
+ * Threads: a client may be shared by threads (its tables are locked), but
+ * calls on one lock from one client block each other only on the wire. A
+ * home may be used by any number of clients and threads.
+ *
+ * Errors: every call returns a tsr_status_t and fills err (may be NULL) with a
+ * message. TSR_ERR_INVALID_ARG: bad name, lease, timeout or an unknown token;
+ * TSR_ERR_TIMEOUT: not granted in time; TSR_ERR_CONFLICT: try_acquire found
+ * the lock busy; TSR_ERR_STALE: the lease ran out and the lock was taken
+ * over; TSR_ERR_NOT_FOUND: status of a lock never acquired;
+ * TSR_ERR_UNAVAILABLE: a home cannot be reached.
+ */
+#ifndef TESSERA_LOCK_H
+#define TESSERA_LOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tsr_lock_home tsr_lock_home_t;
+typedef struct tsr_lock_client tsr_lock_client_t;
+typedef struct tsr_lock_fence tsr_lock_fence_t;
+typedef struct tsr_transport tsr_transport_t; /* transport/transport.h */
+
+#define TSR_LOCK_NAME_MAX 255u
+#define TSR_LOCK_DEFAULT_LEASE_MS 10000
+/* Leases are kept in 10 ms units in a 19-bit field (docs/locks.md). */
+#define TSR_LOCK_MAX_LEASE_MS 5242870
+#define TSR_LOCK_DEFAULT_SLOTS 65536u
+#define TSR_LOCK_RPC_INFO 900u /* default RPC type of the home's descriptor call */
+
+typedef struct tsr_lock_err {
+    tsr_status_t status; /* TSR_OK until an error is recorded */
+    char message[256];
+} tsr_lock_err_t;
+
+typedef enum tsr_lock_mode {
+    TSR_LOCK_EXCLUSIVE = 0,
+    TSR_LOCK_SHARED = 1,
+} tsr_lock_mode_t;
+
+/* ---- homes ------------------------------------------------------------------- */
+
+typedef struct tsr_lock_home_params {
+    uint32_t slots;    /* lock slots (64 B each); 0 = TSR_LOCK_DEFAULT_SLOTS */
+    uint16_t rpc_type; /* 0 = TSR_LOCK_RPC_INFO (distributed only) */
+} tsr_lock_home_params_t;
+
+/* transport NULL: an embedded (in-process) table. Otherwise registers the
+ * table with the transport and answers descriptor calls on params.rpc_type;
+ * the owner keeps the transport progressing. params may be NULL. */
+tsr_status_t tsr_lock_home_create(tsr_transport_t *transport, const tsr_lock_home_params_t *params,
+                                  tsr_lock_home_t **out, tsr_lock_err_t *err);
+/* Accepts NULL. Clients must be gone (or never touch it again). */
+void tsr_lock_home_destroy(tsr_lock_home_t *home);
+uint32_t tsr_lock_home_slots(const tsr_lock_home_t *home);
+
+/* ---- clients ------------------------------------------------------------------ */
+
+typedef struct tsr_lock_home_addr {
+    const char *host; /* connect to host:port; NULL: use the peer with node_id */
+    uint16_t port;
+    uint32_t node_id; /* used when host is NULL (an already connected peer) */
+} tsr_lock_home_addr_t;
+
+typedef struct tsr_lock_client_params {
+    tsr_lock_home_t *local;        /* embedded: the in-process home (no transport) */
+    tsr_transport_t *transport;    /* distributed: this process' transport */
+    const tsr_lock_home_addr_t *homes; /* distributed: the homes, same order everywhere */
+    size_t nhomes;
+    uint16_t rpc_type;             /* 0 = TSR_LOCK_RPC_INFO */
+    int connect_timeout_ms;        /* 0 = 10000 */
+    int op_timeout_ms;             /* one atomic's limit; 0 = 10000 */
+} tsr_lock_client_params_t;
+
+tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *params,
+                                    tsr_lock_client_t **out, tsr_lock_err_t *err);
+/* Accepts NULL. Locks still held are left to their leases. */
+void tsr_lock_client_destroy(tsr_lock_client_t *client);
+
+typedef struct tsr_lock_opts {
+    tsr_lock_mode_t mode; /* default exclusive */
+    int64_t lease_ms;     /* 0 = TSR_LOCK_DEFAULT_LEASE_MS; 1..TSR_LOCK_MAX_LEASE_MS */
+    int64_t timeout_ms;   /* acquire: < 0 waits without limit, 0 = try once */
+} tsr_lock_opts_t;
+
+/* Blocks until granted or opts->timeout_ms passes (TSR_ERR_TIMEOUT); *token
+ * gets the fencing token. opts may be NULL (exclusive, default lease, no
+ * limit). A waiter that gives up leaves its place in the queue to be skipped. */
+tsr_status_t tsr_lock_acquire(tsr_lock_client_t *c, const char *name,
+                              const tsr_lock_opts_t *opts, uint64_t *token, tsr_lock_err_t *err);
+/* Grants only when the lock is free for the mode now, without queueing;
+ * TSR_ERR_CONFLICT when it is not. opts->timeout_ms is ignored. */
+tsr_status_t tsr_lock_try_acquire(tsr_lock_client_t *c, const char *name,
+                                  const tsr_lock_opts_t *opts, uint64_t *token,
+                                  tsr_lock_err_t *err);
+/* Releases the grant (name, token) this client holds. TSR_ERR_INVALID_ARG
+ * when it holds no such grant; TSR_ERR_STALE when its lease ran out and the
+ * lock was reset meanwhile (the grant is forgotten either way). */
+tsr_status_t tsr_lock_release(tsr_lock_client_t *c, const char *name, uint64_t token,
+                              tsr_lock_err_t *err);
+/* Extends the grant's lease to lease_ms (0 = the default) from now. */
+tsr_status_t tsr_lock_renew(tsr_lock_client_t *c, const char *name, uint64_t token,
+                            int64_t lease_ms, tsr_lock_err_t *err);
+
+typedef enum tsr_lock_state {
+    TSR_LOCK_FREE = 0,
+    TSR_LOCK_HELD_SHARED = 1,
+    TSR_LOCK_HELD_EXCLUSIVE = 2,
+} tsr_lock_state_t;
+
+typedef struct tsr_lock_status {
+    tsr_lock_state_t state;
+    uint32_t holders;     /* 1 for exclusive; shared: see holders_exact */
+    bool holders_exact;   /* false: shared holders ahead of a queued writer (a lower bound) */
+    uint32_t waiters;     /* queued requests not yet granted (approximate when !holders_exact) */
+    uint64_t last_token;  /* the newest token issued (0: none) */
+    int64_t lease_ms;     /* the lease of the newest grant */
+    uint32_t home;        /* index of the home in the client's list */
+    uint32_t slot;        /* slot in the home's table */
+    uint32_t epoch;       /* resets so far (mod 256) */
+} tsr_lock_status_t;
+
+/* Reads the lock's words (one-sided). TSR_ERR_NOT_FOUND for a name never acquired. */
+tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_status_t *out,
+                             tsr_lock_err_t *err);
+
+/* ---- fencing ------------------------------------------------------------------ */
+
+/* The check a protected resource (kv, txn) runs on every write: remembers the
+ * largest token seen per lock name. Thread-safe. */
+tsr_status_t tsr_lock_fence_create(tsr_lock_fence_t **out, tsr_lock_err_t *err);
+void tsr_lock_fence_destroy(tsr_lock_fence_t *f);
+/* TSR_OK (and remembers token) when token >= the largest seen for name;
+ * TSR_ERR_STALE when an older token; TSR_ERR_INVALID_ARG for a bad name or
+ * token 0. */
+tsr_status_t tsr_lock_fence_check(tsr_lock_fence_t *f, const char *name, uint64_t token,
+                                  tsr_lock_err_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_LOCK_H */

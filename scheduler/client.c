@@ -1,0 +1,364 @@
+/*
+ * client.c - talking to a running scheduler: connect and authenticate, run
+ * SQL, read the cluster's status, run lock requests (see scheduler.h).
+ *
+ * A client must never hang on a scheduler that died or froze: the SQL call
+ * itself has no timeout (queries may run long), but while it is pending the
+ * client pings the scheduler every second (CLIENT_PING, answered by the
+ * scheduler's main loop) and gives up with TSR_ERR_UNAVAILABLE when a ping
+ * gets no answer within LIVENESS_MS; a scheduler that exits is noticed at once
+ * (its endpoint goes down and the pending call fails).
+ *
+ * The result comes back as a result table (proto.h); it is registered in the
+ * caller's context under neutral column names (c0, c1, ...: result names may
+ * repeat) and re-selected with the real names as aliases, which gives the
+ * caller an ordinary tsr_result_t for the CLI's formatters.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "common.h"
+#include "proto.h"
+#include "scheduler.h"
+#include "transport.h"
+
+#define LIVENESS_MS 5000
+#define PING_EVERY_MS 1000
+
+struct tsr_client {
+    tsr_transport_t *t;
+    tsr_peer_t *peer;
+    volatile int down;
+};
+
+typedef struct pending {
+    bool done;
+    tsr_status_t status;
+    tsr_rpc_msg_t reply;
+} pending_t;
+
+static void on_event(void *arg, const tsr_transport_event_t *ev)
+{
+    tsr_client_t *c = arg;
+    if (ev->kind == TSR_TRANSPORT_PEER_DOWN && ev->peer == c->peer)
+        c->down = 1;
+}
+
+static tsr_status_t auth_fail(tsr_error_t *err, const char *why)
+{
+    tsr_error_set(err, TSR_ERR_AUTH, "authentication with the scheduler failed%s%s",
+                  why ? ": " : "", why ? why : "");
+    tsr_error_hint(err, "use the cluster's token file (--token-file, $TESSERA_TOKEN_FILE or "
+                        "~/.config/tessera/token)");
+    return TSR_ERR_AUTH;
+}
+
+tsr_status_t tsr_client_connect(const char *host, uint16_t port, const char *token_path,
+                                int timeout_ms, tsr_client_t **out, tsr_error_t *err)
+{
+    tsr_token_t tok;
+    tsr_status_t rc = tsr_auth_token_load(token_path, &tok, err);
+    if (rc != TSR_OK)
+        return rc;
+    tsr_client_t *c = tsr_mem_calloc(NULL, 1, sizeof(*c));
+    if (!c)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    tsr_rpc_msg_t reply = {0};
+    tsr_transport_params_t tp = {
+        .node_id = tsr_sched_node_id(), .on_event = on_event, .event_arg = c};
+    tsr_error_t e2;
+    tsr_error_clear(&e2);
+    if ((rc = tsr_transport_create(NULL, &tp, &c->t, err)) != TSR_OK)
+        goto fail;
+    if (tsr_transport_connect(c->t, host, port, timeout_ms, &c->peer, &e2) != TSR_OK) {
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "cannot reach the scheduler at %s:%u", host,
+                           port);
+        tsr_error_hint(err, "is it running? 'tessera cluster status' or check --scheduler");
+        goto fail;
+    }
+    uint8_t cn[TSR_NONCE_LEN], sn[TSR_NONCE_LEN], smac[TSR_MAC_LEN], mac[TSR_MAC_LEN];
+    tsr_auth_random(cn, sizeof(cn));
+    uint8_t hello[1 + TSR_NONCE_LEN];
+    hello[0] = TSR_ROLE_CLIENT;
+    memcpy(hello + 1, cn, sizeof(cn));
+    rc = tsr_rpc_call(c->t, c->peer, TSR_MSG_HELLO, hello, sizeof(hello), timeout_ms, &reply, &e2);
+    if (rc != TSR_OK || reply.len != TSR_NONCE_LEN + TSR_MAC_LEN) {
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE,
+                           "the scheduler at %s:%u did not answer the handshake", host, port);
+        goto fail;
+    }
+    memcpy(sn, reply.data, TSR_NONCE_LEN);
+    memcpy(smac, (const uint8_t *)reply.data + TSR_NONCE_LEN, TSR_MAC_LEN);
+    tsr_rpc_msg_release(c->t, &reply);
+    tsr_auth_mac(&tok, "tsr-peer", TSR_ROLE_CLIENT, sn, cn, mac);
+    rc = tsr_rpc_call(c->t, c->peer, TSR_MSG_PROVE, mac, sizeof(mac), timeout_ms, &reply, &e2);
+    tsr_rpc_msg_release(c->t, &reply);
+    if (rc == TSR_ERR_AUTH) {
+        rc = auth_fail(err, "the scheduler refused the token");
+        goto fail;
+    }
+    if (rc != TSR_OK) {
+        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE,
+                           "the scheduler at %s:%u did not answer the handshake", host, port);
+        goto fail;
+    }
+    tsr_auth_mac(&tok, "tsr-sched", TSR_ROLE_CLIENT, cn, sn, mac);
+    if (!tsr_auth_mac_equal(smac, mac)) {
+        rc = auth_fail(err, "the scheduler did not prove the token");
+        goto fail;
+    }
+    memset(&tok, 0, sizeof(tok));
+    *out = c;
+    return TSR_OK;
+fail:
+    memset(&tok, 0, sizeof(tok));
+    tsr_rpc_msg_release(c->t, &reply);
+    tsr_client_destroy(c);
+    return rc;
+}
+
+void tsr_client_destroy(tsr_client_t *c)
+{
+    if (!c)
+        return;
+    tsr_transport_destroy(c->t);
+    tsr_mem_free(NULL, c);
+}
+
+static void on_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    pending_t *p = arg;
+    p->status = status;
+    p->reply = *reply;
+    memset(reply, 0, sizeof(*reply));
+    p->done = true;
+}
+
+static tsr_status_t lost(tsr_error_t *err)
+{
+    tsr_error_set(err, TSR_ERR_UNAVAILABLE, "lost the scheduler while the query ran");
+    tsr_error_hint(err, "check the scheduler's log; run the query again when it is back");
+    return TSR_ERR_UNAVAILABLE;
+}
+
+/* Sends one request and waits for its answer, pinging the scheduler while it
+ * is pending. On return p holds the status and reply. */
+static tsr_status_t call_watched(tsr_client_t *c, uint16_t type, const void *data, size_t len,
+                                 pending_t *p, tsr_error_t *err)
+{
+    memset(p, 0, sizeof(*p));
+    tsr_error_t e2;
+    tsr_error_clear(&e2);
+    if (tsr_rpc_call_async(c->t, c->peer, type, data, len, -1, on_done, p, &e2) != TSR_OK)
+        return lost(err);
+    uint64_t next_ping = tsr_sched_now_ms() + PING_EVERY_MS;
+    while (!p->done) {
+        tsr_transport_wait(c->t, 100);
+        if (p->done)
+            break;
+        if (c->down) {
+            /* the failed call's callback comes with the endpoint's death */
+            for (int i = 0; i < 50 && !p->done; i++)
+                tsr_transport_wait(c->t, 20);
+            if (!p->done)
+                return lost(err); /* p is still referenced: leave it to the transport */
+            break;
+        }
+        if (tsr_sched_now_ms() >= next_ping) {
+            tsr_rpc_msg_t pong = {0};
+            tsr_status_t rc =
+                tsr_rpc_call(c->t, c->peer, TSR_MSG_CLIENT_PING, NULL, 0, LIVENESS_MS, &pong, &e2);
+            tsr_rpc_msg_release(c->t, &pong);
+            if (rc != TSR_OK && !p->done) {
+                tsr_error_set(err, TSR_ERR_UNAVAILABLE,
+                              "the scheduler stopped answering (no reply for %d ms)", LIVENESS_MS);
+                tsr_error_hint(err, "check the scheduler's log");
+                return TSR_ERR_UNAVAILABLE;
+            }
+            next_ping = tsr_sched_now_ms() + PING_EVERY_MS;
+        }
+    }
+    if ((p->status == TSR_ERR_UNAVAILABLE || p->status == TSR_ERR_TIMEOUT) && p->reply.len == 0)
+        return lost(err);
+    if (p->status != TSR_OK) {
+        tsr_error_t e;
+        tsr_proto_decode_error(p->reply.data, p->reply.len, p->status, &e);
+        if (err)
+            *err = e;
+        tsr_rpc_msg_release(c->t, &p->reply);
+        return e.status;
+    }
+    return TSR_OK;
+}
+
+/* Registers the result table and selects it back under its real names. */
+static tsr_status_t rebuild_result(tsr_context_t *ctx, const tsr_rtab_t *t, tsr_result_t **out,
+                                   tsr_error_t *err)
+{
+    char **names = tsr_mem_calloc(NULL, t->ncols, sizeof(char *));
+    tsr_wbuf_t q;
+    tsr_wbuf_init(&q, NULL);
+    tsr_status_t rc = TSR_ERR_NOMEM;
+    if (!names)
+        goto done;
+    char tmp[32];
+    tsr_wbuf_bytes(&q, "SELECT ", 7);
+    for (size_t c = 0; c < t->ncols; c++) {
+        snprintf(tmp, sizeof(tmp), "c%zu", c);
+        if (!(names[c] = tsr_mem_strdup(NULL, tmp)))
+            goto done;
+        if (c)
+            tsr_wbuf_bytes(&q, ", ", 2);
+        tsr_wbuf_bytes(&q, tmp, strlen(tmp));
+        tsr_wbuf_bytes(&q, " AS \"", 5);
+        for (const char *p = t->names[c]; *p; p++) {
+            if (*p == '"')
+                tsr_wbuf_u8(&q, '"');
+            tsr_wbuf_u8(&q, (uint8_t)*p);
+        }
+        tsr_wbuf_u8(&q, '"');
+    }
+    tsr_wbuf_bytes(&q, " FROM tsr_cluster_result", 24);
+    tsr_wbuf_u8(&q, 0);
+    if (q.failed)
+        goto done;
+    rc = tsr_proto_rtab_register(NULL, ctx, "tsr_cluster_result", t, (const char *const *)names);
+    if (rc == TSR_OK)
+        rc = tsr_query(ctx, (const char *)q.data, out);
+    if (rc != TSR_OK) {
+        tsr_proto_context_error(ctx, err);
+        rc = err ? err->status : rc;
+    }
+done:
+    if (rc == TSR_ERR_NOMEM)
+        tsr_error_set(err, rc, "out of memory reading the result");
+    for (size_t c = 0; names && c < t->ncols; c++)
+        tsr_mem_free(NULL, names[c]);
+    tsr_mem_free(NULL, names);
+    tsr_wbuf_free(&q);
+    return rc;
+}
+
+tsr_status_t tsr_client_sql(tsr_client_t *c, tsr_context_t *ctx, const char *sql,
+                            const tsr_client_table_t *tables, size_t ntables, char delimiter,
+                            tsr_result_t **out, tsr_error_t *err)
+{
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_wbuf_str(&b, sql);
+    tsr_wbuf_u8(&b, (uint8_t)(delimiter ? delimiter : ','));
+    tsr_wbuf_u32(&b, (uint32_t)ntables);
+    for (size_t i = 0; i < ntables; i++) {
+        tsr_wbuf_str(&b, tables[i].name);
+        tsr_wbuf_str(&b, tables[i].path);
+        tsr_wbuf_str(&b, tables[i].schema);
+    }
+    if (b.failed) {
+        tsr_wbuf_free(&b);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    }
+    pending_t *p = tsr_mem_calloc(NULL, 1, sizeof(*p));
+    if (!p) {
+        tsr_wbuf_free(&b);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    }
+    tsr_status_t rc = call_watched(c, TSR_MSG_SQL, b.data, b.len, p, err);
+    if (rc == TSR_OK) {
+        tsr_rtab_t t;
+        rc = tsr_proto_decode_rtab(NULL, p->reply.data, p->reply.len, &t, err);
+        if (rc == TSR_OK) {
+            rc = rebuild_result(ctx, &t, out, err);
+            tsr_proto_rtab_free(NULL, &t);
+        }
+        tsr_rpc_msg_release(c->t, &p->reply);
+    }
+    if (p->done || rc == TSR_OK) /* else the transport still holds p: freed with it */
+        tsr_mem_free(NULL, p);
+    tsr_wbuf_free(&b);
+    return rc;
+}
+
+tsr_status_t tsr_client_status(tsr_client_t *c, tsr_client_status_t *out, tsr_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    tsr_rpc_msg_t reply = {0};
+    tsr_error_t e2;
+    tsr_error_clear(&e2);
+    tsr_status_t rc = tsr_rpc_call(c->t, c->peer, TSR_MSG_STATUS, NULL, 0, 5000, &reply, &e2);
+    if (rc != TSR_OK) {
+        tsr_rpc_msg_release(c->t, &reply);
+        return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "the scheduler did not answer: %s",
+                             tsr_status_str(rc));
+    }
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, reply.data, reply.len);
+    out->sched_pid = tsr_rbuf_u32(&r);
+    uint32_t n = tsr_rbuf_u32(&r);
+    if (!r.bad && n <= 65536)
+        out->workers = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*out->workers));
+    for (uint32_t i = 0; out->workers && i < n && !r.bad; i++) {
+        tsr_client_worker_t *w = &out->workers[i];
+        w->id = tsr_rbuf_u32(&r);
+        snprintf(w->state, sizeof(w->state), "%s", tsr_rbuf_str(&r));
+        snprintf(w->device, sizeof(w->device), "%s", tsr_rbuf_str(&r));
+        snprintf(w->host, sizeof(w->host), "%s", tsr_rbuf_str(&r));
+        w->pid = tsr_rbuf_u32(&r);
+        w->load = tsr_rbuf_u32(&r);
+        w->tasks_done = tsr_rbuf_u64(&r);
+    }
+    out->nworkers = n;
+    bool ok = out->workers && tsr_rbuf_done(&r);
+    tsr_rpc_msg_release(c->t, &reply);
+    if (!ok) {
+        tsr_client_status_free(out);
+        return tsr_error_set(err, TSR_ERR_BAD_INPUT, "malformed status from the scheduler");
+    }
+    return TSR_OK;
+}
+
+void tsr_client_status_free(tsr_client_status_t *s)
+{
+    tsr_mem_free(NULL, s->workers);
+    s->workers = NULL;
+    s->nworkers = 0;
+}
+
+tsr_status_t tsr_client_lock(tsr_client_t *c, const tsr_client_lock_req_t *q, uint64_t *token,
+                             tsr_lock_status_t *st, tsr_error_t *err)
+{
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_client_lock_req_t sent = *q;
+    sent.home = 0; /* the scheduler's to fill */
+    tsr_proto_encode_lock_req(&b, &sent);
+    pending_t *p = tsr_mem_calloc(NULL, 1, sizeof(*p));
+    if (b.failed || !p) {
+        tsr_wbuf_free(&b);
+        tsr_mem_free(NULL, p);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    }
+    /* watched: an acquire may wait long; a lost scheduler must not hang us */
+    tsr_status_t rc = call_watched(c, TSR_MSG_LOCK, b.data, b.len, p, err);
+    if (rc == TSR_OK) {
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, p->reply.data, p->reply.len);
+        bool ok = true;
+        if (q->op == TSR_CLIENT_LOCK_ACQUIRE) {
+            uint64_t t = tsr_rbuf_u64(&r);
+            ok = tsr_rbuf_done(&r);
+            if (token)
+                *token = t;
+        } else if (q->op == TSR_CLIENT_LOCK_STATUS) {
+            tsr_lock_status_t tmp;
+            ok = tsr_proto_decode_lock_status(p->reply.data, p->reply.len, st ? st : &tmp);
+        }
+        if (!ok)
+            rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "malformed lock reply from the scheduler");
+        tsr_rpc_msg_release(c->t, &p->reply);
+    }
+    if (p->done || rc == TSR_OK) /* else the transport still holds p: freed with it */
+        tsr_mem_free(NULL, p);
+    tsr_wbuf_free(&b);
+    return rc;
+}

@@ -1,0 +1,150 @@
+/*
+ * proto.h - the scheduler protocol: message types, a checked little-endian
+ * encoder/decoder, and the two payloads every task answers with (a result
+ * table, or an error with its position).
+ *
+ * Messages ride on the transport's RPC (transport/transport.h): one request,
+ * one response. Payload encoding, all little-endian:
+ *   u8/u32/u64/i32/i64/f64 fixed width; str = u32 length L, L bytes, one NUL
+ *   byte (so decoded strings point into the message and are C strings; a
+ *   string with a NUL inside or without the trailing NUL is rejected).
+ *
+ * Result table ("rtab"), the answer of SQL tasks and jobs:
+ *   u32 ncols, u64 nrows, ncols x {str name, u8 type}, then per column:
+ *   nrows bytes of null flags (1 = NULL), then nrows values: INT64/DOUBLE 8
+ *   bytes (doubles bit for bit), BOOL 1 byte, VARCHAR a str. NULL-typed result
+ *   columns travel as VARCHAR with every row NULL.
+ * Error ("rerr"), the payload of a non-OK response:
+ *   str message, str hint, str file, i32 line, i32 column.
+ *
+ * Every decoder checks every length against what is left and fails with
+ * TSR_ERR_BAD_INPUT instead of reading past the message.
+ */
+#ifndef TSR_SCHED_PROTO_H
+#define TSR_SCHED_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/mem.h"
+#include "scheduler.h"
+#include "tessera/lock.h"
+#include "tessera/tessera.h"
+
+/* RPC types of the scheduler protocol (transport types 100..199). */
+enum {
+    TSR_MSG_HELLO = 101,       /* any -> scheduler: role, client nonce */
+    TSR_MSG_PROVE = 102,       /* any -> scheduler: MAC over both nonces (+ join info) */
+    TSR_MSG_PING = 103,        /* scheduler -> worker: heartbeat {u32 dead_ms}; reply: load */
+    TSR_MSG_CLIENT_PING = 104, /* client -> scheduler: liveness while a job runs */
+    TSR_MSG_SQL = 110,         /* client -> scheduler: run a query */
+    TSR_MSG_STATUS = 111,      /* client -> scheduler: the cluster's state */
+    TSR_MSG_LOCK = 112,        /* client -> scheduler: a lock request (lock req below) */
+    TSR_MSG_TASK_INFER = 120,  /* scheduler -> worker: load a byte range, report types */
+    TSR_MSG_TASK_RUN = 121,    /* scheduler -> worker: run SQL over a byte range */
+    TSR_MSG_TASK_WHOLE = 122,  /* scheduler -> worker: run SQL over whole files */
+    TSR_MSG_LOCK_RUN = 123,    /* scheduler -> the lock's home worker: run a lock request */
+};
+
+/* Roles a peer claims in HELLO. */
+enum { TSR_ROLE_WORKER = 1, TSR_ROLE_CLIENT = 2 };
+
+#define TSR_NONCE_LEN 32
+#define TSR_MAC_LEN 32
+
+/* ---- encoder ---------------------------------------------------------------- */
+
+typedef struct tsr_wbuf {
+    tsr_mem_t *mem;
+    uint8_t *data; /* owned; tsr_wbuf_free */
+    size_t len;
+    size_t cap;
+    bool failed; /* an allocation failed: the buffer is incomplete */
+} tsr_wbuf_t;
+
+void tsr_wbuf_init(tsr_wbuf_t *b, tsr_mem_t *mem);
+void tsr_wbuf_free(tsr_wbuf_t *b);
+void tsr_wbuf_bytes(tsr_wbuf_t *b, const void *p, size_t n);
+void tsr_wbuf_u8(tsr_wbuf_t *b, uint8_t v);
+void tsr_wbuf_u32(tsr_wbuf_t *b, uint32_t v);
+void tsr_wbuf_u64(tsr_wbuf_t *b, uint64_t v);
+void tsr_wbuf_i32(tsr_wbuf_t *b, int32_t v);
+void tsr_wbuf_str(tsr_wbuf_t *b, const char *s); /* NULL encodes as "" */
+void tsr_wbuf_strn(tsr_wbuf_t *b, const char *s, size_t n);
+
+/* ---- decoder ---------------------------------------------------------------- */
+
+typedef struct tsr_rbuf {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    bool bad; /* a read ran past the end or met a malformed string */
+} tsr_rbuf_t;
+
+void tsr_rbuf_init(tsr_rbuf_t *r, const void *p, size_t len);
+const void *tsr_rbuf_bytes(tsr_rbuf_t *r, size_t n); /* NULL when short */
+uint8_t tsr_rbuf_u8(tsr_rbuf_t *r);
+uint32_t tsr_rbuf_u32(tsr_rbuf_t *r);
+uint64_t tsr_rbuf_u64(tsr_rbuf_t *r);
+int32_t tsr_rbuf_i32(tsr_rbuf_t *r);
+const char *tsr_rbuf_str(tsr_rbuf_t *r); /* "" when bad */
+/* True when nothing went wrong and every byte was read. */
+bool tsr_rbuf_done(const tsr_rbuf_t *r);
+
+/* ---- result tables ------------------------------------------------------------ */
+
+/* A decoded result table; strings point into the message it came from. */
+typedef struct tsr_rtab {
+    size_t ncols;
+    size_t nrows;
+    const char **names;
+    tsr_type_t *types;
+    bool **nulls;  /* per column, nrows flags */
+    void **values; /* per column: int64_t[], double[], bool[] or const char *[] */
+} tsr_rtab_t;
+
+tsr_status_t tsr_proto_encode_result(tsr_wbuf_t *b, const tsr_result_t *res);
+/* Decodes msg into out (arrays owned by out, strings borrowed from msg). */
+tsr_status_t tsr_proto_decode_rtab(tsr_mem_t *mem, const void *msg, size_t len, tsr_rtab_t *out,
+                                   tsr_error_t *err);
+/* Appends src's rows to dst (same shape: checked). dst may be empty (zeroed):
+ * it then takes src's shape. Strings stay borrowed. */
+tsr_status_t tsr_proto_rtab_append(tsr_mem_t *mem, tsr_rtab_t *dst, const tsr_rtab_t *src,
+                                   tsr_error_t *err);
+void tsr_proto_rtab_free(tsr_mem_t *mem, tsr_rtab_t *t);
+/* Registers t in ctx as table `name`; column i is named names ? names[i] : t's. */
+tsr_status_t tsr_proto_rtab_register(tsr_mem_t *mem, tsr_context_t *ctx, const char *name,
+                                     const tsr_rtab_t *t, const char *const *names);
+
+/* ---- lock requests (docs/locks.md "Locks on a cluster") ------------------------
+ * Request (LOCK and LOCK_RUN): u8 op, str name, u8 shared, u64 lease_ms (i64),
+ * u64 timeout_ms (i64, < 0: no limit), u64 token, u32 home (the home's index
+ * in the scheduler's lock view; set by the scheduler, 0 from clients).
+ * Replies: acquire u64 token; release, renew empty; status u32 state,
+ * u32 holders, u8 holders_exact, u32 waiters, u64 last_token, u64 lease_ms,
+ * u32 home, u32 slot, u32 epoch. Errors are "rerr" payloads. */
+
+void tsr_proto_encode_lock_req(tsr_wbuf_t *b, const tsr_client_lock_req_t *q);
+/* Decodes into q (q->name points into msg). false when malformed. */
+bool tsr_proto_decode_lock_req(const void *msg, size_t len, tsr_client_lock_req_t *q);
+void tsr_proto_encode_lock_status(tsr_wbuf_t *b, const tsr_lock_status_t *st);
+bool tsr_proto_decode_lock_status(const void *msg, size_t len, tsr_lock_status_t *st);
+
+/* ---- errors -------------------------------------------------------------------- */
+
+void tsr_proto_encode_error(tsr_wbuf_t *b, const tsr_error_t *e);
+/* Answers req with status rc and an error payload of msg and hint (may be
+ * NULL); when the payload cannot be built (out of memory), with rc alone. */
+struct tsr_transport;
+struct tsr_rpc_req;
+void tsr_proto_reply_error(struct tsr_transport *t, tsr_mem_t *mem, struct tsr_rpc_req *req,
+                           tsr_status_t rc, const char *msg, const char *hint);
+/* Fills e from an error payload (status given separately); a payload that does
+ * not decode leaves a generic message. */
+void tsr_proto_decode_error(const void *msg, size_t len, tsr_status_t status, tsr_error_t *e);
+/* Copies the context's last error into e. */
+void tsr_proto_context_error(const tsr_context_t *ctx, tsr_error_t *e);
+
+#endif /* TSR_SCHED_PROTO_H */

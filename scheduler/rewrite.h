@@ -1,0 +1,56 @@
+/*
+ * rewrite.h - how a SQL query is split between workers and the scheduler.
+ *
+ * Three shapes (tsr_dplan_kind_t):
+ *   AGG   one table, aggregates and/or GROUP BY on plain columns, no
+ *         COUNT(DISTINCT): each worker runs `worker_sql` (scan + WHERE +
+ *         GROUP BY with partial aggregates) over its byte range; the
+ *         scheduler stacks the partial rows as a table of the same name and
+ *         runs `final_sql`, the original query with each aggregate replaced
+ *         by its merge and WHERE replaced by TRUE:
+ *           COUNT(x) -> SUM(p)        SUM/MIN/MAX(x) -> SUM/MIN/MAX(p)
+ *           AVG(x)   -> SUM(ps) * 1.0 / SUM(pc)   (ps = SUM(x), pc = COUNT(x))
+ *         HAVING, ORDER BY, LIMIT and DISTINCT then run once, on the merge.
+ *   SCAN  one table, no aggregates: workers filter (`SELECT * ... WHERE`,
+ *         with LIMIT pushed down when there is no ORDER BY/DISTINCT); the
+ *         scheduler runs `final_sql` (WHERE -> TRUE) on the stacked rows.
+ *   WHOLE everything else (joins, no FROM, COUNT(DISTINCT), GROUP BY on
+ *         expressions, SELECT * with GROUP BY): one worker runs the query
+ *         unchanged on whole files.
+ * The rewrite is textual, on the parser's source spans, so every expression
+ * keeps the exact text (and output name) the user wrote; an item whose text
+ * changes gets an alias with its original text (`SUM(p0) AS "SUM(q)"`).
+ * Partial columns are named tsr__p<N>; a table with such a column name is
+ * run WHOLE.
+ */
+#ifndef TSR_SCHED_REWRITE_H
+#define TSR_SCHED_REWRITE_H
+
+#include "core/error.h"
+#include "core/mem.h"
+
+typedef enum tsr_dplan_kind {
+    TSR_DPLAN_WHOLE = 0,
+    TSR_DPLAN_AGG = 1,
+    TSR_DPLAN_SCAN = 2,
+} tsr_dplan_kind_t;
+
+typedef struct tsr_dplan {
+    tsr_dplan_kind_t kind;
+    char *table;      /* AGG/SCAN: the FROM table's name as written (owned) */
+    char *worker_sql; /* AGG/SCAN (owned) */
+    char *final_sql;  /* AGG/SCAN (owned) */
+    char *columns;    /* AGG: the FROM table's columns the query may read, comma-
+                         separated, lower case (names of aliases too: harmless);
+                         "*" for every column (SCAN, names with ','). Owned. */
+    const char *why;  /* WHOLE: why the query is not split (static text) */
+} tsr_dplan_t;
+
+/* Parses sql and plans it. Syntax errors: TSR_ERR_SYNTAX with the position
+ * (the query is not run). */
+tsr_status_t tsr_rewrite_plan(tsr_mem_t *mem, const char *sql, tsr_dplan_t *out, tsr_error_t *err);
+void tsr_rewrite_free(tsr_mem_t *mem, tsr_dplan_t *p);
+
+const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k);
+
+#endif /* TSR_SCHED_REWRITE_H */

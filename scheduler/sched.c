@@ -1,0 +1,374 @@
+/*
+ * sched.c - the scheduler daemon (`tessera scheduler`): listener,
+ * authentication, worker membership, heartbeats, cluster status. SQL jobs are
+ * in sched_job.c. See sched_internal.h for the threading model.
+ *
+ * Heartbeats. Every dead_ms/6 the scheduler sends PING to each ready worker
+ * that has none outstanding (timeout dead_ms). A worker is declared dead when
+ * a ping fails, when its last answer is older than dead_ms, or at once when
+ * the transport reports its endpoint down (a killed process: TCP reset).
+ * Declaring it dead forgets its endpoint, which fails every call pending on
+ * it with TSR_ERR_UNAVAILABLE; the jobs' completion callbacks then place
+ * those tasks on other workers (lineage: a task is its input byte range and
+ * its SQL, so re-running it anywhere gives the same rows).
+ *
+ * Authentication (auth.h): until a connection has passed PROVE, every request
+ * but HELLO/PROVE is answered TSR_ERR_AUTH and nothing else; a failed proof is
+ * logged here with the peer's node id and answered with a bare
+ * "authentication failed".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "sched_internal.h"
+
+static sconn_t *conn_find(sched_t *s, const tsr_peer_t *peer)
+{
+    for (size_t i = 0; i < s->nconns; i++)
+        if (s->conns[i]->peer == peer)
+            return s->conns[i];
+    return NULL;
+}
+
+static void conn_remove(sched_t *s, const tsr_peer_t *peer)
+{
+    for (size_t i = 0; i < s->nconns; i++) {
+        if (s->conns[i]->peer == peer) {
+            tsr_mem_free(s->mem, s->conns[i]);
+            s->conns[i] = s->conns[--s->nconns];
+            return;
+        }
+    }
+}
+
+size_t tsr_sched_ready_count(const sched_t *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nworkers; i++)
+        n += s->workers[i]->state == SW_READY;
+    return n;
+}
+
+void tsr_sched_worker_dead(sched_t *s, size_t i, const char *why)
+{
+    sworker_t *w = s->workers[i];
+    if (w->state != SW_READY)
+        return;
+    w->state = SW_DEAD;
+    tsr_sched_log(s->p->log, "scheduler", "worker %zu (pid %u on %s) is dead: %s", i + 1, w->pid,
+                  w->host, why);
+    tsr_peer_t *peer = w->peer;
+    w->peer = NULL;
+    conn_remove(s, peer);
+    tsr_peer_forget(s->t, peer); /* fails its pending calls: their tasks move */
+}
+
+static void on_event(void *arg, const tsr_transport_event_t *ev)
+{
+    sched_t *s = arg;
+    if (ev->kind != TSR_TRANSPORT_PEER_DOWN)
+        return;
+    /* The transport delivers no event for a peer we forgot, so every event
+     * is of a live peer; still, only peers in the table (same node id) are
+     * acted on: a peer that never said HELLO has no entry, and stays until
+     * the transport ends. */
+    sconn_t *c = conn_find(s, ev->peer);
+    if (!c || c->node_id != ev->node_id)
+        return;
+    if (c->worker >= 0 && s->workers[c->worker]->state == SW_READY) {
+        tsr_sched_worker_dead(s, (size_t)c->worker,
+                              ev->detail ? ev->detail : tsr_status_str(ev->status));
+        return;
+    }
+    conn_remove(s, ev->peer);
+    tsr_peer_forget(s->t, ev->peer);
+}
+
+/* The connection of an authenticated peer, or NULL after answering AUTH. */
+static sconn_t *authed(sched_t *s, tsr_rpc_req_t *req)
+{
+    sconn_t *c = conn_find(s, tsr_rpc_req_peer(req));
+    if (c && c->authed)
+        return c;
+    tsr_sched_log(s->p->log, "scheduler",
+                  "refused a request (type %u) from an unauthenticated "
+                  "peer (node %u)",
+                  tsr_rpc_req_type(req), tsr_peer_node_id(tsr_rpc_req_peer(req)));
+    tsr_rpc_reply(s->t, req, TSR_ERR_AUTH, NULL, 0);
+    return NULL;
+}
+
+static void on_hello(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    size_t len = 0;
+    const uint8_t *d = tsr_rpc_req_data(req, &len);
+    tsr_peer_t *peer = tsr_rpc_req_peer(req);
+    sconn_t *c = conn_find(s, peer);
+    if (len != 1 + TSR_NONCE_LEN || (d[0] != TSR_ROLE_WORKER && d[0] != TSR_ROLE_CLIENT) ||
+        (c && c->hello) || (!c && s->nconns == SCHED_MAX_CONNS)) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    if (!c) {
+        c = tsr_mem_calloc(s->mem, 1, sizeof(*c));
+        if (!c) {
+            tsr_rpc_reply(s->t, req, TSR_ERR_NOMEM, NULL, 0);
+            return;
+        }
+        c->peer = peer;
+        c->node_id = tsr_peer_node_id(peer);
+        c->worker = -1;
+        s->conns[s->nconns++] = c;
+    }
+    c->role = d[0];
+    memcpy(c->cn, d + 1, TSR_NONCE_LEN);
+    if (tsr_auth_random(c->sn, TSR_NONCE_LEN) != TSR_OK) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_INTERNAL, NULL, 0);
+        return;
+    }
+    c->hello = true;
+    uint8_t out[TSR_NONCE_LEN + TSR_MAC_LEN];
+    memcpy(out, c->sn, TSR_NONCE_LEN);
+    tsr_auth_mac(&s->token, "tsr-sched", c->role, c->cn, c->sn, out + TSR_NONCE_LEN);
+    tsr_rpc_reply(s->t, req, TSR_OK, out, sizeof(out));
+}
+
+static void on_prove(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    size_t len = 0;
+    const uint8_t *d = tsr_rpc_req_data(req, &len);
+    tsr_peer_t *peer = tsr_rpc_req_peer(req);
+    sconn_t *c = conn_find(s, peer);
+    uint8_t want[TSR_MAC_LEN];
+    if (!c || !c->hello || c->authed || len < TSR_MAC_LEN) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    tsr_auth_mac(&s->token, "tsr-peer", c->role, c->sn, c->cn, want);
+    const char *role = c->role == TSR_ROLE_WORKER ? "worker" : "client";
+    if (!tsr_auth_mac_equal(d, want)) {
+        tsr_sched_log(s->p->log, "scheduler",
+                      "authentication failed: a %s (node %u) did not prove the cluster token", role,
+                      tsr_peer_node_id(peer));
+        c->hello = false; /* a new HELLO is needed, with fresh nonces */
+        tsr_proto_reply_error(s->t, s->mem, req, TSR_ERR_AUTH, "authentication failed", NULL);
+        return;
+    }
+    if (c->role == TSR_ROLE_CLIENT) {
+        c->authed = true;
+        tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+        return;
+    }
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, d + TSR_MAC_LEN, len - TSR_MAC_LEN);
+    const char *device = tsr_rbuf_str(&r);
+    uint32_t pid = tsr_rbuf_u32(&r);
+    const char *host = tsr_rbuf_str(&r), *dir = tsr_rbuf_str(&r);
+    sworker_t *w = NULL;
+    if (!tsr_rbuf_done(&r) || s->nworkers == SCHED_MAX_WORKERS ||
+        !(w = tsr_mem_calloc(s->mem, 1, sizeof(*w)))) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    snprintf(w->device, sizeof(w->device), "%s", device);
+    snprintf(w->host, sizeof(w->host), "%s", host);
+    snprintf(w->data_dir, sizeof(w->data_dir), "%s", dir);
+    w->pid = pid;
+    w->peer = peer;
+    w->s = s;
+    w->idx = s->nworkers;
+    w->state = SW_READY;
+    w->last_pong_ms = tsr_sched_now_ms();
+    c->worker = (int)s->nworkers;
+    s->workers[s->nworkers++] = w;
+    c->authed = true;
+    tsr_sched_log(s->p->log, "scheduler", "worker %zu joined: pid %u on %s, device %s", s->nworkers,
+                  pid, w->host, w->device);
+    tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+}
+
+static void on_client_ping(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+}
+
+static void on_status(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (!authed(s, req))
+        return;
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    tsr_wbuf_u32(&b, (uint32_t)getpid());
+    tsr_wbuf_u32(&b, (uint32_t)s->nworkers);
+    for (size_t i = 0; i < s->nworkers; i++) {
+        const sworker_t *w = s->workers[i];
+        tsr_wbuf_u32(&b, (uint32_t)(i + 1));
+        tsr_wbuf_str(&b, w->state == SW_READY ? "ready" : "dead");
+        tsr_wbuf_str(&b, w->device);
+        tsr_wbuf_str(&b, w->host);
+        tsr_wbuf_u32(&b, w->pid);
+        tsr_wbuf_u32(&b, w->state == SW_READY ? w->inflight : 0);
+        tsr_wbuf_u64(&b, w->tasks_done);
+    }
+    tsr_rpc_reply(s->t, req, b.failed ? TSR_ERR_NOMEM : TSR_OK, b.data, b.failed ? 0 : b.len);
+    tsr_wbuf_free(&b);
+}
+
+static void on_sql(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_job_start(s, req);
+}
+
+static void on_lock(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_lock_request(s, req);
+}
+
+static void on_pong(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    sworker_t *w = arg;
+    sched_t *s = w->s;
+    w->ping_inflight = false;
+    if (status == TSR_OK && w->state == SW_READY) {
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, reply->data, reply->len);
+        uint32_t load = tsr_rbuf_u32(&r);
+        (void)tsr_rbuf_u64(&r);
+        if (!r.bad)
+            w->load = load;
+        w->last_pong_ms = tsr_sched_now_ms();
+    } else if (w->state == SW_READY) {
+        tsr_sched_worker_dead(s, w->idx,
+                              status == TSR_ERR_TIMEOUT ? "no heartbeat answer in time"
+                                                        : tsr_status_str(status));
+    }
+    tsr_rpc_msg_release(s->t, reply);
+}
+
+static void heartbeat(sched_t *s)
+{
+    uint64_t now = tsr_sched_now_ms();
+    for (size_t i = 0; i < s->nworkers; i++) {
+        sworker_t *w = s->workers[i];
+        if (w->state != SW_READY)
+            continue;
+        if (now - w->last_pong_ms > (uint64_t)s->dead_ms) {
+            tsr_sched_worker_dead(s, i, "no heartbeat answer in time");
+            continue;
+        }
+        if (w->ping_inflight)
+            continue;
+        /* the ping's own timeout: what is left of this worker's allowance */
+        int left = (int)((uint64_t)s->dead_ms - (now - w->last_pong_ms));
+        /* the payload tells the worker our timeout, so it can tell how long a
+         * silence means a lost scheduler whatever its own settings */
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_PING, &s->ping_payload,
+                               sizeof(s->ping_payload), left > 50 ? left : 50, on_pong, w,
+                               NULL) == TSR_OK)
+            w->ping_inflight = true;
+    }
+}
+
+static int write_addr_file(const char *path, const char *host, uint16_t port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s:%u\n", host, port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int tsr_sched_run(const tsr_sched_params_t *p)
+{
+    sched_t *s = tsr_mem_calloc(NULL, 1, sizeof(*s));
+    if (!s)
+        return 1;
+    s->p = p;
+    s->dead_ms = p->dead_ms > 0 ? p->dead_ms : 3000;
+    for (int i = 0; i < 4; i++) /* u32 little-endian (proto.h) */
+        s->ping_payload[i] = (uint8_t)((uint32_t)s->dead_ms >> (8 * i));
+    s->next_job = 1;
+    int code = 1;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    const char *host = p->listen_host ? p->listen_host : "127.0.0.1";
+    if (tsr_auth_token_load(p->token_path, &s->token, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+        code = 5;
+        goto cleanup;
+    }
+    tsr_transport_params_t tp = {.node_id = 1,
+                                 .listen_host = host,
+                                 .listen_port = p->listen_port,
+                                 .dispatch = TSR_DISPATCH_PROGRESS_ONLY,
+                                 .on_event = on_event,
+                                 .event_arg = s};
+    if (tsr_transport_create(NULL, &tp, &s->t, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "scheduler", "error: cannot listen on %s:%u: %s", host,
+                      p->listen_port, err.message);
+        code = 5;
+        goto cleanup;
+    }
+    struct {
+        uint16_t type;
+        tsr_rpc_handler_fn fn;
+    } handlers[] = {{TSR_MSG_HELLO, on_hello},
+                    {TSR_MSG_PROVE, on_prove},
+                    {TSR_MSG_CLIENT_PING, on_client_ping},
+                    {TSR_MSG_SQL, on_sql},
+                    {TSR_MSG_STATUS, on_status},
+                    {TSR_MSG_LOCK, on_lock}};
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (tsr_rpc_register(s->t, handlers[i].type, handlers[i].fn, s, &err) != TSR_OK) {
+            tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+            goto cleanup;
+        }
+    uint16_t port = tsr_transport_port(s->t);
+    if (p->addr_file && write_addr_file(p->addr_file, host, port) != 0) {
+        tsr_sched_log(p->log, "scheduler", "error: cannot write '%s': %s", p->addr_file,
+                      strerror(errno));
+        goto cleanup;
+    }
+    tsr_sched_log(p->log, "scheduler", "listening on %s:%u", host, port);
+    uint64_t next_beat = 0;
+    int beat_ms = s->dead_ms / 6 > 10 ? s->dead_ms / 6 : 10;
+    while (!*p->stop) {
+        tsr_transport_wait(s->t, beat_ms < 100 ? beat_ms : 100);
+        uint64_t now = tsr_sched_now_ms();
+        if (now >= next_beat) {
+            heartbeat(s);
+            next_beat = now + (uint64_t)beat_ms;
+        }
+    }
+    tsr_sched_log(p->log, "scheduler", "stopping");
+    code = 0;
+
+cleanup:
+    tsr_transport_destroy(s->t); /* fails what is pending; callbacks do not run after this */
+    for (size_t i = 0; i < s->nworkers; i++)
+        tsr_mem_free(NULL, s->workers[i]);
+    for (size_t i = 0; i < s->nconns; i++)
+        tsr_mem_free(NULL, s->conns[i]);
+    memset(&s->token, 0, sizeof(s->token));
+    tsr_mem_free(NULL, s);
+    return code;
+}

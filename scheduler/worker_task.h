@@ -1,0 +1,42 @@
+/*
+ * worker_task.h - what a worker computes for one task (worker_task.c); the
+ * daemon around it (joining, heartbeats, the queue) is worker.c.
+ *
+ * Tasks run on the worker's executor thread, one at a time, each in its own
+ * engine context. A byte range loaded by INFER is kept (keyed by job and
+ * range) so the RUN that usually follows on the same worker does not parse it
+ * again; RUN on any other worker (a re-run after a failure) loads it anew.
+ */
+#ifndef TSR_SCHED_WORKER_TASK_H
+#define TSR_SCHED_WORKER_TASK_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+#define TSR_RANGE_CACHE 16
+
+typedef struct tsr_range_cache_entry {
+    uint64_t job;
+    uint32_t range;
+    tsr_context_t *ctx; /* NULL: free slot */
+    uint64_t stamp;     /* insertion order, for eviction */
+    char mpath[64];     /* the memfd path it was registered under (error mapping) */
+    uint64_t header_lines;
+} tsr_range_cache_entry_t;
+
+typedef struct tsr_wtask_env {
+    tsr_mem_t *mem;
+    unsigned threads;
+    const char *device; /* tsr_context_set_device name for every task context */
+    tsr_range_cache_entry_t cache[TSR_RANGE_CACHE];
+    uint64_t stamp;
+} tsr_wtask_env_t;
+
+/* Runs one task message (type and payload) and writes the response payload
+ * into out: a result/info on TSR_OK, an error payload otherwise. */
+tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data, size_t len,
+                           tsr_wbuf_t *out);
+void tsr_wtask_env_free(tsr_wtask_env_t *env);
+
+#endif /* TSR_SCHED_WORKER_TASK_H */

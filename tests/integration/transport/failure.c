@@ -1,0 +1,278 @@
+/*
+ * failure.c - transport_test scenarios "failure" and "badinput".
+ *   failure   a peer killed with SIGKILL mid-call: the calls pending on it
+ *             fail with TSR_ERR_UNAVAILABLE long before their timeout, the
+ *             owner gets PEER_DOWN, and the survivor keeps serving.
+ *   badinput  truncated, corrupted and forged messages are rejected and
+ *             counted; the server keeps answering.
+ */
+#include "common.h"
+
+/* ---- failure scenario ----------------------------------------------------------- */
+
+/* role victim NODE SERVER_PORT PORTFILE: serves T_HOLD (never answers) and
+ * has its own call pending at the survivor when it is killed. */
+int role_victim(int argc, char **argv)
+{
+    CHECK(argc >= 3, "args");
+    static server_t s;
+    g_t = make_transport(&s.rc, (uint32_t)atoi(argv[0]), true, 0);
+    server_register(&s);
+    tsr_peer_t *srv = connect_to(g_t, (uint16_t)atoi(argv[1]));
+    static pending_call_t pc;
+    static uint8_t b[8];
+    pc.buf = b;
+    pc.len = 8;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    CHECK(tsr_rpc_call_async(g_t, srv, T_HOLD, b, 8, CALL_TIMEOUT_MS, echo_cb, &pc, &err) ==
+              TSR_OK,
+          "hold call");
+    write_text(argv[2], "%u", (unsigned)tsr_transport_port(g_t));
+    for (;;) /* until SIGKILL */
+        tsr_transport_wait(g_t, 100);
+}
+
+typedef struct fail_client {
+    int failed_unavail, failed_other;
+    double first_fail;
+} fail_client_t;
+
+static fail_client_t g_fc;
+
+static void hold_cb(void *arg, tsr_status_t st, tsr_rpc_msg_t *reply)
+{
+    (void)arg;
+    tsr_rpc_msg_release(g_t, reply);
+    if (st == TSR_ERR_UNAVAILABLE)
+        g_fc.failed_unavail++;
+    else
+        g_fc.failed_other++;
+    if (g_fc.first_fail == 0)
+        g_fc.first_fail = now_s();
+}
+
+/* role fail_client NODE SERVER_PORT VICTIM_PORT */
+int role_fail_client(int argc, char **argv)
+{
+    CHECK(argc >= 3, "args");
+    static role_ctx_t rc;
+    g_t = make_transport(&rc, (uint32_t)atoi(argv[0]), false, 0);
+    tsr_peer_t *srv = connect_to(g_t, (uint16_t)atoi(argv[1]));
+    tsr_peer_t *vic = connect_to(g_t, (uint16_t)atoi(argv[2]));
+    CHECK(tsr_peer_node_id(vic) == 2, "victim node id");
+    tsr_error_t err;
+    static uint8_t b[4][8];
+    for (int i = 0; i < 4; i++)
+        CHECK(tsr_rpc_call_async(g_t, vic, T_HOLD, b[i], 8, CALL_TIMEOUT_MS, hold_cb, NULL,
+                                 &err) == TSR_OK,
+              "hold call");
+    /* One call that must come back while the victim dies: rendezvous-sized. */
+    size_t big = 4u << 20;
+    uint8_t *bb = calloc(1, big);
+    CHECK(tsr_rpc_call_async(g_t, vic, T_HOLD, bb, big, CALL_TIMEOUT_MS, hold_cb, NULL, &err) ==
+              TSR_OK,
+          "big hold call");
+    /* Make sure they reached the victim before saying ready. */
+    for (int i = 0; i < 20; i++)
+        tsr_transport_wait(g_t, 10);
+    double ready = now_s();
+    write_text("client.ready", "1");
+
+    double end = ready + 50; /* < CALL_TIMEOUT_MS: failing by timeout would not count */
+    int served = 0;
+    while (g_fc.failed_unavail + g_fc.failed_other < 5) {
+        /* Keep talking to the survivor all along. */
+        uint64_t v = (uint64_t)served;
+        tsr_rpc_msg_t reply;
+        tsr_error_clear(&err);
+        tsr_status_t s = tsr_rpc_call(g_t, srv, T_ECHO, &v, 8, CALL_TIMEOUT_MS, &reply, &err);
+        CHECK(s == TSR_OK && reply.len == 8 && memcmp(reply.data, &v, 8) == 0,
+              "survivor call %d: %s", served, err.message);
+        tsr_rpc_msg_release(g_t, &reply);
+        served++;
+        tsr_transport_wait(g_t, 10);
+        CHECK(now_s() < end, "calls to the killed peer still pending after %.1f s",
+              now_s() - ready);
+    }
+    CHECK(g_fc.failed_unavail == 5, "pending calls failed with other statuses (%d)",
+          g_fc.failed_other);
+    CHECK(!tsr_peer_is_up(vic), "victim still up");
+    for (int i = 0; i < 100 && rc.peers_down == 0; i++)
+        tsr_transport_wait(g_t, 10);
+    CHECK(rc.peers_down == 1 && rc.down[0] == vic, "PEER_DOWN event for the victim");
+    /* New calls to the dead peer fail at once. */
+    tsr_rpc_msg_t reply;
+    CHECK(tsr_rpc_call(g_t, vic, T_ECHO, b[0], 8, 1000, &reply, NULL) == TSR_ERR_UNAVAILABLE,
+          "call to dead peer");
+    /* And the survivor keeps serving. */
+    for (int i = 0; i < 100; i++) {
+        uint64_t v = (uint64_t)i * 3;
+        tsr_error_clear(&err);
+        CHECK(tsr_rpc_call(g_t, srv, T_ECHO, &v, 8, CALL_TIMEOUT_MS, &reply, &err) == TSR_OK,
+              "survivor after: %s", err.message);
+        tsr_rpc_msg_release(g_t, &reply);
+    }
+    fprintf(stderr, "[fail_client] pending calls failed %.3f s after the kill window opened; "
+                    "%d survivor calls during it (%s)\n",
+            g_fc.first_fail - ready, served, tls_name());
+    tsr_peer_forget(g_t, vic);
+    free(bb);
+    tsr_transport_destroy(g_t);
+    return 0;
+}
+
+int scenario_failure(void)
+{
+    pid_t srv = spawn("server", "1", "2", "port", NULL);
+    uint16_t port = read_port("port");
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%u", (unsigned)port);
+    pid_t vic = spawn("victim", "2", ps, "vport", NULL);
+    uint16_t vport = read_port("vport");
+    char vs[16];
+    snprintf(vs, sizeof(vs), "%u", (unsigned)vport);
+    pid_t cli = spawn("fail_client", "10", ps, vs, NULL);
+    wait_file("client.ready", 20);
+    CHECK(kill(vic, SIGKILL) == 0, "kill victim");
+    wait_kid(vic, 10, false);
+    wait_kid(cli, 40, true);
+    wait_kid(srv, 20, true);
+    return 0;
+}
+
+/* ---- bad input scenario --------------------------------------------------------- */
+
+static void raw(tsr_peer_t *p, const uint8_t *hdr, size_t hlen, const void *data, size_t len)
+{
+    /* The send may fail (a refused rendezvous): only the server's fate matters. */
+    (void)tsr__send_raw(g_t, p, hdr, hlen, data, len, 10000, NULL);
+}
+
+/* role bad_client NODE PORT */
+int role_bad_client(int argc, char **argv)
+{
+    CHECK(argc >= 2, "args");
+    static role_ctx_t rc;
+    g_t = make_transport(&rc, (uint32_t)atoi(argv[0]), false, 0);
+    tsr_peer_t *srv = connect_to(g_t, (uint16_t)atoi(argv[1]));
+    uint8_t good[TSR_WIRE_HDR_LEN], h[64];
+    tsr_wire_hdr_t gh = {.kind = TSR_WIRE_REQUEST, .type = T_ECHO, .src_node = 10,
+                         .call_id = 12345, .payload_len = 50};
+    tsr_wire_hdr_encode(&gh, good);
+    static uint8_t payload[1 << 20];
+    unsigned expect_trunc = 0, expect_magic = 0, expect_field = 0, expect_late = 0;
+
+    raw(srv, good, 10, payload, 50); /* truncated header */
+    expect_trunc++;
+    raw(srv, good, 0, payload, 50); /* no header at all */
+    expect_trunc++;
+    memcpy(h, good, 40);
+    h[0] ^= 0xff; /* magic */
+    raw(srv, h, 40, payload, 50);
+    expect_magic++;
+    memcpy(h, good, 40);
+    h[2] = 9; /* version */
+    raw(srv, h, 40, payload, 50);
+    expect_magic++;
+    memcpy(h, good, 40);
+    h[3] = 9; /* kind */
+    raw(srv, h, 40, payload, 50);
+    expect_field++;
+    raw(srv, good, 40, payload, 49); /* payload shorter than announced */
+    expect_field++;
+    raw(srv, good, 40, payload, 51); /* longer */
+    expect_field++;
+    memcpy(h, good, 40);
+    h[8] = 1; /* flags */
+    raw(srv, h, 40, payload, 50);
+    expect_field++;
+    memcpy(h, good, 40);
+    tsr_wire_put_u16(h + 4, 48); /* announces 48 header bytes, sends 40 */
+    raw(srv, h, 40, payload, 50);
+    expect_trunc++;
+    memcpy(h, good, 40);
+    tsr_wire_put_u64(h + 24, 0); /* call id 0 */
+    raw(srv, h, 40, payload, 50);
+    expect_field++;
+    memcpy(h, good, 40);
+    tsr_wire_put_u64(h + 32, 1ull << 50); /* absurd length */
+    raw(srv, h, 40, payload, 50);
+    expect_field++;
+    tsr_wire_hdr_t rh = {.kind = TSR_WIRE_RESPONSE, .type = T_ECHO, .src_node = 10,
+                         .call_id = 777, .payload_len = 0};
+    tsr_wire_hdr_encode(&rh, h);
+    raw(srv, h, 40, NULL, 0); /* a response to no call of the server's */
+    expect_late++;
+    tsr_wire_put_u32(h + 12, (uint32_t)-77); /* a status that does not exist */
+    raw(srv, h, 40, NULL, 0);
+    expect_field++;
+    tsr_wire_hdr_t hh = {.kind = TSR_WIRE_HELLO, .src_node = 10};
+    tsr_wire_hdr_encode(&hh, h);
+    raw(srv, h, 40, NULL, 0); /* a second handshake */
+    expect_field++;
+    memcpy(h, good, 40);
+    h[0] ^= 0xff;
+    raw(srv, h, 40, payload, sizeof(payload)); /* bad header on a rendezvous */
+    expect_magic++;
+    /* Random garbage headers of random lengths. */
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200; i++) {
+        size_t hl = (size_t)(i % 48);
+        for (size_t j = 0; j < hl; j++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            h[j] = (uint8_t)x;
+        }
+        raw(srv, h, hl, payload, (size_t)(x % 300));
+    }
+    /* The server still answers, and counted every rejection. */
+    tsr_rpc_msg_t reply;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    uint64_t v = 5;
+    CHECK(tsr_rpc_call(g_t, srv, T_ECHO, &v, 8, CALL_TIMEOUT_MS, &reply, &err) == TSR_OK,
+          "echo after garbage: %s", err.message);
+    tsr_rpc_msg_release(g_t, &reply);
+    tsr_error_clear(&err);
+    CHECK(tsr_rpc_call(g_t, srv, T_STATS, NULL, 0, CALL_TIMEOUT_MS, &reply, &err) == TSR_OK,
+          "stats: %s", err.message);
+    CHECK(reply.len == sizeof(tsr_transport_stats_t), "stats size");
+    tsr_transport_stats_t st;
+    memcpy(&st, reply.data, sizeof(st));
+    tsr_rpc_msg_release(g_t, &reply);
+    fprintf(stderr,
+            "[bad_client] server counted: rejected %llu (trunc %llu magic %llu field %llu) "
+            "late %llu msgs %llu\n",
+            (unsigned long long)st.rx_rejected, (unsigned long long)st.rx_truncated,
+            (unsigned long long)st.rx_bad_magic, (unsigned long long)st.rx_bad_field,
+            (unsigned long long)st.rx_late, (unsigned long long)st.rx_msgs);
+    unsigned fixed = expect_trunc + expect_magic + expect_field;
+    CHECK(st.rx_truncated >= expect_trunc, "truncated %llu < %u",
+          (unsigned long long)st.rx_truncated, expect_trunc);
+    CHECK(st.rx_bad_magic >= expect_magic, "bad magic %llu < %u",
+          (unsigned long long)st.rx_bad_magic, expect_magic);
+    CHECK(st.rx_bad_field >= expect_field, "bad field %llu < %u",
+          (unsigned long long)st.rx_bad_field, expect_field);
+    CHECK(st.rx_late == expect_late, "late %llu", (unsigned long long)st.rx_late);
+    /* 200 garbage headers: every one is refused (a random 40-byte header
+     * passing every check is a 2^-100 event). */
+    CHECK(st.rx_rejected == fixed + 200, "rejected %llu, expected %u",
+          (unsigned long long)st.rx_rejected, fixed + 200);
+    tsr_transport_destroy(g_t);
+    return 0;
+}
+
+int scenario_badinput(void)
+{
+    pid_t srv = spawn("server", "1", "1", "port", NULL);
+    uint16_t port = read_port("port");
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%u", (unsigned)port);
+    pid_t c = spawn("bad_client", "10", ps, NULL);
+    wait_kid(c, 60, true);
+    wait_kid(srv, 20, true);
+    return 0;
+}
+

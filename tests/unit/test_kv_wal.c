@@ -1,0 +1,423 @@
+/*
+ * test_kv_wal.c - engine/kv durability in one process: the write-ahead log,
+ * snapshots and recovery (the SIGKILL test is tests/integration/kv).
+ *
+ * Random writes to several tables against a model, with automatic snapshots
+ * (a tiny threshold) and explicit checkpoints, then reopen: the store equals
+ * the model, also after drops and re-creates. A log cut at every offset of
+ * its last record (and a few bytes of garbage appended): recovery keeps
+ * every whole record, drops the torn one, says so, and a second open is
+ * clean. A flipped byte in the middle of a log: recovery stops there without
+ * crashing and later files are set aside. A corrupted snapshot is refused
+ * by checksum. Writer threads sharing group commits all recover.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kv_internal.h"
+#include "tessera/kv.h"
+
+static uint64_t rng_state = 0x1234567887654321ull;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static char g_dir[256];
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/tsr_kv_wal_XXXXXX");
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+static int teardown(void **state)
+{
+    (void)state;
+    rm_dir(g_dir);
+    return 0;
+}
+
+static tsr_kv_store_t *open_store(uint64_t snap_bytes, tsr_kv_recovery_t *rec)
+{
+    tsr_kv_options_t o = {
+        .data_dir = g_dir, .sync = TSR_KV_SYNC_WRITE, .snapshot_bytes = snap_bytes};
+    tsr_kv_store_t *s = NULL;
+    tsr_kv_err_t e = {0};
+    tsr_status_t rc = tsr_kv_open(&o, &s, &e);
+    if (rc != TSR_OK)
+        print_message("open: %s\n", e.message);
+    assert_int_equal(rc, TSR_OK);
+    if (rec)
+        tsr_kv_recovery_info(s, rec);
+    return s;
+}
+
+/* The model: per table, value of key id (u32) or absent (-1 length). */
+enum { NT = 3, NK = 600, MV = 24 };
+typedef struct mval {
+    int len;
+    unsigned char v[MV];
+} mval_t;
+static mval_t model[NT][NK];
+static bool tab_exists[NT];
+
+static void check_store(tsr_kv_store_t *s)
+{
+    for (int ti = 0; ti < NT; ti++) {
+        char name[8];
+        snprintf(name, sizeof(name), "t%d", ti);
+        tsr_kv_table_t *t = NULL;
+        tsr_status_t rc = tsr_kv_table_open(s, name, &t, NULL);
+        assert_int_equal(rc, tab_exists[ti] ? TSR_OK : TSR_ERR_NOT_FOUND);
+        if (rc != TSR_OK)
+            continue;
+        uint64_t cnt = 0, want = 0;
+        for (uint32_t k = 0; k < NK; k++) {
+            unsigned char buf[MV];
+            size_t vl;
+            rc = tsr_kv_get(t, &k, sizeof(k), buf, sizeof(buf), &vl, NULL);
+            if (model[ti][k].len < 0) {
+                assert_int_equal(rc, TSR_ERR_NOT_FOUND);
+            } else {
+                want++;
+                assert_int_equal(rc, TSR_OK);
+                assert_int_equal(vl, model[ti][k].len);
+                assert_memory_equal(buf, model[ti][k].v, vl);
+            }
+        }
+        assert_int_equal(tsr_kv_count(t, &cnt), TSR_OK);
+        assert_int_equal(cnt, want);
+        tsr_kv_table_close(t);
+    }
+}
+
+static void random_writes(tsr_kv_store_t *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int ti = (int)(rnd() % NT);
+        char name[8];
+        snprintf(name, sizeof(name), "t%d", ti);
+        if (rnd() % 500 == 0) { /* drop and re-create */
+            if (tab_exists[ti])
+                assert_int_equal(tsr_kv_table_drop(s, name, NULL), TSR_OK);
+            tsr_kv_table_params_t p = {
+                .partitions = 1 + (uint32_t)ti, .max_key = 4, .max_value = MV};
+            assert_int_equal(tsr_kv_table_create(s, name, &p, NULL), TSR_OK);
+            tab_exists[ti] = true;
+            for (int k = 0; k < NK; k++)
+                model[ti][k].len = -1;
+            continue;
+        }
+        if (!tab_exists[ti])
+            continue;
+        tsr_kv_table_t *t;
+        assert_int_equal(tsr_kv_table_open(s, name, &t, NULL), TSR_OK);
+        uint32_t k = (uint32_t)(rnd() % NK);
+        if (rnd() % 4 == 0) {
+            tsr_status_t rc = tsr_kv_delete(t, &k, sizeof(k), NULL, NULL);
+            assert_int_equal(rc, model[ti][k].len >= 0 ? TSR_OK : TSR_ERR_NOT_FOUND);
+            model[ti][k].len = -1;
+        } else {
+            mval_t *m = &model[ti][k];
+            m->len = (int)(rnd() % (MV + 1));
+            for (int j = 0; j < m->len; j++)
+                m->v[j] = (unsigned char)rnd();
+            assert_int_equal(tsr_kv_upsert(t, &k, sizeof(k), m->v, (size_t)m->len, NULL, NULL),
+                             TSR_OK);
+        }
+        tsr_kv_table_close(t);
+    }
+}
+
+static void reset_model(tsr_kv_store_t *s)
+{
+    for (int ti = 0; ti < NT; ti++) {
+        char name[8];
+        snprintf(name, sizeof(name), "t%d", ti);
+        tsr_kv_table_params_t p = {.partitions = 1 + (uint32_t)ti, .max_key = 4, .max_value = MV};
+        assert_int_equal(tsr_kv_table_create(s, name, &p, NULL), TSR_OK);
+        tab_exists[ti] = true;
+        for (int k = 0; k < NK; k++)
+            model[ti][k].len = -1;
+    }
+}
+
+static void test_recover_model(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(16 << 10, NULL); /* snapshots every 16 KiB of log */
+    reset_model(s);
+    for (int round = 0; round < 5; round++) {
+        random_writes(s, 3000);
+        if (round == 2)
+            assert_int_equal(tsr_kv_checkpoint(s, NULL), TSR_OK);
+        check_store(s);
+        tsr_kv_close(s);
+        tsr_kv_recovery_t rec;
+        s = open_store(16 << 10, &rec);
+        assert_false(rec.torn_tail);
+        assert_true(rec.snapshot_lsn > 0); /* the threshold made snapshots */
+        check_store(s);
+    }
+    /* snapshots dropped old logs: only a few files are left */
+    int files = 0;
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        files += strncmp(e->d_name, "wal-", 4) == 0;
+    closedir(d);
+    assert_true(files <= 2);
+    tsr_kv_close(s);
+}
+
+/* The newest log file's path. */
+static void last_log(char *out, size_t cap)
+{
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    char best[64] = "";
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "wal-", 4) == 0 && strstr(e->d_name, ".log") &&
+            !strstr(e->d_name, "discarded") && strcmp(e->d_name, best) > 0)
+            snprintf(best, sizeof(best), "%s", e->d_name);
+    closedir(d);
+    snprintf(out, cap, "%s/%s", g_dir, best);
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+static void test_torn_tail(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(0, NULL);
+    assert_int_equal(tsr_kv_table_create(s, "t", NULL, NULL), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    char path[512];
+    for (uint32_t k = 0; k < 50; k++)
+        assert_int_equal(tsr_kv_insert(t, &k, 4, "value", 5, NULL, NULL), TSR_OK);
+    last_log(path, sizeof(path));
+    off_t before = file_size(path);
+    uint32_t k = 50;
+    assert_int_equal(tsr_kv_insert(t, &k, 4, "last!", 5, NULL, NULL), TSR_OK);
+    off_t after = file_size(path);
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    /* keep a copy of the whole log, then cut the last record at each offset */
+    int fd = open(path, O_RDONLY);
+    char *whole = malloc((size_t)after);
+    assert_int_equal(read(fd, whole, (size_t)after), after);
+    close(fd);
+    for (off_t cut = before; cut <= after; cut++) {
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_int_equal(write(fd, whole, (size_t)cut), cut);
+        if (cut == after - 1) /* garbage instead of the last byte */
+            assert_int_equal(write(fd, "\xff\xff\xff", 3), 3);
+        close(fd);
+        tsr_kv_recovery_t rec;
+        s = open_store(0, &rec);
+        bool complete = cut == after;
+        assert_int_equal(rec.torn_tail, !complete && cut != before);
+        if (rec.torn_tail)
+            assert_non_null(strstr(rec.detail, "cut"));
+        assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+        uint64_t n;
+        assert_int_equal(tsr_kv_count(t, &n), TSR_OK);
+        assert_int_equal(n, complete ? 51 : 50);
+        tsr_kv_table_close(t);
+        tsr_kv_close(s);
+        s = open_store(0, &rec); /* the cut made the log clean */
+        assert_false(rec.torn_tail);
+        tsr_kv_close(s);
+        /* the reopen started new log files: remove them for the next round */
+        DIR *d = opendir(g_dir);
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)) != NULL) {
+            snprintf(p, sizeof(p), "%s/%s", g_dir, e->d_name);
+            if (strncmp(e->d_name, "wal-", 4) == 0 && strcmp(p, path) != 0)
+                unlink(p);
+        }
+        closedir(d);
+    }
+    free(whole);
+}
+
+static void test_corrupt_middle(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(0, NULL);
+    assert_int_equal(tsr_kv_table_create(s, "t", NULL, NULL), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    for (uint32_t k = 0; k < 100; k++)
+        assert_int_equal(tsr_kv_upsert(t, &k, 4, "vvvvvvvv", 8, NULL, NULL), TSR_OK);
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    /* a second file after the first (a reopen starts one) */
+    s = open_store(0, NULL);
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    uint32_t k = 1000;
+    assert_int_equal(tsr_kv_upsert(t, &k, 4, "x", 1, NULL, NULL), TSR_OK);
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    /* flip a byte in the middle of the FIRST file */
+    DIR *d = opendir(g_dir);
+    struct dirent *e;
+    char first[64] = "~";
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "wal-", 4) == 0 && strcmp(e->d_name, first) < 0)
+            snprintf(first, sizeof(first), "%s", e->d_name);
+    closedir(d);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, first);
+    off_t sz = file_size(path);
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, sz / 2), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, sz / 2), 1);
+    close(fd);
+    tsr_kv_recovery_t rec;
+    s = open_store(0, &rec);
+    assert_true(rec.torn_tail);
+    assert_true(rec.bytes_dropped > 0);
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    uint64_t n;
+    assert_int_equal(tsr_kv_count(t, &n), TSR_OK);
+    assert_true(n > 0 && n < 100); /* a prefix of the writes, nothing after the damage */
+    size_t vl;
+    char buf[8];
+    assert_int_equal(tsr_kv_get(t, &k, 4, buf, 8, &vl, NULL), TSR_ERR_NOT_FOUND);
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+}
+
+static void test_corrupt_snapshot(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(0, NULL);
+    assert_int_equal(tsr_kv_table_create(s, "t", NULL, NULL), TSR_OK);
+    assert_int_equal(tsr_kv_checkpoint(s, NULL), TSR_OK);
+    tsr_kv_close(s);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/snapshot", g_dir);
+    off_t sz = file_size(path);
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_int_equal(pread(fd, &b, 1, sz / 2), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, sz / 2), 1);
+    close(fd);
+    tsr_kv_options_t o = {.data_dir = g_dir};
+    tsr_kv_err_t e = {0};
+    assert_int_equal(tsr_kv_open(&o, &s, &e), TSR_ERR_BAD_INPUT);
+    assert_non_null(strstr(e.message, "corrupt"));
+    /* a snapshot cut short is refused too */
+    assert_int_equal(truncate(path, 10), 0);
+    assert_int_equal(tsr_kv_open(&o, &s, NULL), TSR_ERR_BAD_INPUT);
+}
+
+/* ---- group commit: threads writing with fdatasync ----------------------------------- */
+
+typedef struct gc_arg {
+    tsr_kv_table_t *t;
+    uint32_t base;
+} gc_arg_t;
+
+static void *gc_writer(void *arg)
+{
+    gc_arg_t *a = arg;
+    for (uint32_t i = 0; i < 150; i++) {
+        uint32_t k = a->base + i;
+        if (tsr_kv_insert(a->t, &k, 4, &k, 4, NULL, NULL) != TSR_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    (void)state;
+    tsr_kv_options_t o = {.data_dir = g_dir, .sync = TSR_KV_SYNC_FSYNC};
+    tsr_kv_store_t *s = NULL;
+    assert_int_equal(tsr_kv_open(&o, &s, NULL), TSR_OK);
+    tsr_kv_table_params_t p = {.partitions = 4, .max_key = 4, .max_value = 4};
+    assert_int_equal(tsr_kv_table_create(s, "g", &p, NULL), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "g", &t, NULL), TSR_OK);
+    pthread_t th[4];
+    gc_arg_t a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (gc_arg_t){t, (uint32_t)i * 1000};
+        assert_int_equal(pthread_create(&th[i], NULL, gc_writer, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    assert_int_equal(tsr_kv_open(&o, &s, NULL), TSR_OK);
+    assert_int_equal(tsr_kv_table_open(s, "g", &t, NULL), TSR_OK);
+    for (uint32_t i = 0; i < 4; i++)
+        for (uint32_t j = 0; j < 150; j++) {
+            uint32_t k = i * 1000 + j, v = 0;
+            size_t vl;
+            assert_int_equal(tsr_kv_get(t, &k, 4, &v, 4, &vl, NULL), TSR_OK);
+            assert_int_equal(v, k);
+        }
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_recover_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
