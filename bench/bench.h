@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -157,6 +158,13 @@ void tsr_bench_format_value(char *buf, size_t cap, double value, const char *uni
 void tsr_bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Erases the progress line (no-op when stderr is not a terminal). */
 void tsr_bench_progress_clear(void);
+
+/* Starts this tessera-bench again as a server for `suite` (env var env_name set
+ * to env_value tells it to serve), reads the port it prints on stdout (any
+ * other line, e.g. UCX's log, is skipped) into *port. Returns its pid, or -1
+ * (nothing left running). The caller stops the pid. */
+pid_t tsr_bench_spawn_server(const char *suite, const char *env_name, const char *env_value,
+                             uint16_t *port);
 
 /* ---- suites ------------------------------------------------------------------- */
 

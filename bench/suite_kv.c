@@ -356,49 +356,12 @@ out:
     return rc;
 }
 
-static pid_t spawn_server(const char *tls, uint16_t *port)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("TSR_BENCH_KV_SERVER", tls, 1);
-        execl("/proc/self/exe", "tessera-bench", "kv", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    unsigned p = 0;
-    char line[512];
-    while (f && p == 0 && fgets(line, sizeof(line), f))
-        if (line[0] >= '1' && line[0] <= '9' && strspn(line, "0123456789\n") == strlen(line))
-            p = (unsigned)atoi(line);
-    if (f)
-        fclose(f);
-    if (p == 0 || p > 65535) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    *port = (uint16_t)p;
-    return pid;
-}
-
 /* ---- the reader -------------------------------------------------------------------- */
 
 static int remote_latency(tsr_bench_report_t *r, const char *name, const char *tls, size_t n)
 {
     uint16_t port = 0;
-    pid_t pid = spawn_server(tls, &port);
+    pid_t pid = tsr_bench_spawn_server("kv", "TSR_BENCH_KV_SERVER", tls, &port);
     if (pid < 0) {
         tsr_bench_error("kv %s: the owner did not start", name);
         return 1;

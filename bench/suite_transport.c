@@ -181,46 +181,6 @@ static int emit(tsr_bench_report_t *r, const char *name, const char *label, doub
     return tsr_bench_report_emit(r, &f);
 }
 
-/* Spawns the server for tls; returns its pid and port, or -1. */
-static pid_t spawn_server(const char *tls, uint16_t *port)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        setenv("TSR_BENCH_TRANSPORT_SERVER", tls, 1);
-        execl("/proc/self/exe", "tessera-bench", "transport", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    /* UCX logs to stdout by default: skip anything but the port line. */
-    unsigned p = 0;
-    char line[512];
-    while (f && p == 0 && fgets(line, sizeof(line), f))
-        if (line[0] >= '1' && line[0] <= '9' && strspn(line, "0123456789\n") == strlen(line))
-            p = (unsigned)atoi(line);
-    if (!f || p == 0 || p > 65535) {
-        if (f)
-            fclose(f);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return -1;
-    }
-    fclose(f);
-    *port = (uint16_t)p;
-    return pid;
-}
-
 static int measure(const tls_set_t *set, const tsr_bench_opts_t *opts, tsr_bench_report_t *r)
 {
     size_t iters = opts->rows ? (size_t)opts->rows : 20000;
@@ -228,7 +188,7 @@ static int measure(const tls_set_t *set, const tsr_bench_opts_t *opts, tsr_bench
         iters = 64 * LAT_BATCH;
     size_t bw_msgs = iters / 100 < 64 ? 64 : iters / 100;
     uint16_t port = 0;
-    pid_t pid = spawn_server(set->tls, &port);
+    pid_t pid = tsr_bench_spawn_server("transport", "TSR_BENCH_TRANSPORT_SERVER", set->tls, &port);
     if (pid < 0) {
         tsr_bench_error("transport %s: the server did not start", set->name);
         return TSR_BENCH_EXIT_FAIL;

@@ -7,10 +7,13 @@
  * usage error (exit 2) reported once, on stderr, in the CLI's format.
  */
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,4 +252,45 @@ int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bo
         return usage_error(suite, "unexpected argument '%s'", a);
     }
     return 0;
+}
+
+pid_t tsr_bench_spawn_server(const char *suite, const char *env_name, const char *env_value,
+                             uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        setenv(env_name, env_value, 1);
+        execl("/proc/self/exe", "tessera-bench", suite, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    /* UCX logs to stdout by default: skip anything but the port line. */
+    unsigned p = 0;
+    char line[512];
+    while (f && p == 0 && fgets(line, sizeof(line), f))
+        if (line[0] >= '1' && line[0] <= '9' && strspn(line, "0123456789\n") == strlen(line))
+            p = (unsigned)atoi(line);
+    if (f)
+        fclose(f);
+    else
+        close(fds[0]);
+    if (p == 0 || p > 65535) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    *port = (uint16_t)p;
+    return pid;
 }

@@ -123,66 +123,42 @@ tsr_status_t tsr_dev_filter_compile(const tsr_dev_filter_spec_t *spec, tsr_dev_f
     return TSR_OK;
 }
 
-/* r bit i = (x_i op k) for the m rows at vals[first..]. */
-static uint64_t filter_cmp_i(unsigned op, const int64_t *x, int64_t k, size_t m)
-{
-    uint64_t r = 0;
-    for (size_t i = 0; i < m; i++) {
-        bool b;
-        switch (op) {
-        case TSR_DEV_PRED_EQ:
-            b = x[i] == k;
-            break;
-        case TSR_DEV_PRED_NE:
-            b = x[i] != k;
-            break;
-        case TSR_DEV_PRED_LT:
-            b = x[i] < k;
-            break;
-        case TSR_DEV_PRED_LE:
-            b = x[i] <= k;
-            break;
-        case TSR_DEV_PRED_GT:
-            b = x[i] > k;
-            break;
-        default:
-            b = x[i] >= k;
-            break;
-        }
-        r |= (uint64_t)b << i;
+/* r bit i = (x_i op k) for the m rows at x[0..m). The switch on op is taken
+ * once per call, outside the row loop, so each loop is branch-free and
+ * vectorizes; one macro makes both element types so they cannot drift. */
+#define FILTER_CMP_ROWS(rel)                                                                       \
+    for (size_t i = 0; i < m; i++)                                                                 \
+        r |= (uint64_t)(x[i] rel k) << i
+#define FILTER_CMP_FN(name, T)                                                                     \
+    static uint64_t name(unsigned op, const T *x, T k, size_t m)                                   \
+    {                                                                                              \
+        uint64_t r = 0;                                                                            \
+        switch (op) {                                                                              \
+        case TSR_DEV_PRED_EQ:                                                                      \
+            FILTER_CMP_ROWS(==);                                                                   \
+            break;                                                                                 \
+        case TSR_DEV_PRED_NE:                                                                      \
+            FILTER_CMP_ROWS(!=);                                                                   \
+            break;                                                                                 \
+        case TSR_DEV_PRED_LT:                                                                      \
+            FILTER_CMP_ROWS(<);                                                                    \
+            break;                                                                                 \
+        case TSR_DEV_PRED_LE:                                                                      \
+            FILTER_CMP_ROWS(<=);                                                                   \
+            break;                                                                                 \
+        case TSR_DEV_PRED_GT:                                                                      \
+            FILTER_CMP_ROWS(>);                                                                    \
+            break;                                                                                 \
+        default:                                                                                   \
+            FILTER_CMP_ROWS(>=);                                                                   \
+            break;                                                                                 \
+        }                                                                                          \
+        return r;                                                                                  \
     }
-    return r;
-}
-
-static uint64_t filter_cmp_d(unsigned op, const double *x, double k, size_t m)
-{
-    uint64_t r = 0;
-    for (size_t i = 0; i < m; i++) {
-        bool b;
-        switch (op) {
-        case TSR_DEV_PRED_EQ:
-            b = x[i] == k;
-            break;
-        case TSR_DEV_PRED_NE:
-            b = x[i] != k;
-            break;
-        case TSR_DEV_PRED_LT:
-            b = x[i] < k;
-            break;
-        case TSR_DEV_PRED_LE:
-            b = x[i] <= k;
-            break;
-        case TSR_DEV_PRED_GT:
-            b = x[i] > k;
-            break;
-        default:
-            b = x[i] >= k;
-            break;
-        }
-        r |= (uint64_t)b << i;
-    }
-    return r;
-}
+FILTER_CMP_FN(filter_cmp_i, int64_t)
+FILTER_CMP_FN(filter_cmp_d, double)
+#undef FILTER_CMP_FN
+#undef FILTER_CMP_ROWS
 
 uint64_t tsr_dev_filter_eval64(const tsr_dev_filter_t *f, const uint64_t *const *vals,
                                const uint64_t *const *valid, size_t first, size_t n)

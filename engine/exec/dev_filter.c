@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "exec/dev_exec.h"
+#include "exec/expr_kernels.h"
 
 /* ---- predicate -> program ----------------------------------------------------------- */
 
@@ -101,23 +102,6 @@ static bool pc_cmp(pred_compiler_t *pc, tsr_op_t op, const tsr_expr_t *col, cons
     return false;
 }
 
-/* c op x == x mirror(op) c */
-static tsr_op_t pc_mirror(tsr_op_t op)
-{
-    switch (op) {
-    case TSR_OP_LT:
-        return TSR_OP_GT;
-    case TSR_OP_LE:
-        return TSR_OP_GE;
-    case TSR_OP_GT:
-        return TSR_OP_LT;
-    case TSR_OP_GE:
-        return TSR_OP_LE;
-    default:
-        return op;
-    }
-}
-
 static bool pc_expr(pred_compiler_t *pc, const tsr_expr_t *e)
 {
     if (e->type != TSR_TYPE_BOOL)
@@ -140,7 +124,7 @@ static bool pc_expr(pred_compiler_t *pc, const tsr_expr_t *e)
             if (e->args[0]->kind == TSR_EXPR_COLUMN)
                 return pc_cmp(pc, e->op, e->args[0], e->args[1]);
             if (e->args[1]->kind == TSR_EXPR_COLUMN)
-                return pc_cmp(pc, pc_mirror(e->op), e->args[1], e->args[0]);
+                return pc_cmp(pc, tsr_kern_flip(e->op), e->args[1], e->args[0]);
             return false;
         default:
             return false;
