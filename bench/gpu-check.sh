@@ -18,6 +18,10 @@
 # GPU / CUDA device here (after building: the build itself is checked); 2 usage.
 #
 #   bench/gpu-check.sh                 on the GPU machine (from anywhere)
+#   bench/gpu-check.sh --profile       build, then profile the aggregation kernels
+#                                      with Nsight Compute (ncu; counters,
+#                                      stall reasons by source line) into
+#                                      $OUT/ncu-*.txt, and run nothing else
 #   bench/gpu-check.sh --stage-deps    here, before: copies the headers and
 #                                      libraries a bare GPU machine may lack
 #                                      (xxhash, cmocka, jansson, OpenCL ICD
@@ -25,7 +29,8 @@
 #                                      check uses when present
 #
 # Environment: TSR_GPU_BUILD (build dir, default build-gpucheck), TSR_GPU_DEPS
-# (default build-gpudeps), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big
+# (default build-gpudeps), TSR_GPU_PROFILE (--profile: "KEYS KERNEL,..." pairs, default
+# "1000 tsr_k_ha_local,8 tsr_k_ha_warp"), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big
 # run, default 500M), OUT (if set, logs and JSON lines are written there too).
 # Through the device tool: carry build-gpudeps and run `bash bench/gpu-check.sh`.
 set -u -o pipefail
@@ -68,10 +73,12 @@ stage_deps() {
     echo "staged into $DEPS; carry it to the GPU machine (device tool: carry [\"$(basename "$DEPS")\"])"
 }
 
+PROFILE=0
 case "${1:-}" in
 --stage-deps) stage_deps; exit $? ;;
+--profile) PROFILE=1 ;;
 "") ;;
--h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
 *) die "unknown argument '$1' (see --help)" 2 ;;
 esac
 
@@ -140,6 +147,33 @@ if [ "$GPUS" -eq 0 ] && [ "$CUDA_DEVS" -eq 0 ]; then
 fi
 if [ -x "$BIN/tessera" ] && [ "$CUDA_DEVS" -eq 0 ]; then
     die "nvidia-smi lists $GPUS GPU(s) but Tessera finds no CUDA device (see the cuda line above)"
+fi
+
+# ---- --profile: Nsight Compute over the aggregation kernels, nothing else ----------------
+if [ "$PROFILE" -eq 1 ]; then
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+    [ -n "$NCU" ] || die "ncu (Nsight Compute) not found"
+    [ -x "$BIN/tessera-bench" ] || die "no tessera-bench in this build"
+    # one full launch per shape (the first launch of an AUTO aggregation is a
+    # 64K-row probe: skipped); the local kernel at 1000 keys, the warp kernel
+    # at 8, the global kernel for distinct keys
+    IFS=, read -r -a SHAPES <<<"${TSR_GPU_PROFILE:-1000 tsr_k_ha_local,8 tsr_k_ha_warp}"
+    for shape in "${SHAPES[@]}"; do
+        set -- $shape # shellcheck disable=SC2086
+        say "ncu: $2 at 64M rows x $1 keys"
+        TSR_BENCH_OPS_ROWS=0 timeout 240 "$NCU" --clock-control none --launch-skip 1 --launch-count 1 \
+            -k "regex:^$2" --set full --import-source yes -f -o "$BUILD/ncu-$2-$1" \
+            "$BIN/tessera-bench" kernels --device cuda --rows 64M --keys "$1" --repeat 1 \
+            >"$BUILD/ncu-run.log" 2>&1 || echo "   ncu exited $? (see $BUILD/ncu-run.log)"
+        "$NCU" -i "$BUILD/ncu-$2-$1.ncu-rep" --print-details all >"$LOGDIR/ncu-$2-$1.txt" 2>&1
+        # per source line: instructions, stall samples, sectors (the hot spots)
+        "$NCU" -i "$BUILD/ncu-$2-$1.ncu-rep" --page source --csv --print-source cuda,sass \
+            >"$LOGDIR/ncu-$2-$1-source.csv" 2>&1 || echo "   source page failed"
+        grep -E "Duration|DRAM Throughput|Achieved Occupancy|Warp Cycles Per Issued|Avg. Active Threads|Executed Instructions  " \
+            "$LOGDIR/ncu-$2-$1.txt" | head -12 | sed 's/^/   /'
+    done
+    say "profile done (logs in $LOGDIR)"
+    exit 0
 fi
 
 # ---- tests --------------------------------------------------------------------------

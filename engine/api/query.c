@@ -124,29 +124,35 @@ static const tsr_vector_t *result_locate(const tsr_result_t *res, size_t row, si
 bool tsr_result_is_null(const tsr_result_t *res, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_is_null(result_locate(res, row, col, &i), i);
+    /* locate first: it sets i (argument order is unspecified) */
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return tsr_columns_is_null(v, i);
 }
 
 int64_t tsr_result_int64(const tsr_result_t *res, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_int64(result_locate(res, row, col, &i), i);
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return tsr_columns_int64(v, i);
 }
 
 double tsr_result_double(const tsr_result_t *res, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_double(result_locate(res, row, col, &i), i);
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return tsr_columns_double(v, i);
 }
 
 bool tsr_result_bool(const tsr_result_t *res, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_bool(result_locate(res, row, col, &i), i);
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return tsr_columns_bool(v, i);
 }
 
 const char *tsr_result_string(const tsr_result_t *res, size_t row, size_t col, size_t *len_out)
 {
     size_t i = 0;
-    return tsr_columns_string(result_locate(res, row, col, &i), i, len_out);
+    const tsr_vector_t *v = result_locate(res, row, col, &i);
+    return tsr_columns_string(v, i, len_out);
 }

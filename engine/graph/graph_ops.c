@@ -191,31 +191,37 @@ static const tsr_vector_t *locate(const tsr_data_t *d, size_t row, size_t col, s
 bool tsr_data_is_null(const tsr_data_t *d, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_is_null(locate(d, row, col, &i), i);
+    /* locate first: it sets i (argument order is unspecified) */
+    const tsr_vector_t *v = locate(d, row, col, &i);
+    return tsr_columns_is_null(v, i);
 }
 
 int64_t tsr_data_int64(const tsr_data_t *d, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_int64(locate(d, row, col, &i), i);
+    const tsr_vector_t *v = locate(d, row, col, &i);
+    return tsr_columns_int64(v, i);
 }
 
 double tsr_data_double(const tsr_data_t *d, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_double(locate(d, row, col, &i), i);
+    const tsr_vector_t *v = locate(d, row, col, &i);
+    return tsr_columns_double(v, i);
 }
 
 bool tsr_data_bool(const tsr_data_t *d, size_t row, size_t col)
 {
     size_t i = 0;
-    return tsr_columns_bool(locate(d, row, col, &i), i);
+    const tsr_vector_t *v = locate(d, row, col, &i);
+    return tsr_columns_bool(v, i);
 }
 
 const char *tsr_data_string(const tsr_data_t *d, size_t row, size_t col, size_t *len)
 {
     size_t i = 0;
-    return tsr_columns_string(locate(d, row, col, &i), i, len);
+    const tsr_vector_t *v = locate(d, row, col, &i);
+    return tsr_columns_string(v, i, len);
 }
 
 /* ---- "sql" ---------------------------------------------------------------------------- */

@@ -444,6 +444,7 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
         uint32_t row[HA_U];
         int act[HA_U];
         uint64_t k0[HA_U], pf[HA_U][HA_PF];
+        TSR_SYNC_WARP(); /* whole-warp loads (the trip count is block-uniform) */
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
             uint32_t j = it + u * bdim + tid;
@@ -453,12 +454,14 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
         }
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
-            if (!act[u])
-                continue;
-            uint64_t k[TSR_CUDA_HA_MAX_KEYS];
-            uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
-            uint64_t h = ha_hash(k, vm, nkeys);
-            int64_t s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
+            int64_t s = -1;
+            if (act[u]) {
+                uint64_t k[TSR_CUDA_HA_MAX_KEYS];
+                uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
+                uint64_t h = ha_hash(k, vm, nkeys);
+                s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
+            }
+            TSR_SYNC_WARP(); /* lanes leave the probe loop at different trips */
             if (s >= 0)
                 ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u]);
         }
@@ -576,6 +579,7 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         uint32_t row[HA_U];
         int act[HA_U];
         uint64_t k0[HA_U], pf[HA_U][HA_PF];
+        TSR_SYNC_WARP(); /* whole-warp loads, not per diverged lane group */
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
             row[u] = it + u * bdim + tid;
@@ -598,6 +602,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 }
             }
             if (!warp) {
+                /* the updates converged (1 instruction for 32 lanes, not 4-8) */
+                TSR_SYNC_WARP();
                 if (li >= 0)
                     ha_apply_row(v, lst + li, ls, row[u], pf[u]);
                 else if (li == HA_L_GLOBAL)

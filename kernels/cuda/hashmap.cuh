@@ -65,6 +65,7 @@ TSR_DEV void map_insert_body(const tsr_cuda_map_view_t *v, uint64_t *sh)
         uint32_t row[MAP_U];
         int act[MAP_U];
         uint64_t key[MAP_U], val[MAP_U];
+        TSR_SYNC_WARP(); /* whole-warp loads after the divergent probing */
         TSR_UNROLL
         for (uint32_t u = 0; u < MAP_U; u++) {
             uint32_t j = it + u * bdim + tid;

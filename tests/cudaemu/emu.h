@@ -57,6 +57,7 @@ void tsr_emu_preempt(void);
 #define TSR_GDIM (tsr_emu_self.gdim)
 #define TSR_LANE (tsr_emu_self.tid & 31u)
 #define TSR_SYNC() tsr_emu_syncthreads()
+#define TSR_SYNC_WARP() ((void)tsr_emu_ballot(1)) /* all 32 lanes meet */
 #define TSR_FENCE_BLOCK() (tsr_emu_preempt(), __atomic_thread_fence(__ATOMIC_SEQ_CST))
 #define TSR_SPIN_PAUSE() tsr_emu_yield()
 
