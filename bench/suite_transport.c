@@ -12,9 +12,14 @@
  *   rpc_p50, rpc_p99   round trip of a blocking 8-byte RPC (us); every latency
  *                      sample is the mean of 8 consecutive operations
  *   rpc_rate           8-byte RPCs per second, 64 in flight
- *   get_bw, put_bw     1 MiB non-blocking gets / puts, 8 in flight, from one
- *                      local buffer to one remote offset as ucx_perftest does
- *                      (MB/s, MB = 2^20 bytes as ucx_perftest counts), puts flushed
+ *   get_bw, put_bw     1 MiB non-blocking gets / puts, B_WINDOW in flight,
+ *                      between one registered local buffer (tsr_region_register
+ *                      with UCX allocating it: page-aligned, as ucx_perftest's
+ *                      ucp_mem_map'ed buffers) and one remote offset, as
+ *                      ucx_perftest does, after a warm-up of B_BW_WARMUP
+ *                      messages each way (first touches of the mapped remote
+ *                      region are page faults, not transport work); MB/s, MB =
+ *                      2^20 bytes as ucx_perftest counts; puts flushed
  *   cswap_p50/p99, fadd_p50/p99   blocking 64-bit remote atomics (us)
  *
  * --rows N sets the latency iterations (default 20000); bandwidth moves
@@ -41,6 +46,8 @@
 #define B_REGION (8u << 20)
 #define B_MSG (1u << 20)
 #define LAT_BATCH 8u /* operations per latency sample */
+#define B_WINDOW 16u /* bandwidth: operations in flight */
+#define B_BW_WARMUP 16u /* bandwidth: untimed messages before each direction */
 #define B_ATOMICS (B_REGION - 64) /* atomics' words; data goes below */
 
 typedef struct tls_set {
@@ -174,6 +181,30 @@ static void rma_cb(void *arg, tsr_status_t st, uint64_t old)
     c->completed++;
 }
 
+/* Moves n messages of B_MSG bytes between buf and the remote region's
+ * offset 0 (one local buffer and one remote offset, as ucx_perftest does:
+ * the figure is the transport's, not DRAM's), B_WINDOW in flight; puts are
+ * flushed before it returns. */
+static tsr_status_t bw_run(bclient_t *c, uint8_t *buf, bool put, size_t n, tsr_error_t *err)
+{
+    size_t issued = 0;
+    c->completed = 0;
+    while (c->completed < n && !c->failed) {
+        while (issued < n && c->inflight < B_WINDOW) {
+            tsr_status_t s = put ? tsr_rma_put_nb(c->t, c->k, 0, buf, B_MSG, rma_cb, c, err)
+                                 : tsr_rma_get_nb(c->t, c->k, 0, buf, B_MSG, rma_cb, c, err);
+            if (s != TSR_OK)
+                return s;
+            c->inflight++;
+            issued++;
+        }
+        tsr_transport_progress(c->t);
+    }
+    if (c->failed)
+        return TSR_ERR_IO;
+    return put ? tsr_rma_flush(c->t, c->srv, 10000, err) : TSR_OK;
+}
+
 static int emit(tsr_bench_report_t *r, const char *name, const char *label, double v,
                 const char *unit)
 {
@@ -198,13 +229,16 @@ static int measure(const tls_set_t *set, const tsr_bench_opts_t *opts, tsr_bench
     tsr_error_clear(&err);
     bclient_t c = {0};
     double *lat = malloc(iters * sizeof(double));
-    uint8_t *buf = malloc(B_MSG * 8);
+    tsr_region_t *lreg = NULL; /* the local side of get/put */
+    uint8_t *buf = NULL;
     tsr_transport_params_t p = {.node_id = 2, .tls = set->tls, .spin_us = 2000000};
-    if (!lat || !buf || tsr_transport_create(NULL, &p, &c.t, &err) != TSR_OK ||
+    if (!lat || tsr_transport_create(NULL, &p, &c.t, &err) != TSR_OK ||
+        tsr_region_register(c.t, NULL, B_MSG, &lreg, &err) != TSR_OK ||
         tsr_transport_connect(c.t, "127.0.0.1", port, 10000, &c.srv, &err) != TSR_OK) {
         tsr_bench_error("transport %s: %s", set->name, err.message[0] ? err.message : "oom");
         goto out;
     }
+    buf = tsr_region_addr(lreg);
     tsr_rpc_msg_t reply;
     if (tsr_rpc_call(c.t, c.srv, B_GETKEY, NULL, 0, 10000, &reply, &err) != TSR_OK ||
         tsr_rkey_unpack(c.t, c.srv, reply.data, reply.len, &c.k, &err) != TSR_OK) {
@@ -258,29 +292,14 @@ static int measure(const tls_set_t *set, const tsr_bench_opts_t *opts, tsr_bench
     emit(r, "rpc_rate", "RPC rate, 8 B, 64 in flight", total / (tsr_bench_now() - t0),
          "calls/s");
 
-    /* Bandwidth: 1 MiB messages, 8 in flight. */
+    /* Bandwidth: 1 MiB messages, B_WINDOW in flight; B_BW_WARMUP untimed
+     * messages (and a flush) first in each direction, as ucx_perftest warms up. */
     for (int put = 1; put >= 0; put--) {
-        c.completed = 0;
-        issued = 0;
-        memset(buf, put ? 0x5a : 0, B_MSG * 8);
+        memset(buf, put ? 0x5a : 0, B_MSG);
+        if (bw_run(&c, buf, put, B_BW_WARMUP, &err) != TSR_OK)
+            goto fail;
         t0 = tsr_bench_now();
-        while (c.completed < bw_msgs && !c.failed) {
-            while (issued < bw_msgs && c.inflight < 8) {
-                /* One local buffer and one remote offset, as ucx_perftest
-                 * does: the figure is the transport's, not DRAM's. */
-                uint8_t *b = buf;
-                uint64_t off = 0;
-                tsr_status_t s =
-                    put ? tsr_rma_put_nb(c.t, c.k, off, b, B_MSG, rma_cb, &c, &err)
-                        : tsr_rma_get_nb(c.t, c.k, off, b, B_MSG, rma_cb, &c, &err);
-                if (s != TSR_OK)
-                    goto fail;
-                c.inflight++;
-                issued++;
-            }
-            tsr_transport_progress(c.t);
-        }
-        if (c.failed || (put && tsr_rma_flush(c.t, c.srv, 10000, &err) != TSR_OK))
+        if (bw_run(&c, buf, put, bw_msgs, &err) != TSR_OK)
             goto fail;
         double mbs = (double)bw_msgs * B_MSG / (1 << 20) / (tsr_bench_now() - t0);
         emit(r, put ? "put_bw" : "get_bw", put ? "put bandwidth, 1 MiB" : "get bandwidth, 1 MiB",
@@ -337,9 +356,10 @@ out:
     }
     if (c.k)
         tsr_rkey_destroy(c.t, c.k);
+    if (lreg)
+        tsr_region_unregister(c.t, lreg);
     tsr_transport_destroy(c.t);
     free(lat);
-    free(buf);
     /* Bounded wait for the server, then stop it by its pid. */
     for (int i = 0; i < 200; i++) {
         if (waitpid(pid, NULL, WNOHANG) == pid)

@@ -1,6 +1,7 @@
 /*
  * internal.h - private structures of the transport layer, shared by
- * context.c, progress.c, rpc.c and rma.c (and white-box tests).
+ * context.c, progress.c, rpc.c, rpc_recv.c, rpc_reply.c and rma.c (and
+ * white-box tests).
  *
  * Locking: t->lock serializes every call into UCX on t->worker and every
  * field marked [L]. UCX callbacks run inside ucp_worker_progress, which we
@@ -43,6 +44,8 @@
 #define TSR_DEFAULT_MAX_CALLS 4096u
 /* A sleeping waiter re-checks at least this often, whatever happens. */
 #define TSR_MAX_SLEEP_MS 100
+/* Request payloads up to this size live inside the request (rpc_recv.c). */
+#define TSR_REQ_INLINE 64u
 /* Timeouts of async calls are checked at this granularity. */
 #define TSR_TIMEOUT_SCAN_NS 1000000ll
 
@@ -104,7 +107,12 @@ struct tsr_rpc_req {
     uint64_t call_id;
     tsr_handler_t handler;      /* looked up when the request arrived (under the lock) */
     unsigned handler_epoch;     /* t->handler_epoch at that lookup */
-    tsr_rpc_msg_t msg;          /* the payload */
+    tsr_rpc_msg_t msg;          /* the payload; may point into small[] */
+    /* Eager payloads up to TSR_REQ_INLINE bytes are copied here instead of
+     * into a heap buffer (no malloc/free per small request; the request
+     * itself comes from a free list). Last, so recycling a request clears
+     * only the fields before it. tsr_rpc_req_take copies it out. */
+    _Alignas(16) uint8_t small[TSR_REQ_INLINE]; /* aligned like malloc memory */
 };
 
 typedef struct tsr_call {
@@ -275,7 +283,7 @@ void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p);
 void tsr__peer_ref_locked(tsr_peer_t *p);
 void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p);
 
-/* ---- rpc.c ---- */
+/* ---- rpc.c, rpc_recv.c, rpc_reply.c (rpc_int.h: what they share) ---- */
 ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
                              size_t length, const ucp_am_recv_param_t *param);
 tsr_status_t tsr__rpc_init(tsr_transport_t *t, unsigned max_calls, tsr_error_t *err);
@@ -289,9 +297,13 @@ unsigned tsr__rpc_expire_locked(tsr_transport_t *t, int64_t now);
 bool tsr__run_item(tsr_transport_t *t, tsr_item_t *it);
 /* [L] Frees or caches an item whose callback has run. */
 void tsr__recycle_item_locked(tsr_transport_t *t, tsr_item_t *it);
-/* For tests: sends a raw message (any header bytes) to the peer. */
+/* For tests: sends a raw message (any header bytes) to the peer, with
+ * UCP_AM_SEND_FLAG_REPLY (as requests are sent) or with am_flags. */
 tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, size_t hdr_len,
                            const void *data, size_t len, int timeout_ms, tsr_error_t *err);
+tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, const void *hdr,
+                                 size_t hdr_len, const void *data, size_t len,
+                                 uint32_t am_flags, int timeout_ms, tsr_error_t *err);
 
 /* ---- rma.c ---- */
 void tsr__rma_fini(tsr_transport_t *t);

@@ -49,7 +49,9 @@
  *
  * Dispatch: items queued by UCX callbacks run here, outside the lock, in
  * FIFO order; what they leave to free (calls, ops, sends, events) is recycled
- * in the next critical section, so a batch costs one extra lock pair at most.
+ * in the next critical section, so a batch costs one extra lock pair at most,
+ * and none when the thread returns right after the batch and nothing needs
+ * recycling (a server's handler batch: requests leave with their handlers).
  * A thread-local depth keeps a callback that itself waits (a handler making a
  * blocking call) from running further callbacks nested inside it: the stack
  * stays bounded and handlers never re-enter each other.
@@ -130,11 +132,9 @@ static inline bool contended(tsr_transport_t *t)
  * releases the lock on every iteration, as a plain per-poll lock would:
  * with more threads than cores, a poller that kept the lock while the
  * scheduler preempted it would stall every other caller for a time slice. */
-static void poll_yield_locked(tsr_transport_t *t, bool *shared)
+static void poll_yield_slow_locked(tsr_transport_t *t, bool *shared)
 {
     if (!*shared) {
-        if (!contended(t))
-            return;
         *shared = true;
         tsr__unlock(t);
         for (unsigned i = 0; i < TSR_HANDOVER_SPINS && contended(t); i++)
@@ -145,6 +145,14 @@ static void poll_yield_locked(tsr_transport_t *t, bool *shared)
     tsr__unlock(t);
     cpu_relax();
     tsr__lock(t);
+}
+
+/* The check every polling iteration makes, inline: one relaxed load. */
+static inline void poll_yield_locked(tsr_transport_t *t, bool *shared)
+{
+    if (__builtin_expect(!*shared && !contended(t), 1))
+        return;
+    poll_yield_slow_locked(t, shared);
 }
 
 void tsr__enqueue(tsr_transport_t *t, tsr_item_t *it)
@@ -211,14 +219,20 @@ unsigned tsr__progress_locked(tsr_transport_t *t)
     return n;
 }
 
-/* [L] Runs the queued callbacks with the lock released; returns with it held
- * again after recycling what they left. */
-static unsigned dispatch_locked(tsr_transport_t *t)
+/* [L] Runs the queued callbacks with the lock released. relock: return with
+ * the lock held again after recycling what they left; otherwise return
+ * *without* the lock (it is retaken only when something must be recycled:
+ * a thread that is about to leave saves a lock round after handlers, which
+ * take their requests with them). */
+static unsigned dispatch_common(tsr_transport_t *t, bool relock)
 {
     tsr_item_t *it = t->dq_head;
     t->dq_head = t->dq_tail = NULL;
-    if (!it)
+    if (!it) {
+        if (!relock)
+            tsr__unlock(t);
         return 0;
+    }
     tsr__unlock(t);
     unsigned n = 0;
     tsr_item_t *recycle = NULL;
@@ -233,13 +247,22 @@ static unsigned dispatch_locked(tsr_transport_t *t)
         n++;
     }
     tsr_dispatch_depth--;
+    if (!relock && !recycle)
+        return n;
     tsr__lock(t);
     while (recycle) {
         tsr_item_t *next = recycle->next;
         tsr__recycle_item_locked(t, recycle);
         recycle = next;
     }
+    if (!relock)
+        tsr__unlock(t);
     return n;
+}
+
+static unsigned dispatch_locked(tsr_transport_t *t)
+{
+    return dispatch_common(t, true);
 }
 
 unsigned tsr__dispatch(tsr_transport_t *t)
@@ -415,9 +438,8 @@ unsigned tsr_transport_progress(tsr_transport_t *t)
     unsigned n = tsr__progress_locked(t);
     if (t->dq_head) {
         if (tsr_dispatch_depth == 0)
-            n += dispatch_locked(t);
-        else
-            maybe_signal_locked(t, false);
+            return n + dispatch_common(t, false); /* returns unlocked */
+        maybe_signal_locked(t, false);
     }
     tsr__unlock(t);
     return n;
@@ -442,10 +464,11 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     for (;;) {
         n = tsr__progress_locked(t);
         if (t->dq_head) {
+            /* Items count as events, so this wait ends after running
+             * them: leave without retaking the lock. */
             if (dispatch)
-                n += dispatch_locked(t);
-            else
-                maybe_signal_locked(t, false);
+                return n + dispatch_common(t, false);
+            maybe_signal_locked(t, false);
         }
         if (n > 0)
             break;

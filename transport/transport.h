@@ -187,7 +187,9 @@ const void *tsr_rpc_req_data(const tsr_rpc_req_t *req, size_t *len);
 /* Moves the request's payload out of req into *out (the caller releases it
  * with tsr_rpc_msg_release); req's payload is empty afterwards. Lets a handler
  * keep or forward the bytes (e.g. answer with them via tsr_rpc_reply_zcopy)
- * without copying. */
+ * without copying - except payloads of up to 64 bytes, which live inside req
+ * and are copied to a buffer of the caller's own (out of memory: *out is
+ * empty). */
 void tsr_rpc_req_take(tsr_rpc_req_t *req, tsr_rpc_msg_t *out);
 
 /* Sends the response (status and payload; the payload is copied when the send

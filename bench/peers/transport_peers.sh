@@ -22,16 +22,19 @@
 # Tessera's p99 is printed next to each latency (ucx_perftest reports no
 # percentiles beyond its typical value).
 # --repeat R runs every measurement R times, interleaved (tessera, baseline,
-# ucx_perftest, tessera, ...), and reports the median of each figure: on a
-# shared machine single runs move by 2x. With TSR_BIN_BASE set, a second
-# tessera-bench (e.g. the build before a change) runs in the same rounds and
-# its figures appear in a "base" column (and as "base_value" in JSON).
+# ucx_perftest, tessera, ...), and reports the median of each figure (on a
+# shared machine single runs move by 2x) and, after the table, each tool's
+# best run (JSON: best_value, base_best, peer_best, best_ratio). With
+# TSR_BIN_BASE set, a second tessera-bench (e.g. the build before a change)
+# runs in the same rounds and its figures appear in a "base" column (and as
+# "base_value" in JSON).
 # With --json: one JSON object per figure in bench.h's format, with the peer
 # fields. Exit codes: 0 ok, 1 a run failed, 2 bad usage, 3 not built /
 # ucx_perftest missing (Debian package ucx-utils).
 #
 # Environment: TSR_BIN (default build/bin) holds tessera-bench; TSR_BIN_BASE
-# (optional) another one to compare with.
+# (optional) another one to compare with; TSR_PEERS_SETS (default "tcp sm")
+# which transport sets to run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -47,7 +50,7 @@ die() { # die CODE MESSAGE [HINT]
 iters=20000 json="" repeat=1
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --json) json=1 ;;
     --repeat)
         [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "--repeat needs a count >= 1"
@@ -99,7 +102,7 @@ declare -A TLS=([tcp]="tcp" [sm]="posix,cma,self,tcp")
 : >"$tmp/tessera.json"
 : >"$tmp/base.json"
 user_rndv_lanes="${UCX_MAX_RNDV_LANES:-}"
-for set in tcp sm; do
+for set in ${TSR_PEERS_SETS:-tcp sm}; do
     tls="${TLS[$set]}"
     for _ in $(seq "$repeat"); do
         # tessera-bench sets UCX_MAX_RNDV_LANES=0 itself for sm (unless set).
@@ -151,6 +154,7 @@ cmp = {"rpc_p50": ("am_lat", 1, 2.0, "lat", "rpc_p99"),
 as_json = sys.argv[3] == "1"
 repeat = int(sys.argv[5])
 has_base = bool(base)
+best_rows = []  # (set, name, unit, tessera best, base best, peer best, ratio of bests)
 if not as_json:
     print("transport vs ucx_perftest (client CPU 0, server CPU 1, taskset; both polling;"
           f" median of {repeat} run{'s' if repeat > 1 else ''})")
@@ -172,6 +176,17 @@ for key, f in tess_first.items():
     ratio = (pv / v) if kind == "lat" else (v / pv)
     ok = ratio >= (1 / 1.3 if kind == "lat" else 0.9)
     f.update({"peer": "ucx_perftest", "peer_value": pv, "ratio": ratio})
+    # Best run of each (lowest latency, highest bandwidth): on a shared
+    # machine the best is the run least disturbed by others.
+    pick = min if kind == "lat" else max
+    tb = pick(tess[key])
+    bb = pick(base[key]) if key in base else None
+    pb = pick([r[col] for r in peer[(s, test)]]) * mult
+    best_ratio = (pb / tb) if kind == "lat" else (tb / pb)
+    f.update({"best_value": tb, "peer_best": pb, "best_ratio": best_ratio})
+    if bb is not None:
+        f["base_best"] = bb
+    best_rows.append((s, name, f["unit"], tb, bb, pb, best_ratio))
     if as_json:
         print(json.dumps(f))
         continue
@@ -185,4 +200,12 @@ for key, f in tess_first.items():
         line += f" {med(base[key]):10.3f}{p99s(base)}" if key in base else f" {'':10}{'':10}"
     line += f"{pv:10.3f} {unit:3}{ratio:7.2f}  {'met' if ok else 'MISSED'}"
     print(line)
+if not as_json and repeat > 1 and best_rows:
+    print(f"best of {repeat} runs (lowest latency / highest bandwidth of each tool):")
+    for s_, name, unit, tb, bb, pb, r in best_rows:
+        line = f"  {s_:4} {name:10} {tb:9.3f} {unit:3}"
+        if has_base:
+            line += f" base {bb:9.3f}" if bb is not None else f" base {'':9}"
+        line += f"  ucx_perftest {pb:9.3f}  ratio {r:5.2f}"
+        print(line)
 EOF

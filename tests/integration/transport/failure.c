@@ -204,6 +204,24 @@ int role_bad_client(int argc, char **argv)
     tsr_wire_hdr_encode(&rh, h);
     raw(srv, h, 40, NULL, 0); /* a response to no call of the server's */
     expect_late++;
+    /* The same as responses are really sent: without UCX's reply endpoint
+     * (the receiver checks the call id and src_node instead). */
+    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    expect_late++;
+    tsr_wire_put_u32(h + 16, 0); /* src_node 0, no reply endpoint */
+    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    expect_field++;
+    tsr_wire_hdr_encode(&rh, h);
+    h[8] = 1; /* flags, no reply endpoint */
+    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    expect_field++;
+    tsr_wire_hdr_t qh = {.kind = TSR_WIRE_REQUEST, .type = T_ECHO, .src_node = 10,
+                         .call_id = 4242, .payload_len = 0};
+    tsr_wire_hdr_encode(&qh, h);
+    /* A request without the reply endpoint: nobody to answer, refused. */
+    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    expect_field++;
+    tsr_wire_hdr_encode(&rh, h);
     tsr_wire_put_u32(h + 12, (uint32_t)-77); /* a status that does not exist */
     raw(srv, h, 40, NULL, 0);
     expect_field++;

@@ -1,0 +1,321 @@
+/*
+ * rpc_recv.c - the receive path of RPC: the UCX active-message callback
+ * (tsr__am_recv_cb), its checks, and taking a message's payload.
+ *
+ * Every Tessera message is one AM (TSR_WIRE_AM_ID) whose UCX header is the
+ * wire header (wire.h); it is decoded and checked before anything else is
+ * read. The sender of a request or handshake is identified by the endpoint
+ * UCX names (UCP_AM_SEND_FLAG_REPLY), never by what the header claims; a
+ * response (sent without that flag: it costs an endpoint-id lookup per
+ * message) must answer a live call id (slot + generation, known only to the
+ * peer the request went to) and name that call's peer as src_node. Rejected
+ * messages are counted (stats) and dropped; a rejected rendezvous is refused
+ * so the sender's send fails instead of moving the data.
+ *
+ * Payloads are never copied on the way in when UCX can avoid it:
+ *  - eager data that UCX lets us keep (UCP_AM_RECV_ATTR_FLAG_DATA) is handed
+ *    to the handler / caller as UCX's own buffer, released later with
+ *    ucp_am_data_release;
+ *  - rendezvous data (large messages, UCP_AM_RECV_ATTR_FLAG_RNDV) is pulled by
+ *    ucp_am_recv_data_nbx straight into the buffer the receiver will own;
+ *  - only eager data UCX cannot keep (it lives in a transport's receive ring)
+ *    is copied once;
+ *  - small eager payloads (<= TSR_SMALL_COPY bytes) are copied even when UCX
+ *    would let us keep them: a malloc and a memcpy of a few bytes cost less
+ *    than keeping UCX's descriptor (the transport must then put a fresh one
+ *    in its receive FIFO, and releasing it later needs the lock), and the
+ *    caller's tsr_rpc_msg_release then takes no lock at all.
+ *
+ * Everything here runs inside ucp_worker_progress (t->lock held): it only
+ * records and queues; handlers and callbacks run later (tsr__run_item).
+ */
+#include <string.h>
+
+#include "rpc_int.h"
+
+/* ---- receiving ------------------------------------------------------------ */
+
+typedef enum rx_target { RX_REQ = 1, RX_CALL = 2 } rx_target_t;
+
+/* A rendezvous receive in flight: where the data goes when it lands. */
+typedef struct tsr_rx {
+    tsr_transport_t *t;
+    rx_target_t target;
+    tsr_rpc_req_t *req;  /* RX_REQ: owned here until the data is in */
+    uint64_t call_id;    /* RX_CALL: looked up again at completion */
+    int32_t status;      /* RX_CALL: the response's status */
+    void *buf;
+    size_t len;
+} tsr_rx_t;
+
+static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
+{
+    /* The handler is looked up now, under the lock we hold anyway, rather
+     * than by the dispatching thread with another lock round. */
+    req->handler = t->handlers[req->type];
+    req->handler_epoch = atomic_load_explicit(&t->handler_epoch, memory_order_relaxed);
+    req->prev = NULL;
+    req->next = t->reqs;
+    if (t->reqs)
+        t->reqs->prev = req;
+    t->reqs = req;
+    req->item.kind = TSR_ITEM_REQUEST;
+    tsr__enqueue(t, &req->item);
+}
+
+static void rx_complete_locked(tsr_rx_t *rx, ucs_status_t st)
+{
+    tsr_transport_t *t = rx->t;
+    tsr_rpc_msg_t m = {.data = rx->buf, .len = rx->len, .heap_ = rx->buf};
+    if (rx->target == RX_REQ) {
+        if (st == UCS_OK) {
+            rx->req->msg = m;
+            req_ready_locked(t, rx->req);
+        } else {
+            tsr_mem_free(t->mem, rx->buf);
+            tsr__req_free_locked(t, rx->req);
+        }
+    } else {
+        tsr_call_t *c = tsr__call_lookup_locked(t, rx->call_id);
+        if (c && st == UCS_OK) {
+            tsr__call_finish_locked(t, c, (tsr_status_t)rx->status, &m);
+        } else {
+            tsr_mem_free(t->mem, rx->buf);
+            if (c)
+                tsr__call_finish_locked(t, c, tsr__status_from_ucs(st), NULL);
+            else
+                t->stats.rx_late++;
+        }
+    }
+    tsr_mem_free(t->mem, rx);
+}
+
+static void rx_done_cb(void *request, ucs_status_t status, size_t length, void *user_data)
+{
+    tsr_rx_t *rx = user_data;
+    (void)length;
+    rx_complete_locked(rx, status);
+    ucp_request_free(request);
+}
+
+/* Eager payloads up to this size are copied out of UCX's buffer at once. */
+#define TSR_SMALL_COPY 256u
+
+/* Takes the payload of an incoming message. Returns what the AM callback must
+ * return to UCX; *ready says the payload is in m now (else the rx finishes
+ * it later, or it failed and was released). An eager payload of at most
+ * inl_cap bytes is copied into inl (a request's own small[]; NULL for
+ * responses, whose payload outlives the call record). */
+static ucs_status_t take_payload_locked(tsr_transport_t *t, void *data, size_t length,
+                                        const ucp_am_recv_param_t *param, tsr_rpc_msg_t *m,
+                                        tsr_rx_t *rx_tmpl, void *inl, size_t inl_cap,
+                                        bool *ready)
+{
+    memset(m, 0, sizeof(*m));
+    *ready = false;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
+        tsr_rx_t *rx = tsr_mem_alloc(t->mem, sizeof(*rx));
+        void *buf = tsr_mem_alloc(t->mem, length ? length : 1);
+        if (!rx || !buf) {
+            tsr_mem_free(t->mem, rx);
+            tsr_mem_free(t->mem, buf);
+            return UCS_ERR_NO_MEMORY; /* the sender's send fails with it */
+        }
+        *rx = *rx_tmpl;
+        rx->t = t;
+        rx->buf = buf;
+        rx->len = length;
+        ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
+                                                   UCP_OP_ATTR_FIELD_USER_DATA,
+                                   .cb.recv_am = rx_done_cb,
+                                   .user_data = rx};
+        void *r = ucp_am_recv_data_nbx(t->worker, data, buf, length, &prm);
+        if (r == NULL) {
+            rx_complete_locked(rx, UCS_OK);
+        } else if (UCS_PTR_IS_ERR(r)) {
+            rx_complete_locked(rx, UCS_PTR_STATUS(r));
+        }
+        /* UCX owns the descriptor now, whatever happened. */
+        return UCS_OK;
+    }
+    if (length == 0) {
+        *ready = true;
+        return UCS_OK;
+    }
+    if (inl && length <= inl_cap) {
+        memcpy(inl, data, length);
+        m->data = inl;
+        m->len = length;
+        *ready = true;
+        return UCS_OK;
+    }
+    if (length <= TSR_SMALL_COPY) {
+        void *small = tsr_mem_alloc(t->mem, length);
+        if (small) {
+            memcpy(small, data, length);
+            m->data = small;
+            m->len = length;
+            m->heap_ = small;
+            *ready = true;
+            return UCS_OK;
+        }
+        /* out of memory: keep UCX's buffer below if it lets us */
+    }
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_DATA) {
+        m->data = data;
+        m->len = length;
+        m->ucx_desc_ = data;
+        *ready = true;
+        return UCS_INPROGRESS; /* keep UCX's buffer until released */
+    }
+    void *copy = tsr_mem_alloc(t->mem, length);
+    if (!copy)
+        return UCS_OK; /* dropped: the caller will time out */
+    memcpy(copy, data, length);
+    m->data = copy;
+    m->len = length;
+    m->heap_ = copy;
+    *ready = true;
+    return UCS_OK;
+}
+
+static void count_reject(tsr_transport_t *t, tsr_wire_err_t e)
+{
+    t->stats.rx_rejected++;
+    switch (e) {
+    case TSR_WIRE_ETRUNC:
+        t->stats.rx_truncated++;
+        break;
+    case TSR_WIRE_EMAGIC:
+    case TSR_WIRE_EVERSION:
+        t->stats.rx_bad_magic++;
+        break;
+    default:
+        t->stats.rx_bad_field++;
+        break;
+    }
+}
+
+static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
+                                      const tsr_wire_hdr_t *h, void *data, size_t length,
+                                      const ucp_am_recv_param_t *param)
+{
+    if (p->state != TSR_PEER_UP) {
+        count_reject(t, TSR_WIRE_EFIELD); /* a request before the handshake */
+        return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_REJECTED : UCS_OK;
+    }
+    if (h->type >= TSR_RPC_MAX_TYPES || !t->handlers[h->type].fn) {
+        t->stats.rx_unknown_type++;
+        (void)tsr__send_response_locked(t, p, h->call_id, h->type, TSR_ERR_UNSUPPORTED, NULL,
+                                        0, false, false, NULL, NULL);
+        return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_UNSUPPORTED : UCS_OK;
+    }
+    tsr_rpc_req_t *req = tsr__req_alloc_locked(t);
+    if (!req)
+        return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_NO_MEMORY : UCS_OK;
+    req->peer = p;
+    tsr__peer_ref_locked(p); /* the handler may reply after a forget */
+    req->type = h->type;
+    req->call_id = h->call_id;
+    tsr_rx_t tmpl = {.target = RX_REQ, .req = req};
+    bool ready;
+    ucs_status_t ret = take_payload_locked(t, data, length, param, &req->msg, &tmpl, req->small,
+                                           sizeof(req->small), &ready);
+    if (ready)
+        req_ready_locked(t, req);
+    else if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
+        tsr__req_free_locked(t, req); /* eager copy failed: dropped */
+    else if (ret != UCS_OK)
+        tsr__req_free_locked(t, req); /* rendezvous could not start */
+    return ret;
+}
+
+static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
+                                       const tsr_wire_hdr_t *h, void *data, size_t length,
+                                       const ucp_am_recv_param_t *param)
+{
+    tsr_call_t *c = tsr__call_lookup_locked(t, h->call_id);
+    if (!c || c->finished) {
+        t->stats.rx_late++;
+        return UCS_OK; /* for a rendezvous: UCX drops it, the sender completes */
+    }
+    /* p is NULL for a response sent without UCP_AM_SEND_FLAG_REPLY (all of
+     * ours, see rpc_reply.c): the call names its peer, whose node id the
+     * handshake fixed, and the id's generation is known only to the peer the
+     * request went to. */
+    bool wrong_peer = p ? c->peer != p
+                        : c->peer->node_id != h->src_node || c->peer->state == TSR_PEER_DOWN;
+    if (wrong_peer || c->type != h->type) {
+        count_reject(t, TSR_WIRE_EFIELD); /* a response for someone else's call */
+        return UCS_OK;
+    }
+    tsr_rx_t tmpl = {.target = RX_CALL, .call_id = h->call_id, .status = h->status};
+    tsr_rpc_msg_t m;
+    bool ready;
+    ucs_status_t ret = take_payload_locked(t, data, length, param, &m, &tmpl, NULL, 0, &ready);
+    if (ready)
+        tsr__call_finish_locked(t, c, (tsr_status_t)h->status, &m);
+    else if (ret != UCS_OK || !(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
+        tsr__call_finish_locked(t, c, TSR_ERR_NOMEM, NULL);
+    return ret;
+}
+
+ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param)
+{
+    tsr_transport_t *t = arg;
+    bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    tsr_wire_hdr_t h;
+    tsr_wire_err_t e = tsr_wire_hdr_decode(header, header_length, length, &h);
+    if (e != TSR_WIRE_OK) {
+        count_reject(t, e);
+        /* Refusing a rendezvous fails the sender's send instead of pulling
+         * bytes we would throw away. */
+        return rndv ? UCS_ERR_INVALID_PARAM : UCS_OK;
+    }
+    tsr_peer_t *p = NULL;
+    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) {
+        p = tsr__peer_by_ep(t, param->reply_ep);
+    } else if (h.kind == TSR_WIRE_RESPONSE) {
+        /* Responses come without the reply endpoint (it costs UCX an ep-id
+         * lookup per message); on_response_locked checks the sender. */
+        t->stats.rx_msgs++;
+        return on_response_locked(t, NULL, &h, data, length, param);
+    }
+    if (!p || p->state == TSR_PEER_DOWN) {
+        count_reject(t, TSR_WIRE_EFIELD);
+        return rndv ? UCS_ERR_INVALID_PARAM : UCS_OK;
+    }
+    switch (h.kind) {
+    case TSR_WIRE_HELLO:
+        if (p->outgoing || p->state != TSR_PEER_CONNECTING) {
+            count_reject(t, TSR_WIRE_EFIELD);
+            return UCS_OK;
+        }
+        t->stats.rx_msgs++;
+        p->node_id = h.src_node;
+        p->state = TSR_PEER_UP;
+        tsr__send_hello_ack_locked(t, p);
+        tsr__event_locked(t, TSR_TRANSPORT_PEER_UP, p, TSR_OK, NULL);
+        return UCS_OK;
+    case TSR_WIRE_HELLO_ACK:
+        if (!p->outgoing || p->state != TSR_PEER_CONNECTING) {
+            count_reject(t, TSR_WIRE_EFIELD);
+            return UCS_OK;
+        }
+        t->stats.rx_msgs++;
+        p->node_id = h.src_node;
+        p->state = TSR_PEER_UP;
+        tsr__event_locked(t, TSR_TRANSPORT_PEER_UP, p, TSR_OK, NULL);
+        return UCS_OK;
+    case TSR_WIRE_REQUEST:
+        t->stats.rx_msgs++;
+        return on_request_locked(t, p, &h, data, length, param);
+    case TSR_WIRE_RESPONSE:
+        t->stats.rx_msgs++;
+        return on_response_locked(t, p, &h, data, length, param);
+    default:
+        count_reject(t, TSR_WIRE_EFIELD); /* unreachable: the decoder checked */
+        return UCS_OK;
+    }
+}
