@@ -372,6 +372,8 @@ tsr_status_t tsr_dev_write(tsr_dev_queue_t *q, tsr_dev_buf_t *dst, size_t offset
         rc = tsr_dev_event_new(q->dev, ev != NULL, &e, err);
     if (rc == TSR_OK)
         rc = q->dev->backend->write(q, dst, offset, src, size, blocking, e, err);
+    if (rc == TSR_OK)
+        q->dev->stats.bytes_h2d += size;
     return dev_finish_event(rc, e, ev);
 }
 
@@ -384,6 +386,8 @@ tsr_status_t tsr_dev_read(tsr_dev_queue_t *q, const tsr_dev_buf_t *src, size_t o
         rc = tsr_dev_event_new(q->dev, ev != NULL, &e, err);
     if (rc == TSR_OK)
         rc = q->dev->backend->read(q, src, offset, dst, size, blocking, e, err);
+    if (rc == TSR_OK)
+        q->dev->stats.bytes_d2h += size;
     return dev_finish_event(rc, e, ev);
 }
 

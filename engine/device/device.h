@@ -82,12 +82,30 @@ typedef struct tsr_dev_event {
     uint64_t end_ns;
 } tsr_dev_event_t;
 
+/* What moved between host and device, cumulative since the device was
+ * opened (a query's share is the difference around it). Bytes count every
+ * tsr_dev_write / tsr_dev_read and the uploads kernel families queue
+ * themselves; device-to-device copies are not transfers and are not counted.
+ * The col_* fields are the executor's per-query column cache's
+ * (exec/dev_columns.h), added up over its queries. */
+typedef struct tsr_dev_stats {
+    uint64_t bytes_h2d;     /* host -> device */
+    uint64_t bytes_d2h;     /* device -> host */
+    uint64_t col_uploads;   /* column chunks uploaded into a query's cache */
+    uint64_t col_hits;      /* ... found there already resident */
+    uint64_t col_evictions; /* ... dropped to make room */
+    uint64_t col_fallbacks; /* chunks run with per-operator copies (did not fit) */
+} tsr_dev_stats_t;
+
 struct tsr_dev {
     const tsr_dev_backend_t *backend;
     tsr_mem_t *mem;         /* host allocations of the device layer */
     tsr_device_info_t info; /* what enumeration said about it */
     void *impl;             /* backend's per-device state */
     tsr_dev_queue_t *queue; /* default queue, created by tsr_dev_open */
+    tsr_dev_stats_t stats;  /* transfers (one thread uses a device: plain counters) */
+    size_t col_limit;       /* bytes a query's column cache may hold on this device;
+                               0: a quarter of its memory (tests set it small) */
 };
 
 /* The backend table. Wrappers have checked arguments (buffer ranges, that

@@ -256,24 +256,34 @@ void tsr_dev_filter_destroy(tsr_dev_filter_t *f)
     tsr_mem_free(f->dev->mem, f);
 }
 
+/* The checks both entry points make of a call over n rows: the queue
+ * (NULL: the device's own; *q set to it) is f's device's, and n within
+ * the per-call limit. */
+static tsr_status_t filter_check_call(tsr_dev_filter_t *f, tsr_dev_queue_t **q, size_t n,
+                                      tsr_error_t *err)
+{
+    if (!*q)
+        *q = f->dev->queue;
+    if ((*q)->dev != f->dev)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "device filter: the queue belongs to another device");
+    if (n > TSR_DEV_FILTER_MAX_ROWS)
+        return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
+                             "device filter: %zu rows (at most %zu per call)", n,
+                             TSR_DEV_FILTER_MAX_ROWS);
+    return TSR_OK;
+}
+
 tsr_status_t tsr_dev_filter_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
                                 const tsr_dev_filter_cols_t *cols, uint32_t *sel, size_t *nsel,
                                 tsr_error_t *err)
 {
     if (!f || !cols || !nsel)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device filter: missing argument");
-    if (!q)
-        q = f->dev->queue;
-    if (q->dev != f->dev)
-        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                             "device filter: the queue belongs to another device");
-    if (cols->n > TSR_DEV_FILTER_MAX_ROWS)
-        return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                             "device filter: %zu rows (at most %zu per call)", cols->n,
-                             TSR_DEV_FILTER_MAX_ROWS);
+    tsr_status_t rc = filter_check_call(f, &q, cols->n, err);
     *nsel = 0;
-    if (cols->n == 0)
-        return TSR_OK;
+    if (rc != TSR_OK || cols->n == 0)
+        return rc;
     if (!sel)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device filter: output array missing");
     for (size_t u = 0; u < f->nused; u++)
@@ -281,4 +291,36 @@ tsr_status_t tsr_dev_filter_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
             return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device filter: column %zu missing",
                                  f->used[u]);
     return f->dev->backend->filter->run(f, q, cols, sel, nsel, err);
+}
+
+bool tsr_dev_filter_has_run_dev(const tsr_dev_filter_t *f)
+{
+    return f && f->dev->backend->filter->run_dev != NULL;
+}
+
+tsr_status_t tsr_dev_filter_run_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                    const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel,
+                                    size_t *nsel, tsr_error_t *err)
+{
+    if (!f || !cols || !nsel)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device filter: missing argument");
+    if (!f->dev->backend->filter->run_dev)
+        return TSR_ERR_UNSUPPORTED; /* the caller copies the columns in instead */
+    tsr_status_t rc = filter_check_call(f, &q, cols->n, err);
+    *nsel = 0;
+    if (rc != TSR_OK || cols->n == 0)
+        return rc;
+    if (!sel || sel->dev != f->dev || sel->size < cols->n * sizeof(uint32_t))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "device filter: selection buffer missing or too small");
+    size_t words = (cols->n + 63) / 64;
+    for (size_t u = 0; u < f->nused; u++) {
+        size_t c = f->used[u];
+        const tsr_dev_buf_t *v = cols->values[c], *m = cols->valid[c];
+        if (!v || v->dev != f->dev || v->size < cols->n * 8 ||
+            (m && (m->dev != f->dev || m->size < words * 8)))
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                                 "device filter: column %zu missing or too small", c);
+    }
+    return f->dev->backend->filter->run_dev(f, q, cols, sel, nsel, err);
 }

@@ -83,6 +83,15 @@ typedef struct tsr_dev_filter_cols {
     const uint64_t *valid[TSR_DEV_FILTER_MAX_COLS]; /* NULL: no NULLs */
 } tsr_dev_filter_cols_t;
 
+/* The same input already in device memory (exec/dev_columns.h keeps a
+ * query's columns there): per column a buffer of n 8-byte values and an
+ * optional validity buffer of (n + 63) / 64 words (NULL: no NULLs). */
+typedef struct tsr_dev_filter_dcols {
+    size_t n;
+    tsr_dev_buf_t *values[TSR_DEV_FILTER_MAX_COLS]; /* NULL if unused */
+    tsr_dev_buf_t *valid[TSR_DEV_FILTER_MAX_COLS];
+} tsr_dev_filter_dcols_t;
+
 /* ---- shared by the backends ----------------------------------------------------------- */
 
 /* Device instruction codes (also in filter.cl). */
@@ -119,6 +128,12 @@ struct tsr_dev_filter_ops {
     /* cols->n > 0 and every used column given (checked). */
     tsr_status_t (*run)(tsr_dev_filter_t *f, tsr_dev_queue_t *q, const tsr_dev_filter_cols_t *cols,
                         uint32_t *sel, size_t *nsel, tsr_error_t *err);
+    /* Optional (NULL: the backend takes host input only): cols in device
+     * memory, the selection written into the device buffer sel; only *nsel
+     * comes back to the host. cols->n > 0, buffers checked. */
+    tsr_status_t (*run_dev)(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                            const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel, size_t *nsel,
+                            tsr_error_t *err);
 };
 
 extern const tsr_dev_filter_ops_t tsr_dev_filter_cpu_ops;
@@ -151,5 +166,17 @@ void tsr_dev_filter_destroy(tsr_dev_filter_t *f);
 tsr_status_t tsr_dev_filter_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
                                 const tsr_dev_filter_cols_t *cols, uint32_t *sel, size_t *nsel,
                                 tsr_error_t *err);
+
+/* tsr_dev_filter_run over device-resident columns: the selected rows
+ * (ascending uint32) go into the device buffer sel (room for cols->n
+ * entries), their number into *nsel; nothing else leaves the device. When
+ * it returns the selection is complete on f's device. TSR_ERR_UNSUPPORTED
+ * (err untouched) when the backend has no device-input filter. */
+tsr_status_t tsr_dev_filter_run_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                    const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel,
+                                    size_t *nsel, tsr_error_t *err);
+
+/* Whether f's backend filters device-resident columns (run_dev). */
+bool tsr_dev_filter_has_run_dev(const tsr_dev_filter_t *f);
 
 #endif /* TSR_DEVICE_FILTER_H */

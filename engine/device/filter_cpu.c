@@ -37,8 +37,24 @@ static tsr_status_t cpu_fi_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
     return TSR_OK;
 }
 
+/* Device memory of the cpu backend is host memory (the handle is the
+ * address): the same evaluation, reading and writing the buffers in place. */
+static tsr_status_t cpu_fi_run_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                   const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel,
+                                   size_t *nsel, tsr_error_t *err)
+{
+    tsr_dev_filter_cols_t host = {.n = cols->n};
+    for (size_t u = 0; u < f->nused; u++) {
+        size_t c = f->used[u];
+        host.values[c] = cols->values[c]->handle;
+        host.valid[c] = cols->valid[c] ? cols->valid[c]->handle : NULL;
+    }
+    return cpu_fi_run(f, q, &host, sel->handle, nsel, err);
+}
+
 const tsr_dev_filter_ops_t tsr_dev_filter_cpu_ops = {
     .create = cpu_fi_create,
     .destroy = cpu_fi_destroy,
     .run = cpu_fi_run,
+    .run_dev = cpu_fi_run_dev,
 };

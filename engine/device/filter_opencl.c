@@ -123,27 +123,46 @@ static tsr_status_t cl_fi_bufs(tsr_dev_filter_t *f, tsr_dev_queue_t *q, size_t c
     return TSR_OK;
 }
 
-/* Filters rows [base, base + m) into sel[*out ..]. */
-static tsr_status_t cl_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
-                                 const tsr_dev_filter_cols_t *cols, size_t base, size_t m,
-                                 uint32_t *sel, size_t *out, tsr_error_t *err)
+/* The launch buffers for a run over n rows: a whole launch, or n rounded up
+ * to the kernels' unit (64 rows a work-item) when it is less. */
+static tsr_status_t cl_fi_bufs_for(tsr_dev_filter_t *f, tsr_dev_queue_t *q, size_t n,
+                                   tsr_error_t *err)
+{
+    cl_fi_t *h = f->impl;
+    size_t unit = 64 * h->wg;
+    size_t want = n < h->launch ? (n + unit - 1) / unit * unit : h->launch;
+    return cl_fi_bufs(f, q, want, err);
+}
+
+/* The end of a run whose launches left status rc: on failure waits for the
+ * queue (nothing may touch the caller's memory, nor the selection, after
+ * return); else finishes it - the selection is complete when we return (the
+ * next operator may read it on another queue) - and stores the count. */
+static tsr_status_t cl_fi_end(tsr_dev_queue_t *q, tsr_status_t rc, size_t out, size_t *nsel,
+                              tsr_error_t *err)
+{
+    if (rc != TSR_OK) {
+        clFinish(tsr_dev_cl_queue(q));
+        return rc;
+    }
+    if ((rc = tsr_dev_queue_finish(q, err)) != TSR_OK)
+        return rc;
+    *nsel = out;
+    return TSR_OK;
+}
+
+/* Runs the filter over the rows [base, base + m) already in the launch
+ * buffers (vmask: the used columns that have a validity bitmap there): the
+ * count kernel, the scan of the per-group counts and, when rows pass, the
+ * scatter of their indexes into h->sel. *total_out: how many passed. The two
+ * entry points differ only in how the columns come in and the selection
+ * goes out. */
+static tsr_status_t cl_fi_select(tsr_dev_filter_t *f, tsr_dev_queue_t *q, size_t base, size_t m,
+                                 cl_uint vmask, size_t *total_out, tsr_error_t *err)
 {
     cl_fi_t *h = f->impl;
     size_t cap = h->cap, words = (m + 63) / 64, groups = (words + h->wg - 1) / h->wg;
-    cl_uint vmask = 0;
-    tsr_status_t rc = TSR_OK;
-    for (size_t u = 0; u < f->nused && rc == TSR_OK; u++) {
-        size_t c = f->used[u];
-        rc = tsr_dev_write(q, h->cols, u * cap * 8, (const uint64_t *)cols->values[c] + base, m * 8,
-                           false, NULL, err);
-        if (rc == TSR_OK && cols->valid[c]) {
-            rc = tsr_dev_write(q, h->valid, u * cap / 8, cols->valid[c] + base / 64, words * 8,
-                               false, NULL, err);
-            vmask |= 1u << u;
-        }
-    }
-    if (rc != TSR_OK)
-        return rc;
+    tsr_status_t rc;
     cl_mem cm = tsr_dev_cl_mem(h->cols), vm = tsr_dev_cl_mem(h->valid),
            code = tsr_dev_cl_mem(h->code), masks = tsr_dev_cl_mem(h->masks),
            counts = tsr_dev_cl_mem(h->counts), selb = tsr_dev_cl_mem(h->sel);
@@ -167,10 +186,35 @@ static tsr_status_t cl_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
     if (total > m)
         return tsr_error_set(err, TSR_ERR_INTERNAL, "OpenCL filter on %s selected %llu of %zu rows",
                              f->dev->info.name, (unsigned long long)total, m);
+    *total_out = (size_t)total;
     if (total == 0)
         return TSR_OK;
-    if ((rc = tsr_dev_cl_run(q, h->k_scatter, h->wg, words, scatter, TSR_CL_NARGS(scatter), err)) !=
-            TSR_OK ||
+    return tsr_dev_cl_run(q, h->k_scatter, h->wg, words, scatter, TSR_CL_NARGS(scatter), err);
+}
+
+/* Filters rows [base, base + m) into sel[*out ..]. */
+static tsr_status_t cl_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                 const tsr_dev_filter_cols_t *cols, size_t base, size_t m,
+                                 uint32_t *sel, size_t *out, tsr_error_t *err)
+{
+    cl_fi_t *h = f->impl;
+    size_t cap = h->cap, words = (m + 63) / 64;
+    cl_uint vmask = 0;
+    tsr_status_t rc = TSR_OK;
+    for (size_t u = 0; u < f->nused && rc == TSR_OK; u++) {
+        size_t c = f->used[u];
+        rc = tsr_dev_write(q, h->cols, u * cap * 8, (const uint64_t *)cols->values[c] + base, m * 8,
+                           false, NULL, err);
+        if (rc == TSR_OK && cols->valid[c]) {
+            rc = tsr_dev_write(q, h->valid, u * cap / 8, cols->valid[c] + base / 64, words * 8,
+                               false, NULL, err);
+            vmask |= 1u << u;
+        }
+    }
+    if (rc != TSR_OK)
+        return rc;
+    size_t total = 0;
+    if ((rc = cl_fi_select(f, q, base, m, vmask, &total, err)) != TSR_OK || total == 0 ||
         (rc = tsr_dev_read(q, h->sel, 0, sel + *out, total * 4, false, NULL, err)) != TSR_OK)
         return rc;
     *out += total;
@@ -182,26 +226,70 @@ static tsr_status_t cl_fi_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
                               tsr_error_t *err)
 {
     cl_fi_t *h = f->impl;
-    size_t unit = 64 * h->wg, n = cols->n;
-    size_t want = n < h->launch ? (n + unit - 1) / unit * unit : h->launch;
-    tsr_status_t rc = cl_fi_bufs(f, q, want, err);
+    size_t n = cols->n;
+    tsr_status_t rc = cl_fi_bufs_for(f, q, n, err);
     size_t out = 0;
     for (size_t base = 0; rc == TSR_OK && base < n; base += h->cap) {
         size_t m = n - base < h->cap ? n - base : h->cap;
         rc = cl_fi_launch(f, q, cols, base, m, sel, &out, err);
     }
-    if (rc != TSR_OK) {
-        clFinish(tsr_dev_cl_queue(q)); /* nothing may touch the caller's memory after return */
-        return rc;
+    return cl_fi_end(q, rc, out, nsel, err);
+}
+
+/* ---- device-resident input ------------------------------------------------------------ */
+
+/* Filters rows [base, base + m) of device-resident columns into the device
+ * selection sel at entry *out. The columns are copied device-to-device into
+ * the launch layout the kernels read (one buffer, a column every cap rows),
+ * and the launch's selection device-to-device after the previous launches';
+ * only the launch's total (8 bytes) is read back, to place the next one. */
+static tsr_status_t cl_fi_launch_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                     const tsr_dev_filter_dcols_t *cols, size_t base, size_t m,
+                                     tsr_dev_buf_t *sel, size_t *out, tsr_error_t *err)
+{
+    cl_fi_t *h = f->impl;
+    size_t cap = h->cap, words = (m + 63) / 64;
+    cl_uint vmask = 0;
+    tsr_status_t rc = TSR_OK;
+    for (size_t u = 0; u < f->nused && rc == TSR_OK; u++) {
+        size_t c = f->used[u];
+        rc = tsr_dev_cl_copy(q, cols->values[c], base * 8, h->cols, u * cap * 8, m * 8, err);
+        if (rc == TSR_OK && cols->valid[c]) {
+            /* base is a multiple of cap, itself of 64: whole words */
+            size_t have = (cols->valid[c]->size - base / 8) / 8;
+            rc = tsr_dev_cl_copy(q, cols->valid[c], base / 8, h->valid, u * cap / 8,
+                                 (words < have ? words : have) * 8, err);
+            vmask |= 1u << u;
+        }
     }
-    if ((rc = tsr_dev_queue_finish(q, err)) != TSR_OK)
+    if (rc != TSR_OK)
         return rc;
-    *nsel = out;
+    size_t total = 0;
+    if ((rc = cl_fi_select(f, q, base, m, vmask, &total, err)) != TSR_OK || total == 0 ||
+        (rc = tsr_dev_cl_copy(q, h->sel, 0, sel, *out * 4, total * 4, err)) != TSR_OK)
+        return rc;
+    *out += total;
     return TSR_OK;
+}
+
+static tsr_status_t cl_fi_run_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                  const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel,
+                                  size_t *nsel, tsr_error_t *err)
+{
+    cl_fi_t *h = f->impl;
+    size_t n = cols->n;
+    tsr_status_t rc = cl_fi_bufs_for(f, q, n, err);
+    size_t out = 0;
+    for (size_t base = 0; rc == TSR_OK && base < n; base += h->cap) {
+        size_t m = n - base < h->cap ? n - base : h->cap;
+        rc = cl_fi_launch_dev(f, q, cols, base, m, sel, &out, err);
+    }
+    return cl_fi_end(q, rc, out, nsel, err);
 }
 
 const tsr_dev_filter_ops_t tsr_dev_filter_opencl_ops = {
     .create = cl_fi_create,
     .destroy = cl_fi_destroy,
     .run = cl_fi_run,
+    .run_dev = cl_fi_run_dev,
 };

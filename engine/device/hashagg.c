@@ -141,6 +141,47 @@ tsr_status_t tsr_dev_hashagg_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
     return ha->dev->backend->hashagg->update(ha, q, rows, err);
 }
 
+bool tsr_dev_hashagg_has_update_dev(const tsr_dev_hashagg_t *ha)
+{
+    return ha && ha->dev->backend->hashagg->update_dev != NULL;
+}
+
+static bool hashagg_dbuf_ok(const tsr_dev_hashagg_t *ha, const tsr_dev_buf_t *b, size_t bytes)
+{
+    return b && b->dev == ha->dev && b->size >= bytes;
+}
+
+tsr_status_t tsr_dev_hashagg_update_dev(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                        const tsr_dev_hashagg_drows_t *rows, tsr_error_t *err)
+{
+    if (!ha || !rows)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device aggregation: missing argument");
+    if (!ha->dev->backend->hashagg->update_dev)
+        return TSR_ERR_UNSUPPORTED; /* the caller copies the rows in instead */
+    tsr_status_t rc = hashagg_queue(ha, &q, err);
+    if (rc != TSR_OK || rows->n == 0 || (rows->sel && rows->nsel == 0))
+        return rc;
+    size_t n = rows->n, words = (n + 63) / 64;
+    if (n > TSR_DEV_HASHAGG_DEV_MAX_ROWS || (rows->sel && rows->nsel > n))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "device aggregation: %zu device rows (%zu selected), at most %zu", n,
+                             rows->sel ? rows->nsel : n, TSR_DEV_HASHAGG_DEV_MAX_ROWS);
+    if (rows->sel && !hashagg_dbuf_ok(ha, rows->sel, rows->nsel * 4))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "device aggregation: bad selection buffer");
+    for (size_t k = 0; k < ha->spec.nkeys; k++)
+        if (!hashagg_dbuf_ok(ha, rows->keys[k], n * 8) ||
+            (rows->key_valid[k] && !hashagg_dbuf_ok(ha, rows->key_valid[k], words * 8)))
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                                 "device aggregation: key %zu missing or too small", k);
+    for (size_t a = 0; a < ha->spec.naggs; a++)
+        if ((ha->layout.val_col[a] >= 0 && !hashagg_dbuf_ok(ha, rows->values[a], n * 8)) ||
+            (rows->valid[a] && !hashagg_dbuf_ok(ha, rows->valid[a], words * 8)))
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                                 "device aggregation: values of aggregate %zu missing or too small",
+                                 a);
+    return ha->dev->backend->hashagg->update_dev(ha, q, rows, err);
+}
+
 /* Raw states -> out's counts and values (see the top of the file). */
 static tsr_status_t hashagg_finish(const tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_raw_t *raw,
                                    const tsr_dev_hashagg_out_t *out, tsr_error_t *err)

@@ -83,6 +83,23 @@ typedef struct tsr_dev_hashagg_rows {
     const uint64_t *valid[TSR_DEV_HASHAGG_MAX_AGGS]; /* NULL: no NULLs */
 } tsr_dev_hashagg_rows_t;
 
+/* The same input already in device memory (exec/dev_columns.h keeps a
+ * query's columns there), with an optional selection: buffers of n 8-byte
+ * values and optional validity buffers of (n + 63) / 64 words (NULL: no
+ * NULLs); with sel, only rows sel[0 .. nsel) (uint32, each < n) are added,
+ * the filter's selection straight from the device (filter.h run_dev). At
+ * most TSR_DEV_HASHAGG_DEV_MAX_ROWS rows. */
+#define TSR_DEV_HASHAGG_DEV_MAX_ROWS ((size_t)1 << 20)
+typedef struct tsr_dev_hashagg_drows {
+    size_t n;
+    tsr_dev_buf_t *keys[TSR_DEV_HASHAGG_MAX_KEYS];
+    tsr_dev_buf_t *key_valid[TSR_DEV_HASHAGG_MAX_KEYS];
+    tsr_dev_buf_t *values[TSR_DEV_HASHAGG_MAX_AGGS]; /* NULL for COUNT_STAR and COUNT */
+    tsr_dev_buf_t *valid[TSR_DEV_HASHAGG_MAX_AGGS];
+    tsr_dev_buf_t *sel; /* NULL: every row */
+    size_t nsel;
+} tsr_dev_hashagg_drows_t;
+
 /* Caller-allocated outputs with room for tsr_dev_hashagg_ngroups() groups
  * (bitmaps: tsr words of 64 groups). Every array below nkeys / naggs must be
  * given, except hashes and values[] of COUNT kinds (may be NULL). */
@@ -145,6 +162,10 @@ struct tsr_dev_hashagg_ops {
     /* rows->n > 0, checked. Must keep ha->ngroups current. */
     tsr_status_t (*update)(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                            const tsr_dev_hashagg_rows_t *rows, tsr_error_t *err);
+    /* Optional (NULL: host input only): rows in device memory (checked;
+     * rows->n > 0 and, with a selection, rows->nsel > 0). */
+    tsr_status_t (*update_dev)(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                               const tsr_dev_hashagg_drows_t *rows, tsr_error_t *err);
     /* Writes keys, key_valid (whole words) and hashes (when non-NULL) of out,
      * and the raw states; ha->ngroups > 0, checked. */
     tsr_status_t (*result)(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
@@ -166,6 +187,16 @@ void tsr_dev_hashagg_destroy(tsr_dev_hashagg_t *ha);
  * queue). Returns after the rows have been consumed (their memory may change). */
 tsr_status_t tsr_dev_hashagg_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                                     const tsr_dev_hashagg_rows_t *rows, tsr_error_t *err);
+
+/* tsr_dev_hashagg_update over device-resident rows (see
+ * tsr_dev_hashagg_drows_t): nothing crosses to the host but the table's
+ * own counters. TSR_ERR_UNSUPPORTED (err untouched) when the backend has no
+ * device-input update: the caller copies the rows in instead. */
+tsr_status_t tsr_dev_hashagg_update_dev(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                        const tsr_dev_hashagg_drows_t *rows, tsr_error_t *err);
+
+/* Whether ha's backend takes device-resident rows (update_dev). */
+bool tsr_dev_hashagg_has_update_dev(const tsr_dev_hashagg_t *ha);
 
 size_t tsr_dev_hashagg_ngroups(const tsr_dev_hashagg_t *ha);
 

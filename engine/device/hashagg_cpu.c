@@ -229,6 +229,35 @@ static tsr_status_t cpu_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
     return TSR_OK;
 }
 
+/* Device memory of the cpu backend is host memory (the handle is the
+ * address): the rows are read in place, rows sel[j] where there is a
+ * selection. */
+static tsr_status_t cpu_ha_update_dev(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                      const tsr_dev_hashagg_drows_t *drows, tsr_error_t *err)
+{
+    (void)q;
+    cpu_ha_t *t = ha->impl;
+    tsr_dev_hashagg_rows_t rows = {.n = drows->n};
+    for (size_t k = 0; k < ha->spec.nkeys; k++) {
+        rows.keys[k] = drows->keys[k]->handle;
+        rows.key_valid[k] = drows->key_valid[k] ? drows->key_valid[k]->handle : NULL;
+    }
+    for (size_t a = 0; a < ha->spec.naggs; a++) {
+        rows.values[a] = drows->values[a] ? drows->values[a]->handle : NULL;
+        rows.valid[a] = drows->valid[a] ? drows->valid[a]->handle : NULL;
+    }
+    const uint32_t *sel = drows->sel ? drows->sel->handle : NULL;
+    size_t n = sel ? drows->nsel : drows->n;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = sel ? sel[j] : j, s;
+        tsr_status_t rc = cpu_ha_find_or_insert(ha, t, &rows, i, &s, err);
+        if (rc != TSR_OK)
+            return rc;
+        cpu_ha_apply(ha, t, &rows, i, s);
+    }
+    return TSR_OK;
+}
+
 static tsr_status_t cpu_ha_result(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
                                   const tsr_dev_hashagg_out_t *out, tsr_dev_hashagg_raw_t *raw,
                                   tsr_error_t *err)
@@ -261,5 +290,6 @@ const tsr_dev_hashagg_ops_t tsr_dev_hashagg_cpu_ops = {
     .create = cpu_ha_create,
     .destroy = cpu_ha_destroy,
     .update = cpu_ha_update,
+    .update_dev = cpu_ha_update_dev,
     .result = cpu_ha_result,
 };

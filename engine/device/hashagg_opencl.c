@@ -48,6 +48,7 @@
 #include "device/hashagg.h"
 #include "device/hashagg_host.h"
 #include "device/opencl_internal.h"
+#include "device/opencl_launch.h"
 
 #define CL_HA_BATCH ((size_t)1 << 20) /* rows per launch, a multiple of 64 */
 #define CL_HA_PROBE_LIMIT 128u        /* slots a row probes before it is retried */
@@ -464,24 +465,33 @@ static tsr_status_t cl_ha_upload(tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_ro
         (code = clEnqueueBarrierWithWaitList(cq, 1, &in->consumed, NULL)) != CL_SUCCESS)
         return tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
     const char *what = "clEnqueueWriteBuffer";
+    uint64_t up = 0;
     for (size_t k = 0; k < ha->spec.nkeys && code == CL_SUCCESS; k++) {
         code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->keys), CL_FALSE, k * cap * 8, m * 8,
                                     rows->keys[k] + start, 0, NULL, NULL);
-        if (code == CL_SUCCESS && rows->key_valid[k])
+        up += m * 8;
+        if (code == CL_SUCCESS && rows->key_valid[k]) {
             code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->kvalid), CL_FALSE, k * cap / 8,
                                         words * 8, rows->key_valid[k] + start / 64, 0, NULL, NULL);
+            up += words * 8;
+        }
     }
     for (size_t a = 0; a < ha->spec.naggs && code == CL_SUCCESS; a++) {
         if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
             continue;
-        if (ha->layout.val_col[a] >= 0)
+        if (ha->layout.val_col[a] >= 0) {
             code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->vals), CL_FALSE, a * cap * 8, m * 8,
                                         (const uint64_t *)rows->values[a] + start, 0, NULL, NULL);
-        if (code == CL_SUCCESS && rows->valid[a])
+            up += m * 8;
+        }
+        if (code == CL_SUCCESS && rows->valid[a]) {
             code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->vvalid), CL_FALSE, a * cap / 8,
                                         words * 8, rows->valid[a] + start / 64, 0, NULL, NULL);
+            up += words * 8;
+        }
     }
     if (code == CL_SUCCESS) {
+        ha->dev->stats.bytes_h2d += up; /* queued outside tsr_dev_write: counted here */
         cl_ha_release_event(&in->uploaded);
         what = "clEnqueueMarkerWithWaitList";
         code = clEnqueueMarkerWithWaitList(cq, 0, NULL, &in->uploaded);
@@ -492,6 +502,9 @@ static tsr_status_t cl_ha_upload(tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_ro
     }
     return code == CL_SUCCESS ? TSR_OK : tsr_dev_cl_fail(err, ha->dev, code, what);
 }
+
+static tsr_status_t cl_ha_rounds(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t n, bool use_sel,
+                                 cl_uint kmask, cl_uint vmask, tsr_error_t *err);
 
 /* Aggregates the m rows uploaded into input set b (see the top of the file). */
 static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, int b, size_t m,
@@ -507,8 +520,26 @@ static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, int b
     cl_int code = clEnqueueBarrierWithWaitList(tsr_dev_cl_queue(q), 1, &in->uploaded, NULL);
     if (code != CL_SUCCESS)
         rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
-    size_t n = m;
-    bool use_sel = false, local = cl_ha_use_local(ha);
+    if (rc == TSR_OK)
+        rc = cl_ha_rounds(ha, q, m, false, kmask, vmask, err);
+    if (rc == TSR_OK) { /* set b is free once everything queued so far is done */
+        cl_ha_release_event(&in->consumed);
+        code = clEnqueueMarkerWithWaitList(tsr_dev_cl_queue(q), 0, NULL, &in->consumed);
+        if (code != CL_SUCCESS)
+            rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueMarkerWithWaitList");
+    }
+    return rc;
+}
+
+/* The update rounds over the n rows (of h->sel when use_sel) of the input
+ * set the kernels read now (see the top of the file). */
+static tsr_status_t cl_ha_rounds(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t n, bool use_sel,
+                                 cl_uint kmask, cl_uint vmask, tsr_error_t *err)
+{
+    cl_ha_t *h = ha->impl;
+    tsr_status_t rc = TSR_OK;
+    cl_int code;
+    bool local = cl_ha_use_local(ha);
     while (rc == TSR_OK) {
         cl_uint counts[2] = {0, 0};
         if ((rc = cl_ha_pass(ha, q, n, use_sel, local, kmask, vmask, err)) != TSR_OK ||
@@ -532,12 +563,6 @@ static tsr_status_t cl_ha_chunk(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, int b
         }
         n = counts[1];
         use_sel = true;
-    }
-    if (rc == TSR_OK) { /* set b is free once everything queued so far is done */
-        cl_ha_release_event(&in->consumed);
-        code = clEnqueueMarkerWithWaitList(tsr_dev_cl_queue(q), 0, NULL, &in->consumed);
-        if (code != CL_SUCCESS)
-            rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueMarkerWithWaitList");
     }
     return rc;
 }
@@ -578,6 +603,65 @@ static tsr_status_t cl_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
     return rc;
 }
 
+/* Device-resident rows (hashagg.h's drows): copied device-to-device into
+ * input set 0, the selection into h->sel, then the usual rounds with the
+ * selection as the first round's row list (the kernels' retry path reads
+ * rows through the same list). The caller's queue orders everything, so
+ * set 0's `uploaded` event is not needed; `consumed` is set as a chunk
+ * would, for a later host-input update that uploads into set 0. */
+static tsr_status_t cl_ha_update_dev(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                     const tsr_dev_hashagg_drows_t *rows, tsr_error_t *err)
+{
+    cl_ha_t *h = ha->impl;
+    size_t n = rows->n;
+    tsr_status_t rc = cl_ha_inputs(ha, (n + 63) / 64 * 64, err);
+    if (rc != TSR_OK)
+        return rc;
+    cl_ha_in_t *in = &h->in[0];
+    size_t cap = h->cap, words = (n + 63) / 64;
+    cl_uint kmask = 0, vmask = 0;
+    cl_int code = CL_SUCCESS;
+    /* the copy queue may still upload into set 0 for an earlier host update */
+    if (in->uploaded && (code = clEnqueueBarrierWithWaitList(tsr_dev_cl_queue(q), 1, &in->uploaded,
+                                                             NULL)) != CL_SUCCESS)
+        return tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
+    for (size_t k = 0; k < ha->spec.nkeys && rc == TSR_OK; k++) {
+        rc = tsr_dev_cl_copy(q, rows->keys[k], 0, in->keys, k * cap * 8, n * 8, err);
+        if (rc == TSR_OK && rows->key_valid[k]) {
+            rc = tsr_dev_cl_copy(q, rows->key_valid[k], 0, in->kvalid, k * cap / 8, words * 8, err);
+            kmask |= (cl_uint)1 << k;
+        }
+    }
+    for (size_t a = 0; a < ha->spec.naggs && rc == TSR_OK; a++) {
+        if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
+            continue;
+        if (ha->layout.val_col[a] >= 0)
+            rc = tsr_dev_cl_copy(q, rows->values[a], 0, in->vals, a * cap * 8, n * 8, err);
+        if (rc == TSR_OK && rows->valid[a]) {
+            rc = tsr_dev_cl_copy(q, rows->valid[a], 0, in->vvalid, a * cap / 8, words * 8, err);
+            vmask |= (cl_uint)1 << a;
+        }
+    }
+    if (rc == TSR_OK && rows->sel)
+        rc = tsr_dev_cl_copy(q, rows->sel, 0, h->sel, 0, rows->nsel * 4, err);
+    if (rc == TSR_OK) {
+        h->keys_in = in->keys;
+        h->kvalid_in = in->kvalid;
+        h->vals_in = in->vals;
+        h->vvalid_in = in->vvalid;
+        rc = cl_ha_rounds(ha, q, rows->sel ? rows->nsel : n, rows->sel != NULL, kmask, vmask, err);
+    }
+    if (rc == TSR_OK) {
+        cl_ha_release_event(&in->consumed);
+        code = clEnqueueMarkerWithWaitList(tsr_dev_cl_queue(q), 0, NULL, &in->consumed);
+        if (code != CL_SUCCESS)
+            rc = tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueMarkerWithWaitList");
+    }
+    if (rc != TSR_OK)
+        clFinish(tsr_dev_cl_queue(q));
+    return rc;
+}
+
 /* ---- result ----------------------------------------------------------------------------- */
 
 /* Reads the table back and compacts the groups (hashagg_host.c). */
@@ -593,5 +677,6 @@ const tsr_dev_hashagg_ops_t tsr_dev_hashagg_opencl_ops = {
     .create = cl_ha_create,
     .destroy = cl_ha_destroy,
     .update = cl_ha_update,
+    .update_dev = cl_ha_update_dev,
     .result = cl_ha_result,
 };

@@ -68,6 +68,15 @@ typedef struct tsr_dev_join_keys {
     const uint64_t *valid; /* bit i of word i/64 set = row i not NULL; NULL: no NULLs */
 } tsr_dev_join_keys_t;
 
+/* One side's key column already in device memory (exec/dev_columns.h
+ * keeps a query's columns there): n keys of the spec's width and an
+ * optional validity buffer of (n + 63) / 64 words (NULL: no NULLs). */
+typedef struct tsr_dev_join_dkeys {
+    size_t n;
+    tsr_dev_buf_t *keys;
+    tsr_dev_buf_t *valid;
+} tsr_dev_join_dkeys_t;
+
 typedef struct tsr_dev_hashjoin {
     tsr_dev_t *dev;
     tsr_dev_hashjoin_spec_t spec;
@@ -95,6 +104,12 @@ struct tsr_dev_hashjoin_ops {
     /* Writes the last probe's hj->npairs pairs (> 0, checked). */
     tsr_status_t (*pairs)(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q, uint32_t *probe_rows,
                           uint32_t *build_rows, tsr_error_t *err);
+    /* Optional, both or neither (NULL: host input only): build and probe
+     * with device-resident keys (checked; as build / probe otherwise). */
+    tsr_status_t (*build_dev)(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                              const tsr_dev_join_dkeys_t *keys, tsr_error_t *err);
+    tsr_status_t (*probe_dev)(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                              const tsr_dev_join_dkeys_t *keys, size_t *npairs, tsr_error_t *err);
 };
 
 extern const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_cpu_ops;
@@ -125,6 +140,18 @@ tsr_status_t tsr_dev_hashjoin_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
  * (may be NULL when npairs is 0): pair i is (probe_rows[i], build_rows[i]). */
 tsr_status_t tsr_dev_hashjoin_pairs(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
                                     uint32_t *probe_rows, uint32_t *build_rows, tsr_error_t *err);
+
+/* Whether hj's backend takes device-resident keys (build_dev, probe_dev). */
+bool tsr_dev_hashjoin_has_dev(const tsr_dev_hashjoin_t *hj);
+
+/* tsr_dev_hashjoin_build / _probe with the keys in device memory: nothing
+ * but counters crosses to the host. TSR_ERR_UNSUPPORTED (err untouched)
+ * when the backend lacks them. */
+tsr_status_t tsr_dev_hashjoin_build_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                        const tsr_dev_join_dkeys_t *keys, tsr_error_t *err);
+tsr_status_t tsr_dev_hashjoin_probe_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                        const tsr_dev_join_dkeys_t *keys, size_t *npairs,
+                                        tsr_error_t *err);
 
 /* ---- shared by the backends ----------------------------------------------------------- */
 

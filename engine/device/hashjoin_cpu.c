@@ -226,10 +226,36 @@ static tsr_status_t cpu_hj_pairs(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q, uin
     return TSR_OK;
 }
 
+/* Device memory of the cpu backend is host memory (the handle is the
+ * address): the host-input build and probe, reading the buffers in place. */
+static tsr_dev_join_keys_t cpu_hj_host_keys(const tsr_dev_join_dkeys_t *keys)
+{
+    return (tsr_dev_join_keys_t){.n = keys->n,
+                                 .keys = keys->n ? keys->keys->handle : NULL,
+                                 .valid = keys->valid ? keys->valid->handle : NULL};
+}
+
+static tsr_status_t cpu_hj_build_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                     const tsr_dev_join_dkeys_t *keys, tsr_error_t *err)
+{
+    tsr_dev_join_keys_t host = cpu_hj_host_keys(keys);
+    return cpu_hj_build(hj, q, &host, err);
+}
+
+static tsr_status_t cpu_hj_probe_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                     const tsr_dev_join_dkeys_t *keys, size_t *npairs,
+                                     tsr_error_t *err)
+{
+    tsr_dev_join_keys_t host = cpu_hj_host_keys(keys);
+    return cpu_hj_probe(hj, q, &host, npairs, err);
+}
+
 const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_cpu_ops = {
     .create = cpu_hj_create,
     .destroy = cpu_hj_destroy,
     .build = cpu_hj_build,
     .probe = cpu_hj_probe,
     .pairs = cpu_hj_pairs,
+    .build_dev = cpu_hj_build_dev,
+    .probe_dev = cpu_hj_probe_dev,
 };

@@ -128,30 +128,28 @@ static tsr_status_t cl_hj_write(tsr_dev_queue_t *q, tsr_dev_buf_t *buf, size_t o
 
 /* ---- build ------------------------------------------------------------------------ */
 
-static tsr_status_t cl_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
-                                const tsr_dev_join_keys_t *keys, tsr_error_t *err)
+/* The build over n keys in device buffers bkeys / bvalid (bvalid read only
+ * when has_valid): everything of the build but getting the keys there. */
+static tsr_status_t cl_hj_build_keys(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q, size_t n,
+                                     tsr_dev_buf_t *bkeys, tsr_dev_buf_t *bvalid, bool has_valid,
+                                     tsr_error_t *err)
 {
     cl_hj_t *h = hj->impl;
     tsr_dev_t *dev = hj->dev;
-    size_t n = keys->n, ns = hj->nslots, width = (size_t)hj->spec.key, words = (n + 63) / 64;
+    size_t ns = hj->nslots, width = (size_t)hj->spec.key;
     /* build-only buffers */
-    tsr_dev_buf_t *bkeys = NULL, *bvalid = NULL, *ref = NULL, *start = NULL, *row_slot = NULL,
-                  *cursor = NULL;
+    tsr_dev_buf_t *ref = NULL, *start = NULL, *row_slot = NULL, *cursor = NULL;
     static const cl_uint zeros[2] = {0, 0}; /* static: non-blocking writes read it later */
     const uint64_t zero = 0;
     tsr_status_t rc;
-    if ((rc = tsr_dev_buf_alloc(dev, n * width, &bkeys, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, words * 8, &bvalid, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, ns * 4, &ref, err)) != TSR_OK ||
+    if ((rc = tsr_dev_buf_alloc(dev, ns * 4, &ref, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, (ns + 1) * 8, &start, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, n * 4, &row_slot, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, ns * 8, &cursor, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, ns * 16, &h->table, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, n * 4, &h->rows, err)) != TSR_OK)
         goto err_free;
-    if ((rc = cl_hj_write(q, bkeys, 0, keys->keys, n * width, err)) != TSR_OK ||
-        (keys->valid && (rc = cl_hj_write(q, bvalid, 0, keys->valid, words * 8, err)) != TSR_OK) ||
-        (rc = tsr_dev_fill(q, ref, 0, &zero, 4, ns * 4, NULL, err)) != TSR_OK ||
+    if ((rc = tsr_dev_fill(q, ref, 0, &zero, 4, ns * 4, NULL, err)) != TSR_OK ||
         (rc = tsr_dev_fill(q, start, 0, &zero, 8, ns * 8, NULL, err)) != TSR_OK ||
         (rc = tsr_dev_fill(q, cursor, 0, &zero, 8, ns * 8, NULL, err)) != TSR_OK ||
         (rc = tsr_dev_write(q, h->counters, 0, zeros, sizeof(zeros), false, NULL, err)) != TSR_OK)
@@ -161,11 +159,11 @@ static tsr_status_t cl_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
            st = tsr_dev_cl_mem(start), rows = tsr_dev_cl_mem(h->rows),
            rs = tsr_dev_cl_mem(row_slot), cur = tsr_dev_cl_mem(cursor),
            cnt = tsr_dev_cl_mem(h->counters), table = tsr_dev_cl_mem(h->table);
-    cl_uint has_valid = keys->valid != NULL, un = (cl_uint)n, w = (cl_uint)width;
+    cl_uint uvalid = has_valid, un = (cl_uint)n, w = (cl_uint)width;
     cl_ulong nslots = ns;
     const tsr_cl_arg_t insert[] = {
-        TSR_CL_ARG(bk), TSR_CL_ARG(bv), TSR_CL_ARG(has_valid), TSR_CL_ARG(un),     TSR_CL_ARG(w),
-        TSR_CL_ARG(rf), TSR_CL_ARG(st), TSR_CL_ARG(rs),        TSR_CL_ARG(nslots), TSR_CL_ARG(cnt),
+        TSR_CL_ARG(bk), TSR_CL_ARG(bv), TSR_CL_ARG(uvalid), TSR_CL_ARG(un),     TSR_CL_ARG(w),
+        TSR_CL_ARG(rf), TSR_CL_ARG(st), TSR_CL_ARG(rs),     TSR_CL_ARG(nslots), TSR_CL_ARG(cnt),
     };
     const tsr_cl_arg_t scatter[] = {
         TSR_CL_ARG(rs), TSR_CL_ARG(un), TSR_CL_ARG(st), TSR_CL_ARG(cur), TSR_CL_ARG(rows),
@@ -200,12 +198,49 @@ err_free:
     tsr_dev_buf_free(h->rows);
     h->table = h->rows = NULL;
 free_temps:
-    tsr_dev_buf_free(bkeys);
-    tsr_dev_buf_free(bvalid);
     tsr_dev_buf_free(ref);
     tsr_dev_buf_free(start);
     tsr_dev_buf_free(row_slot);
     tsr_dev_buf_free(cursor);
+    return rc;
+}
+
+static tsr_status_t cl_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                const tsr_dev_join_keys_t *keys, tsr_error_t *err)
+{
+    tsr_dev_t *dev = hj->dev;
+    size_t n = keys->n, width = (size_t)hj->spec.key, words = (n + 63) / 64;
+    tsr_dev_buf_t *bkeys = NULL, *bvalid = NULL;
+    tsr_status_t rc;
+    if ((rc = tsr_dev_buf_alloc(dev, n * width, &bkeys, err)) == TSR_OK &&
+        (rc = tsr_dev_buf_alloc(dev, words * 8, &bvalid, err)) == TSR_OK &&
+        (rc = cl_hj_write(q, bkeys, 0, keys->keys, n * width, err)) == TSR_OK &&
+        (!keys->valid || (rc = cl_hj_write(q, bvalid, 0, keys->valid, words * 8, err)) == TSR_OK))
+        rc = cl_hj_build_keys(hj, q, n, bkeys, bvalid, keys->valid != NULL, err);
+    else
+        clFinish(tsr_dev_cl_queue(q)); /* nothing may read the caller's keys afterwards */
+    tsr_dev_buf_free(bkeys);
+    tsr_dev_buf_free(bvalid);
+    return rc;
+}
+
+/* Device-resident keys: the build reads them where they are (a buffer of
+ * at least one byte stands in for absent validity: the kernel skips it). */
+static tsr_status_t cl_hj_build_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_dkeys_t *keys, tsr_error_t *err)
+{
+    tsr_dev_buf_t *bkeys = keys->keys;
+    tsr_dev_buf_t *dummy = NULL;
+    tsr_status_t rc;
+    if (keys->n == 0) { /* an empty table: the host path's allocations, no keys */
+        tsr_dev_join_keys_t none = {.n = 0};
+        return cl_hj_build(hj, q, &none, err);
+    }
+    if (!keys->valid && (rc = tsr_dev_buf_alloc(hj->dev, 8, &dummy, err)) != TSR_OK)
+        return rc;
+    rc = cl_hj_build_keys(hj, q, keys->n, bkeys, keys->valid ? keys->valid : dummy,
+                          keys->valid != NULL, err);
+    tsr_dev_buf_free(dummy);
     return rc;
 }
 
@@ -225,12 +260,16 @@ static tsr_status_t cl_hj_ensure(tsr_dev_t *dev, tsr_dev_buf_t **buf, size_t siz
     return TSR_OK;
 }
 
-static tsr_status_t cl_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
-                                const tsr_dev_join_keys_t *keys, size_t *npairs, tsr_error_t *err)
+/* The probe of host keys (keys) or device-resident ones (dkeys, keys NULL). */
+static tsr_status_t cl_hj_probe_any(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_keys_t *keys,
+                                    const tsr_dev_join_dkeys_t *dkeys, size_t *npairs,
+                                    tsr_error_t *err)
 {
     cl_hj_t *h = hj->impl;
     tsr_dev_t *dev = hj->dev;
-    size_t n = keys->n, width = (size_t)hj->spec.key;
+    size_t n = dkeys ? dkeys->n : keys->n, width = (size_t)hj->spec.key;
+    bool any_valid = dkeys ? dkeys->valid != NULL : keys->valid != NULL;
     size_t launch = n < h->launch ? (n + 63) / 64 * 64 : h->launch;
     tsr_status_t rc;
     if ((rc = cl_hj_ensure(dev, &h->pstart, n * 4, err)) != TSR_OK ||
@@ -241,7 +280,7 @@ static tsr_status_t cl_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
     cl_mem pk = tsr_dev_cl_mem(h->pkeys), pv = tsr_dev_cl_mem(h->pvalid),
            table = tsr_dev_cl_mem(h->table), ps = tsr_dev_cl_mem(h->pstart),
            cnt = tsr_dev_cl_mem(h->offsets);
-    cl_uint has_valid = keys->valid != NULL, w = (cl_uint)width;
+    cl_uint has_valid = any_valid, w = (cl_uint)width;
     cl_ulong nslots = hj->nslots;
     for (size_t base = 0; base < n; base += launch) {
         size_t m = n - base < launch ? n - base : launch;
@@ -251,12 +290,19 @@ static tsr_status_t cl_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
             TSR_CL_ARG(w),  TSR_CL_ARG(ubase), TSR_CL_ARG(table),     TSR_CL_ARG(nslots),
             TSR_CL_ARG(ps), TSR_CL_ARG(cnt),
         };
-        if ((rc = cl_hj_write(q, h->pkeys, 0, (const char *)keys->keys + base * width, m * width,
-                              err)) != TSR_OK ||
-            (keys->valid && (rc = cl_hj_write(q, h->pvalid, 0, keys->valid + base / 64,
-                                              (m + 63) / 64 * 8, err)) != TSR_OK) ||
-            (rc = tsr_dev_cl_run(q, h->k_probe, h->wg_probe, m, args, TSR_CL_NARGS(args), err)) !=
-                TSR_OK)
+        if (dkeys) { /* device-resident: copied device-to-device */
+            rc = tsr_dev_cl_copy(q, dkeys->keys, base * width, h->pkeys, 0, m * width, err);
+            if (rc == TSR_OK && dkeys->valid)
+                rc = tsr_dev_cl_copy(q, dkeys->valid, base / 8, h->pvalid, 0, (m + 63) / 64 * 8,
+                                     err);
+        } else {
+            rc = cl_hj_write(q, h->pkeys, 0, (const char *)keys->keys + base * width, m * width,
+                             err);
+            if (rc == TSR_OK && keys->valid)
+                rc = cl_hj_write(q, h->pvalid, 0, keys->valid + base / 64, (m + 63) / 64 * 8, err);
+        }
+        if (rc != TSR_OK || (rc = tsr_dev_cl_run(q, h->k_probe, h->wg_probe, m, args,
+                                                 TSR_CL_NARGS(args), err)) != TSR_OK)
             goto err_finish;
     }
     cl_ulong total = 0;
@@ -269,6 +315,19 @@ static tsr_status_t cl_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
 err_finish:
     clFinish(tsr_dev_cl_queue(q));
     return rc;
+}
+
+static tsr_status_t cl_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                const tsr_dev_join_keys_t *keys, size_t *npairs, tsr_error_t *err)
+{
+    return cl_hj_probe_any(hj, q, keys, NULL, npairs, err);
+}
+
+static tsr_status_t cl_hj_probe_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_dkeys_t *keys, size_t *npairs,
+                                    tsr_error_t *err)
+{
+    return cl_hj_probe_any(hj, q, NULL, keys, npairs, err);
 }
 
 /* ---- pairs ------------------------------------------------------------------------ */
@@ -317,4 +376,6 @@ const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_opencl_ops = {
     .build = cl_hj_build,
     .probe = cl_hj_probe,
     .pairs = cl_hj_pairs,
+    .build_dev = cl_hj_build_dev,
+    .probe_dev = cl_hj_probe_dev,
 };

@@ -10,12 +10,24 @@
  * covered (the CPU operator runs): DISTINCT aggregates other than MIN/MAX,
  * computed keys or arguments, BOOL or VARCHAR arguments of SUM/MIN/MAX.
  *
- * Flow:
+ * Flow, per chunk of input batches (<= TSR_DEV_EXEC_CHUNK_ROWS rows):
  *
- *   pre-filter --(device filter, or the CPU's where the kernels lack it)--> sel per batch
- *   batches --gather sel, normalise keys (tsr_ht_normalize's rules)--> staging chunk
- *   chunk (<= TSR_DEV_EXEC_CHUNK_ROWS rows) --tsr_dev_hashagg_update--> device table
- *   tsr_dev_hashagg_result --> groups on the host --> output batches
+ *   resident (the backend takes device input: hashagg update_dev, and for a
+ *   device-covered pre-filter filter run_dev):
+ *     pre-filter columns from the query's cache --filter run_dev--> selection
+ *       on the device (or the CPU's selection, uploaded: 4 bytes a row)
+ *     key / argument columns from the cache (KEY form: normalised keys;
+ *       RAW: values, shared with the filter's) + the selection
+ *       --tsr_dev_hashagg_update_dev--> device table
+ *   host staging (no device input, or the chunk does not fit the device):
+ *     pre-filter --(device filter, or the CPU's)--> sel per batch
+ *     batches --gather sel, normalise keys (tsr_ht_normalize's rules)--> staging
+ *       --tsr_dev_hashagg_update--> device table
+ *   then tsr_dev_hashagg_result --> groups on the host --> output batches
+ *
+ * A chunk is resident or staged as a whole: every column is placed (and
+ * pinned) before the update, so a chunk that does not fit has touched
+ * nothing and is staged instead.
  *
  * The device reports per aggregate a count of non-NULL values beside its
  * value, so a group whose values are all NULL gives SQL NULL, and AVG is
@@ -27,6 +39,7 @@
  */
 #include <string.h>
 
+#include "device/filter.h"
 #include "device/hashagg.h"
 #include "exec/dev_exec.h"
 #include "exec/hashtable.h"
@@ -249,6 +262,129 @@ static tsr_status_t dagg_flush(dagg_t *d, tsr_dev_hashagg_t *ha, size_t n, tsr_e
     return tsr_dev_hashagg_update(ha, NULL, &rows, err);
 }
 
+/* ---- one chunk of input ------------------------------------------------------------------ */
+
+/* The resident path's state (tsr_dev_op_aggregate). */
+typedef struct dagg_res {
+    tsr_dev_cols_t *cache; /* NULL: host staging for every chunk */
+    bool keep;             /* the input is a base input: its chunks stay cached */
+    tsr_dev_exec_pred_t p; /* the pre-filter, compiled (with f) */
+    tsr_dev_filter_t *f;   /* NULL: no device pre-filter */
+    /* A pre-filter the device does not cover: the CPU's selection of the
+     * chunk (dagg_select_host) goes up as the update's row list instead. */
+    const uint32_t *hsel; /* chunk-relative rows, NULL: none */
+    size_t hnsel;
+} dagg_res_t;
+
+/* Chunk [b0, b1) from device-resident columns: the pre-filter's selection
+ * stays on the device and is the update's row list. *fits = false (nothing
+ * aggregated) when some column does not fit the device. */
+static tsr_status_t dagg_chunk_resident(dagg_t *d, tsr_dev_hashagg_t *ha, const dagg_res_t *res,
+                                        size_t b0, size_t b1, bool *fits, tsr_error_t *err)
+{
+    const tsr_table_t *it = d->in;
+    tsr_dev_hashagg_drows_t rows = {.n = tsr_dev_exec_rows(it, b0, b1)};
+    *fits = true;
+    if (rows.n == 0)
+        return TSR_OK;
+    tsr_status_t rc;
+    if (res->f) {
+        if ((rc = tsr_dev_exec_select_resident(res->cache, res->f, &res->p, it, res->keep, b0, b1,
+                                               &rows.sel, &rows.nsel, fits, err)) != TSR_OK ||
+            !*fits || rows.nsel == 0)
+            return rc;
+    } else if (res->hsel) {
+        /* 4 bytes a selected row up, rather than the gathered columns */
+        if (res->hnsel == 0)
+            return TSR_OK;
+        if ((rc = tsr_dev_cols_scratch(res->cache, res->hnsel * sizeof(uint32_t), &rows.sel, fits,
+                                       err)) != TSR_OK ||
+            !*fits)
+            return rc;
+        if ((rc = tsr_dev_write(res->cache->dev->queue, rows.sel, 0, res->hsel,
+                                res->hnsel * sizeof(uint32_t), true, NULL, err)) != TSR_OK)
+            return rc;
+        rows.nsel = res->hnsel;
+    }
+    tsr_dev_col_t got[DAGG_MAX_COLS];
+    for (size_t c = 0; c < d->ncols; c++) {
+        const dagg_col_t *dc = &d->cols[c];
+        /* INT64 keys need no normalisation: the raw chunk serves both uses */
+        tsr_dev_col_kind_t kind = !dc->need_values                        ? TSR_DEV_COL_VALID
+                                  : dc->key && dc->type != TSR_TYPE_INT64 ? TSR_DEV_COL_KEY
+                                                                          : TSR_DEV_COL_RAW;
+        if ((rc = tsr_dev_cols_get(res->cache, it, dc->col, b0, b1, kind, res->keep, &got[c], fits,
+                                   err)) != TSR_OK ||
+            !*fits)
+            return rc;
+    }
+    for (size_t k = 0; k < d->spec.nkeys; k++) {
+        rows.keys[k] = got[d->key_cs[k]].values;
+        rows.key_valid[k] = got[d->key_cs[k]].valid;
+    }
+    for (size_t a = 0; a < d->spec.naggs; a++) {
+        if (d->agg_cs[a] < 0)
+            continue;
+        const tsr_dev_col_t *dc = &got[d->agg_cs[a]];
+        rows.values[a] = d->spec.aggs[a].kind == TSR_DEV_AGG_COUNT ? NULL : dc->values;
+        rows.valid[a] = dc->valid;
+    }
+    return tsr_dev_hashagg_update_dev(ha, NULL, &rows, err);
+}
+
+/* Chunk [b0, b1) through host staging (chunk rows of scratch, allocated on
+ * first use): the pre-filter's selection per batch (device filter with
+ * host input, or the CPU), the selected rows gathered and normalised, one
+ * host-input update. sel / nsel: room for the chunk's rows / batches. */
+/* The selection of prefilter over the chunk [b0, b1) into sel / nsel (per
+ * batch, batch-relative: dev_exec.h's format): the device filter with host
+ * input, or the CPU. */
+static tsr_status_t dagg_select_host(dagg_t *d, tsr_dev_t *dev, const tsr_expr_t *prefilter,
+                                     size_t b0, size_t b1, uint32_t *sel, size_t *nsel,
+                                     tsr_error_t *err)
+{
+    /* the chunk as a table of its own (a read-only view of its batches) */
+    const tsr_table_t *it = d->in;
+    tsr_table_t view = *it;
+    view.batches = it->batches + b0;
+    view.nbatches = b1 - b0;
+    view.nrows = tsr_dev_exec_rows(it, b0, b1);
+    return tsr_dev_exec_select_any(d->ctx, dev, prefilter, &view, false, sel, nsel, err);
+}
+
+/* selected: sel / nsel already hold the chunk's selection. */
+static tsr_status_t dagg_chunk_host(dagg_t *d, tsr_dev_hashagg_t *ha, tsr_dev_t *dev,
+                                    const tsr_expr_t *prefilter, bool selected, size_t b0,
+                                    size_t b1, size_t chunk, uint32_t *sel, size_t *nsel,
+                                    tsr_error_t *err)
+{
+    tsr_mem_t *mem = d->ctx->mem;
+    const tsr_table_t *it = d->in;
+    for (size_t c = 0; c < d->ncols; c++) {
+        dagg_col_t *dc = &d->cols[c];
+        if (dc->need_values && !dc->vals &&
+            !(dc->vals = tsr_mem_alloc(mem, chunk * sizeof(uint64_t))))
+            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+        if (dc->may_null && !dc->valid &&
+            !(dc->valid = tsr_mem_alloc(mem, tsr_bitmap_words(chunk) * sizeof(uint64_t))))
+            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    }
+    tsr_status_t rc;
+    if (prefilter && !selected &&
+        (rc = dagg_select_host(d, dev, prefilter, b0, b1, sel, nsel, err)) != TSR_OK)
+        return rc;
+    size_t at = 0, off = 0;
+    dagg_clear_valid(d, chunk);
+    for (size_t b = b0; b < b1; b++) {
+        const tsr_batch_t *batch = &it->batches[b];
+        size_t n = prefilter ? nsel[b - b0] : batch->nrows;
+        dagg_stage(d, batch, prefilter ? sel + off : NULL, n, at);
+        at += n;
+        off += batch->nrows;
+    }
+    return dagg_flush(d, ha, at, err);
+}
+
 /* ---- output ----------------------------------------------------------------------------- */
 
 typedef struct dagg_groups {
@@ -390,8 +526,10 @@ tsr_status_t tsr_dev_op_aggregate(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, con
         return TSR_OK;
 
     tsr_dev_hashagg_t *ha = NULL;
+    dagg_res_t res; /* the resident path (its filter is owned here) */
+    memset(&res, 0, sizeof(res));
     tsr_table_t *t = NULL;
-    uint32_t *sel = NULL;
+    uint32_t *sel = NULL, *csel = NULL; /* csel: a CPU selection, chunk-relative */
     size_t *nsel = NULL;
     dagg_groups_t g;
     memset(&g, 0, sizeof(g));
@@ -407,41 +545,65 @@ tsr_status_t tsr_dev_op_aggregate(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, con
     size_t chunk = it->nrows < TSR_DEV_EXEC_CHUNK_ROWS ? it->nrows : TSR_DEV_EXEC_CHUNK_ROWS;
     if (chunk == 0)
         chunk = 1;
-    rc = TSR_ERR_NOMEM;
-    for (size_t c = 0; c < d.ncols; c++) {
-        dagg_col_t *dc = &d.cols[c];
-        if (dc->need_values && !(dc->vals = tsr_mem_alloc(mem, chunk * sizeof(uint64_t))))
-            goto nomem;
-        if (dc->may_null &&
-            !(dc->valid = tsr_mem_alloc(mem, tsr_bitmap_words(chunk) * sizeof(uint64_t))))
-            goto nomem;
-    }
     if (prefilter) {
-        sel = tsr_mem_alloc(mem, (it->nrows ? it->nrows : 1) * sizeof(uint32_t));
+        sel = tsr_mem_alloc(mem, chunk * sizeof(uint32_t));
         nsel = tsr_mem_calloc(mem, nb ? nb : 1, sizeof(size_t));
         if (!sel || !nsel)
             goto nomem;
-        if ((rc = tsr_dev_exec_select_any(ctx, dev, prefilter, it, sel, nsel, err)) != TSR_OK)
-            goto cleanup;
     }
-
-    size_t at = 0, off = 0;
-    dagg_clear_valid(&d, chunk);
-    for (size_t b = 0; b < nb; b++) {
-        const tsr_batch_t *batch = &it->batches[b];
-        size_t n = sel ? nsel[b] : batch->nrows;
-        if (at + n > chunk) {
-            if ((rc = dagg_flush(&d, ha, at, err)) != TSR_OK)
+    /* the resident path: columns from the query's cache, the pre-filter's
+     * selection kept on the device (see the top of the file) */
+    res.keep = in.is_base;
+    if (tsr_dev_hashagg_has_update_dev(ha))
+        res.cache = tsr_exec_walk_cols(ctx);
+    if (res.cache && prefilter) {
+        tsr_error_clear(&e);
+        if (tsr_dev_exec_pred_compile(prefilter, it, &res.p) &&
+            (rc = tsr_dev_filter_create(dev, &res.p.spec, &res.f, &e)) != TSR_OK) {
+            if (rc != TSR_ERR_UNSUPPORTED) {
+                *err = e;
                 goto cleanup;
-            at = 0;
-            dagg_clear_valid(&d, chunk);
+            }
+            res.f = NULL;
         }
-        dagg_stage(&d, batch, sel ? sel + off : NULL, n, at);
-        at += n;
-        off += batch->nrows;
+        if (res.f && !tsr_dev_filter_has_run_dev(res.f)) {
+            /* a device filter with host input only: its selection comes
+             * back, and the gathered rows go up (host staging throughout) */
+            res.cache = NULL;
+        } else if (!res.f && !(csel = tsr_mem_alloc(mem, chunk * sizeof(uint32_t)))) {
+            goto nomem; /* the CPU selects; its selection goes up (csel) */
+        }
     }
-    if ((rc = dagg_flush(&d, ha, at, err)) != TSR_OK)
-        goto cleanup;
+    for (size_t b0 = 0; b0 < nb;) {
+        size_t b1 = tsr_dev_exec_chunk_end(it, b0);
+        bool fits = false, selected = false;
+        if (res.cache && csel) {
+            if ((rc = dagg_select_host(&d, dev, prefilter, b0, b1, sel, nsel, err)) != TSR_OK)
+                goto cleanup;
+            selected = true;
+            /* batch-relative rows -> chunk-relative ones */
+            size_t o = 0, k = 0;
+            for (size_t b = b0; b < b1; b++) {
+                for (size_t j = 0; j < nsel[b - b0]; j++)
+                    csel[k++] = sel[o + j] + (uint32_t)o;
+                o += it->batches[b].nrows;
+            }
+            res.hsel = csel;
+            res.hnsel = k;
+        }
+        if (res.cache) {
+            rc = dagg_chunk_resident(&d, ha, &res, b0, b1, &fits, err);
+            tsr_dev_cols_unpin(res.cache);
+            if (rc != TSR_OK)
+                goto cleanup;
+            if (!fits)
+                tsr_dev_cols_note_fallback(res.cache);
+        }
+        if (!fits && (rc = dagg_chunk_host(&d, ha, dev, prefilter, selected, b0, b1, chunk, sel,
+                                           nsel, err)) != TSR_OK)
+            goto cleanup;
+        b0 = b1;
+    }
 
     g.n = tsr_dev_hashagg_ngroups(ha);
     if (dagg_groups_alloc(mem, &d, &g) != TSR_OK)
@@ -479,7 +641,9 @@ cleanup:
         tsr_mem_free(mem, d.cols[c].valid);
     }
     tsr_mem_free(mem, sel);
+    tsr_mem_free(mem, csel);
     tsr_mem_free(mem, nsel);
+    tsr_dev_filter_destroy(res.f);
     tsr_dev_hashagg_destroy(ha);
     return rc;
 }

@@ -13,11 +13,16 @@
  * node always runs on the CPU. Results are the CPU operators' (same rows,
  * same types; doubles within rounding; group and join order may differ).
  *
- * Data movement: the device API takes host memory and copies it in per call,
- * so the operators here gather the input's batches (TSR_BATCH_ROWS rows
- * each) into contiguous chunks of up to TSR_DEV_EXEC_CHUNK_ROWS rows and hand
- * one chunk per kernel call: few, large transfers and launches instead of
- * one per batch. Results come back to host memory after each operator (see
+ * Data movement: the operators work on chunks of the input's batches
+ * (TSR_BATCH_ROWS rows each) of up to TSR_DEV_EXEC_CHUNK_ROWS rows: few,
+ * large transfers and launches instead of one per batch. Where the backend
+ * takes device-resident input (filter.h run_dev, hashagg.h update_dev) a
+ * chunk's columns come from the query's column cache (dev_columns.h, owned
+ * by the walk below): uploaded once per query and reused by every later
+ * device operator that reads them, and a filter's selection stays on the
+ * device for the aggregation that consumes it. Elsewhere, or when a chunk
+ * does not fit the device, the chunk is copied in per call (the host-input
+ * kernels). Results come back to host memory after each operator (see
  * docs/devices.md, "What runs on the device").
  *
  * Threads: the device is used only from the thread that runs the plan; the
@@ -32,20 +37,43 @@
 
 #include "device/device.h"
 #include "device/filter.h"
+#include "exec/dev_columns.h"
 #include "exec/exec_internal.h"
 
 /* The plan walk of tsr_exec_run_dev (exec.c): every ctx exec.c's walk hands
  * around is the ctx member of one of these, so the walk's hooks find the
  * device from the ctx alone; operators never see the rest. */
 typedef struct tsr_exec_walk {
-    tsr_exec_ctx_t ctx; /* first: a pointer to it is a pointer to the walk */
-    tsr_dev_t *dev;     /* NULL: CPU operators only */
+    tsr_exec_ctx_t ctx;  /* first: a pointer to it is a pointer to the walk */
+    tsr_dev_t *dev;      /* NULL: CPU operators only */
+    tsr_dev_cols_t cols; /* the query's columns on dev (zeroed: set up on first use);
+                            emptied by tsr_exec_walk_end */
 } tsr_exec_walk_t;
 
 /* The device of the walk whose ctx this is (only for exec.c's walk). */
 static inline tsr_dev_t *tsr_exec_walk_dev(const tsr_exec_ctx_t *ctx)
 {
     return ((const tsr_exec_walk_t *)(const void *)ctx)->dev;
+}
+
+/* The column cache of the walk whose ctx this is (NULL without a device).
+ * The walk itself is a mutable object of exec.c; operators get its ctx as
+ * const only because they must not change the ctx part. */
+static inline tsr_dev_cols_t *tsr_exec_walk_cols(const tsr_exec_ctx_t *ctx)
+{
+    tsr_exec_walk_t *w = (tsr_exec_walk_t *)(void *)(uintptr_t)(const void *)ctx;
+    if (!w->dev)
+        return NULL;
+    if (!w->cols.dev)
+        tsr_dev_cols_init(&w->cols, ctx->mem, w->dev);
+    return &w->cols;
+}
+
+/* The end of a walk (exec.c, success or not): frees the query's device
+ * columns. */
+static inline void tsr_exec_walk_end(tsr_exec_walk_t *w)
+{
+    tsr_dev_cols_clear(&w->cols);
 }
 
 /* Rows per device call (transfers and launches): 2^20, the kernels' own
@@ -97,17 +125,29 @@ bool tsr_dev_exec_pred_compile(const tsr_expr_t *pred, const tsr_table_t *in,
  * nsel[b] selected rows of batch b (ascending, batch-relative), where off[b]
  * is the rows of the batches before b; sel has room for in->nrows entries
  * (at least 1), nsel for in->nbatches. *handled = false (nothing written,
- * err untouched) when the kernels do not cover pred or dev lacks filters. */
+ * err untouched) when the kernels do not cover pred or dev lacks filters.
+ * base: in is a base input (its columns may stay in the query's cache). */
 tsr_status_t tsr_dev_exec_select(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, const tsr_expr_t *pred,
-                                 const tsr_table_t *in, uint32_t *sel, size_t *nsel, bool *handled,
-                                 tsr_error_t *err);
+                                 const tsr_table_t *in, bool base, uint32_t *sel, size_t *nsel,
+                                 bool *handled, tsr_error_t *err);
 
 /* tsr_dev_exec_select, or where the device does not cover pred (or dev is
  * NULL) the CPU's tsr_expr_select over the batches on the pool: always
  * answers. */
 tsr_status_t tsr_dev_exec_select_any(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev,
-                                     const tsr_expr_t *pred, const tsr_table_t *in, uint32_t *sel,
-                                     size_t *nsel, tsr_error_t *err);
+                                     const tsr_expr_t *pred, const tsr_table_t *in, bool base,
+                                     uint32_t *sel, size_t *nsel, tsr_error_t *err);
+
+/* The filter f (compiled from p) over the chunk [b0, b1) of in with its
+ * columns from the query's cache c: the selection (chunk-relative rows,
+ * ascending uint32) stays on the device in *sel, a scratch buffer pinned
+ * until tsr_dev_cols_unpin, its length in *nsel. *fits = false when the
+ * chunk cannot be placed (the caller copies it in instead); *sel is NULL
+ * when nothing was selected. */
+tsr_status_t tsr_dev_exec_select_resident(tsr_dev_cols_t *c, tsr_dev_filter_t *f,
+                                          const tsr_dev_exec_pred_t *p, const tsr_table_t *in,
+                                          bool base, size_t b0, size_t b1, tsr_dev_buf_t **sel,
+                                          size_t *nsel, bool *fits, tsr_error_t *err);
 
 /* ---- the operators ---------------------------------------------------------------- */
 

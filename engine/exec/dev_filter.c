@@ -14,6 +14,16 @@
  *
  * Output of a selection: per batch, ascending batch-relative row numbers at
  * sel[off[b]], off[b] = rows of the batches before b (dev_exec.h).
+ *
+ * Input: where the backend filters device-resident columns (filter.h
+ * run_dev) the predicate's columns come from the query's column cache
+ * (dev_columns.h) chunk by chunk, so a later device operator of the query
+ * reading them finds them there; the selection is produced on the device
+ * and read back only because the host gathers the rows (the aggregation
+ * takes it on the device: tsr_dev_exec_select_resident). A chunk that does
+ * not fit the device, or a backend with host input only, takes the
+ * host-input path: the columns concatenated on the host and copied in by
+ * tsr_dev_filter_run.
  */
 #include <string.h>
 
@@ -163,9 +173,62 @@ bool tsr_dev_exec_pred_compile(const tsr_expr_t *pred, const tsr_table_t *in,
 
 /* ---- selection -------------------------------------------------------------------------- */
 
+tsr_status_t tsr_dev_exec_select_resident(tsr_dev_cols_t *c, tsr_dev_filter_t *f,
+                                          const tsr_dev_exec_pred_t *p, const tsr_table_t *in,
+                                          bool base, size_t b0, size_t b1, tsr_dev_buf_t **sel,
+                                          size_t *nsel, bool *fits, tsr_error_t *err)
+{
+    *sel = NULL;
+    *nsel = 0;
+    *fits = true;
+    size_t rows = tsr_dev_exec_rows(in, b0, b1);
+    if (rows == 0)
+        return TSR_OK;
+    tsr_dev_filter_dcols_t cols = {.n = rows};
+    tsr_status_t rc;
+    for (size_t s = 0; s < p->spec.ncols; s++) {
+        tsr_dev_col_t dc;
+        if ((rc = tsr_dev_cols_get(c, in, p->cols[s], b0, b1, TSR_DEV_COL_RAW, base, &dc, fits,
+                                   err)) != TSR_OK ||
+            !*fits)
+            return rc;
+        cols.values[s] = dc.values;
+        cols.valid[s] = dc.valid;
+    }
+    tsr_dev_buf_t *buf = NULL;
+    if ((rc = tsr_dev_cols_scratch(c, rows * sizeof(uint32_t), &buf, fits, err)) != TSR_OK ||
+        !*fits)
+        return rc;
+    if ((rc = tsr_dev_filter_run_dev(f, NULL, &cols, buf, nsel, err)) != TSR_OK)
+        return rc;
+    if (*nsel > 0)
+        *sel = buf;
+    return TSR_OK;
+}
+
+/* The host-input path of one chunk: its used columns concatenated on the
+ * host (vals/valid: chunk scratch) and copied in by the kernel call. */
+static tsr_status_t select_chunk_host(tsr_dev_filter_t *f, const tsr_dev_exec_pred_t *p,
+                                      const tsr_table_t *in, size_t b0, size_t b1, void **vals,
+                                      uint64_t **valid, uint32_t *csel, size_t *n, tsr_error_t *err)
+{
+    size_t rows = tsr_dev_exec_rows(in, b0, b1);
+    *n = 0;
+    if (rows == 0)
+        return TSR_OK;
+    tsr_dev_filter_cols_t cols = {.n = rows};
+    for (size_t s = 0; s < p->spec.ncols; s++) {
+        tsr_dev_exec_concat_values(in, p->cols[s], b0, b1, vals[s]);
+        cols.values[s] = vals[s];
+        cols.valid[s] =
+            tsr_dev_exec_concat_validity(in, p->cols[s], b0, b1, valid[s]) ? valid[s] : NULL;
+    }
+    return tsr_dev_filter_run(f, NULL, &cols, csel, n, err);
+}
+
 tsr_status_t tsr_dev_exec_select(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, const tsr_expr_t *pred,
-                                 const tsr_table_t *in, uint32_t *sel, size_t *nsel, bool *handled,
-                                 tsr_error_t *err)
+                                 const tsr_table_t *in, bool base, uint32_t *sel, size_t *nsel,
+                                 bool *handled, tsr_error_t *err)
 {
     tsr_mem_t *mem = ctx->mem;
     tsr_dev_exec_pred_t p;
@@ -182,6 +245,9 @@ tsr_status_t tsr_dev_exec_select(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, cons
         *err = e;
         return rc;
     }
+    /* device-resident columns where the backend takes them (the query's
+     * cache, dev_columns.h); host staging only for chunks that fall back */
+    tsr_dev_cols_t *cache = tsr_dev_filter_has_run_dev(f) ? tsr_exec_walk_cols(ctx) : NULL;
     size_t chunk = in->nrows < TSR_DEV_EXEC_CHUNK_ROWS ? in->nrows : TSR_DEV_EXEC_CHUNK_ROWS;
     if (chunk == 0)
         chunk = 1;
@@ -192,35 +258,42 @@ tsr_status_t tsr_dev_exec_select(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, cons
     rc = TSR_ERR_NOMEM;
     if (!csel)
         goto nomem;
-    for (size_t s = 0; s < ncols; s++) {
-        vals[s] = tsr_mem_alloc(mem, chunk * sizeof(uint64_t));
-        valid[s] = tsr_mem_alloc(mem, tsr_bitmap_words(chunk) * sizeof(uint64_t));
-        if (!vals[s] || !valid[s])
-            goto nomem;
-    }
     size_t off = 0;
     for (size_t b0 = 0; b0 < in->nbatches;) {
-        size_t b1 = tsr_dev_exec_chunk_end(in, b0), rows = tsr_dev_exec_rows(in, b0, b1), n = 0;
-        if (rows > 0) {
-            tsr_dev_filter_cols_t cols = {.n = rows};
-            for (size_t s = 0; s < ncols; s++) {
-                tsr_dev_exec_concat_values(in, p.cols[s], b0, b1, vals[s]);
-                cols.values[s] = vals[s];
-                cols.valid[s] =
-                    tsr_dev_exec_concat_validity(in, p.cols[s], b0, b1, valid[s]) ? valid[s] : NULL;
+        size_t b1 = tsr_dev_exec_chunk_end(in, b0), n = 0;
+        bool fits = false;
+        if (cache) {
+            tsr_dev_buf_t *dsel = NULL;
+            rc =
+                tsr_dev_exec_select_resident(cache, f, &p, in, base, b0, b1, &dsel, &n, &fits, err);
+            /* the host gathers the surviving rows: the selection comes back */
+            if (rc == TSR_OK && fits && n > 0)
+                rc = tsr_dev_read(dev->queue, dsel, 0, csel, n * sizeof(uint32_t), true, NULL, err);
+            tsr_dev_cols_unpin(cache);
+            if (rc != TSR_OK)
+                goto cleanup;
+            if (!fits)
+                tsr_dev_cols_note_fallback(cache);
+        }
+        if (!fits) {
+            for (size_t s = 0; s < ncols && !vals[s]; s++) {
+                vals[s] = tsr_mem_alloc(mem, chunk * sizeof(uint64_t));
+                valid[s] = tsr_mem_alloc(mem, tsr_bitmap_words(chunk) * sizeof(uint64_t));
+                if (!vals[s] || !valid[s])
+                    goto nomem;
             }
-            if ((rc = tsr_dev_filter_run(f, NULL, &cols, csel, &n, err)) != TSR_OK)
+            if ((rc = select_chunk_host(f, &p, in, b0, b1, vals, valid, csel, &n, err)) != TSR_OK)
                 goto cleanup;
         }
         /* split the chunk's ascending selection at the batch boundaries */
-        size_t j = 0, base = 0;
+        size_t j = 0, cbase = 0;
         for (size_t b = b0; b < b1; b++) {
-            size_t end = base + in->batches[b].nrows, k = 0;
+            size_t end = cbase + in->batches[b].nrows, k = 0;
             for (; j < n && csel[j] < end; j++)
-                sel[off + k++] = csel[j] - (uint32_t)base;
+                sel[off + k++] = csel[j] - (uint32_t)cbase;
             nsel[b] = k;
             off += in->batches[b].nrows;
-            base = end;
+            cbase = end;
         }
         b0 = b1;
     }
@@ -266,11 +339,11 @@ static void cpu_select_task(void *arg, size_t b, unsigned worker)
 }
 
 tsr_status_t tsr_dev_exec_select_any(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev,
-                                     const tsr_expr_t *pred, const tsr_table_t *in, uint32_t *sel,
-                                     size_t *nsel, tsr_error_t *err)
+                                     const tsr_expr_t *pred, const tsr_table_t *in, bool base,
+                                     uint32_t *sel, size_t *nsel, tsr_error_t *err)
 {
     bool handled = false;
-    tsr_status_t rc = tsr_dev_exec_select(ctx, dev, pred, in, sel, nsel, &handled, err);
+    tsr_status_t rc = tsr_dev_exec_select(ctx, dev, pred, in, base, sel, nsel, &handled, err);
     if (rc != TSR_OK || handled)
         return rc;
     tsr_mem_t *mem = ctx->mem;
@@ -370,7 +443,8 @@ tsr_status_t tsr_dev_op_filter(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, const 
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         goto cleanup;
     }
-    if ((rc = tsr_dev_exec_select(ctx, dev, plan->pred, t, sel, nsel, handled, err)) != TSR_OK ||
+    if ((rc = tsr_dev_exec_select(ctx, dev, plan->pred, t, in.is_base, sel, nsel, handled, err)) !=
+            TSR_OK ||
         !*handled)
         goto cleanup;
     for (size_t b = 0, o = 0; b < nb; b++) {

@@ -13,6 +13,13 @@
  * equal, -0.0 = 0.0, strings across dictionaries through the code map).
  * Output order: by left batch and row; the right rows of one left row come
  * in the device's order.
+ *
+ * Device-resident keys: with an INT64 first key and a backend that takes
+ * device keys (hashjoin.h build_dev / probe_dev), the build side (when it
+ * is one chunk) and each probe chunk come from the query's column cache
+ * (dev_columns.h): a key column another device operator of the query
+ * already uploaded (a filter's, the other side of a self-join) is not
+ * copied again. Chunks that do not fit the device are copied in per call.
  */
 #include <string.h>
 
@@ -126,14 +133,45 @@ static tsr_status_t join_dev_payload(join_run_t *r, tsr_error_t *err)
     return TSR_OK;
 }
 
+/* Device-resident keys (dev_columns.h): INT64 first keys only (the
+ * kernels' 8-byte keys are then the columns as stored); cache NULL: host
+ * copies throughout. */
+typedef struct join_dev_res {
+    tsr_dev_cols_t *cache;
+    bool left_base, right_base; /* the inputs are base inputs: their chunks stay cached */
+} join_dev_res_t;
+
+static tsr_status_t join_dev_pairs(join_run_t *r, tsr_dev_hashjoin_t *hj, size_t b0, size_t b1,
+                                   size_t npairs, tsr_error_t *err);
+
 /* Probes the left batches [b0, b1) and runs their pairs. keys/valid: chunk
  * scratch (TSR_DEV_EXEC_CHUNK_ROWS rows). */
-static tsr_status_t join_dev_chunk(join_run_t *r, tsr_dev_hashjoin_t *hj, size_t b0, size_t b1,
-                                   void *keys, uint64_t *valid, tsr_error_t *err)
+static tsr_status_t join_dev_chunk(join_run_t *r, tsr_dev_hashjoin_t *hj, const join_dev_res_t *res,
+                                   size_t b0, size_t b1, void *keys, uint64_t *valid,
+                                   tsr_error_t *err)
 {
     const tsr_table_t *L = r->left;
     const join_key_t *key = &r->keys[0];
-    size_t col = key->left->column, rows = tsr_dev_exec_rows(L, b0, b1), nb = b1 - b0;
+    size_t col = key->left->column, rows = tsr_dev_exec_rows(L, b0, b1);
+    size_t npairs = 0;
+    tsr_status_t rc;
+    if (res->cache) {
+        /* the chunk's keys from the query's cache: no copy when resident */
+        tsr_dev_col_t dc;
+        bool fits = false;
+        rc = tsr_dev_cols_get(res->cache, L, col, b0, b1, TSR_DEV_COL_RAW, res->left_base, &dc,
+                              &fits, err);
+        if (rc == TSR_OK && fits) {
+            tsr_dev_join_dkeys_t dk = {.n = rows, .keys = dc.values, .valid = dc.valid};
+            rc = tsr_dev_hashjoin_probe_dev(hj, NULL, &dk, &npairs, err);
+        }
+        tsr_dev_cols_unpin(res->cache); /* the probe state holds what pairs needs */
+        if (rc != TSR_OK)
+            return rc;
+        if (fits)
+            return join_dev_pairs(r, hj, b0, b1, npairs, err);
+        tsr_dev_cols_note_fallback(res->cache);
+    }
     tsr_dev_exec_concat_values(L, col, b0, b1, keys);
     bool nulls = tsr_dev_exec_concat_validity(L, col, b0, b1, valid);
     if (key->map) {
@@ -150,10 +188,19 @@ static tsr_status_t join_dev_chunk(join_run_t *r, tsr_dev_hashjoin_t *hj, size_t
         }
     }
     tsr_dev_join_keys_t pk = {.n = rows, .keys = keys, .valid = nulls ? valid : NULL};
-    size_t npairs = 0;
-    tsr_status_t rc = tsr_dev_hashjoin_probe(hj, NULL, &pk, &npairs, err);
-    if (rc != TSR_OK)
+    if ((rc = tsr_dev_hashjoin_probe(hj, NULL, &pk, &npairs, err)) != TSR_OK)
         return rc;
+    return join_dev_pairs(r, hj, b0, b1, npairs, err);
+}
+
+/* The last probe's npairs pairs of the left batches [b0, b1), through the
+ * host's gathers. */
+static tsr_status_t join_dev_pairs(join_run_t *r, tsr_dev_hashjoin_t *hj, size_t b0, size_t b1,
+                                   size_t npairs, tsr_error_t *err)
+{
+    const tsr_table_t *L = r->left;
+    size_t nb = b1 - b0;
+    tsr_status_t rc;
     if (npairs == 0)
         return TSR_OK;
     tsr_mem_t *mem = r->mem;
@@ -191,8 +238,33 @@ cleanup:
     return rc;
 }
 
+/* The build from the cache when the right side is one chunk; *done =
+ * false (nothing built) when it is not, or does not fit. */
+static tsr_status_t join_dev_build_resident(join_run_t *r, tsr_dev_hashjoin_t *hj,
+                                            const join_dev_res_t *res, bool *done, tsr_error_t *err)
+{
+    const tsr_table_t *R = r->right;
+    *done = false;
+    if (!res->cache || R->nbatches == 0 || tsr_dev_exec_chunk_end(R, 0) != R->nbatches)
+        return TSR_OK;
+    tsr_dev_col_t dc;
+    bool fits = false;
+    tsr_status_t rc = tsr_dev_cols_get(res->cache, R, r->keys[0].right->column, 0, R->nbatches,
+                                       TSR_DEV_COL_RAW, res->right_base, &dc, &fits, err);
+    if (rc == TSR_OK && fits) {
+        tsr_dev_join_dkeys_t dk = {.n = R->nrows, .keys = dc.values, .valid = dc.valid};
+        rc = tsr_dev_hashjoin_build_dev(hj, NULL, &dk, err);
+        *done = rc == TSR_OK;
+    }
+    tsr_dev_cols_unpin(res->cache); /* the table holds copies of the keys */
+    if (rc == TSR_OK && !fits)
+        tsr_dev_cols_note_fallback(res->cache);
+    return rc;
+}
+
 /* Build on the device, then probe chunk by chunk. */
-static tsr_status_t join_dev_run(join_run_t *r, tsr_dev_hashjoin_t *hj, tsr_error_t *err)
+static tsr_status_t join_dev_run(join_run_t *r, tsr_dev_hashjoin_t *hj, const join_dev_res_t *res,
+                                 tsr_error_t *err)
 {
     tsr_mem_t *mem = r->mem;
     const tsr_table_t *L = r->left, *R = r->right;
@@ -209,11 +281,16 @@ static tsr_status_t join_dev_run(join_run_t *r, tsr_dev_hashjoin_t *hj, tsr_erro
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         goto cleanup;
     }
-    tsr_dev_exec_concat_values(R, rcol, 0, R->nbatches, bkeys);
-    bool nulls = tsr_dev_exec_concat_validity(R, rcol, 0, R->nbatches, bvalid);
-    tsr_dev_join_keys_t bk = {.n = R->nrows, .keys = bkeys, .valid = nulls ? bvalid : NULL};
-    if ((rc = tsr_dev_hashjoin_build(hj, NULL, &bk, err)) != TSR_OK)
+    bool built = false;
+    if ((rc = join_dev_build_resident(r, hj, res, &built, err)) != TSR_OK)
         goto cleanup;
+    if (!built) {
+        tsr_dev_exec_concat_values(R, rcol, 0, R->nbatches, bkeys);
+        bool nulls = tsr_dev_exec_concat_validity(R, rcol, 0, R->nbatches, bvalid);
+        tsr_dev_join_keys_t bk = {.n = R->nrows, .keys = bkeys, .valid = nulls ? bvalid : NULL};
+        if ((rc = tsr_dev_hashjoin_build(hj, NULL, &bk, err)) != TSR_OK)
+            goto cleanup;
+    }
     if ((rc = join_dev_payload(r, err)) != TSR_OK)
         goto cleanup;
     r->nworkers = tsr_exec_nworkers(r->ctx);
@@ -225,7 +302,7 @@ static tsr_status_t join_dev_run(join_run_t *r, tsr_dev_hashjoin_t *hj, tsr_erro
     }
     for (size_t b0 = 0; b0 < L->nbatches;) {
         size_t b1 = tsr_dev_exec_chunk_end(L, b0);
-        if ((rc = join_dev_chunk(r, hj, b0, b1, pkeys, pvalid, err)) != TSR_OK)
+        if ((rc = join_dev_chunk(r, hj, res, b0, b1, pkeys, pvalid, err)) != TSR_OK)
             goto cleanup;
         b0 = b1;
     }
@@ -288,8 +365,11 @@ tsr_status_t tsr_dev_op_hash_join(const tsr_exec_ctx_t *ctx, tsr_dev_t *dev, con
     }
     if ((rc = tsr_exec_new_output(ctx, plan, &t, err)) != TSR_OK)
         goto cleanup;
+    join_dev_res_t res = {.left_base = left.is_base, .right_base = right.is_base};
+    if (r.keys[0].type == TSR_TYPE_INT64 && !r.keys[0].map && tsr_dev_hashjoin_has_dev(hj))
+        res.cache = tsr_exec_walk_cols(ctx);
     if (r.left->nrows > 0 && r.right->nrows > 0) {
-        if ((rc = join_dev_run(&r, hj, err)) != TSR_OK)
+        if ((rc = join_dev_run(&r, hj, &res, err)) != TSR_OK)
             goto cleanup;
         if ((rc = tsr_join_collect(&r, t, err)) != TSR_OK)
             goto cleanup;

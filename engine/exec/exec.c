@@ -200,6 +200,7 @@ tsr_status_t tsr_exec_run_dev(const tsr_exec_ctx_t *ctx, struct tsr_dev *dev,
     ctx = &walk.ctx; /* the walk's hooks find dev from it (dev_exec.h) */
     tsr_op_input_t res;
     tsr_status_t rc = run_node(ctx, plan, &res, err);
+    tsr_exec_walk_end(&walk); /* the query's device columns go with it */
     if (rc != TSR_OK)
         return rc;
     tsr_table_t *t = res.table;

@@ -38,6 +38,8 @@
 #include "exec/dev_exec.h"
 #include "tessera/tessera.h"
 
+#include "query_rows.h"
+
 #define T_ROWS 12007 /* prime, > 1 batch */
 #define U_ROWS 997
 #define BIG_ROWS ((1 << 20) + 4099) /* more than one device chunk */
@@ -55,45 +57,16 @@ static uint64_t rnd(void)
 static const char *const STRS[] = {"a",   "bb", "",   "ccc", "dd", "e e", "f",  "gg,g", "hh", "ii",
                                    "jjj", "k",  "ll", "m",   "nn", "o",   "pp", "q",    "rr", "s"};
 
-/* One table's columns and their storage. */
-typedef struct tab {
-    size_t nrows, ncols;
-    tsr_column_data_t cols[6];
-    void *data[6];
-    bool *nulls[6];
-} tab_t;
-
-static void tab_col(tab_t *t, const char *name, tsr_type_t type)
-{
-    size_t c = t->ncols++;
-    size_t w = type == TSR_TYPE_VARCHAR ? sizeof(char *)
-                                        : (type == TSR_TYPE_BOOL ? sizeof(bool) : sizeof(int64_t));
-    t->data[c] = calloc(t->nrows ? t->nrows : 1, w);
-    t->nulls[c] = calloc(t->nrows ? t->nrows : 1, sizeof(bool));
-    assert_non_null(t->data[c]);
-    assert_non_null(t->nulls[c]);
-    t->cols[c] =
-        (tsr_column_data_t){.name = name, .type = type, .values = t->data[c], .nulls = t->nulls[c]};
-}
-
-static void tab_free(tab_t *t)
-{
-    for (size_t c = 0; c < t->ncols; c++) {
-        free(t->data[c]);
-        free(t->nulls[c]);
-    }
-}
-
 /* t(k BIGINT, g VARCHAR, b BOOL, v BIGINT, d DOUBLE), every column with NULLs. */
 static void make_t(tab_t *t, size_t nrows, int keys)
 {
     memset(t, 0, sizeof(*t));
     t->nrows = nrows;
-    tab_col(t, "k", TSR_TYPE_INT64);
-    tab_col(t, "g", TSR_TYPE_VARCHAR);
-    tab_col(t, "b", TSR_TYPE_BOOL);
-    tab_col(t, "v", TSR_TYPE_INT64);
-    tab_col(t, "d", TSR_TYPE_DOUBLE);
+    tab_col(t, "k", TSR_TYPE_INT64, true);
+    tab_col(t, "g", TSR_TYPE_VARCHAR, true);
+    tab_col(t, "b", TSR_TYPE_BOOL, true);
+    tab_col(t, "v", TSR_TYPE_INT64, true);
+    tab_col(t, "d", TSR_TYPE_DOUBLE, true);
     for (size_t i = 0; i < nrows; i++) {
         ((int64_t *)t->data[0])[i] = (int64_t)(rnd() % (uint64_t)keys) - 3;
         ((const char **)t->data[1])[i] = STRS[rnd() % 16];
@@ -112,9 +85,9 @@ static void make_u(tab_t *u, size_t nrows)
 {
     memset(u, 0, sizeof(*u));
     u->nrows = nrows;
-    tab_col(u, "k", TSR_TYPE_INT64);
-    tab_col(u, "g", TSR_TYPE_VARCHAR);
-    tab_col(u, "w", TSR_TYPE_DOUBLE);
+    tab_col(u, "k", TSR_TYPE_INT64, true);
+    tab_col(u, "g", TSR_TYPE_VARCHAR, true);
+    tab_col(u, "w", TSR_TYPE_DOUBLE, true);
     for (size_t i = 0; i < nrows; i++) {
         ((int64_t *)u->data[0])[i] = (int64_t)(rnd() % 1000) - 3;
         ((const char **)u->data[1])[i] = STRS[4 + rnd() % 16];
@@ -124,108 +97,10 @@ static void make_u(tab_t *u, size_t nrows)
     }
 }
 
-static tsr_context_t *new_context(const tab_t *t, const tab_t *u)
-{
-    tsr_context_params_t params = {.threads = 2};
-    tsr_context_t *ctx = NULL;
-    assert_int_equal(tsr_context_create(&params, &ctx), TSR_OK);
-    assert_int_equal(tsr_table_register_columns(ctx, "t", t->ncols, t->cols, t->nrows), TSR_OK);
-    if (u)
-        assert_int_equal(tsr_table_register_columns(ctx, "u", u->ncols, u->cols, u->nrows), TSR_OK);
-    return ctx;
-}
-
-/* ---- results as sorted lists of rows ----------------------------------------------- */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The rows of res as text, sorted; *n rows. */
-static char **result_rows(const tsr_result_t *res, size_t *n)
-{
-    size_t rows = tsr_result_row_count(res), ncols = tsr_result_column_count(res);
-    char **out = calloc(rows ? rows : 1, sizeof(char *));
-    assert_non_null(out);
-    for (size_t r = 0; r < rows; r++) {
-        char buf[1024];
-        size_t at = 0;
-        for (size_t c = 0; c < ncols && at < sizeof(buf) - 64; c++) {
-            char v[128];
-            if (tsr_result_is_null(res, r, c)) {
-                snprintf(v, sizeof(v), "NULL");
-            } else {
-                switch (tsr_result_column_type(res, c)) {
-                case TSR_TYPE_INT64:
-                    snprintf(v, sizeof(v), "%lld", (long long)tsr_result_int64(res, r, c));
-                    break;
-                case TSR_TYPE_DOUBLE: {
-                    double d = tsr_result_double(res, r, c);
-                    if (isnan(d))
-                        snprintf(v, sizeof(v), "nan");
-                    else
-                        snprintf(v, sizeof(v), "%.17g", d == 0 ? 0.0 : d);
-                    break;
-                }
-                case TSR_TYPE_BOOL:
-                    snprintf(v, sizeof(v), "%s", tsr_result_bool(res, r, c) ? "true" : "false");
-                    break;
-                default:
-                    snprintf(v, sizeof(v), "'%s'", tsr_result_string(res, r, c, NULL));
-                    break;
-                }
-            }
-            at += (size_t)snprintf(buf + at, sizeof(buf) - at, "%s|", v);
-        }
-        out[r] = strdup(buf);
-        assert_non_null(out[r]);
-    }
-    qsort(out, rows, sizeof(char *), cmp_str);
-    *n = rows;
-    return out;
-}
-
-static void free_rows(char **rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(rows[i]);
-    free(rows);
-}
-
-static tsr_result_t *run(tsr_context_t *ctx, const char *sql)
-{
-    tsr_result_t *res = NULL;
-    if (tsr_query(ctx, sql, &res) != TSR_OK) {
-        tsr_error_info_t e;
-        tsr_context_last_error(ctx, &e);
-        fail_msg("%s (device %s): %s", sql, tsr_context_device(ctx), e.message);
-    }
-    return res;
-}
-
-/* sql gives the same rows on both contexts; returns the row count. */
+/* sql gives the same rows and columns on both contexts; returns the row count. */
 static size_t check_same(tsr_context_t *ref, tsr_context_t *dev, const char *sql)
 {
-    tsr_result_t *a = run(ref, sql), *b = run(dev, sql);
-    assert_int_equal(tsr_result_column_count(a), tsr_result_column_count(b));
-    for (size_t c = 0; c < tsr_result_column_count(a); c++) {
-        assert_int_equal(tsr_result_column_type(a, c), tsr_result_column_type(b, c));
-        assert_string_equal(tsr_result_column_name(a, c), tsr_result_column_name(b, c));
-    }
-    size_t na, nb;
-    char **ra = result_rows(a, &na), **rb = result_rows(b, &nb);
-    if (na != nb)
-        fail_msg("%s: %zu rows on the CPU, %zu on %s", sql, na, nb, tsr_context_device(dev));
-    for (size_t i = 0; i < na; i++)
-        if (strcmp(ra[i], rb[i]) != 0)
-            fail_msg("%s: row %zu differs: CPU %s, %s %s", sql, i, ra[i], tsr_context_device(dev),
-                     rb[i]);
-    free_rows(ra, na);
-    free_rows(rb, nb);
-    tsr_result_destroy(a);
-    tsr_result_destroy(b);
-    return na;
+    return check_same_rows(ref, dev, sql, true);
 }
 
 static const char *const QUERIES[] = {
@@ -473,28 +348,9 @@ static void test_alloc_failures(void **state)
         ((int64_t *)u.data[0])[i] %= 9;
     tsr_context_t *ref = new_context(&t, &u), *dev = new_context(&t, &u);
     use_cpu_model(dev);
-    tsr_mem_t *mem = tsr__context_mem(dev);
     for (size_t q = 0; q < sizeof(queries) / sizeof(queries[0]); q++) {
-        size_t nfail = 0;
-        for (long n = 0;; n++) {
-            long before = atomic_load(&mem->failures);
-            tsr_mem_fail_after(mem, n);
-            tsr_result_t *res = NULL;
-            tsr_status_t rc = tsr_query(dev, queries[q], &res);
-            tsr_mem_fail_after(mem, -1);
-            bool injected = atomic_load(&mem->failures) != before;
-            if (rc == TSR_OK) {
-                tsr_result_destroy(res);
-                if (!injected)
-                    break;
-                continue; /* a failure that a fallback absorbed is fine */
-            }
-            if (rc != TSR_ERR_NOMEM || !injected)
-                fail_msg("%s: allocation %ld: status %d", queries[q], n, (int)rc);
-            assert_true(n < 5000);
-            nfail++;
-        }
-        assert_true(nfail > 20); /* the failures did hit the query */
+        /* the failures did hit the query */
+        assert_true(fail_each_allocation(dev, queries[q]) > 20);
         check_same(ref, dev, queries[q]);
     }
     tsr_context_destroy(ref);
