@@ -19,7 +19,10 @@
  * Figures per (mode, contention, clients): ops_s (acquire+release pairs per
  * second, all clients), p50_us, p99_us. raw_2amo_p50/p99: one client doing
  * fetch-and-add + fetch-and-add on the home's region, per sample, and the
- * single-client uncontended exclusive latency's ratio to it (target 2.5x).
+ * single-client uncontended exclusive latency's ratio to it (target 2.5x),
+ * and the same ratio of client CPU time per pair (CLOCK_PROCESS_CPUTIME_ID
+ * over the loop, two clock reads per sample included on both sides), which a
+ * loaded machine's descheduling does not distort.
  * One client is pinned to CPU 0 and busy-polls (spin 2 s, as
  * ucx_perftest); with more clients they spin 50 us, then sleep, and float.
  *
@@ -40,13 +43,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "tessera/lock.h"
 #include "transport.h"
 
-#define L_RAWKEY 901
+#define L_RAWKEY 911 /* the home uses 900 (descriptor) and 901 (served calls) */
 #define L_MAX_CLIENTS 32
 #define L_SAMPLES 8192
 #define L_LOCKS 64
@@ -67,6 +71,7 @@ typedef struct lcfg {
 typedef struct lresult {
     uint64_t ops;
     double elapsed;
+    double cpu; /* the client process' CPU seconds over the loop */
     uint32_t nsamples;
     int failed;
 } lresult_t;
@@ -140,6 +145,15 @@ static int run_home(const char *tls, int out_fd)
 static double now(void)
 {
     return tsr_bench_now();
+}
+
+/* CPU time of this process: a loaded machine deschedules the client, which
+ * wall-clock latencies include and CPU time per operation does not. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Minimal RESP: sends argv, reads one reply line; returns its first byte
@@ -246,7 +260,7 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
     if (write(res_fd, &ready, 1) != 1 || read(go_fd, &go, 1) != 1)
         return 1;
     tsr_lock_opts_t o = {cfg->excl ? TSR_LOCK_EXCLUSIVE : TSR_LOCK_SHARED, 10000, 60000};
-    double t0 = now(), end = t0 + cfg->seconds;
+    double t0 = now(), end = t0 + cfg->seconds, c0 = cpu_now();
     char token[32], reply[128];
     while (!res.failed) {
         double a = now();
@@ -279,6 +293,7 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
         res.ops++;
     }
     res.elapsed = now() - t0;
+    res.cpu = cpu_now() - c0;
     res.nsamples = (uint32_t)(res.ops < L_SAMPLES ? res.ops : L_SAMPLES);
     int rc = 0;
     if (write(res_fd, &res, sizeof(res)) != (ssize_t)sizeof(res) ||
@@ -305,6 +320,7 @@ static int cmp_double(const void *a, const void *b)
 
 typedef struct lstats {
     double ops_s, p50, p99;
+    double cpu_ns_op; /* client CPU per operation, all clients */
     bool ok;
 } lstats_t;
 
@@ -359,6 +375,7 @@ static lstats_t run_set(const lcfg_t *cfg)
     close(go[1]);
     double *all = malloc((size_t)n * L_SAMPLES * sizeof(double));
     size_t ns = 0;
+    double cpu = 0, ops = 0;
     for (int i = 0; i < n; i++) {
         lresult_t r;
         if (read_full(res[i], &r, sizeof(r)) != (ssize_t)sizeof(r) || r.failed ||
@@ -369,6 +386,8 @@ static lstats_t run_set(const lcfg_t *cfg)
         } else {
             ns += r.nsamples;
             st.ops_s += r.elapsed > 0 ? (double)r.ops / r.elapsed : 0;
+            cpu += r.cpu;
+            ops += (double)r.ops;
         }
         close(res[i]);
     }
@@ -382,6 +401,7 @@ static lstats_t run_set(const lcfg_t *cfg)
         qsort(all, ns, sizeof(double), cmp_double);
         st.p50 = all[(size_t)(0.50 * (double)(ns - 1))];
         st.p99 = all[(size_t)(0.99 * (double)(ns - 1))];
+        st.cpu_ns_op = ops > 0 ? cpu / ops * 1e9 : 0;
         st.ok = true;
     }
     free(all);
@@ -461,6 +481,8 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
     }
     emit(&r, "raw_2amo_p50", "2 raw UCX atomic round trips, p50", rs.p50, "us", NULL, 0, 0);
     emit(&r, "raw_2amo_p99", "2 raw UCX atomic round trips, p99", rs.p99, "us", NULL, 0, 0);
+    emit(&r, "raw_2amo_cpu_ns", "2 raw UCX atomic round trips, client CPU per pair", rs.cpu_ns_op,
+         "ns", NULL, 0, 0);
     for (int contended = 0; contended < 2; contended++) {
         for (int excl = 1; excl >= 0; excl--) {
             for (int n = 1; n <= maxc; n *= 2) {
@@ -508,9 +530,19 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
                 snprintf(label, sizeof(label), "%s, %s, %d clients: p99", ml, kl, n);
                 emit(&r, name, label, s.p99, "us", ps.ok ? "redis" : NULL, ps.p99,
                      ps.ok && s.p99 > 0 ? ps.p99 / s.p99 : 0);
-                if (n == 1 && excl && !contended)
-                    emit(&r, "uncont_vs_2amo", "uncontended acquire+release p50 / 2 raw atomics p50",
-                         s.p50 / rs.p50, "x", NULL, 0, 0);
+                if (n == 1 && !contended) {
+                    snprintf(name, sizeof(name), "%s_uncont_c1_cpu_ns", m);
+                    snprintf(label, sizeof(label), "%s, many locks, 1 client: CPU per pair", ml);
+                    emit(&r, name, label, s.cpu_ns_op, "ns", NULL, 0, 0);
+                }
+                if (n == 1 && excl && !contended) {
+                    emit(&r, "uncont_vs_2amo",
+                         "uncontended acquire+release p50 / 2 raw atomics p50", s.p50 / rs.p50,
+                         "x", NULL, 0, 0);
+                    emit(&r, "uncont_vs_2amo_cpu",
+                         "uncontended acquire+release CPU / 2 raw atomics CPU (load-proof)",
+                         rs.cpu_ns_op > 0 ? s.cpu_ns_op / rs.cpu_ns_op : 0, "x", NULL, 0, 0);
+                }
             }
         }
     }

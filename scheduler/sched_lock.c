@@ -14,8 +14,9 @@
  *     as for any home: docs/locks.md): requests for its names fail with
  *     UNAVAILABLE (exit 5) until a standby worker exists, which then takes
  *     the dead worker's place in the view (logged). Its fresh table's tokens
- *     are time-seeded, so they exceed the dead home's unless a lock saw more
- *     than 16384 grants per second of the old home's life.
+ *     are time-seeded, so they exceed the dead home's unless a lock went
+ *     through more than 256 epochs (about 2 M grants) per second of the old
+ *     home's life (docs/locks.md, token).
  * Names on the other homes are never affected.
  *
  * Forwarding: the request is re-encoded with the home's index and sent to the

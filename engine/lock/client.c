@@ -7,19 +7,20 @@
  *
  *   acquire    FA(lock, req) -> ticket; granted at once when the old value
  *              says so (uncontended: one round trip), else poll until
- *              granted; then FA(grant, 1<<20 [+ lease fix-up]) -> token.
- *              Uncontended exclusive acquire+release = 3 atomics.
+ *              granted. The token is E << 14 | (tx + ts) + 1 (the ticket's
+ *              place in its epoch; E, the full epoch count, from word 2).
+ *              Then the stamp: CAS(grant) publishes mode and lease. The stamp
+ *              is skipped when the client knows word 2 already says exactly
+ *              that and holds the right E: when the old value equals the word
+ *              its own last release left (within LK_FAST_WINDOW_MS) and
+ *              nobody else touched the lock during that hold.
+ *              Uncontended acquire+release by one client = 2 atomics.
  *   release    FA(lock, rel) while the lease has a margin left; after that a
  *              compare-and-swap that fails if the lock was reset (epoch).
- *   waiting    polls words 1..7 (one get). It also does the protocol's chores:
- *              resets a saturated idle word (counter wrap, DSLR-style), skips
- *              an abandoned ticket whose turn has come, and resets the lock
- *              when grant progress (now counters, epoch, grant word) has not
- *              moved for lease + grace: the holders are presumed dead.
- *   timeout    a waiter that gives up takes its request back when it is last
- *              in the queue; else it records its ticket in an abandon word
- *              so the waiters behind it release it when its turn comes
- *              (falls back to lease expiry when all five records are taken).
+ *   waiting    polls words 1..7 (one get) and does the waiters' chores:
+ *              resets, abandoned tickets, lease expiry (client_wait.c).
+ *   timeout    a waiter that gives up takes its request back or records its
+ *              ticket as abandoned (client_wait.c).
  *   try        compare-and-swap from a free word only: never queues.
  *
  * Every decision that moves counters on behalf of someone else (resets,
@@ -28,112 +29,10 @@
  * is confirmed with an atomic read before it is believed.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/hash.h"
 #include "lock_internal.h"
-
-/* One call's view of one lock. */
-typedef struct lk_op {
-    tsr_lock_client_t *c;
-    lk_home_ref_t *h;
-    uint32_t home, slot;
-    uint64_t id;
-    const char *name;
-} lk_op_t;
-
-/* ---- word operations ----------------------------------------------------------------- */
-
-static uint64_t woff(uint32_t slot, unsigned w)
-{
-    return ((uint64_t)slot * LK_SLOT_WORDS + w) * 8u;
-}
-
-static _Atomic uint64_t *wptr(const lk_op_t *o, unsigned w)
-{
-    return &o->h->local[(size_t)o->slot * LK_SLOT_WORDS + w];
-}
-
-static tsr_status_t op_fadd(const lk_op_t *o, unsigned w, uint64_t add, uint64_t *old,
-                            tsr_error_t *err)
-{
-    if (o->h->local) {
-        *old = atomic_fetch_add(wptr(o, w), add);
-        return TSR_OK;
-    }
-    return tsr_atomic_fadd(o->c->t, o->h->rkey, woff(o->slot, w), add, old, o->c->op_timeout_ms,
-                           err);
-}
-
-static tsr_status_t op_cas(const lk_op_t *o, unsigned w, uint64_t cmp, uint64_t val,
-                           uint64_t *old, tsr_error_t *err)
-{
-    if (o->h->local) {
-        uint64_t e = cmp;
-        atomic_compare_exchange_strong(wptr(o, w), &e, val);
-        *old = e;
-        return TSR_OK;
-    }
-    return tsr_atomic_cswap(o->c->t, o->h->rkey, woff(o->slot, w), cmp, val, old,
-                            o->c->op_timeout_ms, err);
-}
-
-/* An atomic read (a get may tear across concurrent atomics on some wires). */
-static tsr_status_t op_load(const lk_op_t *o, unsigned w, uint64_t *v, tsr_error_t *err)
-{
-    if (o->h->local) {
-        *v = atomic_load(wptr(o, w));
-        return TSR_OK;
-    }
-    return op_fadd(o, w, 0, v, err);
-}
-
-/* Words 1..7 in one round trip (for polling; decisions are confirmed). */
-static tsr_status_t op_read(const lk_op_t *o, uint64_t out[LK_POLL_WORDS], tsr_error_t *err)
-{
-    if (o->h->local) {
-        for (unsigned i = 0; i < LK_POLL_WORDS; i++)
-            out[i] = atomic_load(wptr(o, LK_W_LOCK + i));
-        return TSR_OK;
-    }
-    return tsr_rma_get(o->c->t, o->h->rkey, woff(o->slot, LK_W_LOCK), out, 8 * LK_POLL_WORDS,
-                       o->c->op_timeout_ms, err);
-}
-
-/* Between polls. ahead: requests queued before ours (0 = unknown). The head
- * of the queue backs off exponentially to a short cap; those further back
- * sleep in proportion to their distance, as in proportional back-off for
- * ticket locks, so they neither delay the head's detection of its grant nor
- * load the home (over TCP the home's CPU serves every poll: emulated atomics
- * and gets) nor take the CPU from the holder on an oversubscribed machine. */
-static void backoff(const lk_op_t *o, unsigned *spins, uint32_t ahead)
-{
-    unsigned n = (*spins)++;
-    unsigned us;
-    /* the head yields rather than sleeps for a while: a sleep is at least
-     * ~60 us here, far longer than a typical hold, and would convoy */
-    if ((o->h->local && n < 16) || (ahead == 1 && n < 512)) {
-        sched_yield();
-        return;
-    }
-    if (!o->h->local && n < 2)
-        return;
-    /* exponential for the head (its grant comes after one hold time),
-     * proportional to the distance for the others */
-    unsigned e = o->h->local ? n - 16 : n - 2;
-    unsigned cap = o->h->local ? 40 : 80;
-    us = (o->h->local ? 5u : 10u) << (e < 4 ? e : 4);
-    if (us > cap)
-        us = cap;
-    if (ahead > 1)
-        us = us * (ahead - 1) > us ? us * (ahead - 1) : us;
-    if (us > 1000)
-        us = 1000;
-    struct timespec ts = {0, (long)us * 1000};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- cache and holdings ------------------------------------------------------------------- */
 
@@ -142,23 +41,29 @@ static lk_cache_ent_t *cache_ent(tsr_lock_client_t *c, uint32_t home, uint64_t i
     return &c->cache[(size_t)home * LK_CACHE + ((id >> 3) & (LK_CACHE - 1))];
 }
 
-static void cache_note(lk_op_t *o, uint64_t w1, uint64_t low, bool set_low)
+/* Notes the lock word (and, set_w2, the grant word) last seen. exact_ms >= 0:
+ * w1 is the word our release left and nobody else touched the lock during
+ * that hold (the fast path's condition), noted at that coarse time. */
+void tsr_lock_cache_note(const lk_op_t *o, uint64_t w1, uint64_t w2, bool set_w2, int64_t exact_ms)
 {
     pthread_mutex_lock(&o->c->mu);
+    o->c->remote_ops += *o->nops;
+    *o->nops = 0;
     lk_cache_ent_t *e = cache_ent(o->c, o->home, o->id);
     if (e->id == o->id) {
         e->w1_guess = w1;
-        if (set_low)
-            e->low_guess = low;
+        if (set_w2)
+            e->w2_guess = w2;
+        e->exact = exact_ms >= 0;
+        e->t_exact = exact_ms;
     }
     pthread_mutex_unlock(&o->c->mu);
 }
 
-/* Finds (claim: or takes) the slot of o->id on its home; *w1g and *lowg
- * (may be NULL) get the cached guesses of the lock word and the grant
- * word's low bits (0 when unknown). */
-static tsr_status_t find_slot(lk_op_t *o, bool claim, uint64_t *w1g, uint64_t *lowg,
-                              tsr_error_t *err)
+/* Finds (claim: or takes) the slot of o->id on its home; *snap (may be
+ * NULL) gets the cache entry: the guesses of the lock and grant words (0
+ * when unknown) and whether the fast path may trust them. */
+static tsr_status_t find_slot(lk_op_t *o, bool claim, lk_cache_ent_t *snap, tsr_error_t *err)
 {
     tsr_lock_client_t *c = o->c;
     pthread_mutex_lock(&c->mu);
@@ -166,10 +71,8 @@ static tsr_status_t find_slot(lk_op_t *o, bool claim, uint64_t *w1g, uint64_t *l
     bool hit = e->id == o->id;
     if (hit) {
         o->slot = e->slot;
-        if (w1g)
-            *w1g = e->w1_guess;
-        if (lowg)
-            *lowg = e->low_guess;
+        if (snap)
+            *snap = *e;
     }
     pthread_mutex_unlock(&c->mu);
     if (hit)
@@ -180,21 +83,16 @@ static tsr_status_t find_slot(lk_op_t *o, bool claim, uint64_t *w1g, uint64_t *l
     for (uint32_t i = 0; i < probes; i++) {
         o->slot = (start + i) % n;
         uint64_t old;
-        tsr_status_t rc = claim ? op_cas(o, LK_W_ID, 0, o->id, &old, err)
-                                : op_load(o, LK_W_ID, &old, err);
+        tsr_status_t rc = claim ? lk_cas(o, LK_W_ID, 0, o->id, &old, err)
+                                : lk_load(o, LK_W_ID, &old, err);
         if (rc != TSR_OK)
             return rc;
         if (old == o->id || (claim && old == 0)) {
-            if (w1g)
-                *w1g = 0;
-            if (lowg)
-                *lowg = 0;
+            lk_cache_ent_t fresh = {.id = o->id, .slot = o->slot, .t_exact = -1};
+            if (snap)
+                *snap = fresh;
             pthread_mutex_lock(&c->mu);
-            e = cache_ent(c, o->home, o->id);
-            e->id = o->id;
-            e->slot = o->slot;
-            e->w1_guess = 0;
-            e->low_guess = 0;
+            *cache_ent(c, o->home, o->id) = fresh;
             pthread_mutex_unlock(&c->mu);
             return TSR_OK;
         }
@@ -210,17 +108,22 @@ static tsr_status_t find_slot(lk_op_t *o, bool claim, uint64_t *w1g, uint64_t *l
                          o->name, n);
 }
 
-/* Records a grant; an exclusive one also notes the grant word's low bits it
- * wrote (the next exclusive stamp's guess), in the same critical section. */
-static tsr_status_t hold_add(tsr_lock_client_t *c, const lk_holding_t *h, tsr_error_t *err)
+/* Records a grant and notes the grant word it left (the next stamp's guess)
+ * in the same critical section; the fast path is off while we hold. */
+static tsr_status_t hold_add(tsr_lock_client_t *c, const lk_op_t *o, const lk_holding_t *h,
+                             tsr_error_t *err)
 {
     pthread_mutex_lock(&c->mu);
+    c->remote_ops += *o->nops;
+    *o->nops = 0;
     int r = tsr_mem_grow(NULL, (void **)&c->held, &c->capheld, c->nheld + 1, sizeof(*c->held));
     if (r == 0)
         c->held[c->nheld++] = *h;
     lk_cache_ent_t *e = cache_ent(c, h->home, h->id);
-    if (h->ticket.excl && e->id == h->id)
-        e->low_guess = h->low;
+    if (e->id == h->id) {
+        e->w2_guess = h->w2;
+        e->exact = false;
+    }
     pthread_mutex_unlock(&c->mu);
     return r == 0 ? TSR_OK : tsr_error_set(err, TSR_ERR_NOMEM, "lock client: out of memory");
 }
@@ -253,222 +156,59 @@ static void hold_update(tsr_lock_client_t *c, const lk_holding_t *h)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* ---- protocol pieces ------------------------------------------------------------------------ */
-
-/* After any change that may leave the word saturated and idle: the last one
- * out resets it to the next epoch (the counters' wrap-around, as DSLR). */
-static tsr_status_t after_release(const lk_op_t *o, uint64_t w, tsr_error_t *err)
+/* The stamp: word 2 gets the grant's mode and lease (exclusive: ours, or a
+ * renewal's; shared: raised to the maximum of the co-holders', replacing an
+ * exclusive grant's), and E moves forward if it lags the ticket's epoch.
+ * Compare-and-swap from guess (the cached word; a failed compare returns the
+ * real one). A grant whose word 2 already says that skips the write once the
+ * value is confirmed; a renewal always writes (it bumps the change counter:
+ * the activity waiters watch). *e_out: E for the token; *w2_out: the word
+ * as left; *stale: word 2 is past the ticket's epoch (the lock was reset
+ * after our grant: we were presumed dead). */
+static tsr_status_t stamp(const lk_op_t *o, const lk_ticket_t *tk, int64_t lease_ms,
+                          uint64_t guess, bool renewal, uint64_t *e_out, uint64_t *w2_out,
+                          bool *stale, tsr_error_t *err)
 {
-    if (!lk_saturated(w) || !lk_idle(w))
-        return TSR_OK;
-    uint64_t old;
-    return op_cas(o, LK_W_LOCK, w, lk_reset_word(w), &old, err);
-}
-
-/* Releases a ticket with compare-and-swap, only within its epoch.
- * *released: false when the epoch had moved on (nothing done). */
-static tsr_status_t cas_release(const lk_op_t *o, const lk_ticket_t *tk, bool *released,
-                                tsr_error_t *err)
-{
-    uint64_t a;
-    *released = false;
-    tsr_status_t rc = op_load(o, LK_W_LOCK, &a, err);
-    while (rc == TSR_OK && lk_epoch(a) == tk->epoch) {
-        uint64_t n = a + lk_rel(tk->excl), got;
-        rc = op_cas(o, LK_W_LOCK, a, n, &got, err);
-        if (rc != TSR_OK)
-            break;
-        if (got == a) {
-            *released = true;
-            cache_note((lk_op_t *)o, n, 0, false);
-            return after_release(o, n, err);
-        }
-        a = got;
-    }
-    return rc;
-}
-
-/* An abandoned ticket whose turn has come: the one who clears the record
- * releases it. */
-static tsr_status_t resolve_abandoned(const lk_op_t *o, unsigned word, uint64_t rec,
-                                      tsr_error_t *err)
-{
-    uint64_t old, a;
-    lk_ticket_t tk = lk_abandon_ticket(rec);
-    tsr_status_t rc = op_load(o, LK_W_LOCK, &a, err);
-    if (rc != TSR_OK || !lk_granted(&tk, a))
-        return rc; /* the polled view was not current */
-    rc = op_cas(o, word, rec, 0, &old, err);
-    if (rc != TSR_OK || old != rec)
-        return rc;
-    bool released;
-    return cas_release(o, &tk, &released, err);
-}
-
-enum { W_GRANTED = 1, W_RESTART = 2, W_TIMEOUT = 3 };
-
-/* Polls until tk is granted (tk NULL: until tickets are handed out again
- * after saturation), the epoch changes, or the deadline (< 0: none) passes.
- * Does the waiters' chores on the way (see the top of the file). */
-static tsr_status_t wait_loop(const lk_op_t *o, const lk_ticket_t *tk, uint32_t epoch0,
-                              int64_t deadline, int *outcome, int64_t *t_grant, tsr_error_t *err)
-{
-    uint64_t last_prog = 0, last_grant = 0;
-    bool seen = false;
-    int64_t t_act = tsr_lock_precise_ms();
-    unsigned spins = 0;
+    uint64_t low = lk_grant_low(tk->excl, lease_ms), cur = guess, got;
+    bool confirmed = false;
+    *stale = false;
     for (;;) {
-        uint64_t w[LK_POLL_WORDS], v, old;
-        int64_t t0 = tsr_lock_now_ms(); /* a lease start: early is safe */
-        tsr_status_t rc = op_read(o, w, err);
-        if (rc != TSR_OK)
-            return rc;
-        uint64_t w1 = w[0], w2 = w[1];
-        if (lk_epoch(w1) != epoch0) {
-            *outcome = W_RESTART;
-            return TSR_OK;
-        }
-        if (tk && lk_granted(tk, w1)) {
-            if ((rc = op_load(o, LK_W_LOCK, &v, err)) != TSR_OK)
-                return rc;
-            if (lk_granted(tk, v)) {
-                *outcome = W_GRANTED;
-                *t_grant = t0;
+        uint64_t e = lk_w2_epoch_full(cur);
+        if ((e & 0xffu) != tk->epoch) {
+            if (((e + 1) & 0xffu) == tk->epoch) {
+                e++;
+            } else if (confirmed) {
+                *stale = true;
                 return TSR_OK;
-            }
-            continue;
-        }
-        if (!tk && !lk_saturated(w1)) {
-            *outcome = W_RESTART;
-            return TSR_OK;
-        }
-        if (lk_saturated(w1) && lk_idle(w1)) {
-            if ((rc = after_release(o, w1, err)) != TSR_OK)
-                return rc;
-            continue;
-        }
-        bool resolved = false;
-        for (unsigned k = 0; k < LK_N_ABANDON && !resolved; k++) {
-            uint64_t rec = w[LK_W_ABANDON - LK_W_LOCK + k];
-            lk_ticket_t ab = lk_abandon_ticket(rec);
-            if ((rec & LK_AB_VALID) && ab.epoch == lk_epoch(w1) && lk_granted(&ab, w1)) {
-                if ((rc = resolve_abandoned(o, LK_W_ABANDON + k, rec, err)) != TSR_OK)
+            } else { /* a stale guess: read the word itself */
+                tsr_status_t rc = lk_load(o, LK_W_GRANT, &cur, err);
+                if (rc != TSR_OK)
                     return rc;
-                resolved = true;
+                confirmed = true;
+                continue;
             }
         }
-        if (resolved)
-            continue;
-        int64_t now = tsr_lock_precise_ms();
-        if (!seen || lk_progress(w1) != last_prog || w2 != last_grant) {
-            seen = true;
-            last_prog = lk_progress(w1);
-            last_grant = w2;
-            t_act = now;
-            spins = 0;
-        } else if (now - t_act > lk_expiry_ms(lk_lease_ms(w2))) {
-            /* nothing moved for a whole lease: the holders are gone */
-            if ((rc = op_cas(o, LK_W_LOCK, w1, lk_reset_word(w1), &old, err)) != TSR_OK)
-                return rc;
-            if (old == w1) {
-                *outcome = W_RESTART;
-                return TSR_OK;
-            }
-            continue;
-        }
-        if (deadline >= 0 && now >= deadline) {
-            *outcome = W_TIMEOUT;
+        uint64_t l = cur & LK_GRANT_LOW_MASK, want_low = low;
+        if (!tk->excl && !(l & LK_MODE_X) && (l & LK_LEASE_MASK) >= (low & LK_LEASE_MASK))
+            want_low = l;
+        bool same = !renewal && want_low == l && e == lk_w2_epoch_full(cur);
+        uint64_t want = same ? cur : lk_w2_make(e, cur, want_low);
+        if (same && confirmed) {
+            *e_out = e;
+            *w2_out = cur;
             return TSR_OK;
         }
-        uint32_t ahead = 0;
-        if (tk)
-            ahead = ((tk->tx - lk_now_x(w1)) & LK_FIELD_MASK) +
-                    (tk->excl ? ((tk->ts - lk_now_s(w1)) & LK_FIELD_MASK) : 0);
-        backoff(o, &spins, ahead);
-    }
-}
-
-/* A waiter gives up: its ticket must not block the queue forever. */
-static tsr_status_t abandon(const lk_op_t *o, const lk_ticket_t *tk, tsr_error_t *err)
-{
-    uint64_t w[LK_POLL_WORDS], a, got;
-    tsr_status_t rc = op_read(o, w, err);
-    if (rc != TSR_OK || lk_epoch(w[0]) != tk->epoch)
-        return rc; /* reset meanwhile: the ticket is void already */
-    bool released;
-    if ((rc = op_load(o, LK_W_LOCK, &a, err)) != TSR_OK)
-        return rc;
-    if (lk_granted(tk, a)) /* granted just now: give it back */
-        return cas_release(o, tk, &released, err);
-    /* last in the queue: nobody depends on the ticket, take the request back */
-    while (lk_epoch(a) == tk->epoch && !lk_saturated(a) &&
-           (tk->excl ? lk_max_x(a) == tk->tx + 1 && lk_max_s(a) == tk->ts
-                     : lk_max_s(a) == tk->ts + 1 && lk_max_x(a) == tk->tx)) {
-        uint64_t back = a - lk_req(tk->excl);
-        if ((rc = op_cas(o, LK_W_LOCK, a, back, &got, err)) != TSR_OK)
-            return rc;
-        if (got == a)
-            return TSR_OK;
-        a = got;
-        if (lk_granted(tk, a))
-            return cas_release(o, tk, &released, err);
-    }
-    /* a free record (or one of an old epoch) */
-    uint64_t rec = lk_abandon_rec(tk);
-    for (unsigned k = 0; k < LK_N_ABANDON; k++) {
-        uint64_t cur = w[LK_W_ABANDON - LK_W_LOCK + k];
-        if ((cur & LK_AB_VALID) && lk_abandon_ticket(cur).epoch == tk->epoch)
-            continue;
-        if ((rc = op_cas(o, LK_W_ABANDON + k, cur, rec, &got, err)) != TSR_OK)
-            return rc;
-        if (got != cur)
-            continue;
-        /* its turn may have come before the record was there */
-        if ((rc = op_load(o, LK_W_LOCK, &a, err)) != TSR_OK)
-            return rc;
-        if (lk_granted(tk, a))
-            return resolve_abandoned(o, LK_W_ABANDON + k, rec, err);
-        return TSR_OK;
-    }
-    return TSR_OK; /* all records taken: lease expiry will clear the queue */
-}
-
-/* The grantee's second atomic: takes the token, publishes mode and lease.
- * Exclusive: nobody else writes the grant word while we hold, so a guessed
- * fix-up of the low bits is folded into the same add (one round trip when
- * the guess is right, two when not). Shared: co-holders race, so the lease is
- * raised to the maximum with compare-and-swap. */
-static tsr_status_t stamp(const lk_op_t *o, bool excl, int64_t lease_ms, uint64_t guess,
-                          uint64_t *token, uint64_t *low_out, tsr_error_t *err)
-{
-    uint64_t low = lk_grant_low(excl, lease_ms), old, got;
-    tsr_status_t rc;
-    if (excl) {
-        rc = op_fadd(o, LK_W_GRANT, LK_TOKEN_ONE + (low - guess), &old, err);
+        tsr_status_t rc = lk_cas(o, LK_W_GRANT, cur, want, &got, err);
         if (rc != TSR_OK)
             return rc;
-        if ((old & LK_GRANT_LOW_MASK) != guess)
-            rc = op_fadd(o, LK_W_GRANT, guess - (old & LK_GRANT_LOW_MASK), &got, err);
-    } else {
-        rc = op_fadd(o, LK_W_GRANT, LK_TOKEN_ONE, &old, err);
-        uint64_t cur = old + LK_TOKEN_ONE;
-        while (rc == TSR_OK) {
-            uint64_t l = cur & LK_GRANT_LOW_MASK;
-            if (!(l & LK_MODE_X) && (l & LK_LEASE_MASK) >= (low & LK_LEASE_MASK))
-                break;
-            uint64_t keep = (l & LK_MODE_X) ? 0 : (l & LK_LEASE_MASK);
-            uint64_t want = (cur & ~LK_GRANT_LOW_MASK) | (keep > low ? keep : low);
-            rc = op_cas(o, LK_W_GRANT, cur, want, &got, err);
-            if (rc != TSR_OK || got == cur)
-                break;
-            cur = got;
+        if (got == cur) {
+            *e_out = e;
+            *w2_out = want;
+            return TSR_OK;
         }
+        cur = got;
+        confirmed = true;
     }
-    if (rc != TSR_OK)
-        return rc;
-    *token = lk_token(old) + 1;
-    *low_out = low;
-    return TSR_OK;
 }
 
 /* ---- public calls ------------------------------------------------------------------------- */
@@ -502,7 +242,32 @@ static tsr_status_t op_init(tsr_lock_client_t *c, const char *name, lk_op_t *o, 
     o->h = &c->homes[o->home];
     o->name = name;
     o->slot = 0;
+    o->count = 0;
+    o->nops = &o->count;
     return TSR_OK;
+}
+
+/* Whether the fast path may skip the stamp: the lock word before our request
+ * (old) is the one our own last release left, recently, with nobody else
+ * in between (so word 2 is still what the cache says: only grantees and
+ * holders write it, and a reset changes word 1), and word 2 already says
+ * what our stamp would. */
+static bool fast_grant(const lk_cache_ent_t *snap, uint64_t old, bool excl, int64_t lease,
+                       int64_t now_ms)
+{
+    if (!snap->exact || old != snap->w1_guess || now_ms - snap->t_exact > LK_FAST_WINDOW_MS)
+        return false;
+    uint64_t w2 = snap->w2_guess, l = w2 & LK_GRANT_LOW_MASK, low = lk_grant_low(excl, lease);
+    if ((lk_w2_epoch_full(w2) & 0xffu) != lk_epoch(old))
+        return false;
+    if (excl)
+        return l == low;
+    return !(l & LK_MODE_X) && (l & LK_LEASE_MASK) >= (low & LK_LEASE_MASK);
+}
+
+static bool excl_mode(const tsr_lock_opts_t *opts)
+{
+    return opts->mode == TSR_LOCK_EXCLUSIVE;
 }
 
 static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lock_opts_t *opts,
@@ -524,17 +289,24 @@ static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lo
         return rc;
     if (opts->timeout_ms == 0)
         try_only = true;
-    uint64_t guess = 0, low_guess = 0;
-    if ((rc = find_slot(&o, true, &guess, &low_guess, err)) != TSR_OK)
+    if (o.h->served)
+        return tsr_lock_served_call(c, o.home, try_only ? LK_OP_TRY : LK_OP_ACQUIRE, name,
+                                    !excl_mode(opts), lease, opts->timeout_ms, 0, token, err);
+    lk_cache_ent_t snap;
+    if ((rc = find_slot(&o, true, &snap, err)) != TSR_OK)
         return rc;
+    uint64_t guess = snap.w1_guess;
     bool excl = opts->mode == TSR_LOCK_EXCLUSIVE;
-    uint64_t req = lk_req(excl), old, got;
+    uint64_t req = lk_req(excl), old = 0, got;
     int64_t t_grant = tsr_lock_now_ms();
     /* the deadline is set when waiting starts (precise clock, counted from
      * a little after the call: never early) */
     int64_t deadline = -2;
     lk_ticket_t tk;
+    bool at_once; /* granted by our own atomic (old: the word before it) */
 
+retry:
+    at_once = true;
     if (try_only) {
         for (int attempt = 0;; attempt++) {
             bool free_now = !lk_saturated(guess) &&
@@ -542,12 +314,12 @@ static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lo
             if (!free_now) {
                 if (attempt > 0)
                     return tsr_error_set(err, TSR_ERR_CONFLICT, "lock '%s' is busy", name);
-                if ((rc = op_load(&o, LK_W_LOCK, &guess, err)) != TSR_OK)
+                if ((rc = lk_load(&o, LK_W_LOCK, &guess, err)) != TSR_OK)
                     return rc;
                 continue;
             }
             t_grant = tsr_lock_now_ms();
-            if ((rc = op_cas(&o, LK_W_LOCK, guess, guess + req, &got, err)) != TSR_OK)
+            if ((rc = lk_cas(&o, LK_W_LOCK, guess, guess + req, &got, err)) != TSR_OK)
                 return rc;
             if (got == guess)
                 break;
@@ -555,46 +327,51 @@ static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lo
             if (attempt > 16)
                 return tsr_error_set(err, TSR_ERR_CONFLICT, "lock '%s' is busy", name);
         }
+        old = guess;
         tk = lk_ticket_of(guess, excl);
-        cache_note(&o, guess + req, 0, false);
         goto granted;
     }
 
     for (;;) {
-        if ((rc = op_fadd(&o, LK_W_LOCK, req, &old, err)) != TSR_OK)
+        if ((rc = lk_fadd(&o, LK_W_LOCK, req, &old, err)) != TSR_OK)
             return rc;
         int outcome;
         tk = lk_ticket_of(old, excl);
         bool now_granted = !lk_saturated(old) && lk_granted(&tk, old);
         if (now_granted)
             break;
+        at_once = false;
         if (deadline == -2)
             deadline = opts->timeout_ms < 0 ? -1 : tsr_lock_precise_ms() + opts->timeout_ms;
         if (lk_saturated(old)) {
             /* no valid ticket left in this epoch: undo, wait for the reset */
-            if ((rc = op_fadd(&o, LK_W_LOCK, (uint64_t)0 - req, &got, err)) != TSR_OK)
+            if ((rc = lk_fadd(&o, LK_W_LOCK, (uint64_t)0 - req, &got, err)) != TSR_OK)
                 return rc;
-            if ((rc = after_release(&o, got - req, err)) != TSR_OK)
+            if ((rc = tsr_lock_after_release(&o, got - req, err)) != TSR_OK)
                 return rc;
-            rc = wait_loop(&o, NULL, lk_epoch(old), deadline, &outcome, &t_grant, err);
+            rc = tsr_lock_wait_loop(&o, NULL, lk_epoch(old), deadline, &outcome, &t_grant, err);
             if (rc != TSR_OK)
                 return rc;
-            if (outcome == W_TIMEOUT)
+            if (outcome == LK_WAIT_TIMEOUT)
                 return tsr_error_set(err, TSR_ERR_TIMEOUT, "lock '%s' not granted within %lld ms",
                                      name, (long long)opts->timeout_ms);
+            if (outcome == LK_WAIT_CANCEL)
+                return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "lock home is stopping");
             t_grant = tsr_lock_now_ms();
             continue;
         }
-        rc = wait_loop(&o, &tk, tk.epoch, deadline, &outcome, &t_grant, err);
+        rc = tsr_lock_wait_loop(&o, &tk, tk.epoch, deadline, &outcome, &t_grant, err);
         if (rc != TSR_OK)
             return rc;
-        if (outcome == W_GRANTED)
+        if (outcome == LK_WAIT_GRANTED)
             break;
         t_grant = tsr_lock_now_ms(); /* restart: the next add is the new start */
-        if (outcome == W_TIMEOUT) {
+        if (outcome == LK_WAIT_TIMEOUT || outcome == LK_WAIT_CANCEL) {
             tsr_error_t ignore;
             lk_err_init(&ignore);
-            (void)abandon(&o, &tk, &ignore);
+            (void)tsr_lock_abandon(&o, &tk, &ignore);
+            if (outcome == LK_WAIT_CANCEL)
+                return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "lock home is stopping");
             return tsr_error_set(err, TSR_ERR_TIMEOUT, "lock '%s' not granted within %lld ms",
                                  name, (long long)opts->timeout_ms);
         }
@@ -602,15 +379,31 @@ static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lo
 
 granted:;
     lk_holding_t h = {.id = o.id, .home = o.home, .slot = o.slot, .ticket = tk,
-                      .lease_ms = lease, .granted_ms = t_grant};
-    rc = stamp(&o, excl, lease, low_guess, &h.token, &h.low, err);
+                      .lease_ms = lease, .granted_ms = t_grant, .w1_after = old + req};
+    uint64_t e_full = 0;
+    bool stale = false;
+    if (at_once && fast_grant(&snap, old, excl, lease, t_grant)) {
+        e_full = lk_w2_epoch_full(snap.w2_guess);
+        h.w2 = snap.w2_guess;
+    } else {
+        rc = stamp(&o, &tk, lease, snap.w2_guess, false, &e_full, &h.w2, &stale, err);
+    }
+    if (rc == TSR_OK && stale) {
+        /* reset after our grant (we were presumed dead before stamping):
+         * the ticket is void; ask again */
+        snap.exact = false;
+        snap.w2_guess = 0;
+        guess = 0;
+        goto retry;
+    }
+    h.token = lk_token_of(e_full, &tk);
     if (rc == TSR_OK)
-        rc = hold_add(c, &h, err);
+        rc = hold_add(c, &o, &h, err);
     if (rc != TSR_OK) {
         bool released;
         tsr_error_t ignore;
         lk_err_init(&ignore);
-        (void)cas_release(&o, &tk, &released, &ignore);
+        (void)tsr_lock_cas_release(&o, &tk, &released, &ignore);
         return rc;
     }
     *token = h.token;
@@ -641,25 +434,35 @@ static tsr_status_t release(tsr_lock_client_t *c, const char *name, uint64_t tok
     tsr_status_t rc = op_init(c, name, &o, err);
     if (rc != TSR_OK)
         return rc;
+    if (o.h->served)
+        return tsr_lock_served_call(c, o.home, LK_OP_RELEASE, name, false, 0, 0, token, NULL,
+                                    err);
     lk_holding_t h;
     if (!hold_find(c, o.id, token, true, &h))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG,
                              "lock '%s' is not held by this client with token %llu", name,
                              (unsigned long long)token);
     o.slot = h.slot;
-    int64_t left = h.granted_ms + h.lease_ms - tsr_lock_now_ms();
+    int64_t now_ms = tsr_lock_now_ms();
+    int64_t left = h.granted_ms + h.lease_ms - now_ms;
     bool excl = h.ticket.excl;
     if (left > lk_margin_ms(h.lease_ms)) {
         uint64_t old;
-        if ((rc = op_fadd(&o, LK_W_LOCK, lk_rel(excl), &old, err)) != TSR_OK)
+        if ((rc = lk_fadd(&o, LK_W_LOCK, lk_rel(excl), &old, err)) != TSR_OK)
             return rc;
-        if (lk_epoch(old) == h.ticket.epoch)
-            return after_release(&o, old + lk_rel(excl), err);
+        if (lk_epoch(old) == h.ticket.epoch) {
+            /* old == the word right after our request: nobody else touched
+             * the lock while we held it, so word 2 is still h.w2 and the
+             * word we leave is known exactly (the next acquire's fast path) */
+            tsr_lock_cache_note(&o, old + lk_rel(excl), h.w2, true,
+                                old == h.w1_after ? now_ms : -1);
+            return tsr_lock_after_release(&o, old + lk_rel(excl), err);
+        }
         /* reset under us (we were presumed dead): take the add back */
-        (void)op_fadd(&o, LK_W_LOCK, (uint64_t)0 - lk_rel(excl), &old, err);
+        (void)lk_fadd(&o, LK_W_LOCK, (uint64_t)0 - lk_rel(excl), &old, err);
     } else {
         bool released;
-        if ((rc = cas_release(&o, &h.ticket, &released, err)) != TSR_OK)
+        if ((rc = tsr_lock_cas_release(&o, &h.ticket, &released, err)) != TSR_OK)
             return rc;
         if (released)
             return TSR_OK;
@@ -686,6 +489,9 @@ static tsr_status_t renew(tsr_lock_client_t *c, const char *name, uint64_t token
         return rc;
     if ((rc = check_lease(&lease_ms, err)) != TSR_OK)
         return rc;
+    if (o.h->served)
+        return tsr_lock_served_call(c, o.home, LK_OP_RENEW, name, false, lease_ms, 0, token, NULL,
+                                    err);
     lk_holding_t h, gone;
     if (!hold_find(c, o.id, token, false, &h))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG,
@@ -693,14 +499,15 @@ static tsr_status_t renew(tsr_lock_client_t *c, const char *name, uint64_t token
                              (unsigned long long)token);
     o.slot = h.slot;
     int64_t t0 = tsr_lock_now_ms();
-    uint64_t tok_ignored, low, a;
-    /* the add is the activity the waiters watch; the epoch check after it
-     * tells whether the lock was still ours */
-    if ((rc = stamp(&o, h.ticket.excl, lease_ms, h.low, &tok_ignored, &low, err)) != TSR_OK)
+    uint64_t e_full, w2, a;
+    bool stale;
+    /* the write is the activity the waiters watch; the epoch check after
+     * it tells whether the lock was still ours */
+    if ((rc = stamp(&o, &h.ticket, lease_ms, h.w2, true, &e_full, &w2, &stale, err)) != TSR_OK)
         return rc;
-    if ((rc = op_load(&o, LK_W_LOCK, &a, err)) != TSR_OK)
+    if ((rc = lk_load(&o, LK_W_LOCK, &a, err)) != TSR_OK)
         return rc;
-    if (lk_epoch(a) != h.ticket.epoch) {
+    if (stale || lk_epoch(a) != h.ticket.epoch) {
         (void)hold_find(c, o.id, token, true, &gone);
         return tsr_error_set(err, TSR_ERR_STALE,
                              "lock '%s' (token %llu): the lease ran out and the lock was reset",
@@ -708,10 +515,9 @@ static tsr_status_t renew(tsr_lock_client_t *c, const char *name, uint64_t token
     }
     h.granted_ms = t0;
     h.lease_ms = lease_ms;
-    h.low = low;
+    h.w2 = w2;
     hold_update(c, &h);
-    if (h.ticket.excl)
-        cache_note(&o, a, low, true);
+    tsr_lock_cache_note(&o, a, w2, true, -1);
     return TSR_OK;
 }
 
@@ -733,10 +539,10 @@ tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_st
     if (rc == TSR_OK && !out)
         rc = tsr_error_set(&err, TSR_ERR_INVALID_ARG, "status: no output");
     if (rc == TSR_OK)
-        rc = find_slot(&o, false, NULL, NULL, &err);
+        rc = find_slot(&o, false, NULL, &err);
     uint64_t w[LK_POLL_WORDS];
     if (rc == TSR_OK)
-        rc = op_read(&o, w, &err);
+        rc = lk_read(&o, w, &err);
     if (rc != TSR_OK)
         return tsr_lock_err_out(errp, &err, rc);
     uint64_t w1 = w[0], w2 = w[1];
@@ -744,7 +550,10 @@ tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_st
     out->home = o.home;
     out->slot = o.slot;
     out->epoch = lk_epoch(w1);
-    out->last_token = lk_token(w2);
+    uint64_t e_full = lk_w2_epoch_full(w2);
+    if ((e_full & 0xffu) != out->epoch && ((e_full + 1) & 0xffu) == out->epoch)
+        e_full++; /* word 2 not yet moved to the new epoch */
+    uint64_t base = e_full << LK_POS_BITS;
     out->lease_ms = lk_lease_ms(w2);
     out->holders_exact = true;
     uint32_t qx = (lk_max_x(w1) - lk_now_x(w1)) & LK_FIELD_MASK;
@@ -753,11 +562,15 @@ tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_st
         /* no writer queued: every outstanding shared request is granted */
         out->state = qs ? TSR_LOCK_HELD_SHARED : TSR_LOCK_FREE;
         out->holders = qs;
+        /* every request of the epoch is granted: the newest is the last one
+         * (none yet: base, above every earlier epoch's tokens) */
+        out->last_token = base + lk_max_x(w1) + lk_max_s(w1);
     } else if (lk_grant_excl(w2) || qs == 0) {
         /* the writer at the head holds (it stamped, or nothing is ahead of it) */
         out->state = TSR_LOCK_HELD_EXCLUSIVE;
         out->holders = 1;
         out->waiters = qx - 1 + qs;
+        out->last_token = base + lk_now_x(w1) + lk_now_s(w1) + 1; /* the holder's */
     } else {
         /* a writer waits for readers; how many of the qs are ahead of it is
          * not in the word */
@@ -765,6 +578,7 @@ tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_st
         out->holders = 1;
         out->holders_exact = false;
         out->waiters = qx + qs - 1;
+        out->last_token = base + lk_now_x(w1) + lk_now_s(w1) + 1; /* a lower bound */
     }
     return TSR_OK;
 }

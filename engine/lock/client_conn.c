@@ -14,9 +14,33 @@ static uint32_t get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* AUTO's rule: the served path when every transport named is TCP (or
+ * self): then UCX has no hardware atomics to the home and emulates each one
+ * with a message its worker executes. The transport layer does not say
+ * which transport an endpoint ended up on, so this reads the configured set
+ * (params.tls or UCX_TLS; "default" and exclusion lists count as "may have
+ * atomics"). */
+static bool tcp_only(const char *tls)
+{
+    if (!tls || !tls[0] || tls[0] == '^')
+        return false;
+    bool any = false;
+    const char *p = tls;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        bool ok = (n == 3 && strncmp(p, "tcp", 3) == 0) || (n == 4 && strncmp(p, "self", 4) == 0);
+        if (!ok)
+            return false;
+        any |= n == 3;
+        p += n + (e ? 1 : 0);
+    }
+    return any;
+}
+
 static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_t *a,
-                                 uint16_t type, int timeout_ms, lk_home_ref_t *hr,
-                                 tsr_error_t *err)
+                                 uint16_t type, int timeout_ms, tsr_lock_path_t path,
+                                 lk_home_ref_t *hr, tsr_error_t *err)
 {
     tsr_status_t rc;
     if (a->host) {
@@ -42,9 +66,18 @@ static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_
                            tsr_peer_node_id(hr->peer), reply.len);
     } else {
         hr->nslots = get_u32(p + 8);
-        rc = tsr_rkey_unpack(c->t, hr->peer, p + LK_INFO_HDR, reply.len - LK_INFO_HDR, &hr->rkey,
-                             err);
-        if (rc == TSR_OK && tsr_rkey_len(hr->rkey) < (uint64_t)hr->nslots * LK_SLOT_BYTES) {
+        bool serves = (get_u32(p + 12) & LK_INFO_SERVED) != 0;
+        hr->served = serves && (path == TSR_LOCK_PATH_SERVED ||
+                                (path == TSR_LOCK_PATH_AUTO && tcp_only(tsr_transport_tls(c->t))));
+        hr->ops_type = (uint16_t)(type + 1);
+        if (path == TSR_LOCK_PATH_SERVED && !serves)
+            rc = tsr_error_set(err, TSR_ERR_UNSUPPORTED, "lock home %u does not serve lock calls",
+                               tsr_peer_node_id(hr->peer));
+        else
+            rc = tsr_rkey_unpack(c->t, hr->peer, p + LK_INFO_HDR, reply.len - LK_INFO_HDR,
+                                 &hr->rkey, err);
+        if (rc == TSR_OK && hr->rkey &&
+            tsr_rkey_len(hr->rkey) < (uint64_t)hr->nslots * LK_SLOT_BYTES) {
             rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "lock home: region shorter than its table");
             tsr_rkey_destroy(c->t, hr->rkey);
             hr->rkey = NULL;
@@ -52,6 +85,31 @@ static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_
     }
     tsr_rpc_msg_release(c->t, &reply);
     return rc;
+}
+
+/* A client of nhomes homes, zeroed but for its arrays (homes, their caches)
+ * and its mutex; NULL (nothing left allocated) when memory runs out. */
+static tsr_lock_client_t *lk_client_alloc(size_t nhomes, int op_timeout_ms)
+{
+    tsr_lock_client_t *c = tsr_mem_calloc(NULL, 1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->nhomes = nhomes;
+    c->op_timeout_ms = op_timeout_ms;
+    c->homes = tsr_mem_calloc(NULL, nhomes, sizeof(*c->homes));
+    if (!c->homes)
+        goto err_free_client;
+    c->cache = tsr_mem_calloc(NULL, nhomes * LK_CACHE, sizeof(*c->cache));
+    if (!c->cache)
+        goto err_free_homes;
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+
+err_free_homes:
+    tsr_mem_free(NULL, c->homes);
+err_free_client:
+    tsr_mem_free(NULL, c);
+    return NULL;
 }
 
 tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_client_t **out,
@@ -70,22 +128,20 @@ tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_
                                 tsr_error_set(&err, TSR_ERR_INVALID_ARG,
                                               "lock client: give either an embedded home or a "
                                               "transport and a list of homes"));
+    if (p->path != TSR_LOCK_PATH_AUTO && p->path != TSR_LOCK_PATH_ATOMICS &&
+        p->path != TSR_LOCK_PATH_SERVED)
+        return tsr_lock_err_out(errp, &err,
+                                tsr_error_set(&err, TSR_ERR_INVALID_ARG,
+                                              "lock client: path %d unknown", (int)p->path));
     if (!local && p->nhomes > 65536)
         return tsr_lock_err_out(errp, &err,
                                 tsr_error_set(&err, TSR_ERR_INVALID_ARG, "lock client: too many homes"));
-    tsr_lock_client_t *c = tsr_mem_calloc(NULL, 1, sizeof(*c));
+    tsr_lock_client_t *c =
+        lk_client_alloc(local ? 1 : p->nhomes, p->op_timeout_ms > 0 ? p->op_timeout_ms : 10000);
     if (!c)
-        goto err_nomem;
+        return tsr_lock_err_out(
+            errp, &err, tsr_error_set(&err, TSR_ERR_NOMEM, "lock client: out of memory"));
     c->t = p->transport;
-    c->nhomes = local ? 1 : p->nhomes;
-    c->op_timeout_ms = p->op_timeout_ms > 0 ? p->op_timeout_ms : 10000;
-    c->homes = tsr_mem_calloc(NULL, c->nhomes, sizeof(*c->homes));
-    if (!c->homes)
-        goto err_free_client;
-    c->cache = tsr_mem_calloc(NULL, c->nhomes * LK_CACHE, sizeof(*c->cache));
-    if (!c->cache)
-        goto err_free_homes;
-    pthread_mutex_init(&c->mu, NULL);
     if (local) {
         c->homes[0].local = p->local->words;
         c->homes[0].nslots = p->local->nslots;
@@ -93,7 +149,7 @@ tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_
         uint16_t type = p->rpc_type ? p->rpc_type : TSR_LOCK_RPC_INFO;
         int tmo = p->connect_timeout_ms > 0 ? p->connect_timeout_ms : 10000;
         for (size_t i = 0; i < c->nhomes; i++) {
-            rc = connect_home(c, &p->homes[i], type, tmo, &c->homes[i], &err);
+            rc = connect_home(c, &p->homes[i], type, tmo, p->path, &c->homes[i], &err);
             if (rc != TSR_OK) {
                 tsr_lock_client_destroy(c);
                 return tsr_lock_err_out(errp, &err, rc);
@@ -102,13 +158,17 @@ tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_
     }
     *out = c;
     return TSR_OK;
+}
 
-err_free_homes:
-    tsr_mem_free(NULL, c->homes);
-err_free_client:
-    tsr_mem_free(NULL, c);
-err_nomem:
-    return tsr_lock_err_out(errp, &err, tsr_error_set(&err, TSR_ERR_NOMEM, "lock client: out of memory"));
+tsr_status_t tsr_lock_client_self(tsr_lock_home_t *h, tsr_lock_client_t **out, tsr_error_t *err)
+{
+    tsr_lock_client_t *c = lk_client_alloc(1, 10000);
+    if (!c)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "lock home: out of memory");
+    c->homes[0].local = h->words;
+    c->homes[0].nslots = h->nslots;
+    *out = c;
+    return TSR_OK;
 }
 
 void tsr_lock_client_destroy(tsr_lock_client_t *c)

@@ -8,10 +8,12 @@
  * After that the home's code runs for nobody: clients change the words with
  * one-sided atomics (lock_internal.h has the layout). Over TCP UCX emulates
  * those atomics with messages the home's worker executes, which is why the
- * owner must keep the transport progressing.
+ * owner must keep the transport progressing. A distributed home also serves
+ * lock calls (serve.c, RPC type rpc_type + 1) for clients that take the
+ * served path; the descriptor's flags word says so (LK_INFO_SERVED).
  *
- * Fresh slots get a time-based token seed in their grant word so that the
- * tokens of a restarted home exceed those of its previous life.
+ * Fresh slots get a time-based epoch count (E) in their grant word so that
+ * the tokens of a restarted home exceed those of its previous life.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,15 +40,17 @@ int64_t tsr_lock_precise_ms(void)
 
 uint64_t tsr_lock_token_seed(void)
 {
-    /* Seconds since 2024-01-01 << 14: 16384 grants per second of a home's
-     * life per lock before a restarted home could issue a smaller token; the
-     * 44-bit field lasts until about 2057. */
+    /* E = seconds since 2024-01-01 << 8 (so E mod 256 = 0, word 1's first
+     * epoch): a lock may go through 256 epochs (resets: after 8192 tickets
+     * of one kind, or at a lease expiry) per second of a home's life before
+     * a restarted home could issue a smaller token; the 40-bit field lasts
+     * past 2150. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t s = (int64_t)ts.tv_sec - 1704067200;
     if (s < 1)
         s = 1;
-    return ((uint64_t)s << 14) << LK_TOKEN_SHIFT;
+    return ((uint64_t)s << 8) << LK_E_SHIFT;
 }
 
 tsr_status_t tsr_lock_check_name(const char *name, size_t *len, tsr_error_t *err)
@@ -174,16 +178,21 @@ tsr_status_t tsr_lock_home_create(tsr_transport_t *transport, const tsr_lock_hom
         put_u32(p, LK_INFO_MAGIC);
         put_u32(p + 4, LK_INFO_VERSION);
         put_u32(p + 8, nslots);
-        put_u32(p + 12, 0);
+        put_u32(p + 12, LK_INFO_SERVED);
         memcpy(p + LK_INFO_HDR, packed, plen);
         tsr_mem_free(NULL, packed);
-        rc = tsr_rpc_register(transport, type, info_handler, h, &err);
+        rc = tsr_lock_serve_start(h, &err);
         if (rc != TSR_OK)
             goto err_free_info;
+        rc = tsr_rpc_register(transport, type, info_handler, h, &err);
+        if (rc != TSR_OK)
+            goto err_stop_serving;
     }
     *out = h;
     return TSR_OK;
 
+err_stop_serving:
+    tsr_lock_serve_stop(h);
 err_free_info:
     tsr_mem_free(NULL, h->info);
 err_unregister:
@@ -203,6 +212,7 @@ void tsr_lock_home_destroy(tsr_lock_home_t *h)
     if (h->t) {
         /* the transport has no unregister: a NULL handler answers "unsupported" */
         (void)tsr_rpc_register(h->t, h->rpc_type, NULL, NULL, NULL);
+        tsr_lock_serve_stop(h);
         tsr_region_unregister(h->t, h->region);
         tsr_mem_free(NULL, h->info);
     } else {

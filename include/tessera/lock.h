@@ -26,6 +26,10 @@
  *                messages the home's worker executes); clients connect to the
  *                homes by address or node id. Every client must list the
  *                homes in the same order (the scheduler hands out the list).
+ *                Over TCP only, clients by default send acquire/release/renew
+ *                as one call each that the home runs on its words (the
+ *                served path, params.path), which is several times faster
+ *                there than emulated atomics.
  *
  * Threads: a client may be shared by threads (its tables are locked), but
  * calls on one lock from one client block each other only on the wire. A
@@ -62,6 +66,7 @@ typedef struct tsr_transport tsr_transport_t; /* transport/transport.h */
 #define TSR_LOCK_MAX_LEASE_MS 5242870
 #define TSR_LOCK_DEFAULT_SLOTS 65536u
 #define TSR_LOCK_RPC_INFO 900u /* default RPC type of the home's descriptor call */
+#define TSR_LOCK_RPC_OPS 901u  /* default RPC type of served lock calls: rpc_type + 1 */
 
 typedef struct tsr_lock_err {
     tsr_status_t status; /* TSR_OK until an error is recorded */
@@ -77,15 +82,21 @@ typedef enum tsr_lock_mode {
 
 typedef struct tsr_lock_home_params {
     uint32_t slots;    /* lock slots (64 B each); 0 = TSR_LOCK_DEFAULT_SLOTS */
-    uint16_t rpc_type; /* 0 = TSR_LOCK_RPC_INFO (distributed only) */
+    uint16_t rpc_type; /* 0 = TSR_LOCK_RPC_INFO (distributed only); served
+                        * lock calls use rpc_type + 1 */
 } tsr_lock_home_params_t;
 
 /* transport NULL: an embedded (in-process) table. Otherwise registers the
- * table with the transport and answers descriptor calls on params.rpc_type;
- * the owner keeps the transport progressing. params may be NULL. */
+ * table with the transport, answers descriptor calls on params.rpc_type and
+ * lock calls of served clients on params.rpc_type + 1 (TSR_LOCK_PATH_SERVED:
+ * a waiting acquire runs on a thread of the home, at most 256 at once); the
+ * owner keeps the transport progressing. params may be NULL. */
 tsr_status_t tsr_lock_home_create(tsr_transport_t *transport, const tsr_lock_home_params_t *params,
                                   tsr_lock_home_t **out, tsr_lock_err_t *err);
-/* Accepts NULL. Clients must be gone (or never touch it again). */
+/* Accepts NULL. Clients must be gone (or never touch it again). Distributed:
+ * call it with the transport's progress stopped or from the progressing
+ * thread (the transport's rule for a handler's arg); served acquires still
+ * waiting are answered TSR_ERR_UNAVAILABLE (sent with the next progress). */
 void tsr_lock_home_destroy(tsr_lock_home_t *home);
 uint32_t tsr_lock_home_slots(const tsr_lock_home_t *home);
 
@@ -97,6 +108,16 @@ typedef struct tsr_lock_home_addr {
     uint32_t node_id; /* used when host is NULL (an already connected peer) */
 } tsr_lock_home_addr_t;
 
+/* How a distributed client reaches its homes (docs/locks.md, transports). */
+typedef enum tsr_lock_path {
+    TSR_LOCK_PATH_AUTO = 0,    /* served when the transport set is TCP only
+                                * (UCX_TLS=tcp: atomics would be emulated by
+                                * messages anyway), else atomics */
+    TSR_LOCK_PATH_ATOMICS = 1, /* one-sided atomics on the home's words */
+    TSR_LOCK_PATH_SERVED = 2,  /* one call per acquire/release/renew, run by the
+                                * home on its own words (status stays one-sided) */
+} tsr_lock_path_t;
+
 typedef struct tsr_lock_client_params {
     tsr_lock_home_t *local;        /* embedded: the in-process home (no transport) */
     tsr_transport_t *transport;    /* distributed: this process' transport */
@@ -105,6 +126,7 @@ typedef struct tsr_lock_client_params {
     uint16_t rpc_type;             /* 0 = TSR_LOCK_RPC_INFO */
     int connect_timeout_ms;        /* 0 = 10000 */
     int op_timeout_ms;             /* one atomic's limit; 0 = 10000 */
+    tsr_lock_path_t path;          /* distributed: default AUTO */
 } tsr_lock_client_params_t;
 
 tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *params,
@@ -148,7 +170,10 @@ typedef struct tsr_lock_status {
     uint32_t holders;     /* 1 for exclusive; shared: see holders_exact */
     bool holders_exact;   /* false: shared holders ahead of a queued writer (a lower bound) */
     uint32_t waiters;     /* queued requests not yet granted (approximate when !holders_exact) */
-    uint64_t last_token;  /* the newest token issued (0: none) */
+    uint64_t last_token;  /* the newest token issued: the holder's while a writer holds,
+                           * the newest reader's with no writer queued; with no
+                           * grant yet in this epoch a value above every earlier
+                           * token; a lower bound while a writer waits on readers */
     int64_t lease_ms;     /* the lease of the newest grant */
     uint32_t home;        /* index of the home in the client's list */
     uint32_t slot;        /* slot in the home's table */

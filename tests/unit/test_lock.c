@@ -639,15 +639,18 @@ static void test_renew(void **state)
     (void)state;
     env_t e;
     env_init(&e, 64);
-    tsr_lock_opts_t o = {TSR_LOCK_EXCLUSIVE, 100, -1};
+    /* a 250 ms lease renewed every 30 ms: a loaded machine may stall the
+     * renewing thread for a while, and a stall past the lease (plus grace)
+     * rightly lets the waiter reset the lock */
+    tsr_lock_opts_t o = {TSR_LOCK_EXCLUSIVE, 250, -1};
     uint64_t tok;
     assert_int_equal(tsr_lock_acquire(e.c, "R", &o, &tok, NULL), TSR_OK);
     renew_arg_t a = {.home = e.home};
     pthread_t th;
     pthread_create(&th, NULL, renew_waiter, &a);
-    for (int i = 0; i < 16; i++) { /* 16 x 30 ms = 480 ms, much longer than the lease */
+    for (int i = 0; i < 24; i++) { /* 24 x 30 ms = 720 ms, much longer than the lease */
         usleep(30 * 1000);
-        assert_int_equal(tsr_lock_renew(e.c, "R", tok, 100, NULL), TSR_OK);
+        assert_int_equal(tsr_lock_renew(e.c, "R", tok, 250, NULL), TSR_OK);
         assert_int_equal(atomic_load(&a.got), 0);
     }
     assert_int_equal(tsr_lock_release(e.c, "R", tok, NULL), TSR_OK);
@@ -785,10 +788,247 @@ static void test_fence_model(void **state)
     tsr_lock_fence_destroy(NULL);
 }
 
+
+/* ---- the fast path: two word operations per uncontended acquire+release -------- */
+
+static uint64_t remote_ops(tsr_lock_client_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->remote_ops;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* ops of one acquire+release of name by c */
+static uint64_t pair_ops(tsr_lock_client_t *c, const char *name, tsr_lock_mode_t mode,
+                         int64_t lease, uint64_t *tok)
+{
+    tsr_lock_opts_t o = {mode, lease, -1};
+    uint64_t n0 = remote_ops(c);
+    assert_int_equal(tsr_lock_acquire(c, name, &o, tok, NULL), TSR_OK);
+    assert_int_equal(tsr_lock_release(c, name, *tok, NULL), TSR_OK);
+    return remote_ops(c) - n0;
+}
+
+static void test_fast_path_ops(void **state)
+{
+    (void)state;
+    env_t e;
+    env_init(&e, 4096);
+    tsr_lock_client_t *other = new_client(e.home);
+    uint64_t tok, prev = 0;
+    bool two_x = false, two_s = false;
+    /* the fast path depends on a 2 ms window (a loaded machine may pause us
+     * longer): any of a few tries must show it */
+    for (int attempt = 0; attempt < 20 && !(two_x && two_s); attempt++) {
+        /* first use: probe + request + stamp + release */
+        assert_true(pair_ops(e.c, "fast", TSR_LOCK_EXCLUSIVE, 0, &tok) >= 3);
+        assert_true(tok > prev);
+        prev = tok;
+        uint64_t n = pair_ops(e.c, "fast", TSR_LOCK_EXCLUSIVE, 0, &tok);
+        assert_true(tok > prev);
+        prev = tok;
+        two_x |= n == 2;
+        n = pair_ops(e.c, "fast", TSR_LOCK_SHARED, 0, &tok);
+        assert_true(tok > prev); /* the mode changed: a stamp (3 ops) */
+        prev = tok;
+        assert_true(n >= 3);
+        n = pair_ops(e.c, "fast", TSR_LOCK_SHARED, 0, &tok);
+        assert_true(tok > prev);
+        prev = tok;
+        two_s |= n == 2;
+        /* a different lease must be stamped */
+        assert_true(pair_ops(e.c, "fast", TSR_LOCK_SHARED, 20000, &tok) >= 3);
+        assert_true(tok > prev);
+        prev = tok;
+        /* another client in between: the next pair cannot trust its cache */
+        assert_true(pair_ops(other, "fast", TSR_LOCK_EXCLUSIVE, 0, &tok) >= 3);
+        assert_true(tok > prev);
+        prev = tok;
+        assert_true(pair_ops(e.c, "fast", TSR_LOCK_EXCLUSIVE, 0, &tok) >= 3);
+        assert_true(tok > prev);
+        prev = tok;
+        tsr_lock_status_t st;
+        assert_int_equal(tsr_lock_status(e.c, "fast", &st, NULL), TSR_OK);
+        assert_int_equal(st.state, TSR_LOCK_FREE);
+        assert_int_equal(st.last_token, tok);
+        assert_int_equal(st.lease_ms, TSR_LOCK_DEFAULT_LEASE_MS);
+        /* a grant with the lease the grant word does not say: stamped */
+        tsr_lock_opts_t shortl = {TSR_LOCK_EXCLUSIVE, 300, -1};
+        assert_int_equal(tsr_lock_acquire(e.c, "fast", &shortl, &tok, NULL), TSR_OK);
+        assert_int_equal(tsr_lock_status(other, "fast", &st, NULL), TSR_OK);
+        assert_int_equal(st.lease_ms, 300);
+        assert_int_equal(st.last_token, tok);
+        assert_int_equal(tsr_lock_release(e.c, "fast", tok, NULL), TSR_OK);
+        prev = tok;
+    }
+    assert_true(two_x);
+    assert_true(two_s);
+    tsr_lock_client_destroy(other);
+    env_fini(&e);
+}
+
+/* Tokens keep growing across resets and the wrap-around of word 1's 8-bit
+ * epoch, whether the grant took the fast path or stamped. The lock is moved
+ * to epoch 250 first (E with it, as 250 resets would have left it), so a few
+ * hundred thousand grants cross 255 -> 0. */
+static void test_tokens_across_epochs(void **state)
+{
+    (void)state;
+    env_t e;
+    env_init(&e, 64);
+    tsr_lock_client_t *other = new_client(e.home);
+    tsr_lock_client_t *cs[2] = {e.c, other};
+    uint64_t prev = 0, tok;
+    tsr_lock_status_t st;
+    assert_int_equal(pair_ops(e.c, "wrap", TSR_LOCK_EXCLUSIVE, 0, &prev) > 0, 1);
+    assert_int_equal(tsr_lock_status(e.c, "wrap", &st, NULL), TSR_OK);
+    assert_int_equal(st.epoch, 0);
+    _Atomic uint64_t *w = &e.home->words[(size_t)st.slot * LK_SLOT_WORDS];
+    uint64_t w2 = atomic_load(&w[LK_W_GRANT]);
+    atomic_store(&w[LK_W_LOCK], lk_word(250, 0, 0, 0, 0));
+    atomic_store(&w[LK_W_GRANT], w2 + 250 * LK_E_ONE);
+    /* about 12 epochs (a reset every 8192 tickets of one kind) */
+    long grants = 12l * 9000;
+    for (long i = 0; i < grants; i++) {
+        tsr_lock_client_t *c = cs[(i / 7) % 2]; /* runs of 7: fast and stamped grants */
+        tsr_lock_opts_t o = {(i % 5) == 4 ? TSR_LOCK_SHARED : TSR_LOCK_EXCLUSIVE, 0, -1};
+        assert_int_equal(tsr_lock_acquire(c, "wrap", &o, &tok, NULL), TSR_OK);
+        if (tok <= prev)
+            fail_msg("grant %ld: token %llu after %llu", i, (unsigned long long)tok,
+                     (unsigned long long)prev);
+        prev = tok;
+        assert_int_equal(tsr_lock_release(c, "wrap", tok, NULL), TSR_OK);
+    }
+    assert_int_equal(tsr_lock_status(e.c, "wrap", &st, NULL), TSR_OK);
+    print_message("tokens across epochs: epoch 250 -> %u, last token %llu\n", st.epoch,
+                  (unsigned long long)st.last_token);
+    assert_true(st.epoch >= 1 && st.epoch < 20); /* wrapped */
+    assert_true(st.last_token >= prev);
+    /* E moved with every reset: 250 + resets since, 256 epochs past the start */
+    uint64_t e_now = lk_w2_epoch_full(atomic_load(&w[LK_W_GRANT]));
+    assert_int_equal(e_now & 0xffu, st.epoch);
+    assert_true(e_now >= lk_w2_epoch_full(w2) + 256);
+    tsr_lock_client_destroy(other);
+    env_fini(&e);
+}
+
+
+/* ---- the served path (one process, two transports over TCP) ---------------------- */
+
+typedef struct served_wait {
+    tsr_lock_client_t *c;
+    tsr_status_t rc;
+    _Atomic int done;
+} served_wait_t;
+
+static void *served_waiter(void *arg)
+{
+    served_wait_t *w = arg;
+    uint64_t tok;
+    tsr_lock_opts_t o = {TSR_LOCK_EXCLUSIVE, 0, -1};
+    w->rc = tsr_lock_acquire(w->c, "S", &o, &tok, NULL);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void test_served(void **state)
+{
+    (void)state;
+    setenv("UCX_NET_DEVICES", "lo", 0);
+    setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 0);
+    tsr_transport_t *th = NULL, *tc = NULL;
+    tsr_transport_params_t hp = {.node_id = 1, .listen_host = "127.0.0.1", .tls = "tcp"};
+    tsr_transport_params_t cp = {.node_id = 2, .tls = "tcp"};
+    if (tsr_transport_create(NULL, &hp, &th, NULL) != TSR_OK ||
+        tsr_transport_create(NULL, &cp, &tc, NULL) != TSR_OK) {
+        tsr_transport_destroy(th);
+        skip(); /* no UCX TCP on loopback here */
+    }
+    assert_int_equal(tsr_transport_start_thread(th, NULL), TSR_OK);
+    tsr_lock_home_t *home = NULL;
+    assert_int_equal(tsr_lock_home_create(th, NULL, &home, NULL), TSR_OK);
+    tsr_lock_home_addr_t a = {"127.0.0.1", tsr_transport_port(th), 0};
+    tsr_lock_client_params_t p = {.transport = tc, .homes = &a, .nhomes = 1};
+    tsr_lock_client_t *c = NULL, *c2 = NULL, *one = NULL;
+    assert_int_equal(tsr_lock_client_create(&p, &c, NULL), TSR_OK); /* AUTO: tcp only */
+    assert_true(c->homes[0].served);
+    p.path = TSR_LOCK_PATH_ATOMICS;
+    assert_int_equal(tsr_lock_client_create(&p, &one, NULL), TSR_OK);
+    assert_false(one->homes[0].served);
+    p.path = TSR_LOCK_PATH_SERVED;
+    assert_int_equal(tsr_lock_client_create(&p, &c2, NULL), TSR_OK);
+
+    uint64_t t1, t2, t3;
+    tsr_lock_opts_t x = {TSR_LOCK_EXCLUSIVE, 0, 1000};
+    assert_int_equal(tsr_lock_acquire(c, "S", &x, &t1, NULL), TSR_OK);
+    /* refused and timed out through the home; messages come back */
+    tsr_lock_err_t err = {0};
+    assert_int_equal(tsr_lock_try_acquire(c2, "S", NULL, &t2, &err), TSR_ERR_CONFLICT);
+    assert_non_null(strstr(err.message, "busy"));
+    tsr_lock_opts_t quick = {TSR_LOCK_EXCLUSIVE, 0, 50};
+    assert_int_equal(tsr_lock_acquire(c2, "S", &quick, &t2, NULL), TSR_ERR_TIMEOUT);
+    /* the one-sided client sees the same words */
+    assert_int_equal(tsr_lock_try_acquire(one, "S", NULL, &t2, NULL), TSR_ERR_CONFLICT);
+    tsr_lock_status_t st;
+    assert_int_equal(tsr_lock_status(c2, "S", &st, NULL), TSR_OK);
+    assert_int_equal(st.state, TSR_LOCK_HELD_EXCLUSIVE);
+    assert_int_equal(st.last_token, t1);
+    /* release and renew by token, from any served client of this home */
+    assert_int_equal(tsr_lock_release(c, "S", t1 + 1, NULL), TSR_ERR_INVALID_ARG);
+    assert_int_equal(tsr_lock_renew(c2, "S", t1, 2000, NULL), TSR_OK);
+    assert_int_equal(tsr_lock_release(c2, "S", t1, NULL), TSR_OK);
+    assert_int_equal(tsr_lock_release(c, "S", t1, NULL), TSR_ERR_INVALID_ARG);
+    /* a waiting acquire is granted by the release of a one-sided holder */
+    assert_int_equal(tsr_lock_acquire(one, "S", &x, &t2, NULL), TSR_OK);
+    assert_true(t2 > t1);
+    served_wait_t w = {c2, TSR_ERR_INTERNAL, 0};
+    pthread_t thr;
+    pthread_create(&thr, NULL, served_waiter, &w);
+    usleep(50 * 1000);
+    assert_int_equal(tsr_lock_release(one, "S", t2, NULL), TSR_OK);
+    pthread_join(thr, NULL);
+    assert_int_equal(w.rc, TSR_OK);
+    /* held by the waiter's grant now; another waiter is cancelled when the
+     * home stops */
+    assert_int_equal(tsr_lock_status(c, "S", &st, NULL), TSR_OK);
+    t3 = st.last_token;
+    assert_true(t3 > t2);
+    w.c = c;
+    w.rc = TSR_ERR_INTERNAL;
+    atomic_store(&w.done, 0);
+    pthread_create(&thr, NULL, served_waiter, &w);
+    /* until the home queued it (a loaded machine may take a while) */
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(tsr_lock_status(one, "S", &st, NULL), TSR_OK);
+        if (st.waiters >= 1)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_true(st.waiters >= 1);
+    /* the transport's rule: no progress thread while a handler's arg goes */
+    tsr_transport_stop_thread(th);
+    tsr_lock_home_destroy(home);
+    for (int i = 0; i < 5000 && !atomic_load(&w.done); i++) {
+        tsr_transport_progress(th); /* the cancelled call's answer leaves */
+        usleep(1000);
+    }
+    pthread_join(thr, NULL);
+    assert_int_equal(w.rc, TSR_ERR_UNAVAILABLE);
+    tsr_lock_client_destroy(c);
+    tsr_lock_client_destroy(c2);
+    tsr_lock_client_destroy(one);
+    tsr_transport_destroy(tc);
+    tsr_transport_destroy(th);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_word_model),
+        cmocka_unit_test(test_fast_path_ops),
+        cmocka_unit_test(test_tokens_across_epochs),
+        cmocka_unit_test(test_served),
         cmocka_unit_test(test_grant_low),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_basic_semantics),

@@ -7,7 +7,7 @@
  * Scenarios (UCX_TLS from the environment; ctest runs each over TCP only and
  * over shared memory):
  *   mutex     two homes; 4 client processes x 10,000 exclusive acquisitions
- *             (1,000 over TCP, TSR_LOCK_TEST_N)
+ *             (TSR_LOCK_TEST_N; over TCP through the served path)
  *             of one lock, each a plain read-modify-write of a counter in a
  *             file (pread/pwrite): the counter ends at exactly 40,000, and
  *             every process sees its tokens strictly increase.
@@ -16,8 +16,10 @@
  *             hold): readers' intervals overlap each other, and no writer's
  *             interval overlaps any other interval.
  *   fairness  3 reader processes keep a steady overlapping stream of shared
- *             grants; a writer process asks 30 times and is granted each time
- *             after at most a bounded number of reader grants.
+ *             grants; a writer process asks 30 times: no reader that asked
+ *             after it is granted before it (tokens are queue places), and
+ *             it waits for at most 6 reader grants (10 of 30 may exceed that:
+ *             the count starts before its request reaches the lock).
  *   lease     a holder with a 300 ms lease is killed with SIGKILL; a waiter
  *             gets the lock after the lease, with a larger token; the dead
  *             holder's token is refused by the fencing check.
@@ -416,6 +418,10 @@ static int role_reader(int argc, char **argv)
     while (!file_exists("stop-readers")) {
         uint64_t tok = must_acquire(&e, "fair", TSR_LOCK_SHARED, 5000, 30000);
         atomic_fetch_add(&cnt[0], 1);
+        /* the largest reader token granted so far (FIFO check: the writer's) */
+        long cur = atomic_load(&cnt[2]);
+        while ((long)tok > cur && !atomic_compare_exchange_weak(&cnt[2], &cur, (long)tok))
+            ;
         if (atomic_load(&cnt[1]) != 0)
             fail("a reader holds while the writer holds");
         usleep(300);
@@ -435,20 +441,28 @@ static int role_writer(int argc, char **argv)
     _Atomic long *cnt = map_counters();
     while (atomic_load(&cnt[0]) < 100)
         usleep(1000);
-    long worst = 0;
+    long worst = 0, over = 0;
     for (int k = 0; k < 30; k++) {
         long before = atomic_load(&cnt[0]);
         uint64_t tok = must_acquire(&e, "fair", TSR_LOCK_EXCLUSIVE, 5000, 10000);
         atomic_store(&cnt[1], 1);
+        /* FIFO, exactly: tokens are places in the queue, so no reader that
+         * asked after us may have been granted before us */
+        long rmax = atomic_load(&cnt[2]);
+        CHECK(rmax < (long)tok, "a reader with token %ld was granted before the writer's %llu",
+              rmax, (unsigned long long)tok);
         long between = atomic_load(&cnt[0]) - before;
         if (between > worst)
             worst = between;
+        if (between > 6) /* 2 x the 3 readers: scenario_fairness */
+            over++;
         usleep(500);
         atomic_store(&cnt[1], 0);
         must_release(&e, "fair", tok);
         usleep(2000);
     }
     write_text("worst", "%ld", worst);
+    write_text("over", "%ld", over);
     role_close(&e);
     return 0;
 }
@@ -573,8 +587,8 @@ static int scenario_mutex(void)
     long long zero = 0;
     CHECK(fd >= 0 && pwrite(fd, &zero, sizeof(zero), 0) == sizeof(zero), "counter file");
     close(fd);
-    /* TSR_LOCK_TEST_N: ctest sets 1000 over TCP, where UCX emulates every
-     * atomic with a message the home's CPU serves (docs/locks.md) */
+    /* TSR_LOCK_TEST_N: ctest sets 10000 for both sets; over TCP the clients
+     * take the served path (docs/locks.md, transports) */
     const int N = getenv("TSR_LOCK_TEST_N") ? atoi(getenv("TSR_LOCK_TEST_N")) : 10000;
     char ns[16];
     snprintf(ns, sizeof(ns), "%d", N);
@@ -675,12 +689,19 @@ static int scenario_fairness(void)
     for (int i = 0; i < nkids; i++)
         if (strcmp(kids[i].name, "reader") == 0)
             expect_ok(kids[i].pid, 30);
-    long long worst = read_num("worst");
+    long long worst = read_num("worst"), over = read_num("over");
     stop_homes();
-    /* FIFO: at most the readers queued ahead (NR) plus those granted between
-     * the writer's snapshot and its ticket (NR again) */
-    CHECK(worst <= 2 * NR, "writer waited for %lld reader grants", worst);
-    printf("fairness: a writer waited at most %lld reader grants (bound %d)\n", worst, 2 * NR);
+    /* FIFO is checked exactly by the writer with tokens. The count: at most
+     * the readers queued ahead (NR) plus those granted between the writer's
+     * snapshot and its ticket (NR again), unless the writer was descheduled
+     * in between or, served, its call was slow to reach the home (seen in 2
+     * of 30 rounds under ASan at load 10): a starved writer would exceed it
+     * every time, so 10 of 30 are allowed */
+    CHECK(over <= 10, "writer waited for more than %d reader grants %lld times (worst %lld)",
+          2 * NR, over, worst);
+    printf("fairness: a writer waited at most %lld reader grants (bound %d exceeded %lld of 30 "
+           "times)\n",
+           worst, 2 * NR, over);
     return 0;
 }
 
