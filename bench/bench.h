@@ -165,6 +165,9 @@ void tsr_bench_progress_clear(void);
  * (nothing left running). The caller stops the pid. */
 pid_t tsr_bench_spawn_server(const char *suite, const char *env_name, const char *env_value,
                              uint16_t *port);
+/* Waits at most timeout_s for the server pid to exit (it was told to stop),
+ * then stops it by its pid (SIGKILL) and reaps it. */
+void tsr_bench_stop_server(pid_t pid, double timeout_s);
 
 /* ---- suites ------------------------------------------------------------------- */
 

@@ -445,15 +445,7 @@ out:
     free(lat);
     free(rawlat);
     /* bounded wait for the owner, then stop it by its pid */
-    double end = tsr_bench_now() + 5;
-    while (waitpid(pid, NULL, WNOHANG) == 0) {
-        if (tsr_bench_now() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            break;
-        }
-        usleep(10000);
-    }
+    tsr_bench_stop_server(pid, 5);
     return rc;
 }
 

@@ -294,3 +294,16 @@ pid_t tsr_bench_spawn_server(const char *suite, const char *env_name, const char
     *port = (uint16_t)p;
     return pid;
 }
+
+void tsr_bench_stop_server(pid_t pid, double timeout_s)
+{
+    double end = tsr_bench_now() + timeout_s;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (tsr_bench_now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            break;
+        }
+        usleep(10000);
+    }
+}

@@ -192,6 +192,7 @@ typedef enum kv_rec {
     KV_REC_DEL = 2,    /* u32 table, u32 klen, key */
     KV_REC_CREATE = 3, /* u32 table, u32 parts, u32 max_key, u32 max_val, u32 nlen, name */
     KV_REC_DROP = 4,   /* u32 table */
+    KV_REC_TXN = 5,    /* a transaction's commit record (txn_apply.c): all its writes */
 } kv_rec_t;
 
 typedef struct kv_wal kv_wal_t;
@@ -292,6 +293,7 @@ struct tsr_kv_store {
     uint32_t next_id;
     atomic_bool snapping;
     tsr_kv_recovery_t rec;
+    _Atomic uint64_t txn_clock; /* versions given by transaction commits (txn_apply.c) */
 };
 
 /* A table's partitions (remote.c). */
@@ -300,5 +302,69 @@ void tsr_kv_store_maybe_snapshot(tsr_kv_store_t *s);
 
 /* Records a status in a public tsr_kv_err_t (NULL allowed). */
 tsr_status_t tsr_kv_err_from(tsr_kv_err_t *out, const tsr_error_t *err, tsr_status_t st);
+
+/* ---- transactions (txn_apply.c, used by engine/txn) -------------------------------- */
+/*
+ * A transaction locks the slots of its write set by setting bit 0 (LOCKED) of
+ * their version words with compare-and-swap, so readers wait (local) or retry
+ * (remote, torn) while it commits, and non-transactional writers of a locked
+ * key get TSR_ERR_CONFLICT. A key that is absent is locked by RESERVING a
+ * slot: a FULL slot holding the key, no value, pad = KV_TXN_RESERVED and the
+ * version locked; it becomes the inserted value or a tombstone at apply or
+ * abort. A committing transaction holds the store's rwlock shared from its
+ * first lock to its last apply, so no snapshot ever sees a locked slot.
+ */
+#define KV_TXN_ABSENT UINT64_MAX /* a read that found no key */
+#define KV_TXN_RESERVED 1u       /* slot pad: reserved by a locked insert */
+
+typedef struct kv_txn_key {
+    tsr_kv_table_t *t;
+    uint64_t h; /* tsr_hash_bytes of the key */
+    const void *key;
+    uint32_t klen;
+} kv_txn_key_t;
+
+/* A versioned lock-free read: TSR_OK with *ver (even) and the value copied as
+ * tsr_kv_part_get does, TSR_ERR_NOT_FOUND with *ver = KV_TXN_ABSENT, or
+ * TSR_ERR_CONFLICT when the key stays locked by a committing transaction. */
+tsr_status_t tsr_kv_txn_read(const kv_txn_key_t *k, void *buf, size_t cap, size_t *vlen,
+                             uint64_t *ver);
+/* Locks one key (under its partition's mutex, then CAS on the version word).
+ * expect: 0 = any state; KV_TXN_ABSENT = the key must be absent; else the
+ * version the transaction read (must be unchanged). TSR_ERR_CONFLICT when it
+ * is locked by another transaction or changed; *reserved says whether a slot
+ * was reserved for an absent key. */
+tsr_status_t tsr_kv_txn_lock(const kv_txn_key_t *k, uint64_t expect, bool *reserved,
+                             tsr_error_t *err);
+/* Releases a lock taken by tsr_kv_txn_lock without writing (abort): the
+ * version comes back unchanged, a reservation becomes a tombstone. */
+void tsr_kv_txn_unlock(const kv_txn_key_t *k);
+/* Checks one read of the read set (a key not locked by this transaction):
+ * TSR_OK when its version is still ver (or still absent), else CONFLICT. */
+tsr_status_t tsr_kv_txn_validate(const kv_txn_key_t *k, uint64_t ver);
+/* Applies a locked key's new value (or deletion) with version ver and
+ * unlocks it. */
+void tsr_kv_txn_apply(const kv_txn_key_t *k, bool del, const void *val, uint32_t vlen,
+                      uint64_t ver);
+/* The version the writes of one commit get: larger than any version the
+ * store gave before (a clock seeded from the wall clock at first use). */
+uint64_t tsr_kv_txn_next_version(tsr_kv_store_t *s);
+/* Commit record: appends one KV_REC_TXN record with every write (all or
+ * nothing at replay) and returns its lsn (0: the store has no log). */
+typedef struct kv_txn_wrec {
+    const kv_txn_key_t *k;
+    bool del;
+    const void *val;
+    uint32_t vlen;
+} kv_txn_wrec_t;
+tsr_status_t tsr_kv_txn_log(tsr_kv_store_t *s, const kv_txn_wrec_t *w, size_t n, uint64_t *lsn,
+                            tsr_error_t *err);
+/* A one-sided remote get that also returns the version of the slot copy
+ * (remote.c; transactions record it as their read version). */
+tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                                   size_t cap, size_t *vlen, uint64_t *ver, tsr_kv_err_t *err);
+/* Replays a KV_REC_TXN record (store.c's recovery). */
+tsr_status_t tsr_kv_txn_replay(tsr_kv_store_t *s, const unsigned char *p, size_t len,
+                               tsr_error_t *err);
 
 #endif /* TSR_KV_INTERNAL_H */

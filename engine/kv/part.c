@@ -296,6 +296,10 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
     kv_tab_t *t = atomic_load(&p->tab);
     bool found;
     kv_slot_t *s = find_w(p, t, h, key, klen, &found);
+    /* locked by a committing transaction (txn_apply.c): it owns the key
+     * (a rehash below keeps the lock with the slot) */
+    if (found && (atomic_load_explicit(&s->ver, memory_order_relaxed) & KV_VER_LOCKED))
+        return TSR_ERR_CONFLICT;
     if (found && op == KV_OP_INSERT)
         return TSR_ERR_EXISTS;
     if (!found && (op == KV_OP_UPDATE || op == KV_OP_DELETE))
@@ -484,7 +488,7 @@ tsr_status_t tsr_kv_part_scan(kv_part_t *p, uint64_t *epoch, uint64_t *pos, size
     uint64_t i = *pos;
     for (; i < t->nslots && k < max; i++) {
         kv_slot_t *s = kv_slot_at(t, i);
-        if (s->state != KV_FULL)
+        if (s->state != KV_FULL || s->pad == KV_TXN_RESERVED) /* a txn's insert in flight */
             continue;
         fn(arg, s->data, s->klen, s->data + p->max_key, s->vlen);
         k++;

@@ -350,6 +350,16 @@ static bool slot_whole(const tsr_kv_remote_t *r, const kv_slot_t *s, uint64_t ve
 tsr_status_t tsr_kv_remote_get(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
                                size_t cap, size_t *vlen, tsr_kv_err_t *kerr)
 {
+    uint64_t ver;
+    return tsr_kv_remote_get_ver(r, key, klen, buf, cap, vlen, &ver, kerr);
+}
+
+/* The get with the version of the slot copy it returned (transactions
+ * record it; txn_apply.c): the checksum is seeded with the version, so the
+ * version and the value come from one whole copy. */
+tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                                   size_t cap, size_t *vlen, uint64_t *ver_out, tsr_kv_err_t *kerr)
+{
     tsr_error_t e;
     tsr_error_clear(&e);
     if (!r || (!key && klen) || !vlen || (!buf && cap))
@@ -403,6 +413,7 @@ restart:
                 if (c)
                     memcpy(buf, s->data + r->max_key, c);
                 *vlen = s->vlen;
+                *ver_out = ver;
                 return TSR_OK;
             }
         }

@@ -194,6 +194,8 @@ static tsr_status_t apply_rec(void *arg, uint64_t lsn, kv_rec_t type, const unsi
                                             vl, NULL, NULL, err);
         return rc == TSR_ERR_NOT_FOUND ? TSR_OK : rc;
     }
+    case KV_REC_TXN: /* a transaction's commit record (txn_apply.c) */
+        return tsr_kv_txn_replay(s, p, len, err);
     }
     return tsr_error_set(err, TSR_ERR_BAD_INPUT, "kv: unknown record type %d", (int)type);
 }

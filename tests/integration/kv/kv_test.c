@@ -45,132 +45,9 @@
 #include "tessera/kv.h"
 #include "transport.h"
 
-static const char *g_dir;
-static const char *g_role = "driver";
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "kv_test %s: FAIL %s:%d: ", g_role, __FILE__, __LINE__);               \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void path_of(char *out, size_t cap, const char *name)
-{
-    snprintf(out, cap, "%s/%s", g_dir, name);
-}
-
-static bool file_exists(const char *name)
-{
-    char p[512];
-    path_of(p, sizeof(p), name);
-    return access(p, F_OK) == 0;
-}
-
-static void write_text(const char *name, const char *fmt, ...)
-{
-    char p[512], tmp[520], buf[128];
-    path_of(p, sizeof(p), name);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", p);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(tmp, "w");
-    CHECK(f && fwrite(buf, 1, (size_t)n, f) == (size_t)n && fclose(f) == 0, "write %s", tmp);
-    CHECK(rename(tmp, p) == 0, "rename %s", p);
-}
-
-static long read_num(const char *name)
-{
-    char p[512];
-    path_of(p, sizeof(p), name);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    if (fscanf(f, "%ld", &v) != 1)
-        v = -1;
-    fclose(f);
-    return v;
-}
-
-/* ---- children --------------------------------------------------------------------- */
-
-#define MAX_KIDS 4
-static pid_t kids[MAX_KIDS];
-static int nkids;
-
-static pid_t spawn(const char *role, const char *arg)
-{
-    char *argv[6] = {"kv_test", "role", (char *)role, (char *)g_dir, (char *)arg, NULL};
-    CHECK(nkids < MAX_KIDS, "too many children");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    kids[nkids++] = pid;
-    return pid;
-}
-
-/* Waits at most timeout_s for pid; kills it (by PID) when it overstays. */
-static int wait_kid(pid_t pid, double timeout_s)
-{
-    double end = now() + timeout_s;
-    int st;
-    while (now() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return st;
-        usleep(5000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    fprintf(stderr, "kv_test: child %d overstayed and was killed\n", (int)pid);
-    return -1;
-}
-
-static void kill_all(void)
-{
-    for (int i = 0; i < nkids; i++)
-        if (kids[i] > 0 && waitpid(kids[i], NULL, WNOHANG) == 0) {
-            kill(kids[i], SIGKILL);
-            waitpid(kids[i], NULL, 0);
-        }
-}
-
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
+#define MP_PROG "kv_test"
+#define MP_MAX_KIDS 4
+#include "../mp_util.h"
 
 /* ---- remote ------------------------------------------------------------------------ */
 
@@ -484,14 +361,6 @@ static int scenario_crash(void)
 
 /* ---- main ---------------------------------------------------------------------------- */
 
-/* The driver's exit, also through a failed CHECK: no child outlives it. */
-static void driver_exit(void)
-{
-    kill_all();
-    if (g_dir)
-        rm_tree(g_dir);
-}
-
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "role") == 0) {
@@ -511,11 +380,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: kv_test remote [ucx|heap] | crash\n");
         return 2;
     }
-    alarm(55);                                      /* the driver too */
-    static char tmpl[] = "/tmp/tsr_kv_test_XXXXXX"; /* outlives main: driver_exit */
-    CHECK(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
-    g_dir = tmpl;
-    atexit(driver_exit);
+    driver_begin(55);
     int rc;
     if (strcmp(argv[1], "remote") == 0) {
         rc = scenario_remote(argc > 2 ? argv[2] : "heap");

@@ -1,0 +1,378 @@
+/*
+ * txn.c - transactions of include/tessera/txn.h: the read and write sets,
+ * read-your-writes, commit and rollback, and tsr_txn_run's retries.
+ *
+ * A transaction is optimistic: reads go to the store (local: a lock-free
+ * versioned read; remote: one call to the owner) and record the version they
+ * saw, or the key's absence; writes only go into the write set (one entry
+ * per key: a later put or delete of the same key replaces it). A get looks
+ * in the write set first (read-your-writes), then in the read set (the same
+ * value again: repeatable), then at the store. Commit hands both sets to
+ * the protocol (commit.c, locally or on the owner through remote.c).
+ *
+ * Sets are arrays searched linearly: transactions are meant to be small
+ * (tens of keys); a large one costs O(reads x writes) at commit.
+ *
+ * Retries (tsr_txn_run): randomized exponential backoff ("full jitter"):
+ * after the n-th conflict sleep a uniform random time below
+ * min(backoff_us * 2^(n-1), backoff_max_us), so committers that collided
+ * spread out instead of colliding again in step.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "txn_internal.h"
+
+struct tsr_txn {
+    tsr_txn_db_t *db;
+    txn_sets_t s;
+    size_t rcap, wcap, tcap;
+};
+
+static tsr_status_t err_out(tsr_txn_err_t *out, const tsr_error_t *e, tsr_status_t st)
+{
+    if (out && st != TSR_OK && out->status == TSR_OK) {
+        out->status = st;
+        snprintf(out->message, sizeof(out->message), "%s",
+                 e && e->status != TSR_OK ? e->message : tsr_status_str(st));
+    }
+    return st;
+}
+
+/* ---- dbs ---------------------------------------------------------------------------- */
+
+tsr_status_t tsr_txn_db_local(tsr_kv_store_t *store, tsr_txn_db_t **out, tsr_txn_err_t *xerr)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (!store || !out)
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    tsr_txn_db_t *db = tsr_mem_calloc(NULL, 1, sizeof(*db));
+    if (!db)
+        return err_out(xerr, NULL, TSR_ERR_NOMEM);
+    tsr_status_t rc = tsr_txn_local_init(&db->local, store, &e);
+    if (rc != TSR_OK) {
+        tsr_mem_free(NULL, db);
+        return err_out(xerr, &e, rc);
+    }
+    *out = db;
+    return TSR_OK;
+}
+
+void tsr_txn_db_close(tsr_txn_db_t *db)
+{
+    if (!db)
+        return;
+    if (!db->remote)
+        tsr_txn_local_fini(&db->local);
+    else
+        tsr_txn_remote_fini(db);
+    tsr_mem_free(NULL, db);
+}
+
+void tsr_txn_db_stats(tsr_txn_db_t *db, tsr_txn_stats_t *out)
+{
+    out->commits = atomic_load(&db->commits);
+    out->conflicts = atomic_load(&db->conflicts);
+    out->aborts = atomic_load(&db->aborts);
+    out->reads_rma = atomic_load(&db->reads_rma);
+    out->reads_rpc = atomic_load(&db->reads_rpc);
+}
+
+/* ---- one transaction ----------------------------------------------------------------- */
+
+void tsr_txn_entry_free(txn_entry_t *e)
+{
+    tsr_mem_free(NULL, e->key);
+    tsr_mem_free(NULL, e->val);
+    tsr_mem_free(NULL, e->lock);
+}
+
+tsr_status_t tsr_txn_begin(tsr_txn_db_t *db, tsr_txn_t **out, tsr_txn_err_t *xerr)
+{
+    if (!db || !out)
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    tsr_txn_t *x = tsr_mem_calloc(NULL, 1, sizeof(*x));
+    if (!x)
+        return err_out(xerr, NULL, TSR_ERR_NOMEM);
+    x->db = db;
+    *out = x;
+    return TSR_OK;
+}
+
+static void txn_free(tsr_txn_t *x)
+{
+    for (size_t i = 0; i < x->s.nreads; i++)
+        tsr_txn_entry_free(&x->s.reads[i]);
+    for (size_t i = 0; i < x->s.nwrites; i++)
+        tsr_txn_entry_free(&x->s.writes[i]);
+    for (uint32_t i = 0; i < x->s.ntabs; i++)
+        tsr_mem_free(NULL, x->s.tnames[i]);
+    tsr_mem_free(NULL, x->s.reads);
+    tsr_mem_free(NULL, x->s.writes);
+    tsr_mem_free(NULL, x->s.tnames);
+    tsr_mem_free(NULL, x);
+}
+
+void tsr_txn_rollback(tsr_txn_t *x)
+{
+    if (!x)
+        return;
+    atomic_fetch_add(&x->db->aborts, 1);
+    txn_free(x);
+}
+
+/* The index of a table name in x, added when new. */
+static tsr_status_t tab_index(tsr_txn_t *x, const char *table, uint32_t *idx, tsr_error_t *err)
+{
+    size_t n = table ? strlen(table) : 0;
+    if (n == 0 || n > TSR_KV_NAME_MAX)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "txn: a table name is 1..%u bytes",
+                             TSR_KV_NAME_MAX);
+    for (uint32_t i = 0; i < x->s.ntabs; i++)
+        if (strcmp(x->s.tnames[i], table) == 0) {
+            *idx = i;
+            return TSR_OK;
+        }
+    if (tsr_mem_grow(NULL, (void **)&x->s.tnames, &x->tcap, (size_t)x->s.ntabs + 1,
+                     sizeof(*x->s.tnames)) != 0)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+    char *c = tsr_mem_strdup(NULL, table);
+    if (!c)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+    x->s.tnames[x->s.ntabs] = c;
+    *idx = x->s.ntabs++;
+    return TSR_OK;
+}
+
+static txn_entry_t *find(txn_entry_t *v, size_t n, uint32_t tab, uint64_t h, const void *key,
+                         size_t klen)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].tab == tab && v[i].h == h && v[i].klen == klen &&
+            (klen == 0 || memcmp(v[i].key, key, klen) == 0))
+            return &v[i];
+    return NULL;
+}
+
+static void copy_out(const unsigned char *val, uint32_t vl, void *buf, size_t cap, size_t *vlen)
+{
+    size_t c = vl < cap ? vl : cap;
+    if (c)
+        memcpy(buf, val, c);
+    *vlen = vl;
+}
+
+tsr_status_t tsr_txn_get(tsr_txn_t *x, const char *table, const void *key, size_t klen, void *buf,
+                         size_t cap, size_t *vlen, tsr_txn_err_t *xerr)
+{
+    tsr_error_t e;
+    e.status = TSR_OK;
+    if (!x || (!key && klen) || (!buf && cap) || !vlen || klen > TSR_KV_MAX_KEY_LIMIT)
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    uint32_t tab;
+    tsr_status_t rc = tab_index(x, table, &tab, &e);
+    if (rc != TSR_OK)
+        return err_out(xerr, &e, rc);
+    uint64_t h = tsr_hash_bytes(key, klen);
+    txn_entry_t *w = find(x->s.writes, x->s.nwrites, tab, h, key, klen);
+    if (w) {
+        if (w->del)
+            return err_out(xerr, NULL, TSR_ERR_NOT_FOUND);
+        copy_out(w->val, w->vlen, buf, cap, vlen);
+        return TSR_OK;
+    }
+    txn_entry_t *r = find(x->s.reads, x->s.nreads, tab, h, key, klen);
+    if (!r) {
+        unsigned char *val = NULL;
+        uint32_t vl = 0;
+        uint64_t ver = 0;
+        rc = x->db->remote
+                 ? tsr_txn_remote_read(x->db, table, key, (uint32_t)klen, &val, &vl, &ver, &e)
+                 : tsr_txn_read_local(&x->db->local, table, h, key, (uint32_t)klen, &val, &vl, &ver,
+                                      &e);
+        if (rc != TSR_OK && rc != TSR_ERR_NOT_FOUND)
+            return err_out(xerr, &e, rc);
+        if (rc == TSR_ERR_NOT_FOUND && ver != KV_TXN_ABSENT) /* an unknown table */
+            return err_out(xerr, &e, rc);
+        unsigned char *kc = tsr_mem_alloc(NULL, klen ? klen : 1);
+        if (!kc || tsr_mem_grow(NULL, (void **)&x->s.reads, &x->rcap, x->s.nreads + 1,
+                                sizeof(*x->s.reads)) != 0) {
+            tsr_mem_free(NULL, kc);
+            tsr_mem_free(NULL, val);
+            return err_out(xerr, NULL, TSR_ERR_NOMEM);
+        }
+        if (klen)
+            memcpy(kc, key, klen);
+        r = &x->s.reads[x->s.nreads++];
+        *r = (txn_entry_t){.tab = tab,
+                           .h = h,
+                           .key = kc,
+                           .klen = (uint32_t)klen,
+                           .val = val,
+                           .vlen = vl,
+                           .ver = ver};
+    }
+    if (r->ver == KV_TXN_ABSENT)
+        return err_out(xerr, NULL, TSR_ERR_NOT_FOUND);
+    copy_out(r->val, r->vlen, buf, cap, vlen);
+    return TSR_OK;
+}
+
+static tsr_status_t buffer_write(tsr_txn_t *x, const char *table, const void *key, size_t klen,
+                                 const void *val, size_t vlen, bool del,
+                                 const tsr_kv_write_opts_t *wo, tsr_txn_err_t *xerr)
+{
+    tsr_error_t e;
+    e.status = TSR_OK;
+    if (!x || (!key && klen) || (!del && !val && vlen) || klen > TSR_KV_MAX_KEY_LIMIT ||
+        vlen > TSR_KV_MAX_VALUE_LIMIT || (wo && wo->lock && !wo->lock[0]))
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    uint32_t tab;
+    tsr_status_t rc = tab_index(x, table, &tab, &e);
+    if (rc != TSR_OK)
+        return err_out(xerr, &e, rc);
+    uint64_t h = tsr_hash_bytes(key, klen);
+    unsigned char *vc = NULL, *kc = NULL;
+    char *lock = NULL;
+    if (!del) {
+        vc = tsr_mem_alloc(NULL, vlen ? vlen : 1);
+        if (vc && vlen)
+            memcpy(vc, val, vlen);
+    }
+    if (wo && wo->lock)
+        lock = tsr_mem_strdup(NULL, wo->lock);
+    txn_entry_t *w = find(x->s.writes, x->s.nwrites, tab, h, key, klen);
+    if (!w) {
+        kc = tsr_mem_alloc(NULL, klen ? klen : 1);
+        if (kc && tsr_mem_grow(NULL, (void **)&x->s.writes, &x->wcap, x->s.nwrites + 1,
+                               sizeof(*x->s.writes)) != 0) {
+            tsr_mem_free(NULL, kc);
+            kc = NULL;
+        }
+    }
+    if ((!del && !vc) || (wo && wo->lock && !lock) || (!w && !kc)) {
+        tsr_mem_free(NULL, vc);
+        tsr_mem_free(NULL, lock);
+        tsr_mem_free(NULL, kc);
+        return err_out(xerr, NULL, TSR_ERR_NOMEM);
+    }
+    if (w) { /* replaces the earlier write of the same key */
+        tsr_mem_free(NULL, w->val);
+        tsr_mem_free(NULL, w->lock);
+    } else {
+        if (klen)
+            memcpy(kc, key, klen);
+        w = &x->s.writes[x->s.nwrites++];
+        *w = (txn_entry_t){.tab = tab, .h = h, .key = kc, .klen = (uint32_t)klen};
+    }
+    w->val = vc;
+    w->vlen = del ? 0 : (uint32_t)vlen;
+    w->del = del;
+    w->lock = lock;
+    w->token = wo && wo->lock ? wo->token : 0;
+    return TSR_OK;
+}
+
+tsr_status_t tsr_txn_put(tsr_txn_t *x, const char *table, const void *key, size_t klen,
+                         const void *val, size_t vlen, const tsr_kv_write_opts_t *wo,
+                         tsr_txn_err_t *err)
+{
+    return buffer_write(x, table, key, klen, val, vlen, false, wo, err);
+}
+
+tsr_status_t tsr_txn_delete(tsr_txn_t *x, const char *table, const void *key, size_t klen,
+                            const tsr_kv_write_opts_t *wo, tsr_txn_err_t *err)
+{
+    return buffer_write(x, table, key, klen, NULL, 0, true, wo, err);
+}
+
+tsr_status_t tsr_txn_commit(tsr_txn_t *x, tsr_txn_err_t *xerr)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (!x)
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    tsr_txn_db_t *db = x->db;
+    tsr_status_t rc = db->remote ? tsr_txn_remote_commit(db, &x->s, &e)
+                                 : tsr_txn_commit_local(&db->local, &x->s, &e);
+    if (rc == TSR_OK)
+        atomic_fetch_add(&db->commits, 1);
+    else if (rc == TSR_ERR_CONFLICT)
+        atomic_fetch_add(&db->conflicts, 1);
+    else
+        atomic_fetch_add(&db->aborts, 1);
+    txn_free(x);
+    return err_out(xerr, &e, rc);
+}
+
+/* ---- retries --------------------------------------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+tsr_status_t tsr_txn_run(tsr_txn_db_t *db, tsr_txn_fn fn, void *arg, const tsr_txn_run_opts_t *opts,
+                         unsigned *attempts, tsr_txn_err_t *xerr)
+{
+    if (attempts)
+        *attempts = 0;
+    if (!db || !fn)
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    tsr_txn_run_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    unsigned max = o.max_attempts ? o.max_attempts : 16;
+    uint64_t ceil_us = o.backoff_us ? o.backoff_us : 50;
+    uint64_t cap_us = o.backoff_max_us ? o.backoff_max_us : 20000;
+    uint64_t seed = o.seed;
+    if (!seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int here;
+        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&here;
+    }
+    seed = tsr_hash_bytes(&seed, sizeof(seed)) | 1;
+    tsr_status_t rc = TSR_ERR_CONFLICT;
+    tsr_txn_err_t last = {0};
+    for (unsigned n = 1; n <= max; n++) {
+        if (attempts)
+            *attempts = n;
+        tsr_txn_t *x;
+        memset(&last, 0, sizeof(last));
+        rc = tsr_txn_begin(db, &x, &last);
+        if (rc != TSR_OK)
+            break;
+        rc = fn(x, arg);
+        if (rc == TSR_OK) {
+            rc = tsr_txn_commit(x, &last);
+        } else {
+            if (last.status == TSR_OK) {
+                last.status = rc;
+                snprintf(last.message, sizeof(last.message), "txn: the transaction returned %s",
+                         tsr_status_str(rc));
+            }
+            tsr_txn_rollback(x);
+        }
+        if (rc != TSR_ERR_CONFLICT || n == max)
+            break;
+        uint64_t c = ceil_us < cap_us ? ceil_us : cap_us;
+        usleep((useconds_t)(xorshift(&seed) % (c + 1)));
+        if (ceil_us < cap_us)
+            ceil_us *= 2;
+    }
+    if (rc != TSR_OK && xerr && xerr->status == TSR_OK)
+        *xerr = last.status != TSR_OK ? last : (tsr_txn_err_t){rc, ""};
+    if (rc != TSR_OK && xerr && xerr->message[0] == '\0')
+        snprintf(xerr->message, sizeof(xerr->message), "%s", tsr_status_str(rc));
+    return rc;
+}

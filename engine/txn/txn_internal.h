@@ -1,0 +1,104 @@
+/*
+ * txn_internal.h - the shared internals of engine/txn (docs/kv.md,
+ * "Transactions"): a transaction's read and write sets (txn.c), the commit
+ * protocol on a local store (commit.c) and the remote client and server
+ * (remote.c).
+ *
+ * A transaction keeps its tables by name (index into tnames) and its sets as
+ * arrays of entries that own copies of their keys and values. The commit
+ * protocol takes the sets as plain arrays so the server runs exactly the
+ * code a local commit runs, on the sets a client sent.
+ */
+#ifndef TSR_TXN_INTERNAL_H
+#define TSR_TXN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "kv_internal.h"
+#include "tessera/txn.h"
+
+/* One read or write of a transaction. */
+typedef struct txn_entry {
+    uint32_t tab;       /* index into the transaction's table names */
+    uint64_t h;         /* tsr_hash_bytes of the key */
+    unsigned char *key; /* owned copy */
+    uint32_t klen;
+    unsigned char *val; /* read: the value read; write: the value to write (owned) */
+    uint32_t vlen;
+    uint64_t ver; /* read: the version read, KV_TXN_ABSENT when absent */
+    bool del;     /* write: a delete */
+    char *lock;   /* write: fencing lock name (owned), NULL: unfenced */
+    uint64_t token;
+} txn_entry_t;
+
+/* A table cache on a local store: handles opened once, by name. */
+typedef struct txn_local {
+    tsr_kv_store_t *store;
+    pthread_mutex_t mu;
+    tsr_kv_table_t **tabs;
+    size_t ntabs, cap;
+} txn_local_t;
+
+tsr_status_t tsr_txn_local_init(txn_local_t *l, tsr_kv_store_t *store, tsr_error_t *err);
+void tsr_txn_local_fini(txn_local_t *l);
+/* The open handle of a table (borrowed: valid until fini). */
+tsr_status_t tsr_txn_local_table(txn_local_t *l, const char *name, tsr_kv_table_t **out,
+                                 tsr_error_t *err);
+
+/* What a commit is given: the sets, their tables by name. */
+typedef struct txn_sets {
+    char **tnames;
+    uint32_t ntabs;
+    txn_entry_t *reads;
+    size_t nreads;
+    txn_entry_t *writes; /* at most one per key */
+    size_t nwrites;
+} txn_sets_t;
+
+/* Runs the commit protocol (commit.c). Sorts sets->writes. TSR_OK once the
+ * commit record is durable; TSR_ERR_CONFLICT / TSR_ERR_STALE with nothing
+ * applied. */
+tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err);
+
+/* A versioned read on a local store (commit.c): value into a fresh buffer. */
+tsr_status_t tsr_txn_read_local(txn_local_t *l, const char *table, uint64_t h, const void *key,
+                                uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
+                                tsr_error_t *err);
+
+void tsr_txn_entry_free(txn_entry_t *e);
+
+/* A remote db's reader of one table: one-sided (the owner runs a kv
+ * server) or, when the owner has none, the txn server's read call. */
+typedef struct txn_rtab {
+    char *name;
+    tsr_kv_remote_t *r; /* NULL: reads by RPC */
+} txn_rtab_t;
+
+struct tsr_txn_db {
+    txn_local_t local; /* local db: its store's tables */
+    bool remote;
+    tsr_transport_t *t; /* remote db */
+    tsr_peer_t *peer;
+    uint16_t rpc_type;
+    int timeout_ms;
+    pthread_mutex_t rmu; /* remote: guards rtabs (a kv remote reader is single-threaded) */
+    txn_rtab_t *rtabs;
+    size_t nrtabs, rtcap;
+    atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc;
+};
+
+/* Remote calls (remote.c). */
+tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void *key,
+                                 uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
+                                 tsr_error_t *err);
+tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *sets, tsr_error_t *err);
+void tsr_txn_remote_fini(tsr_txn_db_t *db); /* the readers and the mutex */
+
+/* Wire kinds: the first byte of every request. */
+enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2 };
+
+#endif /* TSR_TXN_INTERNAL_H */
