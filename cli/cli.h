@@ -10,6 +10,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "tessera/tessera.h"
@@ -50,6 +51,14 @@ int cli_cluster_default_dir(char *buf, size_t size);
  * when the value is missing. */
 int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
 
+/* The options by which a cluster client finds the scheduler (docs/cluster.md):
+ * --scheduler ADDR, --dir DIR (the cluster's state directory), --token-file
+ * PATH, stored into the matching pointer. Returns like cli_opt_value: 1 when
+ * argv[*i] is one of them, 0 when not, -1 (after printing an error) when its
+ * value is missing. */
+int cli_cluster_opt(int argc, char **argv, int *i, const char **scheduler, const char **dir,
+                    const char **token_file);
+
 /* Parses a non-negative integer option value; prints an error and returns false
  * when it is not one. */
 bool cli_parse_count(const char *opt, const char *text, unsigned long long *out);
@@ -84,16 +93,56 @@ void cmd_cluster_usage(FILE *out);
 /* `tessera lock acquire|release|renew|status` (cmd_lock.c). */
 int cmd_lock(int argc, char **argv);
 void cmd_lock_usage(FILE *out);
+/* `tessera kv ...`: the cluster's hash tables (cmd_kv.c). */
+int cmd_kv(int argc, char **argv);
+void cmd_kv_usage(FILE *out);
 /* SIGTERM/SIGINT set the flag cli_stop_flag() points to (a sig_atomic_t). */
 void cli_install_stop_signals(void);
 volatile sig_atomic_t *cli_stop_flag(void);
 /* Milliseconds option in 100..3600000; prints the error and returns -1. */
 int cli_parse_ms(const char *opt, const char *val, int *out);
-/* `tessera sql --scheduler HOST:PORT`: runs sql on the cluster and prints the
- * result; token_file may be NULL. Returns the exit code. */
-int cli_cluster_sql(const char *scheduler, const char *token_file, size_t ntables,
-                    const char *const *names, const char *const *paths,
-                    const char *const *schemas, char delimiter, const char *sql,
-                    cli_format_t format);
+/* ---- talking to a running cluster (cluster_client.c) -------------------------- */
+
+/* A one-line progress bar on a terminal (docs/cli.md): tasks done/total and
+ * rows/s, redrawn at most ~10 times a second; nothing when out is not a tty. */
+typedef struct cli_progress {
+    FILE *out;
+    bool enabled; /* out is a terminal */
+    bool drawn;   /* a bar is on the line now */
+    unsigned long long last_ms;
+} cli_progress_t;
+void cli_progress_init(cli_progress_t *p, FILE *out);
+void cli_progress_update(cli_progress_t *p, uint32_t done, uint32_t total, uint64_t rows,
+                         uint64_t elapsed_ms);
+/* Erases the bar (before printing anything else). */
+void cli_progress_clear(cli_progress_t *p);
+
+/* The scheduler and token a cluster command uses. */
+typedef struct cli_cluster {
+    char host[256];
+    uint16_t port;
+    char token[4096]; /* the token file's path */
+} cli_cluster_t;
+/* --scheduler HOST:PORT, else the `cluster up` directory dir (NULL: the
+ * default one, when it holds a running cluster), else 127.0.0.1:7700; the
+ * token from token_file, else the cluster dir's, else the default places.
+ * Prints the error and returns its exit code, or TSR_EXIT_OK. */
+int cli_cluster_resolve(const char *scheduler, const char *dir, const char *token_file,
+                        cli_cluster_t *out);
+struct tsr_client;
+/* Connects (progress may be NULL); prints the error and returns its exit code. */
+int cli_cluster_connect(const cli_cluster_t *cl, cli_progress_t *progress,
+                        struct tsr_client **out);
+/* Runs the statements on the cluster one after the other and prints each
+ * result as embedded `tessera sql` does (table results separated by a blank
+ * line), with the progress bar on a terminal. Stops at the first error.
+ * Returns the exit code. */
+int cli_cluster_sql(const cli_cluster_t *cl, size_t ntables, const char *const *names,
+                    const char *const *paths, const char *const *schemas, char delimiter,
+                    size_t nstmts, const char *const *stmts, cli_format_t format);
+
+/* `tessera submit` (cmd_submit.c). */
+int cmd_submit(int argc, char **argv);
+void cmd_submit_usage(FILE *out);
 
 #endif /* TSR_CLI_H */

@@ -1,12 +1,13 @@
 /*
  * cmd_cluster.c - `tessera cluster up|status|down`, a local cluster for
- * development, and the client side of `tessera sql --scheduler`.
+ * development (`tessera sql --scheduler` is cluster_client.c).
  *
  * A local cluster lives in one directory (--dir; default
  * $XDG_STATE_HOME/tessera/cluster, else ~/.local/state/tessera/cluster):
  *   scheduler.pid, scheduler.addr ("127.0.0.1:PORT"), scheduler.log
  *   worker-N.pid, worker-N.log, worker-N/ (its data dir)    N = 1..workers
  *   token.path   the absolute path of the token file the cluster uses
+ *   scheduler.http  "HOST:PORT" of the scheduler's HTTP endpoint (up --http)
  * `up` starts the processes detached (setsid, output to the logs), each
  * running this same executable (/proc/self/exe), waits (bounded) until every
  * worker has joined, and prints the scheduler's address. `down` stops them by
@@ -33,6 +34,8 @@
 #include "auth.h"
 #include "scheduler.h"
 #endif
+
+#define MAX_UP_PLUGINS 8 /* cluster up --plugin */
 
 #define UP_WAIT_MS 30000
 #define DOWN_WAIT_MS 5000
@@ -61,6 +64,10 @@ void cmd_cluster_usage(FILE *out)
             "                            ~/.config/tessera/token)\n"
             "  --heartbeat-timeout MS    up: a silent worker is dead after MS (default 3000)\n"
             "  --min-range BYTES         up: smallest CSV byte range per task\n"
+            "  --plugin PATH             up: a task-graph plugin every worker loads\n"
+            "                            (repeatable, at most 8)\n"
+            "  --http HOST:PORT          up: the scheduler serves GET /status /jobs /metrics\n"
+            "                            there (port 0: a free one; status prints the URL)\n"
             "  --format FMT              status: table (default) or json\n"
             "  --scheduler HOST:PORT     status: ask that scheduler instead of DIR's (with\n"
             "                            --token-file)\n"
@@ -171,6 +178,8 @@ static int cluster_down_q(const char *dir, bool quiet)
     }
     snprintf(path, sizeof(path), "%s/scheduler.addr", dir);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/scheduler.http", dir);
+    unlink(path);
     if (quiet)
         return TSR_EXIT_OK;
     if (signalled == 0)
@@ -239,7 +248,8 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Waits for the scheduler's address file; 0 when it came. */
+/* Waits for the scheduler's address file; 0 when it came, -1 when it did
+ * not, else the scheduler's exit code (e.g. 5: its --http port is taken). */
 static int wait_addr(const char *path, pid_t pid, char *addr, size_t size)
 {
     for (int waited = 0; waited < UP_WAIT_MS; waited += 20) {
@@ -247,7 +257,7 @@ static int wait_addr(const char *path, pid_t pid, char *addr, size_t size)
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
-            return -1;
+            return WIFEXITED(st) && WEXITSTATUS(st) > 1 ? WEXITSTATUS(st) : -1;
         sleep_ms(20);
     }
     return -1;
@@ -257,6 +267,9 @@ typedef struct up_opts {
     unsigned long long workers;
     const char *device, *token_file, *hb, *min_range;
     unsigned long long threads;
+    const char *http; /* HOST:PORT for the scheduler's --http, or NULL */
+    const char *const *plugins; /* absolute paths, passed as workers' --plugin */
+    size_t nplugins;
 } up_opts_t;
 
 static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids);
@@ -326,7 +339,10 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
     char addr_file[PATH_MAX];
     snprintf(addr_file, sizeof(addr_file), "%s/scheduler.addr", dir);
     snprintf(logp, sizeof(logp), "%s/scheduler.log", dir);
-    char *sargs[16];
+    char http_file[PATH_MAX];
+    snprintf(http_file, sizeof(http_file), "%s/scheduler.http", dir);
+    unlink(http_file);
+    char *sargs[20];
     int a = 0;
     sargs[a++] = "tessera";
     sargs[a++] = "scheduler";
@@ -344,6 +360,12 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
         sargs[a++] = "--min-range";
         sargs[a++] = (char *)o->min_range;
     }
+    if (o->http) {
+        sargs[a++] = "--http";
+        sargs[a++] = (char *)o->http;
+        sargs[a++] = "--http-addr-file";
+        sargs[a++] = http_file;
+    }
     sargs[a] = NULL;
     pid_t spid = spawn(sargs, logp);
     wpids[0] = spid;
@@ -355,10 +377,11 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
     snprintf(num, sizeof(num), "%d\n", (int)spid);
     snprintf(path, sizeof(path), "%s/scheduler.pid", dir);
     write_small(path, num);
-    if (wait_addr(addr_file, spid, addr, sizeof(addr)) != 0) {
+    int wa = wait_addr(addr_file, spid, addr, sizeof(addr));
+    if (wa != 0) {
         cli_error("the scheduler did not start; see %s", logp);
         kill(spid, SIGKILL);
-        return TSR_EXIT_FAILURE;
+        return wa > 0 ? wa : TSR_EXIT_FAILURE;
     }
     char threads[32];
     snprintf(threads, sizeof(threads), "%llu", o->threads);
@@ -367,7 +390,7 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
         snprintf(data, sizeof(data), "%s/worker-%llu", dir, i);
         mkdir(data, 0700);
         snprintf(logp, sizeof(logp), "%s/worker-%llu.log", dir, i);
-        char *wargs[16];
+        char *wargs[16 + 2 * MAX_UP_PLUGINS];
         a = 0;
         wargs[a++] = "tessera";
         wargs[a++] = "worker";
@@ -386,6 +409,10 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
         if (o->hb) {
             wargs[a++] = "--heartbeat-timeout";
             wargs[a++] = (char *)o->hb;
+        }
+        for (size_t k = 0; k < o->nplugins; k++) {
+            wargs[a++] = "--plugin";
+            wargs[a++] = (char *)o->plugins[k];
         }
         wargs[a] = NULL;
         pid_t wpid = spawn(wargs, logp);
@@ -508,12 +535,32 @@ static int cluster_status(const char *dir, const char *sched, const char *token_
         return tsr_status_exit_code(err.status);
     }
     tsr_client_destroy(c);
+    /* the HTTP endpoint's URL, known for DIR's cluster (up --http wrote it) */
+    char http[340] = "", hp[300];
+    char hpath[PATH_MAX];
+    snprintf(hpath, sizeof(hpath), "%s/scheduler.http", dir);
+    if (!sched && cli_read_small(hpath, hp, sizeof(hp)) == 0 && strchr(hp, ':')) {
+        hp[strcspn(hp, "\r\n")] = '\0';
+        bool v6 = strchr(hp, ':') != strrchr(hp, ':'); /* an IPv6 host: bracket it */
+        if (v6) {
+            char *colon = strrchr(hp, ':');
+            *colon = '\0';
+            snprintf(http, sizeof(http), "http://[%s]:%s/", hp, colon + 1);
+        } else {
+            snprintf(http, sizeof(http), "http://%s/", hp);
+        }
+    }
     if (format == CLI_FORMAT_JSON) {
         printf("{\"scheduler\":{\"address\":");
         char addr[300];
         snprintf(addr, sizeof(addr), "%s:%u", host, port);
         json_str(stdout, addr);
-        printf(",\"pid\":%u},\"workers\":[", st.sched_pid);
+        printf(",\"pid\":%u", st.sched_pid);
+        if (http[0]) {
+            printf(",\"http\":");
+            json_str(stdout, http);
+        }
+        printf("},\"workers\":[");
         for (size_t i = 0; i < st.nworkers; i++) {
             const tsr_client_worker_t *w = &st.workers[i];
             printf("%s{\"id\":%u,\"state\":", i ? "," : "", w->id);
@@ -528,6 +575,8 @@ static int cluster_status(const char *dir, const char *sched, const char *token_
         printf("]}\n");
     } else {
         printf("scheduler %s:%u (pid %u), %zu worker(s)\n", host, port, st.sched_pid, st.nworkers);
+        if (http[0])
+            printf("http %s\n", http);
         printf("%-4s %-6s %-10s %-20s %-8s %-5s %s\n", "id", "state", "device", "host", "pid",
                "load", "tasks");
         for (size_t i = 0; i < st.nworkers; i++) {
@@ -540,81 +589,7 @@ static int cluster_status(const char *dir, const char *sched, const char *token_
     return TSR_EXIT_OK;
 }
 
-/* ---- sql --scheduler ------------------------------------------------------------- */
-
-int cli_cluster_sql(const char *scheduler, const char *token_file, size_t ntables,
-                    const char *const *names, const char *const *paths, const char *const *schemas,
-                    char delimiter, const char *sql, cli_format_t format)
-{
-    char host[256], tok[PATH_MAX];
-    uint16_t port = 0;
-    if (!tsr_sched_parse_addr(scheduler, host, sizeof(host), &port) || port == 0) {
-        cli_error("--scheduler needs HOST:PORT, found '%s'", scheduler);
-        return TSR_EXIT_USAGE;
-    }
-    if (!tsr_auth_token_path(token_file, tok, sizeof(tok))) {
-        cli_error("no cluster token: pass --token-file");
-        return TSR_EXIT_UNAVAILABLE;
-    }
-    tsr_client_table_t *tabs = calloc(ntables ? ntables : 1, sizeof(*tabs));
-    char(*abs)[PATH_MAX] = calloc(ntables ? ntables : 1, PATH_MAX);
-    tsr_client_t *c = NULL;
-    tsr_context_t *ctx = NULL;
-    tsr_result_t *res = NULL;
-    int code = TSR_EXIT_FAILURE;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    if (!tabs || !abs)
-        goto done;
-    for (size_t i = 0; i < ntables; i++) {
-        /* workers open the files: they need paths that do not depend on our cwd */
-        if (!realpath(paths[i], abs[i])) {
-            cli_error("cannot open '%s': %s", paths[i], strerror(errno));
-            code = TSR_EXIT_NOT_FOUND;
-            goto done;
-        }
-        tabs[i].name = names[i];
-        tabs[i].path = abs[i];
-        tabs[i].schema = schemas[i];
-    }
-    tsr_context_params_t cp = {.threads = 1};
-    if (tsr_context_create(&cp, &ctx) != TSR_OK) {
-        cli_error("cannot start the engine");
-        goto done;
-    }
-    if (tsr_client_connect(host, port, tok, 5000, &c, &err) != TSR_OK ||
-        tsr_client_sql(c, ctx, sql, tabs, ntables, delimiter, &res, &err) != TSR_OK) {
-        code = cli_report_error(err.status, err.message, err.file, err.line, err.column, err.hint,
-                                sql);
-        goto done;
-    }
-    if (cli_write_result(stdout, res, format) != 0) {
-        cli_error("cannot write the result to standard output");
-        goto done;
-    }
-    code = TSR_EXIT_OK;
-done:
-    tsr_result_destroy(res);
-    tsr_context_destroy(ctx);
-    tsr_client_destroy(c);
-    free(tabs);
-    free(abs);
-    return code;
-}
-
-#else /* !TSR_HAVE_SCHEDULER */
-
-int cli_cluster_sql(const char *scheduler, const char *token_file, size_t ntables,
-                    const char *const *names, const char *const *paths, const char *const *schemas,
-                    char delimiter, const char *sql, cli_format_t format)
-{
-    (void)scheduler, (void)token_file, (void)ntables, (void)names, (void)paths;
-    (void)schemas, (void)delimiter, (void)sql, (void)format;
-    cli_error("this build has no cluster support (built without UCX)");
-    return TSR_EXIT_UNAVAILABLE;
-}
-
-#endif
+#endif /* TSR_HAVE_SCHEDULER */
 
 int cmd_cluster(int argc, char **argv)
 {
@@ -634,7 +609,11 @@ int cmd_cluster(int argc, char **argv)
     }
     char dirbuf[PATH_MAX];
     const char *dir = NULL, *sched = NULL, *token_file = NULL, *hb = NULL, *minr = NULL;
+    const char *http = NULL;
     const char *device = "cpu";
+    char plugbuf[MAX_UP_PLUGINS][PATH_MAX];
+    const char *plugins[MAX_UP_PLUGINS];
+    size_t nplugins = 0;
     unsigned long long workers = 2, threads = 0, v;
     cli_format_t format = CLI_FORMAT_TABLE;
     int hbms;
@@ -679,6 +658,32 @@ int cmd_cluster(int argc, char **argv)
             if (m < 0 || !cli_parse_count("--min-range", val, &v))
                 return TSR_EXIT_USAGE;
             minr = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--plugin", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+            if (nplugins == MAX_UP_PLUGINS) {
+                cli_error("at most %d --plugin options", MAX_UP_PLUGINS);
+                return TSR_EXIT_USAGE;
+            }
+            /* absolute: the workers run in the cluster's directory */
+            if (!realpath(val, plugbuf[nplugins])) {
+                cli_error("--plugin %s: %s", val, strerror(errno));
+                return TSR_EXIT_USAGE;
+            }
+            plugins[nplugins] = plugbuf[nplugins];
+            nplugins++;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--http", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+#ifdef TSR_HAVE_SCHEDULER
+            char hh[256];
+            uint16_t hport;
+            if (!tsr_sched_parse_addr(val, hh, sizeof(hh), &hport)) {
+                cli_error("--http needs HOST:PORT, found '%s'", val);
+                return TSR_EXIT_USAGE;
+            }
+#endif
+            http = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--format", &val)) != 0) {
             if (m < 0 || !cli_parse_format(val, &format))
                 return TSR_EXIT_USAGE;
@@ -701,13 +706,13 @@ int cmd_cluster(int argc, char **argv)
         return cluster_down(dir);
 #ifdef TSR_HAVE_SCHEDULER
     if (strcmp(sub, "up") == 0) {
-        up_opts_t o = {workers, device, token_file, hb, minr, threads};
+        up_opts_t o = {workers, device, token_file, hb, minr, threads, http, plugins, nplugins};
         return cluster_up(dir, &o);
     }
     return cluster_status(dir, sched, token_file, format);
 #else
-    (void)sched, (void)token_file, (void)hb, (void)minr, (void)device, (void)workers;
-    (void)threads, (void)format;
+    (void)sched, (void)token_file, (void)hb, (void)minr, (void)device, (void)workers, (void)http;
+    (void)threads, (void)format, (void)plugins, (void)nplugins;
     cli_error("this build has no cluster support (built without UCX)");
     return TSR_EXIT_UNAVAILABLE;
 #endif

@@ -141,18 +141,10 @@ static int parse(int argc, char **argv, lock_args_t *a)
                 fprintf(stderr, "hint: use table or json\n");
                 return TSR_EXIT_USAGE;
             }
-        } else if ((m = cli_opt_value(argc, argv, &i, "--scheduler", &val)) != 0) {
+        } else if ((m = cli_cluster_opt(argc, argv, &i, &a->scheduler, &a->dir, &a->token_file)) !=
+                   0) {
             if (m < 0)
                 return TSR_EXIT_USAGE;
-            a->scheduler = val;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--dir", &val)) != 0) {
-            if (m < 0)
-                return TSR_EXIT_USAGE;
-            a->dir = val;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--token-file", &val)) != 0) {
-            if (m < 0)
-                return TSR_EXIT_USAGE;
-            a->token_file = val;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             return cli_unknown_option("lock", argv[i]);
         } else if (!a->op) {
@@ -207,43 +199,6 @@ static int parse(int argc, char **argv, lock_args_t *a)
 
 #ifdef TSR_HAVE_SCHEDULER
 
-/* The scheduler's address and the token file (see the top comment). */
-static int target(const lock_args_t *a, char *host, size_t hsize, uint16_t *port, char *tok,
-                  size_t tsize)
-{
-    char addr[300] = "127.0.0.1:7700", dir[PATH_MAX], path[PATH_MAX + 32];
-    bool from_dir = false;
-    if (a->scheduler) {
-        snprintf(addr, sizeof(addr), "%s", a->scheduler);
-    } else if (a->dir || cli_cluster_default_dir(dir, sizeof(dir)) == 0) {
-        if (a->dir)
-            snprintf(dir, sizeof(dir), "%s", a->dir);
-        snprintf(path, sizeof(path), "%s/scheduler.addr", dir);
-        if (cli_read_small(path, addr, sizeof(addr)) == 0 && strchr(addr, ':'))
-            from_dir = true;
-        else if (a->dir) {
-            cli_error("no cluster is running in %s", a->dir);
-            fprintf(stderr, "hint: start one with 'tessera cluster up --dir %s'\n", a->dir);
-            return TSR_EXIT_UNAVAILABLE;
-        } else
-            snprintf(addr, sizeof(addr), "127.0.0.1:7700");
-    }
-    if (!tsr_sched_parse_addr(addr, host, hsize, port) || *port == 0) {
-        cli_error("--scheduler needs HOST:PORT, found '%s'", addr);
-        return TSR_EXIT_USAGE;
-    }
-    if (!a->token_file && from_dir) {
-        snprintf(path, sizeof(path), "%s/token.path", dir);
-        if (cli_read_small(path, tok, tsize) == 0 && tok[0])
-            return TSR_EXIT_OK;
-    }
-    if (!tsr_auth_token_path(a->token_file, tok, tsize)) {
-        cli_error("no cluster token: pass --token-file");
-        return TSR_EXIT_UNAVAILABLE;
-    }
-    return TSR_EXIT_OK;
-}
-
 static void json_str(FILE *out, const char *s)
 {
     fputc('"', out);
@@ -292,9 +247,8 @@ int cmd_lock(int argc, char **argv)
     int code = parse(argc, argv, &a);
     if (code != TSR_EXIT_OK)
         return code < 0 ? TSR_EXIT_OK : code;
-    char host[256], tok[PATH_MAX];
-    uint16_t port = 0;
-    if ((code = target(&a, host, sizeof(host), &port, tok, sizeof(tok))) != TSR_EXIT_OK)
+    cli_cluster_t cl; /* see the top comment; shared with sql and submit */
+    if ((code = cli_cluster_resolve(a.scheduler, a.dir, a.token_file, &cl)) != TSR_EXIT_OK)
         return code;
     tsr_client_lock_req_t q = {.name = a.name,
                                .shared = a.shared,
@@ -311,7 +265,7 @@ int cmd_lock(int argc, char **argv)
     uint64_t token = 0;
     tsr_lock_status_t st;
     memset(&st, 0, sizeof(st));
-    if (tsr_client_connect(host, port, tok, 5000, &c, &err) != TSR_OK ||
+    if (tsr_client_connect(cl.host, cl.port, cl.token, 5000, &c, &err) != TSR_OK ||
         tsr_client_lock(c, &q, &token, &st, &err) != TSR_OK) {
         cli_error("%s", err.message[0] ? err.message : tsr_status_str(err.status));
         if (err.hint[0])

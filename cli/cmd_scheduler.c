@@ -61,8 +61,13 @@ void cmd_scheduler_usage(FILE *out)
                  "  --heartbeat-timeout MS    a silent worker is dead after MS ms (default 3000)\n"
                  "  --min-range BYTES         smallest CSV byte range per task (default 1048576)\n"
                  "  --ranges-per-worker N     byte ranges per worker and query (default 2)\n"
-                 "  --http HOST:PORT          not in this version (the status is\n"
-                 "                            'tessera cluster status')\n"
+                 "  --http HOST:PORT          serve read-only GET /status, /jobs, /metrics over\n"
+                 "                            HTTP (JSON; Prometheus text); HOST defaults to\n"
+                 "                            127.0.0.1, port 0 picks a free one\n"
+                 "  --http-auth               HTTP requests need 'Authorization: Bearer B',\n"
+                 "                            B = hex HMAC-SHA256(token, \"tsr-http\")\n"
+                 "                            (docs/cluster.md \"HTTP\")\n"
+                 "  --http-addr-file F        write the HTTP address to F (for scripts)\n"
                  "  --help                    show this help\n");
 }
 
@@ -85,7 +90,7 @@ int cmd_scheduler(int argc, char **argv)
 {
     tsr_sched_params_t p = {.listen_host = "127.0.0.1", .listen_port = 7700, .log = stderr};
     const char *token_file = NULL;
-    char host[256], tok[4096];
+    char host[256], tok[4096], http_host[256];
     unsigned long long v;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL;
@@ -128,9 +133,18 @@ int cmd_scheduler(int argc, char **argv)
         } else if ((m = cli_opt_value(argc, argv, &i, "--http", &val)) != 0) {
             if (m < 0)
                 return TSR_EXIT_USAGE;
-            cli_error("--http is not available in this version");
-            fprintf(stderr, "hint: use 'tessera cluster status --format json'\n");
-            return TSR_EXIT_USAGE;
+            if (!tsr_sched_parse_addr(val, http_host, sizeof(http_host), &p.http_port)) {
+                cli_error("--http needs HOST:PORT, found '%s'", val);
+                fprintf(stderr, "hint: e.g. --http 127.0.0.1:8787 (port 0 picks a free one)\n");
+                return TSR_EXIT_USAGE;
+            }
+            p.http_host = http_host;
+        } else if (strcmp(arg, "--http-auth") == 0) {
+            p.http_auth = true;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--http-addr-file", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+            p.http_addr_file = val;
         } else {
             return cli_unknown_option("scheduler", arg);
         }
@@ -138,6 +152,10 @@ int cmd_scheduler(int argc, char **argv)
     if (!tsr_auth_token_path(token_file, tok, sizeof(tok))) {
         cli_error("no cluster token: pass --token-file or set $TESSERA_TOKEN_FILE");
         return TSR_EXIT_UNAVAILABLE;
+    }
+    if ((p.http_auth || p.http_addr_file) && !p.http_host) {
+        cli_error("%s needs --http HOST:PORT", p.http_auth ? "--http-auth" : "--http-addr-file");
+        return TSR_EXIT_USAGE;
     }
     p.token_path = tok;
     p.stop = &stop_requested;

@@ -1,6 +1,7 @@
 /*
  * cmd_sql.c - `tessera sql`: load CSV files as tables and run one query on
- * the embedded engine.
+ * the embedded engine, or on a cluster with --scheduler or --dir
+ * (cluster_client.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,12 @@ void cmd_sql_usage(FILE *out)
             "                          (default), opencl, cuda, opencl1 (by index) or auto\n"
             "                          (CUDA GPU, else OpenCL GPU, else cpu)\n"
             "  -f FILE                 read the query from FILE\n"
-            "  --scheduler HOST:PORT   run on a cluster (docs/cluster.md) instead of embedded\n"
-            "  --token-file F          the cluster token (default $TESSERA_TOKEN_FILE, else\n"
-            "                          ~/.config/tessera/token)\n"
+            "  --scheduler HOST:PORT   run on a cluster (docs/cluster.md) instead of embedded;\n"
+            "                          on a terminal a progress bar shows on stderr\n"
+            "  --dir DIR               run on the cluster 'tessera cluster up --dir DIR' started\n"
+            "                          (its address and token)\n"
+            "  --token-file F          the cluster token (default: the cluster dir's, else\n"
+            "                          $TESSERA_TOKEN_FILE, else ~/.config/tessera/token)\n"
             "  --help                  show this help\n"
             "\n"
             "example:\n"
@@ -108,7 +112,8 @@ int cmd_sql(int argc, char **argv)
     const char *schemas[MAX_TABLES];
     size_t nschemas = 0;
     const char *query_arg = NULL, *query_file = NULL, *delim = NULL, *device = NULL;
-    const char *scheduler = NULL, *token_file = NULL; /* cluster mode (cmd_cluster.c) */
+    /* cluster mode (cluster_client.c) */
+    const char *scheduler = NULL, *cluster_dir = NULL, *token_file = NULL;
     cli_format_t format = CLI_FORMAT_TABLE;
     unsigned long long threads = 0;
     char *sql = NULL;
@@ -147,14 +152,10 @@ int cmd_sql(int argc, char **argv)
         } else if ((m = cli_opt_value(argc, argv, &i, "--format", &val)) != 0) {
             if (m < 0 || !cli_parse_format(val, &format))
                 goto cleanup;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--scheduler", &val)) != 0) {
+        } else if ((m = cli_cluster_opt(argc, argv, &i, &scheduler, &cluster_dir, &token_file)) !=
+                   0) {
             if (m < 0)
                 goto cleanup;
-            scheduler = val;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--token-file", &val)) != 0) {
-            if (m < 0)
-                goto cleanup;
-            token_file = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--threads", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--threads", val, &threads))
                 goto cleanup;
@@ -240,7 +241,7 @@ int cmd_sql(int argc, char **argv)
         goto cleanup;
     }
 
-    if (scheduler) {
+    if (scheduler || cluster_dir) {
 #ifdef TSR_HAVE_SCHEDULER /* tessera-cli where scheduler/ is built (not cmd_sql.c's unit test) */
         const char *names[MAX_TABLES], *paths[MAX_TABLES], *tschemas[MAX_TABLES];
         for (size_t t = 0; t < ntables; t++) {
@@ -248,8 +249,13 @@ int cmd_sql(int argc, char **argv)
             paths[t] = tables[t].path;
             tschemas[t] = tables[t].schema;
         }
-        exit_code = cli_cluster_sql(scheduler, token_file, ntables, names, paths, tschemas,
-                                    delim ? delim[0] : ',', sql, format);
+        cli_cluster_t cl;
+        exit_code = cli_cluster_resolve(scheduler, cluster_dir, token_file, &cl);
+        if (exit_code == TSR_EXIT_OK) {
+            const char *stmts[1] = {sql};
+            exit_code = cli_cluster_sql(&cl, ntables, names, paths, tschemas,
+                                        delim ? delim[0] : ',', 1, stmts, format);
+        }
 #else
         (void)token_file;
         cli_error("this build has no cluster support (--scheduler)");

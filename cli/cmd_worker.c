@@ -7,6 +7,8 @@
  * GPU numbered $SLURM_LOCALID on its node (CUDA first, then OpenCL), else the
  * CPU; see docs/cluster.md.
  */
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@ void cmd_worker_usage(FILE *out)
                  "  --data-dir DIR            the worker's data directory (created)\n"
                  "  --token-file F            the cluster token (as for 'tessera scheduler')\n"
                  "  --threads N               executor threads per task (default: one per core)\n"
+                 "  --plugin PATH             a task-graph plugin library (.so) whose task kinds\n"
+                 "                            graph jobs may use; repeatable (docs/graph.md)\n"
                  "  --heartbeat-timeout MS    the scheduler is lost after 2 x MS ms without a\n"
                  "                            heartbeat (default 3000)\n"
                  "  --help                    show this help\n");
@@ -67,64 +71,89 @@ int cmd_worker(int argc, char **argv)
     tsr_worker_params_t p = {.device = "cpu", .log = stderr};
     const char *token_file = NULL, *sched = NULL;
     char host[256], tok[4096], devbuf[32];
+    enum { MAX_PLUGINS = 16 };
+    char *plugins[MAX_PLUGINS]; /* realpath's, freed below */
+    int code = TSR_EXIT_USAGE;
     unsigned long long v;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL;
         int m;
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             cmd_worker_usage(stdout);
-            return TSR_EXIT_OK;
+            code = TSR_EXIT_OK;
+            goto done;
         }
         if ((m = cli_opt_value(argc, argv, &i, "--scheduler", &val)) != 0) {
             if (m < 0)
-                return TSR_EXIT_USAGE;
+                goto done;
             sched = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--device", &val)) != 0) {
             if (m < 0)
-                return TSR_EXIT_USAGE;
+                goto done;
             p.device = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--data-dir", &val)) != 0) {
             if (m < 0)
-                return TSR_EXIT_USAGE;
+                goto done;
             p.data_dir = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--token-file", &val)) != 0) {
             if (m < 0)
-                return TSR_EXIT_USAGE;
+                goto done;
             token_file = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--threads", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--threads", val, &v))
-                return TSR_EXIT_USAGE;
+                goto done;
             if (v > 1024) {
                 cli_error("--threads must be at most 1024");
-                return TSR_EXIT_USAGE;
+                goto done;
             }
             p.threads = (unsigned)v;
         } else if ((m = cli_opt_value(argc, argv, &i, "--heartbeat-timeout", &val)) != 0) {
             if (m < 0 || cli_parse_ms("--heartbeat-timeout", val, &p.dead_ms) != 0)
-                return TSR_EXIT_USAGE;
+                goto done;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--plugin", &val)) != 0) {
+            if (m < 0)
+                goto done;
+            if (p.nplugins == MAX_PLUGINS) {
+                cli_error("too many --plugin options (at most %d)", MAX_PLUGINS);
+                goto done;
+            }
+            /* absolute: dlopen of a bare name would search the library path */
+            if (!(plugins[p.nplugins] = realpath(val, NULL))) {
+                cli_error("cannot open plugin '%s': %s", val, strerror(errno));
+                code = TSR_EXIT_NOT_FOUND;
+                goto done;
+            }
+            p.nplugins++;
+            p.plugins = (const char *const *)plugins;
         } else {
-            return cli_unknown_option("worker", arg);
+            code = cli_unknown_option("worker", arg);
+            goto done;
         }
     }
     if (!sched) {
         cli_error("tessera worker needs --scheduler HOST:PORT");
-        return TSR_EXIT_USAGE;
+        goto done;
     }
     if (!tsr_sched_parse_addr(sched, host, sizeof(host), &p.sched_port) || p.sched_port == 0) {
         cli_error("--scheduler needs HOST:PORT, found '%s'", sched);
-        return TSR_EXIT_USAGE;
+        goto done;
     }
     p.sched_host = host;
     if (strcmp(p.device, "slurm") == 0)
         p.device = slurm_device(devbuf, sizeof(devbuf));
     if (!tsr_auth_token_path(token_file, tok, sizeof(tok))) {
         cli_error("no cluster token: pass --token-file or set $TESSERA_TOKEN_FILE");
-        return TSR_EXIT_UNAVAILABLE;
+        code = TSR_EXIT_UNAVAILABLE;
+        goto done;
     }
     p.token_path = tok;
     p.stop = cli_stop_flag();
     cli_install_stop_signals();
-    return tsr_worker_run(&p);
+    code = tsr_worker_run(&p);
+done:
+    for (size_t k = 0; k < p.nplugins; k++)
+        free(plugins[k]);
+    return code;
 }
 
 #else /* !TSR_HAVE_SCHEDULER */

@@ -132,6 +132,17 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
     return 1;
 }
 
+int cli_cluster_opt(int argc, char **argv, int *i, const char **scheduler, const char **dir,
+                    const char **token_file)
+{
+    int m;
+    if ((m = cli_opt_value(argc, argv, i, "--scheduler", scheduler)) != 0)
+        return m;
+    if ((m = cli_opt_value(argc, argv, i, "--dir", dir)) != 0)
+        return m;
+    return cli_opt_value(argc, argv, i, "--token-file", token_file);
+}
+
 bool cli_parse_count(const char *opt, const char *text, unsigned long long *out)
 {
     char *end = NULL;

@@ -22,6 +22,8 @@ static void usage(FILE *out)
             "  worker    run a cluster worker that joins a scheduler\n"
             "  cluster   start, inspect and stop a local cluster: up|status|down\n"
             "  lock      distributed locks on a cluster: acquire|release|renew|status\n"
+            "  kv        hash tables on a cluster: create|put|get|del|load|scan|count|drop|list\n"
+            "  submit    run a job file (SQL or a JSON task graph), on a cluster or embedded\n"
             "  help      show help for a command: tessera help sql\n"
             "\n"
             "options:\n"
@@ -52,6 +54,10 @@ static int help(int argc, char **argv)
         cmd_cluster_usage(stdout);
     else if (strcmp(argv[1], "lock") == 0)
         cmd_lock_usage(stdout);
+    else if (strcmp(argv[1], "kv") == 0)
+        cmd_kv_usage(stdout);
+    else if (strcmp(argv[1], "submit") == 0)
+        cmd_submit_usage(stdout);
     else if (strcmp(argv[1], "help") == 0)
         usage(stdout);
     else {
@@ -93,6 +99,10 @@ int main(int argc, char **argv)
         return cmd_cluster(argc - 1, argv + 1);
     if (strcmp(cmd, "lock") == 0)
         return cmd_lock(argc - 1, argv + 1);
+    if (strcmp(cmd, "kv") == 0)
+        return cmd_kv(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0)
+        return cmd_submit(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s'", cmd);
     else

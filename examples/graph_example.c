@@ -1,7 +1,8 @@
 /*
  * graph_example.c - a task graph with a user task and a SQL task.
  *
- *   build/bin/example_graph_example [DATA_DIR] [--scheduler HOST:PORT]
+ *   example_graph_example [DATA_DIR] [--scheduler HOST:PORT] [--plugin PATH]
+ *                         [--token-file F] [--timeout MS]
  *
  * Loads DATA_DIR/cities.csv (default tests/data) as table `cities`, then runs
  * a graph of two tasks:
@@ -9,11 +10,23 @@
  *   cities --> [density: user task, C function] --> density
  *   cities, density --> [sql: join + group by] --> report
  *
- * The user task is registered in-process by function pointer; it reads the
- * table through the tsr_data_ accessors and writes a new table. The engine
- * sees that the SQL task reads `density` and runs it after the user task.
- * Without --scheduler the graph runs embedded; with it, it would run on a
- * cluster, which is not available yet: the example says so and exits 5.
+ * Embedded (the default) the user task is registered in-process by function
+ * pointer; it reads the table through the tsr_data_ accessors and writes a
+ * new table. The engine sees that the SQL task reads `density` and runs it
+ * after the user task.
+ *
+ * On a cluster (--scheduler, or $TESSERA_SCHEDULER) the same graph goes to
+ * the scheduler and runs on its workers. Workers cannot call a function of
+ * this process, so the kind comes from the plugin
+ * examples/plugins/density_plugin.c (--plugin PATH or $TESSERA_GRAPH_PLUGIN),
+ * which every worker loads too (`tessera worker --plugin` or `tessera cluster
+ * up --plugin`). Without a plugin the graph keeps the function-pointer kind
+ * and submit refuses it (TSR_ERR_UNSUPPORTED, naming the task). The output
+ * is the same both ways.
+ *
+ * --timeout MS (default 60000) bounds the wait; when it passes, the example
+ * cancels the graph, prints each task's state and exits with the timeout's
+ * exit code.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,17 +80,30 @@ static int fail(tsr_context_t *ctx, const char *what)
 
 int main(int argc, char **argv)
 {
-    const char *data_dir = "tests/data", *scheduler = NULL;
+    const char *data_dir = "tests/data", *scheduler = getenv("TESSERA_SCHEDULER");
+    const char *plugin = getenv("TESSERA_GRAPH_PLUGIN"), *token_file = NULL;
+    long timeout_ms = 60000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--scheduler") == 0 && i + 1 < argc)
             scheduler = argv[++i];
+        else if (strcmp(argv[i], "--plugin") == 0 && i + 1 < argc)
+            plugin = argv[++i];
+        else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
+            token_file = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+            timeout_ms = strtol(argv[++i], NULL, 10);
         else if (argv[i][0] != '-')
             data_dir = argv[i];
         else {
-            fprintf(stderr, "usage: %s [DATA_DIR] [--scheduler HOST:PORT]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [DATA_DIR] [--scheduler HOST:PORT] [--plugin PATH] "
+                    "[--token-file F] [--timeout MS]\n",
+                    argv[0]);
             return 2;
         }
     }
+    if (scheduler && !scheduler[0])
+        scheduler = NULL;
     char path[4096];
     snprintf(path, sizeof(path), "%s/cities.csv", data_dir);
 
@@ -93,15 +119,21 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
-    tsr_graph_params_t params = {.scheduler = scheduler};
+    tsr_graph_params_t params = {.scheduler = scheduler, .token_file = token_file};
+#ifdef TSR_HAVE_SCHEDULER
+    params.remote = tsr_graph_cluster(); /* used only with a scheduler address */
+#endif
     if (tsr_graph_create(ctx, &params, &graph) != TSR_OK) {
         rc = fail(ctx, "creating the graph");
         goto cleanup;
     }
-    /* the user task kind, registered in-process by function pointer */
+    /* the user task kind: in-process by function pointer, or on a cluster
+     * from the plugin the workers load too */
     tsr_task_def_t def = {.name = "density", .cpu = density_task};
+    tsr_status_t kst = scheduler && plugin ? tsr_graph_load_plugin(graph, "density", plugin)
+                                           : tsr_graph_register(graph, &def);
     tsr_data_t *cities, *density, *report;
-    if (tsr_graph_register(graph, &def) != TSR_OK ||
+    if (kst != TSR_OK ||
         tsr_graph_data_table(graph, "cities", &cities) != TSR_OK ||
         tsr_graph_data(graph, "density", &density) != TSR_OK ||
         tsr_graph_data(graph, "report", &report) != TSR_OK) {
@@ -127,14 +159,21 @@ int main(int argc, char **argv)
     }
 
     if (tsr_graph_submit(graph) != TSR_OK) {
-        if (scheduler)
-            fprintf(stderr, "graph_example: cluster mode is not yet available "
-                            "(scheduler %s); run without --scheduler to run embedded\n",
-                    scheduler);
         rc = fail(ctx, "submitting the graph");
         goto cleanup;
     }
-    if (tsr_graph_wait(graph, 60000) != TSR_OK) {
+    tsr_status_t wst = tsr_graph_wait(graph, timeout_ms);
+    if (wst == TSR_ERR_TIMEOUT) {
+        rc = fail(ctx, "running the graph");
+        tsr_graph_cancel(graph); /* tasks not finished end "cancelled" */
+        for (size_t i = 0; i < tsr_graph_task_count(graph); i++) {
+            tsr_task_info_t info;
+            tsr_task_info(tsr_graph_task_at(graph, i), &info);
+            fprintf(stderr, "task %s: %s\n", info.label, tsr_task_state_name(info.state));
+        }
+        goto cleanup;
+    }
+    if (wst != TSR_OK) {
         rc = fail(ctx, "running the graph");
         goto cleanup;
     }

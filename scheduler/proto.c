@@ -476,3 +476,109 @@ bool tsr_proto_decode_lock_status(const void *msg, size_t len, tsr_lock_status_t
     st->state = (tsr_lock_state_t)state;
     return true;
 }
+
+/* ---- progress ------------------------------------------------------------------ */
+
+void tsr_proto_encode_progress(tsr_wbuf_t *b, const tsr_progress_t *p)
+{
+    tsr_wbuf_u8(b, TSR_PROGRESS_VERSION);
+    tsr_wbuf_u64(b, p->job);
+    tsr_wbuf_u32(b, p->done);
+    tsr_wbuf_u32(b, p->total);
+    tsr_wbuf_u64(b, p->rows);
+    tsr_wbuf_u64(b, p->elapsed_ms);
+}
+
+bool tsr_proto_decode_progress(const void *msg, size_t len, tsr_progress_t *p)
+{
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, msg, len);
+    uint8_t version = tsr_rbuf_u8(&r);
+    p->job = tsr_rbuf_u64(&r);
+    p->done = tsr_rbuf_u32(&r);
+    p->total = tsr_rbuf_u32(&r);
+    p->rows = tsr_rbuf_u64(&r);
+    p->elapsed_ms = tsr_rbuf_u64(&r);
+    if (r.bad || version < 1)
+        return false;
+    /* version 1 must be exact; later versions append fields we skip */
+    return version > 1 || tsr_rbuf_done(&r);
+}
+
+/* ---- graph values -------------------------------------------------------------- */
+
+tsr_status_t tsr_proto_encode_data(tsr_wbuf_t *b, const tsr_data_t *d)
+{
+    tsr_data_kind_t kind = tsr_data_kind(d);
+    tsr_wbuf_u8(b, (uint8_t)kind);
+    size_t at = b->len;
+    tsr_wbuf_u64(b, 0); /* the length, patched below */
+    if (kind == TSR_DATA_BYTES) {
+        size_t n = 0;
+        const void *p = tsr_data_bytes(d, &n);
+        tsr_wbuf_bytes(b, p, n);
+    } else if (kind == TSR_DATA_TABLE) {
+        size_t ncols = tsr_data_column_count(d), nrows = tsr_data_row_count(d);
+        tsr_wbuf_u32(b, (uint32_t)ncols);
+        tsr_wbuf_u64(b, nrows);
+        for (size_t c = 0; c < ncols; c++) {
+            tsr_type_t t = tsr_data_column_type(d, c);
+            tsr_wbuf_str(b, tsr_data_column_name(d, c));
+            tsr_wbuf_u8(b, (uint8_t)(t == TSR_TYPE_NULL ? TSR_TYPE_VARCHAR : t));
+        }
+        for (size_t c = 0; c < ncols && !b->failed; c++) {
+            tsr_type_t t = tsr_data_column_type(d, c);
+            size_t flags = b->len;
+            for (size_t r = 0; r < nrows; r++)
+                tsr_wbuf_u8(b, 0);
+            for (size_t r = 0; r < nrows && !b->failed; r++) {
+                bool null = t == TSR_TYPE_NULL || tsr_data_is_null(d, r, c);
+                b->data[flags + r] = null;
+                if (t == TSR_TYPE_INT64) {
+                    tsr_wbuf_u64(b, null ? 0 : (uint64_t)tsr_data_int64(d, r, c));
+                } else if (t == TSR_TYPE_DOUBLE) {
+                    double v = null ? 0.0 : tsr_data_double(d, r, c);
+                    uint64_t bits;
+                    memcpy(&bits, &v, sizeof(bits));
+                    tsr_wbuf_u64(b, bits);
+                } else if (t == TSR_TYPE_BOOL) {
+                    tsr_wbuf_u8(b, null ? 0 : tsr_data_bool(d, r, c));
+                } else {
+                    size_t n = 0;
+                    const char *s = null ? "" : tsr_data_string(d, r, c, &n);
+                    tsr_wbuf_strn(b, s, null ? 0 : n);
+                }
+            }
+        }
+    }
+    if (b->failed)
+        return TSR_ERR_NOMEM;
+    uint64_t len = b->len - at - 8;
+    for (size_t i = 0; i < 8; i++)
+        b->data[at + i] = (uint8_t)(len >> (8 * i));
+    return TSR_OK;
+}
+
+bool tsr_proto_read_value(tsr_rbuf_t *r, tsr_value_t *v)
+{
+    v->kind = tsr_rbuf_u8(r);
+    uint64_t len = tsr_rbuf_u64(r);
+    v->body = NULL;
+    v->len = 0;
+    if (r->bad || v->kind > TSR_DATA_TABLE || len > r->len - r->pos) {
+        r->bad = true;
+        return false;
+    }
+    v->len = (size_t)len;
+    v->body = tsr_rbuf_bytes(r, v->len);
+    if (v->len && !v->body)
+        r->bad = true;
+    return !r->bad;
+}
+
+void tsr_proto_write_value(tsr_wbuf_t *b, const tsr_value_t *v)
+{
+    tsr_wbuf_u8(b, v->kind);
+    tsr_wbuf_u64(b, v->len);
+    tsr_wbuf_bytes(b, v->body, v->len);
+}

@@ -39,13 +39,18 @@ enum {
     TSR_MSG_PROVE = 102,       /* any -> scheduler: MAC over both nonces (+ join info) */
     TSR_MSG_PING = 103,        /* scheduler -> worker: heartbeat {u32 dead_ms}; reply: load */
     TSR_MSG_CLIENT_PING = 104, /* client -> scheduler: liveness while a job runs */
+    TSR_MSG_PROGRESS = 105,    /* scheduler -> client: a job's progress (versioned, below) */
     TSR_MSG_SQL = 110,         /* client -> scheduler: run a query */
     TSR_MSG_STATUS = 111,      /* client -> scheduler: the cluster's state */
     TSR_MSG_LOCK = 112,        /* client -> scheduler: a lock request (lock req below) */
+    TSR_MSG_GRAPH = 113,       /* client -> scheduler: run a task graph (sched_graph.c) */
+    TSR_MSG_KV = 118,          /* client -> scheduler: a kv request (kv_msg.h, sched_kv.c) */
     TSR_MSG_TASK_INFER = 120,  /* scheduler -> worker: load a byte range, report types */
     TSR_MSG_TASK_RUN = 121,    /* scheduler -> worker: run SQL over a byte range */
     TSR_MSG_TASK_WHOLE = 122,  /* scheduler -> worker: run SQL over whole files */
     TSR_MSG_LOCK_RUN = 123,    /* scheduler -> the lock's home worker: run a lock request */
+    TSR_MSG_TASK_GRAPH = 124,  /* scheduler -> worker: run one task of a graph */
+    TSR_MSG_KV_RUN = 128,      /* scheduler -> a partition's worker: kv op (worker_kv.c) */
 };
 
 /* Roles a peer claims in HELLO. */
@@ -131,6 +136,45 @@ void tsr_proto_encode_lock_req(tsr_wbuf_t *b, const tsr_client_lock_req_t *q);
 bool tsr_proto_decode_lock_req(const void *msg, size_t len, tsr_client_lock_req_t *q);
 void tsr_proto_encode_lock_status(tsr_wbuf_t *b, const tsr_lock_status_t *st);
 bool tsr_proto_decode_lock_status(const void *msg, size_t len, tsr_lock_status_t *st);
+
+/* ---- progress (TSR_MSG_PROGRESS) ------------------------------------------------
+ * {u8 version, u64 job, u32 done, u32 total, u64 rows, u64 elapsed_ms}; the
+ * reply is empty. Version 1 is the layout above; a later version may only
+ * append fields, so a decoder reads the version-1 prefix of any version >= 1
+ * and refuses version 0 or a message shorter than that prefix. total may grow
+ * while a job runs (a SQL job learns its second phase's size late). */
+
+#define TSR_PROGRESS_VERSION 1u
+
+typedef struct tsr_progress {
+    uint64_t job;
+    uint32_t done;  /* tasks finished */
+    uint32_t total; /* tasks known so far */
+    uint64_t rows;  /* input rows of finished tasks (SQL) or rows they produced (graphs) */
+    uint64_t elapsed_ms;
+} tsr_progress_t;
+
+void tsr_proto_encode_progress(tsr_wbuf_t *b, const tsr_progress_t *p);
+bool tsr_proto_decode_progress(const void *msg, size_t len, tsr_progress_t *p);
+
+/* ---- graph values ------------------------------------------------------------------
+ * The value a graph task wrote to its output ("value"): u8 kind
+ * (tsr_data_kind_t: 0 empty, 1 bytes, 2 table), u64 length L, then L bytes:
+ * the raw bytes, or a result table ("rtab") for a table. */
+
+struct tsr_data;
+typedef struct tsr_value {
+    uint8_t kind;     /* TSR_DATA_EMPTY/BYTES/TABLE */
+    const void *body; /* into the message */
+    size_t len;
+} tsr_value_t;
+
+/* Encodes the value of a graph handle. */
+tsr_status_t tsr_proto_encode_data(tsr_wbuf_t *b, const struct tsr_data *d);
+/* Reads one value from r (checked: kind known, length within the message). */
+bool tsr_proto_read_value(tsr_rbuf_t *r, tsr_value_t *v);
+/* Writes v back (kind, length, body). */
+void tsr_proto_write_value(tsr_wbuf_t *b, const tsr_value_t *v);
 
 /* ---- errors -------------------------------------------------------------------- */
 

@@ -425,3 +425,50 @@ const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k)
         return "whole";
     }
 }
+
+tsr_status_t tsr_rewrite_infer_sql(tsr_mem_t *mem, const char *table, const char *const *names,
+                                   const bool *read, size_t ncols, unsigned limit, char **sample,
+                                   char **count)
+{
+    *sample = *count = NULL;
+    tsr_wbuf_t sb, cb;
+    tsr_wbuf_init(&sb, mem);
+    tsr_wbuf_init(&cb, mem);
+    const char *first = NULL;
+    for (size_t c = 0; c < ncols; c++) {
+        if (!read[c])
+            continue;
+        put_text(&sb, first ? ", " : "SELECT ");
+        put_quoted(&sb, names[c], strlen(names[c]));
+        if (!first)
+            first = names[c];
+    }
+    char lim[32];
+    snprintf(lim, sizeof(lim), " LIMIT %u", limit);
+    put_text(&sb, " FROM ");
+    put_quoted(&sb, table, strlen(table));
+    put_text(&sb, lim);
+    tsr_wbuf_u8(&sb, 0);
+    /* COUNT(*) with another aggregate of a loaded column: the scan reads
+     * that column only (the planner adds column 0 only to a scan of none) */
+    put_text(&cb, "SELECT COUNT(*)");
+    if (first) {
+        put_text(&cb, ", COUNT(");
+        put_quoted(&cb, first, strlen(first));
+        put_text(&cb, ")");
+    }
+    put_text(&cb, " FROM ");
+    put_quoted(&cb, table, strlen(table));
+    tsr_wbuf_u8(&cb, 0);
+    if (sb.failed || cb.failed) {
+        tsr_wbuf_free(&sb);
+        tsr_wbuf_free(&cb);
+        return TSR_ERR_NOMEM;
+    }
+    if (first)
+        *sample = (char *)sb.data;
+    else
+        tsr_wbuf_free(&sb);
+    *count = (char *)cb.data;
+    return TSR_OK;
+}

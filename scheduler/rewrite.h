@@ -26,6 +26,9 @@
 #ifndef TSR_SCHED_REWRITE_H
 #define TSR_SCHED_REWRITE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "core/error.h"
 #include "core/mem.h"
 
@@ -52,5 +55,17 @@ tsr_status_t tsr_rewrite_plan(tsr_mem_t *mem, const char *sql, tsr_dplan_t *out,
 void tsr_rewrite_free(tsr_mem_t *mem, tsr_dplan_t *p);
 
 const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k);
+
+/* The two queries a worker's INFER runs over its range, loaded lazily as
+ * table `table` with ncols columns `names` of which read[c] are the ones the
+ * query reads. *sample: the first `limit` rows of the read columns (NULL
+ * when none is read); loading them parses the range once, for RUN too.
+ * *count: the range's rows, reading only the first read column, already
+ * loaded: COUNT(*) alone makes the engine read column 0, i.e. parse the whole
+ * range a second time when column 0 is not read (SELECT COUNT(*) FROM t when
+ * none is read). Both owned by the caller; TSR_ERR_NOMEM. */
+tsr_status_t tsr_rewrite_infer_sql(tsr_mem_t *mem, const char *table, const char *const *names,
+                                   const bool *read, size_t ncols, unsigned limit, char **sample,
+                                   char **count);
 
 #endif /* TSR_SCHED_REWRITE_H */

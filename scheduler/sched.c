@@ -12,6 +12,10 @@
  * those tasks on other workers (lineage: a task is its input byte range and
  * its SQL, so re-running it anywhere gives the same rows).
  *
+ * HTTP (http.h, --http): a read-only view served from its own thread; the
+ * loop calls tsr_sched_http_tick each iteration (it copies the worker table
+ * when a request waits) and sched_job.c reports jobs and tasks to it.
+ *
  * Authentication (auth.h): until a connection has passed PROVE, every request
  * but HELLO/PROVE is answered TSR_ERR_AUTH and nothing else; a failed proof is
  * logged here with the peer's node id and answered with a bare
@@ -230,11 +234,25 @@ static void on_sql(void *arg, tsr_rpc_req_t *req)
         tsr_sched_job_start(s, req);
 }
 
+static void on_graph(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_graph_start(s, req);
+}
+
 static void on_lock(void *arg, tsr_rpc_req_t *req)
 {
     sched_t *s = arg;
     if (authed(s, req))
         tsr_sched_lock_request(s, req);
+}
+
+static void on_kv(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_kv_request(s, req);
 }
 
 static void on_pong(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
@@ -336,13 +354,40 @@ int tsr_sched_run(const tsr_sched_params_t *p)
                     {TSR_MSG_CLIENT_PING, on_client_ping},
                     {TSR_MSG_SQL, on_sql},
                     {TSR_MSG_STATUS, on_status},
-                    {TSR_MSG_LOCK, on_lock}};
+                    {TSR_MSG_LOCK, on_lock},
+                    {TSR_MSG_KV, on_kv},
+                    {TSR_MSG_GRAPH, on_graph}};
     for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
         if (tsr_rpc_register(s->t, handlers[i].type, handlers[i].fn, s, &err) != TSR_OK) {
             tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
             goto cleanup;
         }
     uint16_t port = tsr_transport_port(s->t);
+    if (p->http_host) {
+        /* before the address file: whoever waits for that one (cluster up)
+         * finds the HTTP address already written */
+        char saddr[300];
+        snprintf(saddr, sizeof(saddr), "%s:%u", host, port);
+        tsr_sched_http_params_t hp = {.host = p->http_host,
+                                      .port = p->http_port,
+                                      .require_auth = p->http_auth,
+                                      .sched_addr = saddr};
+        if (tsr_sched_http_start(s, &hp, &s->http, &err) != TSR_OK) {
+            tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+            if (err.hint[0])
+                tsr_sched_log(p->log, "scheduler", "hint: %s", err.hint);
+            code = tsr_status_exit_code(err.status); /* in use: 5, like the listener */
+            goto cleanup;
+        }
+        uint16_t hport = tsr_sched_http_port(s->http);
+        if (p->http_addr_file && write_addr_file(p->http_addr_file, p->http_host, hport) != 0) {
+            tsr_sched_log(p->log, "scheduler", "error: cannot write '%s': %s", p->http_addr_file,
+                          strerror(errno));
+            goto cleanup;
+        }
+        tsr_sched_log(p->log, "scheduler", "http: serving /status /jobs /metrics on %s:%u%s",
+                      p->http_host, hport, p->http_auth ? " (bearer required)" : "");
+    }
     if (p->addr_file && write_addr_file(p->addr_file, host, port) != 0) {
         tsr_sched_log(p->log, "scheduler", "error: cannot write '%s': %s", p->addr_file,
                       strerror(errno));
@@ -353,6 +398,7 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     int beat_ms = s->dead_ms / 6 > 10 ? s->dead_ms / 6 : 10;
     while (!*p->stop) {
         tsr_transport_wait(s->t, beat_ms < 100 ? beat_ms : 100);
+        tsr_sched_http_tick(s->http); /* a worker snapshot, when a request waits */
         uint64_t now = tsr_sched_now_ms();
         if (now >= next_beat) {
             heartbeat(s);
@@ -363,7 +409,10 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     code = 0;
 
 cleanup:
+    /* first: a request may be waiting for this loop, which ticks no more */
+    tsr_sched_http_stop(s->http);
     tsr_transport_destroy(s->t); /* fails what is pending; callbacks do not run after this */
+    tsr_sched_kv_free(s);
     for (size_t i = 0; i < s->nworkers; i++)
         tsr_mem_free(NULL, s->workers[i]);
     for (size_t i = 0; i < s->nconns; i++)

@@ -5,7 +5,9 @@
  *
  * Everything runs on the daemon's one thread: RPC handlers and completion
  * callbacks are dispatched by tsr_transport_wait in the main loop
- * (TSR_DISPATCH_PROGRESS_ONLY), so no state here needs a lock.
+ * (TSR_DISPATCH_PROGRESS_ONLY), so no state here needs a lock. The HTTP
+ * endpoint's thread (http.c, --http) never reads it: the loop hands it
+ * copies under http.c's own mutex.
  *
  * Workers are slots that are never reused (a dead worker stays listed as
  * dead), so a callback can name its worker by index and find it safe.
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "http.h"
 #include "proto.h"
 #include "scheduler.h"
 #include "transport.h"
@@ -73,6 +76,10 @@ typedef struct sched {
      * the order names map to; formed at the first lock request. */
     size_t lock_view[SCHED_MAX_WORKERS];
     size_t lock_nview;
+    /* The kv table catalog (sched_kv.c), NULL until the first kv request. */
+    struct skv *kv;
+    /* The HTTP endpoint (http.h), NULL without --http: its hooks take NULL. */
+    struct tsr_sched_http *http;
 } sched_t;
 
 /* Ready workers now. */
@@ -85,7 +92,38 @@ void tsr_sched_worker_dead(sched_t *s, size_t i, const char *why);
  * relays its answer. */
 void tsr_sched_lock_request(sched_t *s, tsr_rpc_req_t *req);
 
+/* KV handler (sched_kv.c): the kv catalog and partition requests, routed to
+ * the partitions' replicas; tsr_sched_kv_free drops the catalog at exit. */
+void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req);
+void tsr_sched_kv_free(sched_t *s);
+
 /* SQL handler (sched_job.c): takes req, replies when the job ends. */
 void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req);
+
+/* GRAPH handler (sched_graph.c): takes req, replies when the graph ends. */
+void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req);
+/* Decodes and checks a GRAPH request as the handler does, nothing else (for
+ * tests): true when it would be accepted; *ntasks (may be NULL) its tasks. */
+bool tsr_sched_graph_check(tsr_mem_t *mem, const void *msg, size_t len, size_t *ntasks);
+
+/* The ready worker with the fewest tasks in flight, avoiding `avoid` when
+ * another is ready; -1 when none is (sched_job.c). */
+int tsr_sched_pick_worker(sched_t *s, int avoid);
+
+/* A job's progress messages to its client (sched_job.c): at most one call in
+ * flight (buf is its payload) and one every 100 ms. */
+typedef struct sprog {
+    sched_t *s;
+    uint64_t last_ms;             /* when the last one was sent */
+    bool inflight;                /* a PROGRESS call is pending: buf is in use */
+    uint8_t buf[64];
+    void (*settled)(void *owner); /* runs when the call ends (the owner may free itself) */
+    void *owner;
+} sprog_t;
+
+/* Sends p to the client whose request req the job still holds (a held
+ * request keeps the client's peer valid). Returns true when a call started:
+ * the owner counts it as outstanding until settled runs. */
+bool tsr_sched_progress(sprog_t *sp, tsr_rpc_req_t *req, const tsr_progress_t *p);
 
 #endif /* TSR_SCHED_INTERNAL_H */

@@ -22,11 +22,18 @@
  *        merge query; answer the client.
  *
  * Placement: a task goes to the ready worker with the fewest tasks in flight
- * (ties in turn). A task whose call fails without an answer (its worker died
- * or refused) is placed again elsewhere, with the full schema, at most
- * MAX_ATTEMPTS times; a task that fails with an answer (bad CSV, overflow)
- * fails the job with that error. A job keeps itself alive until its last
+ * (ties in turn); a range's first RUN goes where its INFER ran (the range is
+ * loaded there) while that worker is ready. A task whose call fails
+ * without an answer (its worker died or refused) is placed again elsewhere,
+ * with the full schema, at most MAX_ATTEMPTS times; a task that fails with
+ * an answer (bad CSV, overflow) fails the job with that error. A job keeps itself alive until its last
  * call's callback ran (outstanding), even after it has answered the client.
+ *
+ * Progress (proto.h PROGRESS): after a task finishes, the client hears the
+ * tasks done and known (INFER + RUN, or the one WHOLE task) and the rows of
+ * the ranges whose RUN finished (from their INFER counts), at most every
+ * 100 ms and one message at a time; only while the client's request is held
+ * (its peer is then valid). The sprog_t helper here serves graphs too.
  */
 #include <stdio.h>
 #include <string.h>
@@ -82,6 +89,10 @@ struct sjob {
     tsr_context_t *ctx;  /* checks and the merge */
     uint64_t started_ms;
     bool finished;
+    uint64_t *range_rows; /* per range, from its INFER answer */
+    int *range_worker;    /* per range: where its INFER ran (and its load is cached) */
+    tsr_progress_t prog;  /* what the client is told */
+    sprog_t sprog;
 };
 
 static const char *type_word(tsr_type_t t)
@@ -120,6 +131,8 @@ static void job_maybe_free(sjob_t *j)
     tsr_mem_free(s->mem, j->schema);
     tsr_mem_free(s->mem, j->check_schema);
     tsr_mem_free(s->mem, j->range_differs);
+    tsr_mem_free(s->mem, j->range_rows);
+    tsr_mem_free(s->mem, j->range_worker);
     tsr_context_destroy(j->ctx);
     tsr_rpc_msg_release(s->t, &j->reqmsg);
     tsr_mem_free(s->mem, j);
@@ -138,6 +151,7 @@ static void job_fail(sjob_t *j, const tsr_error_t *e)
     }
     tsr_sched_log(s->p->log, "scheduler", "job %llu failed: %s", (unsigned long long)j->id,
                   e->message);
+    tsr_sched_http_job_end(s->http, j->id, false, e->message, 0);
     j->finished = true;
     job_maybe_free(j);
 }
@@ -158,13 +172,59 @@ static void job_answer(sjob_t *j, const void *data, size_t len)
     j->req = NULL;
     tsr_sched_log(s->p->log, "scheduler", "job %llu done in %llu ms", (unsigned long long)j->id,
                   (unsigned long long)(tsr_sched_now_ms() - j->started_ms));
+    tsr_sched_http_job_end(s->http, j->id, true, NULL, len);
     j->finished = true;
     job_maybe_free(j);
 }
 
-/* The ready worker with the fewest tasks in flight, avoiding `avoid` when
- * another is ready; -1 when none is. */
-static int pick_worker(sched_t *s, int avoid)
+static void on_progress_sent(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    (void)status;
+    sprog_t *sp = arg;
+    tsr_rpc_msg_release(sp->s->t, reply);
+    sp->inflight = false;
+    sp->settled(sp->owner);
+}
+
+bool tsr_sched_progress(sprog_t *sp, tsr_rpc_req_t *req, const tsr_progress_t *p)
+{
+    uint64_t now = tsr_sched_now_ms();
+    if (!req || sp->inflight || now - sp->last_ms < 100)
+        return false;
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, sp->s->mem);
+    tsr_proto_encode_progress(&b, p);
+    bool ok = !b.failed && b.len <= sizeof(sp->buf);
+    if (ok)
+        memcpy(sp->buf, b.data, b.len);
+    size_t len = b.len;
+    tsr_wbuf_free(&b);
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    /* a client that does not listen answers UNSUPPORTED: harmless */
+    if (!ok || tsr_rpc_call_async(sp->s->t, tsr_rpc_req_peer(req), TSR_MSG_PROGRESS, sp->buf,
+                                  len, 5000, on_progress_sent, sp, &e) != TSR_OK)
+        return false;
+    sp->inflight = true;
+    sp->last_ms = now;
+    return true;
+}
+
+static void job_progress_settled(void *owner)
+{
+    sjob_t *j = owner;
+    j->outstanding--;
+    job_maybe_free(j);
+}
+
+static void job_progress(sjob_t *j)
+{
+    j->prog.elapsed_ms = tsr_sched_now_ms() - j->started_ms;
+    if (tsr_sched_progress(&j->sprog, j->req, &j->prog))
+        j->outstanding++;
+}
+
+int tsr_sched_pick_worker(sched_t *s, int avoid)
 {
     int best = -1;
     for (size_t k = 0; k < s->nworkers; k++) {
@@ -190,7 +250,16 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
 static bool dispatch(sjob_t *j, stask_t *t)
 {
     sched_t *s = j->s;
-    int wi = pick_worker(s, t->attempts > 0 ? t->worker : -1);
+    /* a range's first RUN goes where its INFER ran: that worker has the range
+     * loaded (worker_task.c), anywhere else it is read and parsed again */
+    int wi = -1;
+    if (j->phase == PH_RUN && t->attempts == 0 && j->range_worker) {
+        int iw = j->range_worker[t->idx];
+        if (iw >= 0 && (size_t)iw < s->nworkers && s->workers[iw]->state == SW_READY)
+            wi = iw;
+    }
+    if (wi < 0)
+        wi = tsr_sched_pick_worker(s, t->attempts > 0 ? t->worker : -1);
     if (wi < 0) {
         job_fail_msg(j, TSR_ERR_UNAVAILABLE, "no workers are available");
         return false;
@@ -237,12 +306,21 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         t->reply = *reply;
         memset(reply, 0, sizeof(*reply));
         t->done = true;
+        tsr_sched_http_task_end(s->http, j->id, TSR_SCHED_TASK_OK, t->payload.len + t->reply.len);
+        j->prog.done++;
+        if (j->phase == PH_RUN && j->range_rows)
+            j->prog.rows += j->range_rows[t->idx];
+        job_progress(j);
         if (--j->pending == 0)
             phase_done(j);
         return;
     }
     if ((status == TSR_ERR_UNAVAILABLE || status == TSR_ERR_TIMEOUT) && reply->len == 0) {
         tsr_rpc_msg_release(s->t, reply);
+        tsr_sched_http_task_end(s->http, j->id,
+                                t->attempts + 1 >= MAX_ATTEMPTS ? TSR_SCHED_TASK_FAILED
+                                                                : TSR_SCHED_TASK_RERUN,
+                                t->payload.len);
         if (++t->attempts >= MAX_ATTEMPTS) {
             job_fail_msg(j, TSR_ERR_UNAVAILABLE, "a task failed on every worker it was given to");
             return;
@@ -255,6 +333,7 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     }
     tsr_error_t e;
     tsr_proto_decode_error(reply->data, reply->len, status, &e);
+    tsr_sched_http_task_end(s->http, j->id, TSR_SCHED_TASK_FAILED, t->payload.len + reply->len);
     tsr_rpc_msg_release(s->t, reply);
     job_fail(j, &e);
 }
@@ -307,6 +386,13 @@ static bool start_tasks(sjob_t *j, phase_t phase, size_t n)
         return false;
     }
     j->ntasks = j->pending = n;
+    tsr_sched_http_job_tasks(j->s->http, j->id,
+                             phase == PH_WHOLE ? "whole" : phase == PH_INFER ? "infer" : "run", n);
+    j->prog.total += (uint32_t)n;
+    if (phase == PH_INFER)
+        j->prog.total += (uint32_t)n; /* the RUN of every range follows */
+    else if (phase == PH_RUN && j->prog.total > j->prog.done + n)
+        j->prog.total = j->prog.done + (uint32_t)n; /* already counted with INFER */
     for (size_t i = 0; i < n; i++) {
         j->tasks[i].job = j;
         j->tasks[i].idx = i;
@@ -357,12 +443,18 @@ static bool compute_schema(sjob_t *j, tsr_error_t *e)
     bool ok = false;
     uint64_t *nrows = tsr_mem_calloc(s->mem, nr, sizeof(*nrows));
     j->range_differs = tsr_mem_calloc(s->mem, nr, sizeof(bool));
-    if (!nrows || !j->range_differs)
+    j->range_rows = tsr_mem_calloc(s->mem, nr, sizeof(uint64_t));
+    j->range_worker = tsr_mem_calloc(s->mem, nr, sizeof(int));
+    if (!nrows || !j->range_differs || !j->range_rows || !j->range_worker)
         goto nomem;
+    for (size_t r = 0; r < nr; r++)
+        j->range_worker[r] = j->tasks[r].worker;
     for (size_t r = 0; r < nr; r++) {
         tsr_rbuf_t rb;
         tsr_rbuf_init(&rb, j->tasks[r].reply.data, j->tasks[r].reply.len);
         nrows[r] = tsr_rbuf_u64(&rb);
+        if (j->range_rows)
+            j->range_rows[r] = nrows[r];
         uint32_t nc = tsr_rbuf_u32(&rb);
         if (r == 0) {
             ncols = nc;
@@ -630,6 +722,11 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
     j->id = s->next_job++;
     j->req = req;
     j->started_ms = tsr_sched_now_ms();
+    j->prog.job = j->id;
+    j->sprog.s = s;
+    j->sprog.settled = job_progress_settled;
+    j->sprog.owner = j;
+    j->sprog.last_ms = j->started_ms;
     tsr_rpc_req_take(req, &j->reqmsg);
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -637,6 +734,7 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
         job_fail_msg(j, TSR_ERR_BAD_INPUT, "malformed SQL request");
         return;
     }
+    tsr_sched_http_job_begin(s->http, j->id, j->sql, strlen(j->sql));
     if (tsr_rewrite_plan(s->mem, j->sql, &j->plan, &e) != TSR_OK) {
         job_fail(j, &e); /* a syntax error, with its position */
         return;

@@ -15,6 +15,7 @@
 #define TSR_SCHEDULER_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +35,10 @@ typedef struct tsr_sched_params {
     int dead_ms;                /* a worker silent this long is dead (default 3000) */
     uint64_t min_range_bytes;   /* smallest CSV byte range per task (default 1 MiB) */
     unsigned ranges_per_worker; /* byte ranges per ready worker and file (default 2) */
+    const char *http_host;      /* NULL: no HTTP endpoint; else where it binds (http.h) */
+    uint16_t http_port;         /* 0: any free port */
+    bool http_auth;             /* HTTP requests need the bearer derived from the token */
+    const char *http_addr_file; /* NULL, or where to write the HTTP "HOST:PORT" */
     FILE *log;
     volatile sig_atomic_t *stop;
 } tsr_sched_params_t;
@@ -50,6 +55,8 @@ typedef struct tsr_worker_params {
     int dead_ms;          /* the scheduler silent this long is lost (default 3000) */
     FILE *log;
     volatile sig_atomic_t *stop;
+    const char *const *plugins; /* task-graph plugin libraries (--plugin), loaded at start */
+    size_t nplugins;
 } tsr_worker_params_t;
 
 int tsr_worker_run(const tsr_worker_params_t *p);
@@ -77,6 +84,45 @@ typedef struct tsr_client_table {
 tsr_status_t tsr_client_sql(tsr_client_t *c, tsr_context_t *ctx, const char *sql,
                             const tsr_client_table_t *tables, size_t ntables, char delimiter,
                             tsr_result_t **out, tsr_error_t *err);
+
+/* Progress of the job this client runs (the scheduler's PROGRESS messages,
+ * at most ~10 a second): tasks done and known, input rows of finished tasks
+ * (graphs: rows they produced), time since the job started. Called from
+ * within tsr_client_sql/_graph on the calling thread. fn NULL: none. */
+typedef void (*tsr_client_progress_fn)(void *arg, uint32_t done, uint32_t total, uint64_t rows,
+                                       uint64_t elapsed_ms);
+void tsr_client_set_progress(tsr_client_t *c, tsr_client_progress_fn fn, void *arg);
+
+/* One printed result of a task graph: a sink task's value. */
+typedef struct tsr_client_output {
+    char *id;            /* the task's id */
+    size_t order;        /* the task's position in the job file */
+    uint8_t kind;        /* tsr_data_kind_t */
+    tsr_result_t *table; /* TABLE: a result in the caller's context */
+    void *bytes;         /* BYTES: a copy of the bytes (len below) */
+    size_t len;
+} tsr_client_output_t;
+
+struct tsr_job;
+/* Runs a parsed graph job (jobfile.h) on the cluster; *out gets its sinks'
+ * values in job-file order (free with tsr_client_outputs_free). Task errors
+ * come back as "task 'ID': message" with the worker's position and hint. */
+tsr_status_t tsr_client_graph(tsr_client_t *c, tsr_context_t *ctx, const struct tsr_job *job,
+                              tsr_client_output_t **out, size_t *nout, tsr_error_t *err);
+void tsr_client_outputs_free(tsr_client_output_t *o, size_t n);
+/* The last tsr_client_graph's timing of task i (job order): the worker that
+ * ran it (1-based, 0: none) and ns since the job started on the scheduler
+ * when it became ready, was sent, was answered. false: no such task. */
+bool tsr_client_graph_timing(const tsr_client_t *c, size_t i, uint32_t *worker, uint64_t ns[3]);
+/* Makes the client's waits give up (TSR_ERR_UNAVAILABLE, "cancelled") once
+ * *flag becomes nonzero, set from another thread; the task-graph backend's
+ * cancel uses it (the protocol has no cancel message yet). */
+void tsr_client_set_abort(tsr_client_t *c, atomic_int *flag);
+/* The value of a TABLE graph handle as a result in ctx (registered as
+ * `table`), the way graph outputs from a cluster are read: `tessera submit`
+ * prints embedded and cluster results through the same path. */
+tsr_status_t tsr_client_data_result(tsr_context_t *ctx, const tsr_data_t *d, const char *table,
+                                    tsr_result_t **out, tsr_error_t *err);
 
 typedef struct tsr_client_worker {
     uint32_t id;
@@ -124,5 +170,12 @@ typedef struct tsr_client_lock_req {
  * token, _UNAVAILABLE). */
 tsr_status_t tsr_client_lock(tsr_client_t *c, const tsr_client_lock_req_t *q, uint64_t *token,
                              tsr_lock_status_t *st, tsr_error_t *err);
+
+/* One request of the given type (the kv messages, scheduler/kv_msg.h):
+ * sends data and waits for the answer, watching the scheduler. On TSR_OK
+ * *reply (free with tsr_mem_free(NULL, ...); NULL when empty) and *rlen hold
+ * a copy of the answer; else err holds the scheduler's error. */
+tsr_status_t tsr_client_call(tsr_client_t *c, uint16_t type, const void *data, size_t len,
+                             void **reply, size_t *rlen, tsr_error_t *err);
 
 #endif /* TSR_SCHEDULER_H */

@@ -13,6 +13,9 @@
  * grants for `tessera lock` (worker_lock.c); the scheduler sends it the
  * requests of the names its home owns (LOCK_RUN).
  *
+ * KV: the worker hosts the kv partitions the scheduler placed on it, in one
+ * store under --data-dir (worker_kv.c, KV_RUN).
+ *
  * The worker dials the scheduler (it needs no listener) and proves the token
  * (auth.h); it also checks the scheduler's proof before taking any task. A
  * scheduler that goes away (PEER_DOWN) or stops sending heartbeats for
@@ -31,6 +34,7 @@
 #include "proto.h"
 #include "scheduler.h"
 #include "transport.h"
+#include "worker_kv.h"
 #include "worker_lock.h"
 #include "worker_task.h"
 
@@ -53,6 +57,7 @@ typedef struct wstate {
     uint64_t done;
     tsr_wtask_env_t env;
     tsr_wlock_t *locks; /* this worker's lock home and client (worker_lock.c) */
+    tsr_wkv_t *kv;      /* the kv partitions it hosts (worker_kv.c) */
 } wstate_t;
 
 static void on_event(void *arg, const tsr_transport_event_t *ev)
@@ -240,6 +245,11 @@ int tsr_worker_run(const tsr_worker_params_t *p)
 
     if ((code = device_check(p)) != 0)
         goto cleanup;
+    if (tsr_wtask_env_load_plugins(&w->env, p->plugins, p->nplugins, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "worker", "error: %s", err.message);
+        code = tsr_status_exit_code(err.status);
+        goto cleanup;
+    }
     code = 1;
     if (tsr_auth_token_load(p->token_path, &tok, &err) != TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
@@ -258,8 +268,11 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         tsr_rpc_register(w->t, TSR_MSG_TASK_INFER, on_task, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_TASK_RUN, on_task, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_TASK_WHOLE, on_task, w, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_TASK_GRAPH, on_task, w, &err) != TSR_OK ||
         tsr_wlock_create(w->t, p->log, &w->locks, &err) != TSR_OK ||
-        tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, tsr_wlock_on_request, w->locks, &err) != TSR_OK) {
+        tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, tsr_wlock_on_request, w->locks, &err) != TSR_OK ||
+        tsr_wkv_create(w->t, p->data_dir, p->log, &w->kv, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_KV_RUN, tsr_wkv_on_request, w->kv, &err) != TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
         goto cleanup;
     }
@@ -315,6 +328,8 @@ cleanup:
             tsr_transport_progress(w->t);
     }
     tsr_wtask_env_free(&w->env);
+    tsr_wkv_destroy(w->kv); /* waits for the write each kv thread runs */
+    w->kv = NULL;
     if (!tsr_wlock_quiesce(w->locks, 2000)) {
         /* a lock thread still blocks in an acquire on the transport: freeing
          * either under it would be a use after free; the process exits now */

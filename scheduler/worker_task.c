@@ -1,12 +1,16 @@
 /*
  * worker_task.c - the three tasks a worker runs (see worker_task.h, proto.h).
  *
- * A byte range becomes a table through the public API: the header row and
- * the range's bytes are copied into a memfd, which tsr_table_register_csv
- * reads as /proc/self/fd/N - the engine's own CSV reader, so parsing and type
- * inference are exactly embedded mode's. Errors that point into the memfd are
- * mapped back to the real file and line (line = the range's first line in the
- * file + the line inside the range).
+ * A byte range becomes a table of the engine's own lazy CSV reader: the
+ * header row and the range's bytes are read into one buffer the table owns
+ * (tsr_csv_fd_range_bytes, tsr_csv_open_owned), so parsing, projection
+ * pushdown and type inference are exactly embedded mode's, and the bytes are
+ * copied once, as embedded mode reads its file. Errors name the range by a
+ * tag ("tessera-range-JOB-RANGE") and are mapped back to the real file and
+ * line (line = the range's first line in the file + the line inside it).
+ * INFER loads the columns the query reads once (the sample query; its row
+ * count reads nothing more, see tsr_rewrite_infer_sql), and RUN on the same
+ * worker reuses that load.
  *
  * INFER  {u64 job, u32 range, str table, str path, u8 delim, u64 header_end,
  *         u64 start, u64 end, str schema (the user's overrides, "" = none),
@@ -27,20 +31,29 @@
  *        loaded it has exactly those, so a cached load may be used.
  * WHOLE  {u8 delim, u32 ntables, ntables x {str name, str path, str schema},
  *         str sql} -> result table
+ * GRAPH  {u8 version (1), str kind, str sql, str param, u8 delim, u32 ninputs x
+ *         {str name, u8 src, src 1: str path, str schema (a CSV file) |
+ *         src 2: value (proto.h: what the producing task answered)}} -> value
+ *        One task of a graph (sched_graph.c): its inputs become handles of a
+ *        one-task graph under their names (CSV files and table values as
+ *        tables of the task's context, bytes as bytes), the task runs there
+ *        with the worker's plugins loaded, and its output goes back as a value.
  */
 #define _GNU_SOURCE
 #include "worker_task.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "table/csv_internal.h" /* tsr_csv_classify/join: the engine's own inference rules */
+#include "api/context_internal.h" /* tsr__context_install: a range's table from its bytes */
+#include "rewrite.h"                /* tsr_rewrite_infer_sql */
+#include "table/csv_internal.h"   /* the engine's CSV reader and inference rules */
 
 #define SAMPLE_ROWS 20000 /* the CSV reader's default type-inference sample */
 
@@ -65,35 +78,6 @@ static void decode_range(tsr_rbuf_t *r, range_arg_t *a)
     a->end = tsr_rbuf_u64(r);
     if (a->header_end > a->start || a->start > a->end)
         r->bad = true;
-}
-
-/* Copies [from, to) of fd_in to fd_out. */
-static int copy_range(int fd_in, int fd_out, uint64_t from, uint64_t to)
-{
-    static const size_t chunk = 1u << 20;
-    char *buf = tsr_mem_alloc(NULL, chunk);
-    if (!buf)
-        return -1;
-    int rc = 0;
-    while (from < to && rc == 0) {
-        size_t want = to - from < chunk ? (size_t)(to - from) : chunk;
-        ssize_t n = pread(fd_in, buf, want, (off_t)from);
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd_out, buf + off, (size_t)(n - off));
-            if (w <= 0) {
-                rc = -1;
-                break;
-            }
-            off += w;
-        }
-        from += (uint64_t)n;
-    }
-    tsr_mem_free(NULL, buf);
-    return rc;
 }
 
 /* '\n' bytes in [0, to) of fd (the CSV reader counts every one for lines). */
@@ -136,13 +120,13 @@ static void replace_all(char *s, size_t size, const char *from, const char *to)
 
 /* Where a loaded range came from, to map error positions back: the engine
  * parses lazily (columns load when a query first reads them), so a malformed
- * row may surface at any query on the range, pointing into the memfd. */
+ * row may surface at any query on the range, pointing into the range. */
 typedef struct range_src {
-    char mpath[64];        /* "/proc/self/fd/N" as registered */
+    char mpath[64];        /* the range's tag, the file name its errors carry */
     uint64_t header_lines; /* '\n's in the header bytes */
 } range_src_t;
 
-/* Rewrites e when it points into the memfd: the file becomes the real path,
+/* Rewrites e when it points into the range: the file becomes the real path,
  * the line the real line (the range's first line + the line inside it). */
 static void remap_error(tsr_error_t *e, const range_src_t *src, const range_arg_t *a)
 {
@@ -160,8 +144,10 @@ static void remap_error(tsr_error_t *e, const range_src_t *src, const range_arg_
     replace_all(e->hint, sizeof(e->hint), src->mpath, a->path);
 }
 
-/* Loads the range as table a->table into ctx (the engine keeps the bytes; the
- * memfd is closed here). On error fills e with the position in the file. */
+/* Loads the range as table a->table into ctx: the header bytes and the
+ * range's bytes are read into one buffer that the lazily loaded table owns
+ * (one copy, like embedded mode's read of the file). On error fills e with
+ * the position in the file. */
 static tsr_status_t load_range(tsr_context_t *ctx, const range_arg_t *a, const char *schema,
                                range_src_t *src, tsr_error_t *e)
 {
@@ -170,31 +156,29 @@ static tsr_status_t load_range(tsr_context_t *ctx, const range_arg_t *a, const c
         tsr_status_t st = errno == ENOENT ? TSR_ERR_NOT_FOUND : TSR_ERR_IO;
         return tsr_error_set(e, st, "cannot open '%s' on the worker: %s", a->path, strerror(errno));
     }
-    int mfd = memfd_create("tessera-range", MFD_CLOEXEC);
-    if (mfd < 0) {
-        close(in);
-        return tsr_error_set(e, TSR_ERR_IO, "memfd_create: %s", strerror(errno));
-    }
-    if (copy_range(in, mfd, 0, a->header_end) != 0 || copy_range(in, mfd, a->start, a->end) != 0) {
-        close(in);
-        close(mfd);
-        return tsr_error_set(e, TSR_ERR_IO, "cannot read '%s' bytes %llu..%llu", a->path,
-                             (unsigned long long)a->start, (unsigned long long)a->end);
-    }
-    close(in);
-    snprintf(src->mpath, sizeof(src->mpath), "/proc/self/fd/%d", mfd);
+    /* the name errors carry until remap_error puts the file's back */
+    snprintf(src->mpath, sizeof(src->mpath), "tessera-range-%llu-%u", (unsigned long long)a->job,
+             (unsigned)a->range);
     src->header_lines = 0;
-    char hb[4096];
-    ssize_t n = pread(mfd, hb, a->header_end < sizeof(hb) ? (size_t)a->header_end : sizeof(hb), 0);
-    for (ssize_t i = 0; i < n; i++)
-        src->header_lines += hb[i] == '\n';
-    tsr_csv_params_t cp = {.delimiter = a->delim, .schema = schema && schema[0] ? schema : NULL};
-    tsr_status_t rc = tsr_table_register_csv(ctx, a->table, src->mpath, &cp);
-    if (rc != TSR_OK) {
-        tsr_proto_context_error(ctx, e);
+    char *buf = NULL;
+    size_t len = 0;
+    tsr_error_t re;
+    tsr_error_clear(&re);
+    tsr_status_t rc = tsr_csv_fd_range_bytes(&ctx->mem, ctx->pool, in, a->path, a->header_end,
+                                             a->start, a->end, &buf, &len, &re);
+    close(in);
+    if (rc != TSR_OK)
+        return tsr_error_set(e, rc, "cannot read '%s' bytes %llu..%llu: %s", a->path,
+                             (unsigned long long)a->start, (unsigned long long)a->end, re.message);
+    for (uint64_t i = 0; i < a->header_end; i++)
+        src->header_lines += buf[i] == '\n';
+    tsr_csv_options_t opts = {.delimiter = a->delim, .schema = schema && schema[0] ? schema : NULL};
+    tsr_table_t *t = NULL;
+    rc = tsr_csv_open_owned(&ctx->mem, ctx->pool, buf, len, src->mpath, a->table, &opts, &t, e);
+    if (rc == TSR_OK && (rc = tsr__context_install(ctx, t)) != TSR_OK)
+        tsr_error_set(e, rc, "cannot register table '%s': %s", a->table, tsr_status_str(rc));
+    if (rc != TSR_OK)
         remap_error(e, src, a);
-    }
-    close(mfd);
     return rc;
 }
 
@@ -329,52 +313,50 @@ static tsr_status_t task_infer(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *
         return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
     tsr_context_t *ctx = NULL;
     tsr_result_t *sample = NULL, *count = NULL, *names = NULL;
-    tsr_wbuf_t sq;
-    tsr_wbuf_init(&sq, NULL);
+    char *sample_sql = NULL, *count_sql = NULL;
+    bool *read = NULL;
+    const char **cnames = NULL;
     tsr_status_t rc = new_context(env, &ctx, e);
     if (rc != TSR_OK)
         return rc;
-    char q[600], qc[520];
     range_src_t src;
     bool all_cols = strcmp(columns, "*") == 0;
     if ((rc = load_range(ctx, &a, user_schema, &src, e)) != TSR_OK)
         goto done;
     if ((rc = header_names(ctx, &a, &names, e)) != TSR_OK)
         goto done;
-    /* the sample: the first rows of the columns the query reads (all for "*") */
-    size_t ncols = tsr_result_column_count(names), nread = 0;
-    const char *sep = "SELECT ";
-    for (size_t c = 0; c < ncols; c++) {
-        const char *name = tsr_result_column_name(names, c);
-        if (!all_cols && !in_list(columns, name))
-            continue;
-        quote_ident(qc, sizeof(qc), name);
-        tsr_wbuf_bytes(&sq, sep, strlen(sep));
-        tsr_wbuf_bytes(&sq, qc, strlen(qc));
-        sep = ", ";
-        nread++;
-    }
-    snprintf(q, sizeof(q), " FROM \"%s\" LIMIT %d", a.table, SAMPLE_ROWS);
-    tsr_wbuf_bytes(&sq, q, strlen(q) + 1);
-    if (sq.failed) {
+    /* the sample: the first rows of the columns the query reads (all for "*");
+     * loading them parses the range once, and RUN reuses that load; the count
+     * reads only what the sample loaded (rewrite.h) */
+    size_t ncols = tsr_result_column_count(names);
+    read = tsr_mem_calloc(env->mem, ncols ? ncols : 1, sizeof(*read));
+    cnames = tsr_mem_calloc(env->mem, ncols ? ncols : 1, sizeof(*cnames));
+    if (!read || !cnames) {
         rc = tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (nread > 0 && (rc = query(ctx, (const char *)sq.data, &sample, e)) != TSR_OK)
+    for (size_t c = 0; c < ncols; c++) {
+        cnames[c] = tsr_result_column_name(names, c);
+        read[c] = all_cols || in_list(columns, cnames[c]);
+    }
+    if ((rc = tsr_rewrite_infer_sql(env->mem, a.table, cnames, read, ncols, SAMPLE_ROWS,
+                                    &sample_sql, &count_sql)) != TSR_OK) {
+        tsr_error_set(e, rc, "out of memory");
         goto done;
-    snprintf(q, sizeof(q), "SELECT COUNT(*) FROM \"%s\"", a.table);
-    if ((rc = query(ctx, q, &count, e)) != TSR_OK)
+    }
+    if (sample_sql && (rc = query(ctx, sample_sql, &sample, e)) != TSR_OK)
+        goto done;
+    if ((rc = query(ctx, count_sql, &count, e)) != TSR_OK)
         goto done;
     uint64_t nrows = (uint64_t)tsr_result_int64(count, 0, 0);
     size_t nsample = sample ? tsr_result_row_count(sample) : 0;
     tsr_wbuf_u64(out, nrows);
     tsr_wbuf_u32(out, (uint32_t)ncols);
     for (size_t c = 0, sc = 0; c < ncols; c++) {
-        const char *name = tsr_result_column_name(names, c);
-        bool read = all_cols || in_list(columns, name);
+        const char *name = cnames[c];
         tsr_type_t t = TSR_TYPE_VARCHAR, all = TSR_TYPE_NULL;
         uint64_t first = UINT64_MAX;
-        if (read) {
+        if (read[c]) {
             t = tsr_result_column_type(sample, sc);
             for (size_t i = 0; i < nsample; i++)
                 if (!tsr_result_is_null(sample, i, sc)) {
@@ -390,7 +372,7 @@ static tsr_status_t task_infer(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *
             sc++;
         }
         tsr_wbuf_str(out, name);
-        tsr_wbuf_u8(out, read);
+        tsr_wbuf_u8(out, read[c]);
         tsr_wbuf_u8(out, (uint8_t)t);
         tsr_wbuf_u8(out, (uint8_t)all);
         tsr_wbuf_u64(out, first);
@@ -408,7 +390,10 @@ static tsr_status_t task_infer(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *
 done:
     if (rc != TSR_OK && ctx)
         remap_error(e, &src, &a); /* a row that failed to parse when a column loaded */
-    tsr_wbuf_free(&sq);
+    tsr_mem_free(env->mem, sample_sql);
+    tsr_mem_free(env->mem, count_sql);
+    tsr_mem_free(env->mem, read);
+    tsr_mem_free(env->mem, cnames);
     tsr_result_destroy(sample);
     tsr_result_destroy(count);
     tsr_result_destroy(names);
@@ -492,6 +477,184 @@ static tsr_status_t task_whole(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *
     return rc;
 }
 
+static const char *plugin_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* Loads every plugin of env into graph g of ctx. */
+static tsr_status_t load_plugins(const tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
+                                 tsr_error_t *e)
+{
+    for (size_t i = 0; i < env->nplugins; i++) {
+        tsr_status_t rc = tsr_graph_load_plugin(g, plugin_name(env->plugins[i]), env->plugins[i]);
+        if (rc != TSR_OK) {
+            tsr_proto_context_error(ctx, e);
+            return rc;
+        }
+    }
+    return TSR_OK;
+}
+
+tsr_status_t tsr_wtask_env_load_plugins(tsr_wtask_env_t *env, const char *const *paths, size_t n,
+                                        tsr_error_t *err)
+{
+    env->plugins = paths;
+    env->nplugins = n;
+    if (n == 0)
+        return TSR_OK;
+    env->plugin_handles = tsr_mem_calloc(env->mem, n, sizeof(void *));
+    if (!env->plugin_handles)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        /* RTLD_GLOBAL is not needed: plugins call the program, not each other */
+        if (!(env->plugin_handles[i] = dlopen(paths[i], RTLD_NOW | RTLD_LOCAL))) {
+            const char *why = dlerror();
+            return tsr_error_set(err, TSR_ERR_NOT_FOUND, "cannot load plugin '%s': %s", paths[i],
+                                 why ? why : "unknown error");
+        }
+    }
+    /* a scratch graph: the API version and the kinds are checked now, not at
+     * the first task */
+    tsr_context_params_t cp = {.threads = 1};
+    tsr_context_t *ctx = NULL;
+    tsr_graph_t *g = NULL;
+    tsr_status_t rc = tsr_context_create(&cp, &ctx);
+    if (rc != TSR_OK)
+        return tsr_error_set(err, rc, "cannot start the engine: %s", tsr_status_str(rc));
+    if ((rc = tsr_graph_create(ctx, NULL, &g)) != TSR_OK)
+        tsr_proto_context_error(ctx, err);
+    else
+        rc = load_plugins(env, ctx, g, err);
+    tsr_graph_destroy(g);
+    tsr_context_destroy(ctx);
+    return rc;
+}
+
+/* Input i of a graph task into a handle of g named after it; an input named
+ * like an earlier one (a task reading a value twice) shares its handle. */
+static tsr_status_t graph_input(tsr_context_t *ctx, tsr_graph_t *g, tsr_rbuf_t *r, char delim,
+                                tsr_data_t **ins, const char **names, uint32_t i, tsr_error_t *e)
+{
+    const char *name = names[i] = tsr_rbuf_str(r);
+    tsr_data_t **h = &ins[i];
+    uint8_t src = tsr_rbuf_u8(r);
+    tsr_status_t rc = TSR_OK;
+    long same = -1;
+    for (uint32_t k = 0; k < i && same < 0; k++)
+        if (strcmp(names[k], name) == 0)
+            same = (long)k;
+    if (same >= 0) {
+        tsr_value_t skip;
+        if (src == 1) {
+            (void)tsr_rbuf_str(r);
+            (void)tsr_rbuf_str(r);
+        } else if (src != 2 || !tsr_proto_read_value(r, &skip)) {
+            r->bad = true;
+        }
+        if (r->bad)
+            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+        *h = ins[same];
+        return TSR_OK;
+    }
+    if (src == 1) {
+        const char *path = tsr_rbuf_str(r), *schema = tsr_rbuf_str(r);
+        if (r->bad)
+            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+        tsr_csv_params_t cp = {.delimiter = delim, .schema = schema[0] ? schema : NULL};
+        if ((rc = tsr_table_register_csv(ctx, name, path, &cp)) == TSR_OK)
+            rc = tsr_graph_data_table(g, name, h);
+    } else if (src == 2) {
+        tsr_value_t v;
+        if (!tsr_proto_read_value(r, &v))
+            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+        if (v.kind == TSR_DATA_TABLE) {
+            tsr_rtab_t t;
+            if ((rc = tsr_proto_decode_rtab(NULL, v.body, v.len, &t, e)) != TSR_OK)
+                return rc;
+            rc = tsr_proto_rtab_register(NULL, ctx, name, &t, NULL);
+            tsr_proto_rtab_free(NULL, &t);
+            if (rc == TSR_OK)
+                rc = tsr_graph_data_table(g, name, h);
+        } else {
+            /* an EMPTY value becomes empty bytes: a handle nobody writes
+             * would be refused as dangling */
+            rc = tsr_graph_data_bytes(g, name, v.body ? v.body : "", v.len, h);
+        }
+    } else {
+        return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+    }
+    if (rc != TSR_OK)
+        tsr_proto_context_error(ctx, e);
+    return rc;
+}
+
+static tsr_status_t task_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out,
+                               tsr_error_t *e)
+{
+    uint8_t version = tsr_rbuf_u8(r);
+    const char *kind = tsr_rbuf_str(r), *sql = tsr_rbuf_str(r), *param = tsr_rbuf_str(r);
+    char delim = (char)tsr_rbuf_u8(r);
+    uint32_t nin = tsr_rbuf_u32(r);
+    if (r->bad || version != 1 || nin > 4096)
+        return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+    tsr_context_t *ctx = NULL;
+    tsr_graph_t *g = NULL;
+    tsr_data_t **ins = tsr_mem_calloc(env->mem, nin ? nin : 1, sizeof(*ins)), *res = NULL;
+    const char **names = tsr_mem_calloc(env->mem, nin ? nin : 1, sizeof(*names));
+    if (!ins || !names) {
+        tsr_mem_free(env->mem, ins);
+        tsr_mem_free(env->mem, names);
+        return tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
+    }
+    tsr_status_t rc = new_context(env, &ctx, e);
+    if (rc != TSR_OK)
+        goto done;
+    tsr_graph_params_t gp = {.threads = 1};
+    if ((rc = tsr_graph_create(ctx, &gp, &g)) != TSR_OK) {
+        tsr_proto_context_error(ctx, e);
+        goto done;
+    }
+    if ((rc = load_plugins(env, ctx, g, e)) != TSR_OK)
+        goto done;
+    for (uint32_t i = 0; i < nin; i++)
+        if ((rc = graph_input(ctx, g, r, delim, ins, names, i, e)) != TSR_OK)
+            goto done;
+    if (!tsr_rbuf_done(r)) {
+        rc = tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
+        goto done;
+    }
+    tsr_task_params_t tp = {.kind = kind,
+                            .sql = sql[0] ? sql : NULL,
+                            .param = param[0] ? param : NULL,
+                            .ninputs = nin,
+                            .inputs = ins,
+                            .noutputs = 1,
+                            .outputs = &res};
+    if ((rc = tsr_graph_data(g, NULL, &res)) != TSR_OK ||
+        (rc = tsr_graph_add(g, &tp, NULL)) != TSR_OK) {
+        tsr_proto_context_error(ctx, e);
+        if (rc == TSR_ERR_NOT_FOUND)
+            tsr_error_hint(e, "start every worker with --plugin PATH of the library that defines "
+                              "task kind '%s'",
+                           kind);
+        goto done;
+    }
+    if ((rc = tsr_graph_submit(g)) != TSR_OK || (rc = tsr_graph_wait(g, -1)) != TSR_OK) {
+        tsr_proto_context_error(ctx, e);
+        goto done;
+    }
+    if ((rc = tsr_proto_encode_data(out, res)) != TSR_OK)
+        tsr_error_set(e, rc, "out of memory encoding the result");
+done:
+    tsr_graph_destroy(g);
+    tsr_context_destroy(ctx);
+    tsr_mem_free(env->mem, ins);
+    tsr_mem_free(env->mem, names);
+    return rc;
+}
+
 tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data, size_t len,
                            tsr_wbuf_t *out)
 {
@@ -509,6 +672,9 @@ tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data
         break;
     case TSR_MSG_TASK_WHOLE:
         rc = task_whole(env, &r, out, &e);
+        break;
+    case TSR_MSG_TASK_GRAPH:
+        rc = task_graph(env, &r, out, &e);
         break;
     default:
         rc = tsr_error_set(&e, TSR_ERR_UNSUPPORTED, "unknown task type %u", type);
@@ -530,4 +696,10 @@ void tsr_wtask_env_free(tsr_wtask_env_t *env)
         tsr_context_destroy(env->cache[i].ctx);
         env->cache[i].ctx = NULL;
     }
+    for (size_t i = 0; env->plugin_handles && i < env->nplugins; i++)
+        if (env->plugin_handles[i])
+            dlclose(env->plugin_handles[i]);
+    tsr_mem_free(env->mem, env->plugin_handles);
+    env->plugin_handles = NULL;
+    env->nplugins = 0;
 }

@@ -31,7 +31,19 @@ typedef struct tsr_wtask_env {
     const char *device; /* tsr_context_set_device name for every task context */
     tsr_range_cache_entry_t cache[TSR_RANGE_CACHE];
     uint64_t stamp;
+    /* task-graph plugins (tessera worker --plugin): every graph task loads
+     * them all into its graph; the worker keeps each dlopen'ed for its whole
+     * life, so a task's load finds the library already mapped */
+    const char *const *plugins;
+    size_t nplugins;
+    void **plugin_handles;
 } tsr_wtask_env_t;
+
+/* Opens the n plugins at paths (kept open until tsr_wtask_env_free) and
+ * checks that they load together into a graph (API version, no kind twice).
+ * Errors: TSR_ERR_NOT_FOUND (cannot load), TSR_ERR_UNSUPPORTED, TSR_ERR_EXISTS. */
+tsr_status_t tsr_wtask_env_load_plugins(tsr_wtask_env_t *env, const char *const *paths, size_t n,
+                                        tsr_error_t *err);
 
 /* Runs one task message (type and payload) and writes the response payload
  * into out: a result/info on TSR_OK, an error payload otherwise. */

@@ -3,6 +3,7 @@
 # the same shapes of empty tasks, embedded (one process), in one run.
 #
 #   bench/peers/sched_peers.sh [TASKS] [--threads T] [--repeat R] [--dask-tasks N] [--json]
+#   bench/peers/sched_peers.sh --cluster W [TASKS] [--repeat R] [--dask-tasks N] [--json]
 #
 # Shapes (as `tessera-bench sched`): chain (each task depends on the previous)
 # and fanout (one root, TASKS-1 tasks depending on it). Per-task overhead =
@@ -19,10 +20,19 @@
 #             on a dict graph of the same shape built in the timed region,
 #             from bench/.venv (pip install "dask[distributed]"); it runs
 #             --dask-tasks tasks (default min(TASKS, 20000): it is ~100x slower)
-#             and the per-task figure is compared. dask.distributed's
-#             LocalCluster is for the cluster comparison (not yet: issue 5).
+#             and the per-task figure is compared.
 # ratio = peer ns per task / Tessera ns per task (>1: Tessera has less
 # overhead). Target (issue 5): ratio against StarPU >= 1 for both shapes.
+#
+# --cluster W: the cluster comparison instead. Starts a local Tessera cluster
+# (`tessera cluster up --workers W --threads 1`, a fresh token, in a temporary
+# dir; stopped at the end) and runs `tessera-bench sched` against it
+# (TESSERA_SCHEDULER: the C API's cluster mode; TASKS default 5000 "identity"
+# tasks of a one-row table), then dask.distributed's LocalCluster with W
+# worker processes of one thread each on the same shapes (client.get of a
+# dict graph of no-op tasks, built in the timed region; --dask-tasks, default
+# min(TASKS, 5000)). ratio = Tessera tasks/s / Dask tasks/s. Target (issue 5):
+# >= 20x.
 # CPU time per task (all threads) is printed beside wall time: on a loaded
 # machine it is the steadier figure (StarPU's workers poll, so its CPU time
 # counts the polling).
@@ -42,11 +52,16 @@ die() { # die CODE MESSAGE [HINT]
     exit "$1"
 }
 
-tasks=100000 threads="$(nproc)" repeat=5 dask_tasks="" json=""
+tasks="" threads="$(nproc)" repeat=5 dask_tasks="" json="" cluster=""
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --json) json=1 ;;
+    --cluster)
+        [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "$1 needs a count >= 1"
+        cluster="$2"
+        shift
+        ;;
     --threads | --repeat | --dask-tasks)
         [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "$1 needs a count >= 1"
         case "$1" in
@@ -61,7 +76,104 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+[ -n "$tasks" ] || tasks=$([ -n "$cluster" ] && echo 5000 || echo 100000)
 [ "$tasks" -ge 2 ] 2>/dev/null || die 2 "TASKS must be a number >= 2"
+
+# ---- the cluster comparison (--cluster W) -------------------------------------------
+if [ -n "$cluster" ]; then
+    [ -n "$dask_tasks" ] || dask_tasks=$((tasks < 5000 ? tasks : 5000))
+    [ -x "$bin/tessera" ] && [ -x "$bin/tessera-bench" ] ||
+        die 3 "$bin/tessera or tessera-bench not found" "build first, or set TSR_BIN"
+    py="$root/bench/.venv/bin/python3"
+    [ -x "$py" ] && "$py" -c 'import dask.distributed' 2>/dev/null ||
+        die 3 "dask.distributed not found in bench/.venv" \
+            "python3 -m venv bench/.venv && bench/.venv/bin/pip install 'dask[distributed]'"
+    work="$(mktemp -d)"
+    export UCX_TLS="${UCX_TLS:-tcp,self}" UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
+    export UCX_WARN_UNUSED_ENV_VARS=n
+    # `cluster down` stops the cluster's processes by their pids
+    trap '"$bin/tessera" cluster down --dir "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token"
+    chmod 600 "$work/token"
+    addr="$("$bin/tessera" cluster up --dir "$work/cluster" --workers "$cluster" --threads 1 \
+        --token-file "$work/token")" || die 1 "tessera cluster up failed"
+    addr="$(echo "$addr" | tail -n 1)"
+    cat > "$work/dask_cluster.py" <<'PYEOF'
+# argv: WORKERS TASKS REPEAT; prints "chain|fanout <best tasks/s>" lines
+import sys, time
+from dask.distributed import Client, LocalCluster
+
+def f(*args):
+    return None
+
+def main():
+    w, n, repeat = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    with LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as lc, Client(lc) as client:
+        for shape in ("chain", "fanout"):
+            best = float("inf")
+            for r in range(-1, repeat):
+                m = min(n, 100) if r < 0 else n
+                t0 = time.perf_counter()
+                if shape == "chain":
+                    dsk = {("t", 0): (f,)}
+                    for i in range(1, m):
+                        dsk[("t", i)] = (f, ("t", i - 1))
+                    keys = [("t", m - 1)]
+                else:
+                    dsk = {"root": (f,)}
+                    for i in range(1, m):
+                        dsk[("t", i)] = (f, "root")
+                    keys = [("t", i) for i in range(1, m)]
+                client.get(dsk, keys)
+                t = time.perf_counter() - t0
+                if r >= 0:
+                    best = min(best, t)
+            print(shape, n / best, flush=True)
+
+
+if __name__ == "__main__":  # worker processes are spawned: they re-import this file
+    main()
+PYEOF
+    load0="$(cut -d' ' -f1 /proc/loadavg)"
+    TESSERA_SCHEDULER="$addr" TESSERA_TOKEN_FILE="$work/token" \
+        "$bin/tessera-bench" sched --json --rows "$tasks" --repeat "$((repeat < 3 ? repeat : 3))" \
+        > "$work/tessera.json" || die 1 "tessera-bench sched on the cluster failed"
+    "$bin/tessera" cluster down --dir "$work/cluster" >/dev/null 2>&1 || true
+    "$py" "$work/dask_cluster.py" "$cluster" "$dask_tasks" "$((repeat < 2 ? repeat : 2))" \
+        > "$work/dask.txt" 2> "$work/dask.err" || { cat "$work/dask.err" >&2; die 1 "Dask failed"; }
+    load1="$(cut -d' ' -f1 /proc/loadavg)"
+    python3 - "$work" "$cluster" "$tasks" "$dask_tasks" "$load0" "$load1" "$json" <<'PYEOF'
+import json, sys
+work, w, tasks, dask_tasks, load0, load1, as_json = sys.argv[1:8]
+fig = {}
+for line in open(f"{work}/tessera.json"):
+    o = json.loads(line)
+    fig[o["name"]] = o["value"]
+dask = {}
+for line in open(f"{work}/dask.txt"):
+    shape, v = line.split()
+    dask[shape] = float(v)
+rows = [(s, fig[f"cluster_{s}_tasks_per_s"], dask[s]) for s in ("chain", "fanout")]
+if as_json:
+    for shape, ours, peer in rows:
+        print(json.dumps({"suite": "sched", "name": f"cluster_{shape}_tasks_per_s",
+                          "value": ours, "unit": "tasks/s", "device": "cpu", "peer": "dask",
+                          "peer_value": peer, "ratio": ours / peer,
+                          "params": {"tasks": int(tasks), "workers": int(w), "mode": "cluster",
+                                     "peer_tasks": int(dask_tasks)}}))
+    sys.exit(0)
+print(f"sched peers, cluster: {w} local workers (1 thread each), {tasks} tasks per graph "
+      f"(dask: {dask_tasks}), load average {load0} -> {load1}")
+print(f"  {'shape':<7} {'tessera tasks/s':>15} {'dask tasks/s':>13} {'ratio':>7}")
+for shape, ours, peer in rows:
+    r = ours / peer
+    print(f"  {shape:<7} {ours:>15.1f} {peer:>13.1f} {r:>6.2f}x"
+          f"  (target >= 20x: {'met' if r >= 20 else 'NOT met'})")
+print("  ratio = Tessera / Dask distributed throughput (build + run, results back)")
+PYEOF
+    exit 0
+fi
 [ -n "$dask_tasks" ] || dask_tasks=$((tasks < 20000 ? tasks : 20000))
 
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "build first, or set TSR_BIN"

@@ -94,7 +94,10 @@ tsr_status_t tsr_graph_create(tsr_context_t *ctx, const tsr_graph_params_t *para
     if (params) {
         g->params = *params;
         g->params.scheduler = NULL;
+        g->params.token_file = NULL;
         if (params->scheduler && !(g->scheduler = tsr_mem_strdup(mem, params->scheduler)))
+            goto err_destroy;
+        if (params->token_file && !(g->token_file = tsr_mem_strdup(mem, params->token_file)))
             goto err_destroy;
     }
     for (size_t i = 0; i < sizeof(BUILTINS) / sizeof(BUILTINS[0]); i++)
@@ -114,6 +117,9 @@ void tsr_graph_destroy(tsr_graph_t *g)
     if (!g)
         return;
     tsr_mem_t *mem = g->mem;
+    /* first: a cluster backend may borrow values it set into the handles */
+    if (g->remote_state)
+        g->params.remote->destroy(g->remote_state);
     tsr_graph_run_free(g);
     for (uint32_t i = 0; i < g->ntasks; i++) {
         tsr_task_t *t = graph_task(g, i);
@@ -148,6 +154,7 @@ void tsr_graph_destroy(tsr_graph_t *g)
     }
     tsr_mem_free(mem, g->plugins);
     tsr_mem_free(mem, g->scheduler);
+    tsr_mem_free(mem, g->token_file);
     if (g->holds_catalog && --g->ctx->live_results == 0)
         tsr__context_free_retired(g->ctx);
     tsr_mem_free(mem, g);
@@ -542,10 +549,25 @@ tsr_status_t tsr_graph_submit(tsr_graph_t *g)
         return tsr__context_end(g->ctx, tsr_error_set(err, TSR_ERR_INVALID_ARG,
                                                       "the graph was already submitted"));
     if (g->scheduler) {
-        tsr_error_set(err, TSR_ERR_UNAVAILABLE,
-                      "cluster mode is not available yet (scheduler %s)", g->scheduler);
-        tsr_error_hint(err, "leave params.scheduler NULL to run the graph embedded");
-        return tsr__context_end(g->ctx, TSR_ERR_UNAVAILABLE);
+        if (!g->params.remote) {
+            tsr_error_set(err, TSR_ERR_UNAVAILABLE,
+                          "cluster mode is not available: no cluster backend "
+                          "(params.remote) for scheduler %s", g->scheduler);
+            tsr_error_hint(err, "link the tessera_scheduler library and set params.remote = "
+                                "tsr_graph_cluster(), or leave params.scheduler NULL to run "
+                                "the graph embedded");
+            return tsr__context_end(g->ctx, TSR_ERR_UNAVAILABLE);
+        }
+        if (g->cancel_early) { /* cancelled before submit: nothing runs */
+            for (uint32_t i = 0; i < g->ntasks; i++)
+                atomic_store(&graph_task(g, i)->state, TSR_TASK_CANCELLED);
+            g->submitted = true;
+            return tsr__context_end(g->ctx, TSR_OK);
+        }
+        tsr_status_t rc = g->params.remote->submit(g, &g->remote_state);
+        if (rc == TSR_OK)
+            g->submitted = true;
+        return tsr__context_end(g->ctx, rc);
     }
     return tsr__context_end(g->ctx, tsr_graph_run_start(g, err));
 }
@@ -559,7 +581,9 @@ tsr_status_t tsr_graph_wait(tsr_graph_t *g, long timeout_ms)
     if (!g->submitted)
         return tsr__context_end(g->ctx, tsr_error_set(err, TSR_ERR_INVALID_ARG,
                                                       "the graph was not submitted"));
-    tsr_status_t rc = tsr_graph_run_wait(g, timeout_ms);
+    tsr_status_t rc = g->remote_state ? g->params.remote->wait(g->remote_state, timeout_ms)
+                      : g->scheduler  ? TSR_OK /* cancelled before submit */
+                                      : tsr_graph_run_wait(g, timeout_ms);
     if (rc == TSR_ERR_TIMEOUT)
         return tsr__context_end(g->ctx, tsr_error_set(err, rc,
                                                       "the graph did not end within %ld ms",
@@ -585,7 +609,9 @@ void tsr_graph_cancel(tsr_graph_t *g)
         return;
     if (!g->submitted)
         g->cancel_early = true;
-    else
+    else if (g->remote_state)
+        g->params.remote->cancel(g->remote_state);
+    else if (!g->scheduler)
         tsr_graph_run_cancel(g);
 }
 

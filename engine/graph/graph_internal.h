@@ -116,6 +116,8 @@ struct tsr_graph {
     tsr_mem_t *mem;             /* the context's allocator */
     tsr_graph_params_t params;  /* scheduler: NULL (kept as a copy below) */
     char *scheduler;            /* owned copy of params.scheduler */
+    char *token_file;           /* owned copy of params.token_file */
+    void *remote_state;         /* params.remote's, from submit to destroy */
     tsr_task_t **tchunks;       /* chunks of GRAPH_CHUNK tasks */
     size_t ntchunks, tchunks_cap;
     uint32_t ntasks;

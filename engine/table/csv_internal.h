@@ -59,6 +59,14 @@ tsr_status_t tsr_csv_open_buffer_tuned(tsr_mem_t *mem, tsr_pool_t *pool, const c
                                        const tsr_csv_tuning_t *tuning, tsr_table_t **out,
                                        tsr_error_t *err);
 
+/* tsr_csv_open_file over data[0..len) itself, allocated with mem: owned by
+ * the table from here on (freed on failure too). No copy (cluster workers:
+ * scheduler/worker_task.c). display_name names the input in errors. */
+tsr_status_t tsr_csv_open_owned(tsr_mem_t *mem, tsr_pool_t *pool, char *data, size_t len,
+                                const char *display_name, const char *table_name,
+                                const tsr_csv_options_t *opts, tsr_table_t **out,
+                                tsr_error_t *err);
+
 /* The first error a parser met: the driver turns off into line:column. */
 typedef struct tsr_csv_fail {
     tsr_status_t status; /* TSR_OK while none */
@@ -357,6 +365,14 @@ size_t tsr_csv_chunk_bytes(size_t len, tsr_pool_t *pool, const tsr_csv_tuning_t 
  * and 0 for an empty file): regular files are read in parallel pieces. */
 tsr_status_t tsr_csv_file_bytes(tsr_mem_t *mem, tsr_pool_t *pool, const char *path, char **buf,
                                 size_t *len, tsr_error_t *err);
+
+/* The bytes [0, header_end) then [start, end) of the open file fd in a new
+ * buffer (*buf, owned by the caller): a byte range of whole rows under its
+ * file's header, read like tsr_csv_file_bytes. path names fd in errors; a
+ * file shorter than end is TSR_ERR_IO. */
+tsr_status_t tsr_csv_fd_range_bytes(tsr_mem_t *mem, tsr_pool_t *pool, int fd, const char *path,
+                                    uint64_t header_end, uint64_t start, uint64_t end, char **buf,
+                                    size_t *len, tsr_error_t *err);
 
 /* ---- csv_chunk.c ----------------------------------------------------------- */
 

@@ -187,6 +187,16 @@ tsr_status_t tsr_csv_open_file(tsr_mem_t *mem, tsr_pool_t *pool, const char *pat
     return csv_open(mem, pool, buf, len, path, table_name, opts, NULL, out, err);
 }
 
+tsr_status_t tsr_csv_open_owned(tsr_mem_t *mem, tsr_pool_t *pool, char *data, size_t len,
+                                const char *display_name, const char *table_name,
+                                const tsr_csv_options_t *opts, tsr_table_t **out, tsr_error_t *err)
+{
+    const char *name = display_name ? display_name : "<buffer>";
+    if (!data && len)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "no CSV data for '%s'", name);
+    return csv_open(mem, pool, data, len, name, table_name, opts, NULL, out, err);
+}
+
 tsr_status_t tsr_csv_open_buffer_tuned(tsr_mem_t *mem, tsr_pool_t *pool, const char *data,
                                        size_t len, const char *display_name, const char *table_name,
                                        const tsr_csv_options_t *opts,

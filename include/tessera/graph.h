@@ -29,9 +29,12 @@
  *
  * Execution. Embedded (no scheduler address), tasks run on threads the graph
  * run owns (as many as the context's pool by default); the cluster mode
- * (params.scheduler) is not available yet and submit says so
- * (TSR_ERR_UNAVAILABLE). While a graph runs, the context must not be used for
- * anything else (it is not thread-safe), including running a second graph:
+ * (params.scheduler with params.remote = tsr_graph_cluster()) sends the graph
+ * to the scheduler, which runs its tasks on workers (docs/graph.md "On a
+ * cluster": user kinds must come from plugins the workers load too). While
+ * a graph runs, the context must not be used for anything else (it is not
+ * thread-safe; on a cluster the results are copied into the handles by the
+ * backend's thread), including running a second graph:
  * one graph runs at a time per context (graphs may be built meanwhile). The
  * tsr_graph_, tsr_task_ and tsr_data_ read calls below may be called from the
  * thread that submitted.
@@ -72,11 +75,38 @@ typedef struct tsr_task_ctx tsr_task_ctx_t; /* what a running task function sees
 
 /* ---- graphs ------------------------------------------------------------------ */
 
+struct tsr_graph_remote;
+
 typedef struct tsr_graph_params {
     unsigned threads;      /* embedded: threads running tasks; 0 = the context pool's size */
     const char *scheduler; /* "HOST:PORT" of a cluster scheduler; NULL = embedded */
     bool no_timing;        /* true: skip the per-task clock reads (timings read as 0) */
+    /* cluster mode (scheduler != NULL): */
+    const char *token_file; /* the cluster token; NULL = $TESSERA_TOKEN_FILE, else
+                               ~/.config/tessera/token */
+    const struct tsr_graph_remote *remote; /* the cluster backend: tsr_graph_cluster()
+                                              (tessera_scheduler library); NULL with a
+                                              scheduler: submit fails, TSR_ERR_UNAVAILABLE */
+    long connect_timeout_ms; /* cluster: connecting and authenticating; 0 = 5000 */
 } tsr_graph_params_t;
+
+/* A cluster backend: how a graph with params.scheduler runs. The engine
+ * library does not depend on the cluster layer; the tessera_scheduler library
+ * provides one (scheduler/graph_client.c), returned by tsr_graph_cluster()
+ * (declared here, defined there: link tessera_scheduler to call it).
+ * submit checks and sends the graph (errors in the graph's context, nothing
+ * runs); the others act on the state it returned. wait returns TSR_OK once
+ * every task has ended (their states, statuses, messages and timings are then
+ * set), TSR_ERR_TIMEOUT before. */
+typedef struct tsr_graph_remote {
+    const char *name;
+    tsr_status_t (*submit)(tsr_graph_t *graph, void **state);
+    tsr_status_t (*wait)(void *state, long timeout_ms);
+    void (*cancel)(void *state);
+    void (*destroy)(void *state); /* cancels, frees; bounded (does not wait for the job) */
+} tsr_graph_remote_t;
+
+const tsr_graph_remote_t *tsr_graph_cluster(void);
 
 /* params may be NULL for defaults. */
 tsr_status_t tsr_graph_create(tsr_context_t *ctx, const tsr_graph_params_t *params,

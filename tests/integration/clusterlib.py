@@ -1,5 +1,7 @@
 """clusterlib - what the cluster integration tests share (test_cluster.py,
-test_lock_cli.py): starting daemons and stopping them by PID, bounded waits,
+test_http.py, test_submit.py, test_lock_cli.py, test_kv_cli.py): running the
+CLI, starting daemons (a scheduler, workers) and stopping them by PID, also
+what `cluster up` left behind, bounded waits,
 the check runner, the sanitizer-report scan of the daemons' logs and the
 common main (skip with 77 when there is no tessera binary or no cluster
 support).
@@ -19,8 +21,18 @@ ENV = dict(os.environ, UCX_WARN_UNUSED_ENV_VARS="n", UCX_TLS="tcp,self",
            UCX_NET_DEVICES="lo")
 
 
+TIMEOUT_S = 60
+
+
 class Failed(Exception):
     pass
+
+
+def run(tessera, args, timeout=TIMEOUT_S, env=None):
+    """Runs `tessera ARGS` to its end (bounded); returns (rc, stdout, stderr)."""
+    p = subprocess.run([tessera] + args, capture_output=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL, env=env or ENV)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
 def read(path):
@@ -45,6 +57,20 @@ def write_token(path, text):
     with open(path, "w") as f:
         f.write(text + "\n")
     os.chmod(path, 0o600)
+
+
+def stop_local_cluster(d):
+    """Whatever `cluster up` left running in d, stopped by its pid files."""
+    if not os.path.isdir(d):
+        return
+    for name in os.listdir(d):
+        if name.endswith(".pid"):
+            try:
+                pid = int(read(os.path.join(d, name)).strip())
+                if "tessera" in read(f"/proc/{pid}/cmdline"):
+                    os.kill(pid, signal.SIGKILL)
+            except (ValueError, ProcessLookupError, PermissionError):
+                pass
 
 
 class Procs:
@@ -72,6 +98,16 @@ class Procs:
         if sched.poll() is not None:
             raise Failed("the scheduler exited: " + read(os.path.join(self.tmp, "scheduler.log")))
         return sched, read(addr_file).strip()
+
+    def start_worker(self, addr, token, log_name, extra=(), env=None):
+        """A one-thread `tessera worker` of the scheduler at addr."""
+        return self.start(["worker", "--scheduler", addr, "--token-file", token, "--threads", "1"]
+                          + list(extra), log_name, env=env)
+
+    def wait_joined(self, n, timeout, what):
+        """Waits until the scheduler's log says n workers joined (in all)."""
+        slog = os.path.join(self.tmp, "scheduler.log")
+        wait_for(lambda: read(slog).count("joined") >= n, timeout, what)
 
     def stop_all(self):
         for p in self.procs:

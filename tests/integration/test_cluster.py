@@ -35,15 +35,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
-from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
+from clusterlib import (ENV, Failed, read, run, stop_local_cluster, wait_for,  # noqa: E402
+                        write_token)
 
 TIMEOUT_S = 60
-
-
-def run(tessera, args, timeout=TIMEOUT_S, env=None):
-    p = subprocess.run([tessera] + args, capture_output=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL, env=env or ENV)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
 # ---- data --------------------------------------------------------------------------
@@ -146,21 +141,6 @@ def json_rows(text):
 
 # ---- checks -----------------------------------------------------------------------
 
-def stop_local_cluster(tessera, d):
-    """Whatever `cluster up` left running in d, stopped by its pid files."""
-    if not os.path.isdir(d):
-        return
-    for name in os.listdir(d):
-        if name.endswith(".pid"):
-            try:
-                pid = int(read(os.path.join(d, name)).strip())
-                cmd = read(f"/proc/{pid}/cmdline")
-                if "tessera" in cmd:
-                    os.kill(pid, signal.SIGKILL)
-            except (ValueError, ProcessLookupError, PermissionError):
-                pass
-
-
 def body(test, cl, tmp):
     t = cl.t
     rng = random.Random(int(os.environ.get("TSR_DIFF_SEED", "20261126")))
@@ -182,10 +162,9 @@ def body(test, cl, tmp):
     slog = os.path.join(tmp, "scheduler.log")
     workers = []
     for i in range(3):
-        workers.append(cl.start(["worker", "--scheduler", addr, "--token-file", token,
-                                 "--threads", "1", "--data-dir", os.path.join(tmp, "w%d" % i)],
-                                "worker%d.log" % i))
-    wait_for(lambda: read(slog).count("joined") >= 3, 30, "3 workers to join")
+        workers.append(cl.start_worker(addr, token, "worker%d.log" % i,
+                                       ["--data-dir", os.path.join(tmp, "w%d" % i)]))
+    cl.wait_joined(3, 30, "3 workers to join")
     base = ["sql", "--scheduler", addr, "--token-file", token, "--table", "t=" + data,
             "--table", "u=" + udata, "--format", "json"]
     emb = ["sql", "--table", "t=" + data, "--table", "u=" + udata, "--format", "json"]
@@ -404,4 +383,4 @@ def body(test, cl, tmp):
 
 if __name__ == "__main__":
     sys.exit(clusterlib.main("tsr-cluster-", body,
-                             after=lambda t, tmp: stop_local_cluster(t, os.path.join(tmp, "lc"))))
+                             after=lambda t, tmp: stop_local_cluster(os.path.join(tmp, "lc"))))

@@ -12,6 +12,10 @@
  * after widening, statistics). Errors: a malformed row fails every load at
  * the eager reader's file:line:column, an empty load included; a bad value in
  * a column nobody loads is no error, loading that column reports it exactly.
+ * A cluster worker's byte range (tsr_csv_fd_range_bytes + tsr_csv_open_owned)
+ * must be the header and the range's bytes exactly (model: memcpy at row
+ * starts found by a naive quote-aware walk), and load like the eager read of
+ * those bytes; bad and short ranges are refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -379,6 +383,89 @@ static void test_open_file(void **state)
     free(csv);
 }
 
+/* Random byte ranges of whole rows of a file on disk, under its header. */
+static void test_fd_range(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tsr_pushdown_range_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len;
+    char *csv = gen_file(2 * 8192 + 3, &len);
+    assert_int_equal(write(fd, csv, len), (ssize_t)len);
+    /* row starts: after a '\n' outside quotes (every '"' toggles) */
+    size_t *starts = calloc(len + 1, sizeof(*starts)), ns = 0;
+    assert_non_null(starts);
+    bool odd = false;
+    for (size_t i = 0; i < len; i++) {
+        odd ^= csv[i] == '"';
+        if (csv[i] == '\n' && !odd)
+            starts[ns++] = i + 1;
+    }
+    assert_true(ns > 2);
+    size_t header_end = starts[0];
+    tsr_pool_t *pool;
+    assert_int_equal(tsr_pool_create(NULL, 2, &pool), TSR_OK);
+    tsr_error_t err;
+    for (int round = 0; round < 12; round++) {
+        size_t a = rnd() % ns, b = rnd() % ns;
+        if (round == 0)
+            a = b = ns - 1; /* an empty range: the header alone */
+        if (round == 1)
+            a = 0, b = ns - 1; /* every row */
+        if (a > b) {
+            size_t x = a;
+            a = b;
+            b = x;
+        }
+        size_t start = starts[a], end = starts[b];
+        char *buf = NULL;
+        size_t blen = 0;
+        tsr_error_clear(&err);
+        assert_int_equal(tsr_csv_fd_range_bytes(NULL, round % 2 ? pool : NULL, fd, path,
+                                                header_end, start, end, &buf, &blen, &err),
+                         TSR_OK);
+        assert_int_equal(blen, header_end + end - start);
+        assert_memory_equal(buf, csv, header_end);
+        if (end > start)
+            assert_memory_equal(buf + header_end, csv + start, end - start);
+        tsr_table_t *t, *eg;
+        tsr_csv_options_t opts = {.sample_rows = 100};
+        assert_int_equal(
+            tsr_csv_read_buffer(NULL, NULL, buf, blen, "range.csv", "t", &opts, &eg, &err),
+            TSR_OK);
+        assert_int_equal(
+            tsr_csv_open_owned(NULL, pool, buf, blen, "range.csv", "t", &opts, &t, &err), TSR_OK);
+        assert_int_equal(tsr_table_load_columns(t, NULL, &err), TSR_OK);
+        assert_int_equal(t->nrows, eg->nrows);
+        for (size_t c = 0; c < NC; c++)
+            same_column(t, eg, c);
+        tsr_table_destroy(t);
+        tsr_table_destroy(eg);
+    }
+    char *buf = NULL;
+    size_t blen = 0;
+    tsr_error_clear(&err);
+    assert_int_equal(tsr_csv_fd_range_bytes(NULL, pool, fd, path, header_end, starts[2], starts[1],
+                                            &buf, &blen, &err),
+                     TSR_ERR_INVALID_ARG); /* start > end */
+    tsr_error_clear(&err);
+    assert_int_equal(tsr_csv_fd_range_bytes(NULL, pool, fd, path, starts[2], starts[1], len, &buf,
+                                            &blen, &err),
+                     TSR_ERR_INVALID_ARG); /* header past the start */
+    tsr_error_clear(&err);
+    assert_int_equal(tsr_csv_fd_range_bytes(NULL, pool, fd, path, header_end, starts[1], len + 10,
+                                            &buf, &blen, &err),
+                     TSR_ERR_IO); /* past the end of the file */
+    assert_null(buf);
+    assert_int_equal(blen, 0);
+    tsr_pool_destroy(pool);
+    close(fd);
+    unlink(path);
+    free(starts);
+    free(csv);
+}
+
 /* Every allocation of an open and two loads failing in turn: a clean
  * TSR_ERR_NOMEM, nothing leaked (ASan), and the table still loads right
  * once memory is back. */
@@ -439,6 +526,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_subsets),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_planner_pushdown), cmocka_unit_test(test_open_file),
+        cmocka_unit_test(test_fd_range),
         cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

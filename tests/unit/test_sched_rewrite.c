@@ -11,6 +11,12 @@
  * rows (ORDER BY over all output columns where order matters), doubles within
  * rounding. Also: which shape each query gets, syntax errors with positions,
  * and every truncation of an encoded result refused.
+ *
+ * The INFER queries (tsr_rewrite_infer_sql): their text, and on random CSV
+ * files registered lazily (sizes 0, 1, a prime, more than one batch; random
+ * NULLs; random sets of read columns) that running them loads exactly the
+ * read columns (column 0 too only when none is read) while the count is the
+ * file's row count - a count that loads another column parses the range twice.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -20,11 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "api/context_internal.h" /* peeking at which columns a lazy table loaded */
 #include "proto.h"
 #include "rewrite.h"
+#include "tessera/tessera.h"
 
 static uint64_t rng = 0xD1B54A32D192ED03ull;
 static uint64_t rnd(void)
@@ -281,6 +290,98 @@ static void test_rtab_truncations(void **state)
     tsr_context_destroy(ctx);
 }
 
+static void test_infer_sql_text(void **state)
+{
+    (void)state;
+    const char *names[] = {"id", "st\"ore", "q"};
+    bool read[] = {false, true, true}, none[] = {false, false, false};
+    char *sample = NULL, *count = NULL;
+    assert_int_equal(tsr_rewrite_infer_sql(NULL, "sa\"les", names, read, 3, 20000, &sample, &count),
+                     TSR_OK);
+    assert_string_equal(sample, "SELECT \"st\"\"ore\", \"q\" FROM \"sa\"\"les\" LIMIT 20000");
+    assert_string_equal(count, "SELECT COUNT(*), COUNT(\"st\"\"ore\") FROM \"sa\"\"les\"");
+    tsr_mem_free(NULL, sample);
+    tsr_mem_free(NULL, count);
+    assert_int_equal(tsr_rewrite_infer_sql(NULL, "t", names, none, 3, 5, &sample, &count), TSR_OK);
+    assert_null(sample);
+    assert_string_equal(count, "SELECT COUNT(*) FROM \"t\"");
+    tsr_mem_free(NULL, count);
+    assert_int_equal(tsr_rewrite_infer_sql(NULL, "t", names, none, 0, 5, &sample, &count), TSR_OK);
+    assert_null(sample);
+    tsr_mem_free(NULL, count);
+}
+
+#define INFER_COLS 5
+
+/* Random CSV files, lazily registered: the INFER queries load the read
+ * columns only and count every row. */
+static void test_infer_sql_loads_once(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 2, 97, 8191, 8192, 8193, 20011};
+    const char *names[INFER_COLS] = {"id", "s", "q", "p", "r"};
+    char path[] = "/tmp/tsr_test_infer_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    for (size_t round = 0; round < 24; round++) {
+        size_t nrows = sizes[round % 8];
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("id,s,q,p,r\n", f);
+        for (size_t i = 0; i < nrows; i++) {
+            /* NULLs everywhere but in id: COUNT(col) < COUNT(*) */
+            fprintf(f, "%zu,", i);
+            if (rnd() % 5)
+                fprintf(f, "s%u", (unsigned)(rnd() % 37));
+            fputc(',', f);
+            if (rnd() % 5)
+                fprintf(f, "%d", (int)(rnd() % 1000) - 500);
+            fputc(',', f);
+            if (rnd() % 5)
+                fprintf(f, "%.2f", (double)(rnd() % 100000) / 100.0);
+            fputc(',', f);
+            if (rnd() % 5)
+                fputs(rnd() % 2 ? "true" : "false", f);
+            fputc('\n', f);
+        }
+        fclose(f);
+        bool read[INFER_COLS];
+        bool any = false;
+        for (size_t c = 0; c < INFER_COLS; c++)
+            any |= read[c] = round % 4 == 3 ? false : rnd() % 2 == 0;
+        tsr_context_params_t cp = {.threads = 2};
+        tsr_context_t *ctx = NULL;
+        assert_int_equal(tsr_context_create(&cp, &ctx), TSR_OK);
+        assert_int_equal(tsr_table_register_csv(ctx, "r", path, NULL), TSR_OK);
+        char *sample = NULL, *count = NULL;
+        assert_int_equal(
+            tsr_rewrite_infer_sql(NULL, "r", names, read, INFER_COLS, 20000, &sample, &count),
+            TSR_OK);
+        assert_true((sample != NULL) == any);
+        tsr_result_t *res = NULL;
+        if (sample) {
+            assert_int_equal(tsr_query(ctx, sample, &res), TSR_OK);
+            assert_int_equal(tsr_result_row_count(res), nrows);
+            tsr_result_destroy(res);
+        }
+        assert_int_equal(tsr_query(ctx, count, &res), TSR_OK);
+        assert_int_equal(tsr_result_int64(res, 0, 0), (int64_t)nrows);
+        tsr_result_destroy(res);
+        const tsr_table_t *t = tsr_catalog_find(&ctx->catalog, "r");
+        assert_non_null(t);
+        for (size_t c = 0; c < INFER_COLS; c++) {
+            bool want = any ? read[c] : c == 0; /* COUNT(*) alone reads column 0 */
+            bool loaded = !t->lazy || t->lazy->loaded[c];
+            assert_true(loaded == want);
+        }
+        tsr_mem_free(NULL, sample);
+        tsr_mem_free(NULL, count);
+        tsr_context_destroy(ctx);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +389,8 @@ int main(void)
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_aliases_keep_names),
         cmocka_unit_test(test_rtab_truncations),
+        cmocka_unit_test(test_infer_sql_text),
+        cmocka_unit_test(test_infer_sql_loads_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,63 @@
+/*
+ * kv_msg.h - the messages of the cluster kv store (docs/kv.md "On a
+ * cluster"): client -> scheduler (TSR_MSG_KV) and scheduler -> worker
+ * (TSR_MSG_KV_RUN). Encoded with proto.h's wbuf/rbuf; "bytes" = u32 length,
+ * then the bytes (keys and values are binary).
+ *
+ * TSR_MSG_KV: u8 op, str table, then
+ *   CREATE   u32 partitions (0: 8), u32 replicas (0: 2 with 2+ workers, else 1),
+ *            u32 max_key (0: default), u32 max_value (0: default) -> desc
+ *   DROP     -> empty;  DESCRIBE -> desc;  LIST (table "") -> u32 n, n x desc
+ *   PART     u32 partition, u8 pop, the pop's payload -> the pop's reply
+ * desc: str name, u64 gen, u32 partitions, u32 replicas, u32 max_key,
+ *   u32 max_value, then per partition u32 n, n x {str worker id, u8 state}
+ *   (TSR_KV_REP_UP/DOWN/STALE), primary first.
+ *
+ * TSR_MSG_KV_RUN: str store table ("<name>.<gen>.<partition>", the worker's
+ * local table for the partition), u32 max_key, u32 max_value, u8 pop, payload.
+ *
+ * Partition ops (pop) and payloads -> replies:
+ *   PUT, INSERT, UPDATE  bytes key, bytes value -> empty
+ *   GET                  bytes key -> bytes value
+ *   DEL                  bytes key -> empty
+ *   COUNT                -> u64
+ *   SCAN                 u64 cursor (0 starts), u32 page -> u64 next (0: done),
+ *                        u32 n, n x {bytes key, bytes value}
+ *   LOAD                 u32 n, n x {bytes key, bytes value} -> u64 stored
+ *                        (an upsert batch)
+ *   DROP                 -> empty (scheduler -> worker only)
+ * Errors are proto.h "rerr" payloads with the store's status (NOT_FOUND,
+ * EXISTS, INVALID_ARG, ...).
+ */
+#ifndef TSR_KV_MSG_H
+#define TSR_KV_MSG_H
+
+enum {
+    TSR_KV_OP_CREATE = 1,
+    TSR_KV_OP_DROP = 2,
+    TSR_KV_OP_LIST = 3,
+    TSR_KV_OP_DESCRIBE = 4,
+    TSR_KV_OP_PART = 5,
+};
+
+enum {
+    TSR_KV_POP_PUT = 1,
+    TSR_KV_POP_INSERT = 2,
+    TSR_KV_POP_UPDATE = 3,
+    TSR_KV_POP_GET = 4,
+    TSR_KV_POP_DEL = 5,
+    TSR_KV_POP_COUNT = 6,
+    TSR_KV_POP_SCAN = 7,
+    TSR_KV_POP_LOAD = 8,
+    TSR_KV_POP_DROP = 9,
+};
+
+enum { TSR_KV_REP_UP = 0, TSR_KV_REP_DOWN = 1, TSR_KV_REP_STALE = 2 };
+
+#define TSR_KV_TABLE_NAME_MAX 64u
+#define TSR_KV_DEFAULT_PARTITIONS 8u
+#define TSR_KV_MAX_PARTITIONS 1024u
+#define TSR_KV_MAX_REPLICAS 8u
+#define TSR_KV_SCAN_PAGE_MAX 65536u
+
+#endif /* TSR_KV_MSG_H */

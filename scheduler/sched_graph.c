@@ -1,0 +1,492 @@
+/*
+ * sched_graph.c - task graphs on the scheduler (`tessera submit` of a JSON
+ * job, docs/cluster.md "Task graphs on the cluster").
+ *
+ * Request (GRAPH, version 1):
+ *   {u8 version, u8 delim, u32 ntables x {str name, str path, str schema},
+ *    u32 ntasks x {str id, str kind, str sql, str param, u8 sink,
+ *                  u32 ninputs x {u8 is_task, u32 index}}}
+ *   Tasks come in a topological order (the client's job-file parser sorts
+ *   them): an input that is a task names an earlier task, one that is not
+ *   names a table. The decoder checks exactly that, so a graph that passes
+ *   it has no cycle and no dangling input, whatever the client sent.
+ * Reply: {u32 n x {str id, value}} - the sink tasks' values (proto.h), in
+ *   task order - then {u32 ntasks x {u32 worker, u64 ready_ns, u64 sent_ns,
+ *   u64 done_ns}}: per task (request order) the worker that answered (its
+ *   1-based id) and when it became ready, was last sent and was answered,
+ *   in ns since the job started here (the C API's per-task timing).
+ *
+ * Each task becomes one TASK_GRAPH call to a worker once every task it reads
+ * has finished (worker_task.c has the payload): its tables travel as CSV
+ * paths (the worker reads the file), its task inputs as the values their
+ * producers answered. Results therefore move through the scheduler, which
+ * keeps each value until every task reading it (and the client, for sinks)
+ * has it: simple and enough for this slice, at the cost of two copies over
+ * the network for every intermediate value; worker-to-worker transfers are
+ * the next step.
+ *
+ * Lineage: the inputs of every unfinished task are held here, so a task
+ * lost with its worker (the call fails without an answer) is simply sent
+ * again to another ready worker, at most MAX_ATTEMPTS times, as SQL range
+ * tasks are (sched_job.c); nothing upstream needs to run again. A task that
+ * fails with an answer (a SQL error, a plugin's error, an unknown kind)
+ * fails the job with its message, prefixed by the task's id.
+ *
+ * Placement: the least loaded ready worker (tsr_sched_pick_worker). Ready
+ * tasks wait in the graph's FIFO (readyq) and at most MAX_GRAPH_INFLIGHT of
+ * them are sent at a time, so a wide fan-out neither exceeds the transport's
+ * calls in flight nor fills the workers' bounded queues (a full queue
+ * answers UNAVAILABLE without payload, which counts as a lost attempt).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "jobfile.h"
+#include "sched_internal.h"
+
+#define MAX_ATTEMPTS 4
+#define MAX_GRAPH_TABLES 64
+#define MAX_GRAPH_INFLIGHT 512 /* < a worker's queue (1024) and the RPC limit */
+
+typedef struct ginput {
+    uint8_t is_task;
+    uint32_t index;
+} ginput_t;
+
+typedef struct sgraph sgraph_t;
+
+typedef struct gtask {
+    sgraph_t *g;
+    const char *id, *kind, *sql, *param; /* into the request */
+    bool sink;
+    size_t in_at, nin; /* slice of g->inputs */
+    size_t waiting;    /* task inputs not finished yet */
+    size_t readers;    /* tasks that read this one and have not finished */
+    int worker;
+    unsigned attempts;
+    bool done;
+    uint64_t ready_ns, sent_ns, done_ns; /* since the job started (reply trailer) */
+    tsr_wbuf_t payload;  /* the TASK_GRAPH request, while in flight */
+    tsr_rpc_msg_t reply; /* the value, while a reader or the client needs it */
+} gtask_t;
+
+struct sgraph {
+    sched_t *s;
+    uint64_t id;
+    tsr_rpc_req_t *req; /* the client's; NULL once answered */
+    tsr_rpc_msg_t reqmsg;
+    char delim;
+    size_t ntables;
+    const char *tnames[MAX_GRAPH_TABLES], *tpaths[MAX_GRAPH_TABLES], *tschemas[MAX_GRAPH_TABLES];
+    size_t ntasks, ninputs, finished_tasks, outstanding;
+    gtask_t *tasks;
+    ginput_t *inputs;
+    size_t *succ_at, *succ; /* CSR: the tasks reading task i */
+    size_t *readyq;         /* ready tasks not sent yet: [rq_head, rq_tail) */
+    size_t rq_head, rq_tail, inflight;
+    bool finished;
+    uint64_t started_ms;
+    uint64_t started_ns;
+    tsr_progress_t prog;
+    sprog_t sprog;
+};
+
+static uint64_t job_ns(const sgraph_t *g)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - g->started_ns;
+}
+
+static void graph_maybe_free(sgraph_t *g)
+{
+    if (!g->finished || g->outstanding > 0)
+        return;
+    sched_t *s = g->s;
+    for (size_t i = 0; g->tasks && i < g->ntasks; i++) {
+        tsr_wbuf_free(&g->tasks[i].payload);
+        tsr_rpc_msg_release(s->t, &g->tasks[i].reply);
+    }
+    tsr_mem_free(s->mem, g->tasks);
+    tsr_mem_free(s->mem, g->inputs);
+    tsr_mem_free(s->mem, g->succ_at);
+    tsr_mem_free(s->mem, g->succ);
+    tsr_mem_free(s->mem, g->readyq);
+    tsr_rpc_msg_release(s->t, &g->reqmsg);
+    tsr_mem_free(s->mem, g);
+}
+
+static void graph_fail(sgraph_t *g, const tsr_error_t *e)
+{
+    sched_t *s = g->s;
+    if (g->req) {
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, s->mem);
+        tsr_proto_encode_error(&b, e);
+        tsr_rpc_reply(s->t, g->req, e->status, b.data, b.failed ? 0 : b.len);
+        tsr_wbuf_free(&b);
+        g->req = NULL;
+    }
+    tsr_sched_log(s->p->log, "scheduler", "graph job %llu failed: %s", (unsigned long long)g->id,
+                  e->message);
+    g->finished = true;
+    graph_maybe_free(g);
+}
+
+static void graph_fail_msg(sgraph_t *g, tsr_status_t st, const char *msg)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    tsr_error_set(&e, st, "%s", msg);
+    graph_fail(g, &e);
+}
+
+static void progress_settled(void *owner)
+{
+    sgraph_t *g = owner;
+    g->outstanding--;
+    graph_maybe_free(g);
+}
+
+/* Every task finished: the sinks' values go to the client. */
+static void graph_answer(sgraph_t *g)
+{
+    sched_t *s = g->s;
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    uint32_t n = 0;
+    for (size_t i = 0; i < g->ntasks; i++)
+        n += g->tasks[i].sink;
+    tsr_wbuf_u32(&b, n);
+    for (size_t i = 0; i < g->ntasks; i++) {
+        const gtask_t *t = &g->tasks[i];
+        if (!t->sink)
+            continue;
+        tsr_wbuf_str(&b, t->id);
+        tsr_wbuf_bytes(&b, t->reply.data, t->reply.len); /* a checked value */
+    }
+    tsr_wbuf_u32(&b, (uint32_t)g->ntasks);
+    for (size_t i = 0; i < g->ntasks; i++) {
+        const gtask_t *t = &g->tasks[i];
+        tsr_wbuf_u32(&b, (uint32_t)(t->worker + 1));
+        tsr_wbuf_u64(&b, t->ready_ns);
+        tsr_wbuf_u64(&b, t->sent_ns);
+        tsr_wbuf_u64(&b, t->done_ns);
+    }
+    if (b.failed) {
+        tsr_wbuf_free(&b);
+        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory sending the results");
+        return;
+    }
+    tsr_rpc_reply(s->t, g->req, TSR_OK, b.data, b.len);
+    tsr_wbuf_free(&b);
+    g->req = NULL;
+    tsr_sched_log(s->p->log, "scheduler", "graph job %llu: %zu task(s) done in %llu ms",
+                  (unsigned long long)g->id, g->ntasks,
+                  (unsigned long long)(tsr_sched_now_ms() - g->started_ms));
+    g->finished = true;
+    graph_maybe_free(g);
+}
+
+static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
+
+static void build_payload(sgraph_t *g, gtask_t *t)
+{
+    tsr_wbuf_t *b = &t->payload;
+    tsr_wbuf_free(b);
+    tsr_wbuf_init(b, g->s->mem);
+    tsr_wbuf_u8(b, 1); /* version */
+    tsr_wbuf_str(b, t->kind);
+    tsr_wbuf_str(b, t->sql);
+    tsr_wbuf_str(b, t->param);
+    tsr_wbuf_u8(b, (uint8_t)g->delim);
+    tsr_wbuf_u32(b, (uint32_t)t->nin);
+    for (size_t k = 0; k < t->nin; k++) {
+        const ginput_t *in = &g->inputs[t->in_at + k];
+        if (in->is_task) {
+            const gtask_t *src = &g->tasks[in->index];
+            tsr_wbuf_str(b, src->id);
+            tsr_wbuf_u8(b, 2);
+            tsr_wbuf_bytes(b, src->reply.data, src->reply.len);
+        } else {
+            tsr_wbuf_str(b, g->tnames[in->index]);
+            tsr_wbuf_u8(b, 1);
+            tsr_wbuf_str(b, g->tpaths[in->index]);
+            tsr_wbuf_str(b, g->tschemas[in->index]);
+        }
+    }
+}
+
+static bool dispatch(sgraph_t *g, gtask_t *t)
+{
+    sched_t *s = g->s;
+    int wi = tsr_sched_pick_worker(s, t->attempts > 0 ? t->worker : -1);
+    if (wi < 0) {
+        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        return false;
+    }
+    if (t->payload.len == 0)
+        build_payload(g, t);
+    if (t->payload.failed) {
+        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (tsr_rpc_call_async(s->t, s->workers[wi]->peer, TSR_MSG_TASK_GRAPH, t->payload.data,
+                           t->payload.len, -1, on_task_done, t, &e) != TSR_OK) {
+        graph_fail(g, &e);
+        return false;
+    }
+    t->worker = wi;
+    t->sent_ns = job_ns(g);
+    s->workers[wi]->inflight++;
+    g->outstanding++;
+    g->inflight++;
+    return true;
+}
+
+/* Sends queued ready tasks while fewer than MAX_GRAPH_INFLIGHT are out. */
+static bool pump(sgraph_t *g)
+{
+    while (g->rq_head < g->rq_tail && g->inflight < MAX_GRAPH_INFLIGHT)
+        if (!dispatch(g, &g->tasks[g->readyq[g->rq_head++]]))
+            return false;
+    return true;
+}
+
+/* Rows of a table value (its rtab header), 0 for other kinds. */
+static uint64_t value_rows(const tsr_value_t *v)
+{
+    if (v->kind != TSR_DATA_TABLE)
+        return 0;
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, v->body, v->len);
+    (void)tsr_rbuf_u32(&r);
+    uint64_t n = tsr_rbuf_u64(&r);
+    return r.bad ? 0 : n;
+}
+
+static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
+{
+    tsr_rbuf_t r;
+    tsr_value_t v;
+    tsr_rbuf_init(&r, reply->data, reply->len);
+    if (!tsr_proto_read_value(&r, &v) || !tsr_rbuf_done(&r)) {
+        tsr_rpc_msg_release(g->s->t, reply);
+        graph_fail_msg(g, TSR_ERR_INTERNAL,
+                       "a worker answered a graph task with a malformed value");
+        return;
+    }
+    t->reply = *reply;
+    memset(reply, 0, sizeof(*reply));
+    t->done = true;
+    t->done_ns = job_ns(g);
+    tsr_wbuf_free(&t->payload);
+    tsr_wbuf_init(&t->payload, g->s->mem);
+    g->finished_tasks++;
+    g->prog.done++;
+    g->prog.rows += value_rows(&v);
+    g->prog.elapsed_ms = tsr_sched_now_ms() - g->started_ms;
+    if (tsr_sched_progress(&g->sprog, g->req, &g->prog))
+        g->outstanding++;
+    /* inputs nobody needs any more */
+    for (size_t k = 0; k < t->nin; k++) {
+        const ginput_t *in = &g->inputs[t->in_at + k];
+        gtask_t *src = &g->tasks[in->index];
+        if (in->is_task && --src->readers == 0 && !src->sink)
+            tsr_rpc_msg_release(g->s->t, &src->reply);
+    }
+    if (g->finished_tasks == g->ntasks) {
+        graph_answer(g);
+        return;
+    }
+    size_t ti = (size_t)(t - g->tasks);
+    for (size_t e = g->succ_at[ti]; e < g->succ_at[ti + 1]; e++) {
+        gtask_t *next = &g->tasks[g->succ[e]];
+        if (--next->waiting == 0) {
+            next->ready_ns = t->done_ns;
+            g->readyq[g->rq_tail++] = g->succ[e];
+        }
+    }
+    pump(g);
+}
+
+static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    gtask_t *t = arg;
+    sgraph_t *g = t->g;
+    sched_t *s = g->s;
+    sworker_t *w = s->workers[t->worker];
+    g->outstanding--;
+    g->inflight--;
+    if (w->inflight > 0)
+        w->inflight--;
+    w->tasks_done++;
+    if (g->finished) {
+        tsr_rpc_msg_release(s->t, reply);
+        graph_maybe_free(g);
+        return;
+    }
+    if (status == TSR_OK) {
+        task_finished(g, t, reply);
+        return;
+    }
+    if ((status == TSR_ERR_UNAVAILABLE || status == TSR_ERR_TIMEOUT) && reply->len == 0) {
+        tsr_rpc_msg_release(s->t, reply);
+        if (++t->attempts >= MAX_ATTEMPTS) {
+            graph_fail_msg(g, TSR_ERR_UNAVAILABLE,
+                           "a graph task failed on every worker it was given to");
+            return;
+        }
+        tsr_sched_log(s->p->log, "scheduler",
+                      "graph job %llu: task '%s' lost with worker %d (%s); placing it again",
+                      (unsigned long long)g->id, t->id, t->worker + 1, tsr_status_str(status));
+        dispatch(g, t);
+        return;
+    }
+    tsr_error_t e, pre;
+    tsr_proto_decode_error(reply->data, reply->len, status, &e);
+    tsr_rpc_msg_release(s->t, reply);
+    pre = e;
+    snprintf(pre.message, sizeof(pre.message), "task '%s': %s", t->id, e.message);
+    graph_fail(g, &pre);
+}
+
+/* Decodes the request (strings point into g->reqmsg) and builds the task
+ * table and its successor lists. false: malformed (or out of memory: *nomem). */
+static bool decode_request(sgraph_t *g, bool *nomem)
+{
+    tsr_mem_t *mem = g->s->mem;
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, g->reqmsg.data, g->reqmsg.len);
+    uint8_t version = tsr_rbuf_u8(&r);
+    g->delim = (char)tsr_rbuf_u8(&r);
+    uint32_t nt = tsr_rbuf_u32(&r);
+    if (r.bad || version != 1 || nt > MAX_GRAPH_TABLES)
+        return false;
+    g->ntables = nt;
+    for (uint32_t i = 0; i < nt; i++) {
+        g->tnames[i] = tsr_rbuf_str(&r);
+        g->tpaths[i] = tsr_rbuf_str(&r);
+        g->tschemas[i] = tsr_rbuf_str(&r);
+        if (!tsr_job_ident_ok(g->tnames[i]))
+            r.bad = true;
+    }
+    uint32_t n = tsr_rbuf_u32(&r);
+    /* every task takes at least 25 bytes: bounds the allocation by the message */
+    if (r.bad || n == 0 || n > TSR_JOB_MAX_TASKS || n > (r.len - r.pos) / 25)
+        return false;
+    size_t cap = 0;
+    if (!(g->tasks = tsr_mem_calloc(mem, n, sizeof(*g->tasks))) ||
+        !(g->succ_at = tsr_mem_calloc(mem, (size_t)n + 2, sizeof(size_t))))
+        goto nomem;
+    g->ntasks = n;
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        gtask_t *t = &g->tasks[i];
+        t->g = g;
+        t->worker = -1;
+        tsr_wbuf_init(&t->payload, mem);
+        t->id = tsr_rbuf_str(&r);
+        t->kind = tsr_rbuf_str(&r);
+        t->sql = tsr_rbuf_str(&r);
+        t->param = tsr_rbuf_str(&r);
+        t->sink = tsr_rbuf_u8(&r) != 0;
+        uint32_t nin = tsr_rbuf_u32(&r);
+        if (r.bad || !tsr_job_ident_ok(t->id) || !tsr_job_ident_ok(t->kind) ||
+            nin > (r.len - r.pos) / 5)
+            return false;
+        t->in_at = g->ninputs;
+        t->nin = nin;
+        if (tsr_mem_grow(mem, (void **)&g->inputs, &cap, g->ninputs + nin + 1, sizeof(ginput_t)))
+            goto nomem;
+        for (uint32_t k = 0; k < nin; k++) {
+            ginput_t *in = &g->inputs[g->ninputs++];
+            in->is_task = tsr_rbuf_u8(&r);
+            in->index = tsr_rbuf_u32(&r);
+            if (in->is_task > 1 || (in->is_task ? in->index >= i : in->index >= nt))
+                r.bad = true; /* not topological (a cycle), or a dangling table */
+            else if (in->is_task) {
+                t->waiting++;
+                g->tasks[in->index].readers++;
+                g->succ_at[in->index + 2]++;
+            }
+        }
+    }
+    if (!tsr_rbuf_done(&r))
+        return false;
+    /* CSR of successors: succ_at[i + 1] counts, prefix sums, then fill */
+    for (size_t i = 0; i < n; i++)
+        g->succ_at[i + 2] += g->succ_at[i + 1];
+    if (!(g->succ = tsr_mem_calloc(mem, g->ninputs ? g->ninputs : 1, sizeof(size_t))))
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < g->tasks[i].nin; k++) {
+            const ginput_t *in = &g->inputs[g->tasks[i].in_at + k];
+            if (in->is_task)
+                g->succ[g->succ_at[in->index + 1]++] = i;
+        }
+    return true;
+nomem:
+    *nomem = true;
+    return false;
+}
+
+bool tsr_sched_graph_check(tsr_mem_t *mem, const void *msg, size_t len, size_t *ntasks)
+{
+    sched_t s = {.mem = mem};
+    sgraph_t g = {.s = &s};
+    g.reqmsg.data = msg;
+    g.reqmsg.len = len;
+    bool nomem = false, ok = decode_request(&g, &nomem);
+    if (ok && ntasks)
+        *ntasks = g.ntasks;
+    tsr_mem_free(mem, g.tasks); /* no payloads or replies yet: nothing else to free */
+    tsr_mem_free(mem, g.inputs);
+    tsr_mem_free(mem, g.succ_at);
+    tsr_mem_free(mem, g.succ);
+    return ok;
+}
+
+void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
+{
+    sgraph_t *g = tsr_mem_calloc(s->mem, 1, sizeof(*g));
+    if (!g) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_NOMEM, NULL, 0);
+        return;
+    }
+    g->s = s;
+    g->id = s->next_job++;
+    g->req = req;
+    g->started_ms = tsr_sched_now_ms();
+    g->started_ns = job_ns(g); /* started_ns is 0 here: the absolute time */
+    g->prog.job = g->id;
+    g->sprog.s = s;
+    g->sprog.settled = progress_settled;
+    g->sprog.owner = g;
+    g->sprog.last_ms = g->started_ms;
+    tsr_rpc_req_take(req, &g->reqmsg);
+    bool nomem = false;
+    if (!decode_request(g, &nomem)) {
+        graph_fail_msg(g, nomem ? TSR_ERR_NOMEM : TSR_ERR_BAD_INPUT,
+                       nomem ? "out of memory" : "malformed task graph request");
+        return;
+    }
+    if (tsr_sched_ready_count(s) == 0) {
+        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        return;
+    }
+    g->prog.total = (uint32_t)g->ntasks;
+    tsr_sched_log(s->p->log, "scheduler", "graph job %llu: %zu task(s) on %zu worker(s)",
+                  (unsigned long long)g->id, g->ntasks, tsr_sched_ready_count(s));
+    if (!(g->readyq = tsr_mem_calloc(s->mem, g->ntasks, sizeof(size_t)))) {
+        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < g->ntasks; i++)
+        if (g->tasks[i].waiting == 0)
+            g->readyq[g->rq_tail++] = i;
+    pump(g);
+}

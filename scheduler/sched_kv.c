@@ -1,0 +1,650 @@
+/*
+ * sched_kv.c - the scheduler's part of the cluster kv store: the table
+ * catalog, placement of partitions on workers, and routing of partition
+ * requests to their replicas with primary-backup replication (docs/kv.md
+ * "On a cluster"; messages in kv_msg.h).
+ *
+ * Catalog: name -> {gen, partitions, replicas, max key/value, placement}.
+ * gen is unique per create (start time in ms * 1024 + a counter), so a
+ * table dropped and created again never meets the old one's data on a
+ * worker that missed the drop. The catalog lives in this process only: a
+ * restarted scheduler forgets it (the workers keep the data).
+ *
+ * Placement: at create, a consistent-hash ring (engine/kv/ring.c) over the
+ * ids of the ready workers; partition p goes to the first `replicas`
+ * distinct members from the position of (name, gen, p). A worker id is
+ * "host:data-dir" when the worker has a data dir (so a worker restarted on
+ * the same dir is the same member and finds its partitions in its WAL), else
+ * "worker-N" (its slot). Placement is fixed for the table's life: a worker
+ * that joins later gets partitions of tables created after it joined (no
+ * migration yet).
+ *
+ * Replication (primary-backup, writes through here): a partition's replicas
+ * are in ring order, the first usable one acts as primary. A replica is
+ * usable when it is not stale and a ready worker has its id. A write runs
+ * on the primary with its own semantics (insert/update checks); if the
+ * primary answers OK, its effect (PUT, DEL or LOAD) runs on every other
+ * usable replica in parallel, and only when they all answered is the client
+ * acknowledged: each replica's write returned after its WAL record was
+ * fdatasync'ed, so an acknowledged write is durable on every usable replica.
+ * One write per partition is in flight at a time (the others queue in
+ * arrival order), so all replicas apply a partition's writes in one order.
+ * A replica that could not take a write acknowledged elsewhere (its worker
+ * is down, or the call failed) is marked stale and is not used until it is
+ * resynced, so it can never serve an old value. Resync (maybe_sync): once a
+ * stale replica's worker is up and a fresh replica exists, new writes of
+ * the partition queue here, the ones in flight finish, the stale copy is
+ * dropped and refilled page by page (SCAN from the fresh one, LOAD into it),
+ * then it is usable again and the queued writes run. A primary that fails
+ * without answering is skipped for the next usable replica (the failover);
+ * a primary that answered an error (exists, not found) ends the write with
+ * that error and nothing runs on the backups. Reads go to the first usable
+ * replica, falling over to the next when a call fails.
+ *
+ * Everything runs on the scheduler's one thread (sched_internal.h); a
+ * table's refcount keeps it alive for the calls in flight after a drop.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "kv_msg.h"
+#include "kv_ring.h"
+#include "sched_kv.h"
+#include "tessera/kv.h"
+
+static void reply_err(sched_t *s, tsr_rpc_req_t *req, tsr_status_t rc, const char *msg,
+                      const char *hint)
+{
+    tsr_proto_reply_error(s->t, s->mem, req, rc, msg, hint);
+}
+
+void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t)
+{
+    if (t && --t->refs == 0) {
+        tsr_mem_free(s->mem, t->parts);
+        tsr_mem_free(s->mem, t->reps);
+        tsr_mem_free(s->mem, t);
+    }
+}
+
+void tsr_sched_kv_free(sched_t *s)
+{
+    struct skv *kv = s->kv;
+    if (!kv)
+        return;
+    for (size_t i = 0; i < kv->n; i++)
+        tsr_sched_kv_table_unref(s, kv->tables[i]);
+    tsr_mem_free(s->mem, kv->tables);
+    tsr_mem_free(s->mem, kv);
+    s->kv = NULL;
+}
+
+static void worker_id(const sched_t *s, size_t i, char *buf, size_t size)
+{
+    const sworker_t *w = s->workers[i];
+    if (w->data_dir[0])
+        snprintf(buf, size, "%s:%s", w->host, w->data_dir);
+    else
+        snprintf(buf, size, "worker-%zu", i + 1);
+}
+
+/* The newest ready worker with this id (a restarted worker has a new slot). */
+sworker_t *tsr_sched_kv_ready_worker(sched_t *s, const char *id)
+{
+    char buf[KV_ID_MAX];
+    for (size_t i = s->nworkers; i-- > 0;) {
+        if (s->workers[i]->state != SW_READY)
+            continue;
+        worker_id(s, i, buf, sizeof(buf));
+        if (strcmp(buf, id) == 0)
+            return s->workers[i];
+    }
+    return NULL;
+}
+
+static skv_table_t *find(struct skv *kv, const char *name, size_t *at)
+{
+    for (size_t i = 0; kv && i < kv->n; i++)
+        if (strcmp(kv->tables[i]->name, name) == 0) {
+            if (at)
+                *at = i;
+            return kv->tables[i];
+        }
+    return NULL;
+}
+
+static bool valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > TSR_KV_TABLE_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void encode_desc(sched_t *s, tsr_wbuf_t *b, const skv_table_t *t)
+{
+    tsr_wbuf_str(b, t->name);
+    tsr_wbuf_u64(b, t->gen);
+    tsr_wbuf_u32(b, t->nparts);
+    tsr_wbuf_u32(b, t->nrep);
+    tsr_wbuf_u32(b, t->max_key);
+    tsr_wbuf_u32(b, t->max_value);
+    for (uint32_t p = 0; p < t->nparts; p++) {
+        tsr_wbuf_u32(b, t->nrep);
+        for (uint32_t r = 0; r < t->nrep; r++) {
+            const skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
+            tsr_wbuf_str(b, rep->id);
+            tsr_wbuf_u8(b, rep->stale                                      ? TSR_KV_REP_STALE
+                           : tsr_sched_kv_ready_worker(s, rep->id) != NULL ? TSR_KV_REP_UP
+                                                                           : TSR_KV_REP_DOWN);
+        }
+    }
+}
+
+static void reply_buf(sched_t *s, tsr_rpc_req_t *req, tsr_wbuf_t *b)
+{
+    if (b->failed)
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+    else
+        tsr_rpc_reply(s->t, req, TSR_OK, b->data, b->len);
+    tsr_wbuf_free(b);
+}
+
+static void store_name(const skv_table_t *t, uint32_t part, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s.%llu.%u", t->name, (unsigned long long)t->gen, part);
+}
+
+void tsr_sched_kv_encode_run(const skv_table_t *t, uint32_t part, uint8_t pop, const void *payload,
+                             size_t plen, tsr_wbuf_t *b)
+{
+    char sn[TSR_KV_TABLE_NAME_MAX + 48];
+    store_name(t, part, sn, sizeof(sn));
+    tsr_wbuf_str(b, sn);
+    tsr_wbuf_u32(b, t->max_key);
+    tsr_wbuf_u32(b, t->max_value);
+    tsr_wbuf_u8(b, pop);
+    tsr_wbuf_bytes(b, payload, plen);
+}
+
+/* ---- create, drop, list ------------------------------------------------------------ */
+
+static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t *r)
+{
+    uint32_t nparts = tsr_rbuf_u32(r), nrep = tsr_rbuf_u32(r);
+    uint32_t max_key = tsr_rbuf_u32(r), max_value = tsr_rbuf_u32(r);
+    if (!tsr_rbuf_done(r)) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv create request", NULL);
+        return;
+    }
+    char msg[400];
+    if (!valid_name(name)) {
+        snprintf(msg, sizeof(msg), "bad table name '%.80s'", name);
+        reply_err(s, req, TSR_ERR_INVALID_ARG, msg,
+                  "1..64 characters of letters, digits, '_' and '-'");
+        return;
+    }
+    if (find(s->kv, name, NULL)) {
+        snprintf(msg, sizeof(msg), "table '%s' already exists", name);
+        reply_err(s, req, TSR_ERR_EXISTS, msg, "drop it first ('tessera kv drop')");
+        return;
+    }
+    nparts = nparts ? nparts : TSR_KV_DEFAULT_PARTITIONS;
+    max_key = max_key ? max_key : TSR_KV_DEFAULT_MAX_KEY;
+    max_value = max_value ? max_value : TSR_KV_DEFAULT_MAX_VALUE;
+    if (nparts > TSR_KV_MAX_PARTITIONS || max_key > TSR_KV_MAX_KEY_LIMIT ||
+        max_value > TSR_KV_MAX_VALUE_LIMIT || nrep > TSR_KV_MAX_REPLICAS) {
+        snprintf(msg, sizeof(msg),
+                 "out of range: partitions 1..%u, replicas 1..%u, max key 1..%u, max value "
+                 "1..%u bytes",
+                 TSR_KV_MAX_PARTITIONS, TSR_KV_MAX_REPLICAS, TSR_KV_MAX_KEY_LIMIT,
+                 TSR_KV_MAX_VALUE_LIMIT);
+        reply_err(s, req, TSR_ERR_INVALID_ARG, msg, NULL);
+        return;
+    }
+    /* the ring's members: distinct ids of the ready workers */
+    size_t nids = 0;
+    char(*ids)[KV_ID_MAX] = tsr_mem_calloc(s->mem, s->nworkers + 1, KV_ID_MAX);
+    const char **idp = tsr_mem_calloc(s->mem, s->nworkers + 1, sizeof(*idp));
+    skv_table_t *t = tsr_mem_calloc(s->mem, 1, sizeof(*t));
+    tsr_kvring_t ring = {0};
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (!ids || !idp || !t) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < s->nworkers; i++) {
+        if (s->workers[i]->state != SW_READY)
+            continue;
+        worker_id(s, i, ids[nids], KV_ID_MAX);
+        bool dup = false;
+        for (size_t j = 0; j < nids && !dup; j++)
+            dup = strcmp(ids[j], ids[nids]) == 0;
+        if (!dup) {
+            idp[nids] = ids[nids];
+            nids++;
+        }
+    }
+    if (nids == 0) {
+        reply_err(s, req, TSR_ERR_UNAVAILABLE, "no worker has joined the cluster",
+                  "kv partitions live on the workers: start one ('tessera worker')");
+        goto cleanup;
+    }
+    if (nrep == 0)
+        nrep = nids >= 2 ? 2 : 1;
+    if (nrep > nids) {
+        snprintf(msg, sizeof(msg), "%u replicas need %u workers; %zu are up", nrep, nrep, nids);
+        reply_err(s, req, TSR_ERR_UNAVAILABLE, msg, "start more workers or ask fewer --replicas");
+        goto cleanup;
+    }
+    if (tsr_kvring_build(s->mem, idp, nids, 0, &ring, &e) != TSR_OK) {
+        reply_err(s, req, e.status, e.message, NULL);
+        goto cleanup;
+    }
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->gen = (tsr_sched_now_ms() << 10) + (s->kv->next_gen++ & 1023);
+    t->nparts = nparts;
+    t->nrep = nrep;
+    t->max_key = max_key;
+    t->max_value = max_value;
+    t->refs = 1;
+    t->reps = tsr_mem_calloc(s->mem, (size_t)nparts * nrep, sizeof(*t->reps));
+    t->parts = tsr_mem_calloc(s->mem, nparts, sizeof(*t->parts));
+    if (!t->reps || !t->parts) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        goto cleanup;
+    }
+    for (uint32_t p = 0; p < nparts; p++) {
+        uint32_t m[TSR_KV_MAX_REPLICAS];
+        size_t got = tsr_kvring_lookup(&ring, tsr_kvring_part_hash(name, t->gen, p), nrep, m);
+        for (size_t k = 0; k < got; k++)
+            snprintf(t->reps[(size_t)p * nrep + k].id, KV_ID_MAX, "%s", idp[m[k]]);
+    }
+    if (s->kv->n == s->kv->cap) {
+        size_t cap = s->kv->cap ? 2 * s->kv->cap : 8;
+        skv_table_t **nt = tsr_mem_realloc(s->mem, s->kv->tables, cap * sizeof(*nt));
+        if (!nt) {
+            reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+            goto cleanup;
+        }
+        s->kv->tables = nt;
+        s->kv->cap = cap;
+    }
+    s->kv->tables[s->kv->n++] = t;
+    tsr_sched_log(s->p->log, "scheduler",
+                  "kv table '%s': %u partition(s), %u replica(s) on %zu worker(s)", name, nparts,
+                  nrep, nids);
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    encode_desc(s, &b, t);
+    reply_buf(s, req, &b);
+    t = NULL; /* the catalog's now */
+cleanup:
+    if (t) {
+        tsr_mem_free(s->mem, t->parts);
+        tsr_mem_free(s->mem, t->reps);
+        tsr_mem_free(s->mem, t);
+    }
+    tsr_kvring_free(&ring);
+    tsr_mem_free(s->mem, idp);
+    tsr_mem_free(s->mem, ids);
+}
+
+typedef struct kv_drop_call {
+    sched_t *s;
+    tsr_wbuf_t msg;
+} kv_drop_call_t;
+
+static void on_drop_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    (void)status;
+    kv_drop_call_t *c = arg;
+    tsr_rpc_msg_release(c->s->t, reply);
+    tsr_wbuf_free(&c->msg);
+    tsr_mem_free(c->s->mem, c);
+}
+
+static void op_drop(sched_t *s, tsr_rpc_req_t *req, const char *name)
+{
+    size_t at = 0;
+    skv_table_t *t = find(s->kv, name, &at);
+    if (!t) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no kv table '%.80s'", name);
+        reply_err(s, req, TSR_ERR_NOT_FOUND, msg, "'tessera kv list' shows the tables");
+        return;
+    }
+    s->kv->tables[at] = s->kv->tables[--s->kv->n];
+    /* best effort: a worker that is down keeps an orphan table (its name has
+     * the gen, so no later table sees it) */
+    for (uint32_t p = 0; p < t->nparts; p++)
+        for (uint32_t r = 0; r < t->nrep; r++) {
+            sworker_t *w = tsr_sched_kv_ready_worker(s, t->reps[(size_t)p * t->nrep + r].id);
+            kv_drop_call_t *c = w ? tsr_mem_calloc(s->mem, 1, sizeof(*c)) : NULL;
+            if (!c)
+                continue;
+            c->s = s;
+            tsr_wbuf_init(&c->msg, s->mem);
+            tsr_sched_kv_encode_run(t, p, TSR_KV_POP_DROP, NULL, 0, &c->msg);
+            tsr_error_t e;
+            tsr_error_clear(&e);
+            if (c->msg.failed ||
+                tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, c->msg.data, c->msg.len,
+                                   KV_CALL_MS, on_drop_done, c, &e) != TSR_OK) {
+                tsr_wbuf_free(&c->msg);
+                tsr_mem_free(s->mem, c);
+            }
+        }
+    tsr_sched_log(s->p->log, "scheduler", "kv table '%s' dropped", name);
+    tsr_sched_kv_table_unref(s, t);
+    tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+}
+
+/* ---- partition requests --------------------------------------------------------------- */
+
+static bool usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w)
+{
+    const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    if (rep->stale)
+        return false;
+    *w = tsr_sched_kv_ready_worker(s, rep->id);
+    return *w != NULL;
+}
+
+static void op_free(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    kv_op_t *next = NULL;
+    if (op->counted) {
+        skv_part_t *sp = &op->t->parts[op->part];
+        sp->writes--;
+        if (sp->sync && !sp->sync->started && sp->writes == 0)
+            tsr_sched_kv_sync_start(sp->sync);
+        else if (!sp->sync && sp->writes == 0)
+            next = tsr_sched_kv_dequeue(sp); /* holds a table ref of its own */
+    }
+    tsr_wbuf_free(&op->msg);
+    tsr_wbuf_free(&op->effect);
+    tsr_mem_free(s->mem, op->reply);
+    tsr_sched_kv_table_unref(s, op->t);
+    tsr_mem_free(s->mem, op);
+    if (next)
+        tsr_sched_kv_dispatch(next);
+}
+
+kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp)
+{
+    kv_op_t *op = sp->qhead;
+    if (op) {
+        sp->qhead = op->next;
+        if (!sp->qhead)
+            sp->qtail = NULL;
+        op->next = NULL;
+    }
+    return op;
+}
+
+static void try_primary(kv_op_t *op);
+
+/* Every backup answered: acknowledge the client. */
+static void finish_write(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    for (size_t r = 0; r < op->t->nrep; r++)
+        if (op->failed[r] && !op->t->reps[(size_t)op->part * op->t->nrep + r].stale) {
+            op->t->reps[(size_t)op->part * op->t->nrep + r].stale = true;
+            tsr_sched_log(s->p->log, "scheduler",
+                          "kv table '%s' partition %u: replica on %s missed a write; it is "
+                          "stale and no longer used",
+                          op->t->name, op->part,
+                          op->t->reps[(size_t)op->part * op->t->nrep + r].id);
+        }
+    tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
+    op_free(op);
+}
+
+static void on_backup(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_bcall_t *bc = arg;
+    kv_op_t *op = bc->op;
+    /* a backup that is in sync answers what the primary did; NOT_FOUND on a
+     * delete is the same effect; anything else means it diverged */
+    if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && op->pop == TSR_KV_POP_DEL))
+        op->failed[bc->rep] = true;
+    tsr_rpc_msg_release(op->s->t, reply);
+    tsr_mem_free(op->s->mem, bc);
+    if (--op->pending == 0)
+        finish_write(op);
+}
+
+static void start_backups(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    uint8_t effect = op->pop == TSR_KV_POP_DEL    ? TSR_KV_POP_DEL
+                     : op->pop == TSR_KV_POP_LOAD ? TSR_KV_POP_LOAD
+                                                  : TSR_KV_POP_PUT;
+    tsr_sched_kv_encode_run(op->t, op->part, effect, op->payload, op->plen, &op->effect);
+    op->pending = 1; /* ours, until every call is out */
+    for (size_t r = op->cur + 1; r < op->t->nrep; r++) {
+        sworker_t *w = NULL;
+        if (op->t->reps[(size_t)op->part * op->t->nrep + r].stale)
+            continue;
+        if (!usable(s, op->t, op->part, r, &w) || op->effect.failed) {
+            op->failed[r] = true; /* down now: it misses this write */
+            continue;
+        }
+        kv_bcall_t *bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc));
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        if (!bc) {
+            op->failed[r] = true;
+            continue;
+        }
+        bc->op = op;
+        bc->rep = r;
+        op->pending++;
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
+                               KV_CALL_MS, on_backup, bc, &e) != TSR_OK) {
+            op->pending--;
+            op->failed[r] = true;
+            tsr_mem_free(s->mem, bc);
+        }
+    }
+    if (--op->pending == 0)
+        finish_write(op);
+}
+
+static void on_primary(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_op_t *op = arg;
+    sched_t *s = op->s;
+    if (status != TSR_OK && reply->len == 0) {
+        /* no answer: the worker died or the call failed; whether it applied
+         * the write is unknown, so it must not serve the partition again
+         * once another replica took a write */
+        tsr_rpc_msg_release(s->t, reply);
+        op->failed[op->cur] = true;
+        op->cur++;
+        try_primary(op);
+        return;
+    }
+    if (status != TSR_OK || !op->write) {
+        tsr_rpc_reply(s->t, op->req, status, reply->data, reply->len);
+        tsr_rpc_msg_release(s->t, reply);
+        if (op->write) /* nothing was written; the failed primaries are not behind */
+            memset(op->failed, 0, sizeof(op->failed));
+        op_free(op);
+        return;
+    }
+    if (reply->len) {
+        op->reply = tsr_mem_alloc(s->mem, reply->len);
+        if (op->reply) {
+            memcpy(op->reply, reply->data, reply->len);
+            op->reply_len = reply->len;
+        }
+    }
+    tsr_rpc_msg_release(s->t, reply);
+    start_backups(op);
+}
+
+/* Sends the request to the first usable replica from op->cur on. */
+static void try_primary(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    for (; op->cur < op->t->nrep; op->cur++) {
+        sworker_t *w = NULL;
+        if (!usable(s, op->t, op->part, op->cur, &w)) {
+            op->failed[op->cur] = true; /* down: it misses a write taken by the next */
+            continue;
+        }
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->msg.data, op->msg.len, KV_CALL_MS,
+                               on_primary, op, &e) == TSR_OK)
+            return;
+        op->failed[op->cur] = true;
+    }
+    char msg[300];
+    snprintf(msg, sizeof(msg), "kv table '%s' partition %u: no replica is up (%s)", op->t->name,
+             op->part, op->t->reps[(size_t)op->part * op->t->nrep].id);
+    reply_err(s, op->req, TSR_ERR_UNAVAILABLE, msg,
+              "restart the partition's worker with its --data-dir: it recovers the partition "
+              "from its log");
+    op_free(op);
+}
+
+void tsr_sched_kv_dispatch(kv_op_t *op)
+{
+    if (op->write) {
+        op->t->parts[op->part].writes++;
+        op->counted = true;
+    }
+    try_primary(op);
+}
+
+static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t *r)
+{
+    uint32_t part = tsr_rbuf_u32(r);
+    uint8_t pop = tsr_rbuf_u8(r);
+    char msg[300];
+    if (r->bad || pop < TSR_KV_POP_PUT || pop > TSR_KV_POP_LOAD) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv partition request", NULL);
+        return;
+    }
+    skv_table_t *t = find(s->kv, name, NULL);
+    if (!t) {
+        snprintf(msg, sizeof(msg), "no kv table '%.80s'", name);
+        reply_err(s, req, TSR_ERR_NOT_FOUND, msg, "'tessera kv list' shows the tables");
+        return;
+    }
+    if (part >= t->nparts) {
+        snprintf(msg, sizeof(msg), "kv table '%s' has %u partitions, not %u", name, t->nparts,
+                 part + 1);
+        reply_err(s, req, TSR_ERR_BAD_INPUT, msg, NULL);
+        return;
+    }
+    kv_op_t *op = tsr_mem_calloc(s->mem, 1, sizeof(*op));
+    if (!op) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        return;
+    }
+    op->s = s;
+    op->req = req;
+    op->t = t;
+    t->refs++;
+    op->part = part;
+    op->pop = pop;
+    op->write = pop == TSR_KV_POP_PUT || pop == TSR_KV_POP_INSERT || pop == TSR_KV_POP_UPDATE ||
+                pop == TSR_KV_POP_DEL || pop == TSR_KV_POP_LOAD;
+    op->payload = r->p + r->pos;
+    op->plen = r->len - r->pos;
+    tsr_wbuf_init(&op->msg, s->mem);
+    tsr_wbuf_init(&op->effect, s->mem);
+    tsr_sched_kv_encode_run(t, part, pop, op->payload, op->plen, &op->msg);
+    if (op->msg.failed) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        op_free(op);
+        return;
+    }
+    tsr_sched_kv_maybe_sync(s, t, part);
+    skv_part_t *sp = &t->parts[part];
+    /* one write of a partition at a time: every replica applies the
+     * partition's writes in the same order, also for concurrent writers of
+     * one key; the others (and all of them during a resync) wait here */
+    if (op->write && (sp->sync || sp->writes > 0 || sp->qhead)) {
+        if (sp->qtail)
+            sp->qtail->next = op;
+        else
+            sp->qhead = op;
+        sp->qtail = op;
+        return;
+    }
+    tsr_sched_kv_dispatch(op);
+}
+
+void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
+{
+    size_t len = 0;
+    const void *data = tsr_rpc_req_data(req, &len);
+    if (!s->kv) {
+        s->kv = tsr_mem_calloc(s->mem, 1, sizeof(*s->kv));
+        if (!s->kv) {
+            reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+            return;
+        }
+    }
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, data, len);
+    uint8_t op = tsr_rbuf_u8(&r);
+    const char *name = tsr_rbuf_str(&r);
+    if (r.bad) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv request", NULL);
+        return;
+    }
+    tsr_wbuf_t b;
+    switch (op) {
+    case TSR_KV_OP_CREATE:
+        op_create(s, req, name, &r);
+        return;
+    case TSR_KV_OP_DROP:
+        op_drop(s, req, name);
+        return;
+    case TSR_KV_OP_LIST:
+        tsr_wbuf_init(&b, s->mem);
+        tsr_wbuf_u32(&b, (uint32_t)s->kv->n);
+        for (size_t i = 0; i < s->kv->n; i++)
+            encode_desc(s, &b, s->kv->tables[i]);
+        reply_buf(s, req, &b);
+        return;
+    case TSR_KV_OP_DESCRIBE: {
+        skv_table_t *t = find(s->kv, name, NULL);
+        if (!t) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "no kv table '%.80s'", name);
+            reply_err(s, req, TSR_ERR_NOT_FOUND, msg, "'tessera kv list' shows the tables");
+            return;
+        }
+        /* every CLI command describes its table first: a good moment to
+         * bring stale replicas whose workers are back up to date */
+        for (uint32_t p = 0; p < t->nparts; p++)
+            tsr_sched_kv_maybe_sync(s, t, p);
+        tsr_wbuf_init(&b, s->mem);
+        encode_desc(s, &b, t);
+        reply_buf(s, req, &b);
+        return;
+    }
+    case TSR_KV_OP_PART:
+        op_part(s, req, name, &r);
+        return;
+    default:
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "unknown kv request", NULL);
+    }
+}

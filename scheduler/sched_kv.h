@@ -1,0 +1,107 @@
+/*
+ * sched_kv.h - what the scheduler's kv files share (sched_kv.c: catalog,
+ * placement, routing, replication; sched_kv_sync.c: resync of stale
+ * replicas): the catalog's types and the calls between them. Private to
+ * scheduler/.
+ */
+#ifndef TSR_SCHED_KV_H
+#define TSR_SCHED_KV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv_msg.h"
+#include "sched_internal.h"
+
+#define KV_CALL_MS 30000
+#define KV_ID_MAX 400
+
+typedef struct skv_rep {
+    char id[KV_ID_MAX];
+    bool stale;
+} skv_rep_t;
+
+struct kv_op;
+struct kv_sync;
+
+/* A partition's traffic state: its write in flight (at most one: sched_kv.c
+ * op_part), the writes waiting for their turn, and a resync of a stale
+ * replica (during which every write waits). */
+typedef struct skv_part {
+    unsigned writes;             /* writes sent and not finished */
+    struct kv_sync *sync;        /* non-NULL while a stale replica is being resynced */
+    struct kv_op *qhead, *qtail; /* writes waiting: their turn, or the resync */
+    uint64_t retry_ms;           /* no new resync before (after a failed one) */
+} skv_part_t;
+
+typedef struct skv_table {
+    char name[TSR_KV_TABLE_NAME_MAX + 1];
+    uint64_t gen;
+    uint32_t nparts, nrep, max_key, max_value;
+    skv_rep_t *reps; /* nparts x nrep, ring order */
+    skv_part_t *parts;
+    unsigned refs; /* the catalog's + calls in flight */
+} skv_table_t;
+
+struct skv {
+    skv_table_t **tables;
+    size_t n, cap;
+    uint64_t next_gen;
+};
+
+/* One partition request being served. */
+typedef struct kv_op {
+    sched_t *s;
+    tsr_rpc_req_t *req;
+    skv_table_t *t;
+    uint32_t part;
+    uint8_t pop;
+    bool write;
+    const uint8_t *payload; /* into req's data */
+    size_t plen;
+    size_t cur;                       /* the replica tried as primary */
+    bool failed[TSR_KV_MAX_REPLICAS]; /* replicas whose call failed */
+    unsigned pending;                 /* backup calls in flight */
+    tsr_wbuf_t msg;                   /* the primary's message */
+    tsr_wbuf_t effect;                /* the backups' message */
+    uint8_t *reply;                   /* the primary's answer */
+    size_t reply_len;
+    bool counted;       /* counted in its partition's writes */
+    struct kv_op *next; /* in the partition's queue */
+} kv_op_t;
+
+/* A resync: DROP the stale copy, then copy the partition page by page (SCAN
+ * on a fresh replica, LOAD into the stale one) while writes wait. */
+typedef struct kv_sync {
+    sched_t *s;
+    skv_table_t *t;
+    uint32_t part;
+    size_t src, dst; /* replica indexes */
+    bool started;
+    uint64_t cursor;
+    uint64_t copied;
+    tsr_wbuf_t msg; /* the call in flight */
+} kv_sync_t;
+
+typedef struct kv_bcall {
+    kv_op_t *op;
+    size_t rep;
+} kv_bcall_t;
+
+/* The newest ready worker with this replica id; NULL when none is up. */
+sworker_t *tsr_sched_kv_ready_worker(sched_t *s, const char *id);
+/* A KV_RUN message for partition part of t: pop with payload. */
+void tsr_sched_kv_encode_run(const skv_table_t *t, uint32_t part, uint8_t pop, const void *payload,
+                             size_t plen, tsr_wbuf_t *b);
+/* Sends op to its partition's replicas (counting a write as in flight). */
+void tsr_sched_kv_dispatch(kv_op_t *op);
+void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t);
+/* The partition's first waiting write (NULL when none), taken off its queue. */
+kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp);
+/* Starts a resync of the partition if a stale replica's worker is up and a
+ * fresh replica exists (sched_kv_sync.c). */
+void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
+/* Runs a resync whose partition has no write in flight any more. */
+void tsr_sched_kv_sync_start(kv_sync_t *y);
+
+#endif /* TSR_SCHED_KV_H */

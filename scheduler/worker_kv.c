@@ -1,0 +1,346 @@
+/*
+ * worker_kv.c - the kv partitions a worker hosts (docs/kv.md "On a
+ * cluster"; messages in kv_msg.h).
+ *
+ * One embedded store (engine/kv) per worker, in <data dir>/kv: each hosted
+ * partition is a one-partition table of it named "<table>.<gen>.<p>", so the
+ * store's WAL (group commit, fdatasync before a write returns), snapshots
+ * and recovery cover every partition, and a worker restarted on its data dir
+ * serves again every write it acknowledged. A partition's table is created
+ * on its first write with the sizes the scheduler sends along (a read of a
+ * partition never written finds nothing), and dropped on DROP.
+ *
+ * Threads: requests arrive on the worker's main thread; each goes to one of
+ * NTHREADS threads by a hash of its partition's name, so one partition's
+ * requests run in arrival order (the scheduler sends a key's writes to a
+ * backup in the primary's order) while different partitions run in
+ * parallel and share the log's group commits. A write blocks its thread
+ * until durable, never the heartbeats. Threads reply themselves.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "core/hash.h"
+#include "kv_msg.h"
+#include "proto.h"
+#include "tessera/kv.h"
+#include "worker_kv.h"
+
+#define NTHREADS 4
+#define QUEUE_MAX 1024
+
+typedef struct wkv_q {
+    struct tsr_wkv *k;
+    pthread_t th;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tsr_rpc_req_t *ring[QUEUE_MAX];
+    size_t head, len;
+    bool quit;
+} wkv_q_t;
+
+struct tsr_wkv {
+    tsr_transport_t *t;
+    FILE *log;
+    tsr_kv_store_t *store;
+    wkv_q_t q[NTHREADS];
+};
+
+static void reply_err(tsr_wkv_t *k, tsr_rpc_req_t *req, tsr_status_t rc, const char *msg)
+{
+    tsr_proto_reply_error(k->t, NULL, req, rc, msg, NULL);
+}
+
+/* "bytes": u32 length, then the bytes. */
+static const void *read_bytes(tsr_rbuf_t *r, size_t *n)
+{
+    *n = tsr_rbuf_u32(r);
+    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
+}
+
+static void write_bytes(tsr_wbuf_t *b, const void *p, size_t n)
+{
+    tsr_wbuf_u32(b, (uint32_t)n);
+    tsr_wbuf_bytes(b, p, n);
+}
+
+typedef struct scan_out {
+    tsr_wbuf_t *b;
+    uint32_t n;
+} scan_out_t;
+
+static void on_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    scan_out_t *o = arg;
+    write_bytes(o->b, key, klen);
+    write_bytes(o->b, val, vlen);
+    o->n++;
+}
+
+/* Runs one request; the reply payload goes to out. */
+static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *out,
+                        tsr_kv_err_t *ke)
+{
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, data, len);
+    const char *name = tsr_rbuf_str(&r);
+    uint32_t max_key = tsr_rbuf_u32(&r), max_value = tsr_rbuf_u32(&r);
+    uint8_t pop = tsr_rbuf_u8(&r);
+    if (r.bad || !name[0]) {
+        snprintf(ke->message, sizeof(ke->message), "malformed kv request");
+        return TSR_ERR_BAD_INPUT;
+    }
+    if (pop == TSR_KV_POP_DROP) {
+        tsr_status_t rc = tsr_kv_table_drop(k->store, name, ke);
+        return rc == TSR_ERR_NOT_FOUND ? TSR_OK : rc;
+    }
+    bool write = pop == TSR_KV_POP_PUT || pop == TSR_KV_POP_INSERT || pop == TSR_KV_POP_UPDATE ||
+                 pop == TSR_KV_POP_DEL || pop == TSR_KV_POP_LOAD;
+    tsr_kv_table_t *t = NULL;
+    tsr_status_t rc = tsr_kv_table_open(k->store, name, &t, ke);
+    if (rc == TSR_ERR_NOT_FOUND && write) {
+        tsr_kv_table_params_t tp = {.partitions = 1, .max_key = max_key, .max_value = max_value};
+        rc = tsr_kv_table_create(k->store, name, &tp, ke);
+        if (rc == TSR_OK || rc == TSR_ERR_EXISTS)
+            rc = tsr_kv_table_open(k->store, name, &t, ke);
+    }
+    if (rc == TSR_ERR_NOT_FOUND) { /* never written: empty */
+        ke->status = TSR_OK;
+        ke->message[0] = '\0';
+        switch (pop) {
+        case TSR_KV_POP_COUNT:
+            tsr_wbuf_u64(out, 0);
+            return TSR_OK;
+        case TSR_KV_POP_SCAN:
+            tsr_wbuf_u64(out, 0);
+            tsr_wbuf_u32(out, 0);
+            return TSR_OK;
+        default:
+            snprintf(ke->message, sizeof(ke->message), "key not found");
+            return TSR_ERR_NOT_FOUND;
+        }
+    }
+    if (rc != TSR_OK)
+        return rc;
+    size_t klen = 0, vlen = 0;
+    const void *key = NULL, *val = NULL;
+    void *buf = NULL;
+    tsr_kv_pair_t *pairs = NULL;
+    switch (pop) {
+    case TSR_KV_POP_PUT:
+    case TSR_KV_POP_INSERT:
+    case TSR_KV_POP_UPDATE:
+        key = read_bytes(&r, &klen);
+        val = read_bytes(&r, &vlen);
+        if (!tsr_rbuf_done(&r))
+            break;
+        rc = pop == TSR_KV_POP_PUT      ? tsr_kv_upsert(t, key, klen, val, vlen, NULL, ke)
+             : pop == TSR_KV_POP_INSERT ? tsr_kv_insert(t, key, klen, val, vlen, NULL, ke)
+                                        : tsr_kv_update(t, key, klen, val, vlen, NULL, ke);
+        goto done;
+    case TSR_KV_POP_DEL:
+        key = read_bytes(&r, &klen);
+        if (!tsr_rbuf_done(&r))
+            break;
+        rc = tsr_kv_delete(t, key, klen, NULL, ke);
+        goto done;
+    case TSR_KV_POP_GET: {
+        key = read_bytes(&r, &klen);
+        if (!tsr_rbuf_done(&r))
+            break;
+        tsr_kv_table_params_t info;
+        tsr_kv_table_info(t, &info);
+        size_t cap = info.max_value ? info.max_value : 1;
+        buf = tsr_mem_alloc(NULL, cap);
+        if (!buf) {
+            rc = TSR_ERR_NOMEM;
+            goto done;
+        }
+        rc = tsr_kv_get(t, key, klen, buf, cap, &vlen, ke);
+        if (rc == TSR_OK)
+            write_bytes(out, buf, vlen < cap ? vlen : cap);
+        goto done;
+    }
+    case TSR_KV_POP_COUNT: {
+        if (!tsr_rbuf_done(&r))
+            break;
+        uint64_t n = 0;
+        rc = tsr_kv_count(t, &n);
+        tsr_wbuf_u64(out, n);
+        goto done;
+    }
+    case TSR_KV_POP_SCAN: {
+        uint64_t cursor = tsr_rbuf_u64(&r);
+        uint32_t page = tsr_rbuf_u32(&r);
+        if (!tsr_rbuf_done(&r))
+            break;
+        if (page == 0 || page > TSR_KV_SCAN_PAGE_MAX)
+            page = TSR_KV_SCAN_PAGE_MAX;
+        tsr_wbuf_t pb;
+        tsr_wbuf_init(&pb, NULL);
+        scan_out_t so = {.b = &pb};
+        rc = tsr_kv_scan(t, &cursor, page, on_pair, &so, ke);
+        if (rc == TSR_OK) {
+            tsr_wbuf_u64(out, cursor);
+            tsr_wbuf_u32(out, so.n);
+            tsr_wbuf_bytes(out, pb.data, pb.len);
+            if (pb.failed)
+                out->failed = true;
+        }
+        tsr_wbuf_free(&pb);
+        goto done;
+    }
+    case TSR_KV_POP_LOAD: {
+        uint32_t n = tsr_rbuf_u32(&r);
+        if (r.bad || n > (r.len - r.pos) / 8) /* each pair takes 8 bytes at least */
+            break;
+        pairs = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*pairs));
+        if (!pairs) {
+            rc = TSR_ERR_NOMEM;
+            goto done;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            pairs[i].key = read_bytes(&r, &pairs[i].klen);
+            pairs[i].val = read_bytes(&r, &pairs[i].vlen);
+        }
+        if (!tsr_rbuf_done(&r))
+            break;
+        size_t nok = 0;
+        rc = tsr_kv_upsert_batch(t, pairs, n, NULL, NULL, &nok, ke);
+        tsr_wbuf_u64(out, nok);
+        goto done;
+    }
+    default:
+        break;
+    }
+    rc = TSR_ERR_BAD_INPUT;
+    snprintf(ke->message, sizeof(ke->message), "malformed kv request");
+done:
+    tsr_mem_free(NULL, pairs);
+    tsr_mem_free(NULL, buf);
+    tsr_kv_table_close(t);
+    return rc;
+}
+
+static void *thread_main(void *arg)
+{
+    wkv_q_t *q = arg;
+    tsr_wkv_t *k = q->k;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (q->len == 0 && !q->quit)
+            pthread_cond_wait(&q->cv, &q->mu);
+        if (q->len == 0) {
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        tsr_rpc_req_t *req = q->ring[q->head];
+        q->head = (q->head + 1) % QUEUE_MAX;
+        q->len--;
+        pthread_mutex_unlock(&q->mu);
+        size_t len = 0;
+        const void *data = tsr_rpc_req_data(req, &len);
+        tsr_wbuf_t out;
+        tsr_wbuf_init(&out, NULL);
+        tsr_kv_err_t ke = {0};
+        tsr_status_t rc = run(k, data, len, &out, &ke);
+        if (rc == TSR_OK && out.failed)
+            rc = TSR_ERR_NOMEM;
+        if (rc == TSR_OK)
+            tsr_rpc_reply(k->t, req, TSR_OK, out.data, out.len);
+        else
+            reply_err(k, req, rc, ke.message[0] ? ke.message : tsr_status_str(rc));
+        tsr_wbuf_free(&out);
+    }
+}
+
+void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req)
+{
+    tsr_wkv_t *k = arg;
+    size_t len = 0;
+    const void *data = tsr_rpc_req_data(req, &len);
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, data, len);
+    const char *name = tsr_rbuf_str(&r);
+    wkv_q_t *q = &k->q[tsr_hash_bytes(name, strlen(name)) % NTHREADS];
+    pthread_mutex_lock(&q->mu);
+    bool ok = q->len < QUEUE_MAX && !q->quit && q->started;
+    if (ok) {
+        q->ring[(q->head + q->len) % QUEUE_MAX] = req;
+        q->len++;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!ok)
+        reply_err(k, req, TSR_ERR_UNAVAILABLE, "the worker's kv queue is full or stopping");
+}
+
+tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log, tsr_wkv_t **out,
+                            tsr_error_t *err)
+{
+    char dir[4200];
+    tsr_kv_options_t o = {.sync = TSR_KV_SYNC_FSYNC};
+    if (data_dir && data_dir[0]) {
+        if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
+            return tsr_error_set(err, TSR_ERR_IO, "cannot create the data dir '%s': %s", data_dir,
+                                 strerror(errno));
+        snprintf(dir, sizeof(dir), "%s/kv", data_dir);
+        o.data_dir = dir;
+    }
+    tsr_wkv_t *k = tsr_mem_calloc(NULL, 1, sizeof(*k));
+    if (!k)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    k->t = t;
+    k->log = log;
+    tsr_kv_err_t ke = {0};
+    if (tsr_kv_open(&o, &k->store, &ke) != TSR_OK) {
+        tsr_status_t rc = ke.status ? ke.status : TSR_ERR_IO;
+        tsr_mem_free(NULL, k);
+        return tsr_error_set(err, rc, "kv store in '%s': %s", o.data_dir ? dir : "memory",
+                             ke.message);
+    }
+    tsr_kv_recovery_t rec;
+    tsr_kv_recovery_info(k->store, &rec);
+    if (o.data_dir && (rec.last_lsn || rec.torn_tail))
+        tsr_sched_log(log, "worker", "kv store %s: recovered up to lsn %llu%s%s", dir,
+                      (unsigned long long)rec.last_lsn, rec.torn_tail ? "; " : "", rec.detail);
+    for (int i = 0; i < NTHREADS; i++) {
+        wkv_q_t *q = &k->q[i];
+        q->k = k;
+        pthread_mutex_init(&q->mu, NULL);
+        pthread_cond_init(&q->cv, NULL);
+        q->started = pthread_create(&q->th, NULL, thread_main, q) == 0;
+    }
+    *out = k;
+    return TSR_OK;
+}
+
+void tsr_wkv_destroy(tsr_wkv_t *k)
+{
+    if (!k)
+        return;
+    for (int i = 0; i < NTHREADS; i++) {
+        wkv_q_t *q = &k->q[i];
+        pthread_mutex_lock(&q->mu);
+        q->quit = true;
+        /* queued, never started: tell the scheduler */
+        while (q->len > 0) {
+            reply_err(k, q->ring[q->head], TSR_ERR_UNAVAILABLE, "the worker is stopping");
+            q->head = (q->head + 1) % QUEUE_MAX;
+            q->len--;
+        }
+        pthread_cond_signal(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+        if (q->started)
+            pthread_join(q->th, NULL);
+        pthread_cond_destroy(&q->cv);
+        pthread_mutex_destroy(&q->mu);
+    }
+    tsr_kv_close(k->store);
+    tsr_mem_free(NULL, k);
+}

@@ -1,0 +1,29 @@
+/*
+ * worker_kv.h - a worker's share of the cluster kv store: the partitions it
+ * hosts, kept in one embedded store (include/tessera/kv.h) under its data
+ * dir (docs/kv.md "On a cluster").
+ */
+#ifndef TSR_WORKER_KV_H
+#define TSR_WORKER_KV_H
+
+#include <stdio.h>
+
+#include "core/error.h"
+#include "transport.h"
+
+typedef struct tsr_wkv tsr_wkv_t;
+
+/* Opens the store in data_dir/kv (recovering it), or in memory when
+ * data_dir is NULL or "", and starts the partition threads. Replies leave
+ * through t from those threads. */
+tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log, tsr_wkv_t **out,
+                            tsr_error_t *err);
+/* RPC handler for TSR_MSG_KV_RUN (arg: the tsr_wkv_t): queues the request on
+ * its partition's thread. */
+void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req);
+/* Stops the threads (finishing the request each runs, answering the queued
+ * ones UNAVAILABLE), closes the store, frees k. Accepts NULL. Call before
+ * destroying the transport. */
+void tsr_wkv_destroy(tsr_wkv_t *k);
+
+#endif /* TSR_WORKER_KV_H */
