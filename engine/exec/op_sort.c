@@ -419,8 +419,8 @@ tsr_status_t tsr_op_sort(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_
     job.nulls = tsr_mem_calloc(mem, nk ? nk : 1, sizeof(*job.nulls));
     job.ranks = tsr_mem_calloc(mem, nk ? nk : 1, sizeof(*job.ranks));
     job.dsize = tsr_mem_calloc(mem, nk ? nk : 1, sizeof(*job.dsize));
-    job.data = tsr_mem_calloc(mem, ncols * nb ? ncols * nb : 1, sizeof(*job.data));
-    job.valid = tsr_mem_calloc(mem, ncols * nb ? ncols * nb : 1, sizeof(*job.valid));
+    job.data = tsr_mem_calloc(mem, ncols * nb != 0 ? ncols * nb : 1, sizeof(*job.data));
+    job.valid = tsr_mem_calloc(mem, ncols * nb != 0 ? ncols * nb : 1, sizeof(*job.valid));
     job.col_nulls = tsr_mem_calloc(mem, ncols ? ncols : 1, sizeof(*job.col_nulls));
     job.dicts = tsr_mem_calloc(mem, ncols ? ncols : 1, sizeof(*job.dicts));
     job.out = tsr_mem_calloc(mem, nout ? nout : 1, sizeof(*job.out));

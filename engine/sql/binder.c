@@ -27,7 +27,7 @@ void *tsr_binder_alloc(tsr_binder_t *b, size_t n, size_t size)
 {
     void *p = NULL;
     if (size == 0 || n <= SIZE_MAX / size)
-        p = tsr_arena_alloc(b->arena, n * size ? n * size : 1);
+        p = tsr_arena_alloc(b->arena, n * size != 0 ? n * size : 1);
     if (!p)
         tsr_error_set(b->err, TSR_ERR_NOMEM, "out of memory while planning the query");
     return p;

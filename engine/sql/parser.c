@@ -65,8 +65,8 @@ static const tsr_token_t *peek(parser_t *p, size_t k)
 {
     while (p->nla <= k) {
         tsr_token_t *t = &p->la[p->nla];
-        if (p->lex_failed) {
-            *t = p->la[p->nla - 1]; /* the ERROR token repeats */
+        if (p->lex_failed) { /* the ERROR token repeats (prev once it was consumed) */
+            *t = p->nla > 0 ? p->la[p->nla - 1] : p->prev;
         } else if (tsr_lexer_next(&p->lx, t, &p->lex_err) != TSR_OK) {
             p->lex_failed = true;
         }
