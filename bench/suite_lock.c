@@ -370,7 +370,8 @@ static lstats_t run_set(const lcfg_t *cfg)
     }
     char gos[L_MAX_CLIENTS];
     memset(gos, 'G', sizeof(gos));
-    if (write(go[1], gos, (size_t)n) != n)
+    size_t ngo = n > 0 && n <= L_MAX_CLIENTS ? (size_t)n : 0; /* n is checked by the caller */
+    if (write(go[1], gos, ngo) != (ssize_t)ngo)
         ok = false;
     close(go[1]);
     double *all = malloc((size_t)n * L_SAMPLES * sizeof(double));

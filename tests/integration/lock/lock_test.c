@@ -477,6 +477,7 @@ static int role_victim(int argc, char **argv)
     write_text("victim-token", "%llu", (unsigned long long)tok);
     for (;;)
         pause();
+    return 0; /* not reached: the test kills this process */
 }
 
 /* successor PORT: waits for "L", checks fencing against the victim's token */
