@@ -146,11 +146,12 @@ size_t *tsr_columns_batch_starts(tsr_mem_t *mem, const tsr_table_t *t)
     return bs;
 }
 
-const tsr_vector_t *tsr_columns_locate(const tsr_table_t *t, const size_t *batch_start, size_t row,
-                                       size_t col, size_t *batch, size_t *index)
+tsr_columns_cell_t tsr_columns_cell(const tsr_table_t *t, const size_t *batch_start, size_t row,
+                                    size_t col, size_t *batch)
 {
+    tsr_columns_cell_t c = {NULL, 0};
     if (!t || row >= t->nrows || col >= t->ncols)
-        return NULL;
+        return c;
     size_t b = *batch;
     if (b >= t->nbatches || row < batch_start[b] || row >= batch_start[b + 1]) {
         size_t lo = 0, hi = t->nbatches; /* the last b with batch_start[b] <= row */
@@ -166,17 +167,22 @@ const tsr_vector_t *tsr_columns_locate(const tsr_table_t *t, const size_t *batch
             b++;
     }
     *batch = b;
-    *index = row - batch_start[b];
-    return &t->batches[b].cols[col];
+    c.v = &t->batches[b].cols[col];
+    c.i = row - batch_start[b];
+    return c;
 }
 
-bool tsr_columns_is_null(const tsr_vector_t *v, size_t i)
+bool tsr_columns_is_null(tsr_columns_cell_t c)
 {
+    const tsr_vector_t *v = c.v;
+    size_t i = c.i;
     return !v || v->type == TSR_TYPE_NULL || tsr_vector_is_null(v, i);
 }
 
-int64_t tsr_columns_int64(const tsr_vector_t *v, size_t i)
+int64_t tsr_columns_int64(tsr_columns_cell_t c)
 {
+    const tsr_vector_t *v = c.v;
+    size_t i = c.i;
     if (!v || tsr_vector_is_null(v, i))
         return 0;
     if (v->type == TSR_TYPE_INT64)
@@ -186,8 +192,10 @@ int64_t tsr_columns_int64(const tsr_vector_t *v, size_t i)
     return 0;
 }
 
-double tsr_columns_double(const tsr_vector_t *v, size_t i)
+double tsr_columns_double(tsr_columns_cell_t c)
 {
+    const tsr_vector_t *v = c.v;
+    size_t i = c.i;
     if (!v || tsr_vector_is_null(v, i))
         return 0.0;
     if (v->type == TSR_TYPE_DOUBLE)
@@ -197,15 +205,19 @@ double tsr_columns_double(const tsr_vector_t *v, size_t i)
     return 0.0;
 }
 
-bool tsr_columns_bool(const tsr_vector_t *v, size_t i)
+bool tsr_columns_bool(tsr_columns_cell_t c)
 {
+    const tsr_vector_t *v = c.v;
+    size_t i = c.i;
     if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_BOOL)
         return false;
     return ((const uint8_t *)v->data)[i] != 0;
 }
 
-const char *tsr_columns_string(const tsr_vector_t *v, size_t i, size_t *len)
+const char *tsr_columns_string(tsr_columns_cell_t c, size_t *len)
 {
+    const tsr_vector_t *v = c.v;
+    size_t i = c.i;
     if (!v || tsr_vector_is_null(v, i) || v->type != TSR_TYPE_VARCHAR || !v->dict) {
         if (len)
             *len = 0;

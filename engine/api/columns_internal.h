@@ -30,18 +30,25 @@ tsr_status_t tsr_columns_build(tsr_mem_t *mem, const char *name, size_t ncols,
  * batch); NULL when out of memory. Freed with tsr_mem_free. */
 size_t *tsr_columns_batch_starts(tsr_mem_t *mem, const tsr_table_t *t);
 
-/* The vector holding (row, col) of t and the row's index in it; NULL when
- * out of range. *batch is a hint in (a batch to try first: sequential reads
- * then skip the search) and the row's batch out. */
-const tsr_vector_t *tsr_columns_locate(const tsr_table_t *t, const size_t *batch_start, size_t row,
-                                       size_t col, size_t *batch, size_t *index);
+/* One cell: the vector holding it and the row's index in that vector (v is
+ * NULL when the cell is out of range). A value, so readers take the cell as
+ * one argument and never depend on argument evaluation order. */
+typedef struct tsr_columns_cell {
+    const tsr_vector_t *v;
+    size_t i;
+} tsr_columns_cell_t;
 
-/* Cell readers on a located vector (v may be NULL: out of range). A NULL or
- * mistyped cell reads as 0, 0.0, false or "" (length 0). */
-bool tsr_columns_is_null(const tsr_vector_t *v, size_t i);
-int64_t tsr_columns_int64(const tsr_vector_t *v, size_t i);
-double tsr_columns_double(const tsr_vector_t *v, size_t i);
-bool tsr_columns_bool(const tsr_vector_t *v, size_t i);
-const char *tsr_columns_string(const tsr_vector_t *v, size_t i, size_t *len);
+/* The cell (row, col) of t. *batch is a hint in (a batch to try first:
+ * sequential reads then skip the search) and the row's batch out. */
+tsr_columns_cell_t tsr_columns_cell(const tsr_table_t *t, const size_t *batch_start, size_t row,
+                                    size_t col, size_t *batch);
+
+/* Cell readers (an out-of-range cell reads as NULL). A NULL or mistyped cell
+ * reads as 0, 0.0, false or "" (length 0). */
+bool tsr_columns_is_null(tsr_columns_cell_t c);
+int64_t tsr_columns_int64(tsr_columns_cell_t c);
+double tsr_columns_double(tsr_columns_cell_t c);
+bool tsr_columns_bool(tsr_columns_cell_t c);
+const char *tsr_columns_string(tsr_columns_cell_t c, size_t *len);
 
 #endif /* TSR_API_COLUMNS_INTERNAL_H */

@@ -110,49 +110,37 @@ size_t tsr_result_row_count(const tsr_result_t *res)
     return res->table->nrows;
 }
 
-/* The vector holding (row, col) and the row's index inside it; NULL when out of range.
- * Keeps the row's batch as the next call's hint (sequential reads skip the search). */
-static const tsr_vector_t *result_locate(const tsr_result_t *res, size_t row, size_t col,
-                                         size_t *index)
+/* The cell (row, col). Keeps the row's batch as the next call's hint
+ * (sequential reads skip the search). */
+static tsr_columns_cell_t result_cell(const tsr_result_t *res, size_t row, size_t col)
 {
     size_t b = res->last_batch;
-    const tsr_vector_t *v = tsr_columns_locate(res->table, res->batch_start, row, col, &b, index);
+    tsr_columns_cell_t c = tsr_columns_cell(res->table, res->batch_start, row, col, &b);
     ((tsr_result_t *)res)->last_batch = b;
-    return v;
+    return c;
 }
 
 bool tsr_result_is_null(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i = 0;
-    /* locate first: it sets i (argument order is unspecified) */
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return tsr_columns_is_null(v, i);
+    return tsr_columns_is_null(result_cell(res, row, col));
 }
 
 int64_t tsr_result_int64(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return tsr_columns_int64(v, i);
+    return tsr_columns_int64(result_cell(res, row, col));
 }
 
 double tsr_result_double(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return tsr_columns_double(v, i);
+    return tsr_columns_double(result_cell(res, row, col));
 }
 
 bool tsr_result_bool(const tsr_result_t *res, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return tsr_columns_bool(v, i);
+    return tsr_columns_bool(result_cell(res, row, col));
 }
 
 const char *tsr_result_string(const tsr_result_t *res, size_t row, size_t col, size_t *len_out)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = result_locate(res, row, col, &i);
-    return tsr_columns_string(v, i, len_out);
+    return tsr_columns_string(result_cell(res, row, col), len_out);
 }

@@ -179,49 +179,37 @@ tsr_type_t tsr_data_column_type(const tsr_data_t *d, size_t col)
     return t && col < t->ncols ? t->fields[col].type : TSR_TYPE_NULL;
 }
 
-/* The vector holding (row, col) and the row's index in it; NULL when out of range.
- * No batch cache: reads must not mutate (concurrent readers). */
-static const tsr_vector_t *locate(const tsr_data_t *d, size_t row, size_t col, size_t *index)
+/* The cell (row, col); out of range when d is not a table. No batch cache:
+ * reads must not mutate (concurrent readers). */
+static tsr_columns_cell_t cell(const tsr_data_t *d, size_t row, size_t col)
 {
-    const tsr_table_t *t = data_table(d);
     size_t b = 0;
-    return t ? tsr_columns_locate(t, d->v.batch_start, row, col, &b, index) : NULL;
+    return tsr_columns_cell(data_table(d), d ? d->v.batch_start : NULL, row, col, &b);
 }
 
 bool tsr_data_is_null(const tsr_data_t *d, size_t row, size_t col)
 {
-    size_t i = 0;
-    /* locate first: it sets i (argument order is unspecified) */
-    const tsr_vector_t *v = locate(d, row, col, &i);
-    return tsr_columns_is_null(v, i);
+    return tsr_columns_is_null(cell(d, row, col));
 }
 
 int64_t tsr_data_int64(const tsr_data_t *d, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = locate(d, row, col, &i);
-    return tsr_columns_int64(v, i);
+    return tsr_columns_int64(cell(d, row, col));
 }
 
 double tsr_data_double(const tsr_data_t *d, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = locate(d, row, col, &i);
-    return tsr_columns_double(v, i);
+    return tsr_columns_double(cell(d, row, col));
 }
 
 bool tsr_data_bool(const tsr_data_t *d, size_t row, size_t col)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = locate(d, row, col, &i);
-    return tsr_columns_bool(v, i);
+    return tsr_columns_bool(cell(d, row, col));
 }
 
 const char *tsr_data_string(const tsr_data_t *d, size_t row, size_t col, size_t *len)
 {
-    size_t i = 0;
-    const tsr_vector_t *v = locate(d, row, col, &i);
-    return tsr_columns_string(v, i, len);
+    return tsr_columns_string(cell(d, row, col), len);
 }
 
 /* ---- "sql" ---------------------------------------------------------------------------- */
