@@ -58,6 +58,7 @@ typedef struct tsr_bench_opts {
     size_t ntables;
     const char *sql;   /* the positional SQL text (suite `query`) */
     const char *device; /* --device NAME (suite `kernels`): cpu, opencl, cuda, all */
+    const char *scheduler; /* --scheduler HOST:PORT (suite `sched`): run on that cluster */
 } tsr_bench_opts_t;
 
 /* Parses argv[first..argc) (the arguments after the suite's name) into opts.

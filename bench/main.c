@@ -106,7 +106,8 @@ static const suite_t SUITES[] = {
      "  --json        one JSON object per figure and line\n",
      false, tsr_bench_suite_kernels},
     {"sched", "task graphs: per-task overhead of empty tasks, chains and fan-outs",
-     "usage: tessera-bench sched [--rows N] [--threads T] [--repeat R] [--json]\n"
+     "usage: tessera-bench sched [--rows N] [--threads T] [--repeat R]\n"
+     "                           [--scheduler HOST:PORT] [--json]\n"
      "\n"
      "Builds and runs task graphs of N empty tasks (their function returns at once),\n"
      "embedded, in two shapes: a chain (each task reads its predecessor's output) and\n"
@@ -118,6 +119,8 @@ static const suite_t SUITES[] = {
      "  --rows N      tasks per graph (default 100k; k/M suffixes allowed)\n"
      "  --threads T   executor threads (default: one per core)\n"
      "  --repeat R    timed runs per shape (default 5)\n"
+     "  --scheduler HOST:PORT  run the shapes on that cluster instead (default\n"
+     "                $TESSERA_SCHEDULER; token as every client reads it)\n"
      "  --json        one JSON object per figure and line\n",
      false, tsr_bench_suite_sched},
     {"lock", "distributed locks: acquire+release latency and throughput, 1..32 clients",

@@ -21,9 +21,9 @@
  * tasks must end DONE (else exit 1). bench/peers/sched_peers.sh runs the same
  * shapes on StarPU and Dask and prints the ratios.
  *
- * Cluster mode: with TESSERA_SCHEDULER=HOST:PORT in the environment (and
- * TESSERA_TOKEN_FILE, as every client reads it; the shared option parser has
- * no --scheduler yet), the same two shapes run through the C API's cluster
+ * Cluster mode: with --scheduler HOST:PORT (else TESSERA_SCHEDULER=HOST:PORT
+ * in the environment; the token as every client reads it: --token-file is
+ * not an option here, TESSERA_TOKEN_FILE is), the same two shapes run through the C API's cluster
  * backend (tsr_graph_cluster(), docs/graph.md "On a cluster") on that
  * cluster, N tasks (default 10k) per graph. A task there cannot be a
  * function of this process, so the "empty" task is the built-in "identity"
@@ -233,9 +233,14 @@ cleanup:
 int tsr_bench_suite_sched(const tsr_bench_opts_t *opts)
 {
 #if HAVE_CLUSTER
-    const char *sched = getenv("TESSERA_SCHEDULER");
+    const char *sched = opts->scheduler ? opts->scheduler : getenv("TESSERA_SCHEDULER");
     if (sched && sched[0])
         return suite_cluster(opts, sched);
+#else
+    if (opts->scheduler) {
+        tsr_bench_error("sched: --scheduler needs a build with the cluster (UCX) support");
+        return TSR_BENCH_EXIT_USAGE;
+    }
 #endif
     size_t n = opts->rows ? (size_t)opts->rows : 100000;
     unsigned threads = opts->threads ? opts->threads : tsr_cpu_count();

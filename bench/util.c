@@ -230,6 +230,14 @@ int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bo
             opts->device = device;
             continue;
         }
+        const char *sched = NULL;
+        int sm = take_value(argc, argv, &i, "--scheduler", &sched);
+        if (sm < 0 || (sm > 0 && sched[0] == '\0'))
+            return usage_error(suite, "option '%s' needs a value", "--scheduler HOST:PORT");
+        if (sm > 0) {
+            opts->scheduler = sched;
+            continue;
+        }
         const char *table = NULL;
         int m = allow_sql ? take_value(argc, argv, &i, "--table", &table) : 0;
         if (m < 0)
