@@ -34,39 +34,7 @@
 
 #include "tessera/tessera.h"
 
-/* density(cities) -> (city VARCHAR, density DOUBLE): people per km2. */
-static tsr_status_t density_task(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
-                                 tsr_data_t *const *out, size_t nout)
-{
-    (void)nin, (void)nout;
-    const tsr_data_t *cities = in[0];
-    size_t n = tsr_data_row_count(cities);
-    size_t c_city = 0, c_pop = 2, c_area = 3; /* city,country,population,area_km2 */
-    if (tsr_data_column_count(cities) < 4 || tsr_data_column_type(cities, c_area) != TSR_TYPE_DOUBLE)
-        return tsr_task_fail(tc, TSR_ERR_TYPE, "cities has not the expected columns");
-    const char **names = malloc((n + 1) * sizeof(*names));
-    double *density = malloc((n + 1) * sizeof(*density));
-    bool *nulls = malloc((n + 1) * sizeof(*nulls));
-    tsr_status_t rc = TSR_ERR_NOMEM;
-    if (!names || !density || !nulls)
-        goto out;
-    for (size_t r = 0; r < n; r++) {
-        names[r] = tsr_data_string(cities, r, c_city, NULL);
-        double area = tsr_data_double(cities, r, c_area);
-        nulls[r] = tsr_data_is_null(cities, r, c_pop) || area <= 0;
-        density[r] = nulls[r] ? 0 : (double)tsr_data_int64(cities, r, c_pop) / area;
-    }
-    tsr_column_data_t cols[] = {
-        {.name = "city", .type = TSR_TYPE_VARCHAR, .values = names},
-        {.name = "density", .type = TSR_TYPE_DOUBLE, .values = density, .nulls = nulls},
-    };
-    rc = tsr_data_set_columns(tc, out[0], 2, cols, n);
-out:
-    free(names);
-    free(density);
-    free(nulls);
-    return rc;
-}
+#include "plugins/density_task.h" /* the user task, shared with the plugin */
 
 static int fail(tsr_context_t *ctx, const char *what)
 {
