@@ -507,10 +507,28 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     ucp_config_release(cfg);
     cfg = NULL;
 
+    /* The shared-memory mappings that exist before the worker: whatever is
+     * new after it, with our pid in it, is its receive FIFO (shm_guard.c). */
+    enum { SHM_SNAPSHOT_CAP = 4096 };
+    unsigned long *shm_before = NULL;
+    unsigned nshm_before = 0;
+    if (tls_has_shm(params->tls) && tsr__shm_guard_wanted()) {
+        shm_before = tsr_mem_alloc(mem, SHM_SNAPSHOT_CAP * sizeof(*shm_before));
+        if (shm_before)
+            nshm_before = tsr__shm_guard_snapshot(shm_before, SHM_SNAPSHOT_CAP);
+        if (nshm_before == SHM_SNAPSHOT_CAP) { /* cannot tell old from new: no guard */
+            tsr_mem_free(mem, shm_before);
+            shm_before = NULL;
+        }
+    }
+
     /* SERIALIZED: UCX skips its own locking; t->lock provides it. */
     ucp_worker_params_t wp = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
                               .thread_mode = UCS_THREAD_MODE_SERIALIZED};
     st = ucp_worker_create(t->ucp, &wp, &t->worker);
+    if (st == UCS_OK && shm_before)
+        tsr__shm_guard_init(t, shm_before, nshm_before);
+    tsr_mem_free(mem, shm_before);
     if (st != UCS_OK) {
         t->worker = NULL;
         rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX worker: %s", ucs_status_string(st));

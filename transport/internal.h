@@ -174,6 +174,23 @@ struct tsr_rkey {
     uint64_t len;
 };
 
+/* shm_guard.c: our shared-memory receive FIFOs, watched for an element a
+ * dead sender claimed but never wrote (it would block the FIFO for good). */
+#define TSR_SHM_MAX_FIFOS 4
+typedef struct tsr_shm_fifo {
+    uint8_t *ctl;               /* UCX's FIFO control block (mapping start) */
+    unsigned size, elem_size;
+    uint64_t stale_index;       /* [L] claimed-but-unwritten element last seen, or ~0 */
+    int64_t stale_since_ns;     /* [L] since when */
+} tsr_shm_fifo_t;
+
+typedef struct tsr_shm_guard {
+    tsr_shm_fifo_t fifo[TSR_SHM_MAX_FIFOS];
+    unsigned n;                 /* 0: nothing to watch (no shared memory, other UCX) */
+    unsigned tick;              /* [L] progress calls since the last look */
+    int64_t next_check_ns;      /* [L] */
+} tsr_shm_guard_t;
+
 struct tsr_transport {
     tsr_mem_t *mem;
     pthread_mutex_t lock;
@@ -223,6 +240,7 @@ struct tsr_transport {
     atomic_uint handler_epoch;
     unsigned nop_cache;
     tsr_transport_stats_t stats;   /* [L] */
+    tsr_shm_guard_t shm;        /* shm_guard.c */
 
     atomic_int sleepers;        /* threads asleep in poll() on efd */
     atomic_int contenders;      /* threads waiting for t->lock (see above) */
@@ -304,6 +322,17 @@ tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, s
 tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, const void *hdr,
                                  size_t hdr_len, const void *data, size_t len,
                                  uint32_t am_flags, int timeout_ms, tsr_error_t *err);
+
+/* ---- shm_guard.c ---- */
+/* Whether to watch shared-memory FIFOs (UCX 1.13, or TSR_SHM_GUARD=1). */
+bool tsr__shm_guard_wanted(void);
+/* Inodes of UCX's shared-memory mappings now (before the worker exists). */
+unsigned tsr__shm_guard_snapshot(unsigned long *inodes, unsigned cap);
+/* Finds the receive FIFOs the new worker created (not in before[]). */
+void tsr__shm_guard_init(tsr_transport_t *t, const unsigned long *before, unsigned nbefore);
+/* [L] At most every 50 ms: publishes an element a dead sender left claimed
+ * but unwritten for 1 s. Returns how many it repaired. */
+unsigned tsr__shm_guard_check_locked(tsr_transport_t *t, int64_t now);
 
 /* ---- rma.c ---- */
 void tsr__rma_fini(tsr_transport_t *t);

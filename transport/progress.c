@@ -29,10 +29,10 @@
  * in a tight loop, as ucx_perftest polls: a PAUSE per idle iteration delayed
  * noticing a message, and under KVM runs of PAUSE trigger pause-loop exits.
  * The clock (clock_gettime: about 40 ns here, more than an idle progress on
- * shared memory) is read every TSR_WAIT_CLOCK_EVERY idle iterations, and deadlines of
+ * shared memory) is read every TSR_WAIT_CLOCK_EVERY iterations, and deadlines of
  * blocking calls are fixed lazily at that first read: an operation that
  * completes within a few polls never reads the clock. Timeouts are
- * milliseconds; they start at most a few microseconds late.
+ * milliseconds; they start at most some tens of microseconds late.
  *
  * Why spin before sleeping: on the virtual machines Tessera runs on, waking a
  * thread that sleeps in poll() costs about 100 us, several times a loopback
@@ -194,17 +194,25 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s)
  * scan: clock_gettime costs about 40 ns here, more than an idle
  * ucp_worker_progress on shared memory, and timeouts are milliseconds. */
 #define TSR_CLOCK_EVERY 16u
-/* Idle polling iterations between clock reads in the wait loops: 64 idle
- * polls are 2-4 us on shared memory (60 us or so over TCP), so a loopback
- * round trip (0.4 us on shared memory) usually completes before the first
- * read, and deadlines stay precise to a few microseconds. */
-#define TSR_WAIT_CLOCK_EVERY 64u
+/* Polling iterations between clock reads in the wait loops: 256 idle polls
+ * are 8-15 us on shared memory (a few hundred us over TCP), so a loopback
+ * round trip (0.4-0.6 us on shared memory) almost never reads the clock, and
+ * deadlines stay precise to well under a millisecond. Activity (progress
+ * that did something) does not read the clock either: it only restarts the
+ * spin period, fixed at the next read. */
+#define TSR_WAIT_CLOCK_EVERY 256u
+
+/* Progress calls between two looks at the shared-memory receive FIFOs
+ * (shm_guard.c; it reads the clock and looks at most every 50 ms). */
+#define TSR_SHM_TICKS 4096u
 
 unsigned tsr__progress_locked(tsr_transport_t *t)
 {
     unsigned n = ucp_worker_progress(t->worker);
     if (t->peer_attention)
         n += tsr__peers_attend_locked(t);
+    if (__builtin_expect(t->shm.n != 0, 0) && ++t->shm.tick % TSR_SHM_TICKS == 0)
+        n += tsr__shm_guard_check_locked(t, tsr__now_ns());
     if ((t->earliest_deadline_ns >= 0 || t->timed_ops) &&
         ++t->scan_tick % TSR_CLOCK_EVERY == 0) {
         int64_t now = tsr__now_ns();
@@ -291,6 +299,10 @@ static void maybe_signal_locked(tsr_transport_t *t, bool will_dispatch)
  * instead). */
 static bool sleep_on_fd_locked(tsr_transport_t *t, int64_t deadline_ns, bool *sleeping)
 {
+    /* A sleeper progresses once per wake-up, too rarely for the tick in
+     * tsr__progress_locked: look at the shared-memory FIFOs here. */
+    if (t->shm.n && tsr__shm_guard_check_locked(t, tsr__now_ns()) > 0)
+        return false;
     ucs_status_t st = ucp_worker_arm(t->worker);
     if (st == UCS_ERR_BUSY)
         return false;
@@ -329,7 +341,7 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     bool lazy = deadline_ns < 0 && timeout_ms >= 0;
     bool shared = false;   /* see poll_yield_locked */
     int64_t spin_end = -1; /* fixed at the first clock read after activity */
-    unsigned idle = 0;
+    unsigned iter = 0;
     for (;;) {
         unsigned n = tsr__progress_locked(t);
         bool done = cond(arg);
@@ -342,7 +354,11 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         if (done)
             return TSR_OK;
         poll_yield_locked(t, &shared);
-        if (n == 0 && ++idle % TSR_WAIT_CLOCK_EVERY != 0)
+        if (n > 0)
+            spin_end = -1; /* activity: the spin restarts at the next clock read */
+        /* Counted whether or not anything happened, so a wait amid steady
+         * traffic still meets its deadline. */
+        if (++iter % TSR_WAIT_CLOCK_EVERY != 0)
             continue; /* the tight loop: progress again at once */
         int64_t now = tsr__now_ns();
         if (lazy) {
@@ -351,7 +367,7 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         }
         if (deadline_ns >= 0 && now >= deadline_ns)
             return TSR_ERR_TIMEOUT;
-        if (n > 0 || spin_end < 0) {
+        if (spin_end < 0) {
             spin_end = now + t->spin_ns;
             continue;
         }

@@ -309,6 +309,8 @@ typedef struct tsr_transport_stats {
     uint64_t rx_late;        /* responses to calls that had already timed out */
     uint64_t calls_timed_out;
     uint64_t peers_failed;   /* PEER_DOWN events */
+    uint64_t shm_repairs;    /* shared-memory receive slots a dead sender had left
+                              * half-written, published by us (docs/transport.md) */
 } tsr_transport_stats_t;
 
 void tsr_transport_get_stats(tsr_transport_t *t, tsr_transport_stats_t *out);

@@ -3,7 +3,8 @@
  * of transport/ on loopback (main.c says how it runs; one file per scenario
  * group: rpc.c, rma.c (rma, atomics), failure.c (failure, badinput),
  * threads.c (threads, owner), lifecycle.c (forget, forget_stopped,
- * unregister, atomic_timeout); common.c holds what they share).
+ * unregister, atomic_timeout), shmkill.c (shmkill); common.c holds what they
+ * share).
  *
  * Processes: the driver forks and execs itself (no UCX state crosses a fork),
  * each role arms alarm() so nothing outlives a hang, and the driver waits for
@@ -164,6 +165,10 @@ int role_atomic_client(int argc, char **argv);
 int role_victim(int argc, char **argv);
 int role_fail_client(int argc, char **argv);
 int role_bad_client(int argc, char **argv);
+int role_shm_server(int argc, char **argv);
+int role_steady(int argc, char **argv);
+int role_spammer(int argc, char **argv);
+int role_poisoner(int argc, char **argv);
 
 int scenario_rpc(void);
 int scenario_rma(void);
@@ -176,5 +181,6 @@ int scenario_forget(void);
 int scenario_forget_stopped(void);
 int scenario_unregister(void);
 int scenario_atomic_timeout(void);
+int scenario_shmkill(void);
 
 #endif /* TSR_TRANSPORT_TEST_COMMON_H */

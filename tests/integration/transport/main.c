@@ -8,7 +8,8 @@
  * only and with shared memory; transport/CMakeLists.txt lists them):
  *   rpc, rma, atomics, failure, badinput, threads, owner (see rpc.c, rma.c,
  *   failure.c, threads.c) and forget, forget_stopped, unregister,
- *   atomic_timeout (lifecycle.c). Shared helpers: common.h / common.c.
+ *   atomic_timeout (lifecycle.c), shmkill (shmkill.c, shared memory only).
+ *   Shared helpers: common.h / common.c.
  */
 #include "common.h"
 
@@ -27,6 +28,10 @@ static const named_fn_t roles[] = {
     {"victim", role_victim, NULL},
     {"fail_client", role_fail_client, NULL},
     {"bad_client", role_bad_client, NULL},
+    {"shm_server", role_shm_server, NULL},
+    {"steady", role_steady, NULL},
+    {"spammer", role_spammer, NULL},
+    {"poisoner", role_poisoner, NULL},
 };
 
 static const named_fn_t scenarios[] = {
@@ -41,6 +46,7 @@ static const named_fn_t scenarios[] = {
     {"forget_stopped", NULL, scenario_forget_stopped},
     {"unregister", NULL, scenario_unregister},
     {"atomic_timeout", NULL, scenario_atomic_timeout},
+    {"shmkill", NULL, scenario_shmkill},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
