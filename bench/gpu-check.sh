@@ -13,11 +13,16 @@
 #      the GPU; also join, filter and partitioning over 64M rows from host
 #      memory), at 10M rows and at 100M rows x 8 keys (aggregation only), then a
 #      short table against the targets
+#   6. the aggregation kernel variants (TSR_CUDA_HASHAGG, docs/devices.md "Kernel
+#      variants"): 64M rows x 1000 and x 8 keys with each of auto, lane, warp,
+#      coop, regs forced, one line per variant and shape (every run verified)
 #
 # Exit: 0 all ran and passed; 1 a build, test or benchmark failed; 77 no NVIDIA
 # GPU / CUDA device here (after building: the build itself is checked); 2 usage.
 #
 #   bench/gpu-check.sh                 on the GPU machine (from anywhere)
+#   bench/gpu-check.sh --variants      build, then only step 6 (no tests, no other
+#                                      benchmarks): the quick comparison
 #   bench/gpu-check.sh --profile       build, then profile the aggregation kernels
 #                                      with Nsight Compute (ncu; counters,
 #                                      stall reasons by source line) into
@@ -30,8 +35,10 @@
 #
 # Environment: TSR_GPU_BUILD (build dir, default build-gpucheck), TSR_GPU_DEPS
 # (default build-gpudeps), TSR_GPU_PROFILE (--profile: "KEYS KERNEL,..." pairs, default
-# "1000 tsr_k_ha_local,8 tsr_k_ha_warp"), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big
-# run, default 500M), OUT (if set, logs and JSON lines are written there too).
+# "1000 tsr_k_ha_local,8 tsr_k_ha_warp"; tsr_k_ha_coop and tsr_k_ha_regs run forced through
+# TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
+# TSR_GPU_VARIANTS (default "auto lane warp coop regs"), TSR_GPU_VARIANT_SHAPES ("ROWS
+# KEYS,...", default "64M 1000,64M 8"), OUT (if set, logs and JSON lines are written there too).
 # Through the device tool: carry build-gpudeps and run `bash bench/gpu-check.sh`.
 set -u -o pipefail
 
@@ -74,11 +81,13 @@ stage_deps() {
 }
 
 PROFILE=0
+VARIANTS_ONLY=0
 case "${1:-}" in
 --stage-deps) stage_deps; exit $? ;;
 --profile) PROFILE=1 ;;
+--variants) VARIANTS_ONLY=1 ;;
 "") ;;
--h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 *) die "unknown argument '$1' (see --help)" 2 ;;
 esac
 
@@ -160,8 +169,14 @@ if [ "$PROFILE" -eq 1 ]; then
     IFS=, read -r -a SHAPES <<<"${TSR_GPU_PROFILE:-1000 tsr_k_ha_local,8 tsr_k_ha_warp}"
     for shape in "${SHAPES[@]}"; do
         set -- $shape # shellcheck disable=SC2086
-        say "ncu: $2 at 64M rows x $1 keys"
-        TSR_BENCH_OPS_ROWS=0 timeout 240 "$NCU" --clock-control none --launch-skip 1 --launch-count 1 \
+        # the new variants run forced (AUTO may pick another kernel at this shape)
+        case "$2" in
+        tsr_k_ha_coop) VAR=coop ;;
+        tsr_k_ha_regs) VAR=regs ;;
+        *) VAR=auto ;;
+        esac
+        say "ncu: $2 at 64M rows x $1 keys (TSR_CUDA_HASHAGG=$VAR)"
+        TSR_CUDA_HASHAGG=$VAR TSR_BENCH_OPS_ROWS=0 timeout 240 "$NCU" --clock-control none --launch-skip 1 --launch-count 1 \
             -k "regex:^$2" --set full --import-source yes -f -o "$BUILD/ncu-$2-$1" \
             "$BIN/tessera-bench" kernels --device cuda --rows 64M --keys "$1" --repeat 1 \
             >"$BUILD/ncu-run.log" 2>&1 || echo "   ncu exited $? (see $BUILD/ncu-run.log)"
@@ -176,8 +191,62 @@ if [ "$PROFILE" -eq 1 ]; then
     exit 0
 fi
 
-# ---- tests --------------------------------------------------------------------------
+# ---- kernel variants: one line per variant and shape -------------------------------------
+# Each run forces one update kernel for every launch (TSR_CUDA_HASHAGG; retry
+# rounds stay global) and is verified like any other; only the aggregation
+# figures matter here (copy, distinct keys and inserts run too: the suite has
+# no switch to leave them out).
+run_variants() {
+    [ -x "$BIN/tessera-bench" ] || { echo "   no tessera-bench in this build"; return 0; }
+    local vjson=$LOGDIR/variants.jsonl shape v
+    : >"$vjson"
+    IFS=, read -r -a VSHAPES <<<"${TSR_GPU_VARIANT_SHAPES:-64M 1000,64M 8}"
+    for shape in "${VSHAPES[@]}"; do
+        for v in ${TSR_GPU_VARIANTS:-auto lane warp coop regs}; do
+            set -- $shape # shellcheck disable=SC2086
+            say "variant $v: --rows $1 --keys $2 --repeat 3"
+            if ! TSR_CUDA_HASHAGG=$v TSR_BENCH_OPS_ROWS=0 timeout 90 "$BIN/tessera-bench" kernels \
+                --device cuda --rows "$1" --keys "$2" --repeat 3 --json \
+                >"$BUILD/variant.out" 2>"$BUILD/variant.err"; then
+                FAILED=1
+                echo "   failed:"
+                sed 's/^/   /' "$BUILD/variant.err" | tail -10
+            fi
+            sed "s/^{/{\"variant\": \"$v\", /" "$BUILD/variant.out" >>"$vjson"
+            { echo "--- variant $v rows $1 keys $2"; cat "$BUILD/variant.err"; } >>"$LOGDIR/kernels.log"
+        done
+    done
+    command -v python3 >/dev/null || return 0
+    say "variants (aggregation over columns in GPU memory; target >= 0.60 of copy)"
+    python3 - "$vjson" <<'EOF'
+import json, sys
+rows = {}
+for line in open(sys.argv[1]):
+    try:
+        f = json.loads(line)
+    except ValueError:
+        continue
+    p = f["params"]
+    rows.setdefault((p["rows"], p["keys"], f.get("variant", "?")), {})[f["name"]] = f["value"]
+print("  %8s %6s %10s %12s %9s %9s %14s" % ("variant", "keys", "rows", "agg Grows/s", "GB/s",
+                                            "of copy", "host Grows/s"))
+for (n, keys, var), v in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+    g = lambda k, s=1.0, w=12: ("%*.3f" % (w, v[k] / s)) if v.get(k) is not None else "%*s" % (w, "-")
+    print("  %8s %6d %10d" % (var, keys, n), g("hashagg_rows_per_s", 1e9),
+          g("hashagg_bytes_per_s", 1.0, 9), g("hashagg_copy_fraction", 1.0, 9),
+          g("hashagg_host_rows_per_s", 1e9, 14))
+EOF
+}
+
 FAILED=0
+if [ "$VARIANTS_ONLY" -eq 1 ]; then
+    run_variants
+    [ "$FAILED" -ne 0 ] && { say "FAILED (logs in $LOGDIR)"; exit 1; }
+    say "done: variants ran (logs in $LOGDIR)"
+    exit 0
+fi
+
+# ---- tests --------------------------------------------------------------------------
 if [ -n "$TESTS" ]; then
     say "ctest -R 'cuda|device' (the CPU-only emulator test excluded)"
     if ! (cd "$BUILD" && ctest -R 'cuda|device' -E 'emu' --output-on-failure --timeout 120 \
@@ -207,6 +276,8 @@ if [ -x "$BIN/tessera-bench" ]; then
         { echo "--- rows $1 keys $2"; cat "$BUILD/kernels.err"; } >>"$LOGDIR/kernels.log"
     done
 fi
+
+run_variants
 
 # ---- summary ----------------------------------------------------------------------------
 if [ -s "$JSON" ] && command -v python3 >/dev/null; then

@@ -188,11 +188,15 @@ static tsr_status_t cu_open(tsr_dev_t *dev, tsr_error_t *err)
     if (cu->kernels != cudaSuccess)
         cudaGetLastError(); /* reported when a kernel family is used */
     dev->impl = cu;
+    tsr_dev_cuda_stage_defaults(dev);
     return TSR_OK;
 }
 
 static void cu_close(tsr_dev_t *dev)
 {
+    if (cudaSetDevice(tsr_dev_cuda(dev)->ordinal) != cudaSuccess)
+        cudaGetLastError();
+    tsr_dev_cuda_stage_free(dev);
     /* the primary context stays: other users in this process may share it */
     tsr_mem_free(dev->mem, dev->impl);
     dev->impl = NULL;
@@ -374,6 +378,13 @@ static void cu_event_release(tsr_dev_event_t *ev)
 
 /* ---- transfers --------------------------------------------------------------------------- */
 
+/* Host copies of at least this many bytes go through the pinned staging
+ * buffers (cuda_stage.c); smaller ones cost the same either way. Staged
+ * copies complete on the host side before they return (a non-blocking read
+ * into pinned memory of the caller's would lose its asynchrony, and a
+ * non-blocking write returns once the source is staged). */
+#define CU_STAGE_MIN 4096
+
 static tsr_status_t cu_copy(tsr_dev_queue_t *q, void *dst, const void *src, size_t size,
                             enum cudaMemcpyKind kind, bool blocking, tsr_dev_event_t *ev,
                             const char *what, tsr_error_t *err)
@@ -384,11 +395,14 @@ static tsr_status_t cu_copy(tsr_dev_queue_t *q, void *dst, const void *src, size
         rc = cu_event_begin(q, ev, err);
     if (rc != TSR_OK)
         return rc;
-    cudaError_t e = cudaMemcpyAsync(dst, src, size, kind, s);
-    if (e == cudaSuccess)
-        rc = cu_event_end(q, ev, TSR_OK, err);
-    else
-        rc = cu_event_end(q, ev, tsr_dev_cuda_fail(err, q->dev, e, what), err);
+    cudaError_t e = cudaSuccess;
+    if (size >= CU_STAGE_MIN && kind == cudaMemcpyHostToDevice) /* through pinned buffers */
+        rc = tsr_dev_cuda_upload(q->dev, s, dst, src, size, what, err);
+    else if (size >= CU_STAGE_MIN && kind == cudaMemcpyDeviceToHost)
+        rc = tsr_dev_cuda_download(q->dev, s, dst, src, size, what, err);
+    else if ((e = cudaMemcpyAsync(dst, src, size, kind, s)) != cudaSuccess)
+        rc = tsr_dev_cuda_fail(err, q->dev, e, what);
+    rc = cu_event_end(q, ev, rc, err);
     if (rc == TSR_OK && blocking && (e = cudaStreamSynchronize(s)) != cudaSuccess)
         rc = tsr_dev_cuda_fail(err, q->dev, e, "cudaStreamSynchronize");
     return rc;

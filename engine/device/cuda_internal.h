@@ -23,6 +23,28 @@
 #include "device/device.h"
 #include "device/hashagg.h"
 
+/* The pinned staging pool of a device (cuda_stage.c). */
+#define TSR_CUDA_STAGE_MAX 4
+enum {
+    TSR_CUDA_STAGE_UNTRIED = 0, /* made on first use */
+    TSR_CUDA_STAGE_READY,
+    TSR_CUDA_STAGE_FAILED, /* cudaHostAlloc failed: pageable copies (note says why) */
+    TSR_CUDA_STAGE_OFF,    /* turned off: pageable copies */
+};
+typedef struct tsr_cuda_stage {
+    void *buf[TSR_CUDA_STAGE_MAX];        /* pinned, piece bytes each */
+    cudaEvent_t done[TSR_CUDA_STAGE_MAX]; /* recorded after buf[i]'s last DMA */
+    unsigned count;                       /* buffers in rotation */
+    unsigned next;                        /* the next buffer to use */
+    size_t piece;                         /* bytes per buffer */
+    int state;                            /* TSR_CUDA_STAGE_* */
+    unsigned backoff, retry_in;           /* FAILED: pageable copies before the next try */
+    char note[256];                       /* why copies are pageable, or "" */
+    uint64_t staged_bytes, direct_bytes;  /* bytes copied through the pool / pageable */
+    struct tsr_pool *copiers;             /* host threads sharing large piece copies, or NULL */
+    unsigned threads;                     /* workers wanted (1: copies inline) */
+} tsr_cuda_stage_t;
+
 typedef struct tsr_cuda_dev {
     int ordinal;                 /* the runtime's device number */
     unsigned sm_count;           /* multiprocessors */
@@ -32,6 +54,7 @@ typedef struct tsr_cuda_dev {
     size_t total_mem;            /* device memory */
     int cc_major, cc_minor;      /* compute capability */
     cudaError_t kernels;         /* cudaSuccess when this binary can run kernels here */
+    tsr_cuda_stage_t stage;      /* pinned staging of host copies (cuda_stage.c) */
 } tsr_cuda_dev_t;
 
 /* Records a CUDA failure of `what` on dev (see the top of the file). */
@@ -61,6 +84,33 @@ static inline void *tsr_dev_cuda_ptr(const tsr_dev_buf_t *buf)
 tsr_status_t tsr_dev_cuda_copy(tsr_dev_queue_t *q, tsr_dev_buf_t *dst, size_t dst_off,
                                const tsr_dev_buf_t *src, size_t src_off, size_t size,
                                tsr_error_t *err);
+
+/* ---- pinned staging of host copies (cuda_stage.c) ------------------------------------- */
+
+/* Queues a copy of size bytes of pageable host memory at src to device
+ * memory at dst on stream s, through the device's pinned staging buffers
+ * (pageable cudaMemcpyAsync when there are none). Returns when src may be
+ * reused; dst is written in stream order. what: for the error message. */
+tsr_status_t tsr_dev_cuda_upload(tsr_dev_t *dev, cudaStream_t s, void *dst, const void *src,
+                                 size_t size, const char *what, tsr_error_t *err);
+/* Copies size bytes of device memory at src into pageable host memory at
+ * dst, after what is queued on s, through the staging buffers; returns when
+ * the bytes are in dst. */
+tsr_status_t tsr_dev_cuda_download(tsr_dev_t *dev, cudaStream_t s, void *dst, const void *src,
+                                   size_t size, const char *what, tsr_error_t *err);
+/* Sets the pool's buffers (count of piece bytes, made on next use; piece 0:
+ * staging off). Tests and benchmarks. */
+tsr_status_t tsr_dev_cuda_stage_config(tsr_dev_t *dev, size_t piece, unsigned count,
+                                       tsr_error_t *err);
+/* Host threads sharing the copy of a piece of >= 2 MiB (1: inline). */
+tsr_status_t tsr_dev_cuda_stage_threads(tsr_dev_t *dev, unsigned threads, tsr_error_t *err);
+/* Why copies are pageable ("" while staging works or has not been tried). */
+const char *tsr_dev_cuda_stage_note(const tsr_dev_t *dev);
+/* Bytes copied through the pool and pageable since the device was opened. */
+void tsr_dev_cuda_stage_stats(const tsr_dev_t *dev, uint64_t *staged, uint64_t *direct);
+/* cuda.c: defaults at open (TSR_CUDA_STAGE), and the pool's release at close. */
+void tsr_dev_cuda_stage_defaults(tsr_dev_t *dev);
+void tsr_dev_cuda_stage_free(tsr_dev_t *dev);
 
 /* ---- hash aggregation over columns already in device memory --------------------------- */
 
@@ -131,7 +181,9 @@ void tsr_dev_cuda_scan_free(tsr_dev_cuda_scan_buf_t *sb);
  * (waits for q first: commands queued earlier may still use the old one). */
 tsr_status_t tsr_dev_cuda_ensure(tsr_dev_queue_t *q, tsr_dev_buf_t **buf, size_t size,
                                  tsr_error_t *err);
-/* Queues an async copy and converts a failure (what: for the message). */
+/* Queues an async copy and converts a failure (what: for the message).
+ * Copies from or to host memory (pageable, the caller's) go through the
+ * pinned staging buffers: tsr_dev_cuda_upload / tsr_dev_cuda_download. */
 tsr_status_t tsr_dev_cuda_memcpy(tsr_dev_queue_t *q, void *dst, const void *src, size_t size,
                                  enum cudaMemcpyKind kind, const char *what, tsr_error_t *err);
 /* Waits for q, dropping any error (error paths: nothing may run on after). */

@@ -92,6 +92,7 @@ typedef struct tsr_cuda_ha_view {
     uint32_t lslots;         /* local kernels: entries of the per-block table (power of two) */
     uint32_t rows_per_block; /* local kernels: each block folds a contiguous run of rows */
     uint32_t region;         /* newslots entries per block: at least the rows a block visits */
+    uint32_t rgroups;        /* regs kernel: groups each thread keeps partials of (<= REGS_MAX) */
 } tsr_cuda_ha_view_t;
 
 /* Moving every group of one table into another (growth). */
@@ -108,7 +109,9 @@ typedef enum tsr_cuda_ha_kernel {
     TSR_CUDA_HA_GLOBAL = 0,     /* every row updates the global table with atomics */
     TSR_CUDA_HA_LOCAL = 1,      /* per-block shared-memory pre-aggregation */
     TSR_CUDA_HA_LOCAL_WARP = 2, /* the same, rows of one group in a warp combined first */
-    TSR_CUDA_HA_NKERNELS = 3,
+    TSR_CUDA_HA_LOCAL_COOP = 3, /* local, lanes grouped by key first: one leader probes per key */
+    TSR_CUDA_HA_REGS = 4,       /* few groups: per-thread partials, merged once per block */
+    TSR_CUDA_HA_NKERNELS = 5,
 } tsr_cuda_ha_kernel_t;
 
 /* Bytes of dynamic shared memory of a local kernel with lslots entries (tag,
@@ -119,6 +122,18 @@ static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, ui
     return (size_t)lslots * (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 + 4) + 8;
 }
 #define TSR_CUDA_HA_GLOBAL_SHMEM 8
+
+/* The regs kernel: a block lists up to TSR_CUDA_HA_REGS_MAX groups of the
+ * table (slot, validity mask, keys) and each of its threads keeps partial
+ * states of rgroups of them (ncols columns each) in a private region of
+ * shared memory. Bytes of dynamic shared memory for `block` threads: */
+#define TSR_CUDA_HA_REGS_MAX 16
+static inline size_t tsr_cuda_ha_regs_bytes(uint32_t rgroups, uint32_t nkeys, uint32_t ncols,
+                                            unsigned block)
+{
+    return 8 + (size_t)TSR_CUDA_HA_REGS_MAX * (8 + 8 * (size_t)nkeys) +
+           (size_t)rgroups * ncols * block * 8;
+}
 
 /* Raises kernel `which`'s dynamic shared-memory limit to the device's
  * maximum (for the key count nkeys, which selects an instantiation) and

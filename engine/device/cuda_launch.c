@@ -83,6 +83,11 @@ tsr_status_t tsr_dev_cuda_memcpy(tsr_dev_queue_t *q, void *dst, const void *src,
 {
     if (!size)
         return TSR_OK;
+    /* host memory is the caller's pageable memory: through pinned staging */
+    if (kind == cudaMemcpyHostToDevice)
+        return tsr_dev_cuda_upload(q->dev, tsr_dev_cuda_stream(q), dst, src, size, what, err);
+    if (kind == cudaMemcpyDeviceToHost)
+        return tsr_dev_cuda_download(q->dev, tsr_dev_cuda_stream(q), dst, src, size, what, err);
     cudaError_t e = cudaMemcpyAsync(dst, src, size, kind, tsr_dev_cuda_stream(q));
     return e == cudaSuccess ? TSR_OK : tsr_dev_cuda_fail(err, q->dev, e, what);
 }

@@ -15,9 +15,11 @@
  *                  the launch's selected rows into the caller's array
  *
  * The upload of launch l+1 is queued before launch l's kernels, so it runs
- * while they do (two buffer sets, two streams, events for the order). When
+ * while they do (two buffer sets, two streams, events for the order), each
+ * column through the device's pinned staging buffers (cuda_stage.c). When
  * run returns both streams are idle: nothing reads the caller's columns or
- * writes its array any more.
+ * writes its array any more. run_dev (columns already in device memory)
+ * reads them in place and scatters into the caller's device buffer.
  */
 #ifdef TSR_HAVE_CUDA
 
@@ -155,51 +157,58 @@ static tsr_status_t cu_fi_upload(tsr_dev_filter_t *f, const tsr_dev_filter_cols_
     tsr_status_t rc = tsr_dev_cuda_pipe_upload_begin(f->dev, &h->pipe, b, err);
     if (rc != TSR_OK)
         return rc;
-    cudaError_t e = cudaSuccess;
-    for (size_t u = 0; u < f->nused && e == cudaSuccess; u++) {
+    const char *what = "cudaMemcpyAsync(filter column)";
+    for (size_t u = 0; u < f->nused && rc == TSR_OK; u++) { /* through pinned staging */
         size_t c = f->used[u];
-        e = cudaMemcpyAsync((uint64_t *)tsr_dev_cuda_ptr(h->in[b].cols) + u * cap,
-                            (const uint64_t *)cols->values[c] + base, m * 8, cudaMemcpyHostToDevice,
-                            copy);
-        if (e == cudaSuccess && cols->valid[c])
-            e = cudaMemcpyAsync((uint64_t *)tsr_dev_cuda_ptr(h->in[b].valid) + u * (cap / 64),
-                                cols->valid[c] + base / 64, words * 8, cudaMemcpyHostToDevice,
-                                copy);
+        rc = tsr_dev_cuda_upload(f->dev, copy, (uint64_t *)tsr_dev_cuda_ptr(h->in[b].cols) + u * cap,
+                                 (const uint64_t *)cols->values[c] + base, m * 8, what, err);
+        if (rc == TSR_OK && cols->valid[c])
+            rc = tsr_dev_cuda_upload(f->dev, copy,
+                                     (uint64_t *)tsr_dev_cuda_ptr(h->in[b].valid) + u * (cap / 64),
+                                     cols->valid[c] + base / 64, words * 8, what, err);
     }
-    if (e != cudaSuccess)
-        return tsr_dev_cuda_fail(err, f->dev, e, "cudaMemcpyAsync(filter column)");
+    if (rc != TSR_OK)
+        return rc;
     return tsr_dev_cuda_pipe_upload_end(f->dev, &h->pipe, b, err);
 }
 
-/* Filters rows [base, base + m) (uploaded into set b) into sel[*out ..]. */
-static tsr_status_t cu_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
-                                 const tsr_dev_filter_cols_t *cols, int b, size_t base, size_t m,
-                                 uint32_t *sel, size_t *out, tsr_error_t *err)
+/* Where a launch reads its rows and writes its selection. */
+typedef struct cu_fi_io {
+    const uint64_t *cols;  /* used column u at cols + u * cap */
+    const uint64_t *valid; /* its validity at valid + u * cap / 64 */
+    uint32_t vmask;        /* bit u: used column u has validity */
+    int pipe_set;          /* the pipe's buffer set holding the rows, or -1 */
+    uint32_t *host_sel;    /* the selection goes to host memory here ... */
+    uint32_t *dev_sel;     /* ... or to device memory here (both at [*out]) */
+} cu_fi_io_t;
+
+/* Filters rows [base, base + m) into the selection at [*out ..]. */
+static tsr_status_t cu_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q, const cu_fi_io_t *io,
+                                 size_t base, size_t m, size_t *out, tsr_error_t *err)
 {
     cu_fi_t *h = f->impl;
     tsr_dev_t *dev = f->dev;
     cudaStream_t s = tsr_dev_cuda_stream(q);
     tsr_cuda_filter_view_t v = h->tmpl;
-    v.cols = tsr_dev_cuda_ptr(h->in[b].cols);
-    v.valid = tsr_dev_cuda_ptr(h->in[b].valid);
+    v.cols = io->cols;
+    v.valid = io->valid;
+    v.vmask = io->vmask;
     v.masks = tsr_dev_cuda_ptr(h->masks);
     v.counts = tsr_dev_cuda_ptr(h->counts);
-    v.sel = tsr_dev_cuda_ptr(h->sel);
+    v.sel = io->dev_sel ? io->dev_sel + *out : tsr_dev_cuda_ptr(h->sel);
     v.n = (uint32_t)m;
     v.cap = (uint32_t)h->built;
     v.row_base = (uint32_t)base;
     v.ntiles = (uint32_t)((m + h->tile - 1) / h->tile);
-    for (size_t u = 0; u < f->nused; u++)
-        if (cols->valid[f->used[u]])
-            v.vmask |= 1u << u;
     unsigned grid = tsr_dev_cuda_grid(dev, v.ntiles, 1, h->block);
-    tsr_status_t rc = tsr_dev_cuda_pipe_use(q, &h->pipe, b, err);
-    if (rc != TSR_OK)
+    tsr_status_t rc = TSR_OK;
+    if (io->pipe_set >= 0 && (rc = tsr_dev_cuda_pipe_use(q, &h->pipe, io->pipe_set, err)) != TSR_OK)
         return rc;
     cudaError_t e = tsr_cuda_filter_count(&v, grid, h->block, s);
     if (e != cudaSuccess)
         return tsr_dev_cuda_fail(err, dev, e, "filter count kernel launch");
-    if ((rc = tsr_dev_cuda_pipe_release(q, &h->pipe, b, err)) != TSR_OK)
+    if (io->pipe_set >= 0 &&
+        (rc = tsr_dev_cuda_pipe_release(q, &h->pipe, io->pipe_set, err)) != TSR_OK)
         return rc;
     uint64_t total = 0;
     if ((rc = tsr_dev_cuda_scan(q, &h->scan, v.counts, v.ntiles, v.counts + v.ntiles, err)) !=
@@ -214,8 +223,8 @@ static tsr_status_t cu_fi_launch(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
         return TSR_OK;
     if ((e = tsr_cuda_filter_scatter(&v, grid, h->block, s)) != cudaSuccess)
         return tsr_dev_cuda_fail(err, dev, e, "filter scatter kernel launch");
-    if ((rc = tsr_dev_cuda_memcpy(q, sel + *out, v.sel, total * 4, cudaMemcpyDeviceToHost,
-                                  "cudaMemcpyAsync(selection)", err)) != TSR_OK)
+    if (io->host_sel && (rc = tsr_dev_cuda_download(dev, s, io->host_sel + *out, v.sel, total * 4,
+                                                    "cudaMemcpyAsync(selection)", err)) != TSR_OK)
         return rc;
     *out += total;
     return TSR_OK;
@@ -241,8 +250,17 @@ static tsr_status_t cu_fi_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
             size_t nb = base + cap;
             rc = cu_fi_upload(f, cols, (int)((l + 1) & 1), nb, n - nb < cap ? n - nb : cap, err);
         }
-        if (rc == TSR_OK)
-            rc = cu_fi_launch(f, q, cols, (int)(l & 1), base, m, sel, &out, err);
+        if (rc == TSR_OK) {
+            int b = (int)(l & 1);
+            cu_fi_io_t io = {.cols = tsr_dev_cuda_ptr(h->in[b].cols),
+                             .valid = tsr_dev_cuda_ptr(h->in[b].valid),
+                             .pipe_set = b,
+                             .host_sel = sel};
+            for (size_t u = 0; u < f->nused; u++)
+                if (cols->valid[f->used[u]])
+                    io.vmask |= 1u << u;
+            rc = cu_fi_launch(f, q, &io, base, m, &out, err);
+        }
     }
     if (rc != TSR_OK) { /* nothing may touch the caller's memory after return */
         tsr_dev_cuda_pipe_drain(&h->pipe, q);
@@ -254,10 +272,75 @@ static tsr_status_t cu_fi_run(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
     return TSR_OK;
 }
 
+/* Device-resident columns (filter.h run_dev): a program reading one column
+ * (the common case) reads it in place; with more, each launch's slices are
+ * copied device-to-device into input set 0 (the kernels take the used
+ * columns at a fixed stride), on the queue itself. The selection is
+ * scattered straight into the caller's device buffer. */
+static tsr_status_t cu_fi_run_dev(tsr_dev_filter_t *f, tsr_dev_queue_t *q,
+                                  const tsr_dev_filter_dcols_t *cols, tsr_dev_buf_t *sel,
+                                  size_t *nsel, tsr_error_t *err)
+{
+    cu_fi_t *h = f->impl;
+    tsr_dev_t *dev = f->dev;
+    cudaStream_t s = tsr_dev_cuda_stream(q);
+    size_t n = cols->n;
+    size_t want = n < h->cap ? (n + h->tile - 1) / h->tile * h->tile : h->cap;
+    tsr_status_t rc = tsr_dev_cuda_use(dev, err);
+    if (rc == TSR_OK)
+        rc = cu_fi_bufs(f, q, want, err);
+    if (rc != TSR_OK)
+        return rc;
+    size_t cap = h->built, out = 0;
+    bool in_place = f->nused == 1;
+    for (size_t base = 0; base < n && rc == TSR_OK; base += cap) {
+        size_t m = n - base < cap ? n - base : cap, words = (m + 63) / 64;
+        cu_fi_io_t io = {.pipe_set = -1, .dev_sel = tsr_dev_cuda_ptr(sel)};
+        if (in_place) {
+            size_t c = f->used[0];
+            io.cols = (const uint64_t *)tsr_dev_cuda_ptr(cols->values[c]) + base;
+            io.valid = cols->valid[c]
+                           ? (const uint64_t *)tsr_dev_cuda_ptr(cols->valid[c]) + base / 64
+                           : tsr_dev_cuda_ptr(h->in[0].valid);
+            io.vmask = cols->valid[c] ? 1u : 0u;
+        } else {
+            uint64_t *dc = tsr_dev_cuda_ptr(h->in[0].cols), *dv = tsr_dev_cuda_ptr(h->in[0].valid);
+            io.cols = dc;
+            io.valid = dv;
+            for (size_t u = 0; u < f->nused && rc == TSR_OK; u++) {
+                size_t c = f->used[u];
+                rc = tsr_dev_cuda_memcpy(q, dc + u * cap,
+                                         (const uint64_t *)tsr_dev_cuda_ptr(cols->values[c]) + base,
+                                         m * 8, cudaMemcpyDeviceToDevice,
+                                         "cudaMemcpyAsync(filter column)", err);
+                if (rc == TSR_OK && cols->valid[c]) {
+                    io.vmask |= 1u << u;
+                    rc = tsr_dev_cuda_memcpy(
+                        q, dv + u * (cap / 64),
+                        (const uint64_t *)tsr_dev_cuda_ptr(cols->valid[c]) + base / 64, words * 8,
+                        cudaMemcpyDeviceToDevice, "cudaMemcpyAsync(filter validity)", err);
+                }
+            }
+        }
+        if (rc == TSR_OK)
+            rc = cu_fi_launch(f, q, &io, base, m, &out, err);
+    }
+    if (rc != TSR_OK) {
+        tsr_dev_cuda_drain(q);
+        return rc;
+    }
+    cudaError_t e = cudaStreamSynchronize(s); /* the selection is complete on return */
+    if (e != cudaSuccess)
+        return tsr_dev_cuda_fail(err, dev, e, "cudaStreamSynchronize(filter)");
+    *nsel = out;
+    return TSR_OK;
+}
+
 const tsr_dev_filter_ops_t tsr_dev_filter_cuda_ops = {
     .create = cu_fi_create,
     .destroy = cu_fi_destroy,
     .run = cu_fi_run,
+    .run_dev = cu_fi_run_dev,
 };
 
 #else

@@ -22,13 +22,16 @@
  * Kernels (cuda_kernels.h): the global kernel for many groups; the local
  * (shared-memory pre-aggregation) kernel while the table holds at most half
  * as many groups as a block's shared table has entries; its warp-combining
- * variant for at most CU_HA_WARP_GROUPS groups. With AUTO the first launch of
+ * variant for at most CU_HA_WARP_GROUPS groups; the regs kernel (per-thread
+ * partials) for at most rgroups groups already in the table; TSR_CUDA_HASHAGG
+ * forces one (hashagg_cuda_table.c). With AUTO the first launch of
  * a fresh aggregation covers only CU_HA_PROBE_ROWS rows, so the choice for
  * the rest is made knowing roughly how many groups there are.
  *
  * Rows from host memory (tsr_dev_hashagg_update) go in chunks through two
  * device buffer sets: chunk i+1 is uploaded on a separate copy stream while
- * chunk i is aggregated on the caller's queue (events order each buffer's
+ * chunk i is aggregated on the caller's queue, each column through the
+ * device's pinned staging buffers (cuda_stage.c) (events order each buffer's
  * upload after the last kernel that read it). When update returns, both
  * streams have finished: nothing reads the caller's memory any more, and
  * nothing of the call is still running (so destroying the aggregation is
@@ -131,18 +134,11 @@ static void cu_ha_destroy(tsr_dev_hashagg_t *ha)
 
 /* ---- rounds ------------------------------------------------------------------------------ */
 
-/* Which kernel the next launch uses (see the top of the file). */
+/* Which kernel the next launch uses (see the top of the file; the variants
+ * and TSR_CUDA_HASHAGG: tsr_hashagg_cuda_pick in hashagg_cuda_table.c). */
 static tsr_cuda_ha_kernel_t cu_ha_pick(const tsr_dev_hashagg_t *ha)
 {
-    const cu_ha_t *h = ha->impl;
-    if (!h->lslots || ha->spec.strategy == TSR_DEV_HASHAGG_GLOBAL)
-        return TSR_CUDA_HA_GLOBAL;
-    size_t half = h->lslots / 2;
-    bool few = ha->ngroups <= half && ha->spec.expected_groups <= half;
-    if (ha->spec.strategy == TSR_DEV_HASHAGG_AUTO && !few)
-        return TSR_CUDA_HA_GLOBAL;
-    bool tiny = ha->ngroups <= CU_HA_WARP_GROUPS && ha->spec.expected_groups <= CU_HA_WARP_GROUPS;
-    return tiny ? TSR_CUDA_HA_LOCAL_WARP : TSR_CUDA_HA_LOCAL;
+    return tsr_hashagg_cuda_pick(ha);
 }
 
 /* The view of a launch over n rows at c (sel NULL) with the current table. */
@@ -180,14 +176,15 @@ static tsr_status_t cu_ha_launch(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
         v->region = (uint32_t)((n + grid * per - 1) / (grid * per) * per);
         shmem = TSR_CUDA_HA_GLOBAL_SHMEM;
     } else {
-        block = h->local_block;
+        block = k == TSR_CUDA_HA_REGS ? h->regs_block : h->local_block;
         size_t per = block * CU_HA_U * CU_HA_LOCAL_ITERS;
         grid = (n + per - 1) / per;
         grid = grid < h->local_grid[k] ? grid : h->local_grid[k];
         v->lslots = h->lslots;
+        v->rgroups = h->rgroups;
         v->rows_per_block = (uint32_t)((n + grid - 1) / grid);
         v->region = v->rows_per_block;
-        shmem = h->local_shmem;
+        shmem = k == TSR_CUDA_HA_REGS ? h->regs_shmem : h->local_shmem;
     }
     r->nblocks = (unsigned)grid;
     tsr_status_t rc = tsr_hashagg_cuda_counters_reset(ha, s, err);
@@ -293,30 +290,38 @@ static tsr_status_t cu_ha_upload(tsr_dev_hashagg_t *ha, void *arg, tsr_error_t *
     const tsr_dev_hashagg_rows_t *rows = up->rows;
     cu_ha_input_t *in = up->in;
     cudaStream_t cs = h->copy;
+    tsr_dev_t *dev = ha->dev;
     size_t cap = h->in_cap, start = up->start, m = up->m, words = (m + 63) / 64;
     char *keys = tsr_dev_cuda_ptr(in->keys), *kvalid = tsr_dev_cuda_ptr(in->kvalid);
     char *vals = tsr_dev_cuda_ptr(in->vals), *vvalid = tsr_dev_cuda_ptr(in->vvalid);
+    const char *what = "upload (cudaMemcpyAsync)";
     cudaError_t e = cudaStreamWaitEvent(cs, in->consumed, 0);
-    for (size_t k = 0; k < ha->spec.nkeys && e == cudaSuccess; k++) {
-        e = cudaMemcpyAsync(keys + k * cap * 8, rows->keys[k] + start, m * 8,
-                            cudaMemcpyHostToDevice, cs);
-        if (e == cudaSuccess && rows->key_valid[k])
-            e = cudaMemcpyAsync(kvalid + k * cap / 8, rows->key_valid[k] + start / 64, words * 8,
-                                cudaMemcpyHostToDevice, cs);
+    if (e != cudaSuccess)
+        return cu_ha_fail(ha, e, "cudaStreamWaitEvent", err);
+    /* through the pinned staging buffers: the host copies the next piece
+     * while the previous one's DMA runs (cuda_stage.c) */
+    tsr_status_t rc = TSR_OK;
+    for (size_t k = 0; k < ha->spec.nkeys && rc == TSR_OK; k++) {
+        rc = tsr_dev_cuda_upload(dev, cs, keys + k * cap * 8, rows->keys[k] + start, m * 8, what,
+                                 err);
+        if (rc == TSR_OK && rows->key_valid[k])
+            rc = tsr_dev_cuda_upload(dev, cs, kvalid + k * cap / 8, rows->key_valid[k] + start / 64,
+                                     words * 8, what, err);
     }
-    for (size_t a = 0; a < ha->spec.naggs && e == cudaSuccess; a++) {
+    for (size_t a = 0; a < ha->spec.naggs && rc == TSR_OK; a++) {
         if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
             continue;
         if (ha->layout.val_col[a] >= 0)
-            e = cudaMemcpyAsync(vals + a * cap * 8, (const uint64_t *)rows->values[a] + start,
-                                m * 8, cudaMemcpyHostToDevice, cs);
-        if (e == cudaSuccess && rows->valid[a])
-            e = cudaMemcpyAsync(vvalid + a * cap / 8, rows->valid[a] + start / 64, words * 8,
-                                cudaMemcpyHostToDevice, cs);
+            rc = tsr_dev_cuda_upload(dev, cs, vals + a * cap * 8,
+                                     (const uint64_t *)rows->values[a] + start, m * 8, what, err);
+        if (rc == TSR_OK && rows->valid[a])
+            rc = tsr_dev_cuda_upload(dev, cs, vvalid + a * cap / 8, rows->valid[a] + start / 64,
+                                     words * 8, what, err);
     }
-    if (e == cudaSuccess)
-        e = cudaEventRecord(in->uploaded, cs);
-    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "upload (cudaMemcpyAsync)", err);
+    if (rc != TSR_OK)
+        return rc;
+    e = cudaEventRecord(in->uploaded, cs);
+    return e == cudaSuccess ? TSR_OK : cu_ha_fail(ha, e, "cudaEventRecord", err);
 }
 
 /* The device columns of input set `in` for rows shaped like `rows`. */
@@ -460,6 +465,63 @@ tsr_status_t tsr_dev_hashagg_cuda_update_device(tsr_dev_hashagg_t *ha, tsr_dev_q
     return rc;
 }
 
+/* hashagg.h's update_dev: device-resident rows (exec/dev_columns.c keeps a
+ * query's columns on the device). Without a selection, the rows of
+ * tsr_dev_hashagg_cuda_update_device (every kernel). With one (the filter's
+ * selection, straight from the device), the global kernel's row list is
+ * the selection itself, in launches of up to dev_launch entries: its
+ * retry path already reads rows through such a list (absolute row numbers
+ * into the whole columns), and the local kernels take contiguous runs. */
+static tsr_status_t cu_ha_update_dev(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
+                                     const tsr_dev_hashagg_drows_t *rows, tsr_error_t *err)
+{
+    if (!rows->sel) {
+        tsr_cuda_ha_dev_rows_t dr;
+        memset(&dr, 0, sizeof(dr));
+        dr.n = rows->n;
+        memcpy(dr.keys, rows->keys, sizeof(dr.keys));
+        memcpy(dr.key_valid, rows->key_valid, sizeof(dr.key_valid));
+        memcpy(dr.values, rows->values, sizeof(dr.values));
+        memcpy(dr.valid, rows->valid, sizeof(dr.valid));
+        return tsr_dev_hashagg_cuda_update_device(ha, q, &dr, err);
+    }
+    cu_ha_t *h = ha->impl;
+    size_t nsel = rows->nsel;
+    size_t launch = nsel < h->dev_launch ? (nsel + 63) / 64 * 64 : h->dev_launch;
+    tsr_status_t rc = tsr_dev_cuda_use(ha->dev, err);
+    if (rc == TSR_OK)
+        rc = tsr_hashagg_cuda_scratch(ha, launch, err);
+    cu_ha_cols_t c;
+    memset(&c, 0, sizeof(c));
+    for (size_t k = 0; k < ha->spec.nkeys; k++) {
+        c.keys[k] = tsr_dev_cuda_ptr(rows->keys[k]);
+        c.kvalid[k] = rows->key_valid[k] ? tsr_dev_cuda_ptr(rows->key_valid[k]) : NULL;
+    }
+    for (size_t a = 0; a < ha->spec.naggs; a++) {
+        if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
+            continue;
+        if (ha->layout.val_col[a] >= 0)
+            c.vals[a] = tsr_dev_cuda_ptr(rows->values[a]);
+        c.vvalid[a] = rows->valid[a] ? tsr_dev_cuda_ptr(rows->valid[a]) : NULL;
+    }
+    const uint32_t *sel = tsr_dev_cuda_ptr(rows->sel);
+    for (size_t done = 0; rc == TSR_OK && done < nsel; done += launch) {
+        size_t m = nsel - done < launch ? nsel - done : launch;
+        cu_ha_round_t r;
+        cu_ha_view(ha, &c, m, &r.v);
+        r.v.sel = sel + done;
+        rc = cu_ha_launch(ha, q, &r, TSR_CUDA_HA_GLOBAL, err);
+        if (rc == TSR_OK)
+            rc = cu_ha_finish(ha, q, &r, err);
+    }
+    cudaError_t e = cudaStreamSynchronize(tsr_dev_cuda_stream(q));
+    if (rc == TSR_OK && e != cudaSuccess)
+        rc = cu_ha_fail(ha, e, "cudaStreamSynchronize", err);
+    if (rc != TSR_OK)
+        cudaGetLastError();
+    return rc;
+}
+
 /* ---- result ------------------------------------------------------------------------------- */
 
 /* Reads the table back and compacts the groups (hashagg_host.c). */
@@ -475,6 +537,7 @@ const tsr_dev_hashagg_ops_t tsr_dev_hashagg_cuda_ops = {
     .create = cu_ha_create,
     .destroy = cu_ha_destroy,
     .update = cu_ha_update,
+    .update_dev = cu_ha_update_dev,
     .result = cu_ha_result,
 };
 

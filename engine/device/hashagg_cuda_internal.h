@@ -24,7 +24,10 @@
 #define CU_HA_LOCAL_MAX_SLOTS 8192u
 #define CU_HA_LOCAL_MIN_SLOTS 64u
 #define CU_HA_U TSR_CUDA_ROWS_PER_THREAD
-#define CU_HA_LOCAL_ITERS 8 /* a local block gets at least this many loop iterations */
+#define CU_HA_LOCAL_ITERS 8   /* a local block gets at least this many loop iterations */
+#define CU_HA_REGS_BLOCK 512u /* hashagg.cu's launch bounds of the regs kernel */
+#define CU_HA_REGS_MIN_BLOCK 128u
+#define CU_HA_ENV "TSR_CUDA_HASHAGG" /* auto|global|lane|warp|coop|regs (docs/devices.md) */
 
 /* The group table (hashagg_host.h: shared with the OpenCL backend). */
 typedef tsr_dev_hashagg_table_t cu_ha_table_t;
@@ -72,7 +75,11 @@ typedef struct cu_ha {
     uint32_t lslots;
     size_t local_shmem;
     unsigned aux_block, aux_grid; /* persist, rehash */
-    bool probed;                  /* AUTO's small first launch is behind us */
+    unsigned regs_block;          /* regs kernel (0: unavailable for this layout) */
+    uint32_t rgroups;             /* groups a regs thread keeps partials of */
+    size_t regs_shmem;
+    int force;   /* TSR_CUDA_HASHAGG: -1 auto, else the tsr_cuda_ha_kernel_t of every launch */
+    bool probed; /* AUTO's small first launch is behind us */
 } cu_ha_t;
 
 /* One update launch and what its retry loop needs. */
@@ -111,6 +118,14 @@ void tsr_hashagg_cuda_scratch_free(cu_ha_t *h);
 /* The two input sets of the host path, cap rows each (a multiple of 64). */
 tsr_status_t tsr_hashagg_cuda_inputs(tsr_dev_hashagg_t *ha, size_t cap, tsr_error_t *err);
 void tsr_hashagg_cuda_inputs_free(cu_ha_t *h);
+
+/* The update kernel of the next launch (not of retry rounds, which are
+ * global): forced by TSR_CUDA_HASHAGG when the kernel is available for this
+ * layout, else chosen by group count (docs/devices.md, "Kernel variants"). */
+tsr_cuda_ha_kernel_t tsr_hashagg_cuda_pick(const tsr_dev_hashagg_t *ha);
+/* TSR_CUDA_HASHAGG's value -> -1 (auto: NULL, "" or "auto") or a kernel;
+ * -2 for a name it does not know. */
+int tsr_hashagg_cuda_variant(const char *name);
 
 /* Launch sizes, the shared table and the batch sizes from the device. */
 tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err);

@@ -7,6 +7,7 @@
  */
 #ifdef TSR_HAVE_CUDA
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "device/hashagg_cuda_internal.h"
@@ -233,6 +234,95 @@ void tsr_hashagg_cuda_free(tsr_dev_hashagg_t *ha)
     ha->impl = NULL;
 }
 
+/* ---- kernel variants ------------------------------------------------------------------- */
+
+int tsr_hashagg_cuda_variant(const char *name)
+{
+    static const struct {
+        const char *name;
+        int kernel;
+    } names[] = {
+        {"auto", -1},
+        {"global", TSR_CUDA_HA_GLOBAL},
+        {"lane", TSR_CUDA_HA_LOCAL},
+        {"local", TSR_CUDA_HA_LOCAL},
+        {"warp", TSR_CUDA_HA_LOCAL_WARP},
+        {"coop", TSR_CUDA_HA_LOCAL_COOP},
+        {"regs", TSR_CUDA_HA_REGS},
+    };
+    if (!name || !*name)
+        return -1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].kernel;
+    return -2;
+}
+
+tsr_cuda_ha_kernel_t tsr_hashagg_cuda_pick(const tsr_dev_hashagg_t *ha)
+{
+    const cu_ha_t *h = ha->impl;
+    /* a forced variant, where this layout and device can run it */
+    if (h->force == TSR_CUDA_HA_GLOBAL)
+        return TSR_CUDA_HA_GLOBAL;
+    if (h->force == TSR_CUDA_HA_REGS && h->rgroups)
+        return TSR_CUDA_HA_REGS;
+    if (h->force >= TSR_CUDA_HA_LOCAL && h->force <= TSR_CUDA_HA_LOCAL_COOP && h->lslots)
+        return (tsr_cuda_ha_kernel_t)h->force;
+    /* auto: by the groups seen so far (and the caller's hint) */
+    if (!h->lslots || ha->spec.strategy == TSR_DEV_HASHAGG_GLOBAL)
+        return TSR_CUDA_HA_GLOBAL;
+    size_t half = h->lslots / 2;
+    bool few = ha->ngroups <= half && ha->spec.expected_groups <= half;
+    if (ha->spec.strategy == TSR_DEV_HASHAGG_AUTO && !few)
+        return TSR_CUDA_HA_GLOBAL;
+    /* regs lists the groups already in the table: not before any is */
+    if (h->rgroups && ha->ngroups > 0 && ha->ngroups <= h->rgroups &&
+        ha->spec.expected_groups <= h->rgroups)
+        return TSR_CUDA_HA_REGS;
+    bool tiny = ha->ngroups <= CU_HA_WARP_GROUPS && ha->spec.expected_groups <= CU_HA_WARP_GROUPS;
+    return tiny ? TSR_CUDA_HA_LOCAL_WARP : TSR_CUDA_HA_LOCAL;
+}
+
+/* The regs kernel's block and groups per thread: as many groups as fit (up
+ * to TSR_CUDA_HA_REGS_MAX) at 512 threads, else 8 groups with smaller
+ * blocks, else fewer groups; none when not even one group's columns fit
+ * (wide layouts: the kernel is then never picked). */
+static void cu_ha_configure_regs(tsr_dev_hashagg_t *ha)
+{
+    static const struct {
+        uint32_t groups;
+        unsigned block;
+    } cand[] = {{16, CU_HA_REGS_BLOCK},    {8, CU_HA_REGS_BLOCK},     {8, CU_HA_REGS_BLOCK / 2},
+                {8, CU_HA_REGS_MIN_BLOCK}, {4, CU_HA_REGS_MIN_BLOCK}, {2, CU_HA_REGS_MIN_BLOCK},
+                {1, CU_HA_REGS_MIN_BLOCK}};
+    _Static_assert(TSR_CUDA_HA_REGS_MAX >= 16, "the first candidate lists 16 groups");
+    cu_ha_t *h = ha->impl;
+    tsr_cuda_dev_t *cu = tsr_dev_cuda(ha->dev);
+    uint32_t nkeys = (uint32_t)ha->spec.nkeys, ncols = (uint32_t)ha->layout.ncols;
+    h->regs_block = 0;
+    h->rgroups = 0;
+    h->local_grid[TSR_CUDA_HA_REGS] = 0;
+    for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+        unsigned block = cu_warps(cand[i].block, cu->max_block);
+        size_t shmem = tsr_cuda_ha_regs_bytes(cand[i].groups, nkeys, ncols, block);
+        if (shmem > cu->shared_optin)
+            continue;
+        int bps = 0;
+        cudaError_t e = tsr_cuda_ha_prepare(TSR_CUDA_HA_REGS, nkeys, block, shmem, &bps);
+        if (e != cudaSuccess) {
+            cudaGetLastError(); /* as the local kernels: this size does not fit, try a smaller */
+            continue;
+        }
+        if (bps <= 0)
+            continue;
+        h->regs_block = block;
+        h->rgroups = cand[i].groups;
+        h->regs_shmem = shmem;
+        h->local_grid[TSR_CUDA_HA_REGS] = cu->sm_count * (unsigned)bps;
+        return;
+    }
+}
+
 /* Launch sizes from the device's limits: blocks per multiprocessor from the
  * occupancy calculator, the local table as large as a block's shared memory
  * allows (halved until the kernels can run with it). */
@@ -242,6 +332,12 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     tsr_cuda_dev_t *cu = tsr_dev_cuda(ha->dev);
     uint32_t nkeys = (uint32_t)ha->spec.nkeys, ncols = (uint32_t)ha->layout.ncols;
     int bps = 0;
+    const char *env = getenv(CU_HA_ENV);
+    h->force = tsr_hashagg_cuda_variant(env);
+    if (h->force < -1)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "%s=%s: expected auto, global, lane, warp, coop or regs", CU_HA_ENV,
+                             env);
     h->global_block = cu_warps(CU_HA_GLOBAL_BLOCK, cu->max_block);
     cudaError_t e = tsr_cuda_ha_prepare(TSR_CUDA_HA_GLOBAL, nkeys, h->global_block,
                                         TSR_CUDA_HA_GLOBAL_SHMEM, &bps);
@@ -259,7 +355,7 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
         if (shmem > cu->shared_optin)
             continue;
         int ok = 1;
-        for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_WARP && ok; k++) {
+        for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_COOP && ok; k++) {
             e = tsr_cuda_ha_prepare((tsr_cuda_ha_kernel_t)k, nkeys, h->local_block, shmem, &bps);
             if (e != cudaSuccess) {
                 cudaGetLastError(); /* this size does not fit: try half */
@@ -277,7 +373,9 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     if (h->lslots < CU_HA_LOCAL_MIN_SLOTS) {
         h->lslots = 0; /* the global kernel does everything */
         h->local_grid[TSR_CUDA_HA_LOCAL] = h->local_grid[TSR_CUDA_HA_LOCAL_WARP] = 0;
+        h->local_grid[TSR_CUDA_HA_LOCAL_COOP] = 0;
     }
+    cu_ha_configure_regs(ha);
     /* batch sizes: at most ~1/4096 (host chunks) and ~1/256 (device launches)
      * of the device's memory per row-byte, within fixed bounds */
     h->chunk = cu_clamp(cu_pow2_floor(cu->total_mem / 4096), (size_t)1 << 16, (size_t)1 << 22);

@@ -466,7 +466,37 @@ static tsr_status_t cl_ha_upload(tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_ro
         return tsr_dev_cl_fail(err, ha->dev, code, "clEnqueueBarrierWithWaitList");
     const char *what = "clEnqueueWriteBuffer";
     uint64_t up = 0;
-    for (size_t k = 0; k < ha->spec.nkeys && code == CL_SUCCESS; k++) {
+    if (tsr_dev_cl_stage_active(ha->dev)) { /* through pinned staging (opencl_stage.c) */
+        tsr_status_t rc = TSR_OK;
+        for (size_t k = 0; k < ha->spec.nkeys && rc == TSR_OK; k++) {
+            rc = tsr_dev_cl_upload(ha->dev, cq, tsr_dev_cl_mem(in->keys), k * cap * 8,
+                                   rows->keys[k] + start, m * 8, err);
+            up += m * 8;
+            if (rc == TSR_OK && rows->key_valid[k]) {
+                rc = tsr_dev_cl_upload(ha->dev, cq, tsr_dev_cl_mem(in->kvalid), k * cap / 8,
+                                       rows->key_valid[k] + start / 64, words * 8, err);
+                up += words * 8;
+            }
+        }
+        for (size_t a = 0; a < ha->spec.naggs && rc == TSR_OK; a++) {
+            if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
+                continue;
+            if (ha->layout.val_col[a] >= 0) {
+                rc = tsr_dev_cl_upload(ha->dev, cq, tsr_dev_cl_mem(in->vals), a * cap * 8,
+                                       (const uint64_t *)rows->values[a] + start, m * 8, err);
+                up += m * 8;
+            }
+            if (rc == TSR_OK && rows->valid[a]) {
+                rc = tsr_dev_cl_upload(ha->dev, cq, tsr_dev_cl_mem(in->vvalid), a * cap / 8,
+                                       rows->valid[a] + start / 64, words * 8, err);
+                up += words * 8;
+            }
+        }
+        if (rc != TSR_OK)
+            return rc;
+        m = 0; /* queued: skip the direct writes below */
+    }
+    for (size_t k = 0; k < ha->spec.nkeys && code == CL_SUCCESS && m; k++) {
         code = clEnqueueWriteBuffer(cq, tsr_dev_cl_mem(in->keys), CL_FALSE, k * cap * 8, m * 8,
                                     rows->keys[k] + start, 0, NULL, NULL);
         up += m * 8;
@@ -476,7 +506,7 @@ static tsr_status_t cl_ha_upload(tsr_dev_hashagg_t *ha, const tsr_dev_hashagg_ro
             up += words * 8;
         }
     }
-    for (size_t a = 0; a < ha->spec.naggs && code == CL_SUCCESS; a++) {
+    for (size_t a = 0; a < ha->spec.naggs && code == CL_SUCCESS && m; a++) {
         if (ha->layout.op[a] == TSR_DEV_OP_COUNT_STAR)
             continue;
         if (ha->layout.val_col[a] >= 0) {
@@ -588,6 +618,9 @@ static tsr_status_t cl_ha_update(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q,
         size_t start = l * cap, m = n - start < cap ? n - start : cap;
         if (l + 1 < nl) {
             size_t next = start + cap;
+            /* a staged upload may wait on the host for the copy queue, whose
+             * barrier waits for this queue's marker: get it submitted */
+            clFlush(tsr_dev_cl_queue(q));
             rc = cl_ha_upload(ha, rows, (int)((l + 1) & 1), next, n - next < cap ? n - next : cap,
                               err);
         }

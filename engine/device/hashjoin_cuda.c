@@ -23,6 +23,10 @@
  * probe's; two launches of keys and one window of pairs. Scratch buffers
  * are kept and reused while big enough.
  *
+ * Keys already in device memory (build_dev / probe_dev: exec/dev_columns.c
+ * keeps a query's columns there) are read in place: no upload, no pipe.
+ * Host keys go through the device's pinned staging buffers (cuda_stage.c).
+ *
  * Every return leaves nothing queued that reads or writes caller memory
  * (error paths drain both streams).
  */
@@ -138,19 +142,23 @@ static tsr_status_t cu_hj_memset(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q, tsr
 
 /* ---- build ------------------------------------------------------------------------ */
 
-static tsr_status_t cu_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
-                                const tsr_dev_join_keys_t *keys, tsr_error_t *err)
+/* Builds from host keys (keys) or device-resident ones (dkeys): the two
+ * differ only in where the kernels read the keys. */
+static tsr_status_t cu_hj_build_any(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_keys_t *keys,
+                                    const tsr_dev_join_dkeys_t *dkeys, tsr_error_t *err)
 {
     cu_hj_t *h = hj->impl;
     tsr_dev_t *dev = hj->dev;
-    size_t n = keys->n, ns = hj->nslots, width = (size_t)hj->spec.key, words = (n + 63) / 64;
+    size_t n = keys ? keys->n : dkeys->n, ns = hj->nslots, width = (size_t)hj->spec.key,
+           words = (n + 63) / 64;
     tsr_dev_buf_t *bkeys = NULL, *bvalid = NULL, *ref = NULL, *cnt = NULL, *row_slot = NULL,
                   *cursor = NULL;
     tsr_status_t rc = tsr_dev_cuda_use(dev, err);
     if (rc != TSR_OK)
         return rc;
-    if ((rc = tsr_dev_buf_alloc(dev, n ? n * width : 8, &bkeys, err)) != TSR_OK ||
-        (rc = tsr_dev_buf_alloc(dev, words ? words * 8 : 8, &bvalid, err)) != TSR_OK ||
+    if ((keys && ((rc = tsr_dev_buf_alloc(dev, n ? n * width : 8, &bkeys, err)) != TSR_OK ||
+                  (rc = tsr_dev_buf_alloc(dev, words ? words * 8 : 8, &bvalid, err)) != TSR_OK)) ||
         (rc = tsr_dev_buf_alloc(dev, ns * 4, &ref, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, (ns + 1) * 8, &cnt, err)) != TSR_OK ||
         (rc = tsr_dev_buf_alloc(dev, n ? n * 4 : 8, &row_slot, err)) != TSR_OK ||
@@ -160,8 +168,13 @@ static tsr_status_t cu_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
         goto err_free;
     tsr_cuda_join_view_t v;
     memset(&v, 0, sizeof(v));
-    v.bkeys = tsr_dev_cuda_ptr(bkeys);
-    v.bvalid = keys->valid ? tsr_dev_cuda_ptr(bvalid) : NULL;
+    if (keys) {
+        v.bkeys = tsr_dev_cuda_ptr(bkeys);
+        v.bvalid = keys->valid ? tsr_dev_cuda_ptr(bvalid) : NULL;
+    } else { /* read in place */
+        v.bkeys = n ? tsr_dev_cuda_ptr(dkeys->keys) : NULL;
+        v.bvalid = n && dkeys->valid ? tsr_dev_cuda_ptr(dkeys->valid) : NULL;
+    }
     v.ref = tsr_dev_cuda_ptr(ref);
     v.cnt = tsr_dev_cuda_ptr(cnt);
     v.cursor = tsr_dev_cuda_ptr(cursor);
@@ -173,13 +186,13 @@ static tsr_status_t cu_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
     v.nb = (uint32_t)n;
     v.width = (uint32_t)width;
     uint32_t counts[2] = {0, 0};
-    if ((rc = tsr_dev_cuda_memcpy(q, tsr_dev_cuda_ptr(bkeys), keys->keys, n * width,
-                                  cudaMemcpyHostToDevice, "cudaMemcpyAsync(build keys)", err)) !=
-            TSR_OK ||
-        (keys->valid &&
-         (rc = tsr_dev_cuda_memcpy(q, tsr_dev_cuda_ptr(bvalid), keys->valid, words * 8,
-                                   cudaMemcpyHostToDevice, "cudaMemcpyAsync(build validity)",
-                                   err)) != TSR_OK) ||
+    cudaStream_t s = tsr_dev_cuda_stream(q);
+    if ((keys && (rc = tsr_dev_cuda_upload(dev, s, tsr_dev_cuda_ptr(bkeys), keys->keys,
+                                           n * width, "cudaMemcpyAsync(build keys)", err)) !=
+                     TSR_OK) ||
+        (keys && keys->valid &&
+         (rc = tsr_dev_cuda_upload(dev, s, tsr_dev_cuda_ptr(bvalid), keys->valid, words * 8,
+                                   "cudaMemcpyAsync(build validity)", err)) != TSR_OK) ||
         (rc = cu_hj_memset(hj, q, ref, ns * 4, err)) != TSR_OK ||
         (rc = cu_hj_memset(hj, q, cnt, (ns + 1) * 8, err)) != TSR_OK ||
         (rc = cu_hj_memset(hj, q, cursor, ns * 8, err)) != TSR_OK ||
@@ -215,6 +228,18 @@ free_temps:
     return rc;
 }
 
+static tsr_status_t cu_hj_build(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                const tsr_dev_join_keys_t *keys, tsr_error_t *err)
+{
+    return cu_hj_build_any(hj, q, keys, NULL, err);
+}
+
+static tsr_status_t cu_hj_build_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_dkeys_t *keys, tsr_error_t *err)
+{
+    return cu_hj_build_any(hj, q, NULL, keys, err);
+}
+
 /* ---- probe ------------------------------------------------------------------------ */
 
 /* Queues the upload of probe rows [base, base + m) into buffer set b on the
@@ -227,22 +252,26 @@ static tsr_status_t cu_hj_upload(tsr_dev_hashjoin_t *hj, const tsr_dev_join_keys
     tsr_status_t rc = tsr_dev_cuda_pipe_upload_begin(hj->dev, &h->pipe, b, err);
     if (rc != TSR_OK)
         return rc;
-    cudaError_t e =
-        cudaMemcpyAsync(tsr_dev_cuda_ptr(h->in[b].keys), (const char *)keys->keys + base * width,
-                        m * width, cudaMemcpyHostToDevice, h->pipe.copy);
-    if (e == cudaSuccess && keys->valid)
-        e = cudaMemcpyAsync(tsr_dev_cuda_ptr(h->in[b].valid), keys->valid + base / 64,
-                            (m + 63) / 64 * 8, cudaMemcpyHostToDevice, h->pipe.copy);
-    if (e != cudaSuccess)
-        return cu_hj_fail(hj, e, "cudaMemcpyAsync(probe keys)", err);
+    const char *what = "cudaMemcpyAsync(probe keys)";
+    rc = tsr_dev_cuda_upload(hj->dev, h->pipe.copy, tsr_dev_cuda_ptr(h->in[b].keys),
+                             (const char *)keys->keys + base * width, m * width, what, err);
+    if (rc == TSR_OK && keys->valid)
+        rc = tsr_dev_cuda_upload(hj->dev, h->pipe.copy, tsr_dev_cuda_ptr(h->in[b].valid),
+                                 keys->valid + base / 64, (m + 63) / 64 * 8, what, err);
+    if (rc != TSR_OK)
+        return rc;
     return tsr_dev_cuda_pipe_upload_end(hj->dev, &h->pipe, b, err);
 }
 
-static tsr_status_t cu_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
-                                const tsr_dev_join_keys_t *keys, size_t *npairs, tsr_error_t *err)
+/* Probes host keys (keys: uploaded launch by launch through the pipe) or
+ * device-resident ones (dkeys: each launch reads its slice in place). */
+static tsr_status_t cu_hj_probe_any(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_keys_t *keys,
+                                    const tsr_dev_join_dkeys_t *dkeys, size_t *npairs,
+                                    tsr_error_t *err)
 {
     cu_hj_t *h = hj->impl;
-    size_t n = keys->n, width = (size_t)hj->spec.key;
+    size_t n = keys ? keys->n : dkeys->n, width = (size_t)hj->spec.key;
     size_t launch = n < h->launch ? (n + 63) / 64 * 64 : h->launch;
     tsr_status_t rc = tsr_dev_cuda_use(hj->dev, err);
     if (rc != TSR_OK)
@@ -250,7 +279,7 @@ static tsr_status_t cu_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
     if ((rc = tsr_dev_cuda_ensure(q, &h->pstart, n ? n * 4 : 8, err)) != TSR_OK ||
         (rc = tsr_dev_cuda_ensure(q, &h->offsets, (n + 1) * 8, err)) != TSR_OK)
         return rc;
-    for (int b = 0; b < 2 && launch; b++) {
+    for (int b = 0; b < 2 && launch && keys; b++) {
         if ((rc = tsr_dev_cuda_ensure(q, &h->in[b].keys, launch * width, err)) != TSR_OK ||
             (rc = tsr_dev_cuda_ensure(q, &h->in[b].valid, launch / 8, err)) != TSR_OK)
             return rc;
@@ -264,11 +293,21 @@ static tsr_status_t cu_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
     v.width = (uint32_t)width;
     /* both sets free: nothing queued reads them (events start "complete") */
     size_t nl = launch ? (n + launch - 1) / launch : 0;
-    if (nl && (rc = cu_hj_upload(hj, keys, 0, 0, n < launch ? n : launch, err)) != TSR_OK)
+    if (keys && nl && (rc = cu_hj_upload(hj, keys, 0, 0, n < launch ? n : launch, err)) != TSR_OK)
         goto err_drain;
     for (size_t l = 0; l < nl; l++) {
         int b = (int)(l & 1);
         size_t base = l * launch, m = n - base < launch ? n - base : launch;
+        if (!keys) { /* device keys: the launch's slice in place (base % 64 == 0) */
+            v.pkeys = (const char *)tsr_dev_cuda_ptr(dkeys->keys) + base * width;
+            v.pvalid = dkeys->valid ? (const uint64_t *)tsr_dev_cuda_ptr(dkeys->valid) + base / 64
+                                    : NULL;
+            v.np = (uint32_t)m;
+            v.pbase = (uint32_t)base;
+            if ((rc = cu_hj_launch(hj, q, &v, TSR_CUDA_JOIN_PROBE, m, err)) != TSR_OK)
+                goto err_drain;
+            continue;
+        }
         if (l + 1 < nl) {
             size_t nb = base + launch, nm = n - nb < launch ? n - nb : launch;
             if ((rc = cu_hj_upload(hj, keys, !b, nb, nm, err)) != TSR_OK)
@@ -294,6 +333,19 @@ static tsr_status_t cu_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
 err_drain:
     tsr_dev_cuda_pipe_drain(&h->pipe, q);
     return rc;
+}
+
+static tsr_status_t cu_hj_probe(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                const tsr_dev_join_keys_t *keys, size_t *npairs, tsr_error_t *err)
+{
+    return cu_hj_probe_any(hj, q, keys, NULL, npairs, err);
+}
+
+static tsr_status_t cu_hj_probe_dev(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q,
+                                    const tsr_dev_join_dkeys_t *keys, size_t *npairs,
+                                    tsr_error_t *err)
+{
+    return cu_hj_probe_any(hj, q, NULL, keys, npairs, err);
 }
 
 /* ---- pairs ------------------------------------------------------------------------ */
@@ -323,11 +375,11 @@ static tsr_status_t cu_hj_pairs(tsr_dev_hashjoin_t *hj, tsr_dev_queue_t *q, uint
         v.win = win;
         /* in-order stream: the next window's kernel runs after these copies */
         if ((rc = cu_hj_launch(hj, q, &v, TSR_CUDA_JOIN_WRITE, hj->nprobe, err)) == TSR_OK &&
-            (rc = tsr_dev_cuda_memcpy(q, probe_rows + win, v.out_probe, m * 4,
-                                      cudaMemcpyDeviceToHost, "cudaMemcpyAsync(probe rows)",
-                                      err)) == TSR_OK)
-            rc = tsr_dev_cuda_memcpy(q, build_rows + win, v.out_build, m * 4,
-                                     cudaMemcpyDeviceToHost, "cudaMemcpyAsync(build rows)", err);
+            (rc = tsr_dev_cuda_download(hj->dev, tsr_dev_cuda_stream(q), probe_rows + win,
+                                        v.out_probe, m * 4, "cudaMemcpyAsync(probe rows)",
+                                        err)) == TSR_OK)
+            rc = tsr_dev_cuda_download(hj->dev, tsr_dev_cuda_stream(q), build_rows + win,
+                                       v.out_build, m * 4, "cudaMemcpyAsync(build rows)", err);
     }
     if (rc != TSR_OK) {
         tsr_dev_cuda_drain(q);
@@ -342,6 +394,8 @@ const tsr_dev_hashjoin_ops_t tsr_dev_hashjoin_cuda_ops = {
     .build = cu_hj_build,
     .probe = cu_hj_probe,
     .pairs = cu_hj_pairs,
+    .build_dev = cu_hj_build_dev,
+    .probe_dev = cu_hj_probe_dev,
 };
 
 #else

@@ -287,6 +287,7 @@ static tsr_status_t cl_open(tsr_dev_t *dev, tsr_error_t *err)
         return tsr_dev_cl_fail(err, dev, code, "clCreateContext");
     }
     dev->impl = cl;
+    tsr_dev_cl_stage_defaults(dev);
     return TSR_OK;
 }
 
@@ -295,6 +296,7 @@ static void cl_close(tsr_dev_t *dev)
     tsr_cl_dev_t *cl = tsr_dev_cl(dev);
     if (!cl)
         return;
+    tsr_dev_cl_stage_free(dev);
     for (int p = 0; p < TSR_CL_NPROGS; p++)
         if (cl->progs[p])
             clReleaseProgram(cl->progs[p]);
@@ -466,9 +468,23 @@ static tsr_status_t cl_queue_finish(tsr_dev_queue_t *q, tsr_error_t *err)
     return code == CL_SUCCESS ? TSR_OK : tsr_dev_cl_fail(err, q->dev, code, "clFinish");
 }
 
+/* Host copies of at least this many bytes without an event go through the
+ * pinned staging buffers where the device uses them (opencl_stage.c); they
+ * complete on the host side before returning (a write once the source is
+ * staged, a read once the bytes are in dst). */
+#define CL_STAGE_MIN 4096
+
 static tsr_status_t cl_write(tsr_dev_queue_t *q, tsr_dev_buf_t *dst, size_t offset, const void *src,
                              size_t size, bool blocking, tsr_dev_event_t *ev, tsr_error_t *err)
 {
+    if (!ev && size >= CL_STAGE_MIN && tsr_dev_cl_stage_active(q->dev)) {
+        tsr_status_t rc = tsr_dev_cl_upload(q->dev, tsr_dev_cl_queue(q), tsr_dev_cl_mem(dst),
+                                            offset, src, size, err);
+        cl_int code;
+        if (rc == TSR_OK && blocking && (code = clFinish(tsr_dev_cl_queue(q))) != CL_SUCCESS)
+            rc = tsr_dev_cl_fail(err, q->dev, code, "clFinish");
+        return rc;
+    }
     cl_event e = NULL;
     cl_int code = clEnqueueWriteBuffer(tsr_dev_cl_queue(q), tsr_dev_cl_mem(dst),
                                        blocking ? CL_TRUE : CL_FALSE, offset, size, src, 0, NULL,
@@ -483,6 +499,9 @@ static tsr_status_t cl_write(tsr_dev_queue_t *q, tsr_dev_buf_t *dst, size_t offs
 static tsr_status_t cl_read(tsr_dev_queue_t *q, const tsr_dev_buf_t *src, size_t offset, void *dst,
                             size_t size, bool blocking, tsr_dev_event_t *ev, tsr_error_t *err)
 {
+    if (!ev && size >= CL_STAGE_MIN && tsr_dev_cl_stage_active(q->dev))
+        return tsr_dev_cl_download(q->dev, tsr_dev_cl_queue(q), tsr_dev_cl_mem(src), offset, dst,
+                                   size, err);
     cl_event e = NULL;
     cl_int code =
         clEnqueueReadBuffer(tsr_dev_cl_queue(q), tsr_dev_cl_mem(src), blocking ? CL_TRUE : CL_FALSE,

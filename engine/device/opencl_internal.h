@@ -25,6 +25,26 @@ typedef enum tsr_cl_prog {
     TSR_CL_NPROGS,
 } tsr_cl_prog_t;
 
+/* The pinned staging pool of a device (opencl_stage.c). */
+#define TSR_CL_STAGE_MAX 4
+enum {
+    TSR_CL_STAGE_UNTRIED = 0, /* made on first use */
+    TSR_CL_STAGE_READY,
+    TSR_CL_STAGE_FAILED, /* could not be made: direct copies (note says why) */
+    TSR_CL_STAGE_OFF,    /* not used (CPU devices by default): direct copies */
+};
+typedef struct tsr_cl_stage {
+    cl_command_queue mapq;           /* maps and unmaps the buffers */
+    cl_mem mem[TSR_CL_STAGE_MAX];    /* CL_MEM_ALLOC_HOST_PTR, piece bytes each */
+    void *ptr[TSR_CL_STAGE_MAX];     /* mapped for the pool's lifetime */
+    cl_event done[TSR_CL_STAGE_MAX]; /* buffer i's last transfer (NULL: none) */
+    unsigned count, next;
+    size_t piece;
+    int state; /* TSR_CL_STAGE_* */
+    char note[256];
+    uint64_t staged_bytes, direct_bytes;
+} tsr_cl_stage_t;
+
 typedef struct tsr_cl_dev {
     cl_platform_id platform;
     cl_device_id device;
@@ -34,6 +54,7 @@ typedef struct tsr_cl_dev {
     bool fp64;                       /* cl_khr_fp64 */
     uint64_t max_alloc;              /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t local_mem;              /* CL_DEVICE_LOCAL_MEM_SIZE (per work-group) */
+    tsr_cl_stage_t stage;            /* pinned staging of host copies (opencl_stage.c) */
 } tsr_cl_dev_t;
 
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_ERROR" for codes it does not know. */
@@ -52,6 +73,30 @@ tsr_status_t tsr_dev_cl_program(tsr_dev_t *dev, tsr_cl_prog_t which, cl_program 
  * tsr_dev_cl_program, and by tests to check how build errors surface. */
 tsr_status_t tsr_dev_cl_build(tsr_dev_t *dev, const char *name, const char *text, size_t len,
                               cl_program *out, tsr_error_t *err);
+
+/* ---- pinned staging of host copies (opencl_stage.c) ---------------------------- */
+
+/* Queues a copy of size bytes of pageable host memory into dst at dst_off
+ * on cq through the staging buffers (a blocking write when staging is off
+ * or unavailable); returns when src may be reused. */
+tsr_status_t tsr_dev_cl_upload(tsr_dev_t *dev, cl_command_queue cq, cl_mem dst, size_t dst_off,
+                               const void *src, size_t size, tsr_error_t *err);
+/* Copies size bytes of src at src_off into host memory after what is
+ * queued on cq; returns when they are in dst. */
+tsr_status_t tsr_dev_cl_download(tsr_dev_t *dev, cl_command_queue cq, cl_mem src, size_t src_off,
+                                 void *dst, size_t size, tsr_error_t *err);
+/* Whether copies go through the pool (making it on first call). */
+bool tsr_dev_cl_stage_active(tsr_dev_t *dev);
+/* count buffers of piece bytes (made on next use); piece 0: off. */
+tsr_status_t tsr_dev_cl_stage_config(tsr_dev_t *dev, size_t piece, unsigned count,
+                                     tsr_error_t *err);
+/* Why copies are direct ("" while staging works or has not been tried). */
+const char *tsr_dev_cl_stage_note(const tsr_dev_t *dev);
+/* Bytes copied through the pool / directly by these functions. */
+void tsr_dev_cl_stage_stats(const tsr_dev_t *dev, uint64_t *staged, uint64_t *direct);
+/* opencl.c: defaults at open (TSR_OPENCL_STAGE), release at close. */
+void tsr_dev_cl_stage_defaults(tsr_dev_t *dev);
+void tsr_dev_cl_stage_free(tsr_dev_t *dev);
 
 static inline tsr_cl_dev_t *tsr_dev_cl(const tsr_dev_t *dev)
 {

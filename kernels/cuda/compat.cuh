@@ -10,7 +10,7 @@
  * claiming, retry lists, 128-bit sums, warp reductions) on every machine.
  *
  * Rules for code behind this header:
- *  - warp collectives (tsr_match_any, tsr_ballot, tsr_any, tsr_shfl_u64) are
+ *  - warp collectives (tsr_match_any[_u64], tsr_ballot, tsr_any, tsr_shfl_u64) are
  *    called by all 32 lanes of the warp (full mask): loops around them have a
  *    warp-uniform trip count and inactive lanes pass neutral values;
  *  - register arrays are indexed with constants only (TSR_UNROLL loops);
@@ -101,6 +101,12 @@ TSR_DEV void tsr_atom_add_f64(double *p, double v)
 TSR_DEV uint32_t tsr_match_any(uint32_t v)
 {
     return __match_any_sync(0xffffffffu, v);
+}
+/* Lanes whose 64-bit v equals this lane's (hash aggregation groups lanes by
+ * their key's hash: one MATCH.ANY.U64). */
+TSR_DEV uint32_t tsr_match_any_u64(uint64_t v)
+{
+    return __match_any_sync(0xffffffffu, (unsigned long long)v);
 }
 TSR_DEV uint32_t tsr_ballot(int pred)
 {

@@ -11,14 +11,20 @@
  * Block sizes are bounded (launch bounds) so the compiler keeps each thread
  * within 64 registers: the global kernel runs 256-thread blocks, several per
  * multiprocessor; a local kernel one large block per multiprocessor, because
- * its shared-memory table takes most of the multiprocessor's shared memory.
+ * its shared-memory table takes most of the multiprocessor's shared memory;
+ * the regs kernel (hashagg_regs.cuh) one block of up to 512 threads with
+ * 128 registers each (its per-thread partials take the shared memory).
  */
 #include <cuda_runtime.h>
 
 #include "hashagg.cuh"
+#include "hashagg_regs.cuh"
 
 #define HA_GLOBAL_MAX_BLOCK 256
 #define HA_LOCAL_MAX_BLOCK 1024
+/* regs: up to 128 registers a thread; its shared region fits about 512
+ * threads, so one block of 512 per multiprocessor */
+#define HA_REGS_MAX_BLOCK 512
 
 extern __shared__ uint64_t tsr_k_ha_shared[];
 
@@ -37,25 +43,49 @@ __global__ void __launch_bounds__(HA_GLOBAL_MAX_BLOCK, 4)
 __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     tsr_k_ha_local_1(const __grid_constant__ tsr_cuda_ha_view_t v)
 {
-    ha_local_body(&v, tsr_k_ha_shared, 1, 0);
+    ha_local_body(&v, tsr_k_ha_shared, 1, HA_MODE_LANE);
 }
 
 __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     tsr_k_ha_local_n(const __grid_constant__ tsr_cuda_ha_view_t v)
 {
-    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, 0);
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, HA_MODE_LANE);
 }
 
 __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     tsr_k_ha_warp_1(const __grid_constant__ tsr_cuda_ha_view_t v)
 {
-    ha_local_body(&v, tsr_k_ha_shared, 1, 1);
+    ha_local_body(&v, tsr_k_ha_shared, 1, HA_MODE_WARP);
 }
 
 __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     tsr_k_ha_warp_n(const __grid_constant__ tsr_cuda_ha_view_t v)
 {
-    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, 1);
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, HA_MODE_WARP);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_coop_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, 1, HA_MODE_COOP);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_coop_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, HA_MODE_COOP);
+}
+
+__global__ void __launch_bounds__(HA_REGS_MAX_BLOCK, 1)
+    tsr_k_ha_regs_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_regs_body(&v, tsr_k_ha_shared, 1);
+}
+
+__global__ void __launch_bounds__(HA_REGS_MAX_BLOCK, 1)
+    tsr_k_ha_regs_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_regs_body(&v, tsr_k_ha_shared, v.nkeys);
 }
 
 __global__ void tsr_k_ha_persist(const __grid_constant__ tsr_cuda_ha_view_t v, uint32_t nblocks)
@@ -78,9 +108,20 @@ static const void *ha_kernel(tsr_cuda_ha_kernel_t which, uint32_t nkeys)
         return one ? (const void *)tsr_k_ha_local_1 : (const void *)tsr_k_ha_local_n;
     case TSR_CUDA_HA_LOCAL_WARP:
         return one ? (const void *)tsr_k_ha_warp_1 : (const void *)tsr_k_ha_warp_n;
+    case TSR_CUDA_HA_LOCAL_COOP:
+        return one ? (const void *)tsr_k_ha_coop_1 : (const void *)tsr_k_ha_coop_n;
+    case TSR_CUDA_HA_REGS:
+        return one ? (const void *)tsr_k_ha_regs_1 : (const void *)tsr_k_ha_regs_n;
     default:
         return NULL;
     }
+}
+
+static unsigned ha_max_block(tsr_cuda_ha_kernel_t which)
+{
+    return which == TSR_CUDA_HA_GLOBAL ? HA_GLOBAL_MAX_BLOCK
+           : which == TSR_CUDA_HA_REGS ? HA_REGS_MAX_BLOCK
+                                       : HA_LOCAL_MAX_BLOCK;
 }
 
 extern "C" cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t nkeys,
@@ -88,7 +129,7 @@ extern "C" cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t 
 {
     const void *fn = ha_kernel(which, nkeys);
     *blocks_per_sm = 0;
-    if (!fn || block > (which == TSR_CUDA_HA_GLOBAL ? HA_GLOBAL_MAX_BLOCK : HA_LOCAL_MAX_BLOCK))
+    if (!fn || block > ha_max_block(which))
         return cudaErrorInvalidValue;
     /* The limit is the function's, not a launch's: raise it to the device's
      * maximum once, so aggregations of different layouts (different shared
@@ -130,6 +171,18 @@ extern "C" cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_
             tsr_k_ha_warp_1<<<grid, block, shmem, s>>>(*v);
         else
             tsr_k_ha_warp_n<<<grid, block, shmem, s>>>(*v);
+        break;
+    case TSR_CUDA_HA_LOCAL_COOP:
+        if (one)
+            tsr_k_ha_coop_1<<<grid, block, shmem, s>>>(*v);
+        else
+            tsr_k_ha_coop_n<<<grid, block, shmem, s>>>(*v);
+        break;
+    case TSR_CUDA_HA_REGS:
+        if (one)
+            tsr_k_ha_regs_1<<<grid, block, shmem, s>>>(*v);
+        else
+            tsr_k_ha_regs_n<<<grid, block, shmem, s>>>(*v);
         break;
     default:
         return cudaErrorInvalidValue;

@@ -47,6 +47,12 @@
  *  - local+warp: the same, and the lanes of a warp whose rows share a group
  *    combine their values with shuffles before one lane updates the shared
  *    entry (very few groups, where a warp's lanes would all hit one address).
+ *  - local+coop: the same table, probed warp-cooperatively: the warp's lanes
+ *    are grouped by key first (match on the hash, confirmed on the key), one
+ *    leader per distinct key probes in a converged loop and claims, and the
+ *    group's rows go to the entry combined (as local+warp) when some key
+ *    repeats in the warp, else each lane updates its entry itself.
+ *  - regs (hashagg_regs.cuh): very few groups; per-thread partial states.
  *
  * The shared-memory table is keyed by the key tuple itself, so a row whose
  * group is already in it never touches the global table:
@@ -89,6 +95,14 @@
 /* ha_local_find's answers besides an entry index */
 #define HA_L_GLOBAL (-1)  /* no entry: update the global slot *gs */
 #define HA_L_RETRIED (-2) /* the row went to the retry list: touch nothing */
+/* ha_coop_probe's answers besides an entry index */
+#define HA_L_SLOW (-3)    /* take the per-lane path (claim, wait for a busy entry, not found) */
+#define HA_L_NONE (-4)    /* this lane does not probe (not a leader) */
+#define HA_L_PENDING (-5) /* still probing */
+/* update modes of ha_local_body */
+#define HA_MODE_LANE 0
+#define HA_MODE_WARP 1
+#define HA_MODE_COOP 2
 
 TSR_DEV uint32_t ha_bit(const uint64_t *bm, uint32_t i)
 {
@@ -523,6 +537,104 @@ TSR_DEV int32_t ha_local_find(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint6
     return HA_L_GLOBAL;
 }
 
+/* The steady state of ha_local_find for the lanes with probe set, in a loop
+ * whose trip count is the warp's (all 32 lanes call it): each trip, every
+ * lane still searching checks one entry, so the lanes stay converged. An
+ * entry that is empty or busy, or no match within HA_L_PROBES, answers
+ * HA_L_SLOW: the lane then takes ha_local_find (rare once the block's table
+ * holds its groups). */
+TSR_DEV int32_t ha_coop_probe(const tsr_cuda_ha_view_t *v, uint32_t nkeys, const uint64_t *tag,
+                              const uint64_t *lkeys, const uint32_t *lvm, const uint64_t *k,
+                              uint32_t vm, uint64_t h, int probe)
+{
+    const uint32_t ls = v->lslots, lmask = ls - 1;
+    const uint64_t want = HA_L_READY | h;
+    uint32_t pos = (uint32_t)(h >> 40) & lmask; /* as ha_local_find */
+    int32_t res = probe ? HA_L_PENDING : HA_L_NONE;
+    for (uint32_t p = 0; p < HA_L_PROBES; p++) {
+        if (!tsr_any(res == HA_L_PENDING))
+            break;
+        if (res == HA_L_PENDING) {
+            uint64_t cur = tsr_ld_volatile_u64(tag + pos);
+            if (cur == want && tsr_ld_volatile_u32(lvm + pos) == vm) {
+                int eq = 1;
+                TSR_UNROLL
+                for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+                    if (c < nkeys && tsr_ld_volatile_u64(lkeys + (uint64_t)c * ls + pos) != k[c])
+                        eq = 0;
+                if (eq)
+                    res = (int32_t)pos;
+            } else if (cur == HA_L_EMPTY || cur == HA_L_BUSY) {
+                res = HA_L_SLOW;
+            }
+            if (res == HA_L_PENDING)
+                pos = (pos + 1) & lmask;
+        }
+    }
+    return res == HA_L_PENDING ? HA_L_SLOW : res;
+}
+
+/* One row per lane (act: the lane has one) into the block's table,
+ * warp-cooperatively (local+coop; all 32 lanes call it). Lanes are grouped
+ * by hash and the group confirmed against its leader's key (a lane whose key
+ * differs despite the hash forms a group of its own), so a group is exactly
+ * the lanes of one key; its leader finds or claims the entry and the others
+ * take the answer by shuffle. A row that had to be retried takes its whole
+ * group with it: each member appends its own row. */
+TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *tag,
+                         uint64_t *lkeys, uint32_t *lgs, uint32_t *lvm, int64_t *lst,
+                         uint32_t *blk_new, int act, uint32_t row, uint64_t k0, const uint64_t *pf)
+{
+    const uint32_t lane = TSR_LANE, ls = v->lslots;
+    uint64_t k[TSR_CUDA_HA_MAX_KEYS] = {0};
+    uint32_t vm = 0;
+    uint64_t h = 0;
+    if (act) {
+        vm = ha_key(v, nkeys, row, k0, k);
+        h = ha_hash(k, vm, nkeys);
+    }
+    const uint32_t actm = tsr_ballot(act);
+    uint32_t peers = tsr_match_any_u64(h);
+    peers = act ? peers & actm : 1u << lane;
+    uint32_t lead = tsr_ffs(peers) - 1;
+    int diff = (uint32_t)tsr_shfl_u64(vm, lead) != vm;
+    TSR_UNROLL
+    for (uint32_t c = 0; c < TSR_CUDA_HA_MAX_KEYS; c++)
+        if (c < nkeys && tsr_shfl_u64(k[c], lead) != k[c])
+            diff = 1;
+    const uint32_t odd = tsr_ballot(act && diff); /* 64-bit hash collisions in the warp */
+    peers = (act && diff) ? 1u << lane : peers & ~odd;
+    lead = tsr_ffs(peers) - 1;
+    const int leader = act && lead == lane;
+
+    int32_t li = ha_coop_probe(v, nkeys, tag, lkeys, lvm, k, vm, h, leader);
+    int64_t gs = -1;
+    if (li == HA_L_SLOW) {
+        li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row, k, vm, h, &gs, blk_new);
+        if (li == HA_L_GLOBAL && gs < 0) {
+            gs = ha_find_slot(v, nkeys, row, k, vm, h, blk_new);
+            if (gs < 0)
+                li = HA_L_RETRIED;
+        }
+    }
+    li = (int32_t)(uint32_t)tsr_shfl_u64((uint32_t)li, lead);
+    gs = (int64_t)tsr_shfl_u64((uint64_t)gs, lead);
+    if (act && !leader && li == HA_L_RETRIED) /* the leader's row is on the list already */
+        v->retry[tsr_atom_add_u32(v->counters + TSR_CUDA_CNT_FAIL, 1)] = row;
+    const int ok = act && li != HA_L_RETRIED;
+    if (tsr_any(act && (peers & (peers - 1u)) != 0)) {
+        ha_target_t t = {lst, ls, li, gs};
+        ha_warp_apply(v, ok, peers, &t, row, pf);
+    } else {
+        /* every key once in the warp: nothing to combine, no reductions */
+        TSR_SYNC_WARP();
+        if (ok && li >= 0)
+            ha_apply_row(v, lst + li, ls, row, pf);
+        else if (ok)
+            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf);
+    }
+}
+
 /* Folds a block's entry (states at l, stride ls) into the global group at g. */
 TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls, int64_t *g)
 {
@@ -549,8 +661,10 @@ TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls,
 /* Each block folds rows [b*rows_per_block, +rows_per_block) into its
  * shared-memory table, then the table into the global states. sh: dynamic
  * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
- * directly (no sel: retry rounds use the global kernel). */
-TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys, int warp)
+ * directly (no sel: retry rounds use the global kernel). mode: how a warp's
+ * rows reach the table (HA_MODE_LANE: each lane alone; _WARP: lanes of one
+ * entry combined; _COOP: ha_coop_row). */
+TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys, int mode)
 {
     const uint32_t ls = v->lslots, tid = TSR_TID, bdim = TSR_BDIM, lane = TSR_LANE;
     uint64_t *tag = sh;
@@ -588,6 +702,11 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         }
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
+            if (mode == HA_MODE_COOP) {
+                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[u], row[u], k0[u],
+                            pf[u]);
+                continue;
+            }
             int32_t li = HA_L_RETRIED;
             int64_t gs = -1;
             if (act[u]) {
@@ -601,7 +720,7 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                         li = HA_L_RETRIED;
                 }
             }
-            if (!warp) {
+            if (mode == HA_MODE_LANE) {
                 /* the updates converged (1 instruction for 32 lanes, not 4-8) */
                 TSR_SYNC_WARP();
                 if (li >= 0)

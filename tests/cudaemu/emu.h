@@ -40,6 +40,7 @@ extern _Thread_local tsr_emu_thread_t tsr_emu_self;
 
 void tsr_emu_syncthreads(void);
 uint32_t tsr_emu_match_any(uint32_t v);
+uint32_t tsr_emu_match_any_u64(uint64_t v);
 uint32_t tsr_emu_ballot(int pred);
 uint64_t tsr_emu_shfl(uint64_t v, uint32_t src);
 /* Lets the block's other threads run (spin-wait pauses). */
@@ -152,6 +153,10 @@ TSR_DEV void tsr_atom_add_f64(double *p, double v)
 TSR_DEV uint32_t tsr_match_any(uint32_t v)
 {
     return tsr_emu_match_any(v);
+}
+TSR_DEV uint32_t tsr_match_any_u64(uint64_t v)
+{
+    return tsr_emu_match_any_u64(v);
 }
 TSR_DEV uint32_t tsr_ballot(int pred)
 {

@@ -10,6 +10,7 @@
 #include "fill.cuh"
 #include "filter.cuh"
 #include "hashagg.cuh"
+#include "hashagg_regs.cuh"
 #include "hashjoin.cuh"
 #include "hashmap.cuh"
 #include "partition.cuh"
@@ -24,13 +25,25 @@ static void emu_ha_global(const void *a, void *sh)
 static void emu_ha_local(const void *a, void *sh)
 {
     const tsr_cuda_ha_view_t *v = a;
-    ha_local_body(v, sh, v->nkeys, 0);
+    ha_local_body(v, sh, v->nkeys, HA_MODE_LANE);
 }
 
 static void emu_ha_warp(const void *a, void *sh)
 {
     const tsr_cuda_ha_view_t *v = a;
-    ha_local_body(v, sh, v->nkeys, 1);
+    ha_local_body(v, sh, v->nkeys, HA_MODE_WARP);
+}
+
+static void emu_ha_coop(const void *a, void *sh)
+{
+    const tsr_cuda_ha_view_t *v = a;
+    ha_local_body(v, sh, v->nkeys, HA_MODE_COOP);
+}
+
+static void emu_ha_regs(const void *a, void *sh)
+{
+    const tsr_cuda_ha_view_t *v = a;
+    ha_regs_body(v, sh, v->nkeys);
 }
 
 typedef struct emu_persist_args {
@@ -67,9 +80,9 @@ cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_ha_kernel_t
                                unsigned grid, unsigned block, size_t shmem, cudaStream_t s)
 {
     static const tsr_emu_kernel_fn fns[TSR_CUDA_HA_NKERNELS] = {
-        [TSR_CUDA_HA_GLOBAL] = emu_ha_global,
-        [TSR_CUDA_HA_LOCAL] = emu_ha_local,
-        [TSR_CUDA_HA_LOCAL_WARP] = emu_ha_warp,
+        [TSR_CUDA_HA_GLOBAL] = emu_ha_global,   [TSR_CUDA_HA_LOCAL] = emu_ha_local,
+        [TSR_CUDA_HA_LOCAL_WARP] = emu_ha_warp, [TSR_CUDA_HA_LOCAL_COOP] = emu_ha_coop,
+        [TSR_CUDA_HA_REGS] = emu_ha_regs,
     };
     if ((unsigned)which >= TSR_CUDA_HA_NKERNELS)
         return cudaErrorInvalidValue;

@@ -222,6 +222,12 @@ uint32_t tsr_emu_match_any(uint32_t v)
     return (uint32_t)emu_collective(EMU_MATCH, v, 0);
 }
 
+/* The full 64 bits are compared (emu_collective keeps them). */
+uint32_t tsr_emu_match_any_u64(uint64_t v)
+{
+    return (uint32_t)emu_collective(EMU_MATCH, v, 0);
+}
+
 uint32_t tsr_emu_ballot(int pred)
 {
     return (uint32_t)emu_collective(EMU_BALLOT, pred != 0, 0);

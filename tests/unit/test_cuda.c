@@ -34,6 +34,7 @@
 #ifdef TSR_HAVE_CUDA
 #include "device/cuda_internal.h"
 #include "device/cuda_kernels.h"
+#include "device/hashagg_cuda_internal.h"
 #endif
 #ifdef TSR_CUDA_EMU
 #include "emu.h"
@@ -318,6 +319,176 @@ ON_ALL(nan_order)
 ON_ALL(hash_collisions)
 ON_CUDA(bad_args, _auto, TSR_DEV_HASHAGG_AUTO, false)
 ON_CUDA(alloc_failures, _auto, TSR_DEV_HASHAGG_AUTO, false)
+
+/* ---- kernel variants (TSR_CUDA_HASHAGG, docs/devices.md) ---------------------------- */
+
+/* Few groups, the regs kernel's range: every group listed (8 keys, narrow
+ * layout), a mix of listed and unlisted groups (20 keys; 2 keys x 3 values
+ * with NULL keys and a wide layout: fewer listed), skew, NULL values, NaN,
+ * no keys at all (one group); several update calls, so later launches find
+ * the groups in the table. */
+static void case_few_groups(const hm_ctx_t *c)
+{
+    gen_t g = {.n = 40009, .nkeys = 1, .key_range = 8, .naggs = 3, .val_null_pct = 5, .seed = 61};
+    hm_run_gen(c, &g, 4);
+    g = (gen_t){.n = 30011,
+                .nkeys = 2,
+                .key_range = 3,
+                .skew_pct = 90,
+                .key_null_pct = 10,
+                .val_null_pct = 20,
+                .nan = true,
+                .naggs = 5,
+                .seed = 62};
+    hm_run_gen(c, &g, 3);
+    g = (gen_t){.n = 20011, .nkeys = 1, .key_range = 20, .naggs = 2, .seed = 63};
+    hm_run_gen(c, &g, 3);
+    g = (gen_t){.n = 10007, .nkeys = 0, .val_null_pct = 10, .nan = true, .seed = 64};
+    hm_run_gen(c, &g, 3);
+}
+
+/* Keys in runs of 4 and 16 equal rows, far more groups than the table's
+ * first 1024 slots, in one launch: a warp holds a few rows of each of
+ * several new keys when the table fills up, so whole groups of lanes of one
+ * key go to the retry list (the coop kernel's leader and its members). */
+static void case_key_runs(const hm_ctx_t *c)
+{
+    static const size_t runs[] = {4, 16};
+    for (size_t r = 0; r < 2; r++) {
+        gen_t g = {.n = 40009, .nkeys = 1 + r, .key_range = 2, .naggs = 4, .seed = 70 + r};
+        if (r)
+            g.key_null_pct = 5;
+        data_t d;
+        data_make(&g, &d);
+        for (size_t i = 0; i < d.n; i++)
+            d.keys[0][i] = (i / runs[r]) * 0x9e3779b97f4a7c15ULL;
+        hm_run_case(c, &d, 1);
+        data_free(&d);
+    }
+}
+
+static int variant_teardown(void **state)
+{
+    (void)state;
+    unsetenv(CU_HA_ENV);
+    return 0;
+}
+
+/* Runs case fn with every launch on kernel `variant` (except retry rounds). */
+static void run_variant(void **state, const char *variant, void (*fn)(const hm_ctx_t *),
+                        bool devrows)
+{
+    fixture_t *f = *state;
+    cuda_dev(state);
+    assert_int_equal(setenv(CU_HA_ENV, variant, 1), 0);
+    f->strategy = TSR_DEV_HASHAGG_AUTO;
+    f->device_rows = devrows;
+    run_on(state, fn);
+    unsetenv(CU_HA_ENV);
+}
+
+#define ON_VARIANT(fn, variant)                                                                    \
+    static void test_##fn##_##variant(void **state)                                                \
+    {                                                                                              \
+        run_variant(state, #variant, hm_case_##fn, false);                                         \
+    }
+#define ON_VARIANTS(fn)                                                                            \
+    ON_VARIANT(fn, lane) ON_VARIANT(fn, warp) ON_VARIANT(fn, coop) ON_VARIANT(fn, regs)
+#define hm_case_few_groups case_few_groups
+#define hm_case_key_runs case_key_runs
+/* every case with each variant, except where the forced kernel is the one a
+ * _local or _auto test above already runs (lane with many groups) or the case
+ * adds little to key_runs for the time it takes under ASan */
+ON_VARIANTS(few_groups)
+ON_VARIANTS(key_runs)
+ON_VARIANT(sizes, coop)
+ON_VARIANT(sizes, regs)
+ON_VARIANT(skewed, warp)
+ON_VARIANT(skewed, coop)
+ON_VARIANT(skewed, regs)
+ON_VARIANT(many_groups, coop)
+ON_VARIANTS(composite_nulls)
+ON_VARIANTS(null_values)
+ON_VARIANTS(no_keys)
+ON_VARIANTS(sum_overflow)
+ON_VARIANTS(nan_order)
+ON_VARIANTS(hash_collisions)
+
+/* The new kernels over rows from device memory, several launches per call. */
+static void test_few_groups_coop_dev(void **state)
+{
+    run_variant(state, "coop", case_few_groups, true);
+}
+
+static void test_few_groups_regs_dev(void **state)
+{
+    run_variant(state, "regs", case_few_groups, true);
+}
+
+/* The names, an unknown one, and AUTO's choice as groups appear. */
+static void test_variant_pick(void **state)
+{
+    tsr_dev_t *dev = cuda_dev(state);
+    assert_int_equal(tsr_hashagg_cuda_variant(NULL), -1);
+    assert_int_equal(tsr_hashagg_cuda_variant(""), -1);
+    assert_int_equal(tsr_hashagg_cuda_variant("auto"), -1);
+    assert_int_equal(tsr_hashagg_cuda_variant("global"), TSR_CUDA_HA_GLOBAL);
+    assert_int_equal(tsr_hashagg_cuda_variant("lane"), TSR_CUDA_HA_LOCAL);
+    assert_int_equal(tsr_hashagg_cuda_variant("warp"), TSR_CUDA_HA_LOCAL_WARP);
+    assert_int_equal(tsr_hashagg_cuda_variant("coop"), TSR_CUDA_HA_LOCAL_COOP);
+    assert_int_equal(tsr_hashagg_cuda_variant("regs"), TSR_CUDA_HA_REGS);
+    assert_int_equal(tsr_hashagg_cuda_variant("Regs"), -2);
+
+    tsr_dev_hashagg_spec_t spec = {.nkeys = 1, .naggs = 3};
+    spec.aggs[0] = (tsr_dev_agg_spec_t){TSR_DEV_AGG_SUM, TSR_TYPE_INT64};
+    spec.aggs[1] = (tsr_dev_agg_spec_t){TSR_DEV_AGG_COUNT_STAR, TSR_TYPE_INT64};
+    spec.aggs[2] = (tsr_dev_agg_spec_t){TSR_DEV_AGG_SUM, TSR_TYPE_DOUBLE};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_dev_hashagg_t *ha = NULL;
+    assert_int_equal(setenv(CU_HA_ENV, "fastest", 1), 0);
+    assert_int_equal(tsr_dev_hashagg_create(dev, &spec, &ha, &err), TSR_ERR_INVALID_ARG);
+    assert_null(ha);
+    assert_non_null(strstr(err.message, "TSR_CUDA_HASHAGG=fastest"));
+    unsetenv(CU_HA_ENV);
+
+    /* the benchmark's layout (SUM, COUNT(*), SUM of a double) over 8 keys */
+    assert_int_equal(tsr_dev_hashagg_create(dev, &spec, &ha, &err), TSR_OK);
+    const cu_ha_t *h = ha->impl;
+    assert_true(h->rgroups >= 8);
+    assert_int_equal(tsr_hashagg_cuda_pick(ha), TSR_CUDA_HA_LOCAL_WARP); /* no group yet */
+    enum { N = 5000 };
+    static uint64_t k[N], v[N];
+    for (size_t i = 0; i < N; i++) {
+        k[i] = i % 8;
+        v[i] = i;
+    }
+    tsr_dev_hashagg_rows_t rows = {.n = N};
+    rows.keys[0] = k;
+    rows.values[0] = v;
+    rows.values[2] = v;
+    assert_int_equal(tsr_dev_hashagg_update(ha, NULL, &rows, &err), TSR_OK);
+    assert_int_equal(tsr_dev_hashagg_ngroups(ha), 8);
+    assert_int_equal(tsr_hashagg_cuda_pick(ha), TSR_CUDA_HA_REGS);
+    for (size_t i = 0; i < N; i++)
+        k[i] = i % 40;
+    assert_int_equal(tsr_dev_hashagg_update(ha, NULL, &rows, &err), TSR_OK);
+    assert_int_equal(tsr_dev_hashagg_ngroups(ha), 40);
+    assert_int_equal(tsr_hashagg_cuda_pick(ha), TSR_CUDA_HA_LOCAL_WARP);
+    tsr_dev_hashagg_destroy(ha);
+    ha = NULL;
+
+    /* forced: every launch, whatever the groups */
+    assert_int_equal(setenv(CU_HA_ENV, "coop", 1), 0);
+    assert_int_equal(tsr_dev_hashagg_create(dev, &spec, &ha, &err), TSR_OK);
+    assert_int_equal(tsr_hashagg_cuda_pick(ha), TSR_CUDA_HA_LOCAL_COOP);
+    tsr_dev_hashagg_destroy(ha);
+    assert_int_equal(setenv(CU_HA_ENV, "regs", 1), 0);
+    assert_int_equal(tsr_dev_hashagg_create(dev, &spec, &ha, &err), TSR_OK);
+    assert_int_equal(tsr_hashagg_cuda_pick(ha), TSR_CUDA_HA_REGS);
+    tsr_dev_hashagg_destroy(ha);
+    unsetenv(CU_HA_ENV);
+}
 
 /* The device-memory entry point refuses what it cannot read. */
 static void test_device_rows_bad_args(void **state)
@@ -771,6 +942,9 @@ static void test_emu_no_default_stream(void **state)
     cmocka_unit_test(test_##fn##_auto), cmocka_unit_test(test_##fn##_global),                      \
         cmocka_unit_test(test_##fn##_local), cmocka_unit_test(test_##fn##_dev)
 
+#define VARIANT(fn, variant) cmocka_unit_test_teardown(test_##fn##_##variant, variant_teardown)
+#define VARIANTS(fn) VARIANT(fn, lane), VARIANT(fn, warp), VARIANT(fn, coop), VARIANT(fn, regs)
+
 #ifndef TSR_HAVE_CUDA
 static void test_nothing(void **state)
 {
@@ -799,6 +973,23 @@ int main(void)
         cmocka_unit_test(test_alloc_failures_auto),
         cmocka_unit_test(test_device_rows_bad_args),
         cmocka_unit_test(test_map),
+        VARIANTS(few_groups),
+        VARIANTS(key_runs),
+        VARIANT(sizes, coop),
+        VARIANT(sizes, regs),
+        VARIANT(skewed, warp),
+        VARIANT(skewed, coop),
+        VARIANT(skewed, regs),
+        VARIANT(many_groups, coop),
+        VARIANTS(composite_nulls),
+        VARIANTS(null_values),
+        VARIANTS(no_keys),
+        VARIANTS(sum_overflow),
+        VARIANTS(nan_order),
+        VARIANTS(hash_collisions),
+        cmocka_unit_test_teardown(test_few_groups_coop_dev, variant_teardown),
+        cmocka_unit_test_teardown(test_few_groups_regs_dev, variant_teardown),
+        cmocka_unit_test_teardown(test_variant_pick, variant_teardown),
 #ifdef TSR_CUDA_EMU
         cmocka_unit_test(test_emu_faults_hashagg),
         cmocka_unit_test(test_emu_faults_device_rows),
