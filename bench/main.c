@@ -141,16 +141,22 @@ static const suite_t SUITES[] = {
      "  --json        one JSON object per figure and line\n",
      false, tsr_bench_suite_lock},
     {"kv", "kv store: local get/insert/batch rates, one-sided remote get latency",
-     "usage: tessera-bench kv [--rows N] [--json]\n"
+     "usage: tessera-bench kv [--rows N] [--threads T] [--json]\n"
      "\n"
      "Local, one thread, 8-byte keys and values: insert, get, batch insert and batch\n"
      "get rates over N keys; durable inserts (fdatasync group commit, 4 threads) in a\n"
      "temporary data dir. Remote: forks an owner process (CPU 1) with 100,000 keys of\n"
      "64-byte values over UCX (tcp and sm; TSR_BENCH_TLS=tcp|sm picks one) and measures\n"
      "one-sided tsr_kv_remote_get p50/p99 against a raw tsr_rma_get of the same bytes\n"
-     "(the ratio). Every value read is checked (docs/kv.md).\n"
+     "(the ratio). Client processes: 1..32 processes against one owner do remote gets\n"
+     "and one-write transactions (puts) on the Redis peer's keys: ops/s, p50/p99, CPU\n"
+     "per op (bench/peers/kv_peers.sh). Every value read is checked (docs/kv.md).\n"
+     "Environment: TSR_BENCH_KV_ONLY=local,durable,clients,latency (phases),\n"
+     "TSR_BENCH_KV_CLIENTS=1,4,16, TSR_BENCH_KV_MS (per point, default 300),\n"
+     "TSR_BENCH_KV_CLIENT_SPIN (us), TSR_BENCH_TLS=tcp|sm.\n"
      "\n"
      "  --rows N      local keys (default 1M); remote samples N/50 (at least 2000)\n"
+     "  --threads T   most client processes (caps TSR_BENCH_KV_CLIENTS)\n"
      "  --json        one JSON object per figure and line\n",
      false, tsr_bench_suite_kv},
     {"txn", "transactions: SmallBank mix, txn/s, abort rate, p50/p99 latency, 1..T clients",
@@ -163,6 +169,13 @@ static const suite_t SUITES[] = {
      "retries; in memory, then durable (fdatasync group commit). A quarter of the\n"
      "customer draws go to 10 hot customers. Verified: the balances' total equals\n"
      "the start plus the committed deposits (docs/kv.md).\n"
+     "Remote phases: an owner process (in memory: remote, or fdatasync: remote_durable)\n"
+     "and client processes over UCX, one commit call per transaction\n"
+     "(bench/peers/txn_peers.sh runs durable,remote_durable next to PostgreSQL).\n"
+     "Environment: TSR_BENCH_TXN_ONLY=memory,durable,remote,remote_durable (default\n"
+     "all but remote_durable), TSR_BENCH_TXN_CLIENTS=1,4,16,\n"
+     "TSR_BENCH_TXN_CLIENT_MODE=threads (remote clients as threads),\n"
+     "TSR_BENCH_TXN_CLIENT_SPIN (us a client polls), TSR_BENCH_TLS=tcp|sm.\n"
      "\n"
      "  --keys K      customers (default 1000)\n"
      "  --threads T   most clients (default 8)\n"

@@ -31,8 +31,15 @@
  * the ratio says what the version check, the hashing and the probing cost over the wire's own round
  * trip.
  *
- * --rows N sets the local keys (default 1M) and the remote samples (N/50, at
- * least 2,000). Every get is checked (value bytes); exit 1 on a mismatch.
+ * Client processes (phase "clients": gets and puts by 1..32 client
+ * processes against one owner, the Redis peer's shape): suite_kv_clients.c,
+ * which documents its figures and TSR_BENCH_KV_CLIENTS, TSR_BENCH_KV_MS,
+ * TSR_BENCH_KV_CLIENT_SPIN. bench/peers/kv_peers.sh runs it next to Redis.
+ *
+ * TSR_BENCH_KV_ONLY: a comma list of phases (local, durable, clients,
+ * latency); all by default. --rows N sets the local keys (default 1M) and
+ * the remote samples (N/50, at least 2,000). Every get is checked (value
+ * bytes); exit 1 on a mismatch.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -41,55 +48,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "suite_kv_internal.h"
 #include "tessera/kv.h"
+#include "tessera/txn.h"
 #include "transport.h"
-
-#define K_RAWKEY 2
-#define K_DONE 3
-#define K_REMOTE_KEYS 100000u
-#define K_VAL 64u
-#define K_RAW_BYTES (32u << 20) /* about the table's region: same cache and TLB reach */
-
-static void pin_to(int cpu)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2)
-        return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu % n, &set);
-    (void)sched_setaffinity(0, sizeof(set), &set);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
-}
-
-static void remote_val(uint64_t k, unsigned char *v)
-{
-    for (unsigned i = 0; i < K_VAL; i++)
-        v[i] = (unsigned char)(k * 131 + i);
-}
-
-static int emit(tsr_bench_report_t *r, const char *name, const char *label, double v,
-                const char *unit, const char *peer, double pv, bool time_unit)
-{
-    tsr_bench_figure_t f = {name, label, v, unit, peer, pv, 0};
-    if (peer && pv > 0 && v > 0)
-        f.ratio = time_unit ? pv / v : v / pv;
-    return tsr_bench_report_emit(r, &f);
-}
 
 /* ---- local ----------------------------------------------------------------------- */
 
@@ -243,17 +209,16 @@ static int local_rates(tsr_bench_report_t *r, uint64_t n)
          0, false);
     emit(r, "batch_get_rate", "batch gets (8192 per call)", (double)n / bget, "ops/s", NULL, 0,
          false);
-    emit(r, "hot_get_rate", "gets, 4,096 keys (cache resident)", (double)n / hget, "ops/s", NULL,
-         0, false);
+    emit(r, "hot_get_rate", "gets, 4,096 keys (cache resident)", (double)n / hget, "ops/s", NULL, 0,
+         false);
     tsr_bench_report_note(r, "local phases: %.3f s wall, %.3f s CPU (the rates are wall-clock)",
                           tsr_bench_now() - w0, tsr_bench_cpu_now() - c0);
-    tsr_bench_report_note(r,
-                          "per CPU second (in memory, no log): insert %.2f M/s, get %.2f M/s, "
-                          "batch insert %.2f M/s, batch get %.2f M/s",
-                          cpu[0] > 0 ? (double)n / cpu[0] / 1e6 : 0,
-                          cpu[1] > 0 ? (double)n / cpu[1] / 1e6 : 0,
-                          cpu[2] > 0 ? (double)n / cpu[2] / 1e6 : 0,
-                          cpu[3] > 0 ? (double)n / cpu[3] / 1e6 : 0);
+    tsr_bench_report_note(
+        r,
+        "per CPU second (in memory, no log): insert %.2f M/s, get %.2f M/s, "
+        "batch insert %.2f M/s, batch get %.2f M/s",
+        cpu[0] > 0 ? (double)n / cpu[0] / 1e6 : 0, cpu[1] > 0 ? (double)n / cpu[1] / 1e6 : 0,
+        cpu[2] > 0 ? (double)n / cpu[2] / 1e6 : 0, cpu[3] > 0 ? (double)n / cpu[3] / 1e6 : 0);
     tsr_bench_report_note(r, "hot gets: %.2f M/s per CPU second", hcpu > 0 ? n / hcpu / 1e6 : 0);
     rc = 0;
 out_c:
@@ -300,15 +265,22 @@ static void s_done(void *arg, tsr_rpc_req_t *req)
 static int run_server(const char *tls, bool heap)
 {
     pin_to(1);
-    alarm(300);
+    alarm(600);
     kserver_t s = {0};
     tsr_error_t err;
     tsr_error_clear(&err);
-    tsr_transport_params_t p = {
-        .node_id = 1, .listen_host = "127.0.0.1", .tls = tls, .spin_us = 2000000};
+    /* TSR_BENCH_KV_SPIN: the clients phase lets the owner sleep after 100 us
+     * like any server (a one-sided get over shared memory needs no owner CPU,
+     * and a spinning owner would take a core from the clients) */
+    const char *spin = getenv("TSR_BENCH_KV_SPIN");
+    tsr_transport_params_t p = {.node_id = 1,
+                                .listen_host = "127.0.0.1",
+                                .tls = tls,
+                                .spin_us = spin ? (unsigned)atoi(spin) : 2000000};
     tsr_kv_store_t *st = NULL;
     tsr_kv_server_t *srv = NULL;
-    tsr_kv_table_t *t = NULL;
+    tsr_txn_server_t *ts = NULL;
+    tsr_kv_table_t *t = NULL, *tb = NULL;
     int rc = 1;
     if (tsr_transport_create(NULL, &p, &s.t, &err) != TSR_OK)
         goto out;
@@ -334,7 +306,24 @@ static int run_server(const char *tls, bool heap)
         if (tsr_kv_insert(t, &k, 8, v, K_VAL, NULL, NULL) != TSR_OK)
             goto out;
     }
-    if (tsr_kv_server_start(st, s.t, 0, &srv, NULL) != TSR_OK)
+    /* table "b": the Redis peer's keys ("key:%012u", 16 bytes), same values */
+    tsr_kv_table_params_t bp = {
+        .partitions = 1, .max_key = K_BKEY, .max_value = K_VAL, .capacity = K_REMOTE_KEYS};
+    if (tsr_kv_table_create(st, "b", &bp, NULL) != TSR_OK ||
+        tsr_kv_table_open(st, "b", &tb, NULL) != TSR_OK)
+        goto out;
+    for (uint64_t k = 0; k < K_REMOTE_KEYS; k++) {
+        char key[K_BKEY + 1];
+        bkey(k, key);
+        remote_val(k, v);
+        if (tsr_kv_insert(tb, key, K_BKEY, v, K_VAL, NULL, NULL) != TSR_OK)
+            goto out;
+    }
+    /* remote puts are one-write transactions: the txn server commits them
+     * in its handler (the store has no log: in memory, like Redis without
+     * persistence) */
+    if (tsr_kv_server_start(st, s.t, 0, &srv, NULL) != TSR_OK ||
+        tsr_txn_server_start(st, s.t, 0, &ts, NULL) != TSR_OK)
         goto out;
     tsr_rpc_register(s.t, K_RAWKEY, s_rawkey, &s, NULL);
     tsr_rpc_register(s.t, K_DONE, s_done, &s, NULL);
@@ -346,8 +335,10 @@ static int run_server(const char *tls, bool heap)
 out:
     if (rc)
         fprintf(stderr, "tessera: error: kv owner: %s\n", err.message);
+    tsr_txn_server_stop(ts);
     tsr_kv_server_stop(srv);
     tsr_kv_table_close(t);
+    tsr_kv_table_close(tb);
     tsr_kv_close(st);
     if (s.raw)
         tsr_region_unregister(s.t, s.raw);
@@ -458,18 +449,45 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
         return run_server(server_tls, getenv("TSR_BENCH_KV_HEAP") != NULL);
     uint64_t n = opts->rows ? opts->rows : 1000000;
     size_t samples = n / 50 < 2000 ? 2000 : (size_t)(n / 50);
+    /* TSR_BENCH_KV_ONLY: a comma list of phases (local, durable, clients,
+     * latency); all by default. bench/peers/kv_peers.sh runs "clients". */
+    const char *phases = getenv("TSR_BENCH_KV_ONLY");
+    bool do_local = !phases || strstr(phases, "local"),
+         do_dur = !phases || strstr(phases, "durable");
+    bool do_cli = !phases || strstr(phases, "clients"),
+         do_lat = !phases || strstr(phases, "latency");
+    int counts[16];
+    int ncounts = tsr_bench_kv_client_counts(opts->threads, counts);
+    const char *ms = getenv("TSR_BENCH_KV_MS");
+    double seconds = (ms ? atof(ms) : 300.0) / 1000.0;
+    if (ncounts < 0 || (do_cli && ncounts == 0) || seconds <= 0) {
+        tsr_bench_error("kv: TSR_BENCH_KV_CLIENTS must be counts 1..%d (e.g. 1,4,16) within "
+                        "--threads, TSR_BENCH_KV_MS a positive number",
+                        K_MAX_CLIENTS);
+        return TSR_BENCH_EXIT_USAGE;
+    }
     tsr_bench_report_t r;
     if (tsr_bench_report_init(&r, "kv", opts->json, stdout) != 0)
         return TSR_BENCH_EXIT_FAIL;
+    r.device = "cpu";
     tsr_bench_report_param_int(&r, "keys", (int64_t)n);
+    tsr_bench_report_param_int(&r, "remote_keys", K_REMOTE_KEYS);
+    tsr_bench_report_param_int(&r, "value_bytes", K_VAL);
+    tsr_bench_report_param_int(&r, "ms_per_point", (int64_t)(seconds * 1000));
+    tsr_bench_report_param_str(&r, "clients", "processes");
     tsr_bench_report_title(&r, "kv: %llu 8-byte keys locally; remote: %u keys, %u-byte values",
                            (unsigned long long)n, K_REMOTE_KEYS, K_VAL);
-    int rc = local_rates(&r, n);
-    if (rc == 0)
+    int rc = do_local ? local_rates(&r, n) : 0;
+    if (rc == 0 && do_dur)
         rc = durable_rate(&r, n / 50 < 4000 ? 4000 : n / 50);
     const char *only = getenv("TSR_BENCH_TLS");
     static const char *const sets[][2] = {{"tcp", "tcp"}, {"sm", "posix,cma,self,tcp"}};
-    for (size_t i = 0; rc == 0 && i < 2; i++) {
+    /* client processes first: the latency phase uses UCX in this process
+     * (and pins it), after which forking clients would not be safe */
+    for (size_t i = 0; do_cli && rc == 0 && i < 2; i++)
+        if (!only || strcmp(only, sets[i][0]) == 0)
+            rc = tsr_bench_kv_clients_phase(&r, sets[i][0], sets[i][1], counts, ncounts, seconds);
+    for (size_t i = 0; do_lat && rc == 0 && i < 2; i++) {
         if (only && strcmp(only, sets[i][0]) != 0)
             continue;
         pin_to(0);

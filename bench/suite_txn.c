@@ -20,47 +20,35 @@
  * durable (a data dir, fdatasync group commit: a commit returns once its
  * record is on disk). Verified: the total of all balances equals the start
  * plus the net deposits of every committed transaction.
+ *
+ * Remote phases (remote_<tls>, remote_durable_<tls>: an owner process and
+ * client processes over UCX): suite_txn_remote.c.
+ * Environment: TSR_BENCH_TXN_CLIENTS="1,4,16" picks the client counts
+ * (default 1, 2, 4, ..., --threads); TSR_BENCH_TXN_ONLY="durable,remote_durable"
+ * picks phases (memory, durable, remote, remote_durable; default all but
+ * remote_durable); TSR_BENCH_TLS=tcp|sm one transport set.
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "suite_txn_internal.h"
 #include "tessera/kv.h"
 #include "tessera/txn.h"
-#include "transport.h" /* tessera_txn is built with the transport (a stub without it) */
-
-#define HOT 10
-#define START_BAL 10000
-
-typedef struct client {
-    tsr_txn_db_t *db;
-    uint64_t customers;
-    uint64_t seed;
-    double until;
-    int64_t delta; /* net money added by this client's commits */
-    double *lat;   /* per-transaction latencies (s) */
-    size_t nlat, cap;
-    long gave_up;
-    int failed; /* an unexpected status */
-    /* the current transaction */
-    int kind;
-    uint64_t c1, c2;
-    int64_t amount, tx_delta;
-} client_t;
+#include "transport.h" /* tessera_txn is built with the transport; keeps this file and
+                          * suite_txn_remote.c together when CMake stubs UCX suites */
 
 static void key_of(uint64_t c, unsigned char k[8])
 {
     memcpy(k, &c, 8);
 }
 
-static tsr_status_t bal_get(tsr_txn_t *x, const char *tab, uint64_t c, int64_t *v)
+tsr_status_t tsr_bench_txn_bal_get(tsr_txn_t *x, const char *tab, uint64_t c, int64_t *v)
 {
     unsigned char k[8];
     key_of(c, k);
@@ -75,13 +63,6 @@ static tsr_status_t bal_put(tsr_txn_t *x, const char *tab, uint64_t c, int64_t v
     return tsr_txn_put(x, tab, k, 8, &v, 8, NULL, NULL);
 }
 
-#define TRY(e)                                                                                     \
-    do {                                                                                           \
-        tsr_status_t rc_ = (e);                                                                    \
-        if (rc_ != TSR_OK)                                                                         \
-            return rc_;                                                                            \
-    } while (0)
-
 static tsr_status_t smallbank(tsr_txn_t *x, void *arg)
 {
     client_t *c = arg;
@@ -89,32 +70,32 @@ static tsr_status_t smallbank(tsr_txn_t *x, void *arg)
     c->tx_delta = 0;
     switch (c->kind) {
     case 0: /* Balance */
-        TRY(bal_get(x, "savings", c->c1, &s1));
-        TRY(bal_get(x, "checking", c->c1, &k1));
+        TRY(tsr_bench_txn_bal_get(x, "savings", c->c1, &s1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c1, &k1));
         return TSR_OK;
     case 1: /* DepositChecking */
-        TRY(bal_get(x, "checking", c->c1, &k1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c1, &k1));
         c->tx_delta = c->amount;
         return bal_put(x, "checking", c->c1, k1 + c->amount);
     case 2: /* TransactSavings */
-        TRY(bal_get(x, "savings", c->c1, &s1));
+        TRY(tsr_bench_txn_bal_get(x, "savings", c->c1, &s1));
         c->tx_delta = c->amount;
         return bal_put(x, "savings", c->c1, s1 + c->amount);
     case 3: /* Amalgamate */
-        TRY(bal_get(x, "savings", c->c1, &s1));
-        TRY(bal_get(x, "checking", c->c1, &k1));
-        TRY(bal_get(x, "checking", c->c2, &k2));
+        TRY(tsr_bench_txn_bal_get(x, "savings", c->c1, &s1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c1, &k1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c2, &k2));
         TRY(bal_put(x, "savings", c->c1, 0));
         TRY(bal_put(x, "checking", c->c1, 0));
         return bal_put(x, "checking", c->c2, k2 + s1 + k1);
     case 4: /* WriteCheck */
-        TRY(bal_get(x, "savings", c->c1, &s1));
-        TRY(bal_get(x, "checking", c->c1, &k1));
+        TRY(tsr_bench_txn_bal_get(x, "savings", c->c1, &s1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c1, &k1));
         c->tx_delta = -c->amount;
         return bal_put(x, "checking", c->c1, k1 - c->amount);
     default: /* SendPayment */
-        TRY(bal_get(x, "checking", c->c1, &k1));
-        TRY(bal_get(x, "checking", c->c2, &k2));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c1, &k1));
+        TRY(tsr_bench_txn_bal_get(x, "checking", c->c2, &k2));
         TRY(bal_put(x, "checking", c->c1, k1 - c->amount));
         return bal_put(x, "checking", c->c2, k2 + c->amount);
     }
@@ -127,7 +108,7 @@ static uint64_t pick(client_t *c)
     return tsr_bench_rand_below(&c->seed, c->customers);
 }
 
-static void *client_run(void *p)
+void *tsr_bench_txn_client_run(void *p)
 {
     client_t *c = p;
     tsr_txn_run_opts_t o = {.max_attempts = 100, .backoff_us = 20, .backoff_max_us = 5000};
@@ -173,7 +154,7 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static tsr_status_t load(tsr_kv_store_t *s, uint64_t customers)
+tsr_status_t tsr_bench_txn_load(tsr_kv_store_t *s, uint64_t customers)
 {
     tsr_kv_table_params_t p = {
         .partitions = 8, .max_key = 8, .max_value = 8, .capacity = customers};
@@ -215,9 +196,9 @@ static int64_t total_of(tsr_kv_store_t *s, uint64_t customers)
 }
 
 /* Emits one client count's figures (latencies in all[0..total_n), sorted). */
-static int emit_point(tsr_bench_report_t *r, const char *what, unsigned n, size_t total_n,
-                      const double *all, double el, double cpu, uint64_t commits,
-                      uint64_t conflicts)
+int tsr_bench_txn_emit_point(tsr_bench_report_t *r, const char *what, unsigned n, size_t total_n,
+                             const double *all, double el, double cpu, uint64_t commits,
+                             uint64_t conflicts)
 {
     int rc = 0;
     double attempts = (double)(commits + conflicts);
@@ -242,7 +223,7 @@ static int emit_point(tsr_bench_report_t *r, const char *what, unsigned n, size_
 }
 
 /* All clients' latencies in one sorted array (NULL when out of memory). */
-static double *gather(const client_t *cl, unsigned n, size_t *total)
+double *tsr_bench_txn_gather(const client_t *cl, unsigned n, size_t *total)
 {
     size_t t = 0;
     for (unsigned i = 0; i < n; i++)
@@ -262,16 +243,18 @@ static double *gather(const client_t *cl, unsigned n, size_t *total)
 
 /* One phase: a fresh store (in memory or in dir), each client count. */
 static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint64_t customers,
-                 unsigned max_clients, double secs)
+                 const unsigned *counts, int ncounts, double secs)
 {
     int rc = 0;
-    for (unsigned n = 1; n <= max_clients && rc == 0; n *= 2) {
-        tsr_kv_options_t o = {.data_dir = dir};
+    for (int ci = 0; ci < ncounts && rc == 0; ci++) {
+        unsigned n = counts[ci];
+        tsr_kv_options_t o = {.data_dir = dir, .sync = TSR_KV_SYNC_FSYNC};
         tsr_kv_store_t *s = NULL;
         tsr_txn_db_t *db = NULL;
         client_t *cl = calloc(n, sizeof(*cl));
         pthread_t *th = calloc(n, sizeof(*th));
-        if (!cl || !th || tsr_kv_open(&o, &s, NULL) != TSR_OK || load(s, customers) != TSR_OK ||
+        if (!cl || !th || tsr_kv_open(&o, &s, NULL) != TSR_OK ||
+            tsr_bench_txn_load(s, customers) != TSR_OK ||
             tsr_txn_db_local(s, &db, NULL) != TSR_OK) {
             tsr_bench_error("txn: setting up the store failed");
             rc = -1;
@@ -283,7 +266,7 @@ static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint6
         for (unsigned i = 0; i < n; i++) {
             cl[i] =
                 (client_t){.db = db, .customers = customers, .seed = 1000 + i, .until = t0 + secs};
-            if (pthread_create(&th[i], NULL, client_run, &cl[i]) != 0)
+            if (pthread_create(&th[i], NULL, tsr_bench_txn_client_run, &cl[i]) != 0)
                 break;
             started++;
         }
@@ -308,14 +291,14 @@ static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint6
             rc = -1;
         }
         size_t got_n = 0;
-        double *all = started == n ? gather(cl, n, &got_n) : NULL;
+        double *all = started == n ? tsr_bench_txn_gather(cl, n, &got_n) : NULL;
         if (!all) {
             rc = -1;
             goto next;
         }
         tsr_txn_stats_t st;
         tsr_txn_db_stats(db, &st);
-        rc |= emit_point(r, what, n, total_n, all, el, cpu, st.commits, st.conflicts);
+        rc |= tsr_bench_txn_emit_point(r, what, n, total_n, all, el, cpu, st.commits, st.conflicts);
         tsr_bench_report_note(r, "%s, %u clients: %.2f s wall, %.2f s CPU; verified total", what, n,
                               el, cpu);
         free(all);
@@ -337,197 +320,19 @@ static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint6
     return rc;
 }
 
-/* ---- remote: an owner process, client threads with a transport each --------------- */
-
-#define TXN_RPC_DONE 921u
-
-typedef struct owner {
-    tsr_transport_t *t;
-    atomic_bool done; /* a client said the run is over */
-} owner_t;
-
-static void s_done(void *arg, tsr_rpc_req_t *req)
+/* True when name is one of the comma-separated words of list (so "durable"
+ * is not found in "remote_durable"). */
+static bool phase_listed(const char *list, const char *name)
 {
-    owner_t *o = arg;
-    atomic_store(&o->done, true);
-    (void)tsr_rpc_reply(o->t, req, TSR_OK, NULL, 0);
-}
-
-/* The owner (TSR_BENCH_TXN_SERVER=<tls>, TSR_BENCH_TXN_CUSTOMERS=K): the
- * tables in memory, a txn server and a kv server (one-sided reads). */
-static int run_server(const char *tls)
-{
-    alarm(600);
-    const char *ks = getenv("TSR_BENCH_TXN_CUSTOMERS");
-    uint64_t customers = ks ? strtoull(ks, NULL, 10) : 1000;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_transport_params_t p = {.node_id = 1, .listen_host = "127.0.0.1", .tls = tls};
-    owner_t o = {0};
-    tsr_kv_store_t *st = NULL;
-    tsr_txn_server_t *ts = NULL;
-    tsr_kv_server_t *ksrv = NULL;
-    atomic_init(&o.done, false);
-    int rc = 1;
-    if (tsr_transport_create(NULL, &p, &o.t, &err) != TSR_OK)
-        goto out;
-    tsr_transport_t *t = o.t;
-    tsr_kv_options_t ko = {.transport = t};
-    if (tsr_kv_open(&ko, &st, NULL) != TSR_OK || load(st, customers) != TSR_OK ||
-        tsr_txn_server_start(st, t, 0, &ts, NULL) != TSR_OK ||
-        tsr_kv_server_start(st, t, 0, &ksrv, NULL) != TSR_OK ||
-        tsr_rpc_register(t, TXN_RPC_DONE, s_done, &o, &err) != TSR_OK ||
-        tsr_transport_start_thread(t, &err) != TSR_OK)
-        goto out;
-    printf("%u\n", (unsigned)tsr_transport_port(t));
-    fflush(stdout);
-    while (!atomic_load(&o.done))
-        usleep(10000);
-    tsr_transport_stop_thread(t);
-    rc = 0;
-out:
-    if (rc)
-        fprintf(stderr, "tessera: error: txn owner: %s\n", err.message);
-    tsr_txn_server_stop(ts);
-    tsr_kv_server_stop(ksrv);
-    tsr_kv_close(st);
-    tsr_transport_destroy(o.t);
-    return rc;
-}
-
-typedef struct rclient {
-    client_t c;
-    const char *tls;
-    uint16_t port;
-    tsr_transport_t *t;
-    tsr_peer_t *peer;
-    tsr_txn_stats_t st;
-} rclient_t;
-
-static void *rclient_run(void *p)
-{
-    rclient_t *rc = p;
-    tsr_txn_db_t *db = NULL;
-    tsr_transport_params_t tp = {.node_id = 10 + (uint32_t)rc->c.seed, .tls = rc->tls};
-    if (tsr_transport_create(NULL, &tp, &rc->t, NULL) != TSR_OK ||
-        tsr_transport_connect(rc->t, "127.0.0.1", rc->port, 10000, &rc->peer, NULL) != TSR_OK ||
-        tsr_txn_db_remote(rc->t, rc->peer, 0, 10000, &db, NULL) != TSR_OK) {
-        rc->c.failed = TSR_ERR_UNAVAILABLE;
-        return NULL;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len + (e ? 1 : 0);
     }
-    rc->c.db = db;
-    client_run(&rc->c);
-    tsr_txn_db_stats(db, &rc->st);
-    tsr_txn_db_close(db);
-    return NULL;
-}
-
-static tsr_status_t remote_total(tsr_txn_t *x, void *arg)
-{
-    int64_t *tot = arg; /* tot[0] = customers in, total out */
-    uint64_t customers = (uint64_t)tot[0];
-    int64_t sum = 0;
-    for (uint64_t c = 0; c < customers; c++) {
-        int64_t a = 0, b = 0;
-        TRY(bal_get(x, "savings", c, &a));
-        TRY(bal_get(x, "checking", c, &b));
-        sum += a + b;
-    }
-    tot[1] = sum;
-    return TSR_OK;
-}
-
-static int remote_phase(tsr_bench_report_t *r, const char *name, const char *tls,
-                        uint64_t customers, unsigned max_clients, double secs)
-{
-    char cs[32];
-    snprintf(cs, sizeof(cs), "%llu", (unsigned long long)customers);
-    setenv("TSR_BENCH_TXN_CUSTOMERS", cs, 1);
-    uint16_t port = 0;
-    pid_t pid = tsr_bench_spawn_server("txn", "TSR_BENCH_TXN_SERVER", tls, &port);
-    if (pid < 0) {
-        tsr_bench_error("txn %s: the owner did not start", name);
-        return -1;
-    }
-    char what[32];
-    snprintf(what, sizeof(what), "remote_%s", name);
-    int rc = 0;
-    int64_t delta = 0;
-    for (unsigned n = 1; n <= max_clients && rc == 0; n *= 2) {
-        rclient_t *cl = calloc(n, sizeof(*cl));
-        client_t *plain = calloc(n, sizeof(*plain));
-        pthread_t *th = calloc(n, sizeof(*th));
-        if (!cl || !plain || !th) {
-            rc = -1;
-            goto next;
-        }
-        tsr_bench_progress("txn %s: %u clients", what, n);
-        double t0 = tsr_bench_now(), cpu0 = tsr_bench_cpu_now();
-        unsigned started = 0;
-        for (unsigned i = 0; i < n; i++) {
-            cl[i].c = (client_t){.customers = customers, .seed = 1 + i, .until = t0 + secs};
-            cl[i].tls = tls;
-            cl[i].port = port;
-            if (pthread_create(&th[i], NULL, rclient_run, &cl[i]) != 0)
-                break;
-            started++;
-        }
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(th[i], NULL);
-        double el = tsr_bench_now() - t0, cpu = tsr_bench_cpu_now() - cpu0;
-        uint64_t commits = 0, conflicts = 0;
-        for (unsigned i = 0; i < started; i++) {
-            plain[i] = cl[i].c;
-            delta += cl[i].c.delta;
-            commits += cl[i].st.commits;
-            conflicts += cl[i].st.conflicts;
-            if (cl[i].c.failed) {
-                tsr_bench_error("txn %s: a client failed: %s", what,
-                                tsr_status_str((tsr_status_t)cl[i].c.failed));
-                rc = -1;
-            }
-        }
-        size_t total_n = 0;
-        double *all = rc == 0 && started == n ? gather(plain, n, &total_n) : NULL;
-        if (!all) {
-            rc = -1;
-        } else {
-            rc |= emit_point(r, what, n, total_n, all, el, cpu, commits, conflicts);
-            tsr_bench_report_note(r, "%s (%s), %u clients: %.2f s wall, %.2f s CPU (clients)", what,
-                                  tls, n, el, cpu);
-        }
-        free(all);
-        /* the last point: verify the owner's total with one remote txn */
-        if (rc == 0 && n * 2 > max_clients && cl[0].t) {
-            tsr_txn_db_t *db = NULL;
-            int64_t tot[2] = {(int64_t)customers, 0};
-            if (tsr_txn_db_remote(cl[0].t, cl[0].peer, 0, 10000, &db, NULL) != TSR_OK ||
-                tsr_txn_run(db, remote_total, tot, NULL, NULL, NULL) != TSR_OK ||
-                tot[1] != 2 * (int64_t)customers * START_BAL + delta) {
-                tsr_bench_error("txn %s: the owner's total is %" PRId64 ", expected %" PRId64, what,
-                                tot[1], 2 * (int64_t)customers * START_BAL + delta);
-                rc = -1;
-            } else {
-                tsr_bench_report_note(r, "%s: verified total", what);
-            }
-            tsr_txn_db_close(db);
-            tsr_rpc_msg_t done = {0};
-            (void)tsr_rpc_call(cl[0].t, cl[0].peer, TXN_RPC_DONE, NULL, 0, 2000, &done, NULL);
-            tsr_rpc_msg_release(cl[0].t, &done);
-        }
-    next:
-        for (unsigned i = 0; cl && i < n; i++) {
-            free(cl[i].c.lat);
-            tsr_transport_destroy(cl[i].t);
-        }
-        free(cl);
-        free(plain);
-        free(th);
-    }
-    tsr_bench_progress_clear();
-    /* bounded wait for the owner, then stop it by its pid */
-    tsr_bench_stop_server(pid, 5);
-    return rc;
+    return false;
 }
 
 int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
@@ -536,7 +341,7 @@ int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
     if (!getenv("UCX_NET_DEVICES"))
         setenv("UCX_NET_DEVICES", "lo", 1);
     if (server_tls)
-        return run_server(server_tls);
+        return tsr_bench_txn_run_server(server_tls);
     uint64_t customers = opts->keys ? opts->keys : 1000;
     unsigned max_clients = opts->threads ? opts->threads : 8;
     double secs = (opts->rows ? (double)opts->rows : 500.0) / 1000.0;
@@ -544,6 +349,38 @@ int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
         tsr_bench_error("txn: --keys must be more than %d customers", HOT);
         return TSR_BENCH_EXIT_USAGE;
     }
+    /* TSR_BENCH_TXN_CLIENTS: the client counts (e.g. "1,4,16"); default
+     * 1, 2, 4, ..., --threads */
+    unsigned counts[16];
+    int ncounts = 0;
+    const char *cl = getenv("TSR_BENCH_TXN_CLIENTS");
+    if (cl) {
+        while (*cl && ncounts < 16) {
+            char *e;
+            long v = strtol(cl, &e, 10);
+            if (e == cl || v < 1 || v > 256 || (*e && *e != ',')) {
+                ncounts = 0;
+                break;
+            }
+            counts[ncounts++] = (unsigned)v;
+            cl = *e ? e + 1 : e;
+        }
+        if (ncounts == 0) {
+            tsr_bench_error("txn: TSR_BENCH_TXN_CLIENTS must be counts 1..256, e.g. 1,4,16");
+            return TSR_BENCH_EXIT_USAGE;
+        }
+    } else {
+        for (unsigned n = 1; n <= max_clients && ncounts < 16; n *= 2)
+            counts[ncounts++] = n;
+    }
+    /* TSR_BENCH_TXN_ONLY: a comma list of phases (memory, durable, remote,
+     * remote_durable); by default all but remote_durable.
+     * bench/peers/txn_peers.sh runs "durable,remote_durable". */
+    const char *only_ph = getenv("TSR_BENCH_TXN_ONLY");
+    bool ph_mem = !only_ph || phase_listed(only_ph, "memory");
+    bool ph_dur = !only_ph || phase_listed(only_ph, "durable");
+    bool ph_rem = !only_ph || phase_listed(only_ph, "remote");
+    bool ph_rdur = only_ph && phase_listed(only_ph, "remote_durable");
     tsr_bench_report_t r;
     if (tsr_bench_report_init(&r, "txn", opts->json, stdout) != 0)
         return TSR_BENCH_EXIT_FAIL;
@@ -555,14 +392,19 @@ int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
                            (unsigned long long)customers, HOT, secs * 1000);
     char dir[128];
     snprintf(dir, sizeof(dir), "/tmp/tsr_bench_txn_%d", (int)getpid());
-    int rc = phase(&r, "memory", NULL, customers, max_clients, secs);
-    if (rc == 0)
-        rc = phase(&r, "durable", dir, customers, max_clients, secs);
+    int rc = ph_mem ? phase(&r, "memory", NULL, customers, counts, ncounts, secs) : 0;
+    if (rc == 0 && ph_dur)
+        rc = phase(&r, "durable", dir, customers, counts, ncounts, secs);
     const char *only = getenv("TSR_BENCH_TLS");
     static const char *const sets[][2] = {{"tcp", "tcp"}, {"sm", "posix,cma,self,tcp"}};
-    for (size_t i = 0; rc == 0 && i < 2; i++)
+    for (size_t i = 0; ph_rem && rc == 0 && i < 2; i++)
         if (!only || strcmp(only, sets[i][0]) == 0)
-            rc = remote_phase(&r, sets[i][0], sets[i][1], customers, max_clients, secs);
+            rc = tsr_bench_txn_remote_phase(&r, sets[i][0], sets[i][1], customers, counts, ncounts,
+                                            secs, NULL);
+    for (size_t i = 0; ph_rdur && rc == 0 && i < 2; i++)
+        if (!only || strcmp(only, sets[i][0]) == 0)
+            rc = tsr_bench_txn_remote_phase(&r, sets[i][0], sets[i][1], customers, counts, ncounts,
+                                            secs, dir);
     tsr_bench_report_fini(&r);
     return rc ? TSR_BENCH_EXIT_FAIL : TSR_BENCH_EXIT_OK;
 }

@@ -18,6 +18,9 @@
  *   5. apply each write with a fresh version and unlock it.
  *   6. wait (outside every lock) until the record is durable (group commit),
  *      then acknowledge.
+ * tsr_txn_commit_prepare runs steps 1-5 and returns the record's lsn, so a
+ * caller serving many commits (the txn server, remote.c) can wait for many
+ * records with one wait; tsr_txn_commit_local runs all six.
  *
  * Steps 1-5 hold the store's rwlock shared, so a snapshot (exclusive) never
  * sees a locked slot and never splits a commit: it covers a commit's record
@@ -159,6 +162,20 @@ static bool same_key(const txn_entry_t *a, const txn_entry_t *b)
 
 tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err)
 {
+    uint64_t lsn = 0;
+    tsr_status_t rc = tsr_txn_commit_prepare(l, sets, &lsn, err);
+    /* 6. durable, then acknowledged */
+    if (rc == TSR_OK && lsn) {
+        rc = tsr_kv_wal_commit(l->store->wal, lsn, err);
+        tsr_kv_store_maybe_snapshot(l->store);
+    }
+    return rc;
+}
+
+/* Steps 1-5; *lsn is the commit record's (0: nothing to wait for). */
+tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *lsn_out,
+                                    tsr_error_t *err)
+{
     tsr_kv_store_t *s = l->store;
     tsr_status_t rc = TSR_OK;
     tsr_kv_table_t **tabs = NULL;
@@ -168,6 +185,7 @@ tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t 
     bool rw_held = false;
     uint64_t lsn = 0;
 
+    *lsn_out = 0;
     tabs = tsr_mem_calloc(NULL, sets->ntabs ? sets->ntabs : 1, sizeof(*tabs));
     w = tsr_mem_calloc(NULL, sets->nwrites ? sets->nwrites : 1, sizeof(*w));
     rec = tsr_mem_calloc(NULL, sets->nwrites ? sets->nwrites : 1, sizeof(*rec));
@@ -270,11 +288,8 @@ tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t 
         tsr_kv_txn_apply(&w[i].k, w[i].e->del, w[i].e->val, w[i].e->vlen, ver);
     pthread_rwlock_unlock(&s->rw);
     rw_held = false;
-    /* 6. durable, then acknowledged */
-    if (lsn) {
-        rc = tsr_kv_wal_commit(s->wal, lsn, err);
-        tsr_kv_store_maybe_snapshot(s);
-    }
+    *lsn_out = lsn; /* step 6 is the caller's: tsr_txn_commit_local, or the
+                     * txn server's syncer for many commits at once */
     goto cleanup;
 
 abort:

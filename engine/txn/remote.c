@@ -24,11 +24,21 @@
  *
  * The server checks every length against the message before using it (a
  * malformed message is answered TSR_ERR_BAD_INPUT) and recomputes key
- * hashes itself. Reads are answered in the RPC handler (they take no lock);
- * commits on a store with a log wait for its write (and fsync), so a small
- * pool of threads runs them and replies, keeping the transport's progress
- * thread free and letting concurrent commits share group commits; on a
- * store without a log the handler commits itself (nothing waits).
+ * hashes itself. Reads are answered in the RPC handler (they take no lock).
+ * Commits run steps 1-5 of the protocol (lock, validate, log, apply,
+ * unlock: no I/O, no waiting) in the handler too. On a store without a log
+ * that is the whole commit and the handler replies. On a store with a log
+ * the reply must wait until the commit record is durable: the handler
+ * queues (request, lsn) for the server's one syncer thread, which takes
+ * every queued commit at once, waits for the largest lsn among them (one
+ * group commit covers all records up to it: the log is written in lsn
+ * order) and replies to all of them. So however many clients commit at
+ * once, they share one fdatasync per round (a pool of threads each waiting
+ * for its own commit would share at most one per thread), the progress
+ * thread never waits for a disk, and a commit is acknowledged only once its
+ * record is durable. Stopping the server drains the queue: every commit
+ * already applied is acknowledged once durable, or answered with the log's
+ * error.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +46,6 @@
 #include "core/hash.h"
 #include "txn_internal.h"
 
-#define SERVER_THREADS 4
 #define NAME_CAP (TSR_KV_NAME_MAX + 1)
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -346,8 +355,10 @@ tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *s, tsr_er
 /* ---- server ------------------------------------------------------------------------------------
  */
 
+/* A commit applied and logged, its reply waiting for the record's lsn. */
 typedef struct job {
     tsr_rpc_req_t *req;
+    uint64_t lsn;
     struct job *next;
 } job_t;
 
@@ -355,12 +366,12 @@ struct tsr_txn_server {
     txn_local_t local;
     tsr_transport_t *t;
     uint16_t rpc_type;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards head, tail, stop */
     pthread_cond_t cv;
-    job_t *head, *tail;
+    job_t *head, *tail; /* waiting for durability, in arrival order */
     bool stop;
-    pthread_t threads[SERVER_THREADS];
-    int nthreads;
+    pthread_t syncer;
+    bool syncer_started;
 };
 
 static void reply_err(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_status_t rc, const tsr_error_t *e)
@@ -493,6 +504,8 @@ static void free_sets(txn_sets_t *s)
     tsr_mem_free(NULL, s->writes);
 }
 
+/* Runs steps 1-5 of a commit in the handler; replies at once unless the
+ * commit logged a record, which is queued for the syncer instead. */
 static void serve_commit(tsr_txn_server_t *s, tsr_rpc_req_t *req)
 {
     tsr_error_t e;
@@ -501,32 +514,73 @@ static void serve_commit(tsr_txn_server_t *s, tsr_rpc_req_t *req)
     const unsigned char *p = tsr_rpc_req_data(req, &len);
     rbuf_t r = {p, len, 1, false};
     txn_sets_t sets;
+    uint64_t lsn = 0;
     tsr_status_t rc = decode_commit(&r, &sets, &e);
     if (rc == TSR_OK)
-        rc = tsr_txn_commit_local(&s->local, &sets, &e);
+        rc = tsr_txn_commit_prepare(&s->local, &sets, &lsn, &e);
     free_sets(&sets);
-    if (rc == TSR_OK)
-        tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
-    else
+    if (rc != TSR_OK) {
         reply_err(s->t, req, rc, &e);
+        return;
+    }
+    if (!lsn) { /* read-only, or no log: nothing to wait for */
+        tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+        return;
+    }
+    job_t *j = tsr_mem_calloc(NULL, 1, sizeof(*j));
+    if (!j) {
+        /* applied already: wait here rather than acknowledge early */
+        rc = tsr_kv_wal_commit(s->local.store->wal, lsn, &e);
+        if (rc == TSR_OK)
+            tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+        else
+            reply_err(s->t, req, rc, &e);
+        return;
+    }
+    j->req = req;
+    j->lsn = lsn;
+    pthread_mutex_lock(&s->mu);
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
-static void *worker(void *arg)
+/* The syncer: takes every queued commit, waits once for the largest lsn
+ * (the log is durable in lsn order, so that covers them all), replies to
+ * each. Runs until stopped with an empty queue. */
+static void *syncer(void *arg)
 {
     tsr_txn_server_t *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->stop)
             pthread_cond_wait(&s->cv, &s->mu);
-        if (s->stop)
-            break;
-        job_t *j = s->head;
-        s->head = j->next;
         if (!s->head)
-            s->tail = NULL;
+            break; /* stopped and drained */
+        job_t *batch = s->head;
+        s->head = s->tail = NULL;
         pthread_mutex_unlock(&s->mu);
-        serve_commit(s, j->req);
-        tsr_mem_free(NULL, j);
+        uint64_t upto = 0;
+        for (job_t *j = batch; j; j = j->next)
+            if (j->lsn > upto)
+                upto = j->lsn;
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        tsr_status_t rc = tsr_kv_wal_commit(s->local.store->wal, upto, &e);
+        for (job_t *j = batch; j;) {
+            job_t *n = j->next;
+            if (rc == TSR_OK)
+                tsr_rpc_reply(s->t, j->req, TSR_OK, NULL, 0);
+            else
+                reply_err(s->t, j->req, rc, &e);
+            tsr_mem_free(NULL, j);
+            j = n;
+        }
+        tsr_kv_store_maybe_snapshot(s->local.store);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
@@ -543,34 +597,8 @@ static void handler(void *arg, tsr_rpc_req_t *req)
         serve_read(s, req, &r);
         return;
     }
-    if (len >= 1 && p[0] == TXN_MSG_COMMIT && !s->local.store->wal) {
-        /* no log: a commit never waits, run it here (a hand-off to the
-         * pool and back costs two thread wake-ups) */
-        serve_commit(s, req);
-        return;
-    }
     if (len >= 1 && p[0] == TXN_MSG_COMMIT) {
-        job_t *j = tsr_mem_calloc(NULL, 1, sizeof(*j));
-        if (!j) {
-            reply_err(s->t, req, TSR_ERR_NOMEM, NULL);
-            return;
-        }
-        j->req = req;
-        pthread_mutex_lock(&s->mu);
-        bool stopping = s->stop;
-        if (!stopping) {
-            if (s->tail)
-                s->tail->next = j;
-            else
-                s->head = j;
-            s->tail = j;
-            pthread_cond_signal(&s->cv);
-        }
-        pthread_mutex_unlock(&s->mu);
-        if (stopping) {
-            tsr_mem_free(NULL, j);
-            reply_err(s->t, req, TSR_ERR_UNAVAILABLE, NULL);
-        }
+        serve_commit(s, req);
         return;
     }
     tsr_error_t e;
@@ -601,12 +629,12 @@ tsr_status_t tsr_txn_server_start(tsr_kv_store_t *store, tsr_transport_t *transp
         goto err_free;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    for (int i = 0; i < SERVER_THREADS; i++) {
-        if (pthread_create(&s->threads[i], NULL, worker, s) != 0) {
+    if (store->wal) { /* without a log no commit waits: no syncer */
+        if (pthread_create(&s->syncer, NULL, syncer, s) != 0) {
             rc = tsr_error_set(&e, TSR_ERR_INTERNAL, "txn: pthread_create failed");
             goto err_stop;
         }
-        s->nthreads = i + 1;
+        s->syncer_started = true;
     }
     rc = tsr_rpc_register(transport, s->rpc_type, handler, s, &e);
     if (rc != TSR_OK)
@@ -619,8 +647,8 @@ err_stop:
     s->stop = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nthreads; i++)
-        pthread_join(s->threads[i], NULL);
+    if (s->syncer_started)
+        pthread_join(s->syncer, NULL);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     tsr_txn_local_fini(&s->local);
@@ -642,19 +670,14 @@ void tsr_txn_server_stop(tsr_txn_server_t *s)
     /* Call from the progressing thread or with progress stopped (as
      * tsr_rpc_unregister asks): no handler runs on s after this. */
     tsr_rpc_unregister(s->t, s->rpc_type, NULL);
+    /* the syncer drains the queue before it exits: commits already applied
+     * are acknowledged once durable (or answered with the log's error) */
     pthread_mutex_lock(&s->mu);
     s->stop = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nthreads; i++)
-        pthread_join(s->threads[i], NULL);
-    /* commits queued but never started: the clients' calls fail */
-    for (job_t *j = s->head; j;) {
-        job_t *n = j->next;
-        reply_err(s->t, j->req, TSR_ERR_UNAVAILABLE, NULL);
-        tsr_mem_free(NULL, j);
-        j = n;
-    }
+    if (s->syncer_started)
+        pthread_join(s->syncer, NULL);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     tsr_txn_local_fini(&s->local);

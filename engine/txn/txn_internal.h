@@ -63,6 +63,12 @@ typedef struct txn_sets {
  * commit record is durable; TSR_ERR_CONFLICT / TSR_ERR_STALE with nothing
  * applied. */
 tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err);
+/* Steps 1-5 of the commit (commit.c): locked, validated, logged, applied and
+ * unlocked; *lsn is the commit record's lsn, 0 when nothing was logged
+ * (read-only, or a store without a log). The commit is acknowledged only
+ * after tsr_kv_wal_commit(store->wal, *lsn) succeeds. */
+tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *lsn,
+                                    tsr_error_t *err);
 
 /* A versioned read on a local store (commit.c): value into a fresh buffer. */
 tsr_status_t tsr_txn_read_local(txn_local_t *l, const char *table, uint64_t h, const void *key,

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# cluster_join.sh - a join + group-by (broadcast join) through a local
+# 2-worker cluster against embedded mode, measured in the same run.
+#
+#   bench/peers/cluster_join.sh [ROWS] [KEYS] [--threads T] [--repeat R]
+#                               [--pin] [--json] [--keep FILE]
+#
+# ROWS (default 5000000) and KEYS (default 1000) size a sales CSV made by
+# `tessera gen sales --seed 1`; a stores CSV has one row per store 0..KEYS
+# (store, tier: one of 7). The query, identical both ways:
+#   SELECT st.tier, SUM(s.quantity), COUNT(*), AVG(s.price)
+#   FROM sales s JOIN stores st ON s.store = st.store GROUP BY st.tier
+# Embedded: `tessera sql --threads 2T --table sales=F --table stores=G`.
+# Cluster: `tessera cluster up --workers 2 --threads T` in a temp directory,
+# then `tessera sql --scheduler ADDR`: the scheduler splits sales (the larger
+# file) into byte ranges, every range task reads stores whole (broadcast),
+# joins and pre-aggregates; the scheduler merges. Both get 2T executor
+# threads in all. T defaults to 1 (this machine has 2 cores).
+# Each figure is the best of R runs (default 3), embedded and cluster
+# interleaved; wall time, and CPU time of every process involved (the client,
+# plus the scheduler and workers for the cluster, read from /proc). The load
+# average is printed before and after. Nothing is pinned unless --pin: then the
+# embedded run gets cores 0-1 (taskset) and worker N core N-1 (taskset -a).
+# Results must agree (integers exactly, AVG within 1e-9 relative) or exit 1.
+# The cluster is stopped by its PIDs (SIGTERM, SIGKILL after 5 s) at exit.
+#
+# Environment: TSR_BIN (default build/bin) holds tessera; TMPDIR picks where
+# the CSV and the cluster directory go (removed at exit unless --keep).
+# Exit codes as the CLI's: 0 ok, 1 failure, 2 bad usage, 3 binaries not built.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${TSR_BIN:-$root/build/bin}"
+
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+die() { # die CODE MESSAGE [HINT]
+    echo "tessera: error: $2" >&2
+    [ -n "${3:-}" ] && echo "  hint: $3" >&2
+    exit "$1"
+}
+
+rows="" keys="" json="" repeat=3 keep="" threads=1 pin=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --json) json=1 ;;
+    --pin) pin=1 ;;
+    --repeat) [ $# -ge 2 ] || die 2 "option '--repeat' needs a value"; repeat="$2"; shift ;;
+    --threads) [ $# -ge 2 ] || die 2 "option '--threads' needs a value"; threads="$2"; shift ;;
+    --keep) [ $# -ge 2 ] || die 2 "option '--keep' needs a file"; keep="$2"; shift ;;
+    -*) die 2 "unknown option '$1'" "see '$0 --help'" ;;
+    *)
+        if [ -z "$rows" ]; then rows="$1"
+        elif [ -z "$keys" ]; then keys="$1"
+        else die 2 "unexpected argument '$1'" "see '$0 --help'"; fi ;;
+    esac
+    shift
+done
+rows="${rows:-5000000}"
+keys="${keys:-1000}"
+for v in "$rows" "$keys" "$repeat" "$threads"; do
+    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die 2 "bad number '$v' (expected a positive integer)"
+done
+[ -x "$bin/tessera" ] || die 3 "$bin/tessera not found" "build it first: make build (or set TSR_BIN)"
+command -v python3 >/dev/null || die 3 "python3 not found"
+if [ -n "$pin" ]; then command -v taskset >/dev/null || die 3 "taskset not found (util-linux)"; fi
+
+export UCX_WARN_UNUSED_ENV_VARS=n
+export UCX_TLS="${UCX_TLS:-tcp,self}" UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
+t="$bin/tessera"
+work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-cjn-XXXXXX")"
+cdir="$work/cluster"
+token="$work/token"
+
+# Stops what cluster up started, by the PIDs it wrote (only live tessera
+# processes: a recycled PID is never signalled), then removes the work dir.
+stop_cluster() {
+    local pids=() f pid
+    for f in "$cdir"/*.pid; do
+        [ -e "$f" ] || continue
+        pid="$(cat "$f" 2>/dev/null || true)"
+        [[ "$pid" =~ ^[0-9]+$ ]] || continue
+        grep -qa tessera "/proc/$pid/cmdline" 2>/dev/null && pids+=("$pid")
+    done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 100); do # 5 s
+        local alive=0
+        for pid in "${pids[@]}"; do
+            [ -e "/proc/$pid" ] && grep -qa tessera "/proc/$pid/cmdline" 2>/dev/null && alive=1
+        done
+        [ $alive = 0 ] && return 0
+        sleep 0.05
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+cleanup() {
+    stop_cluster
+    if [ -n "$keep" ] && [ -f "$work/sales.csv" ]; then mv "$work/sales.csv" "$keep"; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+csv="$work/sales.csv"
+"$t" gen sales --rows "$rows" --keys "$keys" --seed 1 --out "$csv"
+dim="$work/stores.csv"
+python3 -c 'import sys; k = int(sys.argv[1]); print("store,tier"); [print("%d,tier-%d" % (i, i % 7)) for i in range(k + 1)]' "$keys" >"$dim"
+q="SELECT st.tier, SUM(s.quantity), COUNT(*), AVG(s.price) FROM sales s JOIN stores st ON s.store = st.store GROUP BY st.tier"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+addr="$("$t" cluster up --workers 2 --threads "$threads" --dir "$cdir" --token-file "$token")" ||
+    die 1 "cluster up failed (logs in $cdir)"
+cluster_pids="$(cat "$cdir"/*.pid | tr '\n' ' ')"
+if [ -n "$pin" ]; then
+    ncpu="$(nproc)"
+    for n in 1 2; do
+        taskset -a -cp "$(((n - 1) % ncpu))" "$(cat "$cdir/worker-$n.pid")" >/dev/null
+    done
+    emb_pin=(taskset -c "0-$((ncpu > 1 ? 1 : 0))")
+    pinning="embedded on cores 0-1; worker 1 on core 0, worker 2 on core 1; scheduler free"
+else
+    emb_pin=()
+    pinning="nothing pinned"
+fi
+
+# Runs the measurements in Python: wall via perf_counter, CPU via the child's
+# rusage plus the /proc utime+stime deltas of the cluster's processes.
+rc=0
+python3 - "$t" "$csv" "$q" "$addr" "$token" "$threads" "$repeat" "$rows" "$keys" "$dim" \
+    "${json:-0}" "$pinning" "$load_before" "$cluster_pids" "${emb_pin[@]}" <<'EOF' || rc=$?
+import csv, io, json, math, os, resource, subprocess, sys, time
+
+(t, path, q, addr, token, threads, repeat, rows, keys, dim, as_json, pinning, load_before,
+ cpids) = sys.argv[1:15]
+emb_pin = sys.argv[15:]
+threads, repeat = int(threads), int(repeat)
+cpids = [int(p) for p in cpids.split()]
+tick = os.sysconf("SC_CLK_TCK")
+
+def proc_cpu(pids):
+    s = 0.0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            s += (int(f[11]) + int(f[12])) / tick
+        except OSError:
+            pass
+    return s
+
+def run(cmd, watch):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0 = proc_cpu(watch)
+    w0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
+    wall = time.perf_counter() - w0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime) + proc_cpu(watch) - c0
+    if p.returncode != 0:
+        sys.exit(f"tessera: error: {' '.join(cmd[:3])} failed ({p.returncode}): "
+                 f"{p.stderr.decode()[-500:]}")
+    return wall, cpu, p.stdout.decode()
+
+emb = emb_pin + [t, "sql", "--threads", str(2 * threads), "--format", "csv",
+                 "--table", "sales=" + path, "--table", "stores=" + dim, q]
+clu = [t, "sql", "--scheduler", addr, "--token-file", token, "--format", "csv",
+       "--table", "sales=" + path, "--table", "stores=" + dim, q]
+best = {"embedded": (math.inf, math.inf), "cluster": (math.inf, math.inf)}
+outs = {}
+for _ in range(repeat):  # interleaved, so drifting load hits both alike
+    for name, cmd, watch in (("embedded", emb, []), ("cluster", clu, cpids)):
+        wall, cpu, out = run(cmd, watch)
+        b = best[name]
+        best[name] = (min(b[0], wall), min(b[1], cpu))
+        outs[name] = out
+
+def rows_of(text):
+    r = list(csv.reader(io.StringIO(text)))
+    return sorted(r[1:], key=lambda x: x[0])
+
+a, b = rows_of(outs["embedded"]), rows_of(outs["cluster"])
+ok = len(a) == len(b) == min(7, int(keys) + 1) and all(
+    x[:3] == y[:3] and math.isclose(float(x[3]), float(y[3]), rel_tol=1e-9)
+    for x, y in zip(a, b))
+load_after = " ".join(open("/proc/loadavg").read().split()[:3])
+(ew, ec), (cw, cc) = best["embedded"], best["cluster"]
+params = {"rows": int(rows), "keys": int(keys), "workers": 2, "threads_per_worker": threads,
+          "embedded_threads": 2 * threads, "repeat": repeat, "pinning": pinning,
+          "loadavg_before": load_before, "loadavg_after": load_after}
+if as_json == "1":
+    for name, unit, cv, ev in (("wall_s", "s", cw, ew), ("cpu_s", "s", cc, ec),
+                               ("rows_per_s", "rows/s", int(rows) / cw, int(rows) / ew)):
+        ratio = (ev / cv) if unit == "s" else (cv / ev)
+        print(json.dumps({"suite": "cluster_join", "name": name, "value": cv, "unit": unit,
+                          "device": "cpu", "peer": "embedded", "peer_value": ev,
+                          "ratio": ratio, "params": params}))
+else:
+    print(f"join ({rows} sales rows x {int(keys) + 1} stores, broadcast) + group-by 7 tiers "
+          f"from CSV, best of {repeat}; {pinning}")
+    print(f"load average before {load_before}, after {load_after}")
+    print(f"{'':26} {'wall':>10} {'CPU (all processes)':>20}")
+    print(f"{'embedded (' + str(2 * threads) + ' threads)':26} {ew * 1e3:8.1f}ms {ec * 1e3:18.1f}ms")
+    print(f"{'cluster (2 x ' + str(threads) + ' threads)':26} {cw * 1e3:8.1f}ms {cc * 1e3:18.1f}ms")
+    print(f"ratio embedded/cluster: wall {ew / cw:.2f}x, CPU {ec / cc:.2f}x "
+          f"(above 1: the cluster is faster / cheaper)")
+    print("results agree" if ok else "RESULTS DIFFER")
+sys.exit(0 if ok else 1)
+EOF
+# the shape the scheduler chose (join over N ranges, or whole and why)
+shape="$(grep -ho "job [0-9]*: \(join over [0-9]* range(s)\|whole on one worker.*\)" "$cdir"/*.log 2>/dev/null | tail -1 || true)"
+[ -n "$json" ] || echo "scheduler: ${shape:-no job line found in $cdir}"
+exit $rc

@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# txn_peers.sh - Tessera's SmallBank transactions against PostgreSQL running
+# the same mix, durable on both sides, with the same clients, in one run.
+#
+#   bench/peers/txn_peers.sh [MS_PER_POINT] [--clients 1,4,16] [--keys K]
+#                            [--json]
+#
+# PostgreSQL (Debian's postgresql; this script installs nothing): a fresh
+# cluster (initdb) in a temporary dir, postgres listening on 127.0.0.1 on a
+# free port, fsync=on, synchronous_commit=on, full_page_writes=on (the
+# defaults, given explicitly), default isolation SERIALIZABLE. Run as root,
+# the cluster belongs to the unprivileged `postgres` user (setpriv; postgres
+# refuses to run as root). Schema: accounts(custid, name), savings(custid,
+# bal), checking(custid, bal), K customers (default 1000), every balance
+# 10000. The mix, as `tessera-bench txn` runs it (SmallBank, OLTP-Bench
+# weights): Balance 15, DepositChecking 15, TransactSavings 15, Amalgamate
+# 15, WriteCheck 25, SendPayment 15, as six pgbench script files with those
+# weights; customers drawn uniformly, a quarter of the draws on the 10 hot
+# customers 0..9. Each script is one SERIALIZABLE transaction; pgbench
+# --max-tries=100 retries one that fails with a serialization failure or a
+# deadlock, and every such failure counts as an abort (tessera-bench counts
+# each conflicting commit attempt the same way). pgbench -c N -j N (N
+# connections over TCP loopback, one thread each), -M prepared, -T seconds
+# (MS_PER_POINT rounded up to whole seconds, at least 1); latency p50/p99
+# from its per-transaction log (a transaction's time includes its retries).
+#
+# Tessera, per client count, right after PostgreSQL's point (alternating so
+# both see the same machine load): `tessera-bench txn` with
+# TSR_BENCH_TXN_ONLY=durable,remote_durable: the same K customers, mix and
+# client count, durable (log in a data dir, fdatasync group commit: a commit
+# returns once its record is on disk):
+#   durable             client threads calling the embedded store
+#   remote_durable_tcp  an owner process with the store, client processes
+#                       over TCP loopback (one-sided reads, a commit call
+#                       each): the shape of PostgreSQL's clients and server
+#   remote_durable_sm   the same over shared memory
+# Target: durable transactions >= 5x PostgreSQL's txn/s at equal durability.
+# Also: txn per CPU second of clients plus server (pgbench and every
+# postgres process; Tessera's client and owner processes), which the other
+# load on a shared machine barely moves. Nothing is pinned (pgbench and
+# postgres float; so do Tessera's threads and owner).
+#
+# Every process is stopped by its PID (postgres: SIGINT, fast shutdown, 20 s,
+# then SIGKILL), every wait is bounded, the temporary dir removed.
+# TSR_BENCH_TLS=tcp|sm runs one remote set. TSR_BIN: tessera-bench's dir.
+# Exit: 0 ran (a missed target is reported, not a failure), 1 a run failed,
+# 2 bad usage, 3 a tool is missing (apt-get install postgresql).
+set -euo pipefail
+
+die() {
+    local code="$1" msg="$2" hint="${3:-}"
+    echo "tessera: error: $msg" >&2
+    [ -z "$hint" ] || echo "  hint: $hint" >&2
+    exit "$code"
+}
+
+ms=2000
+clients="1,4,16"
+keys=1000
+json=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --json) json=1 ;;
+    --clients)
+        shift
+        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] || die 2 "--clients needs a list like 1,4,16"
+        clients="$1"
+        ;;
+    --keys)
+        shift
+        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 10 ] || die 2 "--keys needs a number > 10"
+        keys="$1"
+        ;;
+    -h | --help)
+        sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ] || die 2 "unknown argument '$1'" "see $0 --help"
+        ms="$1"
+        ;;
+    esac
+    shift
+done
+for c in ${clients//,/ }; do
+    [ "$c" -ge 1 ] && [ "$c" -le 64 ] || die 2 "client counts must be 1..64, not $c"
+done
+case "${TSR_BENCH_TLS:-}" in
+"" | tcp | sm) ;;
+*) die 2 "TSR_BENCH_TLS must be tcp or sm" ;;
+esac
+
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+bin="${TSR_BIN:-$root/build/bin}"
+[ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
+command -v python3 >/dev/null || die 3 "python3 not found" "apt-get install python3"
+# Debian keeps the server binaries out of PATH
+pgbin=""
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/postgres" ] && [ -x "$d/initdb" ] && { pgbin="$d"; break; }
+done
+if [ -z "$pgbin" ] && command -v postgres >/dev/null && command -v initdb >/dev/null; then
+    pgbin="$(dirname "$(command -v postgres)")"
+fi
+[ -n "$pgbin" ] || die 3 "postgresql (postgres, initdb) not found" "sudo apt-get install -y postgresql"
+tool() { # the client tool $1 next to the server binaries, else on PATH
+    if [ -x "$pgbin/$1" ]; then
+        echo "$pgbin/$1"
+    elif command -v "$1"; then
+        :
+    else
+        die 3 "$1 not found" "sudo apt-get install -y postgresql postgresql-contrib"
+    fi
+}
+pgbench="$(tool pgbench)"
+psql="$(tool psql)"
+pg_isready="$(tool pg_isready)"
+asuser=()
+if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die 3 "running as root and there is no 'postgres' user" \
+        "sudo apt-get install -y postgresql (creates it), or run as an unprivileged user"
+    command -v setpriv >/dev/null || die 3 "setpriv not found" "apt-get install util-linux"
+    asuser=(setpriv --reuid=postgres --regid=postgres --clear-groups)
+fi
+
+export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
+export UCX_WARN_UNUSED_ENV_VARS=n
+
+tmp="$(mktemp -d)"
+ppid_pg=""
+cleanup() {
+    if [ -n "$ppid_pg" ]; then
+        kill -INT "$ppid_pg" 2>/dev/null || true # fast shutdown
+        for _ in $(seq 1 200); do                # bounded: 20 s, then SIGKILL
+            kill -0 "$ppid_pg" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$ppid_pg" 2>/dev/null || true
+        wait "$ppid_pg" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+chmod 755 "$tmp"
+mkdir "$tmp/pg"
+[ "$(id -u)" != 0 ] || chown postgres: "$tmp/pg"
+
+port=""
+for _ in 1 2 3 4 5; do
+    p=$((30000 + RANDOM % 20000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        port="$p"
+        break
+    fi
+done
+[ -n "$port" ] || die 1 "no free port found"
+
+(cd "$tmp/pg" && timeout 120 "${asuser[@]}" "$pgbin/initdb" -D "$tmp/pg/data" -U postgres \
+    --auth=trust -E UTF8 --no-sync >"$tmp/initdb.log" 2>&1) ||
+    die 1 "initdb failed: $(tail -3 "$tmp/initdb.log")"
+# setpriv execs: $! is the postmaster itself, which we stop by PID
+(cd "$tmp/pg" && exec "${asuser[@]}" "$pgbin/postgres" -D "$tmp/pg/data" \
+    -c listen_addresses=127.0.0.1 -p "$port" -c unix_socket_directories="$tmp/pg" \
+    -c fsync=on -c synchronous_commit=on -c full_page_writes=on \
+    -c default_transaction_isolation=serializable -c max_connections=100 \
+    -c logging_collector=off >"$tmp/postgres.log" 2>&1) &
+ppid_pg=$!
+for _ in $(seq 1 300); do # up to 30 s on a loaded machine
+    "$pg_isready" -h 127.0.0.1 -p "$port" -q && break
+    kill -0 "$ppid_pg" 2>/dev/null || break
+    sleep 0.1
+done
+"$pg_isready" -h 127.0.0.1 -p "$port" -q || die 1 "postgres did not start: $(tail -3 "$tmp/postgres.log")"
+pgver="$("$psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atc 'SHOW server_version')"
+settings="$("$psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atc \
+    "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN
+     ('fsync','synchronous_commit','full_page_writes','wal_sync_method','default_transaction_isolation')")"
+
+"$psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 >"$tmp/schema.log" 2>&1 <<EOF || die 1 "creating the schema failed: $(tail -3 "$tmp/schema.log")"
+CREATE TABLE accounts (custid bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE savings (custid bigint PRIMARY KEY REFERENCES accounts, bal bigint NOT NULL);
+CREATE TABLE checking (custid bigint PRIMARY KEY REFERENCES accounts, bal bigint NOT NULL);
+INSERT INTO accounts SELECT c, 'customer' || c FROM generate_series(0, $keys - 1) c;
+INSERT INTO savings SELECT c, 10000 FROM generate_series(0, $keys - 1) c;
+INSERT INTO checking SELECT c, 10000 FROM generate_series(0, $keys - 1) c;
+VACUUM ANALYZE;
+CHECKPOINT;
+EOF
+
+# The mix: one file per transaction type. c1, c2: a quarter of the draws on
+# customers 0..9 (the hot ones), the rest uniform; c2 != c1.
+draw='\set c1 CASE WHEN random(0, 3) = 0 THEN random(0, 9) ELSE random(0, :k - 1) END
+\set c2 CASE WHEN random(0, 3) = 0 THEN random(0, 9) ELSE random(0, :k - 1) END
+\if :c2 = :c1
+\set c2 (:c1 + 1) % :k
+\endif
+\set amount random(1, 100)'
+sql="$tmp/sql"
+mkdir "$sql"
+cat >"$sql/balance.sql" <<EOF
+$draw
+BEGIN;
+SELECT s.bal + c.bal FROM savings s JOIN checking c USING (custid) WHERE custid = :c1;
+COMMIT;
+EOF
+cat >"$sql/deposit.sql" <<EOF
+$draw
+BEGIN;
+UPDATE checking SET bal = bal + :amount WHERE custid = :c1;
+COMMIT;
+EOF
+cat >"$sql/transact.sql" <<EOF
+$draw
+BEGIN;
+UPDATE savings SET bal = bal + :amount WHERE custid = :c1;
+COMMIT;
+EOF
+cat >"$sql/amalgamate.sql" <<EOF
+$draw
+BEGIN;
+UPDATE checking SET bal = bal + (SELECT s.bal + c.bal FROM savings s JOIN checking c USING (custid)
+    WHERE custid = :c1) WHERE custid = :c2;
+UPDATE savings SET bal = 0 WHERE custid = :c1;
+UPDATE checking SET bal = 0 WHERE custid = :c1;
+COMMIT;
+EOF
+cat >"$sql/writecheck.sql" <<EOF
+$draw
+BEGIN;
+SELECT s.bal, c.bal FROM savings s JOIN checking c USING (custid) WHERE custid = :c1;
+UPDATE checking SET bal = bal - :amount WHERE custid = :c1;
+COMMIT;
+EOF
+cat >"$sql/sendpayment.sql" <<EOF
+$draw
+BEGIN;
+UPDATE checking SET bal = bal - :amount WHERE custid = :c1;
+UPDATE checking SET bal = bal + :amount WHERE custid = :c2;
+COMMIT;
+EOF
+
+python3 - "$bin/tessera-bench" "$port" "$ppid_pg" "$clients" "$ms" "$keys" "$json" "$pgver" \
+    "${TSR_BENCH_TLS:-}" "$tmp" "$pgbench" "$psql" "$settings" <<'EOF' || die 1 "the run failed"
+import glob, json, math, os, re, resource, subprocess, sys
+(bench, port, pgpid, clients, ms, keys, as_json, pgver, only, tmp, pgbench, psql,
+ settings) = sys.argv[1:14]
+clients = [int(c) for c in clients.split(",")]
+as_json = as_json == "1"
+secs = max(1, math.ceil(int(ms) / 1000))
+sets = [only] if only else ["tcp", "sm"]
+hz = os.sysconf("SC_CLK_TCK")
+pgpid = int(pgpid)
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    fl = s[s.rindex(")") + 2:].split()
+    return int(fl[1]), [int(x) for x in fl[11:15]]  # ppid, utime stime cutime cstime
+
+def pg_cpu():
+    """CPU seconds of the postmaster, its exited children and its live ones."""
+    total = sum(stat(pgpid)[1])
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid, t = stat(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pgpid:
+                total += t[0] + t[1]
+    return total / hz
+
+def children_cpu():
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+def log(msg):
+    if not as_json:
+        print(msg, flush=True)
+
+def pct(v, p):
+    return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))] if v else 0.0
+
+def postgres(n):
+    for f in glob.glob(f"{tmp}/pglog*"):
+        os.remove(f)
+    cmd = [pgbench, "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-n", "-c", str(n),
+           "-j", str(n), "-T", str(secs), "-M", "prepared", "--max-tries=100",
+           "-D", f"k={keys}", "-l", f"--log-prefix={tmp}/pglog"]
+    for name, w in (("balance", 15), ("deposit", 15), ("transact", 15), ("amalgamate", 15),
+                    ("writecheck", 25), ("sendpayment", 15)):
+        cmd += ["-f", f"{tmp}/sql/{name}.sql@{w}"]
+    cmd.append("postgres")
+    s0, c0 = pg_cpu(), children_cpu()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 120)
+    s1, c1 = pg_cpu(), children_cpu()
+    if out.returncode != 0:
+        sys.exit(f"tessera: error: pgbench failed: {(out.stderr + out.stdout).strip()[-500:]}")
+    o = out.stdout
+    def num(pat, default=0.0):
+        m = re.search(pat, o)
+        return float(m.group(1)) if m else default
+    done = num(r"number of transactions actually processed: (\d+)")
+    failed = num(r"number of failed transactions: (\d+)")
+    retries = num(r"total number of retries: (\d+)")
+    tps = num(r"tps = ([0-9.]+) \(without initial connection time\)")
+    lat = []
+    for f in glob.glob(f"{tmp}/pglog*"):
+        for line in open(f):
+            p = line.split()
+            if len(p) >= 3 and p[2].isdigit():
+                lat.append(int(p[2]))
+    lat.sort()
+    attempts = done + failed + retries
+    return {"txn_s": tps, "abort_pct": 100.0 * (retries + failed) / attempts if attempts else 0,
+            "p50": pct(lat, 0.5) / 1e6, "p99": pct(lat, 0.99) / 1e6, "failed": failed,
+            "per_cpu": done / ((s1 - s0) + (c1 - c0)) if (s1 - s0) + (c1 - c0) > 0 else 0}
+
+def tessera(n):
+    env = dict(os.environ, TSR_BENCH_TXN_ONLY="durable,remote_durable",
+               TSR_BENCH_TXN_CLIENTS=str(n))
+    if only:
+        env["TSR_BENCH_TLS"] = only
+    out = subprocess.run([bench, "txn", "--keys", keys, "--rows", ms, "--json"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"tessera: error: tessera-bench txn failed: {out.stderr.strip()[-500:]}")
+    figs = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            f = json.loads(line)
+            figs[f["name"]] = f
+    return figs
+
+modes = ["durable"] + [f"remote_durable_{s}" for s in sets]
+res, figs_all, loads = {}, {}, {}
+for n in clients:
+    loads[n] = loadavg()
+    log(f"  [{n} clients] load average before: {loads[n]}")
+    res[(n, "postgres")] = postgres(n)
+    figs = tessera(n)
+    figs_all.update(figs)
+    for m in modes:
+        g = lambda k: figs.get(f"{m}_{k}_c{n}", {}).get("value")
+        res[(n, m)] = {"txn_s": g("txn_per_s"), "abort_pct": g("abort_pct"), "p50": g("p50"),
+                       "p99": g("p99"),
+                       "per_cpu": g("txn_per_total_cpu_s") or g("txn_per_cpu_s")}
+la_end = loadavg()
+
+if as_json:
+    for n in clients:
+        pg = res[(n, "postgres")]
+        for m in modes:
+            for k, pk, time_unit in (("txn_per_s", "txn_s", False), ("p50", "p50", True),
+                                     ("p99", "p99", True), ("abort_pct", "abort_pct", None),
+                                     ("txn_per_total_cpu_s", "per_cpu", False),
+                                     ("txn_per_cpu_s", "per_cpu", False)):
+                f = figs_all.get(f"{m}_{k}_c{n}")
+                if not f:
+                    continue
+                if m == "durable" and k == "txn_per_total_cpu_s":
+                    continue
+                if m != "durable" and k == "txn_per_cpu_s":
+                    continue  # clients only: the owner's CPU is in the figure above
+                f["peer"] = "postgresql"
+                f["peer_value"] = pg[pk]
+                if time_unit is not None and pg[pk] and f["value"]:
+                    f["ratio"] = pg[pk] / f["value"] if time_unit else f["value"] / pg[pk]
+                f["params"]["postgresql"] = pgver
+                print(json.dumps(f))
+        for k, unit in (("txn_s", "txn/s"), ("abort_pct", "%"), ("p50", "s"), ("p99", "s"),
+                        ("per_cpu", "txn/s")):
+            print(json.dumps({"suite": "txn_peers", "name": f"postgres_{k}_c{n}",
+                              "value": pg[k], "unit": unit, "device": "cpu",
+                              "params": {"clients": n, "customers": int(keys), "seconds": secs,
+                                         "postgresql": pgver, "settings": settings,
+                                         "failed": pg["failed"], "loadavg_before": loads[n]}}))
+    sys.exit(0)
+
+print()
+print(f"SmallBank mix vs PostgreSQL {pgver}: {keys} customers (25% of draws on 10 hot), "
+      f"durable on both sides")
+print(f"  PostgreSQL: {settings}; pgbench -c N -j N -M prepared --max-tries=100, {secs} s per point, "
+      f"TCP 127.0.0.1")
+print(f"  Tessera: log in a data dir, fdatasync group commit; {ms} ms per point; "
+      f"durable = embedded store, client threads; remote_durable_* = owner process, client "
+      f"processes over the transport")
+print(f"  nothing pinned; load average at the first point {loads[clients[0]]}, at the end {la_end}")
+print()
+print(f"  {'clients':>7} {'engine':<22} {'txn/s':>10} {'ratio':>8} {'abort %':>8} "
+      f"{'p50 ms':>8} {'p99 ms':>8} {'txn/CPU s':>10} {'CPU ratio':>9}")
+def f(v, spec):
+    return format(v, spec) if v is not None else "-"
+for n in clients:
+    pg = res[(n, "postgres")]
+    print(f"  {n:>7} {'postgresql':<22} {pg['txn_s']:>10.0f} {'':>8} {pg['abort_pct']:>8.2f} "
+          f"{pg['p50'] * 1e3:>8.2f} {pg['p99'] * 1e3:>8.2f} {pg['per_cpu']:>10.0f} {'':>9}"
+          + (f"  ({pg['failed']:.0f} failed after 100 tries)" if pg["failed"] else ""))
+    for m in modes:
+        t = res[(n, m)]
+        r = t["txn_s"] / pg["txn_s"] if t["txn_s"] and pg["txn_s"] else None
+        rc = t["per_cpu"] / pg["per_cpu"] if t["per_cpu"] and pg["per_cpu"] else None
+        print(f"  {n:>7} {'tessera ' + m:<22} {f(t['txn_s'], '10.0f'):>10} "
+              f"{(f(r, '.2f') + 'x') if r else '-':>8} {f(t['abort_pct'], '8.2f'):>8} "
+              f"{f(t['p50'] and t['p50'] * 1e3, '8.2f'):>8} {f(t['p99'] and t['p99'] * 1e3, '8.2f'):>8} "
+              f"{f(t['per_cpu'], '10.0f'):>10} {(f(rc, '.2f') + 'x') if rc else '-':>9}")
+print()
+for m in modes:
+    best = [(res[(n, m)]["txn_s"] or 0) / res[(n, "postgres")]["txn_s"]
+            for n in clients if res[(n, "postgres")]["txn_s"]]
+    if best:
+        lo, hi = min(best), max(best)
+        print(f"  target: transactions >= 5x PostgreSQL at equal durability ({m}): "
+              f"{lo:.2f}x..{hi:.2f}x over {','.join(map(str, clients))} clients "
+              f"({'met at every count' if lo >= 5 else 'met at some counts' if hi >= 5 else 'MISSED'})")
+EOF
