@@ -17,6 +17,7 @@
 #include "cli.h"
 #ifdef TSR_HAVE_SCHEDULER
 #include "auth.h"
+#include "policy.h"
 #include "scheduler.h"
 #endif
 
@@ -61,6 +62,9 @@ void cmd_scheduler_usage(FILE *out)
                  "  --heartbeat-timeout MS    a silent worker is dead after MS ms (default 3000)\n"
                  "  --min-range BYTES         smallest CSV byte range per task (default 1048576)\n"
                  "  --ranges-per-worker N     byte ranges per worker and query (default 2)\n"
+                 "  --broadcast-max BYTES     split a join's largest file only while the other\n"
+                 "                            files, read whole by every task, total at most\n"
+                 "                            BYTES (default 67108864; 0: joins run whole)\n"
                  "  --http HOST:PORT          serve read-only GET /status, /jobs, /metrics over\n"
                  "                            HTTP (JSON; Prometheus text); HOST defaults to\n"
                  "                            127.0.0.1, port 0 picks a free one\n"
@@ -68,6 +72,11 @@ void cmd_scheduler_usage(FILE *out)
                  "                            B = hex HMAC-SHA256(token, \"tsr-http\")\n"
                  "                            (docs/cluster.md \"HTTP\")\n"
                  "  --http-addr-file F        write the HTTP address to F (for scripts)\n"
+                 "  --policy NAME             task placement: locality (default: run where a\n"
+                 "                            task's inputs are, idle workers steal) or\n"
+                 "                            least-loaded (ignore where inputs are)\n"
+                 "  --slots N                 tasks sent to a worker at a time (default 8;\n"
+                 "                            the rest wait in the scheduler's queues)\n"
                  "  --help                    show this help\n");
 }
 
@@ -130,6 +139,10 @@ int cmd_scheduler(int argc, char **argv)
                 return TSR_EXIT_USAGE;
             }
             p.ranges_per_worker = (unsigned)v;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--broadcast-max", &val)) != 0) {
+            if (m < 0 || !cli_parse_count("--broadcast-max", val, &v))
+                return TSR_EXIT_USAGE;
+            p.broadcast_max = v ? v : 1; /* 1 byte: no file with a header fits */
         } else if ((m = cli_opt_value(argc, argv, &i, "--http", &val)) != 0) {
             if (m < 0)
                 return TSR_EXIT_USAGE;
@@ -145,6 +158,23 @@ int cmd_scheduler(int argc, char **argv)
             if (m < 0)
                 return TSR_EXIT_USAGE;
             p.http_addr_file = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--policy", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+            if (!tsr_policy_find(val) || !val[0]) {
+                cli_error("unknown --policy '%s'", val);
+                fprintf(stderr, "hint: known policies: %s\n", tsr_policy_names());
+                return TSR_EXIT_USAGE;
+            }
+            p.policy = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--slots", &val)) != 0) {
+            if (m < 0 || !cli_parse_count("--slots", val, &v))
+                return TSR_EXIT_USAGE;
+            if (v < 1 || v > 1024) {
+                cli_error("--slots must be 1 to 1024");
+                return TSR_EXIT_USAGE;
+            }
+            p.slots = (unsigned)v;
         } else {
             return cli_unknown_option("scheduler", arg);
         }

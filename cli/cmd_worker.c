@@ -32,6 +32,10 @@ void cmd_worker_usage(FILE *out)
                  "                            auto; under Slurm 'slurm' picks the GPU numbered\n"
                  "                            $SLURM_LOCALID (cuda, else opencl), else cpu\n"
                  "  --data-dir DIR            the worker's data directory (created)\n"
+                 "  --listen HOST[:PORT]      where its transport listens for peers (lock\n"
+                 "                            clients reaching its lock home; default\n"
+                 "                            127.0.0.1 and a free port, reported to the\n"
+                 "                            scheduler)\n"
                  "  --token-file F            the cluster token (as for 'tessera scheduler')\n"
                  "  --threads N               executor threads per task (default: one per core)\n"
                  "  --plugin PATH             a task-graph plugin library (.so) whose task kinds\n"
@@ -70,7 +74,7 @@ int cmd_worker(int argc, char **argv)
 {
     tsr_worker_params_t p = {.device = "cpu", .log = stderr};
     const char *token_file = NULL, *sched = NULL;
-    char host[256], tok[4096], devbuf[32];
+    char host[256], lhost[256], tok[4096], devbuf[32];
     enum { MAX_PLUGINS = 16 };
     char *plugins[MAX_PLUGINS]; /* realpath's, freed below */
     int code = TSR_EXIT_USAGE;
@@ -91,6 +95,18 @@ int cmd_worker(int argc, char **argv)
             if (m < 0)
                 goto done;
             p.device = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--listen", &val)) != 0) {
+            if (m < 0)
+                goto done;
+            bool ok =
+                strchr(val, ':')
+                    ? tsr_sched_parse_addr(val, lhost, sizeof(lhost), &p.listen_port)
+                    : val[0] && snprintf(lhost, sizeof(lhost), "%s", val) < (int)sizeof(lhost);
+            if (!ok) {
+                cli_error("--listen needs HOST or HOST:PORT, found '%s'", val);
+                goto done;
+            }
+            p.listen_host = lhost;
         } else if ((m = cli_opt_value(argc, argv, &i, "--data-dir", &val)) != 0) {
             if (m < 0)
                 goto done;

@@ -29,6 +29,7 @@
 
 #include "auth.h"
 #include "common.h"
+#include "handshake.h"
 #include "jobfile.h"
 #include "proto.h"
 #include "scheduler.h"
@@ -95,15 +96,6 @@ static void on_event(void *arg, const tsr_transport_event_t *ev)
         c->down = 1;
 }
 
-static tsr_status_t auth_fail(tsr_error_t *err, const char *why)
-{
-    tsr_error_set(err, TSR_ERR_AUTH, "authentication with the scheduler failed%s%s",
-                  why ? ": " : "", why ? why : "");
-    tsr_error_hint(err, "use the cluster's token file (--token-file, $TESSERA_TOKEN_FILE or "
-                        "~/.config/tessera/token)");
-    return TSR_ERR_AUTH;
-}
-
 tsr_status_t tsr_client_connect(const char *host, uint16_t port, const char *token_path,
                                 int timeout_ms, tsr_client_t **out, tsr_error_t *err)
 {
@@ -128,37 +120,11 @@ tsr_status_t tsr_client_connect(const char *host, uint16_t port, const char *tok
         tsr_error_hint(err, "is it running? 'tessera cluster status' or check --scheduler");
         goto fail;
     }
-    uint8_t cn[TSR_NONCE_LEN], sn[TSR_NONCE_LEN], smac[TSR_MAC_LEN], mac[TSR_MAC_LEN];
-    tsr_auth_random(cn, sizeof(cn));
-    uint8_t hello[1 + TSR_NONCE_LEN];
-    hello[0] = TSR_ROLE_CLIENT;
-    memcpy(hello + 1, cn, sizeof(cn));
-    rc = tsr_rpc_call(c->t, c->peer, TSR_MSG_HELLO, hello, sizeof(hello), timeout_ms, &reply, &e2);
-    if (rc != TSR_OK || reply.len != TSR_NONCE_LEN + TSR_MAC_LEN) {
-        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE,
-                           "the scheduler at %s:%u did not answer the handshake", host, port);
+    char who[300];
+    snprintf(who, sizeof(who), "the scheduler at %s:%u", host, port);
+    rc = tsr_hs_dial(c->t, c->peer, &tok, TSR_ROLE_CLIENT, NULL, 0, timeout_ms, who, err);
+    if (rc != TSR_OK)
         goto fail;
-    }
-    memcpy(sn, reply.data, TSR_NONCE_LEN);
-    memcpy(smac, (const uint8_t *)reply.data + TSR_NONCE_LEN, TSR_MAC_LEN);
-    tsr_rpc_msg_release(c->t, &reply);
-    tsr_auth_mac(&tok, "tsr-peer", TSR_ROLE_CLIENT, sn, cn, mac);
-    rc = tsr_rpc_call(c->t, c->peer, TSR_MSG_PROVE, mac, sizeof(mac), timeout_ms, &reply, &e2);
-    tsr_rpc_msg_release(c->t, &reply);
-    if (rc == TSR_ERR_AUTH) {
-        rc = auth_fail(err, "the scheduler refused the token");
-        goto fail;
-    }
-    if (rc != TSR_OK) {
-        rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE,
-                           "the scheduler at %s:%u did not answer the handshake", host, port);
-        goto fail;
-    }
-    tsr_auth_mac(&tok, "tsr-sched", TSR_ROLE_CLIENT, cn, sn, mac);
-    if (!tsr_auth_mac_equal(smac, mac)) {
-        rc = auth_fail(err, "the scheduler did not prove the token");
-        goto fail;
-    }
     memset(&tok, 0, sizeof(tok));
     *out = c;
     return TSR_OK;
@@ -173,7 +139,10 @@ void tsr_client_destroy(tsr_client_t *c)
 {
     if (!c)
         return;
-    tsr_transport_destroy(c->t);
+    pending_t *stale = c->stale;
+    if (stale && stale->done) /* answered after its wait gave up (a cancelled job) */
+        tsr_rpc_msg_release(c->t, &stale->reply);
+    tsr_transport_destroy(c->t); /* a call still pending fails without payload */
     tsr_mem_free(NULL, c->stale);
     tsr_mem_free(NULL, c->timing);
     tsr_mem_free(NULL, c);

@@ -32,7 +32,10 @@
  * `abort`, which the client's wait loop checks every 100 ms
  * (tsr_client_set_abort): the thread stops waiting for the job, and destroy
  * (cancel + join) is bounded by that, or by the connect timeout. The
- * scheduler is not told (no cancel message yet): tasks it placed finish.
+ * thread then sends CANCEL (proto.h) on the same connection, so the
+ * scheduler drops the job's queued tasks and places nothing more of it
+ * (tasks already running on workers finish there; their answers are
+ * dropped); that call is bounded by the client's liveness watch.
  * Results are decoded into a private context (the caller's context is
  * single-threaded) and copied into the handles.
  *
@@ -55,6 +58,7 @@
 #include "auth.h"
 #include "graph/graph_internal.h"
 #include "jobfile.h"
+#include "proto.h"
 #include "scheduler.h"
 
 #define CONNECT_MS_DEFAULT 5000
@@ -593,6 +597,24 @@ static void apply_answer(gc_state_t *st, tsr_graph_t *g, tsr_status_t rc)
 
 /* ---- the thread ----------------------------------------------------------------- */
 
+/* Tells the scheduler to cancel every job of this connection (the one we
+ * stopped waiting for); its answer does not matter. */
+static void send_cancel(tsr_client_t *c)
+{
+    tsr_client_set_abort(c, NULL); /* this call must not give up at once */
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_proto_encode_cancel(&b, 0);
+    void *reply = NULL;
+    size_t rlen = 0;
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (!b.failed)
+        (void)tsr_client_call(c, TSR_MSG_CANCEL, b.data, b.len, &reply, &rlen, &e);
+    tsr_mem_free(NULL, reply);
+    tsr_wbuf_free(&b);
+}
+
 static void *job_thread(void *arg)
 {
     gc_state_t *st = arg;
@@ -607,6 +629,8 @@ static void *job_thread(void *arg)
         tsr_client_set_abort(c, &st->abort);
         st->sent_ns = now_ns();
         rc = tsr_client_graph(c, st->rctx, &st->job, &st->outs, &st->nouts, &st->err);
+        if (rc != TSR_OK && atomic_load(&st->abort))
+            send_cancel(c);
         uint32_t w;
         uint64_t ns[3];
         if (rc == TSR_OK && tsr_client_graph_timing(c, st->job.ntasks - 1, &w, ns) &&
@@ -714,8 +738,8 @@ static void gc_cancel(void *state)
     atomic_store(&st->abort, 1);
     pthread_mutex_lock(&st->mu);
     if (!st->ended) {
-        /* the scheduler has no cancel message yet: the job's tasks already
-         * placed finish there, and their answer is dropped */
+        /* the thread tells the scheduler (CANCEL); tasks already running
+         * on workers finish there, and their answer is dropped */
         uint64_t t1 = now_ns();
         tsr_graph_t *g = st->g;
         for (uint32_t i = 0; i < g->ntasks; i++)

@@ -6,8 +6,10 @@
  *                 device,host,pid,load,tasks_done}],"snapshot_age_ms":N}
  *                 (the fields of `tessera cluster status --format json`)
  *   GET /jobs     {"running":[job...],"recent":[job...],"untracked":N}
- *                 job: {id,state,phase,tasks_done,tasks_total,tasks_rerun,
+ *                 job: {id,kind,state,phase,tasks_done,tasks_total,tasks_rerun,
  *                 tasks_failed,started_unix_ms,elapsed_ms,bytes,sql[,error]}
+ *                 kind "sql" or "graph" (a graph job's phase is "graph"
+ *                 once its request decoded, and its sql "(task graph)")
  *   GET /metrics  Prometheus text format 0.0.4 (tessera_* series)
  *   GET /         the list of endpoints
  *
@@ -349,6 +351,8 @@ static json_t *job_json(const hjob_t *j, uint64_t now)
 {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)j->id));
+    bool graph = strcmp(j->phase, "graph") == 0 || strcmp(j->sql, "(task graph)") == 0;
+    json_object_set_new(o, "kind", json_string(graph ? "graph" : "sql"));
     json_object_set_new(o, "state", json_string(job_state_name(j->state)));
     json_object_set_new(o, "phase", json_string(j->phase));
     json_object_set_new(o, "tasks_done", json_integer(j->tasks_done));

@@ -477,6 +477,68 @@ bool tsr_proto_decode_lock_status(const void *msg, size_t len, tsr_lock_status_t
     return true;
 }
 
+/* ---- the lock view --------------------------------------------------------------- */
+
+void tsr_proto_encode_lock_view(tsr_wbuf_t *b, uint64_t generation,
+                                const tsr_lock_view_home_t *homes, size_t n)
+{
+    tsr_wbuf_u8(b, TSR_LOCK_VIEW_VERSION);
+    tsr_wbuf_u64(b, generation);
+    tsr_wbuf_u32(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        tsr_wbuf_u32(b, homes[i].worker);
+        tsr_wbuf_u32(b, homes[i].node_id);
+        tsr_wbuf_str(b, homes[i].host);
+        tsr_wbuf_u32(b, homes[i].port);
+    }
+}
+
+bool tsr_proto_decode_lock_view(tsr_mem_t *mem, const void *msg, size_t len, tsr_lock_view_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, msg, len);
+    uint8_t version = tsr_rbuf_u8(&r);
+    uint64_t gen = tsr_rbuf_u64(&r);
+    uint32_t n = tsr_rbuf_u32(&r);
+    /* each home takes at least 4 + 4 + 4 + 2 (a one-byte host) + 4 bytes:
+     * a count the message cannot hold is refused before allocating */
+    if (r.bad || version != TSR_LOCK_VIEW_VERSION || n == 0 || n > TSR_LOCK_VIEW_MAX ||
+        (size_t)n * 18u > len - r.pos)
+        return false;
+    tsr_lock_view_home_t *homes = tsr_mem_calloc(mem, n, sizeof(*homes));
+    if (!homes)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        homes[i].worker = tsr_rbuf_u32(&r);
+        homes[i].node_id = tsr_rbuf_u32(&r);
+        homes[i].host = tsr_rbuf_str(&r);
+        uint32_t port = tsr_rbuf_u32(&r);
+        if (r.bad || port == 0 || port > 65535 || homes[i].host[0] == '\0') {
+            tsr_mem_free(mem, homes);
+            return false;
+        }
+        homes[i].port = (uint16_t)port;
+    }
+    if (!tsr_rbuf_done(&r)) {
+        tsr_mem_free(mem, homes);
+        return false;
+    }
+    v->generation = gen;
+    v->nhomes = n;
+    v->homes = homes;
+    return true;
+}
+
+void tsr_proto_lock_view_free(tsr_mem_t *mem, tsr_lock_view_t *v)
+{
+    if (!v)
+        return;
+    tsr_mem_free(mem, v->homes);
+    v->homes = NULL;
+    v->nhomes = 0;
+}
+
 /* ---- progress ------------------------------------------------------------------ */
 
 void tsr_proto_encode_progress(tsr_wbuf_t *b, const tsr_progress_t *p)
@@ -581,4 +643,19 @@ void tsr_proto_write_value(tsr_wbuf_t *b, const tsr_value_t *v)
     tsr_wbuf_u8(b, v->kind);
     tsr_wbuf_u64(b, v->len);
     tsr_wbuf_bytes(b, v->body, v->len);
+}
+
+/* ---- cancel ---------------------------------------------------------------------- */
+
+void tsr_proto_encode_cancel(tsr_wbuf_t *b, uint64_t job)
+{
+    tsr_wbuf_u64(b, job);
+}
+
+bool tsr_proto_decode_cancel(const void *msg, size_t len, uint64_t *job)
+{
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, msg, len);
+    *job = tsr_rbuf_u64(&r);
+    return tsr_rbuf_done(&r);
 }

@@ -44,13 +44,16 @@ enum {
     TSR_MSG_STATUS = 111,      /* client -> scheduler: the cluster's state */
     TSR_MSG_LOCK = 112,        /* client -> scheduler: a lock request (lock req below) */
     TSR_MSG_GRAPH = 113,       /* client -> scheduler: run a task graph (sched_graph.c) */
+    TSR_MSG_LOCK_VIEW = 114,   /* client/worker -> scheduler: the lock homes (lock view below) */
     TSR_MSG_KV = 118,          /* client -> scheduler: a kv request (kv_msg.h, sched_kv.c) */
+    TSR_MSG_CANCEL = 119,      /* client -> scheduler: cancel its job(s) (cancel below) */
     TSR_MSG_TASK_INFER = 120,  /* scheduler -> worker: load a byte range, report types */
     TSR_MSG_TASK_RUN = 121,    /* scheduler -> worker: run SQL over a byte range */
     TSR_MSG_TASK_WHOLE = 122,  /* scheduler -> worker: run SQL over whole files */
     TSR_MSG_LOCK_RUN = 123,    /* scheduler -> the lock's home worker: run a lock request */
     TSR_MSG_TASK_GRAPH = 124,  /* scheduler -> worker: run one task of a graph */
     TSR_MSG_KV_RUN = 128,      /* scheduler -> a partition's worker: kv op (worker_kv.c) */
+    TSR_MSG_TASK_DROP = 129,   /* scheduler -> worker: drop a cancelled job's queued tasks */
 };
 
 /* Roles a peer claims in HELLO. */
@@ -137,6 +140,38 @@ bool tsr_proto_decode_lock_req(const void *msg, size_t len, tsr_client_lock_req_
 void tsr_proto_encode_lock_status(tsr_wbuf_t *b, const tsr_lock_status_t *st);
 bool tsr_proto_decode_lock_status(const void *msg, size_t len, tsr_lock_status_t *st);
 
+/* ---- the lock view (TSR_MSG_LOCK_VIEW, docs/locks.md "Locks on a cluster") ---------
+ * The request is empty. Reply: u8 version (1), u64 generation (bumped when a
+ * home moves to another worker: a client that cached an older view must
+ * fetch it again), u32 n (1..TSR_LOCK_VIEW_MAX), then n homes in the order
+ * names map to: {u32 worker (1-based, as in cluster status), u32 node_id (its
+ * transport's), str host, u32 port (1..65535, where its transport listens)}.
+ * A decoder refuses any other version, a count out of range, a port out of
+ * range or an empty host, and trailing bytes. */
+
+#define TSR_LOCK_VIEW_VERSION 1u
+#define TSR_LOCK_VIEW_MAX 1024u
+
+typedef struct tsr_lock_view_home {
+    uint32_t worker;
+    uint32_t node_id;
+    const char *host; /* into the message */
+    uint16_t port;
+} tsr_lock_view_home_t;
+
+typedef struct tsr_lock_view {
+    uint64_t generation;
+    size_t nhomes;
+    tsr_lock_view_home_t *homes; /* owned: tsr_proto_lock_view_free */
+} tsr_lock_view_t;
+
+void tsr_proto_encode_lock_view(tsr_wbuf_t *b, uint64_t generation,
+                                const tsr_lock_view_home_t *homes, size_t n);
+/* Decodes msg into v (v->homes allocated from mem, hosts borrowed from msg);
+ * false when malformed (nothing left allocated). */
+bool tsr_proto_decode_lock_view(tsr_mem_t *mem, const void *msg, size_t len, tsr_lock_view_t *v);
+void tsr_proto_lock_view_free(tsr_mem_t *mem, tsr_lock_view_t *v);
+
 /* ---- progress (TSR_MSG_PROGRESS) ------------------------------------------------
  * {u8 version, u64 job, u32 done, u32 total, u64 rows, u64 elapsed_ms}; the
  * reply is empty. Version 1 is the layout above; a later version may only
@@ -156,6 +191,19 @@ typedef struct tsr_progress {
 
 void tsr_proto_encode_progress(tsr_wbuf_t *b, const tsr_progress_t *p);
 bool tsr_proto_decode_progress(const void *msg, size_t len, tsr_progress_t *p);
+
+/* ---- cancel (TSR_MSG_CANCEL) ----------------------------------------------------
+ * {u64 job}: the job to cancel, 0 for every job the sending connection
+ * submitted and is still waiting for; only the submitting connection may
+ * cancel a job. Reply {u32 jobs cancelled}. The cancelled job's own request
+ * is answered TSR_ERR_UNAVAILABLE with the message "job N was cancelled". */
+
+/* TASK_DROP (scheduler -> worker) has the same {u64 job} payload: the worker
+ * answers its queued, not yet started tasks of that job (INFER, RUN and
+ * GRAPH version 2 carry their job) TSR_ERR_UNAVAILABLE with an error payload
+ * "job N was cancelled", and replies {u32 tasks dropped}. */
+void tsr_proto_encode_cancel(tsr_wbuf_t *b, uint64_t job);
+bool tsr_proto_decode_cancel(const void *msg, size_t len, uint64_t *job);
 
 /* ---- graph values ------------------------------------------------------------------
  * The value a graph task wrote to its output ("value"): u8 kind

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "proto.h"
+#include "rewrite_join.h"
 #include "sql/ast.h"
 
 #define MAX_AGGS 256
@@ -209,9 +210,9 @@ static char *worker_agg_sql(rw_t *w, const tsr_ast_select_t *q)
         const tsr_ast_expr_t *g = q->group_by[i];
         put_text(&b, first ? "" : ", ");
         first = false;
+        /* no alias: the engine names the partial column as it names the
+         * column, the file's spelling (`kk` of header "Kk" stays "Kk") */
         put_span(&b, w->sql, g->span);
-        put_text(&b, " AS ");
-        put_quoted(&b, g->name, strlen(g->name));
     }
     for (size_t k = 0; k < w->naggs; k++) {
         const agg_use_t *a = &w->aggs[k];
@@ -341,8 +342,6 @@ static const char *classify(rw_t *w, const tsr_ast_select_t *q, bool *agg)
 {
     if (!q->has_from)
         return "a query without FROM";
-    if (q->njoins > 0)
-        return "a join";
     for (size_t i = 0; i < q->nitems; i++)
         collect(w, q->items[i].expr);
     collect(w, q->having);
@@ -381,6 +380,11 @@ tsr_status_t tsr_rewrite_plan(tsr_mem_t *mem, const char *sql, tsr_dplan_t *out,
     }
     w->mem = mem;
     w->sql = sql;
+    if (q->has_from && q->njoins > 0) {
+        tsr_mem_free(mem, w);
+        tsr_rewrite_join(mem, sql, len, q, out);
+        goto done;
+    }
     bool agg = false;
     const char *why = classify(w, q, &agg);
     if (why) {
@@ -394,8 +398,9 @@ tsr_status_t tsr_rewrite_plan(tsr_mem_t *mem, const char *sql, tsr_dplan_t *out,
     out->worker_sql = agg ? worker_agg_sql(w, q) : worker_scan_sql(w, q);
     out->final_sql = final_sql(w, q, len);
     out->columns = agg ? agg_columns(mem, q) : tsr_mem_strdup(mem, "*");
+    out->part = tsr_mem_strdup(mem, q->from.table);
     tsr_mem_free(mem, w);
-    if (!out->table || !out->worker_sql || !out->final_sql || !out->columns) {
+    if (!out->table || !out->part || !out->worker_sql || !out->final_sql || !out->columns) {
         tsr_rewrite_free(mem, out);
         out->kind = TSR_DPLAN_WHOLE;
         out->why = "the rewrite failed";
@@ -411,7 +416,28 @@ void tsr_rewrite_free(tsr_mem_t *mem, tsr_dplan_t *p)
     tsr_mem_free(mem, p->worker_sql);
     tsr_mem_free(mem, p->final_sql);
     tsr_mem_free(mem, p->columns);
-    p->table = p->worker_sql = p->final_sql = p->columns = NULL;
+    tsr_mem_free(mem, p->part);
+    for (size_t i = 0; p->tables && i < p->ntables; i++)
+        tsr_mem_free(mem, p->tables[i]);
+    for (size_t i = 0; p->probes && i < p->nprobes; i++)
+        tsr_mem_free(mem, p->probes[i]);
+    tsr_mem_free(mem, p->tables);
+    tsr_mem_free(mem, p->probes);
+    p->table = p->worker_sql = p->final_sql = p->columns = p->part = NULL;
+    p->tables = p->probes = NULL;
+    p->ntables = p->nprobes = 0;
+}
+
+tsr_status_t tsr_rewrite_pick(tsr_mem_t *mem, tsr_dplan_t *p, size_t idx)
+{
+    if (idx >= p->ntables)
+        return TSR_ERR_INVALID_ARG;
+    char *t = tsr_mem_strdup(mem, p->tables[idx]);
+    if (!t)
+        return TSR_ERR_NOMEM;
+    tsr_mem_free(mem, p->table);
+    p->table = t;
+    return TSR_OK;
 }
 
 const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k)
@@ -421,6 +447,8 @@ const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k)
         return "agg";
     case TSR_DPLAN_SCAN:
         return "scan";
+    case TSR_DPLAN_JOIN:
+        return "join";
     default:
         return "whole";
     }

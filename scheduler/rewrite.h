@@ -14,7 +14,22 @@
  *   SCAN  one table, no aggregates: workers filter (`SELECT * ... WHERE`,
  *         with LIMIT pushed down when there is no ORDER BY/DISTINCT); the
  *         scheduler runs `final_sql` (WHERE -> TRUE) on the stacked rows.
- *   WHOLE everything else (joins, no FROM, COUNT(DISTINCT), GROUP BY on
+ *   JOIN  inner joins of distinct tables (rewrite_join.c): the caller splits
+ *         one table (the largest file, tsr_rewrite_pick) and every range
+ *         task also reads the other tables whole (broadcast). Every row of
+ *         the split table meets the other tables independently, so the join
+ *         of a range is a slice of the join, and the two merges above apply
+ *         to the join's rows: with aggregates (join_agg) workers run the
+ *         join + WHERE + GROUP BY with partials, the merge re-groups by the
+ *         group columns (named by the columns themselves, so output names
+ *         stay the engine's); without, workers project the select items
+ *         (and ORDER BY keys) as tsr__c<i> / tsr__o<j> and the merge sorts,
+ *         de-duplicates and limits the stacked rows. The merge reads the
+ *         stacked rows as table `part` ("tsr__part"). A table joined with
+ *         itself, or a query whose names cannot be mapped onto the partial
+ *         columns, stays WHOLE. (The parser has no outer joins; were LEFT
+ *         JOIN added, only the preserved leftmost table could be split.)
+ *   WHOLE everything else (self-joins, no FROM, COUNT(DISTINCT), GROUP BY on
  *         expressions, SELECT * with GROUP BY): one worker runs the query
  *         unchanged on whole files.
  * The rewrite is textual, on the parser's source spans, so every expression
@@ -36,23 +51,37 @@ typedef enum tsr_dplan_kind {
     TSR_DPLAN_WHOLE = 0,
     TSR_DPLAN_AGG = 1,
     TSR_DPLAN_SCAN = 2,
+    TSR_DPLAN_JOIN = 3,
 } tsr_dplan_kind_t;
 
 typedef struct tsr_dplan {
     tsr_dplan_kind_t kind;
-    char *table;      /* AGG/SCAN: the FROM table's name as written (owned) */
-    char *worker_sql; /* AGG/SCAN (owned) */
-    char *final_sql;  /* AGG/SCAN (owned) */
+    char *table;      /* AGG/SCAN: the FROM table's name as written; JOIN: NULL
+                         until tsr_rewrite_pick names the split table (owned) */
+    char *part;       /* the name final_sql reads the stacked worker rows as:
+                         AGG/SCAN the table's, JOIN "tsr__part" (owned) */
+    char *worker_sql; /* AGG/SCAN/JOIN (owned) */
+    char *final_sql;  /* AGG/SCAN/JOIN (owned) */
     char *columns;    /* AGG: the FROM table's columns the query may read, comma-
                          separated, lower case (names of aliases too: harmless);
                          "*" for every column (SCAN, names with ','). Owned. */
     const char *why;  /* WHOLE: why the query is not split (static text) */
+    /* JOIN only */
+    bool join_agg;    /* aggregates merged (else rows stacked) */
+    size_t ntables;   /* the FROM and JOIN tables, in query order, all distinct */
+    char **tables;    /* their names as written (owned) */
+    size_t nprobes;   /* queries that must NOT bind (run on the check tables): */
+    char **probes;    /* an ORDER BY name the merge reads as a select alias is
+                         one only when no input column has that name (owned) */
 } tsr_dplan_t;
 
 /* Parses sql and plans it. Syntax errors: TSR_ERR_SYNTAX with the position
  * (the query is not run). */
 tsr_status_t tsr_rewrite_plan(tsr_mem_t *mem, const char *sql, tsr_dplan_t *out, tsr_error_t *err);
 void tsr_rewrite_free(tsr_mem_t *mem, tsr_dplan_t *p);
+
+/* JOIN: makes tables[idx] the split table (plan->table). TSR_ERR_NOMEM. */
+tsr_status_t tsr_rewrite_pick(tsr_mem_t *mem, tsr_dplan_t *p, size_t idx);
 
 const char *tsr_rewrite_kind_name(tsr_dplan_kind_t k);
 

@@ -68,7 +68,107 @@ void tsr_sched_worker_dead(sched_t *s, size_t i, const char *why)
     tsr_peer_t *peer = w->peer;
     w->peer = NULL;
     conn_remove(s, peer);
+    /* its queued tasks move to other queues (or fail their job when no
+     * worker left can run them), then its calls in flight fail */
+    tsr_placer_worker_dead(&s->placer, i);
     tsr_peer_forget(s->t, peer); /* fails its pending calls: their tasks move */
+    tsr_placer_pump(&s->placer);
+}
+
+void tsr_sched_active_add(sched_t *s, sactive_t *a)
+{
+    a->prev = NULL;
+    a->next = s->active;
+    if (s->active)
+        s->active->prev = a;
+    s->active = a;
+}
+
+void tsr_sched_active_remove(sched_t *s, sactive_t *a)
+{
+    if (!a->prev && s->active != a)
+        return; /* not linked */
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        s->active = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->prev = a->next = NULL;
+}
+
+typedef struct sdrop {
+    sched_t *s;
+    uint8_t buf[8]; /* the TASK_DROP payload, alive while the call is */
+} sdrop_t;
+
+static void on_dropped(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    (void)status; /* best effort: a worker that misses it runs the tasks */
+    sdrop_t *d = arg;
+    tsr_rpc_msg_release(d->s->t, reply);
+    tsr_mem_free(d->s->mem, d);
+}
+
+/* Tells every ready worker to drop its queued tasks of job (TASK_DROP). */
+static void drop_on_workers(sched_t *s, uint64_t job)
+{
+    for (size_t i = 0; i < s->nworkers; i++) {
+        sworker_t *w = s->workers[i];
+        if (w->state != SW_READY || !w->peer)
+            continue;
+        sdrop_t *d = tsr_mem_calloc(s->mem, 1, sizeof(*d));
+        if (!d)
+            return;
+        d->s = s;
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, s->mem);
+        tsr_proto_encode_cancel(&b, job);
+        bool ok = !b.failed && b.len == sizeof(d->buf);
+        if (ok)
+            memcpy(d->buf, b.data, b.len);
+        tsr_wbuf_free(&b);
+        if (!ok || tsr_rpc_call_async(s->t, w->peer, TSR_MSG_TASK_DROP, d->buf, sizeof(d->buf),
+                                      5000, on_dropped, d, NULL) != TSR_OK)
+            tsr_mem_free(s->mem, d);
+    }
+}
+
+/* Cancels the jobs peer submitted and still waits for (job 0: all, else
+ * that one); the workers drop their queued tasks. Returns how many. */
+static uint32_t cancel_jobs(sched_t *s, const tsr_peer_t *peer, uint64_t job, const char *why)
+{
+    uint32_t n = 0;
+    /* a cancel unlinks its job (and nothing else): rescan from the head */
+    for (sactive_t *a = s->active; a;) {
+        tsr_rpc_req_t *held = *a->req;
+        if (held && tsr_rpc_req_peer(held) == peer && (job == 0 || a->id == job)) {
+            uint64_t id = a->id;
+            tsr_sched_log(s->p->log, "scheduler", "job %llu: %s", (unsigned long long)id, why);
+            a->cancel(a); /* may free the job */
+            drop_on_workers(s, id);
+            n++;
+            a = s->active;
+            continue;
+        }
+        a = a->next;
+    }
+    return n;
+}
+
+void tsr_sched_cancel_request(sched_t *s, tsr_rpc_req_t *req)
+{
+    size_t len = 0;
+    const void *d = tsr_rpc_req_data(req, &len);
+    uint64_t job = 0;
+    if (!tsr_proto_decode_cancel(d, len, &job)) {
+        tsr_proto_reply_error(s->t, s->mem, req, TSR_ERR_BAD_INPUT, "malformed cancel request",
+                              NULL);
+        return;
+    }
+    uint32_t n = cancel_jobs(s, tsr_rpc_req_peer(req), job, "cancelled by its client");
+    uint8_t out[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    tsr_rpc_reply(s->t, req, TSR_OK, out, sizeof(out));
 }
 
 static void on_event(void *arg, const tsr_transport_event_t *ev)
@@ -88,6 +188,8 @@ static void on_event(void *arg, const tsr_transport_event_t *ev)
                               ev->detail ? ev->detail : tsr_status_str(ev->status));
         return;
     }
+    /* a client that went away (killed, or ^C) cancels what it waits for */
+    cancel_jobs(s, ev->peer, 0, "its client went away");
     conn_remove(s, ev->peer);
     tsr_peer_forget(s->t, ev->peer);
 }
@@ -96,7 +198,7 @@ static void on_event(void *arg, const tsr_transport_event_t *ev)
 static sconn_t *authed(sched_t *s, tsr_rpc_req_t *req)
 {
     sconn_t *c = conn_find(s, tsr_rpc_req_peer(req));
-    if (c && c->authed)
+    if (c && c->hs.authed)
         return c;
     tsr_sched_log(s->p->log, "scheduler",
                   "refused a request (type %u) from an unauthenticated "
@@ -114,7 +216,7 @@ static void on_hello(void *arg, tsr_rpc_req_t *req)
     tsr_peer_t *peer = tsr_rpc_req_peer(req);
     sconn_t *c = conn_find(s, peer);
     if (len != 1 + TSR_NONCE_LEN || (d[0] != TSR_ROLE_WORKER && d[0] != TSR_ROLE_CLIENT) ||
-        (c && c->hello) || (!c && s->nconns == SCHED_MAX_CONNS)) {
+        (c && c->hs.hello) || (!c && s->nconns == SCHED_MAX_CONNS)) {
         tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
         return;
     }
@@ -129,17 +231,9 @@ static void on_hello(void *arg, tsr_rpc_req_t *req)
         c->worker = -1;
         s->conns[s->nconns++] = c;
     }
-    c->role = d[0];
-    memcpy(c->cn, d + 1, TSR_NONCE_LEN);
-    if (tsr_auth_random(c->sn, TSR_NONCE_LEN) != TSR_OK) {
-        tsr_rpc_reply(s->t, req, TSR_ERR_INTERNAL, NULL, 0);
-        return;
-    }
-    c->hello = true;
-    uint8_t out[TSR_NONCE_LEN + TSR_MAC_LEN];
-    memcpy(out, c->sn, TSR_NONCE_LEN);
-    tsr_auth_mac(&s->token, "tsr-sched", c->role, c->cn, c->sn, out + TSR_NONCE_LEN);
-    tsr_rpc_reply(s->t, req, TSR_OK, out, sizeof(out));
+    uint8_t out[TSR_HS_HELLO_REPLY];
+    tsr_status_t rc = tsr_hs_hello(&c->hs, &s->token, d, len, out);
+    tsr_rpc_reply(s->t, req, rc, rc == TSR_OK ? out : NULL, rc == TSR_OK ? sizeof(out) : 0);
 }
 
 static void on_prove(void *arg, tsr_rpc_req_t *req)
@@ -149,40 +243,52 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     const uint8_t *d = tsr_rpc_req_data(req, &len);
     tsr_peer_t *peer = tsr_rpc_req_peer(req);
     sconn_t *c = conn_find(s, peer);
-    uint8_t want[TSR_MAC_LEN];
-    if (!c || !c->hello || c->authed || len < TSR_MAC_LEN) {
+    if (!c) {
         tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
         return;
     }
-    tsr_auth_mac(&s->token, "tsr-peer", c->role, c->sn, c->cn, want);
-    const char *role = c->role == TSR_ROLE_WORKER ? "worker" : "client";
-    if (!tsr_auth_mac_equal(d, want)) {
+    /* a worker's join info is checked before its proof counts */
+    tsr_hs_t before = c->hs;
+    const uint8_t *rest = NULL;
+    size_t rest_len = 0;
+    tsr_status_t prc = tsr_hs_prove(&c->hs, &s->token, d, len, &rest, &rest_len);
+    const char *role = c->hs.role == TSR_ROLE_WORKER ? "worker" : "client";
+    if (prc == TSR_ERR_AUTH) {
         tsr_sched_log(s->p->log, "scheduler",
                       "authentication failed: a %s (node %u) did not prove the cluster token", role,
                       tsr_peer_node_id(peer));
-        c->hello = false; /* a new HELLO is needed, with fresh nonces */
         tsr_proto_reply_error(s->t, s->mem, req, TSR_ERR_AUTH, "authentication failed", NULL);
         return;
     }
-    if (c->role == TSR_ROLE_CLIENT) {
-        c->authed = true;
+    if (prc != TSR_OK) {
+        tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    if (c->hs.role == TSR_ROLE_CLIENT) {
         tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
         return;
     }
     tsr_rbuf_t r;
-    tsr_rbuf_init(&r, d + TSR_MAC_LEN, len - TSR_MAC_LEN);
+    tsr_rbuf_init(&r, rest, rest_len);
     const char *device = tsr_rbuf_str(&r);
     uint32_t pid = tsr_rbuf_u32(&r);
     const char *host = tsr_rbuf_str(&r), *dir = tsr_rbuf_str(&r);
+    /* where the worker's transport listens (its lock home, docs/locks.md) */
+    const char *ahost = tsr_rbuf_str(&r);
+    uint32_t aport = tsr_rbuf_u32(&r);
     sworker_t *w = NULL;
-    if (!tsr_rbuf_done(&r) || s->nworkers == SCHED_MAX_WORKERS ||
+    if (!tsr_rbuf_done(&r) || aport > 65535 || s->nworkers == SCHED_MAX_WORKERS ||
         !(w = tsr_mem_calloc(s->mem, 1, sizeof(*w)))) {
+        c->hs = before; /* not admitted */
         tsr_rpc_reply(s->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
         return;
     }
     snprintf(w->device, sizeof(w->device), "%s", device);
     snprintf(w->host, sizeof(w->host), "%s", host);
     snprintf(w->data_dir, sizeof(w->data_dir), "%s", dir);
+    snprintf(w->addr_host, sizeof(w->addr_host), "%s", ahost);
+    w->addr_port = (uint16_t)aport;
+    w->node_id = tsr_peer_node_id(peer);
     w->pid = pid;
     w->peer = peer;
     w->s = s;
@@ -190,8 +296,8 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     w->state = SW_READY;
     w->last_pong_ms = tsr_sched_now_ms();
     c->worker = (int)s->nworkers;
+    tsr_placer_add_worker(&s->placer, s->nworkers, w->device);
     s->workers[s->nworkers++] = w;
-    c->authed = true;
     tsr_sched_log(s->p->log, "scheduler", "worker %zu joined: pid %u on %s, device %s", s->nworkers,
                   pid, w->host, w->device);
     tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
@@ -248,11 +354,25 @@ static void on_lock(void *arg, tsr_rpc_req_t *req)
         tsr_sched_lock_request(s, req);
 }
 
+static void on_lock_view(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_lock_view(s, req);
+}
+
 static void on_kv(void *arg, tsr_rpc_req_t *req)
 {
     sched_t *s = arg;
     if (authed(s, req))
         tsr_sched_kv_request(s, req);
+}
+
+static void on_cancel(void *arg, tsr_rpc_req_t *req)
+{
+    sched_t *s = arg;
+    if (authed(s, req))
+        tsr_sched_cancel_request(s, req);
 }
 
 static void on_pong(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
@@ -328,6 +448,14 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     int code = 1;
     tsr_error_t err;
     tsr_error_clear(&err);
+    const tsr_policy_ops_t *policy = tsr_policy_find(p->policy);
+    if (!policy) {
+        tsr_sched_log(p->log, "scheduler", "error: unknown policy '%s' (known: %s)", p->policy,
+                      tsr_policy_names());
+        code = 2;
+        goto cleanup;
+    }
+    tsr_placer_init(&s->placer, policy, p->slots);
     const char *host = p->listen_host ? p->listen_host : "127.0.0.1";
     if (tsr_auth_token_load(p->token_path, &s->token, &err) != TSR_OK) {
         tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
@@ -355,8 +483,10 @@ int tsr_sched_run(const tsr_sched_params_t *p)
                     {TSR_MSG_SQL, on_sql},
                     {TSR_MSG_STATUS, on_status},
                     {TSR_MSG_LOCK, on_lock},
+                    {TSR_MSG_LOCK_VIEW, on_lock_view},
                     {TSR_MSG_KV, on_kv},
-                    {TSR_MSG_GRAPH, on_graph}};
+                    {TSR_MSG_GRAPH, on_graph},
+                    {TSR_MSG_CANCEL, on_cancel}};
     for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
         if (tsr_rpc_register(s->t, handlers[i].type, handlers[i].fn, s, &err) != TSR_OK) {
             tsr_sched_log(p->log, "scheduler", "error: %s", err.message);

@@ -32,12 +32,20 @@
  * fails with an answer (a SQL error, a plugin's error, an unknown kind)
  * fails the job with its message, prefixed by the task's id.
  *
- * Placement: the least loaded ready worker (tsr_sched_pick_worker). Ready
- * tasks wait in the graph's FIFO (readyq) and at most MAX_GRAPH_INFLIGHT of
- * them are sent at a time, so a wide fan-out neither exceeds the transport's
- * calls in flight nor fills the workers' bounded queues (a full queue
- * answers UNAVAILABLE without payload, which counts as a lost attempt).
+ * Placement (policy.h): a task that becomes ready is pushed to the
+ * scheduler's placer with its home, the worker that produced its largest
+ * task input (locality: under the default policy it runs there unless that
+ * worker is gone, and an idle worker may steal it); the placer sends it when
+ * a worker has a free slot, so a wide fan-out waits in the scheduler's
+ * queues, never deep in a worker's, and a slow worker's backlog is stolen.
+ * A lost task is pushed again (avoiding the worker it was lost on).
+ *
+ * Cancel (CANCEL from the submitting client, sactive_t): the job answers
+ * "cancelled", its queued tasks leave the placer's queues, and the answers
+ * of the tasks already on workers are dropped when they come (at most the
+ * placer's slots per worker).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -48,7 +56,6 @@
 
 #define MAX_ATTEMPTS 4
 #define MAX_GRAPH_TABLES 64
-#define MAX_GRAPH_INFLIGHT 512 /* < a worker's queue (1024) and the RPC limit */
 
 typedef struct ginput {
     uint8_t is_task;
@@ -70,6 +77,7 @@ typedef struct gtask {
     uint64_t ready_ns, sent_ns, done_ns; /* since the job started (reply trailer) */
     tsr_wbuf_t payload;  /* the TASK_GRAPH request, while in flight */
     tsr_rpc_msg_t reply; /* the value, while a reader or the client needs it */
+    tsr_pq_item_t pq;    /* its place in the placer's queues (item_task finds t) */
 } gtask_t;
 
 struct sgraph {
@@ -84,9 +92,9 @@ struct sgraph {
     gtask_t *tasks;
     ginput_t *inputs;
     size_t *succ_at, *succ; /* CSR: the tasks reading task i */
-    size_t *readyq;         /* ready tasks not sent yet: [rq_head, rq_tail) */
-    size_t rq_head, rq_tail, inflight;
+    size_t inflight;
     bool finished;
+    sactive_t act; /* in the scheduler's cancellable jobs while running */
     uint64_t started_ms;
     uint64_t started_ns;
     tsr_progress_t prog;
@@ -113,9 +121,17 @@ static void graph_maybe_free(sgraph_t *g)
     tsr_mem_free(s->mem, g->inputs);
     tsr_mem_free(s->mem, g->succ_at);
     tsr_mem_free(s->mem, g->succ);
-    tsr_mem_free(s->mem, g->readyq);
     tsr_rpc_msg_release(s->t, &g->reqmsg);
     tsr_mem_free(s->mem, g);
+}
+
+/* The job ends: nothing more of it is placed. */
+static void graph_end(sgraph_t *g)
+{
+    g->finished = true;
+    tsr_sched_active_remove(g->s, &g->act);
+    for (size_t i = 0; g->tasks && i < g->ntasks; i++)
+        tsr_placer_remove(&g->s->placer, &g->tasks[i].pq);
 }
 
 static void graph_fail(sgraph_t *g, const tsr_error_t *e)
@@ -131,7 +147,8 @@ static void graph_fail(sgraph_t *g, const tsr_error_t *e)
     }
     tsr_sched_log(s->p->log, "scheduler", "graph job %llu failed: %s", (unsigned long long)g->id,
                   e->message);
-    g->finished = true;
+    tsr_sched_http_job_end(s->http, g->id, false, e->message, 0);
+    graph_end(g);
     graph_maybe_free(g);
 }
 
@@ -181,12 +198,13 @@ static void graph_answer(sgraph_t *g)
         return;
     }
     tsr_rpc_reply(s->t, g->req, TSR_OK, b.data, b.len);
+    tsr_sched_http_job_end(s->http, g->id, true, NULL, b.len);
     tsr_wbuf_free(&b);
     g->req = NULL;
     tsr_sched_log(s->p->log, "scheduler", "graph job %llu: %zu task(s) done in %llu ms",
                   (unsigned long long)g->id, g->ntasks,
                   (unsigned long long)(tsr_sched_now_ms() - g->started_ms));
-    g->finished = true;
+    graph_end(g);
     graph_maybe_free(g);
 }
 
@@ -197,7 +215,8 @@ static void build_payload(sgraph_t *g, gtask_t *t)
     tsr_wbuf_t *b = &t->payload;
     tsr_wbuf_free(b);
     tsr_wbuf_init(b, g->s->mem);
-    tsr_wbuf_u8(b, 1); /* version */
+    tsr_wbuf_u8(b, 2); /* version 2: with the job, so TASK_DROP finds it */
+    tsr_wbuf_u64(b, g->id);
     tsr_wbuf_str(b, t->kind);
     tsr_wbuf_str(b, t->sql);
     tsr_wbuf_str(b, t->param);
@@ -219,14 +238,19 @@ static void build_payload(sgraph_t *g, gtask_t *t)
     }
 }
 
-static bool dispatch(sgraph_t *g, gtask_t *t)
+static gtask_t *item_task(tsr_pq_item_t *it)
 {
+    return (gtask_t *)(void *)((char *)it - offsetof(gtask_t, pq));
+}
+
+static bool enqueue(sgraph_t *g, gtask_t *t);
+
+/* The placer's send hook: one TASK_GRAPH call to worker wi. */
+static bool send_task(tsr_pq_item_t *it, int wi)
+{
+    gtask_t *t = item_task(it);
+    sgraph_t *g = t->g;
     sched_t *s = g->s;
-    int wi = tsr_sched_pick_worker(s, t->attempts > 0 ? t->worker : -1);
-    if (wi < 0) {
-        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
-        return false;
-    }
     if (t->payload.len == 0)
         build_payload(g, t);
     if (t->payload.failed) {
@@ -237,6 +261,14 @@ static bool dispatch(sgraph_t *g, gtask_t *t)
     tsr_error_clear(&e);
     if (tsr_rpc_call_async(s->t, s->workers[wi]->peer, TSR_MSG_TASK_GRAPH, t->payload.data,
                            t->payload.len, -1, on_task_done, t, &e) != TSR_OK) {
+        if (e.status == TSR_ERR_UNAVAILABLE && ++t->attempts < MAX_ATTEMPTS) {
+            /* the worker's connection is gone but not yet noticed: it is
+             * dead; the task is placed again elsewhere (a lost attempt) */
+            t->worker = wi;
+            enqueue(g, t); /* may end the job: only s is used after */
+            tsr_sched_worker_dead(s, (size_t)wi, e.message);
+            return false;
+        }
         graph_fail(g, &e);
         return false;
     }
@@ -248,12 +280,36 @@ static bool dispatch(sgraph_t *g, gtask_t *t)
     return true;
 }
 
-/* Sends queued ready tasks while fewer than MAX_GRAPH_INFLIGHT are out. */
-static bool pump(sgraph_t *g)
+static void unplaceable(tsr_pq_item_t *it)
 {
-    while (g->rq_head < g->rq_tail && g->inflight < MAX_GRAPH_INFLIGHT)
-        if (!dispatch(g, &g->tasks[g->readyq[g->rq_head++]]))
-            return false;
+    gtask_t *t = item_task(it);
+    graph_fail_msg(t->g, TSR_ERR_UNAVAILABLE, "no workers are available");
+}
+
+/* Task t is ready (again): into the placer's queues, at home with the
+ * largest value it reads. The caller pumps. */
+static bool enqueue(sgraph_t *g, gtask_t *t)
+{
+    tsr_pq_item_t *it = &t->pq;
+    it->home = -1;
+    size_t biggest = 0;
+    for (size_t k = 0; k < t->nin; k++) {
+        const ginput_t *in = &g->inputs[t->in_at + k];
+        const gtask_t *src = &g->tasks[in->index];
+        if (in->is_task && src->worker >= 0 && (it->home < 0 || src->reply.len > biggest)) {
+            it->home = src->worker;
+            biggest = src->reply.len;
+        }
+    }
+    it->avoid = t->attempts > 0 ? t->worker : -1;
+    it->need = NULL;
+    it->job = g->id;
+    it->send = send_task;
+    it->unplaceable = unplaceable;
+    if (!tsr_placer_push(&g->s->placer, it)) {
+        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        return false;
+    }
     return true;
 }
 
@@ -308,11 +364,13 @@ static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
         gtask_t *next = &g->tasks[g->succ[e]];
         if (--next->waiting == 0) {
             next->ready_ns = t->done_ns;
-            g->readyq[g->rq_tail++] = g->succ[e];
+            if (!enqueue(g, next))
+                return;
         }
     }
-    pump(g);
 }
+
+static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_msg_t *reply);
 
 static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
@@ -325,17 +383,30 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     if (w->inflight > 0)
         w->inflight--;
     w->tasks_done++;
+    tsr_placer_done(&s->placer, (size_t)t->worker);
+    task_settle(g, t, status, reply);
+    tsr_placer_pump(&s->placer); /* g may be gone: s is not */
+}
+
+static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    sched_t *s = g->s;
     if (g->finished) {
         tsr_rpc_msg_release(s->t, reply);
         graph_maybe_free(g);
         return;
     }
     if (status == TSR_OK) {
+        tsr_sched_http_task_end(s->http, g->id, TSR_SCHED_TASK_OK, t->payload.len + reply->len);
         task_finished(g, t, reply);
         return;
     }
     if ((status == TSR_ERR_UNAVAILABLE || status == TSR_ERR_TIMEOUT) && reply->len == 0) {
         tsr_rpc_msg_release(s->t, reply);
+        tsr_sched_http_task_end(s->http, g->id,
+                                t->attempts + 1 >= MAX_ATTEMPTS ? TSR_SCHED_TASK_FAILED
+                                                                : TSR_SCHED_TASK_RERUN,
+                                t->payload.len);
         if (++t->attempts >= MAX_ATTEMPTS) {
             graph_fail_msg(g, TSR_ERR_UNAVAILABLE,
                            "a graph task failed on every worker it was given to");
@@ -344,11 +415,12 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         tsr_sched_log(s->p->log, "scheduler",
                       "graph job %llu: task '%s' lost with worker %d (%s); placing it again",
                       (unsigned long long)g->id, t->id, t->worker + 1, tsr_status_str(status));
-        dispatch(g, t);
+        enqueue(g, t);
         return;
     }
     tsr_error_t e, pre;
     tsr_proto_decode_error(reply->data, reply->len, status, &e);
+    tsr_sched_http_task_end(s->http, g->id, TSR_SCHED_TASK_FAILED, t->payload.len + reply->len);
     tsr_rpc_msg_release(s->t, reply);
     pre = e;
     snprintf(pre.message, sizeof(pre.message), "task '%s': %s", t->id, e.message);
@@ -388,6 +460,7 @@ static bool decode_request(sgraph_t *g, bool *nomem)
         gtask_t *t = &g->tasks[i];
         t->g = g;
         t->worker = -1;
+        t->pq.queue = -1;
         tsr_wbuf_init(&t->payload, mem);
         t->id = tsr_rbuf_str(&r);
         t->kind = tsr_rbuf_str(&r);
@@ -434,6 +507,14 @@ nomem:
     return false;
 }
 
+static void graph_cancel(sactive_t *a)
+{
+    sgraph_t *g = (sgraph_t *)(void *)((char *)a - offsetof(sgraph_t, act));
+    char msg[96];
+    snprintf(msg, sizeof(msg), "job %llu was cancelled", (unsigned long long)g->id);
+    graph_fail_msg(g, TSR_ERR_UNAVAILABLE, msg);
+}
+
 bool tsr_sched_graph_check(tsr_mem_t *mem, const void *msg, size_t len, size_t *ntasks)
 {
     sched_t s = {.mem = mem};
@@ -469,6 +550,8 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
     g->sprog.last_ms = g->started_ms;
     tsr_rpc_req_take(req, &g->reqmsg);
     bool nomem = false;
+    /* in the HTTP job table next to SQL jobs (http.c: kind "graph") */
+    tsr_sched_http_job_begin(s->http, g->id, "(task graph)", strlen("(task graph)"));
     if (!decode_request(g, &nomem)) {
         graph_fail_msg(g, nomem ? TSR_ERR_NOMEM : TSR_ERR_BAD_INPUT,
                        nomem ? "out of memory" : "malformed task graph request");
@@ -479,14 +562,15 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
         return;
     }
     g->prog.total = (uint32_t)g->ntasks;
+    tsr_sched_http_job_tasks(s->http, g->id, "graph", g->ntasks);
     tsr_sched_log(s->p->log, "scheduler", "graph job %llu: %zu task(s) on %zu worker(s)",
                   (unsigned long long)g->id, g->ntasks, tsr_sched_ready_count(s));
-    if (!(g->readyq = tsr_mem_calloc(s->mem, g->ntasks, sizeof(size_t)))) {
-        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
-        return;
-    }
+    g->act.id = g->id;
+    g->act.req = &g->req;
+    g->act.cancel = graph_cancel;
+    tsr_sched_active_add(s, &g->act);
     for (size_t i = 0; i < g->ntasks; i++)
-        if (g->tasks[i].waiting == 0)
-            g->readyq[g->rq_tail++] = i;
-    pump(g);
+        if (g->tasks[i].waiting == 0 && !enqueue(g, &g->tasks[i]))
+            return;
+    tsr_placer_pump(&s->placer);
 }

@@ -19,7 +19,9 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "handshake.h"
 #include "http.h"
+#include "policy.h"
 #include "proto.h"
 #include "scheduler.h"
 #include "transport.h"
@@ -35,6 +37,9 @@ typedef struct sworker {
     char device[64];
     char host[128];
     char data_dir[256];
+    char addr_host[128]; /* where its transport listens, as it reported (lock homes) */
+    uint16_t addr_port;
+    uint32_t node_id;    /* its transport's node id */
     uint32_t pid;
     uint32_t inflight;     /* tasks this scheduler has sent and not seen answered */
     uint32_t load;         /* the worker's own count, from the last heartbeat */
@@ -49,15 +54,22 @@ typedef struct sconn {
     tsr_peer_t *peer;
     uint32_t node_id; /* the peer's, to tell its events from a stale one whose
                          freed peer address was reused (see on_event) */
-    uint8_t role;
-    bool hello;  /* HELLO seen: nonces set */
-    bool authed; /* PROVE checked */
-    uint8_t cn[TSR_NONCE_LEN];
-    uint8_t sn[TSR_NONCE_LEN];
-    int worker; /* slot, -1 for clients */
+    tsr_hs_t hs; /* the token handshake's state (handshake.h) */
+    int worker;  /* slot, -1 for clients */
 } sconn_t;
 
 typedef struct sjob sjob_t;
+
+/* A job that may still be cancelled (SQL or graph): linked into the
+ * scheduler's list while it runs, so CANCEL finds it by id or by the client
+ * connection that submitted it. cancel ends the job "cancelled" (answering
+ * the client, dropping its queued tasks) and unlinks it. */
+typedef struct sactive {
+    struct sactive *prev, *next;
+    uint64_t id;
+    tsr_rpc_req_t *const *req; /* the job's held client request (NULL once answered) */
+    void (*cancel)(struct sactive *a);
+} sactive_t;
 
 typedef struct sched {
     const tsr_sched_params_t *p;
@@ -76,11 +88,23 @@ typedef struct sched {
      * the order names map to; formed at the first lock request. */
     size_t lock_view[SCHED_MAX_WORKERS];
     size_t lock_nview;
+    uint64_t lock_gen; /* bumped whenever a home moves to another worker (LOCK_VIEW) */
     /* The kv table catalog (sched_kv.c), NULL until the first kv request. */
     struct skv *kv;
     /* The HTTP endpoint (http.h), NULL without --http: its hooks take NULL. */
     struct tsr_sched_http *http;
+    /* Task placement (policy.h): per-worker queues, slots, stealing. */
+    tsr_placer_t placer;
+    /* Jobs that can be cancelled (sactive_t). */
+    sactive_t *active;
 } sched_t;
+
+/* Links / unlinks a running job (sched.c). remove is idempotent. */
+void tsr_sched_active_add(sched_t *s, sactive_t *a);
+void tsr_sched_active_remove(sched_t *s, sactive_t *a);
+/* CANCEL handler (sched.c): {u64 job (0: every job of this connection)};
+ * replies {u32 jobs cancelled}. */
+void tsr_sched_cancel_request(sched_t *s, tsr_rpc_req_t *req);
 
 /* Ready workers now. */
 size_t tsr_sched_ready_count(const sched_t *s);
@@ -91,6 +115,8 @@ void tsr_sched_worker_dead(sched_t *s, size_t i, const char *why);
 /* LOCK handler (sched_lock.c): forwards req to the lock's home worker and
  * relays its answer. */
 void tsr_sched_lock_request(sched_t *s, tsr_rpc_req_t *req);
+/* LOCK_VIEW handler (sched_lock.c): the lock view's homes and addresses. */
+void tsr_sched_lock_view(sched_t *s, tsr_rpc_req_t *req);
 
 /* KV handler (sched_kv.c): the kv catalog and partition requests, routed to
  * the partitions' replicas; tsr_sched_kv_free drops the catalog at exit. */
@@ -107,7 +133,8 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req);
 bool tsr_sched_graph_check(tsr_mem_t *mem, const void *msg, size_t len, size_t *ntasks);
 
 /* The ready worker with the fewest tasks in flight, avoiding `avoid` when
- * another is ready; -1 when none is (sched_job.c). */
+ * another is ready; -1 when none is (sched_job.c). Tasks of jobs go through
+ * the placer instead; this serves one-off requests. */
 int tsr_sched_pick_worker(sched_t *s, int avoid);
 
 /* A job's progress messages to its client (sched_job.c): at most one call in

@@ -4,8 +4,10 @@
  * A job is one client SQL request. Its life (rewrite.h for the shapes):
  *
  *   WHOLE:  one TASK_WHOLE on one worker; its answer goes back as is.
- *   AGG/SCAN:
- *     1. split the FROM table's file into byte ranges (split.h);
+ *   AGG/SCAN/JOIN:
+ *     1. split the FROM table's file into byte ranges (split.h); JOIN: the
+ *        largest joined file, while the others total at most
+ *        --broadcast-max; every RUN also reads those whole (broadcast);
  *     2. INFER each range (workers load it and report the types of the
  *        columns the query reads, see worker_task.c); compute the types
  *        embedded mode would give the whole file: a column whose first
@@ -21,13 +23,20 @@
  *     5. stack the partial rows in range order as the FROM table and run the
  *        merge query; answer the client.
  *
- * Placement: a task goes to the ready worker with the fewest tasks in flight
- * (ties in turn); a range's first RUN goes where its INFER ran (the range is
- * loaded there) while that worker is ready. A task whose call fails
+ * Placement (policy.h): every task is pushed to the scheduler's placer with
+ * a home: a range's INFER the worker a stable assignment of the file's
+ * ranges names ((hash of the path + range) over the ready workers, so the
+ * same file's ranges meet the same workers' page caches job after job), a
+ * range's first RUN the worker its INFER ran on (the range is loaded
+ * there). The placer sends tasks into free worker slots and lets idle
+ * workers steal queued ones (a stolen RUN loads its range again). A task whose call fails
  * without an answer (its worker died or refused) is placed again elsewhere,
  * with the full schema, at most MAX_ATTEMPTS times; a task that fails with
  * an answer (bad CSV, overflow) fails the job with that error. A job keeps itself alive until its last
  * call's callback ran (outstanding), even after it has answered the client.
+ * CANCEL (sactive_t) ends it "cancelled", takes its queued tasks out of the
+ * placer and has the workers drop theirs (TASK_DROP, sched.c); the answers
+ * of tasks already running are dropped.
  *
  * Progress (proto.h PROGRESS): after a task finishes, the client hears the
  * tasks done and known (INFER + RUN, or the one WHOLE task) and the rows of
@@ -35,67 +44,17 @@
  * 100 ms and one message at a time; only while the client's request is held
  * (its peer is then valid). The sprog_t helper here serves graphs too.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common.h"
-#include "rewrite.h"
-#include "sched_internal.h"
-#include "split.h"
-#include "table/csv_internal.h" /* tsr_csv_join: the engine's widening rule */
+#include "sched_job_internal.h"
 
 #define MAX_ATTEMPTS 4
-#define SAMPLE_ROWS 20000 /* the CSV reader's type-inference sample */
-#define MAX_JOB_TABLES 64
 
-typedef enum phase { PH_WHOLE, PH_INFER, PH_RUN } phase_t;
-
-typedef struct stask {
-    sjob_t *job;
-    size_t idx;
-    int worker;
-    unsigned attempts;
-    bool done;
-    tsr_wbuf_t payload;  /* the request (kept valid while the call is in flight) */
-    tsr_rpc_msg_t reply; /* kept until the job ends: merged strings point into it */
-} stask_t;
-
-typedef struct icol {
-    const char *name; /* into the INFER reply */
-    bool read;        /* the query reads it: only those get a type */
-    tsr_type_t type, all;
-    uint64_t first;
-} icol_t;
-
-struct sjob {
-    sched_t *s;
-    uint64_t id;
-    tsr_rpc_req_t *req;   /* the client's; NULL once answered */
-    tsr_rpc_msg_t reqmsg; /* the request payload: strings below point into it */
-    const char *sql;
-    char delim;
-    size_t ntables;
-    const char *names[MAX_JOB_TABLES], *paths[MAX_JOB_TABLES], *schemas[MAX_JOB_TABLES];
-    tsr_dplan_t plan;
-    size_t ti; /* the FROM table's index */
-    tsr_split_t split;
-    phase_t phase;
-    stask_t *tasks;
-    size_t ntasks, pending, outstanding;
-    char *schema;        /* "name:type,..." of the FROM table's columns the query reads */
-    char *check_schema;  /* every column (unread ones VARCHAR), for the checks */
-    bool *range_differs; /* per range: its own inference differs from schema */
-    tsr_context_t *ctx;  /* checks and the merge */
-    uint64_t started_ms;
-    bool finished;
-    uint64_t *range_rows; /* per range, from its INFER answer */
-    int *range_worker;    /* per range: where its INFER ran (and its load is cached) */
-    tsr_progress_t prog;  /* what the client is told */
-    sprog_t sprog;
-};
-
-static const char *type_word(tsr_type_t t)
+const char *tsr_sjob_type_word(tsr_type_t t)
 {
     switch (t) {
     case TSR_TYPE_BOOL:
@@ -112,6 +71,7 @@ static const char *type_word(tsr_type_t t)
 static void tasks_free(sjob_t *j)
 {
     for (size_t i = 0; j->tasks && i < j->ntasks; i++) {
+        tsr_placer_remove(&j->s->placer, &j->tasks[i].pq);
         tsr_wbuf_free(&j->tasks[i].payload);
         tsr_rpc_msg_release(j->s->t, &j->tasks[i].reply);
     }
@@ -138,7 +98,16 @@ static void job_maybe_free(sjob_t *j)
     tsr_mem_free(s->mem, j);
 }
 
-static void job_fail(sjob_t *j, const tsr_error_t *e)
+/* The job ends: nothing more of it is placed. */
+static void job_end(sjob_t *j)
+{
+    j->finished = true;
+    tsr_sched_active_remove(j->s, &j->act);
+    for (size_t i = 0; j->tasks && i < j->ntasks; i++)
+        tsr_placer_remove(&j->s->placer, &j->tasks[i].pq);
+}
+
+void tsr_sjob_fail(sjob_t *j, const tsr_error_t *e)
 {
     sched_t *s = j->s;
     if (j->req) {
@@ -152,7 +121,7 @@ static void job_fail(sjob_t *j, const tsr_error_t *e)
     tsr_sched_log(s->p->log, "scheduler", "job %llu failed: %s", (unsigned long long)j->id,
                   e->message);
     tsr_sched_http_job_end(s->http, j->id, false, e->message, 0);
-    j->finished = true;
+    job_end(j);
     job_maybe_free(j);
 }
 
@@ -161,10 +130,10 @@ static void job_fail_msg(sjob_t *j, tsr_status_t st, const char *msg)
     tsr_error_t e;
     tsr_error_clear(&e);
     tsr_error_set(&e, st, "%s", msg);
-    job_fail(j, &e);
+    tsr_sjob_fail(j, &e);
 }
 
-static void job_answer(sjob_t *j, const void *data, size_t len)
+void tsr_sjob_answer(sjob_t *j, const void *data, size_t len)
 {
     sched_t *s = j->s;
     if (j->req)
@@ -173,7 +142,7 @@ static void job_answer(sjob_t *j, const void *data, size_t len)
     tsr_sched_log(s->p->log, "scheduler", "job %llu done in %llu ms", (unsigned long long)j->id,
                   (unsigned long long)(tsr_sched_now_ms() - j->started_ms));
     tsr_sched_http_job_end(s->http, j->id, true, NULL, len);
-    j->finished = true;
+    job_end(j);
     job_maybe_free(j);
 }
 
@@ -247,23 +216,19 @@ static void build_payload(sjob_t *j, stask_t *t);
 
 static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
 
-static bool dispatch(sjob_t *j, stask_t *t)
+static stask_t *item_task(tsr_pq_item_t *it)
 {
+    return (stask_t *)(void *)((char *)it - offsetof(stask_t, pq));
+}
+
+static bool dispatch(sjob_t *j, stask_t *t);
+
+/* The placer's send hook: the task's call to worker wi. */
+static bool send_task(tsr_pq_item_t *it, int wi)
+{
+    stask_t *t = item_task(it);
+    sjob_t *j = t->job;
     sched_t *s = j->s;
-    /* a range's first RUN goes where its INFER ran: that worker has the range
-     * loaded (worker_task.c), anywhere else it is read and parsed again */
-    int wi = -1;
-    if (j->phase == PH_RUN && t->attempts == 0 && j->range_worker) {
-        int iw = j->range_worker[t->idx];
-        if (iw >= 0 && (size_t)iw < s->nworkers && s->workers[iw]->state == SW_READY)
-            wi = iw;
-    }
-    if (wi < 0)
-        wi = tsr_sched_pick_worker(s, t->attempts > 0 ? t->worker : -1);
-    if (wi < 0) {
-        job_fail_msg(j, TSR_ERR_UNAVAILABLE, "no workers are available");
-        return false;
-    }
     build_payload(j, t);
     if (t->payload.failed) {
         job_fail_msg(j, TSR_ERR_NOMEM, "out of memory");
@@ -278,7 +243,15 @@ static bool dispatch(sjob_t *j, stask_t *t)
      * heartbeats, and forgetting it fails this call */
     if (tsr_rpc_call_async(s->t, s->workers[wi]->peer, type, t->payload.data, t->payload.len, -1,
                            on_task_done, t, &e) != TSR_OK) {
-        job_fail(j, &e);
+        if (e.status == TSR_ERR_UNAVAILABLE && ++t->attempts < MAX_ATTEMPTS) {
+            /* the worker's connection is gone but not yet noticed: it is
+             * dead; the task is placed again elsewhere (a lost attempt) */
+            t->worker = wi;
+            dispatch(j, t); /* may end the job: only s is used after */
+            tsr_sched_worker_dead(s, (size_t)wi, e.message);
+            return false;
+        }
+        tsr_sjob_fail(j, &e);
         return false;
     }
     t->worker = wi;
@@ -286,6 +259,59 @@ static bool dispatch(sjob_t *j, stask_t *t)
     j->outstanding++;
     return true;
 }
+
+static void unplaceable(tsr_pq_item_t *it)
+{
+    job_fail_msg(item_task(it)->job, TSR_ERR_UNAVAILABLE, "no workers are available");
+}
+
+/* FNV-1a of a path: the stable part of a range's home. */
+static uint64_t path_hash(const char *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h;
+}
+
+/* The worker a task should run on (see the top), -1: none in particular. */
+static int task_home(sjob_t *j, const stask_t *t)
+{
+    sched_t *s = j->s;
+    if (j->phase == PH_RUN && t->attempts == 0 && j->range_worker) {
+        int iw = j->range_worker[t->idx];
+        return iw >= 0 && (size_t)iw < s->nworkers && s->workers[iw]->state == SW_READY ? iw : -1;
+    }
+    if (j->phase != PH_INFER)
+        return -1;
+    size_t ready = tsr_sched_ready_count(s);
+    if (ready == 0)
+        return -1;
+    size_t k = (size_t)((path_hash(j->paths[j->ti]) + t->idx) % ready);
+    for (size_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i]->state == SW_READY && k-- == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Task t is ready (again): into the placer's queues. The caller pumps. */
+static bool dispatch(sjob_t *j, stask_t *t)
+{
+    tsr_pq_item_t *it = &t->pq;
+    it->home = task_home(j, t);
+    it->avoid = t->attempts > 0 ? t->worker : -1;
+    it->need = NULL;
+    it->job = j->id;
+    it->send = send_task;
+    it->unplaceable = unplaceable;
+    if (!tsr_placer_push(&j->s->placer, it)) {
+        job_fail_msg(j, TSR_ERR_UNAVAILABLE, "no workers are available");
+        return false;
+    }
+    return true;
+}
+
+static void task_settle(sjob_t *j, stask_t *t, tsr_status_t status, tsr_rpc_msg_t *reply);
 
 static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
@@ -297,6 +323,14 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     if (w->inflight > 0)
         w->inflight--;
     w->tasks_done++;
+    tsr_placer_done(&s->placer, (size_t)t->worker);
+    task_settle(j, t, status, reply);
+    tsr_placer_pump(&s->placer); /* j may be gone: s is not */
+}
+
+static void task_settle(sjob_t *j, stask_t *t, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    sched_t *s = j->s;
     if (j->finished) {
         tsr_rpc_msg_release(s->t, reply);
         job_maybe_free(j);
@@ -335,7 +369,7 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     tsr_proto_decode_error(reply->data, reply->len, status, &e);
     tsr_sched_http_task_end(s->http, j->id, TSR_SCHED_TASK_FAILED, t->payload.len + reply->len);
     tsr_rpc_msg_release(s->t, reply);
-    job_fail(j, &e);
+    tsr_sjob_fail(j, &e);
 }
 
 static void build_payload(sjob_t *j, stask_t *t)
@@ -373,6 +407,19 @@ static void build_payload(sjob_t *j, stask_t *t)
         tsr_wbuf_str(b, j->schema);
         tsr_wbuf_u8(b, cache_ok);
         tsr_wbuf_str(b, j->plan.worker_sql);
+        if (j->plan.kind == TSR_DPLAN_JOIN) { /* the broadcast tables (worker_task.h) */
+            uint32_t nb = 0;
+            for (size_t i = 0; i < j->ntables; i++)
+                nb += j->bcast[i];
+            tsr_wbuf_u32(b, nb);
+            for (size_t i = 0; i < j->ntables; i++) {
+                if (!j->bcast[i])
+                    continue;
+                tsr_wbuf_str(b, j->names[i]);
+                tsr_wbuf_str(b, j->paths[i]);
+                tsr_wbuf_str(b, j->schemas[i]);
+            }
+        }
     }
 }
 
@@ -397,11 +444,13 @@ static bool start_tasks(sjob_t *j, phase_t phase, size_t n)
         j->tasks[i].job = j;
         j->tasks[i].idx = i;
         j->tasks[i].worker = -1;
+        j->tasks[i].pq.queue = -1;
         tsr_wbuf_init(&j->tasks[i].payload, j->s->mem);
     }
     for (size_t i = 0; i < n; i++)
         if (!dispatch(j, &j->tasks[i]))
             return false;
+    tsr_placer_pump(&j->s->placer);
     return true;
 }
 
@@ -413,270 +462,23 @@ static void run_whole(sjob_t *j, const char *why)
 }
 
 /* Is column `name` fixed by the user's schema string "a:int64,b:double"? */
-static bool schema_fixes(const char *schema, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = schema; p && *p;) {
-        while (*p == ' ')
-            p++;
-        const char *colon = strchr(p, ':');
-        if (!colon)
-            return false;
-        const char *e = colon;
-        while (e > p && e[-1] == ' ')
-            e--;
-        if ((size_t)(e - p) == nl && strncasecmp(p, name, nl) == 0)
-            return true;
-        p = strchr(colon, ',');
-        if (p)
-            p++;
-    }
-    return false;
-}
-
-/* Step 2: the file's types from the ranges' INFER answers. */
-static bool compute_schema(sjob_t *j, tsr_error_t *e)
-{
-    sched_t *s = j->s;
-    size_t nr = j->ntasks, ncols = 0;
-    icol_t *cols = NULL;
-    bool ok = false;
-    uint64_t *nrows = tsr_mem_calloc(s->mem, nr, sizeof(*nrows));
-    j->range_differs = tsr_mem_calloc(s->mem, nr, sizeof(bool));
-    j->range_rows = tsr_mem_calloc(s->mem, nr, sizeof(uint64_t));
-    j->range_worker = tsr_mem_calloc(s->mem, nr, sizeof(int));
-    if (!nrows || !j->range_differs || !j->range_rows || !j->range_worker)
-        goto nomem;
-    for (size_t r = 0; r < nr; r++)
-        j->range_worker[r] = j->tasks[r].worker;
-    for (size_t r = 0; r < nr; r++) {
-        tsr_rbuf_t rb;
-        tsr_rbuf_init(&rb, j->tasks[r].reply.data, j->tasks[r].reply.len);
-        nrows[r] = tsr_rbuf_u64(&rb);
-        if (j->range_rows)
-            j->range_rows[r] = nrows[r];
-        uint32_t nc = tsr_rbuf_u32(&rb);
-        if (r == 0) {
-            ncols = nc;
-            if (nc == 0 || nc > 100000 || rb.bad)
-                goto bad;
-            if (!(cols = tsr_mem_calloc(s->mem, ncols * nr, sizeof(*cols))))
-                goto nomem;
-        }
-        if (nc != ncols)
-            goto bad;
-        for (size_t c = 0; c < ncols; c++) {
-            icol_t *ic = &cols[r * ncols + c];
-            ic->name = tsr_rbuf_str(&rb);
-            ic->read = tsr_rbuf_u8(&rb) != 0;
-            ic->type = (tsr_type_t)tsr_rbuf_u8(&rb);
-            ic->all = (tsr_type_t)tsr_rbuf_u8(&rb);
-            ic->first = tsr_rbuf_u64(&rb);
-            if (ic->type > TSR_TYPE_VARCHAR || ic->all > TSR_TYPE_VARCHAR ||
-                strcasecmp(ic->name, cols[c].name) != 0)
-                rb.bad = true;
-        }
-        if (!tsr_rbuf_done(&rb))
-            goto bad;
-    }
-    /* b: the types of the columns the query reads (what RUN parses with);
-     * cb: every column, unread ones as VARCHAR placeholders, for the checks */
-    tsr_wbuf_t b, cb;
-    tsr_wbuf_init(&b, s->mem);
-    tsr_wbuf_init(&cb, s->mem);
-    for (size_t c = 0; c < ncols; c++) {
-        const char *name = cols[c].name;
-        bool odd = strpbrk(name, ",:") || name[0] == ' ';
-        tsr_type_t t = TSR_TYPE_VARCHAR;
-        if (!cols[c].read) {
-            if (odd)
-                continue; /* not read, not needed for binding */
-        } else if (odd) {
-            tsr_wbuf_free(&b);
-            tsr_wbuf_free(&cb);
-            tsr_error_set(e, TSR_ERR_UNSUPPORTED, "column name not expressible in a schema");
-            goto done;
-        } else if (schema_fixes(j->schemas[j->ti], name)) {
-            t = cols[c].type; /* the user's type, the same in every range */
-        } else {
-            uint64_t before = 0, first = UINT64_MAX;
-            t = TSR_TYPE_NULL;
-            for (size_t r = 0; r < nr; r++) {
-                const icol_t *ic = &cols[r * ncols + c];
-                if (first == UINT64_MAX && ic->first != UINT64_MAX)
-                    first = before + ic->first;
-                before += nrows[r];
-                t = tsr_csv_join(t, ic->all);
-            }
-            if (first >= SAMPLE_ROWS || t == TSR_TYPE_NULL)
-                t = TSR_TYPE_VARCHAR; /* the engine's sample saw only NULLs */
-        }
-        if (cols[c].read) {
-            for (size_t r = 0; r < nr; r++)
-                j->range_differs[r] |= cols[r * ncols + c].type != t;
-            if (b.len > 0)
-                tsr_wbuf_u8(&b, ',');
-            tsr_wbuf_bytes(&b, name, strlen(name));
-            tsr_wbuf_u8(&b, ':');
-            tsr_wbuf_bytes(&b, type_word(t), strlen(type_word(t)));
-        }
-        if (cb.len > 0)
-            tsr_wbuf_u8(&cb, ',');
-        tsr_wbuf_bytes(&cb, name, strlen(name));
-        tsr_wbuf_u8(&cb, ':');
-        tsr_wbuf_bytes(&cb, type_word(t), strlen(type_word(t)));
-    }
-    tsr_wbuf_u8(&b, 0);
-    tsr_wbuf_u8(&cb, 0);
-    if (b.failed || cb.failed) {
-        tsr_wbuf_free(&b);
-        tsr_wbuf_free(&cb);
-        goto nomem;
-    }
-    j->schema = (char *)b.data;
-    j->check_schema = (char *)cb.data;
-    ok = true;
-    goto done;
-bad:
-    tsr_error_set(e, TSR_ERR_INTERNAL, "workers disagree on the columns of '%s'", j->paths[j->ti]);
-    goto done;
-nomem:
-    tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
-done:
-    tsr_mem_free(s->mem, cols);
-    tsr_mem_free(s->mem, nrows);
-    return ok;
-}
-
-/* Registers an empty table `name` with the columns and types of schema
- * "a:int64,b:varchar" (names without ',' or ':'). */
-static tsr_status_t register_empty(sjob_t *j, const char *name, const char *schema)
-{
-    tsr_mem_t *mem = j->s->mem;
-    size_t n = 1;
-    for (const char *p = schema; *p; p++)
-        n += *p == ',';
-    tsr_column_data_t *cols = tsr_mem_calloc(mem, n, sizeof(*cols));
-    char *copy = tsr_mem_strdup(mem, schema);
-    tsr_status_t rc = TSR_ERR_NOMEM;
-    if (!cols || !copy)
-        goto done;
-    char *save = NULL;
-    size_t i = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && i < n; tok = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(tok, ':');
-        if (!colon)
-            continue;
-        *colon = '\0';
-        const char *ty = colon + 1;
-        cols[i].name = tok;
-        cols[i].type = strcmp(ty, "int64") == 0    ? TSR_TYPE_INT64
-                       : strcmp(ty, "double") == 0 ? TSR_TYPE_DOUBLE
-                       : strcmp(ty, "bool") == 0   ? TSR_TYPE_BOOL
-                                                   : TSR_TYPE_VARCHAR;
-        i++;
-    }
-    rc = tsr_table_register_columns(j->ctx, name, i, cols, 0);
-done:
-    tsr_mem_free(mem, cols);
-    tsr_mem_free(mem, copy);
-    return rc;
-}
-
-/* Step 3. Returns 1 to go on distributed, 0 to run WHOLE, -1 when the job
- * failed (answered). */
-static int check_queries(sjob_t *j)
-{
-    tsr_error_t e;
-    tsr_result_t *res = NULL;
-    if (register_empty(j, j->names[j->ti], j->check_schema) != TSR_OK)
-        return 0;
-    if (tsr_query(j->ctx, j->sql, &res) != TSR_OK) {
-        tsr_proto_context_error(j->ctx, &e);
-        job_fail(j, &e);
-        return -1;
-    }
-    tsr_result_destroy(res);
-    if (tsr_query(j->ctx, j->plan.worker_sql, &res) != TSR_OK)
-        return 0;
-    size_t nc = tsr_result_column_count(res);
-    tsr_column_data_t *cols = tsr_mem_calloc(j->s->mem, nc ? nc : 1, sizeof(*cols));
-    int ok = 0;
-    if (cols) {
-        for (size_t c = 0; c < nc; c++) {
-            cols[c].name = tsr_result_column_name(res, c);
-            cols[c].type = tsr_result_column_type(res, c);
-        }
-        ok = tsr_table_register_columns(j->ctx, j->plan.table, nc, cols, 0) == TSR_OK;
-    }
-    tsr_mem_free(j->s->mem, cols);
-    tsr_result_destroy(res);
-    if (!ok)
-        return 0;
-    res = NULL;
-    if (tsr_query(j->ctx, j->plan.final_sql, &res) != TSR_OK)
-        return 0;
-    tsr_result_destroy(res);
-    return 1;
-}
-
-static void merge(sjob_t *j)
-{
-    sched_t *s = j->s;
-    tsr_error_t e;
-    tsr_error_clear(&e);
-    tsr_rtab_t all = {0};
-    tsr_result_t *res = NULL;
-    tsr_wbuf_t b;
-    tsr_wbuf_init(&b, s->mem);
-    for (size_t i = 0; i < j->ntasks; i++) {
-        tsr_rtab_t part;
-        if (tsr_proto_decode_rtab(s->mem, j->tasks[i].reply.data, j->tasks[i].reply.len, &part,
-                                  &e) != TSR_OK)
-            goto fail;
-        tsr_status_t rc = tsr_proto_rtab_append(s->mem, &all, &part, &e);
-        tsr_proto_rtab_free(s->mem, &part);
-        if (rc != TSR_OK)
-            goto fail;
-    }
-    if (tsr_proto_rtab_register(s->mem, j->ctx, j->plan.table, &all, NULL) != TSR_OK ||
-        tsr_query(j->ctx, j->plan.final_sql, &res) != TSR_OK) {
-        tsr_proto_context_error(j->ctx, &e);
-        goto fail;
-    }
-    if (tsr_proto_encode_result(&b, res) != TSR_OK) {
-        tsr_error_set(&e, TSR_ERR_NOMEM, "out of memory encoding the result");
-        goto fail;
-    }
-    tsr_result_destroy(res);
-    tsr_proto_rtab_free(s->mem, &all);
-    job_answer(j, b.data, b.len);
-    tsr_wbuf_free(&b);
-    return;
-fail:
-    tsr_result_destroy(res);
-    tsr_proto_rtab_free(s->mem, &all);
-    tsr_wbuf_free(&b);
-    job_fail(j, &e);
-}
-
 static void phase_done(sjob_t *j)
 {
     switch (j->phase) {
     case PH_WHOLE:
-        job_answer(j, j->tasks[0].reply.data, j->tasks[0].reply.len);
+        tsr_sjob_answer(j, j->tasks[0].reply.data, j->tasks[0].reply.len);
         return;
     case PH_INFER: {
         tsr_error_t e;
         tsr_error_clear(&e);
-        if (!compute_schema(j, &e)) {
+        if (!tsr_sjob_compute_schema(j, &e)) {
             if (e.status == TSR_ERR_UNSUPPORTED)
                 run_whole(j, e.message);
             else
-                job_fail(j, &e);
+                tsr_sjob_fail(j, &e);
             return;
         }
-        int c = check_queries(j);
+        int c = tsr_sjob_check_queries(j);
         if (c < 0)
             return;
         if (c == 0) {
@@ -687,7 +489,7 @@ static void phase_done(sjob_t *j)
         return;
     }
     case PH_RUN:
-        merge(j);
+        tsr_sjob_merge(j);
         return;
     }
 }
@@ -711,6 +513,54 @@ static bool decode_request(sjob_t *j)
     return tsr_rbuf_done(&r);
 }
 
+static void job_cancel(sactive_t *a)
+{
+    sjob_t *j = (sjob_t *)(void *)((char *)a - offsetof(sjob_t, act));
+    char msg[96];
+    snprintf(msg, sizeof(msg), "job %llu was cancelled", (unsigned long long)j->id);
+    job_fail_msg(j, TSR_ERR_UNAVAILABLE, msg);
+}
+
+/* JOIN: split the largest file, broadcast the others (split.h). false when
+ * the job went WHOLE or failed instead. */
+static bool pick_join_table(sjob_t *j)
+{
+    sched_t *s = j->s;
+    const char *paths[MAX_JOB_TABLES];
+    size_t idx[MAX_JOB_TABLES], n = j->plan.ntables, pick = 0;
+    if (n > MAX_JOB_TABLES) {
+        run_whole(j, "too many joined tables");
+        return false;
+    }
+    for (size_t k = 0; k < n; k++) {
+        idx[k] = j->ntables;
+        for (size_t i = 0; i < j->ntables; i++)
+            if (strcasecmp(j->names[i], j->plan.tables[k]) == 0)
+                idx[k] = i;
+        if (idx[k] == j->ntables) {
+            run_whole(j, "a joined table is not a loaded file"); /* the worker says what */
+            return false;
+        }
+        paths[k] = j->paths[idx[k]];
+    }
+    uint64_t max = s->p->broadcast_max ? s->p->broadcast_max : (64u << 20), rest = 0;
+    const char *why = tsr_split_pick(n, paths, max, &pick, &rest);
+    if (why) {
+        run_whole(j, why);
+        return false;
+    }
+    if (tsr_rewrite_pick(s->mem, &j->plan, pick) != TSR_OK) {
+        job_fail_msg(j, TSR_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    for (size_t k = 0; k < n; k++)
+        j->bcast[idx[k]] = k != pick;
+    tsr_sched_log(s->p->log, "scheduler", "job %llu: join splits '%s', broadcasts %zu table(s) "
+                  "of %llu bytes", (unsigned long long)j->id, paths[pick], n - 1,
+                  (unsigned long long)rest);
+    return true;
+}
+
 void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
 {
     sjob_t *j = tsr_mem_calloc(s->mem, 1, sizeof(*j));
@@ -727,6 +577,10 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
     j->sprog.settled = job_progress_settled;
     j->sprog.owner = j;
     j->sprog.last_ms = j->started_ms;
+    j->act.id = j->id;
+    j->act.req = &j->req;
+    j->act.cancel = job_cancel;
+    tsr_sched_active_add(s, &j->act);
     tsr_rpc_req_take(req, &j->reqmsg);
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -736,7 +590,7 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
     }
     tsr_sched_http_job_begin(s->http, j->id, j->sql, strlen(j->sql));
     if (tsr_rewrite_plan(s->mem, j->sql, &j->plan, &e) != TSR_OK) {
-        job_fail(j, &e); /* a syntax error, with its position */
+        tsr_sjob_fail(j, &e); /* a syntax error, with its position */
         return;
     }
     size_t ready = tsr_sched_ready_count(s);
@@ -748,6 +602,8 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
         run_whole(j, j->plan.why);
         return;
     }
+    if (j->plan.kind == TSR_DPLAN_JOIN && !pick_join_table(j))
+        return;
     j->ti = j->ntables;
     for (size_t i = 0; i < j->ntables; i++)
         if (strcasecmp(j->names[i], j->plan.table) == 0)
@@ -764,7 +620,7 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
     unsigned per = s->p->ranges_per_worker ? s->p->ranges_per_worker : 2;
     uint64_t min_bytes = s->p->min_range_bytes ? s->p->min_range_bytes : (1u << 20);
     if (tsr_split_csv(s->mem, j->paths[j->ti], ready * per, min_bytes, &j->split, &e) != TSR_OK) {
-        job_fail(j, &e);
+        tsr_sjob_fail(j, &e);
         return;
     }
     tsr_sched_log(s->p->log, "scheduler", "job %llu: %s over %zu range(s) of '%s' on %zu worker(s)",

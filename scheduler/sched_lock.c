@@ -19,6 +19,13 @@
  *     home's life (docs/locks.md, token).
  * Names on the other homes are never affected.
  *
+ * The directory: LOCK_VIEW answers an authenticated client or worker with
+ * the view's homes in order (worker, node id, the listener address it
+ * reported when it joined) and a generation bumped whenever a home moves,
+ * so C-API clients (lock_cluster.c) reach the homes directly; dead homes
+ * are replaced by standbys first, and a dead home without a standby makes
+ * the request fail with UNAVAILABLE.
+ *
  * Forwarding: the request is re-encoded with the home's index and sent to the
  * worker with LOCK_RUN; its reply (payload and status) goes back to the
  * client unchanged. An acquire without a time limit has no call timeout (the
@@ -65,9 +72,9 @@ static bool in_view(const sched_t *s, size_t slot)
     return false;
 }
 
-/* The ready worker hosting home h, replacing a dead one by a standby; NULL
- * after answering the request. */
-static sworker_t *home_worker(sched_t *s, tsr_rpc_req_t *req, size_t h)
+/* The ready worker hosting home h, replacing a dead one by a standby (a
+ * new generation of the view); NULL when none is ready. */
+static sworker_t *home_repair(sched_t *s, size_t h)
 {
     sworker_t *w = s->workers[s->lock_view[h]];
     if (w->state == SW_READY)
@@ -80,8 +87,38 @@ static sworker_t *home_worker(sched_t *s, tsr_rpc_req_t *req, size_t h)
                       "lost with the worker)",
                       h, s->lock_view[h] + 1, i + 1);
         s->lock_view[h] = i;
+        s->lock_gen++;
         return s->workers[i];
     }
+    return NULL;
+}
+
+/* The view, formed at the first lock request from the ready workers in
+ * join order; false after answering req when no worker is ready. */
+static bool view_form(sched_t *s, tsr_rpc_req_t *req)
+{
+    if (s->lock_nview > 0)
+        return true;
+    for (size_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i]->state == SW_READY)
+            s->lock_view[s->lock_nview++] = i;
+    if (s->lock_nview == 0) {
+        reply_err(s, req, TSR_ERR_UNAVAILABLE, "no worker has joined the cluster",
+                  "locks live on the workers: start one ('tessera worker')");
+        return false;
+    }
+    s->lock_gen = 1;
+    tsr_sched_log(s->p->log, "scheduler", "lock service: %zu home(s), one per worker",
+                  s->lock_nview);
+    return true;
+}
+
+/* The ready worker hosting home h; NULL after answering the request. */
+static sworker_t *home_worker(sched_t *s, tsr_rpc_req_t *req, size_t h)
+{
+    sworker_t *w = home_repair(s, h);
+    if (w)
+        return w;
     char msg[200];
     snprintf(msg, sizeof(msg), "the lock's home (worker %zu) is down", s->lock_view[h] + 1);
     reply_err(s, req, TSR_ERR_UNAVAILABLE, msg,
@@ -116,18 +153,8 @@ void tsr_sched_lock_request(sched_t *s, tsr_rpc_req_t *req)
         reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed lock request", NULL);
         return;
     }
-    if (s->lock_nview == 0) {
-        for (size_t i = 0; i < s->nworkers; i++)
-            if (s->workers[i]->state == SW_READY)
-                s->lock_view[s->lock_nview++] = i;
-        if (s->lock_nview == 0) {
-            reply_err(s, req, TSR_ERR_UNAVAILABLE, "no worker has joined the cluster",
-                      "locks live on the workers: start one ('tessera worker')");
-            return;
-        }
-        tsr_sched_log(s->p->log, "scheduler", "lock service: %zu home(s), one per worker",
-                      s->lock_nview);
-    }
+    if (!view_form(s, req))
+        return;
     size_t h = home_of(q.name, s->lock_nview);
     sworker_t *w = home_worker(s, req, h);
     if (!w)
@@ -154,4 +181,47 @@ void tsr_sched_lock_request(sched_t *s, tsr_rpc_req_t *req)
         tsr_wbuf_free(&f->msg);
         tsr_mem_free(s->mem, f);
     }
+}
+
+void tsr_sched_lock_view(sched_t *s, tsr_rpc_req_t *req)
+{
+    size_t len = 0;
+    (void)tsr_rpc_req_data(req, &len);
+    if (len != 0) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed lock view request", NULL);
+        return;
+    }
+    if (!view_form(s, req))
+        return;
+    tsr_lock_view_home_t *homes = tsr_mem_calloc(s->mem, s->lock_nview, sizeof(*homes));
+    if (!homes) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        return;
+    }
+    for (size_t h = 0; h < s->lock_nview; h++) {
+        sworker_t *w = home_repair(s, h);
+        if (!w || w->addr_port == 0) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "lock home %zu (worker %zu) is down", h,
+                     s->lock_view[h] + 1);
+            reply_err(s, req, TSR_ERR_UNAVAILABLE, msg,
+                      "start another worker: it takes over the home (the locks held there were "
+                      "lost)");
+            tsr_mem_free(s->mem, homes);
+            return;
+        }
+        homes[h].worker = (uint32_t)(s->lock_view[h] + 1);
+        homes[h].node_id = w->node_id;
+        homes[h].host = w->addr_host;
+        homes[h].port = w->addr_port;
+    }
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    tsr_proto_encode_lock_view(&b, s->lock_gen, homes, s->lock_nview);
+    tsr_mem_free(s->mem, homes);
+    if (b.failed)
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+    else
+        tsr_rpc_reply(s->t, req, TSR_OK, b.data, b.len);
+    tsr_wbuf_free(&b);
 }

@@ -35,10 +35,15 @@ typedef struct tsr_sched_params {
     int dead_ms;                /* a worker silent this long is dead (default 3000) */
     uint64_t min_range_bytes;   /* smallest CSV byte range per task (default 1 MiB) */
     unsigned ranges_per_worker; /* byte ranges per ready worker and file (default 2) */
+    uint64_t broadcast_max;     /* joins: split the largest file only while the others,
+                                   read whole by every range task, total at most this
+                                   (0: default 64 MiB; docs/cluster.md) */
     const char *http_host;      /* NULL: no HTTP endpoint; else where it binds (http.h) */
     uint16_t http_port;         /* 0: any free port */
     bool http_auth;             /* HTTP requests need the bearer derived from the token */
     const char *http_addr_file; /* NULL, or where to write the HTTP "HOST:PORT" */
+    const char *policy;         /* placement policy (policy.h): NULL = "locality" */
+    unsigned slots;             /* tasks in flight per worker (0: default 2) */
     FILE *log;
     volatile sig_atomic_t *stop;
 } tsr_sched_params_t;
@@ -57,6 +62,8 @@ typedef struct tsr_worker_params {
     volatile sig_atomic_t *stop;
     const char *const *plugins; /* task-graph plugin libraries (--plugin), loaded at start */
     size_t nplugins;
+    const char *listen_host; /* its transport's listener (lock homes, peers): NULL 127.0.0.1 */
+    uint16_t listen_port;    /* 0: any free port */
 } tsr_worker_params_t;
 
 int tsr_worker_run(const tsr_worker_params_t *p);

@@ -124,6 +124,31 @@ tsr_status_t tsr_split_csv(tsr_mem_t *mem, const char *path, size_t want, uint64
     return TSR_OK;
 }
 
+const char *tsr_split_pick(size_t n, const char *const *paths, uint64_t max_rest, size_t *pick,
+                           uint64_t *rest)
+{
+    uint64_t total = 0, best = 0;
+    size_t bi = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0 || !S_ISREG(st.st_mode))
+            return "a joined file cannot be read";
+        uint64_t size = (uint64_t)st.st_size;
+        total += size;
+        if (i == 0 || size > best) {
+            best = size;
+            bi = i;
+        }
+    }
+    if (n == 0)
+        return "no tables";
+    if (total - best > max_rest)
+        return "the broadcast tables are larger than --broadcast-max";
+    *pick = bi;
+    *rest = total - best;
+    return NULL;
+}
+
 void tsr_split_free(tsr_mem_t *mem, tsr_split_t *s)
 {
     tsr_mem_free(mem, s->ranges);

@@ -39,6 +39,16 @@ tsr_status_t tsr_split_csv(tsr_mem_t *mem, const char *path, size_t want, uint64
                            tsr_split_t *out, tsr_error_t *err);
 void tsr_split_free(tsr_mem_t *mem, tsr_split_t *s);
 
+/* Broadcast joins (rewrite.h JOIN): which of n files to split. The largest
+ * file (by size on disk; the first of equal ones) is split and the others
+ * are read whole by every range task, which is worth it only while they are
+ * small: their sizes together must be at most max_rest.
+ * Returns NULL with *pick and *rest (the others' bytes) set, else why not
+ * (static text): a file that cannot be stat'ed (the worker reports the real
+ * error when the query runs whole), or the others too large. */
+const char *tsr_split_pick(size_t n, const char *const *paths, uint64_t max_rest, size_t *pick,
+                           uint64_t *rest);
+
 /* The same on a buffer (tests). */
 tsr_status_t tsr_split_buffer(tsr_mem_t *mem, const char *data, size_t len, size_t want,
                               uint64_t min_bytes, tsr_split_t *out);

@@ -16,8 +16,20 @@
  * KV: the worker hosts the kv partitions the scheduler placed on it, in one
  * store under --data-dir (worker_kv.c, KV_RUN).
  *
- * The worker dials the scheduler (it needs no listener) and proves the token
- * (auth.h); it also checks the scheduler's proof before taking any task. A
+ * The worker dials the scheduler and proves the token (handshake.h); it
+ * also checks the scheduler's proof before taking any task. Only the
+ * scheduler's connection may send it work (PING, TASK_*, LOCK_RUN, KV_RUN):
+ * any other peer is answered TSR_ERR_AUTH.
+ *
+ * Listener. The worker's transport also listens (127.0.0.1 and a port the
+ * OS picks unless --listen says otherwise) and reports where in its join;
+ * the scheduler hands the addresses out (LOCK_VIEW), so lock clients reach
+ * the worker's lock home directly (docs/locks.md "Locks on a cluster").
+ * Peers that dial it prove the token with the same handshake as at the
+ * scheduler (handshake.h, HELLO/PROVE answered here); the peer table below
+ * holds each one's state, and the lock home answers only peers that passed
+ * (its allow hook). The table lives on the main thread (handlers and events
+ * run there), so it needs no lock. A
  * scheduler that goes away (PEER_DOWN) or stops sending heartbeats for
  * 2 x its heartbeat timeout (sent in every PING; at least our own --heartbeat-
  * timeout) ends the worker with exit 5: workers are cheap to restart and a
@@ -31,6 +43,7 @@
 
 #include "auth.h"
 #include "common.h"
+#include "handshake.h"
 #include "proto.h"
 #include "scheduler.h"
 #include "transport.h"
@@ -56,9 +69,107 @@ typedef struct wstate {
     unsigned delay_ms; /* TSR_TEST_TASK_DELAY_MS: tests make tasks slow to hit them mid-run */
     uint64_t done;
     tsr_wtask_env_t env;
-    tsr_wlock_t *locks; /* this worker's lock home and client (worker_lock.c) */
-    tsr_wkv_t *kv;      /* the kv partitions it hosts (worker_kv.c) */
+    tsr_wlock_t *locks;  /* this worker's lock home and client (worker_lock.c) */
+    tsr_wkv_t *kv;       /* the kv partitions it hosts (worker_kv.c) */
+    tsr_token_t tok;     /* for the peers dialling our listener */
+    struct wpeer *peers; /* peers that said HELLO to our listener (main thread only) */
+    size_t npeers, cappeers;
 } wstate_t;
+
+#define PEERS_MAX 4096
+
+typedef struct wpeer {
+    tsr_peer_t *peer;
+    uint32_t node_id; /* to tell its events from a stale one (as the scheduler does) */
+    tsr_hs_t hs;
+} wpeer_t;
+
+static wpeer_t *peer_find(wstate_t *w, const tsr_peer_t *peer)
+{
+    for (size_t i = 0; i < w->npeers; i++)
+        if (w->peers[i].peer == peer)
+            return &w->peers[i];
+    return NULL;
+}
+
+/* The lock home's allow hook: only peers that proved the token. */
+static bool peer_allowed(void *arg, tsr_peer_t *peer)
+{
+    wpeer_t *p = peer_find(arg, peer);
+    return p && p->hs.authed;
+}
+
+static bool from_sched(wstate_t *w, tsr_rpc_req_t *req)
+{
+    if (w->sched && tsr_rpc_req_peer(req) == w->sched)
+        return true;
+    tsr_rpc_reply(w->t, req, TSR_ERR_AUTH, NULL, 0);
+    return false;
+}
+
+static void on_peer_hello(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    size_t len = 0;
+    const void *data = tsr_rpc_req_data(req, &len);
+    tsr_peer_t *peer = tsr_rpc_req_peer(req);
+    wpeer_t *p = peer_find(w, peer);
+    if (!p && peer != w->sched && w->npeers < PEERS_MAX) {
+        if (w->npeers == w->cappeers) {
+            size_t cap = w->cappeers ? w->cappeers * 2 : 16;
+            wpeer_t *np = tsr_mem_realloc(NULL, w->peers, cap * sizeof(*np));
+            if (!np) {
+                tsr_rpc_reply(w->t, req, TSR_ERR_NOMEM, NULL, 0);
+                return;
+            }
+            w->peers = np;
+            w->cappeers = cap;
+        }
+        p = &w->peers[w->npeers++];
+        memset(p, 0, sizeof(*p));
+        p->peer = peer;
+        p->node_id = tsr_peer_node_id(peer);
+    }
+    if (!p) {
+        tsr_rpc_reply(w->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    uint8_t out[TSR_HS_HELLO_REPLY];
+    tsr_status_t rc = tsr_hs_hello(&p->hs, &w->tok, data, len, out);
+    tsr_rpc_reply(w->t, req, rc, rc == TSR_OK ? out : NULL, rc == TSR_OK ? sizeof(out) : 0);
+}
+
+static void on_peer_prove(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    size_t len = 0;
+    const void *data = tsr_rpc_req_data(req, &len);
+    tsr_peer_t *peer = tsr_rpc_req_peer(req);
+    wpeer_t *p = peer_find(w, peer);
+    tsr_status_t rc = p ? tsr_hs_prove(&p->hs, &w->tok, data, len, NULL, NULL) : TSR_ERR_BAD_INPUT;
+    if (rc == TSR_ERR_AUTH) {
+        tsr_sched_log(w->p->log, "worker",
+                      "authentication failed: a peer (node %u) did not prove the cluster token",
+                      tsr_peer_node_id(peer));
+        tsr_proto_reply_error(w->t, NULL, req, TSR_ERR_AUTH, "authentication failed", NULL);
+        return;
+    }
+    tsr_rpc_reply(w->t, req, rc, NULL, 0);
+}
+
+static void on_lock_run(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    if (from_sched(w, req))
+        tsr_wlock_on_request(w->locks, req);
+}
+
+static void on_kv_run(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    if (from_sched(w, req))
+        tsr_wkv_on_request(w->kv, req);
+}
 
 static void on_event(void *arg, const tsr_transport_event_t *ev)
 {
@@ -67,12 +178,22 @@ static void on_event(void *arg, const tsr_transport_event_t *ev)
         w->sched_down = 1;
         tsr_sched_log(w->p->log, "worker", "lost the scheduler: %s",
                       ev->detail ? ev->detail : tsr_status_str(ev->status));
+        return;
     }
+    if (ev->kind != TSR_TRANSPORT_PEER_DOWN)
+        return;
+    wpeer_t *p = peer_find(w, ev->peer);
+    if (!p || p->node_id != ev->node_id)
+        return;
+    *p = w->peers[--w->npeers];
+    tsr_peer_forget(w->t, ev->peer);
 }
 
 static void on_ping(void *arg, tsr_rpc_req_t *req)
 {
     wstate_t *w = arg;
+    if (!from_sched(w, req))
+        return;
     w->last_ping_ms = tsr_sched_now_ms();
     size_t len = 0;
     const void *data = tsr_rpc_req_data(req, &len);
@@ -94,6 +215,8 @@ static void on_ping(void *arg, tsr_rpc_req_t *req)
 static void on_task(void *arg, tsr_rpc_req_t *req)
 {
     wstate_t *w = arg;
+    if (!from_sched(w, req))
+        return;
     pthread_mutex_lock(&w->mu);
     if (w->qlen == QUEUE_MAX || w->quit) {
         pthread_mutex_unlock(&w->mu);
@@ -105,6 +228,53 @@ static void on_task(void *arg, tsr_rpc_req_t *req)
     w->busy++;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+/* TASK_DROP (proto.h): the queued tasks of a cancelled job are answered
+ * "cancelled" without running; the one running finishes. */
+static void on_task_drop(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    if (!from_sched(w, req))
+        return;
+    size_t len = 0;
+    const void *d = tsr_rpc_req_data(req, &len);
+    uint64_t job = 0;
+    if (!tsr_proto_decode_cancel(d, len, &job)) {
+        tsr_rpc_reply(w->t, req, TSR_ERR_BAD_INPUT, NULL, 0);
+        return;
+    }
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    tsr_error_set(&e, TSR_ERR_UNAVAILABLE, "job %llu was cancelled", (unsigned long long)job);
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_proto_encode_error(&b, &e);
+    uint32_t n = 0;
+    pthread_mutex_lock(&w->mu);
+    size_t kept = 0;
+    for (size_t k = 0; k < w->qlen; k++) {
+        tsr_rpc_req_t *q = w->queue[(w->qhead + k) % QUEUE_MAX];
+        size_t qlen = 0;
+        const void *qd = tsr_rpc_req_data(q, &qlen);
+        uint64_t qjob = 0;
+        if (tsr_wtask_job_of(tsr_rpc_req_type(q), qd, qlen, &qjob) && qjob == job) {
+            /* a payload, so the scheduler does not take it for a lost task */
+            tsr_rpc_reply(w->t, q, TSR_ERR_UNAVAILABLE, b.data, b.failed ? 0 : b.len);
+            w->busy--;
+            n++;
+            continue;
+        }
+        w->queue[(w->qhead + kept++) % QUEUE_MAX] = q;
+    }
+    w->qlen = kept;
+    pthread_mutex_unlock(&w->mu);
+    tsr_wbuf_free(&b);
+    if (n > 0)
+        tsr_sched_log(w->p->log, "worker", "dropped %u queued task(s) of cancelled job %llu", n,
+                      (unsigned long long)job);
+    uint8_t out[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    tsr_rpc_reply(w->t, req, TSR_OK, out, sizeof(out));
 }
 
 static void *executor(void *arg)
@@ -163,62 +333,47 @@ static int device_check(const tsr_worker_params_t *p)
     return code;
 }
 
-/* HELLO and PROVE (auth.h). Returns an exit code (0 on success). */
-static int join(wstate_t *w, const tsr_token_t *tok)
+/* Where peers reach our listener: the address it is bound to, or this
+ * host's name when bound to every interface. */
+static void advertised_host(const char *listen_host, char *buf, size_t size)
+{
+    if (strcmp(listen_host, "0.0.0.0") == 0 || strcmp(listen_host, "::") == 0 ||
+        listen_host[0] == '\0') {
+        buf[0] = '\0';
+        gethostname(buf, size - 1);
+        buf[size - 1] = '\0';
+        if (buf[0])
+            return;
+    }
+    snprintf(buf, size, "%s", listen_host);
+}
+
+/* HELLO and PROVE (handshake.h) with the join info. Returns an exit code (0
+ * on success). */
+static int join(wstate_t *w, const char *listen_host)
 {
     const tsr_worker_params_t *p = w->p;
     tsr_error_t err;
     tsr_error_clear(&err);
-    uint8_t cn[TSR_NONCE_LEN];
-    tsr_auth_random(cn, sizeof(cn));
+    char host[128] = "", adv[256];
+    gethostname(host, sizeof(host) - 1);
+    advertised_host(listen_host, adv, sizeof(adv));
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_u8(&b, TSR_ROLE_WORKER);
-    tsr_wbuf_bytes(&b, cn, sizeof(cn));
-    tsr_rpc_msg_t reply = {0};
-    tsr_status_t rc =
-        tsr_rpc_call(w->t, w->sched, TSR_MSG_HELLO, b.data, b.len, 5000, &reply, &err);
-    tsr_wbuf_free(&b);
-    if (rc != TSR_OK || reply.len != TSR_NONCE_LEN + TSR_MAC_LEN) {
-        tsr_rpc_msg_release(w->t, &reply);
-        tsr_sched_log(p->log, "worker", "error: the scheduler did not answer the join: %s",
-                      tsr_status_str(rc));
-        return 5;
-    }
-    uint8_t sn[TSR_NONCE_LEN], smac[TSR_MAC_LEN], want[TSR_MAC_LEN];
-    memcpy(sn, reply.data, TSR_NONCE_LEN);
-    memcpy(smac, (const uint8_t *)reply.data + TSR_NONCE_LEN, TSR_MAC_LEN);
-    tsr_rpc_msg_release(w->t, &reply);
-    /* prove first (a refused proof is logged by the scheduler), then check
-     * the scheduler's proof before taking any task */
-    uint8_t mac[TSR_MAC_LEN];
-    tsr_auth_mac(tok, "tsr-peer", TSR_ROLE_WORKER, sn, cn, mac);
-    char host[128] = "";
-    gethostname(host, sizeof(host) - 1);
-    tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_bytes(&b, mac, sizeof(mac));
     tsr_wbuf_str(&b, p->device);
     tsr_wbuf_u32(&b, (uint32_t)getpid());
     tsr_wbuf_str(&b, host);
     tsr_wbuf_str(&b, p->data_dir ? p->data_dir : "");
-    rc = tsr_rpc_call(w->t, w->sched, TSR_MSG_PROVE, b.data, b.len, 5000, &reply, &err);
+    tsr_wbuf_str(&b, adv);
+    tsr_wbuf_u32(&b, tsr_transport_port(w->t));
+    char who[300];
+    snprintf(who, sizeof(who), "the scheduler at %s:%u", p->sched_host, p->sched_port);
+    tsr_status_t rc = b.failed ? tsr_error_set(&err, TSR_ERR_NOMEM, "out of memory")
+                               : tsr_hs_dial(w->t, w->sched, &w->tok, TSR_ROLE_WORKER, b.data,
+                                             b.len, 5000, who, &err);
     tsr_wbuf_free(&b);
-    tsr_rpc_msg_release(w->t, &reply);
-    if (rc == TSR_ERR_AUTH) {
-        tsr_sched_log(p->log, "worker",
-                      "error: authentication failed: the scheduler refused "
-                      "our token");
-        return 5;
-    }
     if (rc != TSR_OK) {
-        tsr_sched_log(p->log, "worker", "error: the scheduler did not accept the join: %s",
-                      tsr_status_str(rc));
-        return 5;
-    }
-    tsr_auth_mac(tok, "tsr-sched", TSR_ROLE_WORKER, cn, sn, want);
-    if (!tsr_auth_mac_equal(smac, want)) {
-        tsr_sched_log(p->log, "worker",
-                      "error: authentication failed: the scheduler did not prove the token");
+        tsr_sched_log(p->log, "worker", "error: %s", err.message);
         return 5;
     }
     return 0;
@@ -239,9 +394,9 @@ int tsr_worker_run(const tsr_worker_params_t *p)
     int code = 1, dead_ms = p->dead_ms > 0 ? p->dead_ms : 3000;
     bool thread_started = false;
     pthread_t th;
-    tsr_token_t tok;
     tsr_error_t err;
     tsr_error_clear(&err);
+    const char *listen_host = p->listen_host && p->listen_host[0] ? p->listen_host : "127.0.0.1";
 
     if ((code = device_check(p)) != 0)
         goto cleanup;
@@ -251,17 +406,22 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         goto cleanup;
     }
     code = 1;
-    if (tsr_auth_token_load(p->token_path, &tok, &err) != TSR_OK) {
+    if (tsr_auth_token_load(p->token_path, &w->tok, &err) != TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
         code = 5;
         goto cleanup;
     }
     tsr_transport_params_t tp = {.node_id = tsr_sched_node_id(),
+                                 .listen_host = listen_host,
+                                 .listen_port = p->listen_port,
                                  .dispatch = TSR_DISPATCH_PROGRESS_ONLY,
                                  .on_event = on_event,
                                  .event_arg = w};
     if (tsr_transport_create(NULL, &tp, &w->t, &err) != TSR_OK) {
-        tsr_sched_log(p->log, "worker", "error: cannot start the transport: %s", err.message);
+        /* the transport names the address (a port in use, a foreign host) */
+        tsr_sched_log(p->log, "worker", "error: %s", err.message);
+        tsr_sched_log(p->log, "worker", "hint: pick another --listen address or port");
+        code = 5;
         goto cleanup;
     }
     if (tsr_rpc_register(w->t, TSR_MSG_PING, on_ping, w, &err) != TSR_OK ||
@@ -269,10 +429,13 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         tsr_rpc_register(w->t, TSR_MSG_TASK_RUN, on_task, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_TASK_WHOLE, on_task, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_TASK_GRAPH, on_task, w, &err) != TSR_OK ||
-        tsr_wlock_create(w->t, p->log, &w->locks, &err) != TSR_OK ||
-        tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, tsr_wlock_on_request, w->locks, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_TASK_DROP, on_task_drop, w, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_HELLO, on_peer_hello, w, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_PROVE, on_peer_prove, w, &err) != TSR_OK ||
+        tsr_wlock_create(w->t, p->log, peer_allowed, w, &w->locks, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, on_lock_run, w, &err) != TSR_OK ||
         tsr_wkv_create(w->t, p->data_dir, p->log, &w->kv, &err) != TSR_OK ||
-        tsr_rpc_register(w->t, TSR_MSG_KV_RUN, tsr_wkv_on_request, w->kv, &err) != TSR_OK) {
+        tsr_rpc_register(w->t, TSR_MSG_KV_RUN, on_kv_run, w, &err) != TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
         goto cleanup;
     }
@@ -283,16 +446,15 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         code = 5;
         goto cleanup;
     }
-    if ((code = join(w, &tok)) != 0)
+    if ((code = join(w, listen_host)) != 0)
         goto cleanup;
-    memset(&tok, 0, sizeof(tok));
     if (pthread_create(&th, NULL, executor, w) != 0) {
         code = 1;
         goto cleanup;
     }
     thread_started = true;
-    tsr_sched_log(p->log, "worker", "joined the scheduler at %s:%u (device %s)", p->sched_host,
-                  p->sched_port, p->device);
+    tsr_sched_log(p->log, "worker", "joined the scheduler at %s:%u (device %s, listening on %s:%u)",
+                  p->sched_host, p->sched_port, p->device, listen_host, tsr_transport_port(w->t));
     w->last_ping_ms = tsr_sched_now_ms();
     code = 0;
     while (!*p->stop) {
@@ -337,8 +499,11 @@ cleanup:
         pthread_mutex_destroy(&w->mu);
         return code;
     }
-    tsr_transport_destroy(w->t);
+    /* the home's handlers and region go first: its destroy needs the transport */
     tsr_wlock_destroy(w->locks);
+    tsr_transport_destroy(w->t);
+    memset(&w->tok, 0, sizeof(w->tok));
+    tsr_mem_free(NULL, w->peers);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     tsr_mem_free(NULL, w);

@@ -2,14 +2,21 @@
  * worker_lock.c - the worker's lock home and the lock client that acts for
  * `tessera lock` commands.
  *
- * Every worker hosts one lock home. The scheduler sends each lock request to
- * the home its name maps to (sched_lock.c), so the worker that hosts a lock's
- * home is also the only lock client that ever touches it through the CLI: the
- * home is an in-process table (tsr_lock_home_create(NULL)) and the client is
- * attached to it, running the same protocol with CPU atomics on the same
- * words (include/tessera/lock.h, embedded mode). The grant lives in this
- * client (its ticket, epoch, lease start), keyed by (name, fencing token), so
- * a later `release`/`renew` from another CLI process finds it by token.
+ * Every worker hosts one lock home, published on the worker's transport
+ * (tsr_lock_home_create(t): the table is a registered region, the
+ * descriptor call and the served lock calls are answered on the worker's
+ * main thread), so C-API clients that fetched the lock view from the
+ * scheduler (LOCK_VIEW) reach it directly with one-sided atomics or served
+ * calls; only peers that proved the cluster token get an answer (the allow
+ * hook, worker.c's peer table).
+ *
+ * The scheduler sends each CLI lock request to the home its name maps to
+ * (sched_lock.c); this worker's own lock client runs it, attached to the
+ * home in-process (params.local: the same protocol with CPU atomics on the
+ * same registered words). So CLI holders and direct clients share the lock
+ * words and exclude each other. The CLI's grant lives in this client (its
+ * ticket, epoch, lease start), keyed by (name, fencing token), so a later
+ * `release`/`renew` from another CLI process finds it by token.
  *
  * Threads: requests arrive on the worker's main thread (the RPC handler);
  * each runs on a detached thread of its own, because an acquire blocks until
@@ -51,7 +58,8 @@ typedef struct wl_job {
     tsr_rpc_req_t *req;
 } wl_job_t;
 
-tsr_status_t tsr_wlock_create(tsr_transport_t *t, FILE *log, tsr_wlock_t **out, tsr_error_t *err)
+tsr_status_t tsr_wlock_create(tsr_transport_t *t, FILE *log, bool (*allow)(void *, tsr_peer_t *),
+                              void *allow_arg, tsr_wlock_t **out, tsr_error_t *err)
 {
     tsr_lock_err_t le = {0};
     tsr_wlock_t *l = tsr_mem_calloc(NULL, 1, sizeof(*l));
@@ -59,7 +67,8 @@ tsr_status_t tsr_wlock_create(tsr_transport_t *t, FILE *log, tsr_wlock_t **out, 
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
     l->t = t;
     l->log = log;
-    tsr_status_t rc = tsr_lock_home_create(NULL, NULL, &l->home, &le);
+    tsr_lock_home_params_t hp = {.allow = allow, .allow_arg = allow_arg};
+    tsr_status_t rc = tsr_lock_home_create(t, &hp, &l->home, &le);
     if (rc == TSR_OK) {
         tsr_lock_client_params_t cp = {.local = l->home};
         rc = tsr_lock_client_create(&cp, &l->client, &le);

@@ -14,9 +14,12 @@
 
 typedef struct tsr_wlock tsr_wlock_t;
 
-/* Creates the home and the client; t is the transport requests arrive on
- * (replies leave from the lock threads through it). */
-tsr_status_t tsr_wlock_create(tsr_transport_t *t, FILE *log, tsr_wlock_t **out, tsr_error_t *err);
+/* Creates the home, published on t (descriptor and served calls, for the
+ * peers allow admits: NULL admits all), and the client the CLI's requests
+ * run in; t is also the transport LOCK_RUN requests arrive on (replies
+ * leave from the lock threads through it). */
+tsr_status_t tsr_wlock_create(tsr_transport_t *t, FILE *log, bool (*allow)(void *, tsr_peer_t *),
+                              void *allow_arg, tsr_wlock_t **out, tsr_error_t *err);
 /* RPC handler for TSR_MSG_LOCK_RUN (arg: the tsr_wlock_t): runs the request
  * on a thread of its own, which replies. */
 void tsr_wlock_on_request(void *arg, tsr_rpc_req_t *req);
@@ -24,7 +27,8 @@ void tsr_wlock_on_request(void *arg, tsr_rpc_req_t *req);
  * some still run: the caller must then leave l and the transport alone (the
  * process is about to exit). */
 bool tsr_wlock_quiesce(tsr_wlock_t *l, int wait_ms);
-/* Frees l (after a successful quiesce). Accepts NULL. */
+/* Frees l (after a successful quiesce), before the transport: the home
+ * unregisters its region and handlers. Accepts NULL. */
 void tsr_wlock_destroy(tsr_wlock_t *l);
 
 #endif /* TSR_WORKER_LOCK_H */

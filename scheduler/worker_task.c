@@ -29,9 +29,13 @@
  *         u64 start, u64 end, str schema, u8 cache_ok, str sql} -> result table
  *        schema: the file's types, all columns; cache_ok: the range as INFER
  *        loaded it has exactly those, so a cached load may be used.
+ *        A join (rewrite.h JOIN) appends {u32 n, n x {str name, str path,
+ *        str schema}}: tables the task reads whole besides its range (the
+ *        broadcast side), registered as WHOLE registers its files.
  * WHOLE  {u8 delim, u32 ntables, ntables x {str name, str path, str schema},
  *         str sql} -> result table
- * GRAPH  {u8 version (1), str kind, str sql, str param, u8 delim, u32 ninputs x
+ * GRAPH  {u8 version (1 or 2), [version 2: u64 job], str kind, str sql,
+ *         str param, u8 delim, u32 ninputs x
  *         {str name, u8 src, src 1: str path, str schema (a CSV file) |
  *         src 2: value (proto.h: what the producing task answered)}} -> value
  *        One task of a graph (sched_graph.c): its inputs become handles of a
@@ -421,7 +425,14 @@ static tsr_status_t task_run(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
     const char *schema = tsr_rbuf_str(r);
     bool cache_ok = tsr_rbuf_u8(r) != 0;
     const char *sql = tsr_rbuf_str(r);
-    if (!tsr_rbuf_done(r))
+    uint32_t nb = !r->bad && r->pos < r->len ? tsr_rbuf_u32(r) : 0;
+    tsr_rbuf_t bc = *r; /* the broadcast tables, read again once ctx is ready */
+    for (uint32_t i = 0; i < nb && !r->bad; i++) {
+        (void)tsr_rbuf_str(r);
+        (void)tsr_rbuf_str(r);
+        (void)tsr_rbuf_str(r);
+    }
+    if (nb > 1024 || !tsr_rbuf_done(r))
         return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
     tsr_context_t *ctx = NULL;
     range_src_t src = {{0}, 0};
@@ -442,6 +453,15 @@ static tsr_status_t task_run(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
             return rc;
         if ((rc = load_range(ctx, &a, schema, &src, e)) != TSR_OK)
             goto done;
+    }
+    for (uint32_t i = 0; i < nb; i++) {
+        const char *name = tsr_rbuf_str(&bc), *path = tsr_rbuf_str(&bc);
+        const char *bschema = tsr_rbuf_str(&bc);
+        tsr_csv_params_t cp = {.delimiter = a.delim, .schema = bschema[0] ? bschema : NULL};
+        if ((rc = tsr_table_register_csv(ctx, name, path, &cp)) != TSR_OK) {
+            tsr_proto_context_error(ctx, e);
+            goto done;
+        }
     }
     if ((rc = run_sql(ctx, sql, out, e)) != TSR_OK)
         remap_error(e, &src, &a);
@@ -590,14 +610,28 @@ static tsr_status_t graph_input(tsr_context_t *ctx, tsr_graph_t *g, tsr_rbuf_t *
     return rc;
 }
 
+bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job)
+{
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, data, len);
+    if (type == TSR_MSG_TASK_GRAPH && tsr_rbuf_u8(&r) != 2)
+        return false;
+    if (type != TSR_MSG_TASK_GRAPH && type != TSR_MSG_TASK_INFER && type != TSR_MSG_TASK_RUN)
+        return false;
+    *job = tsr_rbuf_u64(&r);
+    return !r.bad;
+}
+
 static tsr_status_t task_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out,
                                tsr_error_t *e)
 {
     uint8_t version = tsr_rbuf_u8(r);
+    if (version == 2)
+        (void)tsr_rbuf_u64(r); /* the job (for TASK_DROP), nothing to do here */
     const char *kind = tsr_rbuf_str(r), *sql = tsr_rbuf_str(r), *param = tsr_rbuf_str(r);
     char delim = (char)tsr_rbuf_u8(r);
     uint32_t nin = tsr_rbuf_u32(r);
-    if (r->bad || version != 1 || nin > 4096)
+    if (r->bad || (version != 1 && version != 2) || nin > 4096)
         return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
     tsr_context_t *ctx = NULL;
     tsr_graph_t *g = NULL;

@@ -50,5 +50,8 @@ tsr_status_t tsr_wtask_env_load_plugins(tsr_wtask_env_t *env, const char *const 
 tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data, size_t len,
                            tsr_wbuf_t *out);
 void tsr_wtask_env_free(tsr_wtask_env_t *env);
+/* The job a task message belongs to (INFER, RUN, GRAPH version 2); false
+ * when it names none (WHOLE, GRAPH version 1) or is malformed. */
+bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job);
 
 #endif /* TSR_SCHED_WORKER_TASK_H */

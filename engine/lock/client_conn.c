@@ -122,8 +122,9 @@ tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_
         return tsr_lock_err_out(errp, &err,
                                 tsr_error_set(&err, TSR_ERR_INVALID_ARG, "lock client: no params"));
     bool local = p->local != NULL;
-    if (local == (p->transport != NULL) || (!local && (!p->homes || p->nhomes == 0)) ||
-        (local && p->local->t))
+    /* a local home may be distributed: its owner's own client then runs CPU
+     * atomics on the registered words, as the home's served path does */
+    if (local == (p->transport != NULL) || (!local && (!p->homes || p->nhomes == 0)))
         return tsr_lock_err_out(errp, &err,
                                 tsr_error_set(&err, TSR_ERR_INVALID_ARG,
                                               "lock client: give either an embedded home or a "

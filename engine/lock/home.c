@@ -106,9 +106,20 @@ tsr_status_t tsr_lock_err_out(tsr_lock_err_t *out, const tsr_error_t *e, tsr_sta
 }
 
 /* The descriptor call: answers with the table's header and packed region. */
+bool tsr_lock_home_allows(tsr_lock_home_t *h, tsr_rpc_req_t *req)
+{
+    if (!h->allow || h->allow(h->allow_arg, tsr_rpc_req_peer(req)))
+        return true;
+    static const char msg[] = "authentication required";
+    (void)tsr_rpc_reply(h->t, req, TSR_ERR_AUTH, msg, sizeof(msg) - 1);
+    return false;
+}
+
 static void info_handler(void *arg, tsr_rpc_req_t *req)
 {
     tsr_lock_home_t *h = arg;
+    if (!tsr_lock_home_allows(h, req))
+        return;
     (void)tsr_rpc_reply(h->t, req, TSR_OK, h->info, h->info_len);
 }
 
@@ -141,6 +152,8 @@ tsr_status_t tsr_lock_home_create(tsr_transport_t *transport, const tsr_lock_hom
     h->t = transport;
     h->nslots = nslots;
     h->rpc_type = type;
+    h->allow = params ? params->allow : NULL;
+    h->allow_arg = params ? params->allow_arg : NULL;
     size_t bytes = (size_t)nslots * LK_SLOT_BYTES;
     if (!transport) {
         h->words = tsr_mem_alloc_aligned(NULL, bytes);

@@ -228,7 +228,13 @@ struct tsr_lock_home {
     uint16_t rpc_type;
     void *info;               /* distributed: the descriptor reply */
     size_t info_len;
+    bool (*allow)(void *arg, tsr_peer_t *peer); /* NULL: every peer (params.allow) */
+    void *allow_arg;
 };
+
+/* Whether the home answers req's peer (params.allow); answers a refused
+ * request with TSR_ERR_AUTH itself. */
+bool tsr_lock_home_allows(tsr_lock_home_t *h, tsr_rpc_req_t *req);
 
 /* A cleared error without tsr_error_clear's memset of the whole struct
  * (1 KiB; a sixth of an embedded acquire+release): only status decides

@@ -255,6 +255,8 @@ static bool spawn_wait(lk_server_t *s, tsr_rpc_req_t *req, const lk_call_t *q)
 static void serve_handler(void *arg, tsr_rpc_req_t *req)
 {
     lk_server_t *s = arg;
+    if (!tsr_lock_home_allows(s->home, req))
+        return;
     size_t len = 0;
     const void *data = tsr_rpc_req_data(req, &len);
     lk_call_t q;

@@ -25,7 +25,8 @@
  *                transport progressing: over TCP UCX emulates atomics with
  *                messages the home's worker executes); clients connect to the
  *                homes by address or node id. Every client must list the
- *                homes in the same order (the scheduler hands out the list).
+ *                homes in the same order (the scheduler hands out the list:
+ *                tsr_lock_cluster_connect below does it all for a cluster).
  *                Over TCP only, clients by default send acquire/release/renew
  *                as one call each that the home runs on its words (the
  *                served path, params.path), which is several times faster
@@ -59,6 +60,7 @@ typedef struct tsr_lock_home tsr_lock_home_t;
 typedef struct tsr_lock_client tsr_lock_client_t;
 typedef struct tsr_lock_fence tsr_lock_fence_t;
 typedef struct tsr_transport tsr_transport_t; /* transport/transport.h */
+typedef struct tsr_peer tsr_peer_t;           /* transport/transport.h */
 
 #define TSR_LOCK_NAME_MAX 255u
 #define TSR_LOCK_DEFAULT_LEASE_MS 10000
@@ -84,6 +86,15 @@ typedef struct tsr_lock_home_params {
     uint32_t slots;    /* lock slots (64 B each); 0 = TSR_LOCK_DEFAULT_SLOTS */
     uint16_t rpc_type; /* 0 = TSR_LOCK_RPC_INFO (distributed only); served
                         * lock calls use rpc_type + 1 */
+    /* Distributed, optional: asked (on the thread that progresses the
+     * transport) before the descriptor call and every served call is
+     * answered; false refuses it with TSR_ERR_AUTH and nothing else. A
+     * worker passes its table of peers that proved the cluster token
+     * (docs/locks.md "Locks on a cluster"): without the descriptor a peer
+     * has no remote key, so it cannot touch the words either. NULL: every
+     * peer is allowed. */
+    bool (*allow)(void *arg, tsr_peer_t *peer);
+    void *allow_arg;
 } tsr_lock_home_params_t;
 
 /* transport NULL: an embedded (in-process) table. Otherwise registers the
@@ -119,7 +130,10 @@ typedef enum tsr_lock_path {
 } tsr_lock_path_t;
 
 typedef struct tsr_lock_client_params {
-    tsr_lock_home_t *local;        /* embedded: the in-process home (no transport) */
+    tsr_lock_home_t *local;        /* embedded: an in-process home; also a distributed
+                                    * home of this process (its owner's client: CPU
+                                    * atomics on the same words, like the served path;
+                                    * leave transport NULL) */
     tsr_transport_t *transport;    /* distributed: this process' transport */
     const tsr_lock_home_addr_t *homes; /* distributed: the homes, same order everywhere */
     size_t nhomes;
@@ -183,6 +197,41 @@ typedef struct tsr_lock_status {
 /* Reads the lock's words (one-sided). TSR_ERR_NOT_FOUND for a name never acquired. */
 tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_status_t *out,
                              tsr_lock_err_t *err);
+
+/* ---- clusters (docs/locks.md "Locks on a cluster") ---------------------------
+ * A client of a running cluster's lock homes (one per worker of the
+ * scheduler's lock view). Connecting fetches the view from the scheduler
+ * (authenticated with the cluster token, which never crosses the wire),
+ * dials each home's worker at the address it reported and proves the token
+ * there too, then creates a lock client over those homes on a transport of
+ * its own: uncontended acquire/release are then one-sided atomics on the
+ * homes' words (or served calls over TCP only, params.path's AUTO rule);
+ * the scheduler is not involved any more. CLI holders (`tessera lock`) use
+ * the same words, so both kinds of holders exclude each other.
+ * Implemented by the cluster library (tessera_scheduler, scheduler/
+ * lock_cluster.c). When a home's worker dies its calls fail with
+ * TSR_ERR_UNAVAILABLE; connect again once another worker took its place. */
+
+typedef struct tsr_lock_cluster tsr_lock_cluster_t;
+
+typedef struct tsr_lock_cluster_params {
+    const char *scheduler;  /* "HOST:PORT" (required) */
+    const char *token_file; /* NULL: $TESSERA_TOKEN_FILE, else ~/.config/tessera/token */
+    int connect_timeout_ms; /* each step; 0 = 10000 */
+    int op_timeout_ms;      /* one atomic's limit; 0 = 10000 */
+    tsr_lock_path_t path;   /* as for tsr_lock_client_params_t */
+} tsr_lock_cluster_params_t;
+
+/* TSR_ERR_AUTH: the token was refused (or is missing); TSR_ERR_UNAVAILABLE:
+ * the scheduler or a home cannot be reached, or no worker joined yet. */
+tsr_status_t tsr_lock_cluster_connect(const tsr_lock_cluster_params_t *params,
+                                      tsr_lock_cluster_t **out, tsr_lock_err_t *err);
+/* The lock client (owned by the cluster handle; valid until close). */
+tsr_lock_client_t *tsr_lock_cluster_client(tsr_lock_cluster_t *cl);
+/* The view's homes and generation (the scheduler bumps it when a home moves). */
+size_t tsr_lock_cluster_homes(const tsr_lock_cluster_t *cl, uint64_t *generation);
+/* Accepts NULL. Locks still held are left to their leases. */
+void tsr_lock_cluster_close(tsr_lock_cluster_t *cl);
 
 /* ---- fencing ------------------------------------------------------------------ */
 

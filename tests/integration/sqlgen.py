@@ -634,9 +634,21 @@ class QueryGen:
         ([("mid", "m1"), ("mid", "m2")], ["m1.x = m2.x AND m1.name = m2.name"]),
     ]
 
-    def join_from(self):
+    # More joins for the cluster's broadcast-join suite (test_cluster_join.py):
+    # keys duplicated on both sides (mid.k, dim.k), NULL keys, three tables
+    # with the split table (big) first, in the middle and last.
+    JOINS_MORE = [
+        ([("mid", "m"), ("dim", "d")], ["m.k = d.k AND m.x > -40"]),
+        ([("dim", "d"), ("mid", "m")], ["d.k = m.k"]),
+        ([("big", "b"), ("dim", "d"), ("mid", "m")], ["b.k = d.k", "m.id = d.k"]),
+        ([("dim", "d"), ("big", "b"), ("mid", "m")], ["d.k = b.k", "m.bid = b.id"]),
+        ([("dim", "d"), ("mid", "m"), ("big", "b")], ["d.name = m.name", "b.id = m.bid"]),
+        ([("big", "b"), ("mid", "m")], ["b.id = m.bid AND b.k = m.k"]),
+    ]
+
+    def join_from(self, more=False):
         r = self.rng
-        tabs, ons = r.choice(self.JOINS)
+        tabs, ons = r.choice(self.JOINS + self.JOINS_MORE if more else self.JOINS)
         scope = []
         for name, alias in tabs:
             scope += self.scope(self.t[name], alias)
@@ -660,19 +672,20 @@ class QueryGen:
         ids = [v for v in self.t["big"].col_values("id") if v is not None]
         return self.finish("const", items, "big", where="id = %d" % self.rng.choice(ids), order=False)
 
-    def gen(self):
-        q = self.gen_query()
+    def gen(self, kind=None):
+        """A random query; kind "join" asks for a join (more join shapes too)."""
+        q = self.gen_query(kind)
         q.sql = restyle(q.sql, self.rng)
         return q
 
-    def gen_query(self):
+    def gen_query(self, force=None):
         r = self.rng
-        kind = r.choices(["filter", "project", "group", "global", "distinct", "join", "const"],
-                         [20, 10, 25, 10, 10, 25, 2])[0]
+        kind = force or r.choices(["filter", "project", "group", "global", "distinct", "join", "const"],
+                                  [20, 10, 25, 10, 10, 25, 2])[0]
         if kind == "const":
             return self.const_query()
         if kind == "join":
-            scope, from_sql, self_join = self.join_from()
+            scope, from_sql, self_join = self.join_from(more=force == "join")
             sub = r.choice(["group", "global"] if self_join else ["filter", "group", "global", "distinct"])
         else:
             t, scope, from_sql = self.single_table()

@@ -382,6 +382,399 @@ static void test_infer_sql_loads_once(void **state)
     unlink(path);
 }
 
+
+/* ---- broadcast joins (rewrite_join.c) ---------------------------------------
+ * Model: the engine on whole tables. t (NROWS rows, the data above) joins
+ * u (37 rows: keys duplicated and NULL, a column named "Name" in the table
+ * and name in the queries) and w (11 rows). Each query runs distributed with
+ * EVERY table in turn as the split one (cut into random slices, the others
+ * whole in every slice's context), and the merge must equal the whole: the
+ * same names and types, the same rows as a multiset. */
+
+#define UROWS 37
+#define WROWS 11
+
+typedef struct jdata {
+    int64_t uk[UROWS], uw[UROWS], wid[WROWS], wx[WROWS];
+    const char *un[UROWS], *wg[WROWS];
+    bool ukn[UROWS], unn[UROWS], wxn[WROWS];
+} jdata_t;
+
+static void make_jdata(jdata_t *y)
+{
+    static const char *const names[] = {"ann", "bob", "x,y", "Zoe"};
+    for (size_t i = 0; i < UROWS; i++) {
+        y->uk[i] = (int64_t)(rnd() % 9); /* t.k is 0..6: some u keys never match */
+        y->ukn[i] = rnd() % 8 == 0;
+        y->uw[i] = (int64_t)(rnd() % 100);
+        y->un[i] = names[rnd() % 4];
+        y->unn[i] = rnd() % 10 == 0;
+    }
+    for (size_t i = 0; i < WROWS; i++) {
+        y->wid[i] = (int64_t)i % 7;
+        y->wx[i] = (int64_t)(rnd() % 50) - 25;
+        y->wxn[i] = rnd() % 6 == 0;
+        y->wg[i] = GROUPS[rnd() % 6];
+    }
+}
+
+/* Registers rows [from, from+n) of table which (0 t, 1 u, 2 w). */
+static void register_jslice(tsr_context_t *ctx, const data_t *x, const jdata_t *y, int which,
+                            size_t from, size_t n)
+{
+    if (which == 0) {
+        register_slice(ctx, x, from, n);
+    } else if (which == 1) {
+        tsr_column_data_t cols[3] = {
+            {"k", TSR_TYPE_INT64, y->uk + from, y->ukn + from},
+            {"uw", TSR_TYPE_INT64, y->uw + from, NULL},
+            {"Name", TSR_TYPE_VARCHAR, y->un + from, y->unn + from},
+        };
+        assert_int_equal(tsr_table_register_columns(ctx, "u", 3, cols, n), TSR_OK);
+    } else {
+        tsr_column_data_t cols[3] = {
+            {"id", TSR_TYPE_INT64, y->wid + from, NULL},
+            {"x", TSR_TYPE_INT64, y->wx + from, y->wxn + from},
+            {"wg", TSR_TYPE_VARCHAR, y->wg + from, NULL},
+        };
+        assert_int_equal(tsr_table_register_columns(ctx, "w", 3, cols, n), TSR_OK);
+    }
+}
+
+static size_t jrows(int which)
+{
+    return which == 0 ? NROWS : which == 1 ? UROWS : WROWS;
+}
+
+static int jtable(const char *name)
+{
+    return strcmp(name, "t") == 0 ? 0 : strcmp(name, "u") == 0 ? 1 : 2;
+}
+
+/* One row as text, doubles rounded: a sort key for multiset comparison. */
+static void row_text(const tsr_result_t *r, size_t row, char *buf, size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t c = 0; c < tsr_result_column_count(r) && o + 1 < size; c++) {
+        int n;
+        if (tsr_result_is_null(r, row, c))
+            n = snprintf(buf + o, size - o, "NULL|");
+        else if (tsr_result_column_type(r, c) == TSR_TYPE_DOUBLE)
+            n = snprintf(buf + o, size - o, "%.6g|", tsr_result_double(r, row, c));
+        else if (tsr_result_column_type(r, c) == TSR_TYPE_INT64)
+            n = snprintf(buf + o, size - o, "%lld|", (long long)tsr_result_int64(r, row, c));
+        else if (tsr_result_column_type(r, c) == TSR_TYPE_BOOL)
+            n = snprintf(buf + o, size - o, "%d|", (int)tsr_result_bool(r, row, c));
+        else
+            n = snprintf(buf + o, size - o, "'%s'|", tsr_result_string(r, row, c, NULL));
+        o += n > 0 ? (size_t)n : 0;
+    }
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **sorted_rows(const tsr_result_t *r)
+{
+    size_t n = tsr_result_row_count(r);
+    char **rows = calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = malloc(512);
+        row_text(r, i, rows[i], 512);
+    }
+    qsort(rows, n, sizeof(char *), str_cmp);
+    return rows;
+}
+
+static void same_multiset(const tsr_result_t *a, const tsr_result_t *b, const char *sql)
+{
+    size_t nc = tsr_result_column_count(a), nr = tsr_result_row_count(a);
+    if (nc != tsr_result_column_count(b) || nr != tsr_result_row_count(b))
+        fail_msg("%s: shape %zux%zu vs %zux%zu", sql, nr, nc, tsr_result_row_count(b),
+                 tsr_result_column_count(b));
+    for (size_t c = 0; c < nc; c++) {
+        if (strcmp(tsr_result_column_name(a, c), tsr_result_column_name(b, c)) != 0)
+            fail_msg("%s: column %zu named '%s' vs '%s'", sql, c, tsr_result_column_name(a, c),
+                     tsr_result_column_name(b, c));
+        assert_int_equal(tsr_result_column_type(a, c), tsr_result_column_type(b, c));
+    }
+    char **ra = sorted_rows(a), **rb = sorted_rows(b);
+    for (size_t i = 0; i < nr; i++)
+        if (strcmp(ra[i], rb[i]) != 0)
+            fail_msg("%s: sorted row %zu: %s vs %s", sql, i, ra[i], rb[i]);
+    for (size_t i = 0; i < nr; i++) {
+        free(ra[i]);
+        free(rb[i]);
+    }
+    free(ra);
+    free(rb);
+}
+
+static tsr_result_t *must_query(tsr_context_t *ctx, const char *sql)
+{
+    tsr_result_t *r = NULL;
+    if (tsr_query(ctx, sql, &r) != TSR_OK) {
+        tsr_error_info_t e;
+        tsr_context_last_error(ctx, &e);
+        fail_msg("query failed: %s\n%s", e.message, sql);
+    }
+    return r;
+}
+
+/* Runs a JOIN plan with table `split` sliced, and compares with the whole. */
+static void check_join_split(const data_t *x, const jdata_t *y, const char *sql,
+                             tsr_dplan_t *plan, size_t split)
+{
+    assert_int_equal(tsr_rewrite_pick(NULL, plan, split), TSR_OK);
+    int st = jtable(plan->table);
+    tsr_context_t *whole = new_ctx(), *merge = new_ctx();
+    for (int k = 0; k < 3; k++)
+        register_jslice(whole, x, y, k, 0, jrows(k));
+    tsr_result_t *expect = must_query(whole, sql);
+    /* the probes bind exactly where an input column would shadow an alias */
+    for (size_t i = 0; i < plan->nprobes; i++) {
+        tsr_result_t *pr = NULL;
+        if (tsr_query(whole, plan->probes[i], &pr) == TSR_OK)
+            fail_msg("%s: probe binds: %s", sql, plan->probes[i]);
+    }
+    size_t total = jrows(st), nslices = 1 + rnd() % 5, from = 0;
+    tsr_rtab_t all = {0};
+    void *msgs[5] = {0};
+    tsr_error_t err;
+    for (size_t s = 0; s < nslices; s++) {
+        size_t n = s + 1 == nslices ? total - from : rnd() % (total - from + 1);
+        tsr_context_t *part = new_ctx();
+        for (int k = 0; k < 3; k++)
+            if (k == st)
+                register_jslice(part, x, y, k, from, n);
+            else
+                register_jslice(part, x, y, k, 0, jrows(k));
+        from += n;
+        tsr_result_t *pr = must_query(part, plan->worker_sql);
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, NULL);
+        assert_int_equal(tsr_proto_encode_result(&b, pr), TSR_OK);
+        tsr_rtab_t rt;
+        tsr_error_clear(&err);
+        assert_int_equal(tsr_proto_decode_rtab(NULL, b.data, b.len, &rt, &err), TSR_OK);
+        assert_int_equal(tsr_proto_rtab_append(NULL, &all, &rt, &err), TSR_OK);
+        tsr_proto_rtab_free(NULL, &rt);
+        msgs[s] = b.data;
+        tsr_result_destroy(pr);
+        tsr_context_destroy(part);
+    }
+    assert_int_equal(tsr_proto_rtab_register(NULL, merge, plan->part, &all, NULL), TSR_OK);
+    tsr_result_t *got = must_query(merge, plan->final_sql);
+    same_multiset(expect, got, sql);
+    tsr_result_destroy(expect);
+    tsr_result_destroy(got);
+    tsr_proto_rtab_free(NULL, &all);
+    for (size_t s = 0; s < 5; s++)
+        free(msgs[s]);
+    tsr_context_destroy(whole);
+    tsr_context_destroy(merge);
+}
+
+static void plan_of(const char *sql, tsr_dplan_t *plan)
+{
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    assert_int_equal(tsr_rewrite_plan(NULL, sql, plan, &err), TSR_OK);
+}
+
+static void test_join_against_whole(void **state)
+{
+    (void)state;
+    static data_t x;
+    static jdata_t y;
+    make_data(&x);
+    make_jdata(&y);
+    static const struct {
+        const char *sql;
+        bool agg;
+    } qs[] = {
+        {"SELECT u.name, COUNT(*), SUM(t.v), AVG(t.d), MIN(t.g), MAX(u.uw) FROM t JOIN u "
+         "ON t.k = u.k GROUP BY u.name ORDER BY u.name",
+         true},
+        {"SELECT COUNT(*) AS n, SUM(a.v) AS s, AVG(b.uw) FROM t a INNER JOIN u b ON a.k = b.k "
+         "WHERE a.v > 0 AND b.name <> 'bob'",
+         true},
+        {"SELECT a.k, b.name AS nm, COUNT(*) AS c, SUM(a.v) + 1 FROM t AS a JOIN u AS b "
+         "ON a.k = b.k GROUP BY a.k, b.name HAVING COUNT(*) > 2 ORDER BY c DESC, a.k, nm",
+         true},
+        {"SELECT w.wg, t.g, COUNT(t.v), MAX(w.x) - MIN(t.d) FROM t JOIN u ON t.k = u.k JOIN w "
+         "ON w.id = u.k GROUP BY w.wg, t.g ORDER BY 1, 2",
+         true},
+        {"SELECT DISTINCT u.name FROM u JOIN t ON u.k = t.k GROUP BY u.name", true},
+        {"SELECT t.k, u.name, t.v + u.uw FROM t JOIN u ON t.k = u.k AND t.g <> 'z' "
+         "WHERE t.v BETWEEN -100 AND 100",
+         false},
+        {"SELECT t.k AS kk, u.uw FROM t JOIN u ON t.k = u.k ORDER BY t.v DESC, kk, u.uw", false},
+        {"SELECT DISTINCT u.name AS n2, t.k FROM t JOIN u ON t.k = u.k ORDER BY n2, 2", false},
+        {"SELECT * FROM w JOIN u ON w.id = u.k WHERE w.x > 0", false},
+        {"SELECT t.g, w.x FROM t JOIN u ON t.k = u.k JOIN w ON w.id = t.k WHERE u.uw < 50", false},
+        {"SELECT t.v, u.name FROM t JOIN u ON t.k = u.k ORDER BY t.v, u.name, u.uw, t.d, t.g "
+         "LIMIT 7 OFFSET 3",
+         false},
+    };
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        tsr_dplan_t plan;
+        plan_of(qs[i].sql, &plan);
+        if (plan.kind != TSR_DPLAN_JOIN)
+            fail_msg("%s: planned %s (%s)", qs[i].sql, tsr_rewrite_kind_name(plan.kind),
+                     plan.why ? plan.why : "");
+        assert_int_equal(plan.join_agg, qs[i].agg);
+        for (size_t split = 0; split < plan.ntables; split++)
+            check_join_split(&x, &y, qs[i].sql, &plan, split);
+        tsr_rewrite_free(NULL, &plan);
+    }
+}
+
+static void test_join_decisions(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *why; /* NULL: JOIN */
+    } qs[] = {
+        {"SELECT a.k FROM t a JOIN t b ON a.k = b.k", "a table joined with itself"},
+        {"SELECT COUNT(*) FROM t JOIN u ON t.k = u.k JOIN T ON 1 = 1",
+         "a table joined with itself"},
+        {"SELECT COUNT(*) FROM t JOIN tsr__part p ON t.k = p.k", "a table named tsr__*"},
+        {"SELECT COUNT(DISTINCT u.k) FROM t JOIN u ON t.k = u.k", "an aggregate with DISTINCT"},
+        {"SELECT t.k % 2, COUNT(*) FROM t JOIN u ON t.k = u.k GROUP BY t.k % 2",
+         "GROUP BY on an expression"},
+        {"SELECT t.k, u.k, COUNT(*) FROM t JOIN u ON t.k = u.k GROUP BY t.k, u.k",
+         "GROUP BY columns of one name"},
+        {"SELECT t.v, COUNT(*) FROM t JOIN u ON t.k = u.k GROUP BY t.k",
+         "a column that is neither grouped nor a select alias"},
+        {"SELECT u.k, COUNT(*) FROM t JOIN u ON t.k = u.k GROUP BY t.k",
+         "a column that is neither grouped nor a select alias"},
+        {"SELECT *, t.k FROM t JOIN u ON t.k = u.k", "SELECT * with other items"},
+        {"SELECT * FROM t JOIN u ON t.k = u.k GROUP BY t.k", "SELECT * with aggregates"},
+        {"SELECT DISTINCT t.k FROM t JOIN u ON t.k = u.k ORDER BY t.v",
+         "DISTINCT ordered by an expression not selected"},
+        {"SELECT * FROM t JOIN u ON t.k = u.k ORDER BY t.v + 1",
+         "SELECT * ordered by an expression"},
+        {"SELECT t.k AS g, COUNT(*) FROM t JOIN u ON t.k = u.k GROUP BY t.k, u.g ORDER BY g",
+         "a name that is both a grouped column and a select alias"},
+        {"SELECT t.k FROM t JOIN u ON t.k = u.k", NULL},
+        {"SELECT t.k, COUNT(*) AS c FROM t JOIN u ON t.k = u.k GROUP BY t.k ORDER BY c", NULL},
+    };
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        tsr_dplan_t plan;
+        plan_of(qs[i].sql, &plan);
+        if (qs[i].why) {
+            if (plan.kind != TSR_DPLAN_WHOLE || strcmp(plan.why, qs[i].why) != 0)
+                fail_msg("%s: planned %s (%s), expected whole (%s)", qs[i].sql,
+                         tsr_rewrite_kind_name(plan.kind), plan.why ? plan.why : "", qs[i].why);
+            assert_null(plan.worker_sql);
+            assert_null(plan.tables);
+        } else {
+            assert_int_equal(plan.kind, TSR_DPLAN_JOIN);
+        }
+        tsr_rewrite_free(NULL, &plan);
+    }
+}
+
+static void test_join_texts(void **state)
+{
+    (void)state;
+    tsr_dplan_t plan;
+    plan_of("SELECT b.name, COUNT(*), AVG(a.v) AS av FROM big a JOIN dim b ON a.k = b.k "
+            "WHERE a.v > 0 GROUP BY b.name HAVING SUM(a.v) > 3 ORDER BY av DESC",
+            &plan);
+    assert_int_equal(plan.kind, TSR_DPLAN_JOIN);
+    assert_true(plan.join_agg);
+    assert_null(plan.table);
+    assert_int_equal(plan.ntables, 2);
+    assert_string_equal(plan.tables[0], "big");
+    assert_string_equal(plan.tables[1], "dim");
+    assert_string_equal(plan.part, "tsr__part");
+    assert_string_equal(plan.worker_sql,
+                        "SELECT b.name, count(*) AS tsr__p0, SUM(a.v) AS tsr__p1s, COUNT(a.v) AS "
+                        "tsr__p1c, sum(a.v) AS tsr__p2\nFROM big a JOIN dim b ON a.k = b.k\n"
+                        "WHERE (a.v > 0)\nGROUP BY b.name");
+    assert_string_equal(plan.final_sql,
+                        "SELECT \"name\", SUM(tsr__p0) AS \"COUNT(*)\", (SUM(tsr__p1s) * 1.0 / "
+                        "SUM(tsr__p1c)) AS av FROM tsr__part WHERE TRUE GROUP BY \"name\" "
+                        "HAVING sum(tsr__p2) > 3 ORDER BY av DESC");
+    assert_int_equal(plan.nprobes, 1);
+    assert_string_equal(plan.probes[0], "SELECT \"av\" FROM big a JOIN dim b ON a.k = b.k LIMIT 0");
+    assert_string_equal(plan.columns, "v,v,name,v,name,av,k,k");
+    assert_int_equal(tsr_rewrite_pick(NULL, &plan, 1), TSR_OK);
+    assert_string_equal(plan.table, "dim");
+    assert_int_equal(tsr_rewrite_pick(NULL, &plan, 2), TSR_ERR_INVALID_ARG);
+    tsr_rewrite_free(NULL, &plan);
+
+    plan_of("SELECT a.k, a.v * 2 AS dv, b.w + 1 FROM big a JOIN dim b ON a.k = b.k "
+            "ORDER BY a.d LIMIT 3 OFFSET 2",
+            &plan);
+    assert_int_equal(plan.kind, TSR_DPLAN_JOIN);
+    assert_false(plan.join_agg);
+    assert_string_equal(plan.worker_sql,
+                        "SELECT a.k, a.v * 2 AS tsr__c1, b.w + 1 AS tsr__c2, a.d AS tsr__o0\n"
+                        "FROM big a JOIN dim b ON a.k = b.k");
+    assert_string_equal(plan.final_sql,
+                        "SELECT \"k\", tsr__c1 AS \"dv\", tsr__c2 AS \"b.w + 1\"\n"
+                        "FROM tsr__part\nORDER BY tsr__o0\nLIMIT 3 OFFSET 2");
+    assert_int_equal(plan.nprobes, 0);
+    tsr_rewrite_free(NULL, &plan);
+
+    /* no ORDER BY: LIMIT n + OFFSET m pushed down */
+    plan_of("SELECT * FROM big JOIN dim ON big.k = dim.k WHERE dim.w > 1 LIMIT 4 OFFSET 1", &plan);
+    assert_string_equal(plan.worker_sql,
+                        "SELECT *\nFROM big JOIN dim ON big.k = dim.k\nWHERE (dim.w > 1)\nLIMIT 5");
+    assert_string_equal(plan.final_sql, "SELECT *\nFROM tsr__part\nLIMIT 4 OFFSET 1");
+    assert_string_equal(plan.columns, "*");
+    tsr_rewrite_free(NULL, &plan);
+}
+
+
+/* A group column spelled in another case than the file's header keeps the
+ * file's spelling as its output name, as embedded (the partial column is
+ * named by the engine, not by the query's text). */
+static void test_group_column_case(void **state)
+{
+    (void)state;
+    static const char *const qs[] = {
+        "SELECT kk, COUNT(*) FROM t GROUP BY kk ORDER BY kk",
+        "SELECT x.KK, SUM(x.v) FROM t AS x GROUP BY x.kk ORDER BY 1",
+    };
+    int64_t k[5] = {1, 2, 1, 3, 2}, v[5] = {10, 20, 30, 40, 50};
+    tsr_column_data_t cols[2] = {{"Kk", TSR_TYPE_INT64, k, NULL}, {"v", TSR_TYPE_INT64, v, NULL}};
+    for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+        tsr_dplan_t plan;
+        plan_of(qs[i], &plan);
+        assert_int_equal(plan.kind, TSR_DPLAN_AGG);
+        tsr_context_t *whole = new_ctx(), *merge = new_ctx();
+        assert_int_equal(tsr_table_register_columns(whole, "t", 2, cols, 5), TSR_OK);
+        tsr_result_t *expect = must_query(whole, qs[i]), *part = must_query(whole, plan.worker_sql);
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, NULL);
+        assert_int_equal(tsr_proto_encode_result(&b, part), TSR_OK);
+        tsr_rtab_t rt;
+        tsr_error_t err;
+        tsr_error_clear(&err);
+        assert_int_equal(tsr_proto_decode_rtab(NULL, b.data, b.len, &rt, &err), TSR_OK);
+        assert_int_equal(tsr_proto_rtab_register(NULL, merge, plan.part, &rt, NULL), TSR_OK);
+        tsr_result_t *got = must_query(merge, plan.final_sql);
+        assert_string_equal(tsr_result_column_name(expect, 0), "Kk");
+        same_results(expect, got, qs[i]);
+        tsr_result_destroy(expect);
+        tsr_result_destroy(part);
+        tsr_result_destroy(got);
+        tsr_proto_rtab_free(NULL, &rt);
+        tsr_wbuf_free(&b);
+        tsr_context_destroy(whole);
+        tsr_context_destroy(merge);
+        tsr_rewrite_free(NULL, &plan);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +784,10 @@ int main(void)
         cmocka_unit_test(test_rtab_truncations),
         cmocka_unit_test(test_infer_sql_text),
         cmocka_unit_test(test_infer_sql_loads_once),
+        cmocka_unit_test(test_join_against_whole),
+        cmocka_unit_test(test_join_decisions),
+        cmocka_unit_test(test_join_texts),
+        cmocka_unit_test(test_group_column_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,12 +159,63 @@ static void test_file(void **state)
     unlink(path);
 }
 
+
+/* Broadcast joins: the largest file is split (the first of equal ones), the
+ * others must fit max_rest together, a missing file keeps the query whole. */
+static void test_pick(void **state)
+{
+    (void)state;
+    static const size_t sizes[][3] = {
+        {10, 300, 20}, {300, 10, 20}, {5, 5, 900}, {7, 7, 7}, {0, 0, 1},
+    };
+    char paths[3][32];
+    const char *pp[3];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(paths[i], sizeof(paths[i]), "/tmp/tsr_pick_XXXXXX");
+        int fd = mkstemp(paths[i]);
+        assert_true(fd >= 0);
+        close(fd);
+        pp[i] = paths[i];
+    }
+    for (size_t c = 0; c < sizeof(sizes) / sizeof(sizes[0]); c++) {
+        size_t want = 0;
+        uint64_t total = 0;
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(truncate(paths[i], (off_t)sizes[c][i]), 0);
+            total += sizes[c][i];
+            if (sizes[c][i] > sizes[c][want])
+                want = i;
+        }
+        uint64_t rest_want = total - sizes[c][want], rest = 0;
+        size_t pick = 99;
+        assert_null(tsr_split_pick(3, pp, rest_want, &pick, &rest));
+        assert_int_equal(pick, want);
+        assert_int_equal(rest, rest_want);
+        assert_null(tsr_split_pick(2, pp, UINT64_MAX, &pick, &rest)); /* two tables */
+        if (rest_want > 0) {
+            pick = 99;
+            assert_non_null(tsr_split_pick(3, pp, rest_want - 1, &pick, &rest));
+            assert_int_equal(pick, 99); /* untouched */
+        }
+    }
+    unlink(paths[1]);
+    size_t pick = 0;
+    uint64_t rest = 0;
+    assert_string_equal(tsr_split_pick(3, pp, UINT64_MAX, &pick, &rest),
+                        "a joined file cannot be read");
+    const char *dir[1] = {"/tmp"};
+    assert_non_null(tsr_split_pick(1, dir, UINT64_MAX, &pick, &rest)); /* not a regular file */
+    unlink(paths[0]);
+    unlink(paths[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_files),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_file),
+        cmocka_unit_test(test_pick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
