@@ -451,7 +451,7 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     atomic_init(&t->sleepers, 0);
     atomic_init(&t->contenders, 0);
     atomic_init(&t->thread_stop, false);
-    pthread_mutex_init(&t->lock, NULL);
+    atomic_init(&t->lock, 0);
     query_tls(t, params->tls);
 
     tsr_wire_hdr_t h = {.kind = TSR_WIRE_HELLO, .src_node = t->node_id};
@@ -586,7 +586,6 @@ err_rpc:
 err_free_handlers:
     tsr_mem_free(mem, t->handlers);
 err_free_t:
-    pthread_mutex_destroy(&t->lock);
     tsr_mem_free(mem, t);
     return rc;
 }
@@ -632,7 +631,6 @@ void tsr_transport_destroy(tsr_transport_t *t)
     ucp_worker_destroy(t->worker);
     ucp_cleanup(t->ucp);
     tsr_mem_free(t->mem, t->handlers);
-    pthread_mutex_destroy(&t->lock);
     tsr_mem_free(t->mem, t);
 }
 

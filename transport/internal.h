@@ -193,7 +193,10 @@ typedef struct tsr_shm_guard {
 
 struct tsr_transport {
     tsr_mem_t *mem;
-    pthread_mutex_t lock;
+    /* The transport lock (progress.c): 0 free, 1 held, 2 held and some
+     * thread may sleep on it (a futex). Not a pthread mutex: the
+     * uncontended pair is one CAS and one exchange, inline. */
+    atomic_int lock;
     ucp_context_h ucp;
     ucp_worker_h worker;
     ucp_listener_h listener;
@@ -252,10 +255,24 @@ struct tsr_transport {
 /* ---- shared helpers (progress.c) ---- */
 int64_t tsr__now_ns(void);
 int64_t tsr__deadline(int timeout_ms); /* < 0 when timeout_ms < 0 */
-/* Takes t->lock: trylock first (the uncontended fast path); otherwise counts
- * itself in t->contenders so a polling owner hands the lock over. */
-void tsr__lock(tsr_transport_t *t);
-void tsr__unlock(tsr_transport_t *t);
+/* Slow halves of tsr__lock / tsr__unlock (progress.c). */
+void tsr__lock_slow(tsr_transport_t *t);
+void tsr__unlock_wake(tsr_transport_t *t);
+/* Takes t->lock: one CAS when free (the uncontended fast path); otherwise
+ * counts itself in t->contenders so a polling owner hands the lock over,
+ * spins briefly, then sleeps on the lock word (futex). */
+static inline void tsr__lock(tsr_transport_t *t)
+{
+    int free_ = 0;
+    if (!atomic_compare_exchange_strong_explicit(&t->lock, &free_, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        tsr__lock_slow(t);
+}
+static inline void tsr__unlock(tsr_transport_t *t)
+{
+    if (atomic_exchange_explicit(&t->lock, 0, memory_order_release) == 2)
+        tsr__unlock_wake(t); /* someone may sleep on it */
+}
 /* [L] Appends an item to the dispatch queue. */
 void tsr__enqueue(tsr_transport_t *t, tsr_item_t *it);
 /* ucp_worker_progress plus everything that must follow it. [L] */
