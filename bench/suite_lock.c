@@ -31,6 +31,14 @@
  * compare-and-delete script by EVALSHA, and the exclusive figures carry the
  * peer's value and ratio. Transport set: TSR_BENCH_TLS=sm (default:
  * posix,cma,self,tcp) or tcp.
+ *
+ * A cluster (--scheduler HOST:PORT): no home is forked and no raw atomics
+ * are measured; each client process connects with tsr_lock_cluster_connect
+ * (the lock view from the scheduler, then the workers' homes directly; the
+ * token as every client reads it: $TESSERA_TOKEN_FILE or the default path;
+ * the transport set the cluster's: UCX_TLS, AUTO path) and runs the same
+ * loops. Figures are named cluster_<the embedded suite's name> (param
+ * home=cluster); uncontended names spread over the view's homes.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -55,7 +63,7 @@
 #define L_SAMPLES 8192
 #define L_LOCKS 64
 
-typedef enum { B_LOCK, B_RAW, B_REDIS } backend_t;
+typedef enum { B_LOCK, B_RAW, B_REDIS, B_CLUSTER } backend_t;
 
 typedef struct lcfg {
     backend_t backend;
@@ -66,6 +74,7 @@ typedef struct lcfg {
     int clients;
     int idx;
     double seconds;
+    const char *scheduler; /* B_CLUSTER */
 } lcfg_t;
 
 typedef struct lresult {
@@ -206,6 +215,9 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
     tsr_error_clear(&err);
     tsr_transport_t *t = NULL;
     tsr_lock_client_t *c = NULL;
+#ifdef TSR_HAVE_SCHEDULER
+    tsr_lock_cluster_t *cl = NULL;
+#endif
     tsr_rkey_t *rk = NULL;
     tsr_peer_t *peer = NULL;
     int rfd = -1;
@@ -229,6 +241,21 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
             snprintf(sha, sizeof(sha), "%s", reply);
         else
             res.failed = 1;
+    } else if (cfg->backend == B_CLUSTER) {
+#ifdef TSR_HAVE_SCHEDULER
+        tsr_lock_cluster_params_t cp = {.scheduler = cfg->scheduler,
+                                        .connect_timeout_ms = 60000,
+                                        .op_timeout_ms = 60000};
+        tsr_lock_err_t le = {0};
+        if (tsr_lock_cluster_connect(&cp, &cl, &le) != TSR_OK) {
+            fprintf(stderr, "lock: client %d: %s\n", cfg->idx, le.message);
+            res.failed = 1;
+        } else {
+            c = tsr_lock_cluster_client(cl);
+        }
+#else
+        res.failed = 1;
+#endif
     } else {
         tsr_transport_params_t p = {.node_id = 100 + (uint32_t)cfg->idx, .tls = cfg->tls,
                                     .spin_us = cfg->clients == 1 ? 2000000 : 50};
@@ -267,7 +294,7 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
         if (a >= end)
             break;
         const char *name = names[res.ops % L_LOCKS];
-        if (cfg->backend == B_LOCK) {
+        if (cfg->backend == B_LOCK || cfg->backend == B_CLUSTER) {
             uint64_t tok;
             if (tsr_lock_acquire(c, name, &o, &tok, NULL) != TSR_OK ||
                 tsr_lock_release(c, name, tok, NULL) != TSR_OK)
@@ -302,6 +329,12 @@ static int run_client(const lcfg_t *cfg, int go_fd, int res_fd)
     close(res_fd);
     if (rk)
         tsr_rkey_destroy(t, rk);
+#ifdef TSR_HAVE_SCHEDULER
+    if (cl) {
+        tsr_lock_cluster_close(cl); /* owns c */
+        c = NULL;
+    }
+#endif
     tsr_lock_client_destroy(c);
     tsr_transport_destroy(t);
     if (rfd >= 0)
@@ -417,13 +450,106 @@ static int emit(tsr_bench_report_t *r, const char *name, const char *label, doub
     return tsr_bench_report_emit(r, &f);
 }
 
+/* One (mode, contention, clients) point: the backend's run, the Redis run
+ * beside it (exclusive only) and the three figures, names prefixed pre. */
+static int point(tsr_bench_report_t *r, const lcfg_t *cfg, const char *pre, const char *rhost,
+                 uint16_t rport, lstats_t *out)
+{
+    bool excl = cfg->excl, contended = cfg->contended;
+    int n = cfg->clients;
+    tsr_bench_progress("lock: %s%s %s, %d clients", pre, excl ? "exclusive" : "shared",
+                       contended ? "contended" : "uncontended", n);
+    lstats_t s = run_set(cfg);
+    if (!s.ok) {
+        tsr_bench_progress_clear();
+        tsr_bench_error("lock: %s%s %s with %d clients failed", pre, excl ? "exclusive" : "shared",
+                        contended ? "contended" : "uncontended", n);
+        return -1;
+    }
+    lstats_t ps = {0};
+    if (rhost && excl) {
+        lcfg_t pc = *cfg;
+        pc.backend = B_REDIS;
+        pc.port = rport;
+        pc.redis_host = rhost;
+        ps = run_set(&pc);
+        if (!ps.ok) {
+            tsr_bench_progress_clear();
+            tsr_bench_error("lock: the Redis lock failed with %d clients", n);
+            return -1;
+        }
+    }
+    tsr_bench_progress_clear();
+    char name[80], label[160];
+    const char *m = excl ? "excl" : "shared", *k = contended ? "cont" : "uncont";
+    const char *ml = excl ? "exclusive" : "shared";
+    const char *kl = contended ? "one lock" : "many locks";
+    const char *lp = pre[0] ? "cluster, " : "";
+    snprintf(name, sizeof(name), "%s%s_%s_c%d_ops_s", pre, m, k, n);
+    snprintf(label, sizeof(label), "%s%s, %s, %d clients: acquire+release/s", lp, ml, kl, n);
+    emit(r, name, label, s.ops_s, "ops/s", ps.ok ? "redis" : NULL, ps.ops_s,
+         ps.ok && ps.ops_s > 0 ? s.ops_s / ps.ops_s : 0);
+    snprintf(name, sizeof(name), "%s%s_%s_c%d_p50", pre, m, k, n);
+    snprintf(label, sizeof(label), "%s%s, %s, %d clients: p50", lp, ml, kl, n);
+    emit(r, name, label, s.p50, "us", ps.ok ? "redis" : NULL, ps.p50,
+         ps.ok && s.p50 > 0 ? ps.p50 / s.p50 : 0);
+    snprintf(name, sizeof(name), "%s%s_%s_c%d_p99", pre, m, k, n);
+    snprintf(label, sizeof(label), "%s%s, %s, %d clients: p99", lp, ml, kl, n);
+    emit(r, name, label, s.p99, "us", ps.ok ? "redis" : NULL, ps.p99,
+         ps.ok && s.p99 > 0 ? ps.p99 / s.p99 : 0);
+    if (n == 1 && !contended) {
+        snprintf(name, sizeof(name), "%s%s_uncont_c1_cpu_ns", pre, m);
+        snprintf(label, sizeof(label), "%s%s, many locks, 1 client: CPU per pair", lp, ml);
+        emit(r, name, label, s.cpu_ns_op, "ns", NULL, 0, 0);
+    }
+    *out = s;
+    return 0;
+}
+
+/* --scheduler: the same points against a cluster's lock homes. */
+static int suite_cluster(const tsr_bench_opts_t *opts, const char *sched, double seconds,
+                         int maxc, const char *rhost, uint16_t rport)
+{
+    tsr_bench_report_t r;
+    if (tsr_bench_report_init(&r, "lock", opts->json, stdout) != 0)
+        return TSR_BENCH_EXIT_FAIL;
+    const char *ucx = getenv("UCX_TLS") ? getenv("UCX_TLS") : "default";
+    r.device = "cpu";
+    tsr_bench_report_param_str(&r, "home", "cluster");
+    tsr_bench_report_param_str(&r, "scheduler", sched);
+    tsr_bench_report_param_str(&r, "ucx_tls", ucx);
+    tsr_bench_report_param_str(&r, "clients", "processes");
+    tsr_bench_report_param_int(&r, "ms_per_point", (int64_t)(seconds * 1000));
+    tsr_bench_report_title(&r, "locks on the cluster at %s (its workers' homes, UCX_TLS=%s): "
+                               "client processes, AUTO path",
+                           sched, ucx);
+    int rc = TSR_BENCH_EXIT_OK;
+    for (int contended = 0; contended < 2 && rc == TSR_BENCH_EXIT_OK; contended++)
+        for (int excl = 1; excl >= 0 && rc == TSR_BENCH_EXIT_OK; excl--)
+            for (int n = 1; n <= maxc; n *= 2) {
+                lcfg_t cfg = {.backend = B_CLUSTER, .excl = excl != 0,
+                              .contended = contended != 0, .clients = n, .seconds = seconds,
+                              .scheduler = sched};
+                lstats_t s;
+                if (point(&r, &cfg, "cluster_", rhost, rport, &s) != 0) {
+                    rc = TSR_BENCH_EXIT_FAIL;
+                    break;
+                }
+            }
+    tsr_bench_report_fini(&r);
+    return rc;
+}
+
 int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
 {
     if (!getenv("UCX_NET_DEVICES"))
         setenv("UCX_NET_DEVICES", "lo", 1);
     const char *set = getenv("TSR_BENCH_TLS") ? getenv("TSR_BENCH_TLS") : "sm";
     const char *tls = tls_list(set);
-    if (strcmp(set, "sm") == 0 && !getenv("UCX_MAX_RNDV_LANES"))
+    /* a cluster's clients take the cluster's UCX settings as they are: a
+     * client with UCX_MAX_RNDV_LANES=0 beside a scheduler without it trips
+     * an assertion in UCX 1.13's wireup (the scheduler dies) */
+    if (strcmp(set, "sm") == 0 && !getenv("UCX_MAX_RNDV_LANES") && !opts->scheduler)
         setenv("UCX_MAX_RNDV_LANES", "0", 1); /* docs/transport.md */
     double seconds = (opts->rows ? (double)opts->rows : 400.0) / 1000.0;
     int maxc = opts->threads ? (int)opts->threads : L_MAX_CLIENTS;
@@ -442,6 +568,15 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
         rport = (uint16_t)atoi(colon + 1);
     }
 
+    const char *sched = opts->scheduler;
+#ifndef TSR_HAVE_SCHEDULER
+    if (sched) {
+        tsr_bench_error("lock: --scheduler needs a build with the cluster library");
+        return TSR_BENCH_EXIT_USAGE;
+    }
+#endif
+    if (sched)
+        return suite_cluster(opts, sched, seconds, maxc, redis ? rhost : NULL, rport);
     int pfd[2];
     if (pipe(pfd) != 0)
         return TSR_BENCH_EXIT_FAIL;
@@ -473,7 +608,7 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
                                "1 client pinned to CPU 0 and polling",
                            set, tls);
     int rc = TSR_BENCH_EXIT_OK;
-    lcfg_t raw = {B_RAW, tls, (uint16_t)port, NULL, true, false, 1, 0, seconds};
+    lcfg_t raw = {B_RAW, tls, (uint16_t)port, NULL, true, false, 1, 0, seconds, NULL};
     lstats_t rs = run_set(&raw);
     if (!rs.ok) {
         tsr_bench_error("lock: the raw atomics run failed");
@@ -488,53 +623,11 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
         for (int excl = 1; excl >= 0; excl--) {
             for (int n = 1; n <= maxc; n *= 2) {
                 lcfg_t cfg = {B_LOCK, tls, (uint16_t)port, NULL, excl != 0, contended != 0, n, 0,
-                              seconds};
-                tsr_bench_progress("lock: %s %s, %d clients", excl ? "exclusive" : "shared",
-                                   contended ? "contended" : "uncontended", n);
-                lstats_t s = run_set(&cfg);
-                if (!s.ok) {
-                    tsr_bench_progress_clear();
-                    tsr_bench_error("lock: %s %s with %d clients failed",
-                                    excl ? "exclusive" : "shared",
-                                    contended ? "contended" : "uncontended", n);
+                              seconds, NULL};
+                lstats_t s;
+                if (point(&r, &cfg, "", redis ? rhost : NULL, rport, &s) != 0) {
                     rc = TSR_BENCH_EXIT_FAIL;
                     goto out;
-                }
-                lstats_t ps = {0};
-                if (redis && excl) {
-                    lcfg_t pc = cfg;
-                    pc.backend = B_REDIS;
-                    pc.port = rport;
-                    pc.redis_host = rhost;
-                    ps = run_set(&pc);
-                    if (!ps.ok) {
-                        tsr_bench_progress_clear();
-                        tsr_bench_error("lock: the Redis lock failed with %d clients", n);
-                        rc = TSR_BENCH_EXIT_FAIL;
-                        goto out;
-                    }
-                }
-                tsr_bench_progress_clear();
-                char name[64], label[128];
-                const char *m = excl ? "excl" : "shared", *k = contended ? "cont" : "uncont";
-                const char *ml = excl ? "exclusive" : "shared";
-                const char *kl = contended ? "one lock" : "many locks";
-                snprintf(name, sizeof(name), "%s_%s_c%d_ops_s", m, k, n);
-                snprintf(label, sizeof(label), "%s, %s, %d clients: acquire+release/s", ml, kl, n);
-                emit(&r, name, label, s.ops_s, "ops/s", ps.ok ? "redis" : NULL, ps.ops_s,
-                     ps.ok && ps.ops_s > 0 ? s.ops_s / ps.ops_s : 0);
-                snprintf(name, sizeof(name), "%s_%s_c%d_p50", m, k, n);
-                snprintf(label, sizeof(label), "%s, %s, %d clients: p50", ml, kl, n);
-                emit(&r, name, label, s.p50, "us", ps.ok ? "redis" : NULL, ps.p50,
-                     ps.ok && s.p50 > 0 ? ps.p50 / s.p50 : 0);
-                snprintf(name, sizeof(name), "%s_%s_c%d_p99", m, k, n);
-                snprintf(label, sizeof(label), "%s, %s, %d clients: p99", ml, kl, n);
-                emit(&r, name, label, s.p99, "us", ps.ok ? "redis" : NULL, ps.p99,
-                     ps.ok && s.p99 > 0 ? ps.p99 / s.p99 : 0);
-                if (n == 1 && !contended) {
-                    snprintf(name, sizeof(name), "%s_uncont_c1_cpu_ns", m);
-                    snprintf(label, sizeof(label), "%s, many locks, 1 client: CPU per pair", ml);
-                    emit(&r, name, label, s.cpu_ns_op, "ns", NULL, 0, 0);
                 }
                 if (n == 1 && excl && !contended) {
                     emit(&r, "uncont_vs_2amo",

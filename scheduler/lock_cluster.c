@@ -13,12 +13,23 @@
  * client over those peers by node id. The scheduler's connection is let go
  * at the end: from then on lock calls go to the homes only.
  *
+ * Rehoming: the lock client calls cl_rehome when a home answers
+ * UNAVAILABLE (its worker died). It refetches the view every 100 ms within
+ * the budget the client gives (the scheduler notices the death, then
+ * hands the home to a standby worker and bumps the generation); once the
+ * home's slot names another worker it dials and proves that one and gives
+ * its node id back; the client reconnects the slot and retries an acquire
+ * once (engine/lock/client_conn.c, tsr_lock_rehome). The token stays in
+ * the handle for this (wiped at close).
+ *
  * The transport is this handle's own (default dispatch: the lock client's
  * blocking calls progress it); destroying the client comes before the
  * transport, which fails anything still pending.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "common.h"
@@ -32,8 +43,21 @@ struct tsr_lock_cluster {
     tsr_transport_t *t;
     tsr_lock_client_t *client;
     size_t nhomes;
-    uint64_t generation;
+    _Atomic uint64_t generation;
+    /* for rehoming (cl_rehome, serialized by the lock client) */
+    char host[256];
+    uint16_t port;
+    tsr_token_t tok;
+    int tmo;
+    uint32_t *node_ids; /* each home's worker as last dialled */
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* The lock view from the scheduler at host:port (dialled and proven). */
 static tsr_status_t fetch_view(tsr_transport_t *t, const char *host, uint16_t port,
@@ -94,6 +118,53 @@ static tsr_status_t dial_home(tsr_transport_t *t, const tsr_lock_view_home_t *h,
     return tsr_hs_dial(t, peer, tok, TSR_ROLE_CLIENT, NULL, 0, tmo, who, err);
 }
 
+/* The lock client's rehome hook (tsr_lock_client_params_t.rehome). */
+static tsr_status_t cl_rehome(void *arg, uint32_t home, int budget_ms, tsr_lock_home_addr_t *addr)
+{
+    tsr_lock_cluster_t *cl = arg;
+    int64_t end = mono_ms() + budget_ms;
+    for (;;) {
+        int64_t left = end - mono_ms();
+        if (left <= 0)
+            return TSR_ERR_UNAVAILABLE;
+        int tmo = left < cl->tmo ? (int)left : cl->tmo;
+        tsr_lock_view_t view = {0};
+        tsr_rpc_msg_t reply = {0};
+        tsr_error_t err;
+        tsr_error_clear(&err);
+        tsr_status_t rc = fetch_view(cl->t, cl->host, cl->port, &cl->tok, tmo, &reply, &view, &err);
+        bool done = false;
+        if (rc == TSR_OK) {
+            if (view.nhomes != cl->nhomes || home >= view.nhomes) {
+                rc = TSR_ERR_UNAVAILABLE; /* views never change size (sched_lock.c) */
+                done = true;
+            } else if (view.homes[home].node_id != cl->node_ids[home]) {
+                rc = dial_home(cl->t, &view.homes[home], home, &cl->tok, tmo, &err);
+                if (rc == TSR_OK) {
+                    cl->node_ids[home] = view.homes[home].node_id;
+                    atomic_store(&cl->generation, view.generation);
+                    addr->host = NULL;
+                    addr->node_id = view.homes[home].node_id;
+                    done = true;
+                }
+            }
+            tsr_proto_lock_view_free(NULL, &view);
+            tsr_rpc_msg_release(cl->t, &reply);
+        } else if (rc == TSR_ERR_AUTH) {
+            done = true;
+        }
+        if (done)
+            return rc;
+        /* not moved yet (or no standby yet): ask again shortly */
+        left = end - mono_ms();
+        int64_t nap = left < 100 ? left : 100;
+        if (nap > 0) {
+            struct timespec ts = {0, (long)nap * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static tsr_status_t lock_err(tsr_lock_err_t *out, const tsr_error_t *e, tsr_status_t rc)
 {
     if (out && rc != TSR_OK && out->status == TSR_OK) {
@@ -143,7 +214,8 @@ tsr_status_t tsr_lock_cluster_connect(const tsr_lock_cluster_params_t *p, tsr_lo
     if ((rc = fetch_view(cl->t, host, port, &tok, tmo, &reply, &view, &err)) != TSR_OK)
         goto done;
     addrs = tsr_mem_calloc(NULL, view.nhomes, sizeof(*addrs));
-    if (!addrs) {
+    cl->node_ids = tsr_mem_calloc(NULL, view.nhomes, sizeof(*cl->node_ids));
+    if (!addrs || !cl->node_ids) {
         rc = tsr_error_set(&err, TSR_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -151,20 +223,27 @@ tsr_status_t tsr_lock_cluster_connect(const tsr_lock_cluster_params_t *p, tsr_lo
         if ((rc = dial_home(cl->t, &view.homes[i], i, &tok, tmo, &err)) != TSR_OK)
             goto done;
         addrs[i].node_id = view.homes[i].node_id; /* host NULL: the peer dialled above */
+        cl->node_ids[i] = view.homes[i].node_id;
     }
+    snprintf(cl->host, sizeof(cl->host), "%s", host);
+    cl->port = port;
+    cl->tok = tok;
+    cl->tmo = tmo;
     tsr_lock_client_params_t cp = {.transport = cl->t,
                                    .homes = addrs,
                                    .nhomes = view.nhomes,
                                    .connect_timeout_ms = tmo,
                                    .op_timeout_ms = p->op_timeout_ms,
-                                   .path = p->path};
+                                   .path = p->path,
+                                   .rehome = cl_rehome,
+                                   .rehome_arg = cl};
     tsr_lock_err_t le = {0};
     if ((rc = tsr_lock_client_create(&cp, &cl->client, &le)) != TSR_OK) {
         tsr_error_set(&err, rc, "%s", le.message);
         goto done;
     }
     cl->nhomes = view.nhomes;
-    cl->generation = view.generation;
+    atomic_store(&cl->generation, view.generation);
 done:
     memset(&tok, 0, sizeof(tok));
     tsr_mem_free(NULL, addrs);
@@ -187,7 +266,7 @@ tsr_lock_client_t *tsr_lock_cluster_client(tsr_lock_cluster_t *cl)
 size_t tsr_lock_cluster_homes(const tsr_lock_cluster_t *cl, uint64_t *generation)
 {
     if (generation)
-        *generation = cl ? cl->generation : 0;
+        *generation = cl ? atomic_load(&cl->generation) : 0;
     return cl ? cl->nhomes : 0;
 }
 
@@ -197,5 +276,7 @@ void tsr_lock_cluster_close(tsr_lock_cluster_t *cl)
         return;
     tsr_lock_client_destroy(cl->client);
     tsr_transport_destroy(cl->t);
+    memset(&cl->tok, 0, sizeof(cl->tok));
+    tsr_mem_free(NULL, cl->node_ids);
     tsr_mem_free(NULL, cl);
 }

@@ -239,7 +239,7 @@ static tsr_status_t op_init(tsr_lock_client_t *c, const char *name, lk_op_t *o, 
     o->id = hash | 1;
     o->home = c->nhomes == 1 ? 0
                              : (uint32_t)(tsr_hash_u64(hash ^ 0x6c6f636b686f6d65ull) % c->nhomes);
-    o->h = &c->homes[o->home];
+    o->h = atomic_load(&c->cur[o->home]);
     o->name = name;
     o->slot = 0;
     o->count = 0;
@@ -289,9 +289,16 @@ static tsr_status_t acquire(tsr_lock_client_t *c, const char *name, const tsr_lo
         return rc;
     if (opts->timeout_ms == 0)
         try_only = true;
-    if (o.h->served)
-        return tsr_lock_served_call(c, o.home, try_only ? LK_OP_TRY : LK_OP_ACQUIRE, name,
-                                    !excl_mode(opts), lease, opts->timeout_ms, 0, token, err);
+    if (o.h->served) {
+        rc = tsr_lock_served_call(c, o.home, try_only ? LK_OP_TRY : LK_OP_ACQUIRE, name,
+                                  !excl_mode(opts), lease, opts->timeout_ms, 0, token, err);
+        if (rc == TSR_OK && c->rehome) {
+            /* noted only for the home's gen: a release after a move is STALE */
+            lk_holding_t h = {.id = o.id, .home = o.home, .token = *token, .gen = o.h->gen};
+            rc = hold_add(c, &o, &h, err);
+        }
+        return rc;
+    }
     lk_cache_ent_t snap;
     if ((rc = find_slot(&o, true, &snap, err)) != TSR_OK)
         return rc;
@@ -379,7 +386,8 @@ retry:
 
 granted:;
     lk_holding_t h = {.id = o.id, .home = o.home, .slot = o.slot, .ticket = tk,
-                      .lease_ms = lease, .granted_ms = t_grant, .w1_after = old + req};
+                      .lease_ms = lease, .granted_ms = t_grant, .w1_after = old + req,
+                      .gen = o.h->gen};
     uint64_t e_full = 0;
     bool stale = false;
     if (at_once && fast_grant(&snap, old, excl, lease, t_grant)) {
@@ -410,12 +418,71 @@ granted:;
     return TSR_OK;
 }
 
+/* The home index and current ref a call on name will use (NULL when the
+ * name is bad: the call itself reports it). */
+static const lk_home_ref_t *ref_of(tsr_lock_client_t *c, const char *name, uint32_t *home)
+{
+    lk_op_t o;
+    tsr_error_t ignore;
+    lk_err_init(&ignore);
+    if (op_init(c, name, &o, &ignore) != TSR_OK)
+        return NULL;
+    *home = o.home;
+    return o.h;
+}
+
+/* Whether a call through ref seen failed because its home is gone: UNAVAILABLE,
+ * or a transport timeout on a peer the transport has marked down (UCX's
+ * endpoint timeout on a killed peer's emulated atomics). */
+static bool home_down(tsr_status_t rc, const lk_home_ref_t *seen)
+{
+    return seen && (rc == TSR_ERR_UNAVAILABLE ||
+                    (rc == TSR_ERR_TIMEOUT && seen->peer && !tsr_peer_is_up(seen->peer)));
+}
+
+/* After a call through ref seen failed with home_down: whether its home
+ * moved (params.rehome found the replacement within budget_ms). */
+static bool moved(tsr_lock_client_t *c, uint32_t home, const lk_home_ref_t *seen,
+                  int64_t budget_ms)
+{
+    if (!c->rehome || !seen || budget_ms <= 0)
+        return false;
+    return tsr_lock_rehome(c, home, seen, budget_ms > INT32_MAX ? INT32_MAX : (int)budget_ms) ==
+           TSR_OK;
+}
+
+/* acquire, once more on a moved home (a fresh table: safe to ask again). */
+static tsr_status_t acquire_rehoming(tsr_lock_client_t *c, const char *name,
+                                     const tsr_lock_opts_t *opts, bool try_only, uint64_t *token,
+                                     tsr_error_t *err)
+{
+    uint32_t home = 0;
+    const lk_home_ref_t *seen = c && c->rehome ? ref_of(c, name, &home) : NULL;
+    int64_t t0 = tsr_lock_precise_ms();
+    tsr_status_t rc = acquire(c, name, opts, try_only, token, err);
+    if (!home_down(rc, seen))
+        return rc;
+    /* the budget: what is left of the call's timeout; a try or an unlimited
+     * wait gets one operation's limit */
+    int64_t tmo = opts && !try_only ? opts->timeout_ms : 0;
+    int64_t budget = tmo > 0 ? tmo - (tsr_lock_precise_ms() - t0) : c->op_timeout_ms;
+    if (!moved(c, home, seen, budget))
+        return rc;
+    tsr_lock_opts_t again = opts ? *opts : (tsr_lock_opts_t){TSR_LOCK_EXCLUSIVE, 0, -1};
+    if (tmo > 0) {
+        int64_t left = tmo - (tsr_lock_precise_ms() - t0);
+        again.timeout_ms = left > 0 ? left : 0;
+    }
+    lk_err_init(err);
+    return acquire(c, name, &again, try_only, token, err);
+}
+
 tsr_status_t tsr_lock_acquire(tsr_lock_client_t *c, const char *name, const tsr_lock_opts_t *opts,
                               uint64_t *token, tsr_lock_err_t *errp)
 {
     tsr_error_t err;
     lk_err_init(&err);
-    return tsr_lock_err_out(errp, &err, acquire(c, name, opts, false, token, &err));
+    return tsr_lock_err_out(errp, &err, acquire_rehoming(c, name, opts, false, token, &err));
 }
 
 tsr_status_t tsr_lock_try_acquire(tsr_lock_client_t *c, const char *name,
@@ -424,7 +491,26 @@ tsr_status_t tsr_lock_try_acquire(tsr_lock_client_t *c, const char *name,
 {
     tsr_error_t err;
     lk_err_init(&err);
-    return tsr_lock_err_out(errp, &err, acquire(c, name, opts, true, token, &err));
+    return tsr_lock_err_out(errp, &err, acquire_rehoming(c, name, opts, true, token, &err));
+}
+
+/* A release or renew that failed with UNAVAILABLE: when the home moved,
+ * the grant is gone with the old one (STALE, the holding forgotten). */
+static tsr_status_t grant_call_failed(tsr_lock_client_t *c, const char *name, uint64_t token,
+                                      uint32_t home, const lk_home_ref_t *seen, tsr_status_t rc,
+                                      tsr_error_t *err)
+{
+    if (!home_down(rc, seen) || !moved(c, home, seen, c->op_timeout_ms))
+        return rc;
+    lk_op_t o;
+    lk_holding_t gone;
+    lk_err_init(err);
+    if (op_init(c, name, &o, err) == TSR_OK)
+        (void)hold_find(c, o.id, token, true, &gone);
+    return tsr_error_set(err, TSR_ERR_STALE,
+                         "lock '%s' (token %llu): its home's worker died and another took its "
+                         "place; the grant was lost with it",
+                         name, (unsigned long long)token);
 }
 
 static tsr_status_t release(tsr_lock_client_t *c, const char *name, uint64_t token,
@@ -434,14 +520,26 @@ static tsr_status_t release(tsr_lock_client_t *c, const char *name, uint64_t tok
     tsr_status_t rc = op_init(c, name, &o, err);
     if (rc != TSR_OK)
         return rc;
-    if (o.h->served)
+    if (o.h->served) {
+        lk_holding_t h;
+        if (c->rehome && hold_find(c, o.id, token, true, &h) && h.gen != o.h->gen)
+            return tsr_error_set(err, TSR_ERR_STALE,
+                                 "lock '%s' (token %llu): its home moved to another worker (the "
+                                 "old one died) and the grant was lost with it",
+                                 name, (unsigned long long)token);
         return tsr_lock_served_call(c, o.home, LK_OP_RELEASE, name, false, 0, 0, token, NULL,
                                     err);
+    }
     lk_holding_t h;
     if (!hold_find(c, o.id, token, true, &h))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG,
                              "lock '%s' is not held by this client with token %llu", name,
                              (unsigned long long)token);
+    if (h.gen != o.h->gen)
+        return tsr_error_set(err, TSR_ERR_STALE,
+                             "lock '%s' (token %llu): its home moved to another worker (the old "
+                             "one died) and the grant was lost with it",
+                             name, (unsigned long long)token);
     o.slot = h.slot;
     int64_t now_ms = tsr_lock_now_ms();
     int64_t left = h.granted_ms + h.lease_ms - now_ms;
@@ -477,7 +575,10 @@ tsr_status_t tsr_lock_release(tsr_lock_client_t *c, const char *name, uint64_t t
 {
     tsr_error_t err;
     lk_err_init(&err);
-    return tsr_lock_err_out(errp, &err, release(c, name, token, &err));
+    uint32_t home = 0;
+    const lk_home_ref_t *seen = c && c->rehome ? ref_of(c, name, &home) : NULL;
+    tsr_status_t rc = release(c, name, token, &err);
+    return tsr_lock_err_out(errp, &err, grant_call_failed(c, name, token, home, seen, rc, &err));
 }
 
 static tsr_status_t renew(tsr_lock_client_t *c, const char *name, uint64_t token,
@@ -489,14 +590,29 @@ static tsr_status_t renew(tsr_lock_client_t *c, const char *name, uint64_t token
         return rc;
     if ((rc = check_lease(&lease_ms, err)) != TSR_OK)
         return rc;
-    if (o.h->served)
+    lk_holding_t h, gone;
+    if (o.h->served) {
+        if (c->rehome && hold_find(c, o.id, token, false, &h) && h.gen != o.h->gen) {
+            (void)hold_find(c, o.id, token, true, &gone);
+            return tsr_error_set(err, TSR_ERR_STALE,
+                                 "lock '%s' (token %llu): its home moved to another worker (the "
+                                 "old one died) and the grant was lost with it",
+                                 name, (unsigned long long)token);
+        }
         return tsr_lock_served_call(c, o.home, LK_OP_RENEW, name, false, lease_ms, 0, token, NULL,
                                     err);
-    lk_holding_t h, gone;
+    }
     if (!hold_find(c, o.id, token, false, &h))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG,
                              "lock '%s' is not held by this client with token %llu", name,
                              (unsigned long long)token);
+    if (h.gen != o.h->gen) {
+        (void)hold_find(c, o.id, token, true, &gone);
+        return tsr_error_set(err, TSR_ERR_STALE,
+                             "lock '%s' (token %llu): its home moved to another worker (the old "
+                             "one died) and the grant was lost with it",
+                             name, (unsigned long long)token);
+    }
     o.slot = h.slot;
     int64_t t0 = tsr_lock_now_ms();
     uint64_t e_full, w2, a;
@@ -526,7 +642,10 @@ tsr_status_t tsr_lock_renew(tsr_lock_client_t *c, const char *name, uint64_t tok
 {
     tsr_error_t err;
     lk_err_init(&err);
-    return tsr_lock_err_out(errp, &err, renew(c, name, token, lease_ms, &err));
+    uint32_t home = 0;
+    const lk_home_ref_t *seen = c && c->rehome ? ref_of(c, name, &home) : NULL;
+    tsr_status_t rc = renew(c, name, token, lease_ms, &err);
+    return tsr_lock_err_out(errp, &err, grant_call_failed(c, name, token, home, seen, rc, &err));
 }
 
 tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_status_t *out,

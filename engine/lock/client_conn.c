@@ -4,6 +4,14 @@
  * one's table descriptor (home.c answers: 16-byte header "TLKH", version,
  * slot count, then the packed region), then unpacking the remote key the
  * atomics go through. The protocol itself is in client.c.
+ *
+ * Rehoming (params.rehome, a cluster's view refetch): a home that answered
+ * UNAVAILABLE is asked for again; a replacement gets a fresh ref (connected
+ * and described as at create) published in cur[home] with gen + 1, the old
+ * ref chained behind it so a call still holding a pointer to it stays safe
+ * (its peer is down: it fails). The home's cache entries are cleared (its
+ * table is new); grants recorded with the old gen are answered STALE by
+ * release and renew (client.c).
  */
 #include <string.h>
 
@@ -102,9 +110,17 @@ static tsr_lock_client_t *lk_client_alloc(size_t nhomes, int op_timeout_ms)
     c->cache = tsr_mem_calloc(NULL, nhomes * LK_CACHE, sizeof(*c->cache));
     if (!c->cache)
         goto err_free_homes;
+    c->cur = tsr_mem_calloc(NULL, nhomes, sizeof(*c->cur));
+    if (!c->cur)
+        goto err_free_cache;
+    for (size_t i = 0; i < nhomes; i++)
+        atomic_init(&c->cur[i], &c->homes[i]);
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->rehome_mu, NULL);
     return c;
 
+err_free_cache:
+    tsr_mem_free(NULL, c->cache);
 err_free_homes:
     tsr_mem_free(NULL, c->homes);
 err_free_client:
@@ -143,6 +159,11 @@ tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *p, tsr_lock_
         return tsr_lock_err_out(
             errp, &err, tsr_error_set(&err, TSR_ERR_NOMEM, "lock client: out of memory"));
     c->t = p->transport;
+    c->rehome = local ? NULL : p->rehome;
+    c->rehome_arg = p->rehome_arg;
+    c->rpc_type = p->rpc_type ? p->rpc_type : TSR_LOCK_RPC_INFO;
+    c->connect_timeout_ms = p->connect_timeout_ms > 0 ? p->connect_timeout_ms : 10000;
+    c->path = p->path;
     if (local) {
         c->homes[0].local = p->local->words;
         c->homes[0].nslots = p->local->nslots;
@@ -176,12 +197,65 @@ void tsr_lock_client_destroy(tsr_lock_client_t *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->nhomes; i++)
+    for (size_t i = 0; i < c->nhomes; i++) {
+        /* the rehomed refs (allocated) down to the original (in homes) */
+        lk_home_ref_t *r = atomic_load(&c->cur[i]);
+        while (r && r != &c->homes[i]) {
+            lk_home_ref_t *next = r->retired;
+            if (r->rkey)
+                tsr_rkey_destroy(c->t, r->rkey);
+            tsr_mem_free(NULL, r);
+            r = next;
+        }
         if (c->homes[i].rkey)
             tsr_rkey_destroy(c->t, c->homes[i].rkey);
+    }
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->rehome_mu);
+    tsr_mem_free(NULL, c->cur);
     tsr_mem_free(NULL, c->held);
     tsr_mem_free(NULL, c->cache);
     tsr_mem_free(NULL, c->homes);
     tsr_mem_free(NULL, c);
+}
+
+tsr_status_t tsr_lock_rehome(tsr_lock_client_t *c, uint32_t home, const lk_home_ref_t *seen,
+                             int budget_ms)
+{
+    if (!c->rehome || home >= c->nhomes)
+        return TSR_ERR_UNAVAILABLE;
+    pthread_mutex_lock(&c->rehome_mu);
+    lk_home_ref_t *old = atomic_load(&c->cur[home]);
+    tsr_status_t rc = TSR_OK;
+    if (old != seen)
+        goto done; /* another thread moved it meanwhile */
+    tsr_lock_home_addr_t a = {0};
+    if ((rc = c->rehome(c->rehome_arg, home, budget_ms, &a)) != TSR_OK)
+        goto done;
+    lk_home_ref_t *fresh = tsr_mem_calloc(NULL, 1, sizeof(*fresh));
+    if (!fresh) {
+        rc = TSR_ERR_NOMEM;
+        goto done;
+    }
+    tsr_error_t e;
+    lk_err_init(&e);
+    int tmo = budget_ms > 0 && budget_ms < c->connect_timeout_ms ? budget_ms
+                                                                 : c->connect_timeout_ms;
+    if ((rc = connect_home(c, &a, c->rpc_type, tmo, c->path, fresh, &e)) != TSR_OK) {
+        if (fresh->rkey)
+            tsr_rkey_destroy(c->t, fresh->rkey);
+        tsr_mem_free(NULL, fresh);
+        goto done;
+    }
+    fresh->gen = old->gen + 1;
+    fresh->retired = old;
+    /* the new table knows none of the old slots: forget them, and publish,
+     * under the cache's lock */
+    pthread_mutex_lock(&c->mu);
+    memset(&c->cache[(size_t)home * LK_CACHE], 0, LK_CACHE * sizeof(*c->cache));
+    atomic_store(&c->cur[home], fresh);
+    pthread_mutex_unlock(&c->mu);
+done:
+    pthread_mutex_unlock(&c->rehome_mu);
+    return rc;
 }

@@ -271,6 +271,8 @@ typedef struct lk_home_ref {
     uint32_t nslots;
     bool served;             /* acquire/release/renew are calls the home runs */
     uint16_t ops_type;       /* their RPC type */
+    uint32_t gen;            /* rehomings of this index so far (grants note it) */
+    struct lk_home_ref *retired; /* the ref this one replaced (freed at destroy) */
 } lk_home_ref_t;
 
 /* How long (coarse clock) a client trusts that a lock word equal to the one
@@ -300,12 +302,25 @@ typedef struct lk_holding {
     int64_t granted_ms; /* lease start: taken before the operation that granted */
     uint64_t w1_after;  /* the lock word right after our request */
     uint64_t w2;        /* the grant word as our stamp (or renewal) left it */
+    uint32_t gen;       /* the home ref's gen at the grant */
 } lk_holding_t;
 
 struct tsr_lock_client {
     tsr_transport_t *t;
-    lk_home_ref_t *homes;
+    lk_home_ref_t *homes;   /* the refs made at create */
+    /* The current ref per home: homes[i] until a rehome replaces it with a
+     * new allocation (client_conn.c, tsr_lock_rehome). A replaced ref stays
+     * valid (on the new one's retired chain) until destroy, so a call still
+     * using it just fails on the dead peer. */
+    lk_home_ref_t *_Atomic *cur;
     size_t nhomes;
+    /* rehoming (params.rehome): serialized by rehome_mu */
+    tsr_status_t (*rehome)(void *arg, uint32_t home, int budget_ms, tsr_lock_home_addr_t *addr);
+    void *rehome_arg;
+    pthread_mutex_t rehome_mu;
+    uint16_t rpc_type;
+    int connect_timeout_ms;
+    tsr_lock_path_t path;
     int op_timeout_ms;
     pthread_mutex_t mu;     /* cache and holdings */
     lk_cache_ent_t *cache;  /* nhomes * LK_CACHE */
@@ -321,6 +336,14 @@ struct tsr_lock_client {
     void (*park)(void *arg, uint64_t *seen);
     void *park_arg;
 };
+
+/* After a call on home failed with TSR_ERR_UNAVAILABLE through ref seen:
+ * asks params.rehome for its replacement (budget_ms), connects it and makes
+ * it current (dropping the client's cached slots and grants of that home).
+ * TSR_OK when the home's current ref is no longer seen (moved now or by
+ * another thread meanwhile); otherwise the failure, err untouched. */
+tsr_status_t tsr_lock_rehome(tsr_lock_client_t *c, uint32_t home, const lk_home_ref_t *seen,
+                             int budget_ms);
 
 /* ---- one call's word operations (client.c, client_wait.c) --------------------- */
 

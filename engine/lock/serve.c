@@ -364,7 +364,7 @@ tsr_status_t tsr_lock_served_call(tsr_lock_client_t *c, uint32_t home, int op, c
                                   bool shared, int64_t lease_ms, int64_t timeout_ms,
                                   uint64_t token_in, uint64_t *token, tsr_error_t *err)
 {
-    lk_home_ref_t *h = &c->homes[home];
+    lk_home_ref_t *h = atomic_load(&c->cur[home]);
     lk_call_t q = {.op = op,
                    .shared = shared,
                    .lease_ms = lease_ms,

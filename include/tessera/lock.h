@@ -141,6 +141,19 @@ typedef struct tsr_lock_client_params {
     int connect_timeout_ms;        /* 0 = 10000 */
     int op_timeout_ms;             /* one atomic's limit; 0 = 10000 */
     tsr_lock_path_t path;          /* distributed: default AUTO */
+    /* Optional (distributed): a home that answers TSR_ERR_UNAVAILABLE may
+     * have moved (a cluster's standby took the dead worker's place). rehome
+     * then looks for home's replacement within budget_ms and, TSR_OK, fills
+     * *addr with it (host NULL: a peer already dialled by node id; host
+     * points into the hook's own memory until its next call). The client
+     * reconnects that home, forgets its grants there, and retries an acquire
+     * or try_acquire once; release and renew of a grant on the old home answer
+     * TSR_ERR_STALE (the grant died with the home). Other statuses: the
+     * home did not move; the call fails as it would have. Calls are
+     * serialized per client. NULL: no rehoming (tsr_lock_cluster_connect
+     * sets it). */
+    tsr_status_t (*rehome)(void *arg, uint32_t home, int budget_ms, tsr_lock_home_addr_t *addr);
+    void *rehome_arg;
 } tsr_lock_client_params_t;
 
 tsr_status_t tsr_lock_client_create(const tsr_lock_client_params_t *params,
@@ -209,8 +222,12 @@ tsr_status_t tsr_lock_status(tsr_lock_client_t *c, const char *name, tsr_lock_st
  * the scheduler is not involved any more. CLI holders (`tessera lock`) use
  * the same words, so both kinds of holders exclude each other.
  * Implemented by the cluster library (tessera_scheduler, scheduler/
- * lock_cluster.c). When a home's worker dies its calls fail with
- * TSR_ERR_UNAVAILABLE; connect again once another worker took its place. */
+ * lock_cluster.c). When a home's worker dies, the client refetches the view
+ * (within the call's timeout, or op_timeout_ms for a try): once a standby
+ * worker took the dead home's place (a new generation), it reconnects that
+ * home and retries an acquire or try_acquire once; release and renew of a
+ * grant held on the dead home answer TSR_ERR_STALE (the grant is gone). With
+ * no replacement in time the call fails with TSR_ERR_UNAVAILABLE. */
 
 typedef struct tsr_lock_cluster tsr_lock_cluster_t;
 

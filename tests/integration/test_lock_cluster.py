@@ -18,6 +18,12 @@ homes directly, scheduler not involved; tests/integration/lock/) to check:
   - leases: a C-API holder killed with SIGKILL loses the lock by lease
     expiry; the next grant (C API) has a larger token;
   - a worker whose `--listen` address is taken exits 5;
+  - failover, for the served path (AUTO over TCP) and one-sided atomics: a
+    client holds a lock; its home's worker is killed (SIGKILL) and a standby
+    (a worker that joined after the view formed) takes over; the same client
+    process, without reconnecting, is granted another lock of that home
+    (it refetched the view: generation > 1) and its old grant's release is
+    TSR_ERR_STALE;
   - a wrong token file is refused (exit 5); a peer that dials a worker's
     listener without the handshake gets no descriptor and no served call
     (TSR_ERR_AUTH); a worker's listener admits the token's handshake and
@@ -258,6 +264,65 @@ def body(test, ps, tmp):
             raise Failed(f"worker on a taken --listen address: exit {w.returncode}")
 
     test.check("a worker whose --listen address is taken exits 5", listen_taken)
+
+    # home index -> worker number: join order at the view's forming (all 3
+    # joined before the first lock request), then the moves the log reports
+    def home_worker(h):
+        w = h + 1
+        for m in re.finditer(r"lock home (\d+) moves from dead worker \d+ to worker (\d+)",
+                             read(slog)):
+            if int(m.group(1)) == h:
+                w = int(m.group(2))
+        return w
+
+    def worker_pid(w):
+        m = re.search(r"worker %d joined: pid (\d+)" % w, read(slog))
+        if not m:
+            raise Failed(f"no pid for worker {w} in the scheduler log")
+        return int(m.group(1))
+
+    def failover(path_env, name):
+        joined = read(slog).count("joined")
+        ps.start_worker(addr, token, "standby-%s.log" % path_env)
+        wait_for(lambda: read(slog).count("joined") > joined, 15, "the standby to join")
+        env = dict(ENV, TSR_LOCK_PATH=path_env)
+        p = subprocess.Popen([client, "failover", addr, token, name], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.PIPE, env=env)
+        started.append(p)
+        first = p.stdout.readline().decode()
+        m = re.search(r"granted (\d+) home (\d+)", first)
+        if not m:
+            raise Failed(f"failover client: {first!r} {p.stderr.read().decode()[-300:]}")
+        home = int(m.group(2))
+        if p.stdout.readline().decode().strip() != "ready":
+            raise Failed("failover client not ready")
+        moves = read(slog).count("lock home %d moves" % home)
+        os.kill(worker_pid(home_worker(home)), signal.SIGKILL)
+        # the standby takes over at the scheduler's next lock request for
+        # that home once the death is noticed: ask with the CLI until then
+        def moved():
+            try:
+                cli("status", name, timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            return read(slog).count("lock home %d moves" % home) > moves
+        wait_for(moved, 20, "the standby to take over the home")
+        try:
+            out, err = p.communicate(b"go\n", timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise Failed("the failover client overstayed")
+        out, err = out.decode(), err.decode()
+        if p.returncode != 0:
+            raise Failed(f"failover client exit {p.returncode}: {out!r} {err[-500:]}")
+        m = re.search(r"ok generation (\d+)", out)
+        if not m or int(m.group(1)) < 2 or f"home {home}" not in out.split("regranted")[-1]:
+            raise Failed(f"failover client: {out!r}")
+        print(f"     ({path_env}: home {home} moved; {out.strip().splitlines()[-1]})")
+
+    test.check("a home's worker killed: the client refetches the view and goes on (served)",
+               lambda: failover("auto", "fo-served"))
+    test.check("a home's worker killed: the client refetches the view and goes on (atomics)",
+               lambda: failover("atomics", "fo-atomics"))
 
     for p in started:
         if p.poll() is None:

@@ -21,6 +21,15 @@
  *       over 64 locks, against the cluster's homes and then against an
  *       embedded home in this process; prints p50/p99 and the mean of each
  *       (docs/locks.md, "Locks on a cluster": measured figures)
+ *   lock_cluster_client failover SCHED TOKEN NAME
+ *       the client's own refetch of a moved home: acquires NAME (prints
+ *       "granted TOKEN home H"), finds a second name on home H and leaves it
+ *       free, prints "ready", then waits for a line on stdin (the test kills
+ *       home H's worker and lets a standby take over meanwhile); then, on the
+ *       same connection: acquires the second name (must succeed: the client
+ *       refetches the view and reconnects home H; prints "regranted TOKEN
+ *       home H"), releases NAME's old grant (must be TSR_ERR_STALE: it died
+ *       with the home), releases the new one; prints "ok generation G"
  *   lock_cluster_client dial HOST PORT TOKEN
  *       dials a worker's listener and runs the token handshake (handshake.h)
  *       with TOKEN: exit 0 when admitted, 5 when refused
@@ -243,6 +252,69 @@ static int role_bench(tsr_lock_client_t *cluster, long k)
     return code;
 }
 
+static int role_failover(tsr_lock_cluster_t *cl, const char *name)
+{
+    tsr_lock_client_t *c = tsr_lock_cluster_client(cl);
+    tsr_lock_opts_t o = {.mode = TSR_LOCK_EXCLUSIVE, .lease_ms = 30000, .timeout_ms = 5000};
+    uint64_t tok = 0, tok2 = 0;
+    tsr_lock_err_t e = {0};
+    tsr_lock_status_t st;
+    tsr_status_t rc = tsr_lock_acquire(c, name, &o, &tok, &e);
+    if (rc == TSR_OK)
+        rc = tsr_lock_status(c, name, &st, &e);
+    if (rc != TSR_OK) {
+        fprintf(stderr, "failover: acquire: %s\n", e.message);
+        return code_of(rc);
+    }
+    uint32_t home = st.home;
+    printf("granted %llu home %u\n", (unsigned long long)tok, home);
+    /* a second name on the same home: used once, left free */
+    char other[64] = "";
+    for (int i = 0; i < 1000 && !other[0]; i++) {
+        char cand[64];
+        snprintf(cand, sizeof(cand), "%s-%d", name, i);
+        if ((rc = tsr_lock_acquire(c, cand, &o, &tok2, &e)) != TSR_OK ||
+            (rc = tsr_lock_status(c, cand, &st, &e)) != TSR_OK ||
+            (rc = tsr_lock_release(c, cand, tok2, &e)) != TSR_OK) {
+            fprintf(stderr, "failover: %s: %s\n", cand, e.message);
+            return code_of(rc);
+        }
+        if (st.home == home)
+            snprintf(other, sizeof(other), "%s", cand);
+    }
+    if (!other[0])
+        return 1;
+    printf("ready\n");
+    char line[16];
+    if (!fgets(line, sizeof(line), stdin))
+        return 1;
+    o.timeout_ms = 20000;
+    rc = tsr_lock_acquire(c, other, &o, &tok2, &e);
+    if (rc == TSR_OK)
+        rc = tsr_lock_status(c, other, &st, &e);
+    if (rc != TSR_OK) {
+        fprintf(stderr, "failover: acquire after the home moved: %s (%s)\n", e.message,
+                tsr_status_str(rc));
+        return code_of(rc) == 4 ? 1 : code_of(rc);
+    }
+    printf("regranted %llu home %u\n", (unsigned long long)tok2, st.home);
+    rc = tsr_lock_release(c, name, tok, &e);
+    if (rc != TSR_ERR_STALE) {
+        fprintf(stderr, "failover: release of the lost grant: %s, wanted STALE (%s)\n",
+                tsr_status_str(rc), e.message);
+        return 1;
+    }
+    rc = tsr_lock_release(c, other, tok2, &e);
+    if (rc != TSR_OK) {
+        fprintf(stderr, "failover: release: %s\n", e.message);
+        return code_of(rc);
+    }
+    uint64_t gen = 0;
+    (void)tsr_lock_cluster_homes(cl, &gen);
+    printf("ok generation %llu\n", (unsigned long long)gen);
+    return 0;
+}
+
 static int role_dial(const char *host, const char *port, const char *token)
 {
     tsr_transport_t *t = NULL;
@@ -276,7 +348,8 @@ int main(int argc, char **argv)
     const char *role = argv[1];
     bool ok =
         (strcmp(role, "view") == 0 && argc == 4) || (strcmp(role, "mutex") == 0 && argc == 7) ||
-        (strcmp(role, "bench") == 0 && argc == 5) || (strcmp(role, "acquire") == 0 && argc == 8);
+        (strcmp(role, "bench") == 0 && argc == 5) || (strcmp(role, "acquire") == 0 && argc == 8) ||
+        (strcmp(role, "failover") == 0 && argc == 5);
     if (!ok) {
         fprintf(stderr, "lock_cluster_client: bad arguments for '%s'\n", role);
         return 2;
@@ -292,6 +365,8 @@ int main(int argc, char **argv)
         printf("homes %zu generation %llu\n", n, (unsigned long long)gen);
     } else if (strcmp(role, "bench") == 0) {
         code = role_bench(c, atol(argv[4]));
+    } else if (strcmp(role, "failover") == 0) {
+        code = role_failover(cl, argv[4]);
     } else if (strcmp(role, "mutex") == 0) {
         code = role_mutex(c, argv[4], argv[5], atol(argv[6]));
     } else {
