@@ -122,6 +122,7 @@ typedef struct cli_cluster {
     char host[256];
     uint16_t port;
     char token[4096]; /* the token file's path */
+    char device[16];  /* --device for the cluster's jobs ("" none; set after resolve) */
 } cli_cluster_t;
 /* --scheduler HOST:PORT, else the `cluster up` directory dir (NULL: the
  * default one, when it holds a running cluster), else 127.0.0.1:7700; the
@@ -130,7 +131,8 @@ typedef struct cli_cluster {
 int cli_cluster_resolve(const char *scheduler, const char *dir, const char *token_file,
                         cli_cluster_t *out);
 struct tsr_client;
-/* Connects (progress may be NULL); prints the error and returns its exit code. */
+/* Connects (progress may be NULL) and gives the client cl->device (exit 2
+ * for an unknown word); prints the error and returns its exit code. */
 int cli_cluster_connect(const cli_cluster_t *cl, cli_progress_t *progress,
                         struct tsr_client **out);
 /* Runs the statements on the cluster one after the other and prints each

@@ -142,6 +142,12 @@ int cli_cluster_connect(const cli_cluster_t *cl, cli_progress_t *progress, tsr_c
     if (tsr_client_connect(cl->host, cl->port, cl->token, 5000, out, &err) != TSR_OK)
         return cli_report_error(err.status, err.message, err.file, err.line, err.column, err.hint,
                                 NULL);
+    if (cl->device[0] && tsr_client_set_device(*out, cl->device, &err) != TSR_OK) {
+        tsr_client_destroy(*out);
+        *out = NULL;
+        cli_error("--device: %s", err.message);
+        return TSR_EXIT_USAGE;
+    }
     if (progress)
         tsr_client_set_progress(*out, on_progress, progress);
     return TSR_EXIT_OK;

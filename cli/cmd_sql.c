@@ -30,7 +30,9 @@ void cmd_sql_usage(FILE *out)
             "  --threads N             executor threads (default: one per core)\n"
             "  --device DEV            where filters, aggregations and joins run: cpu\n"
             "                          (default), opencl, cuda, opencl1 (by index) or auto\n"
-            "                          (CUDA GPU, else OpenCL GPU, else cpu)\n"
+            "                          (CUDA GPU, else OpenCL GPU, else cpu). On a cluster:\n"
+            "                          auto (default) prefers GPU workers, cpu any worker,\n"
+            "                          gpu/cuda/opencl[N] only such workers (none ready: exit 5)\n"
             "  -f FILE                 read the query from FILE\n"
             "  --scheduler HOST:PORT   run on a cluster (docs/cluster.md) instead of embedded;\n"
             "                          on a terminal a progress bar shows on stderr\n"
@@ -251,6 +253,12 @@ int cmd_sql(int argc, char **argv)
         }
         cli_cluster_t cl;
         exit_code = cli_cluster_resolve(scheduler, cluster_dir, token_file, &cl);
+        /* every task of the job gets the constraint (docs/cluster.md "Scheduling") */
+        snprintf(cl.device, sizeof(cl.device), "%s", device ? device : "auto");
+        if (device && strlen(device) >= sizeof(cl.device)) {
+            cli_error("--device: unknown device '%s'", device);
+            exit_code = TSR_EXIT_USAGE;
+        }
         if (exit_code == TSR_EXIT_OK) {
             const char *stmts[1] = {sql};
             exit_code = cli_cluster_sql(&cl, ntables, names, paths, tschemas,

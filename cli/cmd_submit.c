@@ -56,6 +56,12 @@ void cmd_submit_usage(FILE *out)
             "  --plugin PATH           embedded graph jobs: a plugin library with user task\n"
             "                          kinds; repeatable (cluster workers take their own)\n"
             "  --threads N             embedded: executor threads (default: one per core)\n"
+            "  --device DEV            cluster: where the job's tasks may run: auto (SQL's\n"
+            "                          default: prefer GPU workers), cpu (any worker), gpu,\n"
+            "                          cuda, opencl, cuda0, ... (only such workers; none\n"
+            "                          ready: exit 5); graph tasks' own \"device\" wins.\n"
+            "                          Embedded SQL jobs: the engine's device, as in\n"
+            "                          tessera sql; embedded graphs ignore it\n"
             "  --help                  show this help\n"
             "\n"
             "exit codes: 2 malformed job file (with file:line or the task's id), 3 a file\n"
@@ -65,7 +71,7 @@ void cmd_submit_usage(FILE *out)
 #ifdef TSR_HAVE_SCHEDULER
 
 typedef struct submit_args {
-    const char *job, *scheduler, *dir, *token_file;
+    const char *job, *scheduler, *dir, *token_file, *device;
     cli_format_t format;
     size_t ntables, nschemas, nplugins;
     const char *tnames_arg[MAX_TABLES], *schemas[MAX_TABLES], *plugins[MAX_PLUGINS];
@@ -117,6 +123,14 @@ static int parse(int argc, char **argv, submit_args_t *a)
                 return TSR_EXIT_USAGE;
             }
             a->delim = val[0];
+        } else if ((m = cli_opt_value(argc, argv, &i, "--device", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+            if (strlen(val) >= sizeof(((cli_cluster_t *)0)->device)) {
+                cli_error("--device: unknown device '%s'", val);
+                return TSR_EXIT_USAGE;
+            }
+            a->device = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--plugin", &val)) != 0) {
             if (m < 0)
                 return TSR_EXIT_USAGE;
@@ -197,6 +211,9 @@ static int run_sql_embedded(const submit_args_t *a, const tsr_job_t *job, size_t
         return TSR_EXIT_FAILURE;
     }
     int code = TSR_EXIT_OK;
+    /* embedded, --device is the engine's device, as for `tessera sql` */
+    if (a->device && tsr_context_set_device(ctx, a->device) != TSR_OK)
+        code = cli_report_context_error(ctx, NULL);
     for (size_t t = 0; t < ntables && code == TSR_EXIT_OK; t++) {
         tsr_csv_params_t cp = {.delimiter = a->delim, .schema = schemas[t]};
         if (tsr_table_register_csv(ctx, names[t], paths[t], &cp) != TSR_OK)
@@ -421,6 +438,12 @@ int cmd_submit(int argc, char **argv)
     }
     if (cluster && (code = cli_cluster_resolve(a.scheduler, a.dir, a.token_file, &cl)) != 0)
         goto done;
+    /* SQL jobs default to auto (prefer GPU workers); graph tasks keep their own */
+    if (cluster)
+        snprintf(cl.device, sizeof(cl.device), "%s",
+                 a.device                  ? a.device
+                 : job.kind == TSR_JOB_SQL ? "auto"
+                                           : "");
     if (job.kind == TSR_JOB_SQL) {
         if ((code = sql_tables(&a, names, paths, schemas)) != TSR_EXIT_OK)
             goto done;

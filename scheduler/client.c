@@ -49,7 +49,22 @@ struct tsr_client {
                           write it, so it is freed after the transport */
     uint64_t *timing;  /* the last graph's per-task {worker, ready, sent, done} */
     size_t ntiming;
+    bool has_device; /* tsr_client_set_device was called: requests carry it */
+    char need[16], prefer[16];
 };
+
+tsr_status_t tsr_client_set_device(tsr_client_t *c, const char *device, tsr_error_t *err)
+{
+    const char *need, *prefer;
+    if (!tsr_proto_device_constraint(device, &need, &prefer) || strlen(need) >= sizeof(c->need))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "unknown device '%s' (cpu, auto, gpu, cuda, opencl, cuda0, ...)",
+                             device);
+    snprintf(c->need, sizeof(c->need), "%s", need);
+    snprintf(c->prefer, sizeof(c->prefer), "%s", prefer);
+    c->has_device = true;
+    return TSR_OK;
+}
 
 bool tsr_client_graph_timing(const tsr_client_t *c, size_t i, uint32_t *worker, uint64_t ns[3])
 {
@@ -271,14 +286,8 @@ tsr_status_t tsr_client_sql(tsr_client_t *c, tsr_context_t *ctx, const char *sql
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_str(&b, sql);
-    tsr_wbuf_u8(&b, (uint8_t)(delimiter ? delimiter : ','));
-    tsr_wbuf_u32(&b, (uint32_t)ntables);
-    for (size_t i = 0; i < ntables; i++) {
-        tsr_wbuf_str(&b, tables[i].name);
-        tsr_wbuf_str(&b, tables[i].path);
-        tsr_wbuf_str(&b, tables[i].schema);
-    }
+    tsr_proto_encode_sql_req(&b, sql, delimiter, tables, ntables, c->has_device ? c->need : NULL,
+                             c->prefer);
     if (b.failed) {
         tsr_wbuf_free(&b);
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
@@ -400,9 +409,31 @@ void tsr_client_outputs_free(tsr_client_output_t *o, size_t n)
     tsr_mem_free(NULL, o);
 }
 
-static void encode_graph(tsr_wbuf_t *b, const tsr_job_t *job)
+/* A task's device constraint: its own (job file "device", a kind's kernel,
+ * tsr_graph_task_set_device), else the client's (tsr_client_set_device). */
+static void task_device(const tsr_client_t *c, const tsr_job_task_t *t, const char **need,
+                        const char **prefer)
 {
-    tsr_wbuf_u8(b, 1); /* version */
+    *need = t->need ? t->need : "";
+    *prefer = t->prefer ? t->prefer : "";
+    if (!(*need)[0] && !(*prefer)[0] && c->has_device) {
+        *need = c->need;
+        *prefer = c->prefer;
+    }
+}
+
+static void encode_graph(const tsr_client_t *c, tsr_wbuf_t *b, const tsr_job_t *job)
+{
+    /* version 2 carries per-task device constraints; a graph without any is
+     * sent as version 1, which every scheduler reads */
+    uint8_t version = 1;
+    for (size_t i = 0; i < job->ntasks && version == 1; i++) {
+        const char *need, *prefer;
+        task_device(c, &job->tasks[i], &need, &prefer);
+        if (need[0] || prefer[0])
+            version = 2;
+    }
+    tsr_wbuf_u8(b, version);
     tsr_wbuf_u8(b, (uint8_t)job->delimiter);
     tsr_wbuf_u32(b, (uint32_t)job->ntables);
     for (size_t i = 0; i < job->ntables; i++) {
@@ -418,6 +449,11 @@ static void encode_graph(tsr_wbuf_t *b, const tsr_job_t *job)
         tsr_wbuf_str(b, t->sql);
         tsr_wbuf_str(b, t->param);
         tsr_wbuf_u8(b, t->sink);
+        if (version >= 2) {
+            const char *need, *prefer;
+            task_device(c, t, &need, &prefer);
+            tsr_proto_encode_device(b, need, prefer);
+        }
         tsr_wbuf_u32(b, (uint32_t)t->ninputs);
         for (size_t k = 0; k < t->ninputs; k++) {
             tsr_wbuf_u8(b, t->inputs[k].is_task);
@@ -504,7 +540,7 @@ tsr_status_t tsr_client_graph(tsr_client_t *c, tsr_context_t *ctx, const tsr_job
         nsinks += job->tasks[i].sink;
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, NULL);
-    encode_graph(&b, job);
+    encode_graph(c, &b, job);
     pending_t *p = tsr_mem_calloc(NULL, 1, sizeof(*p));
     tsr_client_output_t *o = tsr_mem_calloc(NULL, nsinks ? nsinks : 1, sizeof(*o));
     if (b.failed || !p || !o) {

@@ -254,6 +254,23 @@ static const char *task_id(gc_state_t *st, const tsr_graph_t *g, const tsr_task_
 }
 
 /* Checks what a cluster can run and builds st->job. Errors into err. */
+void tsr_graph_task_constraint(const tsr_task_t *t, const char **need, const char **prefer)
+{
+    *need = *prefer = NULL;
+    if (t->device[0]) { /* the user's word: a requirement (or auto/cpu) */
+        const char *n, *p;
+        if (tsr_proto_device_constraint(t->device, &n, &p)) {
+            *need = n[0] ? n : NULL;
+            *prefer = p[0] ? p : NULL;
+        }
+    } else if (t->kind->cuda_kernel || t->kind->opencl_kernel) {
+        /* a kernel is optional (the CPU function exists): a preference */
+        *prefer = t->kind->cuda_kernel && t->kind->opencl_kernel ? "gpu"
+                  : t->kind->cuda_kernel                         ? "cuda"
+                                                                 : "opencl";
+    }
+}
+
 static tsr_status_t build_job(gc_state_t *st, tsr_graph_t *g, tsr_error_t *err)
 {
     uint32_t n = g->ntasks;
@@ -392,6 +409,7 @@ static tsr_status_t build_job(gc_state_t *st, tsr_graph_t *g, tsr_error_t *err)
         jt->kind = t->kind->name;
         jt->sql = t->sql;
         jt->param = t->param;
+        tsr_graph_task_constraint(t, &jt->need, &jt->prefer);
         jt->sink = t->nout == 1;
         jt->order = t->index;
         jt->ninputs = t->nin;

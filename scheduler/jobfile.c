@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto.h"
+
 #define MAX_JOB_BYTES (64u << 20)
 
 bool tsr_job_ident_ok(const char *s)
@@ -309,7 +311,7 @@ static long find_table(const tsr_job_t *job, const char *name)
 static tsr_status_t parse_task(gctx_t *g, json_t *o, size_t i, tsr_job_task_t *t,
                                const char ***names)
 {
-    static const char *const keys[] = {"id", "kind", "inputs", "sql", "param", NULL};
+    static const char *const keys[] = {"id", "kind", "inputs", "sql", "param", "device", NULL};
     char who[64];
     snprintf(who, sizeof(who), "task #%zu", i + 1);
     if (!json_is_object(o))
@@ -324,6 +326,19 @@ static tsr_status_t parse_task(gctx_t *g, json_t *o, size_t i, tsr_job_task_t *t
         (rc = get_str(g, o, "sql", t->id, &t->sql)) != TSR_OK ||
         (rc = get_str(g, o, "param", t->id, &t->param)) != TSR_OK)
         return rc;
+    const char *dev = NULL;
+    if ((rc = get_str(g, o, "device", t->id, &dev)) != TSR_OK)
+        return rc;
+    if (dev) { /* the task's own constraint (proto.h): "auto" prefers, "cuda" requires */
+        const char *need, *prefer;
+        if (!tsr_proto_device_constraint(dev, &need, &prefer))
+            return bad(g,
+                       "task '%s' has an unknown \"device\" '%s' (cpu, auto, gpu, cuda, "
+                       "opencl, cuda0, ...)",
+                       t->id, dev);
+        t->need = need[0] ? need : NULL;
+        t->prefer = prefer[0] ? prefer : NULL;
+    }
     if (!t->kind || !tsr_job_ident_ok(t->kind))
         return bad(g, "task '%s' needs a \"kind\": sql, concat, identity or a plugin's task%s",
                    t->id, NULL);

@@ -61,6 +61,8 @@ typedef struct tsr_job_task {
     const char *kind;
     const char *sql;   /* "sql" tasks; NULL otherwise */
     const char *param; /* user kinds' parameter string; NULL when none */
+    const char *need;   /* device requirement / preference (proto.h spelling), NULL */
+    const char *prefer; /*   none: from "device" (jobfile) or the kind (graph_client) */
     size_t ninputs;
     tsr_job_input_t *inputs;
     bool sink;    /* its result is printed */

@@ -18,7 +18,11 @@
  *                 (the scheduler's rule before queues existed); steals like
  *                 locality.
  * Both keep `avoid` (the worker a lost task was on) out when another
- * eligible worker is ready.
+ * eligible worker is ready, and honour a task's `prefer` (a device
+ * preference: "auto" SQL jobs, graph kinds with an optional GPU kernel) by
+ * choosing among the eligible workers that satisfy it while one is ready;
+ * locality's home yields to the preference (a GPU worker beats the page
+ * cache for a task that asked for a GPU). Stealing ignores preferences.
  */
 #include "policy.h"
 
@@ -33,7 +37,28 @@ bool tsr_policy_device_ok(const char *need, const char *device)
         device = "cpu";
     if (strcmp(need, "gpu") == 0)
         return strncmp(device, "cpu", 3) != 0;
-    return strncmp(device, need, strlen(need)) == 0;
+    if (strncmp(device, need, strlen(need)) == 0)
+        return true;
+    /* a worker started with a bare backend ("opencl") has its first device:
+     * it satisfies "opencl0" */
+    size_t dl = strlen(device);
+    return dl > 0 && (device[dl - 1] < '0' || device[dl - 1] > '9') &&
+           strncmp(need, device, dl) == 0 && strcmp(need + dl, "0") == 0;
+}
+
+bool tsr_policy_need_valid(const char *s)
+{
+    if (!s || !s[0] || strcmp(s, "gpu") == 0)
+        return true;
+    size_t n = 0;
+    if (strncmp(s, "cuda", 4) == 0)
+        n = 4;
+    else if (strncmp(s, "opencl", 6) == 0)
+        n = 6;
+    else
+        return false;
+    size_t digits = strspn(s + n, "0123456789");
+    return s[n + digits] == '\0' && digits <= 4;
 }
 
 bool tsr_placer_can_run(const tsr_placer_t *pl, size_t w, const tsr_pq_item_t *it)
@@ -41,16 +66,70 @@ bool tsr_placer_can_run(const tsr_placer_t *pl, size_t w, const tsr_pq_item_t *i
     return w < pl->nworkers && pl->w[w].ready && tsr_policy_device_ok(it->need, pl->w[w].device);
 }
 
-/* The eligible worker with the least work, avoiding it->avoid when another
- * is eligible; ties in turn from the round-robin cursor. */
+bool tsr_placer_any_ready(const tsr_placer_t *pl, const char *need)
+{
+    for (size_t i = 0; i < pl->nworkers; i++)
+        if (pl->w[i].ready && tsr_policy_device_ok(need, pl->w[i].device))
+            return true;
+    return false;
+}
+
+void tsr_placer_ready_devices(const tsr_placer_t *pl, char *buf, size_t size)
+{
+    if (!size)
+        return;
+    buf[0] = '\0';
+    size_t len = 0;
+    for (size_t i = 0; i < pl->nworkers; i++) {
+        if (!pl->w[i].ready)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = pl->w[k].ready && strcmp(pl->w[k].device, pl->w[i].device) == 0;
+        if (seen)
+            continue;
+        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", pl->w[i].device);
+        if (n < 0 || (size_t)n >= size - len) {
+            buf[len] = '\0'; /* cut at a whole name */
+            break;
+        }
+        len += (size_t)n;
+    }
+    if (!len)
+        snprintf(buf, size, "none");
+}
+
+/* May worker i take it, preference included? (pref: a preferred worker is
+ * ready for it.) */
+static bool fits(const tsr_placer_t *pl, size_t i, const tsr_pq_item_t *it, bool pref)
+{
+    return tsr_placer_can_run(pl, i, it) &&
+           (!pref || tsr_policy_device_ok(it->prefer, pl->w[i].device));
+}
+
+/* Is a ready worker that may run it also of its preferred device? */
+static bool preferred_ready(const tsr_placer_t *pl, const tsr_pq_item_t *it)
+{
+    if (!it->prefer || !it->prefer[0])
+        return false;
+    for (size_t i = 0; i < pl->nworkers; i++)
+        if (fits(pl, i, it, true))
+            return true;
+    return false;
+}
+
+/* The eligible worker with the least work (among the preferred ones while
+ * one is ready), avoiding it->avoid when another is eligible; ties in turn
+ * from the round-robin cursor. */
 static int least_loaded(tsr_placer_t *pl, const tsr_pq_item_t *it)
 {
     int best = -1, fallback = -1;
     size_t bestload = 0;
     size_t n = pl->nworkers;
+    bool pref = preferred_ready(pl, it);
     for (size_t k = 0; k < n; k++) {
         size_t i = (pl->rr + k) % n;
-        if (!tsr_placer_can_run(pl, i, it))
+        if (!fits(pl, i, it, pref))
             continue;
         if ((int)i == it->avoid) {
             fallback = (int)i;
@@ -68,7 +147,8 @@ static int least_loaded(tsr_placer_t *pl, const tsr_pq_item_t *it)
 
 static int place_locality(tsr_placer_t *pl, const tsr_pq_item_t *it)
 {
-    if (it->home >= 0 && it->home != it->avoid && tsr_placer_can_run(pl, (size_t)it->home, it))
+    if (it->home >= 0 && it->home != it->avoid &&
+        fits(pl, (size_t)it->home, it, preferred_ready(pl, it)))
         return it->home;
     return least_loaded(pl, it);
 }

@@ -7,8 +7,9 @@
  * Model. A job (sched_job.c, sched_graph.c) turns every task that is ready to
  * run into a tsr_pq_item_t embedded in its own task record and pushes it.
  * The policy's place() picks the worker whose queue it joins (device-aware:
- * only workers whose device satisfies the task's `need`; locality: its
- * `home` when that worker may run it). tsr_placer_pump then fills every
+ * only workers whose device satisfies the task's `need`, and among them
+ * those satisfying its `prefer` while one is ready; locality: its `home`
+ * when that worker may run it and has the preferred device). tsr_placer_pump then fills every
  * ready worker's free slots (at most `slots` tasks in flight each, so a
  * worker always has its next task already sent but never a deep backlog it
  * could die with): from the head of its own queue first, else it steals from
@@ -50,6 +51,10 @@ struct tsr_pq_item {
     int avoid;                  /* a worker it was lost on, -1: none (used only if another fits) */
     const char *need;           /* device requirement: NULL/"" any, "gpu" any non-CPU,
                                    else a device-name prefix ("cuda", "opencl0") */
+    const char *prefer;         /* device preference, same spelling as need: place()
+                                   picks a worker satisfying it while one is ready and
+                                   may run it (home included), else any; stealing
+                                   ignores it (the task may run anywhere) */
     uint64_t job;
     /* Sends it to worker w (now counted in flight there). false: the owner
      * could not send it and has handled that (the slot is given back). */
@@ -97,6 +102,9 @@ const char *tsr_policy_names(void);
 
 /* Does a worker of `device` satisfy requirement `need`? */
 bool tsr_policy_device_ok(const char *need, const char *device);
+/* Is `s` a well-formed requirement or preference: "" or NULL, "gpu", or a
+ * backend name with an optional index ("cuda", "opencl1")? */
+bool tsr_policy_need_valid(const char *s);
 
 void tsr_placer_init(tsr_placer_t *pl, const tsr_policy_ops_t *ops, unsigned slots);
 /* Worker slot idx (== the scheduler's) joined with its device. false: idx
@@ -118,6 +126,11 @@ void tsr_placer_remove(tsr_placer_t *pl, tsr_pq_item_t *it);
 void tsr_placer_done(tsr_placer_t *pl, size_t w);
 /* Sends queued tasks into free slots (own queue first, then stealing). */
 void tsr_placer_pump(tsr_placer_t *pl);
+/* Is some ready worker's device satisfying need? */
+bool tsr_placer_any_ready(const tsr_placer_t *pl, const char *need);
+/* The distinct devices of the ready workers, ", "-separated, into buf
+ * ("none" when no worker is ready); for messages. */
+void tsr_placer_ready_devices(const tsr_placer_t *pl, char *buf, size_t size);
 /* Tasks queued at all workers. */
 size_t tsr_placer_queued(const tsr_placer_t *pl);
 

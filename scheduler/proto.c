@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "policy.h"
 #include "transport.h"
 
 /* ---- encoder ---------------------------------------------------------------- */
@@ -657,5 +658,80 @@ bool tsr_proto_decode_cancel(const void *msg, size_t len, uint64_t *job)
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, msg, len);
     *job = tsr_rbuf_u64(&r);
+    return tsr_rbuf_done(&r);
+}
+
+/* ---- device constraints ---------------------------------------------------------- */
+
+void tsr_proto_encode_device(tsr_wbuf_t *b, const char *need, const char *prefer)
+{
+    tsr_wbuf_str(b, need);
+    tsr_wbuf_str(b, prefer);
+}
+
+bool tsr_proto_read_device(tsr_rbuf_t *r, const char **need, const char **prefer)
+{
+    *need = tsr_rbuf_str(r);
+    *prefer = tsr_rbuf_str(r);
+    if (r->bad || !tsr_policy_need_valid(*need) || !tsr_policy_need_valid(*prefer)) {
+        r->bad = true;
+        *need = *prefer = "";
+        return false;
+    }
+    return true;
+}
+
+bool tsr_proto_device_constraint(const char *device, const char **need, const char **prefer)
+{
+    *need = *prefer = "";
+    if (!device || !device[0] || strcmp(device, "auto") == 0) {
+        *prefer = "gpu";
+        return true;
+    }
+    if (strcmp(device, "cpu") == 0)
+        return true;
+    if (!tsr_policy_need_valid(device))
+        return false;
+    *need = device;
+    return true;
+}
+
+/* ---- SQL requests ------------------------------------------------------------------ */
+
+void tsr_proto_encode_sql_req(tsr_wbuf_t *b, const char *sql, char delim,
+                              const tsr_client_table_t *tables, size_t ntables, const char *need,
+                              const char *prefer)
+{
+    tsr_wbuf_str(b, sql);
+    tsr_wbuf_u8(b, (uint8_t)(delim ? delim : ','));
+    tsr_wbuf_u32(b, (uint32_t)ntables);
+    for (size_t i = 0; i < ntables; i++) {
+        tsr_wbuf_str(b, tables[i].name);
+        tsr_wbuf_str(b, tables[i].path);
+        tsr_wbuf_str(b, tables[i].schema);
+    }
+    if (need) /* the optional trailer: schedulers before it never see one */
+        tsr_proto_encode_device(b, need, prefer);
+}
+
+bool tsr_proto_decode_sql_req(const void *msg, size_t len, tsr_sql_req_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, msg, len);
+    q->sql = tsr_rbuf_str(&r);
+    q->delim = (char)tsr_rbuf_u8(&r);
+    uint32_t n = tsr_rbuf_u32(&r);
+    if (r.bad || n > TSR_SQL_REQ_MAX_TABLES)
+        return false;
+    q->ntables = n;
+    for (uint32_t i = 0; i < n; i++) {
+        q->names[i] = tsr_rbuf_str(&r);
+        q->paths[i] = tsr_rbuf_str(&r);
+        q->schemas[i] = tsr_rbuf_str(&r);
+    }
+    q->need = q->prefer = "";
+    if (!r.bad && r.pos < r.len)
+        tsr_proto_read_device(&r, &q->need, &q->prefer);
     return tsr_rbuf_done(&r);
 }

@@ -224,6 +224,47 @@ bool tsr_proto_read_value(tsr_rbuf_t *r, tsr_value_t *v);
 /* Writes v back (kind, length, body). */
 void tsr_proto_write_value(tsr_wbuf_t *b, const tsr_value_t *v);
 
+/* ---- device constraints ------------------------------------------------------------
+ * {str need, str prefer} (docs/cluster.md "Scheduling"): a requirement and a
+ * preference in the placer's spelling (policy.h: "" none, "gpu", or a backend
+ * with an optional index, "cuda", "opencl1"). It travels as the optional
+ * trailer of a SQL request (after the tables: absent means no constraint,
+ * present must be whole and end the message) and per task in a GRAPH request
+ * of version 2. The reader refuses a malformed or unknown spelling. */
+
+void tsr_proto_encode_device(tsr_wbuf_t *b, const char *need, const char *prefer);
+/* Reads the pair from r (strings into the message; "" for none); false, and
+ * r->bad set, when short or not a valid spelling. */
+bool tsr_proto_read_device(tsr_rbuf_t *r, const char **need, const char **prefer);
+/* The user's word (--device, a job file's "device") as a constraint:
+ * NULL, "" or "auto" prefer a GPU ("gpu") and require nothing; "cpu" neither
+ * (a worker runs its tasks on its own device; results do not depend on it);
+ * "gpu", "cuda[N]", "opencl[N]" require it. false: not one of those. */
+bool tsr_proto_device_constraint(const char *device, const char **need, const char **prefer);
+
+/* ---- SQL requests (TSR_MSG_SQL) --------------------------------------------------
+ * {str sql, u8 delimiter, u32 ntables (<= TSR_SQL_REQ_MAX_TABLES) x {str name,
+ * str path, str schema}}, then the optional device trailer above. */
+
+#define TSR_SQL_REQ_MAX_TABLES 64
+
+typedef struct tsr_sql_req {
+    const char *sql; /* strings point into the message */
+    char delim;
+    size_t ntables;
+    const char *names[TSR_SQL_REQ_MAX_TABLES], *paths[TSR_SQL_REQ_MAX_TABLES],
+        *schemas[TSR_SQL_REQ_MAX_TABLES];
+    const char *need, *prefer; /* "" when the trailer is absent */
+} tsr_sql_req_t;
+
+/* need NULL: no trailer (prefer ignored). */
+void tsr_proto_encode_sql_req(tsr_wbuf_t *b, const char *sql, char delim,
+                              const tsr_client_table_t *tables, size_t ntables, const char *need,
+                              const char *prefer);
+/* false when malformed: short, too many tables, a partial or invalid
+ * trailer, trailing bytes. */
+bool tsr_proto_decode_sql_req(const void *msg, size_t len, tsr_sql_req_t *q);
+
 /* ---- errors -------------------------------------------------------------------- */
 
 void tsr_proto_encode_error(tsr_wbuf_t *b, const tsr_error_t *e);

@@ -39,6 +39,9 @@
  * a worker has a free slot, so a wide fan-out waits in the scheduler's
  * queues, never deep in a worker's, and a slow worker's backlog is stolen.
  * A lost task is pushed again (avoiding the worker it was lost on).
+ * Version 2 requests carry each task's device constraint (proto.h): the
+ * placer honours it, and a requirement no ready worker meets fails the job
+ * before anything runs, naming the task.
  *
  * Cancel (CANCEL from the submitting client, sactive_t): the job answers
  * "cancelled", its queued tasks leave the placer's queues, and the answers
@@ -67,6 +70,7 @@ typedef struct sgraph sgraph_t;
 typedef struct gtask {
     sgraph_t *g;
     const char *id, *kind, *sql, *param; /* into the request */
+    const char *need, *prefer;           /* device constraint (version 2), "" none */
     bool sink;
     size_t in_at, nin; /* slice of g->inputs */
     size_t waiting;    /* task inputs not finished yet */
@@ -302,7 +306,8 @@ static bool enqueue(sgraph_t *g, gtask_t *t)
         }
     }
     it->avoid = t->attempts > 0 ? t->worker : -1;
-    it->need = NULL;
+    it->need = t->need;
+    it->prefer = t->prefer;
     it->job = g->id;
     it->send = send_task;
     it->unplaceable = unplaceable;
@@ -437,7 +442,7 @@ static bool decode_request(sgraph_t *g, bool *nomem)
     uint8_t version = tsr_rbuf_u8(&r);
     g->delim = (char)tsr_rbuf_u8(&r);
     uint32_t nt = tsr_rbuf_u32(&r);
-    if (r.bad || version != 1 || nt > MAX_GRAPH_TABLES)
+    if (r.bad || version < 1 || version > 2 || nt > MAX_GRAPH_TABLES)
         return false;
     g->ntables = nt;
     for (uint32_t i = 0; i < nt; i++) {
@@ -467,6 +472,9 @@ static bool decode_request(sgraph_t *g, bool *nomem)
         t->sql = tsr_rbuf_str(&r);
         t->param = tsr_rbuf_str(&r);
         t->sink = tsr_rbuf_u8(&r) != 0;
+        t->need = t->prefer = "";
+        if (version >= 2) /* the task's device constraint (proto.h) */
+            tsr_proto_read_device(&r, &t->need, &t->prefer);
         uint32_t nin = tsr_rbuf_u32(&r);
         if (r.bad || !tsr_job_ident_ok(t->id) || !tsr_job_ident_ok(t->kind) ||
             nin > (r.len - r.pos) / 5)
@@ -559,6 +567,24 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
     }
     if (tsr_sched_ready_count(s) == 0) {
         graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        return;
+    }
+    for (size_t i = 0; i < g->ntasks; i++) {
+        /* a requirement no ready worker meets fails the job now, not when
+         * the task becomes ready (nor does it wait for one to join) */
+        const gtask_t *t = &g->tasks[i];
+        if (tsr_placer_any_ready(&s->placer, t->need))
+            continue;
+        char devs[256];
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        tsr_placer_ready_devices(&s->placer, devs, sizeof(devs));
+        tsr_error_set(&e, TSR_ERR_UNAVAILABLE,
+                      "task '%s': no ready worker has a device matching '%s' (ready: %s)", t->id,
+                      t->need, devs);
+        tsr_error_hint(&e, "start one (tessera worker --device %s...) or drop the task's device",
+                       t->need);
+        graph_fail(g, &e);
         return;
     }
     g->prog.total = (uint32_t)g->ntasks;

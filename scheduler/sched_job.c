@@ -29,7 +29,10 @@
  * same file's ranges meet the same workers' page caches job after job), a
  * range's first RUN the worker its INFER ran on (the range is loaded
  * there). The placer sends tasks into free worker slots and lets idle
- * workers steal queued ones (a stolen RUN loads its range again). A task whose call fails
+ * workers steal queued ones (a stolen RUN loads its range again). Every
+ * task carries the job's device constraint (the request's optional trailer,
+ * proto.h): a requirement no ready worker meets fails the job at once, and
+ * the file is then split for the eligible workers. A task whose call fails
  * without an answer (its worker died or refused) is placed again elsewhere,
  * with the full schema, at most MAX_ATTEMPTS times; a task that fails with
  * an answer (bad CSV, overflow) fails the job with that error. A job keeps itself alive until its last
@@ -300,7 +303,8 @@ static bool dispatch(sjob_t *j, stask_t *t)
     tsr_pq_item_t *it = &t->pq;
     it->home = task_home(j, t);
     it->avoid = t->attempts > 0 ? t->worker : -1;
-    it->need = NULL;
+    it->need = j->need;
+    it->prefer = j->prefer;
     it->job = j->id;
     it->send = send_task;
     it->unplaceable = unplaceable;
@@ -494,23 +498,32 @@ static void phase_done(sjob_t *j)
     }
 }
 
+/* Ready workers whose device satisfies need. */
+static size_t eligible_count(const sched_t *s, const char *need)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->placer.nworkers; i++)
+        n += s->placer.w[i].ready && tsr_policy_device_ok(need, s->placer.w[i].device);
+    return n;
+}
+
 /* Decodes the client's request into j (strings point into j->reqmsg). */
 static bool decode_request(sjob_t *j)
 {
-    tsr_rbuf_t r;
-    tsr_rbuf_init(&r, j->reqmsg.data, j->reqmsg.len);
-    j->sql = tsr_rbuf_str(&r);
-    j->delim = (char)tsr_rbuf_u8(&r);
-    uint32_t n = tsr_rbuf_u32(&r);
-    if (r.bad || n > MAX_JOB_TABLES)
+    tsr_sql_req_t q;
+    if (!tsr_proto_decode_sql_req(j->reqmsg.data, j->reqmsg.len, &q))
         return false;
-    j->ntables = n;
-    for (uint32_t i = 0; i < n; i++) {
-        j->names[i] = tsr_rbuf_str(&r);
-        j->paths[i] = tsr_rbuf_str(&r);
-        j->schemas[i] = tsr_rbuf_str(&r);
+    j->sql = q.sql;
+    j->delim = q.delim;
+    j->ntables = q.ntables;
+    for (size_t i = 0; i < q.ntables; i++) {
+        j->names[i] = q.names[i];
+        j->paths[i] = q.paths[i];
+        j->schemas[i] = q.schemas[i];
     }
-    return tsr_rbuf_done(&r);
+    j->need = q.need;
+    j->prefer = q.prefer;
+    return true;
 }
 
 static void job_cancel(sactive_t *a)
@@ -598,6 +611,19 @@ void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req)
         job_fail_msg(j, TSR_ERR_UNAVAILABLE, "no workers are available");
         return;
     }
+    if (!tsr_placer_any_ready(&s->placer, j->need)) {
+        /* at once, not a hang: nothing queues a task no worker may take */
+        char devs[256];
+        tsr_placer_ready_devices(&s->placer, devs, sizeof(devs));
+        tsr_error_set(&e, TSR_ERR_UNAVAILABLE,
+                      "no ready worker has a device matching '%s' (ready: %s)", j->need, devs);
+        tsr_error_hint(&e, "start one (tessera worker --device %s...) or run with --device auto",
+                       j->need);
+        tsr_sjob_fail(j, &e);
+        return;
+    }
+    if (j->need[0]) /* ranges for the workers that may run them */
+        ready = eligible_count(s, j->need);
     if (j->plan.kind == TSR_DPLAN_WHOLE) {
         run_whole(j, j->plan.why);
         return;

@@ -17,7 +17,7 @@
 #include "sched_internal.h"
 #include "split.h"
 
-#define MAX_JOB_TABLES 64
+#define MAX_JOB_TABLES TSR_SQL_REQ_MAX_TABLES /* proto.h: the request's bound */
 
 typedef enum phase { PH_WHOLE, PH_INFER, PH_RUN } phase_t;
 
@@ -38,6 +38,7 @@ struct sjob {
     tsr_rpc_req_t *req;   /* the client's; NULL once answered */
     tsr_rpc_msg_t reqmsg; /* the request payload: strings below point into it */
     const char *sql;
+    const char *need, *prefer; /* every task's device constraint (proto.h), "" none */
     char delim;
     size_t ntables;
     const char *names[MAX_JOB_TABLES], *paths[MAX_JOB_TABLES], *schemas[MAX_JOB_TABLES];

@@ -92,6 +92,14 @@ tsr_status_t tsr_client_sql(tsr_client_t *c, tsr_context_t *ctx, const char *sql
                             const tsr_client_table_t *tables, size_t ntables, char delimiter,
                             tsr_result_t **out, tsr_error_t *err);
 
+/* The device constraint of this client's later SQL requests (every task of
+ * the job) and of graph tasks that have none of their own: "auto" (prefer
+ * GPU workers, run anywhere), "cpu" (any worker), "gpu", "cuda[N]",
+ * "opencl[N]" (only workers whose --device matches; a job no ready worker can
+ * run fails at once with TSR_ERR_UNAVAILABLE). Not called: requests carry
+ * no constraint. TSR_ERR_INVALID_ARG for another word. */
+tsr_status_t tsr_client_set_device(tsr_client_t *c, const char *device, tsr_error_t *err);
+
 /* Progress of the job this client runs (the scheduler's PROGRESS messages,
  * at most ~10 a second): tasks done and known, input rows of finished tasks
  * (graphs: rows they produced), time since the job started. Called from
@@ -117,6 +125,12 @@ struct tsr_job;
 tsr_status_t tsr_client_graph(tsr_client_t *c, tsr_context_t *ctx, const struct tsr_job *job,
                               tsr_client_output_t **out, size_t *nout, tsr_error_t *err);
 void tsr_client_outputs_free(tsr_client_output_t *o, size_t n);
+/* The device constraint a C API graph task carries to the scheduler
+ * (graph_client.c; proto.h spelling, NULL: none): its
+ * tsr_graph_task_set_device word, else a preference for the backend of its
+ * kind's kernels ("gpu" when it names both). */
+struct tsr_task;
+void tsr_graph_task_constraint(const struct tsr_task *t, const char **need, const char **prefer);
 /* The last tsr_client_graph's timing of task i (job order): the worker that
  * ran it (1-based, 0: none) and ns since the job started on the scheduler
  * when it became ready, was sent, was answered. false: no such task. */

@@ -537,6 +537,43 @@ tsr_task_t *tsr_graph_task_at(tsr_graph_t *g, size_t i)
     return g && i < g->ntasks ? graph_task(g, (uint32_t)i) : NULL;
 }
 
+/* cpu, auto, gpu, cuda[N], opencl[N] (the scheduler's spelling, proto.h). */
+static bool device_word_ok(const char *d)
+{
+    if (strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0 || strcmp(d, "gpu") == 0)
+        return true;
+    size_t n = strncmp(d, "cuda", 4) == 0 ? 4 : strncmp(d, "opencl", 6) == 0 ? 6 : 0;
+    if (!n)
+        return false;
+    size_t digits = strspn(d + n, "0123456789");
+    return d[n + digits] == '\0' && digits <= 4;
+}
+
+tsr_status_t tsr_graph_task_set_device(tsr_task_t *task, const char *device)
+{
+    if (!task)
+        return TSR_ERR_INVALID_ARG;
+    tsr_graph_t *g = task->graph;
+    tsr_error_t *err = &g->ctx->last_error;
+    if (g->submitted)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "the graph was submitted: it is final");
+    if (!device || !device[0]) {
+        task->device[0] = '\0';
+        return TSR_OK;
+    }
+    if (!device_word_ok(device))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                             "unknown device '%s' (cpu, auto, gpu, cuda, opencl, cuda0, ...)",
+                             device);
+    snprintf(task->device, sizeof(task->device), "%s", device);
+    return TSR_OK;
+}
+
+const char *tsr_task_device(const tsr_task_t *task)
+{
+    return task ? task->device : "";
+}
+
 /* ---- running (the executor is graph_run.c) ---------------------------------------- */
 
 tsr_status_t tsr_graph_submit(tsr_graph_t *g)

@@ -107,6 +107,7 @@ struct tsr_task {
     char *param;                /* owned, may be NULL */
     void *arg;
     char *message;              /* owned failure message, NULL when none */
+    char device[16];            /* tsr_graph_task_set_device ("" none): for a cluster */
 };
 
 typedef struct graph_run graph_run_t; /* the executor of one submit (graph_run.c) */

@@ -213,6 +213,18 @@ typedef struct tsr_task_params {
 tsr_status_t tsr_graph_add(tsr_graph_t *graph, const tsr_task_params_t *params,
                            tsr_task_t **out);
 
+/* The device a task must or should run on in cluster mode (docs/graph.md):
+ * "cuda", "opencl", "gpu" or an indexed name ("cuda0", "opencl1") require a
+ * worker of that device (a job no ready worker can run fails at submit with
+ * TSR_ERR_UNAVAILABLE); "auto" prefers a GPU worker; "cpu", "" or NULL lift
+ * the constraint (any worker). Without a call, a task whose kind has an
+ * OpenCL/CUDA kernel prefers a worker of that backend. Embedded graphs
+ * ignore it (the task's CPU function runs). Before submit only; errors:
+ * TSR_ERR_INVALID_ARG (unknown word, after submit). tsr_task_device: the
+ * word set, "" none. */
+tsr_status_t tsr_graph_task_set_device(tsr_task_t *task, const char *device);
+const char *tsr_task_device(const tsr_task_t *task);
+
 size_t tsr_graph_task_count(const tsr_graph_t *graph);
 tsr_task_t *tsr_graph_task_at(tsr_graph_t *graph, size_t i); /* in order added */
 

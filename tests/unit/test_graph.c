@@ -550,6 +550,48 @@ static void test_cycles_rejected(void **state)
     tsr_context_destroy(ctx);
 }
 
+/* tsr_graph_task_set_device: the words a cluster understands, kept per task;
+ * unknown words and calls after submit refused; embedded runs ignore it. */
+static void test_task_device(void **state)
+{
+    (void)state;
+    tsr_context_t *ctx = new_ctx(2);
+    tsr_graph_t *g = nop_graph(ctx);
+    tsr_data_t *src, *x;
+    assert_int_equal(tsr_graph_data_bytes(g, "src", "abc", 3, &src), TSR_OK);
+    tsr_graph_data(g, "x", &x);
+    tsr_task_t *t = NULL;
+    tsr_task_params_t p = {.kind = "identity", .ninputs = 1, .inputs = &src, .noutputs = 1,
+                           .outputs = &x};
+    assert_int_equal(tsr_graph_add(g, &p, &t), TSR_OK);
+    assert_string_equal(tsr_task_device(t), "");
+    static const char *const OK[] = {"cpu", "auto", "gpu", "cuda", "opencl", "cuda0", "opencl12"};
+    for (size_t k = 0; k < sizeof(OK) / sizeof(OK[0]); k++) {
+        assert_int_equal(tsr_graph_task_set_device(t, OK[k]), TSR_OK);
+        assert_string_equal(tsr_task_device(t), OK[k]);
+    }
+    static const char *const BAD[] = {"tpu", "CUDA", "cuda-1", "opencl123456", "cpu0", " gpu"};
+    for (size_t k = 0; k < sizeof(BAD) / sizeof(BAD[0]); k++) {
+        assert_int_equal(tsr_graph_task_set_device(t, BAD[k]), TSR_ERR_INVALID_ARG);
+        tsr_error_info_t e;
+        tsr_context_last_error(ctx, &e);
+        assert_non_null(strstr(e.message, "unknown device"));
+        assert_string_equal(tsr_task_device(t), "opencl12"); /* unchanged */
+    }
+    assert_int_equal(tsr_graph_task_set_device(t, NULL), TSR_OK);
+    assert_string_equal(tsr_task_device(t), "");
+    assert_int_equal(tsr_graph_task_set_device(t, "cuda"), TSR_OK);
+    assert_int_equal(tsr_graph_task_set_device(NULL, "cuda"), TSR_ERR_INVALID_ARG);
+    assert_string_equal(tsr_task_device(NULL), "");
+    assert_int_equal(tsr_graph_submit(g), TSR_OK); /* embedded: runs on the CPU anyway */
+    assert_int_equal(tsr_graph_wait(g, -1), TSR_OK);
+    assert_int_equal(tsr_task_state(t), TSR_TASK_DONE);
+    assert_int_equal(tsr_graph_task_set_device(t, "gpu"), TSR_ERR_INVALID_ARG);
+    assert_string_equal(tsr_task_device(t), "cuda");
+    tsr_graph_destroy(g);
+    tsr_context_destroy(ctx);
+}
+
 static void test_bad_builds(void **state)
 {
     (void)state;
@@ -1111,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_wide_fanout),
         cmocka_unit_test(test_empty_graph),
+        cmocka_unit_test(test_task_device),
         cmocka_unit_test(test_failure_propagation),
         cmocka_unit_test(test_cancel_and_timeout),
         cmocka_unit_test(test_cancel_before_submit_and_destroy_running),

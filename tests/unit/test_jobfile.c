@@ -215,6 +215,39 @@ static void test_graph_bad(void **state)
 /* Random DAGs in shuffled file order: the parse succeeds, every task input
  * names an earlier task, ids and inputs survive the reordering; one back edge
  * makes a cycle, which is refused. */
+/* A task's "device": a requirement or a preference (proto.h spelling), an
+ * unknown word refused with the task's id. */
+static void test_graph_device(void **state)
+{
+    (void)state;
+    tsr_job_t job;
+    tsr_error_t err;
+    const char *text =
+        "{\"tables\": [{\"name\": \"t\", \"path\": \"/t.csv\"}], \"tasks\": ["
+        "{\"id\": \"a\", \"kind\": \"identity\", \"inputs\": [\"t\"], \"device\": \"cuda\"},"
+        "{\"id\": \"b\", \"kind\": \"identity\", \"inputs\": [\"a\"], \"device\": \"auto\"},"
+        "{\"id\": \"c\", \"kind\": \"identity\", \"inputs\": [\"b\"], \"device\": \"cpu\"},"
+        "{\"id\": \"d\", \"kind\": \"identity\", \"inputs\": [\"c\"], \"device\": \"opencl1\"},"
+        "{\"id\": \"e\", \"kind\": \"identity\", \"inputs\": [\"d\"]}]}";
+    assert_int_equal(parse("/x/job.json", text, &job, &err), TSR_OK);
+    assert_int_equal(job.ntasks, 5);
+    assert_string_equal(job.tasks[0].need, "cuda");
+    assert_null(job.tasks[0].prefer);
+    assert_null(job.tasks[1].need);
+    assert_string_equal(job.tasks[1].prefer, "gpu");
+    assert_null(job.tasks[2].need);
+    assert_null(job.tasks[2].prefer);
+    assert_string_equal(job.tasks[3].need, "opencl1");
+    assert_null(job.tasks[4].need);
+    assert_null(job.tasks[4].prefer);
+    tsr_job_free(&job);
+    expect_bad("{\"tasks\": [{\"id\": \"a\", \"kind\": \"concat\", \"inputs\": [], "
+               "\"device\": \"tpu\"}]}",
+               "task 'a' has an unknown \"device\" 'tpu'");
+    expect_bad("{\"tasks\": [{\"id\": \"a\", \"kind\": \"x\", \"device\": 3}]}",
+               "'device' of a must be a string");
+}
+
 static void test_graph_random(void **state)
 {
     (void)state;
@@ -336,7 +369,7 @@ int main(void)
         cmocka_unit_test(test_sql_basic),  cmocka_unit_test(test_sql_bad),
         cmocka_unit_test(test_sql_random), cmocka_unit_test(test_graph_ok),
         cmocka_unit_test(test_graph_bad),  cmocka_unit_test(test_graph_random),
-        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_load),       cmocka_unit_test(test_graph_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

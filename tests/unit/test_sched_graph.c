@@ -1,8 +1,9 @@
 /*
  * test_sched_graph.c - the scheduler's GRAPH request decoder
  * (scheduler/sched_graph.c, through tsr_sched_graph_check): random valid
- * graphs accepted; every truncation, a trailing byte, a forward or dangling
- * input, a bad version, kind or id refused; random corruptions never crash
+ * graphs accepted (version 1, and 2 with per-task device constraints);
+ * every truncation, a trailing byte, a forward or dangling input, a bad
+ * version, kind, id or device spelling refused; random corruptions never crash
  * (run under ASan) and never pass a forward reference.
  */
 #include <setjmp.h>
@@ -20,6 +21,9 @@ typedef struct gin {
     uint8_t is_task;
     uint32_t index;
 } gin_t;
+
+/* The device pair version-2 tasks carry (proto.h spelling). */
+static const char *g_need = "", *g_prefer = "gpu";
 
 /* Encodes a graph of n tasks (task i reads nin[i] inputs from in[i]) over
  * ntables tables, as the client does. */
@@ -46,6 +50,8 @@ static void encode(tsr_wbuf_t *b, uint8_t version, uint32_t ntables, uint32_t n,
         tsr_wbuf_str(b, "");
         tsr_wbuf_str(b, "");
         tsr_wbuf_u8(b, i + 1 == n);
+        if (version >= 2)
+            tsr_proto_encode_device(b, i % 2 ? g_need : "opencl1", g_prefer);
         tsr_wbuf_u32(b, nin[i]);
         for (uint32_t k = 0; k < nin[i]; k++) {
             tsr_wbuf_u8(b, in[i][k].is_task);
@@ -82,16 +88,18 @@ static void test_valid_and_truncated(void **state)
         uint32_t *nin = calloc(n, sizeof(uint32_t));
         gin_t(*in)[4] = calloc(n, sizeof(*in));
         random_graph(n, ntables, nin, in);
-        tsr_wbuf_t b;
-        encode(&b, 1, ntables, n, nin, in, "sql");
-        size_t got = 0;
-        assert_true(tsr_sched_graph_check(NULL, b.data, b.len, &got));
-        assert_int_equal(got, n);
-        for (size_t len = 0; len<b.len; len += n> 13 ? 7 : 1)
-            assert_false(tsr_sched_graph_check(NULL, b.data, len, NULL));
-        tsr_wbuf_u8(&b, 0); /* a trailing byte */
-        assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
-        tsr_wbuf_free(&b);
+        for (uint8_t version = 1; version <= 2; version++) {
+            tsr_wbuf_t b;
+            encode(&b, version, ntables, n, nin, in, "sql");
+            size_t got = 0;
+            assert_true(tsr_sched_graph_check(NULL, b.data, b.len, &got));
+            assert_int_equal(got, n);
+            for (size_t len = 0; len<b.len; len += n> 13 ? 7 : 1)
+                assert_false(tsr_sched_graph_check(NULL, b.data, len, NULL));
+            tsr_wbuf_u8(&b, 0); /* a trailing byte */
+            assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
+            tsr_wbuf_free(&b);
+        }
         free(nin);
         free(in);
     }
@@ -106,9 +114,25 @@ static void test_refused(void **state)
     encode(&b, 1, 0, 3, nin, in, "k");
     assert_true(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
     tsr_wbuf_free(&b);
-    encode(&b, 2, 0, 3, nin, in, "k"); /* unknown version */
+    encode(&b, 3, 0, 3, nin, in, "k"); /* unknown version */
     assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
     tsr_wbuf_free(&b);
+    encode(&b, 0, 0, 3, nin, in, "k");
+    assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
+    tsr_wbuf_free(&b);
+    encode(&b, 2, 0, 3, nin, in, "k"); /* device constraints */
+    assert_true(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
+    tsr_wbuf_free(&b);
+    static const char *const BAD[][2] = {{"tpu", ""}, {"", "cpu"}, {"auto", ""}, {"", "cuda x"}};
+    for (size_t k = 0; k < sizeof(BAD) / sizeof(BAD[0]); k++) {
+        g_need = BAD[k][0];
+        g_prefer = BAD[k][1];
+        encode(&b, 2, 0, 3, nin, in, "k");
+        assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
+        tsr_wbuf_free(&b);
+    }
+    g_need = "";
+    g_prefer = "gpu";
     encode(&b, 1, 0, 3, nin, in, "bad-kind");
     assert_false(tsr_sched_graph_check(NULL, b.data, b.len, NULL));
     tsr_wbuf_free(&b);

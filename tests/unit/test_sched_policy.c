@@ -182,12 +182,22 @@ static void random_round(const tsr_policy_ops_t *ops, unsigned seed)
             int home = rand() % 3 == 0 ? -1 : rand() % (int)(pl.nworkers + 1);
             int avoid = rand() % 5 == 0 ? rand() % (int)pl.nworkers : -1;
             init_task(t, home, avoid, NEEDS[rand() % 7]);
+            static const char *const PREFS[] = {NULL, "", "gpu", "cuda", "opencl0"};
+            t->pq.prefer = PREFS[rand() % 5];
             t->state = T_QUEUED;
             if (!tsr_placer_push(&pl, &t->pq)) {
                 assert_false(any_can_run(&pl, &t->pq));
                 t->state = T_UNPLACEABLE;
             } else {
                 assert_true(tsr_placer_can_run(&pl, (size_t)t->pq.queue, &t->pq));
+                /* a preference is kept while a worker that may run it has it
+                 * (the avoided one aside: it yields to any other) */
+                bool pref_ready = false;
+                for (size_t w = 0; w < pl.nworkers; w++)
+                    pref_ready |= (int)w != t->pq.avoid && tsr_placer_can_run(&pl, w, &t->pq) &&
+                                  tsr_policy_device_ok(t->pq.prefer, pl.w[w].device);
+                if (pref_ready && t->pq.prefer && t->pq.prefer[0])
+                    assert_true(tsr_policy_device_ok(t->pq.prefer, pl.w[t->pq.queue].device));
             }
         } else if (op < 65) { /* a sent task ends (sometimes lost) */
             size_t start = (size_t)rand();
@@ -282,6 +292,88 @@ static void test_device_ok(void **state)
     assert_false(tsr_policy_device_ok("cuda", "opencl0"));
     assert_false(tsr_policy_device_ok("cuda1", "cuda0"));
     assert_true(tsr_policy_device_ok("cpu", NULL));
+    /* a bare backend is its first device */
+    assert_true(tsr_policy_device_ok("opencl0", "opencl"));
+    assert_false(tsr_policy_device_ok("opencl1", "opencl"));
+    assert_false(tsr_policy_device_ok("opencl00", "opencl"));
+    assert_true(tsr_policy_device_ok("opencl", "opencl"));
+    assert_false(tsr_policy_device_ok("cuda0", "cpu"));
+
+    assert_true(tsr_policy_need_valid(NULL));
+    assert_true(tsr_policy_need_valid(""));
+    assert_true(tsr_policy_need_valid("gpu"));
+    assert_true(tsr_policy_need_valid("cuda"));
+    assert_true(tsr_policy_need_valid("opencl12"));
+    assert_false(tsr_policy_need_valid("cpu")); /* not a requirement: "any" is "" */
+    assert_false(tsr_policy_need_valid("auto"));
+    assert_false(tsr_policy_need_valid("tpu"));
+    assert_false(tsr_policy_need_valid("cuda-1"));
+    assert_false(tsr_policy_need_valid("opencl123456"));
+    assert_false(tsr_policy_need_valid("CUDA"));
+}
+
+/* Preferences: a task that prefers a GPU goes to the GPU worker, home or
+ * not, while one is ready; idle CPU workers may still steal it; a preference
+ * no worker has changes nothing. Requirements vs preferences side by side. */
+static void test_prefer(void **state)
+{
+    (void)state;
+    static model_t m;
+    static tsr_placer_t pl;
+    memset(&m, 0, sizeof(m));
+    M = &m;
+    m.pl = &pl;
+    tsr_placer_init(&pl, tsr_policy_find("locality"), 1);
+    tsr_placer_add_worker(&pl, 0, "cpu");
+    tsr_placer_add_worker(&pl, 1, "cpu");
+    tsr_placer_add_worker(&pl, 2, "opencl0");
+    char devs[64];
+    tsr_placer_ready_devices(&pl, devs, sizeof(devs));
+    assert_string_equal(devs, "cpu, opencl0");
+    tsr_placer_ready_devices(&pl, devs, 6);
+    assert_string_equal(devs, "cpu");
+    assert_true(tsr_placer_any_ready(&pl, "opencl"));
+    assert_true(tsr_placer_any_ready(&pl, NULL));
+    assert_false(tsr_placer_any_ready(&pl, "cuda"));
+    for (size_t i = 0; i < 3; i++) {
+        init_task(&m.t[i], 0, -1, NULL); /* home: a CPU worker */
+        m.t[i].pq.prefer = "gpu";
+        m.t[i].state = T_QUEUED;
+        assert_true(tsr_placer_push(&pl, &m.t[i].pq));
+        assert_int_equal(m.t[i].pq.queue, 2);
+    }
+    init_task(&m.t[3], 0, -1, NULL); /* a preference nobody has: home wins */
+    m.t[3].pq.prefer = "cuda";
+    m.t[3].state = T_QUEUED;
+    assert_true(tsr_placer_push(&pl, &m.t[3].pq));
+    assert_int_equal(m.t[3].pq.queue, 0);
+    init_task(&m.t[4], 0, -1, "opencl"); /* a requirement: only worker 2 */
+    m.t[4].state = T_QUEUED;
+    assert_true(tsr_placer_push(&pl, &m.t[4].pq));
+    assert_int_equal(m.t[4].pq.queue, 2);
+    m.nt = 5;
+    tsr_placer_pump(&pl); /* one slot each: 2 runs its head, 1 steals a preferred one */
+    check(&m, true);
+    assert_int_equal(m.t[0].worker, 2);
+    assert_int_equal(m.t[3].worker, 0);
+    assert_true(m.t[4].state == T_QUEUED || m.t[4].worker == 2);
+    for (int round = 0; round < 10; round++) { /* drain */
+        for (size_t i = 0; i < m.nt; i++)
+            if (m.t[i].state == T_SENT)
+                complete(&m, &m.t[i], false);
+        tsr_placer_pump(&pl);
+        check(&m, true);
+    }
+    for (size_t i = 0; i < m.nt; i++)
+        assert_int_equal(m.t[i].state, T_DONE);
+    assert_int_equal(m.t[4].worker, 2); /* the requirement held through stealing */
+    tsr_placer_worker_dead(&pl, 2);
+    init_task(&m.t[5], -1, -1, "opencl");
+    assert_false(tsr_placer_push(&pl, &m.t[5].pq));
+    tsr_placer_worker_dead(&pl, 0);
+    tsr_placer_worker_dead(&pl, 1);
+    tsr_placer_ready_devices(&pl, devs, sizeof(devs));
+    assert_string_equal(devs, "none");
 }
 
 static void test_find(void **state)
@@ -444,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_steal),
         cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_prefer),
         cmocka_unit_test(test_avoid),
         cmocka_unit_test(test_random_locality),
         cmocka_unit_test(test_random_least_loaded),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
+#include "scheduler.h"
 
 static void test_progress(void **state)
 {
@@ -146,11 +147,170 @@ static void test_values(void **state)
     tsr_context_destroy(ctx);
 }
 
+/* SQL requests with and without the device trailer: round trips, every
+ * truncation refused except the one cut exactly before the trailer (an old
+ * client's request: no constraint), invalid spellings and trailing bytes
+ * refused. */
+static void test_sql_req(void **state)
+{
+    (void)state;
+    const tsr_client_table_t tabs[2] = {{"t", "/data/t.csv", "a:int64"}, {"u", "/u.csv", NULL}};
+    static const char *const NEEDS[][2] = {
+        {NULL, NULL}, {"", "gpu"}, {"cuda", ""}, {"opencl1", "gpu"}, {"", ""}};
+    for (size_t k = 0; k < sizeof(NEEDS) / sizeof(NEEDS[0]); k++) {
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, NULL);
+        tsr_proto_encode_sql_req(&b, "SELECT 1", ';', tabs, 2, NEEDS[k][0], NEEDS[k][1]);
+        assert_false(b.failed);
+        tsr_sql_req_t q;
+        assert_true(tsr_proto_decode_sql_req(b.data, b.len, &q));
+        assert_string_equal(q.sql, "SELECT 1");
+        assert_int_equal(q.delim, ';');
+        assert_int_equal(q.ntables, 2);
+        assert_string_equal(q.names[1], "u");
+        assert_string_equal(q.paths[0], "/data/t.csv");
+        assert_string_equal(q.schemas[0], "a:int64");
+        assert_string_equal(q.schemas[1], "");
+        assert_string_equal(q.need, NEEDS[k][0] ? NEEDS[k][0] : "");
+        assert_string_equal(q.prefer, NEEDS[k][0] && NEEDS[k][1] ? NEEDS[k][1] : "");
+        /* the request without trailer ends here */
+        tsr_wbuf_t base;
+        tsr_wbuf_init(&base, NULL);
+        tsr_proto_encode_sql_req(&base, "SELECT 1", ';', tabs, 2, NULL, NULL);
+        for (size_t cut = 0; cut < b.len; cut++)
+            assert_int_equal(tsr_proto_decode_sql_req(b.data, cut, &q), cut == base.len);
+        tsr_wbuf_u8(&b, 0); /* a trailing byte */
+        assert_false(tsr_proto_decode_sql_req(b.data, b.len, &q));
+        tsr_wbuf_free(&base);
+        tsr_wbuf_free(&b);
+    }
+    static const char *const BAD[][2] = {
+        {"cpu", ""}, {"", "auto"}, {"tpu", ""}, {"cuda-1", ""}, {"", "CUDA"}};
+    for (size_t k = 0; k < sizeof(BAD) / sizeof(BAD[0]); k++) {
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, NULL);
+        tsr_proto_encode_sql_req(&b, "SELECT 1", ',', NULL, 0, BAD[k][0], BAD[k][1]);
+        tsr_sql_req_t q;
+        assert_false(tsr_proto_decode_sql_req(b.data, b.len, &q));
+        tsr_wbuf_free(&b);
+    }
+    /* too many tables */
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_wbuf_str(&b, "SELECT 1");
+    tsr_wbuf_u8(&b, ',');
+    tsr_wbuf_u32(&b, TSR_SQL_REQ_MAX_TABLES + 1);
+    for (size_t i = 0; i <= TSR_SQL_REQ_MAX_TABLES; i++) {
+        tsr_wbuf_str(&b, "t");
+        tsr_wbuf_str(&b, "/t");
+        tsr_wbuf_str(&b, "");
+    }
+    tsr_sql_req_t q;
+    assert_false(tsr_proto_decode_sql_req(b.data, b.len, &q));
+    tsr_wbuf_free(&b);
+}
+
+/* The user's words as constraints, and the pair's reader alone. */
+static void test_device_words(void **state)
+{
+    (void)state;
+    static const char *const W[][3] = {
+        {NULL, "", "gpu"},        {"", "", "gpu"},        {"auto", "", "gpu"},
+        {"cpu", "", ""},          {"gpu", "gpu", ""},     {"cuda", "cuda", ""},
+        {"opencl", "opencl", ""}, {"cuda0", "cuda0", ""}, {"opencl12", "opencl12", ""},
+    };
+    for (size_t k = 0; k < sizeof(W) / sizeof(W[0]); k++) {
+        const char *need = "x", *prefer = "x";
+        assert_true(tsr_proto_device_constraint(W[k][0], &need, &prefer));
+        assert_string_equal(need, W[k][1]);
+        assert_string_equal(prefer, W[k][2]);
+    }
+    static const char *const BAD[] = {"tpu", "Cuda", "cuda_0", "opencl-1", "cpu0", " cuda"};
+    for (size_t k = 0; k < sizeof(BAD) / sizeof(BAD[0]); k++) {
+        const char *need, *prefer;
+        assert_false(tsr_proto_device_constraint(BAD[k], &need, &prefer));
+    }
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, NULL);
+    tsr_proto_encode_device(&b, "cuda1", "gpu");
+    for (size_t cut = 0; cut <= b.len; cut++) {
+        tsr_rbuf_t r;
+        const char *need, *prefer;
+        tsr_rbuf_init(&r, b.data, cut);
+        bool ok = tsr_proto_read_device(&r, &need, &prefer);
+        assert_int_equal(ok, cut == b.len);
+        assert_int_equal(r.bad, cut != b.len);
+        if (ok) {
+            assert_string_equal(need, "cuda1");
+            assert_string_equal(prefer, "gpu");
+        } else {
+            assert_string_equal(need, "");
+        }
+    }
+    tsr_wbuf_free(&b);
+}
+
+/* What a C API graph task carries to the scheduler (graph_client.c): its
+ * tsr_graph_task_set_device word, else its kind's kernels as a preference. */
+static void test_graph_task_constraint(void **state)
+{
+    (void)state;
+    tsr_context_t *ctx = NULL;
+    tsr_graph_t *g = NULL;
+    assert_int_equal(tsr_context_create(NULL, &ctx), TSR_OK);
+    assert_int_equal(tsr_graph_create(ctx, NULL, &g), TSR_OK);
+    static const tsr_task_def_t defs[] = {
+        {.name = "plain", .cpu = fill_table},
+        {.name = "cl", .cpu = fill_table, .opencl_kernel = "k_cl"},
+        {.name = "cu", .cpu = fill_table, .cuda_kernel = "k_cu"},
+        {.name = "both", .cpu = fill_table, .opencl_kernel = "k_cl", .cuda_kernel = "k_cu"},
+    };
+    static const char *const want_prefer[] = {NULL, "opencl", "cuda", "gpu"};
+    tsr_task_t *t[4];
+    for (size_t k = 0; k < 4; k++) {
+        assert_int_equal(tsr_graph_register(g, &defs[k]), TSR_OK);
+        tsr_data_t *out = NULL;
+        assert_int_equal(tsr_graph_data(g, NULL, &out), TSR_OK);
+        tsr_task_params_t tp = {.kind = defs[k].name, .noutputs = 1, .outputs = &out};
+        assert_int_equal(tsr_graph_add(g, &tp, &t[k]), TSR_OK);
+        const char *need = "x", *prefer = "x";
+        tsr_graph_task_constraint(t[k], &need, &prefer);
+        assert_null(need);
+        if (want_prefer[k])
+            assert_string_equal(prefer, want_prefer[k]);
+        else
+            assert_null(prefer);
+    }
+    /* the user's word wins over the kernels */
+    static const char *const W[][3] = {
+        {"cuda", "cuda", NULL}, {"opencl1", "opencl1", NULL}, {"auto", NULL, "gpu"},
+        {"cpu", NULL, NULL},    {"gpu", "gpu", NULL},
+    };
+    for (size_t k = 0; k < sizeof(W) / sizeof(W[0]); k++) {
+        assert_int_equal(tsr_graph_task_set_device(t[3], W[k][0]), TSR_OK);
+        const char *need = "x", *prefer = "x";
+        tsr_graph_task_constraint(t[3], &need, &prefer);
+        if (W[k][1])
+            assert_string_equal(need, W[k][1]);
+        else
+            assert_null(need);
+        if (W[k][2])
+            assert_string_equal(prefer, W[k][2]);
+        else
+            assert_null(prefer);
+    }
+    tsr_graph_destroy(g);
+    tsr_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_sql_req),
+        cmocka_unit_test(test_device_words),
+        cmocka_unit_test(test_graph_task_constraint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
