@@ -30,100 +30,15 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-bin="${TSR_BIN:-$root/build/bin}"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-die() { # die CODE MESSAGE [HINT]
-    echo "tessera: error: $2" >&2
-    [ -n "${3:-}" ] && echo "  hint: $3" >&2
-    exit "$1"
-}
-
-rows="" keys="" json="" repeat=3 keep="" threads=1 pin=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --json) json=1 ;;
-    --pin) pin=1 ;;
-    --repeat) [ $# -ge 2 ] || die 2 "option '--repeat' needs a value"; repeat="$2"; shift ;;
-    --threads) [ $# -ge 2 ] || die 2 "option '--threads' needs a value"; threads="$2"; shift ;;
-    --keep) [ $# -ge 2 ] || die 2 "option '--keep' needs a file"; keep="$2"; shift ;;
-    -*) die 2 "unknown option '$1'" "see '$0 --help'" ;;
-    *)
-        if [ -z "$rows" ]; then rows="$1"
-        elif [ -z "$keys" ]; then keys="$1"
-        else die 2 "unexpected argument '$1'" "see '$0 --help'"; fi ;;
-    esac
-    shift
-done
-rows="${rows:-5000000}"
-keys="${keys:-1000}"
-for v in "$rows" "$keys" "$repeat" "$threads"; do
-    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die 2 "bad number '$v' (expected a positive integer)"
-done
-[ -x "$bin/tessera" ] || die 3 "$bin/tessera not found" "build it first: make build (or set TSR_BIN)"
-command -v python3 >/dev/null || die 3 "python3 not found"
-if [ -n "$pin" ]; then command -v taskset >/dev/null || die 3 "taskset not found (util-linux)"; fi
-
-export UCX_WARN_UNUSED_ENV_VARS=n
-export UCX_TLS="${UCX_TLS:-tcp,self}" UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
-t="$bin/tessera"
-work="$(mktemp -d "${TMPDIR:-/tmp}/tessera-cjn-XXXXXX")"
-cdir="$work/cluster"
-token="$work/token"
-
-# Stops what cluster up started, by the PIDs it wrote (only live tessera
-# processes: a recycled PID is never signalled), then removes the work dir.
-stop_cluster() {
-    local pids=() f pid
-    for f in "$cdir"/*.pid; do
-        [ -e "$f" ] || continue
-        pid="$(cat "$f" 2>/dev/null || true)"
-        [[ "$pid" =~ ^[0-9]+$ ]] || continue
-        grep -qa tessera "/proc/$pid/cmdline" 2>/dev/null && pids+=("$pid")
-    done
-    [ ${#pids[@]} -gt 0 ] || return 0
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 100); do # 5 s
-        local alive=0
-        for pid in "${pids[@]}"; do
-            [ -e "/proc/$pid" ] && grep -qa tessera "/proc/$pid/cmdline" 2>/dev/null && alive=1
-        done
-        [ $alive = 0 ] && return 0
-        sleep 0.05
-    done
-    kill -KILL "${pids[@]}" 2>/dev/null || true
-}
-cleanup() {
-    stop_cluster
-    if [ -n "$keep" ] && [ -f "$work/sales.csv" ]; then mv "$work/sales.csv" "$keep"; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-csv="$work/sales.csv"
-"$t" gen sales --rows "$rows" --keys "$keys" --seed 1 --out "$csv"
+cluster_bench_args "$@"
+cluster_bench_work cjn
 dim="$work/stores.csv"
 python3 -c 'import sys; k = int(sys.argv[1]); print("store,tier"); [print("%d,tier-%d" % (i, i % 7)) for i in range(k + 1)]' "$keys" >"$dim"
 q="SELECT st.tier, SUM(s.quantity), COUNT(*), AVG(s.price) FROM sales s JOIN stores st ON s.store = st.store GROUP BY st.tier"
-load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-
-addr="$("$t" cluster up --workers 2 --threads "$threads" --dir "$cdir" --token-file "$token")" ||
-    die 1 "cluster up failed (logs in $cdir)"
-cluster_pids="$(cat "$cdir"/*.pid | tr '\n' ' ')"
-if [ -n "$pin" ]; then
-    ncpu="$(nproc)"
-    for n in 1 2; do
-        taskset -a -cp "$(((n - 1) % ncpu))" "$(cat "$cdir/worker-$n.pid")" >/dev/null
-    done
-    emb_pin=(taskset -c "0-$((ncpu > 1 ? 1 : 0))")
-    pinning="embedded on cores 0-1; worker 1 on core 0, worker 2 on core 1; scheduler free"
-else
-    emb_pin=()
-    pinning="nothing pinned"
-fi
+cluster_bench_up
 
 # Runs the measurements in Python: wall via perf_counter, CPU via the child's
 # rusage plus the /proc utime+stime deltas of the cluster's processes.

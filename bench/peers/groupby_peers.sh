@@ -25,19 +25,13 @@ root="$(cd "$here/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 venv="$root/bench/.venv"
 
-usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-}
-die() { # die CODE MESSAGE [HINT]
-    echo "tessera: error: $2" >&2
-    [ -n "${3:-}" ] && echo "  hint: $3" >&2
-    exit "$1"
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 rows="" keys="" json="" repeat=3 keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) usage; exit 0 ;;
+    -h | --help) print_usage "$0"; exit 0 ;;
     --json) json="--json" ;;
     --repeat) [ $# -ge 2 ] || die 2 "option '--repeat' needs a value"; repeat="$2"; shift ;;
     --keep) [ $# -ge 2 ] || die 2 "option '--keep' needs a file"; keep="$2"; shift ;;
@@ -51,14 +45,12 @@ while [ $# -gt 0 ]; do
 done
 rows="${rows:-10000000}"
 keys="${keys:-1000}"
-for v in "$rows" "$keys" "$repeat"; do
-    [[ "$v" =~ ^[1-9][0-9]*$ ]] || die 2 "bad number '$v' (expected a positive integer)"
-done
+need_positive_ints "$rows" "$keys" "$repeat"
 
 for b in tessera tessera-bench; do
     [ -x "$bin/$b" ] || die 3 "$bin/$b not found" "build it first: make build (or set TSR_BIN)"
 done
-command -v python3 >/dev/null || die 3 "python3 not found" "apt-get install python3 python3-venv"
+need_tool python3 "apt-get install python3 python3-venv"
 
 # ---- DuckDB in a virtual environment (created once, reused) ----
 py=python3

@@ -38,12 +38,9 @@
 # 2 bad usage, 3 a tool is missing (apt-get install redis-server redis-tools).
 set -euo pipefail
 
-die() {
-    local code="$1" msg="$2" hint="${3:-}"
-    echo "tessera: error: $msg" >&2
-    [ -z "$hint" ] || echo "  hint: $hint" >&2
-    exit "$code"
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 ms=300
 clients="1,2,4,8,16,32"
@@ -63,7 +60,7 @@ while [ $# -gt 0 ]; do
         requests="$1"
         ;;
     -h | --help)
-        sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+        print_usage "$0"
         exit 0
         ;;
     *)
@@ -73,22 +70,17 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for c in ${clients//,/ }; do
-    [ "$c" -ge 1 ] && [ "$c" -le 64 ] || die 2 "client counts must be 1..64, not $c"
-done
+need_client_counts "$clients"
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
-command -v redis-server >/dev/null || die 3 "redis-server not found" "apt-get install redis-server"
-command -v redis-cli >/dev/null || die 3 "redis-cli not found" "apt-get install redis-tools"
-command -v redis-benchmark >/dev/null || die 3 "redis-benchmark not found" "apt-get install redis-tools"
-command -v python3 >/dev/null || die 3 "python3 not found" "apt-get install python3"
-command -v taskset >/dev/null || die 3 "taskset not found" "apt-get install util-linux"
-case "${TSR_BENCH_TLS:-}" in
-"" | tcp | sm) ;;
-*) die 2 "TSR_BENCH_TLS must be tcp or sm" ;;
-esac
+need_tool redis-server "apt-get install redis-server"
+need_tool redis-cli "apt-get install redis-tools"
+need_tool redis-benchmark "apt-get install redis-tools"
+need_tool python3 "apt-get install python3"
+need_tool taskset "apt-get install util-linux"
+need_bench_tls
 
 export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
 export UCX_WARN_UNUSED_ENV_VARS=n
@@ -96,39 +88,19 @@ export UCX_WARN_UNUSED_ENV_VARS=n
 tmp="$(mktemp -d)"
 rpid=""
 cleanup() {
-    if [ -n "$rpid" ]; then
-        kill "$rpid" 2>/dev/null || true
-        for _ in $(seq 1 50); do # bounded: 5 s, then SIGKILL
-            kill -0 "$rpid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$rpid" 2>/dev/null || true
-        wait "$rpid" 2>/dev/null || true
-    fi
+    stop_pid "$rpid" TERM 50 # bounded: 5 s, then SIGKILL
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 # Redis on a free port, 127.0.0.1 only, no persistence, pinned to CPU 1, in
 # the foreground of a background job so we own its PID.
-rport=""
-for _ in 1 2 3 4 5; do
-    p=$((30000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        rport="$p"
-        break
-    fi
-done
+rport="$(free_port)"
 [ -n "$rport" ] || die 1 "no free port found"
 taskset -c 1 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no \
     --protected-mode yes --daemonize no --dir "$tmp" --logfile "$tmp/redis.log" &
 rpid=$!
-for _ in $(seq 1 100); do # up to 10 s: a loaded machine starts it slowly
-    redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 && break
-    kill -0 "$rpid" 2>/dev/null || break # exited (port taken?)
-    sleep 0.1
-done
-redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 || die 1 "redis-server did not start"
+wait_for_redis "$rport" "$rpid"
 rver="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
 
 # the same keys as Tessera's owner (key:%012d, what redis-benchmark -r uses)

@@ -30,12 +30,9 @@
 # 2 bad usage, 3 a tool is missing (redis-server: apt-get install redis-server).
 set -euo pipefail
 
-die() {
-    local code="$1" msg="$2" hint="${3:-}"
-    echo "tessera: error: $msg" >&2
-    [ -z "$hint" ] || echo "  hint: $hint" >&2
-    exit "$code"
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 ms=400
 clients=32
@@ -55,7 +52,7 @@ while [ $# -gt 0 ]; do
         cluster="$1"
         ;;
     -h | --help)
-        sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+        print_usage "$0"
         exit 0
         ;;
     *)
@@ -70,8 +67,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
 [ "$cluster" = 0 ] || [ -x "$bin/tessera" ] || die 3 "$bin/tessera not found" "run 'make build' or set TSR_BIN"
-command -v redis-server >/dev/null || die 3 "redis-server not found" "apt-get install redis-server"
-command -v redis-cli >/dev/null || die 3 "redis-cli not found" "apt-get install redis-tools"
+need_tool redis-server "apt-get install redis-server"
+need_tool redis-cli "apt-get install redis-tools"
 
 export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
 export UCX_WARN_UNUSED_ENV_VARS=n
@@ -117,12 +114,7 @@ rport=$((30000 + RANDOM % 20000))
 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --protected-mode yes \
     --daemonize no --dir "$tmp" --logfile "$tmp/redis.log" &
 rpid=$!
-for _ in $(seq 1 100); do # up to 10 s: a loaded machine starts it slowly
-    redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 && break
-    kill -0 "$rpid" 2>/dev/null || break # exited (port taken?)
-    sleep 0.1
-done
-redis-cli -h 127.0.0.1 -p "$rport" ping >/dev/null 2>&1 || die 1 "redis-server did not start"
+wait_for_redis "$rport" "$rpid"
 rver="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
 
 # ucx_perftest ucp_cswap on the same transport, client CPU 0 / server CPU 1

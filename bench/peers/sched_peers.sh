@@ -46,16 +46,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 
-die() { # die CODE MESSAGE [HINT]
-    echo "tessera: error: $2" >&2
-    [ -n "${3:-}" ] && echo "  hint: $3" >&2
-    exit "$1"
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 tasks="" threads="$(nproc)" repeat=5 dask_tasks="" json="" cluster=""
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage "$0"; exit 0 ;;
     --json) json=1 ;;
     --cluster)
         [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "$1 needs a count >= 1"

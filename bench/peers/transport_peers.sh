@@ -41,16 +41,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 
-die() { # die CODE MESSAGE [HINT]
-    echo "tessera: error: $2" >&2
-    [ -n "${3:-}" ] && echo "  hint: $3" >&2
-    exit "$1"
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 iters=20000 json="" repeat=1
 while [ $# -gt 0 ]; do
     case "$1" in
-    -h | --help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage "$0"; exit 0 ;;
     --json) json=1 ;;
     --repeat)
         [ $# -ge 2 ] && [ "$2" -ge 1 ] 2>/dev/null || die 2 "--repeat needs a count >= 1"
@@ -65,8 +62,8 @@ done
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
 base="${TSR_BIN_BASE:-}"
 [ -z "$base" ] || [ -x "$base/tessera-bench" ] || die 3 "$base/tessera-bench not found" "check TSR_BIN_BASE"
-command -v ucx_perftest >/dev/null || die 3 "ucx_perftest not found" "apt-get install ucx-utils"
-command -v taskset >/dev/null || die 3 "taskset not found" "apt-get install util-linux"
+need_tool ucx_perftest "apt-get install ucx-utils"
+need_tool taskset "apt-get install util-linux"
 
 export UCX_NET_DEVICES="${UCX_NET_DEVICES:-lo}"
 export UCX_WARN_UNUSED_ENV_VARS=n

@@ -47,12 +47,9 @@
 # 2 bad usage, 3 a tool is missing (apt-get install postgresql).
 set -euo pipefail
 
-die() {
-    local code="$1" msg="$2" hint="${3:-}"
-    echo "tessera: error: $msg" >&2
-    [ -z "$hint" ] || echo "  hint: $hint" >&2
-    exit "$code"
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 ms=2000
 clients="1,4,16"
@@ -72,7 +69,7 @@ while [ $# -gt 0 ]; do
         keys="$1"
         ;;
     -h | --help)
-        sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'
+        print_usage "$0"
         exit 0
         ;;
     *)
@@ -82,18 +79,13 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for c in ${clients//,/ }; do
-    [ "$c" -ge 1 ] && [ "$c" -le 64 ] || die 2 "client counts must be 1..64, not $c"
-done
-case "${TSR_BENCH_TLS:-}" in
-"" | tcp | sm) ;;
-*) die 2 "TSR_BENCH_TLS must be tcp or sm" ;;
-esac
+need_client_counts "$clients"
+need_bench_tls
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"
 [ -x "$bin/tessera-bench" ] || die 3 "$bin/tessera-bench not found" "run 'make build' or set TSR_BIN"
-command -v python3 >/dev/null || die 3 "python3 not found" "apt-get install python3"
+need_tool python3 "apt-get install python3"
 # Debian keeps the server binaries out of PATH
 pgbin=""
 for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
@@ -119,7 +111,7 @@ asuser=()
 if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || die 3 "running as root and there is no 'postgres' user" \
         "sudo apt-get install -y postgresql (creates it), or run as an unprivileged user"
-    command -v setpriv >/dev/null || die 3 "setpriv not found" "apt-get install util-linux"
+    need_tool setpriv "apt-get install util-linux"
     asuser=(setpriv --reuid=postgres --regid=postgres --clear-groups)
 fi
 
@@ -129,15 +121,7 @@ export UCX_WARN_UNUSED_ENV_VARS=n
 tmp="$(mktemp -d)"
 ppid_pg=""
 cleanup() {
-    if [ -n "$ppid_pg" ]; then
-        kill -INT "$ppid_pg" 2>/dev/null || true # fast shutdown
-        for _ in $(seq 1 200); do                # bounded: 20 s, then SIGKILL
-            kill -0 "$ppid_pg" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$ppid_pg" 2>/dev/null || true
-        wait "$ppid_pg" 2>/dev/null || true
-    fi
+    stop_pid "$ppid_pg" INT 200 # fast shutdown; bounded: 20 s, then SIGKILL
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -145,14 +129,7 @@ chmod 755 "$tmp"
 mkdir "$tmp/pg"
 [ "$(id -u)" != 0 ] || chown postgres: "$tmp/pg"
 
-port=""
-for _ in 1 2 3 4 5; do
-    p=$((30000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        port="$p"
-        break
-    fi
-done
+port="$(free_port)"
 [ -n "$port" ] || die 1 "no free port found"
 
 (cd "$tmp/pg" && timeout 120 "${asuser[@]}" "$pgbin/initdb" -D "$tmp/pg/data" -U postgres \
