@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "proto.h"
+#include "rewrite_internal.h"
 #include "rewrite_join.h"
 #include "sql/ast.h"
 
@@ -28,11 +29,7 @@ typedef struct agg_use {
     const char *fn; /* "count", "sum", "min", "max", "avg" */
 } agg_use_t;
 
-typedef struct edit {
-    size_t offset;
-    size_t len;
-    char *text; /* owned */
-} edit_t;
+typedef tsr_rewrite_edit_t edit_t;
 
 typedef struct rw {
     tsr_mem_t *mem;
@@ -42,7 +39,7 @@ typedef struct rw {
     const char *why; /* set when the query cannot be split */
 } rw_t;
 
-static const char *agg_name(const char *name)
+const char *tsr_rewrite_agg_name(const char *name)
 {
     static const char *const names[] = {"count", "sum", "min", "max", "avg"};
     for (size_t i = 0; name && i < 5; i++)
@@ -56,7 +53,7 @@ static void collect(rw_t *w, const tsr_ast_expr_t *e)
 {
     if (!e || w->why)
         return;
-    const char *fn = e->kind == TSR_AST_FUNC ? agg_name(e->name) : NULL;
+    const char *fn = e->kind == TSR_AST_FUNC ? tsr_rewrite_agg_name(e->name) : NULL;
     if (fn) {
         if (e->distinct) {
             w->why = "an aggregate with DISTINCT";
@@ -79,21 +76,21 @@ static void collect(rw_t *w, const tsr_ast_expr_t *e)
         collect(w, e->args[i]);
 }
 
-static bool has_agg(const tsr_ast_expr_t *e)
+bool tsr_rewrite_has_agg(const tsr_ast_expr_t *e)
 {
     if (!e)
         return false;
-    if (e->kind == TSR_AST_FUNC && agg_name(e->name))
+    if (e->kind == TSR_AST_FUNC && tsr_rewrite_agg_name(e->name))
         return true;
     for (size_t i = 0; i < e->nargs && e->args; i++)
-        if (has_agg(e->args[i]))
+        if (tsr_rewrite_has_agg(e->args[i]))
             return true;
     return false;
 }
 
 /* Adds the column names e reads to b ("a,b,"), lower case; false when one
  * cannot be listed (a ',' in it). */
-static bool list_columns(tsr_wbuf_t *b, const tsr_ast_expr_t *e)
+bool tsr_rewrite_list_columns(tsr_wbuf_t *b, const tsr_ast_expr_t *e)
 {
     if (!e)
         return true;
@@ -105,7 +102,7 @@ static bool list_columns(tsr_wbuf_t *b, const tsr_ast_expr_t *e)
         tsr_wbuf_u8(b, ',');
     }
     for (size_t i = 0; i < e->nargs && e->args; i++)
-        if (!list_columns(b, e->args[i]))
+        if (!tsr_rewrite_list_columns(b, e->args[i]))
             return false;
     return true;
 }
@@ -115,13 +112,13 @@ static char *agg_columns(tsr_mem_t *mem, const tsr_ast_select_t *q)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, mem);
-    bool ok = list_columns(&b, q->where) && list_columns(&b, q->having);
+    bool ok = tsr_rewrite_list_columns(&b, q->where) && tsr_rewrite_list_columns(&b, q->having);
     for (size_t i = 0; ok && i < q->nitems; i++)
-        ok = list_columns(&b, q->items[i].expr);
+        ok = tsr_rewrite_list_columns(&b, q->items[i].expr);
     for (size_t i = 0; ok && i < q->ngroup_by; i++)
-        ok = list_columns(&b, q->group_by[i]);
+        ok = tsr_rewrite_list_columns(&b, q->group_by[i]);
     for (size_t i = 0; ok && i < q->norder_by; i++)
-        ok = list_columns(&b, q->order_by[i].expr);
+        ok = tsr_rewrite_list_columns(&b, q->order_by[i].expr);
     if (!ok || b.len == 0) { /* COUNT(*) alone reads no column: "" */
         tsr_wbuf_free(&b);
         return tsr_mem_strdup(mem, ok ? "" : "*");
@@ -135,18 +132,18 @@ static char *agg_columns(tsr_mem_t *mem, const tsr_ast_select_t *q)
     return (char *)b.data;
 }
 
-static void put_span(tsr_wbuf_t *b, const char *sql, tsr_src_span_t s)
+void tsr_rewrite_put_span(tsr_wbuf_t *b, const char *sql, tsr_src_span_t s)
 {
     tsr_wbuf_bytes(b, sql + s.offset, s.len);
 }
 
-static void put_text(tsr_wbuf_t *b, const char *s)
+void tsr_rewrite_put_text(tsr_wbuf_t *b, const char *s)
 {
     tsr_wbuf_bytes(b, s, strlen(s));
 }
 
 /* "name" with quotes doubled. */
-static void put_quoted(tsr_wbuf_t *b, const char *s, size_t n)
+void tsr_rewrite_put_quoted(tsr_wbuf_t *b, const char *s, size_t n)
 {
     tsr_wbuf_u8(b, '"');
     for (size_t i = 0; i < n; i++) {
@@ -169,7 +166,7 @@ static bool plain_ident(const char *s)
 }
 
 /* Moves b's bytes out as a NUL-terminated string (NULL on failure). */
-static char *wbuf_take(tsr_wbuf_t *b)
+char *tsr_rewrite_take(tsr_wbuf_t *b)
 {
     tsr_wbuf_u8(b, 0);
     if (b->failed) {
@@ -183,19 +180,19 @@ static char *wbuf_take(tsr_wbuf_t *b)
 
 static void put_from(tsr_wbuf_t *b, const char *sql, const tsr_ast_select_t *q)
 {
-    put_text(b, "\nFROM ");
-    put_span(b, sql, q->from.span);
+    tsr_rewrite_put_text(b, "\nFROM ");
+    tsr_rewrite_put_span(b, sql, q->from.span);
     if (q->from.alias) {
-        put_text(b, " AS ");
+        tsr_rewrite_put_text(b, " AS ");
         if (plain_ident(q->from.alias))
-            put_text(b, q->from.alias);
+            tsr_rewrite_put_text(b, q->from.alias);
         else
-            put_quoted(b, q->from.alias, strlen(q->from.alias));
+            tsr_rewrite_put_quoted(b, q->from.alias, strlen(q->from.alias));
     }
     if (q->where) {
-        put_text(b, "\nWHERE (");
-        put_span(b, sql, q->where->span);
-        put_text(b, ")");
+        tsr_rewrite_put_text(b, "\nWHERE (");
+        tsr_rewrite_put_span(b, sql, q->where->span);
+        tsr_rewrite_put_text(b, ")");
     }
 }
 
@@ -203,62 +200,62 @@ static char *worker_agg_sql(rw_t *w, const tsr_ast_select_t *q)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
-    put_text(&b, "SELECT ");
+    tsr_rewrite_put_text(&b, "SELECT ");
     bool first = true;
     char tmp[64];
     for (size_t i = 0; i < q->ngroup_by; i++) {
         const tsr_ast_expr_t *g = q->group_by[i];
-        put_text(&b, first ? "" : ", ");
+        tsr_rewrite_put_text(&b, first ? "" : ", ");
         first = false;
         /* no alias: the engine names the partial column as it names the
          * column, the file's spelling (`kk` of header "Kk" stays "Kk") */
-        put_span(&b, w->sql, g->span);
+        tsr_rewrite_put_span(&b, w->sql, g->span);
     }
     for (size_t k = 0; k < w->naggs; k++) {
         const agg_use_t *a = &w->aggs[k];
         const tsr_ast_expr_t *arg = a->call->args[0];
-        put_text(&b, first ? "" : ", ");
+        tsr_rewrite_put_text(&b, first ? "" : ", ");
         first = false;
         bool avg = strcmp(a->fn, "avg") == 0;
-        put_text(&b, avg ? "SUM" : a->fn);
-        put_text(&b, "(");
+        tsr_rewrite_put_text(&b, avg ? "SUM" : a->fn);
+        tsr_rewrite_put_text(&b, "(");
         if (arg->kind == TSR_AST_STAR)
-            put_text(&b, "*");
+            tsr_rewrite_put_text(&b, "*");
         else
-            put_span(&b, w->sql, arg->span);
+            tsr_rewrite_put_span(&b, w->sql, arg->span);
         snprintf(tmp, sizeof(tmp), ") AS tsr__p%zu%s", k, avg ? "s" : "");
-        put_text(&b, tmp);
+        tsr_rewrite_put_text(&b, tmp);
         if (avg) {
-            put_text(&b, ", COUNT(");
-            put_span(&b, w->sql, arg->span);
+            tsr_rewrite_put_text(&b, ", COUNT(");
+            tsr_rewrite_put_span(&b, w->sql, arg->span);
             snprintf(tmp, sizeof(tmp), ") AS tsr__p%zuc", k);
-            put_text(&b, tmp);
+            tsr_rewrite_put_text(&b, tmp);
         }
     }
     put_from(&b, w->sql, q);
     for (size_t i = 0; i < q->ngroup_by; i++) {
-        put_text(&b, i == 0 ? "\nGROUP BY " : ", ");
-        put_span(&b, w->sql, q->group_by[i]->span);
+        tsr_rewrite_put_text(&b, i == 0 ? "\nGROUP BY " : ", ");
+        tsr_rewrite_put_span(&b, w->sql, q->group_by[i]->span);
     }
-    return wbuf_take(&b);
+    return tsr_rewrite_take(&b);
 }
 
 static char *worker_scan_sql(rw_t *w, const tsr_ast_select_t *q)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
-    put_text(&b, "SELECT *");
+    tsr_rewrite_put_text(&b, "SELECT *");
     put_from(&b, w->sql, q);
     if (q->limit >= 0 && q->norder_by == 0 && !q->distinct && q->offset >= 0 &&
         q->limit <= INT64_MAX - q->offset) {
         char tmp[48];
         snprintf(tmp, sizeof(tmp), "\nLIMIT %lld", (long long)(q->limit + q->offset));
-        put_text(&b, tmp);
+        tsr_rewrite_put_text(&b, tmp);
     }
-    return wbuf_take(&b);
+    return tsr_rewrite_take(&b);
 }
 
-static int edit_cmp(const void *a, const void *b)
+int tsr_rewrite_edit_cmp(const void *a, const void *b)
 {
     const edit_t *x = a, *y = b;
     if (x->offset != y->offset)
@@ -305,16 +302,17 @@ static char *final_sql(rw_t *w, const tsr_ast_select_t *q, size_t sql_len)
                       str_of(w->mem, "TRUE"));
     for (size_t i = 0; ok && i < q->nitems; i++) {
         const tsr_ast_select_item_t *it = &q->items[i];
-        if (it->alias || !has_agg(it->expr))
+        if (it->alias || !tsr_rewrite_has_agg(it->expr))
             continue;
         tsr_wbuf_t b;
         tsr_wbuf_init(&b, w->mem);
-        put_text(&b, " AS ");
-        put_quoted(&b, w->sql + it->expr->span.offset, it->expr->span.len);
-        ok = add_edit(w, edits, &n, it->expr->span.offset + it->expr->span.len, 0, wbuf_take(&b));
+        tsr_rewrite_put_text(&b, " AS ");
+        tsr_rewrite_put_quoted(&b, w->sql + it->expr->span.offset, it->expr->span.len);
+        ok = add_edit(w, edits, &n, it->expr->span.offset + it->expr->span.len, 0,
+                      tsr_rewrite_take(&b));
     }
     if (ok) {
-        qsort(edits, n, sizeof(*edits), edit_cmp);
+        qsort(edits, n, sizeof(*edits), tsr_rewrite_edit_cmp);
         tsr_wbuf_t b;
         tsr_wbuf_init(&b, w->mem);
         size_t pos = 0;
@@ -324,11 +322,11 @@ static char *final_sql(rw_t *w, const tsr_ast_select_t *q, size_t sql_len)
                 break;
             }
             tsr_wbuf_bytes(&b, w->sql + pos, edits[i].offset - pos);
-            put_text(&b, edits[i].text);
+            tsr_rewrite_put_text(&b, edits[i].text);
             pos = edits[i].offset + edits[i].len;
         }
         tsr_wbuf_bytes(&b, w->sql + pos, sql_len - pos);
-        out = ok ? wbuf_take(&b) : NULL;
+        out = ok ? tsr_rewrite_take(&b) : NULL;
         if (!ok)
             tsr_wbuf_free(&b);
     }
@@ -349,11 +347,11 @@ static const char *classify(rw_t *w, const tsr_ast_select_t *q, bool *agg)
         collect(w, q->order_by[i].expr);
     if (w->why)
         return w->why;
-    if (has_agg(q->where))
+    if (tsr_rewrite_has_agg(q->where))
         return "an aggregate in WHERE"; /* an error: the binder reports it */
     for (size_t i = 0; i < q->ngroup_by; i++) {
         const tsr_ast_expr_t *g = q->group_by[i];
-        if (g->kind != TSR_AST_COLUMN || !g->name || has_agg(g))
+        if (g->kind != TSR_AST_COLUMN || !g->name || tsr_rewrite_has_agg(g))
             return "GROUP BY on an expression";
     }
     *agg = w->naggs > 0 || q->ngroup_by > 0 || q->having;
@@ -466,27 +464,27 @@ tsr_status_t tsr_rewrite_infer_sql(tsr_mem_t *mem, const char *table, const char
     for (size_t c = 0; c < ncols; c++) {
         if (!read[c])
             continue;
-        put_text(&sb, first ? ", " : "SELECT ");
-        put_quoted(&sb, names[c], strlen(names[c]));
+        tsr_rewrite_put_text(&sb, first ? ", " : "SELECT ");
+        tsr_rewrite_put_quoted(&sb, names[c], strlen(names[c]));
         if (!first)
             first = names[c];
     }
     char lim[32];
     snprintf(lim, sizeof(lim), " LIMIT %u", limit);
-    put_text(&sb, " FROM ");
-    put_quoted(&sb, table, strlen(table));
-    put_text(&sb, lim);
+    tsr_rewrite_put_text(&sb, " FROM ");
+    tsr_rewrite_put_quoted(&sb, table, strlen(table));
+    tsr_rewrite_put_text(&sb, lim);
     tsr_wbuf_u8(&sb, 0);
     /* COUNT(*) with another aggregate of a loaded column: the scan reads
      * that column only (the planner adds column 0 only to a scan of none) */
-    put_text(&cb, "SELECT COUNT(*)");
+    tsr_rewrite_put_text(&cb, "SELECT COUNT(*)");
     if (first) {
-        put_text(&cb, ", COUNT(");
-        put_quoted(&cb, first, strlen(first));
-        put_text(&cb, ")");
+        tsr_rewrite_put_text(&cb, ", COUNT(");
+        tsr_rewrite_put_quoted(&cb, first, strlen(first));
+        tsr_rewrite_put_text(&cb, ")");
     }
-    put_text(&cb, " FROM ");
-    put_quoted(&cb, table, strlen(table));
+    tsr_rewrite_put_text(&cb, " FROM ");
+    tsr_rewrite_put_quoted(&cb, table, strlen(table));
     tsr_wbuf_u8(&cb, 0);
     if (sb.failed || cb.failed) {
         tsr_wbuf_free(&sb);

@@ -42,16 +42,13 @@
 #include <strings.h>
 
 #include "proto.h"
+#include "rewrite_internal.h"
 
 #define J_MAX_AGGS 256
 #define J_MAX_EDITS 2048
 #define J_MAX_PROBES 64
 
-typedef struct jedit {
-    size_t offset;
-    size_t len;
-    char *text; /* owned */
-} jedit_t;
+typedef tsr_rewrite_edit_t jedit_t;
 
 typedef struct jw {
     tsr_mem_t *mem;
@@ -72,25 +69,7 @@ typedef struct jw {
 
 static const char *agg_fn(const tsr_ast_expr_t *e)
 {
-    static const char *const names[] = {"count", "sum", "min", "max", "avg"};
-    if (e->kind != TSR_AST_FUNC || !e->name)
-        return NULL;
-    for (size_t i = 0; i < 5; i++)
-        if (strcasecmp(e->name, names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
-static bool has_agg(const tsr_ast_expr_t *e)
-{
-    if (!e)
-        return false;
-    if (agg_fn(e))
-        return true;
-    for (size_t i = 0; i < e->nargs && e->args; i++)
-        if (has_agg(e->args[i]))
-            return true;
-    return false;
+    return e->kind == TSR_AST_FUNC ? tsr_rewrite_agg_name(e->name) : NULL;
 }
 
 static void collect(jw_t *w, const tsr_ast_expr_t *e)
@@ -113,40 +92,6 @@ static void collect(jw_t *w, const tsr_ast_expr_t *e)
     }
     for (size_t i = 0; i < e->nargs && e->args; i++)
         collect(w, e->args[i]);
-}
-
-static void put_text(tsr_wbuf_t *b, const char *s)
-{
-    tsr_wbuf_bytes(b, s, strlen(s));
-}
-
-static void put_span(tsr_wbuf_t *b, const char *sql, tsr_src_span_t s)
-{
-    tsr_wbuf_bytes(b, sql + s.offset, s.len);
-}
-
-/* "text" with quotes doubled: an identifier. */
-static void put_quoted(tsr_wbuf_t *b, const char *s, size_t n)
-{
-    tsr_wbuf_u8(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            tsr_wbuf_u8(b, '"');
-        tsr_wbuf_u8(b, (uint8_t)s[i]);
-    }
-    tsr_wbuf_u8(b, '"');
-}
-
-static char *take(tsr_wbuf_t *b)
-{
-    tsr_wbuf_u8(b, 0);
-    if (b->failed) {
-        tsr_wbuf_free(b);
-        return NULL;
-    }
-    char *s = (char *)b->data;
-    b->data = NULL;
-    return s;
 }
 
 static bool same_text(const jw_t *w, tsr_src_span_t a, tsr_src_span_t b)
@@ -191,8 +136,8 @@ static char *quoted(jw_t *w, const char *s, size_t n)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
-    put_quoted(&b, s, n);
-    return take(&b);
+    tsr_rewrite_put_quoted(&b, s, n);
+    return tsr_rewrite_take(&b);
 }
 
 /* ---- aggregates ------------------------------------------------------------- */
@@ -231,60 +176,52 @@ static char *worker_agg(jw_t *w)
     const tsr_ast_select_t *q = w->q;
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
-    put_text(&b, "SELECT ");
+    tsr_rewrite_put_text(&b, "SELECT ");
     bool first = true;
     char tmp[64];
     for (size_t i = 0; i < q->ngroup_by; i++) {
-        put_text(&b, first ? "" : ", ");
+        tsr_rewrite_put_text(&b, first ? "" : ", ");
         first = false;
-        put_span(&b, w->sql, q->group_by[i]->span); /* no alias: the engine names it */
+        tsr_rewrite_put_span(&b, w->sql, q->group_by[i]->span); /* no alias: the engine names it */
     }
     for (size_t k = 0; k < w->naggs; k++) {
         const tsr_ast_expr_t *arg = w->aggs[k]->args[0];
         bool avg = strcmp(w->fns[k], "avg") == 0;
-        put_text(&b, first ? "" : ", ");
+        tsr_rewrite_put_text(&b, first ? "" : ", ");
         first = false;
-        put_text(&b, avg ? "SUM(" : w->fns[k]);
-        put_text(&b, avg ? "" : "(");
+        tsr_rewrite_put_text(&b, avg ? "SUM(" : w->fns[k]);
+        tsr_rewrite_put_text(&b, avg ? "" : "(");
         if (arg->kind == TSR_AST_STAR)
-            put_text(&b, "*");
+            tsr_rewrite_put_text(&b, "*");
         else
-            put_span(&b, w->sql, arg->span);
+            tsr_rewrite_put_span(&b, w->sql, arg->span);
         snprintf(tmp, sizeof(tmp), ") AS tsr__p%zu%s", k, avg ? "s" : "");
-        put_text(&b, tmp);
+        tsr_rewrite_put_text(&b, tmp);
         if (avg) {
-            put_text(&b, ", COUNT(");
-            put_span(&b, w->sql, arg->span);
+            tsr_rewrite_put_text(&b, ", COUNT(");
+            tsr_rewrite_put_span(&b, w->sql, arg->span);
             snprintf(tmp, sizeof(tmp), ") AS tsr__p%zuc", k);
-            put_text(&b, tmp);
+            tsr_rewrite_put_text(&b, tmp);
         }
     }
-    put_text(&b, "\nFROM ");
+    tsr_rewrite_put_text(&b, "\nFROM ");
     tsr_wbuf_bytes(&b, w->sql + w->from_start, w->from_end - w->from_start);
     if (q->where) {
-        put_text(&b, "\nWHERE (");
-        put_span(&b, w->sql, q->where->span);
-        put_text(&b, ")");
+        tsr_rewrite_put_text(&b, "\nWHERE (");
+        tsr_rewrite_put_span(&b, w->sql, q->where->span);
+        tsr_rewrite_put_text(&b, ")");
     }
     for (size_t i = 0; i < q->ngroup_by; i++) {
-        put_text(&b, i == 0 ? "\nGROUP BY " : ", ");
-        put_span(&b, w->sql, q->group_by[i]->span);
+        tsr_rewrite_put_text(&b, i == 0 ? "\nGROUP BY " : ", ");
+        tsr_rewrite_put_span(&b, w->sql, q->group_by[i]->span);
     }
-    return take(&b);
-}
-
-static int edit_cmp(const void *a, const void *b)
-{
-    const jedit_t *x = a, *y = b;
-    if (x->offset != y->offset)
-        return x->offset < y->offset ? -1 : 1;
-    return x->len > y->len ? -1 : (x->len < y->len ? 1 : 0); /* replacement before insert */
+    return tsr_rewrite_take(&b);
 }
 
 /* The original text with w->edits applied (NULL: overlapping edits). */
 static char *apply_edits(jw_t *w)
 {
-    qsort(w->edits, w->nedits, sizeof(*w->edits), edit_cmp);
+    qsort(w->edits, w->nedits, sizeof(*w->edits), tsr_rewrite_edit_cmp);
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
     size_t pos = 0;
@@ -296,11 +233,11 @@ static char *apply_edits(jw_t *w)
             return NULL;
         }
         tsr_wbuf_bytes(&b, w->sql + pos, e->offset - pos);
-        put_text(&b, e->text);
+        tsr_rewrite_put_text(&b, e->text);
         pos = e->offset + e->len;
     }
     tsr_wbuf_bytes(&b, w->sql + pos, w->len - pos);
-    char *s = take(&b);
+    char *s = tsr_rewrite_take(&b);
     w->nomem |= !s;
     return s;
 }
@@ -326,9 +263,9 @@ static char *final_agg(jw_t *w)
         if (!q->items[i].alias && e->kind != TSR_AST_COLUMN) {
             tsr_wbuf_t b;
             tsr_wbuf_init(&b, w->mem);
-            put_text(&b, " AS ");
-            put_quoted(&b, w->sql + e->span.offset, e->span.len);
-            add_edit(w, e->span.offset + e->span.len, 0, take(&b));
+            tsr_rewrite_put_text(&b, " AS ");
+            tsr_rewrite_put_quoted(&b, w->sql + e->span.offset, e->span.len);
+            add_edit(w, e->span.offset + e->span.len, 0, tsr_rewrite_take(&b));
         }
     }
     for (size_t i = 0; i < q->ngroup_by; i++)
@@ -348,11 +285,11 @@ static char *final_agg(jw_t *w)
 static void put_item_ref(tsr_wbuf_t *b, const tsr_ast_select_item_t *it, size_t i)
 {
     if (it->expr->kind == TSR_AST_COLUMN && !it->alias) {
-        put_quoted(b, it->expr->name, strlen(it->expr->name));
+        tsr_rewrite_put_quoted(b, it->expr->name, strlen(it->expr->name));
     } else {
         char tmp[32];
         snprintf(tmp, sizeof(tmp), "tsr__c%zu", i);
-        put_text(b, tmp);
+        tsr_rewrite_put_text(b, tmp);
     }
 }
 
@@ -365,44 +302,45 @@ static void scan_sql(jw_t *w, char **worker, char **final)
     tsr_wbuf_init(&fb, w->mem);
     tsr_wbuf_init(&ob, w->mem);
     char tmp[64];
-    put_text(&wb, "SELECT ");
-    put_text(&fb, q->distinct ? "SELECT DISTINCT " : "SELECT ");
+    tsr_rewrite_put_text(&wb, "SELECT ");
+    tsr_rewrite_put_text(&fb, q->distinct ? "SELECT DISTINCT " : "SELECT ");
     for (size_t i = 0; i < q->nitems; i++) {
         const tsr_ast_select_item_t *it = &q->items[i];
-        put_text(&wb, i ? ", " : "");
-        put_text(&fb, i ? ", " : "");
+        tsr_rewrite_put_text(&wb, i ? ", " : "");
+        tsr_rewrite_put_text(&fb, i ? ", " : "");
         if (star) {
-            put_span(&wb, w->sql, it->expr->span); /* * or t.* */
-            put_text(&fb, "*");
+            tsr_rewrite_put_span(&wb, w->sql, it->expr->span); /* * or t.* */
+            tsr_rewrite_put_text(&fb, "*");
             continue;
         }
-        put_span(&wb, w->sql, it->expr->span);
+        tsr_rewrite_put_span(&wb, w->sql, it->expr->span);
         if (it->expr->kind == TSR_AST_COLUMN && !it->alias) {
             put_item_ref(&fb, it, i);
             continue;
         }
         snprintf(tmp, sizeof(tmp), " AS tsr__c%zu", i);
-        put_text(&wb, tmp);
+        tsr_rewrite_put_text(&wb, tmp);
         put_item_ref(&fb, it, i);
-        put_text(&fb, " AS ");
+        tsr_rewrite_put_text(&fb, " AS ");
         if (it->alias)
-            put_quoted(&fb, it->alias, strlen(it->alias));
+            tsr_rewrite_put_quoted(&fb, it->alias, strlen(it->alias));
         else
-            put_quoted(&fb, w->sql + it->expr->span.offset, it->expr->span.len);
+            tsr_rewrite_put_quoted(&fb, w->sql + it->expr->span.offset, it->expr->span.len);
     }
     size_t extra = 0;
     for (size_t o = 0; o < q->norder_by && !w->why; o++) {
         const tsr_ast_expr_t *e = q->order_by[o].expr;
-        put_text(&ob, o ? ", " : "\nORDER BY ");
+        tsr_rewrite_put_text(&ob, o ? ", " : "\nORDER BY ");
         long hit = -1;
         if (e->kind == TSR_AST_INT) {
-            put_span(&ob, w->sql, e->span); /* an ordinal: the merge has the same items */
+            tsr_rewrite_put_span(&ob, w->sql,
+                                 e->span); /* an ordinal: the merge has the same items */
         } else if (star) {
             if (e->kind != TSR_AST_COLUMN) {
                 w->why = "SELECT * ordered by an expression";
                 break;
             }
-            put_quoted(&ob, e->name, strlen(e->name)); /* names unique: checked */
+            tsr_rewrite_put_quoted(&ob, e->name, strlen(e->name)); /* names unique: checked */
         } else {
             for (size_t i = 0; i < q->nitems && hit < 0; i++)
                 if (same_text(w, q->items[i].expr->span, e->span))
@@ -416,65 +354,46 @@ static void scan_sql(jw_t *w, char **worker, char **final)
                 w->why = "DISTINCT ordered by an expression not selected";
                 break;
             } else {
-                put_text(&wb, ", ");
-                put_span(&wb, w->sql, e->span);
+                tsr_rewrite_put_text(&wb, ", ");
+                tsr_rewrite_put_span(&wb, w->sql, e->span);
                 snprintf(tmp, sizeof(tmp), " AS tsr__o%zu", extra);
-                put_text(&wb, tmp);
+                tsr_rewrite_put_text(&wb, tmp);
                 snprintf(tmp, sizeof(tmp), "tsr__o%zu", extra++);
-                put_text(&ob, tmp);
+                tsr_rewrite_put_text(&ob, tmp);
             }
         }
         if (q->order_by[o].desc)
-            put_text(&ob, " DESC");
+            tsr_rewrite_put_text(&ob, " DESC");
     }
-    put_text(&wb, "\nFROM ");
+    tsr_rewrite_put_text(&wb, "\nFROM ");
     tsr_wbuf_bytes(&wb, w->sql + w->from_start, w->from_end - w->from_start);
     if (q->where) {
-        put_text(&wb, "\nWHERE (");
-        put_span(&wb, w->sql, q->where->span);
-        put_text(&wb, ")");
+        tsr_rewrite_put_text(&wb, "\nWHERE (");
+        tsr_rewrite_put_span(&wb, w->sql, q->where->span);
+        tsr_rewrite_put_text(&wb, ")");
     }
     if (q->limit >= 0 && q->norder_by == 0 && !q->distinct && q->offset >= 0 &&
         q->limit <= INT64_MAX - q->offset) {
         snprintf(tmp, sizeof(tmp), "\nLIMIT %lld", (long long)(q->limit + q->offset));
-        put_text(&wb, tmp);
+        tsr_rewrite_put_text(&wb, tmp);
     }
-    put_text(&fb, "\nFROM tsr__part");
+    tsr_rewrite_put_text(&fb, "\nFROM tsr__part");
     tsr_wbuf_bytes(&fb, ob.data, ob.len);
     if (q->limit >= 0) {
         snprintf(tmp, sizeof(tmp), "\nLIMIT %lld", (long long)q->limit);
-        put_text(&fb, tmp);
+        tsr_rewrite_put_text(&fb, tmp);
         if (q->offset > 0) {
             snprintf(tmp, sizeof(tmp), " OFFSET %lld", (long long)q->offset);
-            put_text(&fb, tmp);
+            tsr_rewrite_put_text(&fb, tmp);
         }
     }
     tsr_wbuf_free(&ob);
-    *worker = take(&wb);
-    *final = take(&fb);
+    *worker = tsr_rewrite_take(&wb);
+    *final = tsr_rewrite_take(&fb);
     w->nomem |= !*worker || !*final;
 }
 
 /* ---- the plan --------------------------------------------------------------- */
-
-/* Adds the column names e reads to b ("a,b,"), lower case; false when one
- * cannot be listed (a ',' in it). */
-static bool list_columns(tsr_wbuf_t *b, const tsr_ast_expr_t *e)
-{
-    if (!e)
-        return true;
-    if (e->kind == TSR_AST_COLUMN && e->name) {
-        if (strchr(e->name, ','))
-            return false;
-        for (const char *p = e->name; *p; p++)
-            tsr_wbuf_u8(b, (uint8_t)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p));
-        tsr_wbuf_u8(b, ',');
-    }
-    for (size_t i = 0; i < e->nargs && e->args; i++)
-        if (!list_columns(b, e->args[i]))
-            return false;
-    return true;
-}
 
 /* Every column name the query reads, of any table (a superset of the split
  * table's is harmless: INFER only parses what the file has); "*" with a
@@ -484,21 +403,22 @@ static char *columns(jw_t *w)
     const tsr_ast_select_t *q = w->q;
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, w->mem);
-    bool ok = list_columns(&b, q->where) && list_columns(&b, q->having);
+    bool ok = tsr_rewrite_list_columns(&b, q->where) && tsr_rewrite_list_columns(&b, q->having);
     for (size_t i = 0; ok && i < q->nitems; i++)
-        ok = q->items[i].expr->kind != TSR_AST_STAR && list_columns(&b, q->items[i].expr);
+        ok = q->items[i].expr->kind != TSR_AST_STAR &&
+             tsr_rewrite_list_columns(&b, q->items[i].expr);
     for (size_t i = 0; ok && i < q->ngroup_by; i++)
-        ok = list_columns(&b, q->group_by[i]);
+        ok = tsr_rewrite_list_columns(&b, q->group_by[i]);
     for (size_t i = 0; ok && i < q->norder_by; i++)
-        ok = list_columns(&b, q->order_by[i].expr);
+        ok = tsr_rewrite_list_columns(&b, q->order_by[i].expr);
     for (size_t i = 0; ok && i < q->njoins; i++)
-        ok = list_columns(&b, q->joins[i].on);
+        ok = tsr_rewrite_list_columns(&b, q->joins[i].on);
     if (!ok || b.len == 0) {
         tsr_wbuf_free(&b);
         return tsr_mem_strdup(w->mem, ok ? "" : "*");
     }
     b.len--; /* the last ',' */
-    return take(&b);
+    return tsr_rewrite_take(&b);
 }
 
 static const char *check_shape(jw_t *w)
@@ -511,10 +431,10 @@ static const char *check_shape(jw_t *w)
         for (size_t k = 0; k < i; k++)
             if (strcasecmp(name, k == 0 ? q->from.table : q->joins[k - 1].table.table) == 0)
                 return "a table joined with itself";
-        if (i > 0 && (!q->joins[i - 1].on || has_agg(q->joins[i - 1].on)))
+        if (i > 0 && (!q->joins[i - 1].on || tsr_rewrite_has_agg(q->joins[i - 1].on)))
             return "an aggregate in ON";
     }
-    if (has_agg(q->where))
+    if (tsr_rewrite_has_agg(q->where))
         return "an aggregate in WHERE"; /* an error: the binder reports it */
     for (size_t i = 0; i < q->nitems; i++)
         collect(w, q->items[i].expr);
@@ -553,12 +473,12 @@ static bool make_probes(jw_t *w, tsr_dplan_t *out)
     for (size_t i = 0; i < w->nprobes; i++) {
         tsr_wbuf_t b;
         tsr_wbuf_init(&b, w->mem);
-        put_text(&b, "SELECT ");
-        put_quoted(&b, w->probes[i], strlen(w->probes[i]));
-        put_text(&b, " FROM ");
+        tsr_rewrite_put_text(&b, "SELECT ");
+        tsr_rewrite_put_quoted(&b, w->probes[i], strlen(w->probes[i]));
+        tsr_rewrite_put_text(&b, " FROM ");
         tsr_wbuf_bytes(&b, w->sql + w->from_start, w->from_end - w->from_start);
-        put_text(&b, " LIMIT 0");
-        if (!(out->probes[i] = take(&b)))
+        tsr_rewrite_put_text(&b, " LIMIT 0");
+        if (!(out->probes[i] = tsr_rewrite_take(&b)))
             return false;
     }
     return true;

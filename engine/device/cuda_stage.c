@@ -51,6 +51,9 @@
 
 #include "core/pool.h"
 #include "device/cuda_internal.h"
+#include "device/stage_common.h"
+
+_Static_assert(TSR_CUDA_STAGE_MAX <= TSR_DEV_STAGE_MAX, "stage_common.h holds the pool");
 
 static void cu_st_drop(cudaError_t e)
 {
@@ -114,12 +117,10 @@ tsr_status_t tsr_dev_cuda_stage_config(tsr_dev_t *dev, size_t piece, unsigned co
 {
     if (!dev || dev->backend->id != TSR_DEVICE_CUDA)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "staging: not a CUDA device");
-    if (count > TSR_CUDA_STAGE_MAX || (piece && (count < 2 || piece < 64 || piece % 64)))
-        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                             "staging: %u buffers of %zu bytes (2..%d buffers, a multiple of 64 "
-                             "bytes)",
-                             count, piece, TSR_CUDA_STAGE_MAX);
-    tsr_status_t rc = tsr_dev_cuda_use(dev, err);
+    tsr_status_t rc = tsr_dev_stage_check(piece, count, TSR_CUDA_STAGE_MAX, err);
+    if (rc != TSR_OK)
+        return rc;
+    rc = tsr_dev_cuda_use(dev, err);
     if (rc != TSR_OK)
         return rc;
     tsr_dev_cuda_stage_free(dev);
@@ -157,10 +158,7 @@ const char *tsr_dev_cuda_stage_note(const tsr_dev_t *dev)
 void tsr_dev_cuda_stage_stats(const tsr_dev_t *dev, uint64_t *staged, uint64_t *direct)
 {
     const tsr_cuda_stage_t *st = &tsr_dev_cuda(dev)->stage;
-    if (staged)
-        *staged = st->staged_bytes;
-    if (direct)
-        *direct = st->direct_bytes;
+    tsr_dev_stage_stats_out(st->staged_bytes, st->direct_bytes, staged, direct);
 }
 
 /* The pool, made on first use; NULL when copies must go pageable (the
@@ -213,40 +211,9 @@ static tsr_cuda_stage_t *cu_st_get(tsr_dev_t *dev)
     tsr_dev_cuda_stage_free(dev);
     st->state = TSR_CUDA_STAGE_FAILED;
     /* try again after 16, 32, ... 4096 pageable copies */
-    st->backoff = st->backoff ? (st->backoff < 4096 ? 2 * st->backoff : 4096) : 16;
+    st->backoff = tsr_dev_stage_backoff(st->backoff);
     st->retry_in = st->backoff;
     return NULL;
-}
-
-/* memcpy of a piece, split over the copier threads when it is large. */
-#define CU_ST_SPLIT ((size_t)1 << 20) /* bytes per thread at least */
-
-typedef struct cu_st_copy {
-    char *dst;
-    const char *src;
-    size_t len, part;
-} cu_st_copy_t;
-
-static void cu_st_copy_task(void *arg, size_t i, unsigned worker)
-{
-    (void)worker;
-    const cu_st_copy_t *c = arg;
-    size_t off = i * c->part, len = c->len - off < c->part ? c->len - off : c->part;
-    memcpy(c->dst + off, c->src + off, len);
-}
-
-static void cu_st_memcpy(tsr_cuda_stage_t *st, void *dst, const void *src, size_t len)
-{
-    size_t tasks = len / CU_ST_SPLIT;
-    if (!st->copiers || tasks < 2) {
-        memcpy(dst, src, len);
-        return;
-    }
-    unsigned nt = tsr_pool_size(st->copiers);
-    if (tasks > nt)
-        tasks = nt;
-    cu_st_copy_t c = {dst, src, len, (len / tasks + 63) / 64 * 64};
-    tsr_pool_run(st->copiers, (len + c.part - 1) / c.part, cu_st_copy_task, &c);
 }
 
 /* A failure after a DMA from or into a staging buffer was queued: that DMA
@@ -274,13 +241,12 @@ tsr_status_t tsr_dev_cuda_upload(tsr_dev_t *dev, cudaStream_t s, void *dst, cons
         return TSR_OK;
     }
     for (size_t off = 0; off < size;) {
-        size_t len = size - off < st->piece ? size - off : st->piece;
-        unsigned i = st->next;
-        st->next = (i + 1) % st->count;
+        unsigned i;
+        size_t len = tsr_dev_stage_next(&st->next, st->count, st->piece, size - off, &i);
         /* buf[i] is free once its last DMA is done */
         if ((e = cudaEventSynchronize(st->done[i])) != cudaSuccess)
             return cu_st_fail(dev, s, e, "cudaEventSynchronize(staging buffer)", err);
-        cu_st_memcpy(st, st->buf[i], (const char *)src + off, len);
+        tsr_dev_stage_memcpy(st->copiers, st->buf[i], (const char *)src + off, len);
         if ((e = cudaMemcpyAsync((char *)dst + off, st->buf[i], len, cudaMemcpyHostToDevice, s)) !=
             cudaSuccess)
             return cu_st_fail(dev, s, e, what, err);
@@ -307,17 +273,12 @@ tsr_status_t tsr_dev_cuda_download(tsr_dev_t *dev, cudaStream_t s, void *dst, co
     }
     /* pieces in flight, oldest first: up to count DMAs queued ahead of the
      * host's copy-out, which overlaps the next pieces' DMAs */
-    struct {
-        unsigned buf;
-        size_t off, len;
-    } fl[TSR_CUDA_STAGE_MAX];
-    unsigned head = 0, inflight = 0;
+    tsr_dev_stage_fl_t fl = {0};
     size_t off = 0;
-    while (off < size || inflight) {
-        if (off < size && inflight < st->count) {
-            size_t len = size - off < st->piece ? size - off : st->piece;
-            unsigned i = st->next;
-            st->next = (i + 1) % st->count;
+    while (off < size || fl.n) {
+        if (off < size && fl.n < st->count) {
+            unsigned i;
+            size_t len = tsr_dev_stage_next(&st->next, st->count, st->piece, size - off, &i);
             /* the buffer's previous DMA (an upload's, maybe on another
              * stream) must be done before this one overwrites it */
             if ((e = cudaEventSynchronize(st->done[i])) != cudaSuccess ||
@@ -325,21 +286,17 @@ tsr_status_t tsr_dev_cuda_download(tsr_dev_t *dev, cudaStream_t s, void *dst, co
                                      cudaMemcpyDeviceToHost, s)) != cudaSuccess ||
                 (e = cudaEventRecord(st->done[i], s)) != cudaSuccess)
                 return cu_st_fail(dev, s, e, what, err);
-            unsigned slot = (head + inflight) % TSR_CUDA_STAGE_MAX;
-            fl[slot].buf = i;
-            fl[slot].off = off;
-            fl[slot].len = len;
-            inflight++;
+            tsr_dev_stage_fl_push(&fl, i, off, len);
             off += len;
             continue;
         }
-        unsigned i = fl[head].buf;
+        unsigned i;
+        size_t poff, plen;
+        tsr_dev_stage_fl_pop(&fl, &i, &poff, &plen);
         if ((e = cudaEventSynchronize(st->done[i])) != cudaSuccess)
             return cu_st_fail(dev, s, e, "cudaEventSynchronize(staging buffer)", err);
-        cu_st_memcpy(st, (char *)dst + fl[head].off, st->buf[i], fl[head].len);
-        st->staged_bytes += fl[head].len;
-        head = (head + 1) % TSR_CUDA_STAGE_MAX;
-        inflight--;
+        tsr_dev_stage_memcpy(st->copiers, (char *)dst + poff, st->buf[i], plen);
+        st->staged_bytes += plen;
     }
     return TSR_OK;
 }

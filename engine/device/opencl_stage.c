@@ -32,6 +32,9 @@
 #include <string.h>
 
 #include "device/opencl_internal.h"
+#include "device/stage_common.h"
+
+_Static_assert(TSR_CL_STAGE_MAX <= TSR_DEV_STAGE_MAX, "stage_common.h holds the pool");
 
 void tsr_dev_cl_stage_defaults(tsr_dev_t *dev)
 {
@@ -90,11 +93,9 @@ tsr_status_t tsr_dev_cl_stage_config(tsr_dev_t *dev, size_t piece, unsigned coun
 {
     if (!dev || dev->backend->id != TSR_DEVICE_OPENCL)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "staging: not an OpenCL device");
-    if (count > TSR_CL_STAGE_MAX || (piece && (count < 2 || piece < 64 || piece % 64)))
-        return tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                             "staging: %u buffers of %zu bytes (2..%d buffers, a multiple of 64 "
-                             "bytes)",
-                             count, piece, TSR_CL_STAGE_MAX);
+    tsr_status_t rc = tsr_dev_stage_check(piece, count, TSR_CL_STAGE_MAX, err);
+    if (rc != TSR_OK)
+        return rc;
     tsr_dev_cl_stage_free(dev);
     tsr_cl_stage_t *st = &tsr_dev_cl(dev)->stage;
     if (!piece) {
@@ -117,10 +118,7 @@ const char *tsr_dev_cl_stage_note(const tsr_dev_t *dev)
 void tsr_dev_cl_stage_stats(const tsr_dev_t *dev, uint64_t *staged, uint64_t *direct)
 {
     const tsr_cl_stage_t *st = &tsr_dev_cl(dev)->stage;
-    if (staged)
-        *staged = st->staged_bytes;
-    if (direct)
-        *direct = st->direct_bytes;
+    tsr_dev_stage_stats_out(st->staged_bytes, st->direct_bytes, staged, direct);
 }
 
 /* The pool, made on first use; NULL: copy directly (the note says why). */
@@ -194,9 +192,8 @@ tsr_status_t tsr_dev_cl_upload(tsr_dev_t *dev, cl_command_queue cq, cl_mem dst, 
         return TSR_OK;
     }
     for (size_t off = 0; off < size;) {
-        size_t len = size - off < st->piece ? size - off : st->piece;
-        unsigned i = st->next;
-        st->next = (i + 1) % st->count;
+        unsigned i;
+        size_t len = tsr_dev_stage_next(&st->next, st->count, st->piece, size - off, &i);
         if ((code = cl_st_wait(st, i)) != CL_SUCCESS)
             return tsr_dev_cl_fail(err, dev, code, "clWaitForEvents(staging buffer)");
         memcpy(st->ptr[i], (const char *)src + off, len);
@@ -227,17 +224,12 @@ tsr_status_t tsr_dev_cl_download(tsr_dev_t *dev, cl_command_queue cq, cl_mem src
         tsr_dev_cl(dev)->stage.direct_bytes += size;
         return TSR_OK;
     }
-    struct {
-        unsigned buf;
-        size_t off, len;
-    } fl[TSR_CL_STAGE_MAX];
-    unsigned head = 0, inflight = 0;
+    tsr_dev_stage_fl_t fl = {0};
     size_t off = 0;
-    while (off < size || inflight) {
-        if (off < size && inflight < st->count) {
-            size_t len = size - off < st->piece ? size - off : st->piece;
-            unsigned i = st->next;
-            st->next = (i + 1) % st->count;
+    while (off < size || fl.n) {
+        if (off < size && fl.n < st->count) {
+            unsigned i;
+            size_t len = tsr_dev_stage_next(&st->next, st->count, st->piece, size - off, &i);
             if ((code = cl_st_wait(st, i)) != CL_SUCCESS)
                 return tsr_dev_cl_fail(err, dev, code, "clWaitForEvents(staging buffer)");
             code = clEnqueueReadBuffer(cq, src, CL_FALSE, src_off + off, len, st->ptr[i], 0, NULL,
@@ -247,21 +239,17 @@ tsr_status_t tsr_dev_cl_download(tsr_dev_t *dev, cl_command_queue cq, cl_mem src
                 return tsr_dev_cl_fail(err, dev, code, "clEnqueueReadBuffer(staged)");
             }
             clFlush(cq);
-            unsigned slot = (head + inflight) % TSR_CL_STAGE_MAX;
-            fl[slot].buf = i;
-            fl[slot].off = off;
-            fl[slot].len = len;
-            inflight++;
+            tsr_dev_stage_fl_push(&fl, i, off, len);
             off += len;
             continue;
         }
-        unsigned i = fl[head].buf;
+        unsigned i;
+        size_t poff, plen;
+        tsr_dev_stage_fl_pop(&fl, &i, &poff, &plen);
         if ((code = cl_st_wait(st, i)) != CL_SUCCESS)
             return tsr_dev_cl_fail(err, dev, code, "clWaitForEvents(staging buffer)");
-        memcpy((char *)dst + fl[head].off, st->ptr[i], fl[head].len);
-        st->staged_bytes += fl[head].len;
-        head = (head + 1) % TSR_CL_STAGE_MAX;
-        inflight--;
+        memcpy((char *)dst + poff, st->ptr[i], plen);
+        st->staged_bytes += plen;
     }
     return TSR_OK;
 }
