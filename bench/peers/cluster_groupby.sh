@@ -37,39 +37,17 @@ cluster_bench_up
 
 # Runs the measurements in Python: wall via perf_counter, CPU via the child's
 # rusage plus the /proc utime+stime deltas of the cluster's processes.
-python3 - "$t" "$csv" "$q" "$addr" "$token" "$threads" "$repeat" "$rows" "$keys" \
+TSR_PEERS_DIR="$here" python3 - "$t" "$csv" "$q" "$addr" "$token" "$threads" "$repeat" "$rows" "$keys" \
     "${json:-0}" "$pinning" "$load_before" "$cluster_pids" "${emb_pin[@]}" <<'EOF'
-import csv, io, json, math, os, resource, subprocess, sys, time
+import csv, io, json, math, os, sys
 
 (t, path, q, addr, token, threads, repeat, rows, keys, as_json, pinning, load_before,
  cpids) = sys.argv[1:14]
 emb_pin = sys.argv[14:]
 threads, repeat = int(threads), int(repeat)
 cpids = [int(p) for p in cpids.split()]
-tick = os.sysconf("SC_CLK_TCK")
-
-def proc_cpu(pids):
-    s = 0.0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            s += (int(f[11]) + int(f[12])) / tick
-        except OSError:
-            pass
-    return s
-
-def run(cmd, watch):
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    c0 = proc_cpu(watch)
-    w0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=600)
-    wall = time.perf_counter() - w0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime) + proc_cpu(watch) - c0
-    if p.returncode != 0:
-        sys.exit(f"tessera: error: {' '.join(cmd[:3])} failed ({p.returncode}): "
-                 f"{p.stderr.decode()[-500:]}")
-    return wall, cpu, p.stdout.decode()
+sys.path.insert(0, os.environ["TSR_PEERS_DIR"])
+from cpu_timing import run  # noqa: E402
 
 emb = emb_pin + [t, "sql", "--threads", str(2 * threads), "--format", "csv",
                  "--table", "sales=" + path, q]
