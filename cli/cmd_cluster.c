@@ -76,8 +76,9 @@ void cmd_cluster_usage(FILE *out)
             "exit codes: up: 4 when a cluster already runs in DIR; status: 5 when none does\n");
 }
 
-/* Is pid a live (not zombie) tessera process running `role`? */
-static bool is_ours(pid_t pid, const char *role)
+/* Is pid a live (not zombie) process? Its start time (clock ticks after boot) goes to
+ * *start so a later check can tell it from a new process that reused the PID. */
+static bool proc_live(pid_t pid, unsigned long long *start)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -85,6 +86,24 @@ static bool is_ours(pid_t pid, const char *role)
         return false;
     const char *rp = strrchr(buf, ')');
     if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
+        return false;
+    /* starttime is field 22; the state (field 3) follows the ')' of the comm field */
+    const char *f = rp + 2;
+    for (int field = 3; field < 22 && f; field++) {
+        f = strchr(f, ' ');
+        if (f)
+            f++;
+    }
+    *start = f ? strtoull(f, NULL, 10) : 0;
+    return true;
+}
+
+/* Is pid a live (not zombie) tessera process running `role`? */
+static bool is_ours(pid_t pid, const char *role)
+{
+    char path[64], buf[4096];
+    unsigned long long start;
+    if (!proc_live(pid, &start))
         return false;
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -115,6 +134,29 @@ static pid_t read_pid(const char *dir, const char *name)
 
 /* ---- down ------------------------------------------------------------------------ */
 
+/* Waits up to ms for the processes to end, zeroing each pids[i] that has. It waits on
+ * the process state, not is_ours: an exiting process's cmdline reads empty while it is
+ * still tearing down, before it becomes a zombie. */
+static void wait_gone(pid_t *pids, const unsigned long long *starts, size_t n, int ms)
+{
+    struct timespec step = {0, 20 * 1000000L};
+    for (int waited = 0;; waited += 20) {
+        bool alive = false;
+        for (size_t i = 0; i < n; i++) {
+            unsigned long long start;
+            if (!pids[i])
+                continue;
+            if (proc_live(pids[i], &start) && start == starts[i])
+                alive = true;
+            else
+                pids[i] = 0;
+        }
+        if (!alive || waited >= ms)
+            return;
+        nanosleep(&step, NULL);
+    }
+}
+
 static int cluster_down_q(const char *dir, bool quiet);
 
 static int cluster_down(const char *dir)
@@ -126,6 +168,7 @@ static int cluster_down(const char *dir)
 static int cluster_down_q(const char *dir, bool quiet)
 {
     pid_t pids[MAX_LOCAL_WORKERS + 1];
+    unsigned long long starts[MAX_LOCAL_WORKERS + 1];
     char names[MAX_LOCAL_WORKERS + 1][32];
     size_t n = 0;
     DIR *d = opendir(dir);
@@ -141,8 +184,9 @@ static int cluster_down_q(const char *dir, bool quiet)
             continue;
         snprintf(names[n], sizeof(names[n]), "%s", de->d_name);
         pids[n] = read_pid(dir, de->d_name);
+        starts[n] = 0;
         const char *role = strncmp(de->d_name, "worker-", 7) == 0 ? "worker" : "scheduler";
-        if (pids[n] && !is_ours(pids[n], role))
+        if (pids[n] && (!is_ours(pids[n], role) || !proc_live(pids[n], &starts[n])))
             pids[n] = 0; /* gone already, or the PID now belongs to someone else */
         n++;
     }
@@ -151,26 +195,13 @@ static int cluster_down_q(const char *dir, bool quiet)
     for (size_t i = 0; i < n; i++)
         if (pids[i] && kill(pids[i], SIGTERM) == 0)
             signalled++;
-    struct timespec step = {0, 20 * 1000000L};
-    for (int waited = 0; waited < DOWN_WAIT_MS; waited += 20) {
-        bool alive = false;
-        for (size_t i = 0; i < n; i++) {
-            if (!pids[i])
-                continue;
-            const char *role = strncmp(names[i], "worker-", 7) == 0 ? "worker" : "scheduler";
-            if (is_ours(pids[i], role))
-                alive = true;
-            else
-                pids[i] = 0;
-        }
-        if (!alive)
-            break;
-        nanosleep(&step, NULL);
-    }
+    wait_gone(pids, starts, n, DOWN_WAIT_MS);
     size_t killed = 0;
     for (size_t i = 0; i < n; i++)
         if (pids[i] && kill(pids[i], SIGKILL) == 0)
             killed++;
+    if (killed)
+        wait_gone(pids, starts, n, DOWN_WAIT_MS);
     char path[PATH_MAX];
     for (size_t i = 0; i < n; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
