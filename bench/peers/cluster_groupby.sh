@@ -39,7 +39,7 @@ cluster_bench_up
 # rusage plus the /proc utime+stime deltas of the cluster's processes.
 TSR_PEERS_DIR="$here" python3 - "$t" "$csv" "$q" "$addr" "$token" "$threads" "$repeat" "$rows" "$keys" \
     "${json:-0}" "$pinning" "$load_before" "$cluster_pids" "${emb_pin[@]}" <<'EOF'
-import csv, io, json, math, os, sys
+import csv, io, math, os, sys
 
 (t, path, q, addr, token, threads, repeat, rows, keys, as_json, pinning, load_before,
  cpids) = sys.argv[1:14]
@@ -47,20 +47,13 @@ emb_pin = sys.argv[14:]
 threads, repeat = int(threads), int(repeat)
 cpids = [int(p) for p in cpids.split()]
 sys.path.insert(0, os.environ["TSR_PEERS_DIR"])
-from cpu_timing import run  # noqa: E402
+from cpu_timing import compare, report  # noqa: E402
 
 emb = emb_pin + [t, "sql", "--threads", str(2 * threads), "--format", "csv",
                  "--table", "sales=" + path, q]
 clu = [t, "sql", "--scheduler", addr, "--token-file", token, "--format", "csv",
        "--table", "sales=" + path, q]
-best = {"embedded": (math.inf, math.inf), "cluster": (math.inf, math.inf)}
-outs = {}
-for _ in range(repeat):  # interleaved, so drifting load hits both alike
-    for name, cmd, watch in (("embedded", emb, []), ("cluster", clu, cpids)):
-        wall, cpu, out = run(cmd, watch)
-        b = best[name]
-        best[name] = (min(b[0], wall), min(b[1], cpu))
-        outs[name] = out
+best, outs = compare(emb, clu, cpids, repeat)
 
 def rows_of(text):
     r = list(csv.reader(io.StringIO(text)))
@@ -70,26 +63,8 @@ a, b = rows_of(outs["embedded"]), rows_of(outs["cluster"])
 ok = len(a) == len(b) == int(keys) and all(
     x[:3] == y[:3] and math.isclose(float(x[3]), float(y[3]), rel_tol=1e-9)
     for x, y in zip(a, b))
-load_after = " ".join(open("/proc/loadavg").read().split()[:3])
-(ew, ec), (cw, cc) = best["embedded"], best["cluster"]
 params = {"rows": int(rows), "keys": int(keys), "workers": 2, "threads_per_worker": threads,
           "embedded_threads": 2 * threads, "repeat": repeat, "pinning": pinning,
-          "loadavg_before": load_before, "loadavg_after": load_after}
-if as_json == "1":
-    for name, unit, cv, ev in (("wall_s", "s", cw, ew), ("cpu_s", "s", cc, ec),
-                               ("rows_per_s", "rows/s", int(rows) / cw, int(rows) / ew)):
-        ratio = (ev / cv) if unit == "s" else (cv / ev)
-        print(json.dumps({"suite": "cluster_groupby", "name": name, "value": cv, "unit": unit,
-                          "device": "cpu", "peer": "embedded", "peer_value": ev,
-                          "ratio": ratio, "params": params}))
-else:
-    print(f"group-by {rows} rows x {keys} keys from CSV, best of {repeat}; {pinning}")
-    print(f"load average before {load_before}, after {load_after}")
-    print(f"{'':26} {'wall':>10} {'CPU (all processes)':>20}")
-    print(f"{'embedded (' + str(2 * threads) + ' threads)':26} {ew * 1e3:8.1f}ms {ec * 1e3:18.1f}ms")
-    print(f"{'cluster (2 x ' + str(threads) + ' threads)':26} {cw * 1e3:8.1f}ms {cc * 1e3:18.1f}ms")
-    print(f"ratio embedded/cluster: wall {ew / cw:.2f}x, CPU {ec / cc:.2f}x "
-          f"(above 1: the cluster is faster / cheaper)")
-    print("results agree" if ok else "RESULTS DIFFER")
-sys.exit(0 if ok else 1)
+          "loadavg_before": load_before}
+sys.exit(report("cluster_groupby", f"group-by {rows} rows x {keys} keys from CSV", best, params, as_json == "1", ok))
 EOF

@@ -46,31 +46,7 @@ ms=300
 clients="1,2,4,8,16,32"
 requests=20000
 json=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --json) json=1 ;;
-    --clients)
-        shift
-        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] || die 2 "--clients needs a list like 1,4,16"
-        clients="$1"
-        ;;
-    --requests)
-        shift
-        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ] || die 2 "--requests needs a number"
-        requests="$1"
-        ;;
-    -h | --help)
-        print_usage "$0"
-        exit 0
-        ;;
-    *)
-        [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ] || die 2 "unknown argument '$1'" "see $0 --help"
-        ms="$1"
-        ;;
-    esac
-    shift
-done
-need_client_counts "$clients"
+parse_peer_args requests:0 "$@"
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${TSR_BIN:-$root/build/bin}"

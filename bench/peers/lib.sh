@@ -7,10 +7,10 @@
 # What is here is what the scripts did alike, word for word: the error exit
 # (message format and exit codes as the CLI's: 1 failure, 2 bad usage, 3 a
 # tool or binary missing), the --help text taken from the script's header
-# comment, argument checks, bounded stops of a process by its PID, a free
-# loopback port, waiting for a Redis server, and for the cluster benchmarks
-# (cluster_groupby.sh, cluster_join.sh) their argument parsing and cluster
-# set-up.
+# comment, argument checks, the kv/txn scripts' option parsing, bounded
+# stops of a process by its PID, a free loopback port, waiting for a Redis
+# server, and for the cluster benchmarks (cluster_groupby.sh,
+# cluster_join.sh) their argument parsing and cluster set-up.
 # Functions set globals (named in each comment) because the scripts read them
 # after; nothing here runs at source time beyond defining functions.
 # Needs bash (arrays, [[ ]], /dev/tcp); callers run under set -euo pipefail.
@@ -45,6 +45,43 @@ need_client_counts() {
     for c in ${1//,/ }; do
         [ "$c" -ge 1 ] && [ "$c" -le 64 ] || die 2 "client counts must be 1..64, not $c"
     done
+}
+
+# parse_peer_args NAME:MIN ARGS...: the options kv_peers.sh and txn_peers.sh
+# share: --json (sets json=1), --clients LIST (sets clients, checked 1..64),
+# --NAME N (sets the global NAME; N an integer > MIN), -h/--help (prints the
+# calling script's header and exits 0) and a positional duration (sets ms).
+# Anything else exits 2.
+parse_peer_args() {
+    local xname="${1%%:*}" xmin="${1##*:}"
+    shift
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --json) json=1 ;;
+        --clients)
+            shift
+            [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+                die 2 "--clients needs a list like 1,4,16"
+            clients="$1"
+            ;;
+        "--$xname")
+            shift
+            [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt "$xmin" ] ||
+                die 2 "--$xname needs a number > $xmin"
+            printf -v "$xname" '%s' "$1"
+            ;;
+        -h | --help)
+            print_usage "$0"
+            exit 0
+            ;;
+        *)
+            [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ] || die 2 "unknown argument '$1'" "see $0 --help"
+            ms="$1"
+            ;;
+        esac
+        shift
+    done
+    need_client_counts "$clients"
 }
 
 # need_bench_tls: exit 2 unless TSR_BENCH_TLS is unset, empty, tcp or sm.

@@ -55,31 +55,7 @@ ms=2000
 clients="1,4,16"
 keys=1000
 json=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --json) json=1 ;;
-    --clients)
-        shift
-        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+(,[0-9]+)*$ ]] || die 2 "--clients needs a list like 1,4,16"
-        clients="$1"
-        ;;
-    --keys)
-        shift
-        [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 10 ] || die 2 "--keys needs a number > 10"
-        keys="$1"
-        ;;
-    -h | --help)
-        print_usage "$0"
-        exit 0
-        ;;
-    *)
-        [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ] || die 2 "unknown argument '$1'" "see $0 --help"
-        ms="$1"
-        ;;
-    esac
-    shift
-done
-need_client_counts "$clients"
+parse_peer_args keys:10 "$@"
 need_bench_tls
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
