@@ -89,6 +89,70 @@ static inline tsr_dev_t *dev_test_dev(void **state)
 }
 
 /* The same device opened again on mem (whose allocations can be made to fail). */
+/* A test group's state for suites about one backend: the CPU device (the reference) and
+ * the first device of that backend, or why there is none (printed when a test skips). */
+typedef struct dev_pair {
+    tsr_dev_t *cpu;
+    tsr_dev_t *dev; /* NULL: no such device here */
+    tsr_device_backend_t backend;
+    char note[300];
+} dev_pair_t;
+
+/* Opens *p; -1 only when the CPU device itself cannot be opened. */
+static inline int dev_pair_open(dev_pair_t *p, tsr_device_backend_t backend)
+{
+    const char *name = tsr_device_backend_name(backend);
+    p->backend = backend;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    if (tsr_dev_open_spec(NULL, "cpu", &p->cpu, &err) != TSR_OK)
+        return -1;
+    tsr_error_clear(&err);
+    if (!tsr_dev_backend(backend)) {
+        snprintf(p->note, sizeof(p->note), "%s support not compiled in", name);
+    } else if (tsr_dev_open_spec(NULL, name, &p->dev, &err) != TSR_OK) {
+        p->dev = NULL;
+        snprintf(p->note, sizeof(p->note), "%s", err.message);
+    }
+    return 0;
+}
+
+static inline void dev_pair_close(dev_pair_t *p)
+{
+    tsr_dev_close(p->dev);
+    tsr_dev_close(p->cpu);
+}
+
+/* The backend's device, or a cmocka skip saying why there is none. */
+static inline tsr_dev_t *dev_pair_need(const dev_pair_t *p)
+{
+    if (!p->dev) {
+        print_message("skipped: no %s device (%s)\n", tsr_device_backend_name(p->backend),
+                      p->note);
+        skip();
+    }
+    return p->dev;
+}
+
+/* cmocka group setup/teardown for a state that is a dev_pair_t. */
+static inline int dev_pair_setup(void **state, tsr_device_backend_t backend)
+{
+    dev_pair_t *p = calloc(1, sizeof(*p));
+    if (!p || dev_pair_open(p, backend) != 0) {
+        free(p);
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static inline int dev_pair_teardown(void **state)
+{
+    dev_pair_close(*state);
+    free(*state);
+    return 0;
+}
+
 static inline tsr_dev_t *dev_test_reopen(tsr_dev_t *dev, tsr_mem_t *mem)
 {
     char spec[32];

@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "dev_test.h"
 #include "hashagg_model.h"
 
 #include "device/filter.h"
@@ -58,9 +59,7 @@ const char *__asan_default_options(void)
 #endif
 
 typedef struct fixture {
-    tsr_dev_t *cpu;
-    tsr_dev_t *cuda; /* NULL: no CUDA device here */
-    char note[300];
+    dev_pair_t pair;                     /* first: the state is also a dev_pair_t */
     tsr_dev_hashagg_strategy_t strategy; /* of the running test */
     bool device_rows;                    /* feed rows from device memory */
 } fixture_t;
@@ -68,22 +67,9 @@ typedef struct fixture {
 static int group_setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "cpu", &f->cpu, &err) != TSR_OK) {
+    if (!f || dev_pair_open(&f->pair, TSR_DEVICE_CUDA) != 0) {
         free(f);
         return -1;
-    }
-    if (!tsr_dev_backend(TSR_DEVICE_CUDA)) {
-        snprintf(f->note, sizeof(f->note), "CUDA support not compiled in (no nvcc at build time)");
-    } else {
-        tsr_error_clear(&err);
-        if (tsr_dev_open_spec(NULL, "cuda", &f->cuda, &err) != TSR_OK) {
-            f->cuda = NULL;
-            snprintf(f->note, sizeof(f->note), "%s", err.message);
-        }
     }
     *state = f;
     return 0;
@@ -92,8 +78,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     fixture_t *f = *state;
-    tsr_dev_close(f->cuda);
-    tsr_dev_close(f->cpu);
+    dev_pair_close(&f->pair);
     free(f);
     return 0;
 }
@@ -101,11 +86,7 @@ static int group_teardown(void **state)
 static tsr_dev_t *cuda_dev(void **state)
 {
     fixture_t *f = *state;
-    if (!f->cuda) {
-        print_message("skipped: no CUDA device (%s)\n", f->note);
-        skip();
-    }
-    return f->cuda;
+    return dev_pair_need(&f->pair);
 }
 
 #ifdef TSR_HAVE_CUDA
@@ -283,7 +264,7 @@ static void run_on(void **state, void (*fn)(const hm_ctx_t *))
     fixture_t *f = *state;
     static const size_t launch = 4096 + 64; /* several launches per call, odd ones */
     hm_ctx_t c = {
-        .dev = cuda_dev(state), .other = f->cpu, .strategy = f->strategy, .arg = (void *)&launch};
+        .dev = cuda_dev(state), .other = f->pair.cpu, .strategy = f->strategy, .arg = (void *)&launch};
 #ifdef TSR_CUDA_EMU
     c.large_rows = (1u << 20) + 4099; /* the emulated device uploads in 256K-row chunks */
 #else
@@ -500,11 +481,11 @@ static void test_device_rows_bad_args(void **state)
     spec.aggs[0] = (tsr_dev_agg_spec_t){TSR_DEV_AGG_SUM, TSR_TYPE_INT64};
     tsr_dev_hashagg_t *ha = NULL, *cpu_ha = NULL;
     assert_int_equal(tsr_dev_hashagg_create(dev, &spec, &ha, NULL), TSR_OK);
-    assert_int_equal(tsr_dev_hashagg_create(f->cpu, &spec, &cpu_ha, NULL), TSR_OK);
+    assert_int_equal(tsr_dev_hashagg_create(f->pair.cpu, &spec, &cpu_ha, NULL), TSR_OK);
     tsr_dev_buf_t *k = NULL, *v = NULL, *cpu_buf = NULL;
     assert_int_equal(tsr_dev_buf_alloc(dev, 800, &k, NULL), TSR_OK);
     assert_int_equal(tsr_dev_buf_alloc(dev, 80, &v, NULL), TSR_OK);
-    assert_int_equal(tsr_dev_buf_alloc(f->cpu, 800, &cpu_buf, NULL), TSR_OK);
+    assert_int_equal(tsr_dev_buf_alloc(f->pair.cpu, 800, &cpu_buf, NULL), TSR_OK);
     tsr_cuda_ha_dev_rows_t r = {.n = 100, .keys = {k}, .values = {v}};
     tsr_error_t err;
     tsr_error_clear(&err);
@@ -518,7 +499,7 @@ static void test_device_rows_bad_args(void **state)
     r.keys[0] = k;
     assert_int_equal(tsr_dev_hashagg_cuda_update_device(cpu_ha, NULL, &r, NULL),
                      TSR_ERR_INVALID_ARG);
-    assert_int_equal(tsr_dev_hashagg_cuda_update_device(ha, f->cpu->queue, &r, NULL),
+    assert_int_equal(tsr_dev_hashagg_cuda_update_device(ha, f->pair.cpu->queue, &r, NULL),
                      TSR_ERR_INVALID_ARG);
     r.n = 0;
     assert_int_equal(tsr_dev_hashagg_cuda_update_device(ha, NULL, &r, NULL), TSR_OK);
@@ -653,7 +634,7 @@ static void test_map(void **state)
     assert_int_equal(tsr_cuda_map_upsert(m, NULL, r.keys, r.vals, 65, NULL), TSR_ERR_INVALID_ARG);
     assert_int_equal(tsr_cuda_map_upsert(m, NULL, r.keys, r.vals, 0, NULL), TSR_OK);
     assert_int_equal(
-        tsr_cuda_map_create(((fixture_t *)*state)->cpu, 8, &(tsr_cuda_map_t *){NULL}, NULL),
+        tsr_cuda_map_create(((fixture_t *)*state)->pair.cpu, 8, &(tsr_cuda_map_t *){NULL}, NULL),
         TSR_ERR_INVALID_ARG);
     map_bufs_free(&r);
     tsr_cuda_map_destroy(m);
@@ -924,7 +905,7 @@ static void test_emu_jitter(void **state)
                .seed = 12};
     f->strategy = TSR_DEV_HASHAGG_AUTO;
     f->device_rows = false;
-    hm_ctx_t c = {.dev = cuda_dev(state), .other = f->cpu, .strategy = TSR_DEV_HASHAGG_AUTO};
+    hm_ctx_t c = {.dev = cuda_dev(state), .other = f->pair.cpu, .strategy = TSR_DEV_HASHAGG_AUTO};
     hm_run_gen(&c, &g, 2);
     tsr_emu_set_jitter(0);
 }

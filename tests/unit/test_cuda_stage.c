@@ -35,54 +35,22 @@
 #include "emu.h"
 #endif
 
-typedef struct st_fixture {
-    tsr_dev_t *cpu;
-    tsr_dev_t *cuda;
-    char note[300];
-} st_fixture_t;
-
 static int st_setup(void **state)
 {
-    st_fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "cpu", &f->cpu, &err) != TSR_OK) {
-        free(f);
-        return -1;
-    }
-    tsr_error_clear(&err);
-    if (!tsr_dev_backend(TSR_DEVICE_CUDA))
-        snprintf(f->note, sizeof(f->note), "CUDA support not compiled in");
-    else if (tsr_dev_open_spec(NULL, "cuda", &f->cuda, &err) != TSR_OK) {
-        f->cuda = NULL;
-        snprintf(f->note, sizeof(f->note), "%s", err.message);
-    }
-    *state = f;
-    return 0;
+    return dev_pair_setup(state, TSR_DEVICE_CUDA);
 }
 
 static int st_teardown(void **state)
 {
-    st_fixture_t *f = *state;
 #ifdef TSR_CUDA_EMU
     tsr_emu_set_jitter(0);
 #endif
-    tsr_dev_close(f->cuda);
-    tsr_dev_close(f->cpu);
-    free(f);
-    return 0;
+    return dev_pair_teardown(state);
 }
 
 static tsr_dev_t *st_cuda(void **state)
 {
-    st_fixture_t *f = *state;
-    if (!f->cuda) {
-        print_message("skipped: no CUDA device (%s)\n", f->note);
-        skip();
-    }
-    return f->cuda;
+    return dev_pair_need(*state);
 }
 
 #ifdef TSR_HAVE_CUDA
@@ -211,7 +179,7 @@ static void test_round_trips(void **state)
 static void test_config_bad_args(void **state)
 {
     tsr_dev_t *dev = st_cuda(state);
-    st_fixture_t *f = *state;
+    dev_pair_t *f = *state;
     tsr_error_t err;
     tsr_error_clear(&err);
     assert_int_equal(tsr_dev_cuda_stage_config(dev, 4096, 1, &err), TSR_ERR_INVALID_ARG);
@@ -242,7 +210,7 @@ static void test_config_bad_args(void **state)
 /* Every family, every size, with tiny pieces (2 and 3 buffers). */
 static void test_families(void **state)
 {
-    st_fixture_t *f = *state;
+    dev_pair_t *f = *state;
     tsr_dev_t *dev = st_cuda(state);
     static const struct {
         size_t piece;
@@ -461,7 +429,7 @@ static void st_dev_inputs(tsr_dev_t *cpu, tsr_dev_t *cuda, size_t n, size_t nuse
 
 static void test_dev_inputs(void **state)
 {
-    st_fixture_t *f = *state;
+    dev_pair_t *f = *state;
     tsr_dev_t *dev = st_cuda(state);
 #ifdef TSR_CUDA_EMU
     tsr_emu_set_jitter(1);

@@ -17,14 +17,12 @@
 
 #include <cmocka.h>
 
+#include "dev_test.h"
+
 #include "device/device.h"
 #include "device/opencl_internal.h"
 
-typedef struct fixture {
-    tsr_dev_t *cpu;
-    tsr_dev_t *cl; /* NULL: no OpenCL device here */
-    char cl_note[256];
-} fixture_t;
+typedef dev_pair_t fixture_t; /* the OpenCL device in dev */
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -36,41 +34,12 @@ static uint64_t rng_next(uint64_t *s)
 
 static int group_setup(void **state)
 {
-    fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "cpu", &f->cpu, &err) != TSR_OK) {
-        free(f);
-        return -1;
-    }
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "opencl", &f->cl, &err) != TSR_OK) {
-        f->cl = NULL;
-        snprintf(f->cl_note, sizeof(f->cl_note), "%s", err.message);
-    }
-    *state = f;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    fixture_t *f = *state;
-    tsr_dev_close(f->cpu);
-    tsr_dev_close(f->cl);
-    free(f);
-    return 0;
+    return dev_pair_setup(state, TSR_DEVICE_OPENCL);
 }
 
 static tsr_dev_t *need_cl(void **state)
 {
-    fixture_t *f = *state;
-    if (!f->cl) {
-        print_message("skipped: no OpenCL device (%s)\n", f->cl_note);
-        skip();
-    }
-    return f->cl;
+    return dev_pair_need(*state);
 }
 
 /* ---- enumeration and selection -------------------------------------------------- */
@@ -104,7 +73,7 @@ static void test_list(void **state)
 
     const tsr_device_backend_info_t *cl = tsr_device_list_backend(list, TSR_DEVICE_OPENCL);
     assert_int_equal(cl->built, 1);
-    assert_int_equal(cl->ndevices > 0, f->cl != NULL);
+    assert_int_equal(cl->ndevices > 0, f->dev != NULL);
     if (cl->ndevices == 0)
         assert_true(strlen(cl->note) > 0); /* says why */
 
@@ -180,7 +149,7 @@ static void test_alloc_failures(void **state)
     fixture_t *f = *state;
     const char *specs[] = {"cpu", "opencl"};
     for (size_t s = 0; s < 2; s++) {
-        if (s == 1 && !f->cl)
+        if (s == 1 && !f->dev)
             continue;
         bool done = false;
         for (long n = 0; !done && n < 64; n++) {
@@ -373,7 +342,7 @@ static void test_cpu_buffers(void **state)
     fixture_t *f = *state;
     check_round_trips(f->cpu);
     check_fills(f->cpu);
-    check_bad_ranges(f->cpu, f->cl);
+    check_bad_ranges(f->cpu, f->dev);
     check_events_queues_pinned(f->cpu);
 }
 
@@ -429,6 +398,6 @@ int main(void)
         cmocka_unit_test(test_cpu_buffers),      cmocka_unit_test(test_opencl_buffers),
         cmocka_unit_test(test_opencl_build_log),
     };
-    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests(tests, group_setup, dev_pair_teardown);
     return failed ? failed : opencl_skip_code();
 }

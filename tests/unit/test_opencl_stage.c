@@ -20,48 +20,14 @@
 
 #include "device/opencl_internal.h"
 
-typedef struct cl_fixture {
-    tsr_dev_t *cpu, *ocl;
-    char note[300];
-} cl_fixture_t;
-
 static int cl_setup(void **state)
 {
-    cl_fixture_t *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "cpu", &f->cpu, &err) != TSR_OK) {
-        free(f);
-        return -1;
-    }
-    tsr_error_clear(&err);
-    if (tsr_dev_open_spec(NULL, "opencl", &f->ocl, &err) != TSR_OK) {
-        f->ocl = NULL;
-        snprintf(f->note, sizeof(f->note), "%s", err.message);
-    }
-    *state = f;
-    return 0;
-}
-
-static int cl_teardown(void **state)
-{
-    cl_fixture_t *f = *state;
-    tsr_dev_close(f->ocl);
-    tsr_dev_close(f->cpu);
-    free(f);
-    return 0;
+    return dev_pair_setup(state, TSR_DEVICE_OPENCL);
 }
 
 static tsr_dev_t *cl_dev(void **state)
 {
-    cl_fixture_t *f = *state;
-    if (!f->ocl) {
-        print_message("skipped: no OpenCL device (%s)\n", f->note);
-        skip();
-    }
-    return f->ocl;
+    return dev_pair_need(*state);
 }
 
 static void test_defaults(void **state)
@@ -73,7 +39,7 @@ static void test_defaults(void **state)
     tsr_error_clear(&err);
     assert_int_equal(tsr_dev_cl_stage_config(dev, 4096, 1, &err), TSR_ERR_INVALID_ARG);
     assert_int_equal(tsr_dev_cl_stage_config(dev, 100, 2, &err), TSR_ERR_INVALID_ARG);
-    cl_fixture_t *f = *state;
+    dev_pair_t *f = *state;
     assert_int_equal(tsr_dev_cl_stage_config(f->cpu, 4096, 2, &err), TSR_ERR_INVALID_ARG);
 }
 
@@ -140,7 +106,7 @@ static void test_round_trips(void **state)
 
 static void test_families(void **state)
 {
-    cl_fixture_t *f = *state;
+    dev_pair_t *f = *state;
     tsr_dev_t *dev = cl_dev(state);
     static const struct {
         size_t piece;
@@ -172,7 +138,7 @@ int main(void)
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_families),
     };
-    int failed = cmocka_run_group_tests(tests, cl_setup, cl_teardown);
+    int failed = cmocka_run_group_tests(tests, cl_setup, dev_pair_teardown);
     if (failed)
         return 1;
     tsr_dev_t *probe = NULL;
