@@ -341,17 +341,20 @@ static void h_delay(void *arg, tsr_rpc_req_t *req)
     const uint8_t *d = tsr_rpc_req_data(req, &len);
     CHECK(len == 8, "delay payload");
     uint32_t count = d[4] | (uint32_t)d[5] << 8;
-    s->delayed[s->ndelayed++] = req;
+    unsigned node = d[1] % 8;
+    CHECK(s->ndelayed[node] < 64 && count <= 64, "delay batch too large");
+    tsr_rpc_req_t **batch = s->delayed[node];
+    batch[s->ndelayed[node]++] = req;
     /* All of this client's batch is here: answer newest first. */
-    if ((uint32_t)s->ndelayed == count) {
-        for (int i = s->ndelayed - 1; i >= 0; i--) {
+    if ((uint32_t)s->ndelayed[node] == count) {
+        for (int i = s->ndelayed[node] - 1; i >= 0; i--) {
             size_t l;
-            const void *p = tsr_rpc_req_data(s->delayed[i], &l);
+            const void *p = tsr_rpc_req_data(batch[i], &l);
             uint8_t copy[8];
             memcpy(copy, p, 8);
-            tsr_rpc_reply(g_t, s->delayed[i], TSR_OK, copy, 8);
+            tsr_rpc_reply(g_t, batch[i], TSR_OK, copy, 8);
         }
-        s->ndelayed = 0;
+        s->ndelayed[node] = 0;
     }
 }
 

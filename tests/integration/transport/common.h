@@ -117,8 +117,10 @@ typedef struct held {
 
 typedef struct server {
     role_ctx_t rc;
-    tsr_rpc_req_t *delayed[64]; /* T_DELAY requests, answered in reverse */
-    int ndelayed;
+    /* T_DELAY requests per client node (byte 1 of the payload), each client's batch
+     * answered in reverse once whole: batches of several clients may interleave. */
+    tsr_rpc_req_t *delayed[8][64];
+    int ndelayed[8];
     held_t held[64];
     int nheld;
 } server_t;
