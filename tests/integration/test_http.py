@@ -176,9 +176,11 @@ def body(test, cl, tmp):
         seen = []
 
         def running():
+            # A job is listed from the moment it arrives, first in phase "plan"
+            # (the scheduler cuts the file) with no tasks yet: wait for its tasks.
             j = get_json(base + "/jobs")
             seen[:] = j["running"]
-            return bool(j["running"]) or p.poll() is not None
+            return (bool(seen) and seen[0]["phase"] != "plan") or p.poll() is not None
         wait_for(running, 20, "the query to show as running")
         if not seen:
             raise Failed("the query never showed as running")
