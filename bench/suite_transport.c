@@ -22,6 +22,11 @@
  *                      2^20 bytes as ucx_perftest counts; puts flushed
  *   cswap_p50/p99, fadd_p50/p99   blocking 64-bit remote atomics (us)
  *
+ * The server's echo handler is registered TSR_RPC_INLINE (it runs inside
+ * the receive path and replies from there), as the lock service registers
+ * its served calls: rpc_* measure the path a latency-critical service takes.
+ * TSR_BENCH_RPC_QUEUED=1 registers it queued (the default path) instead.
+ *
  * --rows N sets the latency iterations (default 20000); bandwidth moves
  * max(N/100, 64) MiB per direction. TSR_BENCH_TLS=tcp or =sm picks one set.
  * bench/peers/transport_peers.sh runs ucx_perftest under the same pinning
@@ -123,7 +128,12 @@ static int run_server(const char *tls)
     for (size_t i = 0; i < B_REGION; i++)
         mem[i] = (uint8_t)(i * 7);
     memset(mem + B_ATOMICS, 0, 64); /* the atomics' words start at 0 */
-    tsr_rpc_register(s.t, B_ECHO, s_echo, &s, NULL);
+    /* Inline, as the latency-critical services register their short
+     * handlers (the lock service's served calls): the figure measures the
+     * path they take. TSR_BENCH_RPC_QUEUED=1 measures the queued path. */
+    const char *queued = getenv("TSR_BENCH_RPC_QUEUED");
+    tsr_rpc_register_flags(s.t, B_ECHO, s_echo, &s,
+                           queued && *queued == '1' ? 0u : TSR_RPC_INLINE, NULL);
     tsr_rpc_register(s.t, B_GETKEY, s_getkey, &s, NULL);
     tsr_rpc_register(s.t, B_DONE, s_done, &s, NULL);
     printf("%u\n", (unsigned)tsr_transport_port(s.t));

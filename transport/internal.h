@@ -97,6 +97,7 @@ typedef struct tsr_event_item {
 typedef struct tsr_handler {
     tsr_rpc_handler_fn fn;
     void *arg;
+    bool inline_;               /* TSR_RPC_INLINE: may run inside the receive path */
 } tsr_handler_t;
 
 struct tsr_rpc_req {
@@ -231,6 +232,11 @@ struct tsr_transport {
     tsr_rkey_t *rkeys;          /* [L] */
 
     tsr_item_t *dq_head, *dq_tail; /* [L] dispatch queue */
+    /* [L] Set by the polling loops around ucp_worker_progress when the
+     * thread that progresses may run handlers now (dispatch mode, not
+     * nested in a callback): only then does an inline handler run inside
+     * the receive path (rpc_recv.c). False everywhere else. */
+    bool inline_ok;
     /* [L] Free lists of calls and requests: one of each per RPC otherwise
      * costs a calloc/free pair on the latency path. Capped, see rpc.c. */
     tsr_call_t *call_cache;
@@ -273,10 +279,17 @@ static inline void tsr__unlock(tsr_transport_t *t)
     if (atomic_exchange_explicit(&t->lock, 0, memory_order_release) == 2)
         tsr__unlock_wake(t); /* someone may sleep on it */
 }
+/* The transport whose lock this thread holds while it runs an inline
+ * handler (rpc_recv.c), else NULL. A reply or drop from inside such a
+ * handler must not take the lock again; tsr__lock_slow aborts with a
+ * message instead of deadlocking when anything else tries. Thread-local by
+ * nature: it describes this thread's stack. */
+extern _Thread_local tsr_transport_t *tsr__inline_owner;
 /* [L] Appends an item to the dispatch queue. */
 void tsr__enqueue(tsr_transport_t *t, tsr_item_t *it);
-/* ucp_worker_progress plus everything that must follow it. [L] */
-unsigned tsr__progress_locked(tsr_transport_t *t);
+/* ucp_worker_progress plus everything that must follow it. [L]
+ * inline_ok: this thread may run handlers now (see t->inline_ok). */
+unsigned tsr__progress_locked(tsr_transport_t *t, bool inline_ok);
 /* Runs queued callbacks (no lock held on entry). */
 unsigned tsr__dispatch(tsr_transport_t *t);
 /* Waits until cond(arg) (evaluated with the lock held) or the deadline.

@@ -56,8 +56,18 @@
  * A thread-local depth keeps a callback that itself waits (a handler making a
  * blocking call) from running further callbacks nested inside it: the stack
  * stays bounded and handlers never re-enter each other.
+ *
+ * Inline handlers (TSR_RPC_INLINE) run inside ucp_worker_progress itself
+ * (rpc_recv.c). Whether this thread may run one now is the same question
+ * as whether it may dispatch (mode, depth), so every polling loop passes
+ * that answer to tsr__progress_locked, which holds it in t->inline_ok for
+ * exactly the duration of ucp_worker_progress. While an inline handler runs
+ * the thread holds the lock; tsr__inline_owner lets reply/drop skip taking
+ * it, and tsr__lock_slow aborts instead of deadlocking on anything else.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <string.h>
@@ -70,6 +80,8 @@
 /* Nesting depth of tsr__dispatch on this thread (0: not inside a callback).
  * Thread-local by nature: it describes this thread's stack, not the process. */
 static _Thread_local int tsr_dispatch_depth;
+
+_Thread_local tsr_transport_t *tsr__inline_owner;
 
 int64_t tsr__now_ns(void)
 {
@@ -119,6 +131,15 @@ static void futex_wait(atomic_int *word, int val)
 
 void tsr__lock_slow(tsr_transport_t *t)
 {
+    if (tsr__inline_owner == t) {
+        /* This thread holds the lock: it runs an inline handler that
+         * called a function inline handlers may not call (transport.h).
+         * Waiting would never end. */
+        fputs("tessera: fatal: a transport function other than reply/drop was called "
+              "from an inline RPC handler (TSR_RPC_INLINE, transport.h)\n",
+              stderr);
+        abort();
+    }
     atomic_fetch_add_explicit(&t->contenders, 1, memory_order_relaxed);
     bool got = false;
     for (unsigned i = 0; i < TSR_LOCK_SPINS && !got; i++) {
@@ -227,9 +248,11 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s)
  * (shm_guard.c; it reads the clock and looks at most every 50 ms). */
 #define TSR_SHM_TICKS 4096u
 
-unsigned tsr__progress_locked(tsr_transport_t *t)
+unsigned tsr__progress_locked(tsr_transport_t *t, bool inline_ok)
 {
+    t->inline_ok = inline_ok;
     unsigned n = ucp_worker_progress(t->worker);
+    t->inline_ok = false;
     if (t->peer_attention)
         n += tsr__peers_attend_locked(t);
     if (__builtin_expect(t->shm.n != 0, 0) && ++t->shm.tick % TSR_SHM_TICKS == 0)
@@ -364,7 +387,7 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     int64_t spin_end = -1; /* fixed at the first clock read after activity */
     unsigned iter = 0;
     for (;;) {
-        unsigned n = tsr__progress_locked(t);
+        unsigned n = tsr__progress_locked(t, dispatch);
         bool done = cond(arg);
         if (t->dq_head) {
             if (dispatch)
@@ -472,7 +495,7 @@ tsr_status_t tsr__wait_request(tsr_transport_t *t, void *req, int64_t deadline_n
 unsigned tsr_transport_progress(tsr_transport_t *t)
 {
     tsr__lock(t);
-    unsigned n = tsr__progress_locked(t);
+    unsigned n = tsr__progress_locked(t, tsr_dispatch_depth == 0);
     if (t->dq_head) {
         if (tsr_dispatch_depth == 0)
             return n + dispatch_common(t, false); /* returns unlocked */
@@ -499,7 +522,7 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     bool shared = false; /* see poll_yield_locked */
     tsr__lock(t);
     for (;;) {
-        n = tsr__progress_locked(t);
+        n = tsr__progress_locked(t, dispatch);
         if (t->dq_head) {
             /* Items count as events, so this wait ends after running
              * them: leave without retaking the lock. */

@@ -59,9 +59,12 @@ void tsr_rpc_msg_release(tsr_transport_t *t, tsr_rpc_msg_t *m)
     if (!m)
         return;
     if (m->ucx_desc_) {
-        tsr__lock(t);
+        bool held = tsr__inline_owner == t; /* from an inline handler: held already */
+        if (!held)
+            tsr__lock(t);
         ucp_am_data_release(t->worker, m->ucx_desc_);
-        tsr__unlock(t);
+        if (!held)
+            tsr__unlock(t);
     }
     if (m->heap_)
         tsr_mem_free(t->mem, m->heap_);

@@ -41,8 +41,9 @@ void tsr__req_free_locked(tsr_transport_t *t, tsr_rpc_req_t *r);
 /* ---- rpc_reply.c ---- */
 /* Sends a response header (+payload) to p. copy: duplicate the payload if
  * the send cannot finish at once; fast: may try the immediate-completion
- * path (never inside a UCX callback); done: called (queued) when the
- * payload is no longer used. */
+ * path (UCX sends at once or refuses: safe inside a UCX callback, as an
+ * inline handler's reply is); done: called (queued) when the payload is no
+ * longer used. */
 tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64_t call_id,
                                        uint16_t type, tsr_status_t status, const void *data,
                                        size_t len, bool copy, bool fast,

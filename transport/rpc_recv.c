@@ -27,7 +27,10 @@
  *    caller's tsr_rpc_msg_release then takes no lock at all.
  *
  * Everything here runs inside ucp_worker_progress (t->lock held): it only
- * records and queues; handlers and callbacks run later (tsr__run_item).
+ * records and queues; handlers and callbacks run later (tsr__run_item) -
+ * except inline handlers (TSR_RPC_INLINE), which run here when the thread
+ * that progresses may run handlers and nothing is queued ahead
+ * (req_ready_locked), and reply from here (rpc_reply.c).
  */
 #include <string.h>
 
@@ -48,7 +51,10 @@ typedef struct tsr_rx {
     size_t len;
 } tsr_rx_t;
 
-static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
+/* A request whose payload is in: queue it for its handler, or run an
+ * inline handler (TSR_RPC_INLINE) right here. may_inline: the payload came
+ * with the message (not a finished rendezvous) and is a copy of our own. */
+static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req, bool may_inline)
 {
     /* The handler is looked up now, under the lock we hold anyway, rather
      * than by the dispatching thread with another lock round. */
@@ -59,6 +65,21 @@ static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
     if (t->reqs)
         t->reqs->prev = req;
     t->reqs = req;
+    /* Inline: only on a thread that may run handlers now (t->inline_ok:
+     * set by the polling loop, so dispatch mode and nesting hold as for
+     * queued handlers), and only with nothing queued ahead, so callbacks
+     * keep their order (a PEER_UP or a completion queued before this
+     * request still runs before its handler). The handler runs with the
+     * lock held (transport.h states what it may call); its reply and drop
+     * see tsr__inline_owner and do not lock again. */
+    if (may_inline && req->handler.inline_ && t->inline_ok && !t->dq_head &&
+        !tsr__inline_owner) {
+        t->stats.rx_inline++;
+        tsr__inline_owner = t;
+        req->handler.fn(req->handler.arg, req); /* req belongs to the handler now */
+        tsr__inline_owner = NULL;
+        return;
+    }
     req->item.kind = TSR_ITEM_REQUEST;
     tsr__enqueue(t, &req->item);
 }
@@ -70,7 +91,7 @@ static void rx_complete_locked(tsr_rx_t *rx, ucs_status_t st)
     if (rx->target == RX_REQ) {
         if (st == UCS_OK) {
             rx->req->msg = m;
-            req_ready_locked(t, rx->req);
+            req_ready_locked(t, rx->req, false);
         } else {
             tsr_mem_free(t->mem, rx->buf);
             tsr__req_free_locked(t, rx->req);
@@ -221,8 +242,11 @@ static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
     bool ready;
     ucs_status_t ret = take_payload_locked(t, data, length, param, &req->msg, &tmpl, req->small,
                                            sizeof(req->small), &ready);
+    /* Inline only when the payload is ours (copied, or none): one we keep
+     * as UCX's descriptor (UCS_INPROGRESS) must not be released by a reply
+     * from inside this callback, before UCX learns we kept it. */
     if (ready)
-        req_ready_locked(t, req);
+        req_ready_locked(t, req, ret == UCS_OK);
     else if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
         tsr__req_free_locked(t, req); /* eager copy failed: dropped */
     else if (ret != UCS_OK)

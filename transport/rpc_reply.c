@@ -24,7 +24,8 @@ static void send_free_cb(void *request, ucs_status_t status, void *user_data);
  * if the send cannot finish at once. */
 #define TSR_FAST_REPLY_MAX 4096u
 
-/* [L] fast: may try the immediate-completion path (not inside a UCX callback). */
+/* [L] fast: may try the immediate-completion path (also from an inline
+ * handler, inside a UCX callback: see below). */
 tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64_t call_id,
                                        uint16_t type, tsr_status_t status, const void *data,
                                        size_t len, bool copy, bool fast,
@@ -52,9 +53,11 @@ tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64
         if (r == NULL)
             return TSR_OK;
         if (UCS_PTR_IS_PTR(r)) {
-            /* Not expected with FORCE_IMM_CMPL; stay correct anyway: the
-             * stack header must outlive the send, so finish it here (we are
-             * not inside a UCX callback on this path). */
+            /* Not expected with FORCE_IMM_CMPL (UCX 1.13's ucp_am_send_nbx
+             * returns NO_RESOURCE instead of a request: ucp_am.c), which is
+             * also why an inline handler, inside a UCX callback, may take
+             * this path; stay correct anyway outside callbacks: the stack
+             * header must outlive the send, so finish it here. */
             while (ucp_request_check_status(r) == UCS_INPROGRESS)
                 ucp_worker_progress(t->worker);
             ucs_status_t rs = ucp_request_check_status(r);
@@ -118,21 +121,33 @@ static void send_free_cb(void *request, ucs_status_t status, void *user_data)
 
 /* ---- server side ---------------------------------------------------------- */
 
-tsr_status_t tsr_rpc_register(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
-                              void *arg, tsr_error_t *err)
+tsr_status_t tsr_rpc_register_flags(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
+                                    void *arg, unsigned flags, tsr_error_t *err)
 {
+    if (!t)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "rpc_register: no transport");
     if (type == 0 || type >= TSR_RPC_MAX_TYPES)
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "RPC type %u out of range 1..%u",
                              (unsigned)type, TSR_RPC_MAX_TYPES - 1);
+    if (flags & ~TSR_RPC_INLINE)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "RPC type %u: unknown flags 0x%x",
+                             (unsigned)type, flags & ~TSR_RPC_INLINE);
     tsr__lock(t);
     t->handlers[type].fn = fn;
     t->handlers[type].arg = arg;
+    t->handlers[type].inline_ = fn && (flags & TSR_RPC_INLINE);
     /* Requests queued before this change look their handler up again when
      * they run (tsr__run_item), so none reaches a handler (or arg) that was
      * replaced or removed; a NULL fn answers them TSR_ERR_UNSUPPORTED. */
     atomic_fetch_add_explicit(&t->handler_epoch, 1, memory_order_release);
     tsr__unlock(t);
     return TSR_OK;
+}
+
+tsr_status_t tsr_rpc_register(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
+                              void *arg, tsr_error_t *err)
+{
+    return tsr_rpc_register_flags(t, type, fn, arg, 0, err);
 }
 
 tsr_status_t tsr_rpc_unregister(tsr_transport_t *t, uint16_t type, tsr_error_t *err)
@@ -199,11 +214,18 @@ static tsr_status_t reply_common(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_sta
         status = TSR_ERR_INTERNAL;
     if (len > TSR_WIRE_MAX_PAYLOAD)
         return TSR_ERR_INVALID_ARG;
-    tsr__lock(t);
+    /* From an inline handler this thread holds the lock already (inside
+     * ucp_worker_progress): send from here. The immediate-completion try
+     * is safe there too: UCX 1.13 either sends a short message at once or
+     * refuses with NO_RESOURCE, it never returns a request for it. */
+    bool held = tsr__inline_owner == t;
+    if (!held)
+        tsr__lock(t);
     tsr_status_t rc = tsr__send_response_locked(t, req->peer, req->call_id, req->type, status,
                                                 data, len, copy, true, done, done_arg);
     tsr__req_unlink_free_locked(t, req);
-    tsr__unlock(t);
+    if (!held)
+        tsr__unlock(t);
     return rc;
 }
 
@@ -225,9 +247,12 @@ void tsr_rpc_req_drop(tsr_transport_t *t, tsr_rpc_req_t *req)
 {
     if (!t || !req)
         return;
-    tsr__lock(t);
+    bool held = tsr__inline_owner == t; /* from an inline handler: see reply_common */
+    if (!held)
+        tsr__lock(t);
     tsr__req_unlink_free_locked(t, req);
-    tsr__unlock(t);
+    if (!held)
+        tsr__unlock(t);
 }
 
 /* ---- dispatch of queued items ------------------------------------------- */

@@ -23,6 +23,8 @@
  * Callbacks (RPC handlers, event callbacks, completions of *_async / *_nb
  * operations) never run inside UCX: they are queued and run by the thread that
  * progresses, with no lock held, so they may call any transport function.
+ * The exception: handlers registered TSR_RPC_INLINE (tsr_rpc_register_flags),
+ * which run inside the receive path under a stricter contract.
  * Handlers should be short; a handler that must wait keeps its tsr_rpc_req_t
  * and replies later from any thread.
  *
@@ -172,6 +174,35 @@ typedef void (*tsr_rpc_handler_fn)(void *arg, tsr_rpc_req_t *req);
  * TSR_ERR_UNSUPPORTED. */
 tsr_status_t tsr_rpc_register(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
                               void *arg, tsr_error_t *err);
+
+/* Flags of tsr_rpc_register_flags. */
+#define TSR_RPC_INLINE 1u /* run the handler inside the receive path (below) */
+
+/* tsr_rpc_register with flags. TSR_RPC_INLINE: a request of this type whose
+ * payload arrived whole (eager, not rendezvous) runs the handler at once,
+ * inside the progress call that received it, on the thread that progresses
+ * (only one that may run handlers: dispatch mode and nesting as for queued
+ * handlers), while the transport lock is held - no queueing, no extra lock
+ * round, and a small reply leaves from there without any allocation. A
+ * request that has queued items ahead of it (events, completions) or a
+ * rendezvous payload is queued and runs the usual way, so the order of
+ * callbacks stays the same.
+ *
+ * The contract of an inline handler (a violation deadlocks; the transport
+ * aborts with a message instead where it can tell):
+ *  - it is short and never blocks: no sleeping, no waiting for another
+ *    thread, no mutex that any thread may hold while it calls into this
+ *    transport (that thread would wait for the lock the handler holds);
+ *  - of this transport it calls only tsr_rpc_req_type/_peer/_data/_take,
+ *    tsr_rpc_reply, tsr_rpc_reply_zcopy, tsr_rpc_req_drop,
+ *    tsr_rpc_msg_release, tsr_peer_node_id and tsr_peer_is_up (on any
+ *    request it holds, not only the one it was given); every other
+ *    function (calls, RMA, registration, connect, forget) is off limits;
+ *  - it may keep req and answer later from another thread, as any handler
+ *    (that thread's reply waits until the handler has returned).
+ * Handlers that do not meet it must not be registered inline. */
+tsr_status_t tsr_rpc_register_flags(tsr_transport_t *t, uint16_t type, tsr_rpc_handler_fn fn,
+                                    void *arg, unsigned flags, tsr_error_t *err);
 /* Removes the handler of a type: new and queued requests of that type are
  * answered TSR_ERR_UNSUPPORTED (the caller's tsr_rpc_call returns it).
  * Not waited for: a handler already running on another thread, and
@@ -311,6 +342,7 @@ typedef struct tsr_transport_stats {
     uint64_t peers_failed;   /* PEER_DOWN events */
     uint64_t shm_repairs;    /* shared-memory receive slots a dead sender had left
                               * half-written, published by us (docs/transport.md) */
+    uint64_t rx_inline;      /* requests whose handler ran inline (TSR_RPC_INLINE) */
 } tsr_transport_stats_t;
 
 void tsr_transport_get_stats(tsr_transport_t *t, tsr_transport_stats_t *out);

@@ -32,6 +32,9 @@
 # fields. Exit codes: 0 ok, 1 a run failed, 2 bad usage, 3 not built /
 # ucx_perftest missing (Debian package ucx-utils).
 #
+# With a base and --repeat, a last block gives each figure's median ratio
+# tessera/base *within* a round (both ran back to back, so most of a shared
+# machine's load cancels) and how many rounds tessera won.
 # Environment: TSR_BIN (default build/bin) holds tessera-bench; TSR_BIN_BASE
 # (optional) another one to compare with; TSR_PEERS_SETS (default "tcp sm")
 # which transport sets to run.
@@ -205,4 +208,15 @@ if not as_json and repeat > 1 and best_rows:
             line += f" base {bb:9.3f}" if bb is not None else f" base {'':9}"
         line += f"  ucx_perftest {pb:9.3f}  ratio {r:5.2f}"
         print(line)
+if not as_json and repeat > 1 and has_base:
+    # Each round runs tessera and base back to back: the ratio within a
+    # round cancels most of what the machine's other load does to both.
+    print("paired: tessera / base within each round (median, and how many rounds tessera won):")
+    for (s_, name), vals in tess.items():
+        if (s_, name) not in base or name not in cmp or len(base[(s_, name)]) != len(vals):
+            continue
+        kind = cmp[name][3]
+        rs = [t / b for t, b in zip(vals, base[(s_, name)]) if b > 0]
+        won = sum(1 for r in rs if (r < 1 if kind == "lat" else r > 1))
+        print(f"  {s_:4} {name:10} {med(rs):6.3f}  ({won} of {len(rs)})")
 EOF

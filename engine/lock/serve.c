@@ -309,7 +309,12 @@ tsr_status_t tsr_lock_serve_start(tsr_lock_home_t *h, tsr_error_t *err)
     s->c->park = park;
     s->c->park_arg = s;
     h->server = s;
-    rc = tsr_rpc_register(h->t, (uint16_t)(h->rpc_type + 1), serve_handler, s, err);
+    /* Inline (transport.h): the handler runs inside the receive path and
+     * answers from there - CPU atomics on the home's words, s->mu held only
+     * briefly and never across a transport call; a waiting acquire is
+     * handed to a waiter thread (spawn_wait). The allow hook runs there too. */
+    rc = tsr_rpc_register_flags(h->t, (uint16_t)(h->rpc_type + 1), serve_handler, s,
+                                TSR_RPC_INLINE, err);
     if (rc != TSR_OK)
         goto err_destroy;
     return TSR_OK;

@@ -311,9 +311,20 @@ static void echo_done_release(void *arg, tsr_status_t st)
     free(m);
 }
 
+atomic_int g_inline_runs;
+
+/* Counts handler runs inside the receive path (white-box: the transport
+ * marks the thread while an inline handler runs). */
+static void note_inline(void)
+{
+    if (tsr__inline_owner == g_t)
+        atomic_fetch_add(&g_inline_runs, 1);
+}
+
 static void h_echo(void *arg, tsr_rpc_req_t *req)
 {
     (void)arg;
+    note_inline();
     /* Zero copy both ways: the request's own buffer is the reply. */
     tsr_rpc_msg_t *m = malloc(sizeof(*m));
     CHECK(m, "oom");
@@ -328,6 +339,7 @@ static void h_echo(void *arg, tsr_rpc_req_t *req)
 static void h_sum(void *arg, tsr_rpc_req_t *req)
 {
     (void)arg;
+    note_inline();
     size_t len;
     const uint8_t *d = tsr_rpc_req_data(req, &len);
     uint64_t out[2] = {fnv(d, len), len};
@@ -337,6 +349,7 @@ static void h_sum(void *arg, tsr_rpc_req_t *req)
 static void h_delay(void *arg, tsr_rpc_req_t *req)
 {
     server_t *s = arg;
+    note_inline();
     size_t len;
     const uint8_t *d = tsr_rpc_req_data(req, &len);
     CHECK(len == 8, "delay payload");
@@ -361,6 +374,7 @@ static void h_delay(void *arg, tsr_rpc_req_t *req)
 static void h_late(void *arg, tsr_rpc_req_t *req)
 {
     server_t *s = arg;
+    note_inline();
     CHECK(s->nheld < 64, "too many held");
     /* Answered 3 s late: far past the callers' timeouts even when a loaded
      * machine leaves the caller unscheduled for a second. */
@@ -370,6 +384,7 @@ static void h_late(void *arg, tsr_rpc_req_t *req)
 static void h_hold(void *arg, tsr_rpc_req_t *req)
 {
     server_t *s = arg;
+    note_inline();
     CHECK(s->nheld < 64, "too many held");
     s->held[s->nheld++] = (held_t){req, -1};
 }
@@ -377,6 +392,7 @@ static void h_hold(void *arg, tsr_rpc_req_t *req)
 static void h_stats(void *arg, tsr_rpc_req_t *req)
 {
     (void)arg;
+    CHECK(tsr__inline_owner == NULL, "a queued handler ran inline");
     tsr_transport_stats_t st;
     tsr_transport_get_stats(g_t, &st);
     tsr_rpc_reply(g_t, req, TSR_OK, &st, sizeof(st));
@@ -400,16 +416,32 @@ void server_tick(server_t *s)
     }
 }
 
+bool inline_mode(void)
+{
+    const char *v = getenv("TSR_TEST_INLINE");
+    return v && strcmp(v, "1") == 0;
+}
+
 void server_register(server_t *s)
 {
     tsr_error_t err;
     tsr_error_clear(&err);
-    CHECK(tsr_rpc_register(g_t, T_ECHO, h_echo, s, &err) == TSR_OK, "register");
-    CHECK(tsr_rpc_register(g_t, T_SUM, h_sum, s, &err) == TSR_OK, "register");
-    CHECK(tsr_rpc_register(g_t, T_DELAY, h_delay, s, &err) == TSR_OK, "register");
-    CHECK(tsr_rpc_register(g_t, T_LATE, h_late, s, &err) == TSR_OK, "register");
-    CHECK(tsr_rpc_register(g_t, T_HOLD, h_hold, s, &err) == TSR_OK, "register");
+    /* TSR_TEST_INLINE=1 (the *_inline tests): every handler that keeps the
+     * inline contract (transport.h) runs inside the receive path - echo,
+     * sum, the reverse-order batch (it answers requests it held), the held
+     * ones (answered later by server_tick). T_STATS calls
+     * tsr_transport_get_stats, so it never may. */
+    unsigned fl = inline_mode() ? TSR_RPC_INLINE : 0;
+    CHECK(tsr_rpc_register_flags(g_t, T_ECHO, h_echo, s, fl, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register_flags(g_t, T_SUM, h_sum, s, fl, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register_flags(g_t, T_DELAY, h_delay, s, fl, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register_flags(g_t, T_LATE, h_late, s, fl, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register_flags(g_t, T_HOLD, h_hold, s, fl, &err) == TSR_OK, "register");
     CHECK(tsr_rpc_register(g_t, T_STATS, h_stats, s, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register_flags(g_t, T_STATS, h_stats, s, 2u, &err) == TSR_ERR_INVALID_ARG,
+          "unknown flag");
+    CHECK(tsr_rpc_register_flags(g_t, 0, h_stats, s, fl, &err) == TSR_ERR_INVALID_ARG,
+          "type 0 (flags)");
     CHECK(tsr_rpc_register(g_t, 0, h_stats, s, &err) == TSR_ERR_INVALID_ARG, "type 0");
     CHECK(tsr_rpc_register(g_t, TSR_RPC_MAX_TYPES, h_stats, s, &err) == TSR_ERR_INVALID_ARG,
           "type max");
@@ -431,6 +463,19 @@ int role_server(int argc, char **argv)
     }
     /* Requests still held belong to dead peers: answering fails cleanly. */
     server_tick(&s);
+    tsr_transport_stats_t st;
+    tsr_transport_get_stats(g_t, &st);
+    int runs = atomic_load(&g_inline_runs);
+    if (inline_mode()) {
+        /* Every inline run was one of ours, and the inline path was taken. */
+        CHECK(st.rx_inline > 0 && st.rx_inline == (uint64_t)runs,
+              "inline runs: transport %llu, handlers %d", (unsigned long long)st.rx_inline,
+              runs);
+        fprintf(stderr, "[server] %llu of %llu requests ran inline (%s)\n",
+                (unsigned long long)st.rx_inline, (unsigned long long)st.rx_msgs, tls_name());
+    } else {
+        CHECK(st.rx_inline == 0 && runs == 0, "inline runs without TSR_RPC_INLINE");
+    }
     tsr_transport_destroy(g_t);
     return 0;
 }

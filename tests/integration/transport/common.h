@@ -130,6 +130,10 @@ extern tsr_transport_t *g_t; /* the role's transport, for callbacks that need it
 /* Answers held requests that are due (T_LATE) or whose peer died (T_HOLD). */
 void server_tick(server_t *s);
 void server_register(server_t *s);
+/* TSR_TEST_INLINE=1: server_register registers its handlers TSR_RPC_INLINE
+ * (the *_inline ctests); g_inline_runs counts handler runs that were. */
+bool inline_mode(void);
+extern atomic_int g_inline_runs;
 
 /* Async echo calls of the rpc and failure scenarios (common.c). */
 typedef struct pending_call {

@@ -340,7 +340,7 @@ static int queued_requests(tsr_transport_t *t, uint16_t type)
 static void progress_no_dispatch(tsr_transport_t *t)
 {
     tsr__lock(t);
-    (void)tsr__progress_locked(t);
+    (void)tsr__progress_locked(t, false);
     tsr__unlock(t);
 }
 

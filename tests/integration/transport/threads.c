@@ -120,6 +120,16 @@ int scenario_threads(void)
         usleep(5000);
     CHECK(s.rc.peers_down >= 1, "server saw no PEER_DOWN");
     server_tick(&s); /* held T_LATE requests of the gone client: reply fails cleanly */
+    if (inline_mode()) {
+        /* The 6000 blocking echoes ran on the progress thread, inline. */
+        tsr_transport_stats_t sst;
+        tsr_transport_get_stats(g_t, &sst);
+        CHECK(sst.rx_inline > 0 && sst.rx_inline == (uint64_t)atomic_load(&g_inline_runs),
+              "inline runs: transport %llu, handlers %d", (unsigned long long)sst.rx_inline,
+              atomic_load(&g_inline_runs));
+        fprintf(stderr, "[threads] %llu requests ran inline\n",
+                (unsigned long long)sst.rx_inline);
+    }
     tsr_transport_destroy(g_t);
     return 0;
 }
