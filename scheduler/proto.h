@@ -54,6 +54,8 @@ enum {
     TSR_MSG_TASK_GRAPH = 124,  /* scheduler -> worker: run one task of a graph */
     TSR_MSG_KV_RUN = 128,      /* scheduler -> a partition's worker: kv op (worker_kv.c) */
     TSR_MSG_TASK_DROP = 129,   /* scheduler -> worker: drop a cancelled job's queued tasks */
+    TSR_MSG_VALUE_FETCH = 140, /* worker -> worker: a kept graph value (value_fetch.h) */
+    TSR_MSG_VALUE_DROP = 141,  /* scheduler -> worker: drop kept graph values (value_fetch.h) */
 };
 
 /* Roles a peer claims in HELLO. */

@@ -16,20 +16,38 @@
  *   1-based id) and when it became ready, was last sent and was answered,
  *   in ns since the job started here (the C API's per-task timing).
  *
- * Each task becomes one TASK_GRAPH call to a worker once every task it reads
- * has finished (worker_task.c has the payload): its tables travel as CSV
- * paths (the worker reads the file), its task inputs as the values their
- * producers answered. Results therefore move through the scheduler, which
- * keeps each value until every task reading it (and the client, for sinks)
- * has it: simple and enough for this slice, at the cost of two copies over
- * the network for every intermediate value; worker-to-worker transfers are
- * the next step.
+ * Each task becomes one TASK_GRAPH call (version 3) to a worker once every
+ * task it reads has finished (worker_graph.c has the payload): its tables
+ * travel as CSV paths (the worker reads the file), its task inputs either
+ * inline (the bytes, for values of at most inline_max bytes, 64 KiB unless
+ * TSR_GRAPH_INLINE_MAX says otherwise, and for sinks) or as the address of
+ * the worker that keeps them (its listener and node id, handed out here as
+ * LOCK_VIEW hands out lock homes): the reading worker fetches them from the
+ * producer directly (value_fetch.h), or reads them in place when it is the
+ * producer. A producer answers a kept value with its size and rows only, so
+ * big intermediate values never pass through the scheduler. When the last
+ * reader of a value has finished (and it is no sink) the scheduler lets it
+ * go: VALUE_DROP to its holder, or frees the inline bytes; the job's end
+ * (answered, failed or cancelled) drops whatever its workers still keep, and
+ * a task answered after its job ended has its kept value dropped at once.
  *
- * Lineage: the inputs of every unfinished task are held here, so a task
- * lost with its worker (the call fails without an answer) is simply sent
- * again to another ready worker, at most MAX_ATTEMPTS times, as SQL range
- * tasks are (sched_job.c); nothing upstream needs to run again. A task that
- * fails with an answer (a SQL error, a plugin's error, an unknown kind)
+ * Task states: WAITING (inputs not all done; `waiting` counts them, per
+ * input edge), QUEUED (in the placer), INFLIGHT, DONE. Only a WAITING task's
+ * count changes when an input finishes or is lost. Where values live, their
+ * freeing and the lineage re-runs are sched_graph_values.c's.
+ *
+ * Lineage. A task lost with its worker (the call fails without an answer) is
+ * sent again to another ready worker, at most MAX_ATTEMPTS times, as SQL
+ * range tasks are (sched_job.c). A task whose kept input cannot be had (its
+ * holder died, or no longer has it) answers TSR_ERR_STALE naming the lost
+ * inputs (worker_task.h); those producers are "unfinished" (DONE ->
+ * re-run): their own inputs that were already let go are unfinished too,
+ * recursively, the tasks waiting on them count them again, and each runs
+ * again on a live worker (avoiding the one that lost it); the reader runs
+ * when they are done. Before sending a task, inputs whose holder is known
+ * dead are unfinished the same way without a round trip. Re-runs are
+ * bounded (MAX_RERUNS_PER_TASK per task of the job, in total). A task
+ * that fails with an answer (a SQL error, a plugin's error, an unknown kind)
  * fails the job with its message, prefixed by the task's id.
  *
  * Placement (policy.h): a task that becomes ready is pushed to the
@@ -50,69 +68,22 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common.h"
 #include "jobfile.h"
-#include "sched_internal.h"
+#include "sched_graph_internal.h"
 
-#define MAX_ATTEMPTS 4
-#define MAX_GRAPH_TABLES 64
-
-typedef struct ginput {
-    uint8_t is_task;
-    uint32_t index;
-} ginput_t;
-
-typedef struct sgraph sgraph_t;
-
-typedef struct gtask {
-    sgraph_t *g;
-    const char *id, *kind, *sql, *param; /* into the request */
-    const char *need, *prefer;           /* device constraint (version 2), "" none */
-    bool sink;
-    size_t in_at, nin; /* slice of g->inputs */
-    size_t waiting;    /* task inputs not finished yet */
-    size_t readers;    /* tasks that read this one and have not finished */
-    int worker;
-    unsigned attempts;
-    bool done;
-    uint64_t ready_ns, sent_ns, done_ns; /* since the job started (reply trailer) */
-    tsr_wbuf_t payload;  /* the TASK_GRAPH request, while in flight */
-    tsr_rpc_msg_t reply; /* the value, while a reader or the client needs it */
-    tsr_pq_item_t pq;    /* its place in the placer's queues (item_task finds t) */
-} gtask_t;
-
-struct sgraph {
-    sched_t *s;
-    uint64_t id;
-    tsr_rpc_req_t *req; /* the client's; NULL once answered */
-    tsr_rpc_msg_t reqmsg;
-    char delim;
-    size_t ntables;
-    const char *tnames[MAX_GRAPH_TABLES], *tpaths[MAX_GRAPH_TABLES], *tschemas[MAX_GRAPH_TABLES];
-    size_t ntasks, ninputs, finished_tasks, outstanding;
-    gtask_t *tasks;
-    ginput_t *inputs;
-    size_t *succ_at, *succ; /* CSR: the tasks reading task i */
-    size_t inflight;
-    bool finished;
-    sactive_t act; /* in the scheduler's cancellable jobs while running */
-    uint64_t started_ms;
-    uint64_t started_ns;
-    tsr_progress_t prog;
-    sprog_t sprog;
-};
-
-static uint64_t job_ns(const sgraph_t *g)
+uint64_t tsr_sgraph_now_ns(const sgraph_t *g)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - g->started_ns;
 }
 
-static void graph_maybe_free(sgraph_t *g)
+void tsr_sgraph_maybe_free(sgraph_t *g)
 {
     if (!g->finished || g->outstanding > 0)
         return;
@@ -129,13 +100,25 @@ static void graph_maybe_free(sgraph_t *g)
     tsr_mem_free(s->mem, g);
 }
 
-/* The job ends: nothing more of it is placed. */
+/* The job ends: nothing more of it is placed, and every worker that still
+ * keeps a value of it drops them all (one VALUE_DROP per holder). */
 static void graph_end(sgraph_t *g)
 {
+    sched_t *s = g->s;
     g->finished = true;
-    tsr_sched_active_remove(g->s, &g->act);
+    tsr_sched_active_remove(s, &g->act);
     for (size_t i = 0; g->tasks && i < g->ntasks; i++)
-        tsr_placer_remove(&g->s->placer, &g->tasks[i].pq);
+        tsr_placer_remove(&s->placer, &g->tasks[i].pq);
+    for (size_t i = 0; g->tasks && i < g->ntasks; i++) {
+        gtask_t *t = &g->tasks[i];
+        if (t->state != T_DONE || !t->kept || t->released)
+            continue;
+        int h = t->holder;
+        tsr_sgraph_send_drop(s, h, g->id, NULL, 0);
+        for (size_t k = i; k < g->ntasks; k++) /* the rest of that holder's go with it */
+            if (g->tasks[k].kept && g->tasks[k].holder == h)
+                g->tasks[k].released = true;
+    }
 }
 
 static void graph_fail(sgraph_t *g, const tsr_error_t *e)
@@ -153,10 +136,10 @@ static void graph_fail(sgraph_t *g, const tsr_error_t *e)
                   e->message);
     tsr_sched_http_job_end(s->http, g->id, false, e->message, 0);
     graph_end(g);
-    graph_maybe_free(g);
+    tsr_sgraph_maybe_free(g);
 }
 
-static void graph_fail_msg(sgraph_t *g, tsr_status_t st, const char *msg)
+void tsr_sgraph_fail_msg(sgraph_t *g, tsr_status_t st, const char *msg)
 {
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -168,7 +151,7 @@ static void progress_settled(void *owner)
 {
     sgraph_t *g = owner;
     g->outstanding--;
-    graph_maybe_free(g);
+    tsr_sgraph_maybe_free(g);
 }
 
 /* Every task finished: the sinks' values go to the client. */
@@ -186,7 +169,7 @@ static void graph_answer(sgraph_t *g)
         if (!t->sink)
             continue;
         tsr_wbuf_str(&b, t->id);
-        tsr_wbuf_bytes(&b, t->reply.data, t->reply.len); /* a checked value */
+        tsr_wbuf_bytes(&b, t->val, t->vlen); /* a checked value (sinks are inline) */
     }
     tsr_wbuf_u32(&b, (uint32_t)g->ntasks);
     for (size_t i = 0; i < g->ntasks; i++) {
@@ -198,56 +181,30 @@ static void graph_answer(sgraph_t *g)
     }
     if (b.failed) {
         tsr_wbuf_free(&b);
-        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory sending the results");
+        tsr_sgraph_fail_msg(g, TSR_ERR_NOMEM, "out of memory sending the results");
         return;
     }
     tsr_rpc_reply(s->t, g->req, TSR_OK, b.data, b.len);
     tsr_sched_http_job_end(s->http, g->id, true, NULL, b.len);
     tsr_wbuf_free(&b);
     g->req = NULL;
-    tsr_sched_log(s->p->log, "scheduler", "graph job %llu: %zu task(s) done in %llu ms",
+    tsr_sched_log(s->p->log, "scheduler",
+                  "graph job %llu: %zu task(s) done in %llu ms (values: %zu kept on workers, "
+                  "%llu bytes; %llu bytes inline; %zu lineage re-run(s))",
                   (unsigned long long)g->id, g->ntasks,
-                  (unsigned long long)(tsr_sched_now_ms() - g->started_ms));
+                  (unsigned long long)(tsr_sched_now_ms() - g->started_ms), g->nkept,
+                  (unsigned long long)g->kept_bytes, (unsigned long long)g->inline_bytes,
+                  g->reruns);
     graph_end(g);
-    graph_maybe_free(g);
+    tsr_sgraph_maybe_free(g);
 }
 
 static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
-
-static void build_payload(sgraph_t *g, gtask_t *t)
-{
-    tsr_wbuf_t *b = &t->payload;
-    tsr_wbuf_free(b);
-    tsr_wbuf_init(b, g->s->mem);
-    tsr_wbuf_u8(b, 2); /* version 2: with the job, so TASK_DROP finds it */
-    tsr_wbuf_u64(b, g->id);
-    tsr_wbuf_str(b, t->kind);
-    tsr_wbuf_str(b, t->sql);
-    tsr_wbuf_str(b, t->param);
-    tsr_wbuf_u8(b, (uint8_t)g->delim);
-    tsr_wbuf_u32(b, (uint32_t)t->nin);
-    for (size_t k = 0; k < t->nin; k++) {
-        const ginput_t *in = &g->inputs[t->in_at + k];
-        if (in->is_task) {
-            const gtask_t *src = &g->tasks[in->index];
-            tsr_wbuf_str(b, src->id);
-            tsr_wbuf_u8(b, 2);
-            tsr_wbuf_bytes(b, src->reply.data, src->reply.len);
-        } else {
-            tsr_wbuf_str(b, g->tnames[in->index]);
-            tsr_wbuf_u8(b, 1);
-            tsr_wbuf_str(b, g->tpaths[in->index]);
-            tsr_wbuf_str(b, g->tschemas[in->index]);
-        }
-    }
-}
 
 static gtask_t *item_task(tsr_pq_item_t *it)
 {
     return (gtask_t *)(void *)((char *)it - offsetof(gtask_t, pq));
 }
-
-static bool enqueue(sgraph_t *g, gtask_t *t);
 
 /* The placer's send hook: one TASK_GRAPH call to worker wi. */
 static bool send_task(tsr_pq_item_t *it, int wi)
@@ -255,10 +212,43 @@ static bool send_task(tsr_pq_item_t *it, int wi)
     gtask_t *t = item_task(it);
     sgraph_t *g = t->g;
     sched_t *s = g->s;
-    if (t->payload.len == 0)
-        build_payload(g, t);
+    t->state = T_INFLIGHT;
+    /* inputs kept by a worker known dead: re-run their producers first
+     * (g is held meanwhile: the lineage may end the job) */
+    bool gone = false;
+    g->outstanding++;
+    for (size_t k = 0; k < t->nin; k++) {
+        const ginput_t *in = &g->inputs[t->in_at + k];
+        gtask_t *q = &g->tasks[in->index];
+        if (in->is_task && q->state == T_DONE && tsr_sgraph_value_gone(g, q)) {
+            if (!gone) {
+                t->state = T_WAITING;
+                gone = true;
+            }
+            tsr_sched_log(s->p->log, "scheduler",
+                          "graph job %llu: task '%s' reads the value of '%s', lost with worker %d",
+                          (unsigned long long)g->id, t->id, q->id, q->holder + 1);
+            if (!tsr_sgraph_rerun_ok(g))
+                break;
+            tsr_sgraph_unfinish(g, q);
+            if (g->finished)
+                break;
+        }
+    }
+    g->outstanding--;
+    if (g->finished) {
+        tsr_sgraph_maybe_free(g);
+        return false;
+    }
+    if (gone) {
+        t->waiting = tsr_sgraph_count_waiting(g, t);
+        if (t->waiting == 0)
+            tsr_sgraph_enqueue(g, t);
+        return false;
+    }
+    tsr_sgraph_build_payload(g, t, wi);
     if (t->payload.failed) {
-        graph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
+        tsr_sgraph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
         return false;
     }
     tsr_error_t e;
@@ -269,7 +259,8 @@ static bool send_task(tsr_pq_item_t *it, int wi)
             /* the worker's connection is gone but not yet noticed: it is
              * dead; the task is placed again elsewhere (a lost attempt) */
             t->worker = wi;
-            enqueue(g, t); /* may end the job: only s is used after */
+            t->avoid = wi;
+            tsr_sgraph_enqueue(g, t); /* may end the job: only s is used after */
             tsr_sched_worker_dead(s, (size_t)wi, e.message);
             return false;
         }
@@ -277,7 +268,7 @@ static bool send_task(tsr_pq_item_t *it, int wi)
         return false;
     }
     t->worker = wi;
-    t->sent_ns = job_ns(g);
+    t->sent_ns = tsr_sgraph_now_ns(g);
     s->workers[wi]->inflight++;
     g->outstanding++;
     g->inflight++;
@@ -287,12 +278,12 @@ static bool send_task(tsr_pq_item_t *it, int wi)
 static void unplaceable(tsr_pq_item_t *it)
 {
     gtask_t *t = item_task(it);
-    graph_fail_msg(t->g, TSR_ERR_UNAVAILABLE, "no workers are available");
+    tsr_sgraph_fail_msg(t->g, TSR_ERR_UNAVAILABLE, "no workers are available");
 }
 
 /* Task t is ready (again): into the placer's queues, at home with the
  * largest value it reads. The caller pumps. */
-static bool enqueue(sgraph_t *g, gtask_t *t)
+bool tsr_sgraph_enqueue(sgraph_t *g, gtask_t *t)
 {
     tsr_pq_item_t *it = &t->pq;
     it->home = -1;
@@ -300,56 +291,58 @@ static bool enqueue(sgraph_t *g, gtask_t *t)
     for (size_t k = 0; k < t->nin; k++) {
         const ginput_t *in = &g->inputs[t->in_at + k];
         const gtask_t *src = &g->tasks[in->index];
-        if (in->is_task && src->worker >= 0 && (it->home < 0 || src->reply.len > biggest)) {
+        if (in->is_task && src->worker >= 0 && (it->home < 0 || src->vsize > biggest)) {
+            /* with direct transfers a task at home reads this one in place */
             it->home = src->worker;
-            biggest = src->reply.len;
+            biggest = src->vsize;
         }
     }
-    it->avoid = t->attempts > 0 ? t->worker : -1;
+    t->state = T_QUEUED;
+    it->avoid = t->avoid;
     it->need = t->need;
     it->prefer = t->prefer;
     it->job = g->id;
     it->send = send_task;
     it->unplaceable = unplaceable;
     if (!tsr_placer_push(&g->s->placer, it)) {
-        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        tsr_sgraph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
         return false;
     }
     return true;
 }
 
-/* Rows of a table value (its rtab header), 0 for other kinds. */
-static uint64_t value_rows(const tsr_value_t *v)
-{
-    if (v->kind != TSR_DATA_TABLE)
-        return 0;
-    tsr_rbuf_t r;
-    tsr_rbuf_init(&r, v->body, v->len);
-    (void)tsr_rbuf_u32(&r);
-    uint64_t n = tsr_rbuf_u64(&r);
-    return r.bad ? 0 : n;
-}
-
 static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
 {
-    tsr_rbuf_t r;
-    tsr_value_t v;
-    tsr_rbuf_init(&r, reply->data, reply->len);
-    if (!tsr_proto_read_value(&r, &v) || !tsr_rbuf_done(&r)) {
+    tsr_value_t v = {0};
+    bool kept = false;
+    uint64_t rows = 0, size = 0;
+    if (!tsr_sgraph_read_answer(reply, &kept, &v, &rows, &size)) {
         tsr_rpc_msg_release(g->s->t, reply);
-        graph_fail_msg(g, TSR_ERR_INTERNAL,
-                       "a worker answered a graph task with a malformed value");
+        tsr_sgraph_fail_msg(g, TSR_ERR_INTERNAL,
+                            "a worker answered a graph task with a malformed value");
         return;
     }
+    tsr_rpc_msg_release(g->s->t, &t->reply);
     t->reply = *reply;
     memset(reply, 0, sizeof(*reply));
-    t->done = true;
-    t->done_ns = job_ns(g);
+    t->kept = kept;
+    t->released = false;
+    t->holder = kept ? t->worker : -1;
+    t->vsize = size;
+    g->nkept += kept;
+    *(kept ? &g->kept_bytes : &g->inline_bytes) += size;
+    if (!kept) {
+        /* the bytes of the value: kind, length, body (within the reply) */
+        t->val = (const uint8_t *)t->reply.data + 1;
+        t->vlen = t->reply.len - 1;
+    }
+    t->state = T_DONE;
+    t->done_ns = tsr_sgraph_now_ns(g);
     tsr_wbuf_free(&t->payload);
     tsr_wbuf_init(&t->payload, g->s->mem);
     g->finished_tasks++;
-    g->prog.done++;
-    g->prog.rows += value_rows(&v);
+    g->prog.done = (uint32_t)g->finished_tasks;
+    g->prog.rows += rows;
     g->prog.elapsed_ms = tsr_sched_now_ms() - g->started_ms;
     if (tsr_sched_progress(&g->sprog, g->req, &g->prog))
         g->outstanding++;
@@ -357,9 +350,11 @@ static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
     for (size_t k = 0; k < t->nin; k++) {
         const ginput_t *in = &g->inputs[t->in_at + k];
         gtask_t *src = &g->tasks[in->index];
-        if (in->is_task && --src->readers == 0 && !src->sink)
-            tsr_rpc_msg_release(g->s->t, &src->reply);
+        if (in->is_task && --src->readers == 0 && !src->sink && src->state == T_DONE)
+            tsr_sgraph_release_value(g, src);
     }
+    if (t->readers == 0 && !t->sink)
+        tsr_sgraph_release_value(g, t); /* read by nobody (a re-run whose readers are done) */
     if (g->finished_tasks == g->ntasks) {
         graph_answer(g);
         return;
@@ -367,9 +362,9 @@ static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
     size_t ti = (size_t)(t - g->tasks);
     for (size_t e = g->succ_at[ti]; e < g->succ_at[ti + 1]; e++) {
         gtask_t *next = &g->tasks[g->succ[e]];
-        if (--next->waiting == 0) {
+        if (next->state == T_WAITING && --next->waiting == 0) {
             next->ready_ns = t->done_ns;
-            if (!enqueue(g, next))
+            if (!tsr_sgraph_enqueue(g, next))
                 return;
         }
     }
@@ -397,8 +392,16 @@ static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_ms
 {
     sched_t *s = g->s;
     if (g->finished) {
+        /* answered after its job ended: a value it kept is of no use now */
+        tsr_value_t v;
+        bool kept = false;
+        uint64_t rows, size;
+        if (status == TSR_OK && tsr_sgraph_read_answer(reply, &kept, &v, &rows, &size) && kept) {
+            uint32_t idx = (uint32_t)(t - g->tasks);
+            tsr_sgraph_send_drop(s, t->worker, g->id, &idx, 1);
+        }
         tsr_rpc_msg_release(s->t, reply);
-        graph_maybe_free(g);
+        tsr_sgraph_maybe_free(g);
         return;
     }
     if (status == TSR_OK) {
@@ -413,14 +416,19 @@ static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_ms
                                                                 : TSR_SCHED_TASK_RERUN,
                                 t->payload.len);
         if (++t->attempts >= MAX_ATTEMPTS) {
-            graph_fail_msg(g, TSR_ERR_UNAVAILABLE,
-                           "a graph task failed on every worker it was given to");
+            tsr_sgraph_fail_msg(g, TSR_ERR_UNAVAILABLE,
+                                "a graph task failed on every worker it was given to");
             return;
         }
         tsr_sched_log(s->p->log, "scheduler",
                       "graph job %llu: task '%s' lost with worker %d (%s); placing it again",
                       (unsigned long long)g->id, t->id, t->worker + 1, tsr_status_str(status));
-        enqueue(g, t);
+        t->avoid = t->worker;
+        tsr_sgraph_enqueue(g, t);
+        return;
+    }
+    if (status == TSR_ERR_STALE && tsr_sgraph_inputs_lost(g, t, reply)) {
+        tsr_rpc_msg_release(s->t, reply); /* s: g may be gone */
         return;
     }
     tsr_error_t e, pre;
@@ -464,7 +472,8 @@ static bool decode_request(sgraph_t *g, bool *nomem)
     for (uint32_t i = 0; i < n && !r.bad; i++) {
         gtask_t *t = &g->tasks[i];
         t->g = g;
-        t->worker = -1;
+        t->worker = t->avoid = t->holder = -1;
+        t->state = T_WAITING;
         t->pq.queue = -1;
         tsr_wbuf_init(&t->payload, mem);
         t->id = tsr_rbuf_str(&r);
@@ -520,7 +529,7 @@ static void graph_cancel(sactive_t *a)
     sgraph_t *g = (sgraph_t *)(void *)((char *)a - offsetof(sgraph_t, act));
     char msg[96];
     snprintf(msg, sizeof(msg), "job %llu was cancelled", (unsigned long long)g->id);
-    graph_fail_msg(g, TSR_ERR_UNAVAILABLE, msg);
+    tsr_sgraph_fail_msg(g, TSR_ERR_UNAVAILABLE, msg);
 }
 
 bool tsr_sched_graph_check(tsr_mem_t *mem, const void *msg, size_t len, size_t *ntasks)
@@ -550,23 +559,27 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
     g->id = s->next_job++;
     g->req = req;
     g->started_ms = tsr_sched_now_ms();
-    g->started_ns = job_ns(g); /* started_ns is 0 here: the absolute time */
+    g->started_ns = tsr_sgraph_now_ns(g); /* started_ns is 0 here: the absolute time */
     g->prog.job = g->id;
     g->sprog.s = s;
     g->sprog.settled = progress_settled;
     g->sprog.owner = g;
     g->sprog.last_ms = g->started_ms;
+    g->inline_max = DEFAULT_INLINE_MAX;
+    const char *im = getenv("TSR_GRAPH_INLINE_MAX"); /* tuning and tests (docs/cluster.md) */
+    if (im && *im)
+        g->inline_max = strtoull(im, NULL, 10);
     tsr_rpc_req_take(req, &g->reqmsg);
     bool nomem = false;
     /* in the HTTP job table next to SQL jobs (http.c: kind "graph") */
     tsr_sched_http_job_begin(s->http, g->id, "(task graph)", strlen("(task graph)"));
     if (!decode_request(g, &nomem)) {
-        graph_fail_msg(g, nomem ? TSR_ERR_NOMEM : TSR_ERR_BAD_INPUT,
-                       nomem ? "out of memory" : "malformed task graph request");
+        tsr_sgraph_fail_msg(g, nomem ? TSR_ERR_NOMEM : TSR_ERR_BAD_INPUT,
+                            nomem ? "out of memory" : "malformed task graph request");
         return;
     }
     if (tsr_sched_ready_count(s) == 0) {
-        graph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
+        tsr_sgraph_fail_msg(g, TSR_ERR_UNAVAILABLE, "no workers are available");
         return;
     }
     for (size_t i = 0; i < g->ntasks; i++) {
@@ -596,7 +609,7 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
     g->act.cancel = graph_cancel;
     tsr_sched_active_add(s, &g->act);
     for (size_t i = 0; i < g->ntasks; i++)
-        if (g->tasks[i].waiting == 0 && !enqueue(g, &g->tasks[i]))
+        if (g->tasks[i].waiting == 0 && !tsr_sgraph_enqueue(g, &g->tasks[i]))
             return;
     tsr_placer_pump(&s->placer);
 }

@@ -25,6 +25,9 @@
  * OS picks unless --listen says otherwise) and reports where in its join;
  * the scheduler hands the addresses out (LOCK_VIEW), so lock clients reach
  * the worker's lock home directly (docs/locks.md "Locks on a cluster").
+ * Graph values move over the same listener: a task's large output stays in
+ * the worker's value store (worker_values.h) and the workers whose tasks
+ * read it fetch it from here (VALUE_FETCH, value_fetch.h).
  * Peers that dial it prove the token with the same handshake as at the
  * scheduler (handshake.h, HELLO/PROVE answered here); the peer table below
  * holds each one's state, and the lock home answers only peers that passed
@@ -47,9 +50,11 @@
 #include "proto.h"
 #include "scheduler.h"
 #include "transport.h"
+#include "value_fetch.h"
 #include "worker_kv.h"
 #include "worker_lock.h"
 #include "worker_task.h"
+#include "worker_values.h"
 
 #define QUEUE_MAX 1024
 
@@ -71,6 +76,7 @@ typedef struct wstate {
     tsr_wtask_env_t env;
     tsr_wlock_t *locks;  /* this worker's lock home and client (worker_lock.c) */
     tsr_wkv_t *kv;       /* the kv partitions it hosts (worker_kv.c) */
+    tsr_wvalues_t *values; /* graph values it keeps for their readers (worker_values.h) */
     tsr_token_t tok;     /* for the peers dialling our listener */
     struct wpeer *peers; /* peers that said HELLO to our listener (main thread only) */
     size_t npeers, cappeers;
@@ -162,6 +168,33 @@ static void on_lock_run(void *arg, tsr_rpc_req_t *req)
     wstate_t *w = arg;
     if (from_sched(w, req))
         tsr_wlock_on_request(w->locks, req);
+}
+
+/* VALUE_FETCH (value_fetch.h): a peer worker that proved the token (or
+ * the scheduler) reads a kept graph value. */
+static void on_value_fetch(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    tsr_peer_t *peer = tsr_rpc_req_peer(req);
+    if (peer != w->sched && !peer_allowed(w, peer)) {
+        tsr_rpc_reply(w->t, req, TSR_ERR_AUTH, NULL, 0);
+        return;
+    }
+    tsr_vfetch_serve(w->t, w->values, req);
+}
+
+/* VALUE_DROP: the scheduler lets go of kept graph values. */
+static void on_value_drop(void *arg, tsr_rpc_req_t *req)
+{
+    wstate_t *w = arg;
+    if (!from_sched(w, req))
+        return;
+    uint64_t job = 0;
+    bool whole = false;
+    size_t n = tsr_vfetch_serve_drop(w->t, w->values, req, &job, &whole);
+    if (whole && n > 0) /* a job that ended with values still here (failed, cancelled) */
+        tsr_sched_log(w->p->log, "worker", "dropped %zu kept graph value(s) of job %llu", n,
+                      (unsigned long long)job);
 }
 
 static void on_kv_run(void *arg, tsr_rpc_req_t *req)
@@ -270,6 +303,10 @@ static void on_task_drop(void *arg, tsr_rpc_req_t *req)
     w->qlen = kept;
     pthread_mutex_unlock(&w->mu);
     tsr_wbuf_free(&b);
+    size_t nv = tsr_wvalues_drop(w->values, job, NULL, 0); /* its kept graph values too */
+    if (nv > 0)
+        tsr_sched_log(w->p->log, "worker", "dropped %zu kept graph value(s) of job %llu", nv,
+                      (unsigned long long)job);
     if (n > 0)
         tsr_sched_log(w->p->log, "worker", "dropped %u queued task(s) of cancelled job %llu", n,
                       (unsigned long long)job);
@@ -304,6 +341,10 @@ static void *executor(void *arg)
         tsr_status_t rc = tsr_wtask_run(&w->env, tsr_rpc_req_type(req), data, len, &out);
         if (out.failed)
             rc = TSR_ERR_NOMEM;
+        if (rc == TSR_OK && w->env.kept) /* one line per value kept here (> 64 KiB) */
+            tsr_sched_log(w->p->log, "worker", "kept graph value %u of job %llu (%llu bytes)",
+                          w->env.kept_task, (unsigned long long)w->env.kept_job,
+                          (unsigned long long)w->env.kept_bytes);
         tsr_rpc_reply(w->t, req, rc, out.data, out.failed ? 0 : out.len);
         tsr_wbuf_free(&out);
 
@@ -417,6 +458,8 @@ int tsr_worker_run(const tsr_worker_params_t *p)
                                  .dispatch = TSR_DISPATCH_PROGRESS_ONLY,
                                  .on_event = on_event,
                                  .event_arg = w};
+    if (tsr_wvalues_create(NULL, &w->values) != TSR_OK)
+        goto cleanup;
     if (tsr_transport_create(NULL, &tp, &w->t, &err) != TSR_OK) {
         /* the transport names the address (a port in use, a foreign host) */
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
@@ -435,10 +478,19 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         tsr_wlock_create(w->t, p->log, peer_allowed, w, &w->locks, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, on_lock_run, w, &err) != TSR_OK ||
         tsr_wkv_create(w->t, p->data_dir, p->log, &w->kv, &err) != TSR_OK ||
-        tsr_rpc_register(w->t, TSR_MSG_KV_RUN, on_kv_run, w, &err) != TSR_OK) {
+        tsr_rpc_register(w->t, TSR_MSG_KV_RUN, on_kv_run, w, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_VALUE_FETCH, on_value_fetch, w, &err) != TSR_OK ||
+        tsr_rpc_register(w->t, TSR_MSG_VALUE_DROP, on_value_drop, w, &err) != TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: %s", err.message);
         goto cleanup;
     }
+    /* graph values: kept here, fetched from peers by the executor thread */
+    if (tsr_vfetch_create(NULL, w->t, &w->tok, &w->env.fetch) != TSR_OK)
+        goto cleanup;
+    w->env.values = w->values;
+    w->env.t = w->t;
+    w->env.node_id = tsr_transport_node_id(w->t);
+    w->env.fetch_timeout_ms = 120000; /* a big value on a slow link; a dead peer fails at once */
     if (tsr_transport_connect(w->t, p->sched_host, p->sched_port, 5000, &w->sched, &err) !=
         TSR_OK) {
         tsr_sched_log(p->log, "worker", "error: cannot reach the scheduler at %s:%u: %s",
@@ -490,6 +542,8 @@ cleanup:
             tsr_transport_progress(w->t);
     }
     tsr_wtask_env_free(&w->env);
+    tsr_vfetch_destroy(w->env.fetch); /* its connections, before the transport goes */
+    w->env.fetch = NULL;
     tsr_wkv_destroy(w->kv); /* waits for the write each kv thread runs */
     w->kv = NULL;
     if (!tsr_wlock_quiesce(w->locks, 2000)) {
@@ -502,6 +556,7 @@ cleanup:
     /* the home's handlers and region go first: its destroy needs the transport */
     tsr_wlock_destroy(w->locks);
     tsr_transport_destroy(w->t);
+    tsr_wvalues_destroy(w->values); /* after the transport: no reply borrows them now */
     memset(&w->tok, 0, sizeof(w->tok));
     tsr_mem_free(NULL, w->peers);
     pthread_cond_destroy(&w->cv);

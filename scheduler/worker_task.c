@@ -34,14 +34,7 @@
  *        broadcast side), registered as WHOLE registers its files.
  * WHOLE  {u8 delim, u32 ntables, ntables x {str name, str path, str schema},
  *         str sql} -> result table
- * GRAPH  {u8 version (1 or 2), [version 2: u64 job], str kind, str sql,
- *         str param, u8 delim, u32 ninputs x
- *         {str name, u8 src, src 1: str path, str schema (a CSV file) |
- *         src 2: value (proto.h: what the producing task answered)}} -> value
- *        One task of a graph (sched_graph.c): its inputs become handles of a
- *        one-task graph under their names (CSV files and table values as
- *        tables of the task's context, bytes as bytes), the task runs there
- *        with the worker's plugins loaded, and its output goes back as a value.
+ * GRAPH  one task of a task graph: worker_graph.c has its payloads.
  */
 #define _GNU_SOURCE
 #include "worker_task.h"
@@ -552,141 +545,30 @@ tsr_status_t tsr_wtask_env_load_plugins(tsr_wtask_env_t *env, const char *const 
     return rc;
 }
 
-/* Input i of a graph task into a handle of g named after it; an input named
- * like an earlier one (a task reading a value twice) shares its handle. */
-static tsr_status_t graph_input(tsr_context_t *ctx, tsr_graph_t *g, tsr_rbuf_t *r, char delim,
-                                tsr_data_t **ins, const char **names, uint32_t i, tsr_error_t *e)
+tsr_status_t tsr_wtask_new_context(tsr_wtask_env_t *env, tsr_context_t **out, tsr_error_t *e)
 {
-    const char *name = names[i] = tsr_rbuf_str(r);
-    tsr_data_t **h = &ins[i];
-    uint8_t src = tsr_rbuf_u8(r);
-    tsr_status_t rc = TSR_OK;
-    long same = -1;
-    for (uint32_t k = 0; k < i && same < 0; k++)
-        if (strcmp(names[k], name) == 0)
-            same = (long)k;
-    if (same >= 0) {
-        tsr_value_t skip;
-        if (src == 1) {
-            (void)tsr_rbuf_str(r);
-            (void)tsr_rbuf_str(r);
-        } else if (src != 2 || !tsr_proto_read_value(r, &skip)) {
-            r->bad = true;
-        }
-        if (r->bad)
-            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-        *h = ins[same];
-        return TSR_OK;
-    }
-    if (src == 1) {
-        const char *path = tsr_rbuf_str(r), *schema = tsr_rbuf_str(r);
-        if (r->bad)
-            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-        tsr_csv_params_t cp = {.delimiter = delim, .schema = schema[0] ? schema : NULL};
-        if ((rc = tsr_table_register_csv(ctx, name, path, &cp)) == TSR_OK)
-            rc = tsr_graph_data_table(g, name, h);
-    } else if (src == 2) {
-        tsr_value_t v;
-        if (!tsr_proto_read_value(r, &v))
-            return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-        if (v.kind == TSR_DATA_TABLE) {
-            tsr_rtab_t t;
-            if ((rc = tsr_proto_decode_rtab(NULL, v.body, v.len, &t, e)) != TSR_OK)
-                return rc;
-            rc = tsr_proto_rtab_register(NULL, ctx, name, &t, NULL);
-            tsr_proto_rtab_free(NULL, &t);
-            if (rc == TSR_OK)
-                rc = tsr_graph_data_table(g, name, h);
-        } else {
-            /* an EMPTY value becomes empty bytes: a handle nobody writes
-             * would be refused as dangling */
-            rc = tsr_graph_data_bytes(g, name, v.body ? v.body : "", v.len, h);
-        }
-    } else {
-        return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-    }
-    if (rc != TSR_OK)
-        tsr_proto_context_error(ctx, e);
-    return rc;
+    return new_context(env, out, e);
+}
+
+tsr_status_t tsr_wtask_load_plugins(const tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
+                                    tsr_error_t *e)
+{
+    return load_plugins(env, ctx, g, e);
 }
 
 bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job)
 {
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, data, len);
-    if (type == TSR_MSG_TASK_GRAPH && tsr_rbuf_u8(&r) != 2)
-        return false;
+    if (type == TSR_MSG_TASK_GRAPH) {
+        uint8_t version = tsr_rbuf_u8(&r);
+        if (version != 2 && version != 3)
+            return false;
+    }
     if (type != TSR_MSG_TASK_GRAPH && type != TSR_MSG_TASK_INFER && type != TSR_MSG_TASK_RUN)
         return false;
     *job = tsr_rbuf_u64(&r);
     return !r.bad;
-}
-
-static tsr_status_t task_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out,
-                               tsr_error_t *e)
-{
-    uint8_t version = tsr_rbuf_u8(r);
-    if (version == 2)
-        (void)tsr_rbuf_u64(r); /* the job (for TASK_DROP), nothing to do here */
-    const char *kind = tsr_rbuf_str(r), *sql = tsr_rbuf_str(r), *param = tsr_rbuf_str(r);
-    char delim = (char)tsr_rbuf_u8(r);
-    uint32_t nin = tsr_rbuf_u32(r);
-    if (r->bad || (version != 1 && version != 2) || nin > 4096)
-        return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-    tsr_context_t *ctx = NULL;
-    tsr_graph_t *g = NULL;
-    tsr_data_t **ins = tsr_mem_calloc(env->mem, nin ? nin : 1, sizeof(*ins)), *res = NULL;
-    const char **names = tsr_mem_calloc(env->mem, nin ? nin : 1, sizeof(*names));
-    if (!ins || !names) {
-        tsr_mem_free(env->mem, ins);
-        tsr_mem_free(env->mem, names);
-        return tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
-    }
-    tsr_status_t rc = new_context(env, &ctx, e);
-    if (rc != TSR_OK)
-        goto done;
-    tsr_graph_params_t gp = {.threads = 1};
-    if ((rc = tsr_graph_create(ctx, &gp, &g)) != TSR_OK) {
-        tsr_proto_context_error(ctx, e);
-        goto done;
-    }
-    if ((rc = load_plugins(env, ctx, g, e)) != TSR_OK)
-        goto done;
-    for (uint32_t i = 0; i < nin; i++)
-        if ((rc = graph_input(ctx, g, r, delim, ins, names, i, e)) != TSR_OK)
-            goto done;
-    if (!tsr_rbuf_done(r)) {
-        rc = tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
-        goto done;
-    }
-    tsr_task_params_t tp = {.kind = kind,
-                            .sql = sql[0] ? sql : NULL,
-                            .param = param[0] ? param : NULL,
-                            .ninputs = nin,
-                            .inputs = ins,
-                            .noutputs = 1,
-                            .outputs = &res};
-    if ((rc = tsr_graph_data(g, NULL, &res)) != TSR_OK ||
-        (rc = tsr_graph_add(g, &tp, NULL)) != TSR_OK) {
-        tsr_proto_context_error(ctx, e);
-        if (rc == TSR_ERR_NOT_FOUND)
-            tsr_error_hint(e, "start every worker with --plugin PATH of the library that defines "
-                              "task kind '%s'",
-                           kind);
-        goto done;
-    }
-    if ((rc = tsr_graph_submit(g)) != TSR_OK || (rc = tsr_graph_wait(g, -1)) != TSR_OK) {
-        tsr_proto_context_error(ctx, e);
-        goto done;
-    }
-    if ((rc = tsr_proto_encode_data(out, res)) != TSR_OK)
-        tsr_error_set(e, rc, "out of memory encoding the result");
-done:
-    tsr_graph_destroy(g);
-    tsr_context_destroy(ctx);
-    tsr_mem_free(env->mem, ins);
-    tsr_mem_free(env->mem, names);
-    return rc;
 }
 
 tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data, size_t len,
@@ -708,7 +590,7 @@ tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data
         rc = task_whole(env, &r, out, &e);
         break;
     case TSR_MSG_TASK_GRAPH:
-        rc = task_graph(env, &r, out, &e);
+        rc = tsr_wtask_graph(env, &r, out, &e);
         break;
     default:
         rc = tsr_error_set(&e, TSR_ERR_UNSUPPORTED, "unknown task type %u", type);
@@ -720,6 +602,14 @@ tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data
         if (e.status == TSR_OK)
             tsr_error_set(&e, rc, "%s", tsr_status_str(rc));
         tsr_proto_encode_error(out, &e);
+        if (rc == TSR_ERR_STALE && type == TSR_MSG_TASK_GRAPH && env->nlost > 0) {
+            /* the inputs it lost, for the scheduler's lineage */
+            tsr_wbuf_u32(out, (uint32_t)env->nlost);
+            for (size_t i = 0; i < env->nlost; i++) {
+                tsr_wbuf_u32(out, env->lost[i][0]);
+                tsr_wbuf_u32(out, env->lost[i][1]);
+            }
+        }
     }
     return rc;
 }

@@ -15,6 +15,7 @@
 #include "proto.h"
 
 #define TSR_RANGE_CACHE 16
+#define TSR_WTASK_MAX_LOST 64
 
 typedef struct tsr_range_cache_entry {
     uint64_t job;
@@ -37,6 +38,21 @@ typedef struct tsr_wtask_env {
     const char *const *plugins;
     size_t nplugins;
     void **plugin_handles;
+    /* graph values kept on this worker and fetched from peers (GRAPH
+     * version 3, docs/cluster.md "Data movement"); NULL: version 3 tasks
+     * keep nothing and read only inline inputs */
+    struct tsr_wvalues *values;
+    struct tsr_vfetch *fetch;
+    struct tsr_transport *t; /* the worker's (releases fetched values) */
+    uint32_t node_id; /* this worker's transport node id: a kept input here is local */
+    int fetch_timeout_ms;
+    /* the inputs the last task could not get (TSR_ERR_STALE): {task, node id} */
+    uint32_t lost[TSR_WTASK_MAX_LOST][2];
+    size_t nlost;
+    /* the last task's output stayed here (for the worker's log) */
+    bool kept;
+    uint64_t kept_job, kept_bytes;
+    uint32_t kept_task;
 } tsr_wtask_env_t;
 
 /* Opens the n plugins at paths (kept open until tsr_wtask_env_free) and
@@ -46,12 +62,22 @@ tsr_status_t tsr_wtask_env_load_plugins(tsr_wtask_env_t *env, const char *const 
                                         tsr_error_t *err);
 
 /* Runs one task message (type and payload) and writes the response payload
- * into out: a result/info on TSR_OK, an error payload otherwise. */
+ * into out: a result/info on TSR_OK, an error payload otherwise. A GRAPH
+ * version 3 task that could not get a kept input (its producer is gone or
+ * no longer has it) returns TSR_ERR_STALE, and its error payload is
+ * followed by {u32 n x {u32 task, u32 node id}}: the inputs it lost. */
 tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data, size_t len,
                            tsr_wbuf_t *out);
 void tsr_wtask_env_free(tsr_wtask_env_t *env);
-/* The job a task message belongs to (INFER, RUN, GRAPH version 2); false
- * when it names none (WHOLE, GRAPH version 1) or is malformed. */
+
+/* For worker_graph.c: a task's fresh engine context (on env's device), the
+ * worker's plugins loaded into graph g, and the GRAPH task itself. */
+tsr_status_t tsr_wtask_new_context(tsr_wtask_env_t *env, tsr_context_t **out, tsr_error_t *e);
+tsr_status_t tsr_wtask_load_plugins(const tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
+                                    tsr_error_t *e);
+tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr_error_t *e);
+/* The job a task message belongs to (INFER, RUN, GRAPH version 2 or 3);
+ * false when it names none (WHOLE, GRAPH version 1) or is malformed. */
 bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job);
 
 #endif /* TSR_SCHED_WORKER_TASK_H */
