@@ -27,6 +27,9 @@
  * (default 1, 2, 4, ..., --threads); TSR_BENCH_TXN_ONLY="durable,remote_durable"
  * picks phases (memory, durable, remote, remote_durable; default all but
  * remote_durable); TSR_BENCH_TLS=tcp|sm one transport set.
+ * Cluster phase (cluster, only when listed in TSR_BENCH_TXN_ONLY): the mix
+ * through a running cluster (--scheduler HOST:PORT, else $TESSERA_SCHEDULER):
+ * txn_cluster.c.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -381,6 +384,13 @@ int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
     bool ph_dur = !only_ph || phase_listed(only_ph, "durable");
     bool ph_rem = !only_ph || phase_listed(only_ph, "remote");
     bool ph_rdur = only_ph && phase_listed(only_ph, "remote_durable");
+    bool ph_cluster = only_ph && phase_listed(only_ph, "cluster");
+    const char *sched = opts->scheduler ? opts->scheduler : getenv("TESSERA_SCHEDULER");
+    if (ph_cluster && !sched) {
+        tsr_bench_error("txn: the cluster phase needs --scheduler HOST:PORT (or "
+                        "TESSERA_SCHEDULER)");
+        return TSR_BENCH_EXIT_USAGE;
+    }
     tsr_bench_report_t r;
     if (tsr_bench_report_init(&r, "txn", opts->json, stdout) != 0)
         return TSR_BENCH_EXIT_FAIL;
@@ -405,6 +415,15 @@ int tsr_bench_suite_txn(const tsr_bench_opts_t *opts)
         if (!only || strcmp(only, sets[i][0]) == 0)
             rc = tsr_bench_txn_remote_phase(&r, sets[i][0], sets[i][1], customers, counts, ncounts,
                                             secs, dir);
+#ifdef TSR_HAVE_SCHEDULER
+    if (rc == 0 && ph_cluster)
+        rc = tsr_bench_txn_cluster_phase(&r, sched, customers, counts, ncounts, secs);
+#else
+    if (rc == 0 && ph_cluster) {
+        tsr_bench_error("txn: the cluster phase needs a build with the cluster library");
+        rc = -1;
+    }
+#endif
     tsr_bench_report_fini(&r);
     return rc ? TSR_BENCH_EXIT_FAIL : TSR_BENCH_EXIT_OK;
 }

@@ -75,4 +75,10 @@ int tsr_bench_txn_remote_phase(tsr_bench_report_t *r, const char *name, const ch
                                uint64_t customers, const unsigned *counts, int ncounts, double secs,
                                const char *dir);
 
+/* txn_cluster.c (builds with the cluster library): the mix through the
+ * cluster whose scheduler is at sched (token: $TESSERA_TOKEN_FILE, else the
+ * default), on tables it creates and drops. Returns 0 or -1 (reported). */
+int tsr_bench_txn_cluster_phase(tsr_bench_report_t *r, const char *sched, uint64_t customers,
+                                const unsigned *counts, int ncounts, double secs);
+
 #endif

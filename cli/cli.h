@@ -96,6 +96,9 @@ void cmd_lock_usage(FILE *out);
 /* `tessera kv ...`: the cluster's hash tables (cmd_kv.c). */
 int cmd_kv(int argc, char **argv);
 void cmd_kv_usage(FILE *out);
+/* `tessera txn NAME -e SCRIPT`: a one-shot transaction on a kv table (cmd_txn.c). */
+int cmd_txn(int argc, char **argv);
+void cmd_txn_usage(FILE *out);
 /* SIGTERM/SIGINT set the flag cli_stop_flag() points to (a sig_atomic_t). */
 void cli_install_stop_signals(void);
 volatile sig_atomic_t *cli_stop_flag(void);

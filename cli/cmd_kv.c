@@ -105,8 +105,7 @@ static const uint8_t *get_bytes(tsr_rbuf_t *r, size_t *n)
     return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
 }
 
-/* Prints bytes as hex, raw, or (csv) a CSV field. */
-static void print_field(FILE *out, const uint8_t *p, size_t n, bool hex, bool csv)
+void cli_kv_print_field(FILE *out, const uint8_t *p, size_t n, bool hex, bool csv)
 {
     if (hex) {
         for (size_t i = 0; i < n; i++)
@@ -300,9 +299,9 @@ static int do_scan(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d, bool
                 const uint8_t *v = get_bytes(&r, &vl);
                 if (r.bad || (a->have_limit && printed >= a->limit))
                     continue;
-                print_field(stdout, k, kl, a->hex, true);
+                cli_kv_print_field(stdout, k, kl, a->hex, true);
                 fputc(',', stdout);
-                print_field(stdout, v, vl, a->hex, true);
+                cli_kv_print_field(stdout, v, vl, a->hex, true);
                 fputc('\n', stdout);
                 printed++;
             }
@@ -367,7 +366,7 @@ static int do_key(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d, uint8
             cli_error("malformed reply from the cluster");
             code = TSR_EXIT_FAILURE;
         } else {
-            print_field(stdout, val, vl, a->hex, false);
+            cli_kv_print_field(stdout, val, vl, a->hex, false);
             fputc('\n', stdout);
         }
     }

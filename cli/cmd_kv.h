@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kv_msg.h"
 
@@ -40,6 +41,8 @@ typedef struct kv_pairvec {
 /* Decodes text (hex when hex) into out (free out->p with tsr_mem_free);
  * false after printing the error. what names it ("key", "value"). */
 bool cli_kv_decode(const char *what, const char *text, size_t len, bool hex, kv_bytes_t *out);
+/* Prints bytes as hex, raw, or (csv) a CSV field (RFC 4180 quoting) (cmd_kv.c). */
+void cli_kv_print_field(FILE *out, const uint8_t *p, size_t n, bool hex, bool csv);
 /* false after printing the error when n > max. */
 bool cli_kv_check_size(const char *what, size_t n, uint32_t max);
 /* The key's partition: the store's rule (docs/kv.md). */

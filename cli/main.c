@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  cluster   start, inspect and stop a local cluster: up|status|down\n"
             "  lock      distributed locks on a cluster: acquire|release|renew|status\n"
             "  kv        hash tables on a cluster: create|put|get|del|load|scan|count|drop|list\n"
+            "  txn       a one-shot transaction on a cluster's kv table: get|put|del\n"
             "  submit    run a job file (SQL or a JSON task graph), on a cluster or embedded\n"
             "  help      show help for a command: tessera help sql\n"
             "\n"
@@ -56,6 +57,8 @@ static int help(int argc, char **argv)
         cmd_lock_usage(stdout);
     else if (strcmp(argv[1], "kv") == 0)
         cmd_kv_usage(stdout);
+    else if (strcmp(argv[1], "txn") == 0)
+        cmd_txn_usage(stdout);
     else if (strcmp(argv[1], "submit") == 0)
         cmd_submit_usage(stdout);
     else if (strcmp(argv[1], "help") == 0)
@@ -101,6 +104,8 @@ int main(int argc, char **argv)
         return cmd_lock(argc - 1, argv + 1);
     if (strcmp(cmd, "kv") == 0)
         return cmd_kv(argc - 1, argv + 1);
+    if (strcmp(cmd, "txn") == 0)
+        return cmd_txn(argc - 1, argv + 1);
     if (strcmp(cmd, "submit") == 0)
         return cmd_submit(argc - 1, argv + 1);
     if (cmd[0] == '-')

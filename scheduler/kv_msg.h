@@ -9,6 +9,14 @@
  *            u32 max_key (0: default), u32 max_value (0: default) -> desc
  *   DROP     -> empty;  DESCRIBE -> desc;  LIST (table "") -> u32 n, n x desc
  *   PART     u32 partition, u8 pop, the pop's payload -> the pop's reply
+ *            (pops PUT..LOAD only)
+ *   TGET     bytes key -> u8 found, u64 version, bytes value: a transaction's
+ *            versioned read, routed to the key's partition (TGET pop)
+ *   TXN      (table "") a transaction's commit (sched_txn.c): u32 ntables,
+ *            ntables x str name, u32 nreads, nreads x {u32 table, bytes key,
+ *            u64 version (TSR_KV_TXN_ABSENT: read as absent)}, u32 nwrites,
+ *            nwrites x {u32 table, u8 delete, bytes key, bytes value} -> empty;
+ *            TSR_ERR_CONFLICT when a read changed (nothing written)
  * desc: str name, u64 gen, u32 partitions, u32 replicas, u32 max_key,
  *   u32 max_value, then per partition u32 n, n x {str worker id, u8 state}
  *   (TSR_KV_REP_UP/DOWN/STALE), primary first.
@@ -26,11 +34,22 @@
  *   LOAD                 u32 n, n x {bytes key, bytes value} -> u64 stored
  *                        (an upsert batch)
  *   DROP                 -> empty (scheduler -> worker only)
+ * Transaction pops (scheduler -> worker only; scheduler/worker_txn.c):
+ *   TGET       bytes key -> u8 found, u64 version, bytes value. The version
+ *              is the slot's XOR the worker's epoch (random per worker
+ *              process), so versions of different replicas never compare
+ *              equal; absent: found 0, TSR_KV_TXN_ABSENT
+ *   TVALIDATE  u32 n, n x {bytes key, u64 version} -> empty, or CONFLICT
+ *              when a key's version (or absence) is not the one read
+ *   TAPPLY     u32 n, n x {u8 delete, bytes key, bytes value} -> empty, once
+ *              applied as ONE commit record (all or nothing) and durable
  * Errors are proto.h "rerr" payloads with the store's status (NOT_FOUND,
  * EXISTS, INVALID_ARG, ...).
  */
 #ifndef TSR_KV_MSG_H
 #define TSR_KV_MSG_H
+
+#include <stdint.h>
 
 enum {
     TSR_KV_OP_CREATE = 1,
@@ -38,6 +57,8 @@ enum {
     TSR_KV_OP_LIST = 3,
     TSR_KV_OP_DESCRIBE = 4,
     TSR_KV_OP_PART = 5,
+    TSR_KV_OP_TGET = 6,
+    TSR_KV_OP_TXN = 7,
 };
 
 enum {
@@ -50,7 +71,12 @@ enum {
     TSR_KV_POP_SCAN = 7,
     TSR_KV_POP_LOAD = 8,
     TSR_KV_POP_DROP = 9,
+    TSR_KV_POP_TGET = 10,
+    TSR_KV_POP_TVALIDATE = 11,
+    TSR_KV_POP_TAPPLY = 12,
 };
+
+#define TSR_KV_TXN_ABSENT UINT64_MAX /* a transaction's read of an absent key */
 
 enum { TSR_KV_REP_UP = 0, TSR_KV_REP_DOWN = 1, TSR_KV_REP_STALE = 2 };
 

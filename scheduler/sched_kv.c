@@ -51,6 +51,7 @@
 #include "kv_msg.h"
 #include "kv_ring.h"
 #include "sched_kv.h"
+#include "sched_txn.h"
 #include "tessera/kv.h"
 
 static void reply_err(sched_t *s, tsr_rpc_req_t *req, tsr_status_t rc, const char *msg,
@@ -359,6 +360,16 @@ static bool usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sw
     return *w != NULL;
 }
 
+bool tsr_sched_kv_usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w)
+{
+    return usable(s, t, part, r, w);
+}
+
+skv_table_t *tsr_sched_kv_find(sched_t *s, const char *name)
+{
+    return find(s->kv, name, NULL);
+}
+
 static void op_free(kv_op_t *op)
 {
     sched_t *s = op->s;
@@ -394,19 +405,30 @@ kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp)
 
 static void try_primary(kv_op_t *op);
 
+void tsr_sched_kv_op_done(kv_op_t *op)
+{
+    op_free(op);
+}
+
+void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r)
+{
+    skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    if (rep->stale)
+        return;
+    rep->stale = true;
+    tsr_sched_log(s->p->log, "scheduler",
+                  "kv table '%s' partition %u: replica on %s missed a write; it is "
+                  "stale and no longer used",
+                  t->name, part, rep->id);
+}
+
 /* Every backup answered: acknowledge the client. */
 static void finish_write(kv_op_t *op)
 {
     sched_t *s = op->s;
     for (size_t r = 0; r < op->t->nrep; r++)
-        if (op->failed[r] && !op->t->reps[(size_t)op->part * op->t->nrep + r].stale) {
-            op->t->reps[(size_t)op->part * op->t->nrep + r].stale = true;
-            tsr_sched_log(s->p->log, "scheduler",
-                          "kv table '%s' partition %u: replica on %s missed a write; it is "
-                          "stale and no longer used",
-                          op->t->name, op->part,
-                          op->t->reps[(size_t)op->part * op->t->nrep + r].id);
-        }
+        if (op->failed[r])
+            tsr_sched_kv_mark_stale(s, op->t, op->part, r);
     tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
     op_free(op);
 }
@@ -527,30 +549,34 @@ void tsr_sched_kv_dispatch(kv_op_t *op)
         op->t->parts[op->part].writes++;
         op->counted = true;
     }
-    try_primary(op);
+    if (op->granted)
+        op->granted(op); /* a transaction's turn (sched_txn.c) */
+    else
+        try_primary(op);
 }
 
-static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t *r)
+void tsr_sched_kv_submit(sched_t *s, kv_op_t *op)
 {
-    uint32_t part = tsr_rbuf_u32(r);
-    uint8_t pop = tsr_rbuf_u8(r);
-    char msg[300];
-    if (r->bad || pop < TSR_KV_POP_PUT || pop > TSR_KV_POP_LOAD) {
-        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv partition request", NULL);
+    tsr_sched_kv_maybe_sync(s, op->t, op->part);
+    skv_part_t *sp = &op->t->parts[op->part];
+    /* one write of a partition at a time: every replica applies the
+     * partition's writes in the same order, also for concurrent writers of
+     * one key; the others (and all of them during a resync) wait here */
+    if (op->write && (sp->sync || sp->writes > 0 || sp->qhead)) {
+        if (sp->qtail)
+            sp->qtail->next = op;
+        else
+            sp->qhead = op;
+        sp->qtail = op;
         return;
     }
-    skv_table_t *t = find(s->kv, name, NULL);
-    if (!t) {
-        snprintf(msg, sizeof(msg), "no kv table '%.80s'", name);
-        reply_err(s, req, TSR_ERR_NOT_FOUND, msg, "'tessera kv list' shows the tables");
-        return;
-    }
-    if (part >= t->nparts) {
-        snprintf(msg, sizeof(msg), "kv table '%s' has %u partitions, not %u", name, t->nparts,
-                 part + 1);
-        reply_err(s, req, TSR_ERR_BAD_INPUT, msg, NULL);
-        return;
-    }
+    tsr_sched_kv_dispatch(op);
+}
+
+/* Serves a partition request (pop with payload, into req's data). */
+static void route(sched_t *s, tsr_rpc_req_t *req, skv_table_t *t, uint32_t part, uint8_t pop,
+                  const uint8_t *payload, size_t plen)
+{
     kv_op_t *op = tsr_mem_calloc(s->mem, 1, sizeof(*op));
     if (!op) {
         reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
@@ -564,8 +590,8 @@ static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t
     op->pop = pop;
     op->write = pop == TSR_KV_POP_PUT || pop == TSR_KV_POP_INSERT || pop == TSR_KV_POP_UPDATE ||
                 pop == TSR_KV_POP_DEL || pop == TSR_KV_POP_LOAD;
-    op->payload = r->p + r->pos;
-    op->plen = r->len - r->pos;
+    op->payload = payload;
+    op->plen = plen;
     tsr_wbuf_init(&op->msg, s->mem);
     tsr_wbuf_init(&op->effect, s->mem);
     tsr_sched_kv_encode_run(t, part, pop, op->payload, op->plen, &op->msg);
@@ -574,20 +600,63 @@ static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t
         op_free(op);
         return;
     }
-    tsr_sched_kv_maybe_sync(s, t, part);
-    skv_part_t *sp = &t->parts[part];
-    /* one write of a partition at a time: every replica applies the
-     * partition's writes in the same order, also for concurrent writers of
-     * one key; the others (and all of them during a resync) wait here */
-    if (op->write && (sp->sync || sp->writes > 0 || sp->qhead)) {
-        if (sp->qtail)
-            sp->qtail->next = op;
-        else
-            sp->qhead = op;
-        sp->qtail = op;
+    tsr_sched_kv_submit(s, op);
+}
+
+static skv_table_t *find_or_reply(sched_t *s, tsr_rpc_req_t *req, const char *name)
+{
+    skv_table_t *t = find(s->kv, name, NULL);
+    if (!t) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no kv table '%.80s'", name);
+        reply_err(s, req, TSR_ERR_NOT_FOUND, msg, "'tessera kv list' shows the tables");
+    }
+    return t;
+}
+
+/* A transaction's versioned read: routed to the key's partition. */
+static void op_tget(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t *r)
+{
+    size_t at = r->pos;
+    uint32_t klen = tsr_rbuf_u32(r);
+    const void *key = r->bad ? NULL : tsr_rbuf_bytes(r, klen);
+    if (!tsr_rbuf_done(r)) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv transaction read", NULL);
         return;
     }
-    tsr_sched_kv_dispatch(op);
+    skv_table_t *t = find_or_reply(s, req, name);
+    if (!t)
+        return;
+    if (klen > t->max_key) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "key of %u bytes is longer than kv table '%s' allows (%u)", klen,
+                 name, t->max_key);
+        reply_err(s, req, TSR_ERR_INVALID_ARG, msg, NULL);
+        return;
+    }
+    route(s, req, t, tsr_sched_txn_part_of(key, klen, t->nparts), TSR_KV_POP_TGET, r->p + at,
+          r->len - at);
+}
+
+static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t *r)
+{
+    uint32_t part = tsr_rbuf_u32(r);
+    uint8_t pop = tsr_rbuf_u8(r);
+    char msg[300];
+    if (r->bad || pop < TSR_KV_POP_PUT || pop > TSR_KV_POP_LOAD) {
+        reply_err(s, req, TSR_ERR_BAD_INPUT, "malformed kv partition request", NULL);
+        return;
+    }
+    skv_table_t *t = find_or_reply(s, req, name);
+    if (!t)
+        return;
+    if (part >= t->nparts) {
+        snprintf(msg, sizeof(msg), "kv table '%s' has %u partitions, not %u", name, t->nparts,
+                 part + 1);
+        reply_err(s, req, TSR_ERR_BAD_INPUT, msg, NULL);
+        return;
+    }
+    route(s, req, t, part, pop, r->p + r->pos, r->len - r->pos);
 }
 
 void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
@@ -643,6 +712,12 @@ void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
     }
     case TSR_KV_OP_PART:
         op_part(s, req, name, &r);
+        return;
+    case TSR_KV_OP_TGET:
+        op_tget(s, req, name, &r);
+        return;
+    case TSR_KV_OP_TXN:
+        tsr_sched_txn_commit(s, req, &r);
         return;
     default:
         reply_err(s, req, TSR_ERR_BAD_INPUT, "unknown kv request", NULL);

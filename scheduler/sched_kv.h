@@ -68,6 +68,12 @@ typedef struct kv_op {
     size_t reply_len;
     bool counted;       /* counted in its partition's writes */
     struct kv_op *next; /* in the partition's queue */
+    /* non-NULL: a placeholder that only holds the partition's write turn
+     * for a transaction's commit (sched_txn.c): when its turn comes,
+     * granted(op) runs instead of a send; the turn ends with
+     * tsr_sched_kv_op_done(op) */
+    void (*granted)(struct kv_op *op);
+    void *arg;
 } kv_op_t;
 
 /* A resync: DROP the stale copy, then copy the partition page by page (SCAN
@@ -95,6 +101,17 @@ void tsr_sched_kv_encode_run(const skv_table_t *t, uint32_t part, uint8_t pop, c
                              size_t plen, tsr_wbuf_t *b);
 /* Sends op to its partition's replicas (counting a write as in flight). */
 void tsr_sched_kv_dispatch(kv_op_t *op);
+/* Dispatches op, or queues it behind its partition's write in flight or
+ * resync (a write). */
+void tsr_sched_kv_submit(sched_t *s, kv_op_t *op);
+/* Ends op (a write's turn passes to the next waiting one) and frees it. */
+void tsr_sched_kv_op_done(kv_op_t *op);
+/* The catalog's table of that name; NULL when none. */
+skv_table_t *tsr_sched_kv_find(sched_t *s, const char *name);
+/* Whether replica r of the partition is usable (not stale, its worker up: *w). */
+bool tsr_sched_kv_usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w);
+/* Marks replica r of the partition stale (it missed an acknowledged write). */
+void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r);
 void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t);
 /* The partition's first waiting write (NULL when none), taken off its queue. */
 kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp);

@@ -6,7 +6,9 @@
  * partition is a one-partition table of it named "<table>.<gen>.<p>", so the
  * store's WAL (group commit, fdatasync before a write returns), snapshots
  * and recovery cover every partition, and a worker restarted on its data dir
- * serves again every write it acknowledged. A partition's table is created
+ * serves again every write it acknowledged. Transactions' reads, validations
+ * and applies (pops TGET, TVALIDATE, TAPPLY) run in worker_txn.c on the
+ * same partition threads. A partition's table is created
  * on its first write with the sizes the scheduler sends along (a read of a
  * partition never written finds nothing), and dropped on DROP.
  *
@@ -29,6 +31,7 @@
 #include "proto.h"
 #include "tessera/kv.h"
 #include "worker_kv.h"
+#include "worker_txn.h"
 
 #define NTHREADS 4
 #define QUEUE_MAX 1024
@@ -48,6 +51,7 @@ struct tsr_wkv {
     tsr_transport_t *t;
     FILE *log;
     tsr_kv_store_t *store;
+    tsr_wkv_txn_t *txn; /* transaction pops (worker_txn.c) */
     wkv_q_t q[NTHREADS];
 };
 
@@ -95,6 +99,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         snprintf(ke->message, sizeof(ke->message), "malformed kv request");
         return TSR_ERR_BAD_INPUT;
     }
+    if (tsr_wkv_txn_pop(pop))
+        return tsr_wkv_txn_run(k->txn, name, max_key, max_value, pop, &r, out, ke);
     if (pop == TSR_KV_POP_DROP) {
         tsr_status_t rc = tsr_kv_table_drop(k->store, name, ke);
         return rc == TSR_ERR_NOT_FOUND ? TSR_OK : rc;
@@ -304,6 +310,11 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log,
         return tsr_error_set(err, rc, "kv store in '%s': %s", o.data_dir ? dir : "memory",
                              ke.message);
     }
+    if (tsr_wkv_txn_create(k->store, &k->txn, err) != TSR_OK) {
+        tsr_kv_close(k->store);
+        tsr_mem_free(NULL, k);
+        return err->status;
+    }
     tsr_kv_recovery_t rec;
     tsr_kv_recovery_info(k->store, &rec);
     if (o.data_dir && (rec.last_lsn || rec.torn_tail))
@@ -341,6 +352,7 @@ void tsr_wkv_destroy(tsr_wkv_t *k)
         pthread_cond_destroy(&q->cv);
         pthread_mutex_destroy(&q->mu);
     }
+    tsr_wkv_txn_destroy(k->txn);
     tsr_kv_close(k->store);
     tsr_mem_free(NULL, k);
 }

@@ -8,7 +8,9 @@
  * per key: a later put or delete of the same key replaces it). A get looks
  * in the write set first (read-your-writes), then in the read set (the same
  * value again: repeatable), then at the store. Commit hands both sets to
- * the protocol (commit.c, locally or on the owner through remote.c).
+ * the protocol (commit.c, locally or on the owner through remote.c), or to
+ * a backend's db (tsr_txn_db_backend: a cluster table, whose scheduler
+ * coordinates the commit, scheduler/txn_cluster.c).
  *
  * Sets are arrays searched linearly: transactions are meant to be small
  * (tens of keys); a large one costs O(reads x writes) at commit.
@@ -63,11 +65,27 @@ tsr_status_t tsr_txn_db_local(tsr_kv_store_t *store, tsr_txn_db_t **out, tsr_txn
     return TSR_OK;
 }
 
+tsr_status_t tsr_txn_db_backend(const txn_backend_t *be, void *arg, tsr_txn_db_t **out,
+                                tsr_error_t *err)
+{
+    tsr_txn_db_t *db = tsr_mem_calloc(NULL, 1, sizeof(*db));
+    if (!db) {
+        be->close(arg);
+        return tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+    }
+    db->be = be;
+    db->be_arg = arg;
+    *out = db;
+    return TSR_OK;
+}
+
 void tsr_txn_db_close(tsr_txn_db_t *db)
 {
     if (!db)
         return;
-    if (!db->remote)
+    if (db->be)
+        db->be->close(db->be_arg);
+    else if (!db->remote)
         tsr_txn_local_fini(&db->local);
     else
         tsr_txn_remote_fini(db);
@@ -191,7 +209,9 @@ tsr_status_t tsr_txn_get(tsr_txn_t *x, const char *table, const void *key, size_
         unsigned char *val = NULL;
         uint32_t vl = 0;
         uint64_t ver = 0;
-        rc = x->db->remote
+        rc = x->db->be
+                 ? x->db->be->read(x->db->be_arg, table, key, (uint32_t)klen, &val, &vl, &ver, &e)
+             : x->db->remote
                  ? tsr_txn_remote_read(x->db, table, key, (uint32_t)klen, &val, &vl, &ver, &e)
                  : tsr_txn_read_local(&x->db->local, table, h, key, (uint32_t)klen, &val, &vl, &ver,
                                       &e);
@@ -298,8 +318,9 @@ tsr_status_t tsr_txn_commit(tsr_txn_t *x, tsr_txn_err_t *xerr)
     if (!x)
         return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
     tsr_txn_db_t *db = x->db;
-    tsr_status_t rc = db->remote ? tsr_txn_remote_commit(db, &x->s, &e)
-                                 : tsr_txn_commit_local(&db->local, &x->s, &e);
+    tsr_status_t rc = db->be       ? db->be->commit(db->be_arg, &x->s, &e)
+                      : db->remote ? tsr_txn_remote_commit(db, &x->s, &e)
+                                   : tsr_txn_commit_local(&db->local, &x->s, &e);
     if (rc == TSR_OK)
         atomic_fetch_add(&db->commits, 1);
     else if (rc == TSR_ERR_CONFLICT)

@@ -84,7 +84,26 @@ typedef struct txn_rtab {
     tsr_kv_remote_t *r; /* NULL: reads by RPC */
 } txn_rtab_t;
 
+/* A db whose reads and commits another module serves (a cluster table:
+ * scheduler/txn_cluster.c). read answers like tsr_txn_remote_read (value in
+ * a fresh buffer, *ver = KV_TXN_ABSENT for an absent key, TSR_ERR_NOT_FOUND
+ * with another *ver for an unknown table); commit takes the whole sets;
+ * close frees arg. Calls may come from several threads. */
+typedef struct txn_backend {
+    tsr_status_t (*read)(void *arg, const char *table, const void *key, uint32_t klen,
+                         unsigned char **val, uint32_t *vlen, uint64_t *ver, tsr_error_t *err);
+    tsr_status_t (*commit)(void *arg, const txn_sets_t *sets, tsr_error_t *err);
+    void (*close)(void *arg);
+} txn_backend_t;
+
+/* A db over a backend (txn.c); the db owns arg from here on (closed with
+ * it, also when this fails). */
+tsr_status_t tsr_txn_db_backend(const txn_backend_t *be, void *arg, tsr_txn_db_t **out,
+                                tsr_error_t *err);
+
 struct tsr_txn_db {
+    const txn_backend_t *be; /* non-NULL: a backend's db (be_arg) */
+    void *be_arg;
     txn_local_t local; /* local db: its store's tables */
     bool remote;
     tsr_transport_t *t; /* remote db */

@@ -4,8 +4,9 @@
  * "Transactions").
  *
  * A transaction runs against a tsr_txn_db_t: either a local store
- * (tsr_txn_db_local) or an owner process reached over the transport
- * (tsr_txn_db_remote, with tsr_txn_server_start on the owner). Inside it,
+ * (tsr_txn_db_local), an owner process reached over the transport
+ * (tsr_txn_db_remote, with tsr_txn_server_start on the owner), or a
+ * cluster's kv tables (tsr_txn_db_cluster). Inside it,
  * get records the version of what it read, put and delete are buffered (a
  * later get of the same key sees them: read-your-writes), and commit runs the
  * FaRM-style protocol on the store: lock the write set (compare-and-swap on
@@ -68,6 +69,23 @@ tsr_status_t tsr_txn_db_local(tsr_kv_store_t *store, tsr_txn_db_t **out, tsr_txn
  * Every call waits at most timeout_ms (<= 0: 10 s). */
 tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, uint16_t rpc_type,
                                int timeout_ms, tsr_txn_db_t **out, tsr_txn_err_t *err);
+/* Transactions on the kv tables of a running cluster (docs/kv.md, "On a
+ * cluster", Transactions): connects to the scheduler and proves the cluster
+ * token. Reads go through the scheduler to the key's partition primary and
+ * record the replica's version; a commit is one call to the scheduler, which
+ * takes the participating partitions' write turns, validates the reads on
+ * their primaries and applies each partition's writes as one record on
+ * every replica. Fenced writes (wo->lock) are refused (TSR_ERR_INVALID_ARG).
+ * Implemented by the cluster library (tessera_scheduler,
+ * scheduler/txn_cluster.c). TSR_ERR_AUTH: token refused or missing;
+ * TSR_ERR_UNAVAILABLE: the scheduler cannot be reached. */
+typedef struct tsr_txn_cluster_params {
+    const char *scheduler;  /* "HOST:PORT" (required) */
+    const char *token_file; /* NULL: $TESSERA_TOKEN_FILE, else ~/.config/tessera/token */
+    int timeout_ms;         /* connecting; 0 = 10000 */
+} tsr_txn_cluster_params_t;
+tsr_status_t tsr_txn_db_cluster(const tsr_txn_cluster_params_t *params, tsr_txn_db_t **out,
+                                tsr_txn_err_t *err);
 /* Accepts NULL. Finish (commit or roll back) its transactions first. */
 void tsr_txn_db_close(tsr_txn_db_t *db);
 

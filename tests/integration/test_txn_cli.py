@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Transactions on a cluster kv table: `tessera txn` and the C API, against a
+real local cluster.
+
+What: starts `tessera scheduler` and 3 `tessera worker` processes (each with
+its own --data-dir) on loopback and checks:
+  - random one-shot `tessera txn` scripts (get/put/del, quoted words, --hex
+    binary keys) against a Python dict model: every printed get (the value
+    alone, or "(missing)"; read-your-writes inside the script), then the
+    table's contents through `tessera txn` and `tessera kv get`;
+  - exit codes: 2 for a bad script or usage (unknown statement, wrong
+    arity, unterminated quote, bad hex, oversized key, no -e), and a bad
+    script writes nothing; 3 for a missing table; 5 for an unreachable
+    scheduler;
+  - conflicts: 3 scripts read one key, sleep inside their transaction and
+    write it: exactly one commits (exit 0), the others exit 4 and nothing of
+    theirs is written; with --retries they all commit, one after the other
+    (each read the value of the previous one);
+  - the C API (tests/integration/txn/txn_cluster_test.c): deterministic
+    conflicts (a read that changed, an absent key that appeared, a read-only
+    transaction) and write skew (two transactions each reading both of two
+    keys and writing one never both commit, also concurrently);
+  - the bank invariant: 100 accounts in a 2-replica table of 12 partitions
+    on the 3 workers, 4 client processes doing random transfers with
+    tsr_txn_run for a bounded time; every committed audit (a read-only
+    transaction over all accounts) sees the same total, and at the end the
+    balances are the start plus every acknowledged transfer exactly once -
+    then again while one worker is killed with SIGKILL mid-run (the table
+    keeps serving through the backups).
+Every process is stopped by its PID; every wait is bounded.
+
+Usage: test_txn_cli.py [--tessera PATH] [-v]
+Environment (ctest): TSR_BIN (dir holding tessera and txn_cluster_test).
+Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clusterlib  # noqa: E402
+from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
+
+TIMEOUT_S = 60
+NACCT, START = 100, 1000
+MISSING = "(missing)"
+
+
+def body(test, ps, tmp):
+    t = ps.t
+    ctest = os.path.join(os.path.dirname(t), "txn_cluster_test")
+    token = os.path.join(tmp, "token")
+    write_token(token, os.urandom(16).hex())
+    slog = os.path.join(tmp, "scheduler.log")
+    sched, addr = ps.start_scheduler(token)
+    workers = {}
+    for i in range(3):
+        workers[i] = ps.start(["worker", "--scheduler", addr, "--token-file", token,
+                               "--threads", "1", "--data-dir", os.path.join(tmp, "w%d" % i)],
+                              "worker%d.log" % i)
+    wait_for(lambda: read(slog).count("joined") >= 3, 20, "3 workers to join")
+    conn = ["--scheduler", addr, "--token-file", token]
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    if test.verbose:
+        print("seed", seed)
+
+    def cli(*args):
+        p = subprocess.run([t] + [str(a) for a in args] + conn, capture_output=True,
+                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL, env=ENV)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+    def expect(res, code, what):
+        if res[0] != code:
+            raise Failed(f"{what}: exit {res[0]}, wanted {code}; stderr: {res[2].strip()}")
+        return res
+
+    def txn(name, script, *extra):
+        return cli("txn", name, "-e", script, *extra)
+
+    expect(cli("kv", "create", "t", "--partitions", 8, "--replicas", 2, "--max-key", 32), 0,
+           "create t")
+
+    def quote(s):
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def random_scripts():
+        model = {}
+        keys = ["a", "b", "k 1", "semi;colon", "q\"uote", "", "back\\slash"]
+        for n in range(20):
+            stmts, want, sim = [], [], dict(model)
+            for _ in range(rng.randint(1, 6)):
+                k = rng.choice(keys)
+                op = rng.choice(["get", "get", "put", "put", "del"])
+                if op == "get":
+                    stmts.append("get " + quote(k))
+                    want.append(sim.get(k, MISSING))
+                elif op == "put":
+                    v = rng.choice(["v%d" % rng.randint(0, 99), "with space", "x;y", ""])
+                    stmts.append("put %s %s" % (quote(k), quote(v)))
+                    sim[k] = v
+                else:
+                    stmts.append("del " + quote(k))
+                    sim.pop(k, None)
+            sep = rng.choice(["; ", ";", "\n", " ;\n "])
+            rc, out, err = expect(txn("t", sep.join(stmts)), 0, "script %d" % n)
+            got = out.split("\n")[:-1] if out else []
+            if got != want:
+                raise Failed(f"script {sep.join(stmts)!r}: printed {got}, wanted {want}")
+            model = sim
+        # the table holds the model: one transaction reading every key, and kv get
+        script = "; ".join("get " + quote(k) for k in keys)
+        rc, out, err = expect(txn("t", script), 0, "final read")
+        got = out.split("\n")[:-1]
+        want = [model.get(k, MISSING) for k in keys]
+        if got != want:
+            raise Failed(f"final read {got}, wanted {want}")
+        for k in ["a", "b", "k 1"]:
+            rc, out, err = cli("kv", "get", "t", k)
+            if (rc, out[:-1] if rc == 0 else None) != ((0, model[k]) if k in model else (3, None)):
+                raise Failed(f"kv get {k!r}: exit {rc} {out!r}, model {model.get(k)!r}")
+        # binary keys and values with --hex
+        hmodel = {}
+        for n in range(5):
+            k = bytes(rng.randrange(256) for _ in range(rng.randint(1, 6))).hex()
+            v = bytes(rng.randrange(256) for _ in range(rng.randint(0, 20))).hex()
+            rc, out, err = expect(txn("t", f'get {k}; put {k} "{v}"; get {k}', "--hex"), 0,
+                                  "hex script")
+            if out.split("\n")[:-1] != [hmodel.get(k, MISSING), v]:
+                raise Failed(f"hex script: {out!r}")
+            hmodel[k] = v
+
+    test.check("random one-shot scripts against a dict model", random_scripts)
+
+    def exit_codes():
+        bad = ["frob a", "get", "put a", "get a b", 'put a "x', "", " ; ;", "put a b c",
+               'get "a"b', "sleep x", "sleep 70000"]
+        for s in bad:
+            rc, out, err = txn("t", s)
+            if rc != 2 or out:
+                raise Failed(f"script {s!r}: exit {rc} out {out!r}, wanted 2 and nothing")
+        expect(txn("t", "put zz 1; get zz; frob"), 2, "a bad statement after a put")
+        expect(txn("t", "put zz 1; get zz; get", ), 2, "a bad get after a put")
+        expect(txn("t", "get zz"), 0, "read zz")
+        if txn("t", "get zz")[1] != MISSING + "\n":
+            raise Failed("a bad script wrote zz")
+        expect(txn("t", "get 7a7a", "--hex"), 0, "hex get")
+        expect(txn("t", "get xyz", "--hex"), 2, "bad hex")
+        expect(txn("t", "put " + "k" * 40 + " v"), 2, "an oversized key")
+        expect(cli("txn", "t"), 2, "no -e")
+        expect(cli("txn", "-e", "get a"), 2, "no table")
+        expect(cli("txn", "t", "-e", "get a", "--retries", "x"), 2, "bad --retries")
+        expect(cli("txn", "t", "-e", "get a", "--bogus"), 2, "unknown option")
+        expect(txn("nosuch", "get a"), 3, "get on a missing table")
+        expect(txn("nosuch", "put a 1"), 3, "put on a missing table")
+        p = subprocess.run([t, "txn", "t", "-e", "get a", "--scheduler", "127.0.0.1:1",
+                            "--token-file", token], capture_output=True, timeout=TIMEOUT_S,
+                           stdin=subprocess.DEVNULL, env=ENV)
+        if p.returncode != 5:
+            raise Failed(f"unreachable scheduler: exit {p.returncode}, wanted 5")
+
+    test.check("exit codes 2 (bad script writes nothing), 3, 5", exit_codes)
+
+    def start_txn(script, *extra):
+        return subprocess.Popen([t, "txn", "t", "-e", script] + list(extra) + conn,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=ENV)
+
+    def finish(ps_):
+        res = []
+        for p in ps_:
+            try:
+                out, err = p.communicate(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate(timeout=10)
+                raise Failed("a txn process hung")
+            res.append((p.returncode, out.decode(), err.decode()))
+        return res
+
+    def conflicts():
+        expect(txn("t", "put ctr start"), 0, "init ctr")
+        # all read ctr, then sleep past the others' reads: exactly one commits
+        procs = [start_txn(f"get ctr; sleep 4000; put ctr w{i}; put mark{i} x")
+                 for i in range(3)]
+        res = finish(procs)
+        codes = [r[0] for r in res]
+        if sorted(codes) != [0, 4, 4]:
+            raise Failed(f"exit codes {codes}, wanted one 0 and two 4; "
+                         f"stderr: {[r[2].strip() for r in res]}")
+        win = codes.index(0)
+        if res[win][1] != "start\n":
+            raise Failed(f"the winner read {res[win][1]!r}")
+        for i, (rc, out, err) in enumerate(res):
+            if rc == 4 and (out or "conflict" not in err):
+                raise Failed(f"loser {i}: stdout {out!r}, stderr {err!r}")
+        got = txn("t", "get ctr; get mark0; get mark1; get mark2")[1].split("\n")[:-1]
+        want = [f"w{win}"] + ["x" if i == win else MISSING for i in range(3)]
+        if got != want:
+            raise Failed(f"after the race: {got}, wanted {want}")
+        # with retries every one commits, serially: each read the previous value
+        procs = [start_txn(f"get ctr; sleep 300; put ctr r{i}", "--retries", "40")
+                 for i in range(3)]
+        res = finish(procs)
+        if [r[0] for r in res] != [0, 0, 0]:
+            raise Failed(f"with --retries: {[(r[0], r[2].strip()) for r in res]}")
+        reads = sorted(r[1].strip() for r in res)
+        final = txn("t", "get ctr")[1].strip()
+        # a chain: w -> r_a -> r_b -> r_c; the reads are the chain minus its end
+        chain = {r[1].strip(): "r%d" % i for i, r in enumerate(res)}
+        cur, seen = f"w{win}", 0
+        while cur in chain:
+            cur, seen = chain[cur], seen + 1
+        if seen != 3 or cur != final or len(set(reads)) != 3:
+            raise Failed(f"retried commits are not serial: reads {reads}, final {final}")
+
+    test.check("conflicts: one winner, losers exit 4 and write nothing; --retries", conflicts)
+
+    def c_api():
+        for role, extra in (("conflict", []), ("skew", [20])):
+            p = subprocess.run([ctest, role, addr, token, "t"] + [str(e) for e in extra],
+                               capture_output=True, timeout=TIMEOUT_S,
+                               stdin=subprocess.DEVNULL, env=ENV)
+            if p.returncode != 0:
+                raise Failed(f"{role}: exit {p.returncode}: {p.stderr.decode()[-2000:]}")
+
+    test.check("C API: deterministic conflicts and write skew", c_api)
+
+    def bank(name, seconds, kill_after=None):
+        expect(cli("kv", "create", name, "--partitions", 12, "--replicas", 2), 0, "create")
+        p = subprocess.run([ctest, "init", addr, token, name, str(NACCT), str(START)],
+                           capture_output=True,
+                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL, env=ENV)
+        if p.returncode != 0:
+            raise Failed("init: " + p.stderr.decode())
+        logs = [os.path.join(tmp, f"{name}-{i}.txlog") for i in range(4)]
+        clients = [subprocess.Popen([ctest, "client", addr, token, name, str(NACCT),
+                                     str(seconds), str(rng.randrange(1, 1 << 30)), logs[i],
+                                     str(NACCT * START)],
+                                    stdout=open(os.path.join(tmp, f"{name}-c{i}.log"), "wb"),
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ENV)
+                   for i in range(4)]
+        ps.procs.extend(clients)
+        if kill_after is not None:
+            time.sleep(kill_after)
+            victim = workers[1]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+        for c in clients:
+            c.wait(timeout=TIMEOUT_S)
+        outs = [read(os.path.join(tmp, f"{name}-c{i}.log")) for i in range(4)]
+        if any(c.returncode != 0 for c in clients):
+            raise Failed(f"clients: {[c.returncode for c in clients]}: {outs}")
+        p = subprocess.run([ctest, "check", addr, token, name, str(NACCT), str(START)] + logs,
+                           capture_output=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,
+                           env=ENV)
+        if p.returncode != 0:
+            raise Failed(f"check: {p.stderr.decode()[-2000:]} {p.stdout.decode()}")
+        if test.verbose:
+            print("   ", "".join(outs).strip().replace("\n", "\n    "))
+            print("   ", p.stdout.decode().strip())
+
+    test.check("bank: audits see one total, acknowledged transfers applied once",
+               lambda: bank("bank", 3))
+
+    def bank_kill():
+        bank("bank2", 4, kill_after=1.5)
+        # the table goes on serving through the backups
+        expect(cli("txn", "bank2", "-e", "get acct-000; get acct-099"), 0, "after the kill")
+
+    test.check("bank with a worker SIGKILLed mid-run: no acknowledged transfer lost", bank_kill)
+
+
+if __name__ == "__main__":
+    sys.exit(clusterlib.main("tsr-txn-", body))
