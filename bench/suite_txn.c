@@ -244,6 +244,26 @@ double *tsr_bench_txn_gather(const client_t *cl, unsigned n, size_t *total)
     return all;
 }
 
+unsigned tsr_bench_txn_clients_run(client_t *cl, pthread_t *th, unsigned n, uint64_t customers,
+                                   uint64_t seed0, double secs, double *el, double *cpu)
+{
+    double t0 = tsr_bench_now(), cpu0 = tsr_bench_cpu_now();
+    unsigned started = 0;
+    for (unsigned i = 0; i < n; i++) {
+        tsr_txn_db_t *db = cl[i].db;
+        cl[i] = (client_t){
+            .db = db, .customers = customers, .seed = seed0 + i, .until = t0 + secs};
+        if (pthread_create(&th[i], NULL, tsr_bench_txn_client_run, &cl[i]) != 0)
+            break;
+        started++;
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    *el = tsr_bench_now() - t0;
+    *cpu = tsr_bench_cpu_now() - cpu0;
+    return started;
+}
+
 /* One phase: a fresh store (in memory or in dir), each client count. */
 static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint64_t customers,
                  const unsigned *counts, int ncounts, double secs)
@@ -264,18 +284,10 @@ static int phase(tsr_bench_report_t *r, const char *what, const char *dir, uint6
             goto next;
         }
         tsr_bench_progress("txn %s: %u clients", what, n);
-        double t0 = tsr_bench_now(), cpu0 = tsr_bench_cpu_now();
-        unsigned started = 0;
-        for (unsigned i = 0; i < n; i++) {
-            cl[i] =
-                (client_t){.db = db, .customers = customers, .seed = 1000 + i, .until = t0 + secs};
-            if (pthread_create(&th[i], NULL, tsr_bench_txn_client_run, &cl[i]) != 0)
-                break;
-            started++;
-        }
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(th[i], NULL);
-        double el = tsr_bench_now() - t0, cpu = tsr_bench_cpu_now() - cpu0;
+        for (unsigned i = 0; i < n; i++)
+            cl[i].db = db;
+        double el, cpu;
+        unsigned started = tsr_bench_txn_clients_run(cl, th, n, customers, 1000, secs, &el, &cpu);
         size_t total_n = 0;
         int64_t delta = 0;
         for (unsigned i = 0; i < started; i++) {

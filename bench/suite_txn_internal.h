@@ -11,6 +11,7 @@
 #ifndef TSR_BENCH_SUITE_TXN_INTERNAL_H
 #define TSR_BENCH_SUITE_TXN_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,12 @@ tsr_status_t tsr_bench_txn_bal_get(tsr_txn_t *x, const char *tab, uint64_t c, in
 
 /* A client thread (or process body): runs the mix on c->db until c->until. */
 void *tsr_bench_txn_client_run(void *p);
+
+/* Runs n client threads on cl[i].db (set by the caller; the rest of cl[i] is reset) for secs
+ * seconds, seeds seed0 + i, and joins them. Returns how many started; *el and *cpu get the
+ * wall and this process's CPU seconds. */
+unsigned tsr_bench_txn_clients_run(client_t *cl, pthread_t *th, unsigned n, uint64_t customers,
+                                   uint64_t seed0, double secs, double *el, double *cpu);
 
 /* Creates and fills "savings" and "checking" with customers at START_BAL. */
 tsr_status_t tsr_bench_txn_load(tsr_kv_store_t *s, uint64_t customers);

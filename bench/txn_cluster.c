@@ -144,18 +144,8 @@ int tsr_bench_txn_cluster_phase(tsr_bench_report_t *r, const char *sched, uint64
             goto next;
         }
         tsr_bench_progress("txn cluster: %u clients", n);
-        double t0 = tsr_bench_now(), cpu0 = tsr_bench_cpu_now();
-        for (unsigned i = 0; i < n; i++) {
-            tsr_txn_db_t *d = cl[i].db;
-            cl[i] =
-                (client_t){.db = d, .customers = customers, .seed = 7000 + i, .until = t0 + secs};
-            if (pthread_create(&th[i], NULL, tsr_bench_txn_client_run, &cl[i]) != 0)
-                break;
-            started++;
-        }
-        for (unsigned i = 0; i < started; i++)
-            pthread_join(th[i], NULL);
-        double el = tsr_bench_now() - t0, cpu = tsr_bench_cpu_now() - cpu0;
+        double el, cpu;
+        started = tsr_bench_txn_clients_run(cl, th, n, customers, 7000, secs, &el, &cpu);
         uint64_t commits = 0, conflicts = 0;
         for (unsigned i = 0; i < started; i++) {
             delta += cl[i].delta;
