@@ -136,6 +136,11 @@ typedef struct kv_part {
     pthread_mutex_t wlock;   /* serializes writers */
     kv_grow_fn on_grow;
     void *grow_arg;
+    /* The store whose version clock a key placed in a slot it did not hold
+     * starts past (NULL: slot versions only). Without it a key deleted and
+     * written again into another slot could come back with a version a
+     * transaction read before (ABA), and validation would pass. */
+    struct tsr_kv_store *store;
 } kv_part_t;
 
 tsr_status_t tsr_kv_part_init(kv_part_t *p, tsr_mem_t *mem, tsr_transport_t *transport,

@@ -321,6 +321,12 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
         }
     }
     uint64_t ver = atomic_load_explicit(&s->ver, memory_order_relaxed);
+    if (!found && op != KV_OP_DELETE && p->store) {
+        /* a new slot for the key: start past every version the store gave */
+        uint64_t floor = tsr_kv_txn_next_version(p->store);
+        if (floor > (ver & ~(KV_VER_LOCKED | KV_VER_MOVED)))
+            ver = floor | (ver & KV_VER_MOVED);
+    }
     if (op == KV_OP_DELETE) {
         slot_write(p, s, ver, KV_TOMB, 0, NULL, 0, NULL, 0);
         t->used--;

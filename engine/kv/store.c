@@ -82,6 +82,7 @@ static tsr_status_t table_new(tsr_kv_store_t *s, const char *name, size_t nlen, 
                               cap / nparts + 1, err);
         if (rc != TSR_OK)
             goto err_unref;
+        t->parts[i].store = s;
         t->nparts = i + 1;
     }
     *out = t;

@@ -21,9 +21,9 @@
  *
  * Versions. Commits write versions from a per-store clock (seeded from the
  * wall clock, advanced by 2^20 per commit), never smaller than the slot's
- * old version + 2: a key deleted and re-inserted into another slot cannot
- * come back with a version a reader recorded earlier (no ABA), as long as
- * the key is written by transactions only.
+ * old version + 2; a plain write that puts a key into a new slot starts
+ * from the same clock (part.c): a key deleted and re-inserted into another
+ * slot cannot come back with a version a reader recorded earlier (no ABA).
  *
  * Commit record (KV_REC_TXN), one per committing store, all integers LE:
  *   u32 nwrites, then per write: u8 op (1 put, 2 delete), u32 table id,

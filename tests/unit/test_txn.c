@@ -362,6 +362,38 @@ static void test_reserved_invisible(void **state)
     tsr_kv_close(s);
 }
 
+/* A key written by plain writes only, read by a transaction, then deleted and written again
+ * after the table grew (so into another slot, which starts from version 0): the commit must
+ * fail, not validate against a version that came back (ABA). */
+static void test_plain_reinsert_aba(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(NULL, NULL);
+    create(s, "acct", 1, 16, 8);
+    tsr_txn_db_t *db;
+    assert_int_equal(tsr_txn_db_local(s, &db, NULL), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "acct", &t, NULL), TSR_OK);
+    int64_t v = 1;
+    assert_int_equal(tsr_kv_insert(t, "k", 1, &v, 8, NULL, NULL), TSR_OK);
+    tsr_txn_t *x;
+    tsr_status_t rc;
+    assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
+    assert_int_equal(get_i64(x, "k", &rc), 1);
+    assert_int_equal(tsr_kv_delete(t, "k", 1, NULL, NULL), TSR_OK);
+    for (int i = 0; i < 300; i++) { /* growth drops the tombstone */
+        char k[16];
+        snprintf(k, sizeof(k), "g%d", i);
+        assert_int_equal(tsr_kv_upsert(t, k, strlen(k), &v, 8, NULL, NULL), TSR_OK);
+    }
+    assert_int_equal(tsr_kv_insert(t, "k", 1, &v, 8, NULL, NULL), TSR_OK);
+    put_i64(x, "other", 5);
+    assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
+    tsr_kv_table_close(t);
+    tsr_txn_db_close(db);
+    tsr_kv_close(s);
+}
+
 /* ---- write skew ------------------------------------------------------------------------------ */
 
 static void test_write_skew_deterministic(void **state)
@@ -934,7 +966,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_vs_model),    cmocka_unit_test(test_conflicts),
-        cmocka_unit_test(test_reserved_invisible), cmocka_unit_test(test_write_skew_deterministic),
+        cmocka_unit_test(test_reserved_invisible),
+        cmocka_unit_test(test_plain_reinsert_aba), cmocka_unit_test(test_write_skew_deterministic),
         cmocka_unit_test(test_write_skew_threads), cmocka_unit_test(test_bank),
         cmocka_unit_test(test_recovery),           cmocka_unit_test(test_fencing),
         cmocka_unit_test(test_run_and_bad_input),  cmocka_unit_test(test_large_values),
