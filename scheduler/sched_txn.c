@@ -39,9 +39,11 @@
  * prepare record with the participant list and recovery that finishes or
  * undoes it (FaRM-style). Fenced writes are refused by the client.
  *
- * Everything runs on the scheduler's one thread; each placeholder holds a
- * reference to its table, so a drop during a commit frees nothing in use
- * (a drop noticed before validation fails the commit with NOT_FOUND).
+ * Everything runs on the scheduler's one thread; each participant (and
+ * each placeholder) holds a reference to its table from parsing on, so a
+ * drop during a commit - also of a table whose turn the commit has not yet
+ * reached - frees nothing in use (a drop noticed before validation fails
+ * the commit with NOT_FOUND).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -114,6 +116,7 @@ static void txn_free(stxn_t *x)
         tsr_wbuf_free(&x->parts[i].reads);
         tsr_wbuf_free(&x->parts[i].writes);
         tsr_wbuf_free(&x->parts[i].msg);
+        tsr_sched_kv_table_unref(x->s, x->parts[i].t);
     }
     tsr_mem_free(x->s->mem, x->parts);
     tsr_mem_free(x->s->mem, x);
@@ -143,7 +146,12 @@ static stxn_part_t *participant(stxn_t *x, skv_table_t *t, uint32_t part)
         return NULL;
     stxn_part_t *p = &x->parts[x->nparts++];
     memset(p, 0, sizeof(*p));
+    /* the participant's own reference, from now until txn_free: a commit
+     * waiting for an earlier partition's turn must find the later ones'
+     * tables alive when it gets there, also when one was dropped meanwhile
+     * (validate notices the drop; the placeholder takes a reference too) */
     p->t = t;
+    t->refs++;
     p->part = part;
     tsr_wbuf_init(&p->reads, x->s->mem);
     tsr_wbuf_init(&p->writes, x->s->mem);
@@ -271,6 +279,14 @@ static void apply(stxn_t *x)
 
 static void validated(stxn_t *x)
 {
+    /* a drop answered while the validations were out: applying now would
+     * acknowledge writes to a table that is gone (and recreate its
+     * partition as an orphan on the workers, as TAPPLY creates a missing
+     * table) - the commit fails as for a drop seen before validation */
+    for (size_t i = 0; i < x->nparts && x->rc == TSR_OK; i++)
+        if (x->parts[i].nwrites && tsr_sched_kv_find(x->s, x->parts[i].t->name) != x->parts[i].t)
+            set_err(x, TSR_ERR_NOT_FOUND, NULL, "kv table '%s' was dropped during the transaction",
+                    x->parts[i].t->name);
     if (x->rc != TSR_OK)
         finish(x);
     else

@@ -20,8 +20,12 @@
  * slot's XOR this worker's epoch (random, even, drawn per process), and
  * TVALIDATE undoes it with its own epoch: a version read on another replica,
  * or before a restart, does not match (a spurious conflict, which is safe)
- * instead of matching by accident. Versions are even, so a mixed one is
- * never TSR_KV_TXN_ABSENT.
+ * instead of matching by accident. The partition table's id in the store is
+ * mixed in too: a resync DROPs a stale copy and loads the partition into a
+ * fresh table (a new id) whose slots count versions from the start again,
+ * so without it a key read before the resync could match a version of the
+ * reloaded copy that holds another value. Versions are even (and so are
+ * both mixes), so a mixed one is never TSR_KV_TXN_ABSENT.
  *
  * Exclusion: the scheduler sends TVALIDATE and TAPPLY of a partition only
  * while it holds the partition's write turn (no other write of it runs), and
@@ -74,6 +78,14 @@ bool tsr_wkv_txn_pop(uint8_t pop)
     return pop == TSR_KV_POP_TGET || pop == TSR_KV_POP_TVALIDATE || pop == TSR_KV_POP_TAPPLY;
 }
 
+/* What a handed-out version is mixed with on this worker for table t
+ * (even: see the top). */
+static uint64_t mix_of(const tsr_wkv_txn_t *x, const tsr_kv_table_t *t)
+{
+    uint64_t id = t->id;
+    return x->epoch ^ (tsr_hash_bytes(&id, sizeof(id)) & ~1ULL);
+}
+
 static const unsigned char *read_bytes(tsr_rbuf_t *r, uint32_t *n)
 {
     *n = tsr_rbuf_u32(r);
@@ -98,8 +110,13 @@ static tsr_status_t tget(tsr_wkv_txn_t *x, const char *name, tsr_rbuf_t *r, tsr_
     uint64_t ver = 0;
     tsr_error_t e;
     tsr_error_clear(&e);
-    tsr_status_t rc = tsr_txn_read_local(&x->local, name, tsr_hash_bytes(key, klen), key, klen,
-                                         &val, &vlen, &ver, &e);
+    /* the table read below (this partition's requests run in order on one
+     * thread, so no drop comes in between) */
+    tsr_kv_table_t *t = NULL;
+    tsr_status_t rc = tsr_txn_local_table(&x->local, name, &t, &e);
+    if (rc == TSR_OK)
+        rc = tsr_txn_read_local(&x->local, name, tsr_hash_bytes(key, klen), key, klen, &val, &vlen,
+                                &ver, &e);
     if (rc == TSR_ERR_NOT_FOUND) { /* absent, or the partition never written */
         tsr_wbuf_u8(out, 0);
         tsr_wbuf_u64(out, TSR_KV_TXN_ABSENT);
@@ -109,7 +126,7 @@ static tsr_status_t tget(tsr_wkv_txn_t *x, const char *name, tsr_rbuf_t *r, tsr_
     if (rc != TSR_OK)
         return fail(ke, rc, e.message);
     tsr_wbuf_u8(out, 1);
-    tsr_wbuf_u64(out, ver ^ x->epoch);
+    tsr_wbuf_u64(out, ver ^ mix_of(x, t));
     tsr_wbuf_u32(out, vlen);
     tsr_wbuf_bytes(out, val, vlen);
     tsr_mem_free(NULL, val);
@@ -138,7 +155,7 @@ static tsr_status_t tcommit(tsr_wkv_txn_t *x, const char *name, uint32_t max_key
             en->val = (unsigned char *)read_bytes(r, &en->vlen);
         } else {
             uint64_t v = tsr_rbuf_u64(r);
-            en->ver = v == TSR_KV_TXN_ABSENT ? KV_TXN_ABSENT : v ^ x->epoch;
+            en->ver = v; /* unmixed below, once the table is known */
             all_absent &= v == TSR_KV_TXN_ABSENT;
         }
         if (!r->bad)
@@ -153,6 +170,10 @@ static tsr_status_t tcommit(tsr_wkv_txn_t *x, const char *name, uint32_t max_key
     }
     tsr_kv_table_t *t = NULL;
     rc = tsr_txn_local_table(&x->local, name, &t, &e);
+    if (rc != TSR_OK && rc != TSR_ERR_NOT_FOUND) {
+        rc = fail(ke, rc, e.message);
+        goto cleanup;
+    }
     if (rc == TSR_ERR_NOT_FOUND && !writes) { /* never written: every key is absent */
         rc = all_absent ? TSR_OK : fail(ke, TSR_ERR_CONFLICT, "txn: conflict: a key read has gone");
         goto cleanup;
@@ -166,6 +187,11 @@ static tsr_status_t tcommit(tsr_wkv_txn_t *x, const char *name, uint32_t max_key
             goto cleanup;
         }
         tsr_error_clear(&e);
+    }
+    if (!writes) {
+        uint64_t mix = mix_of(x, t);
+        for (uint32_t i = 0; i < n; i++)
+            ents[i].ver = ents[i].ver == TSR_KV_TXN_ABSENT ? KV_TXN_ABSENT : ents[i].ver ^ mix;
     }
     char *tn = (char *)name;
     txn_sets_t sets = {.tnames = &tn, .ntabs = 1};

@@ -10,7 +10,9 @@
  * read on another worker (another epoch) never validates. A partition never
  * written reads as absent and validates only absences. Every truncation of
  * a payload, trailing bytes and an entry count past the payload are
- * refused (BAD_INPUT) and change nothing. Routing follows the store's rule
+ * refused (BAD_INPUT) and change nothing. A version read before the
+ * partition's table was dropped and reloaded (a resync) never validates
+ * against the reloaded copy. Routing follows the store's rule
  * and spreads keys over the partitions.
  */
 #include <setjmp.h>
@@ -282,6 +284,54 @@ static void test_malformed(void **state)
     env_close(&e);
 }
 
+/* Plain upsert of key i = val into the partition's table (creating it), as
+ * worker_kv.c's PUT or a resync's LOAD writes: slot versions, not the
+ * transaction clock. */
+static void plain_put(env_t *e, int i, const char *val)
+{
+    tsr_kv_table_params_t tp = {.partitions = 1, .max_key = 64, .max_value = 256};
+    tsr_kv_err_t ke = {0};
+    tsr_status_t rc = tsr_kv_table_create(e->store, PART, &tp, &ke);
+    assert_true(rc == TSR_OK || rc == TSR_ERR_EXISTS);
+    tsr_kv_table_t *t = NULL;
+    assert_int_equal(tsr_kv_table_open(e->store, PART, &t, &ke), TSR_OK);
+    char k[16];
+    key_of(i, k);
+    assert_int_equal(tsr_kv_upsert(t, k, strlen(k), val, strlen(val), NULL, &ke), TSR_OK);
+    tsr_kv_table_close(t);
+}
+
+/* A resync DROPs a stale copy and reloads the partition into a fresh table,
+ * on the same worker (same epoch): a version read before must not validate
+ * against the reloaded copy, whose slots count versions from the start
+ * again (here the same slot version with another value). */
+static void test_resync_reload(void **state)
+{
+    (void)state;
+    env_t e;
+    env_open(&e);
+    plain_put(&e, 3, "before");
+    uint64_t ver, ver2;
+    char v[64];
+    size_t vl;
+    assert_true(tget(&e, 3, &ver, v, &vl));
+    assert_int_equal(validate1(&e, 3, ver), TSR_OK);
+    tsr_kv_err_t ke = {0};
+    assert_int_equal(tsr_kv_table_drop(e.store, PART, &ke), TSR_OK);
+    plain_put(&e, 3, "after!"); /* the reload: a fresh table, the first version again */
+    assert_true(tget(&e, 3, &ver2, v, &vl));
+    assert_int_equal(vl, 6);
+    assert_memory_equal(v, "after!", 6);
+    assert_int_equal(validate1(&e, 3, ver), TSR_ERR_CONFLICT);
+    assert_int_equal(validate1(&e, 3, ver2), TSR_OK);
+    /* dropped and never reloaded: every key is absent, a version read is gone */
+    assert_int_equal(tsr_kv_table_drop(e.store, PART, &ke), TSR_OK);
+    assert_int_equal(validate1(&e, 3, ver2), TSR_ERR_CONFLICT);
+    assert_int_equal(validate1(&e, 3, TSR_KV_TXN_ABSENT), TSR_OK);
+    assert_false(tget(&e, 3, &ver, v, &vl));
+    env_close(&e);
+}
+
 static void test_routing(void **state)
 {
     (void)state;
@@ -309,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_resync_reload),
         cmocka_unit_test(test_routing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

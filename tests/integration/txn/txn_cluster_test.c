@@ -29,6 +29,14 @@
  *            key to 0 - at the same moment (barrier), retried by
  *            tsr_txn_run; serializable means never both: x + y >= 1 after
  *            every round. Also the deterministic interleaving.
+ *   twotables SCHED TOKEN TA TB [sync]   one commit writing a key of each
+ *            table (the test drops TB while the commit waits for TA's write
+ *            turn): exit 0 when it committed or found TB gone (NOT_FOUND),
+ *            else 1. With sync it first reads a key of TA, prints "ready",
+ *            and commits once a line comes on stdin (the test drops TB while
+ *            the validation of that read is out): then only NOT_FOUND (or
+ *            UNAVAILABLE, the stopped replicas taken for dead) passes - an
+ *            OK would be writes acknowledged to a dropped table.
  *
  * Every role arms alarm() so that a hang ends the process.
  */
@@ -551,6 +559,40 @@ static int role_skew(char **argv)
     return fails ? 1 : 0;
 }
 
+/* ---- a table dropped while a commit waits for a turn ------------------------------------- */
+
+static int role_twotables(int argc, char **argv)
+{
+    bool sync = argc >= 5 && strcmp(argv[4], "sync") == 0;
+    tsr_txn_db_t *db = connect_db(argv[0], argv[1]);
+    tsr_txn_t *x = NULL;
+    tsr_txn_err_t e = {0};
+    char v[64];
+    CHECK(tsr_txn_begin(db, &x, NULL) == TSR_OK, "begin");
+    if (sync) {
+        tsr_status_t g = get_str(x, argv[2], "tt", v, sizeof(v));
+        CHECK(g == TSR_OK || g == TSR_ERR_NOT_FOUND, "read: %s", tsr_status_str(g));
+        printf("ready\n");
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof(line), stdin))
+            CHECK(0, "no go line");
+    }
+    CHECK(put_str(x, argv[2], "tt", "1") == TSR_OK && put_str(x, argv[3], "tt", "1") == TSR_OK,
+          "buffering");
+    tsr_status_t rc = tsr_txn_commit(x, &e);
+    if (sync)
+        CHECK(rc == TSR_ERR_NOT_FOUND || rc == TSR_ERR_UNAVAILABLE,
+              "commit over a table dropped during its validation: %s (%s), wanted NOT_FOUND",
+              tsr_status_str(rc), e.message);
+    else
+        CHECK(rc == TSR_OK || rc == TSR_ERR_NOT_FOUND, "commit over a dropped table: %s (%s)",
+              tsr_status_str(rc), e.message);
+    tsr_txn_db_close(db);
+    printf("twotables: %s\n", tsr_status_str(rc));
+    return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     alarm(120);
@@ -564,8 +606,11 @@ int main(int argc, char **argv)
         return role_conflict(argv + 2);
     if (argc >= 6 && strcmp(argv[1], "skew") == 0)
         return role_skew(argv + 2);
+    if (argc >= 6 && strcmp(argv[1], "twotables") == 0)
+        return role_twotables(argc - 2, argv + 2);
     fprintf(stderr,
-            "usage: txn_cluster_test init|client|check|conflict|skew SCHED TOKEN TABLE ...\n"
+            "usage: txn_cluster_test init|client|check|conflict|skew|twotables SCHED TOKEN TABLE "
+            "...\n"
             "(run by tests/integration/test_txn_cli.py)\n");
     return 2;
 }
