@@ -8,6 +8,7 @@
  *   worker-N.pid, worker-N.log, worker-N/ (its data dir)    N = 1..workers
  *   token.path   the absolute path of the token file the cluster uses
  *   scheduler.http  "HOST:PORT" of the scheduler's HTTP endpoint (up --http)
+ *   kv-catalog   the scheduler's kv tables (its --data-dir is DIR)
  * `up` starts the processes detached (setsid, output to the logs), each
  * running this same executable (/proc/self/exe), waits (bounded) until every
  * worker has joined, and prints the scheduler's address. `down` stops them by
@@ -383,6 +384,8 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
     sargs[a++] = tok;
     sargs[a++] = "--addr-file";
     sargs[a++] = addr_file;
+    sargs[a++] = "--data-dir"; /* the kv catalog survives a scheduler restart */
+    sargs[a++] = (char *)dir;
     if (o->hb) {
         sargs[a++] = "--heartbeat-timeout";
         sargs[a++] = (char *)o->hb;

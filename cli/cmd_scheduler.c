@@ -77,6 +77,9 @@ void cmd_scheduler_usage(FILE *out)
                  "                            least-loaded (ignore where inputs are)\n"
                  "  --slots N                 tasks sent to a worker at a time (default 8;\n"
                  "                            the rest wait in the scheduler's queues)\n"
+                 "  --data-dir DIR            keep the kv catalog in DIR/kv-catalog (created\n"
+                 "                            if missing): a restarted scheduler serves the\n"
+                 "                            same kv tables (docs/kv.md)\n"
                  "  --help                    show this help\n");
 }
 
@@ -167,6 +170,14 @@ int cmd_scheduler(int argc, char **argv)
                 return TSR_EXIT_USAGE;
             }
             p.policy = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--data-dir", &val)) != 0) {
+            if (m < 0)
+                return TSR_EXIT_USAGE;
+            if (!val[0]) {
+                cli_error("--data-dir needs a directory");
+                return TSR_EXIT_USAGE;
+            }
+            p.data_dir = val;
         } else if ((m = cli_opt_value(argc, argv, &i, "--slots", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--slots", val, &v))
                 return TSR_EXIT_USAGE;

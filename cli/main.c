@@ -2,6 +2,7 @@
  * main.c - the tessera command: dispatches to a subcommand.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -77,6 +78,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return TSR_EXIT_USAGE;
     }
+    /* A scheduler or worker restarted on its address after a crash must not
+     * wait out the TIME_WAIT of its predecessor's connections (60 s) to
+     * listen again: SO_REUSEADDR on UCX's TCP listener, unless the user set
+     * it. (UCX 1.13 ignores this key through ucp_config_modify, so it goes
+     * through the environment, before any transport is made.) */
+    setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("tessera %s\n", tsr_version());

@@ -301,6 +301,7 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     tsr_sched_log(s->p->log, "scheduler", "worker %zu joined: pid %u on %s, device %s", s->nworkers,
                   pid, w->host, w->device);
     tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+    tsr_sched_kv_worker_joined(s, s->nworkers - 1); /* kv partitions move to it */
 }
 
 static void on_client_ping(void *arg, tsr_rpc_req_t *req)
@@ -460,6 +461,15 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     if (tsr_auth_token_load(p->token_path, &s->token, &err) != TSR_OK) {
         tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
         code = 5;
+        goto cleanup;
+    }
+    /* the kv catalog (--data-dir): a corrupted one stops us here, exit 1 */
+    if (tsr_sched_kv_open(s, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+        if (err.status == TSR_ERR_BAD_INPUT) /* a damaged file, not a missing dir */
+            tsr_sched_log(p->log, "scheduler",
+                          "hint: restore the file from a backup, or move it away to start with "
+                          "no kv tables (the workers keep their data under the old names)");
         goto cleanup;
     }
     tsr_transport_params_t tp = {.node_id = 1,

@@ -122,6 +122,13 @@ void tsr_sched_lock_view(sched_t *s, tsr_rpc_req_t *req);
  * the partitions' replicas; tsr_sched_kv_free drops the catalog at exit. */
 void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req);
 void tsr_sched_kv_free(sched_t *s);
+/* Start-up (kv_catalog.c): the empty catalog, loaded from
+ * <data dir>/kv-catalog when the scheduler has a data dir. An unreadable or
+ * corrupted file fails (err says why): never a silently empty catalog. */
+tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err);
+/* A worker joined (slot i, kv_rebalance.c): partitions whose ring placement
+ * now includes it move to it; stale replicas on it are resynced. */
+void tsr_sched_kv_worker_joined(sched_t *s, size_t i);
 
 /* SQL handler (sched_job.c): takes req, replies when the job ends. */
 void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req);

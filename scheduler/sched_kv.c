@@ -7,17 +7,20 @@
  * Catalog: name -> {gen, partitions, replicas, max key/value, placement}.
  * gen is unique per create (start time in ms * 1024 + a counter), so a
  * table dropped and created again never meets the old one's data on a
- * worker that missed the drop. The catalog lives in this process only: a
- * restarted scheduler forgets it (the workers keep the data).
+ * worker that missed the drop. With a data dir (--data-dir) the catalog is
+ * saved to <dir>/kv-catalog on every change and loaded at start-up
+ * (kv_catalog.c); a change that must not be forgotten (a replica marked
+ * stale) is saved before the write that caused it is acknowledged.
  *
  * Placement: at create, a consistent-hash ring (engine/kv/ring.c) over the
  * ids of the ready workers; partition p goes to the first `replicas`
  * distinct members from the position of (name, gen, p). A worker id is
  * "host:data-dir" when the worker has a data dir (so a worker restarted on
  * the same dir is the same member and finds its partitions in its WAL), else
- * "worker-N" (its slot). Placement is fixed for the table's life: a worker
- * that joins later gets partitions of tables created after it joined (no
- * migration yet).
+ * "worker-N" (its slot). Each partition has one spare replica slot: a
+ * worker that joins the ring later takes its share of the existing
+ * partitions through it (kv_rebalance.c: added stale, resynced, then the
+ * replica it displaced leaves).
  *
  * Replication (primary-backup, writes through here): a partition's replicas
  * are in ring order, the first usable one acts as primary. A replica is
@@ -69,6 +72,38 @@ void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t)
     }
 }
 
+skv_table_t *tsr_sched_kv_table_new(sched_t *s, uint32_t nparts, uint32_t nslots)
+{
+    skv_table_t *t = tsr_mem_calloc(s->mem, 1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->nparts = nparts;
+    t->nrep = nslots;
+    t->refs = 1;
+    t->reps = tsr_mem_calloc(s->mem, (size_t)nparts * nslots, sizeof(*t->reps));
+    t->parts = tsr_mem_calloc(s->mem, nparts, sizeof(*t->parts));
+    if (!t->reps || !t->parts) {
+        tsr_sched_kv_table_unref(s, t);
+        return NULL;
+    }
+    return t;
+}
+
+bool tsr_sched_kv_table_add(sched_t *s, skv_table_t *t)
+{
+    struct skv *kv = s->kv;
+    if (kv->n == kv->cap) {
+        size_t cap = kv->cap ? 2 * kv->cap : 8;
+        skv_table_t **nt = tsr_mem_realloc(s->mem, kv->tables, cap * sizeof(*nt));
+        if (!nt)
+            return false;
+        kv->tables = nt;
+        kv->cap = cap;
+    }
+    kv->tables[kv->n++] = t;
+    return true;
+}
+
 void tsr_sched_kv_free(sched_t *s)
 {
     struct skv *kv = s->kv;
@@ -81,7 +116,7 @@ void tsr_sched_kv_free(sched_t *s)
     s->kv = NULL;
 }
 
-static void worker_id(const sched_t *s, size_t i, char *buf, size_t size)
+void tsr_sched_kv_worker_id(const sched_t *s, size_t i, char *buf, size_t size)
 {
     const sworker_t *w = s->workers[i];
     if (w->data_dir[0])
@@ -97,7 +132,7 @@ sworker_t *tsr_sched_kv_ready_worker(sched_t *s, const char *id)
     for (size_t i = s->nworkers; i-- > 0;) {
         if (s->workers[i]->state != SW_READY)
             continue;
-        worker_id(s, i, buf, sizeof(buf));
+        tsr_sched_kv_worker_id(s, i, buf, sizeof(buf));
         if (strcmp(buf, id) == 0)
             return s->workers[i];
     }
@@ -134,13 +169,18 @@ static void encode_desc(sched_t *s, tsr_wbuf_t *b, const skv_table_t *t)
     tsr_wbuf_str(b, t->name);
     tsr_wbuf_u64(b, t->gen);
     tsr_wbuf_u32(b, t->nparts);
-    tsr_wbuf_u32(b, t->nrep);
+    tsr_wbuf_u32(b, t->replicas);
     tsr_wbuf_u32(b, t->max_key);
     tsr_wbuf_u32(b, t->max_value);
     for (uint32_t p = 0; p < t->nparts; p++) {
-        tsr_wbuf_u32(b, t->nrep);
+        uint32_t n = 0; /* the filled slots (a move in progress has one more) */
+        for (uint32_t r = 0; r < t->nrep; r++)
+            n += t->reps[(size_t)p * t->nrep + r].id[0] != '\0';
+        tsr_wbuf_u32(b, n);
         for (uint32_t r = 0; r < t->nrep; r++) {
             const skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
+            if (!rep->id[0])
+                continue;
             tsr_wbuf_str(b, rep->id);
             tsr_wbuf_u8(b, rep->stale                                      ? TSR_KV_REP_STALE
                            : tsr_sched_kv_ready_worker(s, rep->id) != NULL ? TSR_KV_REP_UP
@@ -214,18 +254,18 @@ static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf
     size_t nids = 0;
     char(*ids)[KV_ID_MAX] = tsr_mem_calloc(s->mem, s->nworkers + 1, KV_ID_MAX);
     const char **idp = tsr_mem_calloc(s->mem, s->nworkers + 1, sizeof(*idp));
-    skv_table_t *t = tsr_mem_calloc(s->mem, 1, sizeof(*t));
+    skv_table_t *t = NULL;
     tsr_kvring_t ring = {0};
     tsr_error_t e;
     tsr_error_clear(&e);
-    if (!ids || !idp || !t) {
+    if (!ids || !idp) {
         reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
         goto cleanup;
     }
     for (size_t i = 0; i < s->nworkers; i++) {
         if (s->workers[i]->state != SW_READY)
             continue;
-        worker_id(s, i, ids[nids], KV_ID_MAX);
+        tsr_sched_kv_worker_id(s, i, ids[nids], KV_ID_MAX);
         bool dup = false;
         for (size_t j = 0; j < nids && !dup; j++)
             dup = strcmp(ids[j], ids[nids]) == 0;
@@ -250,36 +290,35 @@ static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf
         reply_err(s, req, e.status, e.message, NULL);
         goto cleanup;
     }
-    snprintf(t->name, sizeof(t->name), "%s", name);
-    t->gen = (tsr_sched_now_ms() << 10) + (s->kv->next_gen++ & 1023);
-    t->nparts = nparts;
-    t->nrep = nrep;
-    t->max_key = max_key;
-    t->max_value = max_value;
-    t->refs = 1;
-    t->reps = tsr_mem_calloc(s->mem, (size_t)nparts * nrep, sizeof(*t->reps));
-    t->parts = tsr_mem_calloc(s->mem, nparts, sizeof(*t->parts));
-    if (!t->reps || !t->parts) {
+    /* one spare slot per partition for moves (kv_rebalance.c) */
+    t = tsr_sched_kv_table_new(s, nparts, nrep < TSR_KV_MAX_REPLICAS ? nrep + 1 : nrep);
+    if (!t) {
         reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
         goto cleanup;
     }
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->gen = (tsr_sched_now_ms() << 10) + (s->kv->next_gen++ & 1023);
+    t->replicas = nrep;
+    t->max_key = max_key;
+    t->max_value = max_value;
     for (uint32_t p = 0; p < nparts; p++) {
         uint32_t m[TSR_KV_MAX_REPLICAS];
         size_t got = tsr_kvring_lookup(&ring, tsr_kvring_part_hash(name, t->gen, p), nrep, m);
         for (size_t k = 0; k < got; k++)
-            snprintf(t->reps[(size_t)p * nrep + k].id, KV_ID_MAX, "%s", idp[m[k]]);
+            snprintf(t->reps[(size_t)p * t->nrep + k].id, KV_ID_MAX, "%s", idp[m[k]]);
     }
-    if (s->kv->n == s->kv->cap) {
-        size_t cap = s->kv->cap ? 2 * s->kv->cap : 8;
-        skv_table_t **nt = tsr_mem_realloc(s->mem, s->kv->tables, cap * sizeof(*nt));
-        if (!nt) {
-            reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
-            goto cleanup;
-        }
-        s->kv->tables = nt;
-        s->kv->cap = cap;
+    if (!tsr_sched_kv_table_add(s, t)) {
+        reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);
+        goto cleanup;
     }
-    s->kv->tables[s->kv->n++] = t;
+    if (!tsr_sched_kv_persist(s)) {
+        /* a table the catalog file does not know would vanish, data and
+         * all, at the next restart: refuse it now */
+        s->kv->n--;
+        reply_err(s, req, TSR_ERR_IO, "cannot save the kv catalog",
+                  "see the scheduler's log; check its --data-dir");
+        goto cleanup;
+    }
     tsr_sched_log(s->p->log, "scheduler",
                   "kv table '%s': %u partition(s), %u replica(s) on %zu worker(s)", name, nparts,
                   nrep, nids);
@@ -289,11 +328,7 @@ static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf
     reply_buf(s, req, &b);
     t = NULL; /* the catalog's now */
 cleanup:
-    if (t) {
-        tsr_mem_free(s->mem, t->parts);
-        tsr_mem_free(s->mem, t->reps);
-        tsr_mem_free(s->mem, t);
-    }
+    tsr_sched_kv_table_unref(s, t);
     tsr_kvring_free(&ring);
     tsr_mem_free(s->mem, idp);
     tsr_mem_free(s->mem, ids);
@@ -313,6 +348,24 @@ static void on_drop_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     tsr_mem_free(c->s->mem, c);
 }
 
+void tsr_sched_kv_drop_copy(sched_t *s, const skv_table_t *t, uint32_t part, const char *id)
+{
+    sworker_t *w = id[0] ? tsr_sched_kv_ready_worker(s, id) : NULL;
+    kv_drop_call_t *c = w ? tsr_mem_calloc(s->mem, 1, sizeof(*c)) : NULL;
+    if (!c)
+        return;
+    c->s = s;
+    tsr_wbuf_init(&c->msg, s->mem);
+    tsr_sched_kv_encode_run(t, part, TSR_KV_POP_DROP, NULL, 0, &c->msg);
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (c->msg.failed || tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, c->msg.data, c->msg.len,
+                                            KV_CALL_MS, on_drop_done, c, &e) != TSR_OK) {
+        tsr_wbuf_free(&c->msg);
+        tsr_mem_free(s->mem, c);
+    }
+}
+
 static void op_drop(sched_t *s, tsr_rpc_req_t *req, const char *name)
 {
     size_t at = 0;
@@ -324,26 +377,20 @@ static void op_drop(sched_t *s, tsr_rpc_req_t *req, const char *name)
         return;
     }
     s->kv->tables[at] = s->kv->tables[--s->kv->n];
+    /* saved before the workers drop anything: a restart never finds the
+     * table with its data gone */
+    if (!tsr_sched_kv_persist(s)) {
+        s->kv->tables[s->kv->n++] = s->kv->tables[at]; /* back as it was */
+        s->kv->tables[at] = t;
+        reply_err(s, req, TSR_ERR_IO, "cannot save the kv catalog: the table stays",
+                  "see the scheduler's log; check its --data-dir");
+        return;
+    }
     /* best effort: a worker that is down keeps an orphan table (its name has
      * the gen, so no later table sees it) */
     for (uint32_t p = 0; p < t->nparts; p++)
-        for (uint32_t r = 0; r < t->nrep; r++) {
-            sworker_t *w = tsr_sched_kv_ready_worker(s, t->reps[(size_t)p * t->nrep + r].id);
-            kv_drop_call_t *c = w ? tsr_mem_calloc(s->mem, 1, sizeof(*c)) : NULL;
-            if (!c)
-                continue;
-            c->s = s;
-            tsr_wbuf_init(&c->msg, s->mem);
-            tsr_sched_kv_encode_run(t, p, TSR_KV_POP_DROP, NULL, 0, &c->msg);
-            tsr_error_t e;
-            tsr_error_clear(&e);
-            if (c->msg.failed ||
-                tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, c->msg.data, c->msg.len,
-                                   KV_CALL_MS, on_drop_done, c, &e) != TSR_OK) {
-                tsr_wbuf_free(&c->msg);
-                tsr_mem_free(s->mem, c);
-            }
-        }
+        for (uint32_t r = 0; r < t->nrep; r++)
+            tsr_sched_kv_drop_copy(s, t, p, t->reps[(size_t)p * t->nrep + r].id);
     tsr_sched_log(s->p->log, "scheduler", "kv table '%s' dropped", name);
     tsr_sched_kv_table_unref(s, t);
     tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
@@ -354,7 +401,7 @@ static void op_drop(sched_t *s, tsr_rpc_req_t *req, const char *name)
 static bool usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w)
 {
     const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-    if (rep->stale)
+    if (rep->stale || !rep->id[0])
         return false;
     *w = tsr_sched_kv_ready_worker(s, rep->id);
     return *w != NULL;
@@ -413,23 +460,35 @@ void tsr_sched_kv_op_done(kv_op_t *op)
 void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r)
 {
     skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-    if (rep->stale)
+    if (rep->stale || !rep->id[0]) /* a free slot is no replica */
         return;
     rep->stale = true;
     tsr_sched_log(s->p->log, "scheduler",
                   "kv table '%s' partition %u: replica on %s missed a write; it is "
                   "stale and no longer used",
                   t->name, part, rep->id);
+    /* before the write is acknowledged: a restarted scheduler must not take
+     * this copy for a fresh one */
+    tsr_sched_kv_persist(s);
 }
 
 /* Every backup answered: acknowledge the client. */
 static void finish_write(kv_op_t *op)
 {
     sched_t *s = op->s;
+    bool marked = false;
     for (size_t r = 0; r < op->t->nrep; r++)
-        if (op->failed[r])
+        if (op->failed[r] && op->t->reps[(size_t)op->part * op->t->nrep + r].id[0]) {
             tsr_sched_kv_mark_stale(s, op->t, op->part, r);
-    tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
+            marked = true;
+        }
+    if (marked && s->kv->unsaved) /* a restart could take the stale copy for fresh */
+        reply_err(s, op->req, TSR_ERR_IO,
+                  "the write was applied, but the kv catalog could not be saved: its outcome "
+                  "is unknown",
+                  "see the scheduler's log; check its --data-dir");
+    else
+        tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
     op_free(op);
 }
 
@@ -535,8 +594,11 @@ static void try_primary(kv_op_t *op)
         op->failed[op->cur] = true;
     }
     char msg[300];
+    const char *first = "";
+    for (size_t r = 0; r < op->t->nrep && !first[0]; r++)
+        first = op->t->reps[(size_t)op->part * op->t->nrep + r].id;
     snprintf(msg, sizeof(msg), "kv table '%s' partition %u: no replica is up (%s)", op->t->name,
-             op->part, op->t->reps[(size_t)op->part * op->t->nrep].id);
+             op->part, first);
     reply_err(s, op->req, TSR_ERR_UNAVAILABLE, msg,
               "restart the partition's worker with its --data-dir: it recovers the partition "
               "from its log");

@@ -1,8 +1,9 @@
 /*
  * sched_kv.h - what the scheduler's kv files share (sched_kv.c: catalog,
  * placement, routing, replication; sched_kv_sync.c: resync of stale
- * replicas): the catalog's types and the calls between them. Private to
- * scheduler/.
+ * replicas; kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
+ * moves when a worker joins): the catalog's types and the calls between
+ * them. Private to scheduler/.
  */
 #ifndef TSR_SCHED_KV_H
 #define TSR_SCHED_KV_H
@@ -16,9 +17,14 @@
 #define KV_CALL_MS 30000
 #define KV_ID_MAX 400
 
+/* One replica slot of a partition. An empty id is a free slot (no replica):
+ * every partition has one spare slot (while the table has fewer than
+ * TSR_KV_MAX_REPLICAS replicas) that a worker joining the ring fills during
+ * a partition move (kv_rebalance.c). */
 typedef struct skv_rep {
     char id[KV_ID_MAX];
-    bool stale;
+    bool stale;   /* missed an acknowledged write: neither read nor written */
+    bool leaving; /* displaced by a move: dropped once the new replica is fresh */
 } skv_rep_t;
 
 struct kv_op;
@@ -37,8 +43,12 @@ typedef struct skv_part {
 typedef struct skv_table {
     char name[TSR_KV_TABLE_NAME_MAX + 1];
     uint64_t gen;
-    uint32_t nparts, nrep, max_key, max_value;
-    skv_rep_t *reps; /* nparts x nrep, ring order */
+    uint32_t nparts;
+    uint32_t nrep;     /* replica slots per partition: replicas + 1 spare (at most
+                          TSR_KV_MAX_REPLICAS); the stride of reps */
+    uint32_t replicas; /* the table's replica count (what create asked) */
+    uint32_t max_key, max_value;
+    skv_rep_t *reps; /* nparts x nrep; free slots have an empty id */
     skv_part_t *parts;
     unsigned refs; /* the catalog's + calls in flight */
 } skv_table_t;
@@ -47,6 +57,7 @@ struct skv {
     skv_table_t **tables;
     size_t n, cap;
     uint64_t next_gen;
+    bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
 };
 
 /* One partition request being served. */
@@ -95,6 +106,22 @@ typedef struct kv_bcall {
 } kv_bcall_t;
 
 /* The newest ready worker with this replica id; NULL when none is up. */
+/* Worker slot i's replica id ("host:data-dir", else "worker-N"). */
+void tsr_sched_kv_worker_id(const sched_t *s, size_t i, char *buf, size_t size);
+/* Saves the catalog to the scheduler's data dir (kv_catalog.c), when it has
+ * one; a failure is logged (the catalog in memory stays authoritative) and
+ * returns false (true: saved, or no data dir). */
+bool tsr_sched_kv_persist(sched_t *s);
+/* Allocates an empty table (nslots replica slots per partition, all free). */
+skv_table_t *tsr_sched_kv_table_new(sched_t *s, uint32_t nparts, uint32_t nslots);
+/* Adds t to the catalog (which then holds its reference); false: no memory. */
+bool tsr_sched_kv_table_add(sched_t *s, skv_table_t *t);
+/* After a resync made a replica fresh: ends the partition's move, if one is
+ * pending and complete (kv_rebalance.c): the displaced replica leaves the
+ * placement (persisted) and its copy is dropped on its worker. */
+void tsr_sched_kv_move_settle(sched_t *s, skv_table_t *t, uint32_t part);
+/* Sends a best-effort DROP of the partition's copy to replica id's worker. */
+void tsr_sched_kv_drop_copy(sched_t *s, const skv_table_t *t, uint32_t part, const char *id);
 sworker_t *tsr_sched_kv_ready_worker(sched_t *s, const char *id);
 /* A KV_RUN message for partition part of t: pop with payload. */
 void tsr_sched_kv_encode_run(const skv_table_t *t, uint32_t part, uint8_t pop, const void *payload,

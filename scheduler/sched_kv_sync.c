@@ -10,6 +10,12 @@
  * paused means no rehash on the source between pages, so the scan's cursor
  * stays valid. A failure anywhere leaves the replica stale and blocks a new
  * try for 5 s. Reads go on meanwhile (the stale copy is not read).
+ *
+ * A partition move (kv_rebalance.c) fills its new replica the same way: it
+ * enters the placement stale; when its resync ends, the replica it
+ * displaced leaves (tsr_sched_kv_move_settle) before the waiting writes
+ * run, so no write is ever in flight on a slot that changes. A replica that
+ * is leaving is never a resync's target (its copy is about to go).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +29,11 @@ static void sync_end(kv_sync_t *y, bool ok)
     skv_table_t *t = y->t;
     skv_part_t *sp = &t->parts[y->part];
     skv_rep_t *dst = &t->reps[(size_t)y->part * t->nrep + y->dst];
-    if (ok)
+    uint32_t part = y->part;
+    if (ok) {
         dst->stale = false;
-    else
+        tsr_sched_kv_persist(s);
+    } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
     tsr_sched_log(s->p->log, "scheduler",
                   ok ? "kv table '%s' partition %u: replica on %s resynced (%llu pairs)"
@@ -35,9 +43,15 @@ static void sync_end(kv_sync_t *y, bool ok)
     sp->sync = NULL;
     tsr_wbuf_free(&y->msg);
     tsr_mem_free(s->mem, y);
+    if (ok && tsr_sched_kv_find(s, t->name) == t) {
+        /* no write in flight: the placement may change now; then the next
+         * stale replica, if any (the waiting writes wait for it too) */
+        tsr_sched_kv_move_settle(s, t, part);
+        tsr_sched_kv_maybe_sync(s, t, part);
+    }
     /* the writes that waited, in arrival order: one at a time (each one's
      * end starts the next, sched_kv.c op_free) */
-    kv_op_t *q = sp->writes == 0 ? tsr_sched_kv_dequeue(sp) : NULL;
+    kv_op_t *q = sp->writes == 0 && !sp->sync ? tsr_sched_kv_dequeue(sp) : NULL;
     if (q)
         tsr_sched_kv_dispatch(q);
     tsr_sched_kv_table_unref(s, t);
@@ -141,9 +155,11 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
     size_t src = t->nrep, dst = t->nrep;
     for (size_t r = 0; r < t->nrep; r++) {
         const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-        sworker_t *w = tsr_sched_kv_ready_worker(s, rep->id);
+        sworker_t *w = rep->id[0] ? tsr_sched_kv_ready_worker(s, rep->id) : NULL;
         if (!w)
             continue;
+        if (rep->stale && rep->leaving)
+            continue; /* on its way out: not worth a copy */
         if (rep->stale && dst == t->nrep)
             dst = r;
         else if (!rep->stale && src == t->nrep)

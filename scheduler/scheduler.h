@@ -44,6 +44,7 @@ typedef struct tsr_sched_params {
     const char *http_addr_file; /* NULL, or where to write the HTTP "HOST:PORT" */
     const char *policy;         /* placement policy (policy.h): NULL = "locality" */
     unsigned slots;             /* tasks in flight per worker (0: default 2) */
+    const char *data_dir;       /* NULL, or where the kv catalog persists (kv-catalog) */
     FILE *log;
     volatile sig_atomic_t *stop;
 } tsr_sched_params_t;

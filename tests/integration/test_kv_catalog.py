@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The scheduler's persistent kv catalog (`tessera scheduler --data-dir`).
+
+What: a scheduler with a data dir and 3 workers (each with its own data dir);
+a 2-replica table gets rows (a CSV load, puts, deletes), another table is
+created and dropped. Then:
+  - the scheduler is killed with SIGKILL (the workers stopped), restarted on
+    the same data dir, the workers restarted on theirs: `kv
+    list` shows the table and not the dropped one, get/scan/count return
+    every acknowledged write, new writes work, no replica is stale;
+  - while the catalog cannot be saved (a directory in the temp file's
+    place), create and drop are refused (exit 1) and change nothing;
+  - a catalog file with one flipped byte is refused at start-up (exit 1,
+    "corrupted" in the log; the file is left as it was), so is a truncated
+    one; the intact file loads again.
+Every process is stopped by its PID; every wait is bounded.
+
+Usage: test_kv_catalog.py [--tessera PATH] [-v]
+Environment (ctest): TSR_BIN (dir holding tessera).
+Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
+"""
+
+import os
+import random
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clusterlib  # noqa: E402
+from clusterlib import Failed, read, wait_for, write_token  # noqa: E402
+from kvlib import Kv, write_csv  # noqa: E402
+
+
+def body(test, ps, tmp):
+    token = os.path.join(tmp, "token")
+    write_token(token, os.urandom(16).hex())
+    sdir = os.path.join(tmp, "sched")
+    catalog = os.path.join(sdir, "kv-catalog")
+    sched, addr = ps.start_scheduler(token, extra=["--data-dir", sdir])
+    state = {"sched": sched, "log": os.path.join(tmp, "scheduler.log"), "runs": 1, "addr": addr}
+    workers = {}
+
+    def start_workers():
+        for i in range(3):
+            workers[i] = ps.start_worker(state["addr"], token, "worker%d.log" % i,
+                                         extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
+
+    def joined(n):
+        wait_for(lambda: read(state["log"]).count("joined") >= n, 20, f"{n} workers to join")
+
+    start_workers()
+    joined(3)
+    kv = Kv(ps.t, addr, token)
+    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
+    model = {}
+
+    def fill():
+        kv.expect(0, "create t", "create", "t", "--partitions", 6, "--replicas", 2)
+        kv.expect(0, "create gone", "create", "gone", "--partitions", 2)
+        kv.expect(0, "put gone", "put", "gone", "a", "1")
+        rows = {"k%d" % i: "v%d" % rng.randrange(10 ** 6) for i in range(600)}
+        csv = os.path.join(tmp, "rows.csv")
+        write_csv(csv, rows)
+        kv.expect(0, "load", "load", "t", csv)
+        model.update(rows)
+        for i in range(20):
+            k = "k%d" % rng.randrange(700)
+            if rng.random() < 0.3:
+                kv.expect(0 if k in model else 3, "del " + k, "del", "t", k)
+                model.pop(k, None)
+            else:
+                kv.expect(0, "put " + k, "put", "t", k, "p%d" % i)
+                model[k] = "p%d" % i
+        kv.expect(0, "drop gone", "drop", "gone")
+        kv.check_table("t", model)
+        if not os.path.exists(catalog):
+            raise Failed("no kv-catalog in the scheduler's data dir")
+
+    test.check("a 2-replica table filled, another dropped", fill)
+
+    def stop_workers():
+        for w in workers.values():
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        for w in workers.values():
+            w.wait(timeout=20)
+
+    def restart_scheduler():
+        """The scheduler on the same data dir and, first, the same address
+        (the CLI listens with SO_REUSEADDR, so its predecessor's connections
+        in TIME_WAIT do not keep it out); should another process's socket
+        hold that port meanwhile, on a new one. Returns its process (which
+        may have exited: the caller checks). The workers and clients follow
+        the address (workers exit when they lose their scheduler anyway)."""
+        p = None
+        for listen in (state.get("addr", "127.0.0.1:0"), "127.0.0.1:0"):
+            state["runs"] += 1
+            state["log"] = os.path.join(tmp, "scheduler%d.log" % state["runs"])
+            afile = os.path.join(tmp, "sched%d.addr" % state["runs"])
+            p = ps.start(["scheduler", "--listen", listen, "--token-file", token,
+                          "--addr-file", afile, "--data-dir", sdir],
+                         os.path.basename(state["log"]))
+            wait_for(lambda: os.path.exists(afile) or p.poll() is not None, 20,
+                     "the restarted scheduler")
+            if p.poll() is None or "Address already in use" not in read(state["log"]):
+                break
+            print(f"note: {listen} was taken by another socket; restarting on a new port")
+        if p.poll() is None:
+            state["addr"] = read(afile).strip()
+            kv.conn = ["--scheduler", state["addr"], "--token-file", token]
+        return p
+
+    def restart():
+        os.kill(state["sched"].pid, signal.SIGKILL)
+        state["sched"].wait(timeout=10)
+        stop_workers()
+        p = restart_scheduler()
+        if p.poll() is not None:
+            raise Failed("the restarted scheduler exited: " + read(state["log"]))
+        state["sched"] = p
+        start_workers()
+        joined(3)
+        rc, out, err = kv.expect(0, "list", "list")
+        names = [line.split("\t")[0] for line in out.splitlines()[1:]]
+        if names != ["t"]:
+            raise Failed(f"kv list after the restart: {names}, want ['t']")
+        kv.check_table("t", model)
+        for k in rng.sample(sorted(model), 5):
+            rc, out, err = kv.expect(0, "get " + k, "get", "t", k)
+            if out.strip() != model[k]:
+                raise Failed(f"get {k}: {out.strip()!r}, want {model[k]!r}")
+        kv.expect(3, "get from the dropped table", "get", "gone", "a")
+        for i in range(10):
+            k = "new%d" % i
+            kv.expect(0, "put after the restart", "put", "t", k, "n%d" % i)
+            model[k] = "n%d" % i
+        kv.expect(0, "del after the restart", "del", "t", "new0")
+        del model["new0"]
+        kv.check_table("t", model)
+        place = kv.placement("t")
+        if not place or any(st != "up" for reps in place.values() for _, st in reps):
+            raise Failed(f"replicas not all up after the restart: {place}")
+
+    test.check("SIGKILLed scheduler restarted on its data dir serves every write", restart)
+
+    def unsaved():
+        # a directory where the temp file goes: every save fails (EISDIR,
+        # also for root), so create and drop must be refused, nothing changed
+        blocker = catalog + ".tmp"
+        os.mkdir(blocker)
+        try:
+            kv.expect(1, "create with an unsavable catalog", "create", "x")
+            kv.expect(1, "drop with an unsavable catalog", "drop", "t")
+            rc, out, err = kv.expect(0, "list", "list")
+            if [line.split("\t")[0] for line in out.splitlines()[1:]] != ["t"]:
+                raise Failed("a refused create or drop changed the catalog: " + out)
+            if "was not saved" not in read(state["log"]):
+                raise Failed("the scheduler did not log the failed save")
+        finally:
+            os.rmdir(blocker)
+        kv.check_table("t", model)
+
+    test.check("create and drop refused while the catalog cannot be saved", unsaved)
+
+    def corrupted():
+        state["sched"].send_signal(signal.SIGTERM)
+        state["sched"].wait(timeout=20)
+        stop_workers()
+        good = open(catalog, "rb").read()
+        for what, bad in (("a flipped byte", good[:len(good) // 2] +
+                           bytes([good[len(good) // 2] ^ 0x10]) + good[len(good) // 2 + 1:]),
+                          ("a truncated file", good[:len(good) - 5])):
+            with open(catalog, "wb") as f:
+                f.write(bad)
+            p = restart_scheduler()
+            try:
+                rc = p.wait(timeout=20)
+            except Exception:
+                raise Failed(f"a catalog with {what} was not refused")
+            log = read(state["log"])
+            if rc != 1 or "corrupted" not in log:
+                raise Failed(f"a catalog with {what}: exit {rc}, log: {log.strip()[-400:]}")
+            if open(catalog, "rb").read() != bad:
+                raise Failed("a refused catalog was rewritten")
+        with open(catalog, "wb") as f:
+            f.write(good)
+        p = restart_scheduler()
+        if p.poll() is not None or "kv catalog: 1 table(s)" not in read(state["log"]):
+            raise Failed("the intact catalog did not load: " + read(state["log"]))
+        state["sched"] = p
+
+    test.check("a corrupted catalog is refused (exit 1), the intact one loads", corrupted)
+
+
+if __name__ == "__main__":
+    sys.exit(clusterlib.main("tsr_kv_catalog_", body))
