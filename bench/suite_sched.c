@@ -32,7 +32,10 @@
  * returned. Figures, best of R: cluster_<shape>_tasks_per_s (N / (build +
  * submit + wait, all values back in the handles)), cluster_<shape>_overhead_ns
  * (its inverse per task), cluster_<shape>_client_cpu_ns (this process's CPU
- * per task; the daemons' CPU is not counted). bench/peers/sched_peers.sh
+ * per task; the daemons' CPU is not counted). A chain runs pipelined on the
+ * cluster (the scheduler sends a task ahead to the worker producing its
+ * input: docs/cluster.md "Pipelining"; TSR_GRAPH_PIPELINE=0 in the
+ * scheduler's environment turns that off). bench/peers/sched_peers.sh
  * --cluster W starts a local cluster of W workers, runs this and Dask's
  * LocalCluster with W workers on the same shapes and prints the ratio.
  */

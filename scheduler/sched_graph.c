@@ -96,6 +96,8 @@ void tsr_sgraph_maybe_free(sgraph_t *g)
     tsr_mem_free(s->mem, g->inputs);
     tsr_mem_free(s->mem, g->succ_at);
     tsr_mem_free(s->mem, g->succ);
+    tsr_mem_free(s->mem, g->piped_on);
+    tsr_mem_free(s->mem, g->copies_on);
     tsr_rpc_msg_release(s->t, &g->reqmsg);
     tsr_mem_free(s->mem, g);
 }
@@ -119,6 +121,7 @@ static void graph_end(sgraph_t *g)
             if (g->tasks[k].kept && g->tasks[k].holder == h)
                 g->tasks[k].released = true;
     }
+    tsr_sgraph_pipe_end(g); /* local copies for tasks sent ahead */
 }
 
 static void graph_fail(sgraph_t *g, const tsr_error_t *e)
@@ -190,16 +193,14 @@ static void graph_answer(sgraph_t *g)
     g->req = NULL;
     tsr_sched_log(s->p->log, "scheduler",
                   "graph job %llu: %zu task(s) done in %llu ms (values: %zu kept on workers, "
-                  "%llu bytes; %llu bytes inline; %zu lineage re-run(s))",
+                  "%llu bytes; %llu bytes inline; %zu lineage re-run(s); %zu sent ahead)",
                   (unsigned long long)g->id, g->ntasks,
                   (unsigned long long)(tsr_sched_now_ms() - g->started_ms), g->nkept,
-                  (unsigned long long)g->kept_bytes, (unsigned long long)g->inline_bytes,
-                  g->reruns);
+                  (unsigned long long)g->kept_bytes, (unsigned long long)g->inline_bytes, g->reruns,
+                  g->npiped);
     graph_end(g);
     tsr_sgraph_maybe_free(g);
 }
-
-static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
 
 static gtask_t *item_task(tsr_pq_item_t *it)
 {
@@ -213,6 +214,7 @@ static bool send_task(tsr_pq_item_t *it, int wi)
     sgraph_t *g = t->g;
     sched_t *s = g->s;
     t->state = T_INFLIGHT;
+    t->piped = false;
     /* inputs kept by a worker known dead: re-run their producers first
      * (g is held meanwhile: the lineage may end the job) */
     bool gone = false;
@@ -246,6 +248,7 @@ static bool send_task(tsr_pq_item_t *it, int wi)
             tsr_sgraph_enqueue(g, t);
         return false;
     }
+    t->keep_local = tsr_sgraph_wants_copy(g, t, wi); /* a reader may be sent ahead */
     tsr_sgraph_build_payload(g, t, wi);
     if (t->payload.failed) {
         tsr_sgraph_fail_msg(g, TSR_ERR_NOMEM, "out of memory");
@@ -254,7 +257,7 @@ static bool send_task(tsr_pq_item_t *it, int wi)
     tsr_error_t e;
     tsr_error_clear(&e);
     if (tsr_rpc_call_async(s->t, s->workers[wi]->peer, TSR_MSG_TASK_GRAPH, t->payload.data,
-                           t->payload.len, -1, on_task_done, t, &e) != TSR_OK) {
+                           t->payload.len, -1, tsr_sgraph_on_task_done, t, &e) != TSR_OK) {
         if (e.status == TSR_ERR_UNAVAILABLE && ++t->attempts < MAX_ATTEMPTS) {
             /* the worker's connection is gone but not yet noticed: it is
              * dead; the task is placed again elsewhere (a lost attempt) */
@@ -272,6 +275,9 @@ static bool send_task(tsr_pq_item_t *it, int wi)
     s->workers[wi]->inflight++;
     g->outstanding++;
     g->inflight++;
+    if (t->keep_local)
+        g->copies_on[wi] = 1;      /* wants_copy made room */
+    tsr_sgraph_pipeline(g, t, wi); /* its readers may follow it there now */
     return true;
 }
 
@@ -368,11 +374,19 @@ static void task_finished(sgraph_t *g, gtask_t *t, tsr_rpc_msg_t *reply)
                 return;
         }
     }
+    /* room again for tasks sent ahead to t's worker (t may have been one) */
+    tsr_sgraph_pipeline(g, t, t->worker);
 }
 
 static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_msg_t *reply);
 
-static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+/* The call ended without an answer (the worker died or went away). */
+static bool reply_lost(tsr_status_t status, const tsr_rpc_msg_t *reply)
+{
+    return (status == TSR_ERR_UNAVAILABLE || status == TSR_ERR_TIMEOUT) && reply->len == 0;
+}
+
+void tsr_sgraph_on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
     gtask_t *t = arg;
     sgraph_t *g = t->g;
@@ -383,7 +397,10 @@ static void on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     if (w->inflight > 0)
         w->inflight--;
     w->tasks_done++;
-    tsr_placer_done(&s->placer, (size_t)t->worker);
+    if (t->piped) /* sent ahead: it took no placer slot */
+        tsr_sgraph_pipe_done(g, t->worker);
+    else
+        tsr_placer_done(&s->placer, (size_t)t->worker);
     task_settle(g, t, status, reply);
     tsr_placer_pump(&s->placer); /* g may be gone: s is not */
 }
@@ -396,7 +413,10 @@ static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_ms
         tsr_value_t v;
         bool kept = false;
         uint64_t rows, size;
-        if (status == TSR_OK && tsr_sgraph_read_answer(reply, &kept, &v, &rows, &size) && kept) {
+        if (status == TSR_OK && t->keep_local) /* a local copy after the end's drop */
+            tsr_sgraph_send_drop(s, t->worker, g->id, NULL, 0);
+        else if (status == TSR_OK && tsr_sgraph_read_answer(reply, &kept, &v, &rows, &size) &&
+                 kept) {
             uint32_t idx = (uint32_t)(t - g->tasks);
             tsr_sgraph_send_drop(s, t->worker, g->id, &idx, 1);
         }
@@ -409,7 +429,20 @@ static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_ms
         task_finished(g, t, reply);
         return;
     }
-    if ((status == TSR_ERR_UNAVAILABLE || status == TSR_ERR_TIMEOUT) && reply->len == 0) {
+    if (t->piped && tsr_sgraph_count_waiting(g, t) > 0) {
+        /* sent ahead, and an input did not finish (failed, lost, re-run): it
+         * answered "not run" or was lost with its worker; it waits for its
+         * inputs again like any other task */
+        if (reply_lost(status, reply))
+            t->avoid = t->worker;
+        tsr_rpc_msg_release(s->t, reply);
+        t->state = T_WAITING;
+        t->waiting = tsr_sgraph_count_waiting(g, t);
+        return;
+    }
+    if (reply_lost(status, reply) || (t->piped && status == TSR_ERR_UNAVAILABLE)) {
+        /* lost with its worker; or sent ahead and "not run" although its
+         * inputs are done (their copy was gone): placed again, bounded */
         tsr_rpc_msg_release(s->t, reply);
         tsr_sched_http_task_end(s->http, g->id,
                                 t->attempts + 1 >= MAX_ATTEMPTS ? TSR_SCHED_TASK_FAILED
@@ -424,7 +457,10 @@ static void task_settle(sgraph_t *g, gtask_t *t, tsr_status_t status, tsr_rpc_ms
                       "graph job %llu: task '%s' lost with worker %d (%s); placing it again",
                       (unsigned long long)g->id, t->id, t->worker + 1, tsr_status_str(status));
         t->avoid = t->worker;
-        tsr_sgraph_enqueue(g, t);
+        if ((t->waiting = tsr_sgraph_count_waiting(g, t)) > 0)
+            t->state = T_WAITING; /* an input is being re-run: it goes when that is done */
+        else
+            tsr_sgraph_enqueue(g, t);
         return;
     }
     if (status == TSR_ERR_STALE && tsr_sgraph_inputs_lost(g, t, reply)) {
@@ -566,6 +602,10 @@ void tsr_sched_graph_start(sched_t *s, tsr_rpc_req_t *req)
     g->sprog.owner = g;
     g->sprog.last_ms = g->started_ms;
     g->inline_max = DEFAULT_INLINE_MAX;
+    g->pipe_max = DEFAULT_PIPELINE;
+    const char *pm = getenv("TSR_GRAPH_PIPELINE"); /* 0: no pipelining (docs/cluster.md) */
+    if (pm && *pm)
+        g->pipe_max = (unsigned)(strtoul(pm, NULL, 10) % 1025u);
     const char *im = getenv("TSR_GRAPH_INLINE_MAX"); /* tuning and tests (docs/cluster.md) */
     if (im && *im)
         g->inline_max = strtoull(im, NULL, 10);

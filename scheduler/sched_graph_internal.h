@@ -17,7 +17,8 @@
 #define MAX_GRAPH_TABLES 64
 #define MAX_RERUNS_PER_TASK 4            /* lineage re-runs per task of the job, in total */
 #define DEFAULT_INLINE_MAX (64u * 1024u) /* docs/cluster.md "Data movement" */
-#define GRAPH_TASK_VERSION 3             /* TASK_GRAPH (worker_graph.c) */
+#define GRAPH_TASK_VERSION 4             /* TASK_GRAPH (worker_graph.c) */
+#define DEFAULT_PIPELINE 4 /* tasks sent ahead per worker and job (sched_graph_pipe.c) */
 
 /* A task's state: WAITING (inputs not all DONE: `waiting` counts them, per
  * input edge), QUEUED (in the placer's queues), INFLIGHT (sent), DONE. */
@@ -42,6 +43,11 @@ typedef struct gtask {
     int avoid;         /* a worker it was lost on (placement avoids it), -1 none */
     unsigned attempts;
     uint8_t state; /* T_WAITING .. T_DONE */
+    /* pipelining (sched_graph_pipe.c): sent ahead of its inputs to the
+     * worker running them (not through the placer's slots); keep_local: its
+     * last payload asked the worker to keep a copy of an inline output for
+     * readers sent ahead there */
+    bool piped, keep_local;
     /* its value, once DONE: inline (val into reply) or kept on holder */
     bool kept;
     bool released;   /* let go (no reader left): a re-run of a reader re-runs it */
@@ -73,7 +79,12 @@ struct sgraph {
     size_t nkept;        /* values kept on workers (moved directly), for the log */
     uint64_t kept_bytes, inline_bytes;
     bool finished;
-    sactive_t act; /* in the scheduler's cancellable jobs while running */
+    sactive_t act;      /* in the scheduler's cancellable jobs while running */
+    unsigned pipe_max;  /* tasks sent ahead per worker (0: no pipelining) */
+    uint32_t *piped_on; /* per worker slot: tasks sent ahead and not answered */
+    uint8_t *copies_on; /* per worker slot: it may keep local copies (dropped at the end) */
+    size_t pipe_cap;    /* entries of piped_on and copies_on */
+    size_t npiped;      /* tasks sent ahead so far (the log) */
     uint64_t started_ms;
     uint64_t started_ns;
     tsr_progress_t prog;
@@ -89,12 +100,29 @@ void tsr_sgraph_fail_msg(sgraph_t *g, tsr_status_t st, const char *msg);
 /* Task t is ready (again): into the placer's queues at its home. false: the
  * job has failed (g may be gone). The caller pumps. */
 bool tsr_sgraph_enqueue(sgraph_t *g, gtask_t *t);
+/* The answer of a TASK_GRAPH call (arg: the gtask_t). */
+void tsr_sgraph_on_task_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
 /* Frees g once it has finished and nothing of it is outstanding. */
 void tsr_sgraph_maybe_free(sgraph_t *g);
 
+/* ---- sched_graph_pipe.c (pipelining, docs/cluster.md "Pipelining") -------------- */
+
+/* Should t, about to be sent to worker wi, keep a local copy of an inline
+ * output (a reader of it may be sent ahead there)? */
+bool tsr_sgraph_wants_copy(sgraph_t *g, const gtask_t *t, int wi);
+/* t is in flight on worker wi: sends ahead the readers of t (and, through
+ * the tasks already sent ahead there, of theirs) whose every unfinished
+ * input is in flight on wi, within the job's bound per worker. */
+void tsr_sgraph_pipeline(sgraph_t *g, gtask_t *t, int wi);
+/* A task sent ahead to worker wi was answered: its bound is freed. */
+void tsr_sgraph_pipe_done(sgraph_t *g, int wi);
+/* The job ends: workers that may keep local copies drop the job's values. */
+void tsr_sgraph_pipe_end(sgraph_t *g);
+
 /* ---- sched_graph_values.c ------------------------------------------------------- */
 
-/* The TASK_GRAPH request (version 3) of t for worker wi into t->payload. */
+/* The TASK_GRAPH request (version 4) of t for worker wi into t->payload;
+ * an input not DONE (t sent ahead: sched_graph_pipe.c) goes as src 4. */
 void tsr_sgraph_build_payload(sgraph_t *g, gtask_t *t, int wi);
 /* Reads a version 3 answer: {u8 form: 0 value | 1 u8 kind, u64 rows,
  * u64 size}. false: malformed. */

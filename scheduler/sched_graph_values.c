@@ -72,7 +72,7 @@ void tsr_sgraph_release_value(sgraph_t *g, gtask_t *t)
     t->vlen = 0;
 }
 
-/* The TASK_GRAPH request (version 3, worker_graph.c) of t for worker wi. */
+/* The TASK_GRAPH request (version 4, worker_graph.c) of t for worker wi. */
 void tsr_sgraph_build_payload(sgraph_t *g, gtask_t *t, int wi)
 {
     sched_t *s = g->s;
@@ -86,6 +86,7 @@ void tsr_sgraph_build_payload(sgraph_t *g, gtask_t *t, int wi)
      * listener to serve from keeps nothing */
     bool may_keep = !t->sink && s->workers[wi]->addr_port != 0;
     tsr_wbuf_u64(b, may_keep ? g->inline_max : UINT64_MAX);
+    tsr_wbuf_u8(b, t->keep_local ? 1 : 0); /* version 4 flags: keep a local copy */
     tsr_wbuf_str(b, t->kind);
     tsr_wbuf_str(b, t->sql);
     tsr_wbuf_str(b, t->param);
@@ -96,7 +97,17 @@ void tsr_sgraph_build_payload(sgraph_t *g, gtask_t *t, int wi)
         if (in->is_task) {
             const gtask_t *src = &g->tasks[in->index];
             tsr_wbuf_str(b, src->id);
-            if (src->kept) {
+            if (src->state != T_DONE) {
+                /* in flight on wi, t sent ahead (sched_graph_pipe.c): read
+                 * from wi's store once produced; last: no other reader of
+                 * it is still waiting, so wi drops its copy after t */
+                bool last = true;
+                for (size_t e = g->succ_at[in->index]; e < g->succ_at[in->index + 1]; e++)
+                    last = last && g->tasks[g->succ[e]].state != T_WAITING;
+                tsr_wbuf_u8(b, 4);
+                tsr_wbuf_u32(b, in->index);
+                tsr_wbuf_u8(b, last ? 1 : 0);
+            } else if (src->kept) {
                 const sworker_t *h = s->workers[src->holder];
                 tsr_wbuf_u8(b, 3);
                 tsr_wbuf_u32(b, in->index);

@@ -345,6 +345,9 @@ static void *executor(void *arg)
             tsr_sched_log(w->p->log, "worker", "kept graph value %u of job %llu (%llu bytes)",
                           w->env.kept_task, (unsigned long long)w->env.kept_job,
                           (unsigned long long)w->env.kept_bytes);
+        if (rc != TSR_OK && w->env.not_run) /* sent ahead; its producer here failed */
+            tsr_sched_log(w->p->log, "worker",
+                          "graph task not run: an input it reads here was not produced");
         tsr_rpc_reply(w->t, req, rc, out.data, out.failed ? 0 : out.len);
         tsr_wbuf_free(&out);
 

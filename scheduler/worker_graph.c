@@ -2,15 +2,18 @@
  * worker_graph.c - one task of a task graph on a worker (TASK_GRAPH, from
  * sched_graph.c; worker_task.c dispatches here).
  *
- * GRAPH {u8 version (1, 2 or 3), [2, 3: u64 job], [3: u32 task, u64 inline_max],
+ * GRAPH {u8 version (1 to 4), [>= 2: u64 job], [>= 3: u32 task, u64 inline_max],
+ *        [4: u8 flags (bit 0: keep a local copy of an inline output)],
  *        str kind, str sql, str param, u8 delim, u32 ninputs x
  *        {str name, u8 src,
  *         src 1: str path, str schema (a CSV file) |
  *         src 2: value (proto.h: the bytes themselves) |
- *         src 3 (version 3): u32 task, u32 worker, u32 node_id, str host,
- *                u32 port (a value kept by the worker at host:port)}}
+ *         src 3 (version >= 3): u32 task, u32 worker, u32 node_id, str host,
+ *                u32 port (a value kept by the worker at host:port) |
+ *         src 4 (version 4): u32 task, u8 last (produced by an earlier task
+ *                of the job sent to this worker: read from the store)}}
  *   versions 1, 2 -> value
- *   version 3     -> {u8 form: 0 value | 1 u8 kind, u64 rows, u64 size}
+ *   versions 3, 4 -> {u8 form: 0 value | 1 u8 kind, u64 rows, u64 size}
  *
  * The inputs become handles of a one-task graph under their names (CSV
  * files and table values as tables of the task's context, bytes as bytes),
@@ -24,6 +27,17 @@
  * the value is gone) does not fail the task outright: every such input is
  * collected in env->lost and the task answers TSR_ERR_STALE, so the
  * scheduler re-runs the producers (lineage) and then this task.
+ *
+ * Version 4, pipelining (docs/cluster.md "Pipelining"): the scheduler may
+ * send a task before its producers on this worker have finished. Tasks run
+ * in arrival order on the one executor thread, so by the time it runs they
+ * have ended: a producer that succeeded left its output in the store (kept,
+ * or, flag bit 0, a local copy of an inline output under task | COPY_BIT),
+ * and an input src 4 reads it in place. One that is not there (the producer
+ * failed, was dropped or the job ended) makes the task answer "not run"
+ * (TSR_ERR_UNAVAILABLE with a message) without running it; the scheduler
+ * handles that. After a task whose src 4 input says `last` (no other reader
+ * is waiting for it), the local copy is dropped here.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +46,8 @@
 #include "worker_task.h"
 #include "worker_values.h"
 
+#define COPY_BIT 0x80000000u /* the store's key of a local copy: task | COPY_BIT */
+
 /* What one task holds for its inputs until it ends. */
 typedef struct ginputs {
     tsr_data_t **ins;
@@ -39,6 +55,8 @@ typedef struct ginputs {
     tsr_wvalue_t **refs; /* borrowed from this worker's store */
     tsr_rpc_msg_t *msgs; /* fetched from peers */
     tsr_transport_t *t;  /* to release msgs */
+    uint32_t *drops;     /* local copies to drop after the task (src 4, last) */
+    uint32_t ndrops;
 } ginputs_t;
 
 /* A value's bytes into handle *h of g, named name. */
@@ -107,6 +125,28 @@ static tsr_status_t kept_input(tsr_wtask_env_t *env, uint64_t job, uint32_t task
     return TSR_ERR_STALE;
 }
 
+/* A src 4 input (version 4): the output of an earlier task of the job on
+ * this worker, kept or copied in the store. TSR_ERR_UNAVAILABLE: it is not
+ * there (the producer failed or was dropped): the task must not run. */
+static tsr_status_t piped_input(tsr_wtask_env_t *env, uint64_t job, uint32_t task, const char *name,
+                                ginputs_t *gi, uint32_t i, tsr_value_t *v, tsr_error_t *e)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    if (env->values && !(gi->refs[i] = tsr_wvalues_get(env->values, job, task, &data, &len)))
+        gi->refs[i] = tsr_wvalues_get(env->values, job, task | COPY_BIT, &data, &len);
+    if (!gi->refs[i])
+        return tsr_error_set(e, TSR_ERR_UNAVAILABLE,
+                             "not run: its input '%s' was not produced on this worker (that "
+                             "task failed, was dropped or its job ended)",
+                             name);
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, data, len);
+    if (tsr_proto_read_value(&r, v) && tsr_rbuf_done(&r))
+        return TSR_OK;
+    return tsr_error_set(e, TSR_ERR_INTERNAL, "a stored value of input '%s' is malformed", name);
+}
+
 /* Input i of a graph task into a handle of g named after it; an input named
  * like an earlier one (a task reading a value twice) shares its handle. */
 static tsr_status_t graph_input(tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
@@ -126,6 +166,13 @@ static tsr_status_t graph_input(tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_gr
     } else if (src == 2) {
         if (!tsr_proto_read_value(r, &v))
             r->bad = true;
+    } else if (src == 4 && version >= 4) {
+        task = tsr_rbuf_u32(r);
+        uint8_t last = tsr_rbuf_u8(r);
+        if (last > 1 || task >= COPY_BIT)
+            r->bad = true;
+        else if (last)
+            gi->drops[gi->ndrops++] = task | COPY_BIT;
     } else if (src == 3 && version >= 3) {
         task = tsr_rbuf_u32(r);
         from.worker = tsr_rbuf_u32(r);
@@ -156,6 +203,10 @@ static tsr_status_t graph_input(tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_gr
     }
     if (src == 3 && (rc = kept_input(env, job, task, &from, gi, i, &v, e)) != TSR_OK)
         return rc;
+    if (src == 4 && (rc = piped_input(env, job, task, name, gi, i, &v, e)) != TSR_OK) {
+        env->not_run = rc == TSR_ERR_UNAVAILABLE;
+        return rc;
+    }
     return value_input(ctx, g, name, &v, h, e);
 }
 
@@ -176,7 +227,8 @@ static uint64_t encoded_rows(const uint8_t *val, size_t len)
 /* The output of a version 3 task: inline when small (or when nothing may be
  * kept), else into the store with its size answered. */
 static tsr_status_t answer_v3(tsr_wtask_env_t *env, uint64_t job, uint32_t task,
-                              uint64_t inline_max, tsr_data_t *res, tsr_wbuf_t *out, tsr_error_t *e)
+                              uint64_t inline_max, bool copy, tsr_data_t *res, tsr_wbuf_t *out,
+                              tsr_error_t *e)
 {
     tsr_wbuf_t val;
     tsr_wbuf_init(&val, env->mem);
@@ -188,8 +240,16 @@ static tsr_status_t answer_v3(tsr_wtask_env_t *env, uint64_t job, uint32_t task,
     if (!env->values || val.len <= inline_max) {
         tsr_wbuf_u8(out, 0);
         tsr_wbuf_bytes(out, val.data, val.len);
+        if (out->failed) {
+            tsr_wbuf_free(&val);
+            return tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
+        }
+        if (copy && env->values) /* for readers sent ahead here (the store takes val) */
+            return tsr_wvalues_put(env->values, job, task | COPY_BIT, val.data, val.len) == TSR_OK
+                       ? TSR_OK
+                       : tsr_error_set(e, TSR_ERR_NOMEM, "out of memory keeping a copy");
         tsr_wbuf_free(&val);
-        return out->failed ? tsr_error_set(e, TSR_ERR_NOMEM, "out of memory") : TSR_OK;
+        return TSR_OK;
     }
     uint8_t kind = val.data[0];
     uint64_t rows = encoded_rows(val.data, val.len), size = val.len;
@@ -217,18 +277,22 @@ tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
     uint8_t version = tsr_rbuf_u8(r);
     uint64_t job = 0, inline_max = UINT64_MAX;
     uint32_t task = 0;
+    uint8_t flags = 0;
     if (version >= 2)
         job = tsr_rbuf_u64(r); /* for TASK_DROP, and the store's key */
     if (version >= 3) {
         task = tsr_rbuf_u32(r);
         inline_max = tsr_rbuf_u64(r);
     }
+    if (version >= 4)
+        flags = tsr_rbuf_u8(r);
     const char *kind = tsr_rbuf_str(r), *sql = tsr_rbuf_str(r), *param = tsr_rbuf_str(r);
     char delim = (char)tsr_rbuf_u8(r);
     uint32_t nin = tsr_rbuf_u32(r);
     env->nlost = 0;
     env->kept = false;
-    if (r->bad || version < 1 || version > 3 || nin > 4096)
+    env->not_run = false;
+    if (r->bad || version < 1 || version > 4 || nin > 4096 || flags > 1 || task >= COPY_BIT)
         return tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
     tsr_context_t *ctx = NULL;
     tsr_graph_t *g = NULL;
@@ -238,9 +302,10 @@ tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
                     .names = tsr_mem_calloc(env->mem, n1, sizeof(*gi.names)),
                     .refs = tsr_mem_calloc(env->mem, n1, sizeof(*gi.refs)),
                     .msgs = tsr_mem_calloc(env->mem, n1, sizeof(*gi.msgs)),
+                    .drops = tsr_mem_calloc(env->mem, n1, sizeof(*gi.drops)),
                     .t = env->t};
     tsr_status_t rc = TSR_OK;
-    if (!gi.ins || !gi.names || !gi.refs || !gi.msgs) {
+    if (!gi.ins || !gi.names || !gi.refs || !gi.msgs || !gi.drops) {
         rc = tsr_error_set(e, TSR_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -290,7 +355,7 @@ tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
         goto done;
     }
     if (version >= 3)
-        rc = answer_v3(env, job, task, inline_max, res, out, e);
+        rc = answer_v3(env, job, task, inline_max, (flags & 1) != 0, res, out, e);
     else if ((rc = tsr_proto_encode_data(out, res)) != TSR_OK)
         tsr_error_set(e, rc, "out of memory encoding the result");
 done:
@@ -302,9 +367,12 @@ done:
         tsr_wvalues_release(env->values, gi.refs[i]);
     for (uint32_t i = 0; gi.msgs && i < nin; i++)
         tsr_rpc_msg_release(env->t, &gi.msgs[i]);
+    if (gi.ndrops > 0 && env->values) /* copies no other reader here waits for */
+        tsr_wvalues_drop(env->values, job, gi.drops, gi.ndrops);
     tsr_mem_free(env->mem, gi.ins);
     tsr_mem_free(env->mem, gi.names);
     tsr_mem_free(env->mem, gi.refs);
     tsr_mem_free(env->mem, gi.msgs);
+    tsr_mem_free(env->mem, gi.drops);
     return rc;
 }

@@ -562,7 +562,7 @@ bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job
     tsr_rbuf_init(&r, data, len);
     if (type == TSR_MSG_TASK_GRAPH) {
         uint8_t version = tsr_rbuf_u8(&r);
-        if (version != 2 && version != 3)
+        if (version < 2 || version > 4)
             return false;
     }
     if (type != TSR_MSG_TASK_GRAPH && type != TSR_MSG_TASK_INFER && type != TSR_MSG_TASK_RUN)

@@ -53,6 +53,9 @@ typedef struct tsr_wtask_env {
     bool kept;
     uint64_t kept_job, kept_bytes;
     uint32_t kept_task;
+    /* the last task was sent ahead and did not run: an input it reads on
+     * this worker was not produced (GRAPH version 4; for the worker's log) */
+    bool not_run;
 } tsr_wtask_env_t;
 
 /* Opens the n plugins at paths (kept open until tsr_wtask_env_free) and
@@ -76,7 +79,7 @@ tsr_status_t tsr_wtask_new_context(tsr_wtask_env_t *env, tsr_context_t **out, ts
 tsr_status_t tsr_wtask_load_plugins(const tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
                                     tsr_error_t *e);
 tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr_error_t *e);
-/* The job a task message belongs to (INFER, RUN, GRAPH version 2 or 3);
+/* The job a task message belongs to (INFER, RUN, GRAPH version 2 to 4);
  * false when it names none (WHOLE, GRAPH version 1) or is malformed. */
 bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job);
 

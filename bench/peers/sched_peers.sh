@@ -32,7 +32,10 @@
 # worker processes of one thread each on the same shapes (client.get of a
 # dict graph of no-op tasks, built in the timed region; --dask-tasks, default
 # min(TASKS, 5000)). ratio = Tessera tasks/s / Dask tasks/s. Target (issue 5):
-# >= 20x.
+# >= 20x. The cluster's scheduler inherits this environment: TSR_GRAPH_PIPELINE=0
+# turns off its pipelining of graph tasks (docs/cluster.md "Pipelining"), for
+# a before/after comparison. On a loaded machine Dask's figures swing 2x from
+# run to run: compare several runs, or --dask-tasks 1000 to keep them short.
 # CPU time per task (all threads) is printed beside wall time: on a loaded
 # machine it is the steadier figure (StarPU's workers poll, so its CPU time
 # counts the polling).

@@ -35,6 +35,14 @@ def run(tessera, args, timeout=TIMEOUT_S, env=None):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
+def embedded_submit(tessera, path, timeout=TIMEOUT_S):
+    """`tessera submit --format csv PATH` embedded: its CSV output (Failed when it fails)."""
+    rc, out, err = run(tessera, ["submit", "--format", "csv", path], timeout=timeout)
+    if rc != 0 or not out:
+        raise Failed(f"embedded {os.path.basename(path)}: exit {rc}: {err}")
+    return out
+
+
 def read(path):
     try:
         with open(path, "rb") as f:

@@ -95,10 +95,7 @@ def lineage_job(tmp):
 
 
 def embedded(t, path):
-    rc, out, err = run(t, ["submit", "--format", "csv", path], timeout=TIMEOUT_S)
-    if rc != 0 or not out:
-        raise Failed(f"embedded {os.path.basename(path)}: exit {rc}: {err}")
-    return out
+    return clusterlib.embedded_submit(t, path, TIMEOUT_S)
 
 
 def summary(slog):
