@@ -99,12 +99,12 @@ static bool proc_live(pid_t pid, unsigned long long *start)
     return true;
 }
 
-/* Is pid a live (not zombie) tessera process running `role`? */
-static bool is_ours(pid_t pid, const char *role)
+/* Is pid a live (not zombie) tessera process running `role`? Its start time goes to
+ * *start (see proc_live). */
+static bool is_ours(pid_t pid, const char *role, unsigned long long *start)
 {
     char path[64], buf[4096];
-    unsigned long long start;
-    if (!proc_live(pid, &start))
+    if (!proc_live(pid, start))
         return false;
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -187,7 +187,7 @@ static int cluster_down_q(const char *dir, bool quiet)
         pids[n] = read_pid(dir, de->d_name);
         starts[n] = 0;
         const char *role = strncmp(de->d_name, "worker-", 7) == 0 ? "worker" : "scheduler";
-        if (pids[n] && (!is_ours(pids[n], role) || !proc_live(pids[n], &starts[n])))
+        if (pids[n] && !is_ours(pids[n], role, &starts[n]))
             pids[n] = 0; /* gone already, or the PID now belongs to someone else */
         n++;
     }
@@ -339,7 +339,7 @@ static int cluster_up_locked(const char *dir, const up_opts_t *o, pid_t *wpids)
 {
     char path[PATH_MAX], tok[PATH_MAX], addr[300], logp[PATH_MAX];
     pid_t sp = read_pid(dir, "scheduler.pid");
-    if (sp && is_ours(sp, "scheduler")) {
+    if (sp && is_ours(sp, "scheduler", &(unsigned long long){0})) {
         cli_error("a cluster is already running in %s (scheduler pid %d)", dir, (int)sp);
         fprintf(stderr, "hint: 'tessera cluster status' shows it; 'tessera cluster down' "
                         "stops it\n");
