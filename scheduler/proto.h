@@ -201,9 +201,11 @@ bool tsr_proto_decode_progress(const void *msg, size_t len, tsr_progress_t *p);
  * is answered TSR_ERR_UNAVAILABLE with the message "job N was cancelled". */
 
 /* TASK_DROP (scheduler -> worker) has the same {u64 job} payload: the worker
- * answers its queued, not yet started tasks of that job (INFER, RUN and
- * GRAPH version 2 carry their job) TSR_ERR_UNAVAILABLE with an error payload
- * "job N was cancelled", and replies {u32 tasks dropped}. */
+ * answers its queued, not yet started tasks of that job (INFER, RUN, WHOLE
+ * with its trailing job and GRAPH version 2 carry their job)
+ * TSR_ERR_UNAVAILABLE with an error payload "job N was cancelled", interrupts
+ * the job's running task (which answers TSR_ERR_CANCELLED "job N was
+ * cancelled"), and replies {u32 tasks dropped}. */
 void tsr_proto_encode_cancel(tsr_wbuf_t *b, uint64_t job);
 bool tsr_proto_decode_cancel(const void *msg, size_t len, uint64_t *job);
 

@@ -38,8 +38,10 @@
  * an answer (bad CSV, overflow) fails the job with that error. A job keeps itself alive until its last
  * call's callback ran (outstanding), even after it has answered the client.
  * CANCEL (sactive_t) ends it "cancelled", takes its queued tasks out of the
- * placer and has the workers drop theirs (TASK_DROP, sched.c); the answers
- * of tasks already running are dropped.
+ * placer and has the workers drop theirs (TASK_DROP, sched.c), which also
+ * interrupts the job's running task there (its query stops at its next
+ * batch); the answers of tasks already running are dropped. A WHOLE task
+ * ends its payload with the job for that (worker_task.c).
  *
  * Progress (proto.h PROGRESS): after a task finishes, the client hears the
  * tasks done and known (INFER + RUN, or the one WHOLE task) and the rows of
@@ -390,6 +392,7 @@ static void build_payload(sjob_t *j, stask_t *t)
             tsr_wbuf_str(b, j->schemas[i]);
         }
         tsr_wbuf_str(b, j->sql);
+        tsr_wbuf_u64(b, j->id); /* so TASK_DROP can interrupt it on the worker */
         return;
     }
     const tsr_split_range_t *r = &j->split.ranges[t->idx];

@@ -354,6 +354,13 @@ tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
         tsr_proto_context_error(ctx, e);
         goto done;
     }
+    if (tsr_cancel_is_set(env->cancel) &&
+        tsr_task_state(tsr_graph_task_at(g, 0)) == TSR_TASK_CANCELLED) {
+        /* TASK_DROP stopped it (env->cancel is the context's token): the
+         * graph calls that a success with the task CANCELLED and no output */
+        rc = tsr_error_set(e, TSR_ERR_CANCELLED, "job %llu was cancelled", (unsigned long long)job);
+        goto done;
+    }
     if (version >= 3)
         rc = answer_v3(env, job, task, inline_max, (flags & 1) != 0, res, out, e);
     else if ((rc = tsr_proto_encode_data(out, res)) != TSR_OK)

@@ -33,7 +33,9 @@
  *        str schema}}: tables the task reads whole besides its range (the
  *        broadcast side), registered as WHOLE registers its files.
  * WHOLE  {u8 delim, u32 ntables, ntables x {str name, str path, str schema},
- *         str sql} -> result table
+ *         str sql, [u64 job]} -> result table
+ *        job (optional: older schedulers send none): what TASK_DROP names to
+ *        interrupt it
  * GRAPH  one task of a task graph: worker_graph.c has its payloads.
  */
 #define _GNU_SOURCE
@@ -185,6 +187,7 @@ static tsr_status_t new_context(tsr_wtask_env_t *env, tsr_context_t **out, tsr_e
     tsr_status_t rc = tsr_context_create(&cp, out);
     if (rc != TSR_OK)
         return tsr_error_set(e, rc, "cannot start the engine: %s", tsr_status_str(rc));
+    tsr_context_set_cancel(*out, env->cancel); /* TASK_DROP interrupts its queries */
     if (env->device && strcmp(env->device, "cpu") != 0 &&
         (rc = tsr_context_set_device(*out, env->device)) != TSR_OK) {
         tsr_proto_context_error(*out, e);
@@ -482,6 +485,8 @@ static tsr_status_t task_whole(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *
             tsr_proto_context_error(ctx, e);
     }
     const char *sql = tsr_rbuf_str(r);
+    if (!r->bad && r->len - r->pos == 8)
+        (void)tsr_rbuf_u64(r); /* the job: for TASK_DROP (tsr_wtask_job_of) */
     if (rc == TSR_OK && !tsr_rbuf_done(r))
         rc = tsr_error_set(e, TSR_ERR_BAD_INPUT, "malformed task");
     if (rc == TSR_OK)
@@ -560,6 +565,20 @@ bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job
 {
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, data, len);
+    if (type == TSR_MSG_TASK_WHOLE) { /* the job is the optional last field */
+        (void)tsr_rbuf_u8(&r);
+        uint32_t n = tsr_rbuf_u32(&r);
+        for (uint32_t i = 0; i < n && i < 1024 && !r.bad; i++) {
+            (void)tsr_rbuf_str(&r);
+            (void)tsr_rbuf_str(&r);
+            (void)tsr_rbuf_str(&r);
+        }
+        (void)tsr_rbuf_str(&r);
+        if (r.bad || n > 1024 || r.len - r.pos != 8)
+            return false;
+        *job = tsr_rbuf_u64(&r);
+        return !r.bad;
+    }
     if (type == TSR_MSG_TASK_GRAPH) {
         uint8_t version = tsr_rbuf_u8(&r);
         if (version < 2 || version > 4)
@@ -596,6 +615,12 @@ tsr_status_t tsr_wtask_run(tsr_wtask_env_t *env, uint16_t type, const void *data
         rc = tsr_error_set(&e, TSR_ERR_UNSUPPORTED, "unknown task type %u", type);
         break;
     }
+    uint64_t job = 0;
+    if (rc == TSR_ERR_CANCELLED && tsr_wtask_job_of(type, data, len, &job)) {
+        /* interrupted by TASK_DROP: say so as the scheduler does */
+        tsr_error_clear(&e);
+        tsr_error_set(&e, rc, "job %llu was cancelled", (unsigned long long)job);
+    }
     if (rc != TSR_OK) {
         tsr_wbuf_free(out);
         out->failed = false;
@@ -626,4 +651,6 @@ void tsr_wtask_env_free(tsr_wtask_env_t *env)
     tsr_mem_free(env->mem, env->plugin_handles);
     env->plugin_handles = NULL;
     env->nplugins = 0;
+    tsr_cancel_destroy(env->cancel); /* after the contexts that held it */
+    env->cancel = NULL;
 }

@@ -56,6 +56,11 @@ typedef struct tsr_wtask_env {
     /* the last task was sent ahead and did not run: an input it reads on
      * this worker was not produced (GRAPH version 4; for the worker's log) */
     bool not_run;
+    /* installed on every task's context (NULL: none): set by TASK_DROP while
+     * a task of the dropped job runs, so its query or graph stops at its next
+     * batch (context.h); owned here (freed by tsr_wtask_env_free), reset by
+     * worker.c before each task */
+    tsr_cancel_t *cancel;
 } tsr_wtask_env_t;
 
 /* Opens the n plugins at paths (kept open until tsr_wtask_env_free) and
@@ -79,8 +84,9 @@ tsr_status_t tsr_wtask_new_context(tsr_wtask_env_t *env, tsr_context_t **out, ts
 tsr_status_t tsr_wtask_load_plugins(const tsr_wtask_env_t *env, tsr_context_t *ctx, tsr_graph_t *g,
                                     tsr_error_t *e);
 tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr_error_t *e);
-/* The job a task message belongs to (INFER, RUN, GRAPH version 2 to 4);
- * false when it names none (WHOLE, GRAPH version 1) or is malformed. */
+/* The job a task message belongs to (INFER, RUN, WHOLE with its job field,
+ * GRAPH version 2 to 4); false when it names none (an older scheduler's
+ * WHOLE, GRAPH version 1) or is malformed. */
 bool tsr_wtask_job_of(uint16_t type, const void *data, size_t len, uint64_t *job);
 
 #endif /* TSR_SCHED_WORKER_TASK_H */

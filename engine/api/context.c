@@ -64,6 +64,50 @@ tsr_status_t tsr__context_install(tsr_context_t *ctx, tsr_table_t *table)
     return TSR_OK;
 }
 
+/* ---- cancel tokens ---------------------------------------------------------------- */
+
+tsr_status_t tsr_cancel_create(tsr_cancel_t **out)
+{
+    if (!out)
+        return TSR_ERR_INVALID_ARG;
+    tsr_cancel_t *c = tsr_mem_alloc(NULL, sizeof(*c));
+    if (!c)
+        return TSR_ERR_NOMEM;
+    atomic_init(&c->flag, 0);
+    *out = c;
+    return TSR_OK;
+}
+
+void tsr_cancel_destroy(tsr_cancel_t *cancel)
+{
+    tsr_mem_free(NULL, cancel);
+}
+
+/* Release/acquire would order nothing useful here (the flag carries no data);
+ * seq_cst stores keep it simple and are as signal-safe as any. */
+void tsr_cancel_set(tsr_cancel_t *cancel)
+{
+    if (cancel)
+        atomic_store(&cancel->flag, 1);
+}
+
+void tsr_cancel_reset(tsr_cancel_t *cancel)
+{
+    if (cancel)
+        atomic_store(&cancel->flag, 0);
+}
+
+int tsr_cancel_is_set(const tsr_cancel_t *cancel)
+{
+    return cancel && atomic_load(&cancel->flag) != 0;
+}
+
+void tsr_context_set_cancel(tsr_context_t *ctx, tsr_cancel_t *cancel)
+{
+    if (ctx)
+        ctx->cancel = cancel;
+}
+
 void tsr_context_destroy(tsr_context_t *ctx)
 {
     if (!ctx)

@@ -4,6 +4,8 @@
 #ifndef TSR_API_CONTEXT_INTERNAL_H
 #define TSR_API_CONTEXT_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "core/error.h"
 #include "core/mem.h"
 #include "core/pool.h"
@@ -26,7 +28,19 @@ struct tsr_context {
     struct tsr_dev *dev;  /* device of the queries' hot operators; NULL: the CPU
                              operators (context_device.c) */
     char device_name[32]; /* "cpu", "opencl:0", ... ("" until set: cpu) */
+    tsr_cancel_t *cancel; /* the caller's token (tsr_context_set_cancel); NULL: none */
 };
+
+/* A cancel token (context.h): one flag, read by the executor per batch. */
+struct tsr_cancel {
+    atomic_int flag;
+};
+
+/* The flag of ctx's cancel token, NULL when none (exec.h's cancel). */
+static inline const atomic_int *tsr__context_cancel_flag(const tsr_context_t *ctx)
+{
+    return ctx->cancel ? &ctx->cancel->flag : NULL;
+}
 
 /* Puts table into the catalog (the context owns it from then on, even on
  * failure: it is destroyed), replacing one of the same name: destroyed at

@@ -4,7 +4,9 @@
  *
  * A query goes parse -> plan -> execute. The AST and plan live in one arena
  * released before returning; the executor copies what the result needs (names,
- * string constants) into the result table. The result may borrow column
+ * string constants) into the result table. The context's cancel token
+ * (context.h) is read before planning and by the executor per batch; a CSV
+ * column that planning loads is parsed to its end. The result may borrow column
  * storage from catalog tables, which is why it must die before its context,
  * and why the context keeps a table replaced while results live (retired
  * tables, see context_internal.h): each result counts itself live.
@@ -45,10 +47,14 @@ tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
     tsr_status_t rc = tsr_sql_parse(&arena, sql, strlen(sql), &ast, &ctx->last_error);
     if (rc != TSR_OK)
         goto cleanup;
+    if (tsr_cancel_is_set(ctx->cancel)) { /* before planning, which may load CSV columns */
+        rc = tsr_error_set(&ctx->last_error, TSR_ERR_CANCELLED, "cancelled");
+        goto cleanup;
+    }
     rc = tsr_sql_plan(&arena, &ctx->catalog, sql, ast, &plan, &ctx->last_error);
     if (rc != TSR_OK)
         goto cleanup;
-    tsr_exec_ctx_t ectx = {.mem = mem, .pool = ctx->pool};
+    tsr_exec_ctx_t ectx = {.mem = mem, .pool = ctx->pool, .cancel = tsr__context_cancel_flag(ctx)};
     rc = tsr_exec_run_dev(&ectx, ctx->dev, plan, &table, &ctx->last_error);
     if (rc != TSR_OK)
         goto cleanup;

@@ -71,7 +71,7 @@ static void agg_bucket_task(void *arg, size_t wi, unsigned worker)
     tsr_agg_run_t *r = arg;
     const tsr_agg_plan_t *ap = &r->ap;
     tsr_agg_worker_t *w = &r->w[wi];
-    if (!w->ready || tsr_exec_errslot_failed(&r->errs))
+    if (!w->ready || tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     tsr_status_t rc = agg_bucket(ap->mem, r->nparts, w->part.ht.ngroups, w->part.ht.ghash, NULL,
                                  r->pbits, &r->glist[wi], &r->goff[wi]);
@@ -223,7 +223,7 @@ static void agg_merge_task(void *arg, size_t p, unsigned worker)
 {
     (void)worker;
     tsr_agg_run_t *r = arg;
-    if (tsr_exec_errslot_failed(&r->errs))
+    if (tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     tsr_status_t rc = agg_merge_part(r, p);
     if (rc != TSR_OK) {
@@ -428,7 +428,7 @@ static void agg_fill_task(void *arg, size_t b, unsigned worker)
 {
     (void)worker;
     tsr_agg_run_t *r = arg;
-    if (tsr_exec_errslot_failed(&r->errs))
+    if (tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     tsr_error_t err;
     tsr_error_clear(&err);

@@ -329,7 +329,7 @@ typedef struct cpu_select_job {
 static void cpu_select_task(void *arg, size_t b, unsigned worker)
 {
     cpu_select_job_t *job = arg;
-    if (tsr_exec_errslot_failed(&job->slot))
+    if (tsr_exec_task_stop(job->ctx, &job->slot))
         return;
     tsr_error_t err;
     tsr_error_clear(&err);
@@ -387,7 +387,7 @@ static void gather_task(void *arg, size_t b, unsigned worker)
 {
     (void)worker;
     gather_job_t *job = arg;
-    if (tsr_exec_errslot_failed(&job->slot))
+    if (tsr_exec_task_stop(job->ctx, &job->slot))
         return;
     tsr_mem_t *mem = job->ctx->mem;
     const tsr_batch_t *batch = &job->in->batches[b];

@@ -80,7 +80,7 @@ static void join_dev_task(void *arg, size_t i, unsigned worker)
     join_dev_job_t *job = arg;
     join_run_t *r = job->r;
     const join_dev_chunk_t *ch = job->ch;
-    if (tsr_exec_errslot_failed(&r->errs))
+    if (tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     size_t b = ch->b0 + i;
     const tsr_batch_t *lb = &r->left->batches[b];

@@ -20,6 +20,9 @@
  * AGGREGATE over FILTER over SCAN (or over SCAN) runs fused: the aggregate
  * gets the scan table and the filter's predicate as a pre-filter, so no
  * filtered copy of the rows is ever materialised.
+ *
+ * Cancel (exec.h): checked before each operator, after each (so a finished
+ * operator's output is destroyed at once), and per batch inside them.
  */
 #include "exec/exec_internal.h"
 
@@ -133,6 +136,8 @@ static tsr_status_t run_node(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
 {
     tsr_status_t rc;
     tsr_table_t *out = NULL;
+    if (tsr_exec_cancelled(ctx)) /* before each operator; inside, per batch */
+        return tsr_exec_cancel_error(err);
     if (plan->kind == TSR_PLAN_SCAN) {
         if ((rc = run_scan(ctx, plan, &res->table, err)) != TSR_OK)
             return rc;
@@ -179,6 +184,12 @@ static tsr_status_t run_node(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, 
     }
     default:
         return tsr_error_set(err, TSR_ERR_INTERNAL, "bad plan node kind %d", (int)plan->kind);
+    }
+    if (rc == TSR_OK && tsr_exec_cancelled(ctx)) {
+        /* an operator whose batches all ran before the flag was seen (or one
+         * without per-batch checks, LIMIT): stop here, not one level up */
+        tsr_table_destroy(out);
+        rc = tsr_exec_cancel_error(err);
     }
     if (rc != TSR_OK)
         return rc;

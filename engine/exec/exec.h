@@ -8,9 +8,19 @@
  * catalog tables the plan scans, so it must be destroyed before them.
  * VARCHAR result vectors point at their source dictionaries; string constants
  * in expressions get dictionaries owned by the result table.
+ *
+ * Cancel. ctx->cancel and ctx->cancel_also (each may be NULL) are flags the
+ * caller owns; once either reads nonzero the run stops at the next batch
+ * boundary of whatever operator is running (scan, filter, project, aggregate
+ * build and merge, join build and probe, sort phases) and returns
+ * TSR_ERR_CANCELLED ("cancelled"), with everything it built freed. Checks
+ * cost one relaxed load per flag per batch, never per row. Setting a flag
+ * from another thread (or a signal handler) is the way to interrupt a run.
  */
 #ifndef TSR_EXEC_EXEC_H
 #define TSR_EXEC_EXEC_H
+
+#include <stdatomic.h>
 
 #include "core/error.h"
 #include "core/mem.h"
@@ -21,6 +31,9 @@
 typedef struct tsr_exec_ctx {
     tsr_mem_t *mem;
     tsr_pool_t *pool; /* may be NULL: run on the calling thread */
+    /* cancel flags (see above; NULL: none): a graph's own and its context's */
+    const atomic_int *cancel;
+    const atomic_int *cancel_also;
 } tsr_exec_ctx_t;
 
 tsr_status_t tsr_exec_run(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_table_t **out,

@@ -42,6 +42,19 @@ static inline bool tsr_exec_errslot_failed(tsr_exec_errslot_t *slot)
 {
     return atomic_load_explicit(&slot->failed, memory_order_relaxed) != 0;
 }
+/* Cancel (exec.h): one relaxed load per flag; call per batch, not per row. */
+static inline bool tsr_exec_cancelled(const tsr_exec_ctx_t *ctx)
+{
+    return (ctx->cancel && atomic_load_explicit(ctx->cancel, memory_order_relaxed) != 0) ||
+           (ctx->cancel_also && atomic_load_explicit(ctx->cancel_also, memory_order_relaxed) != 0);
+}
+/* Records TSR_ERR_CANCELLED in err ("cancelled"); returns it. */
+tsr_status_t tsr_exec_cancel_error(tsr_error_t *err);
+/* What a parallel task checks first: true when it must not run its batch
+ * because a task failed or the run is cancelled (then the slot holds
+ * TSR_ERR_CANCELLED, so the operator returns it after the join). */
+bool tsr_exec_task_stop(const tsr_exec_ctx_t *ctx, tsr_exec_errslot_t *slot);
+
 /* After the join: TSR_OK, or the stored status with its error copied to err. */
 tsr_status_t tsr_exec_errslot_take(tsr_exec_errslot_t *slot, tsr_error_t *err);
 

@@ -41,6 +41,24 @@ tsr_status_t tsr_exec_errslot_take(tsr_exec_errslot_t *slot, tsr_error_t *err)
     return slot->err.status;
 }
 
+tsr_status_t tsr_exec_cancel_error(tsr_error_t *err)
+{
+    return tsr_error_set(err, TSR_ERR_CANCELLED, "cancelled");
+}
+
+bool tsr_exec_task_stop(const tsr_exec_ctx_t *ctx, tsr_exec_errslot_t *slot)
+{
+    if (tsr_exec_errslot_failed(slot))
+        return true;
+    if (!tsr_exec_cancelled(ctx))
+        return false;
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    tsr_exec_cancel_error(&e);
+    tsr_exec_errslot_store(slot, &e);
+    return true;
+}
+
 void tsr_exec_parallel(const tsr_exec_ctx_t *ctx, size_t ntasks, tsr_task_fn fn, void *arg)
 {
     if (ntasks == 0)

@@ -532,7 +532,7 @@ out:
 static void agg_task(void *arg, size_t t, unsigned worker)
 {
     tsr_agg_run_t *r = arg;
-    if (tsr_exec_errslot_failed(&r->errs))
+    if (tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     tsr_agg_worker_t *w = &r->w[worker];
     tsr_error_t err;

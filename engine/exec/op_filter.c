@@ -25,7 +25,7 @@ typedef struct filter_job {
 static void filter_task(void *arg, size_t b, unsigned worker)
 {
     filter_job_t *job = arg;
-    if (tsr_exec_errslot_failed(&job->slot))
+    if (tsr_exec_task_stop(job->ctx, &job->slot))
         return;
     tsr_mem_t *mem = job->ctx->mem;
     const tsr_batch_t *batch = &job->in->batches[b];

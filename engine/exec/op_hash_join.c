@@ -310,6 +310,10 @@ static tsr_status_t join_build(join_run_t *r, tsr_error_t *err)
     for (size_t b = 0; b < R->nbatches; b++) {
         const tsr_batch_t *batch = &R->batches[b];
         size_t nsel;
+        if (tsr_exec_cancelled(r->ctx)) { /* the build is serial: check per batch */
+            rc = tsr_exec_cancel_error(err);
+            goto cleanup;
+        }
         rc = join_batch_keys(r, false, batch, kvec, kptr, kbuf, sel, &nsel, err);
         if (rc == TSR_OK) {
             tsr_ht_rows_t rows = {.n = nsel, .sel = sel, .keys = kptr};
@@ -464,6 +468,10 @@ static tsr_status_t join_probe_batch(join_run_t *r, join_worker_t *w, size_t t, 
                 if ((rc = tsr_join_flush(r, w, lb, k, &r->outs[t], err)) != TSR_OK)
                     return rc;
                 k = 0;
+                /* a batch of many matches per row can be long: check per
+                 * output batch too (one load per JOIN_ROWS pairs) */
+                if (tsr_exec_cancelled(r->ctx))
+                    return tsr_exec_cancel_error(err);
             }
         }
     }
@@ -475,7 +483,7 @@ static tsr_status_t join_probe_batch(join_run_t *r, join_worker_t *w, size_t t, 
 static void join_probe_task(void *arg, size_t t, unsigned worker)
 {
     join_run_t *r = arg;
-    if (tsr_exec_errslot_failed(&r->errs))
+    if (tsr_exec_task_stop(r->ctx, &r->errs))
         return;
     join_worker_t *w = &r->w[worker];
     tsr_error_t err;

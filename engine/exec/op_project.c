@@ -46,7 +46,7 @@ static tsr_status_t const_string_vector(tsr_mem_t *mem, const tsr_dict_t *d, boo
 static void project_task(void *arg, size_t b, unsigned worker)
 {
     project_job_t *job = arg;
-    if (tsr_exec_errslot_failed(&job->slot))
+    if (tsr_exec_task_stop(job->ctx, &job->slot))
         return;
     tsr_mem_t *mem = job->ctx->mem;
     const tsr_batch_t *batch = &job->in->batches[b];

@@ -68,6 +68,8 @@ static void keys_task(void *arg, size_t b, unsigned worker)
 {
     (void)worker;
     sort_job_t *job = arg;
+    if (tsr_exec_task_stop(job->ctx, &job->slot)) /* the sort stops after this phase */
+        return;
     const tsr_batch_t *batch = &job->in->batches[b];
     size_t n = batch->nrows, base = job->start[b];
     for (size_t k = 0; k < job->plan->nsort_keys; k++) {
@@ -292,7 +294,7 @@ static void gather_task(void *arg, size_t ob, unsigned worker)
 {
     (void)worker;
     sort_job_t *job = arg;
-    if (tsr_exec_errslot_failed(&job->slot))
+    if (tsr_exec_task_stop(job->ctx, &job->slot))
         return;
     tsr_mem_t *mem = job->ctx->mem;
     const tsr_table_t *t = job->in;
@@ -445,6 +447,8 @@ tsr_status_t tsr_op_sort(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_
 
     /* 1 + 2 */
     tsr_exec_parallel(ctx, nb, keys_task, &job);
+    if ((rc = tsr_exec_errslot_take(&job.slot, err)) != TSR_OK) /* cancelled: keys unset */
+        goto done;
     for (size_t g = 0; g < n; g++)
         perm[g] = g;
     if (nk > 0 && n > 1) {
@@ -453,9 +457,14 @@ tsr_status_t tsr_op_sort(const tsr_exec_ctx_t *ctx, const tsr_plan_t *plan, tsr_
         v2 = tsr_mem_alloc(mem, n1 * sizeof(uint64_t));
         if (!tk || !k2 || !v2)
             goto nomem;
-        for (size_t k = nk; k-- > 0;)
+        for (size_t k = nk; k-- > 0;) {
+            if (tsr_exec_cancelled(ctx)) { /* between passes: each is O(n) */
+                rc = tsr_exec_cancel_error(err);
+                goto done;
+            }
             if (sort_pass(&job, k, perm, tk, k2, v2) != TSR_OK)
                 goto nomem;
+        }
         /* scratch and keys are dead: free them before the output grows */
         for (size_t k = 0; k < nk; k++) {
             tsr_mem_free(mem, job.keys[k]);

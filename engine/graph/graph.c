@@ -91,6 +91,7 @@ tsr_status_t tsr_graph_create(tsr_context_t *ctx, const tsr_graph_params_t *para
     g->ctx = ctx;
     g->mem = mem;
     atomic_flag_clear(&g->sql_pool_busy);
+    atomic_init(&g->cancel_flag, 0);
     if (params) {
         g->params = *params;
         g->params.scheduler = NULL;
@@ -644,6 +645,7 @@ void tsr_graph_cancel(tsr_graph_t *g)
 {
     if (!g)
         return;
+    atomic_store(&g->cancel_flag, 1); /* running tasks that poll it stop early */
     if (!g->submitted)
         g->cancel_early = true;
     else if (g->remote_state)
@@ -731,6 +733,11 @@ void *tsr_task_arg(const tsr_task_ctx_t *tc)
 unsigned tsr_task_thread(const tsr_task_ctx_t *tc)
 {
     return tc->thread;
+}
+
+bool tsr_task_cancelled(const tsr_task_ctx_t *tc)
+{
+    return tc && tsr_graph_is_cancelled(tc->graph);
 }
 
 tsr_status_t tsr_task_fail(tsr_task_ctx_t *tc, tsr_status_t status, const char *fmt, ...)

@@ -139,7 +139,19 @@ struct tsr_graph {
     uint32_t *succ;             /* CSR successors, built at submit */
     graph_run_t *run;           /* the executor, from submit to destroy */
     atomic_flag sql_pool_busy;  /* one "sql" task at a time uses the context's pool */
+    atomic_int cancel_flag;     /* set by tsr_graph_cancel / destroy: what running
+                                   tasks poll (tsr_task_cancelled, "sql" tasks'
+                                   executor), beside the context's cancel token */
 };
+
+/* Is the graph cancelled: its own flag or its context's cancel token
+ * (context.h)? Two relaxed loads: tasks poll it between chunks of work. */
+static inline bool tsr_graph_is_cancelled(const tsr_graph_t *g)
+{
+    const atomic_int *tok = tsr__context_cancel_flag(g->ctx);
+    return atomic_load_explicit(&g->cancel_flag, memory_order_relaxed) != 0 ||
+           (tok && atomic_load_explicit(tok, memory_order_relaxed) != 0);
+}
 
 static inline tsr_task_t *graph_task(const tsr_graph_t *g, uint32_t i)
 {

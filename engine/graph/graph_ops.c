@@ -251,7 +251,10 @@ static tsr_status_t op_sql(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size
     if ((rc = tsr_sql_plan(&arena, &cat, sql, ast, &plan, &err)) != TSR_OK)
         goto cleanup;
     bool pooled = !atomic_flag_test_and_set_explicit(&g->sql_pool_busy, memory_order_acquire);
-    tsr_exec_ctx_t ectx = {.mem = mem, .pool = pooled ? g->ctx->pool : NULL};
+    tsr_exec_ctx_t ectx = {.mem = mem,
+                           .pool = pooled ? g->ctx->pool : NULL,
+                           .cancel = &g->cancel_flag, /* stops with the graph */
+                           .cancel_also = tsr__context_cancel_flag(g->ctx)};
     rc = tsr_exec_run(&ectx, plan, &result, &err);
     if (pooled)
         atomic_flag_clear_explicit(&g->sql_pool_busy, memory_order_release);
@@ -380,6 +383,10 @@ static tsr_status_t concat_tables(tsr_task_ctx_t *tc, const tsr_data_t *const *i
         const tsr_table_t *t = in[i]->v.table;
         for (size_t b = 0; b < t->nbatches; b++) {
             const tsr_batch_t *src = &t->batches[b];
+            if (tsr_task_cancelled(tc)) { /* re-encoding is per row: check per batch */
+                rc = TSR_ERR_CANCELLED;
+                goto cleanup;
+            }
             tsr_vector_t *vecs = tsr_mem_calloc(mem, ncols, sizeof(tsr_vector_t));
             rc = TSR_ERR_NOMEM;
             if (!vecs)

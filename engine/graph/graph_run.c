@@ -40,7 +40,11 @@
  * (with the index of the task that failed first) before decrementing them;
  * such a task is not run when it becomes ready but ends FAILED and passes the
  * mark on. Cancel sets a flag every worker reads before running a task: tasks
- * not yet started end CANCELLED as they become ready, running ones finish.
+ * not yet started end CANCELLED as they become ready. It also sets the
+ * graph's cancel_flag, which running tasks poll (tsr_task_cancelled, the
+ * executor of "sql" tasks): a running task that then returns an error ends
+ * CANCELLED, not FAILED; one that ignores it and finishes ends DONE. The
+ * context's cancel token (context.h) counts as a cancel of the graph.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -266,7 +270,8 @@ static uint32_t run_task(gworker_t *w, uint32_t ti, uint64_t *clock)
     if (r->timing)
         t->t_start = *clock ? *clock : now_ns();
     unsigned final;
-    if (atomic_load_explicit(&r->cancel, memory_order_relaxed)) {
+    if (atomic_load_explicit(&r->cancel, memory_order_relaxed) ||
+        tsr_graph_is_cancelled(g)) { /* the context's token too */
         final = TSR_TASK_CANCELLED;
     } else if (atomic_load_explicit(&t->upstream_failed, memory_order_relaxed)) {
         inherit_failure(g, t);
@@ -281,8 +286,19 @@ static uint32_t run_task(gworker_t *w, uint32_t ti, uint64_t *clock)
                                              t->nout)
                               : tsr_graph_op_run(&tc, (const tsr_data_t *const *)in, t->nin, out,
                                                  t->nout);
-        t->status = rc;
-        final = rc == TSR_OK ? TSR_TASK_DONE : TSR_TASK_FAILED;
+        if (rc != TSR_OK && tsr_graph_is_cancelled(g)) {
+            /* it stopped early because it was asked to (tsr_task_cancelled,
+             * or an "sql" task's TSR_ERR_CANCELLED): cancelled, not failed,
+             * so nothing downstream fails and wait reports the caller's
+             * own decision as TSR_OK */
+            tsr_mem_free(g->mem, t->message);
+            t->message = NULL;
+            t->status = TSR_OK;
+            final = TSR_TASK_CANCELLED;
+        } else {
+            t->status = rc;
+            final = rc == TSR_OK ? TSR_TASK_DONE : TSR_TASK_FAILED;
+        }
     }
     uint64_t end = r->timing ? now_ns() : 0;
     t->t_end = end;
@@ -723,6 +739,7 @@ void tsr_graph_run_free(tsr_graph_t *g)
     if (!r)
         return;
     atomic_store(&r->cancel, true);
+    atomic_store(&g->cancel_flag, 1); /* running tasks that poll it stop early */
     tsr_graph_run_wait(g, -1);
     pthread_cond_destroy(&r->done);
     pthread_cond_destroy(&r->wake);

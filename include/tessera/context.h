@@ -57,6 +57,31 @@ typedef struct tsr_error_info {
 
 void tsr_context_last_error(const tsr_context_t *ctx, tsr_error_info_t *out);
 
+/* ---- cancelling a running query or graph ------------------------------------- */
+
+/* A cancel token: a flag the caller owns and installs on a context. While it
+ * is set, a tsr_query running on the context stops at its next batch (a few
+ * ms at most; no thread is killed) and returns TSR_ERR_CANCELLED, freeing
+ * what it built; a query started while it is set returns TSR_ERR_CANCELLED
+ * at once. (Loading a lazily read CSV column, which a query's planning may
+ * do, is not interrupted: the query stops once it is loaded.) A graph of
+ * the context sees it as tsr_graph_cancel (graph.h: tasks not started end
+ * CANCELLED, tsr_task_cancelled turns true, "sql" tasks stop). The flag
+ * stays set until tsr_cancel_reset: reset it before the next query.
+ * tsr_cancel_set, _reset and _is_set are thread-safe and async-signal-safe
+ * (one lock-free atomic store or load), so a signal handler or another
+ * thread may interrupt the context's thread with them. The token must
+ * outlive its use by the context (or be removed first). */
+typedef struct tsr_cancel tsr_cancel_t;
+
+tsr_status_t tsr_cancel_create(tsr_cancel_t **out); /* unset; TSR_ERR_NOMEM */
+void tsr_cancel_destroy(tsr_cancel_t *cancel);      /* accepts NULL */
+void tsr_cancel_set(tsr_cancel_t *cancel);
+void tsr_cancel_reset(tsr_cancel_t *cancel);
+int tsr_cancel_is_set(const tsr_cancel_t *cancel); /* 1 set, 0 not (or NULL) */
+/* Installs cancel on ctx (NULL removes it); not while ctx runs a call. */
+void tsr_context_set_cancel(tsr_context_t *ctx, tsr_cancel_t *cancel);
+
 /* The library version, e.g. "0.1.0". */
 const char *tsr_version(void);
 

@@ -43,8 +43,11 @@
  * function returns an error) fails every task that depends on it, directly or
  * not, with the same status and a message naming the first failed task; tasks
  * that do not depend on it still run. tsr_graph_cancel stops tasks that have
- * not started (CANCELLED); running ones finish. Task functions run on graph
- * threads, concurrently with each other: they must not use the context.
+ * not started (CANCELLED) and asks running ones to stop: "sql" tasks stop
+ * at their next batch, user tasks when they poll tsr_task_cancelled; a
+ * running task that then returns an error ends CANCELLED (one that finishes
+ * anyway ends DONE). Task functions run on graph threads, concurrently with
+ * each other: they must not use the context.
  *
  * Ownership. The graph owns every handle and task; both live until
  * tsr_graph_destroy, and so do the tables and buffers they hold (values
@@ -238,8 +241,13 @@ tsr_status_t tsr_graph_submit(tsr_graph_t *graph);
  * TSR_ERR_TIMEOUT when tasks are still pending or running at the deadline,
  * TSR_ERR_INVALID_ARG before submit. */
 tsr_status_t tsr_graph_wait(tsr_graph_t *graph, long timeout_ms);
-/* Tasks not started yet will not start (CANCELLED); running tasks finish.
- * Harmless before submit (the graph then runs nothing) and after the end. */
+/* Tasks not started yet will not start (CANCELLED); running tasks are asked
+ * to stop (tsr_task_cancelled turns true, "sql" tasks stop at their next
+ * batch) and are not waited for here: tsr_graph_wait waits for them. A
+ * context's cancel token (context.h) set while the graph runs acts the same.
+ * Embedded, it may be called from any thread while the submitting thread
+ * waits (after submit returned). Harmless before submit (the graph then runs
+ * nothing) and after the end. */
 void tsr_graph_cancel(tsr_graph_t *graph);
 
 typedef struct tsr_graph_counts {
@@ -285,6 +293,15 @@ void tsr_task_info(const tsr_task_t *task, tsr_task_info_t *out);
 const char *tsr_task_param(const tsr_task_ctx_t *tc); /* params.param, "" when none */
 void *tsr_task_arg(const tsr_task_ctx_t *tc);          /* params.arg */
 unsigned tsr_task_thread(const tsr_task_ctx_t *tc);   /* 0..threads-1 */
+/* True once the task's graph is cancelled: tsr_graph_cancel, tsr_graph_destroy
+ * of a running graph, the context's cancel token (context.h), or, for a task
+ * run by a cluster worker, the job's cancel reaching that worker. A long task
+ * polls it between chunks of its work (it costs two relaxed atomic loads:
+ * fine every few thousand rows, not per row) and, when true, returns early
+ * with any error status (tsr_task_fail optional): the task then ends
+ * CANCELLED, its outputs as it left them (read nothing from them), and
+ * tasks that depend on it do not run. Returning TSR_OK instead ends it DONE. */
+bool tsr_task_cancelled(const tsr_task_ctx_t *tc);
 /* Records why the task fails; returns status (return it from the function). */
 tsr_status_t tsr_task_fail(tsr_task_ctx_t *tc, tsr_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -36,6 +36,7 @@ extern "C" {
     X(TSR_ERR_CONFLICT, -31, "conflict")                                      \
     X(TSR_ERR_TIMEOUT, -32, "timed out")                                      \
     X(TSR_ERR_STALE, -33, "stale fencing token")                              \
+    X(TSR_ERR_CANCELLED, -34, "cancelled")                                    \
     X(TSR_ERR_UNAVAILABLE, -40, "unavailable")                                \
     X(TSR_ERR_AUTH, -41, "authentication failed")
 

@@ -161,7 +161,7 @@ static bool check_plan(const tsr_plan_t *p, tsr_pool_t *pool)
 {
     mrows_t want = {0};
     int movf = model_run(p, &want);
-    tsr_exec_ctx_t ctx = {NULL, pool};
+    tsr_exec_ctx_t ctx = {.mem = NULL, .pool = pool};
     tsr_error_t err;
     tsr_error_clear(&err);
     tsr_table_t *sentinel = (tsr_table_t *)&ctx, *out = sentinel;
@@ -284,7 +284,7 @@ static void test_scan(void **state)
     tsr_plan_t *p = pl_scan(&ar, t, ids, 4);
     check_plan(p, NULL);
     /* a scan copies nothing */
-    tsr_exec_ctx_t ctx = {NULL, NULL};
+    tsr_exec_ctx_t ctx = {.mem = NULL, .pool = NULL};
     tsr_error_t err;
     tsr_table_t *out;
     assert_int_equal(tsr_exec_run(&ctx, p, &out, &err), TSR_OK);
@@ -450,7 +450,7 @@ static void test_errors(void **state)
         pl_filter(&ar, pl_scan_all(&ar, t), ex_bin(&ar, TSR_OP_GT, boom, ex_int(&ar, 0)));
     tsr_sort_key_t key = {0, false};
     for (int pool = 0; pool < 2; pool++) {
-        tsr_exec_ctx_t ctx = {NULL, pool ? g_pool : NULL};
+        tsr_exec_ctx_t ctx = {.mem = NULL, .pool = pool ? g_pool : NULL};
         tsr_error_t err;
         tsr_error_clear(&err);
         tsr_table_t *out = NULL;
@@ -485,7 +485,7 @@ static void test_exec_fault_injection(void **state)
             tsr_mem_t mem;
             tsr_mem_init(&mem);
             tsr_mem_fail_after(&mem, n);
-            tsr_exec_ctx_t ctx = {&mem, use_pool ? g_pool : NULL};
+            tsr_exec_ctx_t ctx = {.mem = &mem, .pool = use_pool ? g_pool : NULL};
             tsr_error_t err;
             tsr_error_clear(&err);
             tsr_table_t *out = NULL;

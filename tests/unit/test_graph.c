@@ -459,6 +459,141 @@ static void test_cancel_before_submit_and_destroy_running(void **state)
     harness_free(&h2);
 }
 
+/* ---- interrupting running tasks (tsr_task_cancelled, "sql" tasks) ---------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wait_running(tsr_task_t *t)
+{
+    uint64_t t0 = mono_ms();
+    while (tsr_task_state(t) != TSR_TASK_RUNNING) {
+        assert_true(mono_ms() - t0 < 30000);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A long user task: works in 1 ms steps for up to 60 s, polling
+ * tsr_task_cancelled between steps; stops with an error when it says so. */
+static tsr_status_t poll_task(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
+                              tsr_data_t *const *out, size_t nout)
+{
+    (void)in, (void)nin;
+    atomic_int *stopped = tsr_task_arg(tc);
+    uint64_t t0 = mono_ms();
+    while (mono_ms() - t0 < 60000) {
+        if (tsr_task_cancelled(tc)) {
+            if (stopped)
+                atomic_fetch_add(stopped, 1);
+            return tsr_task_fail(tc, TSR_ERR_CANCELLED, "stopped early");
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return nout ? tsr_data_set_bytes(tc, out[0], "done", 4) : TSR_OK;
+}
+
+/* tsr_graph_cancel reaches running tasks: polling user tasks and "sql" tasks
+ * stop within a bound far below their runtime and end CANCELLED (not
+ * FAILED), tasks after them do not run, wait returns TSR_OK; the context's
+ * cancel token does the same; destroying a running graph is prompt. */
+static void test_cancel_running_tasks(void **state)
+{
+    (void)state;
+    enum { ROWS = 200000 }; /* the self-join below: ROWS^2 / 8 pairs, ~15 s */
+    int64_t *k = malloc(ROWS * sizeof(int64_t)), *v = malloc(ROWS * sizeof(int64_t));
+    assert_non_null(k);
+    assert_non_null(v);
+    for (int64_t i = 0; i < ROWS; i++) {
+        k[i] = i % 8;
+        v[i] = i;
+    }
+    tsr_column_data_t cols[] = {{.name = "k", .type = TSR_TYPE_INT64, .values = k},
+                                {.name = "v", .type = TSR_TYPE_INT64, .values = v}};
+    for (int how = 0; how < 3; how++) { /* tsr_graph_cancel, context token, destroy */
+        tsr_context_t *ctx = new_ctx(2);
+        assert_int_equal(tsr_table_register_columns(ctx, "big", 2, cols, ROWS), TSR_OK);
+        tsr_cancel_t *tok = NULL;
+        assert_int_equal(tsr_cancel_create(&tok), TSR_OK);
+        tsr_context_set_cancel(ctx, tok);
+        tsr_graph_t *g = NULL;
+        tsr_graph_params_t gp = {.threads = 3};
+        assert_int_equal(tsr_graph_create(ctx, &gp, &g), TSR_OK);
+        tsr_task_def_t def = {.name = "poll", .cpu = poll_task};
+        assert_int_equal(tsr_graph_register(g, &def), TSR_OK);
+        atomic_int stopped;
+        atomic_init(&stopped, 0);
+        tsr_data_t *big, *p1, *after, *q;
+        assert_int_equal(tsr_graph_data_table(g, "big", &big), TSR_OK);
+        assert_int_equal(tsr_graph_data(g, "p1", &p1), TSR_OK);
+        assert_int_equal(tsr_graph_data(g, "after", &after), TSR_OK);
+        assert_int_equal(tsr_graph_data(g, "q", &q), TSR_OK);
+        tsr_task_t *tp, *ta, *tq;
+        tsr_task_params_t pp = {.kind = "poll", .noutputs = 1, .outputs = &p1, .arg = &stopped};
+        assert_int_equal(tsr_graph_add(g, &pp, &tp), TSR_OK);
+        tsr_task_params_t ap = {.kind = "poll",
+                                .ninputs = 1,
+                                .inputs = &p1,
+                                .noutputs = 1,
+                                .outputs = &after,
+                                .arg = &stopped};
+        assert_int_equal(tsr_graph_add(g, &ap, &ta), TSR_OK);
+        tsr_task_params_t sp = {.kind = "sql",
+                                .sql = "SELECT COUNT(*) AS n FROM big x JOIN big y "
+                                       "ON x.k = y.k WHERE x.v + y.v < 0",
+                                .ninputs = 1,
+                                .inputs = &big,
+                                .noutputs = 1,
+                                .outputs = &q};
+        assert_int_equal(tsr_graph_add(g, &sp, &tq), TSR_OK);
+        assert_int_equal(tsr_graph_submit(g), TSR_OK);
+        wait_running(tp);
+        wait_running(tq);
+        struct timespec ts = {0, 50000000}; /* both well under way */
+        nanosleep(&ts, NULL);
+        assert_false(tsr_cancel_is_set(tok));
+        uint64_t t0 = mono_ms();
+        if (how == 0)
+            tsr_graph_cancel(g);
+        else if (how == 1)
+            tsr_cancel_set(tok);
+        if (how == 2) {
+            tsr_graph_destroy(g); /* cancels and waits for the running tasks */
+            g = NULL;
+        } else {
+            assert_int_equal(tsr_graph_wait(g, 30000), TSR_OK);
+        }
+        uint64_t lag = mono_ms() - t0;
+        print_message("how %d: running tasks ended %llu ms after the cancel\n", how,
+                      (unsigned long long)lag);
+        assert_true(lag < 3000); /* they would run 15-60 s */
+        assert_int_equal(atomic_load(&stopped), 1);
+        if (g) {
+            tsr_task_info_t info;
+            tsr_task_info(tp, &info);
+            assert_int_equal(info.state, TSR_TASK_CANCELLED);
+            assert_int_equal(info.status, TSR_OK);
+            assert_string_equal(info.message, "");
+            assert_int_equal(tsr_task_state(tq), TSR_TASK_CANCELLED);
+            assert_int_equal(tsr_task_state(ta), TSR_TASK_CANCELLED); /* never ran */
+            assert_int_equal(tsr_data_kind(q), TSR_DATA_EMPTY);
+            tsr_graph_counts_t c;
+            tsr_graph_counts(g, &c);
+            assert_int_equal(c.cancelled, 3);
+            tsr_graph_destroy(g);
+        }
+        tsr_context_destroy(ctx);
+        tsr_cancel_destroy(tok);
+    }
+    free(k);
+    free(v);
+}
+
 /* ---- refused graphs ------------------------------------------------------------------ */
 
 static tsr_status_t nop_task(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
@@ -1157,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_failure_propagation),
         cmocka_unit_test(test_cancel_and_timeout),
         cmocka_unit_test(test_cancel_before_submit_and_destroy_running),
+        cmocka_unit_test(test_cancel_running_tasks),
         cmocka_unit_test(test_cycles_rejected),
         cmocka_unit_test(test_bad_builds),
         cmocka_unit_test(test_sql_concat_identity),

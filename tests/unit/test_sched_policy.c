@@ -527,6 +527,25 @@ static void test_cancel_payloads(void **state)
     assert_false(tsr_wtask_job_of(TSR_MSG_TASK_RUN, b.data, 7, &job));
     assert_false(tsr_wtask_job_of(TSR_MSG_TASK_WHOLE, b.data, b.len, &job));
     tsr_wbuf_free(&b);
+    /* WHOLE: {u8 delim, u32 n, n x 3 str, str sql, [u64 job]} (the job is last,
+     * optional: an older scheduler's WHOLE names none) */
+    tsr_wbuf_init(&b, NULL);
+    tsr_wbuf_u8(&b, ',');
+    tsr_wbuf_u32(&b, 2);
+    for (int i = 0; i < 6; i++)
+        tsr_wbuf_str(&b, i % 3 == 1 ? "/tmp/x.csv" : "t");
+    tsr_wbuf_str(&b, "SELECT 1");
+    size_t old_len = b.len;
+    assert_false(tsr_wtask_job_of(TSR_MSG_TASK_WHOLE, b.data, old_len, &job));
+    tsr_wbuf_u64(&b, 0x0a0b0c0d0e0f1011ull);
+    job = 0;
+    assert_true(tsr_wtask_job_of(TSR_MSG_TASK_WHOLE, b.data, b.len, &job));
+    assert_true(job == 0x0a0b0c0d0e0f1011ull);
+    for (size_t n = 0; n < b.len; n++) /* every truncation is refused */
+        assert_false(tsr_wtask_job_of(TSR_MSG_TASK_WHOLE, b.data, n, &job));
+    tsr_wbuf_u8(&b, 0); /* and trailing bytes */
+    assert_false(tsr_wtask_job_of(TSR_MSG_TASK_WHOLE, b.data, b.len, &job));
+    tsr_wbuf_free(&b);
 }
 
 int main(void)

@@ -43,7 +43,7 @@ static void free_plan(tsr_plan_t *p)
 static void check_sort(const tsr_table_t *t, tsr_sort_key_t *keys, size_t nkeys, tsr_pool_t *pool)
 {
     tsr_plan_t p = sort_plan(t, keys, nkeys);
-    tsr_exec_ctx_t ctx = {NULL, pool};
+    tsr_exec_ctx_t ctx = {.mem = NULL, .pool = pool};
     tsr_error_t err;
     tsr_error_clear(&err);
     tsr_table_t *out = NULL;
@@ -155,7 +155,7 @@ static void test_sort_stable(void **state)
             tsr_sort_key_t key = {col, desc};
             check_sort(t, &key, 1, desc ? g_pool : NULL);
             tsr_plan_t p = sort_plan(t, &key, 1);
-            tsr_exec_ctx_t ctx = {NULL, NULL};
+            tsr_exec_ctx_t ctx = {.mem = NULL, .pool = NULL};
             tsr_error_t err;
             tsr_table_t *out;
             tsr_op_input_t in = {t, true};
@@ -224,7 +224,7 @@ static void test_sort_fault_injection(void **state)
             tsr_mem_t mem;
             tsr_mem_init(&mem);
             tsr_mem_fail_after(&mem, n);
-            tsr_exec_ctx_t ctx = {&mem, use_pool ? g_pool : NULL};
+            tsr_exec_ctx_t ctx = {.mem = &mem, .pool = use_pool ? g_pool : NULL};
             tsr_error_t err;
             tsr_error_clear(&err);
             tsr_table_t *out = NULL;
