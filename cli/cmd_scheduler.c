@@ -79,7 +79,9 @@ void cmd_scheduler_usage(FILE *out)
                  "                            the rest wait in the scheduler's queues)\n"
                  "  --data-dir DIR            keep the kv catalog in DIR/kv-catalog (created\n"
                  "                            if missing): a restarted scheduler serves the\n"
-                 "                            same kv tables (docs/kv.md)\n"
+                 "                            same kv tables (docs/kv.md); and the log of\n"
+                 "                            cluster transactions, DIR/txn-log, that keeps\n"
+                 "                            commits atomic across a scheduler crash\n"
                  "  --help                    show this help\n");
 }
 

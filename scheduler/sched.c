@@ -29,6 +29,7 @@
 
 #include "common.h"
 #include "sched_internal.h"
+#include "sched_txn.h"
 
 static sconn_t *conn_find(sched_t *s, const tsr_peer_t *peer)
 {
@@ -472,6 +473,11 @@ int tsr_sched_run(const tsr_sched_params_t *p)
                           "no kv tables (the workers keep their data under the old names)");
         goto cleanup;
     }
+    /* the coordinator log of cluster transactions: redoes what it holds */
+    if (tsr_sched_txn_open(s, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+        goto cleanup;
+    }
     tsr_transport_params_t tp = {.node_id = 1,
                                  .listen_host = host,
                                  .listen_port = p->listen_port,
@@ -537,7 +543,9 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     uint64_t next_beat = 0;
     int beat_ms = s->dead_ms / 6 > 10 ? s->dead_ms / 6 : 10;
     while (!*p->stop) {
-        tsr_transport_wait(s->t, beat_ms < 100 ? beat_ms : 100);
+        /* a commit waiting for the txn log's fdatasync polls it soon */
+        tsr_transport_wait(s->t, tsr_sched_txn_busy(s) ? 1 : beat_ms < 100 ? beat_ms : 100);
+        tsr_sched_txn_tick(s);
         tsr_sched_http_tick(s->http); /* a worker snapshot, when a request waits */
         uint64_t now = tsr_sched_now_ms();
         if (now >= next_beat) {
@@ -552,6 +560,7 @@ cleanup:
     /* first: a request may be waiting for this loop, which ticks no more */
     tsr_sched_http_stop(s->http);
     tsr_transport_destroy(s->t); /* fails what is pending; callbacks do not run after this */
+    tsr_sched_txn_close(s);
     tsr_sched_kv_free(s);
     for (size_t i = 0; i < s->nworkers; i++)
         tsr_mem_free(NULL, s->workers[i]);

@@ -91,6 +91,8 @@ typedef struct sched {
     uint64_t lock_gen; /* bumped whenever a home moves to another worker (LOCK_VIEW) */
     /* The kv table catalog (sched_kv.c), NULL until the first kv request. */
     struct skv *kv;
+    /* Cluster transactions' coordinator log and recovery (sched_txn.c). */
+    struct stxn_coord *txn;
     /* The HTTP endpoint (http.h), NULL without --http: its hooks take NULL. */
     struct tsr_sched_http *http;
     /* Task placement (policy.h): per-worker queues, slots, stealing. */

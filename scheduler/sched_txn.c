@@ -13,31 +13,38 @@
  *      per-partition write queue) one after the other in ascending (table
  *      name, partition) order: no cycle of waits, so no deadlock; once all
  *      are held no other writer of those partitions (plain kv writes,
- *      another commit, a resync) runs until step 4.
+ *      another commit, a resync) runs until step 5.
  *   2. validates: one TVALIDATE per partition with reads, to its primary
  *      (the first usable replica; the next one when a call gets no answer,
  *      as reads fall over). Any read whose version changed (or an absent
  *      key that appeared) fails the commit with TSR_ERR_CONFLICT, nothing
  *      written. Reads and writes of the partitions are frozen by step 1, so
  *      what was validated is what the writes overwrite: serializable.
- *   3. applies: one TAPPLY per partition with writes, to every usable
+ *   3. (with --data-dir, writes in two or more partitions) logs a PREPARE
+ *      and waits until it is durable: the commit point (sched_txn_redo.c).
+ *   4. applies: one TAPPLY per partition with writes, to every usable
  *      replica at once; each applies the partition's writes as ONE commit
  *      record of its store (all or nothing, durable before it answers). As
  *      for plain writes (sched_kv.c), a replica that missed an apply other
- *      replicas took is marked stale (resynced later); a partition none of
- *      whose replicas took it fails the commit with TSR_ERR_UNAVAILABLE
- *      (its other partitions' parts may have been applied: see the limits).
- *   4. releases the turns (the writes that waited run) and answers.
+ *      replicas took is marked stale (resynced later; a catalog that cannot
+ *      be saved answers TSR_ERR_IO, as plain writes do). A partition none
+ *      of whose replicas took it fails the commit with TSR_ERR_UNAVAILABLE:
+ *      a logged commit is decided, keeps that partition's turn and redoes
+ *      it there later (sched_txn_redo.c); an unlogged one is partly applied.
+ *   5. answers; a logged commit appends DONE and releases the turns once it
+ *      is durable (else a later write could be acknowledged and then
+ *      overwritten by a restart's redo), others release them at once.
  *
- * Read-only transactions commit here too (steps 1, 2, 4): validating
+ * Read-only transactions commit here too (steps 1, 2, 5): validating
  * partition by partition without the turns could pass a read set that saw
- * half of another commit's partitions.
+ * half of another commit's partitions. A commit of one partition is
+ * atomic on each replica by the worker's own commit record and is not
+ * logged; nothing is without --data-dir, where atomicity across partitions
+ * depends on the scheduler surviving the apply.
  *
- * Limits (docs/kv.md): atomic across partitions unless the scheduler dies
- * between two partitions' applies (its catalog is in memory anyway) or all
- * replicas of a partition fail during the apply; the fix is a durable
- * prepare record with the participant list and recovery that finishes or
- * undoes it (FaRM-style). Fenced writes are refused by the client.
+ * Test hook: TSR_TEST_TXN_CRASH_AFTER_APPLIES=N applies a commit's
+ * partitions one at a time and _exit(9)s once N of them finished (N = 0:
+ * after validation, before the PREPARE is appended).
  *
  * Everything runs on the scheduler's one thread; each participant (and
  * each placeholder) holds a reference to its table from parsing on, so a
@@ -49,45 +56,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "core/hash.h"
-#include "kv_msg.h"
-#include "sched_kv.h"
-#include "sched_txn.h"
+#include "sched_txn_internal.h"
 
 #define MAX_TABLES 1024u
-
-typedef struct stxn_part {
-    skv_table_t *t;
-    uint32_t part;
-    uint32_t nreads, nwrites;
-    tsr_wbuf_t reads, writes;         /* the entries' bodies, encoded as in kv_msg.h */
-    tsr_wbuf_t msg;                   /* the KV_RUN message in flight (validate, then apply) */
-    kv_op_t *hold;                    /* the placeholder holding the partition's write turn */
-    size_t cur;                       /* validate: the replica asked */
-    bool failed[TSR_KV_MAX_REPLICAS]; /* apply: replicas that did not take it */
-    unsigned applied;                 /* apply: replicas that took it */
-} stxn_part_t;
-
-typedef struct stxn {
-    sched_t *s;
-    tsr_rpc_req_t *req;
-    stxn_part_t *parts;
-    size_t nparts, cap;
-    size_t next;    /* acquiring: the next partition to take */
-    bool waiting;   /* acquiring: parts[next] is queued */
-    bool in_submit; /* acquiring: inside tsr_sched_kv_submit */
-    unsigned pending;
-    tsr_status_t rc;
-    char msg[400];
-    char hint[200];
-} stxn_t;
-
-typedef struct stxn_call {
-    stxn_t *x;
-    size_t pi, rep;
-} stxn_call_t;
+/* A partition's writes reach each replica as ONE commit record of its
+ * store, whose log refuses a record past 64 MiB (engine/kv/wal.c,
+ * WAL_MAX_REC); the record takes 4 bytes more per write than TAPPLY's
+ * encoding (plus a header): a commit whose share of one partition would
+ * not fit is refused here, with room to spare */
+#define PART_WRITES_MAX ((64u << 20) - 4096u)
 
 uint32_t tsr_sched_txn_part_of(const void *key, size_t klen, uint32_t nparts)
 {
@@ -95,10 +76,7 @@ uint32_t tsr_sched_txn_part_of(const void *key, size_t klen, uint32_t nparts)
     return (uint32_t)(((h >> 32) * nparts) >> 32);
 }
 
-/* Records the commit's first error. */
-static void set_err(stxn_t *x, tsr_status_t rc, const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_err(stxn_t *x, tsr_status_t rc, const char *hint, const char *fmt, ...)
+void tsr_stxn_set_err(stxn_t *x, tsr_status_t rc, const char *hint, const char *fmt, ...)
 {
     if (x->rc != TSR_OK)
         return;
@@ -110,8 +88,17 @@ static void set_err(stxn_t *x, tsr_status_t rc, const char *hint, const char *fm
     snprintf(x->hint, sizeof(x->hint), "%s", hint ? hint : "");
 }
 
-static void txn_free(stxn_t *x)
+void tsr_stxn_free(stxn_t *x)
 {
+    if (x->owned) {
+        struct stxn_coord *c = x->s->txn;
+        if (x->oprev)
+            x->oprev->onext = x->onext;
+        else
+            c->owned = x->onext;
+        if (x->onext)
+            x->onext->oprev = x->oprev;
+    }
     for (size_t i = 0; i < x->nparts; i++) {
         tsr_wbuf_free(&x->parts[i].reads);
         tsr_wbuf_free(&x->parts[i].writes);
@@ -122,22 +109,39 @@ static void txn_free(stxn_t *x)
     tsr_mem_free(x->s->mem, x);
 }
 
-/* Step 4: answer, then hand the turns on (which may start other commits). */
-static void finish(stxn_t *x)
+/* Answers the client (once; a recovery has none). */
+void tsr_stxn_reply(stxn_t *x)
 {
     sched_t *s = x->s;
+    if (!x->req)
+        return;
     if (x->rc == TSR_OK)
         tsr_rpc_reply(s->t, x->req, TSR_OK, NULL, 0);
     else
         tsr_proto_reply_error(s->t, s->mem, x->req, x->rc, x->msg, x->hint[0] ? x->hint : NULL);
+    x->req = NULL;
+}
+
+/* Hands parts[i]'s turn on (which may start other commits). */
+void tsr_stxn_release(stxn_t *x, size_t i)
+{
+    kv_op_t *op = x->parts[i].hold;
+    x->parts[i].hold = NULL;
+    if (op)
+        tsr_sched_kv_op_done(op);
+}
+
+/* Step 4: answer, then hand the turns on (which may start other commits). */
+void tsr_stxn_finish(stxn_t *x)
+{
+    tsr_stxn_reply(x);
     for (size_t i = 0; i < x->nparts; i++)
-        if (x->parts[i].hold)
-            tsr_sched_kv_op_done(x->parts[i].hold);
-    txn_free(x);
+        tsr_stxn_release(x, i);
+    tsr_stxn_free(x);
 }
 
 /* The participant (t, part), added when new; NULL when out of memory. */
-static stxn_part_t *participant(stxn_t *x, skv_table_t *t, uint32_t part)
+stxn_part_t *tsr_stxn_participant(stxn_t *x, skv_table_t *t, uint32_t part)
 {
     for (size_t i = 0; i < x->nparts; i++)
         if (x->parts[i].t == t && x->parts[i].part == part)
@@ -159,7 +163,7 @@ static stxn_part_t *participant(stxn_t *x, skv_table_t *t, uint32_t part)
     return p;
 }
 
-static int cmp_part(const void *a, const void *b)
+int tsr_stxn_cmp_part(const void *a, const void *b)
 {
     const stxn_part_t *x = a, *y = b;
     int c = strcmp(x->t->name, y->t->name);
@@ -169,7 +173,7 @@ static int cmp_part(const void *a, const void *b)
 }
 
 /* The KV_RUN message of pop for p: u32 n, then the entries' body. */
-static bool build_msg(stxn_t *x, stxn_part_t *p, uint8_t pop, uint32_t n, const tsr_wbuf_t *body)
+bool tsr_stxn_build_msg(stxn_t *x, stxn_part_t *p, uint8_t pop, uint32_t n, const tsr_wbuf_t *body)
 {
     tsr_wbuf_t pl;
     tsr_wbuf_init(&pl, x->s->mem);
@@ -182,12 +186,12 @@ static bool build_msg(stxn_t *x, stxn_part_t *p, uint8_t pop, uint32_t n, const 
     bool ok = !pl.failed && !body->failed && !p->msg.failed;
     tsr_wbuf_free(&pl);
     if (!ok)
-        set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
+        tsr_stxn_set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
     return ok;
 }
 
 /* Sends p->msg to replica rep; false when it could not be sent. */
-static bool send(stxn_t *x, size_t pi, size_t rep, sworker_t *w, tsr_rpc_done_fn fn)
+bool tsr_stxn_send(stxn_t *x, size_t pi, size_t rep, sworker_t *w, tsr_rpc_done_fn fn)
 {
     sched_t *s = x->s;
     stxn_call_t *c = tsr_mem_calloc(s->mem, 1, sizeof(*c));
@@ -208,35 +212,107 @@ static bool send(stxn_t *x, size_t pi, size_t rep, sworker_t *w, tsr_rpc_done_fn
     return true;
 }
 
+/* Marks the replicas of parts[i] that missed what others took stale;
+ * true when one was marked. */
+bool tsr_stxn_mark_missed(stxn_t *x, stxn_part_t *p)
+{
+    bool marked = false;
+    for (size_t r = 0; r < p->t->nrep; r++)
+        if (p->failed[r] && p->t->reps[(size_t)p->part * p->t->nrep + r].id[0]) {
+            tsr_sched_kv_mark_stale(x->s, p->t, p->part, r);
+            marked = true;
+        }
+    return marked;
+}
+
 /* ---- 3. apply ------------------------------------------------------------------------ */
 
 static void applied(stxn_t *x)
 {
-    bool some = false;
+    sched_t *s = x->s;
+    bool some = false, redo = false, marked = false;
     for (size_t i = 0; i < x->nparts; i++)
         some |= x->parts[i].applied > 0;
     for (size_t i = 0; i < x->nparts; i++) {
         stxn_part_t *p = &x->parts[i];
         if (p->nwrites == 0)
             continue;
-        if (p->applied == 0) {
-            set_err(x, TSR_ERR_UNAVAILABLE,
-                    "restart the partition's worker with its --data-dir: it recovers the "
-                    "partition from its log",
-                    "kv table '%s' partition %u: no replica took the commit%s", p->t->name, p->part,
-                    some ? " (its other partitions' writes were applied: the transaction is "
-                           "partly committed)"
-                         : "");
+        if (p->applied == 0 && x->logged) {
+            /* decided (the PREPARE is durable): it completes when the
+             * partition has a usable replica again */
+            p->redo = true;
+            redo = true;
+            tsr_stxn_set_err(
+                x, TSR_ERR_UNAVAILABLE,
+                "it completes by itself once the partition's worker is back (restart it "
+                "with its --data-dir)",
+                "kv table '%s' partition %u: no replica took the commit; the transaction is "
+                "committed (the coordinator log holds it) and its writes there are applied "
+                "when the partition has a usable replica again",
+                p->t->name, p->part);
             continue;
         }
-        for (size_t r = 0; r < p->t->nrep; r++)
-            if (p->failed[r])
-                tsr_sched_kv_mark_stale(x->s, p->t, p->part, r);
+        if (p->applied == 0) {
+            tsr_stxn_set_err(
+                x, TSR_ERR_UNAVAILABLE,
+                "restart the partition's worker with its --data-dir: it recovers the "
+                "partition from its log",
+                "kv table '%s' partition %u: no replica took the commit%s", p->t->name, p->part,
+                some ? " (its other partitions' writes were applied: the transaction is "
+                       "partly committed)"
+                     : "");
+            continue;
+        }
+        marked |= tsr_stxn_mark_missed(x, p);
     }
-    finish(x);
+    if (marked && s->kv->unsaved) /* as for plain writes: a restart could take a stale copy */
+        tsr_stxn_set_err(
+            x, TSR_ERR_IO, "see the scheduler's log; check its --data-dir",
+            "the commit was applied, but the kv catalog could not be saved (a replica that "
+            "missed it is marked stale in memory only): its outcome is unknown");
+    if (!x->logged) {
+        tsr_stxn_finish(x);
+        return;
+    }
+    /* the client may go on; the turns wait for the durable DONE */
+    tsr_stxn_reply(x);
+    if (!redo) {
+        tsr_stxn_log_done(x, 0, TSR_TXN_LOG_ALL, STXN_W_DONE_ALL);
+        return;
+    }
+    for (size_t i = 0; i < x->nparts; i++) {
+        stxn_part_t *p = &x->parts[i];
+        if (p->nwrites == 0)
+            tsr_stxn_release(x, i); /* a read-only participant: nothing to redo */
+        else if (!p->redo)
+            tsr_stxn_log_done(x, i, p->group, STXN_W_DONE_PART);
+    }
+    tsr_sched_log(s->p->log, "scheduler",
+                  "txn %llu: committed, but a partition took none of it yet: it is redone "
+                  "when the partition has a usable replica",
+                  (unsigned long long)x->txid);
 }
 
-static void on_apply(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+/* One step: every partition at once, or (test hook) the next one. */
+static void apply_step(stxn_t *x)
+{
+    struct stxn_coord *c = x->s->txn;
+    if (c->crash_after > 0 && x->step_sent && ++x->crash_done >= (unsigned long)c->crash_after) {
+        tsr_sched_log(x->s->p->log, "scheduler",
+                      "test hook: exiting after %u partition apply(s) of a commit "
+                      "(TSR_TEST_TXN_CRASH_AFTER_APPLIES)",
+                      x->crash_done);
+        if (x->s->p->log)
+            fflush(x->s->p->log);
+        _exit(9);
+    }
+    if (x->anext < x->nparts)
+        tsr_stxn_apply_from(x);
+    else
+        applied(x);
+}
+
+static void on_apply(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply_msg)
 {
     stxn_call_t *c = arg;
     stxn_t *x = c->x;
@@ -245,63 +321,97 @@ static void on_apply(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         p->applied++;
     else
         p->failed[c->rep] = true;
-    tsr_rpc_msg_release(x->s->t, reply);
+    tsr_rpc_msg_release(x->s->t, reply_msg);
     tsr_mem_free(x->s->mem, c);
     if (--x->pending == 0)
-        applied(x);
+        apply_step(x);
 }
 
-static void apply(stxn_t *x)
+void tsr_stxn_apply_from(stxn_t *x)
 {
     sched_t *s = x->s;
-    x->pending = 1; /* ours, until every call is out */
-    for (size_t i = 0; i < x->nparts; i++) {
-        stxn_part_t *p = &x->parts[i];
+    bool one = s->txn->crash_after > 0; /* the test hook: one partition at a time */
+    x->pending = 1;                     /* ours, until every call is out */
+    x->step_sent = false;
+    while (x->anext < x->nparts) {
+        stxn_part_t *p = &x->parts[x->anext++];
         if (p->nwrites == 0)
             continue;
-        if (!build_msg(x, p, TSR_KV_POP_TAPPLY, p->nwrites, &p->writes)) {
-            /* nothing of this partition was sent: it counts as not applied */
+        if (x->logged && tsr_sched_kv_find(s, p->t->name) != p->t) {
+            /* dropped while the PREPARE was synced (a drop takes no turn):
+             * nothing reads it any more, and a TAPPLY would recreate the
+             * partition as an orphan; it counts as done */
+            p->applied = 1;
             continue;
         }
-        for (size_t r = 0; r < p->t->nrep; r++) {
-            sworker_t *w = NULL;
-            if (p->t->reps[(size_t)p->part * p->t->nrep + r].stale)
-                continue;
-            if (!tsr_sched_kv_usable(s, p->t, p->part, r, &w) || !send(x, i, r, w, on_apply))
-                p->failed[r] = true; /* down now: it misses this commit */
+        x->step_sent = true;
+        /* a message that cannot be built: the partition counts as not applied */
+        if (tsr_stxn_build_msg(x, p, TSR_KV_POP_TAPPLY, p->nwrites, &p->writes)) {
+            for (size_t r = 0; r < p->t->nrep; r++) {
+                sworker_t *w = NULL;
+                if (p->t->reps[(size_t)p->part * p->t->nrep + r].stale)
+                    continue;
+                if (!tsr_sched_kv_usable(s, p->t, p->part, r, &w) ||
+                    !tsr_stxn_send(x, (size_t)(p - x->parts), r, w, on_apply))
+                    p->failed[r] = true; /* down now: it misses this commit */
+            }
         }
+        if (one)
+            break;
     }
     if (--x->pending == 0)
-        applied(x);
+        apply_step(x);
 }
 
 /* ---- 2. validate --------------------------------------------------------------------- */
 
 static void validated(stxn_t *x)
 {
+    struct stxn_coord *c = x->s->txn;
     /* a drop answered while the validations were out: applying now would
      * acknowledge writes to a table that is gone (and recreate its
      * partition as an orphan on the workers, as TAPPLY creates a missing
      * table) - the commit fails as for a drop seen before validation */
     for (size_t i = 0; i < x->nparts && x->rc == TSR_OK; i++)
         if (x->parts[i].nwrites && tsr_sched_kv_find(x->s, x->parts[i].t->name) != x->parts[i].t)
-            set_err(x, TSR_ERR_NOT_FOUND, NULL, "kv table '%s' was dropped during the transaction",
-                    x->parts[i].t->name);
-    if (x->rc != TSR_OK)
-        finish(x);
-    else
-        apply(x);
+            tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, NULL,
+                             "kv table '%s' was dropped during the transaction",
+                             x->parts[i].t->name);
+    if (x->rc != TSR_OK) {
+        tsr_stxn_finish(x);
+        return;
+    }
+    size_t nw = 0;
+    for (size_t i = 0; i < x->nparts; i++)
+        nw += x->parts[i].nwrites > 0;
+    if (nw > 0 && c->crash_after == 0) {
+        tsr_sched_log(x->s->p->log, "scheduler",
+                      "test hook: exiting before a commit's PREPARE "
+                      "(TSR_TEST_TXN_CRASH_AFTER_APPLIES=0)");
+        if (x->s->p->log)
+            fflush(x->s->p->log);
+        _exit(9);
+    }
+    c->commits += nw > 0;
+    /* a commit of one partition is all or nothing on each replica by the
+     * worker's own commit record: only two or more need the log */
+    if (c->log && nw >= 2) {
+        tsr_stxn_prepare(x);
+        return;
+    }
+    x->anext = 0;
+    tsr_stxn_apply_from(x);
 }
 
 /* Sends parts[pi]'s validation to its first usable replica from cur on. */
 static void send_validate(stxn_t *x, size_t pi);
 
-static void on_validate(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+static void on_validate(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply_msg)
 {
     stxn_call_t *c = arg;
     stxn_t *x = c->x;
     stxn_part_t *p = &x->parts[c->pi];
-    if (status != TSR_OK && reply->len == 0) {
+    if (status != TSR_OK && reply_msg->len == 0) {
         /* no answer: ask the next replica (whose versions differ: the reads
          * made there, after a failover, pass; older ones conflict) */
         p->cur++;
@@ -309,15 +419,16 @@ static void on_validate(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     } else if (status != TSR_OK) {
         tsr_error_t e;
         tsr_error_clear(&e);
-        tsr_proto_decode_error(reply->data, reply->len, status, &e);
-        set_err(x, status,
-                status == TSR_ERR_CONFLICT
-                    ? "another transaction or write changed what it read: run it again "
-                      "(tsr_txn_run, or 'tessera txn --retries N')"
-                    : NULL,
-                "kv table '%s': %s", p->t->name, e.message[0] ? e.message : tsr_status_str(status));
+        tsr_proto_decode_error(reply_msg->data, reply_msg->len, status, &e);
+        tsr_stxn_set_err(x, status,
+                         status == TSR_ERR_CONFLICT
+                             ? "another transaction or write changed what it read: run it again "
+                               "(tsr_txn_run, or 'tessera txn --retries N')"
+                             : NULL,
+                         "kv table '%s': %s", p->t->name,
+                         e.message[0] ? e.message : tsr_status_str(status));
     }
-    tsr_rpc_msg_release(x->s->t, reply);
+    tsr_rpc_msg_release(x->s->t, reply_msg);
     tsr_mem_free(x->s->mem, c);
     if (--x->pending == 0)
         validated(x);
@@ -329,13 +440,14 @@ static void send_validate(stxn_t *x, size_t pi)
     for (; p->cur < p->t->nrep; p->cur++) {
         sworker_t *w = NULL;
         if (tsr_sched_kv_usable(x->s, p->t, p->part, p->cur, &w) &&
-            send(x, pi, p->cur, w, on_validate))
+            tsr_stxn_send(x, pi, p->cur, w, on_validate))
             return;
     }
-    set_err(x, TSR_ERR_UNAVAILABLE,
-            "restart the partition's worker with its --data-dir: it recovers the partition "
-            "from its log",
-            "kv table '%s' partition %u: no replica is up", p->t->name, p->part);
+    tsr_stxn_set_err(
+        x, TSR_ERR_UNAVAILABLE,
+        "restart the partition's worker with its --data-dir: it recovers the partition "
+        "from its log",
+        "kv table '%s' partition %u: no replica is up", p->t->name, p->part);
 }
 
 static void validate(stxn_t *x)
@@ -344,9 +456,9 @@ static void validate(stxn_t *x)
     for (size_t i = 0; i < x->nparts && x->rc == TSR_OK; i++) {
         stxn_part_t *p = &x->parts[i];
         if (tsr_sched_kv_find(x->s, p->t->name) != p->t)
-            set_err(x, TSR_ERR_NOT_FOUND, NULL, "kv table '%s' was dropped during the transaction",
-                    p->t->name);
-        else if (p->nreads && build_msg(x, p, TSR_KV_POP_TVALIDATE, p->nreads, &p->reads))
+            tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, NULL,
+                             "kv table '%s' was dropped during the transaction", p->t->name);
+        else if (p->nreads && tsr_stxn_build_msg(x, p, TSR_KV_POP_TVALIDATE, p->nreads, &p->reads))
             send_validate(x, i);
     }
     if (--x->pending == 0)
@@ -355,7 +467,18 @@ static void validate(stxn_t *x)
 
 /* ---- 1. the partitions' write turns -------------------------------------------------- */
 
-static void acquire(stxn_t *x);
+/* Every turn is held: validate a commit, redo a recovered one. */
+static void held(stxn_t *x)
+{
+    x->held = true;
+    if (!x->recovery) {
+        validate(x);
+        return;
+    }
+    for (size_t i = 0; i < x->nparts; i++)
+        if (x->parts[i].redo && x->parts[i].inflight == 0)
+            tsr_stxn_try_redo(x, i);
+}
 
 static void on_granted(kv_op_t *op)
 {
@@ -363,18 +486,24 @@ static void on_granted(kv_op_t *op)
     x->waiting = false;
     x->next++;
     if (!x->in_submit) /* queued earlier: go on from here */
-        acquire(x);
+        tsr_stxn_acquire(x);
 }
 
-static void acquire(stxn_t *x)
+void tsr_stxn_acquire(stxn_t *x)
 {
     sched_t *s = x->s;
     while (x->next < x->nparts) {
         stxn_part_t *p = &x->parts[x->next];
         kv_op_t *op = tsr_mem_calloc(s->mem, 1, sizeof(*op));
         if (!op) {
-            set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
-            finish(x);
+            if (x->recovery) { /* keeps what it holds; the tick cannot help: say so */
+                tsr_sched_log(s->p->log, "scheduler",
+                              "error: out of memory queueing the redo of txn %llu",
+                              (unsigned long long)x->txid);
+                return;
+            }
+            tsr_stxn_set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
+            tsr_stxn_finish(x);
             return;
         }
         op->s = s;
@@ -394,7 +523,7 @@ static void acquire(stxn_t *x)
         if (x->waiting)
             return; /* on_granted goes on once it is this commit's turn */
     }
-    validate(x);
+    held(x);
 }
 
 /* ---- the request ------------------------------------------------------------------------ */
@@ -416,20 +545,20 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
 {
     uint32_t ntabs = tsr_rbuf_u32(r);
     if (r->bad || ntabs > MAX_TABLES) {
-        set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
+        tsr_stxn_set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
         return false;
     }
     skv_table_t *tabs[MAX_TABLES];
     for (uint32_t i = 0; i < ntabs; i++) {
         const char *name = tsr_rbuf_str(r);
         if (r->bad) {
-            set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
+            tsr_stxn_set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
             return false;
         }
         tabs[i] = tsr_sched_kv_find(x->s, name);
         if (!tabs[i]) {
-            set_err(x, TSR_ERR_NOT_FOUND, "'tessera kv list' shows the tables",
-                    "no kv table '%.80s'", name);
+            tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, "'tessera kv list' shows the tables",
+                             "no kv table '%.80s'", name);
             return false;
         }
     }
@@ -448,14 +577,16 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
             }
             skv_table_t *t = tabs[tab];
             if (klen > t->max_key || vlen > t->max_value) {
-                set_err(x, TSR_ERR_INVALID_ARG, NULL,
-                        "a key or value is longer than kv table '%s' allows (%u, %u bytes)",
-                        t->name, t->max_key, t->max_value);
+                tsr_stxn_set_err(
+                    x, TSR_ERR_INVALID_ARG, NULL,
+                    "a key or value is longer than kv table '%s' allows (%u, %u bytes)", t->name,
+                    t->max_key, t->max_value);
                 return false;
             }
-            stxn_part_t *p = participant(x, t, tsr_sched_txn_part_of(key, klen, t->nparts));
+            stxn_part_t *p =
+                tsr_stxn_participant(x, t, tsr_sched_txn_part_of(key, klen, t->nparts));
             if (!p) {
-                set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
+                tsr_stxn_set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
                 return false;
             }
             if (writes) {
@@ -471,8 +602,21 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
         }
     }
     if (!tsr_rbuf_done(r)) {
-        set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
+        tsr_stxn_set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
         return false;
+    }
+    /* before anything is decided: a logged commit that no replica can take
+     * would keep the partition's turn for good (and be redone, and fail,
+     * at every restart) */
+    for (size_t i = 0; i < x->nparts; i++) {
+        const stxn_part_t *p = &x->parts[i];
+        if (p->writes.len + 4u * (size_t)p->nwrites > PART_WRITES_MAX) {
+            tsr_stxn_set_err(x, TSR_ERR_INVALID_ARG, "split it into smaller transactions",
+                             "the writes to kv table '%s' partition %u take %zu bytes; one "
+                             "transaction may write at most %u bytes to a partition",
+                             p->t->name, p->part, p->writes.len, PART_WRITES_MAX);
+            return false;
+        }
     }
     return true;
 }
@@ -487,11 +631,11 @@ void tsr_sched_txn_commit(sched_t *s, tsr_rpc_req_t *req, tsr_rbuf_t *r)
     x->s = s;
     x->req = req;
     if (!parse(x, r)) {
-        finish(x); /* no turn taken yet */
+        tsr_stxn_finish(x); /* no turn taken yet */
         return;
     }
     /* ascending (table, partition): every commit takes its turns in one
      * global order, so none waits for a turn held by one waiting for its */
-    qsort(x->parts, x->nparts, sizeof(*x->parts), cmp_part);
-    acquire(x);
+    qsort(x->parts, x->nparts, sizeof(*x->parts), tsr_stxn_cmp_part);
+    tsr_stxn_acquire(x);
 }

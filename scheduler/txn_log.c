@@ -1,0 +1,709 @@
+/*
+ * txn_log.c - the coordinator log of cluster transactions (txn_log.h;
+ * docs/kv.md "Transactions on a cluster", Coordinator log).
+ *
+ * The scheduler appends a PREPARE (the transaction's id and its whole
+ * write set, the payload) once the commit's reads validated and before the
+ * first partition applies it: once that record is durable the commit is
+ * decided. A DONE (of one part, or of all) follows when the parts are
+ * applied everywhere. At start-up every PREPARE without DONE for all its
+ * parts is outstanding: the scheduler re-applies it (sched_txn.c).
+ *
+ * Format of <dir>/txn-log (little-endian):
+ *
+ *   "TSRTXLG1" | record*
+ *   record: u32 len | u64 XXH3-64 (core/hash.h) of body | body (len bytes)
+ *   body:   u8 type (1 PREPARE, 2 DONE) | u64 txid | u32 aux | payload
+ *           PREPARE: aux = its number of parts, payload = the write set
+ *           DONE:    aux = the part done (0xffffffff: all), no payload
+ *
+ * Loading stops at the first record that does not fit the file or fails
+ * its checksum: a crash tears at most the records of the last unsynced
+ * batch, none of which was reported durable. The rest is cut off (noted),
+ * so later records follow whole ones.
+ *
+ * Group commit: appends go to an in-memory buffer (appended counts bytes
+ * ever appended: the lsn). One thread at a time is the leader: it takes
+ * the buffer, writes it and fdatasyncs outside the lock, then raises
+ * durable to what it took; the others wait on the condition variable (or,
+ * with the syncer thread, the scheduler polls durable). Appends made while
+ * a leader syncs form the next batch: concurrent commits share fsyncs.
+ *
+ * Bounded: when the file would grow past max_bytes and the outstanding
+ * records take at most half of max_bytes or of the file, the leader
+ * rewrites it as a new file with only the
+ * outstanding PREPAREs (and their parts' DONEs) - written to txn-log.tmp,
+ * fdatasync'ed, renamed over the log, directory fsync'ed - so a crash sees
+ * the old file or the new one, both holding every outstanding PREPARE. The
+ * snapshot is taken with the batch, under the lock, so it stands for
+ * everything appended so far.
+ *
+ * After a failed write or sync the log refuses appends (its durability is
+ * unknown): the scheduler answers commits TSR_ERR_IO.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "txn_log.h"
+
+#define LOG_MAGIC "TSRTXLG1"
+#define REC_HEAD 12u              /* u32 len + u64 check */
+#define BODY_HEAD 13u             /* u8 type + u64 txid + u32 aux */
+#define LOG_MAX_READ (1ull << 31) /* refuse to load a larger file */
+
+enum { REC_PREPARE = 1, REC_DONE = 2 };
+
+typedef struct txl_buf {
+    uint8_t *data;
+    size_t len, cap;
+} txl_buf_t;
+
+/* An outstanding transaction: its PREPARE record (for compaction and
+ * tsr_txn_log_pending_get) and which parts are done. */
+typedef struct txl_pend {
+    uint64_t txid;
+    uint32_t nparts, ndone;
+    uint8_t *done;
+    uint8_t *rec; /* the whole PREPARE record, header included */
+    size_t rec_len;
+} txl_pend_t;
+
+struct tsr_txn_log {
+    tsr_mem_t *mem;
+    char path[4200], tmp[4210], dir[4096];
+    int fd;
+    uint64_t max_bytes;
+    void (*note)(void *arg, const char *msg);
+    void *note_arg;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* durable moved, a leader finished, or work for the syncer */
+    txl_buf_t buf;     /* appended, not yet taken by a leader */
+    txl_buf_t spare;   /* the other buffer (swapped in by the leader) */
+    uint64_t appended; /* lsn: bytes ever appended */
+    uint64_t durable;  /* bytes ever made durable */
+    bool syncing;      /* a leader is writing */
+    tsr_status_t failed;
+    char failmsg[300];
+    txl_pend_t **pend; /* outstanding transactions */
+    size_t npend, pcap;
+    uint64_t next_txid;
+    tsr_txn_log_stats_t st;
+
+    bool has_syncer, stop;
+    pthread_t syncer;
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void note(tsr_txn_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(tsr_txn_log_t *log, const char *fmt, ...)
+{
+    if (!log->note)
+        return;
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log->note(log->note_arg, msg);
+}
+
+static bool buf_reserve(tsr_mem_t *mem, txl_buf_t *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return true;
+    void *d = b->data;
+    size_t cap = b->cap;
+    if (tsr_mem_grow(mem, &d, &cap, b->len + more, 1) != 0)
+        return false;
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+/* Encodes one record at the end of b (reserved by the caller). */
+static void encode(txl_buf_t *b, uint8_t type, uint64_t txid, uint32_t aux, const void *payload,
+                   size_t len)
+{
+    uint8_t *p = b->data + b->len;
+    uint8_t *body = p + REC_HEAD;
+    body[0] = type;
+    put64(body + 1, txid);
+    put32(body + 9, aux);
+    if (len)
+        memcpy(body + BODY_HEAD, payload, len);
+    put32(p, (uint32_t)(BODY_HEAD + len));
+    put64(p + 4, tsr_hash_bytes(body, BODY_HEAD + len));
+    b->len += REC_HEAD + BODY_HEAD + len;
+}
+
+static txl_pend_t *find_pend(tsr_txn_log_t *log, uint64_t txid, size_t *at)
+{
+    for (size_t i = 0; i < log->npend; i++)
+        if (log->pend[i]->txid == txid) {
+            if (at)
+                *at = i;
+            return log->pend[i];
+        }
+    return NULL;
+}
+
+static void pend_free(tsr_mem_t *mem, txl_pend_t *p)
+{
+    if (!p)
+        return;
+    tsr_mem_free(mem, p->done);
+    tsr_mem_free(mem, p->rec);
+    tsr_mem_free(mem, p);
+}
+
+/* Tracks a PREPARE record (rec: the whole record); false: no memory. */
+static bool track_prepare(tsr_txn_log_t *log, uint64_t txid, uint32_t nparts, const uint8_t *rec,
+                          size_t rec_len)
+{
+    if (nparts == 0 || find_pend(log, txid, NULL))
+        return true; /* nothing to wait for; a duplicate (never written here): the first counts */
+    txl_pend_t *p = tsr_mem_calloc(log->mem, 1, sizeof(*p));
+    if (!p)
+        return false;
+    p->txid = txid;
+    p->nparts = nparts;
+    p->done = tsr_mem_calloc(log->mem, nparts ? nparts : 1, 1);
+    p->rec = tsr_mem_alloc(log->mem, rec_len);
+    if (!p->done || !p->rec ||
+        tsr_mem_grow(log->mem, (void **)&log->pend, &log->pcap, log->npend + 1,
+                     sizeof(*log->pend)) != 0) {
+        pend_free(log->mem, p);
+        return false;
+    }
+    memcpy(p->rec, rec, rec_len);
+    p->rec_len = rec_len;
+    log->pend[log->npend++] = p;
+    return true;
+}
+
+static void track_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part)
+{
+    size_t at = 0;
+    txl_pend_t *p = find_pend(log, txid, &at);
+    if (!p)
+        return; /* its PREPARE was compacted away or never logged */
+    if (part == TSR_TXN_LOG_ALL) {
+        p->ndone = p->nparts;
+    } else if (part < p->nparts && !p->done[part]) {
+        p->done[part] = 1;
+        p->ndone++;
+    }
+    if (p->ndone >= p->nparts) {
+        log->pend[at] = log->pend[--log->npend];
+        pend_free(log->mem, p);
+    }
+}
+
+static tsr_status_t fail_io(tsr_error_t *err, const char *what, const char *path)
+{
+    return tsr_error_set(err, TSR_ERR_IO, "txn log: cannot %s '%s': %s", what, path,
+                         strerror(errno));
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------------ */
+
+static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
+{
+    tsr_status_t rc = TSR_OK;
+    uint8_t *data = NULL;
+    struct stat st;
+    if (fstat(log->fd, &st) != 0)
+        return fail_io(err, "size", log->path);
+    if ((uint64_t)st.st_size > LOG_MAX_READ)
+        return tsr_error_set(err, TSR_ERR_BAD_INPUT, "txn log '%s' is too large (%lld bytes)",
+                             log->path, (long long)st.st_size);
+    size_t len = (size_t)st.st_size, got = 0;
+    data = tsr_mem_alloc(log->mem, len ? len : 1);
+    if (!data)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory reading '%s'", log->path);
+    while (got < len) {
+        ssize_t n = pread(log->fd, data + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            rc = fail_io(err, "read", log->path);
+            goto cleanup;
+        }
+        got += (size_t)n;
+    }
+    size_t off = 0;
+    if (len < 8) {
+        /* a crash while creating it, or a new file: only a prefix of the
+         * magic (or nothing) is a log with no records */
+        if (memcmp(data, LOG_MAGIC, len) != 0) {
+            rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "'%s' is not a txn log (bad magic)",
+                               log->path);
+            goto cleanup;
+        }
+        off = 0;
+    } else if (memcmp(data, LOG_MAGIC, 8) != 0) {
+        rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "'%s' is not a txn log (bad magic)", log->path);
+        goto cleanup;
+    } else {
+        off = 8;
+        while (len - off >= REC_HEAD) {
+            uint32_t blen = get32(data + off);
+            uint64_t check = get64(data + off + 4);
+            if (blen < BODY_HEAD || blen > len - off - REC_HEAD)
+                break;
+            const uint8_t *body = data + off + REC_HEAD;
+            if (tsr_hash_bytes(body, blen) != check ||
+                (body[0] != REC_PREPARE && body[0] != REC_DONE))
+                break;
+            uint64_t txid = get64(body + 1);
+            uint32_t aux = get32(body + 9);
+            if (body[0] == REC_PREPARE) {
+                if (!track_prepare(log, txid, aux, data + off, REC_HEAD + blen)) {
+                    rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory loading '%s'", log->path);
+                    goto cleanup;
+                }
+            } else {
+                track_done(log, txid, aux);
+            }
+            if (txid >= log->next_txid)
+                log->next_txid = txid + 1;
+            off += REC_HEAD + blen;
+        }
+    }
+    if (off < len) {
+        log->st.torn_bytes = len - off;
+        note(log,
+             "txn log '%s': ignoring %zu byte(s) after the last whole record (offset %zu): a "
+             "torn or damaged tail",
+             log->path, len - off, off);
+    }
+    /* the kept prefix (the magic at least), durable: later records must
+     * follow whole ones */
+    size_t keep = off < 8 ? 8 : off;
+    if (off < 8 && pwrite(log->fd, LOG_MAGIC, 8, 0) != 8) {
+        rc = fail_io(err, "write", log->path);
+        goto cleanup;
+    }
+    if (keep != len && (ftruncate(log->fd, (off_t)keep) != 0 || fdatasync(log->fd) != 0)) {
+        rc = fail_io(err, "truncate", log->path);
+        goto cleanup;
+    }
+    if (len == 0) { /* a new file: its name must survive a crash too */
+        int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) != 0) {
+            rc = fail_io(err, "fsync the directory", log->dir);
+            if (dfd >= 0)
+                close(dfd);
+            goto cleanup;
+        }
+        close(dfd);
+    }
+    if (lseek(log->fd, (off_t)keep, SEEK_SET) < 0) {
+        rc = fail_io(err, "seek", log->path);
+        goto cleanup;
+    }
+    log->st.file_bytes = keep;
+cleanup:
+    tsr_mem_free(log->mem, data);
+    return rc;
+}
+
+/* ---- group commit ------------------------------------------------------------------- */
+
+/* The compacted file's content: the magic, every outstanding PREPARE and
+ * DONEs of its parts already done. Called with the lock held. */
+static bool snapshot(tsr_txn_log_t *log, txl_buf_t *out)
+{
+    out->len = 0;
+    if (!buf_reserve(log->mem, out, 8))
+        return false;
+    memcpy(out->data, LOG_MAGIC, 8);
+    out->len = 8;
+    for (size_t i = 0; i < log->npend; i++) {
+        const txl_pend_t *p = log->pend[i];
+        if (!buf_reserve(log->mem, out, p->rec_len + (size_t)p->ndone * (REC_HEAD + BODY_HEAD)))
+            return false;
+        memcpy(out->data + out->len, p->rec, p->rec_len);
+        out->len += p->rec_len;
+        for (uint32_t k = 0; k < p->nparts; k++)
+            if (p->done[k])
+                encode(out, REC_DONE, p->txid, k, NULL, 0);
+    }
+    return true;
+}
+
+/* Writes the snapshot as a new file and renames it over the log; on
+ * success *fd is the new file (the old one closed). */
+static int rewrite(tsr_txn_log_t *log, const txl_buf_t *snap, int *fd, const char **what,
+                   const char **path)
+{
+    *path = log->tmp;
+    int nfd = open(log->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (nfd < 0) {
+        *what = "create";
+        return -1;
+    }
+    if (write_all(nfd, snap->data, snap->len) != 0 || fdatasync(nfd) != 0) {
+        *what = "write";
+        goto fail;
+    }
+    if (rename(log->tmp, log->path) != 0) {
+        *what = "rename";
+        goto fail;
+    }
+    int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        /* the rename may not be durable: the old file (also complete) may
+         * come back after a crash, which is as good; but say so */
+        *what = "fsync the directory of";
+        *path = log->path;
+        if (dfd >= 0)
+            close(dfd);
+        close(*fd);
+        *fd = nfd;
+        return -1;
+    }
+    close(dfd);
+    close(*fd);
+    *fd = nfd;
+    return 0;
+fail:;
+    int e = errno;
+    close(nfd);
+    unlink(log->tmp);
+    errno = e;
+    return -1;
+}
+
+/* One leader round: called with the lock held, !syncing and something
+ * appended; returns with the lock held. */
+static void sync_round(tsr_txn_log_t *log)
+{
+    log->syncing = true;
+    uint64_t target = log->appended;
+    txl_buf_t batch = log->buf;
+    log->buf = log->spare;
+    log->buf.len = 0;
+    log->spare = (txl_buf_t){0};
+    txl_buf_t snap = {0};
+    bool compact = false;
+    if (log->st.file_bytes + batch.len > log->max_bytes) {
+        size_t want = 8;
+        for (size_t i = 0; i < log->npend; i++)
+            want += log->pend[i]->rec_len + (size_t)log->pend[i]->ndone * (REC_HEAD + BODY_HEAD);
+        /* only when it shrinks the file well: a log whose outstanding
+         * records alone fill it keeps growing instead of rewriting it all
+         * at every batch - but only until they are half of it (an
+         * outstanding PREPARE larger than max_bytes / 2, e.g. one waiting
+         * for a partition that is down, must not stop compaction for good:
+         * the file would grow by every commit until it is too large to
+         * load) */
+        uint64_t grown = log->st.file_bytes + batch.len;
+        compact = (want <= log->max_bytes / 2 || want <= grown / 2) && snapshot(log, &snap);
+    }
+    int fd = log->fd;
+    pthread_mutex_unlock(&log->mu);
+
+    int rc = 0;
+    const char *what = "write", *path = log->path;
+    uint64_t size = 0;
+    if (compact) {
+        rc = rewrite(log, &snap, &fd, &what, &path);
+        size = snap.len;
+    } else {
+        rc = write_all(fd, batch.data, batch.len);
+        if (rc == 0 && fdatasync(fd) != 0) {
+            what = "fdatasync";
+            rc = -1;
+        }
+    }
+    int e = errno;
+
+    pthread_mutex_lock(&log->mu);
+    log->fd = fd;
+    if (rc != 0) {
+        if (log->failed == TSR_OK) {
+            log->failed = TSR_ERR_IO;
+            snprintf(log->failmsg, sizeof(log->failmsg), "txn log: cannot %s '%s': %s", what, path,
+                     strerror(e));
+        }
+    } else {
+        log->durable = target;
+        log->st.syncs++;
+        if (compact) {
+            log->st.file_bytes = size;
+            log->st.compactions++;
+        } else {
+            log->st.file_bytes += batch.len;
+        }
+    }
+    tsr_mem_free(log->mem, snap.data);
+    batch.len = 0;
+    if (!log->spare.data)
+        log->spare = batch;
+    else
+        tsr_mem_free(log->mem, batch.data);
+    log->syncing = false;
+    pthread_cond_broadcast(&log->cv);
+    if (compact && rc == 0)
+        note(log, "txn log '%s' compacted to %llu byte(s) (%zu outstanding)", log->path,
+             (unsigned long long)size, log->npend);
+}
+
+static void *syncer_main(void *arg)
+{
+    tsr_txn_log_t *log = arg;
+    pthread_mutex_lock(&log->mu);
+    for (;;) {
+        while (!log->stop &&
+               (log->syncing || log->appended == log->durable || log->failed != TSR_OK))
+            pthread_cond_wait(&log->cv, &log->mu);
+        if (log->stop)
+            break;
+        sync_round(log);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+/* ---- the interface ------------------------------------------------------------------ */
+
+tsr_status_t tsr_txn_log_open(tsr_mem_t *mem, const tsr_txn_log_params_t *p, tsr_txn_log_t **out,
+                              tsr_error_t *err)
+{
+    if (!p || !p->dir || !out || strlen(p->dir) >= 4000)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "txn log: no or too long a directory");
+    tsr_txn_log_t *log = tsr_mem_calloc(mem, 1, sizeof(*log));
+    if (!log)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
+    log->mem = mem;
+    log->fd = -1;
+    log->max_bytes = p->max_bytes ? p->max_bytes : TSR_TXN_LOG_DEFAULT_MAX;
+    log->note = p->note;
+    log->note_arg = p->note_arg;
+    log->next_txid = 1;
+    snprintf(log->dir, sizeof(log->dir), "%s", p->dir);
+    snprintf(log->path, sizeof(log->path), "%s/%s", p->dir, TSR_TXN_LOG_FILE);
+    snprintf(log->tmp, sizeof(log->tmp), "%s.tmp", log->path);
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_cond_init(&log->cv, NULL);
+    tsr_status_t rc = TSR_OK;
+    log->fd = open(log->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (log->fd < 0) {
+        rc = fail_io(err, "open", log->path);
+        goto err_close;
+    }
+    unlink(log->tmp); /* a compaction that crashed before its rename */
+    if ((rc = load(log, err)) != TSR_OK)
+        goto err_close;
+    if (p->syncer) {
+        if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
+            rc = tsr_error_set(err, TSR_ERR_IO, "txn log: cannot start its syncing thread");
+            goto err_close;
+        }
+        log->has_syncer = true;
+    }
+    *out = log;
+    return TSR_OK;
+err_close:
+    tsr_txn_log_close(log);
+    return rc;
+}
+
+void tsr_txn_log_close(tsr_txn_log_t *log)
+{
+    if (!log)
+        return;
+    if (log->has_syncer) {
+        pthread_mutex_lock(&log->mu);
+        log->stop = true;
+        pthread_cond_broadcast(&log->cv);
+        pthread_mutex_unlock(&log->mu);
+        pthread_join(log->syncer, NULL);
+    }
+    if (log->fd >= 0) {
+        pthread_mutex_lock(&log->mu);
+        if (log->appended > log->durable && log->failed == TSR_OK && !log->syncing)
+            sync_round(log);
+        pthread_mutex_unlock(&log->mu);
+        close(log->fd);
+    }
+    for (size_t i = 0; i < log->npend; i++)
+        pend_free(log->mem, log->pend[i]);
+    tsr_mem_free(log->mem, log->pend);
+    tsr_mem_free(log->mem, log->buf.data);
+    tsr_mem_free(log->mem, log->spare.data);
+    pthread_mutex_destroy(&log->mu);
+    pthread_cond_destroy(&log->cv);
+    tsr_mem_free(log->mem, log);
+}
+
+size_t tsr_txn_log_pending_count(tsr_txn_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    size_t n = log->npend;
+    pthread_mutex_unlock(&log->mu);
+    return n;
+}
+
+bool tsr_txn_log_pending_get(tsr_txn_log_t *log, size_t i, tsr_txn_log_pending_t *out)
+{
+    pthread_mutex_lock(&log->mu);
+    bool ok = i < log->npend;
+    if (ok) {
+        const txl_pend_t *p = log->pend[i];
+        out->txid = p->txid;
+        out->nparts = p->nparts;
+        out->done = p->done;
+        out->payload = p->rec + REC_HEAD + BODY_HEAD;
+        out->len = p->rec_len - REC_HEAD - BODY_HEAD;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return ok;
+}
+
+uint64_t tsr_txn_log_new_txid(tsr_txn_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    uint64_t id = log->next_txid++;
+    pthread_mutex_unlock(&log->mu);
+    return id;
+}
+
+static tsr_status_t append(tsr_txn_log_t *log, uint8_t type, uint64_t txid, uint32_t aux,
+                           const void *payload, size_t len, uint64_t *lsn, tsr_error_t *err)
+{
+    if (len > UINT32_MAX - BODY_HEAD - REC_HEAD)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "txn log: a record of %zu bytes", len);
+    tsr_status_t rc = TSR_OK;
+    pthread_mutex_lock(&log->mu);
+    if (log->failed != TSR_OK) {
+        rc = tsr_error_set(err, log->failed, "%s", log->failmsg);
+        goto out;
+    }
+    size_t need = REC_HEAD + BODY_HEAD + len;
+    if (!buf_reserve(log->mem, &log->buf, need)) {
+        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
+        goto out;
+    }
+    const uint8_t *rec = log->buf.data + log->buf.len;
+    encode(&log->buf, type, txid, aux, payload, len);
+    if (type == REC_PREPARE) {
+        if (!track_prepare(log, txid, aux, rec, need)) {
+            log->buf.len -= need; /* never appended */
+            rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
+            goto out;
+        }
+    } else {
+        track_done(log, txid, aux);
+    }
+    if (txid >= log->next_txid)
+        log->next_txid = txid + 1;
+    log->appended += need;
+    log->st.records++;
+    *lsn = log->appended;
+    if (log->has_syncer)
+        pthread_cond_broadcast(&log->cv);
+out:
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+tsr_status_t tsr_txn_log_prepare(tsr_txn_log_t *log, uint64_t txid, uint32_t nparts,
+                                 const void *payload, size_t len, uint64_t *lsn, tsr_error_t *err)
+{
+    return append(log, REC_PREPARE, txid, nparts, payload, len, lsn, err);
+}
+
+tsr_status_t tsr_txn_log_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part, uint64_t *lsn,
+                              tsr_error_t *err)
+{
+    return append(log, REC_DONE, txid, part, NULL, 0, lsn, err);
+}
+
+tsr_status_t tsr_txn_log_sync(tsr_txn_log_t *log, uint64_t lsn, tsr_error_t *err)
+{
+    pthread_mutex_lock(&log->mu);
+    while (log->failed == TSR_OK && log->durable < lsn) {
+        if (log->syncing)
+            pthread_cond_wait(&log->cv, &log->mu);
+        else
+            sync_round(log);
+    }
+    tsr_status_t rc = log->durable >= lsn ? TSR_OK : log->failed;
+    if (rc != TSR_OK)
+        tsr_error_set(err, rc, "%s", log->failmsg);
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+tsr_status_t tsr_txn_log_durable(tsr_txn_log_t *log, uint64_t *lsn, tsr_error_t *err)
+{
+    pthread_mutex_lock(&log->mu);
+    *lsn = log->durable;
+    tsr_status_t rc = log->failed;
+    if (rc != TSR_OK)
+        tsr_error_set(err, rc, "%s", log->failmsg);
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+void tsr_txn_log_get_stats(tsr_txn_log_t *log, tsr_txn_log_stats_t *out)
+{
+    pthread_mutex_lock(&log->mu);
+    *out = log->st;
+    out->outstanding = log->npend;
+    pthread_mutex_unlock(&log->mu);
+}
