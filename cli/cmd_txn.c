@@ -362,7 +362,10 @@ int cmd_txn(int argc, char **argv)
         goto done;
     char addr[320];
     snprintf(addr, sizeof(addr), "%s:%u", cl.host, (unsigned)cl.port);
-    tsr_txn_cluster_params_t cp = {.scheduler = addr, .token_file = cl.token, .timeout_ms = 5000};
+    /* one script reads a few keys: dialling the workers for one-sided reads
+     * would cost more than it saves (docs/kv.md, Transactions on a cluster) */
+    tsr_txn_cluster_params_t cp = {
+        .scheduler = addr, .token_file = cl.token, .timeout_ms = 5000, .scheduler_reads = true};
     tsr_txn_err_t xe = {0};
     tsr_status_t rc = tsr_txn_db_cluster(&cp, &db, &xe);
     if (rc == TSR_OK) {

@@ -17,6 +17,11 @@
  *            u64 version (TSR_KV_TXN_ABSENT: read as absent)}, u32 nwrites,
  *            nwrites x {u32 table, u8 delete, bytes key, bytes value} -> empty;
  *            TSR_ERR_CONFLICT when a read changed (nothing written)
+ *   VIEW     -> u64 gen, u32 partitions, u32 max_key, u32 max_value, then per
+ *            partition str host, u32 port, u32 node id (the primary's worker
+ *            listener: "" and 0 when no replica is usable), str store table
+ *            ("<name>.<gen>.<p>"): where a transaction client reads the
+ *            partition one-sided (txn_cluster.c; a hint, validated at commit)
  * desc: str name, u64 gen, u32 partitions, u32 replicas, u32 max_key,
  *   u32 max_value, then per partition u32 n, n x {str worker id, u8 state}
  *   (TSR_KV_REP_UP/DOWN/STALE), primary first.
@@ -59,6 +64,7 @@ enum {
     TSR_KV_OP_PART = 5,
     TSR_KV_OP_TGET = 6,
     TSR_KV_OP_TXN = 7,
+    TSR_KV_OP_VIEW = 8,
 };
 
 enum {

@@ -721,6 +721,39 @@ static void op_part(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf_t
     route(s, req, t, part, pop, r->p + r->pos, r->len - r->pos);
 }
 
+/* VIEW (kv_msg.h): where one-sided readers find each partition's primary
+ * (the first usable replica, as TGET and TVALIDATE route) and its table on
+ * that worker. Only a hint: a client that reads a stale primary fails
+ * validation, which runs on the current one (docs/kv.md). */
+static void op_view(sched_t *s, tsr_rpc_req_t *req, const char *name)
+{
+    skv_table_t *t = find_or_reply(s, req, name);
+    if (!t)
+        return;
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    tsr_wbuf_u64(&b, t->gen);
+    tsr_wbuf_u32(&b, t->nparts);
+    tsr_wbuf_u32(&b, t->max_key);
+    tsr_wbuf_u32(&b, t->max_value);
+    for (uint32_t p = 0; p < t->nparts; p++) {
+        sworker_t *w = NULL;
+        for (size_t r = 0; r < t->nrep; r++)
+            if (usable(s, t, p, r, &w))
+                break;
+            else
+                w = NULL;
+        char sn[TSR_KV_TABLE_NAME_MAX + 48];
+        store_name(t, p, sn, sizeof(sn));
+        bool ok = w && w->addr_port != 0;
+        tsr_wbuf_str(&b, ok ? w->addr_host : "");
+        tsr_wbuf_u32(&b, ok ? w->addr_port : 0);
+        tsr_wbuf_u32(&b, ok ? w->node_id : 0);
+        tsr_wbuf_str(&b, sn);
+    }
+    reply_buf(s, req, &b);
+}
+
 void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
 {
     size_t len = 0;
@@ -780,6 +813,9 @@ void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
         return;
     case TSR_KV_OP_TXN:
         tsr_sched_txn_commit(s, req, &r);
+        return;
+    case TSR_KV_OP_VIEW:
+        op_view(s, req, name);
         return;
     default:
         reply_err(s, req, TSR_ERR_BAD_INPUT, "unknown kv request", NULL);

@@ -70,6 +70,8 @@ typedef struct wstate {
     tsr_rpc_req_t *queue[QUEUE_MAX]; /* FIFO ring of task requests */
     size_t qhead, qlen;
     bool quit;         /* executor: stop after the current task */
+    bool running;      /* the executor runs a task of job running_job (TASK_DROP */
+    uint64_t running_job; /* interrupts it through env.cancel; both under mu) */
     unsigned busy;     /* tasks queued or running */
     unsigned delay_ms; /* TSR_TEST_TASK_DELAY_MS: tests make tasks slow to hit them mid-run */
     uint64_t done;
@@ -264,7 +266,8 @@ static void on_task(void *arg, tsr_rpc_req_t *req)
 }
 
 /* TASK_DROP (proto.h): the queued tasks of a cancelled job are answered
- * "cancelled" without running; the one running finishes. */
+ * "cancelled" without running; the one running, when it is the job's, is
+ * interrupted (env.cancel) and answers TSR_ERR_CANCELLED within a batch. */
 static void on_task_drop(void *arg, tsr_rpc_req_t *req)
 {
     wstate_t *w = arg;
@@ -301,6 +304,12 @@ static void on_task_drop(void *arg, tsr_rpc_req_t *req)
         w->queue[(w->qhead + kept++) % QUEUE_MAX] = q;
     }
     w->qlen = kept;
+    /* the task of the job running now stops at its next batch (its query or
+     * graph polls env.cancel) and answers "cancelled": its slot frees now,
+     * not when it would have finished */
+    bool interrupted = w->running && w->running_job == job;
+    if (interrupted)
+        tsr_cancel_set(w->env.cancel);
     pthread_mutex_unlock(&w->mu);
     tsr_wbuf_free(&b);
     size_t nv = tsr_wvalues_drop(w->values, job, NULL, 0); /* its kept graph values too */
@@ -309,6 +318,9 @@ static void on_task_drop(void *arg, tsr_rpc_req_t *req)
                       (unsigned long long)job);
     if (n > 0)
         tsr_sched_log(w->p->log, "worker", "dropped %u queued task(s) of cancelled job %llu", n,
+                      (unsigned long long)job);
+    if (interrupted)
+        tsr_sched_log(w->p->log, "worker", "interrupting the running task of cancelled job %llu",
                       (unsigned long long)job);
     uint8_t out[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
     tsr_rpc_reply(w->t, req, TSR_OK, out, sizeof(out));
@@ -328,14 +340,19 @@ static void *executor(void *arg)
         tsr_rpc_req_t *req = w->queue[w->qhead];
         w->qhead = (w->qhead + 1) % QUEUE_MAX;
         w->qlen--;
+        size_t len = 0;
+        const void *data = tsr_rpc_req_data(req, &len);
+        /* from here TASK_DROP of this job interrupts it: the flag is reset
+         * under the same lock it is set under, so a drop meant for the task
+         * before never reaches this one */
+        w->running = tsr_wtask_job_of(tsr_rpc_req_type(req), data, len, &w->running_job);
+        tsr_cancel_reset(w->env.cancel);
         pthread_mutex_unlock(&w->mu);
 
         if (w->delay_ms) {
             struct timespec ts = {w->delay_ms / 1000, (long)(w->delay_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
-        size_t len = 0;
-        const void *data = tsr_rpc_req_data(req, &len);
         tsr_wbuf_t out;
         tsr_wbuf_init(&out, NULL);
         tsr_status_t rc = tsr_wtask_run(&w->env, tsr_rpc_req_type(req), data, len, &out);
@@ -352,6 +369,7 @@ static void *executor(void *arg)
         tsr_wbuf_free(&out);
 
         pthread_mutex_lock(&w->mu);
+        w->running = false;
         w->busy--;
         w->done++;
         pthread_mutex_unlock(&w->mu);
@@ -431,6 +449,10 @@ int tsr_worker_run(const tsr_worker_params_t *p)
     w->p = p;
     w->env.threads = p->threads;
     w->env.device = p->device;
+    if (tsr_cancel_create(&w->env.cancel) != TSR_OK) {
+        tsr_mem_free(NULL, w);
+        return 1;
+    }
     const char *delay = getenv("TSR_TEST_TASK_DELAY_MS");
     w->delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) % 60000u : 0;
     pthread_mutex_init(&w->mu, NULL);
@@ -481,6 +503,7 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         tsr_wlock_create(w->t, p->log, peer_allowed, w, &w->locks, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, on_lock_run, w, &err) != TSR_OK ||
         tsr_wkv_create(w->t, p->data_dir, p->log, &w->kv, &err) != TSR_OK ||
+        tsr_wkv_serve_reads(w->kv, peer_allowed, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_KV_RUN, on_kv_run, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_VALUE_FETCH, on_value_fetch, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_VALUE_DROP, on_value_drop, w, &err) != TSR_OK) {

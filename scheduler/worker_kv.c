@@ -12,6 +12,15 @@
  * on its first write with the sizes the scheduler sends along (a read of a
  * partition never written finds nothing), and dropped on DROP.
  *
+ * One-sided reads (tsr_wkv_serve_reads): a tsr_kv_server on the worker's
+ * transport (its listener) answers descriptor calls of peers that proved
+ * the token, so transaction clients read the partition tables' slots by
+ * RMA (scheduler/txn_cluster.c). Its descriptors carry each table's version
+ * mask (worker_txn.c). A DROP (of the table, or of a stale copy before a
+ * resync reloads it) retires the dropped copy in the server: its slots turn
+ * MOVED and its memory stays until the worker stops, so a reader never
+ * reads freed memory and never keeps reading the dropped copy.
+ *
  * Threads: requests arrive on the worker's main thread; each goes to one of
  * NTHREADS threads by a hash of its partition's name, so one partition's
  * requests run in arrival order (the scheduler sends a key's writes to a
@@ -51,7 +60,8 @@ struct tsr_wkv {
     tsr_transport_t *t;
     FILE *log;
     tsr_kv_store_t *store;
-    tsr_wkv_txn_t *txn; /* transaction pops (worker_txn.c) */
+    tsr_wkv_txn_t *txn;   /* transaction pops (worker_txn.c) */
+    tsr_kv_server_t *srv; /* one-sided reads of the partition tables; NULL: none */
     wkv_q_t q[NTHREADS];
 };
 
@@ -103,6 +113,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         return tsr_wkv_txn_run(k->txn, name, max_key, max_value, pop, &r, out, ke);
     if (pop == TSR_KV_POP_DROP) {
         tsr_status_t rc = tsr_kv_table_drop(k->store, name, ke);
+        /* readers holding the dropped copy's descriptor re-fetch it now */
+        tsr_kv_server_retire(k->srv, name);
         return rc == TSR_ERR_NOT_FOUND ? TSR_OK : rc;
     }
     bool write = pop == TSR_KV_POP_PUT || pop == TSR_KV_POP_INSERT || pop == TSR_KV_POP_UPDATE ||
@@ -290,7 +302,10 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log,
                             tsr_error_t *err)
 {
     char dir[4200];
-    tsr_kv_options_t o = {.sync = TSR_KV_SYNC_FSYNC};
+    /* the tables in UCX memory: one-sided readers on this host map them
+     * and read with plain loads (docs/kv.md "Protocols"); the heap where
+     * UCX cannot allocate */
+    tsr_kv_options_t o = {.sync = TSR_KV_SYNC_FSYNC, .transport = t};
     if (data_dir && data_dir[0]) {
         if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
             return tsr_error_set(err, TSR_ERR_IO, "cannot create the data dir '%s': %s", data_dir,
@@ -331,6 +346,21 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log,
     return TSR_OK;
 }
 
+tsr_status_t tsr_wkv_serve_reads(tsr_wkv_t *k, bool (*allow)(void *, tsr_peer_t *), void *allow_arg,
+                                 tsr_error_t *err)
+{
+    tsr_kv_server_params_t sp = {.rpc_type = TSR_KV_RPC_DESC,
+                                 .version_mask = tsr_wkv_txn_mask,
+                                 .mask_arg = k->txn,
+                                 .allow = allow,
+                                 .allow_arg = allow_arg};
+    tsr_kv_err_t ke = {0};
+    if (tsr_kv_server_start_ex(k->store, k->t, &sp, &k->srv, &ke) != TSR_OK)
+        return tsr_error_set(err, ke.status ? ke.status : TSR_ERR_INTERNAL,
+                             "kv: cannot serve one-sided reads: %s", ke.message);
+    return TSR_OK;
+}
+
 void tsr_wkv_destroy(tsr_wkv_t *k)
 {
     if (!k)
@@ -351,6 +381,14 @@ void tsr_wkv_destroy(tsr_wkv_t *k)
             pthread_join(q->th, NULL);
         pthread_cond_destroy(&q->cv);
         pthread_mutex_destroy(&q->mu);
+    }
+    if (k->srv) {
+        /* called on the thread that progresses: no descriptor call runs now,
+         * and none reaches the server once it is unregistered */
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        tsr_rpc_unregister(k->t, tsr_kv_server_rpc_type(k->srv), &e);
+        tsr_kv_server_stop(k->srv);
     }
     tsr_wkv_txn_destroy(k->txn);
     tsr_kv_close(k->store);

@@ -6,6 +6,7 @@
 #ifndef TSR_WORKER_KV_H
 #define TSR_WORKER_KV_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "core/error.h"
@@ -18,6 +19,12 @@ typedef struct tsr_wkv tsr_wkv_t;
  * through t from those threads. */
 tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log, tsr_wkv_t **out,
                             tsr_error_t *err);
+/* Serves the partition tables to one-sided readers on the transport
+ * (descriptor RPC TSR_KV_RPC_DESC, answered only to peers allow admits; the
+ * versions come out mixed as TGET's: worker_txn.h). Call once, after
+ * create, before the transport progresses requests of others. */
+tsr_status_t tsr_wkv_serve_reads(tsr_wkv_t *k, bool (*allow)(void *, tsr_peer_t *), void *allow_arg,
+                                 tsr_error_t *err);
 /* RPC handler for TSR_MSG_KV_RUN (arg: the tsr_wkv_t): queues the request on
  * its partition's thread. */
 void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req);

@@ -27,6 +27,13 @@
  * reloaded copy that holds another value. Versions are even (and so are
  * both mixes), so a mixed one is never TSR_KV_TXN_ABSENT.
  *
+ * One-sided reads: the worker's kv server (worker_kv.c) hands the same
+ * mix out in its descriptor replies (tsr_wkv_txn_mask), computed for the
+ * table whose region it describes, so a client reading the slot by RMA
+ * (txn_cluster.c) gets exactly the version TGET would have answered, and a
+ * read of a dropped or reloaded copy carries that copy's mix (a conflict at
+ * TVALIDATE, never a false match).
+ *
  * Exclusion: the scheduler sends TVALIDATE and TAPPLY of a partition only
  * while it holds the partition's write turn (no other write of it runs), and
  * worker_kv.c runs one partition's requests in order on one thread.
@@ -84,6 +91,11 @@ static uint64_t mix_of(const tsr_wkv_txn_t *x, const tsr_kv_table_t *t)
 {
     uint64_t id = t->id;
     return x->epoch ^ (tsr_hash_bytes(&id, sizeof(id)) & ~1ULL);
+}
+
+uint64_t tsr_wkv_txn_mask(void *x, const tsr_kv_table_t *t)
+{
+    return mix_of(x, t);
 }
 
 static const unsigned char *read_bytes(tsr_rbuf_t *r, uint32_t *n)

@@ -29,5 +29,11 @@ bool tsr_wkv_txn_pop(uint8_t pop);
 tsr_status_t tsr_wkv_txn_run(tsr_wkv_txn_t *x, const char *name, uint32_t max_key,
                              uint32_t max_value, uint8_t pop, tsr_rbuf_t *r, tsr_wbuf_t *out,
                              tsr_kv_err_t *ke);
+/* The version mask of table t on this worker (epoch XOR the table id's
+ * mix): what TGET XORs into a slot's version and TVALIDATE takes out. The
+ * worker's kv server puts it into its descriptor replies
+ * (tsr_kv_server_params_t.version_mask; arg: the tsr_wkv_txn_t), so a
+ * one-sided reader turns a raw slot version into exactly TGET's answer. */
+uint64_t tsr_wkv_txn_mask(void *x, const tsr_kv_table_t *t);
 
 #endif /* TSR_WORKER_TXN_H */

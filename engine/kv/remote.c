@@ -6,11 +6,25 @@
  * region (registered with UCX on first request). From then on the partition
  * keeps replaced regions (and their registrations) until the server stops,
  * so a reader holding an old descriptor reads memory that is still there and
- * sees MOVED on every slot.
+ * sees MOVED on every slot. The server keeps a handle on every table it
+ * described, so a dropped table's memory stays too; tsr_kv_server_retire
+ * (after a drop) sets MOVED on every slot of the dropped table's current
+ * regions, so a reader holding its descriptor re-fetches instead of reading
+ * the dropped copy on and on (the re-fetch finds the new table of that name,
+ * or NOT_FOUND).
  *
  *   request  u32 partition, u32 name length, name
  *   reply    u32 nparts, u32 partition, u64 nslots, u32 slot_size, u32 max_key,
- *            u32 max_val, u32 pad, u64 epoch, then the packed region
+ *            u32 max_val, u32 flags (0), u64 epoch, u64 version mask, then
+ *            the packed region
+ *
+ * Version mask: what the owner's transaction layer XORs into the versions
+ * it hands out for this table (tsr_kv_server_params_t.version_mask; 0
+ * without one). It is computed for the very table handle whose region the
+ * reply packs, under the server's mutex, so a reader pairs each region
+ * with that region's table's mask: a table dropped and re-created under the
+ * same name (another id, another mask) never lends its mask to the other's
+ * slots. tsr_kv_remote_get_versioned hands out slot version XOR mask.
  *
  * Reader: a get hashes the key, picks the partition and reads its probe
  * sequence with RMA gets of a window of consecutive slots (up to 4, at most
@@ -34,7 +48,8 @@
 #include "kv_internal.h"
 #include "transport.h"
 
-#define DESC_HDR 40u
+#define DESC_HDR 48u
+#define MAX_REFRESH 64u /* descriptors re-fetched by one get before it gives up */
 #define WINDOW_SLOTS 4u
 #define WINDOW_BYTES (16u << 10)
 #define MAX_TORN 100000u
@@ -46,11 +61,17 @@ typedef struct srv_reg {
     tsr_region_t *region;
 } srv_reg_t;
 
+typedef struct srv_tab {
+    tsr_kv_table_t *t;
+    bool retired; /* dropped, and its slots marked MOVED */
+} srv_tab_t;
+
 struct tsr_kv_server {
     tsr_kv_store_t *store;
     tsr_transport_t *t;
+    tsr_kv_server_params_t p;
     pthread_mutex_t mu;
-    tsr_kv_table_t **tabs; /* handles we keep open: their memory must stay */
+    srv_tab_t *tabs; /* handles we keep open: their memory must stay */
     size_t ntabs, tcap;
     srv_reg_t *regs;
     size_t nregs, rcap;
@@ -60,8 +81,8 @@ static tsr_status_t srv_table(tsr_kv_server_t *s, const char *name, tsr_kv_table
                               tsr_error_t *err)
 {
     for (size_t i = 0; i < s->ntabs; i++)
-        if (!atomic_load(&s->tabs[i]->dropped) && strcmp(s->tabs[i]->name, name) == 0) {
-            *out = s->tabs[i];
+        if (!atomic_load(&s->tabs[i].t->dropped) && strcmp(s->tabs[i].t->name, name) == 0) {
+            *out = s->tabs[i].t;
             return TSR_OK;
         }
     if (tsr_mem_grow(NULL, (void **)&s->tabs, &s->tcap, s->ntabs + 1, sizeof(*s->tabs)) != 0)
@@ -70,7 +91,9 @@ static tsr_status_t srv_table(tsr_kv_server_t *s, const char *name, tsr_kv_table
     tsr_status_t rc = tsr_kv_table_open(s->store, name, out, &ke);
     if (rc != TSR_OK)
         return tsr_error_set(err, rc, "%s", ke.message);
-    s->tabs[s->ntabs++] = *out;
+    s->tabs[s->ntabs].t = *out;
+    s->tabs[s->ntabs].retired = false;
+    s->ntabs++;
     return TSR_OK;
 }
 
@@ -110,6 +133,10 @@ static void h_desc(void *arg, tsr_rpc_req_t *req)
     void *packed = NULL;
     size_t plen = 0;
     tsr_status_t rc = TSR_OK;
+    if (s->p.allow && !s->p.allow(s->p.allow_arg, tsr_rpc_req_peer(req))) {
+        rc = tsr_error_set(&e, TSR_ERR_AUTH, "kv: descriptor refused: authenticate first");
+        goto out;
+    }
     if (len < 8 || kv_get32(p + 4) != len - 8 || len - 8 > TSR_KV_NAME_MAX) {
         rc = tsr_error_set(&e, TSR_ERR_BAD_INPUT, "kv: malformed descriptor request");
         goto out;
@@ -146,6 +173,7 @@ static void h_desc(void *arg, tsr_rpc_req_t *req)
             kv_put32(reply + 24, t->max_val);
             kv_put32(reply + 28, 0);
             kv_put64(reply + 32, tab->epoch);
+            kv_put64(reply + 40, s->p.version_mask ? s->p.version_mask(s->p.mask_arg, t) : 0);
             memcpy(reply + DESC_HDR, packed, plen);
         }
         pthread_mutex_unlock(&pt->wlock);
@@ -163,18 +191,28 @@ out:
 tsr_status_t tsr_kv_server_start(tsr_kv_store_t *store, tsr_transport_t *transport,
                                  uint16_t rpc_type, tsr_kv_server_t **out, tsr_kv_err_t *kerr)
 {
+    tsr_kv_server_params_t p = {.rpc_type = rpc_type};
+    return tsr_kv_server_start_ex(store, transport, &p, out, kerr);
+}
+
+tsr_status_t tsr_kv_server_start_ex(tsr_kv_store_t *store, tsr_transport_t *transport,
+                                    const tsr_kv_server_params_t *params, tsr_kv_server_t **out,
+                                    tsr_kv_err_t *kerr)
+{
     tsr_error_t e;
     tsr_error_clear(&e);
-    if (!store || !transport || !out)
+    if (!store || !transport || !params || !out)
         return tsr_kv_err_from(kerr, NULL, TSR_ERR_INVALID_ARG);
     tsr_kv_server_t *s = tsr_mem_calloc(NULL, 1, sizeof(*s));
     if (!s)
         return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOMEM);
     s->store = store;
     s->t = transport;
+    s->p = *params;
+    if (!s->p.rpc_type)
+        s->p.rpc_type = TSR_KV_RPC_DESC;
     pthread_mutex_init(&s->mu, NULL);
-    tsr_status_t rc =
-        tsr_rpc_register(transport, rpc_type ? rpc_type : TSR_KV_RPC_DESC, h_desc, s, &e);
+    tsr_status_t rc = tsr_rpc_register(transport, s->p.rpc_type, h_desc, s, &e);
     if (rc != TSR_OK) {
         pthread_mutex_destroy(&s->mu);
         tsr_mem_free(NULL, s);
@@ -184,16 +222,47 @@ tsr_status_t tsr_kv_server_start(tsr_kv_store_t *store, tsr_transport_t *transpo
     return TSR_OK;
 }
 
+uint16_t tsr_kv_server_rpc_type(const tsr_kv_server_t *s)
+{
+    return s->p.rpc_type;
+}
+
+void tsr_kv_server_retire(tsr_kv_server_t *s, const char *table)
+{
+    if (!s || !table)
+        return;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->ntabs; i++) {
+        srv_tab_t *st = &s->tabs[i];
+        if (st->retired || !atomic_load(&st->t->dropped) || strcmp(st->t->name, table) != 0)
+            continue;
+        /* No writer changes a dropped table's slots again (ops on it fail
+         * NOT_FOUND, and a rehash needs a write), so MOVED stays set; the
+         * replaced regions are MOVED already. */
+        for (uint32_t p = 0; p < st->t->nparts; p++) {
+            kv_part_t *pt = &st->t->parts[p];
+            pthread_mutex_lock(&pt->wlock);
+            kv_tab_t *tab = atomic_load(&pt->tab);
+            for (uint64_t j = 0; j < tab->nslots; j++)
+                atomic_fetch_or(&kv_slot_at(tab, j)->ver, KV_VER_MOVED);
+            pthread_mutex_unlock(&pt->wlock);
+        }
+        st->retired = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 void tsr_kv_server_stop(tsr_kv_server_t *s)
 {
     if (!s)
         return;
-    /* The handler stays registered (the transport has no unregister): the
-     * caller stops the transport's progress before, or destroys it after. */
+    /* The handler stays registered: the caller unregisters it
+     * (tsr_rpc_unregister, from the thread that progresses) or stops the
+     * transport's progress before, or destroys it after. */
     for (size_t i = 0; i < s->nregs; i++)
         tsr_region_unregister(s->t, s->regs[i].region);
     for (size_t i = 0; i < s->ntabs; i++)
-        tsr_kv_table_close(s->tabs[i]);
+        tsr_kv_table_close(s->tabs[i].t);
     tsr_mem_free(NULL, s->regs);
     tsr_mem_free(NULL, s->tabs);
     pthread_mutex_destroy(&s->mu);
@@ -207,6 +276,7 @@ typedef struct rpart {
     uint64_t nslots;
     uint32_t slot_size;
     uint64_t epoch;
+    uint64_t vmask; /* the version mask of the table this region belongs to */
 } rpart_t;
 
 struct tsr_kv_remote {
@@ -264,6 +334,7 @@ static tsr_status_t fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *e
         return tsr_error_set(err, TSR_ERR_BAD_INPUT, "kv: inconsistent descriptor reply");
     }
     uint64_t epoch = kv_get64(p + 32);
+    uint64_t vmask = kv_get64(p + 40);
     tsr_rkey_t *k;
     rc = tsr_rkey_unpack(r->t, r->peer, p + DESC_HDR, reply.len - DESC_HDR, &k, err);
     tsr_rpc_msg_release(r->t, &reply); /* p is invalid from here */
@@ -275,6 +346,7 @@ static tsr_status_t fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *e
     rp->nslots = nslots;
     rp->slot_size = ss;
     rp->epoch = epoch;
+    rp->vmask = vmask;
     size_t need = (size_t)ss * WINDOW_SLOTS;
     if (need > r->win_cap) {
         unsigned char *w = tsr_mem_alloc_aligned(NULL, need);
@@ -354,12 +426,15 @@ tsr_status_t tsr_kv_remote_get(tsr_kv_remote_t *r, const void *key, size_t klen,
     return tsr_kv_remote_get_ver(r, key, klen, buf, cap, vlen, &ver, kerr);
 }
 
-/* The get with the version of the slot copy it returned (transactions
- * record it; txn_apply.c): the checksum is seeded with the version, so the
+/* The get with the version of the slot copy it returned and the version
+ * mask of the descriptor whose region held it (transactions record the
+ * version; txn_apply.c): the checksum is seeded with the version, so the
  * version and the value come from one whole copy. */
-tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
-                                   size_t cap, size_t *vlen, uint64_t *ver_out, tsr_kv_err_t *kerr)
+static tsr_status_t get_slot(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                             size_t cap, size_t *vlen, uint64_t *ver_out, uint64_t *mask_out,
+                             bool *miss, tsr_kv_err_t *kerr)
 {
+    *miss = false;
     tsr_error_t e;
     tsr_error_clear(&e);
     if (!r || (!key && klen) || !vlen || (!buf && cap))
@@ -371,7 +446,7 @@ tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t k
     uint32_t part = kv_part_of(h, r->nparts);
     rpart_t *rp = &r->parts[part];
     tsr_status_t rc;
-    unsigned torn = 0;
+    unsigned torn = 0, refreshed = 0;
 restart:
     if (!rp->rkey && (rc = fetch_desc(r, part, &e)) != TSR_OK)
         return tsr_kv_err_from(kerr, &e, rc);
@@ -392,6 +467,10 @@ restart:
             uint64_t ver = atomic_load_explicit(&s->ver, memory_order_relaxed);
             if (ver & KV_VER_MOVED) {
                 r->st.refreshes++;
+                if (++refreshed > MAX_REFRESH) /* a table being dropped (MOVED, not yet gone) */
+                    return tsr_kv_err_from(
+                        kerr, NULL,
+                        tsr_error_set(&e, TSR_ERR_UNAVAILABLE, "kv: table keeps moving"));
                 if ((rc = fetch_desc(r, part, &e)) != TSR_OK)
                     return tsr_kv_err_from(kerr, &e, rc);
                 goto restart;
@@ -405,8 +484,10 @@ restart:
                     usleep(10);
                 break; /* re-read from this slot */
             }
-            if (s->state == KV_EMPTY)
+            if (s->state == KV_EMPTY) {
+                *miss = true;
                 return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOT_FOUND);
+            }
             if (s->state == KV_FULL && s->hash == h && s->klen == klen &&
                 memcmp(s->data, key, klen) == 0) {
                 size_t c = s->vlen < cap ? s->vlen : cap;
@@ -414,10 +495,46 @@ restart:
                     memcpy(buf, s->data + r->max_key, c);
                 *vlen = s->vlen;
                 *ver_out = ver;
+                *mask_out = rp->vmask;
                 return TSR_OK;
             }
         }
         i = (i + j) & mask;
     }
+    *miss = true;
     return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOT_FOUND);
+}
+
+tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                                   size_t cap, size_t *vlen, uint64_t *ver, tsr_kv_err_t *kerr)
+{
+    uint64_t mask;
+    bool miss;
+    return get_slot(r, key, klen, buf, cap, vlen, ver, &mask, &miss, kerr);
+}
+
+tsr_status_t tsr_kv_remote_get_versioned(tsr_kv_remote_t *r, const void *key, size_t klen,
+                                         void *buf, size_t cap, size_t *vlen, uint64_t *ver,
+                                         bool *present, tsr_kv_err_t *kerr)
+{
+    if (!ver || !present)
+        return tsr_kv_err_from(kerr, NULL, TSR_ERR_INVALID_ARG);
+    uint64_t raw = 0, mask = 0;
+    bool miss = false;
+    tsr_kv_err_t ke = {0};
+    tsr_status_t rc = get_slot(r, key, klen, buf, cap, vlen, &raw, &mask, &miss, &ke);
+    if (rc == TSR_ERR_NOT_FOUND && miss) { /* a clean miss: absent */
+        *present = false;
+        *ver = TSR_KV_VERSION_ABSENT;
+        *vlen = 0;
+        return TSR_OK;
+    }
+    if (rc != TSR_OK) { /* the descriptor call's NOT_FOUND (no such table) included */
+        if (kerr && kerr->status == TSR_OK)
+            *kerr = ke;
+        return rc;
+    }
+    *present = true;
+    *ver = raw ^ mask; /* both even: never TSR_KV_VERSION_ABSENT */
+    return TSR_OK;
 }

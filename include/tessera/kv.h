@@ -179,6 +179,35 @@ tsr_status_t tsr_kv_server_start(tsr_kv_store_t *store, tsr_transport_t *transpo
                                  uint16_t rpc_type, tsr_kv_server_t **out, tsr_kv_err_t *err);
 void tsr_kv_server_stop(tsr_kv_server_t *server);
 
+/* A server with options (tsr_kv_server_start is this with rpc_type only).
+ * version_mask: what the owner XORs into the versions it hands out for a
+ * table (e.g. a transaction layer's per-process epoch and per-table mix);
+ * each descriptor reply carries it for the table it describes, and
+ * tsr_kv_remote_get_versioned returns slot version XOR that mask. Called
+ * under the server's mutex, on the transport's handler thread; NULL: 0.
+ * allow: descriptor calls from peers it refuses are answered TSR_ERR_AUTH
+ * (NULL: every peer); called on the handler thread. */
+typedef uint64_t (*tsr_kv_mask_fn)(void *arg, const tsr_kv_table_t *table);
+typedef bool (*tsr_kv_allow_fn)(void *arg, tsr_peer_t *peer);
+typedef struct tsr_kv_server_params {
+    uint16_t rpc_type; /* 0 = TSR_KV_RPC_DESC */
+    tsr_kv_mask_fn version_mask;
+    void *mask_arg;
+    tsr_kv_allow_fn allow;
+    void *allow_arg;
+} tsr_kv_server_params_t;
+tsr_status_t tsr_kv_server_start_ex(tsr_kv_store_t *store, tsr_transport_t *transport,
+                                    const tsr_kv_server_params_t *params, tsr_kv_server_t **out,
+                                    tsr_kv_err_t *err);
+/* The RPC type the server answers (to unregister its handler). */
+uint16_t tsr_kv_server_rpc_type(const tsr_kv_server_t *server);
+/* Call after tsr_kv_table_drop of a table the server may have described:
+ * marks every slot of the dropped table MOVED, so readers holding its
+ * descriptor re-fetch it (and find the new table of that name, or none)
+ * instead of reading the dropped copy. Its memory stays until the server
+ * stops. Any thread. */
+void tsr_kv_server_retire(tsr_kv_server_t *server, const char *table);
+
 /* A reader of one remote table through peer: gets are RMA reads of the key's
  * probe sequence with a version and checksum check (retried on a torn read),
  * and never run code on the owner (except to fetch a descriptor after a
@@ -189,6 +218,16 @@ tsr_status_t tsr_kv_remote_open(tsr_transport_t *transport, tsr_peer_t *peer, co
 void tsr_kv_remote_close(tsr_kv_remote_t *r);
 tsr_status_t tsr_kv_remote_get(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
                                size_t cap, size_t *vlen, tsr_kv_err_t *err);
+/* A versioned get: TSR_OK with *present true, the value as tsr_kv_remote_get
+ * copies it and *ver = the accepted slot copy's version XOR the table's
+ * version mask (the server's version_mask; even, so never ABSENT); or TSR_OK
+ * with *present false, *ver = TSR_KV_VERSION_ABSENT and *vlen = 0 when the
+ * key's probe sequence ends without it. Every other status is a failure to
+ * read (the table not found on the owner included). */
+#define TSR_KV_VERSION_ABSENT UINT64_MAX
+tsr_status_t tsr_kv_remote_get_versioned(tsr_kv_remote_t *r, const void *key, size_t klen,
+                                         void *buf, size_t cap, size_t *vlen, uint64_t *ver,
+                                         bool *present, tsr_kv_err_t *err);
 
 typedef struct tsr_kv_remote_stats {
     uint64_t gets;

@@ -71,8 +71,11 @@ tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, ui
                                int timeout_ms, tsr_txn_db_t **out, tsr_txn_err_t *err);
 /* Transactions on the kv tables of a running cluster (docs/kv.md, "On a
  * cluster", Transactions): connects to the scheduler and proves the cluster
- * token. Reads go through the scheduler to the key's partition primary and
- * record the replica's version; a commit is one call to the scheduler, which
+ * token. A read goes to the key's partition primary and records the
+ * replica's version: by one-sided RMA reads of its slots (the primary's
+ * worker dialled directly; docs/kv.md, "Transactions on a cluster"), else, and with
+ * scheduler_reads, through the scheduler. A stale read can only fail
+ * validation, never commit. A commit is one call to the scheduler, which
  * takes the participating partitions' write turns, validates the reads on
  * their primaries and applies each partition's writes as one record on
  * every replica. Fenced writes (wo->lock) are refused (TSR_ERR_INVALID_ARG).
@@ -83,6 +86,9 @@ typedef struct tsr_txn_cluster_params {
     const char *scheduler;  /* "HOST:PORT" (required) */
     const char *token_file; /* NULL: $TESSERA_TOKEN_FILE, else ~/.config/tessera/token */
     int timeout_ms;         /* connecting; 0 = 10000 */
+    bool scheduler_reads;   /* every read through the scheduler: no worker is dialled, which
+                               saves a short-lived client (one script) its set-up;
+                               TSR_TXN_ONE_SIDED=0 in the environment does the same */
 } tsr_txn_cluster_params_t;
 tsr_status_t tsr_txn_db_cluster(const tsr_txn_cluster_params_t *params, tsr_txn_db_t **out,
                                 tsr_txn_err_t *err);

@@ -27,8 +27,13 @@ its own --data-dir) on loopback and checks:
     tsr_txn_run for a bounded time; every committed audit (a read-only
     transaction over all accounts) sees the same total, and at the end the
     balances are the start plus every acknowledged transfer exactly once -
-    then again while one worker is killed with SIGKILL mid-run (the table
-    keeps serving through the backups);
+    with reads one-sided (the clients' counters must show it), once more
+    with TSR_TXN_ONE_SIDED=0 (every read through the scheduler), then
+    while one worker is killed with SIGKILL mid-run (the table keeps
+    serving through the backups), then while that worker restarts on its
+    data dir and its stale copies are resynced (dropped and reloaded: the
+    one-sided readers must not read the dropped copies), and once more
+    after the resync;
   - a table dropped while a commit that writes it waits for another table's
     write turn: the scheduler survives (no use of the freed table), the
     commit answers NOT_FOUND or OK; dropped while the commit's validation is
@@ -42,6 +47,7 @@ Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -62,7 +68,9 @@ def body(test, ps, tmp):
     token = os.path.join(tmp, "token")
     write_token(token, os.urandom(16).hex())
     slog = os.path.join(tmp, "scheduler.log")
-    sched, addr = ps.start_scheduler(token)
+    # a data dir, so the scheduler logs multi-partition commits (txn-log):
+    # the bank runs below then go through the coordinator log's path
+    sched, addr = ps.start_scheduler(token, ["--data-dir", os.path.join(tmp, "sched")])
     workers = {}
     for i in range(3):
         workers[i] = ps.start(["worker", "--scheduler", addr, "--token-file", token,
@@ -247,49 +255,101 @@ def body(test, ps, tmp):
 
     test.check("C API: deterministic conflicts and write skew", c_api)
 
-    def bank(name, seconds, kill_after=None):
-        expect(cli("kv", "create", name, "--partitions", 12, "--replicas", 2), 0, "create")
-        p = subprocess.run([ctest, "init", addr, token, name, str(NACCT), str(START)],
-                           capture_output=True,
-                           timeout=TIMEOUT_S, stdin=subprocess.DEVNULL, env=ENV)
-        if p.returncode != 0:
-            raise Failed("init: " + p.stderr.decode())
-        logs = [os.path.join(tmp, f"{name}-{i}.txlog") for i in range(4)]
+    def bank(name, seconds, kill_after=None, one_sided=True, phase="", during=None,
+             old_logs=()):
+        """Clients transfer on table name for seconds, then the check.
+        one_sided: reads go one-sided (the default), else TSR_TXN_ONE_SIDED=0
+        and every read goes through the scheduler; the clients' counts say
+        which (and must). phase: a later run on a table already made (its
+        logs next to old_logs). during(): run kill_after seconds in."""
+        if not phase:
+            expect(cli("kv", "create", name, "--partitions", 12, "--replicas", 2), 0, "create")
+            p = subprocess.run([ctest, "init", addr, token, name, str(NACCT), str(START)],
+                               capture_output=True,
+                               timeout=TIMEOUT_S, stdin=subprocess.DEVNULL, env=ENV)
+            if p.returncode != 0:
+                raise Failed("init: " + p.stderr.decode())
+        env = dict(ENV)
+        if not one_sided:
+            env["TSR_TXN_ONE_SIDED"] = "0"
+        else:
+            env.pop("TSR_TXN_ONE_SIDED", None)
+        logs = [os.path.join(tmp, f"{name}{phase}-{i}.txlog") for i in range(4)]
+        clogs = [os.path.join(tmp, f"{name}{phase}-c{i}.log") for i in range(4)]
         clients = [subprocess.Popen([ctest, "client", addr, token, name, str(NACCT),
                                      str(seconds), str(rng.randrange(1, 1 << 30)), logs[i],
                                      str(NACCT * START)],
-                                    stdout=open(os.path.join(tmp, f"{name}-c{i}.log"), "wb"),
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=ENV)
+                                    stdout=open(clogs[i], "wb"),
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
                    for i in range(4)]
         ps.procs.extend(clients)
         if kill_after is not None:
             time.sleep(kill_after)
-            victim = workers[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait(timeout=10)
+            during()
         for c in clients:
             c.wait(timeout=TIMEOUT_S)
-        outs = [read(os.path.join(tmp, f"{name}-c{i}.log")) for i in range(4)]
+        outs = [read(f) for f in clogs]
         if any(c.returncode != 0 for c in clients):
             raise Failed(f"clients: {[c.returncode for c in clients]}: {outs}")
-        p = subprocess.run([ctest, "check", addr, token, name, str(NACCT), str(START)] + logs,
+        p = subprocess.run([ctest, "check", addr, token, name, str(NACCT), str(START)]
+                           + list(old_logs) + logs,
                            capture_output=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,
                            env=ENV)
         if p.returncode != 0:
             raise Failed(f"check: {p.stderr.decode()[-2000:]} {p.stdout.decode()}")
+        rma = rpc = 0
+        for o in outs:
+            m = re.search(r"reads (\d+) one-sided (\d+) scheduler", o)
+            if not m:
+                raise Failed(f"no read counts in the client's output: {o}")
+            rma += int(m.group(1))
+            rpc += int(m.group(2))
+        # one-sided: every read goes one-sided but those that fall back
+        # (the partition's view or reader failed: around a kill or a
+        # restart, bounded by how soon the scheduler notices, so only
+        # "some one-sided" is required then)
+        if one_sided and (rma == 0 or (during is None and rpc * 2 > rma)):
+            raise Failed(f"reads did not go one-sided: {rma} one-sided, {rpc} scheduler")
+        if not one_sided and (rma != 0 or rpc == 0):
+            raise Failed(f"TSR_TXN_ONE_SIDED=0 read one-sided: {rma} one-sided, {rpc} scheduler")
         if test.verbose:
             print("   ", "".join(outs).strip().replace("\n", "\n    "))
             print("   ", p.stdout.decode().strip())
+        return logs
 
-    test.check("bank: audits see one total, acknowledged transfers applied once",
-               lambda: bank("bank", 3))
+    test.check("bank: audits see one total, acknowledged transfers applied once "
+               "(reads one-sided)", lambda: bank("bank", 3))
+    test.check("bank with TSR_TXN_ONE_SIDED=0 (reads through the scheduler)",
+               lambda: bank("bank0", 2, one_sided=False))
 
     def bank_kill():
-        bank("bank2", 4, kill_after=1.5)
+        def kill():
+            victim = workers[1]
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+
+        logs = bank("bank2", 4, kill_after=1.5, during=kill)
         # the table goes on serving through the backups
         expect(cli("txn", "bank2", "-e", "get acct-000; get acct-099"), 0, "after the kill")
 
-    test.check("bank with a worker SIGKILLed mid-run: no acknowledged transfer lost", bank_kill)
+        # the worker restarted on its data dir mid-run: its copies are
+        # stale, then dropped and reloaded by a resync (the readers of the
+        # reloaded tables must read them with their new version masks) and
+        # it becomes the primary again of the partitions it leads
+        def restart():
+            workers[1] = ps.start(["worker", "--scheduler", addr, "--token-file", token,
+                                   "--threads", "1", "--data-dir", os.path.join(tmp, "w1")],
+                                  "worker1.log")
+
+        bank("bank2", 3, kill_after=0.3, during=restart, phase="b", old_logs=logs)
+        # bounded: the resync is over once no replica is stale
+        wait_for(lambda: "stale" not in cli("kv", "describe", "bank2")[1], 30,
+                 "bank2's replicas to be resynced")
+        bank("bank2", 1.5, phase="c", old_logs=logs + [
+            os.path.join(tmp, f"bank2b-{i}.txlog") for i in range(4)])
+
+    test.check("bank with a worker SIGKILLed mid-run, then restarted and resynced: "
+               "no acknowledged transfer lost", bank_kill)
 
     def drop_while_waiting():
         # A commit over tables ta and tb waits for ta's write turn (a plain

@@ -243,9 +243,13 @@ static int role_client(char **argv)
     fclose(log);
     tsr_txn_stats_t st;
     tsr_txn_db_stats(db, &st);
+    /* "reads R one-sided S scheduler": test_txn_cli.py checks that the
+     * reads went one-sided (TSR_TXN_ONE_SIDED unset) or not (=0) */
     printf("client: %d transfers acknowledged, %d failed, %d audits (%d gave up), %d bad; "
-           "%" PRIu64 " commits, %" PRIu64 " conflicts\n",
-           acked, failed, audits, audit_fail, bad, st.commits, st.conflicts);
+           "%" PRIu64 " commits, %" PRIu64 " conflicts; reads %" PRIu64 " one-sided %" PRIu64
+           " scheduler\n",
+           acked, failed, audits, audit_fail, bad, st.commits, st.conflicts, st.reads_rma,
+           st.reads_rpc);
     tsr_txn_db_close(db);
     return bad || acked == 0 ? 1 : 0;
 }
