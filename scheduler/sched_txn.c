@@ -540,6 +540,50 @@ static void put_bytes(tsr_wbuf_t *b, const void *p, uint32_t n)
     tsr_wbuf_bytes(b, p, n);
 }
 
+typedef struct wkey {
+    const uint8_t *key;
+    uint32_t klen;
+} wkey_t;
+
+static int cmp_wkey(const void *a, const void *b)
+{
+    const wkey_t *x = a, *y = b;
+    if (x->klen != y->klen)
+        return x->klen < y->klen ? -1 : 1;
+    return x->klen ? memcmp(x->key, y->key, x->klen) : 0;
+}
+
+/* 1 when p's writes name one key twice, 0 when not, -1 out of memory. A
+ * client's write set has one entry per key; a TAPPLY with two would fail
+ * its second lock on every replica, every time, and a logged commit would
+ * then hold the partition's turn for good (redone at every restart). */
+static int dup_writes(sched_t *s, const stxn_part_t *p)
+{
+    if (p->nwrites < 2)
+        return 0;
+    wkey_t *k = tsr_mem_alloc(s->mem, (size_t)p->nwrites * sizeof(*k));
+    if (!k)
+        return -1;
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, p->writes.data, p->writes.len);
+    for (uint32_t i = 0; i < p->nwrites && !r.bad; i++) {
+        (void)tsr_rbuf_u8(&r);
+        k[i].klen = tsr_rbuf_u32(&r);
+        k[i].key = r.bad ? NULL : tsr_rbuf_bytes(&r, k[i].klen);
+        uint32_t vlen = tsr_rbuf_u32(&r);
+        if (!r.bad)
+            (void)tsr_rbuf_bytes(&r, vlen);
+    }
+    int dup = 0;
+    if (!r.bad) { /* our own encoding: only a failed buffer is short */
+        qsort(k, p->nwrites, sizeof(*k), cmp_wkey);
+        for (uint32_t i = 1; i < p->nwrites && !dup; i++)
+            dup = cmp_wkey(&k[i - 1], &k[i]) == 0;
+    }
+    tsr_mem_free(s->mem, k);
+    return dup;
+}
+
 /* Parses the sets into x's participants; false after recording the error. */
 static bool parse(stxn_t *x, tsr_rbuf_t *r)
 {
@@ -615,6 +659,13 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
                              "the writes to kv table '%s' partition %u take %zu bytes; one "
                              "transaction may write at most %u bytes to a partition",
                              p->t->name, p->part, p->writes.len, PART_WRITES_MAX);
+            return false;
+        }
+        int dup = dup_writes(x->s, p);
+        if (dup != 0) {
+            tsr_stxn_set_err(x, dup < 0 ? TSR_ERR_NOMEM : TSR_ERR_BAD_INPUT, NULL,
+                             dup < 0 ? "out of memory for a kv transaction"
+                                     : "malformed kv transaction: a key is written twice");
             return false;
         }
     }

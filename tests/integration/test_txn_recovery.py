@@ -59,14 +59,14 @@ def body(test, ps, tmp):
             env[HOOK] = str(hook)
         p = ps.start(["scheduler", "--listen", "127.0.0.1:0", "--token-file", token,
                       "--addr-file", afile, "--data-dir", sdir], os.path.basename(log), env=env)
-        wait_for(lambda: os.path.exists(afile) or p.poll() is not None, 20, "the scheduler")
+        wait_for(lambda: os.path.exists(afile) or p.poll() is not None, 60, "the scheduler")
         if p.poll() is not None:
             raise Failed("the scheduler exited: " + read(log))
         st.update(sched=p, log=log, addr=read(afile).strip())
         st["workers"] = [ps.start_worker(st["addr"], token, "worker%d-%d.log" % (i, st["runs"]),
                                          extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
                          for i in range(3)]
-        wait_for(lambda: read(log).count("joined") >= 3, 20, "3 workers to join")
+        wait_for(lambda: read(log).count("joined") >= 3, 60, "3 workers to join")
 
     def cli(*args):
         return run(ps.t, [str(a) for a in args] + ["--scheduler", st["addr"], "--token-file", token],
@@ -87,7 +87,7 @@ def body(test, ps, tmp):
     def crashed(what):
         """The scheduler exits 9 by the hook; its workers are stopped."""
         try:
-            rc = st["sched"].wait(timeout=20)
+            rc = st["sched"].wait(timeout=60)
         except Exception:  # noqa: BLE001 - a timeout: fail with the log
             raise Failed(f"{what}: the scheduler did not exit: " + read(st["log"])[-2000:])
         if rc != 9:
@@ -138,7 +138,7 @@ def body(test, ps, tmp):
         start_sched(None)
         if "redone on" not in read(st["log"]):
             raise Failed("the restarted scheduler found nothing to redo: " + read(st["log"]))
-        deadline = time.time() + 30
+        deadline = time.time() + 90
         got = balances()
         while got != new and time.time() < deadline:
             time.sleep(0.2)
@@ -186,7 +186,7 @@ def body(test, ps, tmp):
         for i in pair:
             st["workers"][i] = ps.start_worker(st["addr"], token, "worker%d-%d-b.log" % (i, st["runs"]),
                                                extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
-        deadline = time.time() + 30
+        deadline = time.time() + 90
         missing = list(new)
         while missing and time.time() < deadline:
             rc, out, err = cli("txn", "t", "-e", "; ".join("get " + k for k in missing))

@@ -12,11 +12,11 @@
  * (checksum) ends the load there. A small max_bytes compacts the file
  * while keeping every outstanding PREPARE (and its done parts) across
  * reopens, also while one outstanding PREPARE is larger than half of
- * max_bytes (the file stays bounded). Threads appending in rounds between barriers share exactly one
- * fdatasync per round; free-running threads lose nothing and need fewer
- * syncs than records. The syncing thread makes appends durable without a
- * caller's sync. A file with a bad magic is refused; a missing directory
- * fails.
+ * max_bytes (the file stays bounded). Threads appending in rounds
+ * between barriers share exactly one fdatasync per round; free-running
+ * threads lose nothing and need fewer syncs than records. The syncing
+ * thread makes appends durable without a caller's sync. A file with a bad
+ * magic is refused; a missing directory fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
