@@ -54,6 +54,7 @@ void cmd_kv_usage(FILE *out)
             "       tessera kv scan NAME [--limit N]\n"
             "       tessera kv count|drop|describe NAME\n"
             "       tessera kv list\n"
+            "       tessera kv decommission WORKER-ID\n"
             "\n"
             "Hash tables on the cluster's workers (docs/kv.md). A table is split into\n"
             "partitions (default 8) placed on the workers by consistent hashing, each kept\n"
@@ -61,7 +62,8 @@ void cmd_kv_usage(FILE *out)
             "workers) a write is acknowledged once durable on every replica.\n"
             "put writes, insert fails if the key exists (exit 4), update fails if it does\n"
             "not (exit 3). get prints the value alone. load reads key,value CSV rows;\n"
-            "scan prints them.\n"
+            "scan prints them. decommission moves every replica off a worker (its id as\n"
+            "'kv describe' names it) to the others; it then takes no new ones.\n"
             "\n"
             "options:\n"
             "  --partitions N          create: partitions, 1..%u (default %u)\n"
@@ -496,9 +498,9 @@ static int parse(int argc, char **argv, kv_args_t *a)
     static const struct {
         const char *op;
         int args; /* positionals after the command */
-    } ops[] = {{"create", 1}, {"put", 3},  {"insert", 3}, {"update", 3},
-               {"get", 2},    {"del", 2},  {"load", 2},   {"scan", 1},
-               {"count", 1},  {"drop", 1}, {"list", 0},   {"describe", 1}};
+    } ops[] = {{"create", 1}, {"put", 3},      {"insert", 3},      {"update", 3}, {"get", 2},
+               {"del", 2},    {"load", 2},     {"scan", 1},        {"count", 1},  {"drop", 1},
+               {"list", 0},   {"describe", 1}, {"decommission", 1}};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
         if (strcmp(ops[i].op, a->op) == 0) {
             if (npos - 1 != ops[i].args) {
@@ -557,6 +559,30 @@ int cmd_kv(int argc, char **argv)
         size_t rlen = 0;
         code = call(c, &b, &rep, &rlen);
         tsr_wbuf_free(&b);
+        tsr_mem_free(NULL, rep);
+    } else if (strcmp(op, "decommission") == 0) {
+        /* the name is a worker id (kv_msg.h DECOMMISSION) */
+        tsr_wbuf_t b;
+        tsr_wbuf_init(&b, NULL);
+        tsr_wbuf_u8(&b, TSR_KV_OP_DECOMMISSION);
+        tsr_wbuf_str(&b, a.name);
+        void *rep = NULL;
+        size_t rlen = 0;
+        code = call(c, &b, &rep, &rlen);
+        tsr_wbuf_free(&b);
+        if (code == TSR_EXIT_OK) {
+            tsr_rbuf_t r;
+            tsr_rbuf_init(&r, rep, rlen);
+            uint32_t held = tsr_rbuf_u32(&r);
+            if (tsr_rbuf_done(&r))
+                printf("worker %s decommissioned: %u replica(s) move to other workers "
+                       "('tessera kv describe' shows them)\n",
+                       a.name, held);
+            else {
+                cli_error("malformed decommission reply from the scheduler");
+                code = TSR_EXIT_FAILURE;
+            }
+        }
         tsr_mem_free(NULL, rep);
     } else if (strcmp(op, "describe") == 0) {
         code = describe(c, a.name, &d, NULL);

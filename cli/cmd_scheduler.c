@@ -82,6 +82,9 @@ void cmd_scheduler_usage(FILE *out)
                  "                            same kv tables (docs/kv.md); and the log of\n"
                  "                            cluster transactions, DIR/txn-log, that keeps\n"
                  "                            commits atomic across a scheduler crash\n"
+                 "  --kv-replace-after SECONDS  a worker dead this long loses its kv replicas:\n"
+                 "                            the next worker on the ring takes a copy of each\n"
+                 "                            (default 60; 0: never; docs/kv.md)\n"
                  "  --help                    show this help\n");
 }
 
@@ -180,6 +183,14 @@ int cmd_scheduler(int argc, char **argv)
                 return TSR_EXIT_USAGE;
             }
             p.data_dir = val;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--kv-replace-after", &val)) != 0) {
+            if (m < 0 || !cli_parse_count("--kv-replace-after", val, &v))
+                return TSR_EXIT_USAGE;
+            if (v > 30u * 24 * 3600) {
+                cli_error("--kv-replace-after must be 0 to 2592000 seconds");
+                return TSR_EXIT_USAGE;
+            }
+            p.kv_replace_after_ms = v ? (int64_t)v * 1000 : -1; /* 0: never */
         } else if ((m = cli_opt_value(argc, argv, &i, "--slots", &val)) != 0) {
             if (m < 0 || !cli_parse_count("--slots", val, &v))
                 return TSR_EXIT_USAGE;

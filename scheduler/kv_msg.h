@@ -22,6 +22,8 @@
  *            listener: "" and 0 when no replica is usable), str store table
  *            ("<name>.<gen>.<p>"): where a transaction client reads the
  *            partition one-sided (txn_cluster.c; a hint, validated at commit)
+ *   DECOMMISSION  (table = a worker id, as desc names it) -> u32 replicas it
+ *            holds, which move to other workers (kv_rebalance.c)
  * desc: str name, u64 gen, u32 partitions, u32 replicas, u32 max_key,
  *   u32 max_value, then per partition u32 n, n x {str worker id, u8 state}
  *   (TSR_KV_REP_UP/DOWN/STALE), primary first.
@@ -65,6 +67,7 @@ enum {
     TSR_KV_OP_TGET = 6,
     TSR_KV_OP_TXN = 7,
     TSR_KV_OP_VIEW = 8,
+    TSR_KV_OP_DECOMMISSION = 9,
 };
 
 enum {

@@ -64,6 +64,7 @@ void tsr_sched_worker_dead(sched_t *s, size_t i, const char *why)
     if (w->state != SW_READY)
         return;
     w->state = SW_DEAD;
+    w->dead_at_ms = tsr_sched_now_ms();
     tsr_sched_log(s->p->log, "scheduler", "worker %zu (pid %u on %s) is dead: %s", i + 1, w->pid,
                   w->host, why);
     tsr_peer_t *peer = w->peer;
@@ -541,6 +542,7 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     }
     tsr_sched_log(p->log, "scheduler", "listening on %s:%u", host, port);
     uint64_t next_beat = 0;
+    s->started_ms = tsr_sched_now_ms();
     int beat_ms = s->dead_ms / 6 > 10 ? s->dead_ms / 6 : 10;
     while (!*p->stop) {
         /* a commit waiting for the txn log's fdatasync polls it soon */
@@ -552,6 +554,7 @@ int tsr_sched_run(const tsr_sched_params_t *p)
             heartbeat(s);
             next_beat = now + (uint64_t)beat_ms;
         }
+        tsr_sched_kv_tick(s); /* replaces kv replicas of workers gone for good */
     }
     tsr_sched_log(p->log, "scheduler", "stopping");
     code = 0;

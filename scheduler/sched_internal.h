@@ -45,6 +45,7 @@ typedef struct sworker {
     uint32_t load;         /* the worker's own count, from the last heartbeat */
     uint64_t tasks_done;   /* answered tasks */
     uint64_t last_pong_ms; /* last heartbeat answer */
+    uint64_t dead_at_ms;   /* when it was declared dead (kv replacement's grace) */
     bool ping_inflight;
     struct sched *s; /* back pointer and slot: the heartbeat callback's argument */
     size_t idx;
@@ -99,6 +100,8 @@ typedef struct sched {
     tsr_placer_t placer;
     /* Jobs that can be cancelled (sactive_t). */
     sactive_t *active;
+    uint64_t started_ms; /* when the loop started (a kv replica's worker never seen
+                            since is down since then, kv_rebalance.c) */
 } sched_t;
 
 /* Links / unlinks a running job (sched.c). remove is idempotent. */
@@ -131,6 +134,11 @@ tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err);
 /* A worker joined (slot i, kv_rebalance.c): partitions whose ring placement
  * now includes it move to it; stale replicas on it are resynced. */
 void tsr_sched_kv_worker_joined(sched_t *s, size_t i);
+/* Called from the main loop (kv_rebalance.c, at most every 500 ms does
+ * something): replicas on workers dead for longer than
+ * kv_replace_after_ms, or decommissioned, are replaced by the next ring
+ * member, a few partitions at a time. */
+void tsr_sched_kv_tick(sched_t *s);
 
 /* SQL handler (sched_job.c): takes req, replies when the job ends. */
 void tsr_sched_job_start(sched_t *s, tsr_rpc_req_t *req);

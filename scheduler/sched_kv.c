@@ -266,7 +266,7 @@ static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf
         if (s->workers[i]->state != SW_READY)
             continue;
         tsr_sched_kv_worker_id(s, i, ids[nids], KV_ID_MAX);
-        bool dup = false;
+        bool dup = tsr_sched_kv_retired(s, ids[nids]); /* decommissioned: takes none */
         for (size_t j = 0; j < nids && !dup; j++)
             dup = strcmp(ids[j], ids[nids]) == 0;
         if (!dup) {
@@ -816,6 +816,9 @@ void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req)
         return;
     case TSR_KV_OP_VIEW:
         op_view(s, req, name);
+        return;
+    case TSR_KV_OP_DECOMMISSION: /* the name is a worker id (kv_rebalance.c) */
+        tsr_sched_kv_decommission(s, req, name);
         return;
     default:
         reply_err(s, req, TSR_ERR_BAD_INPUT, "unknown kv request", NULL);

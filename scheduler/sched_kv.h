@@ -2,7 +2,8 @@
  * sched_kv.h - what the scheduler's kv files share (sched_kv.c: catalog,
  * placement, routing, replication; sched_kv_sync.c: resync of stale
  * replicas; kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
- * moves when a worker joins): the catalog's types and the calls between
+ * moves when a worker joins, replacement of replicas on workers gone for
+ * good): the catalog's types and the calls between
  * them. Private to scheduler/.
  */
 #ifndef TSR_SCHED_KV_H
@@ -16,6 +17,8 @@
 
 #define KV_CALL_MS 30000
 #define KV_ID_MAX 400
+#define KV_RETIRED_MAX 16     /* decommissioned worker ids remembered */
+#define KV_REPLACE_BUSY_MAX 4 /* partitions copying for a replacement at once */
 
 /* One replica slot of a partition. An empty id is a free slot (no replica):
  * every partition has one spare slot (while the table has fewer than
@@ -58,6 +61,18 @@ struct skv {
     size_t n, cap;
     uint64_t next_gen;
     bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
+    /* Replacing replicas of workers gone for good (kv_rebalance.c): */
+    uint64_t next_replace_ms; /* the tick's next look */
+    bool replace_blocked;     /* "no worker can take them" was logged */
+    /* workers an operator decommissioned (`kv decommission`, in memory only):
+     * their replicas move away and they take no new ones */
+    char retired[KV_RETIRED_MAX][KV_ID_MAX];
+    size_t nretired;
+    /* workers down when a replica of theirs left the placement (its copy
+     * could not be dropped): if one rejoins, the partitions it no longer
+     * holds are dropped on it (in memory only) */
+    char evicted[KV_RETIRED_MAX][KV_ID_MAX];
+    size_t nevicted;
 };
 
 /* One partition request being served. */
@@ -147,5 +162,15 @@ kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp);
 void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
 /* Runs a resync whose partition has no write in flight any more. */
 void tsr_sched_kv_sync_start(kv_sync_t *y);
+/* The replacement's target (kv_rebalance.c, pure): the first of the n ring
+ * members in clockwise order (order) that is ready and not one of the
+ * partition's nholders replica ids; n when none is. */
+size_t tsr_sched_kv_pick_target(const char *const *order, size_t n, const bool *ready,
+                                const char *const *holders, size_t nholders);
+/* Whether an operator decommissioned worker id (kv_rebalance.c). */
+bool tsr_sched_kv_retired(const sched_t *s, const char *id);
+/* DECOMMISSION (kv_msg.h): marks worker id retired; its replicas move away
+ * at the next tick. */
+void tsr_sched_kv_decommission(sched_t *s, tsr_rpc_req_t *req, const char *id);
 
 #endif /* TSR_SCHED_KV_H */

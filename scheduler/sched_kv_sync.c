@@ -11,7 +11,8 @@
  * stays valid. A failure anywhere leaves the replica stale and blocks a new
  * try for 5 s. Reads go on meanwhile (the stale copy is not read).
  *
- * A partition move (kv_rebalance.c) fills its new replica the same way: it
+ * A partition move (kv_rebalance.c: a worker joining, or the replacement
+ * of a replica whose worker is gone) fills its new replica the same way: it
  * enters the placement stale; when its resync ends, the replica it
  * displaced leaves (tsr_sched_kv_move_settle) before the waiting writes
  * run, so no write is ever in flight on a slot that changes. A replica that

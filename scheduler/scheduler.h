@@ -47,6 +47,8 @@ typedef struct tsr_sched_params {
     const char *data_dir;       /* NULL, or where the kv catalog persists (kv-catalog) */
     FILE *log;
     volatile sig_atomic_t *stop;
+    int64_t kv_replace_after_ms; /* a kv replica's worker dead this long is replaced
+                                    (kv_rebalance.c; 0: default 60 s; < 0: never) */
 } tsr_sched_params_t;
 
 int tsr_sched_run(const tsr_sched_params_t *p);
