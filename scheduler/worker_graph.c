@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graph/graph_internal.h" /* tsr_graph_run_here */
 #include "value_fetch.h"
 #include "worker_task.h"
 #include "worker_values.h"
@@ -316,6 +317,7 @@ tsr_status_t tsr_wtask_graph(tsr_wtask_env_t *env, tsr_rbuf_t *r, tsr_wbuf_t *ou
         tsr_proto_context_error(ctx, e);
         goto done;
     }
+    tsr_graph_run_here(g); /* the task runs on this (the executor's) thread */
     if ((rc = tsr_wtask_load_plugins(env, ctx, g, e)) != TSR_OK)
         goto done;
     tsr_status_t stale = TSR_OK;

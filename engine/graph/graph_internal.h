@@ -136,6 +136,7 @@ struct tsr_graph {
     bool holds_catalog;         /* counted in ctx->live_results (catalog tables used) */
     bool submitted;
     bool cancel_early;          /* cancelled before submit */
+    bool run_here;              /* tsr_graph_run_here: one thread, run by the waiter */
     uint32_t *succ;             /* CSR successors, built at submit */
     graph_run_t *run;           /* the executor, from submit to destroy */
     atomic_flag sql_pool_busy;  /* one "sql" task at a time uses the context's pool */
@@ -184,6 +185,11 @@ void tsr_graph_value_free(tsr_mem_t *mem, graph_value_t *v);
 /* Validates (cycles, dangling handles), builds the successor lists and
  * starts the executor threads. Errors go to err. */
 tsr_status_t tsr_graph_run_start(tsr_graph_t *g, tsr_error_t *err);
+/* Before submit: a graph of params.threads == 1 starts no thread; its tasks
+ * run on the thread that waits (or destroys it). For callers that submit and
+ * wait at once (a cluster worker's one-task graphs): no thread start and no
+ * cross-core wake-up per graph. Cancel still works (tasks poll the flags). */
+void tsr_graph_run_here(tsr_graph_t *g);
 /* Waits for the run's end (timeout_ms < 0: forever); TSR_ERR_TIMEOUT. */
 tsr_status_t tsr_graph_run_wait(tsr_graph_t *g, long timeout_ms);
 void tsr_graph_run_cancel(tsr_graph_t *g);

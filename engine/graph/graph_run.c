@@ -7,7 +7,11 @@
  * needs a non-blocking submit and a ready set that grows while it runs, so
  * each run owns its threads (as many as the pool has, by default), created at
  * submit and joined at the end; "sql" tasks still use the pool for their
- * operators when it is free (graph_ops.c).
+ * operators when it is free (graph_ops.c). The exception: a graph of one
+ * thread marked tsr_graph_run_here (graph_internal.h) starts none, and the
+ * thread that waits runs worker 0's loop itself (a cluster worker's
+ * one-task graphs: a thread start and two cross-core wake-ups per task cost
+ * more than an empty task).
  *
  * Scheduling. Every worker owns a Chase-Lev deque of ready task indices
  * (Le, Pop, Cohen, Zappa Nardelli, "Correct and efficient work-stealing for
@@ -88,6 +92,7 @@ struct graph_run {
     pthread_cond_t wake;                 /* sleeping workers */
     pthread_cond_t done;                 /* tsr_graph_wait */
     bool joined;
+    bool here; /* tsr_graph_run_here: no thread started; the waiter runs worker 0 */
     /* overflow of full deques: each task enters at most once, so ntasks slots */
     pthread_mutex_t ovf_lock;
     uint32_t *ovf;
@@ -652,6 +657,10 @@ tsr_status_t tsr_graph_run_start(tsr_graph_t *g, tsr_error_t *err)
         r->joined = true;
         return TSR_OK;
     }
+    if (g->run_here && g->params.threads == 1) {
+        r->here = true; /* no thread: the waiter runs worker 0 (tsr_graph_run_wait) */
+        return TSR_OK;
+    }
     for (unsigned i = 0; i < nw; i++) {
         if (pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]) != 0) {
             if (i == 0) { /* nothing runs: undo */
@@ -695,9 +704,20 @@ static void join_all(graph_run_t *r)
     r->joined = true;
 }
 
+void tsr_graph_run_here(tsr_graph_t *g)
+{
+    if (!g->submitted)
+        g->run_here = true;
+}
+
 tsr_status_t tsr_graph_run_wait(tsr_graph_t *g, long timeout_ms)
 {
     graph_run_t *r = g->run;
+    if (r->here && !r->joined) {
+        /* no thread was started: this one runs every task, to the end */
+        r->joined = true;
+        worker_main(&r->workers[0]);
+    }
     if (!atomic_load_explicit(&r->finished, memory_order_acquire)) {
         if (timeout_ms == 0)
             return TSR_ERR_TIMEOUT;
