@@ -2,7 +2,8 @@
  * graph_example.c - a task graph with a user task and a SQL task.
  *
  *   example_graph_example [DATA_DIR] [--scheduler HOST:PORT] [--plugin PATH]
- *                         [--token-file F] [--timeout MS]
+ *                         [--token-file F] [--timeout MS] [--device DEV]
+ *                         [--task-device WORD]
  *
  * Loads DATA_DIR/cities.csv (default tests/data) as table `cities`, then runs
  * a graph of two tasks:
@@ -24,6 +25,15 @@
  * and submit refuses it (TSR_ERR_UNSUPPORTED, naming the task). The output
  * is the same both ways.
  *
+ * The kind has two implementations (StarPU-style): the C function of
+ * density_task.h and, where the OpenCL header was found, the host function
+ * of density_opencl.h that runs a kernel. With --device opencl (embedded)
+ * the context gets that device and the OpenCL one runs; the output is the
+ * same, and stderr says which implementation ran. On a cluster, a worker
+ * started with --device opencl0 runs the OpenCL one; the scheduler prefers
+ * such a worker for the kind, and --task-device opencl requires one
+ * (tsr_graph_task_set_device).
+ *
  * --timeout MS (default 60000) bounds the wait; when it passes, the example
  * cancels the graph, prints each task's state and exits with the timeout's
  * exit code.
@@ -34,7 +44,8 @@
 
 #include "tessera/tessera.h"
 
-#include "plugins/density_task.h" /* the user task, shared with the plugin */
+#include "plugins/density_opencl.h" /* its OpenCL implementation */
+#include "plugins/density_task.h"   /* the user task, shared with the plugin */
 
 static int fail(tsr_context_t *ctx, const char *what)
 {
@@ -49,7 +60,8 @@ static int fail(tsr_context_t *ctx, const char *what)
 int main(int argc, char **argv)
 {
     const char *data_dir = "tests/data", *scheduler = getenv("TESSERA_SCHEDULER");
-    const char *plugin = getenv("TESSERA_GRAPH_PLUGIN"), *token_file = NULL;
+    const char *plugin = getenv("TESSERA_GRAPH_PLUGIN"), *token_file = NULL, *device = NULL;
+    const char *task_device = NULL;
     long timeout_ms = 60000;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--scheduler") == 0 && i + 1 < argc)
@@ -58,6 +70,10 @@ int main(int argc, char **argv)
             plugin = argv[++i];
         else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc)
             token_file = argv[++i];
+        else if (strcmp(argv[i], "--task-device") == 0 && i + 1 < argc)
+            task_device = argv[++i];
+        else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            device = argv[++i];
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
             timeout_ms = strtol(argv[++i], NULL, 10);
         else if (argv[i][0] != '-')
@@ -65,7 +81,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [DATA_DIR] [--scheduler HOST:PORT] [--plugin PATH] "
-                    "[--token-file F] [--timeout MS]\n",
+                    "[--token-file F] [--timeout MS] [--device DEV] [--task-device WORD]\n",
                     argv[0]);
             return 2;
         }
@@ -82,6 +98,10 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     tsr_graph_t *graph = NULL;
+    if (device && tsr_context_set_device(ctx, device) != TSR_OK) {
+        rc = fail(ctx, "choosing the device");
+        goto cleanup;
+    }
     if (tsr_table_register_csv(ctx, "cities", path, NULL) != TSR_OK) {
         rc = fail(ctx, "loading cities.csv");
         goto cleanup;
@@ -98,6 +118,10 @@ int main(int argc, char **argv)
     /* the user task kind: in-process by function pointer, or on a cluster
      * from the plugin the workers load too */
     tsr_task_def_t def = {.name = "density", .cpu = density_task};
+#ifdef DENSITY_HAVE_OPENCL
+    def.opencl = density_opencl; /* runs instead when the context's device is OpenCL */
+#endif
+    const char *ran = NULL; /* set by the implementation that runs (in-process only) */
     tsr_status_t kst = scheduler && plugin ? tsr_graph_load_plugin(graph, "density", plugin)
                                            : tsr_graph_register(graph, &def);
     tsr_data_t *cities, *density, *report;
@@ -109,7 +133,8 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     tsr_task_params_t user = {.kind = "density", .label = "compute density", .ninputs = 1,
-                              .inputs = &cities, .noutputs = 1, .outputs = &density};
+                              .inputs = &cities, .noutputs = 1, .outputs = &density,
+                              .arg = scheduler ? NULL : &ran}; /* no pointers to a cluster */
     tsr_task_params_t sql = {
         .kind = "sql",
         .label = "report",
@@ -121,7 +146,10 @@ int main(int argc, char **argv)
         .noutputs = 1,
         .outputs = &report,
     };
-    if (tsr_graph_add(graph, &user, NULL) != TSR_OK || tsr_graph_add(graph, &sql, NULL) != TSR_OK) {
+    tsr_task_t *user_task = NULL;
+    if (tsr_graph_add(graph, &user, &user_task) != TSR_OK ||
+        (task_device && tsr_graph_task_set_device(user_task, task_device) != TSR_OK) ||
+        tsr_graph_add(graph, &sql, NULL) != TSR_OK) {
         rc = fail(ctx, "adding tasks");
         goto cleanup;
     }
@@ -146,6 +174,8 @@ int main(int argc, char **argv)
         goto cleanup;
     }
 
+    if (device && ran)
+        fprintf(stderr, "graph_example: density ran its %s implementation\n", ran);
     printf("country\tcities\tmax_density\n");
     for (size_t r = 0; r < tsr_data_row_count(report); r++) {
         printf("%s\t%lld\t", tsr_data_string(report, r, 0, NULL),

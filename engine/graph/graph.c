@@ -53,20 +53,27 @@ static tsr_status_t kind_add(tsr_graph_t *g, const char *name, graph_builtin_t b
                                  g->kinds[i]->plugin ? g->kinds[i]->plugin : "");
     if (tsr_mem_grow(g->mem, (void **)&g->kinds, &g->kinds_cap, g->nkinds + 1, sizeof(*g->kinds)))
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+    if (def && def->opencl && tsr_graph_cl_prepare(g, err) != TSR_OK)
+        return err->status;
     /* one allocation per kind: tasks point at it while the array grows */
     graph_kind_t *k = tsr_mem_calloc(g->mem, 1, sizeof(*k));
     if (!k)
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
     k->builtin = builtin;
     k->cpu = def ? def->cpu : NULL;
+    k->opencl = def ? def->opencl : NULL;
     k->name = tsr_mem_strdup(g->mem, name);
-    if (def && def->opencl_kernel)
-        k->opencl_kernel = tsr_mem_strdup(g->mem, def->opencl_kernel);
+    /* an opencl function without a kernel name records the kind's name, so
+     * that cluster placement prefers OpenCL workers for it */
+    const char *ocl = def ? (def->opencl_kernel ? def->opencl_kernel : def->opencl ? name : NULL)
+                          : NULL;
+    if (ocl)
+        k->opencl_kernel = tsr_mem_strdup(g->mem, ocl);
     if (def && def->cuda_kernel)
         k->cuda_kernel = tsr_mem_strdup(g->mem, def->cuda_kernel);
     if (plugin)
         k->plugin = tsr_mem_strdup(g->mem, plugin);
-    if (!k->name || (def && def->opencl_kernel && !k->opencl_kernel) ||
+    if (!k->name || (ocl && !k->opencl_kernel) ||
         (def && def->cuda_kernel && !k->cuda_kernel) || (plugin && !k->plugin)) {
         kind_free(g->mem, k);
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
@@ -144,6 +151,7 @@ void tsr_graph_destroy(tsr_graph_t *g)
     tsr_mem_free(mem, g->dchunks);
     tsr_mem_free(mem, g->refs);
     tsr_mem_free(mem, g->succ);
+    tsr_graph_cl_free(g); /* after the run: no task uses a program any more */
     for (size_t i = 0; i < g->nkinds; i++)
         kind_free(mem, g->kinds[i]);
     tsr_mem_free(mem, g->kinds);
@@ -298,6 +306,19 @@ tsr_status_t tsr_graph_register(tsr_graph_t *g, const tsr_task_def_t *def)
     return tsr__context_end(g->ctx, kind_add(g, def->name, GRAPH_USER, def, NULL, err));
 }
 
+/* A plugin API version 1 entry: tsr_task_def_t before version 2 added
+ * .opencl (the stride of a version 1 plugin's array). */
+typedef struct plugin_def_v1 {
+    const char *name;
+    tsr_task_fn_t cpu;
+    const char *opencl_kernel;
+    const char *cuda_kernel;
+} plugin_def_v1_t;
+
+static tsr_status_t register_plugin_kinds(tsr_graph_t *g, const char *name,
+                                          const tsr_task_def_t *defs, size_t count,
+                                          tsr_error_t *err);
+
 /* dlopens pl->path and registers its kinds (all or none); sets pl->lib. */
 static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t *err)
 {
@@ -319,25 +340,56 @@ static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t 
         return tsr_error_set(err, TSR_ERR_NOT_FOUND, "plugin %s (%s) exports no tsr_plugin_tasks",
                              name, path);
     }
+    /* Version 2 first, then 1, whose array has the shorter layout: its
+     * entries are widened into v2 ones (opencl NULL) in a copy. */
     size_t count = 0;
     const tsr_task_def_t *defs = entry(TSR_PLUGIN_API_VERSION, &count);
+    tsr_task_def_t *widened = NULL;
     if (!defs) {
-        dlclose(lib);
-        return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                             "plugin %s does not support plugin API version %u", name,
-                             TSR_PLUGIN_API_VERSION);
+        count = 0;
+        const plugin_def_v1_t *v1 = (const plugin_def_v1_t *)(const void *)entry(1u, &count);
+        if (!v1) {
+            dlclose(lib);
+            return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
+                                 "plugin %s supports neither plugin API version %u nor 1", name,
+                                 TSR_PLUGIN_API_VERSION);
+        }
+        widened = tsr_mem_calloc(g->mem, count ? count : 1, sizeof(*widened));
+        if (!widened) {
+            dlclose(lib);
+            return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < count; i++)
+            widened[i] = (tsr_task_def_t){.name = v1[i].name,
+                                          .cpu = v1[i].cpu,
+                                          .opencl_kernel = v1[i].opencl_kernel,
+                                          .cuda_kernel = v1[i].cuda_kernel};
+        defs = widened;
     }
+    tsr_status_t rc = register_plugin_kinds(g, name, defs, count, err);
+    tsr_mem_free(g->mem, widened);
+    if (rc != TSR_OK) {
+        dlclose(lib);
+        return rc;
+    }
+    pl->lib = lib;
+    return TSR_OK;
+}
+
+/* Registers a plugin's kinds, all or none. */
+static tsr_status_t register_plugin_kinds(tsr_graph_t *g, const char *name,
+                                          const tsr_task_def_t *defs, size_t count,
+                                          tsr_error_t *err)
+{
     /* Check every kind first, so a refused plugin registers nothing. */
     for (size_t i = 0; i < count; i++) {
         if (!defs[i].name || !*defs[i].name || !defs[i].cpu) {
-            dlclose(lib);
             return tsr_error_set(err, TSR_ERR_BAD_INPUT,
                                  "plugin %s: task kind %zu has no name or no CPU function", name,
                                  i);
         }
         for (size_t k = 0; k < g->nkinds; k++)
             if (strcmp(g->kinds[k]->name, defs[i].name) == 0) {
-                dlclose(lib);
                 return tsr_error_set(err, TSR_ERR_EXISTS,
                                      "plugin %s: task kind '%s' is already registered", name,
                                      defs[i].name);
@@ -349,11 +401,9 @@ static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t 
         if (rc != TSR_OK) {
             while (g->nkinds > before)
                 kind_free(g->mem, g->kinds[--g->nkinds]);
-            dlclose(lib);
             return rc;
         }
     }
-    pl->lib = lib;
     return TSR_OK;
 }
 

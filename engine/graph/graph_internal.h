@@ -52,6 +52,7 @@ typedef struct graph_kind {
     char *name;                /* owned */
     graph_builtin_t builtin;
     tsr_task_fn_t cpu;         /* GRAPH_USER */
+    tsr_task_fn_t opencl;      /* GRAPH_USER, optional (graph_opencl.c) */
     char *opencl_kernel;       /* owned, may be NULL */
     char *cuda_kernel;         /* owned, may be NULL */
     char *plugin;              /* owned: the plugin that brought it; NULL in-process */
@@ -140,6 +141,8 @@ struct tsr_graph {
     uint32_t *succ;             /* CSR successors, built at submit */
     graph_run_t *run;           /* the executor, from submit to destroy */
     atomic_flag sql_pool_busy;  /* one "sql" task at a time uses the context's pool */
+    struct graph_cl_cache *cl_cache; /* programs of tsr_task_opencl_program
+                                        (graph_opencl.c), NULL until one */
     atomic_int cancel_flag;     /* set by tsr_graph_cancel / destroy: what running
                                    tasks poll (tsr_task_cancelled, "sql" tasks'
                                    executor), beside the context's cancel token */
@@ -169,6 +172,7 @@ struct tsr_task_ctx {
     tsr_graph_t *graph;
     tsr_task_t *task;
     unsigned thread;
+    void *cl_queue; /* the run's cl_command_queue while an opencl function runs */
 };
 
 /* ---- graph.c ------------------------------------------------------------------ */
@@ -195,6 +199,21 @@ tsr_status_t tsr_graph_run_wait(tsr_graph_t *g, long timeout_ms);
 void tsr_graph_run_cancel(tsr_graph_t *g);
 /* Cancels, waits for the end, joins and frees the executor. */
 void tsr_graph_run_free(tsr_graph_t *g);
+
+/* ---- graph_opencl.c: OpenCL implementations of user kinds -------------------------- */
+
+/* Whether task t runs its kind's opencl function: the kind has one and the
+ * graph's context has an OpenCL device. */
+bool tsr_graph_cl_wanted(const tsr_graph_t *g, const tsr_task_t *t);
+/* Runs t's opencl function with a queue of its own in tc (made here,
+ * finished and released after); errors become the task's message. */
+tsr_status_t tsr_graph_cl_run(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
+                              tsr_data_t *const *out, size_t nout);
+/* Makes the program cache (a kind with an opencl function is registered;
+ * before submit, one thread). */
+tsr_status_t tsr_graph_cl_prepare(tsr_graph_t *g, tsr_error_t *err);
+/* Releases the program cache (graph destroy). */
+void tsr_graph_cl_free(tsr_graph_t *g);
 
 /* ---- graph_ops.c: built-in kinds and writing values --------------------------------- */
 

@@ -286,11 +286,14 @@ static uint32_t run_task(gworker_t *w, uint32_t ti, uint64_t *clock)
         tsr_task_ctx_t tc = {.graph = g, .task = t, .thread = w->id};
         tsr_data_t *const *in = g->refs + t->in_off;
         tsr_data_t *const *out = g->refs + t->out_off;
-        tsr_status_t rc = t->kind->builtin == GRAPH_USER
-                              ? t->kind->cpu(&tc, (const tsr_data_t *const *)in, t->nin, out,
-                                             t->nout)
-                              : tsr_graph_op_run(&tc, (const tsr_data_t *const *)in, t->nin, out,
-                                                 t->nout);
+        const tsr_data_t *const *cin = (const tsr_data_t *const *)in;
+        tsr_status_t rc;
+        if (t->kind->builtin != GRAPH_USER)
+            rc = tsr_graph_op_run(&tc, cin, t->nin, out, t->nout);
+        else if (tsr_graph_cl_wanted(g, t)) /* the kind's OpenCL implementation */
+            rc = tsr_graph_cl_run(&tc, cin, t->nin, out, t->nout);
+        else
+            rc = t->kind->cpu(&tc, cin, t->nin, out, t->nout);
         if (rc != TSR_OK && tsr_graph_is_cancelled(g)) {
             /* it stopped early because it was asked to (tsr_task_cancelled,
              * or an "sql" task's TSR_ERR_CANCELLED): cancelled, not failed,

@@ -6,7 +6,8 @@
  *
  * density(cities) -> (city VARCHAR, density DOUBLE): people per km2, from
  * cities(city, country, population, area_km2); NULL where the population is
- * NULL or the area is not positive.
+ * NULL or the area is not positive. density_opencl.h has its OpenCL
+ * implementation (same results).
  */
 #ifndef TSR_EXAMPLE_DENSITY_TASK_H
 #define TSR_EXAMPLE_DENSITY_TASK_H
@@ -21,6 +22,8 @@ static tsr_status_t density_task(tsr_task_ctx_t *tc, const tsr_data_t *const *in
 {
     if (nin != 1 || nout != 1)
         return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "density takes one input and one output");
+    if (tsr_task_arg(tc)) /* in-process: say which implementation ran */
+        *(const char **)tsr_task_arg(tc) = "cpu";
     const tsr_data_t *cities = in[0];
     size_t n = tsr_data_row_count(cities);
     size_t c_city = 0, c_pop = 2, c_area = 3; /* city,country,population,area_km2 */

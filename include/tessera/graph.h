@@ -164,9 +164,18 @@ typedef tsr_status_t (*tsr_task_fn_t)(tsr_task_ctx_t *tc, const tsr_data_t *cons
 
 typedef struct tsr_task_def {
     const char *name;          /* the kind tasks name in tsr_task_params_t.kind */
-    tsr_task_fn_t cpu;         /* the CPU implementation (required) */
+    tsr_task_fn_t cpu;         /* the CPU implementation (required: the fallback) */
     const char *opencl_kernel; /* optional kernel names, recorded for device-aware */
     const char *cuda_kernel;   /*   placement by the cluster scheduler (NULL: none) */
+    /* Plugin API version 2 (fields added at the end; a version 1 plugin's
+     * array has the four fields above only): */
+    tsr_task_fn_t opencl;      /* optional OpenCL implementation: a host function
+                                  that drives the device (tsr_task_opencl); runs
+                                  instead of cpu when the graph's context has an
+                                  OpenCL device (tsr_context_set_device, a worker's
+                                  --device opencl0), cpu everywhere else. A kind
+                                  with one and no opencl_kernel name records its
+                                  own name there (so placement prefers OpenCL). */
 } tsr_task_def_t;
 
 /* Registers a task kind with this graph (name copied; the function pointer
@@ -183,7 +192,10 @@ tsr_status_t tsr_graph_register(tsr_graph_t *graph, const tsr_task_def_t *def);
  * which must therefore export them (link it with -rdynamic / ENABLE_EXPORTS).
  * Errors: TSR_ERR_NOT_FOUND (cannot load, no tsr_plugin_tasks), TSR_ERR_UNSUPPORTED
  * (api version), TSR_ERR_EXISTS (a kind already registered). */
-#define TSR_PLUGIN_API_VERSION 1u
+/* The host asks for version 2 first (tsr_task_def_t with .opencl), then 1
+ * (the array read with the four fields of version 1), so plugins built for
+ * either load. A plugin answers the version it was built for (NULL to others). */
+#define TSR_PLUGIN_API_VERSION 2u
 typedef const tsr_task_def_t *(*tsr_plugin_tasks_fn)(unsigned api_version, size_t *count);
 tsr_status_t tsr_graph_load_plugin(tsr_graph_t *graph, const char *name, const char *path);
 
@@ -222,7 +234,8 @@ tsr_status_t tsr_graph_add(tsr_graph_t *graph, const tsr_task_params_t *params,
  * TSR_ERR_UNAVAILABLE); "auto" prefers a GPU worker; "cpu", "" or NULL lift
  * the constraint (any worker). Without a call, a task whose kind has an
  * OpenCL/CUDA kernel prefers a worker of that backend. Embedded graphs
- * ignore it (the task's CPU function runs). Before submit only; errors:
+ * ignore it (the kind's opencl function runs when the context's device is
+ * OpenCL, its cpu function otherwise). Before submit only; errors:
  * TSR_ERR_INVALID_ARG (unknown word, after submit). tsr_task_device: the
  * word set, "" none. */
 tsr_status_t tsr_graph_task_set_device(tsr_task_t *task, const char *device);
@@ -279,7 +292,9 @@ typedef struct tsr_task_info {
     uint64_t start_ns;      /*   (0 when not reached, or with params.no_timing) */
     uint64_t end_ns;
     unsigned thread;        /* the graph thread that ran it */
-    const char *opencl_kernel; /* the kind's kernel names (tsr_task_def_t); NULL: none */
+    const char *opencl_kernel; /* the kind's kernel names (tsr_task_def_t; the kind's
+                                  name when it has an opencl function and no
+                                  name); NULL: none */
     const char *cuda_kernel;
     const char *plugin;     /* the plugin that registered the kind; NULL: in-process */
 } tsr_task_info_t;
@@ -305,6 +320,23 @@ bool tsr_task_cancelled(const tsr_task_ctx_t *tc);
 /* Records why the task fails; returns status (return it from the function). */
 tsr_status_t tsr_task_fail(tsr_task_ctx_t *tc, tsr_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The OpenCL objects of a task running its kind's opencl function: the
+ * context's cl_context, a cl_command_queue of this task run (in order; the
+ * engine finishes and releases it after the function returns) and the
+ * cl_device_id (void * so this header needs no CL header; any out may be
+ * NULL). TSR_ERR_UNSUPPORTED (outs set to NULL) when the task runs its cpu
+ * function. */
+tsr_status_t tsr_task_opencl(tsr_task_ctx_t *tc, void **cl_context, void **cl_command_queue,
+                             void **cl_device_id);
+/* The cl_program built from source (named name in messages) for the task's
+ * OpenCL device: built at first use, then cached by the graph (keyed by name
+ * and text; released at tsr_graph_destroy), so concurrent tasks share one
+ * build. Do not release it. A build failure records the compiler's log as
+ * the task's message (the caller just returns the status); TSR_ERR_UNSUPPORTED
+ * off OpenCL. */
+tsr_status_t tsr_task_opencl_program(tsr_task_ctx_t *tc, const char *name, const char *source,
+                                     void **cl_program);
 
 /* Writing an output (each replaces an earlier value of the handle). */
 tsr_status_t tsr_data_set_bytes(tsr_task_ctx_t *tc, tsr_data_t *out, const void *bytes,

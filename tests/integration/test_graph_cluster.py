@@ -14,6 +14,11 @@ checks
     "cancelled", well before the job could have finished; run to the end
     there, each task's time (from the scheduler) is about the worker's 1 s;
   - an unreachable scheduler fails with exit 5, not a hang;
+  - where `tessera devices` lists an OpenCL device (PoCL here): the kind's
+    OpenCL implementation (examples/plugins/density_opencl.h) gives the same
+    output embedded (--device opencl; the example says it ran), and on the
+    cluster on a third worker started with --device opencl0 (the task
+    requires it: --task-device opencl), whose task contexts have the device;
   - `tessera cluster up --plugin` hands the plugin to its workers (the
     example runs on that cluster), `cluster down` stops it.
 Every process is stopped by its PID; every wait is bounded.
@@ -110,6 +115,31 @@ def body(test, cl, tmp):
             raise Failed(f"TESSERA_SCHEDULER: exit {rc}: {err}\n{got2}")
 
     test.check("graph_example: same output embedded and on a 2-worker cluster", same_output)
+
+    rc, devs, _ = run([t, "devices", "--format", "csv"])
+    has_opencl = rc == 0 and any(line.startswith("opencl,") for line in devs.splitlines()[1:])
+
+    def opencl_implementation():
+        rc, emb, err = run([ex, DATA])
+        if rc != 0:
+            raise Failed(f"embedded: exit {rc}: {err}")
+        rc, got, err = run([ex, DATA, "--device", "opencl"], timeout=120)
+        if rc != 0 or table_part(got) != table_part(emb):
+            raise Failed(f"--device opencl: exit {rc}: {err}\n{got}\nembedded:\n{emb}")
+        if "density ran its opencl implementation" not in err:
+            raise Failed("the OpenCL implementation did not run: " + err)
+        cl.start(["worker", "--scheduler", addr, "--token-file", token, "--threads", "1",
+                  "--device", "opencl0", "--plugin", plugin], "worker-opencl.log")
+        wait_for(lambda: read(slog).count("joined") >= 3, 30, "the OpenCL worker to join")
+        # required there (the preference alone may yield to an idle CPU worker)
+        rc, got, err = run([ex, DATA, "--plugin", plugin, "--task-device", "opencl"] + remote,
+                           timeout=120)
+        if rc != 0 or table_part(got) != table_part(emb):
+            raise Failed(f"cluster, on the OpenCL worker: exit {rc}: {err}\n{got}")
+
+    if has_opencl:
+        test.check("OpenCL implementation: same output embedded and on an opencl0 worker",
+                   opencl_implementation)
 
     def function_pointer_refused():
         rc, out, err = run([ex, DATA] + remote)
