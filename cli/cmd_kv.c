@@ -170,16 +170,23 @@ static int call(tsr_client_t *c, tsr_wbuf_t *b, void **reply, size_t *rlen)
     return TSR_EXIT_OK;
 }
 
-static int describe(tsr_client_t *c, const char *name, kv_desc_t *d, FILE *placement)
+/* A request of one op and one string (a table or worker name). */
+static int call_named(tsr_client_t *c, uint8_t op, const char *name, void **reply, size_t *rlen)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_u8(&b, TSR_KV_OP_DESCRIBE);
+    tsr_wbuf_u8(&b, op);
     tsr_wbuf_str(&b, name);
+    int code = call(c, &b, reply, rlen);
+    tsr_wbuf_free(&b);
+    return code;
+}
+
+static int describe(tsr_client_t *c, const char *name, kv_desc_t *d, FILE *placement)
+{
     void *rep = NULL;
     size_t rlen = 0;
-    int code = call(c, &b, &rep, &rlen);
-    tsr_wbuf_free(&b);
+    int code = call_named(c, TSR_KV_OP_DESCRIBE, name, &rep, &rlen);
     if (code == TSR_EXIT_OK) {
         tsr_rbuf_t r;
         tsr_rbuf_init(&r, rep, rlen);
@@ -551,25 +558,15 @@ int cmd_kv(int argc, char **argv)
     } else if (strcmp(op, "list") == 0) {
         code = do_list(c);
     } else if (strcmp(op, "drop") == 0) {
-        tsr_wbuf_t b;
-        tsr_wbuf_init(&b, NULL);
-        tsr_wbuf_u8(&b, TSR_KV_OP_DROP);
-        tsr_wbuf_str(&b, a.name);
         void *rep = NULL;
         size_t rlen = 0;
-        code = call(c, &b, &rep, &rlen);
-        tsr_wbuf_free(&b);
+        code = call_named(c, TSR_KV_OP_DROP, a.name, &rep, &rlen);
         tsr_mem_free(NULL, rep);
     } else if (strcmp(op, "decommission") == 0) {
         /* the name is a worker id (kv_msg.h DECOMMISSION) */
-        tsr_wbuf_t b;
-        tsr_wbuf_init(&b, NULL);
-        tsr_wbuf_u8(&b, TSR_KV_OP_DECOMMISSION);
-        tsr_wbuf_str(&b, a.name);
         void *rep = NULL;
         size_t rlen = 0;
-        code = call(c, &b, &rep, &rlen);
-        tsr_wbuf_free(&b);
+        code = call_named(c, TSR_KV_OP_DECOMMISSION, a.name, &rep, &rlen);
         if (code == TSR_EXIT_OK) {
             tsr_rbuf_t r;
             tsr_rbuf_init(&r, rep, rlen);
