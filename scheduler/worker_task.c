@@ -50,7 +50,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "api/context_internal.h" /* tsr__context_install: a range's table from its bytes */
+#include "api/context_internal.h" /* tsr__context_install (a range's table from its bytes),
+                                     tsr__context_borrow_device */
 #include "rewrite.h"                /* tsr_rewrite_infer_sql */
 #include "table/csv_internal.h"   /* the engine's CSV reader and inference rules */
 
@@ -181,6 +182,26 @@ static tsr_status_t load_range(tsr_context_t *ctx, const range_arg_t *a, const c
     return rc;
 }
 
+/* env's device, opened in env->dev_owner at the first call (a failure is
+ * tried again at the next task: the error goes to this one). */
+static tsr_status_t device_owner(tsr_wtask_env_t *env, tsr_error_t *e)
+{
+    if (env->dev_owner)
+        return TSR_OK;
+    tsr_context_params_t cp = {.threads = 1};
+    tsr_context_t *owner = NULL;
+    tsr_status_t rc = tsr_context_create(&cp, &owner);
+    if (rc != TSR_OK)
+        return tsr_error_set(e, rc, "cannot start the engine: %s", tsr_status_str(rc));
+    if ((rc = tsr_context_set_device(owner, env->device)) != TSR_OK) {
+        tsr_proto_context_error(owner, e);
+        tsr_context_destroy(owner);
+        return rc;
+    }
+    env->dev_owner = owner;
+    return TSR_OK;
+}
+
 static tsr_status_t new_context(tsr_wtask_env_t *env, tsr_context_t **out, tsr_error_t *e)
 {
     tsr_context_params_t cp = {.threads = env->threads};
@@ -188,11 +209,15 @@ static tsr_status_t new_context(tsr_wtask_env_t *env, tsr_context_t **out, tsr_e
     if (rc != TSR_OK)
         return tsr_error_set(e, rc, "cannot start the engine: %s", tsr_status_str(rc));
     tsr_context_set_cancel(*out, env->cancel); /* TASK_DROP interrupts its queries */
-    if (env->device && strcmp(env->device, "cpu") != 0 &&
-        (rc = tsr_context_set_device(*out, env->device)) != TSR_OK) {
-        tsr_proto_context_error(*out, e);
-        tsr_context_destroy(*out);
-        *out = NULL;
+    if (env->device && strcmp(env->device, "cpu") != 0) {
+        /* one task runs at a time (on the executor thread), and cached range
+         * contexts run nothing while they wait: they may all share it */
+        if ((rc = device_owner(env, e)) != TSR_OK) {
+            tsr_context_destroy(*out);
+            *out = NULL;
+            return rc;
+        }
+        tsr__context_borrow_device(*out, env->dev_owner);
     }
     return rc;
 }
@@ -650,6 +675,8 @@ void tsr_wtask_env_free(tsr_wtask_env_t *env)
             dlclose(env->plugin_handles[i]);
     tsr_mem_free(env->mem, env->plugin_handles);
     env->plugin_handles = NULL;
+    tsr_context_destroy(env->dev_owner); /* after every context that borrowed its device */
+    env->dev_owner = NULL;
     env->nplugins = 0;
     tsr_cancel_destroy(env->cancel); /* after the contexts that held it */
     env->cancel = NULL;

@@ -30,6 +30,11 @@ typedef struct tsr_wtask_env {
     tsr_mem_t *mem;
     unsigned threads;
     const char *device; /* tsr_context_set_device name for every task context */
+    /* the device, opened once (at the first task that needs it) in a context
+     * of its own and lent to every task context (tsr__context_borrow_device):
+     * opening an OpenCL device and building its kernels costs about 0.2 s,
+     * more than most tasks; NULL until then, or on cpu */
+    tsr_context_t *dev_owner;
     tsr_range_cache_entry_t cache[TSR_RANGE_CACHE];
     uint64_t stamp;
     /* task-graph plugins (tessera worker --plugin): every graph task loads

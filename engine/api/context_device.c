@@ -11,7 +11,10 @@
  *
  * The chosen device is opened once and kept by the context, so what a
  * backend builds per device (OpenCL programs, CUDA module state) is built
- * by the first query that needs it and reused by the later ones.
+ * by the first query that needs it and reused by the later ones. A process
+ * that makes many short-lived contexts (a cluster worker: one per task)
+ * opens the device once in a context of its own and lends it to the others
+ * (tsr__context_borrow_device).
  *
  * Errors map to the CLI's exit codes through their status (DESIGN.md):
  * an unknown name is bad usage (TSR_ERR_INVALID_ARG, exit 2); a backend this
@@ -166,7 +169,7 @@ tsr_status_t tsr_context_set_device(tsr_context_t *ctx, const char *device)
     tsr_dev_t *dev = NULL;
     if (!is_cpu && (rc = tsr_dev_open(&ctx->mem, &info, &dev, err)) != TSR_OK)
         return tsr__context_end(ctx, rc);
-    tsr_dev_close(ctx->dev);
+    tsr__context_close_device(ctx);
     ctx->dev = dev;
     if (is_cpu)
         snprintf(ctx->device_name, sizeof(ctx->device_name), "cpu");
@@ -183,6 +186,16 @@ const char *tsr_context_device(const tsr_context_t *ctx)
 
 void tsr__context_close_device(tsr_context_t *ctx)
 {
-    tsr_dev_close(ctx->dev);
+    if (!ctx->dev_borrowed)
+        tsr_dev_close(ctx->dev);
     ctx->dev = NULL;
+    ctx->dev_borrowed = false;
+}
+
+void tsr__context_borrow_device(tsr_context_t *ctx, const tsr_context_t *owner)
+{
+    tsr__context_close_device(ctx);
+    ctx->dev = owner->dev;
+    ctx->dev_borrowed = owner->dev != NULL;
+    snprintf(ctx->device_name, sizeof(ctx->device_name), "%s", tsr_context_device(owner));
 }

@@ -28,6 +28,8 @@ struct tsr_context {
     struct tsr_dev *dev;  /* device of the queries' hot operators; NULL: the CPU
                              operators (context_device.c) */
     char device_name[32]; /* "cpu", "opencl:0", ... ("" until set: cpu) */
+    bool dev_borrowed;    /* dev belongs to another context (tsr__context_borrow_device):
+                             used, never closed, by this one */
     tsr_cancel_t *cancel; /* the caller's token (tsr_context_set_cancel); NULL: none */
 };
 
@@ -64,8 +66,18 @@ static inline tsr_status_t tsr__context_end(tsr_context_t *ctx, tsr_status_t rc)
     return rc;
 }
 
-/* Closes the context's device (context_device.c). */
+/* Closes the context's device (context_device.c); a borrowed one is only
+ * let go. */
 void tsr__context_close_device(tsr_context_t *ctx);
+
+/* Makes ctx run its queries on owner's device (opened by owner's
+ * tsr_context_set_device), without opening one of its own: opening an
+ * OpenCL device and building its kernels costs about 0.2 s on PoCL, too much
+ * for every short-lived context of a cluster worker. ctx never closes it, so
+ * owner must outlive ctx, and the two must not run queries at the same time
+ * (a device is used by one thread at a time). owner's device "cpu" (none)
+ * makes ctx cpu too. */
+void tsr__context_borrow_device(tsr_context_t *ctx, const tsr_context_t *owner);
 
 /* The context's allocator, for tests that inject allocation failures. */
 tsr_mem_t *tsr__context_mem(tsr_context_t *ctx);

@@ -288,6 +288,9 @@ static tsr_status_t cl_open(tsr_dev_t *dev, tsr_error_t *err)
     }
     dev->impl = cl;
     tsr_dev_cl_stage_defaults(dev);
+    tsr_error_t uerr;
+    tsr_error_clear(&uerr);
+    (void)tsr_dev_cl_user_init(dev, &uerr); /* without it, user programs are built per call */
     return TSR_OK;
 }
 
@@ -297,6 +300,7 @@ static void cl_close(tsr_dev_t *dev)
     if (!cl)
         return;
     tsr_dev_cl_stage_free(dev);
+    tsr_dev_cl_user_free(dev);
     for (int p = 0; p < TSR_CL_NPROGS; p++)
         if (cl->progs[p])
             clReleaseProgram(cl->progs[p]);

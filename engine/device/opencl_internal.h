@@ -55,6 +55,7 @@ typedef struct tsr_cl_dev {
     uint64_t max_alloc;              /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t local_mem;              /* CL_DEVICE_LOCAL_MEM_SIZE (per work-group) */
     tsr_cl_stage_t stage;            /* pinned staging of host copies (opencl_stage.c) */
+    struct tsr_cl_user_progs *user;  /* programs of user source (opencl_user.c) */
 } tsr_cl_dev_t;
 
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_ERROR" for codes it does not know. */
@@ -73,6 +74,24 @@ tsr_status_t tsr_dev_cl_program(tsr_dev_t *dev, tsr_cl_prog_t which, cl_program 
  * tsr_dev_cl_program, and by tests to check how build errors surface. */
 tsr_status_t tsr_dev_cl_build(tsr_dev_t *dev, const char *name, const char *text, size_t len,
                               cl_program *out, tsr_error_t *err);
+
+/* ---- programs of user source (opencl_user.c) ------------------------------------ */
+
+/* Makes / frees dev's cache of programs built from user source (called by
+ * the backend's open and close). */
+tsr_status_t tsr_dev_cl_user_init(tsr_dev_t *dev, tsr_error_t *err);
+void tsr_dev_cl_user_free(tsr_dev_t *dev);
+/* The program of source (named name in messages) on dev: built at the first
+ * call for (name, source), then the cached one; *out is retained for the
+ * caller, who releases it. A build failure carries the compiler's log. */
+tsr_status_t tsr_dev_cl_user_program(tsr_dev_t *dev, const char *name, const char *source,
+                                     cl_program *out, tsr_error_t *err);
+/* How many programs the cache built and how many calls it answered from
+ * what it held (since dev was opened). */
+void tsr_dev_cl_user_counts(tsr_dev_t *dev, uint64_t *builds, uint64_t *hits);
+/* Caps the cache at max programs (1..64; 64 by default), dropping the oldest
+ * beyond it: for tests, which cannot afford 65 builds. */
+void tsr_dev_cl_user_limit(tsr_dev_t *dev, size_t max);
 
 /* ---- pinned staging of host copies (opencl_stage.c) ---------------------------- */
 

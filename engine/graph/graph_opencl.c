@@ -16,14 +16,17 @@
  * the engine finishes and releases it after the function returns (OpenCL
  * contexts are thread-safe objects; queues are used by one task each).
  *
- * Programs (tsr_task_opencl_program) are built at first use through the
- * device layer's builder (tsr_dev_cl_build: a failure carries the compiler's
- * log, which becomes the task's message) and kept in a cache of the graph,
- * keyed by name and source text, under a mutex so concurrent tasks build a
- * program once. The cache is made while the graph is built (a kind with an
- * opencl function registered, one thread) and released at destroy. PoCL
- * also keeps compiled binaries on disk, so a later graph or process pays
- * little for the same source.
+ * Programs (tsr_task_opencl_program) come from the device's cache of user
+ * programs (opencl_user.c: built at the first use of a (name, source) on
+ * that device; a failure carries the compiler's log, which becomes the
+ * task's message), so graphs that share a device share its builds: a
+ * cluster worker keeps its device open across tasks, each task being a
+ * graph of its own. The graph also keeps what it got, keyed by name and
+ * source text, under a mutex: a program a task was given stays alive until
+ * the graph is destroyed whatever the device's cache drops. That list is
+ * made while the graph is built (a kind with an opencl function registered,
+ * one thread) and released at destroy. PoCL also keeps compiled binaries
+ * on disk, so a later process pays little for the same source.
  */
 #include <string.h>
 
@@ -158,11 +161,11 @@ tsr_status_t tsr_task_opencl_program(tsr_task_ctx_t *tc, const char *name, const
         rc = tsr_task_fail(tc, TSR_ERR_NOMEM, "out of memory");
         goto free_entry;
     }
-    /* built under the lock: a second task wanting it waits instead of
-     * compiling it again */
+    /* asked for under the lock: a second task wanting it waits instead of
+     * compiling it again (the device's cache also has its own lock) */
     tsr_error_t err;
     tsr_error_clear(&err);
-    rc = tsr_dev_cl_build(dev, name, source, strlen(source), &e.prog, &err);
+    rc = tsr_dev_cl_user_program(dev, name, source, &e.prog, &err);
     if (rc != TSR_OK) {
         rc = tsr_task_fail(tc, rc, "%s", err.message);
         goto free_entry;
