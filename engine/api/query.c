@@ -51,7 +51,9 @@ tsr_status_t tsr_query(tsr_context_t *ctx, const char *sql, tsr_result_t **out)
         rc = tsr_error_set(&ctx->last_error, TSR_ERR_CANCELLED, "cancelled");
         goto cleanup;
     }
+    ctx->catalog.cancel = tsr__context_cancel_flag(ctx); /* CSV loads while planning */
     rc = tsr_sql_plan(&arena, &ctx->catalog, sql, ast, &plan, &ctx->last_error);
+    ctx->catalog.cancel = NULL;
     if (rc != TSR_OK)
         goto cleanup;
     tsr_exec_ctx_t ectx = {.mem = mem, .pool = ctx->pool, .cancel = tsr__context_cancel_flag(ctx)};

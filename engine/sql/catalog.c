@@ -11,6 +11,7 @@ void tsr_catalog_init(tsr_catalog_t *cat, tsr_mem_t *mem)
     cat->tables = NULL;
     cat->ntables = 0;
     cat->cap = 0;
+    cat->cancel = NULL;
 }
 
 void tsr_catalog_free(tsr_catalog_t *cat)

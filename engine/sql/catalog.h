@@ -16,6 +16,10 @@ typedef struct tsr_catalog {
     tsr_table_t **tables; /* owned */
     size_t ntables;
     size_t cap;
+    /* the running query's cancel flag (or NULL), set by its caller around
+     * planning: the planner's loads of lazy (CSV) columns stop when it is
+     * set (tsr_table_load_columns_cancel) */
+    const atomic_int *cancel;
 } tsr_catalog_t;
 
 void tsr_catalog_init(tsr_catalog_t *cat, tsr_mem_t *mem);

@@ -821,7 +821,7 @@ static tsr_status_t load_scans(const tsr_catalog_t *cat, const tsr_plan_t *n, bo
             return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         for (size_t k = 0; k < n->ncols; k++)
             need[n->col_ids[k]] = true;
-        tsr_status_t rc = tsr_table_load_columns(t, need, err);
+        tsr_status_t rc = tsr_table_load_columns_cancel(t, need, cat->cancel, err);
         tsr_mem_free(t->mem, need);
         if (rc != TSR_OK)
             return rc;

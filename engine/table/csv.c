@@ -604,6 +604,9 @@ tsr_status_t tsr_csv_parse_all(tsr_csv_reader_t *rd, tsr_pool_t *pool, tsr_csv_c
     for (int pass = 0;; pass++) {
         csv_parse_ctx_t px = {rd, chunks};
         tsr_pool_run(pool, nchunks, csv_parse_task, &px);
+        for (size_t i = 0; i < nchunks; i++) /* cancelled: what else failed does not matter */
+            if (chunks[i].fail.status == TSR_ERR_CANCELLED)
+                return tsr_error_set(err, TSR_ERR_CANCELLED, "cancelled");
         for (size_t i = 0; i < nchunks; i++)
             if (chunks[i].fail.status != TSR_OK)
                 return csv_report(rd, rd->bom, name, &chunks[i].fail, err);

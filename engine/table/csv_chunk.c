@@ -365,6 +365,10 @@ tsr_status_t tsr_csv_parse_chunk(const tsr_csv_reader_t *rd, tsr_csv_chunk_t *ck
     while (p < end) {
         if (row == cap) {
             chunk_close_batch(rd, ck, row);
+            /* a cancelled query stops its loads here: one relaxed load per
+             * batch of rows */
+            if (rd->cancel && atomic_load_explicit(rd->cancel, memory_order_relaxed))
+                return tsr_csv_fail(&ck->fail, TSR_ERR_CANCELLED, (size_t)(p - base), "cancelled");
             /* a row takes at least ncols bytes (the last ncols - 1): this bounds
              * the rows left, so short chunks and tails get short vectors */
             size_t left = (size_t)(end - p) / ncols + 1;

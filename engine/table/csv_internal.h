@@ -95,6 +95,8 @@ typedef struct tsr_csv_reader {
                           (projection pushdown): their fields are still delimited
                           and quote-checked, never converted; their vectors have
                           no data */
+    const atomic_int *cancel; /* or NULL: parsing stops (chunk fails TSR_ERR_CANCELLED)
+                                 at the next batch of rows once it is non-zero */
     size_t bom;        /* bytes of a UTF-8 BOM before the header (0 or 3) */
     size_t body_begin; /* offset of the first data row */
     size_t body_end;   /* offset after the last data row (trailing blank lines cut) */

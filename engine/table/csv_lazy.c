@@ -62,7 +62,8 @@ static void csv_lazy_move_column(tsr_table_t *t, tsr_table_t *src, size_t c)
     t->fields[c].type = src->fields[c].type; /* widened while loading, maybe */
 }
 
-static tsr_status_t csv_lazy_load(tsr_table_t *t, void *state, const bool *cols, tsr_error_t *err)
+static tsr_status_t csv_lazy_load(tsr_table_t *t, void *state, const bool *cols,
+                                  const atomic_int *cancel, tsr_error_t *err)
 {
     csv_lazy_t *lz = state;
     tsr_mem_t *mem = t->mem;
@@ -80,6 +81,7 @@ static tsr_status_t csv_lazy_load(tsr_table_t *t, void *state, const bool *cols,
     for (size_t c = 0; c < ncols; c++)
         skip[c] = !cols[c];
     lz->rd.skip = skip;
+    lz->rd.cancel = cancel;
     tsr_table_t *tmp = NULL;
     tsr_status_t rc = tsr_csv_parse_all(&lz->rd, lz->pool, lz->chunks, lz->nchunks, lz->name, err);
     if (rc == TSR_OK) {
@@ -91,6 +93,7 @@ static tsr_status_t csv_lazy_load(tsr_table_t *t, void *state, const bool *cols,
     for (size_t i = 0; i < lz->nchunks; i++)
         tsr_csv_chunk_reset(&lz->rd, &lz->chunks[i]);
     lz->rd.skip = NULL;
+    lz->rd.cancel = NULL;
     tsr_mem_free(mem, skip);
     if (rc != TSR_OK)
         return rc;

@@ -158,6 +158,12 @@ void tsr_table_destroy(tsr_table_t *t)
 
 tsr_status_t tsr_table_load_columns(tsr_table_t *t, const bool *need, tsr_error_t *err)
 {
+    return tsr_table_load_columns_cancel(t, need, NULL, err);
+}
+
+tsr_status_t tsr_table_load_columns_cancel(tsr_table_t *t, const bool *need,
+                                           const atomic_int *cancel, tsr_error_t *err)
+{
     tsr_table_lazy_t *lz = t->lazy;
     if (!lz)
         return TSR_OK;
@@ -169,7 +175,7 @@ tsr_status_t tsr_table_load_columns(tsr_table_t *t, const bool *need, tsr_error_
         want[c] = (!need || need[c]) && !lz->loaded[c];
         any |= want[c];
     }
-    tsr_status_t rc = any ? lz->load(t, lz->state, want, err) : TSR_OK;
+    tsr_status_t rc = any ? lz->load(t, lz->state, want, cancel, err) : TSR_OK;
     tsr_mem_free(t->mem, want);
     if (rc != TSR_OK)
         return rc;

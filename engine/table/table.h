@@ -28,6 +28,7 @@
 #ifndef TSR_TABLE_TABLE_H
 #define TSR_TABLE_TABLE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,8 +83,11 @@ typedef struct tsr_table_lazy {
     bool rows;    /* the batches exist (the first load ran) */
     void *state;  /* the loader's, freed with destroy */
     /* Loads the columns cols[c] (only ones not loaded); the first call also
-     * creates the batches. Sets loaded[] and rows on success. */
-    tsr_status_t (*load)(struct tsr_table *t, void *state, const bool *cols, tsr_error_t *err);
+     * creates the batches. Sets loaded[] and rows on success. cancel (may
+     * be NULL): a flag the loader polls while it parses; once non-zero it
+     * stops with TSR_ERR_CANCELLED, nothing loaded (a later load may retry). */
+    tsr_status_t (*load)(struct tsr_table *t, void *state, const bool *cols,
+                         const atomic_int *cancel, tsr_error_t *err);
     void (*destroy)(tsr_mem_t *mem, void *state);
 } tsr_table_lazy_t;
 
@@ -173,6 +177,11 @@ static inline const tsr_colstats_t *tsr_table_stats(const tsr_table_t *t, size_t
  * caller (query planning) runs alone on the table. Errors (e.g. a malformed
  * CSV row, with file:line:column) go to err. */
 tsr_status_t tsr_table_load_columns(tsr_table_t *t, const bool *need, tsr_error_t *err);
+/* The same, stopping with TSR_ERR_CANCELLED ("cancelled", nothing loaded)
+ * once *cancel (may be NULL) is non-zero: the parse polls it every batch of
+ * rows, so a cancelled query does not first parse a whole file. */
+tsr_status_t tsr_table_load_columns_cancel(tsr_table_t *t, const bool *need,
+                                           const atomic_int *cancel, tsr_error_t *err);
 
 /* Whether column col's values can be read (loaded, or the table is not lazy). */
 static inline bool tsr_table_column_loaded(const tsr_table_t *t, size_t col)
