@@ -6,12 +6,17 @@
  *
  * Format (little-endian, proto.h's wbuf encoding; str = u32 length + bytes):
  *
- *   "TSRKVCT1" | u32 version (1) | u32 ntables | ntables x table | u64 check
+ *   "TSRKVCT1" | u32 version (2) | u32 ntables | ntables x table |
+ *   u32 nretired | nretired x str worker id | u64 check
  *   table: str name, u64 gen, u32 partitions, u32 replicas, u32 slots,
  *          u32 max_key, u32 max_value,
  *          partitions x slots x {str replica id ("" = free slot), u8 flags}
  *   flags: 1 stale (missed an acknowledged write), 2 leaving (displaced by
  *          a partition move)
+ *   retired: the workers an operator decommissioned whose replicas have not
+ *          all left yet, or that are still up (kv_rebalance.c), so that a
+ *          restarted scheduler goes on moving their replicas away and gives
+ *          them nothing new (version 1 had no such list: read as empty)
  *   check: XXH3-64 (core/hash.h) of every byte before it
  *
  * Saving writes DIR/kv-catalog.tmp, fsyncs it, renames it over the catalog
@@ -39,7 +44,7 @@
 #include "sched_kv.h"
 
 #define CAT_MAGIC "TSRKVCT1"
-#define CAT_VERSION 1u
+#define CAT_VERSION 2u
 #define CAT_FILE "kv-catalog"
 #define CAT_MAX_BYTES (256u << 20)
 
@@ -65,6 +70,9 @@ void tsr_kvcat_encode(const struct skv *kv, tsr_wbuf_t *b)
                                      (t->reps[r].leaving ? FLAG_LEAVING : 0)));
         }
     }
+    tsr_wbuf_u32(b, (uint32_t)kv->nretired);
+    for (size_t i = 0; i < kv->nretired; i++)
+        tsr_wbuf_str(b, kv->retired[i]);
     if (!b->failed)
         tsr_wbuf_u64(b, tsr_hash_bytes(b->data, b->len));
 }
@@ -130,9 +138,10 @@ tsr_status_t tsr_kvcat_decode(sched_t *s, const void *data, size_t len, const ch
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, p + 8, len - 16);
     uint32_t version = tsr_rbuf_u32(&r), n = tsr_rbuf_u32(&r);
-    if (version != CAT_VERSION)
+    if (version < 1 || version > CAT_VERSION)
         return tsr_error_set(err, TSR_ERR_BAD_INPUT,
-                             "kv catalog '%s' has version %u; this scheduler reads version %u",
+                             "kv catalog '%s' has version %u; this scheduler reads versions 1 "
+                             "to %u",
                              path, version, CAT_VERSION);
     for (uint32_t i = 0; i < n; i++) {
         skv_table_t *t = decode_table(s, &r, path, err);
@@ -144,6 +153,17 @@ tsr_status_t tsr_kvcat_decode(sched_t *s, const void *data, size_t len, const ch
                                  "kv catalog '%s': table '%s' is listed twice (or no memory)", path,
                                  t->name);
         }
+    }
+    uint32_t nretired = version >= 2 ? tsr_rbuf_u32(&r) : 0;
+    if (r.bad || nretired > KV_RETIRED_MAX)
+        return tsr_error_set(err, TSR_ERR_BAD_INPUT,
+                             "kv catalog '%s': a malformed list of decommissioned workers", path);
+    for (uint32_t i = 0; i < nretired; i++) {
+        const char *id = tsr_rbuf_str(&r);
+        if (r.bad || !id[0] || strlen(id) >= KV_ID_MAX || tsr_sched_kv_retired(s, id))
+            return tsr_error_set(err, TSR_ERR_BAD_INPUT,
+                                 "kv catalog '%s': a malformed decommissioned worker id", path);
+        snprintf(s->kv->retired[s->kv->nretired++], KV_ID_MAX, "%s", id);
     }
     if (!tsr_rbuf_done(&r))
         return tsr_error_set(err, TSR_ERR_BAD_INPUT, "kv catalog '%s': trailing bytes", path);
@@ -278,6 +298,10 @@ tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err)
         return rc;
     tsr_sched_log(s->p->log, "scheduler", "kv catalog: %zu table(s) from %s/%s", s->kv->n, dir,
                   CAT_FILE);
+    for (size_t i = 0; i < s->kv->nretired; i++)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv: worker %s stays decommissioned (its replicas go on moving away)",
+                      s->kv->retired[i]);
     return TSR_OK;
 }
 

@@ -43,9 +43,13 @@
  * whose other replica is gone, the gone one leaves instead (the partition
  * would otherwise never settle: the gone one stays stale).
  *
- * Decommissioned ids (`kv decommission`, in memory only) are gone at once,
- * are no ring members for new placements and take nothing when they
- * rejoin. A gone worker that rejoins after replicas of it left the
+ * Decommissioned ids (`kv decommission`, saved in the catalog before the
+ * command is answered) are gone at once, are no ring members for new
+ * placements and take nothing when they rejoin. A mark is forgotten (and
+ * the catalog saved) once its worker holds no replica and this scheduler
+ * saw it stop at least --kv-replace-after ago (60 s when replacement is
+ * off): a decommission goes on after a scheduler restart, and a worker
+ * that comes back after its mark was forgotten is a new ring member. A gone worker that rejoins after replicas of it left the
  * placement while it was down has its copies of the partitions it no
  * longer holds dropped (the ids are remembered in memory: evicted).
  */
@@ -448,6 +452,49 @@ cleanup:
     return rc;
 }
 
+/* Forgets the decommission marks whose decommission is over (catalog saved
+ * when one went): the worker holds no replica, and this scheduler saw it
+ * stop at least `after` ms ago. A worker this scheduler never saw (after a
+ * restart, one not started again) keeps its mark: it could still come
+ * back, and must then take nothing. */
+static void forget_finished(sched_t *s, uint64_t now, uint64_t after)
+{
+    bool changed = false;
+    for (size_t i = 0; i < s->kv->nretired;) {
+        const char *id = s->kv->retired[i];
+        bool holds = false;
+        for (size_t k = 0; k < s->kv->n && !holds; k++) {
+            const skv_table_t *t = s->kv->tables[k];
+            for (size_t r = 0; r < (size_t)t->nparts * t->nrep && !holds; r++)
+                holds = strcmp(t->reps[r].id, id) == 0;
+        }
+        bool stopped = false; /* its newest slot died, long enough ago */
+        char buf[KV_ID_MAX];
+        for (size_t w = s->nworkers; !holds && w-- > 0;) {
+            tsr_sched_kv_worker_id(s, w, buf, sizeof(buf));
+            if (strcmp(buf, id) == 0) {
+                uint64_t at = s->workers[w]->dead_at_ms;
+                stopped = at && !tsr_sched_kv_ready_worker(s, id) && now >= at && now - at >= after;
+                break;
+            }
+        }
+        if (holds || !stopped) {
+            i++;
+            continue;
+        }
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv: worker %s holds no replica and has stopped: its decommission is over "
+                      "(forgotten)",
+                      id);
+        memmove(s->kv->retired[i], s->kv->retired[i + 1],
+                (s->kv->nretired - i - 1) * sizeof(s->kv->retired[0]));
+        s->kv->nretired--;
+        changed = true;
+    }
+    if (changed)
+        (void)tsr_sched_kv_persist(s); /* failed: logged; a restart forgets it again */
+}
+
 /* Whether any replica in the catalog is gone (the cheap test before a ring). */
 static bool any_gone(sched_t *s, uint64_t now, uint64_t after)
 {
@@ -463,7 +510,7 @@ static bool any_gone(sched_t *s, uint64_t now, uint64_t after)
 void tsr_sched_kv_tick(sched_t *s)
 {
     int64_t conf = s->p->kv_replace_after_ms;
-    if (!s->kv || s->kv->n == 0)
+    if (!s->kv || (s->kv->n == 0 && s->kv->nretired == 0))
         return;
     uint64_t now = tsr_sched_now_ms();
     if (now < s->kv->next_replace_ms)
@@ -485,7 +532,8 @@ void tsr_sched_kv_tick(sched_t *s)
             tsr_sched_kv_maybe_sync(s, t, p);
         }
     }
-    if (conf < 0 && s->kv->nretired == 0)
+    forget_finished(s, now, conf > 0 ? (uint64_t)conf : REPLACE_DEFAULT_MS);
+    if (s->kv->n == 0 || (conf < 0 && s->kv->nretired == 0))
         return; /* never: only decommissioned workers are gone */
     uint64_t after = conf < 0 ? UINT64_MAX : conf == 0 ? REPLACE_DEFAULT_MS : (uint64_t)conf;
     if (!any_gone(s, now, after)) {
@@ -565,11 +613,20 @@ void tsr_sched_kv_decommission(sched_t *s, tsr_rpc_req_t *req, const char *id)
     if (!tsr_sched_kv_retired(s, id)) {
         if (s->kv->nretired == KV_RETIRED_MAX) {
             tsr_proto_reply_error(s->t, s->mem, req, TSR_ERR_UNAVAILABLE,
-                                  "too many decommissioned workers remembered",
-                                  "restart the scheduler: it forgets them");
+                                  "too many decommissions in progress",
+                                  "a decommission ends once the worker holds no replica and "
+                                  "is stopped: stop the decommissioned workers first");
             return;
         }
         snprintf(s->kv->retired[s->kv->nretired++], KV_ID_MAX, "%s", id);
+        /* durable before it is acknowledged: a restarted scheduler goes on */
+        if (!tsr_sched_kv_persist(s)) {
+            s->kv->nretired--;
+            tsr_proto_reply_error(s->t, s->mem, req, TSR_ERR_IO,
+                                  "the kv catalog could not be saved: nothing was decommissioned",
+                                  "see the scheduler's log");
+            return;
+        }
     }
     tsr_sched_log(s->p->log, "scheduler",
                   "kv: worker %s decommissioned: its %u replica(s) move to other workers", id,

@@ -64,8 +64,9 @@ struct skv {
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
     bool replace_blocked;     /* "no worker can take them" was logged */
-    /* workers an operator decommissioned (`kv decommission`, in memory only):
-     * their replicas move away and they take no new ones */
+    /* workers an operator decommissioned (`kv decommission`, saved in the
+     * catalog): their replicas move away and they take no new ones; a mark
+     * goes once its worker holds nothing and is stopped (kv_rebalance.c) */
     char retired[KV_RETIRED_MAX][KV_ID_MAX];
     size_t nretired;
     /* workers down when a replica of theirs left the placement (its copy

@@ -12,7 +12,9 @@ created and dropped. Then:
     place), create and drop are refused (exit 1) and change nothing;
   - a catalog file with one flipped byte is refused at start-up (exit 1,
     "corrupted" in the log; the file is left as it was), so is a truncated
-    one; the intact file loads again.
+    one; the intact file loads again, also rewritten in the format of the
+    version before (1: no list of decommissioned workers), which the
+    scheduler then saves as version 2.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_catalog.py [--tessera PATH] [-v]
@@ -20,9 +22,11 @@ Environment (ctest): TSR_BIN (dir holding tessera).
 Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
 """
 
+import ctypes
 import os
 import random
 import signal
+import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -182,11 +186,22 @@ def body(test, ps, tmp):
                 raise Failed(f"a catalog with {what}: exit {rc}, log: {log.strip()[-400:]}")
             if open(catalog, "rb").read() != bad:
                 raise Failed("a refused catalog was rewritten")
+        # version 1: no list of decommissioned workers (this one is empty:
+        # its u32 count, 0, sits before the checksum)
+        if struct.unpack_from("<I", good, 8)[0] != 2 or good[-12:-8] != b"\0\0\0\0":
+            raise Failed("the catalog is not a version 2 one with no decommissioned worker")
+        xxh = ctypes.CDLL("libxxhash.so.0")
+        xxh.XXH3_64bits.restype = ctypes.c_uint64
+        xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        v1 = good[:8] + struct.pack("<I", 1) + good[12:-12]
+        v1 += struct.pack("<Q", xxh.XXH3_64bits(v1, len(v1)))
         with open(catalog, "wb") as f:
-            f.write(good)
+            f.write(v1)
         p = restart_scheduler()
         if p.poll() is not None or "kv catalog: 1 table(s)" not in read(state["log"]):
-            raise Failed("the intact catalog did not load: " + read(state["log"]))
+            raise Failed("the intact catalog (version 1) did not load: " + read(state["log"]))
+        if open(catalog, "rb").read() != good:
+            raise Failed("a version 1 catalog was not saved back as the version 2 one")
         state["sched"] = p
 
     test.check("a corrupted catalog is refused (exit 1), the intact one loads", corrupted)

@@ -20,6 +20,14 @@ What (docs/kv.md "On a cluster", Replacing a worker gone for good):
     replica off it (bounded wait), the table equals the model, and with the
     other original worker SIGKILLed too it still does. An unknown id is
     refused (exit 3).
+  - decommission across a scheduler restart (`--kv-replace-after 2`): w0
+    decommissioned and settled; the scheduler and every worker are stopped
+    and started again on their data dirs: the scheduler's log says w0 stays
+    decommissioned, a new 16-partition table puts nothing on w0 (up), the
+    first table still has nothing on it and equals the model. Once w0 is
+    killed, its decommission is over (the log says it is forgotten, within
+    the bound); started again, w0 is a new ring member: a third table puts
+    partitions on it.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_replace.py [--tessera PATH] [-v]
@@ -219,6 +227,70 @@ def run_checks(test, ps, tmp, rng):
         c.kv.check_table("t", model)
 
     test.check("kv decommission moves every replica off a live worker", decommission)
+
+    def decommission_restart():
+        c = Cluster(ps, tmp, "decom2", 3, ["--kv-replace-after", "2"])
+        model = {}
+        c.load(rng, model, 300)
+        place = c.kv.placement("t")
+        ids = {worker_dir_of(i): i for reps in place.values() for i, _ in reps}
+        c.kv.expect(0, "decommission w0", "decommission", ids["w0"])
+        deadline = time.time() + WAIT_S
+        while not settled_without(c.kv, "w0"):
+            if time.time() > deadline:
+                raise Failed(f"w0 still holds replicas after {WAIT_S} s")
+            time.sleep(0.2)
+        # the whole cluster restarts on its data dirs (workers exit with
+        # their scheduler; they are stopped here first, then it)
+        for i in range(3):
+            c.workers[i].send_signal(signal.SIGTERM)
+            c.workers[i].wait(timeout=30)
+        c.sched.send_signal(signal.SIGTERM)
+        c.sched.wait(timeout=30)
+        afile = os.path.join(c.dir, "sched2.addr")
+        c.sched = c.ps.start(["scheduler", "--listen", "127.0.0.1:0", "--token-file", c.token,
+                              "--addr-file", afile, "--kv-replace-after", "2",
+                              "--data-dir", os.path.join(c.dir, "sched")], "scheduler2.log")
+        wait_for(lambda: os.path.exists(afile) or c.sched.poll() is not None, 30, "the scheduler")
+        if c.sched.poll() is not None:
+            raise Failed("the scheduler did not restart: " +
+                         read(os.path.join(c.dir, "scheduler2.log")))
+        c.addr = read(afile).strip()
+        log2 = os.path.join(c.dir, "scheduler2.log")
+
+        def start(i, run):
+            c.workers[i] = c.ps.start(
+                ["worker", "--scheduler", c.addr, "--token-file", c.token, "--threads", "1",
+                 "--data-dir", os.path.join(c.dir, "w%d" % i)], "worker%d-%d.log" % (i, run))
+
+        for i in range(3):
+            start(i, 2)
+        wait_for(lambda: read(log2).count("joined") >= 3, 60, "3 workers to rejoin")
+        c.kv = Kv(ps.t, c.addr, c.token)
+        if "worker %s stays decommissioned" % ids["w0"] not in read(log2):
+            raise Failed("the restarted scheduler forgot the decommission: " + read(log2)[-1500:])
+        c.kv.expect(0, "create t2", "create", "t2", "--partitions", NPARTS, "--replicas", 2)
+        on_w0 = [p for p, reps in c.kv.placement("t2").items()
+                 if any(worker_dir_of(i) == "w0" for i, _ in reps)]
+        if on_w0:
+            raise Failed(f"a new table put partitions {on_w0} on the decommissioned w0")
+        if not settled_without(c.kv, "w0"):
+            raise Failed(f"after the restart: {c.kv.placement('t')}")
+        c.kv.check_table("t", model)
+        # stopped, it is forgotten (2 s after the scheduler saw it go)
+        c.kill(0)
+        wait_for(lambda: "its decommission is over" in read(log2), WAIT_S,
+                 "the decommission of a stopped w0 to end")
+        start(0, 3)
+        wait_for(lambda: read(log2).count("joined") >= 4, 60, "w0 to rejoin")
+        c.kv.expect(0, "create t3", "create", "t3", "--partitions", NPARTS, "--replicas", 2)
+        if not any(worker_dir_of(i) == "w0"
+                   for reps in c.kv.placement("t3").values() for i, _ in reps):
+            raise Failed(f"w0, forgotten and back, took no partition of a new table: "
+                         f"{c.kv.placement('t3')}")
+
+    test.check("a decommission survives a scheduler restart and ends when the worker stops",
+               decommission_restart)
 
 
 if __name__ == "__main__":
