@@ -7,8 +7,11 @@
 #   2. build only the library, tessera, tessera-bench and the device tests (-j16)
 #   3. nvidia-smi -L and `tessera devices`
 #   4. the device tests: ctest -R 'cuda|device' (not the CPU-only emulator
-#      tests): the CUDA backend, hash aggregation, and the cross-device tests of
-#      hash join, filter and partitioning (test_{join,filter,partition}_device)
+#      tests): the CUDA backend, hash aggregation, the cross-device tests of
+#      hash join, filter and partitioning (test_{join,filter,partition}_device),
+#      and test_graph_cuda: user task kinds' CUDA implementations (kernels
+#      compiled by nvcc, and the nvcc-built examples/plugins density_cuda_plugin
+#      loaded into the test: its own static CUDA runtime on the engine's stream)
 #   5. tessera-bench kernels --device cuda at 500M rows (about 12 GB of columns on
 #      the GPU; also join, filter and partitioning over 64M rows from host
 #      memory), at 10M rows and at 100M rows x 8 keys (aggregation only), then a

@@ -62,6 +62,7 @@ static tsr_status_t kind_add(tsr_graph_t *g, const char *name, graph_builtin_t b
     k->builtin = builtin;
     k->cpu = def ? def->cpu : NULL;
     k->opencl = def ? def->opencl : NULL;
+    k->cuda = def ? def->cuda : NULL;
     k->name = tsr_mem_strdup(g->mem, name);
     /* an opencl function without a kernel name records the kind's name, so
      * that cluster placement prefers OpenCL workers for it */
@@ -69,12 +70,14 @@ static tsr_status_t kind_add(tsr_graph_t *g, const char *name, graph_builtin_t b
                           : NULL;
     if (ocl)
         k->opencl_kernel = tsr_mem_strdup(g->mem, ocl);
-    if (def && def->cuda_kernel)
-        k->cuda_kernel = tsr_mem_strdup(g->mem, def->cuda_kernel);
+    /* the same for a cuda function: placement prefers CUDA workers */
+    const char *cu = def ? (def->cuda_kernel ? def->cuda_kernel : def->cuda ? name : NULL) : NULL;
+    if (cu)
+        k->cuda_kernel = tsr_mem_strdup(g->mem, cu);
     if (plugin)
         k->plugin = tsr_mem_strdup(g->mem, plugin);
     if (!k->name || (ocl && !k->opencl_kernel) ||
-        (def && def->cuda_kernel && !k->cuda_kernel) || (plugin && !k->plugin)) {
+        (cu && !k->cuda_kernel) || (plugin && !k->plugin)) {
         kind_free(g->mem, k);
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
     }
@@ -315,6 +318,15 @@ typedef struct plugin_def_v1 {
     const char *cuda_kernel;
 } plugin_def_v1_t;
 
+/* A plugin API version 2 entry: before version 3 added .cuda. */
+typedef struct plugin_def_v2 {
+    const char *name;
+    tsr_task_fn_t cpu;
+    const char *opencl_kernel;
+    const char *cuda_kernel;
+    tsr_task_fn_t opencl;
+} plugin_def_v2_t;
+
 static tsr_status_t register_plugin_kinds(tsr_graph_t *g, const char *name,
                                           const tsr_task_def_t *defs, size_t count,
                                           tsr_error_t *err);
@@ -340,19 +352,24 @@ static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t 
         return tsr_error_set(err, TSR_ERR_NOT_FOUND, "plugin %s (%s) exports no tsr_plugin_tasks",
                              name, path);
     }
-    /* Version 2 first, then 1, whose array has the shorter layout: its
-     * entries are widened into v2 ones (opencl NULL) in a copy. */
+    /* Version 3 first, then 2, then 1, whose arrays have shorter layouts:
+     * their entries are widened into v3 ones (the newer fields NULL) in a copy. */
     size_t count = 0;
     const tsr_task_def_t *defs = entry(TSR_PLUGIN_API_VERSION, &count);
     tsr_task_def_t *widened = NULL;
     if (!defs) {
         count = 0;
-        const plugin_def_v1_t *v1 = (const plugin_def_v1_t *)(const void *)entry(1u, &count);
-        if (!v1) {
+        const plugin_def_v2_t *v2 = (const plugin_def_v2_t *)(const void *)entry(2u, &count);
+        const plugin_def_v1_t *v1 = NULL;
+        if (!v2) {
+            count = 0;
+            v1 = (const plugin_def_v1_t *)(const void *)entry(1u, &count);
+        }
+        if (!v2 && !v1) {
             dlclose(lib);
             return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "plugin %s supports neither plugin API version %u nor 1", name,
-                                 TSR_PLUGIN_API_VERSION);
+                                 "plugin %s supports none of plugin API versions %u, 2 and 1",
+                                 name, TSR_PLUGIN_API_VERSION);
         }
         widened = tsr_mem_calloc(g->mem, count ? count : 1, sizeof(*widened));
         if (!widened) {
@@ -360,10 +377,15 @@ static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t 
             return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
         }
         for (size_t i = 0; i < count; i++)
-            widened[i] = (tsr_task_def_t){.name = v1[i].name,
-                                          .cpu = v1[i].cpu,
-                                          .opencl_kernel = v1[i].opencl_kernel,
-                                          .cuda_kernel = v1[i].cuda_kernel};
+            widened[i] = v2 ? (tsr_task_def_t){.name = v2[i].name,
+                                               .cpu = v2[i].cpu,
+                                               .opencl_kernel = v2[i].opencl_kernel,
+                                               .cuda_kernel = v2[i].cuda_kernel,
+                                               .opencl = v2[i].opencl}
+                            : (tsr_task_def_t){.name = v1[i].name,
+                                               .cpu = v1[i].cpu,
+                                               .opencl_kernel = v1[i].opencl_kernel,
+                                               .cuda_kernel = v1[i].cuda_kernel};
         defs = widened;
     }
     tsr_status_t rc = register_plugin_kinds(g, name, defs, count, err);

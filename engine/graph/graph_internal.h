@@ -53,6 +53,7 @@ typedef struct graph_kind {
     graph_builtin_t builtin;
     tsr_task_fn_t cpu;         /* GRAPH_USER */
     tsr_task_fn_t opencl;      /* GRAPH_USER, optional (graph_opencl.c) */
+    tsr_task_fn_t cuda;        /* GRAPH_USER, optional (graph_cuda.c) */
     char *opencl_kernel;       /* owned, may be NULL */
     char *cuda_kernel;         /* owned, may be NULL */
     char *plugin;              /* owned: the plugin that brought it; NULL in-process */
@@ -173,6 +174,8 @@ struct tsr_task_ctx {
     tsr_task_t *task;
     unsigned thread;
     void *cl_queue; /* the run's cl_command_queue while an opencl function runs */
+    void *cuda_stream; /* the run's cudaStream_t while a cuda function runs */
+    int cuda_device;   /* its device's runtime ordinal (valid with cuda_stream) */
 };
 
 /* ---- graph.c ------------------------------------------------------------------ */
@@ -214,6 +217,17 @@ tsr_status_t tsr_graph_cl_run(tsr_task_ctx_t *tc, const tsr_data_t *const *in, s
 tsr_status_t tsr_graph_cl_prepare(tsr_graph_t *g, tsr_error_t *err);
 /* Releases the program cache (graph destroy). */
 void tsr_graph_cl_free(tsr_graph_t *g);
+
+/* ---- graph_cuda.c: CUDA implementations of user kinds ------------------------------ */
+
+/* Whether task t runs its kind's cuda function: the kind has one and the
+ * graph's context has a CUDA device. */
+bool tsr_graph_cuda_wanted(const tsr_graph_t *g, const tsr_task_t *t);
+/* Runs t's cuda function on the graph thread with the device current and a
+ * stream of its own in tc (made here, synchronized and destroyed after);
+ * CUDA errors become the task's message. */
+tsr_status_t tsr_graph_cuda_run(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
+                                tsr_data_t *const *out, size_t nout);
 
 /* ---- graph_ops.c: built-in kinds and writing values --------------------------------- */
 

@@ -290,6 +290,8 @@ static uint32_t run_task(gworker_t *w, uint32_t ti, uint64_t *clock)
         tsr_status_t rc;
         if (t->kind->builtin != GRAPH_USER)
             rc = tsr_graph_op_run(&tc, cin, t->nin, out, t->nout);
+        else if (tsr_graph_cuda_wanted(g, t)) /* the kind's CUDA implementation */
+            rc = tsr_graph_cuda_run(&tc, cin, t->nin, out, t->nout);
         else if (tsr_graph_cl_wanted(g, t)) /* the kind's OpenCL implementation */
             rc = tsr_graph_cl_run(&tc, cin, t->nin, out, t->nout);
         else

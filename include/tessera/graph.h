@@ -176,6 +176,15 @@ typedef struct tsr_task_def {
                                   --device opencl0), cpu everywhere else. A kind
                                   with one and no opencl_kernel name records its
                                   own name there (so placement prefers OpenCL). */
+    /* Plugin API version 3 (a version 2 plugin's array ends above): */
+    tsr_task_fn_t cuda;        /* optional CUDA implementation: a host function that
+                                  launches its own kernels on the stream of
+                                  tsr_task_cuda; runs instead of cpu (and opencl)
+                                  when the graph's context has a CUDA device
+                                  (tsr_context_set_device(ctx, "cuda0"), a worker's
+                                  --device cuda0), cpu everywhere else. A kind with
+                                  one and no cuda_kernel name records its own name
+                                  there (so placement prefers CUDA). */
 } tsr_task_def_t;
 
 /* Registers a task kind with this graph (name copied; the function pointer
@@ -192,10 +201,11 @@ tsr_status_t tsr_graph_register(tsr_graph_t *graph, const tsr_task_def_t *def);
  * which must therefore export them (link it with -rdynamic / ENABLE_EXPORTS).
  * Errors: TSR_ERR_NOT_FOUND (cannot load, no tsr_plugin_tasks), TSR_ERR_UNSUPPORTED
  * (api version), TSR_ERR_EXISTS (a kind already registered). */
-/* The host asks for version 2 first (tsr_task_def_t with .opencl), then 1
- * (the array read with the four fields of version 1), so plugins built for
- * either load. A plugin answers the version it was built for (NULL to others). */
-#define TSR_PLUGIN_API_VERSION 2u
+/* The host asks for version 3 first (tsr_task_def_t with .cuda), then 2
+ * (the array read with the five fields of version 2: up to .opencl), then 1
+ * (the four fields of version 1), so plugins built for any of them load. A
+ * plugin answers the version it was built for (NULL to others). */
+#define TSR_PLUGIN_API_VERSION 3u
 typedef const tsr_task_def_t *(*tsr_plugin_tasks_fn)(unsigned api_version, size_t *count);
 tsr_status_t tsr_graph_load_plugin(tsr_graph_t *graph, const char *name, const char *path);
 
@@ -234,8 +244,8 @@ tsr_status_t tsr_graph_add(tsr_graph_t *graph, const tsr_task_params_t *params,
  * TSR_ERR_UNAVAILABLE); "auto" prefers a GPU worker; "cpu", "" or NULL lift
  * the constraint (any worker). Without a call, a task whose kind has an
  * OpenCL/CUDA kernel prefers a worker of that backend. Embedded graphs
- * ignore it (the kind's opencl function runs when the context's device is
- * OpenCL, its cpu function otherwise). Before submit only; errors:
+ * ignore it (the kind's opencl or cuda function runs when the context's
+ * device is OpenCL or CUDA, its cpu function otherwise). Before submit only; errors:
  * TSR_ERR_INVALID_ARG (unknown word, after submit). tsr_task_device: the
  * word set, "" none. */
 tsr_status_t tsr_graph_task_set_device(tsr_task_t *task, const char *device);
@@ -295,7 +305,8 @@ typedef struct tsr_task_info {
     const char *opencl_kernel; /* the kind's kernel names (tsr_task_def_t; the kind's
                                   name when it has an opencl function and no
                                   name); NULL: none */
-    const char *cuda_kernel;
+    const char *cuda_kernel;   /* (the kind's name when it has a cuda function and
+                                  no name) */
     const char *plugin;     /* the plugin that registered the kind; NULL: in-process */
 } tsr_task_info_t;
 
@@ -337,6 +348,29 @@ tsr_status_t tsr_task_opencl(tsr_task_ctx_t *tc, void **cl_context, void **cl_co
  * off OpenCL. */
 tsr_status_t tsr_task_opencl_program(tsr_task_ctx_t *tc, const char *name, const char *source,
                                      void **cl_program);
+
+/* The CUDA objects of a task running its kind's cuda function: a
+ * cudaStream_t made for this task run (void * so this header needs no CUDA
+ * header; non-blocking; the engine synchronizes and destroys it after the
+ * function returns) and the device's runtime ordinal (the runtime's current
+ * device is already that one on the calling thread). Either out may be NULL.
+ * TSR_ERR_UNSUPPORTED (outs NULL and -1) when the task runs its cpu function.
+ * After the function returns TSR_OK the engine fails the task anyway when
+ * the stream's synchronization or the runtime's last error reports a CUDA
+ * error (its cudaGetErrorString in the message), so a kernel fault the
+ * function did not wait for still reaches the user (the last error is the
+ * engine's runtime's: a plugin linking its own runtime checks its launches). */
+tsr_status_t tsr_task_cuda(tsr_task_ctx_t *tc, void **cuda_stream, int *cuda_device);
+/* Turns a CUDA runtime return code (a cudaError_t, as int) into the task's
+ * outcome: 0 (cudaSuccess) returns TSR_OK and records nothing; any other
+ * records "CUDA <what> failed on <device>: <cudaGetErrorName>:
+ * <cudaGetErrorString>" as the task's message (tsr_task_fail) and returns
+ * TSR_ERR_NOMEM for cudaErrorMemoryAllocation, TSR_ERR_DEVICE otherwise. It
+ * also clears the engine runtime's last error. Usage:
+ *     if ((rc = tsr_task_cuda_check(tc, cudaMalloc(&p, n), "cudaMalloc")) != TSR_OK)
+ *         goto out;
+ * Builds without CUDA record "CUDA <what> failed: error <code>". */
+tsr_status_t tsr_task_cuda_check(tsr_task_ctx_t *tc, int cuda_error, const char *what);
 
 /* Writing an output (each replaces an earlier value of the handle). */
 tsr_status_t tsr_data_set_bytes(tsr_task_ctx_t *tc, tsr_data_t *out, const void *bytes,
