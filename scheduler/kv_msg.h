@@ -41,6 +41,9 @@
  *   LOAD                 u32 n, n x {bytes key, bytes value} -> u64 stored
  *                        (an upsert batch)
  *   DROP                 -> empty (scheduler -> worker only)
+ *   LIST                 (store table TSR_KV_LIST_TABLE) -> u32 n, n x str
+ *                        store table: every table of the worker's store
+ *                        (scheduler -> worker only; kv_orphans.c)
  * Transaction pops (scheduler -> worker only; scheduler/worker_txn.c):
  *   TGET       bytes key -> u8 found, u64 version, bytes value. The version
  *              is the slot's XOR the worker's epoch (random per worker
@@ -83,7 +86,10 @@ enum {
     TSR_KV_POP_TGET = 10,
     TSR_KV_POP_TVALIDATE = 11,
     TSR_KV_POP_TAPPLY = 12,
+    TSR_KV_POP_LIST = 13,
 };
+
+#define TSR_KV_LIST_TABLE "*" /* LIST's store table: no table has this name */
 
 #define TSR_KV_TXN_ABSENT UINT64_MAX /* a transaction's read of an absent key */
 

@@ -151,6 +151,7 @@ static void drop_evicted(sched_t *s, const char *id);
 
 void tsr_sched_kv_worker_joined(sched_t *s, size_t wi)
 {
+    tsr_sched_kv_sweep_orphans(s, wi); /* copies it must not keep go (kv_orphans.c) */
     if (!s->kv || s->kv->n == 0)
         return;
     char id[KV_ID_MAX];

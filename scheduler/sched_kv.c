@@ -351,12 +351,23 @@ static void on_drop_done(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 void tsr_sched_kv_drop_copy(sched_t *s, const skv_table_t *t, uint32_t part, const char *id)
 {
     sworker_t *w = id[0] ? tsr_sched_kv_ready_worker(s, id) : NULL;
-    kv_drop_call_t *c = w ? tsr_mem_calloc(s->mem, 1, sizeof(*c)) : NULL;
+    char sn[TSR_KV_TABLE_NAME_MAX + 48];
+    store_name(t, part, sn, sizeof(sn));
+    if (w)
+        tsr_sched_kv_drop_store_table(s, w, sn);
+}
+
+void tsr_sched_kv_drop_store_table(sched_t *s, sworker_t *w, const char *store_table)
+{
+    kv_drop_call_t *c = tsr_mem_calloc(s->mem, 1, sizeof(*c));
     if (!c)
         return;
     c->s = s;
     tsr_wbuf_init(&c->msg, s->mem);
-    tsr_sched_kv_encode_run(t, part, TSR_KV_POP_DROP, NULL, 0, &c->msg);
+    tsr_wbuf_str(&c->msg, store_table);
+    tsr_wbuf_u32(&c->msg, 0); /* DROP reads no maxima */
+    tsr_wbuf_u32(&c->msg, 0);
+    tsr_wbuf_u8(&c->msg, TSR_KV_POP_DROP);
     tsr_error_t e;
     tsr_error_clear(&e);
     if (c->msg.failed || tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, c->msg.data, c->msg.len,
@@ -387,7 +398,7 @@ static void op_drop(sched_t *s, tsr_rpc_req_t *req, const char *name)
         return;
     }
     /* best effort: a worker that is down keeps an orphan table (its name has
-     * the gen, so no later table sees it) */
+     * the gen, so no later table sees it) until it rejoins (kv_orphans.c) */
     for (uint32_t p = 0; p < t->nparts; p++)
         for (uint32_t r = 0; r < t->nrep; r++)
             tsr_sched_kv_drop_copy(s, t, p, t->reps[(size_t)p * t->nrep + r].id);

@@ -138,6 +138,12 @@ bool tsr_sched_kv_table_add(sched_t *s, skv_table_t *t);
 void tsr_sched_kv_move_settle(sched_t *s, skv_table_t *t, uint32_t part);
 /* Sends a best-effort DROP of the partition's copy to replica id's worker. */
 void tsr_sched_kv_drop_copy(sched_t *s, const skv_table_t *t, uint32_t part, const char *id);
+/* Drops store table "<name>.<gen>.<part>" on worker w (best effort, async). */
+void tsr_sched_kv_drop_store_table(sched_t *s, sworker_t *w, const char *store_table);
+/* Asks worker wi (just joined) for its store tables and drops those the
+ * catalog does not give it (kv_orphans.c); only with a --data-dir catalog
+ * and a worker with a data dir. */
+void tsr_sched_kv_sweep_orphans(sched_t *s, size_t wi);
 sworker_t *tsr_sched_kv_ready_worker(sched_t *s, const char *id);
 /* A KV_RUN message for partition part of t: pop with payload. */
 void tsr_sched_kv_encode_run(const skv_table_t *t, uint32_t part, uint8_t pop, const void *payload,

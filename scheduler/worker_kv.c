@@ -111,6 +111,18 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     }
     if (tsr_wkv_txn_pop(pop))
         return tsr_wkv_txn_run(k->txn, name, max_key, max_value, pop, &r, out, ke);
+    if (pop == TSR_KV_POP_LIST) { /* every store table (the scheduler's orphan sweep) */
+        char **names = NULL;
+        size_t n = 0;
+        tsr_status_t rc = tsr_kv_table_list(k->store, &names, &n, ke);
+        if (rc != TSR_OK)
+            return rc;
+        tsr_wbuf_u32(out, (uint32_t)n);
+        for (size_t i = 0; i < n; i++)
+            tsr_wbuf_str(out, names[i]);
+        tsr_kv_names_free(names);
+        return TSR_OK;
+    }
     if (pop == TSR_KV_POP_DROP) {
         tsr_status_t rc = tsr_kv_table_drop(k->store, name, ke);
         /* readers holding the dropped copy's descriptor re-fetch it now */

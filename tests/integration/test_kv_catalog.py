@@ -8,6 +8,11 @@ created and dropped. Then:
     the same data dir, the workers restarted on theirs: `kv
     list` shows the table and not the dropped one, get/scan/count return
     every acknowledged write, new writes work, no replica is stale;
+  - orphan copies: a table is dropped while a worker holding copies of it
+    is down; restarted, the worker's copies of that table are dropped (the
+    scheduler's log names each one, within the bound) and nothing else is:
+    no copy of the live table is ever named, and it still equals the model
+    with every replica up;
   - while the catalog cannot be saved (a directory in the temp file's
     place), create and drop are refused (exit 1) and change nothing;
   - a catalog file with one flipped byte is refused at start-up (exit 1,
@@ -32,7 +37,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
 from clusterlib import Failed, read, wait_for, write_token  # noqa: E402
-from kvlib import Kv, write_csv  # noqa: E402
+from kvlib import Kv, worker_dir_of, write_csv  # noqa: E402
 
 
 def body(test, ps, tmp):
@@ -146,6 +151,38 @@ def body(test, ps, tmp):
             raise Failed(f"replicas not all up after the restart: {place}")
 
     test.check("SIGKILLed scheduler restarted on its data dir serves every write", restart)
+
+    def orphans():
+        kv.expect(0, "create o", "create", "o", "--partitions", 4, "--replicas", 2)
+        for i in range(40):
+            kv.expect(0, "put o", "put", "o", "o%d" % i, "x")
+        place = kv.placement("o")
+        held = {}
+        for p, reps in place.items():
+            for rid, _ in reps:
+                held.setdefault(worker_dir_of(rid), []).append(p)
+        victim = sorted(held)[0]
+        wi = int(victim[1:])
+        os.kill(workers[wi].pid, signal.SIGKILL)
+        workers[wi].wait(timeout=10)
+        kv.expect(0, "drop o with a holder down", "drop", "o")
+        before = read(state["log"]).count("joined")
+        workers[wi] = ps.start_worker(state["addr"], token, "worker%d-b.log" % wi,
+                                      extra=["--data-dir", os.path.join(tmp, victim)])
+        wait_for(lambda: read(state["log"]).count("joined") > before, 30, victim + " to rejoin")
+        want = len(held[victim])
+        wait_for(lambda: read(state["log"]).count("catalog does not give it") >= want, 30,
+                 f"{want} orphan copies of 'o' dropped on {victim}")
+        named = [line for line in read(state["log"]).splitlines() if "catalog does not give" in line]
+        if len(named) != want or any(" o." not in line for line in named):
+            raise Failed(f"orphan drops on {victim} (held {held[victim]}): {named}")
+        kv.check_table("t", model)
+        place = kv.placement("t")
+        if not place or any(st != "up" for reps in place.values() for _, st in reps):
+            raise Failed(f"replicas of t not all up after the sweep: {place}")
+
+    test.check("copies of a table dropped while their worker was down go when it rejoins",
+               orphans)
 
     def unsaved():
         # a directory where the temp file goes: every save fails (EISDIR,
