@@ -36,8 +36,17 @@
  * which documents its figures and TSR_BENCH_KV_CLIENTS, TSR_BENCH_KV_MS,
  * TSR_BENCH_KV_CLIENT_SPIN. bench/peers/kv_peers.sh runs it next to Redis.
  *
+ * Device batches (--device opencl; phase "device"; docs/kv.md "Device
+ * batches"): the same keys as batch inserts, upserts of present keys (in
+ * place) and gets in calls of TSR_BENCH_KV_DEV_BATCH pairs (default 65,536:
+ * 16,384 per partition, past the 4,096 threshold), on a store with the
+ * device and on a CPU store, tables sized up front (capacity: no growth):
+ *   dev_batch_insert_rate, dev_batch_upsert_rate, dev_batch_get_rate and
+ *   cpu_batch_*_rate (Mpairs/s wall; a note gives them per CPU second, PoCL's
+ *   threads included: getrusage of the process).
+ *
  * TSR_BENCH_KV_ONLY: a comma list of phases (local, durable, clients,
- * latency); all by default. --rows N sets the local keys (default 1M) and
+ * latency, device); all by default. --rows N sets the local keys (default 1M) and
  * the remote samples (N/50, at least 2,000). Every get is checked (value
  * bytes); exit 1 on a mismatch.
  */
@@ -234,6 +243,107 @@ out:
     free(out);
     free(vls);
     return rc;
+}
+
+/* ---- device batches ---------------------------------------------------------------- */
+
+/* One store's batch rates: insert, upsert (present keys), get; wall and CPU
+ * seconds into w[3], c[3]. */
+static int dev_phase_store(const char *device, uint64_t n, size_t bs, const uint64_t *keys,
+                           double *w, double *c, tsr_kv_device_stats_t *ds)
+{
+    tsr_kv_options_t o = {.device = device};
+    tsr_kv_store_t *s = NULL;
+    tsr_kv_table_t *t = NULL;
+    tsr_kv_pair_t *pr = malloc(bs * sizeof(*pr));
+    uint64_t *out = malloc(bs * sizeof(*out)), *nv = malloc(bs * sizeof(*nv));
+    size_t *vls = malloc(bs * sizeof(*vls));
+    tsr_kv_table_params_t p = {.partitions = 4, .max_key = 8, .max_value = 8, .capacity = n};
+    tsr_kv_err_t e = {0};
+    int rc = 1;
+    if (!pr || !out || !nv || !vls || tsr_kv_open(&o, &s, &e) != TSR_OK ||
+        tsr_kv_table_create(s, "d", &p, &e) != TSR_OK ||
+        tsr_kv_table_open(s, "d", &t, &e) != TSR_OK) {
+        tsr_bench_error("kv device phase (%s): %s", device ? device : "cpu", e.message);
+        goto out;
+    }
+    for (int ph = 0; ph < 3; ph++) {
+        w[ph] = c[ph] = 0;
+        for (uint64_t b = 0; b < n; b += bs) {
+            size_t m = n - b < bs ? (size_t)(n - b) : bs;
+            for (size_t i = 0; i < m; i++) {
+                const uint64_t *k = ph == 2 ? &keys[(b + i * 7919) % n] : &keys[b + i];
+                nv[i] = ~*k;
+                pr[i] = (tsr_kv_pair_t){k, 8, ph == 0 ? (const void *)k : &nv[i], 8};
+            }
+            size_t nok = 0;
+            double t0 = tsr_bench_now(), u0 = tsr_bench_cpu_now();
+            tsr_status_t st = ph == 0   ? tsr_kv_insert_batch(t, pr, m, NULL, NULL, &nok, &e)
+                              : ph == 1 ? tsr_kv_upsert_batch(t, pr, m, NULL, NULL, &nok, &e)
+                                        : tsr_kv_get_batch(t, pr, m, out, 8, vls, NULL, &nok, &e);
+            w[ph] += tsr_bench_now() - t0;
+            c[ph] += tsr_bench_cpu_now() - u0;
+            if (st != TSR_OK || nok != m)
+                goto out;
+            for (size_t i = 0; ph == 2 && i < m; i++)
+                if (out[i] != ~*(const uint64_t *)pr[i].key)
+                    goto out;
+        }
+    }
+    tsr_kv_device_stats(s, ds);
+    rc = 0;
+out:
+    if (rc)
+        tsr_bench_error("kv device phase (%s): a batch failed or returned a wrong value",
+                        device ? device : "cpu");
+    tsr_kv_table_close(t);
+    tsr_kv_close(s);
+    free(pr);
+    free(out);
+    free(nv);
+    free(vls);
+    return rc;
+}
+
+static int device_rates(tsr_bench_report_t *r, uint64_t n, const char *device)
+{
+    const char *bsv = getenv("TSR_BENCH_KV_DEV_BATCH");
+    size_t bs = bsv && atol(bsv) > 0 ? (size_t)atol(bsv) : 65536;
+    uint64_t *keys = malloc(n * sizeof(*keys));
+    if (!keys)
+        return 1;
+    uint64_t st = 43;
+    for (uint64_t i = 0; i < n; i++)
+        keys[i] = tsr_bench_rand(&st);
+    double wd[3], cd[3], wc[3], cc[3];
+    tsr_kv_device_stats_t ds, dc;
+    int rc = dev_phase_store(device, n, bs, keys, wd, cd, &ds);
+    if (rc == 0)
+        rc = dev_phase_store(NULL, n, bs, keys, wc, cc, &dc);
+    free(keys);
+    if (rc)
+        return rc;
+    if (!ds.active || ds.pairs == 0) {
+        tsr_bench_error("kv: device batches did not run on %s: %s", device, ds.note);
+        return 1;
+    }
+    static const char *const what[3] = {"insert", "upsert", "get"};
+    for (int i = 0; i < 3; i++) {
+        char name[64], label[96];
+        snprintf(name, sizeof(name), "dev_batch_%s_rate", what[i]);
+        snprintf(label, sizeof(label), "device batch %ss (%zu per call)", what[i], bs);
+        emit(r, name, label, wd[i] > 0 ? (double)n / wd[i] : 0, "ops/s", NULL, 0, false);
+        snprintf(name, sizeof(name), "cpu_batch_%s_rate", what[i]);
+        snprintf(label, sizeof(label), "CPU batch %ss (%zu per call)", what[i], bs);
+        emit(r, name, label, wc[i] > 0 ? (double)n / wc[i] : 0, "ops/s", NULL, 0, false);
+    }
+    tsr_bench_report_note(r,
+                          "device batches on %s: per CPU second insert %.2f / upsert %.2f / get "
+                          "%.2f M/s; CPU path %.2f / %.2f / %.2f M/s; %llu get retries",
+                          ds.device, n / cd[0] / 1e6, n / cd[1] / 1e6, n / cd[2] / 1e6,
+                          n / cc[0] / 1e6, n / cc[1] / 1e6, n / cc[2] / 1e6,
+                          (unsigned long long)ds.get_retries);
+    return 0;
 }
 
 /* ---- the owner process ----------------------------------------------------------- */
@@ -456,6 +566,8 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
          do_dur = !phases || strstr(phases, "durable");
     bool do_cli = !phases || strstr(phases, "clients"),
          do_lat = !phases || strstr(phases, "latency");
+    bool do_dev = opts->device && strncmp(opts->device, "opencl", 6) == 0 &&
+                  (!phases || strstr(phases, "device"));
     int counts[16];
     int ncounts = tsr_bench_kv_client_counts(opts->threads, counts);
     const char *ms = getenv("TSR_BENCH_KV_MS");
@@ -478,6 +590,8 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
     tsr_bench_report_title(&r, "kv: %llu 8-byte keys locally; remote: %u keys, %u-byte values",
                            (unsigned long long)n, K_REMOTE_KEYS, K_VAL);
     int rc = do_local ? local_rates(&r, n) : 0;
+    if (rc == 0 && do_dev)
+        rc = device_rates(&r, n, opts->device);
     if (rc == 0 && do_dur)
         rc = durable_rate(&r, n / 50 < 4000 ? 4000 : n / 50);
     const char *only = getenv("TSR_BENCH_TLS");

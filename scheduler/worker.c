@@ -502,7 +502,7 @@ int tsr_worker_run(const tsr_worker_params_t *p)
         tsr_rpc_register(w->t, TSR_MSG_PROVE, on_peer_prove, w, &err) != TSR_OK ||
         tsr_wlock_create(w->t, p->log, peer_allowed, w, &w->locks, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_LOCK_RUN, on_lock_run, w, &err) != TSR_OK ||
-        tsr_wkv_create(w->t, p->data_dir, p->log, &w->kv, &err) != TSR_OK ||
+        tsr_wkv_create(w->t, p->data_dir, p->device, p->log, &w->kv, &err) != TSR_OK ||
         tsr_wkv_serve_reads(w->kv, peer_allowed, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_KV_RUN, on_kv_run, w, &err) != TSR_OK ||
         tsr_rpc_register(w->t, TSR_MSG_VALUE_FETCH, on_value_fetch, w, &err) != TSR_OK ||

@@ -310,14 +310,17 @@ void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req)
         reply_err(k, req, TSR_ERR_UNAVAILABLE, "the worker's kv queue is full or stopping");
 }
 
-tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log, tsr_wkv_t **out,
-                            tsr_error_t *err)
+tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char *device, FILE *log,
+                            tsr_wkv_t **out, tsr_error_t *err)
 {
     char dir[4200];
     /* the tables in UCX memory: one-sided readers on this host map them
      * and read with plain loads (docs/kv.md "Protocols"); the heap where
      * UCX cannot allocate */
     tsr_kv_options_t o = {.sync = TSR_KV_SYNC_FSYNC, .transport = t};
+    /* an OpenCL device runs large batches as kernels over the tables in place */
+    if (device && strncmp(device, "opencl", 6) == 0)
+        o.device = device;
     if (data_dir && data_dir[0]) {
         if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
             return tsr_error_set(err, TSR_ERR_IO, "cannot create the data dir '%s': %s", data_dir,
@@ -331,7 +334,14 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log,
     k->t = t;
     k->log = log;
     tsr_kv_err_t ke = {0};
-    if (tsr_kv_open(&o, &k->store, &ke) != TSR_OK) {
+    if (o.device && tsr_kv_open(&o, &k->store, &ke) != TSR_OK) {
+        /* the device cannot run kv kernels: the store on the CPU */
+        tsr_sched_log(log, "worker", "kv batches stay on the CPU: %s", ke.message);
+        o.device = NULL;
+        ke = (tsr_kv_err_t){0};
+        k->store = NULL;
+    }
+    if (!k->store && tsr_kv_open(&o, &k->store, &ke) != TSR_OK) {
         tsr_status_t rc = ke.status ? ke.status : TSR_ERR_IO;
         tsr_mem_free(NULL, k);
         return tsr_error_set(err, rc, "kv store in '%s': %s", o.data_dir ? dir : "memory",
@@ -342,6 +352,12 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log,
         tsr_mem_free(NULL, k);
         return err->status;
     }
+    tsr_kv_device_stats_t ds;
+    tsr_kv_device_stats(k->store, &ds);
+    if (o.device)
+        tsr_sched_log(log, "worker", "kv batches of >= %llu pairs per partition on %s%s%s",
+                      (unsigned long long)ds.min_batch, ds.device,
+                      ds.active ? "" : ": off: ", ds.active ? "" : ds.note);
     tsr_kv_recovery_t rec;
     tsr_kv_recovery_info(k->store, &rec);
     if (o.data_dir && (rec.last_lsn || rec.torn_tail))

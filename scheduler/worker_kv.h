@@ -16,9 +16,12 @@ typedef struct tsr_wkv tsr_wkv_t;
 
 /* Opens the store in data_dir/kv (recovering it), or in memory when
  * data_dir is NULL or "", and starts the partition threads. Replies leave
- * through t from those threads. */
-tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, FILE *log, tsr_wkv_t **out,
-                            tsr_error_t *err);
+ * through t from those threads. device: the worker's --device; an OpenCL
+ * device ("opencl0", ...) runs large kv batches as kernels (docs/kv.md
+ * "Device batches"), anything else (NULL, "cpu", "cuda0") keeps them on the
+ * CPU. */
+tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char *device, FILE *log,
+                            tsr_wkv_t **out, tsr_error_t *err);
 /* Serves the partition tables to one-sided readers on the transport
  * (descriptor RPC TSR_KV_RPC_DESC, answered only to peers allow admits; the
  * versions come out mixed as TGET's: worker_txn.h). Call once, after

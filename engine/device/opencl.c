@@ -318,6 +318,7 @@ static const char *const CL_PROG_FILES[TSR_CL_NPROGS] = {
     [TSR_CL_PROG_HASHJOIN] = "hashjoin",
     [TSR_CL_PROG_FILTER] = "filter",
     [TSR_CL_PROG_PARTITION] = "partition",
+    [TSR_CL_PROG_KV] = "kv",
 };
 // clang-format on
 

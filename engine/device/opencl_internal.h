@@ -22,6 +22,7 @@ typedef enum tsr_cl_prog {
     TSR_CL_PROG_HASHJOIN,  /* kernels/opencl/hashjoin.cl */
     TSR_CL_PROG_FILTER,    /* kernels/opencl/filter.cl */
     TSR_CL_PROG_PARTITION, /* kernels/opencl/partition.cl */
+    TSR_CL_PROG_KV,        /* kernels/opencl/kv.cl (engine/kv/part_device.c) */
     TSR_CL_NPROGS,
 } tsr_cl_prog_t;
 

@@ -158,6 +158,16 @@ tsr_status_t tsr_kv_part_write(kv_part_t *p, kv_op_t op, uint64_t h, const void 
 tsr_status_t tsr_kv_part_write_batch(kv_part_t *p, kv_op_t op, size_t n, const uint64_t *h,
                                      const tsr_kv_pair_t *pairs, tsr_status_t *results,
                                      kv_log_fn log, void *log_arg, tsr_error_t *err);
+/* tsr_kv_part_write_batch with the mutex already held (reclaim is the
+ * caller's: tsr_kv_part_reclaim_locked before unlocking). */
+tsr_status_t tsr_kv_part_write_batch_locked(kv_part_t *p, kv_op_t op, size_t n, const uint64_t *h,
+                                            const tsr_kv_pair_t *pairs, tsr_status_t *results,
+                                            kv_log_fn log, void *log_arg, tsr_error_t *err);
+/* With the mutex held: grows the table when n more keys would pass the load
+ * limit (as a batch of n inserts does first); frees replaced regions no
+ * reader is inside. */
+tsr_status_t tsr_kv_part_make_room_locked(kv_part_t *p, uint64_t n, tsr_error_t *err);
+void tsr_kv_part_reclaim_locked(kv_part_t *p);
 /* Lock-free read. TSR_OK: *vlen set and min(vlen, cap) bytes copied;
  * TSR_ERR_NOT_FOUND. */
 tsr_status_t tsr_kv_part_get(kv_part_t *p, uint64_t h, const void *key, uint32_t klen, void *buf,
@@ -187,6 +197,42 @@ static inline uint32_t kv_part_of(uint64_t h, uint32_t nparts)
 {
     return (uint32_t)(((h >> 32) * (uint64_t)nparts) >> 32);
 }
+
+/* ---- device batches (part_device.c, kernels/opencl/kv.cl) -------------------------- */
+/*
+ * A store opened with options.device runs batches of at least min_batch pairs
+ * (per partition group) as OpenCL kernels over the partition's region used in
+ * place; smaller ones stay on the CPU path. Same per-pair results, log
+ * records and final contents as the CPU path (docs/kv.md "Device batches").
+ * The store opens its own context on the device (one thread at a time per
+ * tsr_dev_t: the worker's query threads keep theirs); kv_dev serializes the
+ * store's batches on it with its own mutex.
+ */
+typedef struct kv_dev kv_dev_t;
+
+/* spec: "opencl", "opencl0", "opencl:1"; min_batch 0 = 4096 (env
+ * TSR_KV_DEVICE_MIN_BATCH overrides). A device that cannot hold the table in
+ * place (no unified host memory) opens with device batches off (note says
+ * why). */
+tsr_status_t tsr_kv_dev_open(const char *spec, uint32_t min_batch, kv_dev_t **out,
+                             tsr_error_t *err);
+void tsr_kv_dev_close(kv_dev_t *d); /* accepts NULL */
+/* Pairs a partition group needs for the device path (SIZE_MAX: never). */
+size_t tsr_kv_dev_min_batch(const kv_dev_t *d);
+void tsr_kv_dev_stats(kv_dev_t *d, tsr_kv_device_stats_t *out);
+/* tsr_kv_part_write_batch on the device. *ran false: nothing was done (the
+ * device failed before any change, or the batch does not fit the staging
+ * limits): run the CPU path instead. */
+tsr_status_t tsr_kv_part_write_batch_dev(kv_dev_t *d, kv_part_t *p, kv_op_t op, size_t n,
+                                         const uint64_t *h, const tsr_kv_pair_t *pairs,
+                                         tsr_status_t *results, kv_log_fn log, void *log_arg,
+                                         bool *ran, tsr_error_t *err);
+/* tsr_kv_get_batch's body on the device (arguments checked by the caller):
+ * partition groups of at least min_batch keys run as kernels, the rest and
+ * every key the kernel saw mid-write (RETRY) on the CPU. */
+void tsr_kv_dev_get_batch(kv_dev_t *d, tsr_kv_table_t *t, const tsr_kv_pair_t *keys, size_t n,
+                          void *vals, size_t stride, size_t *vlens, tsr_status_t *results,
+                          size_t *nok);
 
 /* ---- write-ahead log and snapshots (wal.c) ------------------------------------- */
 
@@ -299,6 +345,7 @@ struct tsr_kv_store {
     atomic_bool snapping;
     tsr_kv_recovery_t rec;
     _Atomic uint64_t txn_clock; /* versions given by transaction commits (txn_apply.c) */
+    kv_dev_t *dev;              /* device batches (part_device.c); NULL: CPU only */
 };
 
 /* A table's partitions (remote.c). */

@@ -194,6 +194,23 @@ tsr_status_t tsr_kv_scan(tsr_kv_table_t *t, uint64_t *cursor, size_t page, tsr_k
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
+/* One partition's group: on the store's device when it has one and the
+ * group is large enough (part_device.c), else on the CPU. */
+static tsr_status_t part_batch(tsr_kv_table_t *t, kv_part_t *p, kv_op_t op, size_t n,
+                               const uint64_t *h, const tsr_kv_pair_t *pairs, tsr_status_t *res,
+                               kv_log_fn log, void *log_arg, tsr_error_t *e)
+{
+    kv_dev_t *d = t->store->dev;
+    if (d && n >= tsr_kv_dev_min_batch(d)) {
+        bool ran = false;
+        tsr_status_t rc =
+            tsr_kv_part_write_batch_dev(d, p, op, n, h, pairs, res, log, log_arg, &ran, e);
+        if (ran)
+            return rc;
+    }
+    return tsr_kv_part_write_batch(p, op, n, h, pairs, res, log, log_arg, e);
+}
+
 static tsr_status_t do_batch(tsr_kv_table_t *t, kv_op_t op, const tsr_kv_pair_t *pairs, size_t n,
                              const tsr_kv_write_opts_t *wo, tsr_status_t *results, size_t *nok,
                              tsr_kv_err_t *kerr)
@@ -228,7 +245,7 @@ static tsr_status_t do_batch(tsr_kv_table_t *t, kv_op_t op, const tsr_kv_pair_t 
     kv_log_fn log = s->wal ? log_hook : NULL;
     if (t->nparts == 1) {
         pthread_rwlock_rdlock(&s->rw);
-        rc = tsr_kv_part_write_batch(&t->parts[0], op, n, h, pairs, res, log, &lc, &e);
+        rc = part_batch(t, &t->parts[0], op, n, h, pairs, res, log, &lc, &e);
         pthread_rwlock_unlock(&s->rw);
     } else {
         /* group by partition: counting sort of indices */
@@ -256,8 +273,8 @@ static tsr_status_t do_batch(tsr_kv_table_t *t, kv_op_t op, const tsr_kv_pair_t 
         for (uint32_t p = 0; p < t->nparts && rc == TSR_OK; p++) {
             size_t end = start[p];
             if (end > b)
-                rc = tsr_kv_part_write_batch(&t->parts[p], op, end - b, gh + b, gp + b, res + b,
-                                             log, &lc, &e);
+                rc =
+                    part_batch(t, &t->parts[p], op, end - b, gh + b, gp + b, res + b, log, &lc, &e);
             b = end;
         }
         pthread_rwlock_unlock(&s->rw);
@@ -331,6 +348,14 @@ tsr_status_t tsr_kv_get_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *keys, size
         rc = check_kv(t, keys[i].key, keys[i].klen, NULL, 0, false, &e);
     if (rc != TSR_OK)
         return tsr_kv_err_from(kerr, &e, rc);
+    kv_dev_t *d = t->store->dev;
+    if (d && n >= tsr_kv_dev_min_batch(d)) {
+        size_t ok = 0;
+        tsr_kv_dev_get_batch(d, t, keys, n, vals, stride, vlens, results, &ok);
+        if (nok)
+            *nok = ok;
+        return TSR_OK;
+    }
     uint64_t h[CHUNK];
     atomic_ulong *cnt[CHUNK];
     /* one reader registration per partition per chunk, not two atomic

@@ -361,17 +361,43 @@ void tsr_kv_part_prefetch(kv_part_t *p, uint64_t h)
     __builtin_prefetch(kv_slot_at(t, h & t->mask));
 }
 
+tsr_status_t tsr_kv_part_make_room_locked(kv_part_t *p, uint64_t n, tsr_error_t *err)
+{
+    return needs_room(atomic_load(&p->tab), n) ? rehash(p, n, err) : TSR_OK;
+}
+
+void tsr_kv_part_reclaim_locked(kv_part_t *p)
+{
+    if (p->retired)
+        reclaim(p);
+}
+
 tsr_status_t tsr_kv_part_write_batch(kv_part_t *p, kv_op_t op, size_t n, const uint64_t *h,
                                      const tsr_kv_pair_t *pairs, tsr_status_t *results,
                                      kv_log_fn log, void *log_arg, tsr_error_t *err)
 {
+    pthread_mutex_lock(&p->wlock);
+    tsr_status_t rc =
+        tsr_kv_part_write_batch_locked(p, op, n, h, pairs, results, log, log_arg, err);
+    if (p->retired)
+        reclaim(p);
+    pthread_mutex_unlock(&p->wlock);
+    return rc;
+}
+
+tsr_status_t tsr_kv_part_write_batch_locked(kv_part_t *p, kv_op_t op, size_t n, const uint64_t *h,
+                                            const tsr_kv_pair_t *pairs, tsr_status_t *results,
+                                            kv_log_fn log, void *log_arg, tsr_error_t *err)
+{
     enum { AHEAD = 8 };
     tsr_status_t rc = TSR_OK;
-    pthread_mutex_lock(&p->wlock);
     if (op != KV_OP_DELETE && op != KV_OP_UPDATE && needs_room(atomic_load(&p->tab), n)) {
         rc = rehash(p, n, err);
-        if (rc != TSR_OK)
-            goto out;
+        if (rc != TSR_OK) {
+            for (size_t j = 0; results && j < n; j++)
+                results[j] = rc;
+            return rc;
+        }
     }
     for (size_t i = 0; i < n && i < AHEAD; i++)
         tsr_kv_part_prefetch(p, h[i]);
@@ -391,10 +417,6 @@ tsr_status_t tsr_kv_part_write_batch(kv_part_t *p, kv_op_t op, size_t n, const u
             break;
         }
     }
-out:
-    if (p->retired)
-        reclaim(p);
-    pthread_mutex_unlock(&p->wlock);
     return rc;
 }
 

@@ -223,6 +223,11 @@ tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr
     pthread_mutex_init(&s->cat_mu, NULL);
     atomic_init(&s->snapping, false);
     tsr_status_t rc = TSR_OK;
+    if (o.device && o.device[0] && strcmp(o.device, "cpu") != 0) {
+        rc = tsr_kv_dev_open(o.device, o.device_min_batch, &s->dev, &e);
+        if (rc != TSR_OK)
+            goto err_close;
+    }
     if (o.data_dir) {
         s->dir = tsr_mem_strdup(NULL, o.data_dir);
         if (!s->dir) {
@@ -261,9 +266,17 @@ void tsr_kv_close(tsr_kv_store_t *s)
         table_unref(s->tabs[i]);
     tsr_mem_free(NULL, s->tabs);
     tsr_mem_free(NULL, s->dir);
+    tsr_kv_dev_close(s->dev);
     pthread_rwlock_destroy(&s->rw);
     pthread_mutex_destroy(&s->cat_mu);
     tsr_mem_free(NULL, s);
+}
+
+void tsr_kv_device_stats(tsr_kv_store_t *s, tsr_kv_device_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s && s->dev)
+        tsr_kv_dev_stats(s->dev, out);
 }
 
 void tsr_kv_recovery_info(const tsr_kv_store_t *s, tsr_kv_recovery_t *out)

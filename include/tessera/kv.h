@@ -71,6 +71,14 @@ typedef struct tsr_kv_options {
      * transport must outlive the store. NULL: heap memory, registered on a
      * server's first descriptor request. */
     tsr_transport_t *transport;
+    /* Optional: run batches as device kernels (docs/kv.md "Device batches"):
+     * "opencl", "opencl0" or "opencl:1" (the store opens its own context on
+     * that device). A partition's share of a batch of at least
+     * device_min_batch pairs (0 = 4096; env TSR_KV_DEVICE_MIN_BATCH
+     * overrides) runs on it, smaller ones on the CPU; results are the same.
+     * NULL, "" or "cpu": CPU only. */
+    const char *device;
+    uint32_t device_min_batch;
 } tsr_kv_options_t;
 
 typedef struct tsr_kv_recovery {
@@ -169,6 +177,20 @@ tsr_status_t tsr_kv_delete_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *pairs, 
 tsr_status_t tsr_kv_get_batch(tsr_kv_table_t *t, const tsr_kv_pair_t *keys, size_t n, void *vals,
                               size_t stride, size_t *vlens, tsr_status_t *results, size_t *nok,
                               tsr_kv_err_t *err);
+
+/* What device batches did (all zero on a store without a device). */
+typedef struct tsr_kv_device_stats {
+    char device[128];     /* the device's name, "" when none */
+    bool active;          /* batches run on it (false: see note) */
+    uint64_t min_batch;   /* pairs per partition group for the device path */
+    uint64_t batches;     /* partition groups of writes run as kernels */
+    uint64_t pairs;       /* ... their pairs */
+    uint64_t get_pairs;   /* keys of batch gets run as kernels */
+    uint64_t get_retries; /* ... re-read on the CPU (slot mid-write) */
+    uint64_t fallbacks;   /* groups the device could not run (CPU instead) */
+    char note[256];       /* why device batches are off or fell back, else "" */
+} tsr_kv_device_stats_t;
+void tsr_kv_device_stats(tsr_kv_store_t *store, tsr_kv_device_stats_t *out);
 
 /* ---- remote, one-sided reads ---------------------------------------------------- */
 
