@@ -27,6 +27,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "density_task.h" /* the helpers shared by the implementations */
 #include "tessera/graph.h"
 
 /* density_cuda.cu: queues the kernel over n rows on s. Hidden: a plugin
@@ -38,20 +39,14 @@ __attribute__((visibility("hidden"))) cudaError_t density_cuda_launch(const int6
 static tsr_status_t density_cuda(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
                                  tsr_data_t *const *out, size_t nout)
 {
-    if (nin != 1 || nout != 1)
-        return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "density takes one input and one output");
-    if (tsr_task_arg(tc))
-        *(const char **)tsr_task_arg(tc) = "cuda";
+    size_t n = 0;
+    tsr_status_t rc = density_begin(tc, in, nin, nout, "cuda", &n);
+    if (rc != TSR_OK)
+        return rc;
     void *vs = NULL;
     if (tsr_task_cuda(tc, &vs, NULL) != TSR_OK)
         return tsr_task_fail(tc, TSR_ERR_INTERNAL, "density_cuda: not on a CUDA device");
     cudaStream_t s = (cudaStream_t)vs;
-    const tsr_data_t *cities = in[0];
-    size_t n = tsr_data_row_count(cities);
-    size_t c_city = 0, c_pop = 2, c_area = 3; /* city,country,population,area_km2 */
-    if (tsr_data_column_count(cities) < 4 ||
-        tsr_data_column_type(cities, c_area) != TSR_TYPE_DOUBLE)
-        return tsr_task_fail(tc, TSR_ERR_TYPE, "cities has not the expected columns");
     const char **names = malloc((n + 1) * sizeof(*names));
     int64_t *pop = malloc((n + 1) * sizeof(*pop));
     double *area = malloc((n + 1) * sizeof(*area));
@@ -59,15 +54,10 @@ static tsr_status_t density_cuda(tsr_task_ctx_t *tc, const tsr_data_t *const *in
     uint8_t *pop_null = malloc(n + 1);
     bool *nulls = malloc((n + 1) * sizeof(*nulls));
     char *d = NULL; /* device memory: pop, area, out (8n each), pop_null, nulls (n each) */
-    tsr_status_t rc = TSR_ERR_NOMEM;
+    rc = TSR_ERR_NOMEM;
     if (!names || !pop || !area || !density || !pop_null || !nulls)
         goto out;
-    for (size_t r = 0; r < n; r++) {
-        names[r] = tsr_data_string(cities, r, c_city, NULL);
-        pop[r] = tsr_data_int64(cities, r, c_pop);
-        pop_null[r] = tsr_data_is_null(cities, r, c_pop);
-        area[r] = tsr_data_double(cities, r, c_area);
-    }
+    density_gather(in[0], n, names, pop, pop_null, area);
     if (n > 0) {
         size_t w = n * sizeof(double);
         if ((rc = tsr_task_cuda_check(tc, cudaMalloc((void **)&d, 3 * w + 2 * n),
@@ -97,11 +87,7 @@ static tsr_status_t density_cuda(tsr_task_ctx_t *tc, const tsr_data_t *const *in
                 TSR_OK)
             goto out;
     }
-    tsr_column_data_t cols[] = {
-        {.name = "city", .type = TSR_TYPE_VARCHAR, .values = names},
-        {.name = "density", .type = TSR_TYPE_DOUBLE, .values = density, .nulls = nulls},
-    };
-    rc = tsr_data_set_columns(tc, out[0], 2, cols, n);
+    rc = density_write(tc, out[0], n, names, density, nulls);
 out:
     if (d) {
         /* after an error copies may still be queued: wait before freeing

@@ -37,6 +37,7 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 
+#include "density_task.h" /* the helpers shared by the implementations */
 #include "tessera/graph.h"
 
 static const char DENSITY_CL[] =
@@ -57,21 +58,14 @@ static const char DENSITY_CL[] =
 static tsr_status_t density_opencl(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
                                    tsr_data_t *const *out, size_t nout)
 {
-    if (nin != 1 || nout != 1)
-        return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "density takes one input and one output");
-    if (tsr_task_arg(tc))
-        *(const char **)tsr_task_arg(tc) = "opencl";
-    const tsr_data_t *cities = in[0];
-    size_t n = tsr_data_row_count(cities);
-    size_t c_city = 0, c_pop = 2, c_area = 3; /* city,country,population,area_km2 */
-    if (tsr_data_column_count(cities) < 4 ||
-        tsr_data_column_type(cities, c_area) != TSR_TYPE_DOUBLE)
-        return tsr_task_fail(tc, TSR_ERR_TYPE, "cities has not the expected columns");
+    size_t n = 0;
+    tsr_status_t rc = density_begin(tc, in, nin, nout, "opencl", &n);
+    if (rc != TSR_OK)
+        return rc;
     if (n > UINT32_MAX)
         return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "density: too many rows for one kernel");
     void *vctx = NULL, *vq = NULL, *vprog = NULL;
-    tsr_status_t rc = tsr_task_opencl(tc, &vctx, &vq, NULL);
-    if (rc != TSR_OK)
+    if ((rc = tsr_task_opencl(tc, &vctx, &vq, NULL)) != TSR_OK)
         return tsr_task_fail(tc, rc, "density: not on an OpenCL device");
     if ((rc = tsr_task_opencl_program(tc, "density", DENSITY_CL, &vprog)) != TSR_OK)
         return rc; /* the build log is the task's message */
@@ -79,7 +73,7 @@ static tsr_status_t density_opencl(tsr_task_ctx_t *tc, const tsr_data_t *const *
     const char **names = malloc(n1 * sizeof(*names));
     int64_t *pop = malloc(n1 * sizeof(*pop));
     double *area = malloc(n1 * sizeof(*area)), *density = malloc(n1 * sizeof(*density));
-    unsigned char *pop_null = malloc(n1), *nullb = malloc(n1);
+    uint8_t *pop_null = malloc(n1), *nullb = malloc(n1);
     bool *nulls = malloc(n1 * sizeof(*nulls));
     cl_mem b[5] = {NULL, NULL, NULL, NULL, NULL};
     cl_kernel k = NULL;
@@ -87,12 +81,7 @@ static tsr_status_t density_opencl(tsr_task_ctx_t *tc, const tsr_data_t *const *
     rc = TSR_ERR_NOMEM;
     if (!names || !pop || !area || !density || !pop_null || !nullb || !nulls)
         goto out;
-    for (size_t r = 0; r < n; r++) {
-        names[r] = tsr_data_string(cities, r, c_city, NULL);
-        pop_null[r] = tsr_data_is_null(cities, r, c_pop);
-        pop[r] = tsr_data_int64(cities, r, c_pop);
-        area[r] = tsr_data_double(cities, r, c_area);
-    }
+    density_gather(in[0], n, names, pop, pop_null, area);
     if (n > 0) {
         cl_context cctx = vctx;
         cl_command_queue q = vq;
@@ -130,11 +119,7 @@ static tsr_status_t density_opencl(tsr_task_ctx_t *tc, const tsr_data_t *const *
     }
     for (size_t r = 0; r < n; r++)
         nulls[r] = nullb[r] != 0;
-    tsr_column_data_t cols[] = {
-        {.name = "city", .type = TSR_TYPE_VARCHAR, .values = names},
-        {.name = "density", .type = TSR_TYPE_DOUBLE, .values = density, .nulls = nulls},
-    };
-    rc = tsr_data_set_columns(tc, out[0], 2, cols, n);
+    rc = density_write(tc, out[0], n, names, density, nulls);
 out:
     if (k)
         clReleaseKernel(k);

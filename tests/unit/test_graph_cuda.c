@@ -23,7 +23,9 @@
  * and unit.test_graph_cuda_emu on the CUDA emulator (tests/cudaemu), where
  * the same kernel bodies run on host threads, so the whole path runs on
  * every machine. Exit 77 (skipped) when no CUDA device could be opened,
- * after the tests that need none.
+ * after the tests that need none. The scaffolding shared with
+ * test_graph_opencl.c (the cpu function, the sizes and model, the density
+ * table, the version 1 plugin's graph) is in graph_dev_test.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +41,8 @@
 
 #include "tessera/context.h"
 #include "tessera/graph.h"
+
+#include "graph_dev_test.h"
 
 #ifdef TSR_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -97,37 +101,13 @@ cudaError_t density_cuda_launch(const int64_t *pop, const double *area, const ui
 }
 #endif
 
-#define OK(x) assert_int_equal((x), TSR_OK)
-
-typedef struct runs {
-    atomic_int cpu, cuda;
-    atomic_int cpu_saw_cuda; /* tsr_task_cuda answered OK inside cpu: wrong */
-} runs_t;
-
-static uint8_t model(uint8_t in, size_t i)
+/* xform's cpu function (graph_dev_test.h) asks for a CUDA stream: it must
+ * get TSR_ERR_UNSUPPORTED, no stream and device -1. */
+static bool gdt_cpu_sees_device(tsr_task_ctx_t *tc)
 {
-    return (uint8_t)((uint8_t)(in * 3u + 7u) ^ (uint8_t)(i * 31u));
-}
-
-static tsr_status_t xform_cpu(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
-                              tsr_data_t *const *out, size_t nout)
-{
-    runs_t *r = tsr_task_arg(tc);
-    atomic_fetch_add(&r->cpu, 1);
     void *s = (void *)1;
     int dev = 5;
-    if (tsr_task_cuda(tc, &s, &dev) != TSR_ERR_UNSUPPORTED || s != NULL || dev != -1)
-        atomic_fetch_add(&r->cpu_saw_cuda, 1);
-    if (nin != 1 || nout != 1)
-        return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "xform: one input, one output");
-    size_t n = 0;
-    const uint8_t *src = tsr_data_bytes(in[0], &n);
-    uint8_t *dst = tsr_data_alloc_bytes(tc, out[0], n);
-    if (!dst && n)
-        return TSR_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = model(src[i], i);
-    return TSR_OK;
+    return tsr_task_cuda(tc, &s, &dev) != TSR_ERR_UNSUPPORTED || s != NULL || dev != -1;
 }
 
 #ifdef TSR_HAVE_CUDA
@@ -139,10 +119,9 @@ static tsr_status_t xform_cpu(tsr_task_ctx_t *tc, const tsr_data_t *const *in, s
 static tsr_status_t xform_cuda(tsr_task_ctx_t *tc, const tsr_data_t *const *in, size_t nin,
                                tsr_data_t *const *out, size_t nout)
 {
-    runs_t *r = tsr_task_arg(tc);
-    atomic_fetch_add(&r->cuda, 1);
-    if (nin != 1 || nout != 1)
-        return tsr_task_fail(tc, TSR_ERR_INVALID_ARG, "xform: one input, one output");
+    tsr_status_t rc = xform_begin(tc, nin, nout, true);
+    if (rc != TSR_OK)
+        return rc;
     void *vs = NULL;
     int dev = -1, cur = -2;
     if (tsr_task_cuda(tc, &vs, &dev) != TSR_OK || !vs || dev < 0)
@@ -169,7 +148,7 @@ static tsr_status_t xform_cuda(tsr_task_ctx_t *tc, const tsr_data_t *const *in, 
     if (n == 0)
         return TSR_OK;
     uint8_t *d = NULL;
-    tsr_status_t rc = tsr_task_cuda_check(tc, cudaMalloc((void **)&d, 2 * n), "cudaMalloc");
+    rc = tsr_task_cuda_check(tc, cudaMalloc((void **)&d, 2 * n), "cudaMalloc");
     if (rc != TSR_OK)
         return rc;
     if ((rc = tsr_task_cuda_check(tc, cudaMemcpyAsync(d, src, n, cudaMemcpyHostToDevice, s),
@@ -191,104 +170,25 @@ out:
 }
 #endif
 
-static const size_t SIZES[] = {0, 1, 2, 13, 8191, 8209, 40009};
-#define NSIZES (sizeof(SIZES) / sizeof(SIZES[0]))
-
-/* A context on device ("cpu", "cuda0", "opencl"); NULL when it cannot open. */
-static tsr_context_t *new_ctx(const char *device)
-{
-    tsr_context_params_t cp = {.threads = 2};
-    tsr_context_t *ctx = NULL;
-    OK(tsr_context_create(&cp, &ctx));
-    if (strcmp(device, "cpu") != 0 && tsr_context_set_device(ctx, device) != TSR_OK) {
-        tsr_context_destroy(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-static void register_xform(tsr_graph_t *g)
-{
-    tsr_task_def_t def = {.name = "xform", .cpu = xform_cpu};
+static const gdt_dev_t DEV_CUDA = {
+    .device = "cuda0",
 #ifdef TSR_HAVE_CUDA
-    def.cuda = xform_cuda;
+    .fn = xform_cuda,
 #endif
-    OK(tsr_graph_register(g, &def));
-}
-
-/* Runs one xform task per size (concurrently, 3 threads) on ctx; checks
- * the outputs against the model; returns the counts in *r. */
-static void run_sizes(tsr_context_t *ctx, runs_t *r, unsigned seed)
-{
-    tsr_graph_params_t gp = {.threads = 3};
-    tsr_graph_t *g = NULL;
-    OK(tsr_graph_create(ctx, &gp, &g));
-    register_xform(g);
-    uint8_t *inputs[NSIZES];
-    tsr_data_t *outs[NSIZES];
-    srand(seed);
-    for (size_t s = 0; s < NSIZES; s++) {
-        inputs[s] = malloc(SIZES[s] + 1);
-        assert_non_null(inputs[s]);
-        for (size_t i = 0; i < SIZES[s]; i++)
-            inputs[s][i] = (uint8_t)rand();
-        tsr_data_t *in = NULL;
-        OK(tsr_graph_data_bytes(g, NULL, inputs[s], SIZES[s], &in));
-        OK(tsr_graph_data(g, NULL, &outs[s]));
-        tsr_task_params_t p = {.kind = "xform", .ninputs = 1, .inputs = &in, .noutputs = 1,
-                               .outputs = &outs[s], .arg = r};
-        tsr_task_t *t = NULL;
-        OK(tsr_graph_add(g, &p, &t));
-        tsr_task_info_t info;
-        tsr_task_info(t, &info);
-#ifdef TSR_HAVE_CUDA
-        /* a cuda function without a kernel name records the kind's name */
-        assert_non_null(info.cuda_kernel);
-        assert_string_equal(info.cuda_kernel, "xform");
-        assert_null(info.opencl_kernel);
-#endif
-    }
-    OK(tsr_graph_submit(g));
-    OK(tsr_graph_wait(g, 120000));
-    for (size_t s = 0; s < NSIZES; s++) {
-        size_t len = 99;
-        const uint8_t *got = tsr_data_bytes(outs[s], &len);
-        assert_int_equal(len, SIZES[s]);
-        assert_int_equal(tsr_data_kind(outs[s]), TSR_DATA_BYTES);
-        for (size_t i = 0; i < SIZES[s]; i++)
-            if (got[i] != model(inputs[s][i], i))
-                fail_msg("size %zu: byte %zu is %u, want %u", SIZES[s], i, got[i],
-                         model(inputs[s][i], i));
-        free(inputs[s]);
-    }
-    tsr_graph_destroy(g);
-}
+    .cuda = true,
+};
 
 static void test_cpu_context_runs_cpu(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("cpu");
-    runs_t r = {0};
-    run_sizes(ctx, &r, 7);
-    assert_int_equal(atomic_load(&r.cpu), (int)NSIZES);
-    assert_int_equal(atomic_load(&r.cuda), 0);
-    assert_int_equal(atomic_load(&r.cpu_saw_cuda), 0);
-    tsr_context_destroy(ctx);
+    expect_cpu_runs(&DEV_CUDA, "cpu", 7);
 }
 
 /* A kind with cpu and cuda functions (no opencl) runs cpu on OpenCL. */
 static void test_opencl_context_runs_cpu(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("opencl");
-    if (!ctx)
-        skip();
-    runs_t r = {0};
-    run_sizes(ctx, &r, 9);
-    assert_int_equal(atomic_load(&r.cpu), (int)NSIZES);
-    assert_int_equal(atomic_load(&r.cuda), 0);
-    assert_int_equal(atomic_load(&r.cpu_saw_cuda), 0);
-    tsr_context_destroy(ctx);
+    expect_cpu_runs(&DEV_CUDA, "opencl", 9);
 }
 
 static void test_task_cuda_args(void **state)
@@ -305,23 +205,11 @@ static void test_task_cuda_args(void **state)
 }
 
 #if defined(TSR_TEST_V1_PLUGIN) || defined(TSR_TEST_V2_PLUGIN)
-/* Reads a handle's uint64 output. */
-static uint64_t u64_of(const tsr_data_t *d)
-{
-    size_t len = 0;
-    const void *v = tsr_data_bytes(d, &len);
-    uint64_t got = 0;
-    assert_int_equal(len, sizeof(got));
-    memcpy(&got, v, sizeof(got));
-    return got;
-}
-
 /* A CUDA context where there is one (the plugins' cpu functions must run
- * there), else a CPU one. *cuda: which. */
-static tsr_context_t *cuda_or_cpu(bool *cuda)
+ * there), else a CPU one. */
+static tsr_context_t *cuda_or_cpu(void)
 {
     tsr_context_t *ctx = new_ctx("cuda0");
-    *cuda = ctx != NULL;
     return ctx ? ctx : new_ctx("cpu");
 }
 #endif
@@ -330,36 +218,15 @@ static tsr_context_t *cuda_or_cpu(bool *cuda)
 static void test_v1_plugin_loads(void **state)
 {
     (void)state;
-    bool cuda;
-    tsr_context_t *ctx = cuda_or_cpu(&cuda);
-    tsr_graph_t *g = NULL;
-    OK(tsr_graph_create(ctx, NULL, &g));
-    OK(tsr_graph_load_plugin(g, "v1", TSR_TEST_V1_PLUGIN));
-    tsr_data_t *a = NULL, *b = NULL, *o1 = NULL, *o2 = NULL;
-    OK(tsr_graph_data_bytes(g, "a", "hello", 5, &a));
-    OK(tsr_graph_data_bytes(g, "b", "xy", 2, &b));
-    OK(tsr_graph_data(g, "o1", &o1));
-    OK(tsr_graph_data(g, "o2", &o2));
-    tsr_data_t *ins[] = {a, b};
-    tsr_task_params_t p1 = {.kind = "v1_len", .ninputs = 2, .inputs = ins, .noutputs = 1,
-                            .outputs = &o1};
-    tsr_task_params_t p2 = {.kind = "v1_len2", .ninputs = 1, .inputs = &a, .noutputs = 1,
-                            .outputs = &o2};
-    tsr_task_t *t1 = NULL, *t2 = NULL;
-    OK(tsr_graph_add(g, &p1, &t1));
-    OK(tsr_graph_add(g, &p2, &t2));
-    tsr_task_info_t info;
-    tsr_task_info(t1, &info);
-    assert_string_equal(info.opencl_kernel, "v1_k");
-    assert_null(info.cuda_kernel);
-    tsr_task_info(t2, &info);
-    assert_null(info.opencl_kernel);
-    assert_null(info.cuda_kernel);
-    OK(tsr_graph_submit(g));
-    OK(tsr_graph_wait(g, 60000));
-    assert_int_equal(u64_of(o1), 7);
-    assert_int_equal(u64_of(o2), 5);
-    tsr_graph_destroy(g);
+    tsr_context_t *ctx = cuda_or_cpu();
+    tsr_data_t *o[2] = {NULL, NULL};
+    tsr_task_info_t info[2];
+    tsr_graph_t *g = gdt_v1_graph(ctx, TSR_TEST_V1_PLUGIN, o, info);
+    assert_string_equal(info[0].opencl_kernel, "v1_k");
+    assert_null(info[0].cuda_kernel);
+    assert_null(info[1].opencl_kernel);
+    assert_null(info[1].cuda_kernel);
+    gdt_v1_finish(g, o);
     tsr_context_destroy(ctx);
 }
 #endif
@@ -368,11 +235,8 @@ static void test_v1_plugin_loads(void **state)
 static void test_v2_plugin_loads(void **state)
 {
     (void)state;
-    bool cuda;
-    tsr_context_t *ctx = cuda_or_cpu(&cuda);
-    tsr_graph_t *g = NULL;
-    OK(tsr_graph_create(ctx, NULL, &g));
-    OK(tsr_graph_load_plugin(g, "v2", TSR_TEST_V2_PLUGIN));
+    tsr_context_t *ctx = cuda_or_cpu();
+    tsr_graph_t *g = gdt_plugin_graph(ctx, "v2", TSR_TEST_V2_PLUGIN);
     tsr_data_t *a = NULL, *o1 = NULL, *o2 = NULL;
     OK(tsr_graph_data_bytes(g, "a", "hello", 5, &a));
     OK(tsr_graph_data(g, "o1", &o1));
@@ -405,9 +269,7 @@ static void test_v2_plugin_loads(void **state)
 /* Runs v3_dev and v3_dev2 on ctx; checks what each wrote. */
 static void v3_run(tsr_context_t *ctx, const char *want_dev)
 {
-    tsr_graph_t *g = NULL;
-    OK(tsr_graph_create(ctx, NULL, &g));
-    OK(tsr_graph_load_plugin(g, "v3", TSR_TEST_V3_PLUGIN));
+    tsr_graph_t *g = gdt_plugin_graph(ctx, "v3", TSR_TEST_V3_PLUGIN);
     tsr_data_t *o1 = NULL, *o2 = NULL;
     OK(tsr_graph_data(g, "o1", &o1));
     OK(tsr_graph_data(g, "o2", &o2));
@@ -461,12 +323,7 @@ static void test_cuda_context_runs_cuda(void **state)
     long null_uses = tsr_emu_null_stream_uses();
     size_t dev_bytes = tsr_emu_device_bytes();
 #endif
-    for (unsigned round = 0; round < 2; round++) {
-        runs_t r = {0};
-        run_sizes(ctx, &r, 11 + round);
-        assert_int_equal(atomic_load(&r.cuda), (int)NSIZES);
-        assert_int_equal(atomic_load(&r.cpu), 0);
-    }
+    expect_device_runs(ctx, &DEV_CUDA);
 #ifdef TSR_CUDA_EMU
     /* the functions worked on their own streams, and freed what they took */
     assert_int_equal(tsr_emu_null_stream_uses(), null_uses);
@@ -475,15 +332,19 @@ static void test_cuda_context_runs_cuda(void **state)
     tsr_context_destroy(ctx);
 }
 
-/* Runs one xform task with param mode on ctx, and an identity task reading
- * its output; returns the wait's status; *info: the xform task's. */
-static tsr_status_t run_mode(tsr_context_t *ctx, const char *mode, tsr_task_info_t *info,
-                             tsr_task_state_t *after)
+/* Opens a CUDA context (skipped without one) and runs one xform task with
+ * param mode there, and an identity task reading its output: the wait
+ * answers want, the xform task and its dependant failed; *info: the xform
+ * task's. Returns the context (the caller destroys it). */
+static tsr_context_t *mode_fails(const char *mode, tsr_status_t want, tsr_task_info_t *info)
 {
+    tsr_context_t *ctx = new_ctx("cuda0");
+    if (!ctx)
+        skip();
     tsr_graph_params_t gp = {.threads = 1};
     tsr_graph_t *g = NULL;
     OK(tsr_graph_create(ctx, &gp, &g));
-    register_xform(g);
+    register_xform(g, &DEV_CUDA);
     runs_t r = {0};
     tsr_data_t *in = NULL, *mid = NULL, *out = NULL;
     OK(tsr_graph_data_bytes(g, "in", "abcdef", 6, &in));
@@ -498,7 +359,7 @@ static tsr_status_t run_mode(tsr_context_t *ctx, const char *mode, tsr_task_info
     OK(tsr_graph_add(g, &q, &u));
     OK(tsr_graph_submit(g));
     tsr_status_t rc = tsr_graph_wait(g, 120000);
-    assert_int_equal(atomic_load(&r.cuda), 1);
+    assert_int_equal(atomic_load(&r.dev), 1);
     tsr_task_info(t, info);
     /* the message lives with the graph: keep a copy in a static buffer */
     static char msg[1024];
@@ -506,29 +367,26 @@ static tsr_status_t run_mode(tsr_context_t *ctx, const char *mode, tsr_task_info
     info->message = msg;
     info->label = info->kind = info->plugin = NULL;
     info->opencl_kernel = info->cuda_kernel = NULL;
-    *after = tsr_task_state(u);
+    tsr_task_state_t after = tsr_task_state(u);
     if (rc != TSR_OK) {
         tsr_error_info_t e;
         tsr_context_last_error(ctx, &e);
         assert_non_null(strstr(e.message, "xf"));
     }
     tsr_graph_destroy(g);
-    return rc;
+    assert_int_equal(rc, want);
+    assert_int_equal(info->state, TSR_TASK_FAILED);
+    assert_int_equal(after, TSR_TASK_FAILED); /* its dependant fails too */
+    return ctx;
 }
 
 static void test_function_error(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("cuda0");
-    if (!ctx)
-        skip();
     tsr_task_info_t info;
-    tsr_task_state_t after;
-    assert_int_equal(run_mode(ctx, "fail", &info, &after), TSR_ERR_INVALID_ARG);
-    assert_int_equal(info.state, TSR_TASK_FAILED);
+    tsr_context_t *ctx = mode_fails("fail", TSR_ERR_INVALID_ARG, &info);
     assert_int_equal(info.status, TSR_ERR_INVALID_ARG);
     assert_non_null(strstr(info.message, "xform refused: on purpose"));
-    assert_int_equal(after, TSR_TASK_FAILED); /* its dependant fails too */
     tsr_context_destroy(ctx);
 }
 
@@ -536,22 +394,16 @@ static void test_function_error(void **state)
 static void test_runtime_error_reaches_message(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("cuda0");
-    if (!ctx)
-        skip();
     tsr_task_info_t info;
-    tsr_task_state_t after;
-    assert_int_equal(run_mode(ctx, "oom", &info, &after), TSR_ERR_NOMEM);
-    assert_int_equal(info.state, TSR_TASK_FAILED);
+    tsr_context_t *ctx = mode_fails("oom", TSR_ERR_NOMEM, &info);
     /* "CUDA cudaMalloc (4 PiB) failed on <device>: cudaErrorMemoryAllocation: out of memory" */
     assert_non_null(strstr(info.message, "cudaMalloc (4 PiB)"));
     assert_non_null(strstr(info.message, "cudaErrorMemoryAllocation"));
     assert_non_null(strstr(info.message, cudaGetErrorString(cudaErrorMemoryAllocation)));
-    assert_int_equal(after, TSR_TASK_FAILED);
     /* the device is fine afterwards */
     runs_t r = {0};
-    run_sizes(ctx, &r, 5);
-    assert_int_equal(atomic_load(&r.cuda), (int)NSIZES);
+    run_sizes(ctx, &DEV_CUDA, &r, 5);
+    assert_int_equal(atomic_load(&r.dev), (int)NSIZES);
     tsr_context_destroy(ctx);
 }
 
@@ -560,15 +412,9 @@ static void test_runtime_error_reaches_message(void **state)
 static void test_unchecked_launch_error(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("cuda0");
-    if (!ctx)
-        skip();
     tsr_task_info_t info;
-    tsr_task_state_t after;
-    assert_int_equal(run_mode(ctx, "badlaunch", &info, &after), TSR_ERR_DEVICE);
-    assert_int_equal(info.state, TSR_TASK_FAILED);
+    tsr_context_t *ctx = mode_fails("badlaunch", TSR_ERR_DEVICE, &info);
     assert_non_null(strstr(info.message, "cudaErrorInvalidConfiguration"));
-    assert_int_equal(after, TSR_TASK_FAILED);
     tsr_context_destroy(ctx);
 }
 #endif
@@ -579,20 +425,14 @@ static void test_unchecked_launch_error(void **state)
 static void test_stream_failure_after_ok(void **state)
 {
     (void)state;
-    tsr_context_t *ctx = new_ctx("cuda0");
-    if (!ctx)
-        skip();
     long before = tsr_emu_injected();
     tsr_task_info_t info;
-    tsr_task_state_t after;
-    assert_int_equal(run_mode(ctx, "streamfail", &info, &after), TSR_ERR_DEVICE);
+    tsr_context_t *ctx = mode_fails("streamfail", TSR_ERR_DEVICE, &info);
     tsr_emu_fail_after(-1, cudaSuccess);
     assert_int_equal(tsr_emu_injected(), before + 1);
-    assert_int_equal(info.state, TSR_TASK_FAILED);
     assert_non_null(strstr(info.message, "cudaStreamSynchronize"));
     assert_non_null(strstr(info.message, "cudaErrorLaunchFailure"));
     assert_non_null(strstr(info.message, "unspecified launch failure"));
-    assert_int_equal(after, TSR_TASK_FAILED);
     tsr_context_destroy(ctx);
 }
 #endif
@@ -604,28 +444,8 @@ static void test_stream_failure_after_ok(void **state)
 static double *density_run(tsr_context_t *ctx, size_t n, unsigned seed, const char *plugin_path,
                            const char **ran)
 {
-    const char **city = malloc((n + 1) * sizeof(*city));
-    int64_t *pop = malloc((n + 1) * sizeof(*pop));
-    double *area = malloc((n + 1) * sizeof(*area));
-    bool *pop_null = malloc(n + 1), *area_null = malloc(n + 1);
-    double *got = malloc((n + 1) * sizeof(*got));
-    assert_true(city && pop && area && pop_null && area_null && got);
-    srand(seed);
-    for (size_t r = 0; r < n; r++) {
-        city[r] = r % 2 ? "a" : "b";
-        pop[r] = (int64_t)rand() * rand() - (int64_t)rand();
-        pop_null[r] = rand() % 10 == 0;
-        int a = rand() % 20;
-        area[r] = a == 0 ? 0.0 : a == 1 ? -3.5 : (double)rand() / ((double)rand() + 1.0) * 1e3;
-        area_null[r] = rand() % 15 == 0;
-    }
-    tsr_column_data_t cols[] = {
-        {.name = "city", .type = TSR_TYPE_VARCHAR, .values = city},
-        {.name = "country", .type = TSR_TYPE_VARCHAR, .values = city},
-        {.name = "population", .type = TSR_TYPE_INT64, .values = pop, .nulls = pop_null},
-        {.name = "area_km2", .type = TSR_TYPE_DOUBLE, .values = area, .nulls = area_null},
-    };
-    OK(tsr_table_register_columns(ctx, "cities", 4, cols, n));
+    gdt_cities_t c;
+    double *got = gdt_cities_register(ctx, &c, n, seed);
     tsr_graph_t *g = NULL;
     OK(tsr_graph_create(ctx, NULL, &g));
     if (plugin_path) {
@@ -650,19 +470,9 @@ static double *density_run(tsr_context_t *ctx, size_t n, unsigned seed, const ch
         tsr_task_info(t, &info);
         fail_msg("density: %s", info.message);
     }
-    assert_int_equal(tsr_data_row_count(out), n);
-    for (size_t r = 0; r < n; r++) {
-        bool want_null = pop_null[r] || area_null[r] || area[r] <= 0;
-        assert_int_equal(tsr_data_is_null(out, r, 1), want_null);
-        got[r] = want_null ? NAN : tsr_data_double(out, r, 1);
-        assert_string_equal(tsr_data_string(out, r, 0, NULL), city[r]);
-    }
+    gdt_cities_check(&c, out, true, got);
     tsr_graph_destroy(g);
-    free(city);
-    free(pop);
-    free(area);
-    free(pop_null);
-    free(area_null);
+    gdt_cities_free(&c);
     return got;
 }
 
@@ -672,22 +482,14 @@ static void density_same_bits(const char *plugin_path)
 {
     static const size_t rows[] = {0, 1, 13, 8209};
     for (size_t s = 0; s < sizeof(rows) / sizeof(rows[0]); s++) {
-        tsr_context_t *cpu = new_ctx("cpu"), *cu = new_ctx("cuda0");
-        if (!cu) {
-            tsr_context_destroy(cpu);
-            skip();
-        }
+        tsr_context_t *cpu = NULL, *cu = gdt_cpu_and("cuda0", &cpu);
         const char *ran_cpu = NULL, *ran_cu = NULL;
         double *a = density_run(cpu, rows[s], 31 + (unsigned)s, NULL, &ran_cpu);
         double *b = density_run(cu, rows[s], 31 + (unsigned)s, plugin_path, &ran_cu);
         assert_string_equal(ran_cpu, "cpu");
         if (!plugin_path)
             assert_string_equal(ran_cu, "cuda");
-        for (size_t r = 0; r < rows[s]; r++)
-            if (memcmp(&a[r], &b[r], sizeof(double)) != 0)
-                fail_msg("rows %zu: row %zu: cpu %.17g, cuda %.17g", rows[s], r, a[r], b[r]);
-        free(a);
-        free(b);
+        gdt_same_bits(a, b, rows[s], "cuda");
         tsr_context_destroy(cpu);
         tsr_context_destroy(cu);
     }
@@ -753,12 +555,5 @@ int main(void)
 #endif
 #endif
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    if (failed)
-        return 1;
-    tsr_context_t *probe = new_ctx("cuda0");
-    if (!probe)
-        return 77;
-    tsr_context_destroy(probe);
-    return 0;
+    return gdt_exit_code(cmocka_run_group_tests(tests, NULL, NULL), "cuda0");
 }
