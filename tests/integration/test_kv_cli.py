@@ -269,7 +269,11 @@ def body(test, ps, tmp):
     def concurrent_writers():
         # workers 0 and 1 are up: 4 CLI processes race on 3 keys; the
         # replicas must apply them in one order, so losing either worker
-        # afterwards changes nothing a scan shows
+        # afterwards changes nothing a scan shows. The create waits until the
+        # scheduler has seen worker 3 die (killed by the check before): a
+        # worker it still counts as up could get a replica of t3, and losing
+        # worker 1 then could leave a partition with no replica up
+        wait_for(lambda: read(slog).count("is dead") >= 3, 30, "the scheduler to see worker 3 die")
         expect(kv("create", "t3", "--partitions", 2, "--replicas", 2), 0, "create t3")
         procs = []
         for w in range(4):
