@@ -9,7 +9,8 @@
  * 64-byte values, in memory, and runs a txn server. For N in
  * TSR_BENCH_KV_CLIENTS (default 1,2,4,8,16,32; capped by --threads), N client
  * processes (each its own transport; N = 1 pinned to CPU 0 and polling, more
- * floating and polling TSR_BENCH_KV_CLIENT_SPIN us, default 50) released
+ * floating, polling TSR_BENCH_KV_CLIENT_SPIN us, default 50, with the
+ * transport's spin_yield: they offer the core while they spin) released
  * together run for TSR_BENCH_KV_MS ms (default 300):
  *   get  tsr_kv_remote_get of a random key (one-sided), value checked
  *   put  a one-write transaction (tsr_txn_put + commit: one call; the same
@@ -17,6 +18,12 @@
  * Figures clients_{get,put}_{ops_s,p50,p99,cpu_us,total_cpu_us}_<set>_c<N>:
  * ops/s of all clients, latency percentiles (us), client CPU per op and
  * clients + owner CPU per op (the owner's from /proc/PID/stat).
+ * Then, per N, the same gets in redis-benchmark's shape (-c N -P 1: one
+ * process multiplexing N clients with one request outstanding each): ONE
+ * client process (pinned to CPU 0, polling, like the single client) that
+ * keeps N gets in flight with tsr_kv_remote_get_many, in lockstep rounds
+ * of N random keys; figures clients_get_*_<set>_m<N> (latency = per
+ * round, i.e. what each get of the round waited).
  * bench/peers/kv_peers.sh runs this phase next to Redis.
  *
  * Clients are forked processes released together through a pipe; each
@@ -47,6 +54,7 @@ typedef struct kcfg {
     bool put;
     int clients, idx;
     double seconds;
+    int inflight; /* gets: > 0 = one process, this many gets in flight (get_many) */
 } kcfg_t;
 
 typedef struct kres {
@@ -108,6 +116,58 @@ static tsr_status_t put_one(tsr_txn_db_t *db, const char *key, const unsigned ch
     return rc;
 }
 
+/* redis-benchmark's shape (-c N -P 1: N clients multiplexed by one
+ * process, one request outstanding each): cfg->inflight random keys per
+ * tsr_kv_remote_get_many call, every value checked. The N gets of a call
+ * are issued together and reaped by one wait (lockstep rounds: a get's
+ * slot is refilled when its round ends, not the moment its own reply
+ * lands, which is at most as fast as redis-benchmark's refill). Latency:
+ * one sample per round (what each of its gets waited). */
+static void many_loop(const kcfg_t *cfg, tsr_kv_remote_t *kr, uint64_t *st, double end, double *lat,
+                      kres_t *res)
+{
+    int n = cfg->inflight;
+    char(*keys)[K_BKEY + 1] = calloc((size_t)n, sizeof(*keys));
+    tsr_kv_pair_t *kp = calloc((size_t)n, sizeof(*kp));
+    uint64_t *ks = calloc((size_t)n, sizeof(*ks));
+    unsigned char *vals = calloc((size_t)n, K_VAL);
+    size_t *vlens = calloc((size_t)n, sizeof(*vlens));
+    tsr_status_t *rs = calloc((size_t)n, sizeof(*rs));
+    unsigned char want[K_VAL];
+    uint64_t rounds = 0;
+    if (!keys || !kp || !ks || !vals || !vlens || !rs)
+        res->failed = 1;
+    while (!res->failed) {
+        double a = tsr_bench_now();
+        if (a >= end)
+            break;
+        for (int i = 0; i < n; i++) {
+            ks[i] = tsr_bench_rand_below(st, K_REMOTE_KEYS);
+            bkey(ks[i], keys[i]);
+            kp[i] = (tsr_kv_pair_t){keys[i], K_BKEY, NULL, 0};
+        }
+        size_t nok = 0;
+        if (tsr_kv_remote_get_many(kr, kp, (size_t)n, vals, K_VAL, vlens, rs, &nok, NULL) !=
+                TSR_OK ||
+            nok != (size_t)n)
+            res->failed = 1;
+        for (int i = 0; i < n && !res->failed; i++) {
+            remote_val(ks[i], want);
+            if (vlens[i] != K_VAL || memcmp(vals + (size_t)i * K_VAL, want, K_VAL) != 0)
+                res->failed = 1;
+        }
+        lat[rounds++ % K_SAMPLES] = (tsr_bench_now() - a) * 1e6;
+        res->ops += (uint64_t)n;
+    }
+    res->nsamples = (uint32_t)(rounds < K_SAMPLES ? rounds : K_SAMPLES);
+    free(keys);
+    free(kp);
+    free(ks);
+    free(vals);
+    free(vlens);
+    free(rs);
+}
+
 static int run_kclient(const kcfg_t *cfg, int go_fd, int res_fd)
 {
     alarm(300);
@@ -119,9 +179,12 @@ static int run_kclient(const kcfg_t *cfg, int go_fd, int res_fd)
      * are several (default 50 us); one client polls (2 s) like ucx_perftest */
     const char *cs = getenv("TSR_BENCH_KV_CLIENT_SPIN");
     unsigned spin = cs && atoi(cs) > 0 ? (unsigned)atoi(cs) : 50;
+    /* several client processes share the cores with the owner: their
+     * spinning offers the core (spin_yield) instead of taking it */
     tsr_transport_params_t p = {.node_id = 100 + (uint32_t)cfg->idx,
                                 .tls = cfg->tls,
-                                .spin_us = cfg->clients == 1 ? 2000000 : spin};
+                                .spin_us = cfg->clients == 1 ? 2000000 : spin,
+                                .spin_yield = cfg->clients > 1};
     tsr_transport_t *t = NULL;
     tsr_peer_t *peer = NULL;
     tsr_kv_remote_t *kr = NULL;
@@ -140,6 +203,10 @@ static int run_kclient(const kcfg_t *cfg, int go_fd, int res_fd)
     unsigned char v[K_VAL], want[K_VAL];
     char key[K_BKEY + 1];
     double t0 = tsr_bench_now(), end = t0 + cfg->seconds, c0 = proc_cpu_now();
+    if (!res.failed && cfg->inflight > 0) {
+        many_loop(cfg, kr, &st, end, lat, &res);
+        goto done;
+    }
     while (!res.failed) {
         double a = tsr_bench_now();
         if (a >= end)
@@ -159,9 +226,11 @@ static int run_kclient(const kcfg_t *cfg, int go_fd, int res_fd)
         lat[res.ops % K_SAMPLES] = (tsr_bench_now() - a) * 1e6;
         res.ops++;
     }
+done:
     res.elapsed = tsr_bench_now() - t0;
     res.cpu = proc_cpu_now() - c0;
-    res.nsamples = (uint32_t)(res.ops < K_SAMPLES ? res.ops : K_SAMPLES);
+    if (cfg->inflight <= 0)
+        res.nsamples = (uint32_t)(res.ops < K_SAMPLES ? res.ops : K_SAMPLES);
     int rc = 0;
     if (write(res_fd, &res, sizeof(res)) != (ssize_t)sizeof(res) ||
         (lat && write(res_fd, lat, res.nsamples * sizeof(double)) !=
@@ -310,6 +379,37 @@ int tsr_bench_kv_client_counts(unsigned cap, int *out)
     return n;
 }
 
+/* The figures of one point: shape 'c' (n client processes) or 'm' (one
+ * process, n gets in flight). */
+static void emit_point(tsr_bench_report_t *r, const char *what, const char *name, char shape, int n,
+                       const kstats_t *s, double oc0, double oc1)
+{
+    char fname[64], label[160], who[64];
+    if (shape == 'c')
+        snprintf(who, sizeof(who), "%d client processes", n);
+    else
+        snprintf(who, sizeof(who), "1 process, %d in flight", n);
+    snprintf(fname, sizeof(fname), "clients_%s_ops_s_%s_%c%d", what, name, shape, n);
+    snprintf(label, sizeof(label), "%s %ss, %s", name, what, who);
+    emit(r, fname, label, s->ops_s, "ops/s", NULL, 0, false);
+    snprintf(fname, sizeof(fname), "clients_%s_p50_%s_%c%d", what, name, shape, n);
+    snprintf(label, sizeof(label), "%s %ss, %s: p50", name, what, who);
+    emit(r, fname, label, s->p50, "us", NULL, 0, true);
+    snprintf(fname, sizeof(fname), "clients_%s_p99_%s_%c%d", what, name, shape, n);
+    snprintf(label, sizeof(label), "%s %ss, %s: p99", name, what, who);
+    emit(r, fname, label, s->p99, "us", NULL, 0, true);
+    snprintf(fname, sizeof(fname), "clients_%s_cpu_us_%s_%c%d", what, name, shape, n);
+    snprintf(label, sizeof(label), "%s %ss, %s: client CPU per op", name, what, who);
+    emit(r, fname, label, s->cpu_us_op, "us", NULL, 0, true);
+    /* clients' and owner's CPU per operation: what the machine spent,
+     * which its other load barely changes (the owner's by clock tick) */
+    if (oc0 >= 0 && oc1 >= oc0 && s->ops > 0) {
+        snprintf(fname, sizeof(fname), "clients_%s_total_cpu_us_%s_%c%d", what, name, shape, n);
+        snprintf(label, sizeof(label), "%s %ss, %s: clients+owner CPU per op", name, what, who);
+        emit(r, fname, label, s->cpu_us_op + (oc1 - oc0) / s->ops * 1e6, "us", NULL, 0, true);
+    }
+}
+
 /* Gets and puts by 1..32 client processes against one owner (CPU 1). */
 int tsr_bench_kv_clients_phase(tsr_bench_report_t *r, const char *name, const char *tls,
                                const int *counts, int ncounts, double seconds)
@@ -325,7 +425,7 @@ int tsr_bench_kv_clients_phase(tsr_bench_report_t *r, const char *name, const ch
     int rc = 0;
     for (int op = 0; op < 2 && rc == 0; op++) {
         for (int i = 0; i < ncounts && rc == 0; i++) {
-            kcfg_t cfg = {tls, port, op == 1, counts[i], 0, seconds};
+            kcfg_t cfg = {tls, port, op == 1, counts[i], 0, seconds, 0};
             tsr_bench_progress("kv %s: %s, %d clients", name, op ? "puts" : "gets", counts[i]);
             double oc0 = pid_cpu(pid);
             kstats_t s = run_kset(&cfg);
@@ -337,31 +437,20 @@ int tsr_bench_kv_clients_phase(tsr_bench_report_t *r, const char *name, const ch
                 rc = 1;
                 break;
             }
-            const char *what = op ? "put" : "get";
-            char fname[64], label[128];
-            snprintf(fname, sizeof(fname), "clients_%s_ops_s_%s_c%d", what, name, counts[i]);
-            snprintf(label, sizeof(label), "%s %ss, %d client processes", name, what, counts[i]);
-            emit(r, fname, label, s.ops_s, "ops/s", NULL, 0, false);
-            snprintf(fname, sizeof(fname), "clients_%s_p50_%s_c%d", what, name, counts[i]);
-            snprintf(label, sizeof(label), "%s %ss, %d clients: p50", name, what, counts[i]);
-            emit(r, fname, label, s.p50, "us", NULL, 0, true);
-            snprintf(fname, sizeof(fname), "clients_%s_p99_%s_c%d", what, name, counts[i]);
-            snprintf(label, sizeof(label), "%s %ss, %d clients: p99", name, what, counts[i]);
-            emit(r, fname, label, s.p99, "us", NULL, 0, true);
-            snprintf(fname, sizeof(fname), "clients_%s_cpu_us_%s_c%d", what, name, counts[i]);
-            snprintf(label, sizeof(label), "%s %ss, %d clients: client CPU per op", name, what,
-                     counts[i]);
-            emit(r, fname, label, s.cpu_us_op, "us", NULL, 0, true);
-            /* clients' and owner's CPU per operation: what the machine spent,
-             * which its other load barely changes (the owner's by clock tick) */
-            double ops_total = s.ops;
-            if (oc0 >= 0 && oc1 >= oc0 && ops_total > 0) {
-                snprintf(fname, sizeof(fname), "clients_%s_total_cpu_us_%s_c%d", what, name,
-                         counts[i]);
-                snprintf(label, sizeof(label), "%s %ss, %d clients: clients+owner CPU per op", name,
-                         what, counts[i]);
-                emit(r, fname, label, s.cpu_us_op + (oc1 - oc0) / ops_total * 1e6, "us", NULL, 0,
-                     true);
+            emit_point(r, op ? "put" : "get", name, 'c', counts[i], &s, oc0, oc1);
+            if (op == 0) { /* the same N gets in flight from one process */
+                kcfg_t mc = {tls, port, false, 1, 0, seconds, counts[i]};
+                tsr_bench_progress("kv %s: gets, 1 process, %d in flight", name, counts[i]);
+                oc0 = pid_cpu(pid);
+                kstats_t ms = run_kset(&mc);
+                oc1 = pid_cpu(pid);
+                tsr_bench_progress_clear();
+                if (!ms.ok) {
+                    tsr_bench_error("kv %s: gets with %d in flight failed", name, counts[i]);
+                    rc = 1;
+                    break;
+                }
+                emit_point(r, "get", name, 'm', counts[i], &ms, oc0, oc1);
             }
             if (op && s.retries)
                 tsr_bench_report_note(r, "%s puts, %d clients: %llu commits retried (conflict)",
@@ -369,10 +458,13 @@ int tsr_bench_kv_clients_phase(tsr_bench_report_t *r, const char *name, const ch
         }
     }
     if (rc == 0)
-        tsr_bench_report_note(r,
-                              "%s: %d-%d client processes (1: pinned to CPU 0, polling; more: "
-                              "floating, spin 50 us), owner pinned to CPU 1 (spin 100 us)",
-                              name, counts[0], counts[ncounts - 1]);
+        tsr_bench_report_note(
+            r,
+            "%s: %d-%d client processes (1: pinned to CPU 0, polling; more: "
+            "floating, spin 50 us offering the core), owner pinned to CPU 1 (spin 100 us); "
+            "_m<N>: one process (CPU 0, polling) with N gets in flight "
+            "(tsr_kv_remote_get_many)",
+            name, counts[0], counts[ncounts - 1]);
     /* tell the owner to stop from a child process (this one stays free of
      * UCX, so later phases may fork), then a bounded wait and SIGKILL by pid */
     pid_t stopper = fork();

@@ -443,6 +443,7 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     t->mem = mem;
     t->node_id = params->node_id;
     t->spin_ns = (int64_t)(params->spin_us ? params->spin_us : TSR_DEFAULT_SPIN_US) * 1000;
+    t->spin_yield = params->spin_yield;
     t->dispatch = params->dispatch;
     t->on_event = params->on_event;
     t->event_arg = params->event_arg;

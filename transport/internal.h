@@ -205,6 +205,11 @@ struct tsr_transport {
     uint16_t port;
     uint32_t node_id;
     int64_t spin_ns;
+    bool spin_yield;            /* params.spin_yield (progress.c) */
+    /* [L] Idle polls between two clock reads in the wait loops (progress.c:
+     * adapted to what an idle poll costs, so spin_ns means time on every
+     * wire); 0 until the first measurement (TSR_WAIT_CLOCK_EVERY). */
+    unsigned clock_every;
     tsr_dispatch_mode_t dispatch;
     tsr_transport_event_fn on_event;
     void *event_arg;

@@ -30,7 +30,8 @@
  * in a tight loop, as ucx_perftest polls: a PAUSE per idle iteration delayed
  * noticing a message, and under KVM runs of PAUSE trigger pause-loop exits.
  * The clock (clock_gettime: about 40 ns here, more than an idle progress on
- * shared memory) is read every TSR_WAIT_CLOCK_EVERY iterations, and deadlines of
+ * shared memory) is read every TSR_WAIT_CLOCK_EVERY iterations (fewer where an idle
+ * poll is a system call: see clock_stride_adapt), and deadlines of
  * blocking calls are fixed lazily at that first read: an operation that
  * completes within a few polls never reads the clock. Timeouts are
  * milliseconds; they start at most some tens of microseconds late.
@@ -70,6 +71,7 @@
 #include <stdlib.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -243,6 +245,55 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s)
  * that did something) does not read the clock either: it only restarts the
  * spin period, fixed at the next read. */
 #define TSR_WAIT_CLOCK_EVERY 256u
+/* ...but that stride assumes a cheap idle poll. Over TCP an idle
+ * ucp_worker_progress is a system call (epoll_wait), 1-3 us, so 256 of them
+ * are 0.3-0.8 ms: a waiter "spinning 50 us" really spun half a millisecond
+ * of system calls before it slept, and 16 such waiters on 2 cores starved
+ * the very server they waited for (bench/RESULTS.md, kv gets over TCP).
+ * So each transport measures what a run of idle polls costs and keeps the
+ * stride at about TSR_WAIT_CLOCK_NS of polling: 256 on shared memory, a
+ * handful over TCP. Only an idle run (no activity, no sleep, no callbacks
+ * since the last read) is measured, and the stride moves by at most a
+ * factor of 2 per read, so a preempted run costs a few extra clock reads. */
+#define TSR_WAIT_CLOCK_NS 10000
+#define TSR_WAIT_CLOCK_MIN 4u
+
+/* [L] With params.spin_yield, a spinning waiter offers its core at every
+ * clock read (about every TSR_WAIT_CLOCK_NS of idle polling): with more
+ * waiters than cores - 16 client processes on 2 cores, each waiting for a
+ * reply - spinning took the CPU from the server that was to send those
+ * replies (the owner serves one-sided gets over TCP on its CPU), and
+ * everyone waited for the scheduler's time slice. sched_yield returns at
+ * once when nothing else wants this core, so a lone waiter still spins.
+ * Opt-in: beside CPU-bound work (not other waiters) a yield may hand the
+ * core over for a whole time slice; on everywhere, a cluster test with a
+ * scheduler restart (integration.test_kv_replace) failed on a loaded
+ * machine 3 times of 3, and passed without it. The lock stays held: a
+ * contender on another core is handed it by poll_yield_locked as before. */
+static inline void spin_yield(const tsr_transport_t *t)
+{
+    if (t->spin_yield)
+        (void)sched_yield();
+}
+
+/* [L] The current stride of clock reads in the wait loops. */
+static inline unsigned clock_stride(const tsr_transport_t *t)
+{
+    return t->clock_every ? t->clock_every : TSR_WAIT_CLOCK_EVERY;
+}
+
+/* [L] Adapts the stride after `polls` idle polls took idle_ns. */
+static void clock_stride_adapt(tsr_transport_t *t, unsigned polls, int64_t idle_ns)
+{
+    unsigned s = clock_stride(t);
+    if (polls != s)
+        return; /* the stride changed meanwhile (another waiter): measure again */
+    if (idle_ns > 2 * TSR_WAIT_CLOCK_NS && s > TSR_WAIT_CLOCK_MIN)
+        s = s / 2 > TSR_WAIT_CLOCK_MIN ? s / 2 : TSR_WAIT_CLOCK_MIN;
+    else if (idle_ns < TSR_WAIT_CLOCK_NS / 2 && s < TSR_WAIT_CLOCK_EVERY)
+        s = s * 2 < TSR_WAIT_CLOCK_EVERY ? s * 2 : TSR_WAIT_CLOCK_EVERY;
+    t->clock_every = s;
+}
 
 /* Progress calls between two looks at the shared-memory receive FIFOs
  * (shm_guard.c; it reads the clock and looks at most every 50 ms). */
@@ -385,7 +436,8 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     bool lazy = deadline_ns < 0 && timeout_ms >= 0;
     bool shared = false;   /* see poll_yield_locked */
     int64_t spin_end = -1; /* fixed at the first clock read after activity */
-    unsigned iter = 0;
+    unsigned left = clock_stride(t), stride = left;
+    int64_t idle_from = -1; /* the last clock read, while no activity followed it */
     for (;;) {
         unsigned n = tsr__progress_locked(t, dispatch);
         bool done = cond(arg);
@@ -398,13 +450,19 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         if (done)
             return TSR_OK;
         poll_yield_locked(t, &shared);
-        if (n > 0)
+        if (n > 0) {
             spin_end = -1; /* activity: the spin restarts at the next clock read */
+            idle_from = -1;
+        }
         /* Counted whether or not anything happened, so a wait amid steady
          * traffic still meets its deadline. */
-        if (++iter % TSR_WAIT_CLOCK_EVERY != 0)
+        if (--left != 0)
             continue; /* the tight loop: progress again at once */
         int64_t now = tsr__now_ns();
+        if (idle_from >= 0)
+            clock_stride_adapt(t, stride, now - idle_from);
+        idle_from = now;
+        left = stride = clock_stride(t);
         if (lazy) {
             deadline_ns = now + (int64_t)timeout_ms * 1000000ll;
             lazy = false;
@@ -415,8 +473,11 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
             spin_end = now + t->spin_ns;
             continue;
         }
-        if (now < spin_end)
+        if (now < spin_end) {
+            spin_yield(t);
             continue;
+        }
+        idle_from = -1;
         if (sleep_on_fd_locked(t, deadline_ns, sleeping))
             spin_end = -1;
     }
@@ -517,10 +578,11 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     bool dispatch = tsr_dispatch_depth == 0;
     int64_t deadline = -1; /* fixed at the first clock read (lazily) */
     int64_t spin_end = -1;
-    unsigned idle = 0;
+    int64_t idle_from = -1; /* the last clock read (every poll since was idle) */
     unsigned n = 0;
     bool shared = false; /* see poll_yield_locked */
     tsr__lock(t);
+    unsigned left = clock_stride(t), stride = left;
     for (;;) {
         n = tsr__progress_locked(t, dispatch);
         if (t->dq_head) {
@@ -533,19 +595,26 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
         if (n > 0)
             break;
         poll_yield_locked(t, &shared);
-        if (++idle % TSR_WAIT_CLOCK_EVERY != 0)
+        if (--left != 0)
             continue;
         if (thread_told_to_stop(t))
             break;
         int64_t now = tsr__now_ns();
+        if (idle_from >= 0)
+            clock_stride_adapt(t, stride, now - idle_from);
+        idle_from = now;
+        left = stride = clock_stride(t);
         if (deadline < 0 && timeout_ms >= 0)
             deadline = now + (int64_t)timeout_ms * 1000000ll;
         if (deadline >= 0 && now >= deadline)
             break;
         if (spin_end < 0)
             spin_end = now + t->spin_ns;
-        if (now < spin_end)
+        if (now < spin_end) {
+            spin_yield(t);
             continue;
+        }
+        idle_from = -1;
         if (sleep_on_fd_locked(t, deadline, NULL))
             spin_end = -1;
     }

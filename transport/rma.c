@@ -403,6 +403,100 @@ tsr_status_t tsr_rma_put_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
     return rma_nb(t, k, offset, (void *)src, len, true, done, arg, err);
 }
 
+/* ---- several gets, one wait -------------------------------------------------------- */
+
+typedef struct many_wait {
+    tsr_rma_getv_t *ops;
+    size_t n, next; /* ops before next are complete */
+} many_wait_t;
+
+/* [L] Whether every posted get completed (each request checked once it
+ * is the first unfinished one: O(n) over the whole wait). */
+static bool many_done(void *arg)
+{
+    many_wait_t *w = arg;
+    while (w->next < w->n) {
+        void *r = w->ops[w->next].req_;
+        if (r && ucp_request_check_status(r) == UCS_INPROGRESS)
+            return false;
+        w->next++;
+    }
+    return true;
+}
+
+tsr_status_t tsr_rma_get_many(tsr_transport_t *t, tsr_rma_getv_t *ops, size_t n, int timeout_ms,
+                              tsr_error_t *err)
+{
+    if (!t || (n > 0 && !ops))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "get_many: missing argument");
+    for (size_t i = 0; i < n; i++) {
+        ops[i].req_ = NULL;
+        ops[i].status = TSR_OK;
+        if (!ops[i].k || (ops[i].len > 0 && !ops[i].dst))
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG, "get_many: op %zu: missing argument",
+                                 i);
+    }
+    tsr_status_t first = TSR_OK;
+    tsr__lock(t);
+    ucp_request_param_t prm = {.op_attr_mask = 0};
+    for (size_t i = 0; i < n; i++) {
+        tsr_rma_getv_t *o = &ops[i];
+        o->status = check_access_locked(o->k, o->offset, o->len, 1, "get",
+                                        first == TSR_OK ? err : NULL);
+        if (o->status != TSR_OK) {
+            if (first == TSR_OK)
+                first = o->status;
+            continue;
+        }
+        void *r = ucp_get_nbx(o->k->peer->ep, o->dst, o->len, o->k->addr + o->offset, o->k->rkey,
+                              &prm);
+        if (UCS_PTR_IS_ERR(r)) {
+            ucs_status_t s = UCS_PTR_STATUS(r);
+            o->status = tsr__status_from_ucs(s);
+            if (first == TSR_OK) {
+                first = o->status;
+                tsr_error_set(err, first, "get failed: %s", ucs_status_string(s));
+            }
+            continue;
+        }
+        o->req_ = r; /* NULL: completed inside ucp_get_nbx */
+    }
+    many_wait_t w = {ops, n, 0};
+    tsr_status_t rc = many_done(&w) ? TSR_OK
+                                    : tsr__wait_locked(t, many_done, &w, -1, timeout_ms, NULL);
+    if (rc == TSR_ERR_TIMEOUT) {
+        /* As wait_request_locked: only closing the endpoint makes UCX give
+         * the buffers back, so a peer that cannot finish a get in time is
+         * failed (every unfinished op's peer). */
+        for (size_t i = w.next; i < n; i++)
+            if (ops[i].req_ && ucp_request_check_status(ops[i].req_) == UCS_INPROGRESS)
+                tsr__peer_fail_locked(t, ops[i].k->peer, TSR_ERR_TIMEOUT, "operation timed out");
+        w.next = 0;
+        (void)tsr__wait_locked(t, many_done, &w, tsr__deadline(5000), -1, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        tsr_rma_getv_t *o = &ops[i];
+        if (!o->req_)
+            continue;
+        ucs_status_t s = ucp_request_check_status(o->req_);
+        if (s != UCS_INPROGRESS)
+            ucp_request_free(o->req_); /* still in progress: left to UCX, never freed */
+        o->req_ = NULL;
+        if (s == UCS_OK)
+            continue;
+        o->status = rc == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT : tsr__status_from_ucs(s);
+        if (first == TSR_OK) {
+            first = o->status;
+            if (rc == TSR_ERR_TIMEOUT)
+                tsr_error_set(err, first, "get timed out");
+            else
+                tsr_error_set(err, first, "get failed: %s", ucs_status_string(s));
+        }
+    }
+    tsr__unlock(t);
+    return first;
+}
+
 tsr_status_t tsr_rma_flush(tsr_transport_t *t, tsr_peer_t *peer, int timeout_ms,
                            tsr_error_t *err)
 {

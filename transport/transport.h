@@ -87,6 +87,13 @@ typedef struct tsr_transport_params {
     uint16_t listen_port;      /* 0: any free port (see tsr_transport_port) */
     const char *tls;           /* NULL: UCX_TLS from the environment (UCX's default) */
     unsigned spin_us;          /* spin this long before sleeping; 0 = default (100) */
+    /* While spinning, offer the core to other runnable threads about every
+     * 10 us (sched_yield; it returns at once when none wants it). For
+     * processes that may outnumber the cores and wait on each other (many
+     * client processes of one server): the waiters' spinning then no
+     * longer takes the CPU from the server they wait for. Off by default:
+     * beside CPU-bound work, a yield can cost the waiter a time slice. */
+    bool spin_yield;
     unsigned max_calls;        /* RPCs in flight at once; 0 = default (4096) */
     tsr_dispatch_mode_t dispatch;
     tsr_transport_event_fn on_event; /* may be NULL */
@@ -289,6 +296,24 @@ tsr_status_t tsr_rma_get_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset, 
 tsr_status_t tsr_rma_put_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
                             const void *src, size_t len, tsr_rma_done_fn done, void *arg,
                             tsr_error_t *err);
+/* Several blocking gets at once: posts every op (each with its own rkey,
+ * so several peers may be read), then waits once until all completed or
+ * timeout_ms passed (< 0: no limit). ops[i].status says how each ended;
+ * returns TSR_OK when all succeeded, else the first failure's status (err
+ * describes it). An op that does not complete in time fails its peer, as a
+ * blocking get does. Over TCP (RMA served by the owner's progress) the n
+ * requests travel together and their replies are reaped by one wait, so a
+ * reader keeps n gets in flight instead of one. n == 0: TSR_OK. */
+typedef struct tsr_rma_getv {
+    tsr_rkey_t *k;
+    uint64_t offset;
+    void *dst;
+    size_t len;
+    tsr_status_t status; /* out */
+    void *req_;          /* private */
+} tsr_rma_getv_t;
+tsr_status_t tsr_rma_get_many(tsr_transport_t *t, tsr_rma_getv_t *ops, size_t n, int timeout_ms,
+                              tsr_error_t *err);
 /* Waits until every put issued to peer is complete at the target. */
 tsr_status_t tsr_rma_flush(tsr_transport_t *t, tsr_peer_t *peer, int timeout_ms,
                            tsr_error_t *err);

@@ -13,6 +13,10 @@
 #   redis    redis-benchmark -c N -n REQUESTS -P 1 -r 100000 -d 64 -t get
 #            (then -t set), --csv: one process multiplexing N connections,
 #            one request in flight per connection (no pipelining)
+#   redis    N redis-benchmark processes at once, -c 1 each (REQUESTS/N
+#   procs    requests each, at least 2,000), rates summed: Tessera's shape
+#            (N processes, one request outstanding each); N = 1 is the run
+#            above
 #   tessera  tessera-bench kv with TSR_BENCH_KV_ONLY=clients: N client
 #            processes against one owner process (CPU 1) holding the same
 #            100,000 16-byte keys with 64-byte values, in memory:
@@ -21,6 +25,9 @@
 #                    over TCP), every value checked
 #              put = a one-write transaction (tsr_txn_put + commit: one call
 #                    to the owner, which locks, applies, unlocks)
+#            and, for gets, redis-benchmark's shape: ONE client process
+#            keeping N gets in flight (tsr_kv_remote_get_many of N random
+#            keys per call; figures clients_get_*_<set>_m<N>)
 #            per UCX transport set: tcp (TCP loopback, the shape of Redis'
 #            clients) and sm (shared memory + CMA); TSR_BENCH_TLS=tcp|sm
 #            runs one.
@@ -29,9 +36,16 @@
 # CPU: besides wall-clock ops/s, the CPU per operation of client(s) plus
 # server (getrusage of redis-benchmark, /proc/PID/stat of redis-server and
 # of Tessera's owner), which other load on a shared machine barely moves.
-# Prints a table, ratios (Tessera / Redis) and the target: gets at 16 clients
-# >= 2x Redis. --json: one JSON object per figure (Tessera's, with peer
-# "redis", peer_value and ratio) plus Redis' own figures (suite kv_peers).
+# Prints three tables - the mixed one (Tessera's N processes vs
+# redis-benchmark -c N, as before), and the two like-for-like ones: N
+# processes vs N processes, one process with N in flight vs redis-benchmark
+# -c N - with ratios (Tessera / Redis), and the target (gets at 16 clients
+# >= 2x Redis) read on each like-for-like shape. --json: one JSON object
+# per figure (Tessera's, with peer "redis", peer_value and ratio: _c<N>
+# against redis-benchmark -c N as before, with params.redis_procs_value
+# and ratio_redis_procs for the per-process Redis run; _m<N> against
+# redis-benchmark -c N) plus Redis' own figures (suite kv_peers:
+# redis_<op>_<k>_c<N> for -c N, redis_procs_<op>_<k>_c<N> for N processes).
 # Redis is stopped by its PID on exit, whatever happens.
 #
 # Exit: 0 ran (a missed target is reported, not a failure), 1 a run failed,
@@ -137,6 +151,30 @@ def redis(test, n):
             "p99": float(r["p99_latency_ms"]) * 1000,
             "cpu_us": ((s1 - s0) + (c1 - c0)) / requests * 1e6}
 
+def redis_procs(test, n):
+    # N redis-benchmark processes at once, one connection each: Tessera's
+    # shape. Rates summed; p50: median of the processes', p99: the worst.
+    per = max(requests // n, 2000)
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", rport, "-c", "1", "-n", str(per),
+           "-P", "1", "-r", "100000", "-d", "64", "-t", test, "--csv"]
+    s0, c0 = pid_cpu(rpid), children_cpu()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    outs = [p.communicate(timeout=600) + (p.returncode,) for p in procs]
+    s1, c1 = pid_cpu(rpid), children_cpu()
+    rates, p50s, p99s = [], [], []
+    for out, err, rc in outs:
+        if rc != 0:
+            sys.exit(f"tessera: error: redis-benchmark failed: {err.strip()[-300:]}")
+        rows = [l.replace('"', "").split(",") for l in out.splitlines() if l.strip()]
+        r = dict(zip(rows[0], rows[-1]))
+        rates.append(float(r["rps"]))
+        p50s.append(float(r["p50_latency_ms"]) * 1000)
+        p99s.append(float(r["p99_latency_ms"]) * 1000)
+    p50s.sort()
+    return {"ops_s": sum(rates), "p50": p50s[len(p50s) // 2], "p99": max(p99s),
+            "cpu_us": ((s1 - s0) + (c1 - c0)) / (per * n) * 1e6}
+
 def tessera(n):
     env = dict(os.environ, TSR_BENCH_KV_ONLY="clients", TSR_BENCH_KV_CLIENTS=str(n),
                TSR_BENCH_KV_MS=str(ms))
@@ -162,94 +200,118 @@ for n in clients:
     log(f"  [{n} clients] load average before: {la}")
     for op, test in (("get", "get"), ("put", "set")):
         res[(n, op)] = {"redis": redis(test, n)}
+        res[(n, op)]["redis_procs"] = res[(n, op)]["redis"] if n == 1 else redis_procs(test, n)
     figs = tessera(n)
     figs_all.update(figs)
     for op in ("get", "put"):
         for s in sets:
-            g = lambda k: figs.get(f"clients_{op}_{k}_{s}_c{n}", {}).get("value")
-            res[(n, op)][s] = {"ops_s": g("ops_s"), "p50": g("p50"), "p99": g("p99"),
-                               "cpu_us": g("total_cpu_us")}
+            for shape in ("c", "m"):
+                g = lambda k: figs.get(f"clients_{op}_{k}_{s}_{shape}{n}", {}).get("value")
+                res[(n, op)][s + ("" if shape == "c" else "_m")] = {
+                    "ops_s": g("ops_s"), "p50": g("p50"), "p99": g("p99"),
+                    "cpu_us": g("total_cpu_us")}
 la_end = loadavg()
 
 if as_json:
     for (n, op), d in res.items():
-        rd = d["redis"]
+        rd, rp = d["redis"], d["redis_procs"]
         for s in sets:
-            for k, unit, time_unit in (("ops_s", "ops/s", False), ("p50", "us", True),
-                                       ("p99", "us", True), ("total_cpu_us", "us", True)):
-                name = f"clients_{op}_{k}_{s}_c{n}"
-                f = figs_all.get(name)
-                if not f:
-                    continue
-                pv = rd["cpu_us" if k == "total_cpu_us" else k]
-                f["peer"] = "redis"
-                f["peer_value"] = pv
-                if pv and f["value"]:
-                    f["ratio"] = pv / f["value"] if time_unit else f["value"] / pv
-                f["params"]["redis_version"] = rver
-                print(json.dumps(f))
-        for k, unit in (("ops_s", "ops/s"), ("p50", "us"), ("p99", "us"), ("cpu_us", "us")):
-            print(json.dumps({"suite": "kv_peers", "name": f"redis_{op}_{k}_c{n}",
-                              "value": rd[k], "unit": unit, "device": "cpu",
-                              "params": {"clients": n, "requests": requests,
-                                         "redis_version": rver, "persistence": "off",
-                                         "loadavg_before": dict(loads)[n]}}))
+            for shape in ("c", "m"):
+                for k, unit, time_unit in (("ops_s", "ops/s", False), ("p50", "us", True),
+                                           ("p99", "us", True), ("total_cpu_us", "us", True)):
+                    name = f"clients_{op}_{k}_{s}_{shape}{n}"
+                    f = figs_all.get(name)
+                    if not f:
+                        continue
+                    rk = "cpu_us" if k == "total_cpu_us" else k
+                    pv = rd[rk]  # redis-benchmark -c N: the peer of both, as before
+                    f["peer"] = "redis"
+                    f["peer_value"] = pv
+                    if pv and f["value"]:
+                        f["ratio"] = pv / f["value"] if time_unit else f["value"] / pv
+                    f["params"]["redis_version"] = rver
+                    f["params"]["redis_shape"] = f"redis-benchmark -c {n} (one process)"
+                    if shape == "c":  # the like-for-like peer: N processes, -c 1 each
+                        f["params"]["redis_procs_value"] = rp[rk]
+                        if rp[rk] and f["value"]:
+                            f["params"]["ratio_redis_procs"] = (
+                                rp[rk] / f["value"] if time_unit else f["value"] / rp[rk])
+                    print(json.dumps(f))
+        for prefix, rv, shape in (("redis", rd, f"redis-benchmark -c {n}"),
+                                  ("redis_procs", rp, f"{n} x redis-benchmark -c 1")):
+            for k, unit in (("ops_s", "ops/s"), ("p50", "us"), ("p99", "us"), ("cpu_us", "us")):
+                print(json.dumps({"suite": "kv_peers", "name": f"{prefix}_{op}_{k}_c{n}",
+                                  "value": rv[k], "unit": unit, "device": "cpu",
+                                  "params": {"clients": n, "requests": requests, "shape": shape,
+                                             "redis_version": rver, "persistence": "off",
+                                             "loadavg_before": dict(loads)[n]}}))
     sys.exit(0)
 
 print()
 print(f"kv gets/puts vs Redis {rver} GET/SET: 100,000 keys of 16 bytes, 64-byte values, "
       f"in memory (Redis persistence off, Tessera owner without a log)")
-print(f"  Tessera: N client processes, {ms} ms per point; get = one-sided RMA read, "
-      f"put = one-write transaction (a commit call)")
-print(f"  Redis: redis-benchmark -c N -n {requests} -P 1 -r 100000 -d 64 (one process, "
-      f"N connections, no pipelining)")
-print(f"  pinning: server/owner CPU 1; 1 client on CPU 0; more clients float")
+print(f"  Tessera: {ms} ms per point; get = one-sided read (over TCP: UCX's emulated RMA, "
+      f"get_many: up to N such gets in flight), put = one-write transaction (a commit call)")
+print(f"  pinning: server/owner CPU 1; one client process on CPU 0; more float")
 print(f"  load average at the first point {loads[0][1]}, at the end {la_end}")
-print()
-hdr = f"  {'clients':>7} {'op':<4}"
-for s in sets:
-    hdr += f" {'tessera ' + s:>14}"
-hdr += f" {'redis':>10}"
-for s in sets:
-    hdr += f" {'ratio ' + s:>9}"
-for s in sets:
-    hdr += f" {'p99 us ' + s:>11}"
-hdr += f" {'redis p99':>10}"
-for s in sets:
-    hdr += f" {'CPU/op ' + s:>11}"
-hdr += f" {'redis CPU/op':>12}"
-print(hdr + "   (ops/s; CPU/op = client+server us)")
 def fmt(v, spec):
     return format(v, spec) if v is not None else "-"
-for op in ("get", "put"):
-    for n in clients:
-        d = res[(n, op)]
-        rd = d["redis"]
-        line = f"  {n:>7} {op:<4}"
-        for s in sets:
-            line += f" {fmt(d[s]['ops_s'], '14.0f'):>14}"
-        line += f" {rd['ops_s']:>10.0f}"
-        for s in sets:
-            v = d[s]["ops_s"]
-            line += f" {(fmt(v / rd['ops_s'], '.2f') + 'x') if v else '-':>9}"
-        for s in sets:
-            line += f" {fmt(d[s]['p99'], '11.1f'):>11}"
-        line += f" {rd['p99']:>10.1f}"
-        for s in sets:
-            line += f" {fmt(d[s]['cpu_us'], '11.2f'):>11}"
-        line += f" {rd['cpu_us']:>12.2f}"
-        print(line)
+def table(title, ops, tkey, rkey, tname, rname):
+    print()
+    print(f"  {title}")
+    hdr = f"  {'N':>4} {'op':<4}"
+    for s in sets:
+        hdr += f" {tname + ' ' + s:>18}"
+    hdr += f" {rname:>16}"
+    for s in sets:
+        hdr += f" {'ratio ' + s:>9}"
+    for s in sets:
+        hdr += f" {'p99 us ' + s:>11}"
+    hdr += f" {'redis p99':>10}"
+    for s in sets:
+        hdr += f" {'CPU/op ' + s:>11}"
+    hdr += f" {'redis CPU/op':>12}"
+    print(hdr + "   (ops/s; CPU/op = client+server us)")
+    for op in ops:
+        for n in clients:
+            d = res[(n, op)]
+            rd = d[rkey]
+            line = f"  {n:>4} {op:<4}"
+            for s in sets:
+                line += f" {fmt(d[s + tkey]['ops_s'], '18.0f'):>18}"
+            line += f" {rd['ops_s']:>16.0f}"
+            for s in sets:
+                v = d[s + tkey]["ops_s"]
+                line += f" {(fmt(v / rd['ops_s'], '.2f') + 'x') if v else '-':>9}"
+            for s in sets:
+                line += f" {fmt(d[s + tkey]['p99'], '11.1f'):>11}"
+            line += f" {rd['p99']:>10.1f}"
+            for s in sets:
+                line += f" {fmt(d[s + tkey]['cpu_us'], '11.2f'):>11}"
+            line += f" {rd['cpu_us']:>12.2f}"
+            print(line)
+table("mixed shapes (the earlier headline): Tessera N client processes vs redis-benchmark "
+      "-c N (one process)", ("get", "put"), "", "redis", "tessera", "redis -c N")
+table("like for like, Tessera's shape: N client processes, one request outstanding each "
+      "(Redis: N x redis-benchmark -c 1, rates summed; p99 = worst process)",
+      ("get", "put"), "", "redis_procs", "tessera", "redis N procs")
+table("like for like, redis-benchmark's shape: ONE client process, N gets in flight "
+      "(Tessera: tsr_kv_remote_get_many of N keys; Redis: redis-benchmark -c N -P 1)",
+      ("get",), "_m", "redis", "tessera 1p", "redis -c N")
 print()
 if 16 in clients:
-    rd = res[(16, "get")]["redis"]
-    for s in sets:
-        t = res[(16, "get")][s]
-        if t["ops_s"]:
-            r = t["ops_s"] / rd["ops_s"]
-            rc = rd["cpu_us"] / t["cpu_us"] if t["cpu_us"] else 0
-            print(f"  target: gets at 16 clients >= 2x Redis ({s}): {r:.2f}x wall "
-                  f"({'met' if r >= 2 else 'MISSED'}); per CPU: {rc:.2f}x "
-                  f"({'met' if rc >= 2 else 'missed'})")
+    print("  target: gets at 16 clients >= 2x Redis, read on the like-for-like shapes "
+          "(redis-benchmark's shape is where issue 7's Redis figure comes from):")
+    for label, tkey, rkey in (("1 process, 16 in flight vs redis-benchmark -c 16", "_m", "redis"),
+                              ("16 processes vs 16 x redis-benchmark -c 1", "", "redis_procs")):
+        rd = res[(16, "get")][rkey]
+        for s in sets:
+            t = res[(16, "get")][s + tkey]
+            if t["ops_s"]:
+                r = t["ops_s"] / rd["ops_s"]
+                rc = rd["cpu_us"] / t["cpu_us"] if t["cpu_us"] else 0
+                print(f"    {label} ({s}): {r:.2f}x wall ({'met' if r >= 2 else 'MISSED'}); "
+                      f"per CPU: {rc:.2f}x ({'met' if rc >= 2 else 'missed'})")
 else:
     print("  target (gets at 16 clients >= 2x Redis): not measured (16 not in --clients)")
 EOF

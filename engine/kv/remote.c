@@ -37,6 +37,17 @@
  * over. The owner's CPU runs nothing for a get over shared memory or RDMA
  * (over TCP, UCX serves gets from the owner's progress thread).
  *
+ * get_many (remote_many.c; several gets in flight): up to 256 keys probed at once
+ * in rounds; a round posts one window read per unfinished key and reaps
+ * them with one wait (tsr_rma_get_many), and scan_window judges each
+ * window exactly as for the single get. MOVED re-fetches a partition's
+ * descriptor once per round (rpart_t.gen); a key whose probe spans rounds
+ * starts over when its partition's descriptor changed meanwhile, so no
+ * probe mixes two geometries. Each window is its own RMA get (over TCP,
+ * one UCX-emulated get each, as for the single get), so n keys in flight
+ * cost the owner what n single gets cost, only without n round trips of
+ * waiting in a row.
+ *
  * Slot bytes travel raw: owner and readers must share endianness (x86-64,
  * aarch64 little-endian), as the lock service's slots already do.
  */
@@ -46,13 +57,10 @@
 
 #include "core/hash.h"
 #include "kv_internal.h"
+#include "remote_int.h"
 #include "transport.h"
 
 #define DESC_HDR 48u
-#define MAX_REFRESH 64u /* descriptors re-fetched by one get before it gives up */
-#define WINDOW_SLOTS 4u
-#define WINDOW_BYTES (16u << 10)
-#define MAX_TORN 100000u
 
 /* ---- server ---------------------------------------------------------------------- */
 
@@ -271,29 +279,7 @@ void tsr_kv_server_stop(tsr_kv_server_t *s)
 
 /* ---- reader ---------------------------------------------------------------------- */
 
-typedef struct rpart {
-    tsr_rkey_t *rkey; /* NULL: no descriptor yet */
-    uint64_t nslots;
-    uint32_t slot_size;
-    uint64_t epoch;
-    uint64_t vmask; /* the version mask of the table this region belongs to */
-} rpart_t;
-
-struct tsr_kv_remote {
-    tsr_transport_t *t;
-    tsr_peer_t *peer;
-    char *name;
-    uint16_t rpc_type;
-    int timeout_ms;
-    uint32_t nparts;
-    uint32_t max_key, max_val;
-    rpart_t *parts;
-    unsigned char *win; /* one window of slots */
-    size_t win_cap;
-    tsr_kv_remote_stats_t st;
-};
-
-static tsr_status_t fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *err)
+tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *err)
 {
     size_t nlen = strlen(r->name);
     unsigned char req[8 + TSR_KV_NAME_MAX];
@@ -347,6 +333,7 @@ static tsr_status_t fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *e
     rp->slot_size = ss;
     rp->epoch = epoch;
     rp->vmask = vmask;
+    rp->gen++;
     size_t need = (size_t)ss * WINDOW_SLOTS;
     if (need > r->win_cap) {
         unsigned char *w = tsr_mem_alloc_aligned(NULL, need);
@@ -380,7 +367,7 @@ tsr_status_t tsr_kv_remote_open(tsr_transport_t *transport, tsr_peer_t *peer, co
     if (!r->name)
         rc = tsr_error_set(&e, TSR_ERR_NOMEM, "kv: out of memory");
     if (rc == TSR_OK)
-        rc = fetch_desc(r, 0, &e);
+        rc = tsr_kv_remote_fetch_desc(r, 0, &e);
     if (rc != TSR_OK) {
         tsr_kv_remote_close(r);
         return tsr_kv_err_from(kerr, &e, rc);
@@ -396,6 +383,7 @@ void tsr_kv_remote_close(tsr_kv_remote_t *r)
     for (uint32_t i = 0; r->parts && i < r->nparts; i++)
         if (r->parts[i].rkey)
             tsr_rkey_destroy(r->t, r->parts[i].rkey);
+    tsr_kv_remote_many_free(r);
     tsr_mem_free(NULL, r->parts);
     tsr_mem_free(NULL, r->win);
     tsr_mem_free(NULL, r->name);
@@ -426,6 +414,56 @@ tsr_status_t tsr_kv_remote_get(tsr_kv_remote_t *r, const void *key, size_t klen,
     return tsr_kv_remote_get_ver(r, key, klen, buf, cap, vlen, &ver, kerr);
 }
 
+/* Slots per window read of rp (at most WINDOW_BYTES). */
+uint32_t tsr_kv_remote_window_slots(const rpart_t *rp)
+{
+    uint32_t w = WINDOW_SLOTS;
+    while (w > 1 && (size_t)w * rp->slot_size > WINDOW_BYTES)
+        w--;
+    return w;
+}
+
+/* Looks at n slot copies (win) read from the key's probe position: stops
+ * at the first slot that decides. *probed counts the slots looked at over
+ * the whole probe; *adv is how many of this window were passed (the next
+ * read, or the re-read of a torn slot, starts at i + *adv). Shared by the
+ * single get and get_many, so both accept exactly the same copies. */
+wstep_t tsr_kv_remote_scan_window(const tsr_kv_remote_t *r, const rpart_t *rp,
+                                  const unsigned char *win, uint64_t n, uint64_t h, const void *key,
+                                  size_t klen, uint64_t *probed, uint64_t *adv,
+                                  const kv_slot_t **hit, uint64_t *hit_ver)
+{
+    wstep_t w = W_NEXT;
+    uint64_t j = 0;
+    for (; j < n && *probed < rp->nslots; j++, (*probed)++) {
+        const kv_slot_t *s = (const kv_slot_t *)(const void *)(win + j * rp->slot_size);
+        uint64_t ver = atomic_load_explicit(&s->ver, memory_order_relaxed);
+        if (ver & KV_VER_MOVED) {
+            w = W_MOVED;
+            break;
+        }
+        if (!slot_whole(r, s, ver)) {
+            w = W_TORN;
+            break;
+        }
+        if (s->state == KV_EMPTY) {
+            w = W_MISS;
+            break;
+        }
+        if (s->state == KV_FULL && s->hash == h && s->klen == klen &&
+            memcmp(s->data, key, klen) == 0) {
+            *hit = s;
+            *hit_ver = ver;
+            w = W_FOUND;
+            break;
+        }
+    }
+    *adv = j;
+    if (w == W_NEXT && *probed >= rp->nslots)
+        w = W_MISS;
+    return w;
+}
+
 /* The get with the version of the slot copy it returned and the version
  * mask of the descriptor whose region held it (transactions record the
  * version; txn_apply.c): the checksum is seeded with the version, so the
@@ -448,61 +486,53 @@ static tsr_status_t get_slot(tsr_kv_remote_t *r, const void *key, size_t klen, v
     tsr_status_t rc;
     unsigned torn = 0, refreshed = 0;
 restart:
-    if (!rp->rkey && (rc = fetch_desc(r, part, &e)) != TSR_OK)
+    if (!rp->rkey && (rc = tsr_kv_remote_fetch_desc(r, part, &e)) != TSR_OK)
         return tsr_kv_err_from(kerr, &e, rc);
     uint64_t mask = rp->nslots - 1, i = h & mask, probed = 0;
-    uint32_t wslots = WINDOW_SLOTS;
-    while (wslots > 1 && (size_t)wslots * rp->slot_size > WINDOW_BYTES)
-        wslots--;
-    while (probed < rp->nslots) {
-        uint64_t n = rp->nslots - i < wslots ? rp->nslots - i : wslots;
+    uint32_t wslots = tsr_kv_remote_window_slots(rp);
+    for (;;) {
+        uint64_t n = rp->nslots - i < wslots ? rp->nslots - i : wslots, adv = 0, ver = 0;
         rc = tsr_rma_get(r->t, rp->rkey, KV_HDR_SIZE + i * rp->slot_size, r->win,
                          (size_t)n * rp->slot_size, r->timeout_ms, &e);
         r->st.rma_reads++;
         if (rc != TSR_OK)
             return tsr_kv_err_from(kerr, &e, rc);
-        uint64_t j = 0;
-        for (; j < n && probed < rp->nslots; j++, probed++) {
-            const kv_slot_t *s = (const kv_slot_t *)(const void *)(r->win + j * rp->slot_size);
-            uint64_t ver = atomic_load_explicit(&s->ver, memory_order_relaxed);
-            if (ver & KV_VER_MOVED) {
-                r->st.refreshes++;
-                if (++refreshed > MAX_REFRESH) /* a table being dropped (MOVED, not yet gone) */
-                    return tsr_kv_err_from(
-                        kerr, NULL,
-                        tsr_error_set(&e, TSR_ERR_UNAVAILABLE, "kv: table keeps moving"));
-                if ((rc = fetch_desc(r, part, &e)) != TSR_OK)
-                    return tsr_kv_err_from(kerr, &e, rc);
-                goto restart;
-            }
-            if (!slot_whole(r, s, ver)) {
-                r->st.torn_retries++;
-                if (++torn > MAX_TORN)
-                    return tsr_kv_err_from(
-                        kerr, NULL, tsr_error_set(&e, TSR_ERR_TIMEOUT, "kv: slot stays torn"));
-                if (torn > 64)
-                    usleep(10);
-                break; /* re-read from this slot */
-            }
-            if (s->state == KV_EMPTY) {
-                *miss = true;
-                return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOT_FOUND);
-            }
-            if (s->state == KV_FULL && s->hash == h && s->klen == klen &&
-                memcmp(s->data, key, klen) == 0) {
-                size_t c = s->vlen < cap ? s->vlen : cap;
-                if (c)
-                    memcpy(buf, s->data + r->max_key, c);
-                *vlen = s->vlen;
-                *ver_out = ver;
-                *mask_out = rp->vmask;
-                return TSR_OK;
-            }
+        const kv_slot_t *s = NULL;
+        switch (
+            tsr_kv_remote_scan_window(r, rp, r->win, n, h, key, klen, &probed, &adv, &s, &ver)) {
+        case W_FOUND: {
+            size_t c = s->vlen < cap ? s->vlen : cap;
+            if (c)
+                memcpy(buf, s->data + r->max_key, c);
+            *vlen = s->vlen;
+            *ver_out = ver;
+            *mask_out = rp->vmask;
+            return TSR_OK;
         }
-        i = (i + j) & mask;
+        case W_MISS:
+            *miss = true;
+            return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOT_FOUND);
+        case W_MOVED:
+            r->st.refreshes++;
+            if (++refreshed > MAX_REFRESH) /* a table being dropped (MOVED, not yet gone) */
+                return tsr_kv_err_from(
+                    kerr, NULL, tsr_error_set(&e, TSR_ERR_UNAVAILABLE, "kv: table keeps moving"));
+            if ((rc = tsr_kv_remote_fetch_desc(r, part, &e)) != TSR_OK)
+                return tsr_kv_err_from(kerr, &e, rc);
+            goto restart;
+        case W_TORN:
+            r->st.torn_retries++;
+            if (++torn > MAX_TORN)
+                return tsr_kv_err_from(kerr, NULL,
+                                       tsr_error_set(&e, TSR_ERR_TIMEOUT, "kv: slot stays torn"));
+            if (torn > 64)
+                usleep(10);
+            break; /* re-read from the torn slot */
+        case W_NEXT:
+            break;
+        }
+        i = (i + adv) & mask;
     }
-    *miss = true;
-    return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOT_FOUND);
 }
 
 tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,

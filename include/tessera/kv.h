@@ -251,6 +251,22 @@ tsr_status_t tsr_kv_remote_get_versioned(tsr_kv_remote_t *r, const void *key, si
                                          void *buf, size_t cap, size_t *vlen, uint64_t *ver,
                                          bool *present, tsr_kv_err_t *err);
 
+/* Several gets in flight at once (an MGET): every key's window reads of a
+ * round are posted together and reaped by one wait (tsr_rma_get_many), so
+ * one thread keeps up to 256 gets outstanding instead of one. Each key is
+ * read exactly as tsr_kv_remote_get reads it (version and checksum check,
+ * torn copies re-read, MOVED re-fetches the descriptor, once per round
+ * for a partition). Value i goes to vals + i * stride (at most stride
+ * bytes), its length to vlens[i] (0 when absent); results[i] (may be NULL)
+ * is TSR_OK or TSR_ERR_NOT_FOUND; *nok (may be NULL) counts the keys
+ * found. Returns TSR_OK, or the failure of the whole call - bad input (a
+ * key longer than the table allows included), a read that failed, the
+ * table gone on the owner (TSR_ERR_NOT_FOUND with err set) - and then
+ * results[i] of every key not yet decided holds that status. */
+tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *keys, size_t n,
+                                    void *vals, size_t stride, size_t *vlens,
+                                    tsr_status_t *results, size_t *nok, tsr_kv_err_t *err);
+
 typedef struct tsr_kv_remote_stats {
     uint64_t gets;
     uint64_t rma_reads;    /* RMA gets issued */

@@ -1,0 +1,68 @@
+/*
+ * remote_int.h - what the two halves of the kv remote reader share:
+ * remote.c (the server, descriptors, the single get and the window judge)
+ * and remote_many.c (get_many: several gets in flight). Formats and the
+ * protocol are described at the top of remote.c.
+ */
+#ifndef TSR_KV_REMOTE_INT_H
+#define TSR_KV_REMOTE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kv_internal.h"
+#include "transport.h"
+
+#define MAX_REFRESH 64u /* descriptors re-fetched by one get before it gives up */
+#define WINDOW_SLOTS 4u
+#define WINDOW_BYTES (16u << 10)
+#define MAX_TORN 100000u
+
+typedef struct rpart {
+    tsr_rkey_t *rkey; /* NULL: no descriptor yet */
+    uint64_t nslots;
+    uint32_t slot_size;
+    uint64_t epoch;
+    uint64_t vmask; /* the version mask of the table this region belongs to */
+    uint32_t gen;   /* descriptors fetched: get_many refetches a partition once per round */
+} rpart_t;
+
+struct tsr_kv_remote {
+    tsr_transport_t *t;
+    tsr_peer_t *peer;
+    char *name;
+    uint16_t rpc_type;
+    int timeout_ms;
+    uint32_t nparts;
+    uint32_t max_key, max_val;
+    rpart_t *parts;
+    unsigned char *win; /* one window of slots */
+    size_t win_cap;
+    void *many;     /* remote_many.c: get_many's arrays, kept between calls */
+    tsr_kv_remote_stats_t st;
+};
+
+/* What one window of slot copies, read from probe position i, says about
+ * a key (scan_window). */
+typedef enum wstep {
+    W_FOUND, /* the key's slot: *hit */
+    W_MISS,  /* an empty slot, or the whole table probed */
+    W_NEXT,  /* not decided: read the next window */
+    W_TORN,  /* a copy not whole: re-read from that slot */
+    W_MOVED, /* the region was replaced: re-fetch the descriptor, start over */
+} wstep_t;
+
+/* Fetches (again) the descriptor of partition part; r->parts is allocated
+ * by the first call. */
+tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *err);
+/* Frees what get_many kept in r (remote_many.c; NULL-safe). */
+void tsr_kv_remote_many_free(tsr_kv_remote_t *r);
+/* Slots per window read of rp (at most WINDOW_BYTES). */
+uint32_t tsr_kv_remote_window_slots(const rpart_t *rp);
+/* Judges n slot copies read from a key's probe position (remote.c). */
+wstep_t tsr_kv_remote_scan_window(const tsr_kv_remote_t *r, const rpart_t *rp,
+                                  const unsigned char *win, uint64_t n, uint64_t h, const void *key,
+                                  size_t klen, uint64_t *probed, uint64_t *adv,
+                                  const kv_slot_t **hit, uint64_t *hit_ver);
+
+#endif
