@@ -203,16 +203,26 @@ static void check_key(tsr_kv_remote_t *r, tsr_kv_table_t *t, const mval_t *m, co
     assert_true(rver != TSR_KV_VERSION_ABSENT && (rver & 1) == 0);
 }
 
+/* Creates and opens table name (partitions, 16-byte keys, values up to
+ * max_value) in e's store. */
+static tsr_kv_table_t *table_up(env_t *e, const char *name, uint32_t partitions,
+                                uint32_t max_value)
+{
+    tsr_kv_err_t ke = {0};
+    tsr_kv_table_params_t tp = {.partitions = partitions, .max_key = 16, .max_value = max_value};
+    assert_int_equal(tsr_kv_table_create(e->store, name, &tp, &ke), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(e->store, name, &t, &ke), TSR_OK);
+    return t;
+}
+
 static void test_versioned_model(void **state)
 {
     (void)state;
     env_t e;
     env_up(&e);
     tsr_kv_err_t ke = {0};
-    tsr_kv_table_params_t tp = {.partitions = 1, .max_key = 16, .max_value = MAXV};
-    assert_int_equal(tsr_kv_table_create(e.store, "m", &tp, &ke), TSR_OK);
-    tsr_kv_table_t *t;
-    assert_int_equal(tsr_kv_table_open(e.store, "m", &t, &ke), TSR_OK);
+    tsr_kv_table_t *t = table_up(&e, "m", 1, MAXV);
     /* one key first: the reader's open needs the table */
     tsr_kv_remote_t *r;
     assert_int_equal(tsr_kv_remote_open(e.c, e.peer, "m", 0, 10000, &r, &ke), TSR_OK);
@@ -450,10 +460,7 @@ static void many_model(const char *tls)
     env_t e;
     env_up_tls(&e, tls);
     tsr_kv_err_t ke = {0};
-    tsr_kv_table_params_t tp = {.partitions = 3, .max_key = 16, .max_value = MAXV};
-    assert_int_equal(tsr_kv_table_create(e.store, "gm", &tp, &ke), TSR_OK);
-    tsr_kv_table_t *t;
-    assert_int_equal(tsr_kv_table_open(e.store, "gm", &t, &ke), TSR_OK);
+    tsr_kv_table_t *t = table_up(&e, "gm", 3, MAXV);
     tsr_kv_remote_t *r;
     assert_int_equal(tsr_kv_remote_open(e.c, e.peer, "gm", 0, 10000, &r, &ke), TSR_OK);
     static mval_t model[MKEYS];
@@ -605,10 +612,7 @@ static void many_torn(const char *tls)
     env_t e;
     env_up_tls(&e, tls);
     tsr_kv_err_t ke = {0};
-    tsr_kv_table_params_t tp = {.partitions = 2, .max_key = 16, .max_value = 64};
-    assert_int_equal(tsr_kv_table_create(e.store, "tt", &tp, &ke), TSR_OK);
-    tsr_kv_table_t *t;
-    assert_int_equal(tsr_kv_table_open(e.store, "tt", &t, &ke), TSR_OK);
+    tsr_kv_table_t *t = table_up(&e, "tt", 2, 64);
     char kb[40][16];
     tsr_kv_pair_t keys[40];
     for (int i = 0; i < 40; i++) {
@@ -715,10 +719,7 @@ static void concurrent_run(int nkeys, uint32_t max_value, bool churn, const char
     env_t e;
     env_up_tls(&e, tls);
     tsr_kv_err_t ke = {0};
-    tsr_kv_table_params_t tp = {.partitions = 2, .max_key = 16, .max_value = max_value};
-    assert_int_equal(tsr_kv_table_create(e.store, "cw", &tp, &ke), TSR_OK);
-    tsr_kv_table_t *t;
-    assert_int_equal(tsr_kv_table_open(e.store, "cw", &t, &ke), TSR_OK);
+    tsr_kv_table_t *t = table_up(&e, "cw", 2, max_value);
     char kb[64][16];
     tsr_kv_pair_t keys[64];
     for (int i = 0; i < nkeys; i++) {
