@@ -505,8 +505,19 @@ static void test_threads_timeouts(void **state)
     tsr_lock_home_destroy(s.home);
 }
 
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
 /* A writer under a steady stream of readers is granted after at most the
- * requests queued ahead of it (FIFO), not starved. */
+ * requests queued ahead of it (FIFO), not starved: every acquire returns
+ * within its 5 s timeout, and in a typical round (the median of 50) at most
+ * 2 * NR reader grants are counted between the writer's snapshot of the
+ * count and its grant. Not every round: a writer preempted between its
+ * snapshot and its request (a loaded CI machine, sanitizers) sees readers
+ * cycle meanwhile, legitimately. */
 static void test_fairness(void **state)
 {
     (void)state;
@@ -519,15 +530,15 @@ static void test_fairness(void **state)
     tsr_lock_client_t *w = new_client(s.home);
     while (atomic_load(&s.grants) < 200)
         sched_yield();
-    long worst = 0;
+    long worst = 0, between[50];
     for (int k = 0; k < 50; k++) {
         long before = atomic_load(&s.grants);
         uint64_t tok;
         tsr_lock_opts_t o = {TSR_LOCK_EXCLUSIVE, 0, 5000};
         assert_int_equal(tsr_lock_acquire(w, s.name, &o, &tok, NULL), TSR_OK);
-        long between = atomic_load(&s.grants) - before;
-        if (between > worst)
-            worst = between;
+        between[k] = atomic_load(&s.grants) - before;
+        if (between[k] > worst)
+            worst = between[k];
         assert_int_equal(atomic_load(&s.readers), 0);
         assert_int_equal(tsr_lock_release(w, s.name, tok, NULL), TSR_OK);
         usleep(200);
@@ -536,9 +547,12 @@ static void test_fairness(void **state)
     for (int i = 0; i < NR; i++)
         pthread_join(th[i], NULL);
     /* readers ahead of the writer (at most NR) plus those granted between the
-     * snapshot and the writer's ticket (at most NR again) */
-    print_message("fairness: worst %ld reader grants before the writer\n", worst);
-    assert_true(worst <= 2 * NR);
+     * snapshot and the writer's ticket (at most NR again, unless the writer
+     * was preempted in between) */
+    qsort(between, 50, sizeof(between[0]), cmp_long);
+    print_message("fairness: median %ld, worst %ld reader grants before the writer\n",
+                  between[25], worst);
+    assert_true(between[25] <= 2 * NR);
     assert_int_equal(atomic_load(&s.violations), 0);
     tsr_lock_client_destroy(w);
     tsr_lock_home_destroy(s.home);
