@@ -444,6 +444,8 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     t->node_id = params->node_id;
     t->spin_ns = (int64_t)(params->spin_us ? params->spin_us : TSR_DEFAULT_SPIN_US) * 1000;
     t->spin_yield = params->spin_yield;
+    t->spin_fixed = params->spin_fixed;
+    t->spin_call.ns = t->spin_serve.ns = t->spin_ns;
     t->dispatch = params->dispatch;
     t->on_event = params->on_event;
     t->event_arg = params->event_arg;
@@ -654,5 +656,7 @@ void tsr_transport_get_stats(tsr_transport_t *t, tsr_transport_stats_t *out)
 {
     tsr__lock(t);
     *out = t->stats;
+    out->spin_call_ns = (uint64_t)t->spin_call.ns;
+    out->spin_serve_ns = (uint64_t)t->spin_serve.ns;
     tsr__unlock(t);
 }

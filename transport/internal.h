@@ -38,6 +38,7 @@
 #include <ucp/api/ucp.h>
 
 #include "transport.h"
+#include "spin_budget.h"
 #include "wire.h"
 
 #define TSR_DEFAULT_SPIN_US 100u
@@ -204,8 +205,13 @@ struct tsr_transport {
     int efd;                    /* the worker's event fd */
     uint16_t port;
     uint32_t node_id;
-    int64_t spin_ns;
+    int64_t spin_ns;            /* the longest spin: params.spin_us */
     bool spin_yield;            /* params.spin_yield (progress.c) */
+    bool spin_fixed;            /* params.spin_fixed: every wait spins spin_ns */
+    /* [L] What waits spin now (spin_budget.h): one budget for
+     * callers waiting for their own operation, one for tsr_transport_wait
+     * (a server waiting for requests), whose waits differ. */
+    tsr_spin_budget_t spin_call, spin_serve;
     /* [L] Idle polls between two clock reads in the wait loops (progress.c:
      * adapted to what an idle poll costs, so spin_ns means time on every
      * wire); 0 until the first measurement (TSR_WAIT_CLOCK_EVERY). */

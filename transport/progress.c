@@ -276,6 +276,31 @@ static inline void spin_yield(const tsr_transport_t *t)
         (void)sched_yield();
 }
 
+/* Adaptive spin (spin_budget.h): callers' waits and a server's waits for
+ * requests (tsr_transport_wait) have budgets of their own. Waits that end
+ * within the first clock stride (a shared-memory round trip) never reach
+ * the budget and cost nothing here. */
+
+/* [L] The spin of a wait starting to spin now. */
+static int64_t spin_budget_take(tsr_transport_t *t, tsr_spin_budget_t *b)
+{
+    return tsr_spin_take(b, t->spin_ns, t->spin_fixed);
+}
+
+/* [L] A wait ended while spinning, spun_ns after it began spinning. */
+static void spin_budget_hit(tsr_transport_t *t, tsr_spin_budget_t *b, int64_t spun_ns)
+{
+    t->stats.spin_hits++;
+    tsr_spin_hit(b, spun_ns, t->spin_ns, t->spin_fixed);
+}
+
+/* [L] A spin ran out: the wait sleeps. */
+static void spin_budget_miss(tsr_transport_t *t, tsr_spin_budget_t *b)
+{
+    t->stats.spin_misses++;
+    tsr_spin_miss(b, t->spin_fixed);
+}
+
 /* [L] The current stride of clock reads in the wait loops. */
 static inline unsigned clock_stride(const tsr_transport_t *t)
 {
@@ -436,6 +461,8 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     bool lazy = deadline_ns < 0 && timeout_ms >= 0;
     bool shared = false;   /* see poll_yield_locked */
     int64_t spin_end = -1; /* fixed at the first clock read after activity */
+    int64_t spin_from = -1; /* when this wait began spinning (-1: not yet) */
+    int64_t budget = -1;    /* this wait's spin, taken once (a probe stays one) */
     unsigned left = clock_stride(t), stride = left;
     int64_t idle_from = -1; /* the last clock read, while no activity followed it */
     for (;;) {
@@ -447,8 +474,11 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
             else
                 maybe_signal_locked(t, false);
         }
-        if (done)
+        if (done) {
+            if (spin_from >= 0)
+                spin_budget_hit(t, &t->spin_call, tsr__now_ns() - spin_from);
             return TSR_OK;
+        }
         poll_yield_locked(t, &shared);
         if (n > 0) {
             spin_end = -1; /* activity: the spin restarts at the next clock read */
@@ -470,7 +500,11 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         if (deadline_ns >= 0 && now >= deadline_ns)
             return TSR_ERR_TIMEOUT;
         if (spin_end < 0) {
-            spin_end = now + t->spin_ns;
+            if (budget < 0) {
+                budget = spin_budget_take(t, &t->spin_call);
+                spin_from = now;
+            }
+            spin_end = now + budget;
             continue;
         }
         if (now < spin_end) {
@@ -478,6 +512,9 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
             continue;
         }
         idle_from = -1;
+        if (spin_from >= 0)
+            spin_budget_miss(t, &t->spin_call);
+        spin_from = budget = -1;
         if (sleep_on_fd_locked(t, deadline_ns, sleeping))
             spin_end = -1;
     }
@@ -578,6 +615,8 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     bool dispatch = tsr_dispatch_depth == 0;
     int64_t deadline = -1; /* fixed at the first clock read (lazily) */
     int64_t spin_end = -1;
+    int64_t spin_from = -1; /* when this wait began spinning (-1: not yet) */
+    int64_t budget = -1;    /* this wait's spin, taken once */
     int64_t idle_from = -1; /* the last clock read (every poll since was idle) */
     unsigned n = 0;
     bool shared = false; /* see poll_yield_locked */
@@ -585,6 +624,10 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     unsigned left = clock_stride(t), stride = left;
     for (;;) {
         n = tsr__progress_locked(t, dispatch);
+        if ((t->dq_head || n > 0) && spin_from >= 0) {
+            spin_budget_hit(t, &t->spin_serve, tsr__now_ns() - spin_from);
+            spin_from = -1;
+        }
         if (t->dq_head) {
             /* Items count as events, so this wait ends after running
              * them: leave without retaking the lock. */
@@ -608,13 +651,21 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
             deadline = now + (int64_t)timeout_ms * 1000000ll;
         if (deadline >= 0 && now >= deadline)
             break;
-        if (spin_end < 0)
-            spin_end = now + t->spin_ns;
+        if (spin_end < 0) {
+            if (budget < 0) {
+                budget = spin_budget_take(t, &t->spin_serve);
+                spin_from = now;
+            }
+            spin_end = now + budget;
+        }
         if (now < spin_end) {
             spin_yield(t);
             continue;
         }
         idle_from = -1;
+        if (spin_from >= 0)
+            spin_budget_miss(t, &t->spin_serve);
+        spin_from = budget = -1;
         if (sleep_on_fd_locked(t, deadline, NULL))
             spin_end = -1;
     }

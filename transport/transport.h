@@ -94,6 +94,12 @@ typedef struct tsr_transport_params {
      * longer takes the CPU from the server they wait for. Off by default:
      * beside CPU-bound work, a yield can cost the waiter a time slice. */
     bool spin_yield;
+    /* Spin the whole spin_us on every wait. By default a transport adapts
+     * each wait's spin to what recent waits needed (docs/transport.md,
+     * "Adaptive spin"): a spin that keeps ending in sleep only took the
+     * CPU from whoever was to answer. For latency benchmarks on dedicated
+     * cores. */
+    bool spin_fixed;
     unsigned max_calls;        /* RPCs in flight at once; 0 = default (4096) */
     tsr_dispatch_mode_t dispatch;
     tsr_transport_event_fn on_event; /* may be NULL */
@@ -368,6 +374,12 @@ typedef struct tsr_transport_stats {
     uint64_t shm_repairs;    /* shared-memory receive slots a dead sender had left
                               * half-written, published by us (docs/transport.md) */
     uint64_t rx_inline;      /* requests whose handler ran inline (TSR_RPC_INLINE) */
+    /* Adaptive spin (params.spin_fixed off): waits that got their event
+     * while spinning past the first clock stride, and spins that ran out
+     * (the wait slept); the budgets now, for callers' waits and for the
+     * waits of tsr_transport_wait (ns). */
+    uint64_t spin_hits, spin_misses;
+    uint64_t spin_call_ns, spin_serve_ns;
 } tsr_transport_stats_t;
 
 void tsr_transport_get_stats(tsr_transport_t *t, tsr_transport_stats_t *out);

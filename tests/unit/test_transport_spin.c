@@ -1,0 +1,255 @@
+/*
+ * test_transport_spin.c - the adaptive spin of the wait loops
+ * (transport/spin_budget.h, used by progress.c).
+ *
+ * The rules, alone (deterministic): random sequences of takes, hits and
+ * misses checked against a plain model of what spin_budget.h promises -
+ * the budget stays within 0..max; a hit after s ns makes it at least
+ * min(2 s, max) and never lowers it; a miss takes 1/8 off; every 16th
+ * take is a probe that returns max; fixed returns max and learns nothing.
+ *
+ * In a process over loopback (TCP and UCX's default transports): a server
+ * S (progress thread; a handler that answers after the delay the request
+ * names) and clients connected to it, as counted by
+ * tsr_transport_get_stats:
+ *  - slow answers (30 ms, far past the clients' 3 ms spin) shrink the
+ *    callers' budget: every spin runs out (a miss), so after 24 of them it
+ *    is at most 1/8 of the spin;
+ *  - params.spin_fixed keeps the budget at the full spin whatever happens;
+ *  - quick answers (the handler busy 400 us) are caught again: some wait
+ *    ends while spinning (a probe, then the budget it set). How many do
+ *    depends on the machine's load (a spinning probe can keep a loaded
+ *    machine's server off the core it needs), so only "some, within 3 s"
+ *    is asserted here; the rules above are checked exactly;
+ *  - the server's own budget (waits for requests) shrinks over idle gaps
+ *    longer than its spin;
+ *  - every answer is the right one throughout.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spin_budget.h"
+#include "transport.h"
+
+#define T_DELAY 21 /* payload: u32 microseconds to wait, then echo it back */
+#define SPIN_US 3000u
+#define SLOW_US 30000u /* far past the spin */
+#define QUICK_US 400u /* past the first clock stride (a few dozen polls), well within the spin */
+
+static void env_setup(void)
+{
+    setenv("UCX_NET_DEVICES", "lo", 0);
+    setenv("UCX_WARN_UNUSED_ENV_VARS", "n", 0);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* Long delays sleep; short ones keep the core busy, so the answer comes
+ * after about that long and not after a timer's slack. */
+static void h_delay(void *arg, tsr_rpc_req_t *req)
+{
+    tsr_transport_t *s = arg;
+    size_t len = 0;
+    const void *d = tsr_rpc_req_data(req, &len);
+    uint32_t us = 0;
+    if (len == sizeof(us))
+        memcpy(&us, d, sizeof(us));
+    if (us >= 10000) {
+        usleep(us);
+    } else {
+        int64_t end = now_ns() + (int64_t)us * 1000;
+        while (now_ns() < end) {
+        }
+    }
+    (void)tsr_rpc_reply(s, req, TSR_OK, &us, sizeof(us));
+}
+
+static tsr_transport_t *make(uint32_t node, const char *tls, bool listen, bool fixed)
+{
+    tsr_transport_params_t p = {.node_id = node,
+                                .listen_host = listen ? "127.0.0.1" : NULL,
+                                .tls = tls,
+                                .spin_us = SPIN_US,
+                                .spin_fixed = fixed};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_transport_t *t = NULL;
+    tsr_status_t rc = tsr_transport_create(NULL, &p, &t, &err);
+    if (rc != TSR_OK)
+        fprintf(stderr, "transport_create: %s\n", err.message);
+    assert_int_equal(rc, TSR_OK);
+    return t;
+}
+
+static tsr_peer_t *connect_to(tsr_transport_t *c, tsr_transport_t *s)
+{
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_peer_t *p = NULL;
+    tsr_status_t rc =
+        tsr_transport_connect(c, "127.0.0.1", tsr_transport_port(s), 20000, &p, &err);
+    if (rc != TSR_OK)
+        fprintf(stderr, "connect: %s\n", err.message);
+    assert_int_equal(rc, TSR_OK);
+    return p;
+}
+
+static void call_delay(tsr_transport_t *c, tsr_peer_t *p, uint32_t us)
+{
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_rpc_msg_t reply = {0};
+    tsr_status_t rc = tsr_rpc_call(c, p, T_DELAY, &us, sizeof(us), 30000, &reply, &err);
+    if (rc != TSR_OK)
+        fprintf(stderr, "call: %s\n", err.message);
+    assert_int_equal(rc, TSR_OK);
+    assert_int_equal(reply.len, sizeof(us));
+    uint32_t back;
+    memcpy(&back, reply.data, sizeof(back));
+    assert_int_equal(back, us);
+    tsr_rpc_msg_release(c, &reply);
+}
+
+static tsr_transport_stats_t stats(tsr_transport_t *t)
+{
+    tsr_transport_stats_t st;
+    tsr_transport_get_stats(t, &st);
+    return st;
+}
+
+static void run(const char *tls)
+{
+    env_setup();
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_transport_t *s = make(1, tls, true, false);
+    assert_int_equal(tsr_rpc_register(s, T_DELAY, h_delay, s, &err), TSR_OK);
+    assert_int_equal(tsr_transport_start_thread(s, &err), TSR_OK);
+    tsr_transport_t *c = make(2, tls, false, false);
+    tsr_transport_t *f = make(3, tls, false, true);
+    tsr_peer_t *pc = connect_to(c, s), *pf = connect_to(f, s);
+
+    /* spin_fixed: the connect's waits left the budget as it was */
+    assert_int_equal(stats(f).spin_call_ns, (uint64_t)SPIN_US * 1000);
+
+    /* Slow answers: the spin runs out every time, the budget collapses. */
+    tsr_transport_stats_t c0 = stats(c);
+    for (int i = 0; i < 24; i++) {
+        call_delay(c, pc, SLOW_US);
+        call_delay(f, pf, SLOW_US);
+    }
+    tsr_transport_stats_t c1 = stats(c), f1 = stats(f);
+    assert_true(c1.spin_call_ns <= (uint64_t)SPIN_US * 1000 / 8);
+    assert_true(c1.spin_misses - c0.spin_misses >= 20);
+    /* spin_fixed: the same waits, the budget untouched */
+    assert_int_equal(f1.spin_call_ns, (uint64_t)SPIN_US * 1000);
+    assert_true(f1.spin_misses >= 20);
+
+    /* Quick answers: within 3 s some wait ends while spinning again. */
+    tsr_transport_stats_t c2 = c1;
+    int64_t until = now_ns() + 3000000000ll;
+    do {
+        call_delay(c, pc, QUICK_US);
+        c2 = stats(c);
+    } while (c2.spin_hits == c1.spin_hits && now_ns() < until);
+    assert_true(c2.spin_hits > c1.spin_hits);
+    assert_true(c2.spin_call_ns > 0);
+
+    /* S's waits for requests: idle gaps of 8 ms each make its spin run out
+     * (one miss per gap), each taking 1/8 off its budget. */
+    tsr_transport_stats_t s0 = stats(s);
+    for (int i = 0; i < 16; i++) {
+        usleep(8000);
+        call_delay(c, pc, 0);
+    }
+    tsr_transport_stats_t s1 = stats(s);
+    assert_true(s1.spin_misses - s0.spin_misses >= 12);
+    assert_true(s1.spin_serve_ns <= (uint64_t)SPIN_US * 1000 / 4);
+
+    tsr_transport_destroy(f);
+    tsr_transport_destroy(c);
+    tsr_transport_destroy(s);
+}
+
+/* A plain model of spin_budget.h's promises. */
+static void test_spin_rules(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 200; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t max = (int64_t)(seed >> 40) % 5000000 + 1;
+        bool fixed = round % 10 == 0;
+        tsr_spin_budget_t b = {.ns = max};
+        int64_t model = max;
+        unsigned takes = 0;
+        for (int i = 0; i < 500; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned what = (unsigned)(seed >> 33) % 3;
+            int64_t spun = (int64_t)(seed >> 20) % (2 * max + 1);
+            if (what == 0) {
+                takes++;
+                int64_t got = tsr_spin_take(&b, max, fixed);
+                assert_int_equal(got, fixed || takes % 16 == 0 ? max : model);
+            } else if (what == 1) {
+                tsr_spin_hit(&b, spun, max, fixed);
+                int64_t want = 2 * spun < max ? 2 * spun : max;
+                if (!fixed && want > model)
+                    model = want;
+            } else {
+                tsr_spin_miss(&b, fixed);
+                if (!fixed)
+                    model = model - model / 8;
+            }
+            assert_int_equal(b.ns, model);
+            assert_true(b.ns >= 0 && b.ns <= max);
+        }
+        if (fixed)
+            assert_int_equal(b.ns, max);
+    }
+    /* on a crowded machine every spin runs out: below a tenth in 20 misses */
+    tsr_spin_budget_t b = {.ns = 100000};
+    for (int i = 0; i < 20; i++)
+        tsr_spin_miss(&b, false);
+    assert_true(b.ns < 10000);
+    /* one quick wait restores what a run of misses took */
+    tsr_spin_hit(&b, 40000, 100000, false);
+    assert_int_equal(b.ns, 80000);
+}
+
+static void test_spin_tcp(void **state)
+{
+    (void)state;
+    run("tcp");
+}
+
+static void test_spin_default(void **state)
+{
+    (void)state;
+    run(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spin_rules),
+        cmocka_unit_test(test_spin_tcp),
+        cmocka_unit_test(test_spin_default),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

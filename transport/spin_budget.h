@@ -1,0 +1,70 @@
+/*
+ * spin_budget.h - how long a waiter spins before it sleeps, learned from
+ * the waits before it (used by progress.c's wait loops; tested alone by
+ * tests/unit/test_transport_spin.c).
+ *
+ * A waiter spins in the hope that its event comes before a sleep and a
+ * wake-up (about 100 us on these virtual machines) would. But while the
+ * waiters outnumber the cores, the spin itself delays the event: 16 client
+ * processes of one server on 2 cores, each spinning 100 us per round trip,
+ * starved the server that was to answer them (SmallBank over TCP,
+ * bench/RESULTS.md). A fixed spin cannot be right for both a quiet machine
+ * and a crowded one, so the budget is learned, the way glibc's adaptive
+ * mutexes learn their spin count, by two rules:
+ *   - a wait that ends while spinning, after s ns of spinning, makes the
+ *     budget at least min(2 s, max): what it needed, with margin;
+ *   - a wait whose spin ran out (it sleeps) takes 1/TSR_SPIN_DECAY off it.
+ * The decrease is gentle on purpose: on a quiet machine a sporadic slow
+ * wait (a preempted peer) barely moves it, and the next quick wait
+ * restores it; a peer that sleeps makes this side's waits look long, and
+ * halving at every miss drove both sides of a ping-pong into sleeping
+ * forever. On a crowded machine, where nearly every spin runs out, the
+ * budget still falls below a tenth within 20 waits.
+ * A budget that fell to nothing could never learn that short waits came
+ * back (the wait sleeps, and its wake-up makes it look long), so every
+ * TSR_SPIN_PROBE-th wait spins the whole max regardless: on a crowded
+ * machine that costs one full spin per TSR_SPIN_PROBE waits.
+ * With `fixed` (params.spin_fixed) every wait spins max and nothing is
+ * learned.
+ */
+#ifndef TSR_SPIN_BUDGET_H
+#define TSR_SPIN_BUDGET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TSR_SPIN_PROBE 16u
+#define TSR_SPIN_DECAY 8
+
+typedef struct tsr_spin_budget {
+    int64_t ns;     /* how long the next wait spins before it sleeps, 0..max */
+    unsigned waits; /* waits that took a spin: every TSR_SPIN_PROBE-th spins max */
+} tsr_spin_budget_t;
+
+/* The spin of a wait starting to spin now. */
+static inline int64_t tsr_spin_take(tsr_spin_budget_t *b, int64_t max_ns, bool fixed)
+{
+    if (fixed || ++b->waits % TSR_SPIN_PROBE == 0)
+        return max_ns;
+    return b->ns;
+}
+
+/* The wait's event came spun_ns after it began spinning. */
+static inline void tsr_spin_hit(tsr_spin_budget_t *b, int64_t spun_ns, int64_t max_ns,
+                                bool fixed)
+{
+    if (fixed)
+        return;
+    int64_t want = spun_ns < max_ns / 2 ? 2 * spun_ns : max_ns;
+    if (want > b->ns)
+        b->ns = want;
+}
+
+/* The wait's spin ran out: it sleeps. */
+static inline void tsr_spin_miss(tsr_spin_budget_t *b, bool fixed)
+{
+    if (!fixed)
+        b->ns -= b->ns / TSR_SPIN_DECAY;
+}
+
+#endif /* TSR_SPIN_BUDGET_H */
