@@ -45,6 +45,14 @@
  * validated as "still absent" on the primary whatever answered it. So a
  * stale one-sided read can cause a spurious conflict, never a wrong commit.
  * Reads run one at a time per db (rmu: a kv reader is single-threaded).
+ *
+ * Several first reads at once (tsr_txn_get_many, the backend's read_many):
+ * the readers of every key's partition are opened first, then all the
+ * keys that have one are read by one tsr_kv_remote_read_many - their
+ * window reads, on one worker or several (one transport: rt), posted
+ * together per round; what that call leaves undecided (a failure) marks
+ * its partition as a failed single read does and, like every key without
+ * a reader, is read by TGET.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -57,6 +65,7 @@
 #include "handshake.h"
 #include "kv_msg.h"
 #include "proto.h"
+#include "remote_int.h"
 #include "scheduler.h"
 #include "tessera/txn.h"
 #include "transport.h"
@@ -76,20 +85,20 @@ typedef struct rconn {
 } rconn_t;
 
 /* A partition as the view shows it, and its reader. */
-typedef struct rpart {
+typedef struct cpart {
     char host[128]; /* "" : no usable primary */
     uint32_t port, node_id;
     char store[STORE_NAME_MAX];
     tsr_kv_remote_t *r; /* NULL: not open */
     tsr_peer_t *peer;   /* r's connection */
     uint64_t retry_ms;  /* no one-sided read before */
-} rpart_t;
+} cpart_t;
 
 typedef struct rtab {
     char name[TSR_KV_TABLE_NAME_MAX + 1];
     uint64_t gen;
     uint32_t nparts;
-    rpart_t *parts;
+    cpart_t *parts;
     uint64_t fetched_ms;
     uint64_t retry_ms; /* a failed view: no VIEW call before (reads fall back) */
     bool stale;        /* refetch the view before the next read */
@@ -108,6 +117,7 @@ typedef struct txn_cluster {
     rconn_t conns[MAX_CONNS];
     rtab_t *tabs;
     size_t ntabs, tcap;
+    void *many; /* read_many's arrays (engine/kv/remote_int.h) */
 } txn_cluster_t;
 
 static void copy_err(tsr_error_t *err, const tsr_error_t *e)
@@ -177,7 +187,7 @@ static tsr_status_t sched_read(txn_cluster_t *tc, const char *table, const void 
 
 /* ---- one-sided reads (rmu held) --------------------------------------------------- */
 
-static void part_close(rpart_t *p)
+static void part_close(cpart_t *p)
 {
     tsr_kv_remote_close(p->r);
     p->r = NULL;
@@ -277,7 +287,7 @@ static bool view_fetch(txn_cluster_t *tc, rtab_t *t)
             ok = false;
             break;
         }
-        rpart_t *rp = &t->parts[p];
+        cpart_t *rp = &t->parts[p];
         if (strcmp(rp->host, host) != 0 || rp->port != port || rp->node_id != node ||
             strcmp(rp->store, store) != 0) {
             part_close(rp);
@@ -325,21 +335,21 @@ static rtab_t *view_get(txn_cluster_t *tc, const char *table)
     return t;
 }
 
-/* A one-sided read. true: answered (rc and the outputs as the backend's
- * read returns them); false: fall back to TGET. */
-static bool rma_read(txn_cluster_t *tc, const char *table, const void *key, uint32_t klen,
-                     unsigned char **val, uint32_t *vlen, uint64_t *ver, tsr_status_t *rc,
-                     tsr_error_t *err)
+/* The partition of key in table with its reader open (rmu held), or NULL:
+ * read it by TGET (no view, no usable primary, a partition resting after a
+ * failure, the worker unreachable, the partition never written there). */
+static cpart_t *part_reader(txn_cluster_t *tc, const char *table, const void *key, uint32_t klen,
+                            rtab_t **tout)
 {
     rtab_t *t = view_get(tc, table);
     if (!t)
-        return false;
-    rpart_t *p = &t->parts[kv_part_of(tsr_hash_bytes(key, klen), t->nparts)];
+        return NULL;
+    cpart_t *p = &t->parts[kv_part_of(tsr_hash_bytes(key, klen), t->nparts)];
     uint64_t now = tsr_sched_now_ms();
     if (!p->host[0] || now < p->retry_ms)
-        return false;
-    tsr_kv_err_t ke = {0};
+        return NULL;
     if (!p->r) {
+        tsr_kv_err_t ke = {0};
         tsr_peer_t *peer = conn_get(tc, p->host, p->port, p->node_id);
         /* a bounded wait: the fallback is there when the worker is slow */
         int tmo = tc->tmo < 2000 ? tc->tmo : 2000;
@@ -348,10 +358,34 @@ static bool rma_read(txn_cluster_t *tc, const char *table, const void *key, uint
             p->r = NULL;
             p->retry_ms = now + (peer ? RETRY_MS : RETRY_DIAL_MS);
             t->stale = true;
-            return false;
+            return NULL;
         }
         p->peer = peer;
     }
+    *tout = t;
+    return p;
+}
+
+/* A one-sided read failed (peer gone, a slot that stays locked, ...):
+ * start over with a fresh reader and view, later (rmu held). */
+static void part_failed(rtab_t *t, cpart_t *p)
+{
+    part_close(p);
+    p->retry_ms = tsr_sched_now_ms() + RETRY_MS;
+    t->stale = true;
+}
+
+/* A one-sided read. true: answered (rc and the outputs as the backend's
+ * read returns them); false: fall back to TGET. */
+static bool rma_read(txn_cluster_t *tc, const char *table, const void *key, uint32_t klen,
+                     unsigned char **val, uint32_t *vlen, uint64_t *ver, tsr_status_t *rc,
+                     tsr_error_t *err)
+{
+    rtab_t *t = NULL;
+    cpart_t *p = part_reader(tc, table, key, klen, &t);
+    if (!p)
+        return false;
+    tsr_kv_err_t ke = {0};
     size_t cap = 256;
     unsigned char *buf = NULL;
     for (int attempt = 0; attempt < 4; attempt++) {
@@ -381,12 +415,8 @@ static bool rma_read(txn_cluster_t *tc, const char *table, const void *key, uint
         }
         cap = vl; /* longer than the first buffer: read again, whole */
     }
-    /* a failed read (peer gone, a slot that stays locked, ...): start over
-     * with a fresh reader and view, later */
     tsr_mem_free(NULL, buf);
-    part_close(p);
-    p->retry_ms = now + RETRY_MS;
-    t->stale = true;
+    part_failed(t, p);
     return false;
 }
 
@@ -411,6 +441,96 @@ static tsr_status_t cl_read(void *arg, const char *table, const void *key, uint3
     if (tc->db)
         atomic_fetch_add(&tc->db->reads_rpc, 1);
     return sched_read(tc, table, key, klen, val, vlen, ver, err);
+}
+
+/* The partition that key's one-sided read would use now, its reader open,
+ * or NULL (rmu held; changes nothing: the readers were opened before). */
+static cpart_t *part_now(txn_cluster_t *tc, const txn_fetch_t *f, rtab_t **tout)
+{
+    for (size_t i = 0; i < tc->ntabs; i++)
+        if (strcmp(tc->tabs[i].name, f->table) == 0 && tc->tabs[i].nparts > 0) {
+            rtab_t *t = &tc->tabs[i];
+            cpart_t *p = &t->parts[kv_part_of(tsr_hash_bytes(f->key, f->klen), t->nparts)];
+            *tout = t;
+            return p->r ? p : NULL;
+        }
+    return NULL;
+}
+
+/* Posts the one-sided reads of f (rmu held): every key whose partition has
+ * a reader, all in one tsr_rma_get_many per round over their workers (one
+ * transport: tc->rt); versions as tsr_kv_remote_get_versioned answers
+ * them (slot version XOR the descriptor's mask: what TGET answers).
+ * done[k] says which were answered. */
+static void rma_read_many(txn_cluster_t *tc, txn_fetch_t *f, size_t n, bool *done)
+{
+    /* first open what is needed (opening may drop a connection and the
+     * readers over it, or refetch a view), then collect what stands */
+    for (size_t k = 0; k < n; k++) {
+        rtab_t *t;
+        (void)part_reader(tc, f[k].table, f[k].key, f[k].klen, &t);
+    }
+    txn_batch_t b;
+    tsr_txn_batch_init(&b, n, true);
+    for (size_t k = 0; k < n; k++) {
+        rtab_t *t;
+        cpart_t *p = part_now(tc, &f[k], &t);
+        if (p && f[k].klen <= p->r->max_key) /* else TGET answers (a key too long included) */
+            tsr_txn_batch_add(&b, p->r, &f[k]);
+    }
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    tsr_txn_batch_read(&b, &tc->many, &e);
+    for (size_t i = 0; i < b.nb; i++) {
+        txn_fetch_t *x = b.of[i];
+        size_t k = (size_t)(x - f);
+        if (x->st == TSR_OK || (x->st == TSR_ERR_NOT_FOUND && x->ver == KV_TXN_ABSENT)) {
+            done[k] = true;
+            continue;
+        }
+        /* not decided: its partition starts over later, TGET answers */
+        x->st = TSR_OK;
+        rtab_t *t;
+        cpart_t *p = part_now(tc, x, &t);
+        if (p)
+            part_failed(t, p);
+    }
+    tsr_txn_batch_fini(&b);
+}
+
+/* n first reads: the one-sided ones together (their workers read in one
+ * round trip), the rest by TGET one after another. */
+static void cl_read_many(void *arg, txn_fetch_t *f, size_t n, tsr_error_t *err)
+{
+    txn_cluster_t *tc = arg;
+    bool *done = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*done));
+    for (size_t k = 0; k < n; k++) {
+        f[k].val = NULL;
+        f[k].vlen = 0;
+        f[k].ver = 0;
+        f[k].st = TSR_OK;
+    }
+    if (tc->one_sided && done) {
+        pthread_mutex_lock(&tc->rmu);
+        rma_read_many(tc, f, n, done);
+        pthread_mutex_unlock(&tc->rmu);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (done && done[k]) {
+            if (tc->db)
+                atomic_fetch_add(&tc->db->reads_rma, 1);
+            continue;
+        }
+        if (tc->db)
+            atomic_fetch_add(&tc->db->reads_rpc, 1);
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        f[k].st =
+            sched_read(tc, f[k].table, f[k].key, f[k].klen, &f[k].val, &f[k].vlen, &f[k].ver, &e);
+        if (f[k].st != TSR_OK && !(f[k].st == TSR_ERR_NOT_FOUND && f[k].ver == KV_TXN_ABSENT))
+            tsr_error_set(err, f[k].st, "%s", e.message);
+    }
+    tsr_mem_free(NULL, done);
 }
 
 static void put_bytes(tsr_wbuf_t *b, const void *p, uint32_t n)
@@ -491,6 +611,7 @@ static void cl_close(void *arg)
         tsr_mem_free(NULL, tc->tabs[i].parts);
     }
     tsr_mem_free(NULL, tc->tabs);
+    tsr_kv_remote_scratch_free(&tc->many);
     for (size_t i = 0; i < MAX_CONNS; i++)
         if (tc->conns[i].peer)
             tsr_peer_forget(tc->rt, tc->conns[i].peer);
@@ -502,7 +623,7 @@ static void cl_close(void *arg)
     tsr_mem_free(NULL, tc);
 }
 
-static const txn_backend_t cluster_backend = {cl_read, cl_commit, cl_close};
+static const txn_backend_t cluster_backend = {cl_read, cl_commit, cl_close, cl_read_many};
 
 static tsr_status_t out_err(tsr_txn_err_t *xerr, const tsr_error_t *e)
 {

@@ -1,8 +1,10 @@
 /*
  * remote_int.h - what the two halves of the kv remote reader share:
  * remote.c (the server, descriptors, the single get and the window judge)
- * and remote_many.c (get_many: several gets in flight). Formats and the
- * protocol are described at the top of remote.c.
+ * and remote_many.c (get_many: several gets in flight; read_many: the same
+ * over several readers, which the transaction clients use - engine/txn/
+ * remote.c, scheduler/txn_cluster.c). Formats and the protocol are
+ * described at the top of remote.c.
  */
 #ifndef TSR_KV_REMOTE_INT_H
 #define TSR_KV_REMOTE_INT_H
@@ -38,7 +40,7 @@ struct tsr_kv_remote {
     rpart_t *parts;
     unsigned char *win; /* one window of slots */
     size_t win_cap;
-    void *many;     /* remote_many.c: get_many's arrays, kept between calls */
+    void *many; /* remote_many.c: get_many's arrays, kept between calls */
     tsr_kv_remote_stats_t st;
 };
 
@@ -51,6 +53,38 @@ typedef enum wstep {
     W_TORN,  /* a copy not whole: re-read from that slot */
     W_MOVED, /* the region was replaced: re-fetch the descriptor, start over */
 } wstep_t;
+
+/* Several readers' gets in flight at once (remote_many.c): the rounds of
+ * tsr_kv_remote_get_many over keys that may belong to different readers
+ * (tables, even owners) sharing one transport - every key's window reads of
+ * a round go out in one tsr_rma_get_many. tsr_kv_remote_get_many is the
+ * one-reader case. A decided key is handed to done: val NULL for a clean
+ * miss (ver KV_TXN_ABSENT), else the value inside the accepted slot copy
+ * (valid during the callback only; the whole value, whatever its length)
+ * with that copy's raw version and its descriptor's version mask (as
+ * tsr_kv_remote_get_versioned: ver ^ vmask). A status other than TSR_OK
+ * from done stops the call with it. */
+typedef tsr_status_t (*kv_many_fn)(void *arg, size_t k, const unsigned char *val, uint32_t vlen,
+                                   uint64_t ver, uint64_t vmask, tsr_error_t *err);
+typedef struct kv_many_req {
+    tsr_kv_remote_t *const *readers; /* nreaders >= 1, all on one transport */
+    size_t nreaders;
+    const uint32_t *which; /* key k is read by readers[which[k]]; NULL: readers[0] */
+    const tsr_kv_pair_t *keys;
+    size_t n;
+    kv_many_fn done;
+    void *arg;
+    tsr_status_t *results; /* may be NULL: TSR_OK, TSR_ERR_NOT_FOUND, or the call's failure */
+} kv_many_req_t;
+/* Returns TSR_OK once every key is decided, else the call's failure (bad
+ * input - a key longer than its table allows included -, a read that
+ * failed, a table gone on its owner: TSR_ERR_NOT_FOUND); results[k] of
+ * every key not yet decided then holds it. *nok (may be NULL): keys found.
+ * Waits at most readers[0]'s timeout per round. *scratch holds the arrays
+ * between calls (NULL at first; freed by tsr_kv_remote_scratch_free). */
+tsr_status_t tsr_kv_remote_read_many(void **scratch, const kv_many_req_t *q, size_t *nok,
+                                     tsr_error_t *err);
+void tsr_kv_remote_scratch_free(void **scratch);
 
 /* Fetches (again) the descriptor of partition part; r->parts is allocated
  * by the first call. */

@@ -1,7 +1,10 @@
 /*
  * remote_many.c - tsr_kv_remote_get_many: several one-sided gets in flight
  * from one thread (an MGET), the reader of remote.c run for up to
- * MANY_ACTIVE keys at once.
+ * MANY_ACTIVE keys at once; and tsr_kv_remote_read_many, the same rounds
+ * over keys of several readers (tables, owners) that share one transport
+ * (a transaction's first reads: engine/txn/remote.c). get_many is the
+ * one-reader case of read_many: the rounds are written once.
  *
  * Rounds: free places take the next keys; each active key gets one window
  * read (its partition's descriptor fetched first where missing), all posted
@@ -32,7 +35,8 @@
 
 /* One key being probed. */
 typedef struct mkey {
-    size_t key; /* index into keys[]; MANY_NONE: a free place */
+    size_t key;         /* index into keys[]; MANY_NONE: a free place */
+    tsr_kv_remote_t *r; /* its reader */
     uint64_t h, i, probed, n;
     uint32_t part, gen; /* gen: the descriptor its probe runs on */
     unsigned torn, refreshed;
@@ -48,11 +52,11 @@ typedef struct many {
     size_t cap, bufsz;   /* places the arrays hold; bytes of buf */
 } many_t;
 
-/* Kept in the reader between calls (r->many), so a call of a few keys
- * allocates nothing; freed by tsr_kv_remote_close. */
-void tsr_kv_remote_many_free(tsr_kv_remote_t *r)
+/* Kept between calls (in the reader, r->many, for get_many; the caller's
+ * for read_many), so a call of a few keys allocates nothing. */
+void tsr_kv_remote_scratch_free(void **scratch)
 {
-    many_t *a = r->many;
+    many_t *a = *scratch;
     if (!a)
         return;
     tsr_mem_free(NULL, a->m);
@@ -60,7 +64,12 @@ void tsr_kv_remote_many_free(tsr_kv_remote_t *r)
     tsr_mem_free(NULL, a->of);
     tsr_mem_free(NULL, a->buf);
     tsr_mem_free(NULL, a);
-    r->many = NULL;
+    *scratch = NULL;
+}
+
+void tsr_kv_remote_many_free(tsr_kv_remote_t *r)
+{
+    tsr_kv_remote_scratch_free(&r->many);
 }
 
 /* The arrays for a->places places (grown, never shrunk). */
@@ -78,11 +87,22 @@ static tsr_status_t many_places(many_t *a, tsr_error_t *e)
     return a->cap ? TSR_OK : tsr_error_set(e, TSR_ERR_NOMEM, "kv: out of memory");
 }
 
+/* The largest window of the readers (grows when a descriptor fetch finds
+ * larger slots). */
+static size_t many_wincap(const kv_many_req_t *q)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < q->nreaders; i++)
+        if (q->readers[i]->win_cap > w)
+            w = q->readers[i]->win_cap;
+    return w;
+}
+
 /* The windows for the current largest slot size: set between rounds only
  * (no read in flight, every window of the last round judged). */
-static tsr_status_t many_windows(tsr_kv_remote_t *r, many_t *a, tsr_error_t *e)
+static tsr_status_t many_windows(const kv_many_req_t *q, many_t *a, tsr_error_t *e)
 {
-    a->wcap = r->win_cap;
+    a->wcap = many_wincap(q);
     if (a->buf && a->bufsz >= a->places * a->wcap)
         return TSR_OK;
     tsr_mem_free(NULL, a->buf);
@@ -93,29 +113,35 @@ static tsr_status_t many_windows(tsr_kv_remote_t *r, many_t *a, tsr_error_t *e)
     return a->buf ? TSR_OK : tsr_error_set(e, TSR_ERR_NOMEM, "kv: out of memory");
 }
 
-tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *keys, size_t n,
-                                    void *vals, size_t stride, size_t *vlens, tsr_status_t *results,
-                                    size_t *nok, tsr_kv_err_t *kerr)
+tsr_status_t tsr_kv_remote_read_many(void **scratch, const kv_many_req_t *q, size_t *nok,
+                                     tsr_error_t *err)
 {
-    tsr_error_t e;
-    tsr_error_clear(&e);
     if (nok)
         *nok = 0;
-    if (!r || (n > 0 && (!keys || !vlens || (!vals && stride))))
-        return tsr_kv_err_from(kerr, NULL, TSR_ERR_INVALID_ARG);
-    for (size_t k = 0; k < n; k++)
-        if ((!keys[k].key && keys[k].klen) || keys[k].klen > r->max_key)
-            return tsr_kv_err_from(kerr, NULL, TSR_ERR_INVALID_ARG);
-    if (n == 0)
+    if (!scratch || !q || !q->done || !q->readers || q->nreaders == 0 || (q->n > 0 && !q->keys))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "kv: read_many: missing argument");
+    for (size_t i = 0; i < q->nreaders; i++)
+        if (!q->readers[i] || q->readers[i]->t != q->readers[0]->t)
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG,
+                                 "kv: read_many: the readers must share one transport");
+    for (size_t k = 0; k < q->n; k++) {
+        uint32_t w = q->which ? q->which[k] : 0;
+        if (w >= q->nreaders || (!q->keys[k].key && q->keys[k].klen) ||
+            q->keys[k].klen > q->readers[w]->max_key)
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG, "kv: read_many: bad key %zu", k);
+    }
+    if (q->n == 0)
         return TSR_OK;
-    r->st.gets += n;
-    if (!r->many && !(r->many = tsr_mem_calloc(NULL, 1, sizeof(many_t))))
-        return tsr_kv_err_from(kerr, NULL, TSR_ERR_NOMEM);
-    many_t a = *(many_t *)r->many; /* stored back below, on every path */
-    a.places = n < MANY_ACTIVE ? n : MANY_ACTIVE;
-    while (a.places > 1 && a.places * r->win_cap > MANY_BYTES)
+    tsr_transport_t *t = q->readers[0]->t;
+    int tmo = q->readers[0]->timeout_ms;
+    if (!*scratch && !(*scratch = tsr_mem_calloc(NULL, 1, sizeof(many_t))))
+        return tsr_error_set(err, TSR_ERR_NOMEM, "kv: out of memory");
+    many_t a = *(many_t *)*scratch; /* stored back below, on every path */
+    a.places = q->n < MANY_ACTIVE ? q->n : MANY_ACTIVE;
+    size_t wc = many_wincap(q);
+    while (a.places > 1 && a.places * wc > MANY_BYTES)
         a.places /= 2;
-    tsr_status_t rc = many_places(&a, &e);
+    tsr_status_t rc = many_places(&a, err);
     for (size_t g = 0; rc == TSR_OK && g < a.places; g++)
         a.m[g].key = MANY_NONE;
     size_t next = 0, found = 0;
@@ -124,11 +150,13 @@ tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *key
         size_t active = 0;
         for (size_t g = 0; g < a.places; g++) {
             mkey_t *m = &a.m[g];
-            if (m->key == MANY_NONE && next < n) {
+            if (m->key == MANY_NONE && next < q->n) {
                 memset(m, 0, sizeof(*m));
                 m->key = next++;
-                m->h = tsr_hash_bytes(keys[m->key].key, keys[m->key].klen);
-                m->part = kv_part_of(m->h, r->nparts);
+                m->r = q->readers[q->which ? q->which[m->key] : 0];
+                m->r->st.gets++;
+                m->h = tsr_hash_bytes(q->keys[m->key].key, q->keys[m->key].klen);
+                m->part = kv_part_of(m->h, m->r->nparts);
                 m->fresh = true;
             }
             active += m->key != MANY_NONE;
@@ -138,10 +166,10 @@ tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *key
         /* descriptors first (a fetch may grow the windows), then one
          * window read per active key, all posted together */
         for (size_t g = 0; g < a.places && rc == TSR_OK; g++)
-            if (a.m[g].key != MANY_NONE && !r->parts[a.m[g].part].rkey)
-                rc = tsr_kv_remote_fetch_desc(r, a.m[g].part, &e);
+            if (a.m[g].key != MANY_NONE && !a.m[g].r->parts[a.m[g].part].rkey)
+                rc = tsr_kv_remote_fetch_desc(a.m[g].r, a.m[g].part, err);
         if (rc == TSR_OK)
-            rc = many_windows(r, &a, &e);
+            rc = many_windows(q, &a, err);
         if (rc != TSR_OK)
             break;
         size_t nops = 0;
@@ -149,7 +177,7 @@ tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *key
             mkey_t *m = &a.m[g];
             if (m->key == MANY_NONE)
                 continue;
-            rpart_t *rp = &r->parts[m->part];
+            rpart_t *rp = &m->r->parts[m->part];
             /* a probe runs on one descriptor: one re-fetched meanwhile
              * (by another key's MOVED) has another geometry, start over */
             if (m->fresh || m->gen != rp->gen) {
@@ -165,54 +193,55 @@ tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *key
                                            .dst = a.buf + g * a.wcap,
                                            .len = (size_t)m->n * rp->slot_size};
             a.of[nops++] = (uint32_t)g;
+            m->r->st.rma_reads++;
         }
-        rc = tsr_rma_get_many(r->t, a.ops, nops, r->timeout_ms, &e);
-        r->st.rma_reads += nops;
+        rc = tsr_rma_get_many(t, a.ops, nops, tmo, err);
         if (rc != TSR_OK)
             break;
         /* what each window says */
         bool slow = false;
         for (size_t o = 0; o < nops && rc == TSR_OK; o++) {
             mkey_t *m = &a.m[a.of[o]];
+            tsr_kv_remote_t *r = m->r;
             rpart_t *rp = &r->parts[m->part];
-            const tsr_kv_pair_t *kp = &keys[m->key];
+            const tsr_kv_pair_t *kp = &q->keys[m->key];
             const kv_slot_t *s = NULL;
             uint64_t adv = 0, ver = 0;
             switch (tsr_kv_remote_scan_window(r, rp, a.buf + a.of[o] * a.wcap, m->n, m->h, kp->key,
                                               kp->klen, &m->probed, &adv, &s, &ver)) {
-            case W_FOUND: {
-                size_t c = s->vlen < stride ? s->vlen : stride;
-                if (c)
-                    memcpy((unsigned char *)vals + m->key * stride, s->data + r->max_key, c);
-                vlens[m->key] = s->vlen;
-                if (results)
-                    results[m->key] = TSR_OK;
+            case W_FOUND:
+                rc = q->done(q->arg, m->key, s->data + r->max_key, s->vlen, ver, rp->vmask, err);
+                if (rc != TSR_OK)
+                    break;
+                if (q->results)
+                    q->results[m->key] = TSR_OK;
                 found++;
                 m->key = MANY_NONE;
                 break;
-            }
             case W_MISS:
-                vlens[m->key] = 0;
-                if (results)
-                    results[m->key] = TSR_ERR_NOT_FOUND;
+                rc = q->done(q->arg, m->key, NULL, 0, KV_TXN_ABSENT, rp->vmask, err);
+                if (rc != TSR_OK)
+                    break;
+                if (q->results)
+                    q->results[m->key] = TSR_ERR_NOT_FOUND;
                 m->key = MANY_NONE;
                 break;
             case W_MOVED:
                 r->st.refreshes++;
                 if (++m->refreshed > MAX_REFRESH) {
-                    rc = tsr_error_set(&e, TSR_ERR_UNAVAILABLE, "kv: table keeps moving");
+                    rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "kv: table keeps moving");
                     break;
                 }
                 /* the first key of this round to see it re-fetches; the
                  * others of that partition start over on the new one */
                 if (rp->gen == m->gen)
-                    rc = tsr_kv_remote_fetch_desc(r, m->part, &e);
+                    rc = tsr_kv_remote_fetch_desc(r, m->part, err);
                 m->fresh = true;
                 break;
             case W_TORN:
                 r->st.torn_retries++;
                 if (++m->torn > MAX_TORN) {
-                    rc = tsr_error_set(&e, TSR_ERR_TIMEOUT, "kv: slot stays torn");
+                    rc = tsr_error_set(err, TSR_ERR_TIMEOUT, "kv: slot stays torn");
                     break;
                 }
                 slow |= m->torn > 64;
@@ -226,15 +255,58 @@ tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *key
         if (slow)
             usleep(10);
     }
-    if (rc != TSR_OK && results) { /* every key not decided gets the call's failure */
+    if (rc != TSR_OK && q->results) { /* every key not decided gets the call's failure */
         for (size_t g = 0; a.cap && g < a.places; g++)
             if (a.m[g].key != MANY_NONE)
-                results[a.m[g].key] = rc;
-        for (size_t k = next; k < n; k++)
-            results[k] = rc;
+                q->results[a.m[g].key] = rc;
+        for (size_t k = next; k < q->n; k++)
+            q->results[k] = rc;
     }
-    *(many_t *)r->many = a;
+    *(many_t *)*scratch = a;
     if (nok)
         *nok = found;
+    return rc;
+}
+
+/* get_many's sink: value k into its stride, its length to vlens[k]. */
+typedef struct copy_sink {
+    void *vals;
+    size_t stride;
+    size_t *vlens;
+} copy_sink_t;
+
+static tsr_status_t copy_value(void *arg, size_t k, const unsigned char *val, uint32_t vlen,
+                               uint64_t ver, uint64_t vmask, tsr_error_t *err)
+{
+    (void)ver;
+    (void)vmask;
+    (void)err;
+    copy_sink_t *cs = arg;
+    size_t c = vlen < cs->stride ? vlen : cs->stride;
+    if (c)
+        memcpy((unsigned char *)cs->vals + k * cs->stride, val, c);
+    cs->vlens[k] = vlen;
+    return TSR_OK;
+}
+
+tsr_status_t tsr_kv_remote_get_many(tsr_kv_remote_t *r, const tsr_kv_pair_t *keys, size_t n,
+                                    void *vals, size_t stride, size_t *vlens, tsr_status_t *results,
+                                    size_t *nok, tsr_kv_err_t *kerr)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (nok)
+        *nok = 0;
+    if (!r || (n > 0 && (!keys || !vlens || (!vals && stride))))
+        return tsr_kv_err_from(kerr, NULL, TSR_ERR_INVALID_ARG);
+    copy_sink_t cs = {vals, stride, vlens};
+    kv_many_req_t q = {.readers = &r,
+                       .nreaders = 1,
+                       .keys = keys,
+                       .n = n,
+                       .done = copy_value,
+                       .arg = &cs,
+                       .results = results};
+    tsr_status_t rc = tsr_kv_remote_read_many(&r->many, &q, nok, &e);
     return rc == TSR_OK ? TSR_OK : tsr_kv_err_from(kerr, &e, rc);
 }

@@ -2,9 +2,17 @@
  * remote.c - transactions on a store in another process: the client side of
  * tsr_txn_db_remote and the owner's tsr_txn_server.
  *
- * The client keeps its read and write sets itself (txn.c); it calls the
- * owner for each first read of a key and once to commit, sending both sets;
- * the owner runs the same commit protocol a local transaction runs
+ * The client keeps its read and write sets itself (txn.c); it reads each
+ * first read of a key one-sided (or calls the owner for it) and calls once
+ * to commit, sending both sets. The first reads of one tsr_txn_get_many
+ * (tsr_txn_remote_read_many) go out together: the one-sided ones - one
+ * table or several - through tsr_kv_remote_read_many (engine/kv/
+ * remote_many.c), every key's window read of a round posted at once and
+ * reaped by one wait, so 2-3 reads cost one round trip, not 2-3; the
+ * value is taken whole from the accepted slot copy (a slot holds its whole
+ * value), with the copy's version, as the single read (rma_read) records
+ * it. Reads of tables without descriptors go by call, one each. At
+ * commit the owner runs the same commit protocol a local transaction runs
  * (commit.c) on its own store, so the locks, the validation, the commit
  * record and the apply all happen in the owner's process. A client that
  * dies at any point, mid-commit included, therefore leaves no lock behind:
@@ -44,6 +52,7 @@
 #include <string.h>
 
 #include "core/hash.h"
+#include "remote_int.h"
 #include "txn_internal.h"
 
 #define NAME_CAP (TSR_KV_NAME_MAX + 1)
@@ -177,6 +186,7 @@ void tsr_txn_remote_fini(tsr_txn_db_t *db)
         tsr_mem_free(NULL, db->rtabs[i].name);
     }
     tsr_mem_free(NULL, db->rtabs);
+    tsr_kv_remote_scratch_free(&db->many);
     pthread_mutex_destroy(&db->rmu);
 }
 
@@ -312,6 +322,78 @@ tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void
 out:
     tsr_rpc_msg_release(db->t, &reply);
     return rc;
+}
+
+/* How a key of a batch is read. */
+enum { BY_NONE = 0, BY_RMA = 1, BY_RPC = 2 };
+
+/* The reads of a batch (rmu held): each key's reader opened (an unknown
+ * table fails its reads only), then the one-sided ones - every key's window
+ * reads in one tsr_rma_get_many per round over all the readers involved;
+ * one key alone takes the single read's path. by[k] says which keys are
+ * left to read by call. Readers are collected only once all are open:
+ * opening one may move db->rtabs. */
+static void rma_read_many(tsr_txn_db_t *db, txn_fetch_t *f, unsigned char *by, size_t n,
+                          tsr_error_t *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        txn_rtab_t *rt = NULL;
+        f[k].st = reader_of(db, f[k].table, &rt, err);
+        by[k] = f[k].st != TSR_OK ? BY_NONE : rt->r ? BY_RMA : BY_RPC;
+    }
+    txn_batch_t b;
+    tsr_txn_batch_init(&b, n, false);
+    for (size_t k = 0; k < n; k++) {
+        if (by[k] != BY_RMA)
+            continue;
+        txn_rtab_t *rt = NULL;
+        (void)reader_of(db, f[k].table, &rt, err); /* open already: a lookup */
+        tsr_kv_remote_t *r = rt->r;
+        if (f[k].klen > r->max_key) /* as the single read: this key only */
+            f[k].st = tsr_error_set(err, TSR_ERR_INVALID_ARG, "txn: key too long for table %s",
+                                    f[k].table);
+        else if (b.oom)
+            f[k].st = tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+        else
+            tsr_txn_batch_add(&b, r, &f[k]);
+    }
+    if (b.nb == 1) {
+        txn_fetch_t *x = b.of[0];
+        x->st = rma_read(db, b.rd[0], x->key, x->klen, &x->val, &x->vlen, &x->ver, err);
+    } else if (b.nb > 1) {
+        atomic_fetch_add(&db->reads_rma, b.nb);
+        tsr_txn_batch_read(&b, &db->many, err);
+    }
+    tsr_txn_batch_fini(&b);
+}
+
+void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err)
+{
+    unsigned char by_stack[TXN_BATCH_STACK];
+    unsigned char *by = n > TXN_BATCH_STACK ? tsr_mem_alloc(NULL, n) : by_stack;
+    for (size_t k = 0; k < n; k++) {
+        f[k].val = NULL;
+        f[k].vlen = 0;
+        f[k].ver = 0;
+        f[k].st = by ? TSR_OK : tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+    }
+    if (!by)
+        return;
+    pthread_mutex_lock(&db->rmu);
+    rma_read_many(db, f, by, n, err);
+    pthread_mutex_unlock(&db->rmu);
+    /* tables whose owner serves no descriptors: one call each */
+    for (size_t k = 0; k < n; k++)
+        if (by[k] == BY_RPC) {
+            tsr_error_t e;
+            tsr_error_clear(&e);
+            f[k].st = tsr_txn_remote_read(db, f[k].table, f[k].key, f[k].klen, &f[k].val,
+                                          &f[k].vlen, &f[k].ver, &e);
+            if (f[k].st != TSR_OK && !(f[k].st == TSR_ERR_NOT_FOUND && f[k].ver == KV_TXN_ABSENT))
+                tsr_error_set(err, f[k].st, "%s", e.message);
+        }
+    if (by != by_stack)
+        tsr_mem_free(NULL, by);
 }
 
 tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *s, tsr_error_t *err)

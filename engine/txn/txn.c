@@ -7,7 +7,13 @@
  * saw, or the key's absence; writes only go into the write set (one entry
  * per key: a later put or delete of the same key replaces it). A get looks
  * in the write set first (read-your-writes), then in the read set (the same
- * value again: repeatable), then at the store. Commit hands both sets to
+ * value again: repeatable), then at the store. tsr_txn_get_many does the
+ * same for several elements, but sends the first reads of all keys not yet
+ * in the sets to the store at once (fetch_many: a remote db posts their
+ * one-sided reads together, a backend may take them together, a local db
+ * reads them one by one) and records them in the order of the elements, so
+ * the sets are those n gets would have built; tsr_txn_get is get_many of
+ * one element. Commit hands both sets to
  * the protocol (commit.c, locally or on the owner through remote.c), or to
  * a backend's db (tsr_txn_db_backend: a cluster table, whose scheduler
  * coordinates the commit, scheduler/txn_cluster.c).
@@ -185,61 +191,190 @@ static void copy_out(const unsigned char *val, uint32_t vl, void *buf, size_t ca
     *vlen = vl;
 }
 
+/* One first read by the single-read path of x's db; a failure's text
+ * (not an absent key's) goes to err. */
+static void fetch_one(tsr_txn_db_t *db, txn_fetch_t *f, tsr_error_t *err)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    f->val = NULL;
+    f->vlen = 0;
+    f->ver = 0;
+    f->st =
+        db->be ? db->be->read(db->be_arg, f->table, f->key, f->klen, &f->val, &f->vlen, &f->ver, &e)
+        : db->remote
+            ? tsr_txn_remote_read(db, f->table, f->key, f->klen, &f->val, &f->vlen, &f->ver, &e)
+            : tsr_txn_read_local(&db->local, f->table, tsr_hash_bytes(f->key, f->klen), f->key,
+                                 f->klen, &f->val, &f->vlen, &f->ver, &e);
+    if (f->st != TSR_OK && !(f->st == TSR_ERR_NOT_FOUND && f->ver == KV_TXN_ABSENT))
+        tsr_error_set(err, f->st, "%s", e.status != TSR_OK ? e.message : tsr_status_str(f->st));
+}
+
+/* n first reads: together where the db can (remote: one-sided reads
+ * posted at once; a backend's read_many), else one after another. */
+static void fetch_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err)
+{
+    if (n == 1) /* a single get's path, whatever the db */
+        fetch_one(db, f, err);
+    else if (db->be && db->be->read_many)
+        db->be->read_many(db->be_arg, f, n, err);
+    else if (!db->be && db->remote)
+        tsr_txn_remote_read_many(db, f, n, err);
+    else
+        for (size_t i = 0; i < n; i++)
+            fetch_one(db, &f[i], err);
+}
+
+/* Adds a decided first read (f's value moves into the entry). */
+static tsr_status_t record_read(tsr_txn_t *x, uint32_t tab, uint64_t h, txn_fetch_t *f)
+{
+    unsigned char *kc = tsr_mem_alloc(NULL, f->klen ? f->klen : 1);
+    if (!kc || tsr_mem_grow(NULL, (void **)&x->s.reads, &x->rcap, x->s.nreads + 1,
+                            sizeof(*x->s.reads)) != 0) {
+        tsr_mem_free(NULL, kc);
+        return TSR_ERR_NOMEM;
+    }
+    if (f->klen)
+        memcpy(kc, f->key, f->klen);
+    x->s.reads[x->s.nreads++] = (txn_entry_t){.tab = tab,
+                                              .h = h,
+                                              .key = kc,
+                                              .klen = f->klen,
+                                              .val = f->val,
+                                              .vlen = f->vlen,
+                                              .ver = f->ver};
+    f->val = NULL;
+    return TSR_OK;
+}
+
+/* Per element of a get_many call: its table, hash and first read. */
+typedef struct slot_of {
+    uint32_t tab;
+    uint64_t h;
+    size_t fetch; /* index into the call's fetches; SIZE_MAX: none */
+} slot_of_t;
+
+#define GET_MANY_STACK 16 /* elements served without an allocation */
+
+tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr_txn_err_t *xerr)
+{
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    bool bad = !x || (n && !reads);
+    for (size_t i = 0; !bad && i < n; i++) {
+        const tsr_txn_read_t *rd = &reads[i];
+        size_t tl = rd->table ? strlen(rd->table) : 0;
+        bad = (!rd->key && rd->klen) || (!rd->buf && rd->cap) || rd->klen > TSR_KV_MAX_KEY_LIMIT ||
+              tl == 0 || tl > TSR_KV_NAME_MAX;
+    }
+    if (bad) {
+        for (size_t i = 0; reads && i < n; i++)
+            reads[i].status = TSR_ERR_INVALID_ARG;
+        return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
+    }
+    if (n == 0)
+        return TSR_OK;
+    slot_of_t so_stack[GET_MANY_STACK];
+    txn_fetch_t f_stack[GET_MANY_STACK];
+    slot_of_t *so = so_stack;
+    txn_fetch_t *f = f_stack;
+    if (n > GET_MANY_STACK) {
+        so = tsr_mem_alloc(NULL, n * sizeof(*so));
+        f = tsr_mem_alloc(NULL, n * sizeof(*f));
+        if (!so || !f) {
+            if (so != so_stack)
+                tsr_mem_free(NULL, so);
+            if (f != f_stack)
+                tsr_mem_free(NULL, f);
+            return err_out(xerr, NULL, TSR_ERR_NOMEM);
+        }
+    }
+    tsr_status_t rc = TSR_OK;
+    size_t nf = 0;
+    /* which elements need a first read (one per key, duplicates share it) */
+    for (size_t i = 0; i < n && rc == TSR_OK; i++) {
+        tsr_txn_read_t *rd = &reads[i];
+        rd->status = TSR_OK;
+        rc = tab_index(x, rd->table, &so[i].tab, &e);
+        if (rc != TSR_OK)
+            break;
+        so[i].h = tsr_hash_bytes(rd->key, rd->klen);
+        so[i].fetch = SIZE_MAX;
+        if (find(x->s.writes, x->s.nwrites, so[i].tab, so[i].h, rd->key, rd->klen) ||
+            find(x->s.reads, x->s.nreads, so[i].tab, so[i].h, rd->key, rd->klen))
+            continue;
+        for (size_t j = 0; j < i && so[i].fetch == SIZE_MAX; j++)
+            if (so[j].fetch != SIZE_MAX && so[j].tab == so[i].tab && so[j].h == so[i].h &&
+                reads[j].klen == rd->klen &&
+                (rd->klen == 0 || memcmp(reads[j].key, rd->key, rd->klen) == 0))
+                so[i].fetch = so[j].fetch;
+        if (so[i].fetch == SIZE_MAX) {
+            so[i].fetch = nf;
+            f[nf++] = (txn_fetch_t){.table = rd->table, .key = rd->key, .klen = (uint32_t)rd->klen};
+        }
+    }
+    if (rc != TSR_OK) { /* out of memory for a table name: nothing read */
+        for (size_t i = 0; i < n; i++)
+            reads[i].status = rc;
+        goto out;
+    }
+    fetch_many(x->db, f, nf, &e);
+    /* record the decided first reads (in order: the read set is what
+     * sequential gets would have built) */
+    for (size_t i = 0, first = 0; i < n; i++) {
+        /* fetches were numbered in the order of their first elements */
+        if (so[i].fetch != first)
+            continue;
+        first++;
+        txn_fetch_t *fi = &f[so[i].fetch];
+        if ((fi->st == TSR_OK || (fi->st == TSR_ERR_NOT_FOUND && fi->ver == KV_TXN_ABSENT)) &&
+            record_read(x, so[i].tab, so[i].h, fi) != TSR_OK) {
+            fi->st = tsr_error_set(&e, TSR_ERR_NOMEM, "txn: out of memory");
+            tsr_mem_free(NULL, fi->val);
+            fi->val = NULL;
+        }
+    }
+    /* every element answers from the sets now, or with its read's failure */
+    for (size_t i = 0; i < n; i++) {
+        tsr_txn_read_t *rd = &reads[i];
+        const txn_entry_t *w =
+            find(x->s.writes, x->s.nwrites, so[i].tab, so[i].h, rd->key, rd->klen);
+        const txn_entry_t *r =
+            w ? NULL : find(x->s.reads, x->s.nreads, so[i].tab, so[i].h, rd->key, rd->klen);
+        if (w && !w->del)
+            copy_out(w->val, w->vlen, rd->buf, rd->cap, &rd->vlen);
+        else if (r && r->ver != KV_TXN_ABSENT)
+            copy_out(r->val, r->vlen, rd->buf, rd->cap, &rd->vlen);
+        else if (w || r)
+            rd->status = TSR_ERR_NOT_FOUND;
+        else { /* not decided: the read failed (an unknown table: NOT_FOUND) */
+            rd->status = f[so[i].fetch].st;
+            if (rc == TSR_OK)
+                rc = rd->status;
+        }
+    }
+out:
+    for (size_t k = 0; k < nf; k++)
+        tsr_mem_free(NULL, f[k].val); /* the reads not recorded */
+    if (so != so_stack)
+        tsr_mem_free(NULL, so);
+    if (f != f_stack)
+        tsr_mem_free(NULL, f);
+    return rc == TSR_OK ? TSR_OK : err_out(xerr, &e, rc);
+}
+
 tsr_status_t tsr_txn_get(tsr_txn_t *x, const char *table, const void *key, size_t klen, void *buf,
                          size_t cap, size_t *vlen, tsr_txn_err_t *xerr)
 {
-    tsr_error_t e;
-    e.status = TSR_OK;
-    if (!x || (!key && klen) || (!buf && cap) || !vlen || klen > TSR_KV_MAX_KEY_LIMIT)
+    if (!vlen)
         return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
-    uint32_t tab;
-    tsr_status_t rc = tab_index(x, table, &tab, &e);
+    tsr_txn_read_t rd = {.table = table, .key = key, .klen = klen, .buf = buf, .cap = cap};
+    tsr_status_t rc = tsr_txn_get_many(x, &rd, 1, xerr);
     if (rc != TSR_OK)
-        return err_out(xerr, &e, rc);
-    uint64_t h = tsr_hash_bytes(key, klen);
-    txn_entry_t *w = find(x->s.writes, x->s.nwrites, tab, h, key, klen);
-    if (w) {
-        if (w->del)
-            return err_out(xerr, NULL, TSR_ERR_NOT_FOUND);
-        copy_out(w->val, w->vlen, buf, cap, vlen);
-        return TSR_OK;
-    }
-    txn_entry_t *r = find(x->s.reads, x->s.nreads, tab, h, key, klen);
-    if (!r) {
-        unsigned char *val = NULL;
-        uint32_t vl = 0;
-        uint64_t ver = 0;
-        rc = x->db->be
-                 ? x->db->be->read(x->db->be_arg, table, key, (uint32_t)klen, &val, &vl, &ver, &e)
-             : x->db->remote
-                 ? tsr_txn_remote_read(x->db, table, key, (uint32_t)klen, &val, &vl, &ver, &e)
-                 : tsr_txn_read_local(&x->db->local, table, h, key, (uint32_t)klen, &val, &vl, &ver,
-                                      &e);
-        if (rc != TSR_OK && rc != TSR_ERR_NOT_FOUND)
-            return err_out(xerr, &e, rc);
-        if (rc == TSR_ERR_NOT_FOUND && ver != KV_TXN_ABSENT) /* an unknown table */
-            return err_out(xerr, &e, rc);
-        unsigned char *kc = tsr_mem_alloc(NULL, klen ? klen : 1);
-        if (!kc || tsr_mem_grow(NULL, (void **)&x->s.reads, &x->rcap, x->s.nreads + 1,
-                                sizeof(*x->s.reads)) != 0) {
-            tsr_mem_free(NULL, kc);
-            tsr_mem_free(NULL, val);
-            return err_out(xerr, NULL, TSR_ERR_NOMEM);
-        }
-        if (klen)
-            memcpy(kc, key, klen);
-        r = &x->s.reads[x->s.nreads++];
-        *r = (txn_entry_t){.tab = tab,
-                           .h = h,
-                           .key = kc,
-                           .klen = (uint32_t)klen,
-                           .val = val,
-                           .vlen = vl,
-                           .ver = ver};
-    }
-    if (r->ver == KV_TXN_ABSENT)
-        return err_out(xerr, NULL, TSR_ERR_NOT_FOUND);
-    copy_out(r->val, r->vlen, buf, cap, vlen);
+        return rc;
+    if (rd.status != TSR_OK) /* absent, or deleted by x */
+        return err_out(xerr, NULL, rd.status);
+    *vlen = rd.vlen;
     return TSR_OK;
 }
 

@@ -84,6 +84,51 @@ typedef struct txn_rtab {
     tsr_kv_remote_t *r; /* NULL: reads by RPC */
 } txn_rtab_t;
 
+/* One first read of a batch (tsr_txn_get_many): table and key in; out as
+ * the backend's read answers (value in a fresh buffer, *ver KV_TXN_ABSENT
+ * with TSR_ERR_NOT_FOUND for an absent key, another ver with
+ * TSR_ERR_NOT_FOUND for an unknown table) and st, the read's status. */
+typedef struct txn_fetch {
+    const char *table;
+    const void *key;
+    uint32_t klen;
+    unsigned char *val; /* out: owned by the caller */
+    uint32_t vlen;
+    uint64_t ver;
+    tsr_status_t st;
+} txn_fetch_t;
+
+/* A batch of one-sided first reads over several kv readers that share a
+ * transport (batch.c): the keys are added with their reader, then read by
+ * one tsr_kv_remote_read_many (engine/kv/remote_int.h) - every key's
+ * window read of a round posted at once. A decided key's f gets its value
+ * (a fresh buffer, the whole value) and version, or KV_TXN_ABSENT with
+ * TSR_ERR_NOT_FOUND; a key the call left undecided gets the call's
+ * failure in f->st. masked: versions are slot version XOR the descriptor's
+ * mask (what a cluster's TGET answers), else raw (what a remote owner's
+ * commit validates). Up to TXN_BATCH_STACK keys take no allocation. */
+#define TXN_BATCH_STACK 16
+typedef struct txn_batch {
+    tsr_kv_remote_t **rd; /* distinct readers */
+    uint32_t *which;      /* per key: index into rd */
+    tsr_kv_pair_t *keys;
+    txn_fetch_t **of; /* per key: its answer */
+    tsr_status_t *res;
+    size_t nr, nb;
+    bool masked, oom;
+    tsr_kv_remote_t *rd_s[TXN_BATCH_STACK];
+    uint32_t which_s[TXN_BATCH_STACK];
+    tsr_kv_pair_t keys_s[TXN_BATCH_STACK];
+    txn_fetch_t *of_s[TXN_BATCH_STACK];
+    tsr_status_t res_s[TXN_BATCH_STACK];
+} txn_batch_t;
+/* Room for n keys (b->oom when out of memory: adds are then dropped). */
+void tsr_txn_batch_init(txn_batch_t *b, size_t n, bool masked);
+void tsr_txn_batch_add(txn_batch_t *b, tsr_kv_remote_t *r, txn_fetch_t *f);
+/* Reads the batch (*scratch: the caller's read_many arrays). */
+void tsr_txn_batch_read(txn_batch_t *b, void **scratch, tsr_error_t *err);
+void tsr_txn_batch_fini(txn_batch_t *b);
+
 /* A db whose reads and commits another module serves (a cluster table:
  * scheduler/txn_cluster.c). read answers like tsr_txn_remote_read (value in
  * a fresh buffer, *ver = KV_TXN_ABSENT for an absent key, TSR_ERR_NOT_FOUND
@@ -94,6 +139,10 @@ typedef struct txn_backend {
                          unsigned char **val, uint32_t *vlen, uint64_t *ver, tsr_error_t *err);
     tsr_status_t (*commit)(void *arg, const txn_sets_t *sets, tsr_error_t *err);
     void (*close)(void *arg);
+    /* Optional (NULL: one read after another): n first reads at once,
+     * each answered in its f[i] as read answers; err holds the first
+     * failure's text. */
+    void (*read_many)(void *arg, txn_fetch_t *f, size_t n, tsr_error_t *err);
 } txn_backend_t;
 
 /* A db over a backend (txn.c); the db owns arg from here on (closed with
@@ -113,6 +162,7 @@ struct tsr_txn_db {
     pthread_mutex_t rmu; /* remote: guards rtabs (a kv remote reader is single-threaded) */
     txn_rtab_t *rtabs;
     size_t nrtabs, rtcap;
+    void *many; /* remote, under rmu: the readers' read_many arrays (engine/kv/remote_int.h) */
     atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc;
 };
 
@@ -120,6 +170,9 @@ struct tsr_txn_db {
 tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void *key,
                                  uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
                                  tsr_error_t *err);
+/* n first reads at once (tsr_txn_get_many): the one-sided ones posted
+ * together, reads by call one after another; answers in f[i]. */
+void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err);
 tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *sets, tsr_error_t *err);
 void tsr_txn_remote_fini(tsr_txn_db_t *db); /* the readers and the mutex */
 

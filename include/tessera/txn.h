@@ -114,6 +114,32 @@ tsr_status_t tsr_txn_begin(tsr_txn_db_t *db, tsr_txn_t **out, tsr_txn_err_t *err
  * now (retry the transaction). */
 tsr_status_t tsr_txn_get(tsr_txn_t *x, const char *table, const void *key, size_t klen, void *buf,
                          size_t cap, size_t *vlen, tsr_txn_err_t *err);
+/* Several reads of x at once: the same as one tsr_txn_get per element in
+ * order (read-your-writes, the first read of a key records its version or
+ * its absence, a key repeated in the call is read once), except that the
+ * first reads of keys not yet in x's sets go to the store together: on a
+ * remote db their one-sided reads - on one table or several - are posted
+ * at once and reaped by one wait (one round trip instead of one per key);
+ * on a local db and a cluster db they run one after another. Every read is
+ * tried; each element's status says how it ended: TSR_OK (min(vlen, cap)
+ * bytes copied to buf, vlen = the value's full length), TSR_ERR_NOT_FOUND
+ * (the key is absent, or deleted by x: vlen untouched), or the read's
+ * failure. Returns TSR_OK when every read was decided (TSR_OK or an absent
+ * key), else the first failure in order: TSR_ERR_NOT_FOUND for an unknown
+ * table, TSR_ERR_CONFLICT (a key being committed right now: retried by
+ * tsr_txn_run like a get's), TSR_ERR_INVALID_ARG (bad arguments, a key too
+ * long for its table: with bad arguments nothing is read and every status
+ * says so). n == 0: TSR_OK. */
+typedef struct tsr_txn_read {
+    const char *table;
+    const void *key;
+    size_t klen;
+    void *buf; /* the value is copied here, at most cap bytes */
+    size_t cap;
+    size_t vlen;         /* out: the value's full length */
+    tsr_status_t status; /* out */
+} tsr_txn_read_t;
+tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr_txn_err_t *err);
 /* Buffered until commit (an upsert); wo (may be NULL) fences the write. */
 tsr_status_t tsr_txn_put(tsr_txn_t *x, const char *table, const void *key, size_t klen,
                          const void *val, size_t vlen, const tsr_kv_write_opts_t *wo,

@@ -61,6 +61,8 @@
 #include "kv_internal.h"
 #include "tessera/kv.h"
 #include "transport.h"
+#include "transport_test.h"
+#include "kv_torn_test.h"
 
 #define NKEYS 300
 #define MAXV 200
@@ -94,14 +96,7 @@ static tsr_transport_t *make(uint32_t node, bool listen, const char *tls)
 {
     tsr_transport_params_t p = {
         .node_id = node, .listen_host = listen ? "127.0.0.1" : NULL, .spin_us = 20, .tls = tls};
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_transport_t *t = NULL;
-    tsr_status_t rc = tsr_transport_create(NULL, &p, &t, &err);
-    if (rc != TSR_OK)
-        fprintf(stderr, "transport_create: %s\n", err.message);
-    assert_int_equal(rc, TSR_OK);
-    return t;
+    return test_transport_create(&p);
 }
 
 /* tls "tcp": RMA is emulated by UCX (the server's progress thread serves
@@ -571,41 +566,6 @@ static void test_get_many_model_tcp(void **state)
     many_model("tcp");
 }
 
-/* The owner's slot of key in t (the test runs in the owner's process). */
-static kv_slot_t *owner_slot(tsr_kv_table_t *t, const char *key, size_t klen)
-{
-    uint64_t h = tsr_hash_bytes(key, klen);
-    kv_tab_t *tab = atomic_load(&t->parts[kv_part_of(h, t->nparts)].tab);
-    for (uint64_t i = 0; i < tab->nslots; i++) {
-        kv_slot_t *s = kv_slot_at(tab, i);
-        if (s->state == KV_FULL && s->hash == h && s->klen == klen &&
-            memcmp(s->data, key, klen) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-typedef struct heal {
-    kv_slot_t *locked, *corrupt;
-    uint32_t max_key;
-    unsigned char saved;
-    atomic_bool started; /* the reader is about to call get_many */
-} heal_t;
-
-/* Undoes the damage 300 ms after the reader started: the lock bit off, the
- * value byte back. 300 ms: a loaded machine may keep the reader off its
- * core for a while, and it must meet the damage at least once (it retries
- * every ~10-60 us meanwhile, far from MAX_TORN). */
-static void *heal_later(void *arg)
-{
-    heal_t *h = arg;
-    while (!atomic_load(&h->started))
-        usleep(1000);
-    usleep(300000);
-    h->corrupt->data[h->max_key] = h->saved;
-    atomic_fetch_and(&h->locked->ver, ~KV_VER_LOCKED);
-    return NULL;
-}
 
 static void many_torn(const char *tls)
 {

@@ -44,6 +44,7 @@
 
 #include "internal.h" /* white-box: tsr__inline_owner */
 #include "transport.h"
+#include "transport_test.h"
 
 #define T_F 11      /* answers f(payload) */
 #define T_PING 12   /* answers 8 bytes */
@@ -84,29 +85,9 @@ static tsr_transport_t *make(uint32_t node, bool listen, tsr_dispatch_mode_t mod
                                 .listen_host = listen ? "127.0.0.1" : NULL,
                                 .spin_us = 20,
                                 .dispatch = mode};
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_transport_t *t = NULL;
-    tsr_status_t rc = tsr_transport_create(NULL, &p, &t, &err);
-    if (rc != TSR_OK)
-        fprintf(stderr, "transport_create: %s\n", err.message);
-    assert_int_equal(rc, TSR_OK);
-    return t;
+    return test_transport_create(&p);
 }
 
-/* C connects to S while S's progress thread runs (the handshake needs it). */
-static tsr_peer_t *connect_pair(tsr_transport_t *c, tsr_transport_t *s)
-{
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_peer_t *p = NULL;
-    tsr_status_t rc = tsr_transport_connect(c, "127.0.0.1", tsr_transport_port(s), 20000, &p,
-                                            &err);
-    if (rc != TSR_OK)
-        fprintf(stderr, "connect: %s\n", err.message);
-    assert_int_equal(rc, TSR_OK);
-    return p;
-}
 
 /* The model: reply = [len as u32] + every payload byte + 1. */
 static size_t model_reply(const uint8_t *in, size_t len, uint8_t *out)
@@ -250,7 +231,7 @@ static void test_concurrent_inline(void **state)
     assert_int_equal(tsr_transport_start_thread(s.t, &err), TSR_OK);
     learn_progress_thread(&s);
     tsr_transport_t *c = make(10, false, TSR_DISPATCH_ANY);
-    tsr_peer_t *p = connect_pair(c, s.t);
+    tsr_peer_t *p = test_transport_connect(c, s.t);
     pthread_t ans;
     assert_int_equal(pthread_create(&ans, NULL, answerer_main, &s), 0);
     caller_t k[NTHREADS];
@@ -332,8 +313,8 @@ static void run_dispatch_case(tsr_dispatch_mode_t mode)
     /* Both directions connected, while both progress threads run. */
     assert_int_equal(tsr_transport_start_thread(s.t, &err), TSR_OK);
     assert_int_equal(tsr_transport_start_thread(c, &err), TSR_OK);
-    tsr_peer_t *to_s = connect_pair(c, s.t);
-    tsr_peer_t *to_c = connect_pair(s.t, c);
+    tsr_peer_t *to_s = test_transport_connect(c, s.t);
+    tsr_peer_t *to_c = test_transport_connect(s.t, c);
     tsr_transport_stop_thread(s.t); /* from now on only this thread progresses S */
 
     /* C posts a call to S; C's thread sends it at once. Its request reaches

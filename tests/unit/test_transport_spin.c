@@ -40,6 +40,7 @@
 
 #include "spin_budget.h"
 #include "transport.h"
+#include "transport_test.h"
 
 #define T_DELAY 21 /* payload: u32 microseconds to wait, then echo it back */
 #define SPIN_US 3000u
@@ -86,28 +87,9 @@ static tsr_transport_t *make(uint32_t node, const char *tls, bool listen, bool f
                                 .tls = tls,
                                 .spin_us = SPIN_US,
                                 .spin_fixed = fixed};
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_transport_t *t = NULL;
-    tsr_status_t rc = tsr_transport_create(NULL, &p, &t, &err);
-    if (rc != TSR_OK)
-        fprintf(stderr, "transport_create: %s\n", err.message);
-    assert_int_equal(rc, TSR_OK);
-    return t;
+    return test_transport_create(&p);
 }
 
-static tsr_peer_t *connect_to(tsr_transport_t *c, tsr_transport_t *s)
-{
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    tsr_peer_t *p = NULL;
-    tsr_status_t rc =
-        tsr_transport_connect(c, "127.0.0.1", tsr_transport_port(s), 20000, &p, &err);
-    if (rc != TSR_OK)
-        fprintf(stderr, "connect: %s\n", err.message);
-    assert_int_equal(rc, TSR_OK);
-    return p;
-}
 
 static void call_delay(tsr_transport_t *c, tsr_peer_t *p, uint32_t us)
 {
@@ -142,7 +124,7 @@ static void run(const char *tls)
     assert_int_equal(tsr_transport_start_thread(s, &err), TSR_OK);
     tsr_transport_t *c = make(2, tls, false, false);
     tsr_transport_t *f = make(3, tls, false, true);
-    tsr_peer_t *pc = connect_to(c, s), *pf = connect_to(f, s);
+    tsr_peer_t *pc = test_transport_connect(c, s), *pf = test_transport_connect(f, s);
 
     /* spin_fixed: the connect's waits left the budget as it was */
     assert_int_equal(stats(f).spin_call_ns, (uint64_t)SPIN_US * 1000);
