@@ -468,11 +468,18 @@ static void rma_read_many(txn_cluster_t *tc, txn_fetch_t *f, size_t n, bool *don
      * readers over it, or refetch a view), then collect what stands */
     for (size_t k = 0; k < n; k++) {
         rtab_t *t;
-        (void)part_reader(tc, f[k].table, f[k].key, f[k].klen, &t);
+        /* done[] marks, for now, the keys a single read would read
+         * one-sided (a usable view and reader: not a stale view whose
+         * refetch failed, not a partition resting after a failure) */
+        done[k] = part_reader(tc, f[k].table, f[k].key, f[k].klen, &t) != NULL;
     }
     txn_batch_t b;
     tsr_txn_batch_init(&b, n, true);
     for (size_t k = 0; k < n; k++) {
+        bool usable = done[k];
+        done[k] = false;
+        if (!usable)
+            continue;
         rtab_t *t;
         cpart_t *p = part_now(tc, &f[k], &t);
         if (p && f[k].klen <= p->r->max_key) /* else TGET answers (a key too long included) */

@@ -263,6 +263,7 @@ struct tsr_transport {
     tsr_shm_guard_t shm;        /* shm_guard.c */
 
     atomic_int sleepers;        /* threads asleep in poll() on efd */
+    unsigned blind_sleepers;    /* [L] of which waiters no finisher signals (progress.c) */
     atomic_int contenders;      /* threads waiting for t->lock (see above) */
     pthread_t thread;
     bool thread_running;

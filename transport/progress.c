@@ -287,14 +287,19 @@ static int64_t spin_budget_take(tsr_transport_t *t, tsr_spin_budget_t *b)
     return tsr_spin_take(b, t->spin_ns, t->spin_fixed);
 }
 
-/* [L] A wait ended while spinning, spun_ns after it began spinning. */
-static void spin_budget_hit(tsr_transport_t *t, tsr_spin_budget_t *b, int64_t spun_ns)
+/* [L] A wait's event came spun_ns after its spin was (re)armed with
+ * `budget`. More than a clock stride past the budget means the spinner was
+ * preempted (the event came while it was off its core): that says nothing
+ * about how long events take, so it counts as the edge of the budget. */
+static void spin_budget_hit(tsr_transport_t *t, tsr_spin_budget_t *b, int64_t spun_ns,
+                            int64_t budget)
 {
     t->stats.spin_hits++;
-    tsr_spin_hit(b, spun_ns, t->spin_ns, t->spin_fixed);
+    int64_t edge = budget + 2 * TSR_WAIT_CLOCK_NS;
+    tsr_spin_hit(b, spun_ns < edge ? spun_ns : edge, t->spin_ns, t->spin_fixed);
 }
 
-/* [L] A spin ran out: the wait sleeps. */
+/* [L] A spin ran out: the wait slept. */
 static void spin_budget_miss(tsr_transport_t *t, tsr_spin_budget_t *b)
 {
     t->stats.spin_misses++;
@@ -329,6 +334,8 @@ unsigned tsr__progress_locked(tsr_transport_t *t, bool inline_ok)
     t->inline_ok = inline_ok;
     unsigned n = ucp_worker_progress(t->worker);
     t->inline_ok = false;
+    if (n > 0 && t->blind_sleepers)
+        ucp_worker_signal(t->worker); /* it may have completed a sleeper's operation */
     if (t->peer_attention)
         n += tsr__peers_attend_locked(t);
     if (__builtin_expect(t->shm.n != 0, 0) && ++t->shm.tick % TSR_SHM_TICKS == 0)
@@ -461,7 +468,7 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     bool lazy = deadline_ns < 0 && timeout_ms >= 0;
     bool shared = false;   /* see poll_yield_locked */
     int64_t spin_end = -1; /* fixed at the first clock read after activity */
-    int64_t spin_from = -1; /* when this wait began spinning (-1: not yet) */
+    int64_t spin_from = -1; /* when the spin was last (re)armed (-1: not armed) */
     int64_t budget = -1;    /* this wait's spin, taken once (a probe stays one) */
     unsigned left = clock_stride(t), stride = left;
     int64_t idle_from = -1; /* the last clock read, while no activity followed it */
@@ -476,12 +483,13 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         }
         if (done) {
             if (spin_from >= 0)
-                spin_budget_hit(t, &t->spin_call, tsr__now_ns() - spin_from);
+                spin_budget_hit(t, &t->spin_call, tsr__now_ns() - spin_from, budget);
             return TSR_OK;
         }
         poll_yield_locked(t, &shared);
         if (n > 0) {
             spin_end = -1; /* activity: the spin restarts at the next clock read */
+            spin_from = -1;
             idle_from = -1;
         }
         /* Counted whether or not anything happened, so a wait amid steady
@@ -500,10 +508,11 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         if (deadline_ns >= 0 && now >= deadline_ns)
             return TSR_ERR_TIMEOUT;
         if (spin_end < 0) {
-            if (budget < 0) {
+            if (budget < 0)
                 budget = spin_budget_take(t, &t->spin_call);
-                spin_from = now;
-            }
+            /* (re)armed: a hit's spin counts from here, so callbacks run
+             * and activity seen meanwhile do not count as spinning */
+            spin_from = now;
             spin_end = now + budget;
             continue;
         }
@@ -512,11 +521,18 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
             continue;
         }
         idle_from = -1;
-        if (spin_from >= 0)
+        /* Nobody signals a waiter without a `sleeping` flag when another
+         * thread's progress completes its operation (RMA, atomics):
+         * tsr__progress_locked does, while such sleepers exist. */
+        if (!sleeping)
+            t->blind_sleepers++;
+        bool slept = sleep_on_fd_locked(t, deadline_ns, sleeping);
+        if (!sleeping)
+            t->blind_sleepers--;
+        if (slept) { /* the spin ran out; false: events pending, progress again */
             spin_budget_miss(t, &t->spin_call);
-        spin_from = budget = -1;
-        if (sleep_on_fd_locked(t, deadline_ns, sleeping))
-            spin_end = -1;
+            spin_end = spin_from = budget = -1;
+        }
     }
 }
 
@@ -615,7 +631,7 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     bool dispatch = tsr_dispatch_depth == 0;
     int64_t deadline = -1; /* fixed at the first clock read (lazily) */
     int64_t spin_end = -1;
-    int64_t spin_from = -1; /* when this wait began spinning (-1: not yet) */
+    int64_t spin_from = -1; /* when the spin was last (re)armed (-1: not armed) */
     int64_t budget = -1;    /* this wait's spin, taken once */
     int64_t idle_from = -1; /* the last clock read (every poll since was idle) */
     unsigned n = 0;
@@ -624,8 +640,10 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     unsigned left = clock_stride(t), stride = left;
     for (;;) {
         n = tsr__progress_locked(t, dispatch);
-        if ((t->dq_head || n > 0) && spin_from >= 0) {
-            spin_budget_hit(t, &t->spin_serve, tsr__now_ns() - spin_from);
+        /* an event for this wait: not items it may not run (dispatch
+         * false), which stay queued while it goes on waiting */
+        if ((n > 0 || (dispatch && t->dq_head)) && spin_from >= 0) {
+            spin_budget_hit(t, &t->spin_serve, tsr__now_ns() - spin_from, budget);
             spin_from = -1;
         }
         if (t->dq_head) {
@@ -652,10 +670,9 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
         if (deadline >= 0 && now >= deadline)
             break;
         if (spin_end < 0) {
-            if (budget < 0) {
+            if (budget < 0)
                 budget = spin_budget_take(t, &t->spin_serve);
-                spin_from = now;
-            }
+            spin_from = now;
             spin_end = now + budget;
         }
         if (now < spin_end) {
@@ -663,11 +680,10 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
             continue;
         }
         idle_from = -1;
-        if (spin_from >= 0)
+        if (sleep_on_fd_locked(t, deadline, NULL)) {
             spin_budget_miss(t, &t->spin_serve);
-        spin_from = budget = -1;
-        if (sleep_on_fd_locked(t, deadline, NULL))
-            spin_end = -1;
+            spin_end = spin_from = budget = -1;
+        }
     }
     tsr__unlock(t);
     return n;

@@ -63,8 +63,11 @@ static inline void tsr_spin_hit(tsr_spin_budget_t *b, int64_t spun_ns, int64_t m
 /* The wait's spin ran out: it sleeps. */
 static inline void tsr_spin_miss(tsr_spin_budget_t *b, bool fixed)
 {
-    if (!fixed)
+    if (!fixed) {
         b->ns -= b->ns / TSR_SPIN_DECAY;
+        if (b->ns < TSR_SPIN_DECAY) /* where the 1/8 step would stop */
+            b->ns = 0;
+    }
 }
 
 #endif /* TSR_SPIN_BUDGET_H */

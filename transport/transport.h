@@ -374,10 +374,10 @@ typedef struct tsr_transport_stats {
     uint64_t shm_repairs;    /* shared-memory receive slots a dead sender had left
                               * half-written, published by us (docs/transport.md) */
     uint64_t rx_inline;      /* requests whose handler ran inline (TSR_RPC_INLINE) */
-    /* Adaptive spin (params.spin_fixed off): waits that got their event
-     * while spinning past the first clock stride, and spins that ran out
-     * (the wait slept); the budgets now, for callers' waits and for the
-     * waits of tsr_transport_wait (ns). */
+    /* Spinning: waits that got their event while spinning past the first
+     * clock stride, and spins that ran out (the wait slept), counted with
+     * params.spin_fixed too; the adaptive budgets now, for callers' waits
+     * and for the waits of tsr_transport_wait (ns). */
     uint64_t spin_hits, spin_misses;
     uint64_t spin_call_ns, spin_serve_ns;
 } tsr_transport_stats_t;

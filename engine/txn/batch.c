@@ -11,7 +11,9 @@
  * whole (a slot holds its whole value, so no second read however long it
  * is) into a fresh buffer, and that copy's version - raw for a remote db
  * (what the owner's commit validates), XOR the descriptor's mask for a
- * cluster (what its TGET answers). Invariant: b->of[i] answers b->keys[i];
+ * cluster (what its TGET answers). A key is undecided (st TSR_ERR_INTERNAL)
+ * from tsr_txn_batch_add until batch_take answers it; a failed call gives
+ * the undecided ones its status. Invariant: b->of[i] answers b->keys[i];
  * the arrays live on the stack struct up to TXN_BATCH_STACK keys.
  */
 #include <string.h>
@@ -76,6 +78,9 @@ void tsr_txn_batch_add(txn_batch_t *b, tsr_kv_remote_t *r, txn_fetch_t *f)
     b->which[b->nb] = w;
     b->keys[b->nb] = (tsr_kv_pair_t){.key = f->key, .klen = f->klen};
     b->of[b->nb++] = f;
+    /* undecided until batch_take answers it: a failed call leaves it so */
+    f->st = TSR_ERR_INTERNAL;
+    f->ver = 0;
 }
 
 void tsr_txn_batch_read(txn_batch_t *b, void **scratch, tsr_error_t *err)
@@ -90,10 +95,14 @@ void tsr_txn_batch_read(txn_batch_t *b, void **scratch, tsr_error_t *err)
                        .done = batch_take,
                        .arg = b,
                        .results = b->res};
-    if (tsr_kv_remote_read_many(scratch, &q, NULL, err) != TSR_OK)
-        for (size_t k = 0; k < b->nb; k++)
-            if (b->res[k] != TSR_OK && b->res[k] != TSR_ERR_NOT_FOUND)
-                b->of[k]->st = b->res[k]; /* not decided: the call's failure */
+    tsr_status_t rc = tsr_kv_remote_read_many(scratch, &q, NULL, err);
+    /* Keys batch_take never answered get the call's failure (results[]
+     * may not say: a table gone on the owner reads TSR_ERR_NOT_FOUND
+     * there, and an early failure fills nothing). Their ver is 0, never
+     * KV_TXN_ABSENT, so a NOT_FOUND here means the table, not the key. */
+    for (size_t k = 0; k < b->nb; k++)
+        if (b->of[k]->st == TSR_ERR_INTERNAL && rc != TSR_OK)
+            b->of[k]->st = rc;
 }
 
 void tsr_txn_batch_fini(txn_batch_t *b)

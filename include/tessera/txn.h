@@ -120,11 +120,14 @@ tsr_status_t tsr_txn_get(tsr_txn_t *x, const char *table, const void *key, size_
  * first reads of keys not yet in x's sets go to the store together: on a
  * remote db their one-sided reads - on one table or several - are posted
  * at once and reaped by one wait (one round trip instead of one per key);
- * on a local db and a cluster db they run one after another. Every read is
- * tried; each element's status says how it ended: TSR_OK (min(vlen, cap)
- * bytes copied to buf, vlen = the value's full length), TSR_ERR_NOT_FOUND
- * (the key is absent, or deleted by x: vlen untouched), or the read's
- * failure. Returns TSR_OK when every read was decided (TSR_OK or an absent
+ * on a cluster db the one-sided reads go to their workers together (keys
+ * without a usable reader are read through the scheduler); on a local db
+ * they run one after another. Each element's status says how it ended:
+ * TSR_OK (min(vlen, cap) bytes copied to buf, vlen = the value's full
+ * length), TSR_ERR_NOT_FOUND (the key is absent, or deleted by x: vlen
+ * untouched), or a failure: the read's own, or - when a batch of reads
+ * fails as a whole (the owner unreachable, its table gone) - the batch's,
+ * for every read it had not decided yet. Returns TSR_OK when every read was decided (TSR_OK or an absent
  * key), else the first failure in order: TSR_ERR_NOT_FOUND for an unknown
  * table, TSR_ERR_CONFLICT (a key being committed right now: retried by
  * tsr_txn_run like a get's), TSR_ERR_INVALID_ARG (bad arguments, a key too

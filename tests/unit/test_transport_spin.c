@@ -195,8 +195,11 @@ static void test_spin_rules(void **state)
                     model = want;
             } else {
                 tsr_spin_miss(&b, fixed);
-                if (!fixed)
+                if (!fixed) {
                     model = model - model / 8;
+                    if (model < 8)
+                        model = 0;
+                }
             }
             assert_int_equal(b.ns, model);
             assert_true(b.ns >= 0 && b.ns <= max);

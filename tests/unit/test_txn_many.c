@@ -721,6 +721,51 @@ static void test_torn(void **state)
     torn_on(NULL);
 }
 
+/* ---- a batch that fails as a whole ----------------------------------------------------------- */
+
+/* The table dropped on the owner (and its descriptors retired) after the
+ * client opened its reader: every read of the batch fails, each element
+ * says so (a bug had these come back TSR_OK with empty values), and the
+ * single read agrees. */
+static void test_table_gone(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, "rma", "tcp");
+    tsr_txn_t *w, *x;
+    char key[16];
+    assert_int_equal(tsr_txn_begin(e.other, &w, NULL), TSR_OK);
+    for (int k = 1; k <= 8; k++)
+        assert_int_equal(tsr_txn_put(w, "tb", key, key_of(k, key), "VALUE", 5, NULL, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_commit(w, NULL), TSR_OK);
+    char buf[4][64];
+    size_t vl = 0;
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get(x, "tb", key, key_of(1, key), buf[0], 64, &vl, NULL), TSR_OK);
+    tsr_txn_rollback(x);
+    tsr_kv_err_t ke = {0};
+    assert_int_equal(tsr_kv_table_drop(e.store, "tb", &ke), TSR_OK);
+    tsr_kv_server_retire(e.ksrv, "tb");
+
+    char keys[4][16];
+    tsr_txn_read_t rd[4];
+    for (int i = 0; i < 4; i++) {
+        size_t kl = key_of(2 + i, keys[i]);
+        rd[i] = (tsr_txn_read_t){.table = "tb", .key = keys[i], .klen = kl, .buf = buf[i], .cap = 64};
+    }
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    tsr_txn_err_t xe = {0};
+    tsr_status_t rc = tsr_txn_get_many(x, rd, 4, &xe);
+    print_message("get_many on a dropped table: %s (%s)\n", tsr_status_str(rc), xe.message);
+    assert_int_not_equal(rc, TSR_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rd[i].status, rc);
+    tsr_txn_err_t se = {0};
+    assert_int_equal(tsr_txn_get(x, "tb", key, key_of(7, key), buf[0], 64, &vl, &se), rc);
+    tsr_txn_rollback(x);
+    env_down(&e);
+}
+
 /* ---- the cross-reader rounds ---------------------------------------------------------------- */
 
 static tsr_status_t count_done(void *arg, size_t k, const unsigned char *val, uint32_t vlen,
@@ -790,7 +835,7 @@ int main(void)
         cmocka_unit_test(test_model_local),    cmocka_unit_test(test_model_remote),
         cmocka_unit_test(test_model_rpc),      cmocka_unit_test(test_edges),
         cmocka_unit_test(test_conflicts),      cmocka_unit_test(test_torn),
-        cmocka_unit_test(test_read_many_args),
+        cmocka_unit_test(test_read_many_args), cmocka_unit_test(test_table_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
