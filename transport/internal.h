@@ -264,6 +264,7 @@ struct tsr_transport {
 
     atomic_int sleepers;        /* threads asleep in poll() on efd */
     unsigned blind_sleepers;    /* [L] of which waiters no finisher signals (progress.c) */
+    bool blind_signaled;        /* [L] signaled them since the last one went to sleep */
     atomic_int contenders;      /* threads waiting for t->lock (see above) */
     pthread_t thread;
     bool thread_running;

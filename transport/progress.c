@@ -334,8 +334,12 @@ unsigned tsr__progress_locked(tsr_transport_t *t, bool inline_ok)
     t->inline_ok = inline_ok;
     unsigned n = ucp_worker_progress(t->worker);
     t->inline_ok = false;
-    if (n > 0 && t->blind_sleepers)
-        ucp_worker_signal(t->worker); /* it may have completed a sleeper's operation */
+    if (n > 0 && t->blind_sleepers && !t->blind_signaled) {
+        /* it may have completed a sleeper's operation; one signal wakes
+         * every sleeper, so none again until one goes back to sleep */
+        ucp_worker_signal(t->worker);
+        t->blind_signaled = true;
+    }
     if (t->peer_attention)
         n += tsr__peers_attend_locked(t);
     if (__builtin_expect(t->shm.n != 0, 0) && ++t->shm.tick % TSR_SHM_TICKS == 0)
@@ -524,8 +528,10 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
         /* Nobody signals a waiter without a `sleeping` flag when another
          * thread's progress completes its operation (RMA, atomics):
          * tsr__progress_locked does, while such sleepers exist. */
-        if (!sleeping)
+        if (!sleeping) {
             t->blind_sleepers++;
+            t->blind_signaled = false;
+        }
         bool slept = sleep_on_fd_locked(t, deadline_ns, sleeping);
         if (!sleeping)
             t->blind_sleepers--;
