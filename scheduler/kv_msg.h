@@ -15,8 +15,10 @@
  *   TXN      (table "") a transaction's commit (sched_txn.c): u32 ntables,
  *            ntables x str name, u32 nreads, nreads x {u32 table, bytes key,
  *            u64 version (TSR_KV_TXN_ABSENT: read as absent)}, u32 nwrites,
- *            nwrites x {u32 table, u8 delete, bytes key, bytes value} -> empty;
- *            TSR_ERR_CONFLICT when a read changed (nothing written)
+ *            nwrites x {u32 table, u8 delete, bytes key, bytes value}, and
+ *            when some writes are fenced: u32 n, n x {str lock, u64 token}
+ *            -> empty; TSR_ERR_CONFLICT when a read changed, TSR_ERR_STALE
+ *            when a token is stale (nothing written)
  *   VIEW     -> u64 gen, u32 partitions, u32 max_key, u32 max_value, then per
  *            partition str host, u32 port, u32 node id (the primary's worker
  *            listener: "" and 0 when no replica is usable), str store table

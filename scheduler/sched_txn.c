@@ -35,6 +35,15 @@
  *      is durable (else a later write could be acknowledged and then
  *      overwritten by a restart's redo), others release them at once.
  *
+ * Fenced writes (a lock's fencing token, tessera/lock.h): after step 2 the
+ * coordinator checks every (lock, token) of the commit with its fence -
+ * the one place every cluster commit passes, so it sees every token used -
+ * and refuses a stale one with TSR_ERR_STALE, nothing written. With
+ * --data-dir a token larger than any before is first made durable in the
+ * coordinator log (a FENCE record, before anything is applied: a restarted
+ * scheduler must not accept an older token after a newer one's write),
+ * and the fence is seeded from those records at start.
+ *
  * Read-only transactions commit here too (steps 1, 2, 5): validating
  * partition by partition without the turns could pass a read set that saw
  * half of another commit's partitions. A commit of one partition is
@@ -105,6 +114,7 @@ void tsr_stxn_free(stxn_t *x)
         tsr_wbuf_free(&x->parts[i].msg);
         tsr_sched_kv_table_unref(x->s, x->parts[i].t);
     }
+    tsr_wbuf_free(&x->fences);
     tsr_mem_free(x->s->mem, x->parts);
     tsr_mem_free(x->s->mem, x);
 }
@@ -365,6 +375,56 @@ void tsr_stxn_apply_from(stxn_t *x)
 
 /* ---- 2. validate --------------------------------------------------------------------- */
 
+/* Checks the commit's fenced writes (all turns held, reads validated) and
+ * records new largest tokens in the log; *lsn: what must be durable
+ * before the writes apply (0: nothing). False after recording the error. */
+static bool check_fences(stxn_t *x, uint64_t *lsn)
+{
+    struct stxn_coord *c = x->s->txn;
+    *lsn = 0;
+    for (int pass = 0; pass < 2; pass++) { /* check every one, then log them */
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, x->fences.data, x->fences.len);
+        for (uint32_t i = 0; i < x->nfences; i++) {
+            const char *lock = tsr_rbuf_str(&r);
+            uint64_t token = tsr_rbuf_u64(&r);
+            if (pass == 0) {
+                tsr_lock_err_t le = {0};
+                tsr_status_t rc = tsr_lock_fence_check(c->fence, lock, token, &le);
+                if (rc == TSR_ERR_STALE)
+                    tsr_stxn_set_err(x, rc,
+                                     "acquire the lock again: a newer holder's token fences "
+                                     "out this one",
+                                     "fenced write: token %llu of lock '%.100s' is stale (%s)",
+                                     (unsigned long long)token, lock, le.message);
+                else if (rc != TSR_OK)
+                    tsr_stxn_set_err(x, rc, NULL, "fenced write: %s", le.message);
+                if (rc != TSR_OK)
+                    return false;
+                continue;
+            }
+            if (!c->log)
+                return true;
+            uint64_t l = 0;
+            tsr_error_t e;
+            tsr_error_clear(&e);
+            if (tsr_txn_log_fence(c->log, lock, token, &l, &e) != TSR_OK) {
+                tsr_stxn_set_err(x, TSR_ERR_IO, "see the scheduler's log; check its --data-dir",
+                                 "the coordinator log could not record a fencing token "
+                                 "(nothing was written): %s",
+                                 e.message);
+                return false;
+            }
+            if (l > *lsn)
+                *lsn = l;
+        }
+    }
+    uint64_t d = 0;
+    if (*lsn && tsr_txn_log_durable(c->log, &d, NULL) == TSR_OK && d >= *lsn)
+        *lsn = 0;
+    return true;
+}
+
 static void validated(stxn_t *x)
 {
     struct stxn_coord *c = x->s->txn;
@@ -377,7 +437,8 @@ static void validated(stxn_t *x)
             tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, NULL,
                              "kv table '%s' was dropped during the transaction",
                              x->parts[i].t->name);
-    if (x->rc != TSR_OK) {
+    uint64_t fence_lsn = 0;
+    if (x->rc != TSR_OK || (x->nfences && !check_fences(x, &fence_lsn))) {
         tsr_stxn_finish(x);
         return;
     }
@@ -396,7 +457,11 @@ static void validated(stxn_t *x)
     /* a commit of one partition is all or nothing on each replica by the
      * worker's own commit record: only two or more need the log */
     if (c->log && nw >= 2) {
-        tsr_stxn_prepare(x);
+        tsr_stxn_prepare(x); /* appended after the FENCEs: its durability covers them */
+        return;
+    }
+    if (fence_lsn) {
+        tsr_stxn_apply_when_fenced(x, fence_lsn);
         return;
     }
     x->anext = 0;
@@ -645,6 +710,22 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
             }
         }
     }
+    if (!r->bad && r->pos < r->len) { /* the fenced writes' (lock, token) */
+        uint32_t n = tsr_rbuf_u32(r);
+        for (uint32_t i = 0; i < n && !r->bad; i++) {
+            const char *lock = tsr_rbuf_str(r);
+            uint64_t token = tsr_rbuf_u64(r);
+            if (r->bad)
+                break;
+            tsr_wbuf_str(&x->fences, lock);
+            tsr_wbuf_u64(&x->fences, token);
+            x->nfences++;
+        }
+        if (x->fences.failed) {
+            tsr_stxn_set_err(x, TSR_ERR_NOMEM, NULL, "out of memory for a kv transaction");
+            return false;
+        }
+    }
     if (!tsr_rbuf_done(r)) {
         tsr_stxn_set_err(x, TSR_ERR_BAD_INPUT, NULL, "malformed kv transaction");
         return false;
@@ -681,6 +762,7 @@ void tsr_sched_txn_commit(sched_t *s, tsr_rpc_req_t *req, tsr_rbuf_t *r)
     }
     x->s = s;
     x->req = req;
+    tsr_wbuf_init(&x->fences, s->mem);
     if (!parse(x, r)) {
         tsr_stxn_finish(x); /* no turn taken yet */
         return;

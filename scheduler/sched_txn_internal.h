@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kv_msg.h"
+#include "tessera/lock.h"
 #include "sched_kv.h"
 #include "sched_txn.h"
 #include "txn_log.h"
@@ -53,6 +54,8 @@ typedef struct stxn {
     bool waiting;   /* acquiring: parts[next] is queued */
     bool in_submit; /* acquiring: inside tsr_sched_kv_submit */
     unsigned pending;
+    tsr_wbuf_t fences; /* the fenced writes' (str lock, u64 token) */
+    uint32_t nfences;
     tsr_status_t rc;
     char msg[400];
     char hint[200];
@@ -75,11 +78,12 @@ typedef struct stxn_call {
 } stxn_call_t;
 
 /* What runs once the log is durable up to a wait's lsn. */
-typedef enum { STXN_W_PREPARED, STXN_W_DONE_ALL, STXN_W_DONE_PART } stxn_wait_kind_t;
+typedef enum { STXN_W_PREPARED, STXN_W_DONE_ALL, STXN_W_DONE_PART, STXN_W_FENCED } stxn_wait_kind_t;
 typedef struct stxn_wait stxn_wait_t;
 
 struct stxn_coord {
     tsr_txn_log_t *log;         /* NULL without --data-dir */
+    tsr_lock_fence_t *fence;    /* the largest token per lock of fenced writes (seeded from the log) */
     stxn_wait_t *whead, *wtail; /* in lsn order (appends come from this thread) */
     stxn_t *owned;              /* logged transactions not finished yet */
     long crash_after;           /* TSR_TEST_TXN_CRASH_AFTER_APPLIES; -1: off */
@@ -120,6 +124,8 @@ void tsr_stxn_acquire(stxn_t *x);
 void tsr_stxn_own(stxn_t *x);
 /* Logs x's PREPARE (the commit point) and applies once it is durable. */
 void tsr_stxn_prepare(stxn_t *x);
+/* Applies x once the log is durable up to lsn (its fences' records). */
+void tsr_stxn_apply_when_fenced(stxn_t *x, uint64_t lsn);
 /* Appends the DONE of part (TSR_TXN_LOG_ALL: all) and runs kind once durable. */
 void tsr_stxn_log_done(stxn_t *x, size_t pi, uint32_t part, stxn_wait_kind_t kind);
 /* Applies a decided parts[i] on its usable replicas (none: retried later). */

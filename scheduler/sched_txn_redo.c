@@ -113,6 +113,13 @@ static void durable(stxn_t *x, size_t pi, stxn_wait_kind_t kind, tsr_status_t rc
          * turns would let later writes run that a restart's redo could
          * overwrite. They stay held (the transaction stays owned) */
         note_failure(s, why && why[0] ? why : "the transaction log failed");
+        if (kind == STXN_W_FENCED) { /* nothing decided nor applied: it fails */
+            tsr_stxn_set_err(x, TSR_ERR_IO, "see the scheduler's log; check its --data-dir",
+                             "the coordinator log could not record a fencing token (nothing "
+                             "was written)");
+            tsr_stxn_finish(x);
+            return;
+        }
         if (kind == STXN_W_PREPARED) {
             tsr_stxn_set_err(
                 x, TSR_ERR_IO, "see the scheduler's log; check its --data-dir",
@@ -124,6 +131,7 @@ static void durable(stxn_t *x, size_t pi, stxn_wait_kind_t kind, tsr_status_t rc
     }
     switch (kind) {
     case STXN_W_PREPARED: /* decided: apply */
+    case STXN_W_FENCED:   /* its tokens are durable: apply */
         x->anext = 0;
         tsr_stxn_apply_from(x);
         break;
@@ -298,6 +306,11 @@ void tsr_stxn_prepare(stxn_t *x)
     after_durable(x, 0, lsn, STXN_W_PREPARED);
 }
 
+void tsr_stxn_apply_when_fenced(stxn_t *x, uint64_t lsn)
+{
+    after_durable(x, 0, lsn, STXN_W_FENCED);
+}
+
 /* ---- start-up: the coordinator log and recovery ------------------------------------- */
 
 static void log_note(void *arg, const char *msg)
@@ -375,6 +388,9 @@ tsr_status_t tsr_sched_txn_open(sched_t *s, tsr_error_t *err)
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the transaction coordinator");
     s->txn = c;
     c->crash_after = -1;
+    tsr_lock_err_t le = {0};
+    if (tsr_lock_fence_create(&c->fence, &le) != TSR_OK)
+        return tsr_error_set(err, le.status, "transaction coordinator: %s", le.message);
     const char *hook = getenv("TSR_TEST_TXN_CRASH_AFTER_APPLIES");
     if (hook && hook[0]) {
         char *end = NULL;
@@ -392,6 +408,18 @@ tsr_status_t tsr_sched_txn_open(sched_t *s, tsr_error_t *err)
     tsr_status_t rc = tsr_txn_log_open(s->mem, &lp, &c->log, err);
     if (rc != TSR_OK)
         return rc;
+    size_t nf = tsr_txn_log_fence_count(c->log);
+    for (size_t i = 0; i < nf; i++) {
+        const char *name = NULL;
+        uint64_t token = 0;
+        if (tsr_txn_log_fence_get(c->log, i, &name, &token) &&
+            tsr_lock_fence_check(c->fence, name, token, &le) != TSR_OK)
+            return tsr_error_set(err, TSR_ERR_BAD_INPUT, "txn log in '%s': lock fence: %s",
+                                 s->p->data_dir, le.message);
+    }
+    if (nf)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "txn log: the fencing tokens of %zu lock(s) restored", nf);
     size_t n = tsr_txn_log_pending_count(c->log);
     /* copied first: recovering appends DONEs (for dropped tables), which
      * changes the log's list */
@@ -467,6 +495,7 @@ void tsr_sched_txn_close(sched_t *s)
                       st.outstanding);
         tsr_txn_log_close(c->log);
     }
+    tsr_lock_fence_destroy(c->fence);
     tsr_mem_free(s->mem, c);
     s->txn = NULL;
 }

@@ -14,8 +14,8 @@
  *           applies (sched_txn.c). A transaction with no entries commits
  *           without a call; a read-only one is validated like any other.
  * The scheduler client is one connection; calls from several threads are
- * serialized by a mutex. Fenced writes (a lock token) are refused: the
- * workers' stores keep no fence for them.
+ * serialized by a mutex. Fenced writes (a lock token) go with the commit
+ * as (lock, token) pairs; the scheduler's fence checks them.
  *
  * One-sided reads (default; TSR_TXN_ONE_SIDED=0 turns them off): the
  * client asks the scheduler once per table for its VIEW (each partition's
@@ -551,10 +551,6 @@ static tsr_status_t cl_commit(void *arg, const txn_sets_t *sets, tsr_error_t *er
     txn_cluster_t *tc = arg;
     if (sets->nreads == 0 && sets->nwrites == 0)
         return TSR_OK;
-    for (size_t i = 0; i < sets->nwrites; i++)
-        if (sets->writes[i].lock)
-            return tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                                 "txn: fenced writes are not supported on cluster tables");
     /* only the tables the entries use (a get of an unknown table names
      * one that no entry uses): index remapped */
     uint32_t *map = tsr_mem_alloc(NULL, (sets->ntabs ? sets->ntabs : 1) * sizeof(*map));
@@ -591,6 +587,17 @@ static tsr_status_t cl_commit(void *arg, const txn_sets_t *sets, tsr_error_t *er
         tsr_wbuf_u8(&b, e->del ? 1 : 0);
         put_bytes(&b, e->key, e->klen);
         put_bytes(&b, e->val, e->del ? 0 : e->vlen);
+    }
+    uint32_t nfenced = 0;
+    for (size_t i = 0; i < sets->nwrites; i++)
+        nfenced += sets->writes[i].lock != NULL;
+    if (nfenced) { /* checked by the scheduler's fence (sched_txn.c) */
+        tsr_wbuf_u32(&b, nfenced);
+        for (size_t i = 0; i < sets->nwrites; i++)
+            if (sets->writes[i].lock) {
+                tsr_wbuf_str(&b, sets->writes[i].lock);
+                tsr_wbuf_u64(&b, sets->writes[i].token);
+            }
     }
     tsr_mem_free(NULL, map);
     void *rep = NULL;

@@ -13,9 +13,13 @@
  *
  *   "TSRTXLG1" | record*
  *   record: u32 len | u64 XXH3-64 (core/hash.h) of body | body (len bytes)
- *   body:   u8 type (1 PREPARE, 2 DONE) | u64 txid | u32 aux | payload
+ *   body:   u8 type (1 PREPARE, 2 DONE, 3 FENCE) | u64 txid | u32 aux | payload
  *           PREPARE: aux = its number of parts, payload = the write set
  *           DONE:    aux = the part done (0xffffffff: all), no payload
+ *           FENCE:   txid 0, aux 0, payload = u64 token | lock name: the
+ *                    largest fencing token a commit used for that lock so
+ *                    far (the coordinator's fence, sched_txn.c); the last
+ *                    one of a name counts
  *
  * Loading stops at the first record that does not fit the file or fails
  * its checksum: a crash tears at most the records of the last unsynced
@@ -32,7 +36,8 @@
  * Bounded: when the file would grow past max_bytes and the outstanding
  * records take at most half of max_bytes or of the file, the leader
  * rewrites it as a new file with only the
- * outstanding PREPAREs (and their parts' DONEs) - written to txn-log.tmp,
+ * outstanding PREPAREs (and their parts' DONEs) and one FENCE per lock
+ * name (its largest token) - written to txn-log.tmp,
  * fdatasync'ed, renamed over the log, directory fsync'ed - so a crash sees
  * the old file or the new one, both holding every outstanding PREPARE. The
  * snapshot is taken with the batch, under the lock, so it stands for
@@ -59,7 +64,8 @@
 #define BODY_HEAD 13u             /* u8 type + u64 txid + u32 aux */
 #define LOG_MAX_READ (1ull << 31) /* refuse to load a larger file */
 
-enum { REC_PREPARE = 1, REC_DONE = 2 };
+enum { REC_PREPARE = 1, REC_DONE = 2, REC_FENCE = 3 };
+#define FENCE_NAME_MAX 255u /* as the lock service's names */
 
 typedef struct txl_buf {
     uint8_t *data;
@@ -96,6 +102,12 @@ struct tsr_txn_log {
     txl_pend_t **pend; /* outstanding transactions */
     size_t npend, pcap;
     uint64_t next_txid;
+    struct txl_fence {
+        char *name;
+        uint64_t token;
+        uint64_t lsn; /* where its record ends (0: loaded, durable) */
+    } *fences;        /* the largest token per lock name */
+    size_t nfences, fcap;
     tsr_txn_log_stats_t st;
 
     bool has_syncer, stop;
@@ -232,6 +244,44 @@ static void track_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part)
     }
 }
 
+static struct txl_fence *find_fence(tsr_txn_log_t *log, const char *name, size_t len)
+{
+    for (size_t i = 0; i < log->nfences; i++)
+        if (strlen(log->fences[i].name) == len && memcmp(log->fences[i].name, name, len) == 0)
+            return &log->fences[i];
+    return NULL;
+}
+
+/* Raises name's token to token (a new name is added); false: no memory. */
+static bool track_fence(tsr_txn_log_t *log, const char *name, size_t len, uint64_t token,
+                        uint64_t lsn)
+{
+    struct txl_fence *f = find_fence(log, name, len);
+    if (!f) {
+        char *copy = tsr_mem_alloc(log->mem, len + 1);
+        if (!copy || tsr_mem_grow(log->mem, (void **)&log->fences, &log->fcap, log->nfences + 1,
+                                  sizeof(*log->fences)) != 0) {
+            tsr_mem_free(log->mem, copy);
+            return false;
+        }
+        memcpy(copy, name, len);
+        copy[len] = '\0';
+        f = &log->fences[log->nfences++];
+        *f = (struct txl_fence){.name = copy};
+    }
+    if (token >= f->token) {
+        f->token = token;
+        f->lsn = lsn;
+    }
+    return true;
+}
+
+/* A FENCE body's payload is valid: a token and a name of 1..255 bytes. */
+static bool fence_payload_ok(const uint8_t *payload, size_t len)
+{
+    return len > 8 && len - 8 <= FENCE_NAME_MAX && memchr(payload + 8, 0, len - 8) == NULL;
+}
+
 static tsr_status_t fail_io(tsr_error_t *err, const char *what, const char *path)
 {
     return tsr_error_set(err, TSR_ERR_IO, "txn log: cannot %s '%s': %s", what, path,
@@ -305,11 +355,18 @@ static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
                 break;
             const uint8_t *body = data + off + REC_HEAD;
             if (tsr_hash_bytes(body, blen) != check ||
-                (body[0] != REC_PREPARE && body[0] != REC_DONE))
+                (body[0] != REC_PREPARE && body[0] != REC_DONE && body[0] != REC_FENCE) ||
+                (body[0] == REC_FENCE && !fence_payload_ok(body + BODY_HEAD, blen - BODY_HEAD)))
                 break;
             uint64_t txid = get64(body + 1);
             uint32_t aux = get32(body + 9);
-            if (body[0] == REC_PREPARE) {
+            if (body[0] == REC_FENCE) {
+                if (!track_fence(log, (const char *)body + BODY_HEAD + 8, blen - BODY_HEAD - 8,
+                                 get64(body + BODY_HEAD), 0)) {
+                    rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory loading '%s'", log->path);
+                    goto cleanup;
+                }
+            } else if (body[0] == REC_PREPARE) {
                 if (!track_prepare(log, txid, aux, data + off, REC_HEAD + blen)) {
                     rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory loading '%s'", log->path);
                     goto cleanup;
@@ -362,8 +419,22 @@ cleanup:
 
 /* ---- group commit ------------------------------------------------------------------- */
 
+/* A FENCE record's size for a name of len bytes. */
+#define FENCE_REC(len) (REC_HEAD + BODY_HEAD + 8u + (len))
+
+/* Encodes name's FENCE record at the end of b (reserved by the caller). */
+static void encode_fence(txl_buf_t *b, const char *name, uint64_t token)
+{
+    uint8_t payload[8 + FENCE_NAME_MAX];
+    size_t len = strlen(name);
+    put64(payload, token);
+    memcpy(payload + 8, name, len);
+    encode(b, REC_FENCE, 0, 0, payload, 8 + len);
+}
+
 /* The compacted file's content: the magic, every outstanding PREPARE and
- * DONEs of its parts already done. Called with the lock held. */
+ * DONEs of its parts already done, every lock's FENCE. Called with the
+ * lock held. */
 static bool snapshot(tsr_txn_log_t *log, txl_buf_t *out)
 {
     out->len = 0;
@@ -380,6 +451,11 @@ static bool snapshot(tsr_txn_log_t *log, txl_buf_t *out)
         for (uint32_t k = 0; k < p->nparts; k++)
             if (p->done[k])
                 encode(out, REC_DONE, p->txid, k, NULL, 0);
+    }
+    for (size_t i = 0; i < log->nfences; i++) {
+        if (!buf_reserve(log->mem, out, FENCE_REC(strlen(log->fences[i].name))))
+            return false;
+        encode_fence(out, log->fences[i].name, log->fences[i].token);
     }
     return true;
 }
@@ -443,6 +519,8 @@ static void sync_round(tsr_txn_log_t *log)
         size_t want = 8;
         for (size_t i = 0; i < log->npend; i++)
             want += log->pend[i]->rec_len + (size_t)log->pend[i]->ndone * (REC_HEAD + BODY_HEAD);
+        for (size_t i = 0; i < log->nfences; i++)
+            want += FENCE_REC(strlen(log->fences[i].name));
         /* only when it shrinks the file well: a log whose outstanding
          * records alone fill it keeps growing instead of rewriting it all
          * at every batch - but only until they are half of it (an
@@ -583,6 +661,9 @@ void tsr_txn_log_close(tsr_txn_log_t *log)
     for (size_t i = 0; i < log->npend; i++)
         pend_free(log->mem, log->pend[i]);
     tsr_mem_free(log->mem, log->pend);
+    for (size_t i = 0; i < log->nfences; i++)
+        tsr_mem_free(log->mem, log->fences[i].name);
+    tsr_mem_free(log->mem, log->fences);
     tsr_mem_free(log->mem, log->buf.data);
     tsr_mem_free(log->mem, log->spare.data);
     pthread_mutex_destroy(&log->mu);
@@ -671,6 +752,59 @@ tsr_status_t tsr_txn_log_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part, 
                               tsr_error_t *err)
 {
     return append(log, REC_DONE, txid, part, NULL, 0, lsn, err);
+}
+
+tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t token,
+                               uint64_t *lsn, tsr_error_t *err)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > FENCE_NAME_MAX)
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "txn log: a lock name of %zu bytes", len);
+    tsr_status_t rc = TSR_OK;
+    pthread_mutex_lock(&log->mu);
+    struct txl_fence *f = find_fence(log, name, len);
+    if (f && token <= f->token) { /* recorded already (maybe not durable yet) */
+        *lsn = f->lsn;
+        goto out;
+    }
+    if (log->failed != TSR_OK) {
+        rc = tsr_error_set(err, log->failed, "%s", log->failmsg);
+        goto out;
+    }
+    if (!buf_reserve(log->mem, &log->buf, FENCE_REC(len)) ||
+        !track_fence(log, name, len, token, log->appended + FENCE_REC(len))) {
+        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
+        goto out;
+    }
+    encode_fence(&log->buf, name, token);
+    log->appended += FENCE_REC(len);
+    log->st.records++;
+    *lsn = log->appended;
+    if (log->has_syncer)
+        pthread_cond_broadcast(&log->cv);
+out:
+    pthread_mutex_unlock(&log->mu);
+    return rc;
+}
+
+size_t tsr_txn_log_fence_count(tsr_txn_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    size_t n = log->nfences;
+    pthread_mutex_unlock(&log->mu);
+    return n;
+}
+
+bool tsr_txn_log_fence_get(tsr_txn_log_t *log, size_t i, const char **name, uint64_t *token)
+{
+    pthread_mutex_lock(&log->mu);
+    bool ok = i < log->nfences;
+    if (ok) {
+        *name = log->fences[i].name;
+        *token = log->fences[i].token;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return ok;
 }
 
 tsr_status_t tsr_txn_log_sync(tsr_txn_log_t *log, uint64_t lsn, tsr_error_t *err)

@@ -3,7 +3,9 @@
  * docs/kv.md "Transactions on a cluster", Coordinator log): PREPARE and
  * DONE records in <data dir>/txn-log, group-committed with fdatasync,
  * loaded at start-up to find the commits that were decided but may not
- * have reached every partition. Private to scheduler/.
+ * have reached every partition; and FENCE records, the largest fencing
+ * token each lock's fenced writes used, which a restarted coordinator
+ * must not forget. Private to scheduler/.
  *
  * Thread-safe: appends and syncs may come from several threads; the
  * scheduler appends from its one thread and lets the log's syncing thread
@@ -78,6 +80,20 @@ tsr_status_t tsr_txn_log_prepare(tsr_txn_log_t *log, uint64_t txid, uint32_t npa
                                  const void *payload, size_t len, uint64_t *lsn, tsr_error_t *err);
 tsr_status_t tsr_txn_log_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part, uint64_t *lsn,
                               tsr_error_t *err);
+
+/* Records that a commit used token for lock name (1..255 bytes): appends a
+ * FENCE when token is larger than the one recorded (or name is new).
+ * *lsn is what must be durable for the recorded token (>= token) to
+ * survive a restart: that of the record just appended, or of the one
+ * appended earlier (0 when it was loaded at open). The caller checks that
+ * the token is not stale (tsr_lock_fence_check) first: a smaller token
+ * than the recorded one changes nothing here. */
+tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t token,
+                               uint64_t *lsn, tsr_error_t *err);
+/* The fences recorded (loaded at open and appended since): name i's
+ * largest token; *name stays valid until the log is closed. */
+size_t tsr_txn_log_fence_count(tsr_txn_log_t *log);
+bool tsr_txn_log_fence_get(tsr_txn_log_t *log, size_t i, const char **name, uint64_t *token);
 
 /* Blocks until every record up to lsn is durable (group commit: one thread
  * writes and fdatasyncs what all threads appended, the others wait). */

@@ -78,7 +78,10 @@ tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, ui
  * validation, never commit. A commit is one call to the scheduler, which
  * takes the participating partitions' write turns, validates the reads on
  * their primaries and applies each partition's writes as one record on
- * every replica. Fenced writes (wo->lock) are refused (TSR_ERR_INVALID_ARG).
+ * every replica. Fenced writes (wo->lock) are checked by the scheduler, the
+ * one fence of the cluster's transactions: TSR_ERR_STALE when a commit
+ * already used a larger token of that lock (remembered across its
+ * restarts when it has a --data-dir).
  * Implemented by the cluster library (tessera_scheduler,
  * scheduler/txn_cluster.c). TSR_ERR_AUTH: token refused or missing;
  * TSR_ERR_UNAVAILABLE: the scheduler cannot be reached. */

@@ -19,7 +19,12 @@ a 2-replica table of 16 partitions holds 12 accounts of 100 each. Then:
     and once the workers are restarted on their data dirs every key has
     its value (the scheduler redid that partition's part);
   - a later commit works, and at a clean stop the scheduler's log says no
-    transaction is outstanding in its log.
+    transaction is outstanding in its log;
+  - fenced writes (txn_cluster_test's fence role): after commits with
+    tokens 5000 of one lock and 7 of another, older tokens are refused
+    (stale, nothing written); then the scheduler is SIGKILLed and
+    restarted on its data dir: it says it restored 2 locks' tokens, the
+    older tokens are still refused, equal and newer ones commit.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_txn_recovery.py [--tessera PATH] [-v]
@@ -214,6 +219,43 @@ def body(test, ps, tmp):
             raise Failed("the txn log still holds outstanding commits: " + log[-1500:])
 
     test.check("commits go on; nothing outstanding at a clean stop", after)
+
+    ctest = os.path.join(os.path.dirname(ps.t), "txn_cluster_test")
+
+    def fence(lock, tok, n, want):
+        rc, out, err = run(ctest, ["fence", st["addr"], token, "t", lock, str(tok), str(n), want],
+                           timeout=60)
+        if rc != 0:
+            raise Failed(f"fenced write {lock} {tok} ({want}): exit {rc}: {err[-1500:]}")
+
+    def stop_all(sig):
+        for p in [st["sched"]] + st["workers"]:
+            if p.poll() is None:
+                p.send_signal(sig)
+        for p in [st["sched"]] + st["workers"]:
+            p.wait(timeout=20)
+
+    def fences():
+        stop_all(signal.SIGKILL)
+        start_sched(None)
+        fence("fence-a", 5000, 1, "ok")
+        fence("fence-a", 4999, 2, "stale")
+        fence("fence-b", 7, 2, "ok")   # two keys: most likely two partitions (PREPARE)
+        fence("fence-a", 5000, 2, "ok")
+        stop_all(signal.SIGKILL)       # no clean stop: the FENCE records must be durable
+        start_sched(None)
+        if "the fencing tokens of 2 lock(s) restored" not in read(st["log"]):
+            raise Failed("the restarted scheduler did not restore 2 locks' tokens: "
+                         + read(st["log"])[-1500:])
+        fence("fence-a", 4999, 1, "stale")
+        fence("fence-b", 6, 2, "stale")
+        fence("fence-b", 7, 1, "ok")
+        fence("fence-a", 5001, 2, "ok")
+        fence("fence-a", 5000, 1, "stale")
+        stop_all(signal.SIGTERM)
+
+    if os.path.exists(ctest):
+        test.check("fenced writes: stale tokens refused, also after a scheduler SIGKILL", fences)
 
 
 if __name__ == "__main__":

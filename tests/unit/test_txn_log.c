@@ -16,7 +16,9 @@
  * between barriers share exactly one fdatasync per round; free-running
  * threads lose nothing and need fewer syncs than records. The syncing
  * thread makes appends durable without a caller's sync. A file with a bad
- * magic is refused; a missing directory fails.
+ * magic is refused; a missing directory fails. Fences (the largest
+ * fencing token per lock name) survive reopens, compactions and a torn
+ * last record, against a model.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -545,6 +547,153 @@ static void run_threads(shared_t *sh)
     pthread_barrier_destroy(&sh->bar);
 }
 
+/* ---- fences: the largest token per lock name ---- */
+
+#define MAXF 24
+
+typedef struct mfence {
+    char name[260];
+    uint64_t token;
+} mfence_t;
+
+/* The log's fences are exactly the model's (order aside). */
+static void check_fences(tsr_txn_log_t *log, const mfence_t *mf, size_t n)
+{
+    assert_int_equal(tsr_txn_log_fence_count(log), n);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = NULL;
+        uint64_t token = 0;
+        assert_true(tsr_txn_log_fence_get(log, i, &name, &token));
+        size_t j = 0;
+        while (j < n && strcmp(mf[j].name, name) != 0)
+            j++;
+        assert_true(j < n);
+        assert_int_equal(token, mf[j].token);
+    }
+    const char *name = NULL;
+    uint64_t token = 0;
+    assert_false(tsr_txn_log_fence_get(log, n, &name, &token));
+}
+
+/* Random tokens for MAXF names (one of 255 bytes) among PREPAREs and
+ * DONEs, with a small max_bytes: after reopens and compactions the log
+ * keeps each name's largest token and every outstanding PREPARE. A
+ * smaller or equal token appends nothing and answers the lsn of the
+ * record that holds the larger one; that lsn is durable after a sync. */
+static void test_fences(void **state)
+{
+    (void)state;
+    static model_t md;
+    memset(&md, 0, sizeof(md));
+    static mfence_t mf[MAXF];
+    memset(mf, 0, sizeof(mf));
+    for (size_t i = 0; i < MAXF; i++)
+        snprintf(mf[i].name, sizeof(mf[i].name), "lock-%zu", i);
+    memset(mf[MAXF - 1].name, 'z', 255);
+    mf[MAXF - 1].name[255] = '\0';
+    size_t nf = 0;
+    tsr_txn_log_t *log = open_log(8192, false);
+    uint64_t lsn = 0, compactions = 0;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 150; i++) {
+            size_t f = (size_t)(rnd() % MAXF);
+            uint64_t token = 1 + rnd() % 1000;
+            tsr_txn_log_stats_t before, after;
+            tsr_txn_log_get_stats(log, &before);
+            uint64_t l = 0;
+            tsr_error_t e;
+            tsr_error_clear(&e);
+            assert_int_equal(tsr_txn_log_fence(log, mf[f].name, token, &l, &e), TSR_OK);
+            tsr_txn_log_get_stats(log, &after);
+            bool known = false;
+            for (size_t k = 0; k < nf; k++)
+                known |= strcmp(mf[k].name, mf[f].name) == 0;
+            if (!known) { /* the model lists names in first-use order */
+                mfence_t tmp = mf[nf];
+                mf[nf] = mf[f];
+                mf[f] = tmp;
+                f = nf++;
+                mf[f].token = 0;
+            }
+            if (token > mf[f].token) {
+                mf[f].token = token;
+                assert_int_equal(after.records, before.records + 1);
+            } else {
+                assert_int_equal(after.records, before.records); /* nothing appended */
+            }
+            if (l > lsn)
+                lsn = l;
+            if (rnd() % 3 == 0)
+                do_prepare(log, &md, &lsn);
+            if (rnd() % 3 == 0) {
+                mtx_t *m = md.n ? &md.t[md.n - 1] : NULL;
+                if (m && outstanding(m)) {
+                    m->all = true;
+                    assert_int_equal(
+                        tsr_txn_log_done(log, m->txid, TSR_TXN_LOG_ALL, &lsn, NULL), TSR_OK);
+                }
+            }
+            if (md.n >= MAXT - 4)
+                break;
+            if (rnd() % 5 == 0)
+                assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+        }
+        assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+        check_fences(log, mf, nf);
+        tsr_txn_log_stats_t st;
+        tsr_txn_log_get_stats(log, &st);
+        compactions += st.compactions;
+        tsr_txn_log_close(log);
+        log = open_log(8192, false);
+        check_fences(log, mf, nf);
+        check(log, &md);
+    }
+    assert_true(compactions > 0); /* the fences went through rewrites */
+    /* a smaller token of a loaded name: nothing appended, lsn 0 (durable) */
+    uint64_t l = 99;
+    assert_int_equal(tsr_txn_log_fence(log, mf[0].name, 1, &l, NULL), TSR_OK);
+    assert_int_equal(l, 0);
+    /* bad names */
+    char big[300];
+    memset(big, 'x', 299);
+    big[299] = '\0';
+    assert_int_equal(tsr_txn_log_fence(log, "", 5, &l, NULL), TSR_ERR_INVALID_ARG);
+    assert_int_equal(tsr_txn_log_fence(log, big, 5, &l, NULL), TSR_ERR_INVALID_ARG);
+    tsr_txn_log_close(log);
+}
+
+/* A torn FENCE record (the file cut inside the last one) is ignored: the
+ * name keeps its token from before. */
+static void test_fence_torn(void **state)
+{
+    (void)state;
+    tsr_txn_log_t *log = open_log(0, false);
+    uint64_t lsn = 0;
+    assert_int_equal(tsr_txn_log_fence(log, "a", 10, &lsn, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+    off_t whole = file_size();
+    assert_int_equal(tsr_txn_log_fence(log, "a", 20, &lsn, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+    off_t full = file_size();
+    tsr_txn_log_close(log);
+    for (off_t cut = whole + 1; cut < full; cut += 3) {
+        assert_int_equal(truncate(path, cut), 0);
+        notes = 0;
+        log = open_log(0, false);
+        mfence_t want = {.name = "a", .token = 10};
+        check_fences(log, &want, 1);
+        assert_int_equal(notes, 1); /* the torn tail is noted */
+        /* the record appended now is found again */
+        assert_int_equal(tsr_txn_log_fence(log, "a", 20, &lsn, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+        tsr_txn_log_close(log);
+        log = open_log(0, false);
+        want.token = 20;
+        check_fences(log, &want, 1);
+        tsr_txn_log_close(log);
+    }
+}
+
 static void test_group_commit(void **state)
 {
     (void)state;
@@ -623,6 +772,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_large_outstanding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fences, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_torn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syncer, setup, teardown),
     };

@@ -23,7 +23,12 @@
  *            after a concurrent commit of a key read (present, absent) and
  *            a read-only transaction whose read changed fail with
  *            TSR_ERR_CONFLICT and write nothing; a commit whose reads held
- *            goes through.
+ *            goes through; fenced writes with tokens 7, 9, 8, 9, 1, 0, 12:
+ *            the older ones TSR_ERR_STALE, 0 TSR_ERR_INVALID_ARG, and such
+ *            a commit's unfenced write is not applied either.
+ *   fence    SCHED TOKEN TABLE LOCK T N ok|stale   one commit of N keys
+ *            fenced by (LOCK, T) answers as wanted (tests/integration/
+ *            test_txn_recovery.py runs it across scheduler restarts).
  *   skew     SCHED TOKEN TABLE ROUNDS   write skew: x = y = 1; two threads
  *            (one db each) each read both and, when x + y == 2, set its own
  *            key to 0 - at the same moment (barrier), retried by
@@ -429,13 +434,39 @@ static int role_conflict(char **argv)
     CHECK(committed(a, t, key, v, sizeof(v)) == TSR_OK && strcmp(v, "5") == 0, "key '%s'", v);
     CHECK(committed(a, t, absent, v, sizeof(v)) == TSR_ERR_NOT_FOUND, "deleted key is there");
 
-    /* 5. a fenced write is refused; an unknown table is NOT_FOUND */
-    tsr_kv_write_opts_t wo = {.lock = "some-lock", .token = 7};
-    CHECK(tsr_txn_begin(a, &x, NULL) == TSR_OK &&
-              tsr_txn_put(x, t, "f", 1, "v", 1, &wo, NULL) == TSR_OK,
-          "fenced put buffered");
-    rc = tsr_txn_commit(x, NULL);
-    CHECK(rc == TSR_ERR_INVALID_ARG, "fenced write: %s", tsr_status_str(rc));
+    /* 5. fenced writes: a token older than one a commit used is stale
+     * (nothing of that commit written), equal and newer ones pass, token
+     * 0 is refused; then an unknown table is NOT_FOUND */
+    char lock[64];
+    snprintf(lock, sizeof(lock), "conflict-lock-%ld", (long)getpid());
+    static const struct {
+        uint64_t token;
+        tsr_status_t want;
+    } steps[] = {{7, TSR_OK},   {9, TSR_OK},  {8, TSR_ERR_STALE}, {9, TSR_OK},
+                 {1, TSR_ERR_STALE}, {0, TSR_ERR_INVALID_ARG}, {12, TSR_OK}};
+    char want_f[32] = "";
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char val[32];
+        snprintf(val, sizeof(val), "v%zu", i);
+        tsr_kv_write_opts_t wo = {.lock = lock, .token = steps[i].token};
+        CHECK(tsr_txn_begin(a, &x, NULL) == TSR_OK &&
+                  tsr_txn_put(x, t, "f", 1, val, strlen(val), &wo, NULL) == TSR_OK &&
+                  put_str(x, t, "f-unfenced", val) == TSR_OK,
+              "fenced put buffered");
+        memset(&e, 0, sizeof(e));
+        rc = tsr_txn_commit(x, &e);
+        CHECK(rc == steps[i].want, "fenced write with token %llu: %s (%s), wanted %s",
+              (unsigned long long)steps[i].token, tsr_status_str(rc), e.message,
+              tsr_status_str(steps[i].want));
+        if (rc == TSR_OK)
+            snprintf(want_f, sizeof(want_f), "%s", val);
+        CHECK(committed(a, t, "f", v, sizeof(v)) == TSR_OK && strcmp(v, want_f) == 0,
+              "after token %llu: f = '%s', wanted '%s'", (unsigned long long)steps[i].token, v,
+              want_f);
+        CHECK(committed(a, t, "f-unfenced", v, sizeof(v)) == TSR_OK && strcmp(v, want_f) == 0,
+              "after token %llu: the commit's unfenced write f-unfenced = '%s', wanted '%s'",
+              (unsigned long long)steps[i].token, v, want_f);
+    }
     CHECK(tsr_txn_begin(a, &x, NULL) == TSR_OK, "begin");
     CHECK(get_str(x, "no_such_table", "k", v, sizeof(v)) == TSR_ERR_NOT_FOUND, "unknown table");
     put_str(x, "no_such_table", "k", "v");
@@ -444,6 +475,43 @@ static int role_conflict(char **argv)
     tsr_txn_db_close(a);
     tsr_txn_db_close(b);
     printf("conflict: %s\n", fails ? "FAILED" : "ok");
+    return fails ? 1 : 0;
+}
+
+/* ---- fenced writes across scheduler restarts ------------------------------------------------ */
+
+/* fence SCHED TOKEN TABLE LOCK T N ok|stale: one transaction writes N keys
+ * "fence-LOCK-i" = "T", each fenced by (LOCK, T); exit 0 when the commit
+ * answered as wanted (TSR_OK, TSR_ERR_STALE) and the keys hold T exactly
+ * when it committed. */
+static int role_fence(char **argv)
+{
+    tsr_txn_db_t *db = connect_db(argv[0], argv[1]);
+    const char *t = argv[2], *lock = argv[3];
+    uint64_t token = strtoull(argv[4], NULL, 10);
+    int n = atoi(argv[5]);
+    bool want_ok = strcmp(argv[6], "ok") == 0;
+    char key[300], val[32], v[64];
+    snprintf(val, sizeof(val), "%llu", (unsigned long long)token);
+    tsr_txn_t *x = NULL;
+    tsr_kv_write_opts_t wo = {.lock = lock, .token = token};
+    CHECK(tsr_txn_begin(db, &x, NULL) == TSR_OK, "begin");
+    for (int i = 0; x && i < n; i++) {
+        snprintf(key, sizeof(key), "fence-%s-%d", lock, i);
+        CHECK(tsr_txn_put(x, t, key, strlen(key), val, strlen(val), &wo, NULL) == TSR_OK, "put");
+    }
+    tsr_txn_err_t e = {0};
+    tsr_status_t rc = x ? tsr_txn_commit(x, &e) : TSR_ERR_INVALID_ARG;
+    CHECK(rc == (want_ok ? TSR_OK : TSR_ERR_STALE), "lock %s token %llu: %s (%s), wanted %s",
+          lock, (unsigned long long)token, tsr_status_str(rc), e.message, argv[6]);
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "fence-%s-%d", lock, i);
+        tsr_status_t g = committed(db, t, key, v, sizeof(v));
+        CHECK((g == TSR_OK && strcmp(v, val) == 0) == (rc == TSR_OK),
+              "key %s = '%s' (%s) after a commit that answered %s", key, v, tsr_status_str(g),
+              tsr_status_str(rc));
+    }
+    tsr_txn_db_close(db);
     return fails ? 1 : 0;
 }
 
@@ -612,8 +680,11 @@ int main(int argc, char **argv)
         return role_skew(argv + 2);
     if (argc >= 6 && strcmp(argv[1], "twotables") == 0)
         return role_twotables(argc - 2, argv + 2);
+    if (argc >= 9 && strcmp(argv[1], "fence") == 0)
+        return role_fence(argv + 2);
     fprintf(stderr,
-            "usage: txn_cluster_test init|client|check|conflict|skew|twotables SCHED TOKEN TABLE "
+            "usage: txn_cluster_test init|client|check|conflict|skew|twotables|fence SCHED TOKEN "
+            "TABLE "
             "...\n"
             "(run by tests/integration/test_txn_cli.py)\n");
     return 2;
