@@ -9,7 +9,10 @@
  * every whole record, drops the torn one, says so, and a second open is
  * clean. A flipped byte in the middle of a log: recovery stops there without
  * crashing and later files are set aside. A corrupted snapshot is refused
- * by checksum. Writer threads sharing group commits all recover.
+ * by checksum. Writer threads sharing group commits all recover. With
+ * fdatasync the log is preallocated with zeros: cut at close, left by a
+ * process that dies (a child that _exits), and then recovered without a
+ * "torn" report; garbage inside the zero tail is still torn.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -70,10 +74,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static tsr_kv_store_t *open_store(uint64_t snap_bytes, tsr_kv_recovery_t *rec)
+static tsr_kv_store_t *open_store_sync(uint64_t snap_bytes, tsr_kv_sync_t sync,
+                                       tsr_kv_recovery_t *rec)
 {
-    tsr_kv_options_t o = {
-        .data_dir = g_dir, .sync = TSR_KV_SYNC_WRITE, .snapshot_bytes = snap_bytes};
+    tsr_kv_options_t o = {.data_dir = g_dir, .sync = sync, .snapshot_bytes = snap_bytes};
     tsr_kv_store_t *s = NULL;
     tsr_kv_err_t e = {0};
     tsr_status_t rc = tsr_kv_open(&o, &s, &e);
@@ -83,6 +87,11 @@ static tsr_kv_store_t *open_store(uint64_t snap_bytes, tsr_kv_recovery_t *rec)
     if (rec)
         tsr_kv_recovery_info(s, rec);
     return s;
+}
+
+static tsr_kv_store_t *open_store(uint64_t snap_bytes, tsr_kv_recovery_t *rec)
+{
+    return open_store_sync(snap_bytes, TSR_KV_SYNC_WRITE, rec);
 }
 
 /* The model: per table, value of key id (u32) or absent (-1 length). */
@@ -281,6 +290,133 @@ static void test_torn_tail(void **state)
     free(whole);
 }
 
+/* Keys 0..n-1 of table "t" hold "v<k>" (a fresh store when first == 0). */
+static void insert_range(tsr_kv_store_t *s, uint32_t first, uint32_t n)
+{
+    if (first == 0)
+        assert_int_equal(tsr_kv_table_create(s, "t", NULL, NULL), TSR_OK);
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    for (uint32_t k = first; k < first + n; k++) {
+        char v[16];
+        int vl = snprintf(v, sizeof(v), "v%u", k);
+        assert_int_equal(tsr_kv_insert(t, &k, 4, v, (size_t)vl, NULL, NULL), TSR_OK);
+    }
+    tsr_kv_table_close(t);
+}
+
+static void check_range(tsr_kv_store_t *s, uint32_t n)
+{
+    tsr_kv_table_t *t;
+    assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
+    uint64_t cnt = 0;
+    assert_int_equal(tsr_kv_count(t, &cnt), TSR_OK);
+    assert_int_equal(cnt, n);
+    for (uint32_t k = 0; k < n; k++) {
+        char v[16], want[16];
+        size_t vl = 0;
+        int wl = snprintf(want, sizeof(want), "v%u", k);
+        assert_int_equal(tsr_kv_get(t, &k, 4, v, sizeof(v), &vl, NULL), TSR_OK);
+        assert_int_equal(vl, (size_t)wl);
+        assert_memory_equal(v, want, vl);
+    }
+    tsr_kv_table_close(t);
+}
+
+static bool tail_is_zero(const char *path, off_t n)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    off_t size = file_size(path);
+    unsigned char buf[4096];
+    assert_true(n <= (off_t)sizeof(buf) && n <= size);
+    assert_int_equal(pread(fd, buf, (size_t)n, size - n), n);
+    close(fd);
+    for (off_t i = 0; i < n; i++)
+        if (buf[i])
+            return false;
+    return true;
+}
+
+/* With fdatasync (TSR_KV_SYNC_FSYNC) the log is preallocated: while the
+ * store is open its file is records then zeros, in 64 KiB steps; a clean
+ * close cuts it to the records. A process that dies with the store open
+ * (here: a child that _exits) leaves the zero tail: the next open keeps
+ * every acknowledged write, does not call the tail torn, cuts it off and
+ * appends after the records. Garbage inside the zero tail is a torn tail. */
+static void test_prealloc(void **state)
+{
+    (void)state;
+    char path[512];
+    tsr_kv_store_t *s = open_store_sync(0, TSR_KV_SYNC_FSYNC, NULL);
+    insert_range(s, 0, 200);
+    last_log(path, sizeof(path));
+    off_t open_size = file_size(path);
+    assert_int_equal(open_size % (64 << 10), 0);
+    assert_true(tail_is_zero(path, 64));
+    tsr_kv_close(s);
+    off_t closed_size = file_size(path);
+    assert_true(closed_size > 0 && closed_size < open_size);
+    tsr_kv_recovery_t rec;
+    s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
+    assert_false(rec.torn_tail);
+    check_range(s, 200);
+    tsr_kv_close(s);
+
+    /* a crash with the store open: the child inserts 300 more (each
+     * durable before it returns) and exits without closing */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tsr_kv_store_t *c = open_store_sync(0, TSR_KV_SYNC_FSYNC, NULL);
+        insert_range(c, 200, 300);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    last_log(path, sizeof(path));
+    assert_true(tail_is_zero(path, 64)); /* left preallocated */
+    off_t crashed_size = file_size(path);
+    s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
+    assert_false(rec.torn_tail);
+    check_range(s, 500);
+    off_t cut_size = file_size(path);
+    assert_true(cut_size < crashed_size);
+    assert_false(tail_is_zero(path, 1)); /* cut to its records */
+    insert_range(s, 500, 10);
+    tsr_kv_close(s);
+    s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
+    assert_false(rec.torn_tail);
+    check_range(s, 510);
+    tsr_kv_close(s);
+
+    /* again, then a byte of garbage in the middle of the zero tail */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tsr_kv_store_t *c = open_store_sync(0, TSR_KV_SYNC_FSYNC, NULL);
+        uint32_t k = 510;
+        tsr_kv_table_t *t;
+        if (tsr_kv_table_open(c, "t", &t, NULL) != TSR_OK ||
+            tsr_kv_insert(t, &k, 4, "v510", 4, NULL, NULL) != TSR_OK)
+            _exit(1);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    last_log(path, sizeof(path));
+    assert_true(tail_is_zero(path, 64));
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "x", 1, file_size(path) - 7), 1);
+    close(fd);
+    s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
+    assert_true(rec.torn_tail);
+    check_range(s, 511); /* the acknowledged insert is kept */
+    tsr_kv_close(s);
+}
+
 static void test_corrupt_middle(void **state)
 {
     (void)state;
@@ -415,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_recover_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
