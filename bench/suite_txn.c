@@ -12,7 +12,8 @@
  *   SendPayment      15%  checking c1 -> checking c2
  * each run by tsr_txn_run (retries with randomized backoff). A transaction's
  * reads of 2-3 balances are one tsr_txn_get_many call (a remote db posts
- * their one-sided reads together: one round trip). Customers are
+ * their one-sided reads together, or over TCP sends them in one call: one
+ * round trip). Customers are
  * drawn uniformly, except that 25% of the draws go to 10 hot customers, so
  * conflicts happen and the abort rate means something.
  *

@@ -4,8 +4,10 @@
  *
  * An owner process (the tables; a txn server and a kv server) and client
  * processes (the default; TSR_BENCH_TXN_CLIENT_MODE=threads: threads of this
- * process), each with its own transport (reads one-sided, a commit call per
- * transaction), per UCX set (tcp, sm):
+ * process), each with its own transport (reads one-sided over shared
+ * memory, by call - a transaction's reads in one - over TCP, where UCX
+ * would emulate one-sided gets: tsr_txn_db_set_reads' default; a commit
+ * call per transaction), per UCX set (tcp, sm):
  *   remote_<tls>          the owner's store in memory (no log)
  *   remote_durable_<tls>  the owner's store in a data dir, fdatasync group
  *                         commit: a commit is acknowledged once durable -

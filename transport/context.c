@@ -420,6 +420,24 @@ static bool tls_has_shm(const char *tls)
     return false;
 }
 
+bool tsr_transport_tcp_only(const tsr_transport_t *t)
+{
+    const char *tls = t->tls;
+    if (!tls[0] || tls[0] == '^' || strcmp(tls, "default") == 0)
+        return false;
+    bool any = false;
+    for (const char *p = tls; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        bool tcp = n == 3 && strncmp(p, "tcp", 3) == 0;
+        if (!tcp && !(n == 4 && strncmp(p, "self", 4) == 0))
+            return false;
+        any |= tcp;
+        p += n + (e ? 1 : 0);
+    }
+    return any;
+}
+
 static void query_tls(tsr_transport_t *t, const char *tls)
 {
     snprintf(t->tls, sizeof(t->tls), "%s", tls && tls[0] ? tls : "default");

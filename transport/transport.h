@@ -119,6 +119,13 @@ uint32_t tsr_transport_node_id(const tsr_transport_t *t);
 uint16_t tsr_transport_port(const tsr_transport_t *t);
 /* The transports UCX selected, e.g. "tcp" or "posix,cma", for reports. */
 const char *tsr_transport_tls(const tsr_transport_t *t);
+/* Whether every transport configured (params.tls, else UCX_TLS) is TCP (or
+ * self): then UCX has no native RMA or atomics to any peer and emulates
+ * each get, put and atomic with a message the target's worker executes,
+ * so a call that does the same work costs no more and can carry several
+ * operations. UCX does not say which transport an endpoint ended up on:
+ * "default" and exclusion lists count as "may be native" (false). */
+bool tsr_transport_tcp_only(const tsr_transport_t *t);
 
 /* ---- progress --------------------------------------------------------------- */
 

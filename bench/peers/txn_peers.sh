@@ -31,9 +31,12 @@
 # returns once its record is on disk):
 #   durable             client threads calling the embedded store
 #   remote_durable_tcp  an owner process with the store, client processes
-#                       over TCP loopback (one-sided reads, a commit call
-#                       each): the shape of PostgreSQL's clients and server
-#   remote_durable_sm   the same over shared memory
+#                       over TCP loopback (a transaction's reads in one
+#                       call - UCX would emulate one-sided gets over TCP -
+#                       and a commit call): the shape of PostgreSQL's
+#                       clients and server, whose scripts read both
+#                       balances in one statement
+#   remote_durable_sm   the same over shared memory, reads one-sided
 # Target: durable transactions >= 5x PostgreSQL's txn/s at equal durability.
 # Also: txn per CPU second of clients plus server (pgbench and every
 # postgres process; Tessera's client and owner processes), which the other

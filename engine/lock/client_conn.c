@@ -22,30 +22,6 @@ static uint32_t get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* AUTO's rule: the served path when every transport named is TCP (or
- * self): then UCX has no hardware atomics to the home and emulates each one
- * with a message its worker executes. The transport layer does not say
- * which transport an endpoint ended up on, so this reads the configured set
- * (params.tls or UCX_TLS; "default" and exclusion lists count as "may have
- * atomics"). */
-static bool tcp_only(const char *tls)
-{
-    if (!tls || !tls[0] || tls[0] == '^')
-        return false;
-    bool any = false;
-    const char *p = tls;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        bool ok = (n == 3 && strncmp(p, "tcp", 3) == 0) || (n == 4 && strncmp(p, "self", 4) == 0);
-        if (!ok)
-            return false;
-        any |= n == 3;
-        p += n + (e ? 1 : 0);
-    }
-    return any;
-}
-
 static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_t *a,
                                  uint16_t type, int timeout_ms, tsr_lock_path_t path,
                                  lk_home_ref_t *hr, tsr_error_t *err)
@@ -76,7 +52,7 @@ static tsr_status_t connect_home(tsr_lock_client_t *c, const tsr_lock_home_addr_
         hr->nslots = get_u32(p + 8);
         bool serves = (get_u32(p + 12) & LK_INFO_SERVED) != 0;
         hr->served = serves && (path == TSR_LOCK_PATH_SERVED ||
-                                (path == TSR_LOCK_PATH_AUTO && tcp_only(tsr_transport_tls(c->t))));
+                                (path == TSR_LOCK_PATH_AUTO && tsr_transport_tcp_only(c->t)));
         hr->ops_type = (uint16_t)(type + 1);
         if (path == TSR_LOCK_PATH_SERVED && !serves)
             rc = tsr_error_set(err, TSR_ERR_UNSUPPORTED, "lock home %u does not serve lock calls",

@@ -163,6 +163,7 @@ struct tsr_txn_db {
     txn_rtab_t *rtabs;
     size_t nrtabs, rtcap;
     void *many; /* remote, under rmu: the readers' read_many arrays (engine/kv/remote_int.h) */
+    atomic_bool by_call; /* remote: read by call, not one-sided (tsr_txn_db_set_reads) */
     atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc;
 };
 
@@ -171,12 +172,12 @@ tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void
                                  uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
                                  tsr_error_t *err);
 /* n first reads at once (tsr_txn_get_many): the one-sided ones posted
- * together, reads by call one after another; answers in f[i]. */
+ * together, those by call in one call; answers in f[i]. */
 void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err);
 tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *sets, tsr_error_t *err);
 void tsr_txn_remote_fini(tsr_txn_db_t *db); /* the readers and the mutex */
 
 /* Wire kinds: the first byte of every request. */
-enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2 };
+enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2, TXN_MSG_READ_MANY = 3 };
 
 #endif /* TSR_TXN_INTERNAL_H */

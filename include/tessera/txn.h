@@ -64,11 +64,26 @@ tsr_status_t tsr_txn_db_local(tsr_kv_store_t *store, tsr_txn_db_t **out, tsr_txn
 /* Transactions on the store of the owner behind peer, which runs
  * tsr_txn_server_start with the same rpc_type (0 = TSR_TXN_RPC). Reads are
  * one-sided RMA reads of the owner's slots (version checked) when the owner
- * also runs tsr_kv_server_start with the default descriptor type, else one
- * call each; a commit is one call (the owner locks, validates, logs, applies).
- * Every call waits at most timeout_ms (<= 0: 10 s). */
+ * also runs tsr_kv_server_start with the default descriptor type and the
+ * transport has native RMA, else calls to the owner (the first reads of one
+ * tsr_txn_get_many in one call); see tsr_txn_db_set_reads. A commit is one
+ * call (the owner locks, validates, logs, applies). Every call waits at most
+ * timeout_ms (<= 0: 10 s). */
 tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, uint16_t rpc_type,
                                int timeout_ms, tsr_txn_db_t **out, tsr_txn_err_t *err);
+/* How a remote db reads. AUTO (the default): one-sided unless every
+ * transport configured is TCP (tsr_transport_tcp_only): UCX then emulates
+ * each one-sided get with a message the owner's worker serves, so a call
+ * that reads all of a tsr_txn_get_many's keys takes one message each way
+ * instead of one per key. ONE_SIDED and CALL force either (ONE_SIDED still
+ * calls for tables whose owner serves no descriptors). The same values and
+ * versions either way. TSR_ERR_UNSUPPORTED on a local or cluster db. */
+typedef enum tsr_txn_reads {
+    TSR_TXN_READS_AUTO = 0,
+    TSR_TXN_READS_ONE_SIDED = 1,
+    TSR_TXN_READS_CALL = 2,
+} tsr_txn_reads_t;
+tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn_err_t *err);
 /* Transactions on the kv tables of a running cluster (docs/kv.md, "On a
  * cluster", Transactions): connects to the scheduler and proves the cluster
  * token. A read goes to the key's partition primary and records the

@@ -9,14 +9,18 @@
  *    keys already written or deleted in the transaction, absent keys, caps
  *    of 0, short and whole -, single gets, puts, deletes, commits and
  *    rollbacks) on a local db, on a remote db with one-sided reads over TCP
- *    and over shared memory, and on one whose owner serves no descriptors
- *    (reads by call); every status, length and byte against the model with
+ *    and over shared memory, on one that reads by call over TCP although the
+ *    owner serves descriptors (tsr_txn_db_set_reads' default there: a
+ *    get_many's keys in one READ_MANY call), and on one whose owner serves
+ *    no descriptors (reads by call); every status, length and byte against the model with
  *    a per-transaction overlay. Table "ta" starts small and rehashes under
  *    the readers (MOVED, descriptor re-fetch); table "big" holds values up
  *    to 20,000 bytes, slots over one 16 KiB window (a window of one slot;
  *    values longer than the single read's first 256-byte buffer);
  *  - costs: duplicates and keys already in the sets are not read again
- *    (the db's read counters), n = 0 reads nothing;
+ *    (the db's read counters), n = 0 reads nothing; over TCP only a
+ *    get_many of 5 new keys is one message back to the client, forced
+ *    one-sided none, and the default set reads one-sided;
  *  - edges: a value longer than cap (vlen the full length, cap bytes
  *    copied, nothing past them), an unknown table (that read NOT_FOUND, the
  *    call NOT_FOUND, the others decided), a key too long for its table,
@@ -101,8 +105,10 @@ static void tables_up(tsr_kv_store_t *s)
     assert_int_equal(tsr_kv_table_create(s, "big", &pg, NULL), TSR_OK);
 }
 
-/* mode: "local", "rma" (one-sided reads; tls NULL = UCX's default set,
- * shared memory included, or "tcp"), "rpc" (no kv server: reads by call). */
+/* mode: "local", "rma" (one-sided reads, forced; tls NULL = UCX's default
+ * set, shared memory included, or "tcp"), "call" (a kv server, but the
+ * client's default choice: by call over TCP only, a get_many's keys in one
+ * call), "rpc" (no kv server: reads by call). */
 static void env_up(env_t *e, const char *mode, const char *tls)
 {
     memset(e, 0, sizeof(*e));
@@ -120,7 +126,7 @@ static void env_up(env_t *e, const char *mode, const char *tls)
     tsr_error_clear(&err);
     e->s = make(1, true, tls);
     e->c = make(2, false, tls);
-    if (strcmp(mode, "rma") == 0)
+    if (strcmp(mode, "rma") == 0 || strcmp(mode, "call") == 0)
         assert_int_equal(tsr_kv_server_start(e->store, e->s, 0, &e->ksrv, &ke), TSR_OK);
     assert_int_equal(tsr_txn_server_start(e->store, e->s, 0, &e->tsrv, &xe), TSR_OK);
     assert_int_equal(tsr_transport_start_thread(e->s, &err), TSR_OK);
@@ -128,6 +134,8 @@ static void env_up(env_t *e, const char *mode, const char *tls)
         tsr_transport_connect(e->c, "127.0.0.1", tsr_transport_port(e->s), 20000, &e->peer, &err),
         TSR_OK);
     assert_int_equal(tsr_txn_db_remote(e->c, e->peer, 0, 20000, &e->db, &xe), TSR_OK);
+    if (strcmp(mode, "rma") == 0)
+        assert_int_equal(tsr_txn_db_set_reads(e->db, TSR_TXN_READS_ONE_SIDED, &xe), TSR_OK);
 }
 
 static void env_down(env_t *e)
@@ -340,7 +348,7 @@ static void model_run(const char *mode, const char *tls, uint64_t seed)
         tsr_kv_remote_stats_t rs = readers_stats(e.db);
         print_message("descriptor refreshes %llu\n", (unsigned long long)rs.refreshes);
         assert_true(rs.refreshes > 0);
-    } else if (strcmp(mode, "rpc") == 0) {
+    } else if (strcmp(mode, "rpc") == 0 || strcmp(mode, "call") == 0) {
         assert_int_equal(st.reads_rma, 0);
         assert_true(st.reads_rpc > 0);
     }
@@ -366,6 +374,7 @@ static void test_model_rpc(void **state)
 {
     (void)state;
     model_run("rpc", "tcp", 14);
+    model_run("call", "tcp", 15);
 }
 
 /* ---- costs and edges ---------------------------------------------------------------- */
@@ -387,6 +396,84 @@ static uint64_t reads_of(tsr_txn_db_t *db)
 
 #define RD(t, k, b, c)                                                                             \
     ((tsr_txn_read_t){.table = (t), .key = (k), .klen = strlen(k), .buf = (b), .cap = (c)})
+
+/* The choice of tsr_txn_db_set_reads: by call over TCP only (a get_many of
+ * 4 new keys is ONE message back), one-sided when forced or over UCX's
+ * default set; bad modes and non-remote dbs refused. */
+static void test_read_choice(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, "call", "tcp");
+    for (int k = 0; k < 4; k++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", k);
+        put1(e.other, k % 2 ? "ta" : "tb", key, "v", 1);
+    }
+    char keys[5][8];
+    unsigned char buf[5][8];
+    tsr_txn_read_t rd[5];
+    for (int k = 0; k < 5; k++) { /* k4 is absent */
+        snprintf(keys[k], sizeof(keys[k]), "k%d", k);
+        rd[k] = RD(k % 2 ? "ta" : "tb", keys[k], buf[k], 8);
+    }
+    tsr_transport_stats_t before, after;
+    tsr_transport_get_stats(e.c, &before);
+    tsr_txn_t *x;
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
+    tsr_transport_get_stats(e.c, &after);
+    assert_int_equal(after.rx_msgs - before.rx_msgs, 1); /* one READ_MANY answer */
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(rd[k].status, k < 4 ? TSR_OK : TSR_ERR_NOT_FOUND);
+        if (k < 4)
+            assert_int_equal(rd[k].vlen, 1);
+    }
+    assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
+    tsr_txn_stats_t st;
+    tsr_txn_db_stats(e.db, &st);
+    assert_int_equal(st.reads_rpc, 5);
+    assert_int_equal(st.reads_rma, 0);
+    /* forced one-sided: the reads count as rma and, once the readers are
+     * open (a descriptor call per table), bring no message to this process */
+    assert_int_equal(tsr_txn_db_set_reads(e.db, TSR_TXN_READS_ONE_SIDED, NULL), TSR_OK);
+    for (int round = 0; round < 2; round++) {
+        tsr_transport_get_stats(e.c, &before);
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
+        tsr_txn_rollback(x);
+        tsr_transport_get_stats(e.c, &after);
+    }
+    tsr_txn_db_stats(e.db, &st);
+    assert_int_equal(st.reads_rma, 10);
+    assert_int_equal(after.rx_msgs - before.rx_msgs, 0);
+    /* back to the default choice: by call again */
+    assert_int_equal(tsr_txn_db_set_reads(e.db, TSR_TXN_READS_AUTO, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
+    tsr_txn_rollback(x);
+    tsr_txn_db_stats(e.db, &st);
+    assert_int_equal(st.reads_rpc, 10);
+    assert_int_equal(st.reads_rma, 10);
+    tsr_txn_err_t xe = {0};
+    assert_int_equal(tsr_txn_db_set_reads(e.db, (tsr_txn_reads_t)7, &xe), TSR_ERR_INVALID_ARG);
+    memset(&xe, 0, sizeof(xe));
+    assert_int_equal(tsr_txn_db_set_reads(e.other, TSR_TXN_READS_CALL, &xe), TSR_ERR_UNSUPPORTED);
+    assert_int_equal(tsr_txn_db_set_reads(NULL, TSR_TXN_READS_CALL, NULL), TSR_ERR_INVALID_ARG);
+    env_down(&e);
+    /* UCX's default set may have shared memory: one-sided by default */
+    env_up(&e, "call", NULL);
+    put1(e.other, "ta", "k1", "v", 1);
+    put1(e.other, "tb", "k2", "v", 1);
+    tsr_txn_read_t two[2] = {RD("ta", "k1", buf[0], 8), RD("tb", "k2", buf[1], 8)};
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+    tsr_txn_rollback(x);
+    tsr_txn_db_stats(e.db, &st);
+    assert_int_equal(st.reads_rma, 2);
+    assert_int_equal(st.reads_rpc, 0);
+    env_down(&e);
+}
 
 static void edges_on(const char *mode, const char *tls)
 {
@@ -546,6 +633,7 @@ static void test_edges(void **state)
     edges_on("local", NULL);
     edges_on("rma", "tcp");
     edges_on("rpc", "tcp");
+    edges_on("call", "tcp");
 }
 
 /* ---- conflicts ------------------------------------------------------------------------- */
@@ -654,6 +742,7 @@ static void test_conflicts(void **state)
     (void)state;
     conflicts_on("local", NULL);
     conflicts_on("rma", "tcp");
+    conflicts_on("call", "tcp");
 }
 
 /* ---- torn reads ------------------------------------------------------------------------- */
@@ -833,7 +922,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_local),    cmocka_unit_test(test_model_remote),
-        cmocka_unit_test(test_model_rpc),      cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_model_rpc),      cmocka_unit_test(test_read_choice),      cmocka_unit_test(test_edges),
         cmocka_unit_test(test_conflicts),      cmocka_unit_test(test_torn),
         cmocka_unit_test(test_read_many_args), cmocka_unit_test(test_table_gone),
     };

@@ -1,14 +1,17 @@
 /*
  * txn_test.c - multi-process test of engine/txn over the real transport.
  *
- *   txn_test bank [rma|rpc] [novictim]   run a scenario as the driver (ctest)
+ *   txn_test bank [rma|auto|rpc] [novictim]   run a scenario as the driver (ctest)
  *   txn_test ownercrash
  *   txn_test role NAME DIR ARG    one process of it (exec'ed)
  *
  * Scenario "bank" (the Jepsen bank check): an owner process keeps a table of
  * 20 accounts in a data dir and serves transactions (tsr_txn_server_start)
  * and, in mode rma (the default), kv descriptors so that clients read the
- * accounts with one-sided RMA (mode rpc: reads are calls);
+ * accounts with one-sided RMA (forced: TSR_TXN_READS_ONE_SIDED); in mode
+ * auto too, but the clients choose (tsr_txn_db_set_reads' default: calls,
+ * several keys in one, when the transport is TCP only, else one-sided);
+ * in mode rpc the owner serves no descriptors (reads are calls);
  * three client processes do random transfers between accounts in
  * transactions (tsr_txn_db_remote + tsr_txn_run) for two seconds, with a
  * read-only audit of the total every 8th transaction; a fourth client is
@@ -88,7 +91,7 @@ static tsr_status_t touch_all(tsr_txn_t *x, void *arg)
 static int role_owner(const char *mode)
 {
     bool crash = strcmp(mode, "crash") == 0; /* rma, and killed by the driver */
-    bool rma = crash || strcmp(mode, "rma") == 0;
+    bool rma = crash || strcmp(mode, "rma") == 0 || strcmp(mode, "auto") == 0;
     alarm(50);
     tsr_error_t err;
     tsr_error_clear(&err);
@@ -267,7 +270,9 @@ static int role_client(const char *arg)
     alarm(50);
     int id = atoi(arg);
     bool owner_dies = strstr(arg, "crash") != NULL;    /* "N:crash" */
-    bool rma = owner_dies || strchr(arg, 'm') != NULL; /* "N:rma" or "N:rpc" */
+    /* "N:rma", "N:auto", "N:rpc" or "N:crash" (auto) */
+    bool force_rma = strstr(arg, ":rma") != NULL;
+    bool by_choice = owner_dies || strstr(arg, ":auto") != NULL;
     bool victim = id == NCLIENTS;
     tsr_error_t err;
     tsr_error_clear(&err);
@@ -287,8 +292,8 @@ static int role_client(const char *arg)
             size_t n = (size_t)(rnd(&g) % sizeof(m));
             for (size_t j = 0; j < n; j++)
                 m[j] = (unsigned char)rnd(&g);
-            if (n && i % 3 != 2)
-                m[0] = (unsigned char)(1 + i % 3); /* a read or a commit */
+            if (n && i % 4 != 3)
+                m[0] = (unsigned char)(1 + i % 4); /* a read, a commit, a read of many */
             tsr_rpc_msg_t reply = {0};
             tsr_status_t rc = tsr_rpc_call(t, peer, TSR_TXN_RPC, m, n, 10000, &reply, &err);
             tsr_rpc_msg_release(t, &reply);
@@ -298,6 +303,10 @@ static int role_client(const char *arg)
     }
     tsr_txn_db_t *db;
     CHECK(tsr_txn_db_remote(t, peer, 0, 10000, &db, NULL) == TSR_OK, "db");
+    if (force_rma)
+        CHECK(tsr_txn_db_set_reads(db, TSR_TXN_READS_ONE_SIDED, NULL) == TSR_OK, "reads");
+    /* auto: calls over TCP only, else one-sided */
+    bool rma = force_rma || (by_choice && !tsr_transport_tcp_only(t));
     char name[64], p[512];
     snprintf(name, sizeof(name), "log%d", id);
     path_of(p, sizeof(p), name);
@@ -572,8 +581,8 @@ int main(int argc, char **argv)
     bool crash = argc >= 2 && strcmp(argv[1], "ownercrash") == 0;
     bool victim = !(argc > 3 && strcmp(argv[3], "novictim") == 0);
     if (argc < 2 || (!crash && strcmp(argv[1], "bank") != 0) ||
-        (strcmp(mode, "rma") != 0 && strcmp(mode, "rpc") != 0)) {
-        fprintf(stderr, "usage: txn_test bank [rma|rpc] [novictim] | ownercrash\n");
+        (strcmp(mode, "rma") != 0 && strcmp(mode, "rpc") != 0 && strcmp(mode, "auto") != 0)) {
+        fprintf(stderr, "usage: txn_test bank [rma|auto|rpc] [novictim] | ownercrash\n");
         return 2;
     }
     driver_begin(58);
