@@ -418,8 +418,8 @@ tsr_status_t tsr_sched_txn_open(sched_t *s, tsr_error_t *err)
                                  s->p->data_dir, le.message);
     }
     if (nf)
-        tsr_sched_log(s->p->log, "scheduler",
-                      "txn log: the fencing tokens of %zu lock(s) restored", nf);
+        tsr_sched_log(s->p->log, "scheduler", "txn log: the fencing tokens of %zu lock(s) restored",
+                      nf);
     size_t n = tsr_txn_log_pending_count(c->log);
     /* copied first: recovering appends DONEs (for dropped tables), which
      * changes the log's list */

@@ -1,6 +1,8 @@
 /*
  * txn_log.c - the coordinator log of cluster transactions (txn_log.h;
- * docs/kv.md "Transactions on a cluster", Coordinator log).
+ * docs/kv.md "Transactions on a cluster", Coordinator log): records,
+ * loading, appending. Group commit and compaction:
+ * txn_log_sync.c.
  *
  * The scheduler appends a PREPARE (the transaction's id and its whole
  * write set, the payload) once the commit's reads validated and before the
@@ -26,29 +28,11 @@
  * batch, none of which was reported durable. The rest is cut off (noted),
  * so later records follow whole ones.
  *
- * Group commit: appends go to an in-memory buffer (appended counts bytes
- * ever appended: the lsn). One thread at a time is the leader: it takes
- * the buffer, writes it and fdatasyncs outside the lock, then raises
- * durable to what it took; the others wait on the condition variable (or,
- * with the syncer thread, the scheduler polls durable). Appends made while
- * a leader syncs form the next batch: concurrent commits share fsyncs.
- *
- * Bounded: when the file would grow past max_bytes and the outstanding
- * records take at most half of max_bytes or of the file, the leader
- * rewrites it as a new file with only the
- * outstanding PREPAREs (and their parts' DONEs) and one FENCE per lock
- * name (its largest token) - written to txn-log.tmp,
- * fdatasync'ed, renamed over the log, directory fsync'ed - so a crash sees
- * the old file or the new one, both holding every outstanding PREPARE. The
- * snapshot is taken with the batch, under the lock, so it stands for
- * everything appended so far.
- *
  * After a failed write or sync the log refuses appends (its durability is
  * unknown): the scheduler answers commits TSR_ERR_IO.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,90 +41,9 @@
 #include <unistd.h>
 
 #include "core/hash.h"
-#include "txn_log.h"
+#include "txn_log_int.h"
 
-#define LOG_MAGIC "TSRTXLG1"
-#define REC_HEAD 12u              /* u32 len + u64 check */
-#define BODY_HEAD 13u             /* u8 type + u64 txid + u32 aux */
-#define LOG_MAX_READ (1ull << 31) /* refuse to load a larger file */
-
-enum { REC_PREPARE = 1, REC_DONE = 2, REC_FENCE = 3 };
-#define FENCE_NAME_MAX 255u /* as the lock service's names */
-
-typedef struct txl_buf {
-    uint8_t *data;
-    size_t len, cap;
-} txl_buf_t;
-
-/* An outstanding transaction: its PREPARE record (for compaction and
- * tsr_txn_log_pending_get) and which parts are done. */
-typedef struct txl_pend {
-    uint64_t txid;
-    uint32_t nparts, ndone;
-    uint8_t *done;
-    uint8_t *rec; /* the whole PREPARE record, header included */
-    size_t rec_len;
-} txl_pend_t;
-
-struct tsr_txn_log {
-    tsr_mem_t *mem;
-    char path[4200], tmp[4210], dir[4096];
-    int fd;
-    uint64_t max_bytes;
-    void (*note)(void *arg, const char *msg);
-    void *note_arg;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* durable moved, a leader finished, or work for the syncer */
-    txl_buf_t buf;     /* appended, not yet taken by a leader */
-    txl_buf_t spare;   /* the other buffer (swapped in by the leader) */
-    uint64_t appended; /* lsn: bytes ever appended */
-    uint64_t durable;  /* bytes ever made durable */
-    bool syncing;      /* a leader is writing */
-    tsr_status_t failed;
-    char failmsg[300];
-    txl_pend_t **pend; /* outstanding transactions */
-    size_t npend, pcap;
-    uint64_t next_txid;
-    struct txl_fence {
-        char *name;
-        uint64_t token;
-        uint64_t lsn; /* where its record ends (0: loaded, durable) */
-    } *fences;        /* the largest token per lock name */
-    size_t nfences, fcap;
-    tsr_txn_log_stats_t st;
-
-    bool has_syncer, stop;
-    pthread_t syncer;
-};
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void note(tsr_txn_log_t *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(tsr_txn_log_t *log, const char *fmt, ...)
+void tsr__txl_note(tsr_txn_log_t *log, const char *fmt, ...)
 {
     if (!log->note)
         return;
@@ -152,7 +55,7 @@ static void note(tsr_txn_log_t *log, const char *fmt, ...)
     log->note(log->note_arg, msg);
 }
 
-static bool buf_reserve(tsr_mem_t *mem, txl_buf_t *b, size_t more)
+bool tsr__txl_buf_reserve(tsr_mem_t *mem, txl_buf_t *b, size_t more)
 {
     if (b->len + more <= b->cap)
         return true;
@@ -166,8 +69,8 @@ static bool buf_reserve(tsr_mem_t *mem, txl_buf_t *b, size_t more)
 }
 
 /* Encodes one record at the end of b (reserved by the caller). */
-static void encode(txl_buf_t *b, uint8_t type, uint64_t txid, uint32_t aux, const void *payload,
-                   size_t len)
+void tsr__txl_encode(txl_buf_t *b, uint8_t type, uint64_t txid, uint32_t aux, const void *payload,
+                     size_t len)
 {
     uint8_t *p = b->data + b->len;
     uint8_t *body = p + REC_HEAD;
@@ -288,23 +191,6 @@ static tsr_status_t fail_io(tsr_error_t *err, const char *what, const char *path
                          strerror(errno));
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* ---- loading ------------------------------------------------------------------------ */
 
 static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
@@ -381,10 +267,11 @@ static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
     }
     if (off < len) {
         log->st.torn_bytes = len - off;
-        note(log,
-             "txn log '%s': ignoring %zu byte(s) after the last whole record (offset %zu): a "
-             "torn or damaged tail",
-             log->path, len - off, off);
+        tsr__txl_note(
+            log,
+            "txn log '%s': ignoring %zu byte(s) after the last whole record (offset %zu): a "
+            "torn or damaged tail",
+            log->path, len - off, off);
     }
     /* the kept prefix (the magic at least), durable: later records must
      * follow whole ones */
@@ -417,183 +304,14 @@ cleanup:
     return rc;
 }
 
-/* ---- group commit ------------------------------------------------------------------- */
-
-/* A FENCE record's size for a name of len bytes. */
-#define FENCE_REC(len) (REC_HEAD + BODY_HEAD + 8u + (len))
-
 /* Encodes name's FENCE record at the end of b (reserved by the caller). */
-static void encode_fence(txl_buf_t *b, const char *name, uint64_t token)
+void tsr__txl_encode_fence(txl_buf_t *b, const char *name, uint64_t token)
 {
     uint8_t payload[8 + FENCE_NAME_MAX];
     size_t len = strlen(name);
     put64(payload, token);
     memcpy(payload + 8, name, len);
-    encode(b, REC_FENCE, 0, 0, payload, 8 + len);
-}
-
-/* The compacted file's content: the magic, every outstanding PREPARE and
- * DONEs of its parts already done, every lock's FENCE. Called with the
- * lock held. */
-static bool snapshot(tsr_txn_log_t *log, txl_buf_t *out)
-{
-    out->len = 0;
-    if (!buf_reserve(log->mem, out, 8))
-        return false;
-    memcpy(out->data, LOG_MAGIC, 8);
-    out->len = 8;
-    for (size_t i = 0; i < log->npend; i++) {
-        const txl_pend_t *p = log->pend[i];
-        if (!buf_reserve(log->mem, out, p->rec_len + (size_t)p->ndone * (REC_HEAD + BODY_HEAD)))
-            return false;
-        memcpy(out->data + out->len, p->rec, p->rec_len);
-        out->len += p->rec_len;
-        for (uint32_t k = 0; k < p->nparts; k++)
-            if (p->done[k])
-                encode(out, REC_DONE, p->txid, k, NULL, 0);
-    }
-    for (size_t i = 0; i < log->nfences; i++) {
-        if (!buf_reserve(log->mem, out, FENCE_REC(strlen(log->fences[i].name))))
-            return false;
-        encode_fence(out, log->fences[i].name, log->fences[i].token);
-    }
-    return true;
-}
-
-/* Writes the snapshot as a new file and renames it over the log; on
- * success *fd is the new file (the old one closed). */
-static int rewrite(tsr_txn_log_t *log, const txl_buf_t *snap, int *fd, const char **what,
-                   const char **path)
-{
-    *path = log->tmp;
-    int nfd = open(log->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (nfd < 0) {
-        *what = "create";
-        return -1;
-    }
-    if (write_all(nfd, snap->data, snap->len) != 0 || fdatasync(nfd) != 0) {
-        *what = "write";
-        goto fail;
-    }
-    if (rename(log->tmp, log->path) != 0) {
-        *what = "rename";
-        goto fail;
-    }
-    int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        /* the rename may not be durable: the old file (also complete) may
-         * come back after a crash, which is as good; but say so */
-        *what = "fsync the directory of";
-        *path = log->path;
-        if (dfd >= 0)
-            close(dfd);
-        close(*fd);
-        *fd = nfd;
-        return -1;
-    }
-    close(dfd);
-    close(*fd);
-    *fd = nfd;
-    return 0;
-fail:;
-    int e = errno;
-    close(nfd);
-    unlink(log->tmp);
-    errno = e;
-    return -1;
-}
-
-/* One leader round: called with the lock held, !syncing and something
- * appended; returns with the lock held. */
-static void sync_round(tsr_txn_log_t *log)
-{
-    log->syncing = true;
-    uint64_t target = log->appended;
-    txl_buf_t batch = log->buf;
-    log->buf = log->spare;
-    log->buf.len = 0;
-    log->spare = (txl_buf_t){0};
-    txl_buf_t snap = {0};
-    bool compact = false;
-    if (log->st.file_bytes + batch.len > log->max_bytes) {
-        size_t want = 8;
-        for (size_t i = 0; i < log->npend; i++)
-            want += log->pend[i]->rec_len + (size_t)log->pend[i]->ndone * (REC_HEAD + BODY_HEAD);
-        for (size_t i = 0; i < log->nfences; i++)
-            want += FENCE_REC(strlen(log->fences[i].name));
-        /* only when it shrinks the file well: a log whose outstanding
-         * records alone fill it keeps growing instead of rewriting it all
-         * at every batch - but only until they are half of it (an
-         * outstanding PREPARE larger than max_bytes / 2, e.g. one waiting
-         * for a partition that is down, must not stop compaction for good:
-         * the file would grow by every commit until it is too large to
-         * load) */
-        uint64_t grown = log->st.file_bytes + batch.len;
-        compact = (want <= log->max_bytes / 2 || want <= grown / 2) && snapshot(log, &snap);
-    }
-    int fd = log->fd;
-    pthread_mutex_unlock(&log->mu);
-
-    int rc = 0;
-    const char *what = "write", *path = log->path;
-    uint64_t size = 0;
-    if (compact) {
-        rc = rewrite(log, &snap, &fd, &what, &path);
-        size = snap.len;
-    } else {
-        rc = write_all(fd, batch.data, batch.len);
-        if (rc == 0 && fdatasync(fd) != 0) {
-            what = "fdatasync";
-            rc = -1;
-        }
-    }
-    int e = errno;
-
-    pthread_mutex_lock(&log->mu);
-    log->fd = fd;
-    if (rc != 0) {
-        if (log->failed == TSR_OK) {
-            log->failed = TSR_ERR_IO;
-            snprintf(log->failmsg, sizeof(log->failmsg), "txn log: cannot %s '%s': %s", what, path,
-                     strerror(e));
-        }
-    } else {
-        log->durable = target;
-        log->st.syncs++;
-        if (compact) {
-            log->st.file_bytes = size;
-            log->st.compactions++;
-        } else {
-            log->st.file_bytes += batch.len;
-        }
-    }
-    tsr_mem_free(log->mem, snap.data);
-    batch.len = 0;
-    if (!log->spare.data)
-        log->spare = batch;
-    else
-        tsr_mem_free(log->mem, batch.data);
-    log->syncing = false;
-    pthread_cond_broadcast(&log->cv);
-    if (compact && rc == 0)
-        note(log, "txn log '%s' compacted to %llu byte(s) (%zu outstanding)", log->path,
-             (unsigned long long)size, log->npend);
-}
-
-static void *syncer_main(void *arg)
-{
-    tsr_txn_log_t *log = arg;
-    pthread_mutex_lock(&log->mu);
-    for (;;) {
-        while (!log->stop &&
-               (log->syncing || log->appended == log->durable || log->failed != TSR_OK))
-            pthread_cond_wait(&log->cv, &log->mu);
-        if (log->stop)
-            break;
-        sync_round(log);
-    }
-    pthread_mutex_unlock(&log->mu);
-    return NULL;
+    tsr__txl_encode(b, REC_FENCE, 0, 0, payload, 8 + len);
 }
 
 /* ---- the interface ------------------------------------------------------------------ */
@@ -627,7 +345,7 @@ tsr_status_t tsr_txn_log_open(tsr_mem_t *mem, const tsr_txn_log_params_t *p, tsr
     if ((rc = load(log, err)) != TSR_OK)
         goto err_close;
     if (p->syncer) {
-        if (pthread_create(&log->syncer, NULL, syncer_main, log) != 0) {
+        if (pthread_create(&log->syncer, NULL, tsr__txl_syncer_main, log) != 0) {
             rc = tsr_error_set(err, TSR_ERR_IO, "txn log: cannot start its syncing thread");
             goto err_close;
         }
@@ -654,7 +372,7 @@ void tsr_txn_log_close(tsr_txn_log_t *log)
     if (log->fd >= 0) {
         pthread_mutex_lock(&log->mu);
         if (log->appended > log->durable && log->failed == TSR_OK && !log->syncing)
-            sync_round(log);
+            tsr__txl_sync_round(log);
         pthread_mutex_unlock(&log->mu);
         close(log->fd);
     }
@@ -715,12 +433,12 @@ static tsr_status_t append(tsr_txn_log_t *log, uint8_t type, uint64_t txid, uint
         goto out;
     }
     size_t need = REC_HEAD + BODY_HEAD + len;
-    if (!buf_reserve(log->mem, &log->buf, need)) {
+    if (!tsr__txl_buf_reserve(log->mem, &log->buf, need)) {
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
         goto out;
     }
     const uint8_t *rec = log->buf.data + log->buf.len;
-    encode(&log->buf, type, txid, aux, payload, len);
+    tsr__txl_encode(&log->buf, type, txid, aux, payload, len);
     if (type == REC_PREPARE) {
         if (!track_prepare(log, txid, aux, rec, need)) {
             log->buf.len -= need; /* never appended */
@@ -754,8 +472,8 @@ tsr_status_t tsr_txn_log_done(tsr_txn_log_t *log, uint64_t txid, uint32_t part, 
     return append(log, REC_DONE, txid, part, NULL, 0, lsn, err);
 }
 
-tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t token,
-                               uint64_t *lsn, tsr_error_t *err)
+tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t token, uint64_t *lsn,
+                               tsr_error_t *err)
 {
     size_t len = name ? strlen(name) : 0;
     if (len == 0 || len > FENCE_NAME_MAX)
@@ -771,12 +489,12 @@ tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t to
         rc = tsr_error_set(err, log->failed, "%s", log->failmsg);
         goto out;
     }
-    if (!buf_reserve(log->mem, &log->buf, FENCE_REC(len)) ||
+    if (!tsr__txl_buf_reserve(log->mem, &log->buf, FENCE_REC(len)) ||
         !track_fence(log, name, len, token, log->appended + FENCE_REC(len))) {
         rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the txn log");
         goto out;
     }
-    encode_fence(&log->buf, name, token);
+    tsr__txl_encode_fence(&log->buf, name, token);
     log->appended += FENCE_REC(len);
     log->st.records++;
     *lsn = log->appended;
@@ -805,33 +523,6 @@ bool tsr_txn_log_fence_get(tsr_txn_log_t *log, size_t i, const char **name, uint
     }
     pthread_mutex_unlock(&log->mu);
     return ok;
-}
-
-tsr_status_t tsr_txn_log_sync(tsr_txn_log_t *log, uint64_t lsn, tsr_error_t *err)
-{
-    pthread_mutex_lock(&log->mu);
-    while (log->failed == TSR_OK && log->durable < lsn) {
-        if (log->syncing)
-            pthread_cond_wait(&log->cv, &log->mu);
-        else
-            sync_round(log);
-    }
-    tsr_status_t rc = log->durable >= lsn ? TSR_OK : log->failed;
-    if (rc != TSR_OK)
-        tsr_error_set(err, rc, "%s", log->failmsg);
-    pthread_mutex_unlock(&log->mu);
-    return rc;
-}
-
-tsr_status_t tsr_txn_log_durable(tsr_txn_log_t *log, uint64_t *lsn, tsr_error_t *err)
-{
-    pthread_mutex_lock(&log->mu);
-    *lsn = log->durable;
-    tsr_status_t rc = log->failed;
-    if (rc != TSR_OK)
-        tsr_error_set(err, rc, "%s", log->failmsg);
-    pthread_mutex_unlock(&log->mu);
-    return rc;
 }
 
 void tsr_txn_log_get_stats(tsr_txn_log_t *log, tsr_txn_log_stats_t *out)

@@ -96,7 +96,8 @@ size_t tsr_txn_log_fence_count(tsr_txn_log_t *log);
 bool tsr_txn_log_fence_get(tsr_txn_log_t *log, size_t i, const char **name, uint64_t *token);
 
 /* Blocks until every record up to lsn is durable (group commit: one thread
- * writes and fdatasyncs what all threads appended, the others wait). */
+ * writes and fdatasyncs what all threads appended, the others wait).
+ * lsns count from the open: TSR_ERR_INVALID_ARG for one not handed out. */
 tsr_status_t tsr_txn_log_sync(tsr_txn_log_t *log, uint64_t lsn, tsr_error_t *err);
 /* Non-blocking: *lsn = what is durable now; an error once the log failed. */
 tsr_status_t tsr_txn_log_durable(tsr_txn_log_t *log, uint64_t *lsn, tsr_error_t *err);

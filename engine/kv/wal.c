@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "kv_internal.h"
 
 #define WAL_HDR 16u
@@ -94,47 +95,6 @@ uint32_t tsr_kv_crc32c(uint32_t crc, const void *data, size_t len)
 }
 
 /* ---- small file helpers --------------------------------------------------------- */
-
-/* pwrite of all n bytes at off; 0 or -1 (errno set). */
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-    const unsigned char *p = buf;
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* Writes zeros over [from, to); 0 or -1. */
-static int write_zeros(int fd, uint64_t from, uint64_t to)
-{
-    static const unsigned char zeros[64 << 10];
-    while (from < to) {
-        size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
-        if (pwrite_all(fd, zeros, n, from) != 0)
-            return -1;
-        from += n;
-    }
-    return 0;
-}
-
-static bool all_zero(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
 
 static tsr_status_t sync_dir(const char *dir, tsr_error_t *err)
 {
@@ -350,10 +310,10 @@ static void flush_once(kv_wal_t *w)
     if (n && fsync_ && at + n > alloc) { /* extend the zero tail ahead */
         uint64_t step = w->prealloc;
         alloc = (at + n + step - 1) / step * step;
-        r = write_zeros(w->fd, at + n > w->file_alloc ? at + n : w->file_alloc, alloc);
+        r = tsr_write_zeros(w->fd, at + n > w->file_alloc ? at + n : w->file_alloc, alloc);
     }
     if (r == 0 && n)
-        r = pwrite_all(w->fd, b, n, at);
+        r = tsr_pwrite_all(w->fd, b, n, at);
     if (r == 0 && n && fsync_)
         r = fdatasync(w->fd);
     tsr_status_t rc = r == 0 ? TSR_OK : TSR_ERR_IO;
@@ -425,8 +385,8 @@ tsr_status_t tsr_kv_wal_rotate(kv_wal_t *w, uint64_t *last_lsn, tsr_error_t *err
     int oldfd = w->fd;
     uint64_t bytes = w->file_bytes, alloc = w->file_alloc;
     if ((alloc > bytes && ftruncate(oldfd, (off_t)bytes) != 0) || fdatasync(oldfd) != 0) {
-        rc = tsr_error_set(err, TSR_ERR_IO, "kv: cutting the log in %s to its records: %s",
-                           w->dir, strerror(errno));
+        rc = tsr_error_set(err, TSR_ERR_IO, "kv: cutting the log in %s to its records: %s", w->dir,
+                           strerror(errno));
         pthread_mutex_unlock(&w->mu);
         return rc;
     }
@@ -564,7 +524,7 @@ tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_l
                 info->last_lsn = lsn;
             off += WAL_HDR + rl;
         }
-        if (rc == TSR_OK && why && all_zero(buf + off, len - off)) {
+        if (rc == TSR_OK && why && tsr_all_zero(buf + off, len - off)) {
             /* the preallocated tail: the end of this file's records */
             if (truncate(path, (off_t)off) != 0)
                 rc = tsr_error_set(err, TSR_ERR_IO, "kv: truncate %s: %s", path, strerror(errno));

@@ -68,12 +68,12 @@ tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, ui
 
 tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn_err_t *xerr)
 {
-    const char *why = !db ? "txn: no db"
-                      : !db->remote ? "txn: only a remote db chooses how it reads"
-                      : how != TSR_TXN_READS_AUTO && how != TSR_TXN_READS_ONE_SIDED &&
-                              how != TSR_TXN_READS_CALL
-                          ? "txn: unknown read mode"
-                          : NULL;
+    const char *why =
+        !db           ? "txn: no db"
+        : !db->remote ? "txn: only a remote db chooses how it reads"
+        : how != TSR_TXN_READS_AUTO && how != TSR_TXN_READS_ONE_SIDED && how != TSR_TXN_READS_CALL
+            ? "txn: unknown read mode"
+            : NULL;
     if (why) {
         tsr_status_t rc = db && !db->remote ? TSR_ERR_UNSUPPORTED : TSR_ERR_INVALID_ARG;
         if (xerr && xerr->status == TSR_OK) {

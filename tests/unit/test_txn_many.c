@@ -52,12 +52,12 @@
 
 #include "core/hash.h"
 #include "kv_internal.h"
+#include "kv_torn_test.h"
 #include "remote_int.h"
 #include "tessera/kv.h"
 #include "tessera/txn.h"
 #include "transport.h"
 #include "transport_test.h"
-#include "kv_torn_test.h"
 #include "txn_internal.h"
 
 #define NTAB 3
@@ -747,7 +747,6 @@ static void test_conflicts(void **state)
 
 /* ---- torn reads ------------------------------------------------------------------------- */
 
-
 static void torn_on(const char *tls)
 {
     env_t e;
@@ -840,7 +839,8 @@ static void test_table_gone(void **state)
     tsr_txn_read_t rd[4];
     for (int i = 0; i < 4; i++) {
         size_t kl = key_of(2 + i, keys[i]);
-        rd[i] = (tsr_txn_read_t){.table = "tb", .key = keys[i], .klen = kl, .buf = buf[i], .cap = 64};
+        rd[i] =
+            (tsr_txn_read_t){.table = "tb", .key = keys[i], .klen = kl, .buf = buf[i], .cap = 64};
     }
     assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
     tsr_txn_err_t xe = {0};
@@ -921,10 +921,11 @@ static void test_read_many_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_local),    cmocka_unit_test(test_model_remote),
-        cmocka_unit_test(test_model_rpc),      cmocka_unit_test(test_read_choice),      cmocka_unit_test(test_edges),
-        cmocka_unit_test(test_conflicts),      cmocka_unit_test(test_torn),
-        cmocka_unit_test(test_read_many_args), cmocka_unit_test(test_table_gone),
+        cmocka_unit_test(test_model_local), cmocka_unit_test(test_model_remote),
+        cmocka_unit_test(test_model_rpc),   cmocka_unit_test(test_read_choice),
+        cmocka_unit_test(test_edges),       cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_torn),        cmocka_unit_test(test_read_many_args),
+        cmocka_unit_test(test_table_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -442,8 +442,9 @@ static int role_conflict(char **argv)
     static const struct {
         uint64_t token;
         tsr_status_t want;
-    } steps[] = {{7, TSR_OK},   {9, TSR_OK},  {8, TSR_ERR_STALE}, {9, TSR_OK},
-                 {1, TSR_ERR_STALE}, {0, TSR_ERR_INVALID_ARG}, {12, TSR_OK}};
+    } steps[] = {{7, TSR_OK}, {9, TSR_OK},        {8, TSR_ERR_STALE},
+                 {9, TSR_OK}, {1, TSR_ERR_STALE}, {0, TSR_ERR_INVALID_ARG},
+                 {12, TSR_OK}};
     char want_f[32] = "";
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         char val[32];
@@ -502,8 +503,8 @@ static int role_fence(char **argv)
     }
     tsr_txn_err_t e = {0};
     tsr_status_t rc = x ? tsr_txn_commit(x, &e) : TSR_ERR_INVALID_ARG;
-    CHECK(rc == (want_ok ? TSR_OK : TSR_ERR_STALE), "lock %s token %llu: %s (%s), wanted %s",
-          lock, (unsigned long long)token, tsr_status_str(rc), e.message, argv[6]);
+    CHECK(rc == (want_ok ? TSR_OK : TSR_ERR_STALE), "lock %s token %llu: %s (%s), wanted %s", lock,
+          (unsigned long long)token, tsr_status_str(rc), e.message, argv[6]);
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "fence-%s-%d", lock, i);
         tsr_status_t g = committed(db, t, key, v, sizeof(v));

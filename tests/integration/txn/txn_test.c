@@ -269,7 +269,7 @@ static int role_client(const char *arg)
 {
     alarm(50);
     int id = atoi(arg);
-    bool owner_dies = strstr(arg, "crash") != NULL;    /* "N:crash" */
+    bool owner_dies = strstr(arg, "crash") != NULL; /* "N:crash" */
     /* "N:rma", "N:auto", "N:rpc" or "N:crash" (auto) */
     bool force_rma = strstr(arg, ":rma") != NULL;
     bool by_choice = owner_dies || strstr(arg, ":auto") != NULL;
