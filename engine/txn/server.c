@@ -63,6 +63,22 @@ static bool read_name(rbuf_t *r, char *out)
     return memchr(out, '\0', n) == NULL;
 }
 
+/* Answers TSR_OK with b's bytes (or the out-of-memory error b ran into)
+ * and frees them. */
+static void reply_buf(tsr_txn_server_t *s, tsr_rpc_req_t *req, wbuf_t *b)
+{
+    if (b->oom) {
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        tsr_error_set(&e, TSR_ERR_NOMEM, "txn: out of memory");
+        reply_err(s->t, req, TSR_ERR_NOMEM, &e);
+    } else {
+        tsr_rpc_reply(s->t, req, TSR_OK, b->p, b->len);
+    }
+    tsr_mem_free(NULL, b->p);
+    b->p = NULL;
+}
+
 static void serve_read(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
 {
     tsr_error_t e;
@@ -90,13 +106,7 @@ static void serve_read(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
     put_u64(&b, ver);
     put_bytes(&b, val, vlen);
     tsr_mem_free(NULL, val);
-    if (b.oom) {
-        tsr_error_set(&e, TSR_ERR_NOMEM, "txn: out of memory");
-        reply_err(s->t, req, TSR_ERR_NOMEM, &e);
-    } else {
-        tsr_rpc_reply(s->t, req, TSR_OK, b.p, b.len);
-    }
-    tsr_mem_free(NULL, b.p);
+    reply_buf(s, req, &b);
 }
 
 /* Every key's answer, in order, in one reply (see READ_MANY above). */
@@ -146,13 +156,10 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
     if (r->bad || r->off != r->len) {
         tsr_error_set(&e, TSR_ERR_BAD_INPUT, "txn: malformed read request");
         reply_err(s->t, req, TSR_ERR_BAD_INPUT, &e);
-    } else if (b.oom) {
-        tsr_error_set(&e, TSR_ERR_NOMEM, "txn: out of memory");
-        reply_err(s->t, req, TSR_ERR_NOMEM, &e);
-    } else {
-        tsr_rpc_reply(s->t, req, TSR_OK, b.p, b.len);
+        tsr_mem_free(NULL, b.p);
+        return;
     }
-    tsr_mem_free(NULL, b.p);
+    reply_buf(s, req, &b);
 }
 
 /* Decodes a commit request into sets whose keys/values point into the
@@ -340,6 +347,22 @@ static void handler(void *arg, tsr_rpc_req_t *req)
     reply_err(s->t, req, TSR_ERR_BAD_INPUT, &e);
 }
 
+/* Stops the syncer once it drained the queue (commits already applied are
+ * acknowledged once durable, or answered with the log's error) and frees s. */
+static void drain_and_free(tsr_txn_server_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->syncer_started)
+        pthread_join(s->syncer, NULL);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    tsr_txn_local_fini(&s->local);
+    tsr_mem_free(NULL, s);
+}
+
 tsr_status_t tsr_txn_server_start(tsr_kv_store_t *store, tsr_transport_t *transport,
                                   uint16_t rpc_type, tsr_txn_server_t **out, tsr_txn_err_t *xerr)
 {
@@ -376,15 +399,8 @@ tsr_status_t tsr_txn_server_start(tsr_kv_store_t *store, tsr_transport_t *transp
     return TSR_OK;
 
 err_stop:
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    if (s->syncer_started)
-        pthread_join(s->syncer, NULL);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    tsr_txn_local_fini(&s->local);
+    drain_and_free(s);
+    goto report;
 err_free:
     tsr_mem_free(NULL, s);
 report:
@@ -403,16 +419,5 @@ void tsr_txn_server_stop(tsr_txn_server_t *s)
     /* Call from the progressing thread or with progress stopped (as
      * tsr_rpc_unregister asks): no handler runs on s after this. */
     tsr_rpc_unregister(s->t, s->rpc_type, NULL);
-    /* the syncer drains the queue before it exits: commits already applied
-     * are acknowledged once durable (or answered with the log's error) */
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    if (s->syncer_started)
-        pthread_join(s->syncer, NULL);
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-    tsr_txn_local_fini(&s->local);
-    tsr_mem_free(NULL, s);
+    drain_and_free(s);
 }
