@@ -263,7 +263,7 @@ typedef struct kv_piece {
 tsr_status_t tsr_kv_wal_append(kv_wal_t *w, kv_rec_t type, const kv_piece_t *pc, int npc,
                                uint64_t *lsn, tsr_error_t *err);
 /* Waits until lsn is durable (group commit: one writer flushes and syncs
- * for all that wait). */
+ * for all that wait). TSR_ERR_INVALID_ARG for an lsn never assigned. */
 tsr_status_t tsr_kv_wal_commit(kv_wal_t *w, uint64_t lsn, tsr_error_t *err);
 uint64_t tsr_kv_wal_last_lsn(kv_wal_t *w);
 uint64_t tsr_kv_wal_bytes(kv_wal_t *w); /* bytes in the current file */

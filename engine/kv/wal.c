@@ -338,6 +338,11 @@ static void flush_once(kv_wal_t *w)
 tsr_status_t tsr_kv_wal_commit(kv_wal_t *w, uint64_t lsn, tsr_error_t *err)
 {
     pthread_mutex_lock(&w->mu);
+    if (lsn > w->next_lsn) { /* never assigned: no flush would ever reach it */
+        pthread_mutex_unlock(&w->mu);
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "kv: log lsn %llu was never assigned",
+                             (unsigned long long)lsn);
+    }
     while (w->durable_lsn < lsn && w->failed == TSR_OK) {
         if (!w->flushing) {
             w->flushing = true;

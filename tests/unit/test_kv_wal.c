@@ -354,6 +354,10 @@ static void test_prealloc(void **state)
     off_t open_size = file_size(path);
     assert_int_equal(open_size % (64 << 10), 0);
     assert_true(tail_is_zero(path, 64));
+    /* an lsn never assigned is refused (waiting for it would never end) */
+    uint64_t last = tsr_kv_wal_last_lsn(s->wal);
+    assert_int_equal(tsr_kv_wal_commit(s->wal, last, NULL), TSR_OK);
+    assert_int_equal(tsr_kv_wal_commit(s->wal, last + 1, NULL), TSR_ERR_INVALID_ARG);
     tsr_kv_close(s);
     off_t closed_size = file_size(path);
     assert_true(closed_size > 0 && closed_size < open_size);
