@@ -425,6 +425,16 @@ static bool check_fences(stxn_t *x, uint64_t *lsn)
     return true;
 }
 
+bool tsr_stxn_none_dropped(stxn_t *x)
+{
+    for (size_t i = 0; i < x->nparts && x->rc == TSR_OK; i++)
+        if (x->parts[i].nwrites && tsr_sched_kv_find(x->s, x->parts[i].t->name) != x->parts[i].t)
+            tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, NULL,
+                             "kv table '%s' was dropped during the transaction",
+                             x->parts[i].t->name);
+    return x->rc == TSR_OK;
+}
+
 static void validated(stxn_t *x)
 {
     struct stxn_coord *c = x->s->txn;
@@ -432,11 +442,7 @@ static void validated(stxn_t *x)
      * acknowledge writes to a table that is gone (and recreate its
      * partition as an orphan on the workers, as TAPPLY creates a missing
      * table) - the commit fails as for a drop seen before validation */
-    for (size_t i = 0; i < x->nparts && x->rc == TSR_OK; i++)
-        if (x->parts[i].nwrites && tsr_sched_kv_find(x->s, x->parts[i].t->name) != x->parts[i].t)
-            tsr_stxn_set_err(x, TSR_ERR_NOT_FOUND, NULL,
-                             "kv table '%s' was dropped during the transaction",
-                             x->parts[i].t->name);
+    (void)tsr_stxn_none_dropped(x);
     uint64_t fence_lsn = 0;
     if (x->rc != TSR_OK || (x->nfences && !check_fences(x, &fence_lsn))) {
         tsr_stxn_finish(x);

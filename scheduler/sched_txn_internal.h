@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 #include "kv_msg.h"
-#include "tessera/lock.h"
 #include "sched_kv.h"
 #include "sched_txn.h"
+#include "tessera/lock.h"
 #include "txn_log.h"
 
 typedef struct stxn_part {
@@ -82,8 +82,8 @@ typedef enum { STXN_W_PREPARED, STXN_W_DONE_ALL, STXN_W_DONE_PART, STXN_W_FENCED
 typedef struct stxn_wait stxn_wait_t;
 
 struct stxn_coord {
-    tsr_txn_log_t *log;         /* NULL without --data-dir */
-    tsr_lock_fence_t *fence;    /* the largest token per lock of fenced writes (seeded from the log) */
+    tsr_txn_log_t *log;      /* NULL without --data-dir */
+    tsr_lock_fence_t *fence; /* the largest token per lock of fenced writes (seeded from the log) */
     stxn_wait_t *whead, *wtail; /* in lsn order (appends come from this thread) */
     stxn_t *owned;              /* logged transactions not finished yet */
     long crash_after;           /* TSR_TEST_TXN_CRASH_AFTER_APPLIES; -1: off */
@@ -124,8 +124,13 @@ void tsr_stxn_acquire(stxn_t *x);
 void tsr_stxn_own(stxn_t *x);
 /* Logs x's PREPARE (the commit point) and applies once it is durable. */
 void tsr_stxn_prepare(stxn_t *x);
-/* Applies x once the log is durable up to lsn (its fences' records). */
+/* Applies x once the log is durable up to lsn (its fences' records); x is
+ * owned meanwhile (freed by the coordinator if the scheduler stops). */
 void tsr_stxn_apply_when_fenced(stxn_t *x, uint64_t lsn);
+/* False, with x's error set (TSR_ERR_NOT_FOUND), when a table x writes was
+ * dropped since x began: applying would recreate its partitions as orphans
+ * on the workers and acknowledge writes nobody can read. */
+bool tsr_stxn_none_dropped(stxn_t *x);
 /* Appends the DONE of part (TSR_TXN_LOG_ALL: all) and runs kind once durable. */
 void tsr_stxn_log_done(stxn_t *x, size_t pi, uint32_t part, stxn_wait_kind_t kind);
 /* Applies a decided parts[i] on its usable replicas (none: retried later). */

@@ -130,8 +130,15 @@ static void durable(stxn_t *x, size_t pi, stxn_wait_kind_t kind, tsr_status_t rc
         return;
     }
     switch (kind) {
+    case STXN_W_FENCED: /* its tokens are durable: apply, unless a drop came meanwhile */
+        if (!tsr_stxn_none_dropped(x)) { /* nothing decided: it fails */
+            tsr_stxn_finish(x);
+            break;
+        }
+        x->anext = 0;
+        tsr_stxn_apply_from(x);
+        break;
     case STXN_W_PREPARED: /* decided: apply */
-    case STXN_W_FENCED:   /* its tokens are durable: apply */
         x->anext = 0;
         tsr_stxn_apply_from(x);
         break;
@@ -308,6 +315,7 @@ void tsr_stxn_prepare(stxn_t *x)
 
 void tsr_stxn_apply_when_fenced(stxn_t *x, uint64_t lsn)
 {
+    tsr_stxn_own(x); /* not logged: owned only so that a stop frees it */
     after_durable(x, 0, lsn, STXN_W_FENCED);
 }
 

@@ -13,7 +13,9 @@
  *
  * Format of <dir>/txn-log (little-endian):
  *
- *   "TSRTXLG1" | record*
+ *   "TSRTXLG1" | record*      ("TSRTXLG2" once it holds a FENCE record: the
+ *                             next write after the first FENCE rewrites the
+ *                             magic, in the same fdatasync as the record)
  *   record: u32 len | u64 XXH3-64 (core/hash.h) of body | body (len bytes)
  *   body:   u8 type (1 PREPARE, 2 DONE, 3 FENCE) | u64 txid | u32 aux | payload
  *           PREPARE: aux = its number of parts, payload = the write set
@@ -223,17 +225,18 @@ static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
     if (len < 8) {
         /* a crash while creating it, or a new file: only a prefix of the
          * magic (or nothing) is a log with no records */
-        if (memcmp(data, LOG_MAGIC, len) != 0) {
+        if (memcmp(data, LOG_MAGIC, len) != 0 && memcmp(data, LOG_MAGIC2, len) != 0) {
             rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "'%s' is not a txn log (bad magic)",
                                log->path);
             goto cleanup;
         }
         off = 0;
-    } else if (memcmp(data, LOG_MAGIC, 8) != 0) {
+    } else if (memcmp(data, LOG_MAGIC, 8) != 0 && memcmp(data, LOG_MAGIC2, 8) != 0) {
         rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "'%s' is not a txn log (bad magic)", log->path);
         goto cleanup;
     } else {
         off = 8;
+        log->magic2 = memcmp(data, LOG_MAGIC2, 8) == 0;
         while (len - off >= REC_HEAD) {
             uint32_t blen = get32(data + off);
             uint64_t check = get64(data + off + 4);
@@ -495,6 +498,7 @@ tsr_status_t tsr_txn_log_fence(tsr_txn_log_t *log, const char *name, uint64_t to
         goto out;
     }
     tsr__txl_encode_fence(&log->buf, name, token);
+    log->want_magic2 = true;
     log->appended += FENCE_REC(len);
     log->st.records++;
     *lsn = log->appended;

@@ -14,6 +14,10 @@
 #include "txn_log.h"
 
 #define LOG_MAGIC "TSRTXLG1"
+/* a log that holds FENCE records: a build that does not know them refuses
+ * the file (bad magic) instead of cutting it at the first one as a torn
+ * tail, which would lose the decided PREPAREs after it */
+#define LOG_MAGIC2 "TSRTXLG2"
 #define REC_HEAD 12u              /* u32 len + u64 check */
 #define BODY_HEAD 13u             /* u8 type + u64 txid + u32 aux */
 #define LOG_MAX_READ (1ull << 31) /* refuse to load a larger file */
@@ -48,6 +52,8 @@ struct tsr_txn_log {
     pthread_cond_t cv; /* durable moved, a leader finished, or work for the syncer */
     txl_buf_t buf;     /* appended, not yet taken by a leader */
     txl_buf_t spare;   /* the other buffer (swapped in by the leader) */
+    bool magic2;       /* the file starts with LOG_MAGIC2 */
+    bool want_magic2;  /* a FENCE was appended: the next write makes it so */
     uint64_t appended; /* lsn: bytes ever appended */
     uint64_t durable;  /* bytes ever made durable */
     bool syncing;      /* a leader is writing */

@@ -38,7 +38,7 @@ static bool snapshot(tsr_txn_log_t *log, txl_buf_t *out)
     out->len = 0;
     if (!tsr__txl_buf_reserve(log->mem, out, 8))
         return false;
-    memcpy(out->data, LOG_MAGIC, 8);
+    memcpy(out->data, log->nfences ? LOG_MAGIC2 : LOG_MAGIC, 8);
     out->len = 8;
     for (size_t i = 0; i < log->npend; i++) {
         const txl_pend_t *p = log->pend[i];
@@ -132,6 +132,10 @@ void tsr__txl_sync_round(tsr_txn_log_t *log)
         compact = (want <= log->max_bytes / 2 || want <= grown / 2) && snapshot(log, &snap);
     }
     int fd = log->fd;
+    /* the first FENCE in a file still marked version 1: the magic goes with
+     * this batch, under the same fdatasync */
+    bool magic2 = !compact && log->want_magic2 && !log->magic2;
+    bool snap_magic2 = log->nfences > 0; /* what snapshot() wrote */
     pthread_mutex_unlock(&log->mu);
 
     int rc = 0;
@@ -141,7 +145,9 @@ void tsr__txl_sync_round(tsr_txn_log_t *log)
         rc = rewrite(log, &snap, &fd, &what, &path);
         size = snap.len;
     } else {
-        rc = tsr_pwrite_all(fd, batch.data, batch.len, base);
+        rc = magic2 ? tsr_pwrite_all(fd, LOG_MAGIC2, 8, 0) : 0;
+        if (rc == 0)
+            rc = tsr_pwrite_all(fd, batch.data, batch.len, base);
         if (rc == 0 && fdatasync(fd) != 0) {
             what = "fdatasync";
             rc = -1;
@@ -163,8 +169,10 @@ void tsr__txl_sync_round(tsr_txn_log_t *log)
         if (compact) {
             log->st.file_bytes = size;
             log->st.compactions++;
+            log->magic2 = snap_magic2;
         } else {
             log->st.file_bytes += batch.len;
+            log->magic2 |= magic2;
         }
     }
     tsr_mem_free(log->mem, snap.data);

@@ -663,6 +663,56 @@ static void test_fences(void **state)
     tsr_txn_log_close(log);
 }
 
+static void magic_is(const char *want)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    read_file(&data, &len);
+    assert_true(len >= 8);
+    assert_memory_equal(data, want, 8);
+    free(data);
+}
+
+/* The magic says whether a log holds FENCE records: "TSRTXLG1" until the
+ * first one is written (an older build, which knows no FENCE, would cut
+ * the log there as a torn tail and lose the PREPAREs after it), then
+ * "TSRTXLG2", across reopens and compactions. */
+static void test_fence_magic(void **state)
+{
+    (void)state;
+    static model_t md;
+    memset(&md, 0, sizeof(md));
+    tsr_txn_log_t *log = open_log(4096, false);
+    random_ops(log, &md, 10);
+    magic_is("TSRTXLG1");
+    uint64_t lsn = 0;
+    assert_int_equal(tsr_txn_log_fence(log, "m", 3, &lsn, NULL), TSR_OK);
+    do_prepare(log, &md, &lsn);
+    assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+    magic_is("TSRTXLG2");
+    tsr_txn_log_close(log);
+    log = open_log(4096, false);
+    lsn = 0; /* lsns count from the open */
+    check(log, &md);
+    for (int i = 0; i < 60; i++) { /* short commits: compactions keep the FENCE, and the magic */
+        do_prepare(log, &md, &lsn);
+        md.t[md.n - 1].all = true;
+        assert_int_equal(tsr_txn_log_done(log, md.t[md.n - 1].txid, TSR_TXN_LOG_ALL, &lsn, NULL),
+                         TSR_OK);
+        assert_int_equal(tsr_txn_log_sync(log, lsn, NULL), TSR_OK);
+    }
+    tsr_txn_log_stats_t st;
+    tsr_txn_log_get_stats(log, &st);
+    assert_true(st.compactions > 0);
+    magic_is("TSRTXLG2");
+    tsr_txn_log_close(log);
+    log = open_log(4096, false);
+    check(log, &md);
+    mfence_t want = {.name = "m", .token = 3};
+    check_fences(log, &want, 1);
+    tsr_txn_log_close(log);
+}
+
 /* A torn FENCE record (the file cut inside the last one) is ignored: the
  * name keeps its token from before. */
 static void test_fence_torn(void **state)
@@ -775,6 +825,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compaction_large_outstanding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fences, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fence_torn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fence_magic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syncer, setup, teardown),
     };
