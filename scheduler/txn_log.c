@@ -77,12 +77,12 @@ void tsr__txl_encode(txl_buf_t *b, uint8_t type, uint64_t txid, uint32_t aux, co
     uint8_t *p = b->data + b->len;
     uint8_t *body = p + REC_HEAD;
     body[0] = type;
-    put64(body + 1, txid);
-    put32(body + 9, aux);
+    tsr_wire_put_u64(body + 1, txid);
+    tsr_wire_put_u32(body + 9, aux);
     if (len)
         memcpy(body + BODY_HEAD, payload, len);
-    put32(p, (uint32_t)(BODY_HEAD + len));
-    put64(p + 4, tsr_hash_bytes(body, BODY_HEAD + len));
+    tsr_wire_put_u32(p, (uint32_t)(BODY_HEAD + len));
+    tsr_wire_put_u64(p + 4, tsr_hash_bytes(body, BODY_HEAD + len));
     b->len += REC_HEAD + BODY_HEAD + len;
 }
 
@@ -238,8 +238,8 @@ static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
         off = 8;
         log->magic2 = memcmp(data, LOG_MAGIC2, 8) == 0;
         while (len - off >= REC_HEAD) {
-            uint32_t blen = get32(data + off);
-            uint64_t check = get64(data + off + 4);
+            uint32_t blen = tsr_wire_get_u32(data + off);
+            uint64_t check = tsr_wire_get_u64(data + off + 4);
             if (blen < BODY_HEAD || blen > len - off - REC_HEAD)
                 break;
             const uint8_t *body = data + off + REC_HEAD;
@@ -247,11 +247,11 @@ static tsr_status_t load(tsr_txn_log_t *log, tsr_error_t *err)
                 (body[0] != REC_PREPARE && body[0] != REC_DONE && body[0] != REC_FENCE) ||
                 (body[0] == REC_FENCE && !fence_payload_ok(body + BODY_HEAD, blen - BODY_HEAD)))
                 break;
-            uint64_t txid = get64(body + 1);
-            uint32_t aux = get32(body + 9);
+            uint64_t txid = tsr_wire_get_u64(body + 1);
+            uint32_t aux = tsr_wire_get_u32(body + 9);
             if (body[0] == REC_FENCE) {
                 if (!track_fence(log, (const char *)body + BODY_HEAD + 8, blen - BODY_HEAD - 8,
-                                 get64(body + BODY_HEAD), 0)) {
+                                 tsr_wire_get_u64(body + BODY_HEAD), 0)) {
                     rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory loading '%s'", log->path);
                     goto cleanup;
                 }
@@ -312,7 +312,7 @@ void tsr__txl_encode_fence(txl_buf_t *b, const char *name, uint64_t token)
 {
     uint8_t payload[8 + FENCE_NAME_MAX];
     size_t len = strlen(name);
-    put64(payload, token);
+    tsr_wire_put_u64(payload, token);
     memcpy(payload + 8, name, len);
     tsr__txl_encode(b, REC_FENCE, 0, 0, payload, 8 + len);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "txn_log.h"
+#include "wire.h" /* tsr_wire_put_u32 and the other little-endian helpers */
 
 #define LOG_MAGIC "TSRTXLG1"
 /* a log that holds FENCE records: a build that does not know them refuses
@@ -76,31 +77,6 @@ struct tsr_txn_log {
 
 /* A FENCE record's size for a name of len bytes. */
 #define FENCE_REC(len) (REC_HEAD + BODY_HEAD + 8u + (len))
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* txn_log.c */
 /* A line for the daemon's log (params.note), if any. */
