@@ -115,23 +115,26 @@ typedef enum tsr_cuda_ha_kernel {
 } tsr_cuda_ha_kernel_t;
 
 /* Bytes of dynamic shared memory of a local kernel with lslots entries (tag,
- * keys, states, global slot, validity mask) plus the block's claim counter.
+ * keys, states, global slot, validity mask, direct map) plus the block's
+ * claim counter and the direct map's least key.
  * The global kernel takes TSR_CUDA_HA_GLOBAL_SHMEM bytes (the counter). */
 static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, uint32_t ncols)
 {
-    return (size_t)lslots * (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 + 4) + 8;
+    return (size_t)lslots * (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 + 4 + 4) + 16;
 }
 #define TSR_CUDA_HA_GLOBAL_SHMEM 8
 
 /* The regs kernel: a block lists up to TSR_CUDA_HA_REGS_MAX groups of the
- * table (slot, validity mask, keys) and each of its threads keeps partial
- * states of rgroups of them (ncols columns each) in a private region of
- * shared memory. Bytes of dynamic shared memory for `block` threads: */
+ * table (slot, validity mask, keys; a direct map of one-column keys) and
+ * each of its threads keeps partial states of rgroups of them (ncols columns
+ * each) in a private region of shared memory. Bytes of dynamic shared memory
+ * for `block` threads: */
 #define TSR_CUDA_HA_REGS_MAX 16
+#define TSR_CUDA_HA_REGS_MAP 64 /* direct map entries (u8 each) */
 static inline size_t tsr_cuda_ha_regs_bytes(uint32_t rgroups, uint32_t nkeys, uint32_t ncols,
                                             unsigned block)
 {
-    return 8 + (size_t)TSR_CUDA_HA_REGS_MAX * (8 + 8 * (size_t)nkeys) +
+    return 8 + (size_t)TSR_CUDA_HA_REGS_MAX * (8 + 8 * (size_t)nkeys) + 16 + TSR_CUDA_HA_REGS_MAP +
            (size_t)rgroups * ncols * block * 8;
 }
 

@@ -69,6 +69,16 @@
  * compare the full key, so a stale read can only cause a second entry for the
  * same group, which is harmless: entries fold into the global states by slot.
  * A row whose key finds no entry within HA_L_PROBES updates the global states.
+ *
+ * SUM(BIGINT) in a block table is split, not 128-bit: the entry's low column
+ * L adds each amount's low 32 bits (unsigned), its high column H the rest
+ * (arithmetic shift), so both are atomics whose old value nobody waits for;
+ * the sum is H * 2^32 + L, turned into the global table's hi:lo pair when the
+ * entry is folded (ha_fold). Neither column can overflow: a launch has fewer
+ * than 2^32 rows, each adding under 2^32 to L and at most 2^31 to |H|.
+ *
+ * With one key column the block table also has a direct map (dmap, lslots
+ * u32 after the counter and the least key): ha_direct_build.
  */
 #ifndef TSR_KERNELS_CUDA_HASHAGG_CUH
 #define TSR_KERNELS_CUDA_HASHAGG_CUH
@@ -96,9 +106,11 @@
 #define HA_L_GLOBAL (-1)  /* no entry: update the global slot *gs */
 #define HA_L_RETRIED (-2) /* the row went to the retry list: touch nothing */
 /* ha_coop_probe's answers besides an entry index */
-#define HA_L_SLOW (-3)    /* take the per-lane path (claim, wait for a busy entry, not found) */
-#define HA_L_NONE (-4)    /* this lane does not probe (not a leader) */
-#define HA_L_PENDING (-5) /* still probing */
+#define HA_L_SLOW (-3)        /* take the per-lane path (claim, wait for a busy entry, not found) */
+#define HA_L_NONE (-4)        /* this lane does not probe (not a leader) */
+#define HA_L_PENDING (-5)     /* still probing */
+#define HA_D_NONE 0xFFFFFFFFu /* a direct map's index with no entry */
+#define HA_D_SCAN 8u          /* the map is built where nslots <= HA_D_SCAN * lslots */
 /* update modes of ha_local_body */
 #define HA_MODE_LANE 0
 #define HA_MODE_WARP 1
@@ -232,14 +244,31 @@ TSR_DEV void ha_minmax_d(int64_t *p, uint64_t xb, int is_max)
     }
 }
 
-/* Folds the amount lo (and hi for SUM_I) into aggregate a's value column. */
+/* Adds the 128-bit amount hi:lo to a block table's split sum (see the top
+ * of the file): its low 32 bits to *plo, the rest (arithmetic shift) to *phi.
+ * Neither atomic's old value is needed, so the thread does not wait for
+ * either (ha_sum_i waits for the low word's to find the carry). */
+TSR_DEV void ha_sum_split(int64_t *plo, int64_t *phi, uint64_t lo, uint64_t hi)
+{
+    tsr_atom_add_u64((uint64_t *)plo, lo & 0xFFFFFFFFULL);
+    uint64_t up = (hi << 32) | (lo >> 32);
+    if (up != 0)
+        tsr_atom_add_u64((uint64_t *)phi, up);
+}
+
+/* Folds the amount lo (and hi for SUM_I) into aggregate a's value column.
+ * split: st is an entry of a block table (SUM_I split, see the top of the
+ * file), else a group of the global table. */
 TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                            uint64_t lo, uint64_t hi)
+                            uint64_t lo, uint64_t hi, int split)
 {
     int64_t *p = st + (uint64_t)v->val_col[a] * stride;
     switch (v->op[a]) {
     case TSR_CUDA_OP_SUM_I:
-        ha_sum_i(p, st + (uint64_t)v->hi_col[a] * stride, lo, (int64_t)hi);
+        if (split)
+            ha_sum_split(p, st + (uint64_t)v->hi_col[a] * stride, lo, hi);
+        else
+            ha_sum_i(p, st + (uint64_t)v->hi_col[a] * stride, lo, (int64_t)hi);
         break;
     case TSR_CUDA_OP_SUM_D:
         tsr_atom_add_f64((double *)p, tsr_as_f64(lo));
@@ -261,9 +290,10 @@ TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st
     }
 }
 
-/* Adds row `row` (value x, loaded by the caller) to aggregate a of st. */
+/* Adds row `row` (value x, loaded by the caller) to aggregate a of st
+ * (split: as ha_apply_value). */
 TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                          uint32_t row, uint64_t x)
+                          uint32_t row, uint64_t x, int split)
 {
     int op = v->op[a];
     if (op == TSR_CUDA_OP_COUNT_STAR)
@@ -277,20 +307,21 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
     if (op == TSR_CUDA_OP_COUNT)
         return;
     uint64_t hi = (op == TSR_CUDA_OP_SUM_I && (int64_t)x < 0) ? ~0ULL : 0;
-    ha_apply_value(v, a, st, stride, x, hi);
+    ha_apply_value(v, a, st, stride, x, hi, split);
 }
 
-/* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF. */
+/* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF;
+ * split: st is a block table's entry (ha_apply_value). */
 TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
-                          const uint64_t *pf)
+                          const uint64_t *pf, int split)
 {
     tsr_atom_add_u64((uint64_t *)st, 1);
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
         if (a < v->naggs)
-            ha_apply_agg(v, a, st, stride, row, pf[a]);
+            ha_apply_agg(v, a, st, stride, row, pf[a], split);
     for (uint32_t a = HA_PF; a < v->naggs; a++)
-        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0);
+        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, split);
 }
 
 /* Loads row `row`'s first key column and first HA_PF values ahead of the
@@ -386,9 +417,9 @@ TSR_DEV void ha_target_value(const tsr_cuda_ha_view_t *v, const ha_target_t *t, 
                              uint64_t lo, uint64_t hi)
 {
     if (t->li >= 0)
-        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi);
+        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi, 1);
     else
-        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi);
+        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi, 0);
 }
 
 /* Aggregate a of one row per lane, combined per group of lanes; the group's
@@ -477,7 +508,7 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
             }
             TSR_SYNC_WARP(); /* lanes leave the probe loop at different trips */
             if (s >= 0)
-                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u]);
+                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], 0);
         }
     }
     ha_block_done(v, blk_new);
@@ -629,13 +660,14 @@ TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *
         /* every key once in the warp: nothing to combine, no reductions */
         TSR_SYNC_WARP();
         if (ok && li >= 0)
-            ha_apply_row(v, lst + li, ls, row, pf);
+            ha_apply_row(v, lst + li, ls, row, pf, 1);
         else if (ok)
-            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf);
+            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, 0);
     }
 }
 
-/* Folds a block's entry (states at l, stride ls) into the global group at g. */
+/* Folds a block's entry (states at l, stride ls; SUM_I split) into the
+ * global group at g. */
 TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls, int64_t *g)
 {
     const uint64_t ns = v->t.nslots;
@@ -651,11 +683,66 @@ TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls,
         if (op == TSR_CUDA_OP_COUNT)
             continue;
         uint64_t lo = (uint64_t)l[(uint64_t)v->val_col[a] * ls];
-        uint64_t hi = op == TSR_CUDA_OP_SUM_I ? (uint64_t)l[(uint64_t)v->hi_col[a] * ls] : 0;
+        uint64_t hi = 0;
+        if (op == TSR_CUDA_OP_SUM_I) {
+            /* split -> 128 bits: hi:lo = H * 2^32 + L (H signed, L unsigned) */
+            uint64_t L = lo, H = (uint64_t)l[(uint64_t)v->hi_col[a] * ls];
+            lo = (H << 32) + L;
+            hi = (uint64_t)((int64_t)H >> 32) + (lo < L ? 1u : 0u);
+        }
         if (lo == (uint64_t)v->identity[v->val_col[a]] && hi == 0)
             continue; /* nothing to fold */
-        ha_apply_value(v, a, g, ns, lo, hi);
+        ha_apply_value(v, a, g, ns, lo, hi, 0);
     }
+}
+
+/* The direct map of a one-key block table (ha_local_body): entries for the
+ * groups already in the global table are claimed before any row, and
+ * dmap[k - kmin] (kmin: the least such key) names key k's entry, so a row of
+ * such a group finds its entry with one shared load instead of hashing and
+ * probing (most of the local kernel's instructions and its lane divergence:
+ * lanes leave a probe loop at different trips). Keys further than lslots
+ * from kmin, NULL keys and new groups take the probe. Returns kmin; called by
+ * every thread of the block (barriers). */
+TSR_DEV uint64_t ha_direct_build(const tsr_cuda_ha_view_t *v, uint64_t *tag, uint64_t *lkeys,
+                                 uint32_t *lgs, uint32_t *lvm, int64_t *dmin, uint32_t *dmap,
+                                 uint32_t *blk_new)
+{
+    const uint64_t ns = v->t.nslots, ls = v->lslots;
+    const uint32_t tid = TSR_TID, bdim = TSR_BDIM;
+    /* OCC groups were written by earlier launches: immutable during this one */
+    for (uint64_t s = tid; s < ns; s += bdim)
+        if ((tsr_ld_volatile_u64(v->t.slots + s) & HA_ST_MASK) == HA_ST_OCC && v->t.gvalid[s] == 1)
+            tsr_atom_min_i64(dmin, (int64_t)v->t.gkeys[s]);
+    TSR_SYNC();
+    const uint64_t kmin = (uint64_t)*dmin;
+    for (uint64_t s = tid; s < ns; s += bdim) {
+        if ((tsr_ld_volatile_u64(v->t.slots + s) & HA_ST_MASK) != HA_ST_OCC || v->t.gvalid[s] != 1)
+            continue;
+        uint64_t k = v->t.gkeys[s], idx = k - kmin; /* k >= kmin: no wrap */
+        if (idx >= ls)
+            continue;
+        int64_t gs = (int64_t)s; /* resolved: ha_local_find claims no global slot */
+        int32_t li =
+            ha_local_find(v, 1, tag, lkeys, lgs, lvm, 0, &k, 1u, v->t.ghash[s], &gs, blk_new);
+        if (li >= 0)
+            dmap[idx] = (uint32_t)li;
+    }
+    TSR_SYNC();
+    return kmin;
+}
+
+/* Row `row`'s entry by the direct map (k0: its raw key), HA_L_NONE when the
+ * map has none (the row probes). */
+TSR_DEV int32_t ha_direct_find(const tsr_cuda_ha_view_t *v, const uint32_t *dmap, uint32_t ls,
+                               uint64_t kmin, uint32_t row, uint64_t k0)
+{
+    const uint64_t *bm = v->kvalid[0];
+    uint64_t idx = k0 - kmin;
+    if (idx >= ls || (bm && !ha_bit(bm, row)))
+        return HA_L_NONE;
+    uint32_t li = dmap[idx];
+    return li == HA_D_NONE ? HA_L_NONE : (int32_t)li;
 }
 
 /* Each block folds rows [b*rows_per_block, +rows_per_block) into its
@@ -673,16 +760,26 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     uint32_t *lgs = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
     uint32_t *lvm = lgs + ls;
     uint32_t *blk_new = lvm + ls;
+    int64_t *dmin = (int64_t *)(blk_new + 2); /* ls is even: 8-byte aligned */
+    uint32_t *dmap = (uint32_t *)(dmin + 1);
     for (uint32_t i = tid; i < ls; i += bdim) {
         tag[i] = HA_L_EMPTY;
         lvm[i] = HA_L_NOMASK; /* matches no row's mask */
         lgs[i] = 0;
+        dmap[i] = HA_D_NONE;
         for (uint32_t c = 0; c < v->ncols; c++)
             lst[(uint64_t)c * ls + i] = v->identity[c];
     }
-    if (tid == 0)
+    if (tid == 0) {
         *blk_new = 0;
+        *dmin = INT64_MAX;
+    }
     TSR_SYNC();
+    /* block-uniform: nkeys is the kernel's, nslots the launch's */
+    const int direct =
+        nkeys == 1 && mode != HA_MODE_COOP && v->t.nslots <= (uint64_t)HA_D_SCAN * ls;
+    const uint64_t kmin =
+        direct ? ha_direct_build(v, tag, lkeys, lgs, lvm, dmin, dmap, blk_new) : 0;
 
     const uint32_t begin = TSR_BID * v->rows_per_block;
     const uint32_t end = begin >= v->n                      ? begin
@@ -709,7 +806,9 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
             }
             int32_t li = HA_L_RETRIED;
             int64_t gs = -1;
-            if (act[u]) {
+            if (act[u])
+                li = direct ? ha_direct_find(v, dmap, ls, kmin, row[u], k0[u]) : HA_L_NONE;
+            if (li == HA_L_NONE) {
                 uint64_t k[TSR_CUDA_HA_MAX_KEYS];
                 uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
                 uint64_t h = ha_hash(k, vm, nkeys);
@@ -724,9 +823,9 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 /* the updates converged (1 instruction for 32 lanes, not 4-8) */
                 TSR_SYNC_WARP();
                 if (li >= 0)
-                    ha_apply_row(v, lst + li, ls, row[u], pf[u]);
+                    ha_apply_row(v, lst + li, ls, row[u], pf[u], 1);
                 else if (li == HA_L_GLOBAL)
-                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u]);
+                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], 0);
             } else {
                 /* lanes without a local entry form groups of their own */
                 ha_target_t t = {lst, ls, li, gs};

@@ -17,6 +17,12 @@
  *   u32 rslot[REGS_MAX]        listed group i: its global slot,
  *   u32 rvm[REGS_MAX]          its key validity mask,
  *   u64 rkeys[nkeys][REGS_MAX] its keys
+ *   i64 rmin, u32 rdirect, u32 pad, u8 rmap[REGS_MAP]
+ *                              one key column: rmap[k - rmin] is key k's
+ *                              listed group (0xFF none), complete when
+ *                              rdirect (every listed non-NULL key within
+ *                              REGS_MAP of rmin); replaces comparing a
+ *                              row's key with every listed one
  *   u64 priv[rgroups][ncols][bdim]
  *                              thread t's partial of listed group g, state
  *                              column c, at ((g * ncols) + c) * bdim + t:
@@ -107,6 +113,30 @@ TSR_DEV int32_t ha_regs_find(const uint64_t *rkeys, const uint32_t *rvm, uint32_
     return g;
 }
 
+/* Fills the direct map of a one-column block list (thread 0; ng <= 16). */
+TSR_DEV void ha_regs_map(const uint64_t *rkeys, const uint32_t *rvm, uint32_t ng, int64_t *rmin,
+                         uint32_t *rdirect, uint8_t *rmap)
+{
+    int64_t mn = INT64_MAX;
+    for (uint32_t i = 0; i < ng; i++)
+        if (rvm[i] == 1 && (int64_t)rkeys[i] < mn)
+            mn = (int64_t)rkeys[i];
+    uint32_t ok = 1;
+    for (uint32_t j = 0; j < TSR_CUDA_HA_REGS_MAP; j++)
+        rmap[j] = 0xFF;
+    for (uint32_t i = 0; i < ng; i++) {
+        uint64_t idx = rkeys[i] - (uint64_t)mn; /* >= 0: no wrap */
+        if (rvm[i] != 1)
+            continue;
+        if (idx < TSR_CUDA_HA_REGS_MAP)
+            rmap[idx] = (uint8_t)i;
+        else
+            ok = 0;
+    }
+    *rmin = mn;
+    *rdirect = ok;
+}
+
 /* Sum over the block's threads of one partial column q[t] (every lane gets
  * it; called by all 32 lanes). */
 TSR_DEV uint64_t ha_regs_sum(const uint64_t *q, uint32_t bdim)
@@ -151,7 +181,7 @@ TSR_DEV void ha_regs_merge(const tsr_cuda_ha_view_t *v, const uint64_t *q, uint3
             ha_combine(op, &lo, &hi, olo, ohi);
         }
         if (lane == 0 && (lo != ident || hi != 0))
-            ha_apply_value(v, a, g, ns, lo, hi);
+            ha_apply_value(v, a, g, ns, lo, hi, 0);
     }
 }
 
@@ -165,7 +195,10 @@ TSR_DEV void ha_regs_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nk
     uint32_t *blk_new = (uint32_t *)sh, *ngp = blk_new + 1;
     uint32_t *rslot = (uint32_t *)(sh + 1), *rvm = rslot + HA_R_MAX;
     uint64_t *rkeys = sh + 1 + HA_R_MAX; /* 2 * HA_R_MAX u32 = HA_R_MAX u64 */
-    uint64_t *priv = rkeys + (uint64_t)HA_R_MAX * nkeys;
+    int64_t *rminp = (int64_t *)(rkeys + (uint64_t)HA_R_MAX * nkeys);
+    uint32_t *rdirp = (uint32_t *)(rminp + 1);
+    uint8_t *rmap = (uint8_t *)(rminp + 2);
+    uint64_t *priv = (uint64_t *)(rmap + TSR_CUDA_HA_REGS_MAP);
     for (uint32_t g = 0; g < rg; g++)
         for (uint32_t c = 0; c < ncols; c++)
             priv[((uint64_t)g * ncols + c) * bdim + tid] = (uint64_t)v->identity[c];
@@ -191,6 +224,15 @@ TSR_DEV void ha_regs_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nk
     }
     TSR_SYNC();
     const uint32_t ng = *ngp < rg ? *ngp : rg;
+    if (tid == 0) {
+        *rdirp = 0;
+        *rminp = 0;
+        if (nkeys == 1)
+            ha_regs_map(rkeys, rvm, ng, rminp, rdirp, rmap);
+    }
+    TSR_SYNC();
+    const int direct = *rdirp != 0; /* block-uniform */
+    const uint64_t rmin = (uint64_t)*rminp;
 
     const uint32_t begin = TSR_BID * v->rows_per_block;
     const uint32_t end = begin >= v->n                      ? begin
@@ -215,7 +257,13 @@ TSR_DEV void ha_regs_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nk
             int32_t g = -1;
             if (act[u]) {
                 vm = ha_key(v, nkeys, row[u], k0[u], k);
-                g = ha_regs_find(rkeys, rvm, ng, nkeys, k, vm);
+                if (direct && vm == 1) {
+                    uint64_t idx = k[0] - rmin;
+                    uint32_t m = idx < TSR_CUDA_HA_REGS_MAP ? rmap[idx] : 0xFFu;
+                    g = m == 0xFFu ? -1 : (int32_t)m;
+                } else {
+                    g = ha_regs_find(rkeys, rvm, ng, nkeys, k, vm);
+                }
                 if (g >= 0)
                     ha_priv_row(v, mine + (uint64_t)g * ncols * bdim, bdim, row[u], pf[u]);
             }
@@ -224,7 +272,7 @@ TSR_DEV void ha_regs_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nk
                 uint64_t h = ha_hash(k, vm, nkeys);
                 int64_t s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
                 if (s >= 0)
-                    ha_apply_row(v, v->t.states + s, ns, row[u], pf[u]);
+                    ha_apply_row(v, v->t.states + s, ns, row[u], pf[u], 0);
             }
         }
     }

@@ -683,6 +683,37 @@ static inline void hm_case_sum_overflow(const hm_ctx_t *c)
     }
 }
 
+/* Dense one-column keys (base + 0..range), the CUDA local kernels' direct
+ * map: ranges inside and beyond a block table, around zero and at both ends
+ * of the int64 range; NULL keys; groups that first appear in later update
+ * calls (the last third of the rows reaches twice as far); integer values up
+ * to +-2^40 of both signs, so SUM(BIGINT)'s split halves carry. */
+static inline void hm_case_dense_keys(const hm_ctx_t *c)
+{
+    static const int64_t bases[] = {0, -700, INT64_MIN, INT64_MAX - 2 * 5000};
+    static const uint64_t ranges[] = {300, 5000};
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+        for (size_t r = 0; r < 2; r++) {
+            gen_t g = {.n = 30011, .nkeys = 1, .key_range = 1, .seed = 90 + b * 2 + r};
+            g.key_null_pct = r ? 3 : 0;
+            g.val_null_pct = 5;
+            data_t d;
+            data_make(&g, &d);
+            uint64_t s = g.seed;
+            for (size_t i = 0; i < d.n; i++) {
+                uint64_t span = i < d.n / 3 * 2 ? ranges[r] : 2 * ranges[r];
+                d.keys[0][i] = (uint64_t)bases[b] + rng_below(&s, span);
+                for (size_t a = 0; a < d.spec.naggs; a++)
+                    if (d.vals[a] && d.spec.aggs[a].type == TSR_TYPE_INT64)
+                        d.vals[a][i] = (uint64_t)((int64_t)rng_below(&s, (2ULL << 40) + 1) -
+                                                  ((int64_t)1 << 40));
+            }
+            assert_int_equal(hm_run_case(c, &d, 3), TSR_OK);
+            data_free(&d);
+        }
+    }
+}
+
 /* tsr_hash_u64 is a bijection; its inverse lets tests build keys with
  * chosen hashes. */
 static inline uint64_t inv_odd(uint64_t c)

@@ -296,6 +296,7 @@ ON_ALL(composite_nulls)
 ON_ALL(null_values)
 ON_ALL(no_keys)
 ON_ALL(sum_overflow)
+ON_ALL(dense_keys)
 ON_ALL(nan_order)
 ON_ALL(hash_collisions)
 ON_CUDA(bad_args, _auto, TSR_DEV_HASHAGG_AUTO, false)
@@ -393,6 +394,7 @@ ON_VARIANTS(composite_nulls)
 ON_VARIANTS(null_values)
 ON_VARIANTS(no_keys)
 ON_VARIANTS(sum_overflow)
+ON_VARIANTS(dense_keys)
 ON_VARIANTS(nan_order)
 ON_VARIANTS(hash_collisions)
 
@@ -949,6 +951,7 @@ int main(void)
         ALL(null_values),
         ALL(no_keys),
         ALL(sum_overflow),
+        ALL(dense_keys),
         ALL(nan_order),
         ALL(hash_collisions),
         cmocka_unit_test(test_bad_args_auto),
@@ -961,6 +964,8 @@ int main(void)
         VARIANT(skewed, regs),
         VARIANTS(composite_nulls),
         VARIANTS(nan_order),
+        VARIANT(dense_keys, lane),
+        VARIANT(dense_keys, warp),
 #if !(defined(TSR_TEST_ASAN) && defined(TSR_CUDA_EMU))
         /* The rest of the forced-variant cases run in the release emulator
          * build and on GPUs; under ASan the emulated warps cost ~10x and
@@ -973,6 +978,8 @@ int main(void)
         VARIANTS(null_values),
         VARIANTS(no_keys),
         VARIANTS(sum_overflow),
+        VARIANT(dense_keys, coop),
+        VARIANT(dense_keys, regs),
         VARIANTS(hash_collisions),
 #endif
         cmocka_unit_test_teardown(test_few_groups_coop_dev, variant_teardown),
