@@ -85,6 +85,16 @@ static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
         t->nulls_col[a] = (int8_t)ha->layout.nulls_col[a];
         t->val_col[a] = (int8_t)ha->layout.val_col[a];
         t->hi_col[a] = (int8_t)ha->layout.hi_col[a];
+        t->nar_col[a] = -1;
+    }
+    /* a block table's narrow columns (hashagg.cuh): the count, then 4 limbs
+     * per SUM(BIGINT) */
+    t->nnar = 1;
+    for (size_t a = 0; a < ha->spec.naggs; a++) {
+        if (t->op[a] == TSR_CUDA_OP_SUM_I) {
+            t->nar_col[a] = (int8_t)t->nnar;
+            t->nnar += 4;
+        }
     }
     for (size_t c = 0; c < ha->layout.ncols; c++)
         t->identity[c] = (int64_t)ha->layout.identity[c];

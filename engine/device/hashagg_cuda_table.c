@@ -351,7 +351,7 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
 
     h->local_block = cu_warps(CU_HA_LOCAL_BLOCK, cu->max_block);
     for (h->lslots = CU_HA_LOCAL_MAX_SLOTS; h->lslots >= CU_HA_LOCAL_MIN_SLOTS; h->lslots /= 2) {
-        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols);
+        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols, h->tmpl.nnar);
         if (shmem > cu->shared_optin)
             continue;
         int ok = 1;

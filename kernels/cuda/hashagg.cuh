@@ -70,12 +70,17 @@
  * same group, which is harmless: entries fold into the global states by slot.
  * A row whose key finds no entry within HA_L_PROBES updates the global states.
  *
- * SUM(BIGINT) in a block table is split, not 128-bit: the entry's low column
- * L adds each amount's low 32 bits (unsigned), its high column H the rest
- * (arithmetic shift), so both are atomics whose old value nobody waits for;
- * the sum is H * 2^32 + L, turned into the global table's hi:lo pair when the
- * entry is folded (ha_fold). Neither column can overflow: a launch has fewer
- * than 2^32 rows, each adding under 2^32 to L and at most 2^31 to |H|.
+ * Narrow counters: shared memory has native atomics for 32-bit words only;
+ * a 64-bit atomic add there is a compare-and-swap loop (ATOMS.CAST.SPIN.64,
+ * seen in the profile: the kernel's hottest instructions, retried under
+ * contention). So a block table's COUNT(*) and SUM(BIGINT) updates go to
+ * 32-bit words (lnar[c*lslots+e]): the count, and for each SUM(BIGINT) four
+ * limbs (the amount's bits 0-15, 16-31, 32-47 unsigned, and the amount >> 48
+ * signed). Every HA_N_ROWS rows of the block (and before the fold) the block
+ * widens them into the entry's 64-bit states (lst; 128-bit sums as in the
+ * global table) and clears them (ha_local_widen). Within HA_N_ROWS rows
+ * nothing overflows: an entry takes at most 32768 adds, each adding under
+ * 2^16 to a low limb and at most 2^15 per row (in magnitude) to the top one.
  *
  * With one key column the block table also has a direct map (dmap, lslots
  * u32 after the counter and the least key): ha_direct_build.
@@ -106,9 +111,14 @@
 #define HA_L_GLOBAL (-1)  /* no entry: update the global slot *gs */
 #define HA_L_RETRIED (-2) /* the row went to the retry list: touch nothing */
 /* ha_coop_probe's answers besides an entry index */
-#define HA_L_SLOW (-3)        /* take the per-lane path (claim, wait for a busy entry, not found) */
-#define HA_L_NONE (-4)        /* this lane does not probe (not a leader) */
-#define HA_L_PENDING (-5)     /* still probing */
+#define HA_L_SLOW (-3)    /* take the per-lane path (claim, wait for a busy entry, not found) */
+#define HA_L_NONE (-4)    /* this lane does not probe (not a leader) */
+#define HA_L_PENDING (-5) /* still probing */
+#ifdef TSR_CUDA_EMU
+#define HA_N_ROWS 1024u /* the tests' launches are small: widen within them too */
+#else
+#define HA_N_ROWS 32768u /* rows a block takes between widenings of its narrow counters */
+#endif
 #define HA_D_NONE 0xFFFFFFFFu /* a direct map's index with no entry */
 #define HA_D_SCAN 8u          /* the map is built where nslots <= HA_D_SCAN * lslots */
 /* update modes of ha_local_body */
@@ -244,29 +254,35 @@ TSR_DEV void ha_minmax_d(int64_t *p, uint64_t xb, int is_max)
     }
 }
 
-/* Adds the 128-bit amount hi:lo to a block table's split sum (see the top
- * of the file): its low 32 bits to *plo, the rest (arithmetic shift) to *phi.
- * Neither atomic's old value is needed, so the thread does not wait for
- * either (ha_sum_i waits for the low word's to find the carry). */
-TSR_DEV void ha_sum_split(int64_t *plo, int64_t *phi, uint64_t lo, uint64_t hi)
+/* Adds the 128-bit amount hi:lo (|amount| < 2^79) to the four narrow limbs
+ * of a block table's sum at q (stride ls; see the top of the file). Limbs of
+ * zero are skipped: small non-negative values cost one atomic. */
+TSR_DEV void ha_sum_narrow(uint32_t *q, uint32_t ls, uint64_t lo, uint64_t hi)
 {
-    tsr_atom_add_u64((uint64_t *)plo, lo & 0xFFFFFFFFULL);
-    uint64_t up = (hi << 32) | (lo >> 32);
-    if (up != 0)
-        tsr_atom_add_u64((uint64_t *)phi, up);
+    uint32_t l0 = (uint32_t)(lo & 0xFFFFu), l1 = (uint32_t)((lo >> 16) & 0xFFFFu);
+    uint32_t l2 = (uint32_t)((lo >> 32) & 0xFFFFu);
+    uint32_t l3 = (uint32_t)((hi << 16) | (lo >> 48)); /* amount >> 48, two's complement */
+    if (l0)
+        tsr_atom_add_u32(q, l0);
+    if (l1)
+        tsr_atom_add_u32(q + ls, l1);
+    if (l2)
+        tsr_atom_add_u32(q + 2 * (uint64_t)ls, l2);
+    if (l3)
+        tsr_atom_add_u32(q + 3 * (uint64_t)ls, l3);
 }
 
 /* Folds the amount lo (and hi for SUM_I) into aggregate a's value column.
- * split: st is an entry of a block table (SUM_I split, see the top of the
- * file), else a group of the global table. */
+ * nar: st is an entry of a block table whose narrow counters start at nar
+ * (SUM_I goes there), NULL: st is a group of the global table. */
 TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                            uint64_t lo, uint64_t hi, int split)
+                            uint64_t lo, uint64_t hi, uint32_t *nar)
 {
     int64_t *p = st + (uint64_t)v->val_col[a] * stride;
     switch (v->op[a]) {
     case TSR_CUDA_OP_SUM_I:
-        if (split)
-            ha_sum_split(p, st + (uint64_t)v->hi_col[a] * stride, lo, hi);
+        if (nar)
+            ha_sum_narrow(nar + (uint64_t)v->nar_col[a] * v->lslots, v->lslots, lo, hi);
         else
             ha_sum_i(p, st + (uint64_t)v->hi_col[a] * stride, lo, (int64_t)hi);
         break;
@@ -291,9 +307,9 @@ TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st
 }
 
 /* Adds row `row` (value x, loaded by the caller) to aggregate a of st
- * (split: as ha_apply_value). */
+ * (nar: as ha_apply_value). */
 TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                          uint32_t row, uint64_t x, int split)
+                          uint32_t row, uint64_t x, uint32_t *nar)
 {
     int op = v->op[a];
     if (op == TSR_CUDA_OP_COUNT_STAR)
@@ -307,21 +323,24 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
     if (op == TSR_CUDA_OP_COUNT)
         return;
     uint64_t hi = (op == TSR_CUDA_OP_SUM_I && (int64_t)x < 0) ? ~0ULL : 0;
-    ha_apply_value(v, a, st, stride, x, hi, split);
+    ha_apply_value(v, a, st, stride, x, hi, nar);
 }
 
 /* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF;
- * split: st is a block table's entry (ha_apply_value). */
+ * nar: as ha_apply_value (the count goes to nar[0] then). */
 TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
-                          const uint64_t *pf, int split)
+                          const uint64_t *pf, uint32_t *nar)
 {
-    tsr_atom_add_u64((uint64_t *)st, 1);
+    if (nar)
+        tsr_atom_add_u32(nar, 1);
+    else
+        tsr_atom_add_u64((uint64_t *)st, 1);
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
         if (a < v->naggs)
-            ha_apply_agg(v, a, st, stride, row, pf[a], split);
+            ha_apply_agg(v, a, st, stride, row, pf[a], nar);
     for (uint32_t a = HA_PF; a < v->naggs; a++)
-        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, split);
+        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, nar);
 }
 
 /* Loads row `row`'s first key column and first HA_PF values ahead of the
@@ -400,10 +419,20 @@ TSR_DEV void ha_warp_reduce(int op, uint32_t peers, uint64_t *lo, uint64_t *hi)
  * than the generic ones a pointer chosen at run time would need). */
 typedef struct ha_target {
     int64_t *lst;
+    uint32_t *lnar; /* the block table's narrow counters */
     uint32_t ls;
     int32_t li;
     int64_t gs;
 } ha_target_t;
+
+/* Adds n rows to the target's COUNT(*) (column 0). */
+TSR_DEV void ha_target_count(const tsr_cuda_ha_view_t *v, const ha_target_t *t, uint32_t n)
+{
+    if (t->li >= 0)
+        tsr_atom_add_u32(t->lnar + t->li, n);
+    else
+        tsr_atom_add_u64((uint64_t *)(v->t.states + t->gs), n);
+}
 
 TSR_DEV void ha_target_add(const tsr_cuda_ha_view_t *v, const ha_target_t *t, int col, uint64_t x)
 {
@@ -417,9 +446,9 @@ TSR_DEV void ha_target_value(const tsr_cuda_ha_view_t *v, const ha_target_t *t, 
                              uint64_t lo, uint64_t hi)
 {
     if (t->li >= 0)
-        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi, 1);
+        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi, t->lnar + t->li);
     else
-        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi, 0);
+        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi, NULL);
 }
 
 /* Aggregate a of one row per lane, combined per group of lanes; the group's
@@ -452,7 +481,7 @@ TSR_DEV void ha_warp_apply(const tsr_cuda_ha_view_t *v, int act, uint32_t peers,
 {
     const int leader = act && (peers & ((1u << TSR_LANE) - 1u)) == 0;
     if (leader)
-        ha_target_add(v, t, 0, tsr_popc(peers));
+        ha_target_count(v, t, tsr_popc(peers));
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
         if (a < v->naggs)
@@ -508,7 +537,7 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
             }
             TSR_SYNC_WARP(); /* lanes leave the probe loop at different trips */
             if (s >= 0)
-                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], 0);
+                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], NULL);
         }
     }
     ha_block_done(v, blk_new);
@@ -614,7 +643,8 @@ TSR_DEV int32_t ha_coop_probe(const tsr_cuda_ha_view_t *v, uint32_t nkeys, const
  * group with it: each member appends its own row. */
 TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *tag,
                          uint64_t *lkeys, uint32_t *lgs, uint32_t *lvm, int64_t *lst,
-                         uint32_t *blk_new, int act, uint32_t row, uint64_t k0, const uint64_t *pf)
+                         uint32_t *lnar, uint32_t *blk_new, int act, uint32_t row, uint64_t k0,
+                         const uint64_t *pf)
 {
     const uint32_t lane = TSR_LANE, ls = v->lslots;
     uint64_t k[TSR_CUDA_HA_MAX_KEYS] = {0};
@@ -654,20 +684,20 @@ TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *
         v->retry[tsr_atom_add_u32(v->counters + TSR_CUDA_CNT_FAIL, 1)] = row;
     const int ok = act && li != HA_L_RETRIED;
     if (tsr_any(act && (peers & (peers - 1u)) != 0)) {
-        ha_target_t t = {lst, ls, li, gs};
+        ha_target_t t = {lst, lnar, ls, li, gs};
         ha_warp_apply(v, ok, peers, &t, row, pf);
     } else {
         /* every key once in the warp: nothing to combine, no reductions */
         TSR_SYNC_WARP();
         if (ok && li >= 0)
-            ha_apply_row(v, lst + li, ls, row, pf, 1);
+            ha_apply_row(v, lst + li, ls, row, pf, lnar + li);
         else if (ok)
-            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, 0);
+            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, NULL);
     }
 }
 
-/* Folds a block's entry (states at l, stride ls; SUM_I split) into the
- * global group at g. */
+/* Folds a block's entry (states at l, stride ls; widened) into the global
+ * group at g. */
 TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls, int64_t *g)
 {
     const uint64_t ns = v->t.nslots;
@@ -683,16 +713,43 @@ TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls,
         if (op == TSR_CUDA_OP_COUNT)
             continue;
         uint64_t lo = (uint64_t)l[(uint64_t)v->val_col[a] * ls];
-        uint64_t hi = 0;
-        if (op == TSR_CUDA_OP_SUM_I) {
-            /* split -> 128 bits: hi:lo = H * 2^32 + L (H signed, L unsigned) */
-            uint64_t L = lo, H = (uint64_t)l[(uint64_t)v->hi_col[a] * ls];
-            lo = (H << 32) + L;
-            hi = (uint64_t)((int64_t)H >> 32) + (lo < L ? 1u : 0u);
-        }
+        uint64_t hi = op == TSR_CUDA_OP_SUM_I ? (uint64_t)l[(uint64_t)v->hi_col[a] * ls] : 0;
         if (lo == (uint64_t)v->identity[v->val_col[a]] && hi == 0)
             continue; /* nothing to fold */
-        ha_apply_value(v, a, g, ns, lo, hi, 0);
+        ha_apply_value(v, a, g, ns, lo, hi, NULL);
+    }
+}
+
+/* Moves the block table's narrow counters into its 64-bit states and
+ * clears them (see the top of the file). Entry e is thread (e mod bdim)'s:
+ * called between barriers, or before a fold of the same entries. */
+TSR_DEV void ha_local_widen(const tsr_cuda_ha_view_t *v, int64_t *lst, uint32_t *lnar)
+{
+    const uint32_t ls = v->lslots;
+    for (uint32_t e = TSR_TID; e < ls; e += TSR_BDIM) {
+        if (lnar[e]) {
+            lst[e] += lnar[e];
+            lnar[e] = 0;
+        }
+        for (uint32_t a = 0; a < v->naggs; a++) {
+            if (v->nar_col[a] < 0)
+                continue;
+            uint32_t *q = lnar + (uint64_t)v->nar_col[a] * ls + e;
+            uint32_t l0 = q[0], l1 = q[ls], l2 = q[2 * (uint64_t)ls], l3 = q[3 * (uint64_t)ls];
+            if ((l0 | l1 | l2 | l3) == 0)
+                continue;
+            int64_t *plo = lst + (uint64_t)v->val_col[a] * ls + e;
+            int64_t *phi = lst + (uint64_t)v->hi_col[a] * ls + e;
+            uint64_t lo = (uint64_t)*plo, hi = (uint64_t)*phi;
+            int64_t top = (int32_t)l3; /* the limb above bit 48 is signed */
+            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, l0, 0);
+            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)l1 << 16, 0);
+            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)l2 << 32, 0);
+            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)top << 48, (uint64_t)(top >> 16));
+            *plo = (int64_t)lo;
+            *phi = (int64_t)hi;
+            q[0] = q[ls] = q[2 * (uint64_t)ls] = q[3 * (uint64_t)ls] = 0;
+        }
     }
 }
 
@@ -747,7 +804,7 @@ TSR_DEV int32_t ha_direct_find(const tsr_cuda_ha_view_t *v, const uint32_t *dmap
 
 /* Each block folds rows [b*rows_per_block, +rows_per_block) into its
  * shared-memory table, then the table into the global states. sh: dynamic
- * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
+ * shared memory of tsr_cuda_ha_local_bytes(lslots, ...). Rows come in
  * directly (no sel: retry rounds use the global kernel). mode: how a warp's
  * rows reach the table (HA_MODE_LANE: each lane alone; _WARP: lanes of one
  * entry combined; _COOP: ha_coop_row). */
@@ -757,7 +814,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     uint64_t *tag = sh;
     uint64_t *lkeys = tag + ls;
     int64_t *lst = (int64_t *)(lkeys + (uint64_t)nkeys * ls);
-    uint32_t *lgs = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
+    uint32_t *lnar = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
+    uint32_t *lgs = lnar + (uint64_t)v->nnar * ls;
     uint32_t *lvm = lgs + ls;
     uint32_t *blk_new = lvm + ls;
     int64_t *dmin = (int64_t *)(blk_new + 2); /* ls is even: 8-byte aligned */
@@ -769,6 +827,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         dmap[i] = HA_D_NONE;
         for (uint32_t c = 0; c < v->ncols; c++)
             lst[(uint64_t)c * ls + i] = v->identity[c];
+        for (uint32_t c = 0; c < v->nnar; c++)
+            lnar[(uint64_t)c * ls + i] = 0;
     }
     if (tid == 0) {
         *blk_new = 0;
@@ -785,8 +845,17 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     const uint32_t end = begin >= v->n                      ? begin
                          : v->n - begin < v->rows_per_block ? v->n
                                                             : begin + v->rows_per_block;
-    /* block-uniform trip count: every lane reaches the warp collectives */
+    /* narrow counters are widened every `every` trips (at most HA_N_ROWS rows) */
+    const uint32_t every = HA_N_ROWS / (bdim * HA_U) ? HA_N_ROWS / (bdim * HA_U) : 1;
+    uint32_t trips = 0;
+    /* block-uniform trip count: every lane reaches the warp collectives and barriers */
     for (uint32_t it = begin; it < end; it += bdim * HA_U) {
+        if (++trips > every) {
+            TSR_SYNC();
+            ha_local_widen(v, lst, lnar);
+            TSR_SYNC();
+            trips = 1;
+        }
         uint32_t row[HA_U];
         int act[HA_U];
         uint64_t k0[HA_U], pf[HA_U][HA_PF];
@@ -800,8 +869,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
             if (mode == HA_MODE_COOP) {
-                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[u], row[u], k0[u],
-                            pf[u]);
+                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, lnar, blk_new, act[u], row[u],
+                            k0[u], pf[u]);
                 continue;
             }
             int32_t li = HA_L_RETRIED;
@@ -823,12 +892,12 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 /* the updates converged (1 instruction for 32 lanes, not 4-8) */
                 TSR_SYNC_WARP();
                 if (li >= 0)
-                    ha_apply_row(v, lst + li, ls, row[u], pf[u], 1);
+                    ha_apply_row(v, lst + li, ls, row[u], pf[u], lnar + li);
                 else if (li == HA_L_GLOBAL)
-                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], 0);
+                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], NULL);
             } else {
                 /* lanes without a local entry form groups of their own */
-                ha_target_t t = {lst, ls, li, gs};
+                ha_target_t t = {lst, lnar, ls, li, gs};
                 uint32_t id = li >= 0 ? (uint32_t)li : 0x80000000u | lane;
                 uint32_t peers = tsr_match_any(id);
                 ha_warp_apply(v, li != HA_L_RETRIED, peers, &t, row[u], pf[u]);
@@ -836,6 +905,7 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         }
     }
     TSR_SYNC();
+    ha_local_widen(v, lst, lnar); /* each thread its own entries, as the fold below */
     for (uint32_t i = tid; i < ls; i += bdim)
         if (tag[i] & HA_L_READY) /* no entry is half-written after the barrier */
             ha_fold(v, lst + i, ls, v->t.states + lgs[i]);

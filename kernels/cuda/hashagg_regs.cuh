@@ -181,7 +181,7 @@ TSR_DEV void ha_regs_merge(const tsr_cuda_ha_view_t *v, const uint64_t *q, uint3
             ha_combine(op, &lo, &hi, olo, ohi);
         }
         if (lane == 0 && (lo != ident || hi != 0))
-            ha_apply_value(v, a, g, ns, lo, hi, 0);
+            ha_apply_value(v, a, g, ns, lo, hi, NULL);
     }
 }
 
