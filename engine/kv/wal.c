@@ -310,7 +310,7 @@ static void flush_once(kv_wal_t *w)
     if (n && fsync_ && at + n > alloc) { /* extend the zero tail ahead */
         uint64_t step = w->prealloc;
         alloc = (at + n + step - 1) / step * step;
-        r = tsr_write_zeros(w->fd, at + n > w->file_alloc ? at + n : w->file_alloc, alloc);
+        r = tsr_write_zeros(w->fd, at + n, alloc); /* [at, at + n): the records, next */
     }
     if (r == 0 && n)
         r = tsr_pwrite_all(w->fd, b, n, at);
