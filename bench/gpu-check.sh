@@ -36,6 +36,14 @@
 #                                      (xxhash, cmocka, jansson, OpenCL ICD
 #                                      loader) into build-gpudeps/, which the
 #                                      check uses when present
+#   bench/gpu-check.sh --stage-baseline REV
+#                                      here, before: extracts commit REV's
+#                                      sources into build-gpubase/; when that
+#                                      is present the check also builds it
+#                                      and runs every variant with both builds
+#                                      (lines "base:VARIANT"), so a kernel
+#                                      change is measured against its parent
+#                                      in the same call on the same card
 #
 # Environment: TSR_GPU_BUILD (build dir, default build-gpucheck), TSR_GPU_DEPS
 # (default build-gpudeps), TSR_GPU_PROFILE (--profile: "KEYS KERNEL,..." pairs, default
@@ -43,12 +51,14 @@
 # TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
 # TSR_GPU_VARIANTS (default "auto lane warp coop regs"), TSR_GPU_VARIANT_SHAPES ("ROWS
 # KEYS,...", default "64M 1000,64M 8"), OUT (if set, logs and JSON lines are written there too).
-# Through the device tool: carry build-gpudeps and run `bash bench/gpu-check.sh`.
+# TSR_GPU_BASELINE (default build-gpubase). Through the device tool: carry build-gpudeps
+# (and build-gpubase) and run `bash bench/gpu-check.sh`.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEPS=${TSR_GPU_DEPS:-$ROOT/build-gpudeps}
 BUILD=${TSR_GPU_BUILD:-$ROOT/build-gpucheck}
+BASE_SRC=${TSR_GPU_BASELINE:-$ROOT/build-gpubase}
 BIG_ROWS=${TSR_GPU_ROWS:-500M}
 T0=$(date +%s)
 
@@ -86,8 +96,19 @@ stage_deps() {
 
 PROFILE=0
 VARIANTS_ONLY=0
+stage_baseline() {
+    [ -n "${1:-}" ] || die "--stage-baseline needs a commit" 2
+    git -C "$ROOT" rev-parse --verify -q "$1^{commit}" >/dev/null || die "no commit '$1' here" 2
+    rm -rf "$BASE_SRC" && mkdir -p "$BASE_SRC" || die "cannot create $BASE_SRC"
+    git -C "$ROOT" archive "$1" | tar -x -C "$BASE_SRC" || die "git archive $1 failed"
+    git -C "$ROOT" rev-parse --short "$1" >"$BASE_SRC/.gpucheck-rev"
+    du -sh "$BASE_SRC"
+    echo "staged $1 into $BASE_SRC; carry it too (device tool: carry [\"$(basename "$DEPS")\", \"$(basename "$BASE_SRC")\"])"
+}
+
 case "${1:-}" in
 --stage-deps) stage_deps; exit $? ;;
+--stage-baseline) stage_baseline "${2:-}"; exit $? ;;
 --profile) PROFILE=1 ;;
 --variants) VARIANTS_ONLY=1 ;;
 "") ;;
@@ -135,6 +156,21 @@ if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.
     die "build failed (log: $LOGDIR/build.log)"
 fi
 BIN=$BUILD/bin
+BASE_BIN=
+if [ -f "$BASE_SRC/CMakeLists.txt" ] && [ "$PROFILE" -eq 0 ]; then
+    BASE_REV=$(cat "$BASE_SRC/.gpucheck-rev" 2>/dev/null || echo "?")
+    say "build the baseline $BASE_REV ($BASE_SRC): tessera-bench"
+    rm -rf "$BUILD-base"
+    if cmake -S "$BASE_SRC" -B "$BUILD-base" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+        -DTSR_GPU_CHECK=ON -DTSR_FUZZ=OFF -DTSR_WERROR=OFF -DTSR_SANITIZE=OFF \
+        -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_COMPILER="$NVCC" "${PREFIX[@]}" \
+        >"$LOGDIR/configure-base.log" 2>&1 &&
+        cmake --build "$BUILD-base" -j "$JOBS" --target tessera-bench >"$LOGDIR/build-base.log" 2>&1; then
+        BASE_BIN=$BUILD-base/bin
+    else
+        echo "   the baseline did not build (logs: $LOGDIR/configure-base.log, build-base.log)"
+    fi
+fi
 [ -z "$TESTS" ] && echo "   no unit tests in this build (cmocka missing: stage it with --stage-deps)"
 [ -x "$BIN/tessera-bench" ] || echo "   no tessera-bench in this build (jansson missing: stage it with --stage-deps)"
 
@@ -205,19 +241,26 @@ run_variants() {
     local vjson=$LOGDIR/variants.jsonl shape v
     : >"$vjson"
     IFS=, read -r -a VSHAPES <<<"${TSR_GPU_VARIANT_SHAPES:-64M 1000,64M 8}"
+    local builds=("$BIN") b tag
+    [ -n "$BASE_BIN" ] && builds+=("$BASE_BIN")
     for shape in "${VSHAPES[@]}"; do
         for v in ${TSR_GPU_VARIANTS:-auto lane warp coop regs}; do
-            set -- $shape # shellcheck disable=SC2086
-            say "variant $v: --rows $1 --keys $2 --repeat 3"
-            if ! TSR_CUDA_HASHAGG=$v TSR_BENCH_OPS_ROWS=0 timeout 90 "$BIN/tessera-bench" kernels \
-                --device cuda --rows "$1" --keys "$2" --repeat 3 --json \
-                >"$BUILD/variant.out" 2>"$BUILD/variant.err"; then
-                FAILED=1
-                echo "   failed:"
-                sed 's/^/   /' "$BUILD/variant.err" | tail -10
-            fi
-            sed "s/^{/{\"variant\": \"$v\", /" "$BUILD/variant.out" >>"$vjson"
-            { echo "--- variant $v rows $1 keys $2"; cat "$BUILD/variant.err"; } >>"$LOGDIR/kernels.log"
+            # this build and the baseline back to back, per variant
+            for b in "${builds[@]}"; do
+                tag=$v
+                [ "$b" = "$BASE_BIN" ] && tag=base:$v
+                set -- $shape # shellcheck disable=SC2086
+                say "variant $tag: --rows $1 --keys $2 --repeat 3"
+                if ! TSR_CUDA_HASHAGG=$v TSR_BENCH_OPS_ROWS=0 timeout 90 "$b/tessera-bench" kernels \
+                    --device cuda --rows "$1" --keys "$2" --repeat 3 --json \
+                    >"$BUILD/variant.out" 2>"$BUILD/variant.err"; then
+                    FAILED=1
+                    echo "   failed:"
+                    sed 's/^/   /' "$BUILD/variant.err" | tail -10
+                fi
+                sed "s/^{/{\"variant\": \"$tag\", /" "$BUILD/variant.out" >>"$vjson"
+                { echo "--- variant $tag rows $1 keys $2"; cat "$BUILD/variant.err"; } >>"$LOGDIR/kernels.log"
+            done
         done
     done
     command -v python3 >/dev/null || return 0
@@ -232,11 +275,11 @@ for line in open(sys.argv[1]):
         continue
     p = f["params"]
     rows.setdefault((p["rows"], p["keys"], f.get("variant", "?")), {})[f["name"]] = f["value"]
-print("  %8s %6s %10s %12s %9s %9s %14s" % ("variant", "keys", "rows", "agg Grows/s", "GB/s",
-                                            "of copy", "host Grows/s"))
+print("  %13s %6s %10s %12s %9s %9s %14s" % ("variant", "keys", "rows", "agg Grows/s", "GB/s",
+                                             "of copy", "host Grows/s"))
 for (n, keys, var), v in sorted(rows.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
     g = lambda k, s=1.0, w=12: ("%*.3f" % (w, v[k] / s)) if v.get(k) is not None else "%*s" % (w, "-")
-    print("  %8s %6d %10d" % (var, keys, n), g("hashagg_rows_per_s", 1e9),
+    print("  %13s %6d %10d" % (var, keys, n), g("hashagg_rows_per_s", 1e9),
           g("hashagg_bytes_per_s", 1.0, 9), g("hashagg_copy_fraction", 1.0, 9),
           g("hashagg_host_rows_per_s", 1e9, 14))
 EOF
