@@ -63,12 +63,22 @@ ifeq ($(CI),true)
 	@$(MAKE) --no-print-directory test-gcc
 endif
 
+# LeakSanitizer's stop-the-world tracer sometimes crashes at exit ("Tracer
+# caught signal 11", google/sanitizers#1353; seen once in test_opencl_stage,
+# whose checks had all passed): only then are the failed tests run once more,
+# and they must pass.
 test-asan: deps
 	@CC=$(CC) cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTSR_SANITIZE=ON \
 	  -DTSR_FUZZ=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	@cd $(ASAN_BUILD) && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 && \
+	  rc=0; ctest --output-on-failure -j $(JOBS) >ctest-asan.log 2>&1 || rc=$$?; \
+	  cat ctest-asan.log; \
+	  if [ $$rc -ne 0 ] && grep -q "Tracer caught signal" ctest-asan.log; then \
+	    echo "LeakSanitizer's tracer crashed (google/sanitizers#1353): the failed tests once more"; \
+	    rc=0; ctest --rerun-failed --output-on-failure || rc=$$?; \
+	  fi; exit $$rc
 
 # GCC's -Wformat-truncation and -Wmaybe-uninitialized guess (snprintf into
 # bounded buffers is deliberate; the flow analysis misfires): off, the rest of

@@ -61,7 +61,8 @@
 #define CL_HA_LOCAL_BUDGET ((uint64_t)256 << 10)
 #define CL_HA_LOCAL_MAX_SLOTS 4096u
 #define CL_HA_LOCAL_MIN_SLOTS 64u
-#define CL_HA_WG_PER_CU 4 /* work-groups per compute unit in a pre-aggregating launch */
+#define CL_HA_WG_PER_CU 4   /* work-groups per compute unit in a pre-aggregating launch */
+#define CL_HA_DIRECT_SCAN 8 /* the direct map is built where nslots <= 8 * lslots */
 
 /* The group table (hashagg_host.h: shared with the CUDA backend). */
 typedef tsr_dev_hashagg_table_t cl_ha_table_t;
@@ -308,7 +309,7 @@ static tsr_status_t cl_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
     /* The local table: as many entries as fit the budget (slot id + states). */
     uint64_t budget =
         cl->local_mem / 2 < CL_HA_LOCAL_BUDGET ? cl->local_mem / 2 : CL_HA_LOCAL_BUDGET;
-    uint64_t entry = 4 + 8 * (uint64_t)ha->layout.ncols;
+    uint64_t entry = 4 + 8 * (uint64_t)ha->layout.ncols + 4; /* + the direct map's */
     for (h->lslots = CL_HA_LOCAL_MAX_SLOTS;
          h->lslots >= CL_HA_LOCAL_MIN_SLOTS && h->lslots * entry > budget;)
         h->lslots /= 2;
@@ -379,6 +380,9 @@ static tsr_status_t cl_ha_pass(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t
             ncols = (cl_uint)ha->layout.ncols, lslots = h->lslots,
             contiguous = !ha->dev->info.is_gpu;
     cl_ulong nslots = h->t.nslots;
+    /* the direct map (hashagg.cl): one key column, a table of at most 8
+     * slots per local entry (each work-group scans it once) */
+    cl_uint dslots = nkeys == 1 && nslots <= (cl_ulong)CL_HA_DIRECT_SCAN * lslots ? lslots : 0;
     /* Pre-aggregating launches: a few work-groups per compute unit, each
      * over a contiguous run of rows, so each local table sees many rows. */
     size_t wgs =
@@ -417,12 +421,15 @@ static tsr_status_t cl_ha_pass(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, size_t
         {(size_t)lslots * ncols * 8, NULL},
         CL_HA_ARG(lslots),
         CL_HA_ARG(contiguous),
+        {(size_t)(dslots ? dslots : 1) * 4, NULL},
+        {8, NULL},
+        CL_HA_ARG(dslots),
     };
     size_t nargs = sizeof(args) / sizeof(args[0]);
     cl_kernel k = local ? h->k_local : h->k_update;
     tsr_status_t rc = cl_ha_counters(q, h, true, NULL, err);
     if (rc == TSR_OK)
-        rc = cl_ha_set_args(ha->dev, k, args, local ? nargs : nargs - 7, err);
+        rc = cl_ha_set_args(ha->dev, k, args, local ? nargs : nargs - 10, err);
     if (rc == TSR_OK)
         rc = local ? cl_ha_launch(q, k, h->wg_local, nwg * h->wg_local, err)
                    : cl_ha_launch(q, k, h->wg_update, n, err);

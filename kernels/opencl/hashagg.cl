@@ -310,6 +310,13 @@ __kernel void tsr_hashagg_update(__global ulong *slots, __global const ulong *gk
  * so both paths may serve one group). At the end the work-group folds its
  * local entries into the global states with atomics: one update per group and
  * state column instead of one per row.
+ *
+ * Direct map (dslots > 0: one key column, a table the host judged small
+ * enough to scan): the work-group first lists the groups already in the
+ * table (OCC slots, immutable during a launch) by key, dmap[k - kmin] = slot
+ * (kmin: their least key), so a row of a known group takes its slot with one
+ * local load instead of hashing and probing the global table (the CUDA
+ * kernels' direct map, kernels/cuda/hashagg.cuh). Other rows probe.
  */
 __kernel void tsr_hashagg_update_local(
     __global ulong *slots, __global const ulong *gkeys, __global const uchar *gvalid,
@@ -319,7 +326,8 @@ __kernel void tsr_hashagg_update_local(
     __global uint *retry, __global uint *newslots, uint n, uint use_sel, ulong nslots, uint nkeys,
     uint naggs, uint kvalid_mask, uint vvalid_mask, uint cap, uint probe_limit,
     __global const long *identity, uint ncols, uint rows_per_wg, __local uint *lkeys,
-    __local long *lstates, uint lslots, uint contiguous)
+    __local long *lstates, uint lslots, uint contiguous, __local uint *dmap, __local long *dmin,
+    uint dslots)
 {
     uint lid = (uint)get_local_id(0), lsz = (uint)get_local_size(0);
     uint lmask = lslots - 1;
@@ -330,7 +338,29 @@ __kernel void tsr_hashagg_update_local(
         for (uint i = lid; i < lslots; i += lsz)
             lstates[c * lslots + i] = id;
     }
+    long kmin = 0;
+    if (dslots) {
+        if (lid == 0)
+            *dmin = LONG_MAX;
+        for (uint i = lid; i < dslots; i += lsz)
+            dmap[i] = LOCAL_EMPTY;
+    }
     barrier(CLK_LOCAL_MEM_FENCE);
+    if (dslots) {
+        for (ulong s = lid; s < nslots; s += lsz)
+            if ((slots[s] & ST_MASK) == ST_OCC && gvalid[s] == 1)
+                atom_min((volatile __local long *)dmin, (long)gkeys[s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        kmin = *dmin;
+        for (ulong s = lid; s < nslots; s += lsz) {
+            if ((slots[s] & ST_MASK) != ST_OCC || gvalid[s] != 1)
+                continue;
+            ulong idx = gkeys[s] - (ulong)kmin; /* >= 0: kmin is the least */
+            if (idx < dslots)
+                dmap[idx] = (uint)s;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
 
     uint begin = (uint)get_group_id(0) * rows_per_wg;
     uint end = begin >= n ? begin : (n - begin < rows_per_wg ? n : begin + rows_per_wg);
@@ -347,8 +377,16 @@ __kernel void tsr_hashagg_update_local(
     }
     for (uint j = first; j < end; j += step) {
         uint row = use_sel ? sel[j] : j;
-        long slot = find_slot(slots, gkeys, gvalid, keys_in, kvalid_in, counters, retry,
-                              newslots, row, nslots, nkeys, kvalid_mask, cap, probe_limit);
+        long slot = -1;
+        if (dslots && ((kvalid_mask & 1u) == 0 || bit_get(kvalid_in, row))) {
+            ulong idx = keys_in[row] - (ulong)kmin;
+            uint s = idx < dslots ? dmap[idx] : LOCAL_EMPTY;
+            if (s != LOCAL_EMPTY)
+                slot = (long)s;
+        }
+        if (slot < 0)
+            slot = find_slot(slots, gkeys, gvalid, keys_in, kvalid_in, counters, retry, newslots,
+                             row, nslots, nkeys, kvalid_mask, cap, probe_limit);
         if (slot < 0)
             continue;
         uint id = (uint)slot, pos = (id ^ (id >> 13)) & lmask;
