@@ -160,6 +160,17 @@ void tsr_bench_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2
 /* Erases the progress line (no-op when stderr is not a terminal). */
 void tsr_bench_progress_clear(void);
 
+/* Runs over the shared-memory set ("sm": processes of one host) set
+ * UCX_MAX_RNDV_LANES=0 unless the user did (docs/transport.md, "Loopback /
+ * one host": UCX 1.13 otherwise puts same-host rendezvous lanes on the TCP
+ * interface the connection manager needs, and every progress call then
+ * makes an epoll_wait system call). Every process of the run must see the
+ * same value (UCX 1.13's wireup asserts on a peer without it), so only runs
+ * whose processes all start from this one call it. Returns whether it set
+ * the variable; tsr_bench_sm_lanes_end(that) unsets it again. */
+bool tsr_bench_sm_lanes_begin(const char *set);
+void tsr_bench_sm_lanes_end(bool was_set);
+
 /* Starts this tessera-bench again as a server for `suite` (env var env_name set
  * to env_value tells it to serve), reads the port it prints on stdout (any
  * other line, e.g. UCX's log, is skipped) into *port. Returns its pid, or -1

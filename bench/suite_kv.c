@@ -598,14 +598,20 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
     static const char *const sets[][2] = {{"tcp", "tcp"}, {"sm", "posix,cma,self,tcp"}};
     /* client processes first: the latency phase uses UCX in this process
      * (and pins it), after which forking clients would not be safe */
-    for (size_t i = 0; do_cli && rc == 0 && i < 2; i++)
-        if (!only || strcmp(only, sets[i][0]) == 0)
-            rc = tsr_bench_kv_clients_phase(&r, sets[i][0], sets[i][1], counts, ncounts, seconds);
+    for (size_t i = 0; do_cli && rc == 0 && i < 2; i++) {
+        if (only && strcmp(only, sets[i][0]) != 0)
+            continue;
+        bool lanes = tsr_bench_sm_lanes_begin(sets[i][0]); /* owner and clients start here */
+        rc = tsr_bench_kv_clients_phase(&r, sets[i][0], sets[i][1], counts, ncounts, seconds);
+        tsr_bench_sm_lanes_end(lanes);
+    }
     for (size_t i = 0; do_lat && rc == 0 && i < 2; i++) {
         if (only && strcmp(only, sets[i][0]) != 0)
             continue;
         pin_to(0);
+        bool lanes = tsr_bench_sm_lanes_begin(sets[i][0]);
         rc = remote_latency(&r, sets[i][0], sets[i][1], samples);
+        tsr_bench_sm_lanes_end(lanes);
     }
     tsr_bench_report_fini(&r);
     return rc ? TSR_BENCH_EXIT_FAIL : TSR_BENCH_EXIT_OK;

@@ -549,8 +549,8 @@ int tsr_bench_suite_lock(const tsr_bench_opts_t *opts)
     /* a cluster's clients take the cluster's UCX settings as they are: a
      * client with UCX_MAX_RNDV_LANES=0 beside a scheduler without it trips
      * an assertion in UCX 1.13's wireup (the scheduler dies) */
-    if (strcmp(set, "sm") == 0 && !getenv("UCX_MAX_RNDV_LANES") && !opts->scheduler)
-        setenv("UCX_MAX_RNDV_LANES", "0", 1); /* docs/transport.md */
+    if (!opts->scheduler)
+        (void)tsr_bench_sm_lanes_begin(set); /* kept for the whole run */
     double seconds = (opts->rows ? (double)opts->rows : 400.0) / 1000.0;
     int maxc = opts->threads ? (int)opts->threads : L_MAX_CLIENTS;
     if (maxc > L_MAX_CLIENTS)

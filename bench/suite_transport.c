@@ -405,19 +405,12 @@ int tsr_bench_suite_transport(const tsr_bench_opts_t *opts)
         tsr_bench_report_title(&r, "transport over UCX (%s, UCX_TLS=%s), loopback, client on "
                                    "CPU 0, server on CPU 1, both polling",
                                SETS[i].name, SETS[i].tls);
-        /* UCX 1.13 puts rendezvous lanes of same-host peers on the TCP
-         * interface the connection manager needs, which keeps that
-         * interface polled (an epoll_wait per progress call). Same-host
-         * peers gain nothing from it: docs/transport.md. */
-        bool set_lanes = strcmp(SETS[i].name, "sm") == 0 && !getenv("UCX_MAX_RNDV_LANES");
-        if (set_lanes)
-            setenv("UCX_MAX_RNDV_LANES", "0", 1);
+        bool set_lanes = tsr_bench_sm_lanes_begin(SETS[i].name);
         tsr_bench_report_param_str(&r, "ucx_max_rndv_lanes",
                                    getenv("UCX_MAX_RNDV_LANES") ? getenv("UCX_MAX_RNDV_LANES")
                                                                 : "default");
         int one = measure(&SETS[i], opts, &r);
-        if (set_lanes)
-            unsetenv("UCX_MAX_RNDV_LANES");
+        tsr_bench_sm_lanes_end(set_lanes);
         tsr_bench_report_fini(&r);
         if (one != TSR_BENCH_EXIT_OK)
             rc = one;

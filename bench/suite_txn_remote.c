@@ -362,10 +362,13 @@ int tsr_bench_txn_remote_phase(tsr_bench_report_t *r, const char *name, const ch
     setenv("TSR_BENCH_TXN_CUSTOMERS", cs, 1);
     if (dir)
         setenv("TSR_BENCH_TXN_DIR", dir, 1);
+    /* the owner, the clients and the verifier all start from here */
+    bool lanes = tsr_bench_sm_lanes_begin(name);
     uint16_t port = 0;
     pid_t pid = tsr_bench_spawn_server("txn", "TSR_BENCH_TXN_SERVER", tls, &port);
     unsetenv("TSR_BENCH_TXN_DIR");
     if (pid < 0) {
+        tsr_bench_sm_lanes_end(lanes);
         tsr_bench_error("txn %s: the owner did not start", name);
         return -1;
     }
@@ -479,6 +482,7 @@ int tsr_bench_txn_remote_phase(tsr_bench_report_t *r, const char *name, const ch
     tsr_bench_progress_clear();
     /* bounded wait for the owner, then stop it by its pid */
     tsr_bench_stop_server(pid, 5);
+    tsr_bench_sm_lanes_end(lanes);
     if (dir) { /* the owner's data dir */
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -262,6 +262,20 @@ int tsr_bench_parse_opts(const char *suite, int argc, char **argv, int first, bo
     return 0;
 }
 
+bool tsr_bench_sm_lanes_begin(const char *set)
+{
+    if (strcmp(set, "sm") != 0 || getenv("UCX_MAX_RNDV_LANES"))
+        return false;
+    setenv("UCX_MAX_RNDV_LANES", "0", 1);
+    return true;
+}
+
+void tsr_bench_sm_lanes_end(bool was_set)
+{
+    if (was_set)
+        unsetenv("UCX_MAX_RNDV_LANES");
+}
+
 pid_t tsr_bench_spawn_server(const char *suite, const char *env_name, const char *env_value,
                              uint16_t *port)
 {
