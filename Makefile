@@ -63,15 +63,18 @@ ifeq ($(CI),true)
 	@$(MAKE) --no-print-directory test-gcc
 endif
 
-# LeakSanitizer's stop-the-world tracer sometimes crashes at exit ("Tracer
-# caught signal 11", google/sanitizers#1353; seen once in test_opencl_stage,
-# whose checks had all passed): only then are the failed tests run once more,
-# and they must pass.
+# LeakSanitizer's stop-the-world tracer crashed at exit in PoCL-using tests
+# ("Tracer caught signal 11", google/sanitizers#1353; 3 of 54 runs of
+# test_opencl_stage): with verbosity it faulted scanning a stale dynamic-TLS
+# range of the main thread (PoCL's libraries use dynamic TLS), so the leak
+# check does not track __tls_get_addr (intercept_tls_get_addr=0: 0 of 60
+# runs crashed; such TLS is PoCL's, not ours). Should it still happen, the
+# failed tests run once more, only then, and must pass.
 test-asan: deps
 	@CC=$(CC) cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTSR_SANITIZE=ON \
 	  -DTSR_FUZZ=OFF $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@cd $(ASAN_BUILD) && export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 && \
 	  rc=0; ctest --output-on-failure -j $(JOBS) >ctest-asan.log 2>&1 || rc=$$?; \
 	  cat ctest-asan.log; \
