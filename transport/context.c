@@ -582,6 +582,11 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
         .arg = t,
     };
     st = ucp_worker_set_am_recv_handler(t->worker, &ap);
+    if (st == UCS_OK) {
+        ap.id = TSR_WIRE_CALL_AM_ID;
+        ap.cb = tsr__am_call_cb;
+        st = ucp_worker_set_am_recv_handler(t->worker, &ap);
+    }
     if (st != UCS_OK) {
         rc = tsr_error_set(err, TSR_ERR_UNAVAILABLE, "UCX AM handler: %s",
                            ucs_status_string(st));

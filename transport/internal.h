@@ -124,7 +124,7 @@ typedef struct tsr_call {
     uint32_t slot;
     uint16_t type;
     tsr_peer_t *peer;
-    uint8_t hdr[TSR_WIRE_HDR_LEN]; /* must outlive the UCX send */
+    uint8_t hdr[TSR_WIRE_CALL_HDR_LEN]; /* must outlive the UCX send */
     int64_t deadline_ns;        /* < 0: none */
     bool finished, sent, consumed, blocking;
     bool waiter_sleeping;       /* [L] the blocking waiter sleeps on the fd */
@@ -138,7 +138,7 @@ typedef struct tsr_call {
 typedef struct tsr_send {
     tsr_item_t item;            /* queued as TSR_ITEM_SEND_DONE when done is set */
     tsr_transport_t *t;
-    uint8_t hdr[TSR_WIRE_HDR_LEN];
+    uint8_t hdr[TSR_WIRE_CALL_HDR_LEN];
     void *copy;                 /* payload copy we own, or NULL */
     void (*done)(void *done_arg, tsr_status_t status);
     void *done_arg;
@@ -345,7 +345,11 @@ void tsr__peer_ref_locked(tsr_peer_t *p);
 void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p);
 
 /* ---- rpc.c, rpc_recv.c, rpc_reply.c (rpc_int.h: what they share) ---- */
+/* The AM callbacks of full headers (TSR_WIRE_AM_ID) and call headers
+ * (TSR_WIRE_CALL_AM_ID). */
 ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param);
+ucs_status_t tsr__am_call_cb(void *arg, const void *header, size_t header_length, void *data,
                              size_t length, const ucp_am_recv_param_t *param);
 tsr_status_t tsr__rpc_init(tsr_transport_t *t, unsigned max_calls, tsr_error_t *err);
 void tsr__rpc_fini(tsr_transport_t *t);
@@ -358,12 +362,13 @@ unsigned tsr__rpc_expire_locked(tsr_transport_t *t, int64_t now);
 bool tsr__run_item(tsr_transport_t *t, tsr_item_t *it);
 /* [L] Frees or caches an item whose callback has run. */
 void tsr__recycle_item_locked(tsr_transport_t *t, tsr_item_t *it);
-/* For tests: sends a raw message (any header bytes) to the peer, with
- * UCP_AM_SEND_FLAG_REPLY (as requests are sent) or with am_flags. */
+/* For tests: sends a raw message (any header bytes) to the peer on
+ * TSR_WIRE_AM_ID with UCP_AM_SEND_FLAG_REPLY (as requests are sent), or on
+ * am_id with am_flags. */
 tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, size_t hdr_len,
                            const void *data, size_t len, int timeout_ms, tsr_error_t *err);
-tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, const void *hdr,
-                                 size_t hdr_len, const void *data, size_t len,
+tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, unsigned am_id,
+                                 const void *hdr, size_t hdr_len, const void *data, size_t len,
                                  uint32_t am_flags, int timeout_ms, tsr_error_t *err);
 
 /* ---- shm_guard.c ---- */

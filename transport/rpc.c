@@ -1,8 +1,9 @@
 /*
  * rpc.c - typed request/response over UCX active messages: the calls.
  *
- * One UCX AM id (TSR_WIRE_AM_ID) carries every Tessera message; the wire
- * header (wire.h) says what it is. Requests are always sent with
+ * Requests and responses travel on TSR_WIRE_CALL_AM_ID with the 16-byte call
+ * header, handshakes on TSR_WIRE_AM_ID with the full one (wire.h). Requests
+ * are always sent with
  * UCP_AM_SEND_FLAG_REPLY so the receiver learns the endpoint, which names
  * the peer (and the handshake fixed its node id).
  *
@@ -272,20 +273,16 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
         (t->earliest_deadline_ns < 0 || c->deadline_ns < t->earliest_deadline_ns))
         t->earliest_deadline_ns = c->deadline_ns;
 
-    tsr_wire_hdr_t h = {.kind = TSR_WIRE_REQUEST,
-                        .type = type,
-                        .src_node = t->node_id,
-                        .call_id = c->id,
-                        .payload_len = len};
-    tsr_wire_hdr_encode(&h, c->hdr);
+    tsr_wire_hdr_t h = {.kind = TSR_WIRE_REQUEST, .type = type, .call_id = c->id};
+    tsr_wire_call_encode(&h, c->hdr);
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
                                                UCP_OP_ATTR_FIELD_USER_DATA |
                                                UCP_OP_ATTR_FIELD_FLAGS,
                                .flags = UCP_AM_SEND_FLAG_REPLY,
                                .cb.send = call_send_cb,
                                .user_data = c};
-    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_AM_ID, c->hdr, TSR_WIRE_HDR_LEN, data, len,
-                              &prm);
+    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, TSR_WIRE_CALL_HDR_LEN,
+                              data, len, &prm);
     if (UCS_PTR_IS_ERR(r)) {
         ucs_status_t s = UCS_PTR_STATUS(r);
         tsr__call_unlink_locked(t, c);
@@ -427,12 +424,12 @@ void tsr__rpc_fini(tsr_transport_t *t)
 tsr_status_t tsr__send_raw(tsr_transport_t *t, tsr_peer_t *p, const void *hdr, size_t hdr_len,
                            const void *data, size_t len, int timeout_ms, tsr_error_t *err)
 {
-    return tsr__send_raw_flags(t, p, hdr, hdr_len, data, len, UCP_AM_SEND_FLAG_REPLY, timeout_ms,
-                               err);
+    return tsr__send_raw_flags(t, p, TSR_WIRE_AM_ID, hdr, hdr_len, data, len,
+                               UCP_AM_SEND_FLAG_REPLY, timeout_ms, err);
 }
 
-tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, const void *hdr,
-                                 size_t hdr_len, const void *data, size_t len,
+tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, unsigned am_id,
+                                 const void *hdr, size_t hdr_len, const void *data, size_t len,
                                  uint32_t am_flags, int timeout_ms, tsr_error_t *err)
 {
     tsr__lock(t);
@@ -441,7 +438,7 @@ tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, const void *
         return tsr_error_set(err, TSR_ERR_UNAVAILABLE, "peer is down");
     }
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = am_flags};
-    void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, hdr, hdr_len, data, len, &prm);
+    void *r = ucp_am_send_nbx(p->ep, am_id, hdr, hdr_len, data, len, &prm);
     tsr__unlock(t);
     return tsr__wait_request(t, r, tsr__deadline(timeout_ms), p, err, "raw send");
 }

@@ -2,13 +2,16 @@
  * rpc_recv.c - the receive path of RPC: the UCX active-message callback
  * (tsr__am_recv_cb), its checks, and taking a message's payload.
  *
- * Every Tessera message is one AM (TSR_WIRE_AM_ID) whose UCX header is the
- * wire header (wire.h); it is decoded and checked before anything else is
- * read. The sender of a request or handshake is identified by the endpoint
+ * Every Tessera message is one AM whose UCX header is a wire header
+ * (wire.h): the full header on TSR_WIRE_AM_ID (handshakes; requests and
+ * responses of older senders), the 16-byte call header on
+ * TSR_WIRE_CALL_AM_ID (requests and responses); it is decoded and checked
+ * before anything else is read. The sender of a request or handshake is identified by the endpoint
  * UCX names (UCP_AM_SEND_FLAG_REPLY), never by what the header claims; a
  * response (sent without that flag: it costs an endpoint-id lookup per
  * message) must answer a live call id (slot + generation, known only to the
- * peer the request went to) and name that call's peer as src_node. Rejected
+ * peer the request went to), come from a peer that is not down and, in the
+ * full header, name that call's peer as src_node. Rejected
  * messages are counted (stats) and dropped; a rejected rendezvous is refused
  * so the sender's send fails instead of moving the data.
  *
@@ -268,7 +271,8 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
      * handshake fixed, and the id's generation is known only to the peer the
      * request went to. */
     bool wrong_peer = p ? c->peer != p
-                        : c->peer->node_id != h->src_node || c->peer->state == TSR_PEER_DOWN;
+                        : (h->src_node != 0 && c->peer->node_id != h->src_node) ||
+                              c->peer->state == TSR_PEER_DOWN;
     if (wrong_peer || c->type != h->type) {
         count_reject(t, TSR_WIRE_EFIELD); /* a response for someone else's call */
         return UCS_OK;
@@ -284,19 +288,12 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
     return ret;
 }
 
-ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
-                             size_t length, const ucp_am_recv_param_t *param)
+/* A message whose header h decoded (either form): to its kind's handling. */
+static ucs_status_t on_message_locked(tsr_transport_t *t, const tsr_wire_hdr_t *hp, void *data,
+                                      size_t length, const ucp_am_recv_param_t *param)
 {
-    tsr_transport_t *t = arg;
+    const tsr_wire_hdr_t h = *hp;
     bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    tsr_wire_hdr_t h;
-    tsr_wire_err_t e = tsr_wire_hdr_decode(header, header_length, length, &h);
-    if (e != TSR_WIRE_OK) {
-        count_reject(t, e);
-        /* Refusing a rendezvous fails the sender's send instead of pulling
-         * bytes we would throw away. */
-        return rndv ? UCS_ERR_INVALID_PARAM : UCS_OK;
-    }
     tsr_peer_t *p = NULL;
     if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) {
         p = tsr__peer_by_ep(t, param->reply_ep);
@@ -342,4 +339,35 @@ ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length
         count_reject(t, TSR_WIRE_EFIELD); /* unreachable: the decoder checked */
         return UCS_OK;
     }
+}
+
+/* Refusing a rendezvous fails the sender's send instead of pulling bytes we
+ * would throw away. */
+static ucs_status_t on_reject(tsr_transport_t *t, tsr_wire_err_t e,
+                              const ucp_am_recv_param_t *param)
+{
+    count_reject(t, e);
+    return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_INVALID_PARAM : UCS_OK;
+}
+
+ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param)
+{
+    tsr_transport_t *t = arg;
+    tsr_wire_hdr_t h;
+    tsr_wire_err_t e = tsr_wire_hdr_decode(header, header_length, length, &h);
+    if (e != TSR_WIRE_OK)
+        return on_reject(t, e, param);
+    return on_message_locked(t, &h, data, length, param);
+}
+
+ucs_status_t tsr__am_call_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param)
+{
+    tsr_transport_t *t = arg;
+    tsr_wire_hdr_t h;
+    tsr_wire_err_t e = tsr_wire_call_decode(header, header_length, length, &h);
+    if (e != TSR_WIRE_OK)
+        return on_reject(t, e, param);
+    return on_message_locked(t, &h, data, length, param);
 }

@@ -9,6 +9,7 @@
  */
 #include "wire.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 const char *tsr_wire_err_str(tsr_wire_err_t e)
@@ -110,6 +111,40 @@ tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t paylo
         return TSR_WIRE_EFIELD;
     if (d.payload_len != payload_len)
         return TSR_WIRE_ELENGTH;
+    *h = d;
+    return TSR_WIRE_OK;
+}
+
+void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN])
+{
+    out[0] = h->kind;
+    out[1] = TSR_WIRE_CALL_VERSION;
+    tsr_wire_put_u16(out + 2, h->type);
+    tsr_wire_put_u32(out + 4, (uint32_t)h->status);
+    tsr_wire_put_u64(out + 8, h->call_id);
+}
+
+tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payload_len,
+                                    tsr_wire_hdr_t *h)
+{
+    const uint8_t *p = buf;
+    if (p == NULL || buf_len < TSR_WIRE_CALL_HDR_LEN)
+        return TSR_WIRE_ETRUNC;
+    if (p[1] != TSR_WIRE_CALL_VERSION)
+        return TSR_WIRE_EVERSION;
+    if (buf_len != TSR_WIRE_CALL_HDR_LEN)
+        return TSR_WIRE_ELENGTH;
+    tsr_wire_hdr_t d = {.version = TSR_WIRE_VERSION,
+                        .kind = p[0],
+                        .type = tsr_wire_get_u16(p + 2),
+                        .status = (int32_t)tsr_wire_get_u32(p + 4),
+                        .call_id = tsr_wire_get_u64(p + 8),
+                        .payload_len = payload_len};
+    if (d.call_id == 0 || payload_len > TSR_WIRE_MAX_PAYLOAD)
+        return TSR_WIRE_EFIELD;
+    bool request = d.kind == TSR_WIRE_REQUEST;
+    if (request ? d.status != 0 : d.kind != TSR_WIRE_RESPONSE || !tsr_wire_status_valid(d.status))
+        return TSR_WIRE_EFIELD;
     *h = d;
     return TSR_WIRE_OK;
 }

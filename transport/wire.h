@@ -40,6 +40,27 @@
  * The descriptor must be exactly 28 + rkey_len bytes: trailing bytes are an
  * error (they would mean the sender and receiver disagree on the format).
  *
+ * Call header (UCX AM id TSR_WIRE_CALL_AM_ID): the short form requests and
+ * responses travel with, 16 bytes, little-endian:
+ *
+ *   off size field
+ *     0    1 kind         REQUEST or RESPONSE (nothing else)
+ *     1    1 version      TSR_WIRE_CALL_VERSION (1); others are rejected
+ *     2    2 type         RPC message type
+ *     4    4 status       int32 tsr_status_t of a RESPONSE (0 in a REQUEST)
+ *     8    8 call_id      the caller's call id (nonzero)
+ *
+ * It is exactly 16 bytes (more or fewer is an error). The payload's length
+ * is the one UCX delivers, so there is no length field to disagree with it
+ * (it must still be at most TSR_WIRE_MAX_PAYLOAD), and there is no sender
+ * node: a request's sender is the peer of the endpoint UCX names
+ * (UCP_AM_SEND_FLAG_REPLY), a response's is the peer its call went to.
+ * Why a second form: with the 40-byte header an 8-byte request filled two
+ * cache lines of a shared-memory FIFO element, with this one it fills one,
+ * and every line is a cross-core transfer on the latency path (measured in
+ * docs/transport.md, "The call header"). Handshakes keep the full header;
+ * requests and responses in the full header are still accepted.
+ *
  * This module does not depend on UCX, so it is unit-tested and fuzzed alone.
  */
 #ifndef TSR_TRANSPORT_WIRE_H
@@ -47,10 +68,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tessera/status.h"
 
-#define TSR_WIRE_AM_ID 17u /* the UCX active-message id Tessera registers */
+#define TSR_WIRE_AM_ID 17u      /* the UCX active-message id of full headers */
+#define TSR_WIRE_CALL_AM_ID 18u /* ... and of call headers */
+#define TSR_WIRE_CALL_VERSION 1u
+#define TSR_WIRE_CALL_HDR_LEN 16u
 #define TSR_WIRE_MAGIC 0x5354u
 #define TSR_WIRE_VERSION 1u
 #define TSR_WIRE_HDR_LEN 40u
@@ -102,6 +127,15 @@ void tsr_wire_hdr_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_HDR_LEN])
 tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t payload_len,
                                    tsr_wire_hdr_t *h);
 
+/* Encodes h's kind, type, status and call_id as a call header. */
+void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN]);
+
+/* Decodes and checks a call header of buf_len bytes carrying payload_len
+ * bytes of payload. On TSR_WIRE_OK fills *h as tsr_wire_hdr_decode would,
+ * with src_node 0 (unknown) and payload_len as delivered. */
+tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payload_len,
+                                    tsr_wire_hdr_t *h);
+
 /* True when s is a status of TSR_STATUS_LIST. */
 int tsr_wire_status_valid(int32_t s);
 
@@ -125,39 +159,50 @@ size_t tsr_wire_rmem_encode(const tsr_wire_rmem_t *m, uint8_t *out, size_t cap);
 /* Decodes a descriptor of exactly len bytes; m->rkey points into buf. */
 tsr_wire_err_t tsr_wire_rmem_decode(const void *buf, size_t len, tsr_wire_rmem_t *m);
 
-/* Little-endian helpers (also used by tests and the fuzz target). */
+/* Little-endian helpers (also used by tests and the fuzz target): one load
+ * or store each (memcpy: no alignment assumed), swapped on big-endian
+ * hosts. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TSR_WIRE_LE16(v) __builtin_bswap16(v)
+#define TSR_WIRE_LE32(v) __builtin_bswap32(v)
+#define TSR_WIRE_LE64(v) __builtin_bswap64(v)
+#else
+#define TSR_WIRE_LE16(v) (v)
+#define TSR_WIRE_LE32(v) (v)
+#define TSR_WIRE_LE64(v) (v)
+#endif
 static inline void tsr_wire_put_u16(uint8_t *p, uint16_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
+    v = TSR_WIRE_LE16(v);
+    memcpy(p, &v, 2);
 }
 static inline void tsr_wire_put_u32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = TSR_WIRE_LE32(v);
+    memcpy(p, &v, 4);
 }
 static inline void tsr_wire_put_u64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    v = TSR_WIRE_LE64(v);
+    memcpy(p, &v, 8);
 }
 static inline uint16_t tsr_wire_get_u16(const uint8_t *p)
 {
-    return (uint16_t)(p[0] | (p[1] << 8));
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return TSR_WIRE_LE16(v);
 }
 static inline uint32_t tsr_wire_get_u32(const uint8_t *p)
 {
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return TSR_WIRE_LE32(v);
 }
 static inline uint64_t tsr_wire_get_u64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return TSR_WIRE_LE64(v);
 }
 
 #endif /* TSR_TRANSPORT_WIRE_H */

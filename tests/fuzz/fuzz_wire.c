@@ -1,8 +1,10 @@
 /*
  * fuzz_wire.c - libFuzzer target for the transport's decoders
- * (transport/wire.c: message headers and remote memory descriptors).
+ * (transport/wire.c: message headers, call headers and remote memory
+ * descriptors).
  *
- * Input layout: byte 0 picks the decoder (bit 0: header or descriptor),
+ * Input layout: byte 0 picks the decoder (bit 0: a descriptor, else bit 2:
+ * a call header, else a full header),
  * bytes 1..8 are the payload length UCX would report (header decoder), the
  * rest is the buffer to decode.
  *
@@ -53,6 +55,23 @@ static void fuzz_header(const uint8_t *buf, size_t len, uint64_t plen)
         check(memcmp(again + 6, buf + 6, TSR_WIRE_HDR_LEN - 6) == 0);
 }
 
+static void fuzz_call(const uint8_t *buf, size_t len, uint64_t plen)
+{
+    tsr_wire_hdr_t h;
+    if (tsr_wire_call_decode(buf, len, (size_t)plen, &h) != TSR_WIRE_OK)
+        return;
+    check(len == TSR_WIRE_CALL_HDR_LEN);
+    check(h.kind == TSR_WIRE_REQUEST || h.kind == TSR_WIRE_RESPONSE);
+    check(h.flags == 0 && h.src_node == 0 && h.call_id != 0);
+    check(h.payload_len == plen && h.payload_len <= TSR_WIRE_MAX_PAYLOAD);
+    check(tsr_wire_status_valid(h.status));
+    if (h.kind == TSR_WIRE_REQUEST)
+        check(h.status == 0);
+    uint8_t again[TSR_WIRE_CALL_HDR_LEN];
+    tsr_wire_call_encode(&h, again);
+    check(memcmp(again, buf, TSR_WIRE_CALL_HDR_LEN) == 0);
+}
+
 static void fuzz_rmem(const uint8_t *buf, size_t len)
 {
     tsr_wire_rmem_t m;
@@ -82,6 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data + 9, len);
     if (mode & 1)
         fuzz_rmem(buf, len);
+    else if (mode & 4)
+        fuzz_call(buf, len, plen);
     else
         fuzz_header(buf, len, plen);
     free(buf);

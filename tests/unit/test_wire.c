@@ -10,6 +10,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -273,6 +274,85 @@ static void test_rmem(void **state)
     assert_int_equal(tsr_wire_rmem_decode(NULL, n, &d), TSR_WIRE_ETRUNC);
 }
 
+/* The model of the call header (wire.h's second table). */
+static void model_call(uint8_t *o, uint8_t kind, uint16_t type, int32_t status, uint64_t call)
+{
+    o[0] = kind;
+    o[1] = 1;
+    o[2] = (uint8_t)type;
+    o[3] = (uint8_t)(type >> 8);
+    for (int i = 0; i < 4; i++)
+        o[4 + i] = (uint8_t)((uint32_t)status >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        o[8 + i] = (uint8_t)(call >> (8 * i));
+}
+
+static void test_call_roundtrip(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 20000; i++) {
+        tsr_wire_hdr_t h;
+        do
+            random_valid(&h);
+        while (h.kind != TSR_WIRE_REQUEST && h.kind != TSR_WIRE_RESPONSE);
+        uint8_t buf[16], model[16];
+        tsr_wire_call_encode(&h, buf);
+        model_call(model, h.kind, h.type, h.status, h.call_id);
+        assert_memory_equal(buf, model, 16);
+        tsr_wire_hdr_t d;
+        memset(&d, 0xee, sizeof(d));
+        assert_int_equal(tsr_wire_call_decode(buf, 16, h.payload_len, &d), TSR_WIRE_OK);
+        assert_int_equal(d.version, TSR_WIRE_VERSION);
+        assert_int_equal(d.kind, h.kind);
+        assert_int_equal(d.type, h.type);
+        assert_int_equal(d.flags, 0);
+        assert_int_equal(d.status, h.status);
+        assert_int_equal(d.src_node, 0); /* not carried: the endpoint says */
+        assert_true(d.call_id == h.call_id);
+        assert_true(d.payload_len == h.payload_len); /* what UCX delivered */
+    }
+}
+
+static void test_call_refused(void **state)
+{
+    (void)state;
+    uint8_t b[24] = {0};
+    tsr_wire_hdr_t d;
+    memset(&d, 0xee, sizeof(d));
+#define CDEC(n, plen) tsr_wire_call_decode(b, (n), (plen), &d)
+    model_call(b, TSR_WIRE_REQUEST, 7, 0, 99);
+    for (size_t n = 0; n < 16; n++)
+        assert_int_equal(CDEC(n, 8), TSR_WIRE_ETRUNC);
+    assert_int_equal(tsr_wire_call_decode(NULL, 16, 8, &d), TSR_WIRE_ETRUNC);
+    assert_int_equal(d.kind, 0xee); /* untouched on failure */
+    assert_int_equal(CDEC(17, 8), TSR_WIRE_ELENGTH);
+    assert_int_equal(CDEC(24, 8), TSR_WIRE_ELENGTH);
+    assert_int_equal(CDEC(16, 8), TSR_WIRE_OK);
+    assert_int_equal(CDEC(16, TSR_WIRE_MAX_PAYLOAD), TSR_WIRE_OK);
+    assert_int_equal(CDEC(16, TSR_WIRE_MAX_PAYLOAD + 1), TSR_WIRE_EFIELD);
+    for (int v = 0; v < 256; v++) {
+        b[1] = (uint8_t)v;
+        assert_int_equal(CDEC(16, 8), v == 1 ? TSR_WIRE_OK : TSR_WIRE_EVERSION);
+    }
+    b[1] = 1;
+    for (int k = 0; k < 256; k++) { /* only requests and responses */
+        b[0] = (uint8_t)k;
+        bool ok = k == TSR_WIRE_REQUEST || k == TSR_WIRE_RESPONSE;
+        assert_int_equal(CDEC(16, 8), ok ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
+    }
+    model_call(b, TSR_WIRE_REQUEST, 7, 0, 0); /* call id 0 */
+    assert_int_equal(CDEC(16, 0), TSR_WIRE_EFIELD);
+    model_call(b, TSR_WIRE_REQUEST, 7, -1, 5); /* a request carries no status */
+    assert_int_equal(CDEC(16, 0), TSR_WIRE_EFIELD);
+    model_call(b, TSR_WIRE_RESPONSE, 7, -1, 5);
+    assert_int_equal(CDEC(16, 0), TSR_WIRE_OK);
+    for (int32_t s = -100; s <= 100; s++) { /* a response's status must exist */
+        model_call(b, TSR_WIRE_RESPONSE, 7, s, 5);
+        assert_int_equal(CDEC(16, 0), tsr_wire_status_valid(s) ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
+    }
+#undef CDEC
+}
+
 static void test_le_helpers(void **state)
 {
     (void)state;
@@ -298,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_header_roundtrip),  cmocka_unit_test(test_header_truncated),
         cmocka_unit_test(test_header_fields),     cmocka_unit_test(test_header_corruption),
         cmocka_unit_test(test_rmem),              cmocka_unit_test(test_le_helpers),
+        cmocka_unit_test(test_call_roundtrip),    cmocka_unit_test(test_call_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

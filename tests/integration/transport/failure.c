@@ -149,6 +149,16 @@ static void raw(tsr_peer_t *p, const uint8_t *hdr, size_t hlen, const void *data
     (void)tsr__send_raw(g_t, p, hdr, hlen, data, len, 10000, NULL);
 }
 
+/* The same on the call header's AM id, with am_flags. */
+static void raw_call(tsr_peer_t *p, const uint8_t *hdr, size_t hlen, uint32_t am_flags,
+                     const void *data, size_t len)
+{
+    (void)tsr__send_raw_flags(g_t, p, TSR_WIRE_CALL_AM_ID, hdr, hlen, data, len, am_flags,
+                              10000, NULL);
+}
+
+#define GARBAGE 200 /* random headers sent on each AM id */
+
 /* role bad_client NODE PORT */
 int role_bad_client(int argc, char **argv)
 {
@@ -206,20 +216,20 @@ int role_bad_client(int argc, char **argv)
     expect_late++;
     /* The same as responses are really sent: without UCX's reply endpoint
      * (the receiver checks the call id and src_node instead). */
-    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    (void)tsr__send_raw_flags(g_t, srv, TSR_WIRE_AM_ID, h, 40, NULL, 0, 0, 10000, NULL);
     expect_late++;
     tsr_wire_put_u32(h + 16, 0); /* src_node 0, no reply endpoint */
-    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    (void)tsr__send_raw_flags(g_t, srv, TSR_WIRE_AM_ID, h, 40, NULL, 0, 0, 10000, NULL);
     expect_field++;
     tsr_wire_hdr_encode(&rh, h);
     h[8] = 1; /* flags, no reply endpoint */
-    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    (void)tsr__send_raw_flags(g_t, srv, TSR_WIRE_AM_ID, h, 40, NULL, 0, 0, 10000, NULL);
     expect_field++;
     tsr_wire_hdr_t qh = {.kind = TSR_WIRE_REQUEST, .type = T_ECHO, .src_node = 10,
                          .call_id = 4242, .payload_len = 0};
     tsr_wire_hdr_encode(&qh, h);
     /* A request without the reply endpoint: nobody to answer, refused. */
-    (void)tsr__send_raw_flags(g_t, srv, h, 40, NULL, 0, 0, 10000, NULL);
+    (void)tsr__send_raw_flags(g_t, srv, TSR_WIRE_AM_ID, h, 40, NULL, 0, 0, 10000, NULL);
     expect_field++;
     tsr_wire_hdr_encode(&rh, h);
     tsr_wire_put_u32(h + 12, (uint32_t)-77); /* a status that does not exist */
@@ -233,9 +243,51 @@ int role_bad_client(int argc, char **argv)
     h[0] ^= 0xff;
     raw(srv, h, 40, payload, sizeof(payload)); /* bad header on a rendezvous */
     expect_magic++;
-    /* Random garbage headers of random lengths. */
+    /* The call header (the form requests and responses are sent with). */
+    uint8_t cgood[TSR_WIRE_CALL_HDR_LEN];
+    tsr_wire_hdr_t cq = {.kind = TSR_WIRE_REQUEST, .type = T_ECHO, .call_id = 5151};
+    tsr_wire_call_encode(&cq, cgood);
+    const uint32_t rf = UCP_AM_SEND_FLAG_REPLY;
+    raw_call(srv, cgood, 10, rf, payload, 8); /* truncated */
+    expect_trunc++;
+    raw_call(srv, cgood, 0, rf, payload, 8); /* none */
+    expect_trunc++;
+    memcpy(h, cgood, 16);
+    h[1] = 2; /* version */
+    raw_call(srv, h, 16, rf, payload, 8);
+    expect_magic++;
+    h[1] = TSR_WIRE_CALL_VERSION;
+    memset(h + 16, 0, 8);
+    raw_call(srv, h, 24, rf, payload, 8); /* longer than a call header */
+    expect_field++;
+    memcpy(h, cgood, 16);
+    h[0] = TSR_WIRE_HELLO; /* no handshakes in call headers */
+    raw_call(srv, h, 16, rf, NULL, 0);
+    expect_field++;
+    memcpy(h, cgood, 16);
+    tsr_wire_put_u64(h + 8, 0); /* call id 0 */
+    raw_call(srv, h, 16, rf, payload, 8);
+    expect_field++;
+    memcpy(h, cgood, 16);
+    tsr_wire_put_u32(h + 4, 3); /* a status in a request */
+    raw_call(srv, h, 16, rf, payload, 8);
+    expect_field++;
+    raw_call(srv, cgood, 16, 0, payload, 8); /* a request without a reply endpoint */
+    expect_field++;
+    tsr_wire_hdr_t cr = {.kind = TSR_WIRE_RESPONSE, .type = T_ECHO, .call_id = 9191};
+    tsr_wire_call_encode(&cr, h);
+    raw_call(srv, h, 16, 0, NULL, 0); /* a response to no call of the server's */
+    expect_late++;
+    tsr_wire_put_u32(h + 4, (uint32_t)-77); /* a status that does not exist */
+    raw_call(srv, h, 16, 0, NULL, 0);
+    expect_field++;
+    memcpy(h, cgood, 16);
+    h[1] = 7;
+    raw_call(srv, h, 16, rf, payload, sizeof(payload)); /* bad header, rendezvous */
+    expect_magic++;
+    /* Random garbage headers of random lengths, on both AM ids. */
     uint64_t x = 88172645463325252ULL;
-    for (int i = 0; i < 200; i++) {
+    for (int i = 0; i < 2 * GARBAGE; i++) {
         size_t hl = (size_t)(i % 48);
         for (size_t j = 0; j < hl; j++) {
             x ^= x << 13;
@@ -243,7 +295,10 @@ int role_bad_client(int argc, char **argv)
             x ^= x << 17;
             h[j] = (uint8_t)x;
         }
-        raw(srv, h, hl, payload, (size_t)(x % 300));
+        if (i < GARBAGE)
+            raw(srv, h, hl, payload, (size_t)(x % 300));
+        else
+            raw_call(srv, h, hl, rf, payload, (size_t)(x % 300));
     }
     /* The server still answers, and counted every rejection. */
     tsr_rpc_msg_t reply;
@@ -274,10 +329,11 @@ int role_bad_client(int argc, char **argv)
     CHECK(st.rx_bad_field >= expect_field, "bad field %llu < %u",
           (unsigned long long)st.rx_bad_field, expect_field);
     CHECK(st.rx_late == expect_late, "late %llu", (unsigned long long)st.rx_late);
-    /* 200 garbage headers: every one is refused (a random 40-byte header
-     * passing every check is a 2^-100 event). */
-    CHECK(st.rx_rejected == fixed + 200, "rejected %llu, expected %u",
-          (unsigned long long)st.rx_rejected, fixed + 200);
+    /* 2 x GARBAGE garbage headers: every one is refused (a random 40-byte
+     * header passing every check is a 2^-100 event; a random 16-byte call
+     * header needs a kind, a version and a status or zero: below 2^-40). */
+    CHECK(st.rx_rejected == fixed + 2 * GARBAGE, "rejected %llu, expected %u",
+          (unsigned long long)st.rx_rejected, fixed + 2 * GARBAGE);
     tsr_transport_destroy(g_t);
     return 0;
 }
