@@ -533,6 +533,7 @@ void tsr_sched_kv_tick(sched_t *s)
             tsr_sched_kv_maybe_sync(s, t, p);
         }
     }
+    tsr_sched_kv_sync_more(s); /* resyncs waiting for a turn (KV_SYNC_MAX) */
     forget_finished(s, now, conf > 0 ? (uint64_t)conf : REPLACE_DEFAULT_MS);
     if (s->kv->n == 0 || (conf < 0 && s->kv->nretired == 0))
         return; /* never: only decommissioned workers are gone */

@@ -19,6 +19,11 @@
 #define KV_ID_MAX 400
 #define KV_RETIRED_MAX 16     /* decommissioned worker ids remembered */
 #define KV_REPLACE_BUSY_MAX 4 /* partitions copying for a replacement at once */
+/* Resyncs (a stale replica refilled, the new copy of a move) running at
+ * once in the whole cluster: each pauses its partition's writes, so a
+ * worker that joins or comes back with many partitions pauses at most this
+ * many partitions' writes together (sched_kv_sync.c). */
+#define KV_SYNC_MAX 4
 
 /* One replica slot of a partition. An empty id is a free slot (no replica):
  * every partition has one spare slot (while the table has fewer than
@@ -61,6 +66,8 @@ struct skv {
     size_t n, cap;
     uint64_t next_gen;
     bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
+    unsigned syncs; /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
+    bool sync_more_running; /* inside tsr_sched_kv_sync_more */
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
     bool replace_blocked;     /* "no worker can take them" was logged */
@@ -164,9 +171,13 @@ void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r
 void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t);
 /* The partition's first waiting write (NULL when none), taken off its queue. */
 kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp);
-/* Starts a resync of the partition if a stale replica's worker is up and a
- * fresh replica exists (sched_kv_sync.c). */
+/* Starts a resync of the partition if a stale replica's worker is up, a
+ * fresh replica exists and fewer than KV_SYNC_MAX resyncs run
+ * (sched_kv_sync.c). */
 void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
+/* Starts waiting resyncs, in catalog order, while fewer than KV_SYNC_MAX
+ * run (after one ended, and at every kv tick). */
+void tsr_sched_kv_sync_more(sched_t *s);
 /* Runs a resync whose partition has no write in flight any more. */
 void tsr_sched_kv_sync_start(kv_sync_t *y);
 /* The replacement's target (kv_rebalance.c, pure): the first of the n ring

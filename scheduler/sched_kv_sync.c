@@ -17,6 +17,13 @@
  * displaced leaves (tsr_sched_kv_move_settle) before the waiting writes
  * run, so no write is ever in flight on a slot that changes. A replica that
  * is leaving is never a resync's target (its copy is about to go).
+ *
+ * At most KV_SYNC_MAX resyncs run at once in the cluster: a worker that
+ * joins (its share of partitions moves to it) or comes back after a while
+ * (every partition it holds went stale) would otherwise pause the writes
+ * of all those partitions together. The others wait, still stale (not
+ * read, not written), and start as running ones end (tsr_sched_kv_sync_more,
+ * also from the scheduler's 500 ms kv tick), in catalog order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +49,7 @@ static void sync_end(kv_sync_t *y, bool ok)
                        "pairs; it stays stale",
                   t->name, y->part, dst->id, (unsigned long long)y->copied);
     sp->sync = NULL;
+    s->kv->syncs--;
     tsr_wbuf_free(&y->msg);
     tsr_mem_free(s->mem, y);
     if (ok && tsr_sched_kv_find(s, t->name) == t) {
@@ -56,6 +64,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     if (q)
         tsr_sched_kv_dispatch(q);
     tsr_sched_kv_table_unref(s, t);
+    tsr_sched_kv_sync_more(s); /* the resyncs that waited for this one */
 }
 
 /* Sends y->msg to the replica's worker; false (after ending y) when it cannot. */
@@ -151,7 +160,7 @@ void tsr_sched_kv_sync_start(kv_sync_t *y)
 void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
 {
     skv_part_t *sp = &t->parts[part];
-    if (sp->sync || tsr_sched_now_ms() < sp->retry_ms)
+    if (sp->sync || s->kv->syncs >= KV_SYNC_MAX || tsr_sched_now_ms() < sp->retry_ms)
         return;
     size_t src = t->nrep, dst = t->nrep;
     for (size_t r = 0; r < t->nrep; r++) {
@@ -178,10 +187,26 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
     y->src = src;
     y->dst = dst;
     sp->sync = y;
+    s->kv->syncs++;
     tsr_sched_log(s->p->log, "scheduler",
                   "kv table '%s' partition %u: resyncing the stale replica on %s from %s", t->name,
                   part, t->reps[(size_t)part * t->nrep + dst].id,
                   t->reps[(size_t)part * t->nrep + src].id);
     if (sp->writes == 0)
         tsr_sched_kv_sync_start(y);
+}
+
+void tsr_sched_kv_sync_more(sched_t *s)
+{
+    /* not again from a resync that ended while this loop started it (a
+     * send that failed at once): the outer loop goes on from there */
+    if (!s->kv || s->kv->sync_more_running)
+        return;
+    s->kv->sync_more_running = true;
+    for (size_t i = 0; i < s->kv->n && s->kv->syncs < KV_SYNC_MAX; i++) {
+        skv_table_t *t = s->kv->tables[i];
+        for (uint32_t p = 0; p < t->nparts && s->kv->syncs < KV_SYNC_MAX; p++)
+            tsr_sched_kv_maybe_sync(s, t, p);
+    }
+    s->kv->sync_more_running = false;
 }

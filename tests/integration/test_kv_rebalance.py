@@ -12,7 +12,8 @@ Then:
   - only partitions whose ring placement now includes the new worker moved,
     each swapping exactly one replica for it (the others kept their replica
     set), and their number is about its share (about 2/3 of 24, at least 4),
-    the number the scheduler logged;
+    the number the scheduler logged; the scheduler's log shows every moved
+    partition copied and never more than 4 copies running at once;
   - the table equals the model; one of the 2 original workers is killed with
     SIGKILL: the table still equals the model (the moved copies are whole);
   - the catalog saved the new placement (the scheduler's kv-catalog names
@@ -148,6 +149,24 @@ def body(test, ps, tmp):
         m = re.search(r"(\d+) partition\(s\) of \d+ table\(s\) move to it", read(slog))
         if not m or int(m.group(1)) != len(got):
             raise Failed(f"the scheduler logged {m and m.group(0)}, {len(got)} moved")
+        # at most KV_SYNC_MAX (4) copies ran at once (each pauses its
+        # partition's writes), and every moved partition was copied
+        running, peak, started = set(), 0, set()
+        for line in read(slog).splitlines():
+            g = re.search(r"partition (\d+): (resyncing the stale|replica on \S+ resynced|"
+                          r"resync of the replica)", line)
+            if not g:
+                continue
+            p = int(g.group(1))
+            if g.group(2).startswith("resyncing"):
+                running.add(p)
+                started.add(p)
+                peak = max(peak, len(running))
+            else:
+                running.discard(p)
+        if peak > 4 or not set(got) <= started:
+            raise Failed(f"{peak} resyncs ran at once (at most 4); copied {sorted(started)}, "
+                         f"moved {sorted(got)}")
         kv.check_table("t", model)
 
     test.check("a 3rd worker takes its share; reads and writes go on meanwhile", join)
