@@ -10,10 +10,24 @@
  * starved the server that was to answer them (SmallBank over TCP,
  * bench/RESULTS.md). A fixed spin cannot be right for both a quiet machine
  * and a crowded one, so the budget is learned, the way glibc's adaptive
- * mutexes learn their spin count, by two rules:
- *   - a wait that ends while spinning, after s ns of spinning, makes the
- *     budget at least min(2 s, max): what it needed, with margin;
- *   - a wait whose spin ran out (it sleeps) takes 1/TSR_SPIN_DECAY off it.
+ * mutexes learn their spin count, by these rules (max: params.spin_us):
+ *   - a wait that ends while spinning, after s ns of spinning, with
+ *     s <= max/2: when 2 s is above the budget (only a probe, below, can
+ *     have spun that long) the budget becomes 2 s, what it needed with
+ *     margin; otherwise it moves 1/TSR_SPIN_DECAY of the way to 2 s (a
+ *     run of quick waits brings a budget that a slower one raised back
+ *     down);
+ *   - a wait that ended after more than max/2 of spinning counts as one
+ *     whose spin ran out: spinning that long costs about what the sleep
+ *     and wake-up it saved would;
+ *   - a wait whose spin ran out (it sleeps) takes 1/TSR_SPIN_DECAY off.
+ * Why not "the largest 2 s seen": remote durable transactions wait for an
+ * fdatasync (100 us to 1 ms here) and, between those, for quick calls;
+ * the occasional quick call that came after 30-90 us kept raising the
+ * budget to the full 100 us, which every commit wait then spun away:
+ * SmallBank, 16 client processes on 2 cores, 25-30 k -> 31-34 k txn/s,
+ * and half the CPU per transaction for one client (bench/RESULTS.md,
+ * 2026-11-28).
  * The decrease is gentle on purpose: on a quiet machine a sporadic slow
  * wait (a preempted peer) barely moves it, and the next quick wait
  * restores it; a peer that sleeps makes this side's waits look long, and
@@ -22,8 +36,9 @@
  * budget still falls below a tenth within 20 waits.
  * A budget that fell to nothing could never learn that short waits came
  * back (the wait sleeps, and its wake-up makes it look long), so every
- * TSR_SPIN_PROBE-th wait spins the whole max regardless: on a crowded
- * machine that costs one full spin per TSR_SPIN_PROBE waits.
+ * TSR_SPIN_PROBE-th wait spins max/2 regardless (the longest spin that can
+ * count as a hit): on a crowded machine that costs half a full spin per
+ * TSR_SPIN_PROBE waits.
  * With `fixed` (params.spin_fixed) every wait spins max and nothing is
  * learned.
  */
@@ -38,14 +53,24 @@
 
 typedef struct tsr_spin_budget {
     int64_t ns;     /* how long the next wait spins before it sleeps, 0..max */
-    unsigned waits; /* waits that took a spin: every TSR_SPIN_PROBE-th spins max */
+    unsigned waits; /* waits that took a spin: every TSR_SPIN_PROBE-th spins max/2 */
 } tsr_spin_budget_t;
+
+/* One step down (a miss, or a hit that spun too long). */
+static inline void tsr_spin_decay(tsr_spin_budget_t *b)
+{
+    b->ns -= b->ns / TSR_SPIN_DECAY;
+    if (b->ns < TSR_SPIN_DECAY) /* where the 1/8 step would stop */
+        b->ns = 0;
+}
 
 /* The spin of a wait starting to spin now. */
 static inline int64_t tsr_spin_take(tsr_spin_budget_t *b, int64_t max_ns, bool fixed)
 {
-    if (fixed || ++b->waits % TSR_SPIN_PROBE == 0)
+    if (fixed)
         return max_ns;
+    if (++b->waits % TSR_SPIN_PROBE == 0)
+        return max_ns / 2;
     return b->ns;
 }
 
@@ -55,19 +80,22 @@ static inline void tsr_spin_hit(tsr_spin_budget_t *b, int64_t spun_ns, int64_t m
 {
     if (fixed)
         return;
-    int64_t want = spun_ns < max_ns / 2 ? 2 * spun_ns : max_ns;
+    if (spun_ns > max_ns / 2) {
+        tsr_spin_decay(b); /* as long as a sleep would have cost: a miss */
+        return;
+    }
+    int64_t want = 2 * spun_ns;
     if (want > b->ns)
         b->ns = want;
+    else
+        b->ns += (want - b->ns) / TSR_SPIN_DECAY;
 }
 
 /* The wait's spin ran out: it sleeps. */
 static inline void tsr_spin_miss(tsr_spin_budget_t *b, bool fixed)
 {
-    if (!fixed) {
-        b->ns -= b->ns / TSR_SPIN_DECAY;
-        if (b->ns < TSR_SPIN_DECAY) /* where the 1/8 step would stop */
-            b->ns = 0;
-    }
+    if (!fixed)
+        tsr_spin_decay(b);
 }
 
 #endif /* TSR_SPIN_BUDGET_H */

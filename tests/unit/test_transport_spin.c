@@ -4,9 +4,10 @@
  *
  * The rules, alone (deterministic): random sequences of takes, hits and
  * misses checked against a plain model of what spin_budget.h promises -
- * the budget stays within 0..max; a hit after s ns makes it at least
- * min(2 s, max) and never lowers it; a miss takes 1/8 off; every 16th
- * take is a probe that returns max; fixed returns max and learns nothing.
+ * the budget stays within 0..max; a hit after s <= max/2 ns makes it 2 s
+ * when that is more, else moves it 1/8 of the way to 2 s; a longer hit and
+ * a miss take 1/8 off; every 16th take is a probe that returns max/2;
+ * fixed returns max and learns nothing.
  *
  * In a process over loopback (TCP and UCX's default transports): a server
  * S (progress thread; a handler that answers after the delay the request
@@ -187,12 +188,20 @@ static void test_spin_rules(void **state)
             if (what == 0) {
                 takes++;
                 int64_t got = tsr_spin_take(&b, max, fixed);
-                assert_int_equal(got, fixed || takes % 16 == 0 ? max : model);
+                assert_int_equal(got, fixed ? max : takes % 16 == 0 ? max / 2 : model);
             } else if (what == 1) {
                 tsr_spin_hit(&b, spun, max, fixed);
-                int64_t want = 2 * spun < max ? 2 * spun : max;
-                if (!fixed && want > model)
+                int64_t want = 2 * spun;
+                if (fixed) {
+                } else if (spun > max / 2) {
+                    model = model - model / 8;
+                    if (model < 8)
+                        model = 0;
+                } else if (want > model) {
                     model = want;
+                } else {
+                    model += (want - model) / 8;
+                }
             } else {
                 tsr_spin_miss(&b, fixed);
                 if (!fixed) {
@@ -215,6 +224,14 @@ static void test_spin_rules(void **state)
     /* one quick wait restores what a run of misses took */
     tsr_spin_hit(&b, 40000, 100000, false);
     assert_int_equal(b.ns, 80000);
+    /* quicker ones bring it back down, gradually */
+    for (int i = 0; i < 40; i++)
+        tsr_spin_hit(&b, 2000, 100000, false);
+    assert_true(b.ns >= 4000 && b.ns < 8000);
+    /* a wait that needed more than half the spin lowers it */
+    int64_t before = b.ns;
+    tsr_spin_hit(&b, 60000, 100000, false);
+    assert_true(b.ns < before);
 }
 
 static void test_spin_tcp(void **state)
