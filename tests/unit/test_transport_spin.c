@@ -6,8 +6,9 @@
  * misses checked against a plain model of what spin_budget.h promises -
  * the budget stays within 0..max; a hit after s <= max/2 ns makes it 2 s
  * when that is more, else moves it 1/8 of the way to 2 s; a longer hit and
- * a miss take 1/8 off; every 16th take is a probe that returns max/2;
- * fixed returns max and learns nothing.
+ * a miss take 1/8 off; a probe (max/2) comes every 16th take, twice as late
+ * after each probe that ran out (up to 256), every 16th again after one
+ * that caught its event; fixed returns max and learns nothing.
  *
  * In a process over loopback (TCP and UCX's default transports): a server
  * S (progress thread; a handler that answers after the delay the request
@@ -180,35 +181,47 @@ static void test_spin_rules(void **state)
         bool fixed = round % 10 == 0;
         tsr_spin_budget_t b = {.ns = max};
         int64_t model = max;
-        unsigned takes = 0;
+        unsigned since = 0, every = 16; /* waits since the last probe; its period */
+        bool probe = false;             /* the last take was a probe */
         for (int i = 0; i < 500; i++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             unsigned what = (unsigned)(seed >> 33) % 3;
             int64_t spun = (int64_t)(seed >> 20) % (2 * max + 1);
-            if (what == 0) {
-                takes++;
+            bool down = what == 2 || (what == 1 && spun > max / 2);
+            if (fixed) {
+                int64_t got = what == 0 ? tsr_spin_take(&b, max, fixed) : max;
+                if (what == 1)
+                    tsr_spin_hit(&b, spun, max, fixed);
+                else if (what == 2)
+                    tsr_spin_miss(&b, fixed);
+                assert_int_equal(got, max);
+            } else if (what == 0) {
+                probe = ++since >= every;
+                if (probe)
+                    since = 0;
                 int64_t got = tsr_spin_take(&b, max, fixed);
-                assert_int_equal(got, fixed ? max : takes % 16 == 0 ? max / 2 : model);
-            } else if (what == 1) {
+                assert_int_equal(got, probe ? max / 2 : model);
+            } else if (down) {
+                if (what == 1)
+                    tsr_spin_hit(&b, spun, max, fixed);
+                else
+                    tsr_spin_miss(&b, fixed);
+                model = model - model / 8;
+                if (model < 8)
+                    model = 0;
+                if (probe) /* a probe that ran out: the next comes twice as late */
+                    every = every < 256 ? 2 * every : 256;
+                probe = false;
+            } else {
                 tsr_spin_hit(&b, spun, max, fixed);
                 int64_t want = 2 * spun;
-                if (fixed) {
-                } else if (spun > max / 2) {
-                    model = model - model / 8;
-                    if (model < 8)
-                        model = 0;
-                } else if (want > model) {
+                if (want > model)
                     model = want;
-                } else {
+                else
                     model += (want - model) / 8;
-                }
-            } else {
-                tsr_spin_miss(&b, fixed);
-                if (!fixed) {
-                    model = model - model / 8;
-                    if (model < 8)
-                        model = 0;
-                }
+                if (probe) /* a probe that caught its event: every 16th again */
+                    every = 16;
+                probe = false;
             }
             assert_int_equal(b.ns, model);
             assert_true(b.ns >= 0 && b.ns <= max);
@@ -232,6 +245,25 @@ static void test_spin_rules(void **state)
     int64_t before = b.ns;
     tsr_spin_hit(&b, 60000, 100000, false);
     assert_true(b.ns < before);
+    /* probes that run out come ever later, down to one per 256 waits; one
+     * that catches its event brings them back to every 16th */
+    tsr_spin_budget_t p = {.ns = 0};
+    unsigned probes = 0;
+    for (int i = 0; i < 4096; i++) {
+        bool probed = tsr_spin_take(&p, 100000, false) == 50000;
+        probes += probed;
+        tsr_spin_miss(&p, false);
+    }
+    assert_true(probes >= 16 && probes <= 26); /* 16+32+...+256, then 256 apart */
+    unsigned until = 0;
+    while (tsr_spin_take(&p, 100000, false) != 50000) {
+        tsr_spin_miss(&p, false);
+        assert_true(++until <= 256);
+    }
+    tsr_spin_hit(&p, 1000, 100000, false);
+    for (until = 1; tsr_spin_take(&p, 100000, false) != 50000; until++)
+        tsr_spin_hit(&p, 1000, 100000, false);
+    assert_int_equal(until, 16);
 }
 
 static void test_spin_tcp(void **state)
