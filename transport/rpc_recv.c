@@ -350,24 +350,28 @@ static ucs_status_t on_reject(tsr_transport_t *t, tsr_wire_err_t e,
     return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_INVALID_PARAM : UCS_OK;
 }
 
-ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
-                             size_t length, const ucp_am_recv_param_t *param)
+/* Decodes with dec (one header form), then on to the message's handling. */
+static inline ucs_status_t on_am(tsr_transport_t *t,
+                                 tsr_wire_err_t (*dec)(const void *, size_t, size_t,
+                                                       tsr_wire_hdr_t *),
+                                 const void *header, size_t header_length, void *data,
+                                 size_t length, const ucp_am_recv_param_t *param)
 {
-    tsr_transport_t *t = arg;
     tsr_wire_hdr_t h;
-    tsr_wire_err_t e = tsr_wire_hdr_decode(header, header_length, length, &h);
+    tsr_wire_err_t e = dec(header, header_length, length, &h);
     if (e != TSR_WIRE_OK)
         return on_reject(t, e, param);
     return on_message_locked(t, &h, data, length, param);
 }
 
+ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length, void *data,
+                             size_t length, const ucp_am_recv_param_t *param)
+{
+    return on_am(arg, tsr_wire_hdr_decode, header, header_length, data, length, param);
+}
+
 ucs_status_t tsr__am_call_cb(void *arg, const void *header, size_t header_length, void *data,
                              size_t length, const ucp_am_recv_param_t *param)
 {
-    tsr_transport_t *t = arg;
-    tsr_wire_hdr_t h;
-    tsr_wire_err_t e = tsr_wire_call_decode(header, header_length, length, &h);
-    if (e != TSR_WIRE_OK)
-        return on_reject(t, e, param);
-    return on_message_locked(t, &h, data, length, param);
+    return on_am(arg, tsr_wire_call_decode, header, header_length, data, length, param);
 }
