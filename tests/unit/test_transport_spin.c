@@ -19,9 +19,10 @@
  *    is at most 1/8 of the spin;
  *  - params.spin_fixed keeps the budget at the full spin whatever happens;
  *  - quick answers (the handler busy 400 us) are caught again: some wait
- *    ends while spinning (a probe, then the budget it set). How many do
+ *    ends while spinning (a probe, then the budget it set) and leaves a
+ *    budget above 0. How many do
  *    depends on the machine's load (a spinning probe can keep a loaded
- *    machine's server off the core it needs), so only "some, within 3 s"
+ *    machine's server off the core it needs), so only "some, within 10 s"
  *    is asserted here; the rules above are checked exactly;
  *  - the server's own budget (waits for requests) shrinks over idle gaps
  *    longer than its spin;
@@ -144,13 +145,17 @@ static void run(const char *tls)
     assert_int_equal(f1.spin_call_ns, (uint64_t)SPIN_US * 1000);
     assert_true(f1.spin_misses >= 20);
 
-    /* Quick answers: within 3 s some wait ends while spinning again. */
+    /* Quick answers: within 10 s some wait ends while spinning again and
+     * leaves a budget. (A wait that ends while spinning but after more than
+     * half the spin - a loaded machine preempting the spinner or the
+     * server - counts as a hit in the stats and as a miss for the budget:
+     * wait for one that set it.) */
     tsr_transport_stats_t c2 = c1;
-    int64_t until = now_ns() + 3000000000ll;
+    int64_t until = now_ns() + 10000000000ll;
     do {
         call_delay(c, pc, QUICK_US);
         c2 = stats(c);
-    } while (c2.spin_hits == c1.spin_hits && now_ns() < until);
+    } while ((c2.spin_hits == c1.spin_hits || c2.spin_call_ns == 0) && now_ns() < until);
     assert_true(c2.spin_hits > c1.spin_hits);
     assert_true(c2.spin_call_ns > 0);
 
