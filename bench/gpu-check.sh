@@ -51,7 +51,8 @@
 # TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
 # TSR_GPU_VARIANTS (default "auto lane warp coop regs"), TSR_GPU_VARIANT_SHAPES ("ROWS
 # KEYS,...", default "64M 1000,64M 8"), OUT (if set, logs and JSON lines are written there too).
-# TSR_GPU_BASELINE (default build-gpubase). Through the device tool: carry build-gpudeps
+# TSR_GPU_BASELINE (default build-gpubase). TSR_GPU_REUSE=1: keep an existing build in
+# TSR_GPU_BUILD (a --profile after a check in the same call). Through the device tool: carry build-gpudeps
 # (and build-gpubase) and run `bash bench/gpu-check.sh`.
 set -u -o pipefail
 
@@ -130,18 +131,27 @@ mkdir -p "$BUILD" "$LOGDIR" || die "cannot create $BUILD"
 say "tools: $(cmake --version | head -1), $("$NVCC" --version | tail -1), ${CC:-cc}, $JOBS jobs"
 
 # ---- configure and build ----------------------------------------------------------------
-rm -rf "$BUILD" && mkdir -p "$BUILD"
 PREFIX=()
 [ -d "$DEPS" ] && PREFIX=(-DCMAKE_PREFIX_PATH="$DEPS") && say "using staged packages in $DEPS"
+REUSED=0
+if [ "${TSR_GPU_REUSE:-0}" = 1 ] && [ -x "$BUILD/bin/tessera-bench" ]; then
+    # a second step of the same call (e.g. --profile after the check): the build is there
+    REUSED=1
+    say "reusing the build in $BUILD (TSR_GPU_REUSE=1)"
+else
+    rm -rf "$BUILD" && mkdir -p "$BUILD"
+fi
 say "configure $BUILD"
-if ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTSR_GPU_CHECK=ON \
+if [ "$REUSED" = 1 ]; then
+    :
+elif ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTSR_GPU_CHECK=ON \
     -DTSR_FUZZ=OFF -DTSR_WERROR=OFF -DTSR_SANITIZE=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DCMAKE_CUDA_COMPILER="$NVCC" "${PREFIX[@]}" >"$LOGDIR/configure.log" 2>&1; then
     tail -30 "$LOGDIR/configure.log"
     die "configure failed (log: $LOGDIR/configure.log)"
 fi
-grep -E "TSR_GPU_CHECK|CUDA:" "$LOGDIR/configure.log" | sed 's/^/   /'
-grep -q "Found CUDAToolkit" "$LOGDIR/configure.log" || die "CMake did not enable CUDA (see $LOGDIR/configure.log)"
+[ "$REUSED" = 1 ] || grep -E "TSR_GPU_CHECK|CUDA:" "$LOGDIR/configure.log" | sed 's/^/   /'
+[ "$REUSED" = 1 ] || grep -q "Found CUDAToolkit" "$LOGDIR/configure.log" || die "CMake did not enable CUDA (see $LOGDIR/configure.log)"
 
 # what this configuration can build: the device tests and the two programs
 TARGETS_ALL=$(cmake --build "$BUILD" --target help 2>/dev/null | sed -n 's/^[.: ]*\([A-Za-z0-9_.-]*\).*/\1/p')
@@ -151,7 +161,9 @@ for t in tessera-cli tessera-bench; do has_target "$t" && TARGETS+=("$t"); done
 TESTS=$(grep -E '^test_.*(cuda|device)' <<<"$TARGETS_ALL" | grep -v -e emu -e kv_device | sort -u)
 for t in $TESTS; do TARGETS+=("$t"); done
 say "build ${TARGETS[*]}"
-if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.log" 2>&1; then
+if [ "$REUSED" = 1 ]; then
+    :
+elif ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.log" 2>&1; then
     grep -E "error|Error" "$LOGDIR/build.log" | head -30
     die "build failed (log: $LOGDIR/build.log)"
 fi
