@@ -78,9 +78,11 @@
  * limbs (the amount's bits 0-15, 16-31, 32-47 unsigned, and the amount >> 48
  * signed). Every HA_N_ROWS rows of the block (and before the fold) the block
  * widens them into the entry's 64-bit states (lst; 128-bit sums as in the
- * global table) and clears them (ha_local_widen). Within HA_N_ROWS rows
- * nothing overflows: an entry takes at most 32768 adds, each adding under
- * 2^16 to a low limb and at most 2^15 per row (in magnitude) to the top one.
+ * global table) and clears them (ha_local_widen). Within HA_N_ROWS (65536)
+ * rows nothing overflows: an entry takes at most 65536 adds, each adding
+ * under 2^16 to a low limb (sums < 2^32), and the top limb gets the amounts'
+ * bits from 48 up: in [-2^15, 2^15) per row (a warp-combined add carries its
+ * rows' share), so its sum stays in [-2^31, 2^31), an int32.
  *
  * With one key column the block table also has a direct map (dmap, lslots
  * u32 after the counter and the least key): ha_direct_build.
