@@ -48,6 +48,10 @@ extern "C" {
 /* Rows each thread takes per loop iteration of the row kernels: a warp reads
  * this many coalesced runs of 32 rows at once (several loads in flight). */
 #define TSR_CUDA_ROWS_PER_THREAD 2
+/* The most rows a block of the local kernels takes in one launch (the host
+ * sizes grids by it): its narrow counters then need no widening before the
+ * fold, so no block-wide barrier interrupts the row loop (hashagg.cuh). */
+#define TSR_CUDA_HA_BLOCK_ROWS 65536u
 
 /* counters[] of an update, rehash or map insert launch */
 #define TSR_CUDA_CNT_NEW 0  /* slots claimed (groups or keys that are new) */

@@ -216,6 +216,11 @@ static tsr_status_t cu_ha_launch(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
         size_t per = block * CU_HA_U * CU_HA_LOCAL_ITERS;
         grid = (n + per - 1) / per;
         grid = grid < most ? grid : most;
+        /* local blocks of at most TSR_CUDA_HA_BLOCK_ROWS rows (more blocks
+         * than fit at once, in waves): no widening barriers mid-block */
+        size_t short_blocks = (n + TSR_CUDA_HA_BLOCK_ROWS - 1) / TSR_CUDA_HA_BLOCK_ROWS;
+        if (!regs && grid < short_blocks)
+            grid = short_blocks;
         v->rows_per_block = (uint32_t)((n + grid - 1) / grid);
         v->region = v->rows_per_block;
     }

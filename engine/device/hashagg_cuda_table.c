@@ -137,12 +137,16 @@ void tsr_hashagg_cuda_scratch_free(cu_ha_t *h)
     h->cap = 0;
 }
 
-/* The most blocks any update launch uses. */
-static unsigned cu_ha_max_grid(const cu_ha_t *h)
+/* The most blocks an update launch of up to cap rows uses (local kernels:
+ * also one per TSR_CUDA_HA_BLOCK_ROWS rows, cu_ha_launch). */
+static size_t cu_ha_max_grid(const cu_ha_t *h, size_t cap)
 {
-    unsigned g = h->global_grid;
-    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++)
+    size_t g = (cap + TSR_CUDA_HA_BLOCK_ROWS - 1) / TSR_CUDA_HA_BLOCK_ROWS;
+    g = h->global_grid > g ? h->global_grid : g;
+    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++) {
         g = h->local_grid[k] > g ? h->local_grid[k] : g;
+        g = h->small_grid[k] > g ? h->small_grid[k] : g;
+    }
     return g;
 }
 
@@ -156,7 +160,7 @@ tsr_status_t tsr_hashagg_cuda_scratch(tsr_dev_hashagg_t *ha, size_t cap, tsr_err
         return TSR_OK;
     tsr_hashagg_cuda_scratch_free(h);
     tsr_dev_t *dev = ha->dev;
-    size_t grid = cu_ha_max_grid(h);
+    size_t grid = cu_ha_max_grid(h, cap);
     size_t slack = grid *
                    (size_t)(h->global_block > h->local_block ? h->global_block : h->local_block) *
                    CU_HA_U;

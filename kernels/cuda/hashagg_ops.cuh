@@ -38,7 +38,9 @@
 #ifdef TSR_CUDA_EMU
 #define HA_N_ROWS 1024u /* the tests' launches are small: widen within them too */
 #else
-#define HA_N_ROWS 65536u /* rows a block takes between widenings of its narrow counters */
+/* rows a block takes between widenings of its narrow counters: the host
+ * gives a block no more (a guard against overflow, not a path taken) */
+#define HA_N_ROWS TSR_CUDA_HA_BLOCK_ROWS
 #endif
 #define HA_D_NONE 0xFFFFFFFFu /* a direct map's index with no entry */
 #define HA_D_SCAN 8u          /* the map is built where nslots <= HA_D_SCAN * lslots */
