@@ -48,10 +48,6 @@ extern "C" {
 /* Rows each thread takes per loop iteration of the row kernels: a warp reads
  * this many coalesced runs of 32 rows at once (several loads in flight). */
 #define TSR_CUDA_ROWS_PER_THREAD 2
-/* The most rows a block of the local kernels takes in one launch (the host
- * sizes grids by it): its narrow counters then need no widening before the
- * fold, so no block-wide barrier interrupts the row loop (hashagg.cuh). */
-#define TSR_CUDA_HA_BLOCK_ROWS 65536u
 
 /* counters[] of an update, rehash or map insert launch */
 #define TSR_CUDA_CNT_NEW 0  /* slots claimed (groups or keys that are new) */
@@ -88,17 +84,15 @@ typedef struct tsr_cuda_ha_view {
     int8_t nulls_col[TSR_CUDA_HA_MAX_AGGS];  /* -1 where the aggregate has no such column */
     int8_t val_col[TSR_CUDA_HA_MAX_AGGS];
     int8_t hi_col[TSR_CUDA_HA_MAX_AGGS];
-    int8_t nar_col[TSR_CUDA_HA_MAX_AGGS]; /* SUM_I: its 4 narrow limbs in a block table, else -1 */
-    uint32_t n;                           /* rows of this launch (at most 2^30) */
-    uint32_t nkeys;                       /* 0..4 */
-    uint32_t naggs;                       /* 0..16 */
-    uint32_t ncols;                       /* state columns */
+    uint32_t n;              /* rows of this launch (at most 2^30) */
+    uint32_t nkeys;          /* 0..4 */
+    uint32_t naggs;          /* 0..16 */
+    uint32_t ncols;          /* state columns */
     uint32_t probe_limit;    /* slots a row probes in the global table before it is retried */
     uint32_t lslots;         /* local kernels: entries of the per-block table (power of two) */
     uint32_t rows_per_block; /* local kernels: each block folds a contiguous run of rows */
     uint32_t region;         /* newslots entries per block: at least the rows a block visits */
     uint32_t rgroups;        /* regs kernel: groups each thread keeps partials of (<= REGS_MAX) */
-    uint32_t nnar;           /* narrow (u32) columns of a block table: the count + 4 per SUM_I */
 } tsr_cuda_ha_view_t;
 
 /* Moving every group of one table into another (growth). */
@@ -121,15 +115,12 @@ typedef enum tsr_cuda_ha_kernel {
 } tsr_cuda_ha_kernel_t;
 
 /* Bytes of dynamic shared memory of a local kernel with lslots entries (tag,
- * keys, states, narrow counters, global slot, validity mask, direct map)
- * plus the block's claim counter and the direct map's least key.
+ * keys, states, global slot, validity mask, direct map) plus the block's
+ * claim counter and the direct map's least key.
  * The global kernel takes TSR_CUDA_HA_GLOBAL_SHMEM bytes (the counter). */
-static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, uint32_t ncols,
-                                             uint32_t nnar)
+static inline size_t tsr_cuda_ha_local_bytes(uint32_t lslots, uint32_t nkeys, uint32_t ncols)
 {
-    return (size_t)lslots *
-               (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 * (size_t)nnar + 4 + 4 + 4) +
-           16;
+    return (size_t)lslots * (8 + 8 * (size_t)nkeys + 8 * (size_t)ncols + 4 + 4 + 4) + 16;
 }
 #define TSR_CUDA_HA_GLOBAL_SHMEM 8
 

@@ -85,16 +85,6 @@ static tsr_status_t cu_ha_create(tsr_dev_hashagg_t *ha, tsr_error_t *err)
         t->nulls_col[a] = (int8_t)ha->layout.nulls_col[a];
         t->val_col[a] = (int8_t)ha->layout.val_col[a];
         t->hi_col[a] = (int8_t)ha->layout.hi_col[a];
-        t->nar_col[a] = -1;
-    }
-    /* a block table's narrow columns (hashagg.cuh): the count, then 4 limbs
-     * per SUM(BIGINT) */
-    t->nnar = 1;
-    for (size_t a = 0; a < ha->spec.naggs; a++) {
-        if (t->op[a] == TSR_CUDA_OP_SUM_I) {
-            t->nar_col[a] = (int8_t)t->nnar;
-            t->nnar += 4;
-        }
     }
     for (size_t c = 0; c < ha->layout.ncols; c++)
         t->identity[c] = (int64_t)ha->layout.identity[c];
@@ -186,43 +176,15 @@ static tsr_status_t cu_ha_launch(tsr_dev_hashagg_t *ha, tsr_dev_queue_t *q, cu_h
         v->region = (uint32_t)((n + grid * per - 1) / (grid * per) * per);
         shmem = TSR_CUDA_HA_GLOBAL_SHMEM;
     } else {
-        bool regs = k == TSR_CUDA_HA_REGS;
-        block = regs ? h->regs_block : h->local_block;
-        size_t most = h->local_grid[k];
-        v->lslots = h->lslots;
-        v->rgroups = h->rgroups;
-        shmem = regs ? h->regs_shmem : h->local_shmem;
-        /* the small shape when the groups seen and expected fit it as they
-         * would the full one (local: at most half the entries) */
-        size_t groups =
-            ha->ngroups > ha->spec.expected_groups ? ha->ngroups : ha->spec.expected_groups;
-        if (h->small_grid[k] && groups <= (regs ? h->small_rgroups : h->small_lslots / 2)) {
-            block = h->small_block;
-            most = h->small_grid[k];
-            v->rgroups = h->small_rgroups;
-            shmem = h->small_regs_shmem;
-            if (!regs) {
-                /* a table twice the groups: a block clears, widens and folds
-                 * no more entries than it needs (the grid is the largest
-                 * table's, which less shared memory can only raise) */
-                uint32_t ls = CU_HA_LOCAL_MIN_SLOTS;
-                while (ls < 2 * groups && ls < h->small_lslots)
-                    ls *= 2;
-                v->lslots = ls;
-                shmem = tsr_cuda_ha_local_bytes(ls, (uint32_t)ha->spec.nkeys,
-                                                (uint32_t)ha->layout.ncols, h->tmpl.nnar);
-            }
-        }
+        block = k == TSR_CUDA_HA_REGS ? h->regs_block : h->local_block;
         size_t per = block * CU_HA_U * CU_HA_LOCAL_ITERS;
         grid = (n + per - 1) / per;
-        grid = grid < most ? grid : most;
-        /* local blocks of at most TSR_CUDA_HA_BLOCK_ROWS rows (more blocks
-         * than fit at once, in waves): no widening barriers mid-block */
-        size_t short_blocks = (n + TSR_CUDA_HA_BLOCK_ROWS - 1) / TSR_CUDA_HA_BLOCK_ROWS;
-        if (!regs && grid < short_blocks)
-            grid = short_blocks;
+        grid = grid < h->local_grid[k] ? grid : h->local_grid[k];
+        v->lslots = h->lslots;
+        v->rgroups = h->rgroups;
         v->rows_per_block = (uint32_t)((n + grid - 1) / grid);
         v->region = v->rows_per_block;
+        shmem = k == TSR_CUDA_HA_REGS ? h->regs_shmem : h->local_shmem;
     }
     r->nblocks = (unsigned)grid;
     tsr_status_t rc = tsr_hashagg_cuda_counters_reset(ha, s, err);

@@ -27,9 +27,6 @@
 #define CU_HA_LOCAL_ITERS 8   /* a local block gets at least this many loop iterations */
 #define CU_HA_REGS_BLOCK 512u /* hashagg.cu's launch bounds of the regs kernel */
 #define CU_HA_REGS_MIN_BLOCK 128u
-#define CU_HA_SMALL_BLOCK 512u /* the small shape's block (both kernels' launch bounds allow it)   \
-                                */
-#define CU_HA_REGS_FEW 8u      /* groups of the regs kernel's small shape */
 #define CU_HA_ENV "TSR_CUDA_HASHAGG" /* auto|global|lane|warp|coop|regs (docs/devices.md) */
 
 /* The group table (hashagg_host.h: shared with the OpenCL backend). */
@@ -81,14 +78,6 @@ typedef struct cu_ha {
     unsigned regs_block;          /* regs kernel (0: unavailable for this layout) */
     uint32_t rgroups;             /* groups a regs thread keeps partials of */
     size_t regs_shmem;
-    /* The small shape of the local and regs kernels, for launches with few
-     * groups: CU_HA_SMALL_BLOCK threads and smaller shared tables, so that
-     * more blocks share a multiprocessor (one block's barriers no longer
-     * idle it) and a block clears, widens and folds fewer entries. */
-    unsigned small_block;
-    unsigned small_grid[TSR_CUDA_HA_NKERNELS]; /* 0: no small shape for that kernel */
-    uint32_t small_lslots, small_rgroups;      /* the largest small table; regs' groups */
-    size_t small_regs_shmem;
     int force;   /* TSR_CUDA_HASHAGG: -1 auto, else the tsr_cuda_ha_kernel_t of every launch */
     bool probed; /* AUTO's small first launch is behind us */
 } cu_ha_t;

@@ -137,16 +137,12 @@ void tsr_hashagg_cuda_scratch_free(cu_ha_t *h)
     h->cap = 0;
 }
 
-/* The most blocks an update launch of up to cap rows uses (local kernels:
- * also one per TSR_CUDA_HA_BLOCK_ROWS rows, cu_ha_launch). */
-static size_t cu_ha_max_grid(const cu_ha_t *h, size_t cap)
+/* The most blocks any update launch uses. */
+static unsigned cu_ha_max_grid(const cu_ha_t *h)
 {
-    size_t g = (cap + TSR_CUDA_HA_BLOCK_ROWS - 1) / TSR_CUDA_HA_BLOCK_ROWS;
-    g = h->global_grid > g ? h->global_grid : g;
-    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++) {
+    unsigned g = h->global_grid;
+    for (int k = 0; k < TSR_CUDA_HA_NKERNELS; k++)
         g = h->local_grid[k] > g ? h->local_grid[k] : g;
-        g = h->small_grid[k] > g ? h->small_grid[k] : g;
-    }
     return g;
 }
 
@@ -160,7 +156,7 @@ tsr_status_t tsr_hashagg_cuda_scratch(tsr_dev_hashagg_t *ha, size_t cap, tsr_err
         return TSR_OK;
     tsr_hashagg_cuda_scratch_free(h);
     tsr_dev_t *dev = ha->dev;
-    size_t grid = cu_ha_max_grid(h, cap);
+    size_t grid = cu_ha_max_grid(h);
     size_t slack = grid *
                    (size_t)(h->global_block > h->local_block ? h->global_block : h->local_block) *
                    CU_HA_U;
@@ -287,18 +283,6 @@ tsr_cuda_ha_kernel_t tsr_hashagg_cuda_pick(const tsr_dev_hashagg_t *ha)
     return tiny ? TSR_CUDA_HA_LOCAL_WARP : TSR_CUDA_HA_LOCAL;
 }
 
-/* Blocks per multiprocessor of kernel k at this block and shared memory (0:
- * it cannot run so). */
-static int cu_ha_bps(tsr_cuda_ha_kernel_t k, uint32_t nkeys, unsigned block, size_t shmem)
-{
-    int bps = 0;
-    if (tsr_cuda_ha_prepare(k, nkeys, block, shmem, &bps) != cudaSuccess) {
-        cudaGetLastError(); /* this size does not fit */
-        return 0;
-    }
-    return bps > 0 ? bps : 0;
-}
-
 /* The regs kernel's block and groups per thread: as many groups as fit (up
  * to TSR_CUDA_HA_REGS_MAX) at 512 threads, else 8 groups with smaller
  * blocks, else fewer groups; none when not even one group's columns fit
@@ -323,60 +307,19 @@ static void cu_ha_configure_regs(tsr_dev_hashagg_t *ha)
         size_t shmem = tsr_cuda_ha_regs_bytes(cand[i].groups, nkeys, ncols, block);
         if (shmem > cu->shared_optin)
             continue;
-        int bps = cu_ha_bps(TSR_CUDA_HA_REGS, nkeys, block, shmem);
+        int bps = 0;
+        cudaError_t e = tsr_cuda_ha_prepare(TSR_CUDA_HA_REGS, nkeys, block, shmem, &bps);
+        if (e != cudaSuccess) {
+            cudaGetLastError(); /* as the local kernels: this size does not fit, try a smaller */
+            continue;
+        }
         if (bps <= 0)
-            continue; /* this size does not fit: try a smaller */
+            continue;
         h->regs_block = block;
         h->rgroups = cand[i].groups;
         h->regs_shmem = shmem;
         h->local_grid[TSR_CUDA_HA_REGS] = cu->sm_count * (unsigned)bps;
         return;
-    }
-}
-
-/* The small shape (cu_ha_t): the largest table below the full one with which
- * every local kernel runs at CU_HA_SMALL_BLOCK threads (or the device's
- * most) with at least two blocks and as many threads per multiprocessor as
- * the full shape; the regs kernel with CU_HA_REGS_FEW groups where that runs
- * at least as many threads as its full shape (more where shared memory held
- * the full one back: 2 blocks of 512 instead of 1 on an H100/H200). A
- * launch takes it when the groups fit (cu_ha_launch). */
-static void cu_ha_configure_small(tsr_dev_hashagg_t *ha)
-{
-    cu_ha_t *h = ha->impl;
-    tsr_cuda_dev_t *cu = tsr_dev_cuda(ha->dev);
-    uint32_t nkeys = (uint32_t)ha->spec.nkeys, ncols = (uint32_t)ha->layout.ncols;
-    unsigned block = cu_warps(CU_HA_SMALL_BLOCK, cu->max_block);
-    memset(h->small_grid, 0, sizeof(h->small_grid));
-    h->small_lslots = h->small_rgroups = 0;
-    h->small_block = block;
-    for (uint32_t ls = h->lslots / 2; h->local_block && ls >= CU_HA_LOCAL_MIN_SLOTS; ls /= 2) {
-        size_t shmem = tsr_cuda_ha_local_bytes(ls, nkeys, ncols, h->tmpl.nnar);
-        if (shmem > cu->shared_optin)
-            continue;
-        unsigned grid[TSR_CUDA_HA_NKERNELS] = {0};
-        int ok = 1;
-        for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_COOP && ok; k++) {
-            int bps = cu_ha_bps((tsr_cuda_ha_kernel_t)k, nkeys, block, shmem);
-            grid[k] = cu->sm_count * (unsigned)bps;
-            ok = bps >= 2 && grid[k] * block >= h->local_grid[k] * h->local_block;
-        }
-        if (ok) {
-            for (int k = TSR_CUDA_HA_LOCAL; k <= TSR_CUDA_HA_LOCAL_COOP; k++)
-                h->small_grid[k] = grid[k];
-            h->small_lslots = ls;
-            break;
-        }
-    }
-    if (h->rgroups > CU_HA_REGS_FEW) {
-        size_t shmem = tsr_cuda_ha_regs_bytes(CU_HA_REGS_FEW, nkeys, ncols, block);
-        int bps = shmem <= cu->shared_optin ? cu_ha_bps(TSR_CUDA_HA_REGS, nkeys, block, shmem) : 0;
-        unsigned grid = cu->sm_count * (unsigned)bps;
-        if (grid * block >= h->local_grid[TSR_CUDA_HA_REGS] * h->regs_block) {
-            h->small_grid[TSR_CUDA_HA_REGS] = grid;
-            h->small_rgroups = CU_HA_REGS_FEW;
-            h->small_regs_shmem = shmem;
-        }
     }
 }
 
@@ -408,7 +351,7 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
 
     h->local_block = cu_warps(CU_HA_LOCAL_BLOCK, cu->max_block);
     for (h->lslots = CU_HA_LOCAL_MAX_SLOTS; h->lslots >= CU_HA_LOCAL_MIN_SLOTS; h->lslots /= 2) {
-        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols, h->tmpl.nnar);
+        size_t shmem = tsr_cuda_ha_local_bytes(h->lslots, nkeys, ncols);
         if (shmem > cu->shared_optin)
             continue;
         int ok = 1;
@@ -433,7 +376,6 @@ tsr_status_t tsr_hashagg_cuda_configure(tsr_dev_hashagg_t *ha, tsr_error_t *err)
         h->local_grid[TSR_CUDA_HA_LOCAL_COOP] = 0;
     }
     cu_ha_configure_regs(ha);
-    cu_ha_configure_small(ha);
     /* batch sizes: at most ~1/4096 (host chunks) and ~1/256 (device launches)
      * of the device's memory per row-byte, within fixed bounds */
     h->chunk = cu_clamp(cu_pow2_floor(cu->total_mem / 4096), (size_t)1 << 16, (size_t)1 << 22);

@@ -1,6 +1,7 @@
 /*
  * hashagg.cuh - hash aggregation kernel bodies (common C / CUDA C++ subset;
- * see compat.cuh), built from the helpers of hashagg_ops.cuh. The __global__ wrappers and launchers are in hashagg.cu,
+ * see compat.cuh), built from the helpers of hashagg_ops.cuh. The __global__
+ * wrappers and launchers are in hashagg.cu,
  * the host side in engine/device/hashagg_cuda.c, the semantics in
  * engine/device/hashagg.h. The algorithm and the table format are those of
  * kernels/opencl/hashagg.cl, so every backend groups and hashes alike.
@@ -70,19 +71,12 @@
  * same group, which is harmless: entries fold into the global states by slot.
  * A row whose key finds no entry within HA_L_PROBES updates the global states.
  *
- * Narrow counters: shared memory has native atomics for 32-bit words only;
- * a 64-bit atomic add there is a compare-and-swap loop (ATOMS.CAST.SPIN.64,
- * seen in the profile: the kernel's hottest instructions, retried under
- * contention). So a block table's COUNT(*) and SUM(BIGINT) updates go to
- * 32-bit words (lnar[c*lslots+e]): the count, and for each SUM(BIGINT) four
- * limbs (the amount's bits 0-15, 16-31, 32-47 unsigned, and the amount >> 48
- * signed). Every HA_N_ROWS rows of the block (and before the fold) the block
- * widens them into the entry's 64-bit states (lst; 128-bit sums as in the
- * global table) and clears them (ha_local_widen). Within HA_N_ROWS (65536)
- * rows nothing overflows: an entry takes at most 65536 adds, each adding
- * under 2^16 to a low limb (sums < 2^32), and the top limb gets the amounts'
- * bits from 48 up: in [-2^15, 2^15) per row (a warp-combined add carries its
- * rows' share), so its sum stays in [-2^31, 2^31), an int32.
+ * SUM(BIGINT) in a block table is split, not 128-bit: the entry's low column
+ * L adds each amount's low 32 bits (unsigned), its high column H the rest
+ * (arithmetic shift), so both are atomics whose old value nobody waits for;
+ * the sum is H * 2^32 + L, turned into the global table's hi:lo pair when the
+ * entry is folded (ha_fold). Neither column can overflow: a launch has fewer
+ * than 2^32 rows, each adding under 2^32 to L and at most 2^31 to |H|.
  *
  * With one key column the block table also has a direct map (dmap, lslots
  * u32 after the counter and the least key): ha_direct_build.
@@ -142,7 +136,7 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
             }
             TSR_SYNC_WARP(); /* lanes leave the probe loop at different trips */
             if (s >= 0)
-                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], NULL);
+                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], 0);
         }
     }
     ha_block_done(v, blk_new);
@@ -248,8 +242,7 @@ TSR_DEV int32_t ha_coop_probe(const tsr_cuda_ha_view_t *v, uint32_t nkeys, const
  * group with it: each member appends its own row. */
 TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *tag,
                          uint64_t *lkeys, uint32_t *lgs, uint32_t *lvm, int64_t *lst,
-                         uint32_t *lnar, uint32_t *blk_new, int act, uint32_t row, uint64_t k0,
-                         const uint64_t *pf)
+                         uint32_t *blk_new, int act, uint32_t row, uint64_t k0, const uint64_t *pf)
 {
     const uint32_t lane = TSR_LANE, ls = v->lslots;
     uint64_t k[TSR_CUDA_HA_MAX_KEYS] = {0};
@@ -289,20 +282,20 @@ TSR_DEV void ha_coop_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, uint64_t *
         v->retry[tsr_atom_add_u32(v->counters + TSR_CUDA_CNT_FAIL, 1)] = row;
     const int ok = act && li != HA_L_RETRIED;
     if (tsr_any(act && (peers & (peers - 1u)) != 0)) {
-        ha_target_t t = {lst, lnar, ls, li, gs};
+        ha_target_t t = {lst, ls, li, gs};
         ha_warp_apply(v, ok, peers, &t, row, pf);
     } else {
         /* every key once in the warp: nothing to combine, no reductions */
         TSR_SYNC_WARP();
         if (ok && li >= 0)
-            ha_apply_row(v, lst + li, ls, row, pf, lnar + li);
+            ha_apply_row(v, lst + li, ls, row, pf, 1);
         else if (ok)
-            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, NULL);
+            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, 0);
     }
 }
 
-/* Folds a block's entry (states at l, stride ls; widened) into the global
- * group at g. */
+/* Folds a block's entry (states at l, stride ls; SUM_I split) into the
+ * global group at g. */
 TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls, int64_t *g)
 {
     const uint64_t ns = v->t.nslots;
@@ -318,43 +311,16 @@ TSR_DEV void ha_fold(const tsr_cuda_ha_view_t *v, const int64_t *l, uint64_t ls,
         if (op == TSR_CUDA_OP_COUNT)
             continue;
         uint64_t lo = (uint64_t)l[(uint64_t)v->val_col[a] * ls];
-        uint64_t hi = op == TSR_CUDA_OP_SUM_I ? (uint64_t)l[(uint64_t)v->hi_col[a] * ls] : 0;
+        uint64_t hi = 0;
+        if (op == TSR_CUDA_OP_SUM_I) {
+            /* split -> 128 bits: hi:lo = H * 2^32 + L (H signed, L unsigned) */
+            uint64_t L = lo, H = (uint64_t)l[(uint64_t)v->hi_col[a] * ls];
+            lo = (H << 32) + L;
+            hi = (uint64_t)((int64_t)H >> 32) + (lo < L ? 1u : 0u);
+        }
         if (lo == (uint64_t)v->identity[v->val_col[a]] && hi == 0)
             continue; /* nothing to fold */
-        ha_apply_value(v, a, g, ns, lo, hi, NULL);
-    }
-}
-
-/* Moves the block table's narrow counters into its 64-bit states and
- * clears them (see the top of the file). Entry e is thread (e mod bdim)'s:
- * called between barriers, or before a fold of the same entries. */
-TSR_DEV void ha_local_widen(const tsr_cuda_ha_view_t *v, int64_t *lst, uint32_t *lnar)
-{
-    const uint32_t ls = v->lslots;
-    for (uint32_t e = TSR_TID; e < ls; e += TSR_BDIM) {
-        if (lnar[e]) {
-            lst[e] += lnar[e];
-            lnar[e] = 0;
-        }
-        for (uint32_t a = 0; a < v->naggs; a++) {
-            if (v->nar_col[a] < 0)
-                continue;
-            uint32_t *q = lnar + (uint64_t)v->nar_col[a] * ls + e;
-            uint32_t l0 = q[0], l1 = q[ls], l2 = q[2 * (uint64_t)ls], l3 = q[3 * (uint64_t)ls];
-            if ((l0 | l1 | l2 | l3) == 0)
-                continue;
-            int64_t *plo = lst + (uint64_t)v->val_col[a] * ls + e;
-            int64_t *phi = lst + (uint64_t)v->hi_col[a] * ls + e;
-            uint64_t lo = (uint64_t)*plo, hi = (uint64_t)*phi;
-            int64_t top = (int32_t)l3; /* the limb above bit 48 is signed */
-            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, l0, 0);
-            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)l1 << 16, 0);
-            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)l2 << 32, 0);
-            ha_combine(TSR_CUDA_OP_SUM_I, &lo, &hi, (uint64_t)top << 48, (uint64_t)(top >> 16));
-            *plo = (int64_t)lo;
-            *phi = (int64_t)hi;
-            q[0] = q[ls] = q[2 * (uint64_t)ls] = q[3 * (uint64_t)ls] = 0;
-        }
+        ha_apply_value(v, a, g, ns, lo, hi, 0);
     }
 }
 
@@ -409,7 +375,7 @@ TSR_DEV int32_t ha_direct_find(const tsr_cuda_ha_view_t *v, const uint32_t *dmap
 
 /* Each block folds rows [b*rows_per_block, +rows_per_block) into its
  * shared-memory table, then the table into the global states. sh: dynamic
- * shared memory of tsr_cuda_ha_local_bytes(lslots, ...). Rows come in
+ * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
  * directly (no sel: retry rounds use the global kernel). mode: how a warp's
  * rows reach the table (HA_MODE_LANE: each lane alone; _WARP: lanes of one
  * entry combined; _COOP: ha_coop_row). */
@@ -419,8 +385,7 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     uint64_t *tag = sh;
     uint64_t *lkeys = tag + ls;
     int64_t *lst = (int64_t *)(lkeys + (uint64_t)nkeys * ls);
-    uint32_t *lnar = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
-    uint32_t *lgs = lnar + (uint64_t)v->nnar * ls;
+    uint32_t *lgs = (uint32_t *)(lst + (uint64_t)v->ncols * ls);
     uint32_t *lvm = lgs + ls;
     uint32_t *blk_new = lvm + ls;
     int64_t *dmin = (int64_t *)(blk_new + 2); /* ls is even: 8-byte aligned */
@@ -432,8 +397,6 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         dmap[i] = HA_D_NONE;
         for (uint32_t c = 0; c < v->ncols; c++)
             lst[(uint64_t)c * ls + i] = v->identity[c];
-        for (uint32_t c = 0; c < v->nnar; c++)
-            lnar[(uint64_t)c * ls + i] = 0;
     }
     if (tid == 0) {
         *blk_new = 0;
@@ -450,17 +413,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
     const uint32_t end = begin >= v->n                      ? begin
                          : v->n - begin < v->rows_per_block ? v->n
                                                             : begin + v->rows_per_block;
-    /* narrow counters are widened every `every` trips (at most HA_N_ROWS rows) */
-    const uint32_t every = HA_N_ROWS / (bdim * HA_U) ? HA_N_ROWS / (bdim * HA_U) : 1;
-    uint32_t trips = 0;
-    /* block-uniform trip count: every lane reaches the warp collectives and barriers */
+    /* block-uniform trip count: every lane reaches the warp collectives */
     for (uint32_t it = begin; it < end; it += bdim * HA_U) {
-        if (++trips > every) {
-            TSR_SYNC();
-            ha_local_widen(v, lst, lnar);
-            TSR_SYNC();
-            trips = 1;
-        }
         uint32_t row[HA_U];
         int act[HA_U];
         uint64_t k0[HA_U], pf[HA_U][HA_PF];
@@ -474,8 +428,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         TSR_UNROLL
         for (uint32_t u = 0; u < HA_U; u++) {
             if (mode == HA_MODE_COOP) {
-                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, lnar, blk_new, act[u], row[u],
-                            k0[u], pf[u]);
+                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[u], row[u], k0[u],
+                            pf[u]);
                 continue;
             }
             int32_t li = HA_L_RETRIED;
@@ -497,12 +451,12 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 /* the updates converged (1 instruction for 32 lanes, not 4-8) */
                 TSR_SYNC_WARP();
                 if (li >= 0)
-                    ha_apply_row(v, lst + li, ls, row[u], pf[u], lnar + li);
+                    ha_apply_row(v, lst + li, ls, row[u], pf[u], 1);
                 else if (li == HA_L_GLOBAL)
-                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], NULL);
+                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], 0);
             } else {
                 /* lanes without a local entry form groups of their own */
-                ha_target_t t = {lst, lnar, ls, li, gs};
+                ha_target_t t = {lst, ls, li, gs};
                 uint32_t id = li >= 0 ? (uint32_t)li : 0x80000000u | lane;
                 uint32_t peers = tsr_match_any(id);
                 ha_warp_apply(v, li != HA_L_RETRIED, peers, &t, row[u], pf[u]);
@@ -510,7 +464,6 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
         }
     }
     TSR_SYNC();
-    ha_local_widen(v, lst, lnar); /* each thread its own entries, as the fold below */
     for (uint32_t i = tid; i < ls; i += bdim)
         if (tag[i] & HA_L_READY) /* no entry is half-written after the barrier */
             ha_fold(v, lst + i, ls, v->t.states + lgs[i]);

@@ -2,9 +2,9 @@
  * hashagg_ops.cuh - the pieces hash aggregation's kernel bodies
  * (hashagg.cuh, hashagg_regs.cuh) are made of: the slot word and block
  * table constants, keys and their hash, finding a group's global slot, the
- * aggregate updates (128-bit sums, narrow counters, MIN/MAX) and the warp
- * combining of the local+warp kernel. The table format they act on is
- * described in hashagg.cuh.
+ * aggregate updates (128-bit sums, a block table's split sums, MIN/MAX) and
+ * the warp combining of the local+warp kernel. The table format they act on
+ * is described in hashagg.cuh.
  */
 #ifndef TSR_KERNELS_CUDA_HASHAGG_OPS_CUH
 #define TSR_KERNELS_CUDA_HASHAGG_OPS_CUH
@@ -32,16 +32,9 @@
 #define HA_L_GLOBAL (-1)  /* no entry: update the global slot *gs */
 #define HA_L_RETRIED (-2) /* the row went to the retry list: touch nothing */
 /* ha_coop_probe's answers besides an entry index */
-#define HA_L_SLOW (-3)    /* take the per-lane path (claim, wait for a busy entry, not found) */
-#define HA_L_NONE (-4)    /* this lane does not probe (not a leader) */
-#define HA_L_PENDING (-5) /* still probing */
-#ifdef TSR_CUDA_EMU
-#define HA_N_ROWS 1024u /* the tests' launches are small: widen within them too */
-#else
-/* rows a block takes between widenings of its narrow counters: the host
- * gives a block no more (a guard against overflow, not a path taken) */
-#define HA_N_ROWS TSR_CUDA_HA_BLOCK_ROWS
-#endif
+#define HA_L_SLOW (-3)        /* take the per-lane path (claim, wait for a busy entry, not found) */
+#define HA_L_NONE (-4)        /* this lane does not probe (not a leader) */
+#define HA_L_PENDING (-5)     /* still probing */
 #define HA_D_NONE 0xFFFFFFFFu /* a direct map's index with no entry */
 #define HA_D_SCAN 8u          /* the map is built where nslots <= HA_D_SCAN * lslots */
 /* update modes of ha_local_body */
@@ -177,35 +170,29 @@ TSR_DEV void ha_minmax_d(int64_t *p, uint64_t xb, int is_max)
     }
 }
 
-/* Adds the 128-bit amount hi:lo (|amount| < 2^79) to the four narrow limbs
- * of a block table's sum at q (stride ls; see the top of the file). Limbs of
- * zero are skipped: small non-negative values cost one atomic. */
-TSR_DEV void ha_sum_narrow(uint32_t *q, uint32_t ls, uint64_t lo, uint64_t hi)
+/* Adds the 128-bit amount hi:lo to a block table's split sum (see the top
+ * of the file): its low 32 bits to *plo, the rest (arithmetic shift) to *phi.
+ * Neither atomic's old value is needed, so the thread does not wait for
+ * either (ha_sum_i waits for the low word's to find the carry). */
+TSR_DEV void ha_sum_split(int64_t *plo, int64_t *phi, uint64_t lo, uint64_t hi)
 {
-    uint32_t l0 = (uint32_t)(lo & 0xFFFFu), l1 = (uint32_t)((lo >> 16) & 0xFFFFu);
-    uint32_t l2 = (uint32_t)((lo >> 32) & 0xFFFFu);
-    uint32_t l3 = (uint32_t)((hi << 16) | (lo >> 48)); /* amount >> 48, two's complement */
-    if (l0)
-        tsr_atom_add_u32(q, l0);
-    if (l1)
-        tsr_atom_add_u32(q + ls, l1);
-    if (l2)
-        tsr_atom_add_u32(q + 2 * (uint64_t)ls, l2);
-    if (l3)
-        tsr_atom_add_u32(q + 3 * (uint64_t)ls, l3);
+    tsr_atom_add_u64((uint64_t *)plo, lo & 0xFFFFFFFFULL);
+    uint64_t up = (hi << 32) | (lo >> 32);
+    if (up != 0)
+        tsr_atom_add_u64((uint64_t *)phi, up);
 }
 
 /* Folds the amount lo (and hi for SUM_I) into aggregate a's value column.
- * nar: st is an entry of a block table whose narrow counters start at nar
- * (SUM_I goes there), NULL: st is a group of the global table. */
+ * split: st is an entry of a block table (SUM_I split, see the top of the
+ * file), else a group of the global table. */
 TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                            uint64_t lo, uint64_t hi, uint32_t *nar)
+                            uint64_t lo, uint64_t hi, int split)
 {
     int64_t *p = st + (uint64_t)v->val_col[a] * stride;
     switch (v->op[a]) {
     case TSR_CUDA_OP_SUM_I:
-        if (nar)
-            ha_sum_narrow(nar + (uint64_t)v->nar_col[a] * v->lslots, v->lslots, lo, hi);
+        if (split)
+            ha_sum_split(p, st + (uint64_t)v->hi_col[a] * stride, lo, hi);
         else
             ha_sum_i(p, st + (uint64_t)v->hi_col[a] * stride, lo, (int64_t)hi);
         break;
@@ -230,9 +217,9 @@ TSR_DEV void ha_apply_value(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st
 }
 
 /* Adds row `row` (value x, loaded by the caller) to aggregate a of st
- * (nar: as ha_apply_value). */
+ * (split: as ha_apply_value). */
 TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, uint64_t stride,
-                          uint32_t row, uint64_t x, uint32_t *nar)
+                          uint32_t row, uint64_t x, int split)
 {
     int op = v->op[a];
     if (op == TSR_CUDA_OP_COUNT_STAR)
@@ -246,24 +233,21 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
     if (op == TSR_CUDA_OP_COUNT)
         return;
     uint64_t hi = (op == TSR_CUDA_OP_SUM_I && (int64_t)x < 0) ? ~0ULL : 0;
-    ha_apply_value(v, a, st, stride, x, hi, nar);
+    ha_apply_value(v, a, st, stride, x, hi, split);
 }
 
 /* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF;
- * nar: as ha_apply_value (the count goes to nar[0] then). */
+ * split: st is a block table's entry (ha_apply_value). */
 TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
-                          const uint64_t *pf, uint32_t *nar)
+                          const uint64_t *pf, int split)
 {
-    if (nar)
-        tsr_atom_add_u32(nar, 1);
-    else
-        tsr_atom_add_u64((uint64_t *)st, 1);
+    tsr_atom_add_u64((uint64_t *)st, 1);
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
         if (a < v->naggs)
-            ha_apply_agg(v, a, st, stride, row, pf[a], nar);
+            ha_apply_agg(v, a, st, stride, row, pf[a], split);
     for (uint32_t a = HA_PF; a < v->naggs; a++)
-        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, nar);
+        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, split);
 }
 
 /* Loads row `row`'s first key column and first HA_PF values ahead of the
@@ -342,20 +326,10 @@ TSR_DEV void ha_warp_reduce(int op, uint32_t peers, uint64_t *lo, uint64_t *hi)
  * than the generic ones a pointer chosen at run time would need). */
 typedef struct ha_target {
     int64_t *lst;
-    uint32_t *lnar; /* the block table's narrow counters */
     uint32_t ls;
     int32_t li;
     int64_t gs;
 } ha_target_t;
-
-/* Adds n rows to the target's COUNT(*) (column 0). */
-TSR_DEV void ha_target_count(const tsr_cuda_ha_view_t *v, const ha_target_t *t, uint32_t n)
-{
-    if (t->li >= 0)
-        tsr_atom_add_u32(t->lnar + t->li, n);
-    else
-        tsr_atom_add_u64((uint64_t *)(v->t.states + t->gs), n);
-}
 
 TSR_DEV void ha_target_add(const tsr_cuda_ha_view_t *v, const ha_target_t *t, int col, uint64_t x)
 {
@@ -369,9 +343,9 @@ TSR_DEV void ha_target_value(const tsr_cuda_ha_view_t *v, const ha_target_t *t, 
                              uint64_t lo, uint64_t hi)
 {
     if (t->li >= 0)
-        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi, t->lnar + t->li);
+        ha_apply_value(v, a, t->lst + t->li, t->ls, lo, hi, 1);
     else
-        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi, NULL);
+        ha_apply_value(v, a, v->t.states + t->gs, v->t.nslots, lo, hi, 0);
 }
 
 /* Aggregate a of one row per lane, combined per group of lanes; the group's
@@ -404,7 +378,7 @@ TSR_DEV void ha_warp_apply(const tsr_cuda_ha_view_t *v, int act, uint32_t peers,
 {
     const int leader = act && (peers & ((1u << TSR_LANE) - 1u)) == 0;
     if (leader)
-        ha_target_count(v, t, tsr_popc(peers));
+        ha_target_add(v, t, 0, tsr_popc(peers));
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
         if (a < v->naggs)

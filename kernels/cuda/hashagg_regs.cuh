@@ -181,7 +181,7 @@ TSR_DEV void ha_regs_merge(const tsr_cuda_ha_view_t *v, const uint64_t *q, uint3
             ha_combine(op, &lo, &hi, olo, ohi);
         }
         if (lane == 0 && (lo != ident || hi != 0))
-            ha_apply_value(v, a, g, ns, lo, hi, NULL);
+            ha_apply_value(v, a, g, ns, lo, hi, 0);
     }
 }
 
@@ -272,7 +272,7 @@ TSR_DEV void ha_regs_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nk
                 uint64_t h = ha_hash(k, vm, nkeys);
                 int64_t s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
                 if (s >= 0)
-                    ha_apply_row(v, v->t.states + s, ns, row[u], pf[u], NULL);
+                    ha_apply_row(v, v->t.states + s, ns, row[u], pf[u], 0);
             }
         }
     }

@@ -687,8 +687,7 @@ static inline void hm_case_sum_overflow(const hm_ctx_t *c)
  * map: ranges inside and beyond a block table, around zero and at both ends
  * of the int64 range; NULL keys; groups that first appear in later update
  * calls (the last third of the rows reaches twice as far); integer values up
- * to +-2^40 of both signs, so every narrow limb of a CUDA block table's
- * SUM(BIGINT) is used (the top one negative) and carries when widened. */
+ * to +-2^40 of both signs, so SUM(BIGINT)'s split halves carry. */
 static inline void hm_case_dense_keys(const hm_ctx_t *c)
 {
     static const int64_t bases[] = {0, -700, INT64_MIN, INT64_MAX - 2 * 5000};

@@ -912,30 +912,6 @@ static void test_emu_jitter(void **state)
     tsr_emu_set_jitter(0);
 }
 
-/* Rows from device memory in one launch larger than the emulated device's
- * resident blocks can take at TSR_CUDA_HA_BLOCK_ROWS rows each: the local
- * kernels run more, shorter blocks in waves (each folds into the global
- * states once), and the result still matches the CPU. */
-static void test_emu_short_blocks(void **state)
-{
-    fixture_t *f = *state;
-    gen_t g = {.n = 5 * TSR_CUDA_HA_BLOCK_ROWS + 777,
-               .nkeys = 1,
-               .key_range = 300,
-               .val_null_pct = 2,
-               .naggs = 3,
-               .seed = 13};
-    static const size_t launch = 0; /* the backend's launches: all rows at once */
-    f->strategy = TSR_DEV_HASHAGG_LOCAL;
-    f->device_rows = true;
-    hm_ctx_t c = {.dev = cuda_dev(state),
-                  .other = f->pair.cpu,
-                  .strategy = TSR_DEV_HASHAGG_LOCAL,
-                  .update = update_from_device,
-                  .arg = (void *)&launch};
-    hm_run_gen(&c, &g, 1);
-}
-
 /* Last: nothing above may have touched the legacy default stream. */
 static void test_emu_no_default_stream(void **state)
 {
@@ -1016,7 +992,6 @@ int main(void)
         cmocka_unit_test(test_emu_faults_families),
         cmocka_unit_test(test_emu_no_driver),
         cmocka_unit_test(test_emu_jitter),
-        cmocka_unit_test(test_emu_short_blocks),
         cmocka_unit_test(test_emu_no_default_stream),
 #endif
 #else
