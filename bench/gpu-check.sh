@@ -50,7 +50,8 @@
 # "1000 tsr_k_ha_local,8 tsr_k_ha_warp"; tsr_k_ha_coop and tsr_k_ha_regs run forced through
 # TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
 # TSR_GPU_VARIANTS (default "auto lane warp coop regs"), TSR_GPU_VARIANT_SHAPES ("ROWS
-# KEYS,...", default "64M 1000,64M 8"), OUT (if set, logs and JSON lines are written there too).
+# KEYS,...", default "64M 1000,64M 8"), OUT (if set, the run's logs, JSON lines and profiles
+# come back as one file, $OUT/gpu-check-{check,variants,profile}.tgz).
 # TSR_GPU_BASELINE (default build-gpubase). TSR_GPU_REUSE=1: keep an existing build in
 # TSR_GPU_BUILD (a --profile after a check in the same call). Through the device tool: carry build-gpudeps
 # (and build-gpubase) and run `bash bench/gpu-check.sh`.
@@ -126,8 +127,17 @@ CORES=$(nproc 2>/dev/null || echo 4)
 JOBS=${JOBS:-$((CORES < 16 ? CORES : 16))}
 GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
-LOGDIR=${OUT:-$BUILD}
-mkdir -p "$BUILD" "$LOGDIR" || die "cannot create $BUILD"
+# Logs go under the build; with OUT set they come back as ONE tarball per run
+# (the device tool returns at most 8 files): $OUT/gpu-check-MODE.tgz.
+MODE=check
+[ "$PROFILE" -eq 1 ] && MODE=profile
+[ "$VARIANTS_ONLY" -eq 1 ] && MODE=variants
+LOGDIR=$BUILD/logs-$MODE
+pack_logs() {
+    [ -n "${OUT:-}" ] && [ -d "$LOGDIR" ] && mkdir -p "$OUT" &&
+        tar -czf "$OUT/gpu-check-$MODE.tgz" -C "$BUILD" "logs-$MODE" 2>/dev/null
+}
+trap pack_logs EXIT
 say "tools: $(cmake --version | head -1), $("$NVCC" --version | tail -1), ${CC:-cc}, $JOBS jobs"
 
 # ---- configure and build ----------------------------------------------------------------
@@ -141,6 +151,7 @@ if [ "${TSR_GPU_REUSE:-0}" = 1 ] && [ -x "$BUILD/bin/tessera-bench" ]; then
 else
     rm -rf "$BUILD" && mkdir -p "$BUILD"
 fi
+rm -rf "$LOGDIR" && mkdir -p "$LOGDIR" || die "cannot create $LOGDIR"
 say "configure $BUILD"
 if [ "$REUSED" = 1 ]; then
     :
