@@ -1,0 +1,252 @@
+/*
+ * sched_kv_repl.c - the cluster kv store's write path in the scheduler:
+ * a partition's writes queue in arrival order (one in flight), run on the
+ * first usable replica (the primary; the next one when it fails without
+ * answering), then their effect runs on every other usable replica, and the
+ * client is answered when all have; a replica that missed an acknowledged
+ * write is marked stale (saved before the answer) and left for a resync.
+ * The design is described at the top of sched_kv.c and in docs/kv.md
+ * "On a cluster".
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "kv_msg.h"
+#include "sched_kv.h"
+#include "sched_txn.h"
+#include "tessera/kv.h"
+
+static bool usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w)
+{
+    const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    if (rep->stale || !rep->id[0])
+        return false;
+    *w = tsr_sched_kv_ready_worker(s, rep->id);
+    return *w != NULL;
+}
+
+bool tsr_sched_kv_usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w)
+{
+    return usable(s, t, part, r, w);
+}
+
+static void op_free(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    kv_op_t *next = NULL;
+    if (op->counted) {
+        skv_part_t *sp = &op->t->parts[op->part];
+        sp->writes--;
+        if (sp->sync && !sp->sync->started && sp->writes == 0)
+            tsr_sched_kv_sync_start(sp->sync);
+        else if (!sp->sync && sp->writes == 0)
+            next = tsr_sched_kv_dequeue(sp); /* holds a table ref of its own */
+    }
+    tsr_wbuf_free(&op->msg);
+    tsr_wbuf_free(&op->effect);
+    tsr_mem_free(s->mem, op->reply);
+    tsr_sched_kv_table_unref(s, op->t);
+    tsr_mem_free(s->mem, op);
+    if (next)
+        tsr_sched_kv_dispatch(next);
+}
+
+kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp)
+{
+    kv_op_t *op = sp->qhead;
+    if (op) {
+        sp->qhead = op->next;
+        if (!sp->qhead)
+            sp->qtail = NULL;
+        op->next = NULL;
+    }
+    return op;
+}
+
+static void try_primary(kv_op_t *op);
+
+void tsr_sched_kv_op_done(kv_op_t *op)
+{
+    op_free(op);
+}
+
+void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r)
+{
+    skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    if (rep->stale || !rep->id[0]) /* a free slot is no replica */
+        return;
+    rep->stale = true;
+    tsr_sched_log(s->p->log, "scheduler",
+                  "kv table '%s' partition %u: replica on %s missed a write; it is "
+                  "stale and no longer used",
+                  t->name, part, rep->id);
+    /* before the write is acknowledged: a restarted scheduler must not take
+     * this copy for a fresh one */
+    tsr_sched_kv_persist(s);
+}
+
+/* Every backup answered: acknowledge the client. */
+static void finish_write(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    bool marked = false;
+    for (size_t r = 0; r < op->t->nrep; r++)
+        if (op->failed[r] && op->t->reps[(size_t)op->part * op->t->nrep + r].id[0]) {
+            tsr_sched_kv_mark_stale(s, op->t, op->part, r);
+            marked = true;
+        }
+    if (marked && s->kv->unsaved) /* a restart could take the stale copy for fresh */
+        tsr_proto_reply_error(
+            s->t, s->mem, op->req, TSR_ERR_IO,
+            "the write was applied, but the kv catalog could not be saved: its outcome "
+            "is unknown",
+            "see the scheduler's log; check its --data-dir");
+    else
+        tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
+    op_free(op);
+}
+
+static void on_backup(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_bcall_t *bc = arg;
+    kv_op_t *op = bc->op;
+    /* a backup that is in sync answers what the primary did; NOT_FOUND on a
+     * delete is the same effect; anything else means it diverged */
+    if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && op->pop == TSR_KV_POP_DEL))
+        op->failed[bc->rep] = true;
+    tsr_rpc_msg_release(op->s->t, reply);
+    tsr_mem_free(op->s->mem, bc);
+    if (--op->pending == 0)
+        finish_write(op);
+}
+
+static void start_backups(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    uint8_t effect = op->pop == TSR_KV_POP_DEL    ? TSR_KV_POP_DEL
+                     : op->pop == TSR_KV_POP_LOAD ? TSR_KV_POP_LOAD
+                                                  : TSR_KV_POP_PUT;
+    tsr_sched_kv_encode_run(op->t, op->part, effect, op->payload, op->plen, &op->effect);
+    op->pending = 1; /* ours, until every call is out */
+    for (size_t r = op->cur + 1; r < op->t->nrep; r++) {
+        sworker_t *w = NULL;
+        if (op->t->reps[(size_t)op->part * op->t->nrep + r].stale)
+            continue;
+        if (!usable(s, op->t, op->part, r, &w) || op->effect.failed) {
+            op->failed[r] = true; /* down now: it misses this write */
+            continue;
+        }
+        kv_bcall_t *bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc));
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        if (!bc) {
+            op->failed[r] = true;
+            continue;
+        }
+        bc->op = op;
+        bc->rep = r;
+        op->pending++;
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
+                               KV_CALL_MS, on_backup, bc, &e) != TSR_OK) {
+            op->pending--;
+            op->failed[r] = true;
+            tsr_mem_free(s->mem, bc);
+        }
+    }
+    if (--op->pending == 0)
+        finish_write(op);
+}
+
+static void on_primary(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_op_t *op = arg;
+    sched_t *s = op->s;
+    if (status != TSR_OK && reply->len == 0) {
+        /* no answer: the worker died or the call failed; whether it applied
+         * the write is unknown, so it must not serve the partition again
+         * once another replica took a write */
+        tsr_rpc_msg_release(s->t, reply);
+        op->failed[op->cur] = true;
+        op->cur++;
+        try_primary(op);
+        return;
+    }
+    if (status != TSR_OK || !op->write) {
+        tsr_rpc_reply(s->t, op->req, status, reply->data, reply->len);
+        tsr_rpc_msg_release(s->t, reply);
+        if (op->write) /* nothing was written; the failed primaries are not behind */
+            memset(op->failed, 0, sizeof(op->failed));
+        op_free(op);
+        return;
+    }
+    if (reply->len) {
+        op->reply = tsr_mem_alloc(s->mem, reply->len);
+        if (op->reply) {
+            memcpy(op->reply, reply->data, reply->len);
+            op->reply_len = reply->len;
+        }
+    }
+    tsr_rpc_msg_release(s->t, reply);
+    start_backups(op);
+}
+
+/* Sends the request to the first usable replica from op->cur on. */
+static void try_primary(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    for (; op->cur < op->t->nrep; op->cur++) {
+        sworker_t *w = NULL;
+        if (!usable(s, op->t, op->part, op->cur, &w)) {
+            op->failed[op->cur] = true; /* down: it misses a write taken by the next */
+            continue;
+        }
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->msg.data, op->msg.len, KV_CALL_MS,
+                               on_primary, op, &e) == TSR_OK)
+            return;
+        op->failed[op->cur] = true;
+    }
+    char msg[300];
+    const char *first = "";
+    for (size_t r = 0; r < op->t->nrep && !first[0]; r++)
+        first = op->t->reps[(size_t)op->part * op->t->nrep + r].id;
+    snprintf(msg, sizeof(msg), "kv table '%s' partition %u: no replica is up (%s)", op->t->name,
+             op->part, first);
+    tsr_proto_reply_error(
+        s->t, s->mem, op->req, TSR_ERR_UNAVAILABLE, msg,
+        "restart the partition's worker with its --data-dir: it recovers the partition "
+        "from its log");
+    op_free(op);
+}
+
+void tsr_sched_kv_dispatch(kv_op_t *op)
+{
+    if (op->write) {
+        op->t->parts[op->part].writes++;
+        op->counted = true;
+    }
+    if (op->granted)
+        op->granted(op); /* a transaction's turn (sched_txn.c) */
+    else
+        try_primary(op);
+}
+
+void tsr_sched_kv_submit(sched_t *s, kv_op_t *op)
+{
+    tsr_sched_kv_maybe_sync(s, op->t, op->part);
+    skv_part_t *sp = &op->t->parts[op->part];
+    /* one write of a partition at a time: every replica applies the
+     * partition's writes in the same order, also for concurrent writers of
+     * one key; the others (and all of them during a resync) wait here */
+    if (op->write && (sp->sync || sp->writes > 0 || sp->qhead)) {
+        if (sp->qtail)
+            sp->qtail->next = op;
+        else
+            sp->qhead = op;
+        sp->qtail = op;
+        return;
+    }
+    tsr_sched_kv_dispatch(op);
+}
