@@ -152,17 +152,18 @@ else
     rm -rf "$BUILD" && mkdir -p "$BUILD"
 fi
 rm -rf "$LOGDIR" && mkdir -p "$LOGDIR" || die "cannot create $LOGDIR"
-say "configure $BUILD"
-if [ "$REUSED" = 1 ]; then
-    :
-elif ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTSR_GPU_CHECK=ON \
-    -DTSR_FUZZ=OFF -DTSR_WERROR=OFF -DTSR_SANITIZE=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DCMAKE_CUDA_COMPILER="$NVCC" "${PREFIX[@]}" >"$LOGDIR/configure.log" 2>&1; then
-    tail -30 "$LOGDIR/configure.log"
-    die "configure failed (log: $LOGDIR/configure.log)"
+if [ "$REUSED" = 0 ]; then
+    say "configure $BUILD"
+    if ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTSR_GPU_CHECK=ON \
+        -DTSR_FUZZ=OFF -DTSR_WERROR=OFF -DTSR_SANITIZE=OFF -DCMAKE_CUDA_ARCHITECTURES=90 \
+        -DCMAKE_CUDA_COMPILER="$NVCC" "${PREFIX[@]}" >"$LOGDIR/configure.log" 2>&1; then
+        tail -30 "$LOGDIR/configure.log"
+        die "configure failed (log: $LOGDIR/configure.log)"
+    fi
+    grep -E "TSR_GPU_CHECK|CUDA:" "$LOGDIR/configure.log" | sed 's/^/   /'
+    grep -q "Found CUDAToolkit" "$LOGDIR/configure.log" ||
+        die "CMake did not enable CUDA (see $LOGDIR/configure.log)"
 fi
-[ "$REUSED" = 1 ] || grep -E "TSR_GPU_CHECK|CUDA:" "$LOGDIR/configure.log" | sed 's/^/   /'
-[ "$REUSED" = 1 ] || grep -q "Found CUDAToolkit" "$LOGDIR/configure.log" || die "CMake did not enable CUDA (see $LOGDIR/configure.log)"
 
 # what this configuration can build: the device tests and the two programs
 TARGETS_ALL=$(cmake --build "$BUILD" --target help 2>/dev/null | sed -n 's/^[.: ]*\([A-Za-z0-9_.-]*\).*/\1/p')
@@ -171,12 +172,12 @@ TARGETS=(tessera)
 for t in tessera-cli tessera-bench; do has_target "$t" && TARGETS+=("$t"); done
 TESTS=$(grep -E '^test_.*(cuda|device)' <<<"$TARGETS_ALL" | grep -v -e emu -e kv_device | sort -u)
 for t in $TESTS; do TARGETS+=("$t"); done
-say "build ${TARGETS[*]}"
-if [ "$REUSED" = 1 ]; then
-    :
-elif ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.log" 2>&1; then
-    grep -E "error|Error" "$LOGDIR/build.log" | head -30
-    die "build failed (log: $LOGDIR/build.log)"
+if [ "$REUSED" = 0 ]; then
+    say "build ${TARGETS[*]}"
+    if ! cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$LOGDIR/build.log" 2>&1; then
+        grep -E "error|Error" "$LOGDIR/build.log" | head -30
+        die "build failed (log: $LOGDIR/build.log)"
+    fi
 fi
 BIN=$BUILD/bin
 BASE_BIN=
