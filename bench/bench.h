@@ -84,6 +84,21 @@ double tsr_bench_now(void);
  * so the suites report it beside wall time on shared machines. */
 double tsr_bench_cpu_now(void);
 
+/* A cheap tick counter for timing single operations of well under a
+ * microsecond: the TSC on x86-64 (about 8 ns a read here, constant rate),
+ * the monotonic clock in nanoseconds elsewhere (about 27 ns). ucx_perftest
+ * reads the TSC once per iteration the same way, so per-operation samples
+ * taken with it compare like for like with its "typical" (median) latency.
+ * Convert with the rate a tsr_bench_tickcal_t measures over the same loop. */
+uint64_t tsr_bench_ticks(void);
+typedef struct tsr_bench_tickcal {
+    double t0;
+    uint64_t k0;
+} tsr_bench_tickcal_t;
+void tsr_bench_tickcal_start(tsr_bench_tickcal_t *c);
+/* Seconds per tick since tsr_bench_tickcal_start (calibrate over >= ~1 ms). */
+double tsr_bench_tickcal_end(const tsr_bench_tickcal_t *c);
+
 typedef struct tsr_bench_stats {
     double best;   /* smallest sample */
     double median; /* middle sample (mean of the two middle ones for even n) */

@@ -16,6 +16,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include "bench.h"
 
@@ -63,6 +66,30 @@ double tsr_bench_cpu_now(void)
         return 0.0;
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+uint64_t tsr_bench_ticks(void)
+{
+#if defined(__x86_64__)
+    return __rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+void tsr_bench_tickcal_start(tsr_bench_tickcal_t *c)
+{
+    c->t0 = tsr_bench_now();
+    c->k0 = tsr_bench_ticks();
+}
+
+double tsr_bench_tickcal_end(const tsr_bench_tickcal_t *c)
+{
+    uint64_t k = tsr_bench_ticks();
+    double t = tsr_bench_now();
+    return k > c->k0 ? (t - c->t0) / (double)(k - c->k0) : 0.0;
 }
 
 static int cmp_double(const void *a, const void *b)
