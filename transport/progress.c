@@ -475,6 +475,10 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     int64_t spin_from = -1; /* when the spin was last (re)armed (-1: not armed) */
     int64_t budget = -1;    /* this wait's spin, taken once (a probe stays one) */
     unsigned left = clock_stride(t), stride = left;
+    /* A budget at nothing (and no probe due) will not spin: read the clock,
+     * and so go to sleep, after the first idle poll */
+    if (tsr_spin_would_not_spin(&t->spin_call, t->spin_fixed))
+        left = 1;
     int64_t idle_from = -1; /* the last clock read, while no activity followed it */
     for (;;) {
         unsigned n = tsr__progress_locked(t, dispatch);
@@ -518,7 +522,10 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
              * and activity seen meanwhile do not count as spinning */
             spin_from = now;
             spin_end = now + budget;
-            continue;
+            if (budget > 0)
+                continue;
+            /* nothing to spin: sleep now, not after another stride of
+             * polls (over TCP each is an epoll_wait) */
         }
         if (now < spin_end) {
             spin_yield(t);
@@ -644,6 +651,8 @@ unsigned tsr_transport_wait(tsr_transport_t *t, int timeout_ms)
     bool shared = false; /* see poll_yield_locked */
     tsr__lock(t);
     unsigned left = clock_stride(t), stride = left;
+    if (tsr_spin_would_not_spin(&t->spin_serve, t->spin_fixed))
+        left = 1; /* as in tsr__wait_locked */
     for (;;) {
         n = tsr__progress_locked(t, dispatch);
         /* an event for this wait: not items it may not run (dispatch

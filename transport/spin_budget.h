@@ -90,6 +90,14 @@ static inline int64_t tsr_spin_take(tsr_spin_budget_t *b, int64_t max_ns, bool f
     return b->ns;
 }
 
+/* True when the next wait would spin not at all (budget at nothing and no
+ * probe due): it may sleep after its first idle poll. */
+static inline bool tsr_spin_would_not_spin(const tsr_spin_budget_t *b, bool fixed)
+{
+    return !fixed && b->ns == 0 &&
+           b->waits + 1 < (b->probe_every ? b->probe_every : TSR_SPIN_PROBE);
+}
+
 /* The wait's event came spun_ns after it began spinning. */
 static inline void tsr_spin_hit(tsr_spin_budget_t *b, int64_t spun_ns, int64_t max_ns,
                                 bool fixed)

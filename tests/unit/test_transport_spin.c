@@ -8,7 +8,9 @@
  * when that is more, else moves it 1/8 of the way to 2 s; a longer hit and
  * a miss take 1/8 off; a probe (max/2) comes every 16th take, twice as late
  * after each probe that ran out (up to 256), every 16th again after one
- * that caught its event; fixed returns max and learns nothing.
+ * that caught its event; fixed returns max and learns nothing; "would not
+ * spin" (the wait loops then sleep after their first idle poll) holds
+ * exactly when the next take returns 0.
  *
  * In a process over loopback (TCP and UCX's default transports): a server
  * S (progress thread; a handler that answers after the delay the request
@@ -194,6 +196,7 @@ static void test_spin_rules(void **state)
             int64_t spun = (int64_t)(seed >> 20) % (2 * max + 1);
             bool down = what == 2 || (what == 1 && spun > max / 2);
             if (fixed) {
+                assert_false(tsr_spin_would_not_spin(&b, fixed));
                 int64_t got = what == 0 ? tsr_spin_take(&b, max, fixed) : max;
                 if (what == 1)
                     tsr_spin_hit(&b, spun, max, fixed);
@@ -201,6 +204,9 @@ static void test_spin_rules(void **state)
                     tsr_spin_miss(&b, fixed);
                 assert_int_equal(got, max);
             } else if (what == 0) {
+                /* "would not spin" exactly when this take returns 0 */
+                bool idle = tsr_spin_would_not_spin(&b, fixed);
+                assert_int_equal(idle, model == 0 && since + 1 < every);
                 probe = ++since >= every;
                 if (probe)
                     since = 0;
@@ -255,7 +261,10 @@ static void test_spin_rules(void **state)
     tsr_spin_budget_t p = {.ns = 0};
     unsigned probes = 0;
     for (int i = 0; i < 4096; i++) {
-        bool probed = tsr_spin_take(&p, 100000, false) == 50000;
+        bool idle = tsr_spin_would_not_spin(&p, false);
+        int64_t got = tsr_spin_take(&p, 100000, false);
+        assert_int_equal(idle, got == 0); /* at 0, only probes spin */
+        bool probed = got == 50000;
         probes += probed;
         tsr_spin_miss(&p, false);
     }
