@@ -52,66 +52,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define JOB_SLOTS 128
-#define TEXT_MAX 256
-#define SNAPSHOT_WAIT_MS 1000
-
-typedef enum hjob_state { HJ_FREE = 0, HJ_RUNNING, HJ_DONE, HJ_FAILED } hjob_state_t;
-
-typedef struct hjob {
-    uint64_t id;
-    hjob_state_t state;
-    char phase[8];            /* the phase its tasks are in: infer, run, whole */
-    uint32_t tasks_total;     /* over all phases so far */
-    uint32_t tasks_done;      /* answered OK */
-    uint32_t tasks_rerun;     /* lost with a worker and placed again */
-    uint32_t tasks_failed;    /* answered with an error, or lost too often */
-    uint64_t started_unix_ms; /* wall clock, for people */
-    uint64_t started_ms;      /* monotonic, for elapsed times */
-    uint64_t ended_ms;        /* monotonic; 0 while running */
-    uint64_t bytes;           /* task requests + replies + the answer */
-    char sql[TEXT_MAX];
-    char error[TEXT_MAX];
-} hjob_t;
-
-typedef struct hworker {
-    uint32_t id;
-    bool ready;
-    char device[64];
-    char host[128];
-    uint32_t pid;
-    uint32_t load; /* tasks in flight, as `cluster status` shows */
-    uint64_t tasks_done;
-} hworker_t;
-
-struct tsr_sched_http {
-    sched_t *s; /* read by tsr_sched_http_tick only (loop thread) */
-    struct MHD_Daemon *mhd;
-    uint16_t port;
-    bool require_auth;
-    char bearer[TSR_HTTP_BEARER_LEN + 1];
-    char sched_addr[300];
-    char url[320];
-    uint32_t pid;
-
-    /* Everything below is guarded by mu. */
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* snapshot taken (or stopping) */
-    bool want;         /* a request waits for a worker snapshot */
-    bool stopping;
-    uint64_t snap_gen;  /* snapshots taken */
-    uint64_t snap_ms;   /* monotonic time of the last one (0: none yet) */
-    hworker_t *workers; /* the last snapshot */
-    size_t nworkers, cap_workers;
-    hjob_t jobs[JOB_SLOTS];
-    size_t last_job;    /* slot of the last lookup (hooks come in runs per job) */
-    uint64_t untracked; /* jobs begun while every slot ran a job */
-    /* counters since start */
-    uint64_t tasks_ok, tasks_rerun, tasks_failed;
-    uint64_t jobs_ok, jobs_failed;
-    uint64_t bytes_tasks, bytes_answers;
-    uint64_t requests;
-};
+#include "http_int.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -313,7 +254,7 @@ static void await_snapshot(tsr_sched_http_t *h)
             break;
 }
 
-static uint64_t snapshot_age(const tsr_sched_http_t *h)
+uint64_t tsr_sched_http_snapshot_age(const tsr_sched_http_t *h)
 {
     return h->snap_ms ? tsr_sched_now_ms() - h->snap_ms : 0;
 }
@@ -338,7 +279,7 @@ static json_t *status_json(tsr_sched_http_t *h)
         json_array_append_new(ws, o);
     }
     json_object_set_new(root, "workers", ws);
-    json_object_set_new(root, "snapshot_age_ms", json_integer((json_int_t)snapshot_age(h)));
+    json_object_set_new(root, "snapshot_age_ms", json_integer((json_int_t)tsr_sched_http_snapshot_age(h)));
     return root;
 }
 
@@ -398,107 +339,6 @@ static json_t *jobs_json(tsr_sched_http_t *h)
     return root;
 }
 
-/* A growable text buffer (tsr_mem) for /metrics and JSON dumps. */
-typedef struct tbuf {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} tbuf_t;
-
-static void tb_add(tbuf_t *b, const char *s, size_t n)
-{
-    if (b->failed || tsr_mem_grow(NULL, (void **)&b->data, &b->cap, b->len + n + 1, 1) != 0) {
-        b->failed = true;
-        return;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void tb_printf(tbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(tbuf_t *b, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        tb_add(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
-static int tb_dump(const char *s, size_t n, void *arg)
-{
-    tb_add(arg, s, n);
-    return ((tbuf_t *)arg)->failed ? -1 : 0;
-}
-
-/* A Prometheus label value: \, " and newline escaped. */
-static void tb_label(tbuf_t *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            tb_printf(b, "\\%c", *v);
-        else if (*v == '\n')
-            tb_add(b, "\\n", 2);
-        else
-            tb_add(b, v, 1);
-    }
-}
-
-static void metric(tbuf_t *b, const char *name, const char *type, const char *help)
-{
-    tb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void metrics_text(tsr_sched_http_t *h, tbuf_t *b)
-{
-    size_t alive = 0, running = 0;
-    for (size_t i = 0; i < h->nworkers; i++)
-        alive += h->workers[i].ready;
-    for (size_t i = 0; i < JOB_SLOTS; i++)
-        running += h->jobs[i].state == HJ_RUNNING;
-    metric(b, "tessera_tasks_run_total", "counter", "Tasks answered by a worker without error.");
-    tb_printf(b, "tessera_tasks_run_total %llu\n", (unsigned long long)h->tasks_ok);
-    metric(b, "tessera_tasks_failed_total", "counter",
-           "Tasks answered with an error or lost on every worker tried.");
-    tb_printf(b, "tessera_tasks_failed_total %llu\n", (unsigned long long)h->tasks_failed);
-    metric(b, "tessera_tasks_rerun_total", "counter",
-           "Tasks lost with a dead worker and placed again (lineage).");
-    tb_printf(b, "tessera_tasks_rerun_total %llu\n", (unsigned long long)h->tasks_rerun);
-    metric(b, "tessera_jobs_total", "counter", "Jobs that answered their client, by outcome.");
-    tb_printf(b, "tessera_jobs_total{outcome=\"ok\"} %llu\n", (unsigned long long)h->jobs_ok);
-    tb_printf(b, "tessera_jobs_total{outcome=\"failed\"} %llu\n",
-              (unsigned long long)h->jobs_failed);
-    metric(b, "tessera_jobs_running", "gauge", "Jobs in progress.");
-    tb_printf(b, "tessera_jobs_running %zu\n", running);
-    metric(b, "tessera_workers_alive", "gauge", "Workers in state ready.");
-    tb_printf(b, "tessera_workers_alive %zu\n", alive);
-    metric(b, "tessera_workers_dead", "gauge", "Workers declared dead since start.");
-    tb_printf(b, "tessera_workers_dead %zu\n", h->nworkers - alive);
-    metric(b, "tessera_bytes_moved_total", "counter",
-           "Payload bytes through the scheduler: task requests and replies, answers to clients.");
-    tb_printf(b, "tessera_bytes_moved_total{path=\"tasks\"} %llu\n",
-              (unsigned long long)h->bytes_tasks);
-    tb_printf(b, "tessera_bytes_moved_total{path=\"answers\"} %llu\n",
-              (unsigned long long)h->bytes_answers);
-    metric(b, "tessera_worker_load", "gauge", "Tasks in flight on a worker.");
-    for (size_t i = 0; i < h->nworkers; i++) {
-        const hworker_t *w = &h->workers[i];
-        tb_printf(b, "tessera_worker_load{worker=\"%u\",device=\"", w->id);
-        tb_label(b, w->device);
-        tb_printf(b, "\",state=\"%s\"} %u\n", w->ready ? "ready" : "dead", w->load);
-    }
-    metric(b, "tessera_worker_tasks_done_total", "counter", "Tasks a worker has answered.");
-    for (size_t i = 0; i < h->nworkers; i++)
-        tb_printf(b, "tessera_worker_tasks_done_total{worker=\"%u\"} %llu\n", h->workers[i].id,
-                  (unsigned long long)h->workers[i].tasks_done);
-    metric(b, "tessera_http_snapshot_age_seconds", "gauge",
-           "Age of the worker table served (nonzero when the scheduler loop was busy).");
-    tb_printf(b, "tessera_http_snapshot_age_seconds %.3f\n", (double)snapshot_age(h) / 1000.0);
-}
-
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const char *type,
                                  const char *text, size_t len, bool allow, bool auth)
 {
@@ -520,9 +360,9 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, const 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, json_t *j)
 {
     tbuf_t b = {0};
-    if (!j || json_dump_callback(j, tb_dump, &b, JSON_COMPACT) != 0)
+    if (!j || json_dump_callback(j, tsr_http_tb_dump, &b, JSON_COMPACT) != 0)
         b.failed = true;
-    tb_add(&b, "\n", 1);
+    tsr_http_tb_add(&b, "\n", 1);
     json_decref(j);
     enum MHD_Result rc;
     if (b.failed) {
@@ -545,9 +385,9 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned code, const
     if (path)
         json_object_set_new(j, "path", path);
     tbuf_t b = {0};
-    if (json_dump_callback(j, tb_dump, &b, JSON_COMPACT) != 0)
+    if (json_dump_callback(j, tsr_http_tb_dump, &b, JSON_COMPACT) != 0)
         b.failed = true;
-    tb_add(&b, "\n", 1);
+    tsr_http_tb_add(&b, "\n", 1);
     json_decref(j);
     enum MHD_Result rc =
         b.failed ? MHD_NO : send_text(c, code, "application/json", b.data, b.len, allow, auth);
@@ -603,7 +443,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&h->mu);
         h->requests++;
         await_snapshot(h);
-        metrics_text(h, &b);
+        tsr_sched_http_metrics_text(h, &b);
         pthread_mutex_unlock(&h->mu);
         enum MHD_Result rc =
             b.failed
