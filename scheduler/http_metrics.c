@@ -11,7 +11,6 @@
 
 #include "http_int.h"
 
-
 void tsr_http_tb_add(tbuf_t *b, const char *s, size_t n)
 {
     if (b->failed || tsr_mem_grow(NULL, (void **)&b->data, &b->cap, b->len + n + 1, 1) != 0) {
@@ -103,7 +102,8 @@ void tsr_sched_http_metrics_text(tsr_sched_http_t *h, tbuf_t *b)
                   (unsigned long long)h->workers[i].tasks_done);
     metric(b, "tessera_http_snapshot_age_seconds", "gauge",
            "Age of the worker table served (nonzero when the scheduler loop was busy).");
-    tb_printf(b, "tessera_http_snapshot_age_seconds %.3f\n", (double)tsr_sched_http_snapshot_age(h) / 1000.0);
+    tb_printf(b, "tessera_http_snapshot_age_seconds %.3f\n",
+              (double)tsr_sched_http_snapshot_age(h) / 1000.0);
 }
 
 #endif /* TSR_HAVE_MICROHTTPD */

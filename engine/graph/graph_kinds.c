@@ -42,7 +42,9 @@ tsr_status_t tsr_graph_kind_add(tsr_graph_t *g, const char *name, graph_builtin_
     k->name = tsr_mem_strdup(g->mem, name);
     /* an opencl function without a kernel name records the kind's name, so
      * that cluster placement prefers OpenCL workers for it */
-    const char *ocl = def ? (def->opencl_kernel ? def->opencl_kernel : def->opencl ? name : NULL)
+    const char *ocl = def ? (def->opencl_kernel ? def->opencl_kernel
+                             : def->opencl      ? name
+                                                : NULL)
                           : NULL;
     if (ocl)
         k->opencl_kernel = tsr_mem_strdup(g->mem, ocl);
@@ -52,8 +54,8 @@ tsr_status_t tsr_graph_kind_add(tsr_graph_t *g, const char *name, graph_builtin_
         k->cuda_kernel = tsr_mem_strdup(g->mem, cu);
     if (plugin)
         k->plugin = tsr_mem_strdup(g->mem, plugin);
-    if (!k->name || (ocl && !k->opencl_kernel) ||
-        (cu && !k->cuda_kernel) || (plugin && !k->plugin)) {
+    if (!k->name || (ocl && !k->opencl_kernel) || (cu && !k->cuda_kernel) ||
+        (plugin && !k->plugin)) {
         tsr_graph_kind_free(g->mem, k);
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory");
     }
@@ -70,8 +72,9 @@ tsr_status_t tsr_graph_register(tsr_graph_t *g, const tsr_task_def_t *def)
     tsr__context_begin(g->ctx);
     tsr_error_t *err = &g->ctx->last_error;
     if (!def || !def->name || !*def->name || !def->cpu)
-        return tsr__context_end(g->ctx, tsr_error_set(err, TSR_ERR_INVALID_ARG,
-                                                      "a task kind needs a name and a CPU function"));
+        return tsr__context_end(
+            g->ctx,
+            tsr_error_set(err, TSR_ERR_INVALID_ARG, "a task kind needs a name and a CPU function"));
     return tsr__context_end(g->ctx, tsr_graph_kind_add(g, def->name, GRAPH_USER, def, NULL, err));
 }
 
@@ -134,8 +137,8 @@ static tsr_status_t load_plugin(tsr_graph_t *g, graph_plugin_t *pl, tsr_error_t 
         if (!v2 && !v1) {
             dlclose(lib);
             return tsr_error_set(err, TSR_ERR_UNSUPPORTED,
-                                 "plugin %s supports none of plugin API versions %u, 2 and 1",
-                                 name, TSR_PLUGIN_API_VERSION);
+                                 "plugin %s supports none of plugin API versions %u, 2 and 1", name,
+                                 TSR_PLUGIN_API_VERSION);
         }
         widened = tsr_mem_calloc(g->mem, count ? count : 1, sizeof(*widened));
         if (!widened) {
