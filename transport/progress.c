@@ -475,16 +475,16 @@ tsr_status_t tsr__wait_locked(tsr_transport_t *t, tsr_cond_fn cond, void *arg,
     int64_t spin_from = -1; /* when the spin was last (re)armed (-1: not armed) */
     int64_t budget = -1;    /* this wait's spin, taken once (a probe stays one) */
     unsigned left = clock_stride(t), stride = left;
-    /* A budget at nothing (and no probe due) will not spin: go to sleep at
-     * once, without a first poll (over TCP an epoll_wait that finds nothing:
-     * the answer is a round trip away); arming finds anything pending */
-    bool no_spin = tsr_spin_would_not_spin(&t->spin_call, t->spin_fixed);
-    if (no_spin)
+    /* A budget at nothing (and no probe due) will not spin: read the clock,
+     * and so go to sleep, after the first poll. Not before it: UCX wants
+     * the worker progressed before it is armed (ucp_worker_arm), and an
+     * operation that completes by local progress alone (a flush) has no
+     * event to wake the sleeper - it would sleep TSR_MAX_SLEEP_MS. */
+    if (tsr_spin_would_not_spin(&t->spin_call, t->spin_fixed))
         left = 1;
     int64_t idle_from = -1; /* the last clock read, while no activity followed it */
     for (;;) {
-        unsigned n = no_spin ? 0 : tsr__progress_locked(t, dispatch);
-        no_spin = false;
+        unsigned n = tsr__progress_locked(t, dispatch);
         bool done = cond(arg);
         if (t->dq_head) {
             if (dispatch)
