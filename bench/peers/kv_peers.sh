@@ -17,6 +17,13 @@
 #   procs    requests each, at least 2,000), rates summed: Tessera's shape
 #            (N processes, one request outstanding each); N = 1 is the run
 #            above
+#   floor    tcp_floor N (bench/peers/tcp_floor.c, built next to
+#            tessera-bench; skipped when missing): the same shape with
+#            nothing but a plain C epoll server and N blocking client
+#            processes - what TCP loopback allows on this machine right
+#            then (Redis' and Tessera's gets as a fraction of it). Its
+#            clients block in read(); a client that polls instead (Tessera's
+#            single client, pinned, 2 s spin) can beat it at N = 1
 #   tessera  tessera-bench kv with TSR_BENCH_KV_ONLY=clients: N client
 #            processes against one owner process (CPU 1) holding the same
 #            100,000 16-byte keys with 64-byte values, in memory:
@@ -175,6 +182,19 @@ def redis_procs(test, n):
     return {"ops_s": sum(rates), "p50": p50s[len(p50s) // 2], "p99": max(p99s),
             "cpu_us": ((s1 - s0) + (c1 - c0)) / (per * n) * 1e6}
 
+def tcp_floor(n):
+    # the floor of this shape over TCP loopback at this moment: a plain C
+    # epoll server and n blocking client processes (bench/peers/tcp_floor.c)
+    exe = os.path.join(os.path.dirname(bench), "tcp_floor")
+    if not os.path.exists(exe):
+        return None
+    out = subprocess.run([exe, str(n), str(ms), "32", "80"], capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"tessera: error: tcp_floor failed: {out.stderr.strip()[-300:]}")
+    _, rate, cpu = out.stdout.split()
+    return {"ops_s": float(rate), "cpu_us": float(cpu)}
+
 def tessera(n):
     env = dict(os.environ, TSR_BENCH_KV_ONLY="clients", TSR_BENCH_KV_CLIENTS=str(n),
                TSR_BENCH_KV_MS=str(ms))
@@ -201,6 +221,7 @@ for n in clients:
     for op, test in (("get", "get"), ("put", "set")):
         res[(n, op)] = {"redis": redis(test, n)}
         res[(n, op)]["redis_procs"] = res[(n, op)]["redis"] if n == 1 else redis_procs(test, n)
+    res[(n, "get")]["floor"] = tcp_floor(n)
     figs = tessera(n)
     figs_all.update(figs)
     for op in ("get", "put"):
@@ -237,6 +258,16 @@ if as_json:
                             f["params"]["ratio_redis_procs"] = (
                                 rp[rk] / f["value"] if time_unit else f["value"] / rp[rk])
                     print(json.dumps(f))
+        fl = d.get("floor")
+        if fl:
+            for k, unit in (("ops_s", "ops/s"), ("cpu_us", "us")):
+                print(json.dumps({"suite": "kv_peers", "name": f"tcp_floor_{k}_c{n}",
+                                  "value": fl[k], "unit": unit, "device": "cpu",
+                                  "params": {"clients": n, "request_bytes": 32,
+                                             "reply_bytes": 80,
+                                             "shape": f"{n} processes, one request each, "
+                                                      "plain C epoll server (tcp_floor)",
+                                             "loadavg_before": dict(loads)[n]}}))
         for prefix, rv, shape in (("redis", rd, f"redis-benchmark -c {n}"),
                                   ("redis_procs", rp, f"{n} x redis-benchmark -c 1")):
             for k, unit in (("ops_s", "ops/s"), ("p50", "us"), ("p99", "us"), ("cpu_us", "us")):
@@ -298,6 +329,27 @@ table("like for like, Tessera's shape: N client processes, one request outstandi
 table("like for like, redis-benchmark's shape: ONE client process, N gets in flight "
       "(Tessera: tsr_kv_remote_get_many of N keys; Redis: redis-benchmark -c N -P 1)",
       ("get",), "_m", "redis", "tessera 1p", "redis -c N")
+if any(res[(n, "get")].get("floor") for n in clients):
+    print()
+    print("  the floor of Tessera's shape over TCP loopback right then: a plain C epoll server "
+          "(CPU 1) and N client processes,")
+    print("  one 32-byte request outstanding each, 80-byte replies, clients blocking in read "
+          "(bench/peers/tcp_floor.c);")
+    print("  what Redis and Tessera reach of it (a polling client can pass it at N = 1)")
+    print(f"  {'N':>4} {'floor rt/s':>12} {'CPU/rt us':>10} {'redis N procs':>14}"
+          + "".join(f" {'tessera ' + s:>13}" for s in sets if s == "tcp"))
+    for n in clients:
+        d = res[(n, "get")]
+        fl = d.get("floor")
+        if not fl:
+            continue
+        line = f"  {n:>4} {fl['ops_s']:>12.0f} {fl['cpu_us']:>10.2f}"
+        line += f" {d['redis_procs']['ops_s'] / fl['ops_s']:>13.2f}x"
+        for s in sets:
+            if s == "tcp":
+                v = d["tcp"]["ops_s"]
+                line += f" {(fmt(v / fl['ops_s'], '.2f') + 'x') if v else '-':>13}"
+        print(line)
 print()
 if 16 in clients:
     print("  target: gets at 16 clients >= 2x Redis, read on the like-for-like shapes "
