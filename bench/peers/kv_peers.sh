@@ -221,7 +221,7 @@ for n in clients:
     for op, test in (("get", "get"), ("put", "set")):
         res[(n, op)] = {"redis": redis(test, n)}
         res[(n, op)]["redis_procs"] = res[(n, op)]["redis"] if n == 1 else redis_procs(test, n)
-    res[(n, "get")]["floor"] = tcp_floor(n)
+    res[(n, "get")]["floor"] = tcp_floor(n) if "tcp" in sets else None  # a TCP floor
     figs = tessera(n)
     figs_all.update(figs)
     for op in ("get", "put"):

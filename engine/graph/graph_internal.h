@@ -187,14 +187,16 @@ const char *tsr_graph_data_label(const tsr_data_t *d, char *buf, size_t cap);
 /* Frees a handle's value (not the handle). */
 void tsr_graph_value_free(tsr_mem_t *mem, graph_value_t *v);
 
-/* ---- graph_run.c ---------------------------------------------------------------- */
+/* ---- graph_kinds.c -------------------------------------------------------------- */
 
-/* graph_kinds.c: frees one kind; copies def into the kind table (fails on a
- * taken name; plugin: the plugin's name, or NULL). */
+/* Frees one kind. */
 void tsr_graph_kind_free(tsr_mem_t *mem, graph_kind_t *k);
+/* Copies def into the kind table; fails on a taken name (plugin: the
+ * plugin's name, or NULL). */
 tsr_status_t tsr_graph_kind_add(tsr_graph_t *g, const char *name, graph_builtin_t builtin,
                                 const tsr_task_def_t *def, const char *plugin, tsr_error_t *err);
 
+/* ---- graph_run.c ---------------------------------------------------------------- */
 
 /* Validates (cycles, dangling handles), builds the successor lists and
  * starts the executor threads. Errors go to err. */
