@@ -44,6 +44,7 @@
 #define T_STATS 5
 #define T_GETKEY 7
 #define T_HOLD 8
+#define T_OFFTHREAD 9 /* threads.c: answered by another thread (owner scenario) */
 
 /* Generous: these tests check outcomes, not speed (DESIGN.md), and must pass
  * on a loaded 2-core machine. Bounds below only catch hangs. */

@@ -151,6 +151,7 @@ int scenario_threads(void)
 
 #define OWNER_CALLS 200
 #define OWNER_SPIN_US 30000000u
+#define OFF_MAX 20000 /* the largest off-thread payload */
 
 static tsr_transport_t *g_oc;        /* the client transport */
 static tsr_peer_t *g_osrv;           /* its peer: the server */
@@ -264,6 +265,86 @@ static void owner_post_cb(void *arg, tsr_status_t st, uint64_t old)
     atomic_fetch_add(&g_oasync_done, 1);
 }
 
+/* ---- replies from a thread that is not polling (owner scenario) ----------
+ * A log syncer's shape: the handler queues each request for a replier
+ * thread, which answers while the server's never-sleeping progress thread
+ * holds the lock. Over TCP such a reply is queued for the lock's holder
+ * (transport/rpc_reply.c); elsewhere the replier takes the lock. */
+
+typedef struct offq {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    tsr_rpc_req_t *reqs[OWNER_CALLS];
+    int head, tail;
+    bool stop;
+} offq_t;
+
+static offq_t g_offq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, false};
+
+static void h_offthread(void *arg, tsr_rpc_req_t *req)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_offq.mu);
+    CHECK(g_offq.tail < OWNER_CALLS, "more off-thread requests than calls");
+    g_offq.reqs[g_offq.tail++] = req;
+    pthread_cond_signal(&g_offq.cv);
+    pthread_mutex_unlock(&g_offq.mu);
+}
+
+/* Answers with the request's bytes reversed, from a copy the handler's
+ * buffer no longer backs once the reply is made. */
+static void *offthread_replier(void *arg)
+{
+    (void)arg;
+    static uint8_t out[OFF_MAX];
+    pthread_mutex_lock(&g_offq.mu);
+    for (;;) {
+        while (g_offq.head == g_offq.tail && !g_offq.stop)
+            pthread_cond_wait(&g_offq.cv, &g_offq.mu);
+        if (g_offq.head == g_offq.tail)
+            break;
+        tsr_rpc_req_t *req = g_offq.reqs[g_offq.head++];
+        pthread_mutex_unlock(&g_offq.mu);
+        size_t len;
+        const uint8_t *d = tsr_rpc_req_data(req, &len);
+        CHECK(len <= OFF_MAX, "off-thread request of %zu bytes", len);
+        for (size_t i = 0; i < len; i++)
+            out[i] = d[len - 1 - i];
+        CHECK(tsr_rpc_reply(g_t, req, TSR_OK, out, len) == TSR_OK, "off-thread reply");
+        pthread_mutex_lock(&g_offq.mu);
+    }
+    pthread_mutex_unlock(&g_offq.mu);
+    return NULL;
+}
+
+/* Calls answered by the replier: sizes on both sides of the request's
+ * inline buffer (a queued reply's payload goes there or to the heap). */
+static void *owner_offthread_worker(void *arg)
+{
+    (void)arg;
+    static const size_t sizes[] = {0, 8, 64, 65, 1000, OFF_MAX};
+    static uint8_t buf[OFF_MAX], want[OFF_MAX];
+    for (int i = 0; i < OWNER_CALLS; i++) {
+        size_t len = sizes[i % 6];
+        fill(buf, len, (uint64_t)i + 77);
+        for (size_t k = 0; k < len; k++)
+            want[k] = buf[len - 1 - k];
+        tsr_rpc_msg_t reply;
+        tsr_error_t err;
+        tsr_error_clear(&err);
+        double t0 = now_s();
+        tsr_status_t st =
+            tsr_rpc_call(g_oc, g_osrv, T_OFFTHREAD, buf, len, CALL_TIMEOUT_MS, &reply, &err);
+        owner_note(t0);
+        CHECK(st == TSR_OK && reply.len == len, "off-thread call %d (%zu bytes): %s", i, len,
+              err.message);
+        CHECK(len == 0 || memcmp(reply.data, want, len) == 0, "off-thread call %d: wrong reply",
+              i);
+        tsr_rpc_msg_release(g_oc, &reply);
+    }
+    return NULL;
+}
+
 static uint64_t g_opayload[OWNER_CALLS]; /* async payloads: must live until done */
 
 static void *owner_async_worker(void *arg)
@@ -297,6 +378,9 @@ int scenario_owner(void)
     tsr_error_clear(&err);
     CHECK(tsr_rpc_register(g_t, T_LATE, h_drop, NULL, &err) == TSR_OK, "register");
     CHECK(tsr_rpc_register(g_t, T_GETKEY, h_getkey, NULL, &err) == TSR_OK, "register");
+    CHECK(tsr_rpc_register(g_t, T_OFFTHREAD, h_offthread, NULL, &err) == TSR_OK, "register");
+    pthread_t replier;
+    CHECK(pthread_create(&replier, NULL, offthread_replier, NULL) == 0, "pthread");
     CHECK(tsr_region_register(g_t, NULL, RMA_LEN, &g_region, &err) == TSR_OK, "region: %s",
           err.message);
     uint8_t *mem = tsr_region_addr(g_region);
@@ -319,11 +403,12 @@ int scenario_owner(void)
     tsr_rpc_msg_release(g_oc, &reply);
 
     double t0 = now_s();
-    pthread_t poller, workers[3];
+    pthread_t poller, workers[4];
     CHECK(pthread_create(&poller, NULL, owner_poller, NULL) == 0, "pthread");
     usleep(20000); /* the poller owns the client's lock now */
-    void *(*fns[3])(void *) = {owner_rpc_worker, owner_atomic_worker, owner_async_worker};
-    for (int i = 0; i < 3; i++)
+    void *(*fns[4])(void *) = {owner_rpc_worker, owner_atomic_worker, owner_async_worker,
+                               owner_offthread_worker};
+    for (int i = 0; i < 4; i++)
         CHECK(pthread_create(&workers[i], NULL, fns[i], NULL) == 0, "pthread");
     /* Meanwhile this thread contends for the server's lock, which its
      * never-sleeping progress thread holds. */
@@ -336,8 +421,22 @@ int scenario_owner(void)
         usleep(500);
     }
     qsort(stats_lat, 200, sizeof(double), cmp_double);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         pthread_join(workers[i], NULL);
+    pthread_mutex_lock(&g_offq.mu);
+    g_offq.stop = true;
+    pthread_cond_signal(&g_offq.cv);
+    pthread_mutex_unlock(&g_offq.mu);
+    pthread_join(replier, NULL);
+    /* Over TCP alone the replier's answers were queued for the progress
+     * thread, which held the lock the whole time; elsewhere never. */
+    tsr_transport_stats_t ost;
+    tsr_transport_get_stats(g_t, &ost);
+    const char *tls = getenv("UCX_TLS");
+    bool tcp = tls && strcmp(tls, "tcp") == 0;
+    CHECK(tcp ? ost.replies_queued > 0 : ost.replies_queued == 0,
+          "%llu replies queued for the lock's holder over %s",
+          (unsigned long long)ost.replies_queued, tls ? tls : "UCX's default");
     while (atomic_load(&g_oasync_done) < 2 * OWNER_CALLS && now_s() - t0 < 60)
         usleep(1000);
     CHECK(atomic_load(&g_oasync_done) == 2 * OWNER_CALLS, "async: %d of %d completed",
