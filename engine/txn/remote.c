@@ -283,13 +283,16 @@ static void rma_read_many(tsr_txn_db_t *db, txn_fetch_t *f, unsigned char *by, s
     tsr_txn_batch_fini(&b);
 }
 
-/* The m keys f[idx[0..m-1]] in one READ_MANY call. */
+/* The m keys f[idx[0..m-1]] in one READ_MANY call; with snap, a READ_SNAP
+ * (unless the owner refused one before), and *snap tells whether the
+ * owner found the reads one snapshot (txn_wire.h). */
 static void call_read_many(tsr_txn_db_t *db, txn_fetch_t *f, const size_t *idx, size_t m,
-                           tsr_error_t *err)
+                           bool *snap, tsr_error_t *err)
 {
     atomic_fetch_add(&db->reads_rpc, m);
+    bool ask = snap && !atomic_load_explicit(&db->no_snap, memory_order_relaxed);
     wbuf_t b = {0};
-    put_u8(&b, TXN_MSG_READ_MANY);
+    put_u8(&b, ask ? TXN_MSG_READ_SNAP : TXN_MSG_READ_MANY);
     put_u32(&b, (uint32_t)m);
     for (size_t i = 0; i < m; i++) {
         const txn_fetch_t *x = &f[idx[i]];
@@ -302,6 +305,16 @@ static void call_read_many(tsr_txn_db_t *db, txn_fetch_t *f, const size_t *idx, 
     tsr_error_t e;
     tsr_error_clear(&e);
     tsr_status_t rc = call(db, &b, &reply, &e);
+    if (ask && rc == TSR_ERR_BAD_INPUT && !b.oom) {
+        /* an owner older than READ_SNAP ("unknown request"): the same
+         * reads as READ_MANY, from now on */
+        atomic_store(&db->no_snap, true);
+        ask = false;
+        b.p[0] = TXN_MSG_READ_MANY;
+        tsr_rpc_msg_release(db->t, &reply);
+        tsr_error_clear(&e);
+        rc = call(db, &b, &reply, &e);
+    }
     tsr_mem_free(NULL, b.p);
     rbuf_t r = {reply.data, reply.len, 0, false};
     for (size_t i = 0; i < m; i++) {
@@ -339,11 +352,18 @@ static void call_read_many(tsr_txn_db_t *db, txn_fetch_t *f, const size_t *idx, 
         if (st != TSR_OK && !(st == TSR_ERR_NOT_FOUND && x->ver == KV_TXN_ABSENT))
             tsr_error_set(err, st, "%s", e.message);
     }
+    if (ask && rc == TSR_OK) {
+        unsigned verdict = get_u8(&r);
+        *snap = !r.bad && r.off == r.len && verdict == 1;
+    }
     tsr_rpc_msg_release(db->t, &reply);
 }
 
-void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err)
+void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, bool *snap,
+                              tsr_error_t *err)
 {
+    if (snap)
+        *snap = false;
     unsigned char by_stack[TXN_BATCH_STACK];
     unsigned char *by = n > TXN_BATCH_STACK ? tsr_mem_alloc(NULL, n) : by_stack;
     for (size_t k = 0; k < n; k++) {
@@ -383,7 +403,7 @@ void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_er
         for (size_t k = 0; k < n; k++)
             if (by[k] == BY_RPC)
                 idx[m++] = k;
-        call_read_many(db, f, idx, m, err);
+        call_read_many(db, f, idx, m, m == n ? snap : NULL, err);
     }
     if (idx != idx_stack)
         tsr_mem_free(NULL, idx);

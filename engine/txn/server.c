@@ -109,8 +109,60 @@ static void serve_read(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
     reply_buf(s, req, &b);
 }
 
-/* Every key's answer, in order, in one reply (see READ_MANY above). */
-static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
+/* READ_SNAP: after the reads, the read set validated as a read-only commit
+ * would validate it (same versions or still absent, none locked), at once.
+ * Then every key had the version read at one instant, between the last
+ * read and the first check (versions only grow), so a transaction whose
+ * reads are exactly these is serialized there and needs no commit call.
+ * Keys point into the request. */
+typedef struct snap_set {
+    txn_sets_t sets;
+    char (*names)[NAME_CAP];
+    bool usable; /* every key read (a value or absent) */
+} snap_set_t;
+
+static bool snap_init(snap_set_t *ss, uint32_t n)
+{
+    memset(ss, 0, sizeof(*ss));
+    ss->usable = true;
+    ss->sets.tnames = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*ss->sets.tnames));
+    ss->sets.reads = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*ss->sets.reads));
+    ss->names = tsr_mem_calloc(NULL, n ? n : 1, sizeof(*ss->names));
+    return ss->sets.tnames && ss->sets.reads && ss->names;
+}
+
+static void snap_add(snap_set_t *ss, const char *name, const unsigned char *key, uint32_t klen,
+                     uint64_t ver)
+{
+    uint32_t i = ss->sets.ntabs++;
+    memcpy(ss->names[i], name, NAME_CAP);
+    ss->sets.tnames[i] = ss->names[i];
+    ss->sets.reads[ss->sets.nreads++] = (txn_entry_t){
+        .tab = i, .h = tsr_hash_bytes(key, klen), .key = (unsigned char *)key, .klen = klen,
+        .ver = ver};
+}
+
+/* 1 when the reads were one consistent snapshot (see snap_set_t). */
+static unsigned snap_check(tsr_txn_server_t *s, snap_set_t *ss)
+{
+    if (!ss->usable)
+        return 0;
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    uint64_t lsn = 0;
+    return tsr_txn_commit_prepare(&s->local, &ss->sets, &lsn, &e) == TSR_OK && lsn == 0;
+}
+
+static void snap_fini(snap_set_t *ss)
+{
+    tsr_mem_free(NULL, ss->sets.tnames);
+    tsr_mem_free(NULL, ss->sets.reads);
+    tsr_mem_free(NULL, ss->names);
+}
+
+/* Every key's answer, in order, in one reply (see READ_MANY above); for
+ * READ_SNAP (snap) followed by the u8 snapshot verdict. */
+static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r, bool snap)
 {
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -119,6 +171,13 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
     if (r->bad || n > (r->len - r->off) / 7) {
         tsr_error_set(&e, TSR_ERR_BAD_INPUT, "txn: malformed read request");
         reply_err(s->t, req, TSR_ERR_BAD_INPUT, &e);
+        return;
+    }
+    snap_set_t ss = {0};
+    if (snap && !snap_init(&ss, n)) {
+        snap_fini(&ss);
+        tsr_error_set(&e, TSR_ERR_NOMEM, "txn: out of memory");
+        reply_err(s->t, req, TSR_ERR_NOMEM, &e);
         return;
     }
     wbuf_t b = {0};
@@ -151,13 +210,23 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r)
             put_u32(&b, (uint32_t)strlen(msg));
             put_bytes(&b, msg, strlen(msg));
         }
+        if (snap && (rc == TSR_OK || absent))
+            snap_add(&ss, name, key, klen, ver);
+        else if (snap)
+            ss.usable = false;
         tsr_mem_free(NULL, val);
     }
     if (r->bad || r->off != r->len) {
+        if (snap)
+            snap_fini(&ss);
         tsr_error_set(&e, TSR_ERR_BAD_INPUT, "txn: malformed read request");
         reply_err(s->t, req, TSR_ERR_BAD_INPUT, &e);
         tsr_mem_free(NULL, b.p);
         return;
+    }
+    if (snap) {
+        put_u8(&b, snap_check(s, &ss));
+        snap_fini(&ss);
     }
     reply_buf(s, req, &b);
 }
@@ -332,9 +401,9 @@ static void handler(void *arg, tsr_rpc_req_t *req)
         serve_read(s, req, &r);
         return;
     }
-    if (len >= 1 && p[0] == TXN_MSG_READ_MANY) {
+    if (len >= 1 && (p[0] == TXN_MSG_READ_MANY || p[0] == TXN_MSG_READ_SNAP)) {
         rbuf_t r = {p, len, 1, false};
-        serve_read_many(s, req, &r);
+        serve_read_many(s, req, &r, p[0] == TXN_MSG_READ_SNAP);
         return;
     }
     if (len >= 1 && p[0] == TXN_MSG_COMMIT) {

@@ -39,6 +39,10 @@ struct tsr_txn {
     tsr_txn_db_t *db;
     txn_sets_t s;
     size_t rcap, wcap, tcap;
+    /* Remote db: every read so far came from the transaction's first read
+     * call, which the owner found one consistent snapshot (READ_SNAP): a
+     * commit without writes is decided here, with no call. */
+    bool snap;
 };
 
 static tsr_status_t err_out(tsr_txn_err_t *out, const tsr_error_t *e, tsr_status_t st)
@@ -105,6 +109,7 @@ void tsr_txn_db_stats(tsr_txn_db_t *db, tsr_txn_stats_t *out)
     out->aborts = atomic_load(&db->aborts);
     out->reads_rma = atomic_load(&db->reads_rma);
     out->reads_rpc = atomic_load(&db->reads_rpc);
+    out->commits_snapshot = atomic_load(&db->commits_snapshot);
 }
 
 /* ---- one transaction ----------------------------------------------------------------- */
@@ -211,15 +216,18 @@ static void fetch_one(tsr_txn_db_t *db, txn_fetch_t *f, tsr_error_t *err)
 }
 
 /* n first reads: together where the db can (remote: one-sided reads
- * posted at once; a backend's read_many), else one after another. */
-static void fetch_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err)
+ * posted at once; a backend's read_many), else one after another. snap
+ * (may be NULL): see tsr_txn_remote_read_many; false on other paths. */
+static void fetch_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, bool *snap, tsr_error_t *err)
 {
+    if (snap)
+        *snap = false;
     if (n == 1) /* a single get's path, whatever the db */
         fetch_one(db, f, err);
     else if (db->be && db->be->read_many)
         db->be->read_many(db->be_arg, f, n, err);
     else if (!db->be && db->remote)
-        tsr_txn_remote_read_many(db, f, n, err);
+        tsr_txn_remote_read_many(db, f, n, snap, err);
     else
         for (size_t i = 0; i < n; i++)
             fetch_one(db, &f[i], err);
@@ -318,7 +326,13 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
             reads[i].status = rc;
         goto out;
     }
-    fetch_many(x->db, f, nf, &e);
+    /* The transaction's first reads may come back as one snapshot; any
+     * later first read ends that (its key was read at another time). */
+    bool opening = x->s.nreads == 0 && x->s.nwrites == 0;
+    bool snap = false;
+    fetch_many(x->db, f, nf, opening ? &snap : NULL, &e);
+    if (nf)
+        x->snap = snap;
     /* record the decided first reads (in order: the read set is what
      * sequential gets would have built) */
     for (size_t i = 0, first = 0; i < n; i++) {
@@ -453,9 +467,16 @@ tsr_status_t tsr_txn_commit(tsr_txn_t *x, tsr_txn_err_t *xerr)
     if (!x)
         return err_out(xerr, NULL, TSR_ERR_INVALID_ARG);
     tsr_txn_db_t *db = x->db;
-    tsr_status_t rc = db->be       ? db->be->commit(db->be_arg, &x->s, &e)
+    /* Reads that were one snapshot and no writes: serialized at that
+     * snapshot, nothing to validate or log (a read-only commit by call
+     * would only validate, and log nothing either). */
+    bool decided = x->snap && x->s.nwrites == 0;
+    tsr_status_t rc = decided      ? TSR_OK
+                      : db->be     ? db->be->commit(db->be_arg, &x->s, &e)
                       : db->remote ? tsr_txn_remote_commit(db, &x->s, &e)
                                    : tsr_txn_commit_local(&db->local, &x->s, &e);
+    if (decided)
+        atomic_fetch_add(&db->commits_snapshot, 1);
     if (rc == TSR_OK)
         atomic_fetch_add(&db->commits, 1);
     else if (rc == TSR_ERR_CONFLICT)

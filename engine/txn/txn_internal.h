@@ -164,7 +164,8 @@ struct tsr_txn_db {
     size_t nrtabs, rtcap;
     void *many; /* remote, under rmu: the readers' read_many arrays (engine/kv/remote_int.h) */
     atomic_bool by_call; /* remote: read by call, not one-sided (tsr_txn_db_set_reads) */
-    atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc;
+    atomic_bool no_snap; /* remote: the owner refused READ_SNAP (older than it) */
+    atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc, commits_snapshot;
 };
 
 /* Remote calls (remote.c). */
@@ -173,11 +174,14 @@ tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void
                                  tsr_error_t *err);
 /* n first reads at once (tsr_txn_get_many): the one-sided ones posted
  * together, those by call in one call; answers in f[i]. */
-void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, tsr_error_t *err);
+/* snap (may be NULL): ask the owner to check the reads as one snapshot
+ * (READ_SNAP, when all n go by one call); true when it did and they are. */
+void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, bool *snap,
+                              tsr_error_t *err);
 tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *sets, tsr_error_t *err);
 void tsr_txn_remote_fini(tsr_txn_db_t *db); /* the readers and the mutex */
 
 /* Wire kinds: the first byte of every request. */
-enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2, TXN_MSG_READ_MANY = 3 };
+enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2, TXN_MSG_READ_MANY = 3, TXN_MSG_READ_SNAP = 4 };
 
 #endif /* TSR_TXN_INTERNAL_H */

@@ -12,6 +12,11 @@
  *           TSR_OK with the value, TSR_ERR_NOT_FOUND with version
  *           KV_TXN_ABSENT for an absent key, another status with its
  *           error text (an unknown table: that key only)
+ *   READ_SNAP  u8 4, then as READ_MANY; reply as READ_MANY's, then u8 1
+ *           when the owner validated the keys read, after reading them
+ *           all, as a read-only commit would (a snapshot: the reader's
+ *           commit needs no call), else 0. An owner older than READ_SNAP
+ *           answers TSR_ERR_BAD_INPUT; the client then reads by READ_MANY.
  *   COMMIT  u8 2, u32 ntables, u32 nreads, u32 nwrites,
  *           ntables x [u16 length, name],
  *           nreads  x [u32 table, u32 klen, key, u64 version read],

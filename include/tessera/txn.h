@@ -119,6 +119,8 @@ typedef struct tsr_txn_stats {
     uint64_t aborts;    /* other failed commits and rollbacks */
     uint64_t reads_rma; /* remote db: reads served by one-sided RMA */
     uint64_t reads_rpc; /* remote db: reads served by a call to the owner */
+    uint64_t commits_snapshot; /* remote db: read-only commits decided without a
+                                * call (their reads were one snapshot) */
 } tsr_txn_stats_t;
 void tsr_txn_db_stats(tsr_txn_db_t *db, tsr_txn_stats_t *out);
 

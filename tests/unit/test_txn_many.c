@@ -475,6 +475,98 @@ static void test_read_choice(void **state)
     env_down(&e);
 }
 
+/* Messages this client has received so far (replies: one per call). */
+static uint64_t rx_of(tsr_transport_t *t)
+{
+    tsr_transport_stats_t st;
+    tsr_transport_get_stats(t, &st);
+    return st.rx_msgs;
+}
+
+static uint64_t snapshots_of(tsr_txn_db_t *db)
+{
+    tsr_txn_stats_t st;
+    tsr_txn_db_stats(db, &st);
+    return st.commits_snapshot;
+}
+
+/* Reads by call (TCP): a transaction's first get_many comes back as one
+ * snapshot (READ_SNAP), so a commit with no writes and no later first read
+ * needs no call and cannot conflict; anything else commits by call and is
+ * validated there. */
+static void test_snapshot_commit(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, "call", "tcp");
+    put1(e.other, "ta", "k0", "a", 1);
+    put1(e.other, "tb", "k1", "b", 1);
+    unsigned char buf[3][8];
+    size_t vl;
+    tsr_txn_t *x;
+
+    /* read-only, one snapshot: no commit call, even with a write after it */
+    for (int round = 0; round < 2; round++) {
+        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+        assert_int_equal(two[0].status, TSR_OK);
+        assert_int_equal(two[1].status, TSR_OK);
+        /* a key read again: from the read set, still the snapshot */
+        assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[2], 8, &vl, NULL), TSR_OK);
+        if (round == 1) /* serialized before this write: still commits */
+            put1(e.other, "tb", "k1", "B", 1);
+        uint64_t rx = rx_of(e.c);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
+        assert_int_equal(rx_of(e.c), rx);
+        assert_int_equal(snapshots_of(e.db), (uint64_t)round + 1);
+    }
+
+    /* a later first read ends the snapshot: the commit validates by call,
+     * and a key of the snapshot changed since is a conflict */
+    {
+        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+        put1(e.other, "tb", "k1", "c", 1);
+        assert_int_equal(tsr_txn_get(x, "ta", "absent", 6, buf[2], 8, &vl, NULL),
+                         TSR_ERR_NOT_FOUND);
+        uint64_t rx = rx_of(e.c);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
+        assert_int_equal(rx_of(e.c), rx + 1);
+        assert_int_equal(snapshots_of(e.db), 2);
+    }
+
+    /* a snapshot and then a write: committed by call, validated there */
+    {
+        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "x", 1, NULL, NULL), TSR_OK);
+        put1(e.other, "tb", "k1", "d", 1);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "y", 1, NULL, NULL), TSR_OK);
+        uint64_t rx = rx_of(e.c);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
+        assert_int_equal(rx_of(e.c), rx + 1);
+        assert_int_equal(snapshots_of(e.db), 2);
+    }
+
+    /* a single first read is no snapshot call: its commit goes by call */
+    {
+        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[0], 8, &vl, NULL), TSR_OK);
+        assert_int_equal(buf[0][0], 'y');
+        uint64_t rx = rx_of(e.c);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
+        assert_int_equal(rx_of(e.c), rx + 1);
+        assert_int_equal(snapshots_of(e.db), 2);
+    }
+    env_down(&e);
+}
+
 static void edges_on(const char *mode, const char *tls)
 {
     env_t e;
@@ -925,7 +1017,7 @@ int main(void)
         cmocka_unit_test(test_model_rpc),   cmocka_unit_test(test_read_choice),
         cmocka_unit_test(test_edges),       cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_torn),        cmocka_unit_test(test_read_many_args),
-        cmocka_unit_test(test_table_gone),
+        cmocka_unit_test(test_table_gone),  cmocka_unit_test(test_snapshot_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
