@@ -1,8 +1,7 @@
 /*
  * test_txn_many.c - tsr_txn_get_many (include/tessera/txn.h): a
  * transaction's reads in one call, on a local db and on remote dbs over the
- * real transport (one process: an owner transport S with a listener, its
- * own progress thread, a kv server and a txn server; a client transport C).
+ * real transport (one process: the owner and client of txn_many_env.h).
  *
  * Checked against a plain model:
  *  - random transactions (get_many of 0..7 reads over 3 tables - duplicates,
@@ -18,9 +17,8 @@
  *    to 20,000 bytes, slots over one 16 KiB window (a window of one slot;
  *    values longer than the single read's first 256-byte buffer);
  *  - costs: duplicates and keys already in the sets are not read again
- *    (the db's read counters), n = 0 reads nothing; over TCP only a
- *    get_many of 5 new keys is one message back to the client, forced
- *    one-sided none, and the default set reads one-sided;
+ *    (the db's read counters), n = 0 reads nothing (how a remote db reads,
+ *    by call or one-sided, and READ_SNAP: test_txn_reads.c);
  *  - edges: a value longer than cap (vlen the full length, cap bytes
  *    copied, nothing past them), an unknown table (that read NOT_FOUND, the
  *    call NOT_FOUND, the others decided), a key too long for its table,
@@ -59,10 +57,10 @@
 #include "transport.h"
 #include "transport_test.h"
 #include "txn_internal.h"
+#include "txn_many_env.h"
 
 #define NTAB 3
 #define NKEY 40
-#define BIGV 20000
 #define NTXN 400
 
 static const char *const TABS[NTAB] = {"ta", "tb", "big"};
@@ -73,83 +71,6 @@ static uint64_t rnd(uint64_t *s)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-/* ---- the owner and its clients --------------------------------------------------- */
-
-typedef struct env {
-    tsr_transport_t *s, *c;
-    tsr_peer_t *peer;
-    tsr_kv_store_t *store;
-    tsr_kv_server_t *ksrv; /* NULL: reads by call */
-    tsr_txn_server_t *tsrv;
-    tsr_txn_db_t *db;    /* the db under test */
-    tsr_txn_db_t *other; /* a concurrent committer (local, same store) */
-    bool remote;
-} env_t;
-
-static tsr_transport_t *make(uint32_t node, bool listen, const char *tls)
-{
-    tsr_transport_params_t p = {
-        .node_id = node, .listen_host = listen ? "127.0.0.1" : NULL, .spin_us = 20, .tls = tls};
-    return test_transport_create(&p);
-}
-
-static void tables_up(tsr_kv_store_t *s)
-{
-    tsr_kv_table_params_t pa = {.partitions = 2, .max_key = 16, .max_value = 200, .capacity = 4};
-    tsr_kv_table_params_t pb = {.partitions = 3, .max_key = 16, .max_value = 64, .capacity = 64};
-    tsr_kv_table_params_t pg = {.partitions = 1, .max_key = 16, .max_value = BIGV, .capacity = 64};
-    assert_int_equal(tsr_kv_table_create(s, "ta", &pa, NULL), TSR_OK);
-    assert_int_equal(tsr_kv_table_create(s, "tb", &pb, NULL), TSR_OK);
-    assert_int_equal(tsr_kv_table_create(s, "big", &pg, NULL), TSR_OK);
-}
-
-/* mode: "local", "rma" (one-sided reads, forced; tls NULL = UCX's default
- * set, shared memory included, or "tcp"), "call" (a kv server, but the
- * client's default choice: by call over TCP only, a get_many's keys in one
- * call), "rpc" (no kv server: reads by call). */
-static void env_up(env_t *e, const char *mode, const char *tls)
-{
-    memset(e, 0, sizeof(*e));
-    tsr_kv_err_t ke = {0};
-    tsr_txn_err_t xe = {0};
-    assert_int_equal(tsr_kv_open(NULL, &e->store, &ke), TSR_OK);
-    tables_up(e->store);
-    assert_int_equal(tsr_txn_db_local(e->store, &e->other, &xe), TSR_OK);
-    if (strcmp(mode, "local") == 0) {
-        assert_int_equal(tsr_txn_db_local(e->store, &e->db, &xe), TSR_OK);
-        return;
-    }
-    e->remote = true;
-    tsr_error_t err;
-    tsr_error_clear(&err);
-    e->s = make(1, true, tls);
-    e->c = make(2, false, tls);
-    if (strcmp(mode, "rma") == 0 || strcmp(mode, "call") == 0)
-        assert_int_equal(tsr_kv_server_start(e->store, e->s, 0, &e->ksrv, &ke), TSR_OK);
-    assert_int_equal(tsr_txn_server_start(e->store, e->s, 0, &e->tsrv, &xe), TSR_OK);
-    assert_int_equal(tsr_transport_start_thread(e->s, &err), TSR_OK);
-    assert_int_equal(
-        tsr_transport_connect(e->c, "127.0.0.1", tsr_transport_port(e->s), 20000, &e->peer, &err),
-        TSR_OK);
-    assert_int_equal(tsr_txn_db_remote(e->c, e->peer, 0, 20000, &e->db, &xe), TSR_OK);
-    if (strcmp(mode, "rma") == 0)
-        assert_int_equal(tsr_txn_db_set_reads(e->db, TSR_TXN_READS_ONE_SIDED, &xe), TSR_OK);
-}
-
-static void env_down(env_t *e)
-{
-    tsr_txn_db_close(e->db);
-    tsr_txn_db_close(e->other);
-    if (e->remote) {
-        tsr_transport_destroy(e->c);
-        tsr_transport_stop_thread(e->s);
-        tsr_txn_server_stop(e->tsrv);
-        tsr_kv_server_stop(e->ksrv);
-    }
-    tsr_kv_close(e->store);
-    tsr_transport_destroy(e->s);
 }
 
 /* ---- the model ------------------------------------------------------------------------ */
@@ -378,194 +299,6 @@ static void test_model_rpc(void **state)
 }
 
 /* ---- costs and edges ---------------------------------------------------------------- */
-
-static void put1(tsr_txn_db_t *db, const char *tab, const char *key, const void *v, size_t vl)
-{
-    tsr_txn_t *x;
-    assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_put(x, tab, key, strlen(key), v, vl, NULL, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-}
-
-static uint64_t reads_of(tsr_txn_db_t *db)
-{
-    tsr_txn_stats_t st;
-    tsr_txn_db_stats(db, &st);
-    return st.reads_rma + st.reads_rpc;
-}
-
-#define RD(t, k, b, c)                                                                             \
-    ((tsr_txn_read_t){.table = (t), .key = (k), .klen = strlen(k), .buf = (b), .cap = (c)})
-
-/* The choice of tsr_txn_db_set_reads: by call over TCP only (a get_many of
- * 4 new keys is ONE message back), one-sided when forced or over UCX's
- * default set; bad modes and non-remote dbs refused. */
-static void test_read_choice(void **state)
-{
-    (void)state;
-    env_t e;
-    env_up(&e, "call", "tcp");
-    for (int k = 0; k < 4; k++) {
-        char key[8];
-        snprintf(key, sizeof(key), "k%d", k);
-        put1(e.other, k % 2 ? "ta" : "tb", key, "v", 1);
-    }
-    char keys[5][8];
-    unsigned char buf[5][8];
-    tsr_txn_read_t rd[5];
-    for (int k = 0; k < 5; k++) { /* k4 is absent */
-        snprintf(keys[k], sizeof(keys[k]), "k%d", k);
-        rd[k] = RD(k % 2 ? "ta" : "tb", keys[k], buf[k], 8);
-    }
-    tsr_transport_stats_t before, after;
-    tsr_transport_get_stats(e.c, &before);
-    tsr_txn_t *x;
-    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
-    tsr_transport_get_stats(e.c, &after);
-    assert_int_equal(after.rx_msgs - before.rx_msgs, 1); /* one READ_MANY answer */
-    for (int k = 0; k < 5; k++) {
-        assert_int_equal(rd[k].status, k < 4 ? TSR_OK : TSR_ERR_NOT_FOUND);
-        if (k < 4)
-            assert_int_equal(rd[k].vlen, 1);
-    }
-    assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-    tsr_txn_stats_t st;
-    tsr_txn_db_stats(e.db, &st);
-    assert_int_equal(st.reads_rpc, 5);
-    assert_int_equal(st.reads_rma, 0);
-    /* forced one-sided: the reads count as rma and, once the readers are
-     * open (a descriptor call per table), bring no message to this process */
-    assert_int_equal(tsr_txn_db_set_reads(e.db, TSR_TXN_READS_ONE_SIDED, NULL), TSR_OK);
-    for (int round = 0; round < 2; round++) {
-        tsr_transport_get_stats(e.c, &before);
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
-        tsr_txn_rollback(x);
-        tsr_transport_get_stats(e.c, &after);
-    }
-    tsr_txn_db_stats(e.db, &st);
-    assert_int_equal(st.reads_rma, 10);
-    assert_int_equal(after.rx_msgs - before.rx_msgs, 0);
-    /* back to the default choice: by call again */
-    assert_int_equal(tsr_txn_db_set_reads(e.db, TSR_TXN_READS_AUTO, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_get_many(x, rd, 5, NULL), TSR_OK);
-    tsr_txn_rollback(x);
-    tsr_txn_db_stats(e.db, &st);
-    assert_int_equal(st.reads_rpc, 10);
-    assert_int_equal(st.reads_rma, 10);
-    tsr_txn_err_t xe = {0};
-    assert_int_equal(tsr_txn_db_set_reads(e.db, (tsr_txn_reads_t)7, &xe), TSR_ERR_INVALID_ARG);
-    memset(&xe, 0, sizeof(xe));
-    assert_int_equal(tsr_txn_db_set_reads(e.other, TSR_TXN_READS_CALL, &xe), TSR_ERR_UNSUPPORTED);
-    assert_int_equal(tsr_txn_db_set_reads(NULL, TSR_TXN_READS_CALL, NULL), TSR_ERR_INVALID_ARG);
-    env_down(&e);
-    /* UCX's default set may have shared memory: one-sided by default */
-    env_up(&e, "call", NULL);
-    put1(e.other, "ta", "k1", "v", 1);
-    put1(e.other, "tb", "k2", "v", 1);
-    tsr_txn_read_t two[2] = {RD("ta", "k1", buf[0], 8), RD("tb", "k2", buf[1], 8)};
-    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-    assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-    tsr_txn_rollback(x);
-    tsr_txn_db_stats(e.db, &st);
-    assert_int_equal(st.reads_rma, 2);
-    assert_int_equal(st.reads_rpc, 0);
-    env_down(&e);
-}
-
-/* Messages this client has received so far (replies: one per call). */
-static uint64_t rx_of(tsr_transport_t *t)
-{
-    tsr_transport_stats_t st;
-    tsr_transport_get_stats(t, &st);
-    return st.rx_msgs;
-}
-
-static uint64_t snapshots_of(tsr_txn_db_t *db)
-{
-    tsr_txn_stats_t st;
-    tsr_txn_db_stats(db, &st);
-    return st.commits_snapshot;
-}
-
-/* Reads by call (TCP): a transaction's first get_many comes back as one
- * snapshot (READ_SNAP), so a commit with no writes and no later first read
- * needs no call and cannot conflict; anything else commits by call and is
- * validated there. */
-static void test_snapshot_commit(void **state)
-{
-    (void)state;
-    env_t e;
-    env_up(&e, "call", "tcp");
-    put1(e.other, "ta", "k0", "a", 1);
-    put1(e.other, "tb", "k1", "b", 1);
-    unsigned char buf[3][8];
-    size_t vl;
-    tsr_txn_t *x;
-
-    /* read-only, one snapshot: no commit call, even with a write after it */
-    for (int round = 0; round < 2; round++) {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(two[0].status, TSR_OK);
-        assert_int_equal(two[1].status, TSR_OK);
-        /* a key read again: from the read set, still the snapshot */
-        assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[2], 8, &vl, NULL), TSR_OK);
-        if (round == 1) /* serialized before this write: still commits */
-            put1(e.other, "tb", "k1", "B", 1);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx);
-        assert_int_equal(snapshots_of(e.db), (uint64_t)round + 1);
-    }
-
-    /* a later first read ends the snapshot: the commit validates by call,
-     * and a key of the snapshot changed since is a conflict */
-    {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        put1(e.other, "tb", "k1", "c", 1);
-        assert_int_equal(tsr_txn_get(x, "ta", "absent", 6, buf[2], 8, &vl, NULL),
-                         TSR_ERR_NOT_FOUND);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
-
-    /* a snapshot and then a write: committed by call, validated there */
-    {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "x", 1, NULL, NULL), TSR_OK);
-        put1(e.other, "tb", "k1", "d", 1);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "y", 1, NULL, NULL), TSR_OK);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
-
-    /* a single first read is no snapshot call: its commit goes by call */
-    {
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[0], 8, &vl, NULL), TSR_OK);
-        assert_int_equal(buf[0][0], 'y');
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
-    env_down(&e);
-}
 
 static void edges_on(const char *mode, const char *tls)
 {
@@ -1014,10 +747,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_local), cmocka_unit_test(test_model_remote),
-        cmocka_unit_test(test_model_rpc),   cmocka_unit_test(test_read_choice),
+        cmocka_unit_test(test_model_rpc),
         cmocka_unit_test(test_edges),       cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_torn),        cmocka_unit_test(test_read_many_args),
-        cmocka_unit_test(test_table_gone),  cmocka_unit_test(test_snapshot_commit),
+        cmocka_unit_test(test_table_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
