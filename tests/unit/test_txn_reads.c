@@ -8,7 +8,9 @@
  *  - READ_SNAP: a transaction's first get_many by call comes back as one
  *    snapshot, so a read-only commit needs no call and cannot conflict; a
  *    later first read, a write or a single first get commit by call, and
- *    are validated there.
+ *    are validated there; an owner that predates READ_SNAP (a stand-in
+ *    handler answering it "unknown request") is read by READ_MANY from then
+ *    on, with the same results.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,9 +21,11 @@
 
 #include <cmocka.h>
 
+#include "kv_internal.h"
 #include "tessera/kv.h"
 #include "tessera/txn.h"
 #include "transport.h"
+#include "txn_internal.h"
 #include "txn_many_env.h"
 
 /* The choice of tsr_txn_db_set_reads: by call over TCP only (a get_many of
@@ -194,11 +198,82 @@ static void test_snapshot_commit(void **state)
     env_down(&e);
 }
 
+/* ---- an owner older than READ_SNAP ---------------------------------------------- */
+
+static tsr_transport_t *g_old_t; /* the owner's transport, for the stand-in handler */
+
+#define OLD_OWNER_RPC 911
+
+typedef struct old_owner {
+    int snaps, manys, commits; /* requests seen, by kind */
+} old_owner_t;
+
+/* Answers as an owner built before READ_SNAP would: READ_SNAP is an unknown
+ * request; READ_MANY finds every key absent; a commit succeeds. */
+static void h_old_owner(void *arg, tsr_rpc_req_t *req)
+{
+    old_owner_t *o = arg;
+    size_t len;
+    const unsigned char *p = tsr_rpc_req_data(req, &len);
+    if (len >= 5 && p[0] == TXN_MSG_READ_MANY) {
+        o->manys++;
+        uint32_t n = kv_get32(p + 1);
+        unsigned char out[16 * 16];
+        assert_true(n <= 16);
+        for (uint32_t i = 0; i < n; i++) {
+            kv_put32(out + 16 * i, (uint32_t)TSR_ERR_NOT_FOUND);
+            kv_put64(out + 16 * i + 4, KV_TXN_ABSENT);
+            kv_put32(out + 16 * i + 12, 0);
+        }
+        tsr_rpc_reply(g_old_t, req, TSR_OK, out, 16 * (size_t)n);
+    } else if (len >= 1 && p[0] == TXN_MSG_COMMIT) {
+        o->commits++;
+        tsr_rpc_reply(g_old_t, req, TSR_OK, NULL, 0);
+    } else {
+        o->snaps += len >= 1 && p[0] == TXN_MSG_READ_SNAP;
+        static const char msg[] = "txn: unknown request";
+        tsr_rpc_reply(g_old_t, req, TSR_ERR_BAD_INPUT, msg, sizeof(msg));
+    }
+}
+
+static void test_old_owner(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, "call", "tcp");
+    static old_owner_t o;
+    g_old_t = e.s;
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    assert_int_equal(tsr_rpc_register(e.s, OLD_OWNER_RPC, h_old_owner, &o, &err), TSR_OK);
+    tsr_txn_db_t *db = NULL;
+    assert_int_equal(tsr_txn_db_remote(e.c, e.peer, OLD_OWNER_RPC, 20000, &db, NULL), TSR_OK);
+    unsigned char buf[2][8];
+    for (int round = 0; round < 2; round++) {
+        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
+        tsr_txn_t *x;
+        assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
+        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+        assert_int_equal(two[0].status, TSR_ERR_NOT_FOUND);
+        assert_int_equal(two[1].status, TSR_ERR_NOT_FOUND);
+        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
+        /* one READ_SNAP refused, ever; every read set went by READ_MANY and
+         * every commit by call (no snapshot to decide it) */
+        assert_int_equal(o.snaps, 1);
+        assert_int_equal(o.manys, round + 1);
+        assert_int_equal(o.commits, round + 1);
+    }
+    assert_int_equal(snapshots_of(db), 0);
+    tsr_txn_db_close(db);
+    env_down(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_choice),
         cmocka_unit_test(test_snapshot_commit),
+        cmocka_unit_test(test_old_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
