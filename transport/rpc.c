@@ -274,14 +274,14 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
         t->earliest_deadline_ns = c->deadline_ns;
 
     tsr_wire_hdr_t h = {.kind = TSR_WIRE_REQUEST, .type = type, .call_id = c->id};
-    size_t hlen = tsr_wire_call_encode(&h, c->hdr);
+    tsr_wire_call_encode(&h, c->hdr);
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
                                                UCP_OP_ATTR_FIELD_USER_DATA |
                                                UCP_OP_ATTR_FIELD_FLAGS,
                                .flags = UCP_AM_SEND_FLAG_REPLY,
                                .cb.send = call_send_cb,
                                .user_data = c};
-    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, hlen,
+    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, TSR_WIRE_CALL_HDR_LEN,
                               data, len, &prm);
     if (UCS_PTR_IS_ERR(r)) {
         ucs_status_t s = UCS_PTR_STATUS(r);

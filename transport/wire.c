@@ -115,39 +115,30 @@ tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t paylo
     return TSR_WIRE_OK;
 }
 
-size_t tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN])
+void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN])
 {
     out[0] = h->kind;
     out[1] = TSR_WIRE_CALL_VERSION;
     tsr_wire_put_u16(out + 2, h->type);
-    if (h->kind == TSR_WIRE_REQUEST) {
-        tsr_wire_put_u64(out + 4, h->call_id);
-        return TSR_WIRE_CALL_REQ_LEN;
-    }
     tsr_wire_put_u32(out + 4, (uint32_t)h->status);
     tsr_wire_put_u64(out + 8, h->call_id);
-    return TSR_WIRE_CALL_HDR_LEN;
 }
 
 tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payload_len,
                                     tsr_wire_hdr_t *h)
 {
     const uint8_t *p = buf;
-    if (p == NULL || buf_len < TSR_WIRE_CALL_REQ_LEN)
+    if (p == NULL || buf_len < TSR_WIRE_CALL_HDR_LEN)
         return TSR_WIRE_ETRUNC;
     if (p[1] != TSR_WIRE_CALL_VERSION)
         return TSR_WIRE_EVERSION;
-    /* a request in the short form (no status), or either in the long one */
-    bool short_req = buf_len == TSR_WIRE_CALL_REQ_LEN && p[0] == TSR_WIRE_REQUEST;
-    if (!short_req && buf_len < TSR_WIRE_CALL_HDR_LEN)
-        return TSR_WIRE_ETRUNC;
-    if (!short_req && buf_len != TSR_WIRE_CALL_HDR_LEN)
+    if (buf_len != TSR_WIRE_CALL_HDR_LEN)
         return TSR_WIRE_ELENGTH;
     tsr_wire_hdr_t d = {.version = TSR_WIRE_VERSION,
                         .kind = p[0],
                         .type = tsr_wire_get_u16(p + 2),
-                        .status = short_req ? 0 : (int32_t)tsr_wire_get_u32(p + 4),
-                        .call_id = tsr_wire_get_u64(p + (short_req ? 4 : 8)),
+                        .status = (int32_t)tsr_wire_get_u32(p + 4),
+                        .call_id = tsr_wire_get_u64(p + 8),
                         .payload_len = payload_len};
     if (d.call_id == 0 || payload_len > TSR_WIRE_MAX_PAYLOAD)
         return TSR_WIRE_EFIELD;

@@ -41,25 +41,16 @@
  * error (they would mean the sender and receiver disagree on the format).
  *
  * Call header (UCX AM id TSR_WIRE_CALL_AM_ID): the short form requests and
- * responses travel with, little-endian. A response, 16 bytes:
+ * responses travel with, 16 bytes, little-endian:
  *
  *   off size field
- *     0    1 kind         RESPONSE
+ *     0    1 kind         REQUEST or RESPONSE (nothing else)
  *     1    1 version      TSR_WIRE_CALL_VERSION (1); others are rejected
  *     2    2 type         RPC message type
- *     4    4 status       int32 tsr_status_t
+ *     4    4 status       int32 tsr_status_t of a RESPONSE (0 in a REQUEST)
  *     8    8 call_id      the caller's call id (nonzero)
  *
- * A request, 12 bytes (TSR_WIRE_CALL_REQ_LEN): kind REQUEST, version, type
- * as above, then call_id at offset 4 - no status. A request in the 16-byte
- * layout (status 0), as builds before 2026-11-28 sent them, is accepted
- * too; any other length is an error. Why 12: a request also carries UCP's
- * 8-byte AM header and its 8-byte REPLY footer, and a shared-memory FIFO
- * element's own header is 28 bytes, so an 8-byte request with a 16-byte
- * header filled 68 bytes of the element (two cache lines, each a transfer
- * between cores) and with 12 it fills 64 (one line; responses carry no
- * footer: 60). `ucp_am_lat` steps the same way between -s 24 and -s 32
- * (docs/transport.md, "The call header"). The payload's length
+ * It is exactly 16 bytes (more or fewer is an error). The payload's length
  * is the one UCX delivers, so there is no length field to disagree with it
  * (it must still be at most TSR_WIRE_MAX_PAYLOAD), and there is no sender
  * node: a request's sender is the peer of the endpoint UCX names
@@ -84,8 +75,7 @@
 #define TSR_WIRE_AM_ID 17u      /* the UCX active-message id of full headers */
 #define TSR_WIRE_CALL_AM_ID 18u /* ... and of call headers */
 #define TSR_WIRE_CALL_VERSION 1u
-#define TSR_WIRE_CALL_HDR_LEN 16u /* a response's call header (and the longest) */
-#define TSR_WIRE_CALL_REQ_LEN 12u /* a request's */
+#define TSR_WIRE_CALL_HDR_LEN 16u
 #define TSR_WIRE_MAGIC 0x5354u
 #define TSR_WIRE_VERSION 1u
 #define TSR_WIRE_HDR_LEN 40u
@@ -137,10 +127,8 @@ void tsr_wire_hdr_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_HDR_LEN])
 tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t payload_len,
                                    tsr_wire_hdr_t *h);
 
-/* Encodes h's kind, type, call_id (and a response's status) as a call
- * header; returns its length (TSR_WIRE_CALL_REQ_LEN for a REQUEST, else
- * TSR_WIRE_CALL_HDR_LEN). */
-size_t tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN]);
+/* Encodes h's kind, type, status and call_id as a call header. */
+void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN]);
 
 /* Decodes and checks a call header of buf_len bytes carrying payload_len
  * bytes of payload. On TSR_WIRE_OK fills *h as tsr_wire_hdr_decode would,

@@ -60,7 +60,7 @@ static void fuzz_call(const uint8_t *buf, size_t len, uint64_t plen)
     tsr_wire_hdr_t h;
     if (tsr_wire_call_decode(buf, len, (size_t)plen, &h) != TSR_WIRE_OK)
         return;
-    check(len == TSR_WIRE_CALL_HDR_LEN || (len == TSR_WIRE_CALL_REQ_LEN && h.kind == TSR_WIRE_REQUEST));
+    check(len == TSR_WIRE_CALL_HDR_LEN);
     check(h.kind == TSR_WIRE_REQUEST || h.kind == TSR_WIRE_RESPONSE);
     check(h.flags == 0 && h.src_node == 0 && h.call_id != 0);
     check(h.payload_len == plen && h.payload_len <= TSR_WIRE_MAX_PAYLOAD);
@@ -68,12 +68,8 @@ static void fuzz_call(const uint8_t *buf, size_t len, uint64_t plen)
     if (h.kind == TSR_WIRE_REQUEST)
         check(h.status == 0);
     uint8_t again[TSR_WIRE_CALL_HDR_LEN];
-    size_t n = tsr_wire_call_encode(&h, again);
-    if (n == len)
-        check(memcmp(again, buf, n) == 0);
-    else /* a request in the older 16-byte layout: the same fields */
-        check(h.kind == TSR_WIRE_REQUEST && len == TSR_WIRE_CALL_HDR_LEN &&
-              memcmp(again, buf, 4) == 0 && memcmp(again + 4, buf + 8, 8) == 0);
+    tsr_wire_call_encode(&h, again);
+    check(memcmp(again, buf, TSR_WIRE_CALL_HDR_LEN) == 0);
 }
 
 static void fuzz_rmem(const uint8_t *buf, size_t len)

@@ -274,8 +274,7 @@ static void test_rmem(void **state)
     assert_int_equal(tsr_wire_rmem_decode(NULL, n, &d), TSR_WIRE_ETRUNC);
 }
 
-/* The model of the call header (wire.h's second table): the 16-byte
- * layout (every response; requests as older builds sent them). */
+/* The model of the call header (wire.h's second table). */
 static void model_call(uint8_t *o, uint8_t kind, uint16_t type, int32_t status, uint64_t call)
 {
     o[0] = kind;
@@ -288,17 +287,6 @@ static void model_call(uint8_t *o, uint8_t kind, uint16_t type, int32_t status, 
         o[8 + i] = (uint8_t)(call >> (8 * i));
 }
 
-/* ... and a request's 12 bytes: kind, version, type, call id. */
-static void model_req(uint8_t *o, uint16_t type, uint64_t call)
-{
-    o[0] = TSR_WIRE_REQUEST;
-    o[1] = 1;
-    o[2] = (uint8_t)type;
-    o[3] = (uint8_t)(type >> 8);
-    for (int i = 0; i < 8; i++)
-        o[4 + i] = (uint8_t)(call >> (8 * i));
-}
-
 static void test_call_roundtrip(void **state)
 {
     (void)state;
@@ -308,29 +296,12 @@ static void test_call_roundtrip(void **state)
             random_valid(&h);
         while (h.kind != TSR_WIRE_REQUEST && h.kind != TSR_WIRE_RESPONSE);
         uint8_t buf[16], model[16];
-        bool req = h.kind == TSR_WIRE_REQUEST;
-        if (req)
-            h.status = 0; /* requests carry none */
-        size_t n = tsr_wire_call_encode(&h, buf);
-        assert_int_equal(n, req ? 12 : 16);
-        if (req)
-            model_req(model, h.type, h.call_id);
-        else
-            model_call(model, h.kind, h.type, h.status, h.call_id);
-        assert_memory_equal(buf, model, n);
+        tsr_wire_call_encode(&h, buf);
+        model_call(model, h.kind, h.type, h.status, h.call_id);
+        assert_memory_equal(buf, model, 16);
         tsr_wire_hdr_t d;
-        if (req) { /* the 16-byte layout of older senders decodes the same */
-            uint8_t old_form[16];
-            model_call(old_form, h.kind, h.type, 0, h.call_id);
-            memset(&d, 0xee, sizeof(d));
-            assert_int_equal(tsr_wire_call_decode(old_form, 16, h.payload_len, &d), TSR_WIRE_OK);
-            assert_int_equal(d.kind, h.kind);
-            assert_int_equal(d.type, h.type);
-            assert_int_equal(d.status, 0);
-            assert_true(d.call_id == h.call_id);
-        }
         memset(&d, 0xee, sizeof(d));
-        assert_int_equal(tsr_wire_call_decode(buf, n, h.payload_len, &d), TSR_WIRE_OK);
+        assert_int_equal(tsr_wire_call_decode(buf, 16, h.payload_len, &d), TSR_WIRE_OK);
         assert_int_equal(d.version, TSR_WIRE_VERSION);
         assert_int_equal(d.kind, h.kind);
         assert_int_equal(d.type, h.type);
@@ -349,21 +320,11 @@ static void test_call_refused(void **state)
     tsr_wire_hdr_t d;
     memset(&d, 0xee, sizeof(d));
 #define CDEC(n, plen) tsr_wire_call_decode(b, (n), (plen), &d)
-    /* a request: 12 bytes, or 16 in the older layout; nothing else */
-    model_req(b, 7, 99);
-    for (size_t n = 0; n < 12; n++)
-        assert_int_equal(CDEC(n, 8), TSR_WIRE_ETRUNC);
-    assert_int_equal(tsr_wire_call_decode(NULL, 12, 8, &d), TSR_WIRE_ETRUNC);
-    assert_int_equal(d.kind, 0xee); /* untouched on failure */
-    assert_int_equal(CDEC(12, 8), TSR_WIRE_OK);
-    assert_true(d.call_id == 99 && d.type == 7 && d.status == 0);
-    model_req(b, 7, 0); /* call id 0 */
-    assert_int_equal(CDEC(12, 8), TSR_WIRE_EFIELD);
-    model_call(b, TSR_WIRE_RESPONSE, 7, 0, 99); /* a response needs all 16 */
-    assert_int_equal(CDEC(12, 8), TSR_WIRE_ETRUNC);
     model_call(b, TSR_WIRE_REQUEST, 7, 0, 99);
-    for (size_t n = 13; n < 16; n++)
+    for (size_t n = 0; n < 16; n++)
         assert_int_equal(CDEC(n, 8), TSR_WIRE_ETRUNC);
+    assert_int_equal(tsr_wire_call_decode(NULL, 16, 8, &d), TSR_WIRE_ETRUNC);
+    assert_int_equal(d.kind, 0xee); /* untouched on failure */
     assert_int_equal(CDEC(17, 8), TSR_WIRE_ELENGTH);
     assert_int_equal(CDEC(24, 8), TSR_WIRE_ELENGTH);
     assert_int_equal(CDEC(16, 8), TSR_WIRE_OK);
