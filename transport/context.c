@@ -474,7 +474,6 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     atomic_init(&t->thread_stop, false);
     atomic_init(&t->lock, 0);
     query_tls(t, params->tls);
-    t->queue_replies = tsr_transport_tcp_only(t);
 
     tsr_wire_hdr_t h = {.kind = TSR_WIRE_HELLO, .src_node = t->node_id};
     tsr_wire_hdr_encode(&h, t->hello_hdr);

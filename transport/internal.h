@@ -110,13 +110,6 @@ struct tsr_rpc_req {
     tsr_handler_t handler;      /* looked up when the request arrived (under the lock) */
     unsigned handler_epoch;     /* t->handler_epoch at that lookup */
     tsr_rpc_msg_t msg;          /* the payload; may point into small[] */
-    /* A reply queued on t->outbox (rpc_reply.c): its status and payload
-     * (in small[] or out_heap), sent by whoever next holds the lock. */
-    struct tsr_rpc_req *out_next;
-    tsr_status_t out_status;
-    const void *out_data;
-    size_t out_len;
-    void *out_heap;
     /* Eager payloads up to TSR_REQ_INLINE bytes are copied here instead of
      * into a heap buffer (no malloc/free per small request; the request
      * itself comes from a free list). Last, so recycling a request clears
@@ -269,19 +262,6 @@ struct tsr_transport {
     tsr_transport_stats_t stats;   /* [L] */
     tsr_shm_guard_t shm;        /* shm_guard.c */
 
-    /* Replies from threads that found the lock held (rpc_reply.c): a
-     * lock-free stack that the lock's holder empties - in its polling loop
-     * (tsr__progress_locked) or right after it lets go (tsr__unlock) - so a
-     * thread answering requests (a log syncer) never waits for a poller
-     * that holds the lock, and never makes it hand the lock over. */
-    _Atomic(tsr_rpc_req_t *) outbox;
-    /* Use it: only when every transport is TCP. There a lock handed over
-     * costs two futex calls and a thread switch per reply, and the holder
-     * sends with a system call anyway; on shared memory the holder spins
-     * and its sends are stores (SmallBank over shared memory lost 20 %
-     * with every reply left to the progress thread; docs/transport.md). */
-    bool queue_replies;
-
     atomic_int sleepers;        /* threads asleep in poll() on efd */
     unsigned blind_sleepers;    /* [L] of which waiters no finisher signals (progress.c) */
     bool blind_signaled;        /* [L] signaled them since the last one went to sleep */
@@ -307,27 +287,10 @@ static inline void tsr__lock(tsr_transport_t *t)
                                                  memory_order_relaxed))
         tsr__lock_slow(t);
 }
-/* Takes t->lock only if it is free (one CAS). */
-static inline bool tsr__trylock(tsr_transport_t *t)
-{
-    int free_ = 0;
-    return atomic_compare_exchange_strong_explicit(&t->lock, &free_, 1, memory_order_seq_cst,
-                                                   memory_order_seq_cst);
-}
-/* Replies queued on t->outbox while the lock was held (rpc_reply.c):
- * [L] sends them in the order they came, returning how many; after an
- * unlock, takes the lock back to send them unless another thread has it. */
-unsigned tsr__outbox_drain_locked(tsr_transport_t *t);
-void tsr__outbox_after_unlock(tsr_transport_t *t);
 static inline void tsr__unlock(tsr_transport_t *t)
 {
-    /* seq_cst, with the load below: a replier that queued and then found
-     * the lock held (tsr__trylock) is seen here by that holder (see
-     * rpc_reply.c, reply_queued) */
-    if (atomic_exchange_explicit(&t->lock, 0, memory_order_seq_cst) == 2)
+    if (atomic_exchange_explicit(&t->lock, 0, memory_order_release) == 2)
         tsr__unlock_wake(t); /* someone may sleep on it */
-    if (__builtin_expect(atomic_load_explicit(&t->outbox, memory_order_seq_cst) != NULL, 0))
-        tsr__outbox_after_unlock(t);
 }
 /* The transport whose lock this thread holds while it runs an inline
  * handler (rpc_recv.c), else NULL. A reply or drop from inside such a

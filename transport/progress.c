@@ -334,13 +334,6 @@ unsigned tsr__progress_locked(tsr_transport_t *t, bool inline_ok)
     t->inline_ok = inline_ok;
     unsigned n = ucp_worker_progress(t->worker);
     t->inline_ok = false;
-    /* Replies other threads queued while this one polled (rpc_reply.c).
-     * Not counted as events: they are nobody's wait ending, and counted
-     * they made a server's idle polling look worth spinning for (its
-     * budget stayed high: remote SmallBank over shared memory, 16
-     * clients, 42-44 k -> 32-35 k txn/s). */
-    if (__builtin_expect(atomic_load_explicit(&t->outbox, memory_order_relaxed) != NULL, 0))
-        (void)tsr__outbox_drain_locked(t);
     if (n > 0 && t->blind_sleepers && !t->blind_signaled) {
         /* it may have completed a sleeper's operation; one signal wakes
          * every sleeper, so none again until one goes back to sleep */

@@ -370,12 +370,6 @@ tsr_status_t tsr_rpc_call_async(tsr_transport_t *t, tsr_peer_t *peer, uint16_t t
 
 void tsr__rpc_fini(tsr_transport_t *t)
 {
-    /* Replies queued after the last unlock (a replier racing the end): not
-     * sent now; their requests are on t->reqs, freed below. */
-    for (tsr_rpc_req_t *q = atomic_exchange(&t->outbox, NULL); q; q = q->out_next) {
-        tsr_mem_free(t->mem, q->out_heap);
-        q->out_heap = NULL;
-    }
     /* Items still queued: nobody will run them now. */
     tsr_item_t *it = t->dq_head;
     t->dq_head = t->dq_tail = NULL;

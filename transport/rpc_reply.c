@@ -198,80 +198,6 @@ void tsr__req_unlink_free_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
     tsr__req_free_locked(t, req);
 }
 
-/* ---- replies from threads that find the transport busy ------------------ */
-
-/* Queues req's reply on t->outbox for the lock's holder. A payload of up to
- * TSR_REQ_INLINE bytes goes into req->small (the handler is done with the
- * request's own bytes; memmove: an echo answers with them); a larger one is
- * copied to the heap. Returns false when that copy cannot be made (the
- * caller then waits for the lock instead). */
-static bool reply_queued(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_status_t status,
-                         const void *data, size_t len)
-{
-    req->out_heap = NULL;
-    if (len > TSR_REQ_INLINE) {
-        if (!(req->out_heap = tsr_mem_alloc(t->mem, len)))
-            return false;
-        memcpy(req->out_heap, data, len);
-        req->out_data = req->out_heap;
-    } else {
-        if (len > 0)
-            memmove(req->small, data, len);
-        req->out_data = req->small;
-    }
-    req->out_status = status;
-    req->out_len = len;
-    tsr_rpc_req_t *head = atomic_load_explicit(&t->outbox, memory_order_relaxed);
-    do
-        req->out_next = head;
-    while (!atomic_compare_exchange_weak_explicit(&t->outbox, &head, req, memory_order_seq_cst,
-                                                  memory_order_relaxed));
-    /* Pushed, then the lock looked at (both seq_cst): if it is held, its
-     * holder's tsr__unlock comes after this look and loads the outbox after
-     * letting go, so it sees this reply; if it is free, send it here. */
-    if (tsr__trylock(t)) {
-        tsr__outbox_drain_locked(t);
-        tsr__unlock(t);
-    }
-    return true;
-}
-
-unsigned tsr__outbox_drain_locked(tsr_transport_t *t)
-{
-    tsr_rpc_req_t *r = atomic_exchange_explicit(&t->outbox, NULL, memory_order_acquire);
-    tsr_rpc_req_t *fifo = NULL; /* the stack is newest first */
-    while (r) {
-        tsr_rpc_req_t *next = r->out_next;
-        r->out_next = fifo;
-        fifo = r;
-        r = next;
-    }
-    unsigned n = 0;
-    for (r = fifo; r; n++) {
-        tsr_rpc_req_t *next = r->out_next;
-        /* A peer that went down meanwhile: the send fails, as the reply would
-         * have (its replier was told TSR_OK; the caller sees the peer down). */
-        (void)tsr__send_response_locked(t, r->peer, r->call_id, r->type, r->out_status,
-                                        r->out_data, r->out_len, true, true, NULL, NULL);
-        t->stats.replies_queued++;
-        tsr_mem_free(t->mem, r->out_heap);
-        tsr__req_unlink_free_locked(t, r);
-        r = next;
-    }
-    return n;
-}
-
-void tsr__outbox_after_unlock(tsr_transport_t *t)
-{
-    /* Another thread queued replies while this one held the lock: send them,
-     * unless someone has the lock again (its own unlock sends them). */
-    while (atomic_load_explicit(&t->outbox, memory_order_seq_cst) && tsr__trylock(t)) {
-        tsr__outbox_drain_locked(t);
-        if (atomic_exchange_explicit(&t->lock, 0, memory_order_seq_cst) == 2)
-            tsr__unlock_wake(t);
-    }
-}
-
 static tsr_status_t reply_common(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_status_t status,
                                  const void *data, size_t len, bool copy,
                                  void (*done)(void *, tsr_status_t), void *done_arg)
@@ -287,16 +213,8 @@ static tsr_status_t reply_common(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_sta
      * is safe there too: UCX 1.13 either sends a short message at once or
      * refuses with NO_RESOURCE, it never returns a request for it. */
     bool held = tsr__inline_owner == t;
-    if (!held && !tsr__trylock(t)) {
-        /* Busy: queue a copying reply for the holder rather than wait for
-         * it (a zero-copy one's done callback needs the lock: wait). The
-         * peer's state is read as tsr_peer_is_up reads it. */
-        tsr_peer_t *p = req->peer;
-        bool down = p->state == TSR_PEER_DOWN || !p->ep;
-        if (t->queue_replies && copy && !down && reply_queued(t, req, status, data, len))
-            return TSR_OK;
+    if (!held)
         tsr__lock(t);
-    }
     tsr_status_t rc = tsr__send_response_locked(t, req->peer, req->call_id, req->type, status,
                                                 data, len, copy, true, done, done_arg);
     tsr__req_unlink_free_locked(t, req);

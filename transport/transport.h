@@ -244,12 +244,7 @@ const void *tsr_rpc_req_data(const tsr_rpc_req_t *req, size_t *len);
 void tsr_rpc_req_take(tsr_rpc_req_t *req, tsr_rpc_msg_t *out);
 
 /* Sends the response (status and payload; the payload is copied when the send
- * cannot finish at once) and frees req. Over TCP alone (tsr_transport_tcp_only),
- * from a thread that finds another one holding the transport (polling it, or
- * in a call), the reply is queued instead, with a copy of the payload, and
- * that thread sends it - at its next poll or as it lets go - so a replier
- * never waits for a poller; the result is then TSR_OK unless the peer is
- * already known to be down (TSR_ERR_UNAVAILABLE). */
+ * cannot finish at once) and frees req. */
 tsr_status_t tsr_rpc_reply(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_status_t status,
                            const void *data, size_t len);
 /* Same without copying: data stays untouched until done(done_arg, status) runs. */
@@ -386,8 +381,6 @@ typedef struct tsr_transport_stats {
     uint64_t shm_repairs;    /* shared-memory receive slots a dead sender had left
                               * half-written, published by us (docs/transport.md) */
     uint64_t rx_inline;      /* requests whose handler ran inline (TSR_RPC_INLINE) */
-    uint64_t replies_queued; /* replies another thread sent for their replier,
-                              * which found the transport busy (tsr_rpc_reply) */
     /* Spinning: waits that got their event while spinning past the first
      * clock stride, and spins that ran out (the wait slept), counted with
      * params.spin_fixed too; the adaptive budgets now, for callers' waits
