@@ -31,7 +31,9 @@
 # best run (JSON: best_value, base_best, peer_best, best_ratio). With
 # TSR_BIN_BASE set, a second tessera-bench (e.g. the build before a change)
 # runs in the same rounds and its figures appear in a "base" column (and as
-# "base_value" in JSON).
+# "base_value" in JSON). Build it with the compiler the Makefile uses
+# (CC=clang cmake -S . -B build-clang -DTSR_CUDA=OFF in a worktree): a bare
+# cmake takes gcc, whose RPCs ran ~6 % slower here (bench/RESULTS.md).
 # With --json: one JSON object per figure in bench.h's format, with the peer
 # fields. Exit codes: 0 ok, 1 a run failed, 2 bad usage, 3 not built /
 # ucx_perftest missing (Debian package ucx-utils).
