@@ -131,15 +131,14 @@ static bool snap_init(snap_set_t *ss, uint32_t n)
     return ss->sets.tnames && ss->sets.reads && ss->names;
 }
 
-static void snap_add(snap_set_t *ss, const char *name, const unsigned char *key, uint32_t klen,
-                     uint64_t ver)
+static void snap_add(snap_set_t *ss, const char *name, uint64_t h, const unsigned char *key,
+                     uint32_t klen, uint64_t ver)
 {
     uint32_t i = ss->sets.ntabs++;
     memcpy(ss->names[i], name, NAME_CAP);
     ss->sets.tnames[i] = ss->names[i];
-    ss->sets.reads[ss->sets.nreads++] = (txn_entry_t){
-        .tab = i, .h = tsr_hash_bytes(key, klen), .key = (unsigned char *)key, .klen = klen,
-        .ver = ver};
+    ss->sets.reads[ss->sets.nreads++] =
+        (txn_entry_t){.tab = i, .h = h, .key = (unsigned char *)key, .klen = klen, .ver = ver};
 }
 
 /* 1 when the reads were one consistent snapshot (see snap_set_t). */
@@ -195,8 +194,8 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r, 
         uint64_t ver = 0;
         tsr_error_t ke;
         tsr_error_clear(&ke);
-        tsr_status_t rc = tsr_txn_read_local(&s->local, name, tsr_hash_bytes(key, klen), key, klen,
-                                             &val, &vlen, &ver, &ke);
+        uint64_t h = tsr_hash_bytes(key, klen);
+        tsr_status_t rc = tsr_txn_read_local(&s->local, name, h, key, klen, &val, &vlen, &ver, &ke);
         bool absent = rc == TSR_ERR_NOT_FOUND && ver == KV_TXN_ABSENT;
         const char *msg = ke.status != TSR_OK ? ke.message : tsr_status_str(rc);
         put_u32(&b, (uint32_t)rc);
@@ -211,7 +210,7 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r, 
             put_bytes(&b, msg, strlen(msg));
         }
         if (snap && (rc == TSR_OK || absent))
-            snap_add(&ss, name, key, klen, ver);
+            snap_add(&ss, name, h, key, klen, ver);
         else if (snap)
             ss.usable = false;
         tsr_mem_free(NULL, val);

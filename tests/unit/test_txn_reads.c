@@ -121,6 +121,28 @@ static uint64_t snapshots_of(tsr_txn_db_t *db)
     return st.commits_snapshot;
 }
 
+/* Begins a transaction on db whose first reads are k0 (ta) and k1 (tb) in
+ * one get_many, both found. */
+static tsr_txn_t *begin_read_two(tsr_txn_db_t *db, unsigned char buf[][8])
+{
+    tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
+    tsr_txn_t *x;
+    assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
+    assert_int_equal(two[0].status, TSR_OK);
+    assert_int_equal(two[1].status, TSR_OK);
+    return x;
+}
+
+/* Commits x expecting want; returns how many messages the client received
+ * meanwhile (a commit by call: one). */
+static uint64_t commit_msgs(tsr_transport_t *c, tsr_txn_t *x, tsr_status_t want)
+{
+    uint64_t rx = rx_of(c);
+    assert_int_equal(tsr_txn_commit(x, NULL), want);
+    return rx_of(c) - rx;
+}
+
 /* Reads by call (TCP): a transaction's first get_many comes back as one
  * snapshot (READ_SNAP), so a commit with no writes and no later first read
  * needs no call and cannot conflict; anything else commits by call and is
@@ -138,63 +160,39 @@ static void test_snapshot_commit(void **state)
 
     /* read-only, one snapshot: no commit call, even with a write after it */
     for (int round = 0; round < 2; round++) {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(two[0].status, TSR_OK);
-        assert_int_equal(two[1].status, TSR_OK);
+        x = begin_read_two(e.db, buf);
         /* a key read again: from the read set, still the snapshot */
         assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[2], 8, &vl, NULL), TSR_OK);
         if (round == 1) /* serialized before this write: still commits */
             put1(e.other, "tb", "k1", "B", 1);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx);
+        assert_int_equal(commit_msgs(e.c, x, TSR_OK), 0);
         assert_int_equal(snapshots_of(e.db), (uint64_t)round + 1);
     }
 
     /* a later first read ends the snapshot: the commit validates by call,
      * and a key of the snapshot changed since is a conflict */
-    {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        put1(e.other, "tb", "k1", "c", 1);
-        assert_int_equal(tsr_txn_get(x, "ta", "absent", 6, buf[2], 8, &vl, NULL),
-                         TSR_ERR_NOT_FOUND);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
+    x = begin_read_two(e.db, buf);
+    put1(e.other, "tb", "k1", "c", 1);
+    assert_int_equal(tsr_txn_get(x, "ta", "absent", 6, buf[2], 8, &vl, NULL), TSR_ERR_NOT_FOUND);
+    assert_int_equal(commit_msgs(e.c, x, TSR_ERR_CONFLICT), 1);
+    assert_int_equal(snapshots_of(e.db), 2);
 
     /* a snapshot and then a write: committed by call, validated there */
-    {
-        tsr_txn_read_t two[2] = {RD("ta", "k0", buf[0], 8), RD("tb", "k1", buf[1], 8)};
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "x", 1, NULL, NULL), TSR_OK);
-        put1(e.other, "tb", "k1", "d", 1);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_CONFLICT);
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get_many(x, two, 2, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "y", 1, NULL, NULL), TSR_OK);
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
+    x = begin_read_two(e.db, buf);
+    assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "x", 1, NULL, NULL), TSR_OK);
+    put1(e.other, "tb", "k1", "d", 1);
+    assert_int_equal(commit_msgs(e.c, x, TSR_ERR_CONFLICT), 1);
+    x = begin_read_two(e.db, buf);
+    assert_int_equal(tsr_txn_put(x, "ta", "k0", 2, "y", 1, NULL, NULL), TSR_OK);
+    assert_int_equal(commit_msgs(e.c, x, TSR_OK), 1);
+    assert_int_equal(snapshots_of(e.db), 2);
 
     /* a single first read is no snapshot call: its commit goes by call */
-    {
-        assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
-        assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[0], 8, &vl, NULL), TSR_OK);
-        assert_int_equal(buf[0][0], 'y');
-        uint64_t rx = rx_of(e.c);
-        assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
-        assert_int_equal(rx_of(e.c), rx + 1);
-        assert_int_equal(snapshots_of(e.db), 2);
-    }
+    assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
+    assert_int_equal(tsr_txn_get(x, "ta", "k0", 2, buf[0], 8, &vl, NULL), TSR_OK);
+    assert_int_equal(buf[0][0], 'y');
+    assert_int_equal(commit_msgs(e.c, x, TSR_OK), 1);
+    assert_int_equal(snapshots_of(e.db), 2);
     env_down(&e);
 }
 

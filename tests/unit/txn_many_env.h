@@ -102,7 +102,8 @@ static inline void env_down(env_t *e)
     tsr_transport_destroy(e->s);
 }
 
-static inline void put1(tsr_txn_db_t *db, const char *tab, const char *key, const void *v, size_t vl)
+static inline void put1(tsr_txn_db_t *db, const char *tab, const char *key, const void *v,
+                        size_t vl)
 {
     tsr_txn_t *x;
     assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
