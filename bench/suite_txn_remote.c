@@ -20,6 +20,9 @@
  * Figures as the embedded phases, plus txn per CPU second counting the
  * owner's CPU (from /proc/PID/stat). TSR_BENCH_TXN_CLIENT_SPIN: how long a
  * waiting client process polls (us; default the transport's 100).
+ * TSR_BENCH_TXN_LOCKS=owner|one_sided|auto: who locks write sets
+ * (tsr_txn_db_set_locks; auto, the default: the clients' own one-sided CAS
+ * over shared memory, the owner over TCP).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -126,6 +129,21 @@ typedef struct rclient {
     tsr_txn_stats_t st;
 } rclient_t;
 
+/* A client db as the run asks: TSR_BENCH_TXN_LOCKS=owner|one_sided|auto
+ * (tsr_txn_db_set_locks; default auto: the client's own CAS unless TCP). */
+static tsr_status_t client_db(rclient_t *rc, tsr_txn_db_t **db)
+{
+    tsr_status_t st = tsr_txn_db_remote(rc->t, rc->peer, 0, 10000, db, NULL);
+    const char *lk = getenv("TSR_BENCH_TXN_LOCKS");
+    if (st == TSR_OK && lk)
+        st = tsr_txn_db_set_locks(*db,
+                                  strcmp(lk, "one_sided") == 0 ? TSR_TXN_LOCKS_ONE_SIDED
+                                  : strcmp(lk, "owner") == 0   ? TSR_TXN_LOCKS_OWNER
+                                                               : TSR_TXN_LOCKS_AUTO,
+                                  NULL);
+    return st;
+}
+
 static void *rclient_run(void *p)
 {
     rclient_t *rc = p;
@@ -133,7 +151,7 @@ static void *rclient_run(void *p)
     tsr_transport_params_t tp = {.node_id = 10 + (uint32_t)rc->c.seed, .tls = rc->tls};
     if (tsr_transport_create(NULL, &tp, &rc->t, NULL) != TSR_OK ||
         tsr_transport_connect(rc->t, "127.0.0.1", rc->port, 10000, &rc->peer, NULL) != TSR_OK ||
-        tsr_txn_db_remote(rc->t, rc->peer, 0, 10000, &db, NULL) != TSR_OK) {
+        client_db(rc, &db) != TSR_OK) {
         rc->c.failed = TSR_ERR_UNAVAILABLE;
         return NULL;
     }
@@ -208,7 +226,7 @@ static int pclient(rclient_t *rc, double secs, int go_fd, int res_fd)
                                  .spin_us = cs && atoi(cs) > 0 ? (unsigned)atoi(cs) : 0};
     if (tsr_transport_create(NULL, &tp, &rc->t, NULL) != TSR_OK ||
         tsr_transport_connect(rc->t, "127.0.0.1", rc->port, 10000, &rc->peer, NULL) != TSR_OK ||
-        tsr_txn_db_remote(rc->t, rc->peer, 0, 10000, &db, NULL) != TSR_OK)
+        client_db(rc, &db) != TSR_OK)
         res.failed = TSR_ERR_UNAVAILABLE;
     char ready = res.failed ? 'F' : 'R', go = 0;
     if (write(res_fd, &ready, 1) != 1 || read(go_fd, &go, 1) != 1)

@@ -24,6 +24,7 @@
  * give the buffers back). Non-blocking forms queue the user's callback, which
  * runs outside the lock; their tsr_op_t comes from a capped free list.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -403,25 +404,84 @@ tsr_status_t tsr_rma_put_nb(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
     return rma_nb(t, k, offset, (void *)src, len, true, done, arg, err);
 }
 
-/* ---- several gets, one wait -------------------------------------------------------- */
+/* ---- several operations, one wait --------------------------------------------------- */
 
+/* The ops of one *_many call: an array of structs (tsr_rma_getv_t,
+ * tsr_atomic_cswapv_t) whose first member is the rkey and whose req_ is
+ * req_off bytes in. */
 typedef struct many_wait {
-    tsr_rma_getv_t *ops;
+    unsigned char *base;
+    size_t stride, req_off;
     size_t n, next; /* ops before next are complete */
 } many_wait_t;
 
-/* [L] Whether every posted get completed (each request checked once it
+static void *many_req(const many_wait_t *w, size_t i)
+{
+    void *r;
+    memcpy(&r, w->base + i * w->stride + w->req_off, sizeof(r));
+    return r;
+}
+
+static void many_set_req(const many_wait_t *w, size_t i, void *r)
+{
+    memcpy(w->base + i * w->stride + w->req_off, &r, sizeof(r));
+}
+
+static tsr_peer_t *many_peer(const many_wait_t *w, size_t i)
+{
+    tsr_rkey_t *k;
+    memcpy(&k, w->base + i * w->stride, sizeof(k));
+    return k->peer;
+}
+
+/* [L] Whether every posted op completed (each request checked once it
  * is the first unfinished one: O(n) over the whole wait). */
 static bool many_done(void *arg)
 {
     many_wait_t *w = arg;
     while (w->next < w->n) {
-        void *r = w->ops[w->next].req_;
+        void *r = many_req(w, w->next);
         if (r && ucp_request_check_status(r) == UCS_INPROGRESS)
             return false;
         w->next++;
     }
     return true;
+}
+
+/* [L] Waits for every op posted (req_ set, NULL: done in place) until
+ * timeout_ms; returns TSR_ERR_TIMEOUT when some did not finish in time. */
+static tsr_status_t many_wait_locked(tsr_transport_t *t, many_wait_t *w, int timeout_ms)
+{
+    tsr_status_t rc =
+        many_done(w) ? TSR_OK : tsr__wait_locked(t, many_done, w, -1, timeout_ms, NULL);
+    if (rc == TSR_ERR_TIMEOUT) {
+        /* As wait_request_locked: only closing the endpoint makes UCX give
+         * the buffers back, so a peer that cannot finish an op in time is
+         * failed (every unfinished op's peer). */
+        for (size_t i = w->next; i < w->n; i++) {
+            void *r = many_req(w, i);
+            if (r && ucp_request_check_status(r) == UCS_INPROGRESS)
+                tsr__peer_fail_locked(t, many_peer(w, i), TSR_ERR_TIMEOUT,
+                                      "operation timed out");
+        }
+        w->next = 0;
+        (void)tsr__wait_locked(t, many_done, w, tsr__deadline(5000), -1, NULL);
+    }
+    return rc;
+}
+
+/* [L] How op i ended (UCS_OK for one done in place), its request freed
+ * (one still in progress is left to UCX, never freed). */
+static ucs_status_t many_take(const many_wait_t *w, size_t i)
+{
+    void *r = many_req(w, i);
+    if (!r)
+        return UCS_OK;
+    ucs_status_t s = ucp_request_check_status(r);
+    if (s != UCS_INPROGRESS)
+        ucp_request_free(r);
+    many_set_req(w, i, NULL);
+    return s;
 }
 
 tsr_status_t tsr_rma_get_many(tsr_transport_t *t, tsr_rma_getv_t *ops, size_t n, int timeout_ms,
@@ -461,27 +521,11 @@ tsr_status_t tsr_rma_get_many(tsr_transport_t *t, tsr_rma_getv_t *ops, size_t n,
         }
         o->req_ = r; /* NULL: completed inside ucp_get_nbx */
     }
-    many_wait_t w = {ops, n, 0};
-    tsr_status_t rc = many_done(&w) ? TSR_OK
-                                    : tsr__wait_locked(t, many_done, &w, -1, timeout_ms, NULL);
-    if (rc == TSR_ERR_TIMEOUT) {
-        /* As wait_request_locked: only closing the endpoint makes UCX give
-         * the buffers back, so a peer that cannot finish a get in time is
-         * failed (every unfinished op's peer). */
-        for (size_t i = w.next; i < n; i++)
-            if (ops[i].req_ && ucp_request_check_status(ops[i].req_) == UCS_INPROGRESS)
-                tsr__peer_fail_locked(t, ops[i].k->peer, TSR_ERR_TIMEOUT, "operation timed out");
-        w.next = 0;
-        (void)tsr__wait_locked(t, many_done, &w, tsr__deadline(5000), -1, NULL);
-    }
+    many_wait_t w = {(unsigned char *)ops, sizeof(*ops), offsetof(tsr_rma_getv_t, req_), n, 0};
+    tsr_status_t rc = many_wait_locked(t, &w, timeout_ms);
     for (size_t i = 0; i < n; i++) {
         tsr_rma_getv_t *o = &ops[i];
-        if (!o->req_)
-            continue;
-        ucs_status_t s = ucp_request_check_status(o->req_);
-        if (s != UCS_INPROGRESS)
-            ucp_request_free(o->req_); /* still in progress: left to UCX, never freed */
-        o->req_ = NULL;
+        ucs_status_t s = many_take(&w, i);
         if (s == UCS_OK)
             continue;
         o->status = rc == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT : tsr__status_from_ucs(s);
@@ -579,6 +623,65 @@ tsr_status_t tsr_atomic_cswap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset
 {
     return atomic_blocking(t, k, TSR_ATOMIC_CSWAP, offset, value, compare, old, timeout_ms,
                            err);
+}
+
+tsr_status_t tsr_atomic_cswap_many(tsr_transport_t *t, tsr_atomic_cswapv_t *ops, size_t n,
+                                   int timeout_ms, tsr_error_t *err)
+{
+    if (!t || (n > 0 && !ops))
+        return tsr_error_set(err, TSR_ERR_INVALID_ARG, "cswap_many: missing argument");
+    for (size_t i = 0; i < n; i++) {
+        ops[i].req_ = NULL;
+        ops[i].status = TSR_OK;
+        if (!ops[i].k)
+            return tsr_error_set(err, TSR_ERR_INVALID_ARG, "cswap_many: op %zu: no rkey", i);
+    }
+    tsr_status_t first = TSR_OK;
+    tsr__lock(t);
+    for (size_t i = 0; i < n; i++) {
+        tsr_atomic_cswapv_t *o = &ops[i];
+        o->status = check_access_locked(o->k, o->offset, 8, 8, "cswap", first == TSR_OK ? err : NULL);
+        if (o->status != TSR_OK) {
+            if (first == TSR_OK)
+                first = o->status;
+            continue;
+        }
+        /* UCX compares with *buffer and swaps in *reply_buffer, where the
+         * old value comes back: both live in the op until it completes */
+        o->cmp_ = o->compare;
+        o->old = o->value;
+        ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE |
+                                                   UCP_OP_ATTR_FIELD_REPLY_BUFFER,
+                                   .datatype = ucp_dt_make_contig(8),
+                                   .reply_buffer = &o->old};
+        void *r = ucp_atomic_op_nbx(o->k->peer->ep, UCP_ATOMIC_OP_CSWAP, &o->cmp_, 1,
+                                    o->k->addr + o->offset, o->k->rkey, &prm);
+        if (UCS_PTR_IS_ERR(r)) {
+            ucs_status_t s = UCS_PTR_STATUS(r);
+            o->status = tsr__status_from_ucs(s);
+            if (first == TSR_OK) {
+                first = o->status;
+                tsr_error_set(err, first, "cswap failed: %s", ucs_status_string(s));
+            }
+            continue;
+        }
+        o->req_ = r; /* NULL: completed inside ucp_atomic_op_nbx */
+    }
+    many_wait_t w = {(unsigned char *)ops, sizeof(*ops), offsetof(tsr_atomic_cswapv_t, req_), n,
+                     0};
+    tsr_status_t rc = many_wait_locked(t, &w, timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        tsr_atomic_cswapv_t *o = &ops[i];
+        ucs_status_t s = many_take(&w, i);
+        if (s == UCS_OK || o->status != TSR_OK)
+            continue;
+        o->status = rc == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT : tsr__status_from_ucs(s);
+        if (first == TSR_OK)
+            first = tsr_error_set(err, o->status, "cswap %s",
+                                  rc == TSR_ERR_TIMEOUT ? "timed out" : ucs_status_string(s));
+    }
+    tsr__unlock(t);
+    return first;
 }
 
 unsigned tsr__rma_expire_locked(tsr_transport_t *t, int64_t now)

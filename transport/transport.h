@@ -347,6 +347,23 @@ tsr_status_t tsr_atomic_swap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
 tsr_status_t tsr_atomic_cswap(tsr_transport_t *t, tsr_rkey_t *k, uint64_t offset,
                               uint64_t compare, uint64_t value, uint64_t *old, int timeout_ms,
                               tsr_error_t *err);
+/* Several compare-and-swaps at once (each with its own rkey, so several
+ * peers may be addressed): posts every op, then waits once until all
+ * completed or timeout_ms passed (< 0: no limit), as tsr_rma_get_many.
+ * ops[i].old is the value found (the swap happened iff old == compare),
+ * ops[i].status how the op ended; returns TSR_OK when every op completed,
+ * else the first failure's status. n == 0: TSR_OK. */
+typedef struct tsr_atomic_cswapv {
+    tsr_rkey_t *k; /* first: the waits find the peer through it */
+    uint64_t offset;
+    uint64_t compare, value;
+    uint64_t old;        /* out */
+    tsr_status_t status; /* out */
+    uint64_t cmp_;       /* private */
+    void *req_;          /* private */
+} tsr_atomic_cswapv_t;
+tsr_status_t tsr_atomic_cswap_many(tsr_transport_t *t, tsr_atomic_cswapv_t *ops, size_t n,
+                                   int timeout_ms, tsr_error_t *err);
 /* Non-blocking form of all three; done gets the old value. No timeout: on a
  * stuck peer done runs only when the peer fails (or is forgotten). */
 tsr_status_t tsr_atomic_post(tsr_transport_t *t, tsr_rkey_t *k, tsr_atomic_op_t op,

@@ -369,6 +369,65 @@ tsr_status_t tsr_kv_err_from(tsr_kv_err_t *out, const tsr_error_t *err, tsr_stat
 #define KV_TXN_ABSENT UINT64_MAX /* a read that found no key */
 #define KV_TXN_RESERVED 1u       /* slot pad: reserved by a locked insert */
 
+/*
+ * Remote locks (docs/kv.md, "One-sided locking by remote clients"). A remote
+ * transaction client may lock a slot it read with a one-sided
+ * compare-and-swap of the version word, from the version it read to a
+ * *tag*: LOCKED | RLOCK | the client's 16-bit id << 1 | the lock time in
+ * ms (CLOCK_REALTIME) << 17. The slot's body is not touched and stays the
+ * committed value. The owner's commit *adopts* the lock (tag -> version
+ * read | LOCKED, under the partition mutex: only the tag's holder names it)
+ * and from there runs the owner's own commit. Versions stay below 2^62, so
+ * no version word is ever mistaken for a tag. A tag older than the lease
+ * belongs to a client that died or stalled: owner code that meets one
+ * breaks it (tsr_kv_rlock_break_locked) to a fresh version; a late commit
+ * of its holder then finds another word and fails to adopt (conflict).
+ */
+#define KV_VER_RLOCK (1ULL << 62)
+#define KV_RLOCK_LEASE_MS 1000u
+
+static inline bool kv_is_rlock(uint64_t w)
+{
+    return (w & (KV_VER_RLOCK | KV_VER_LOCKED)) == (KV_VER_RLOCK | KV_VER_LOCKED);
+}
+
+static inline uint64_t kv_rlock_tag(uint16_t id, uint64_t ms)
+{
+    return KV_VER_RLOCK | KV_VER_LOCKED | (uint64_t)id << 1 | (ms & ((1ULL << 45) - 1)) << 17;
+}
+
+static inline uint64_t kv_rlock_ms(uint64_t w)
+{
+    return (w >> 17) & ((1ULL << 45) - 1);
+}
+
+/* Where a remote reader read a key's slot: enough to address its version
+ * word later (a remote lock) while the reader's descriptor of that
+ * partition is still the one read (gen). r NULL: not known. */
+typedef struct kv_slot_loc {
+    tsr_kv_remote_t *r;
+    uint32_t part, gen;
+    uint64_t slot;
+} kv_slot_loc_t;
+
+/* ms since 1970, the clock tags carry (kept to 45 bits as tags do). */
+uint64_t tsr_kv_rlock_now_ms(void);
+/* Whether tag word w is older than the lease (now_ms from the clock above;
+ * a tag stamped in the future by a skewed clock is not). */
+static inline bool kv_rlock_expired(uint64_t w, uint64_t now_ms)
+{
+    uint64_t ms = kv_rlock_ms(w);
+    return now_ms > ms && now_ms - ms > KV_RLOCK_LEASE_MS;
+}
+/* With p's mutex held: if s holds a tag past its lease, replaces it with a
+ * fresh version of the store's clock (the body is the committed value; the
+ * checksum is rewritten for the new version). True when s is no longer
+ * remote-locked afterwards. */
+bool tsr_kv_rlock_break_locked(kv_part_t *p, kv_slot_t *s);
+/* Breaks every expired tag of p's current table (a remote reader that met
+ * one asks for this: kv server, remote.c). Returns how many. */
+uint64_t tsr_kv_rlock_sweep(kv_part_t *p);
+
 typedef struct kv_txn_key {
     tsr_kv_table_t *t;
     uint64_t h; /* tsr_hash_bytes of the key */
@@ -388,6 +447,16 @@ tsr_status_t tsr_kv_txn_read(const kv_txn_key_t *k, void *buf, size_t cap, size_
  * was reserved for an absent key. */
 tsr_status_t tsr_kv_txn_lock(const kv_txn_key_t *k, uint64_t expect, bool *reserved,
                              tsr_error_t *err);
+/* Takes over a remote client's lock on k (its slot's word must be exactly
+ * tag): the word becomes expect | LOCKED, as tsr_kv_txn_lock would have
+ * left it, so apply and unlock work as for a lock taken here. expect is the
+ * version the client read (and swapped from). TSR_ERR_CONFLICT when the
+ * word is anything else (the lock was lost: broken, or taken on a region a
+ * rehash had already copied). */
+tsr_status_t tsr_kv_txn_adopt(const kv_txn_key_t *k, uint64_t tag, uint64_t expect);
+/* Gives back a remote lock that will not be adopted (the commit failed
+ * before): tag -> expect when the word is still tag. */
+void tsr_kv_txn_release(const kv_txn_key_t *k, uint64_t tag, uint64_t expect);
 /* Releases a lock taken by tsr_kv_txn_lock without writing (abort): the
  * version comes back unchanged, a reservation becomes a tombstone. */
 void tsr_kv_txn_unlock(const kv_txn_key_t *k);

@@ -193,12 +193,30 @@ static void reclaim(kv_part_t *p)
     }
 }
 
-/* Seqlock-style write of a whole slot; the caller holds the mutex. */
-static void slot_write(const kv_part_t *p, kv_slot_t *s, uint64_t ver_base, uint32_t state,
-                       uint64_t h, const void *key, uint32_t klen, const void *val, uint32_t vlen)
+/* Claims slot s for a plain write (the caller holds the mutex): its word
+ * from unlocked to LOCKED by compare-and-swap, not a store, since a remote
+ * client may lock a slot it read at any moment (kv_internal.h, remote
+ * locks); a tag past its lease is broken first. False: locked (by a
+ * committing transaction, here or remote); *ver is the word claimed. */
+static bool slot_claim(kv_part_t *p, kv_slot_t *s, uint64_t *ver)
+{
+    uint64_t v = atomic_load_explicit(&s->ver, memory_order_relaxed);
+    if (kv_is_rlock(v) && tsr_kv_rlock_break_locked(p, s))
+        v = atomic_load_explicit(&s->ver, memory_order_relaxed);
+    if (v & KV_VER_LOCKED)
+        return false;
+    if (!atomic_compare_exchange_strong(&s->ver, &v, v | KV_VER_LOCKED))
+        return false; /* a remote lock won the race */
+    *ver = v;
+    return true;
+}
+
+/* The rest of a seqlock write of a claimed slot: body, checksum, then the
+ * version ver_base + 2 (even), published last. */
+static void slot_fill(const kv_part_t *p, kv_slot_t *s, uint64_t ver_base, uint32_t state,
+                      uint64_t h, const void *key, uint32_t klen, const void *val, uint32_t vlen)
 {
     uint64_t v = ver_base & ~(KV_VER_LOCKED | KV_VER_MOVED);
-    atomic_store_explicit(&s->ver, v | KV_VER_LOCKED, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     s->hash = h;
     s->state = state;
@@ -257,9 +275,15 @@ static tsr_status_t rehash(kv_part_t *p, uint64_t extra, tsr_error_t *err)
         /* The slot moves whole, version and checksum included: the bytes
          * the checksum covers are the same, and no reader can see the new
          * table before it is published below (so no seqlock is needed,
-         * and no checksum is recomputed). ver has neither LOCKED nor MOVED
-         * set here: the mutex is held and MOVED is set only after. */
-        memcpy(kv_slot_at(nt, j), s, nt->slot_size);
+         * and no checksum is recomputed). The word is loaded once,
+         * atomically: a remote client may swap it for its lock tag at any
+         * moment (it then moves with the slot; a tag swapped in after this
+         * load stays behind on the old copy, and the client's commit fails
+         * to adopt it - txn_apply.c). MOVED is set only after. */
+        uint64_t w = atomic_load_explicit(&s->ver, memory_order_acquire);
+        kv_slot_t *d = kv_slot_at(nt, j);
+        memcpy(d, s, nt->slot_size);
+        atomic_store_explicit(&d->ver, w, memory_order_relaxed);
         nt->used++;
     }
     atomic_store(&p->tab, nt);
@@ -297,9 +321,15 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
     bool found;
     kv_slot_t *s = find_w(p, t, h, key, klen, &found);
     /* locked by a committing transaction (txn_apply.c): it owns the key
-     * (a rehash below keeps the lock with the slot) */
-    if (found && (atomic_load_explicit(&s->ver, memory_order_relaxed) & KV_VER_LOCKED))
-        return TSR_ERR_CONFLICT;
+     * (a rehash below keeps the lock with the slot); a remote client's
+     * lock past its lease is broken */
+    if (found) {
+        uint64_t w = atomic_load_explicit(&s->ver, memory_order_relaxed);
+        if (kv_is_rlock(w) && tsr_kv_rlock_break_locked(p, s))
+            w = atomic_load_explicit(&s->ver, memory_order_relaxed);
+        if (w & KV_VER_LOCKED)
+            return TSR_ERR_CONFLICT;
+    }
     if (found && op == KV_OP_INSERT)
         return TSR_ERR_EXISTS;
     if (!found && (op == KV_OP_UPDATE || op == KV_OP_DELETE))
@@ -313,14 +343,18 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
         t = atomic_load(&p->tab);
         s = find_w(p, t, h, key, klen, &found);
     }
+    /* claimed before the log record: once logged, the write must happen */
+    uint64_t ver;
+    if (!slot_claim(p, s, &ver))
+        return TSR_ERR_CONFLICT;
     if (log) {
         tsr_status_t rc = log(log_arg, op == KV_OP_DELETE, key, klen, val, vlen, err);
         if (rc != TSR_OK) {
+            atomic_store_explicit(&s->ver, ver, memory_order_release);
             *fatal = true;
             return rc;
         }
     }
-    uint64_t ver = atomic_load_explicit(&s->ver, memory_order_relaxed);
     if (!found && op != KV_OP_DELETE && p->store) {
         /* a new slot for the key: start past every version the store gave */
         uint64_t floor = tsr_kv_txn_next_version(p->store);
@@ -328,7 +362,7 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
             ver = floor | (ver & KV_VER_MOVED);
     }
     if (op == KV_OP_DELETE) {
-        slot_write(p, s, ver, KV_TOMB, 0, NULL, 0, NULL, 0);
+        slot_fill(p, s, ver, KV_TOMB, 0, NULL, 0, NULL, 0);
         t->used--;
         t->tombs++;
     } else {
@@ -337,7 +371,7 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
                 t->tombs--;
             t->used++;
         }
-        slot_write(p, s, ver, KV_FULL, h, key, klen, val, vlen);
+        slot_fill(p, s, ver, KV_FULL, h, key, klen, val, vlen);
     }
     return TSR_OK;
 }
@@ -459,7 +493,10 @@ restart:;
             uint64_t v1 = atomic_load_explicit(&s->ver, memory_order_acquire);
             if (v1 & KV_VER_MOVED)
                 goto restart;
-            if (v1 & KV_VER_LOCKED) {
+            /* a remote client's lock tag leaves the body alone (the
+             * committed value): read through it; a writer's lock is a
+             * write in progress */
+            if ((v1 & KV_VER_LOCKED) && !kv_is_rlock(v1)) {
                 cpu_relax();
                 continue;
             }

@@ -61,6 +61,8 @@
 #include "transport.h"
 
 #define DESC_HDR 48u
+#define DESC_SWEEP 0x80000000u /* request: break expired remote locks of the partition first */
+#define DESC_F_RLOCK 1u        /* reply flags: clients may lock slots one-sided */
 
 /* ---- server ---------------------------------------------------------------------- */
 
@@ -149,7 +151,8 @@ static void h_desc(void *arg, tsr_rpc_req_t *req)
         rc = tsr_error_set(&e, TSR_ERR_BAD_INPUT, "kv: malformed descriptor request");
         goto out;
     }
-    uint32_t part = kv_get32(p);
+    uint32_t part = kv_get32(p) & ~DESC_SWEEP;
+    bool sweep = (kv_get32(p) & DESC_SWEEP) != 0;
     memcpy(name, p + 8, len - 8);
     name[len - 8] = '\0';
     pthread_mutex_lock(&s->mu);
@@ -157,6 +160,8 @@ static void h_desc(void *arg, tsr_rpc_req_t *req)
     rc = srv_table(s, name, &t, &e);
     if (rc == TSR_OK && part >= t->nparts)
         rc = tsr_error_set(&e, TSR_ERR_NOT_FOUND, "kv: table '%s' has no partition %u", name, part);
+    if (rc == TSR_OK && sweep)
+        (void)tsr_kv_rlock_sweep(&t->parts[part]);
     if (rc == TSR_OK) {
         kv_part_t *pt = &t->parts[part];
         pthread_mutex_lock(&pt->wlock);
@@ -179,7 +184,11 @@ static void h_desc(void *arg, tsr_rpc_req_t *req)
             kv_put32(reply + 16, tab->slot_size);
             kv_put32(reply + 20, t->max_key);
             kv_put32(reply + 24, t->max_val);
-            kv_put32(reply + 28, 0);
+            /* remote locks only where every writer of the slots claims
+             * them by compare-and-swap: not with device batches (their
+             * kernels lock slots their own way), not for a cluster's
+             * tables (masked versions; their commits go elsewhere) */
+            kv_put32(reply + 28, !s->store->dev && !s->p.version_mask ? DESC_F_RLOCK : 0);
             kv_put64(reply + 32, tab->epoch);
             kv_put64(reply + 40, s->p.version_mask ? s->p.version_mask(s->p.mask_arg, t) : 0);
             memcpy(reply + DESC_HDR, packed, plen);
@@ -281,9 +290,23 @@ void tsr_kv_server_stop(tsr_kv_server_t *s)
 
 tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *err)
 {
+    return tsr_kv_remote_fetch_desc_ex(r, part, false, err);
+}
+
+bool tsr_kv_remote_torn_by_stale_lock(const unsigned char *slot)
+{
+    uint64_t w = kv_get64(slot);
+    return kv_is_rlock(w) && kv_rlock_expired(w, tsr_kv_rlock_now_ms());
+}
+
+tsr_status_t tsr_kv_remote_fetch_desc_ex(tsr_kv_remote_t *r, uint32_t part, bool sweep,
+                                         tsr_error_t *err)
+{
     size_t nlen = strlen(r->name);
     unsigned char req[8 + TSR_KV_NAME_MAX];
-    kv_put32(req, part);
+    kv_put32(req, part | (sweep ? DESC_SWEEP : 0));
+    if (sweep)
+        r->st.sweeps++;
     kv_put32(req + 4, (uint32_t)nlen);
     memcpy(req + 8, r->name, nlen);
     tsr_rpc_msg_t reply = {0};
@@ -321,6 +344,7 @@ tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_err
     }
     uint64_t epoch = kv_get64(p + 32);
     uint64_t vmask = kv_get64(p + 40);
+    bool rlock = (kv_get32(p + 28) & DESC_F_RLOCK) != 0;
     tsr_rkey_t *k;
     rc = tsr_rkey_unpack(r->t, r->peer, p + DESC_HDR, reply.len - DESC_HDR, &k, err);
     tsr_rpc_msg_release(r->t, &reply); /* p is invalid from here */
@@ -333,6 +357,7 @@ tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_err
     rp->slot_size = ss;
     rp->epoch = epoch;
     rp->vmask = vmask;
+    rp->rlock_ok = rlock;
     rp->gen++;
     size_t need = (size_t)ss * WINDOW_SLOTS;
     if (need > r->win_cap) {
@@ -470,7 +495,7 @@ wstep_t tsr_kv_remote_scan_window(const tsr_kv_remote_t *r, const rpart_t *rp,
  * version and the value come from one whole copy. */
 static tsr_status_t get_slot(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
                              size_t cap, size_t *vlen, uint64_t *ver_out, uint64_t *mask_out,
-                             bool *miss, tsr_kv_err_t *kerr)
+                             bool *miss, kv_slot_loc_t *loc, tsr_kv_err_t *kerr)
 {
     *miss = false;
     tsr_error_t e;
@@ -485,6 +510,7 @@ static tsr_status_t get_slot(tsr_kv_remote_t *r, const void *key, size_t klen, v
     rpart_t *rp = &r->parts[part];
     tsr_status_t rc;
     unsigned torn = 0, refreshed = 0;
+    bool swept = false;
 restart:
     if (!rp->rkey && (rc = tsr_kv_remote_fetch_desc(r, part, &e)) != TSR_OK)
         return tsr_kv_err_from(kerr, &e, rc);
@@ -507,6 +533,10 @@ restart:
             *vlen = s->vlen;
             *ver_out = ver;
             *mask_out = rp->vmask;
+            if (loc)
+                *loc = (kv_slot_loc_t){
+                    r, part, rp->gen,
+                    i + (uint64_t)((const unsigned char *)s - r->win) / rp->slot_size};
             return TSR_OK;
         }
         case W_MISS:
@@ -525,6 +555,14 @@ restart:
             if (++torn > MAX_TORN)
                 return tsr_kv_err_from(kerr, NULL,
                                        tsr_error_set(&e, TSR_ERR_TIMEOUT, "kv: slot stays torn"));
+            /* a remote client's lock past its lease (the client died):
+             * the owner breaks it when asked, once per get */
+            if (!swept && tsr_kv_remote_torn_by_stale_lock(r->win + adv * rp->slot_size)) {
+                swept = true;
+                if ((rc = tsr_kv_remote_fetch_desc_ex(r, part, true, &e)) != TSR_OK)
+                    return tsr_kv_err_from(kerr, &e, rc);
+                goto restart;
+            }
             if (torn > 64)
                 usleep(10);
             break; /* re-read from the torn slot */
@@ -540,7 +578,29 @@ tsr_status_t tsr_kv_remote_get_ver(tsr_kv_remote_t *r, const void *key, size_t k
 {
     uint64_t mask;
     bool miss;
-    return get_slot(r, key, klen, buf, cap, vlen, ver, &mask, &miss, kerr);
+    return get_slot(r, key, klen, buf, cap, vlen, ver, &mask, &miss, NULL, kerr);
+}
+
+tsr_status_t tsr_kv_remote_get_loc(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                                   size_t cap, size_t *vlen, uint64_t *ver, kv_slot_loc_t *loc,
+                                   tsr_kv_err_t *kerr)
+{
+    uint64_t mask;
+    bool miss;
+    loc->r = NULL;
+    return get_slot(r, key, klen, buf, cap, vlen, ver, &mask, &miss, loc, kerr);
+}
+
+bool tsr_kv_remote_loc_word(const kv_slot_loc_t *loc, tsr_rkey_t **k, uint64_t *off)
+{
+    if (!loc->r || !loc->r->parts || loc->part >= loc->r->nparts)
+        return false;
+    const rpart_t *rp = &loc->r->parts[loc->part];
+    if (!rp->rkey || rp->gen != loc->gen || !rp->rlock_ok || loc->slot >= rp->nslots)
+        return false;
+    *k = rp->rkey;
+    *off = KV_HDR_SIZE + loc->slot * rp->slot_size;
+    return true;
 }
 
 tsr_status_t tsr_kv_remote_get_versioned(tsr_kv_remote_t *r, const void *key, size_t klen,
@@ -552,7 +612,7 @@ tsr_status_t tsr_kv_remote_get_versioned(tsr_kv_remote_t *r, const void *key, si
     uint64_t raw = 0, mask = 0;
     bool miss = false;
     tsr_kv_err_t ke = {0};
-    tsr_status_t rc = get_slot(r, key, klen, buf, cap, vlen, &raw, &mask, &miss, &ke);
+    tsr_status_t rc = get_slot(r, key, klen, buf, cap, vlen, &raw, &mask, &miss, NULL, &ke);
     if (rc == TSR_ERR_NOT_FOUND && miss) { /* a clean miss: absent */
         *present = false;
         *ver = TSR_KV_VERSION_ABSENT;

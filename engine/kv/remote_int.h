@@ -27,6 +27,7 @@ typedef struct rpart {
     uint64_t epoch;
     uint64_t vmask; /* the version mask of the table this region belongs to */
     uint32_t gen;   /* descriptors fetched: get_many refetches a partition once per round */
+    bool rlock_ok;  /* the owner lets clients lock slots one-sided (kv_internal.h) */
 } rpart_t;
 
 struct tsr_kv_remote {
@@ -66,6 +67,15 @@ typedef enum wstep {
  * from done stops the call with it. */
 typedef tsr_status_t (*kv_many_fn)(void *arg, size_t k, const unsigned char *val, uint32_t vlen,
                                    uint64_t ver, uint64_t vmask, tsr_error_t *err);
+/* The rkey and offset of loc's version word, if the descriptor it was read
+ * with is still r's and its owner lets clients lock slots; else false. */
+bool tsr_kv_remote_loc_word(const kv_slot_loc_t *loc, tsr_rkey_t **k, uint64_t *off);
+/* A one-sided versioned get (tsr_kv_remote_get_ver) that also says where the
+ * slot is (loc->r NULL for a miss). */
+tsr_status_t tsr_kv_remote_get_loc(tsr_kv_remote_t *r, const void *key, size_t klen, void *buf,
+                                   size_t cap, size_t *vlen, uint64_t *ver, kv_slot_loc_t *loc,
+                                   tsr_kv_err_t *kerr);
+
 typedef struct kv_many_req {
     tsr_kv_remote_t *const *readers; /* nreaders >= 1, all on one transport */
     size_t nreaders;
@@ -75,6 +85,7 @@ typedef struct kv_many_req {
     kv_many_fn done;
     void *arg;
     tsr_status_t *results; /* may be NULL: TSR_OK, TSR_ERR_NOT_FOUND, or the call's failure */
+    kv_slot_loc_t *locs;   /* may be NULL: where each found key's slot is (set before done) */
 } kv_many_req_t;
 /* Returns TSR_OK once every key is decided, else the call's failure (bad
  * input - a key longer than its table allows included -, a read that
@@ -89,6 +100,12 @@ void tsr_kv_remote_scratch_free(void **scratch);
 /* Fetches (again) the descriptor of partition part; r->parts is allocated
  * by the first call. */
 tsr_status_t tsr_kv_remote_fetch_desc(tsr_kv_remote_t *r, uint32_t part, tsr_error_t *err);
+/* The same, with sweep: the owner first breaks every remote lock past its
+ * lease in that partition (a reader met one: its holder died). */
+tsr_status_t tsr_kv_remote_fetch_desc_ex(tsr_kv_remote_t *r, uint32_t part, bool sweep,
+                                         tsr_error_t *err);
+/* Whether a slot copy is torn because of a remote lock past its lease. */
+bool tsr_kv_remote_torn_by_stale_lock(const unsigned char *slot);
 /* Frees what get_many kept in r (remote_many.c; NULL-safe). */
 void tsr_kv_remote_many_free(tsr_kv_remote_t *r);
 /* Slots per window read of rp (at most WINDOW_BYTES). */

@@ -41,6 +41,7 @@ typedef struct mkey {
     uint32_t part, gen; /* gen: the descriptor its probe runs on */
     unsigned torn, refreshed;
     bool fresh; /* start (over) at the key's home slot */
+    bool swept; /* asked the owner to break stale remote locks */
 } mkey_t;
 
 typedef struct many {
@@ -210,6 +211,11 @@ tsr_status_t tsr_kv_remote_read_many(void **scratch, const kv_many_req_t *q, siz
             switch (tsr_kv_remote_scan_window(r, rp, a.buf + a.of[o] * a.wcap, m->n, m->h, kp->key,
                                               kp->klen, &m->probed, &adv, &s, &ver)) {
             case W_FOUND:
+                if (q->locs)
+                    q->locs[m->key] = (kv_slot_loc_t){
+                        r, m->part, rp->gen,
+                        m->i + (uint64_t)((const unsigned char *)s - (a.buf + a.of[o] * a.wcap)) /
+                                   rp->slot_size};
                 rc = q->done(q->arg, m->key, s->data + r->max_key, s->vlen, ver, rp->vmask, err);
                 if (rc != TSR_OK)
                     break;
@@ -245,6 +251,15 @@ tsr_status_t tsr_kv_remote_read_many(void **scratch, const kv_many_req_t *q, siz
                     break;
                 }
                 slow |= m->torn > 64;
+                /* a remote lock past its lease: the owner breaks it when
+                 * asked (once per key), and the probe starts over */
+                if (!m->swept && tsr_kv_remote_torn_by_stale_lock(a.buf + a.of[o] * a.wcap +
+                                                                  adv * rp->slot_size)) {
+                    m->swept = true;
+                    m->fresh = true;
+                    rc = tsr_kv_remote_fetch_desc_ex(r, m->part, true, err);
+                    break;
+                }
                 m->i = (m->i + adv) & (rp->nslots - 1); /* re-read from the torn slot */
                 break;
             case W_NEXT:

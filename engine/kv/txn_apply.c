@@ -106,7 +106,7 @@ static bool needs_room(const kv_tab_t *t)
 }
 
 /* Writes a locked slot's body and publishes version nv (even): the seqlock
- * of part.c's slot_write, with the lock already held by the transaction. */
+ * of part.c's slot_fill, with the lock already held by the transaction. */
 static void write_body(const kv_part_t *p, kv_slot_t *s, uint64_t nv, uint32_t state,
                        const kv_txn_key_t *k, const void *val, uint32_t vlen)
 {
@@ -129,6 +129,49 @@ static void write_body(const kv_part_t *p, kv_slot_t *s, uint64_t nv, uint32_t s
     atomic_store_explicit(&s->ver, nv, memory_order_release);
 }
 
+uint64_t tsr_kv_rlock_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u) & ((1ULL << 45) - 1);
+}
+
+bool tsr_kv_rlock_break_locked(kv_part_t *p, kv_slot_t *s)
+{
+    uint64_t w = atomic_load_explicit(&s->ver, memory_order_acquire);
+    if (!kv_is_rlock(w))
+        return true;
+    if (!p->store || !kv_rlock_expired(w, tsr_kv_rlock_now_ms()))
+        return false;
+    /* The version the tag replaced is not known here (its holder has it),
+     * so the slot gets a fresh one from the store's clock: larger than any
+     * version handed out, so a transaction that read the old one fails its
+     * validation (conservative), and the holder's adopt fails (another
+     * word). Claimed first (tag -> fresh | LOCKED): a concurrent release by
+     * the holder then fails instead of meeting a half-written checksum. */
+    uint64_t nv = tsr_kv_txn_next_version(p->store) | (w & KV_VER_MOVED);
+    if (!atomic_compare_exchange_strong(&s->ver, &w, nv | KV_VER_LOCKED))
+        return !kv_is_rlock(atomic_load(&s->ver));
+    s->check = tsr_kv_slot_check(nv & ~KV_VER_MOVED, s, p->max_key);
+    atomic_store_explicit(&s->ver, nv, memory_order_release);
+    return true;
+}
+
+uint64_t tsr_kv_rlock_sweep(kv_part_t *p)
+{
+    uint64_t n = 0, now = tsr_kv_rlock_now_ms();
+    pthread_mutex_lock(&p->wlock);
+    kv_tab_t *t = atomic_load(&p->tab);
+    for (uint64_t i = 0; i < t->nslots; i++) {
+        kv_slot_t *s = kv_slot_at(t, i);
+        uint64_t w = atomic_load_explicit(&s->ver, memory_order_relaxed);
+        if (kv_is_rlock(w) && kv_rlock_expired(w, now) && tsr_kv_rlock_break_locked(p, s))
+            n++;
+    }
+    pthread_mutex_unlock(&p->wlock);
+    return n;
+}
+
 /* Lock-free probe: the key's version (KV_TXN_ABSENT when absent) and its
  * value. A locked slot on the way is waited for (a locked slot's key cannot
  * be trusted while a plain writer may be in it); one that stays locked for
@@ -149,7 +192,14 @@ restart:;
                 goto restart;
             if (v1 & KV_VER_LOCKED) {
                 /* a plain writer's seqlock (moments) or a committing
-                 * transaction (short: no fsync happens under a lock) */
+                 * transaction (short: no fsync happens under a lock); a
+                 * remote client's lock past its lease is broken */
+                if (kv_is_rlock(v1) && kv_rlock_expired(v1, tsr_kv_rlock_now_ms())) {
+                    pthread_mutex_lock(&p->wlock);
+                    (void)tsr_kv_rlock_break_locked(p, s);
+                    pthread_mutex_unlock(&p->wlock);
+                    continue;
+                }
                 if (!relax(++spins, &deadline))
                     return TSR_ERR_CONFLICT;
                 continue;
@@ -233,6 +283,8 @@ tsr_status_t tsr_kv_txn_lock(const kv_txn_key_t *k, uint64_t expect, bool *reser
     }
     if (found) {
         uint64_t v = atomic_load_explicit(&s->ver, memory_order_relaxed);
+        if (kv_is_rlock(v) && tsr_kv_rlock_break_locked(p, s))
+            v = atomic_load_explicit(&s->ver, memory_order_relaxed);
         if ((v & KV_VER_LOCKED) || expect == KV_TXN_ABSENT || (expect && v != expect)) {
             rc = TSR_ERR_CONFLICT;
             goto out;
@@ -271,6 +323,37 @@ tsr_status_t tsr_kv_txn_lock(const kv_txn_key_t *k, uint64_t expect, bool *reser
 out:
     pthread_mutex_unlock(&p->wlock);
     return rc;
+}
+
+tsr_status_t tsr_kv_txn_adopt(const kv_txn_key_t *k, uint64_t tag, uint64_t expect)
+{
+    if (!kv_is_rlock(tag) || expect == 0 || expect == KV_TXN_ABSENT ||
+        (expect & (KV_VER_LOCKED | KV_VER_MOVED | KV_VER_RLOCK)))
+        return TSR_ERR_CONFLICT;
+    kv_part_t *p = part_of(k);
+    pthread_mutex_lock(&p->wlock);
+    bool found;
+    kv_slot_t *s = find_locked(atomic_load(&p->tab), k, &found);
+    uint64_t w = tag;
+    /* the word names this holder: the body is still the one of version
+     * expect (nothing writes a remote-locked slot) */
+    bool ok = found && atomic_compare_exchange_strong(&s->ver, &w, expect | KV_VER_LOCKED);
+    pthread_mutex_unlock(&p->wlock);
+    return ok ? TSR_OK : TSR_ERR_CONFLICT;
+}
+
+void tsr_kv_txn_release(const kv_txn_key_t *k, uint64_t tag, uint64_t expect)
+{
+    if (!kv_is_rlock(tag) || (expect & (KV_VER_LOCKED | KV_VER_MOVED | KV_VER_RLOCK)))
+        return;
+    kv_part_t *p = part_of(k);
+    pthread_mutex_lock(&p->wlock);
+    bool found;
+    kv_slot_t *s = find_locked(atomic_load(&p->tab), k, &found);
+    uint64_t w = tag;
+    if (found)
+        (void)atomic_compare_exchange_strong(&s->ver, &w, expect);
+    pthread_mutex_unlock(&p->wlock);
 }
 
 /* The locked slot of k in the current table (the caller holds the mutex). */

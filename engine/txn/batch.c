@@ -38,6 +38,7 @@ static tsr_status_t batch_take(void *arg, size_t k, const unsigned char *val, ui
         return tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
     if (vlen)
         memcpy(c, val, vlen);
+    f->loc = b->locs[k]; /* read_many sets it before calling */
     f->val = c;
     f->vlen = vlen;
     f->ver = b->masked ? ver ^ vmask : ver;
@@ -56,6 +57,7 @@ void tsr_txn_batch_init(txn_batch_t *b, size_t n, bool masked)
         b->keys = b->keys_s;
         b->of = b->of_s;
         b->res = b->res_s;
+        b->locs = b->locs_s;
         return;
     }
     b->rd = tsr_mem_alloc(NULL, n * sizeof(*b->rd));
@@ -63,7 +65,8 @@ void tsr_txn_batch_init(txn_batch_t *b, size_t n, bool masked)
     b->keys = tsr_mem_alloc(NULL, n * sizeof(*b->keys));
     b->of = tsr_mem_alloc(NULL, n * sizeof(*b->of));
     b->res = tsr_mem_alloc(NULL, n * sizeof(*b->res));
-    b->oom = !b->rd || !b->which || !b->keys || !b->of || !b->res;
+    b->locs = tsr_mem_alloc(NULL, n * sizeof(*b->locs));
+    b->oom = !b->rd || !b->which || !b->keys || !b->of || !b->res || !b->locs;
 }
 
 void tsr_txn_batch_add(txn_batch_t *b, tsr_kv_remote_t *r, txn_fetch_t *f)
@@ -81,6 +84,8 @@ void tsr_txn_batch_add(txn_batch_t *b, tsr_kv_remote_t *r, txn_fetch_t *f)
     /* undecided until batch_take answers it: a failed call leaves it so */
     f->st = TSR_ERR_INTERNAL;
     f->ver = 0;
+    f->loc.r = NULL;
+    b->locs[b->nb - 1].r = NULL;
 }
 
 void tsr_txn_batch_read(txn_batch_t *b, void **scratch, tsr_error_t *err)
@@ -94,7 +99,8 @@ void tsr_txn_batch_read(txn_batch_t *b, void **scratch, tsr_error_t *err)
                        .n = b->nb,
                        .done = batch_take,
                        .arg = b,
-                       .results = b->res};
+                       .results = b->res,
+                       .locs = b->locs};
     tsr_status_t rc = tsr_kv_remote_read_many(scratch, &q, NULL, err);
     /* Keys batch_take never answered get the call's failure (results[]
      * may not say: a table gone on the owner reads TSR_ERR_NOT_FOUND
@@ -113,5 +119,6 @@ void tsr_txn_batch_fini(txn_batch_t *b)
         tsr_mem_free(NULL, b->keys);
         tsr_mem_free(NULL, b->of);
         tsr_mem_free(NULL, b->res);
+        tsr_mem_free(NULL, b->locs);
     }
 }

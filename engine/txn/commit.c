@@ -9,7 +9,10 @@
  *      version is still the one read (or still absent). No waiting: any lock
  *      that fails aborts the commit (TSR_ERR_CONFLICT), so there is no
  *      deadlock whatever the order; the sorted order only makes two
- *      committers that overlap meet at their first common key.
+ *      committers that overlap meet at their first common key. A key the
+ *      remote client locked itself (one-sided CAS, entry rtag) is taken
+ *      over instead (tsr_kv_txn_adopt): the word must still hold its tag;
+ *      an abort gives such a lock back if it was not taken over yet.
  *   2. check the fencing tokens of fenced writes (TSR_ERR_STALE).
  *   3. validate the read set: every key read and not written still has the
  *      version read and is not locked by another committer.
@@ -230,10 +233,12 @@ tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *
         pthread_rwlock_rdlock(&s->rw);
         rw_held = true;
     }
-    /* 1. lock the write set */
+    /* 1. lock the write set (take over the keys a remote client locked
+     * one-sided: its tag must still be in the word) */
     for (size_t i = 0; i < sets->nwrites; i++) {
         bool reserved;
-        rc = tsr_kv_txn_lock(&w[i].k, w[i].expect, &reserved, err);
+        rc = w[i].e->rtag ? tsr_kv_txn_adopt(&w[i].k, w[i].e->rtag, w[i].expect)
+                          : tsr_kv_txn_lock(&w[i].k, w[i].expect, &reserved, err);
         if (rc != TSR_OK) {
             if (rc == TSR_ERR_CONFLICT)
                 tsr_error_set(err, rc,
@@ -296,6 +301,8 @@ abort:
     for (size_t i = 0; i < sets->nwrites; i++)
         if (w[i].locked)
             tsr_kv_txn_unlock(&w[i].k);
+        else if (w[i].e->rtag) /* the client's lock, not taken over: give it back */
+            tsr_kv_txn_release(&w[i].k, w[i].e->rtag, w[i].expect);
 cleanup:
     if (rw_held)
         pthread_rwlock_unlock(&s->rw);

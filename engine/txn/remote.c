@@ -27,6 +27,8 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "remote_int.h"
 #include "txn_internal.h"
@@ -58,6 +60,15 @@ tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, ui
     db->rpc_type = rpc_type ? rpc_type : TSR_TXN_RPC;
     db->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     atomic_init(&db->by_call, tsr_transport_tcp_only(transport));
+    atomic_init(&db->one_sided_locks, !tsr_transport_tcp_only(transport));
+    /* the id in this db's lock tags: two live holders never share a tag
+     * (the ms in it differ, or the lock is held), so a collision of ids
+     * costs nothing; spread them anyway to tell holders apart when
+     * debugging */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    db->rlock_id = (uint16_t)(((uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 7 ^
+                               (uintptr_t)db >> 4) * 0x9E3779B97F4A7C15ULL >> 48);
     if (pthread_mutex_init(&db->rmu, NULL) != 0) {
         tsr_mem_free(NULL, db);
         return TSR_ERR_INTERNAL;
@@ -84,6 +95,28 @@ tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn
     }
     atomic_store(&db->by_call, how == TSR_TXN_READS_CALL ||
                                    (how == TSR_TXN_READS_AUTO && tsr_transport_tcp_only(db->t)));
+    return TSR_OK;
+}
+
+tsr_status_t tsr_txn_db_set_locks(tsr_txn_db_t *db, tsr_txn_locks_t how, tsr_txn_err_t *xerr)
+{
+    const char *why = !db           ? "txn: no db"
+                      : !db->remote ? "txn: only a remote db chooses who locks"
+                      : how != TSR_TXN_LOCKS_AUTO && how != TSR_TXN_LOCKS_OWNER &&
+                              how != TSR_TXN_LOCKS_ONE_SIDED
+                          ? "txn: unknown lock mode"
+                          : NULL;
+    if (why) {
+        tsr_status_t rc = db && !db->remote ? TSR_ERR_UNSUPPORTED : TSR_ERR_INVALID_ARG;
+        if (xerr && xerr->status == TSR_OK) {
+            xerr->status = rc;
+            snprintf(xerr->message, sizeof(xerr->message), "%s", why);
+        }
+        return rc;
+    }
+    atomic_store(&db->one_sided_locks,
+                 how == TSR_TXN_LOCKS_ONE_SIDED ||
+                     (how == TSR_TXN_LOCKS_AUTO && !tsr_transport_tcp_only(db->t)));
     return TSR_OK;
 }
 
@@ -128,7 +161,8 @@ static tsr_status_t reader_of(tsr_txn_db_t *db, const char *table, txn_rtab_t **
 
 /* A one-sided versioned read into a fresh buffer of the value's size. */
 static tsr_status_t rma_read(tsr_txn_db_t *db, tsr_kv_remote_t *r, const void *key, uint32_t klen,
-                             unsigned char **val, uint32_t *vlen, uint64_t *ver, tsr_error_t *err)
+                             unsigned char **val, uint32_t *vlen, uint64_t *ver,
+                             kv_slot_loc_t *loc, tsr_error_t *err)
 {
     size_t cap = 256;
     unsigned char *buf = NULL;
@@ -142,7 +176,8 @@ static tsr_status_t rma_read(tsr_txn_db_t *db, tsr_kv_remote_t *r, const void *k
         buf = nb;
         size_t vl = 0;
         tsr_kv_err_t ke = {0};
-        tsr_status_t rc = tsr_kv_remote_get_ver(r, key, klen, buf, cap, &vl, ver, &ke);
+        kv_slot_loc_t where;
+        tsr_status_t rc = tsr_kv_remote_get_loc(r, key, klen, buf, cap, &vl, ver, &where, &ke);
         atomic_fetch_add(&db->reads_rma, 1);
         if (rc == TSR_ERR_NOT_FOUND) {
             tsr_mem_free(NULL, buf);
@@ -156,6 +191,8 @@ static tsr_status_t rma_read(tsr_txn_db_t *db, tsr_kv_remote_t *r, const void *k
         if (vl <= cap) { /* whole: version and value from one copy */
             *val = buf;
             *vlen = (uint32_t)vl;
+            if (loc)
+                *loc = where;
             return TSR_OK;
         }
         cap = vl; /* read again, whole this time (maybe a newer version) */
@@ -178,11 +215,13 @@ static tsr_status_t call(tsr_txn_db_t *db, const wbuf_t *b, tsr_rpc_msg_t *reply
 
 tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void *key,
                                  uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
-                                 tsr_error_t *err)
+                                 kv_slot_loc_t *loc, tsr_error_t *err)
 {
     *val = NULL;
     *vlen = 0;
     *ver = 0;
+    if (loc)
+        loc->r = NULL;
     tsr_status_t rc = TSR_OK;
     bool by_rpc = atomic_load(&db->by_call);
     if (!by_rpc) {
@@ -190,7 +229,7 @@ tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void
         txn_rtab_t *rt;
         rc = reader_of(db, table, &rt, err);
         if (rc == TSR_OK && rt->r)
-            rc = rma_read(db, rt->r, key, klen, val, vlen, ver, err);
+            rc = rma_read(db, rt->r, key, klen, val, vlen, ver, loc, err);
         by_rpc = rc == TSR_OK && !rt->r; /* the owner serves no descriptors */
         pthread_mutex_unlock(&db->rmu);
     }
@@ -275,7 +314,8 @@ static void rma_read_many(tsr_txn_db_t *db, txn_fetch_t *f, unsigned char *by, s
     }
     if (b.nb == 1) {
         txn_fetch_t *x = b.of[0];
-        x->st = rma_read(db, b.rd[0], x->key, x->klen, &x->val, &x->vlen, &x->ver, err);
+        x->st =
+            rma_read(db, b.rd[0], x->key, x->klen, &x->val, &x->vlen, &x->ver, &x->loc, err);
     } else if (b.nb > 1) {
         atomic_fetch_add(&db->reads_rma, b.nb);
         tsr_txn_batch_read(&b, &db->many, err);
@@ -394,7 +434,7 @@ void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, bool *
             tsr_error_t e;
             tsr_error_clear(&e);
             f[k].st = tsr_txn_remote_read(db, f[k].table, f[k].key, f[k].klen, &f[k].val,
-                                          &f[k].vlen, &f[k].ver, &e);
+                                          &f[k].vlen, &f[k].ver, NULL, &e);
             if (f[k].st != TSR_OK && !(f[k].st == TSR_ERR_NOT_FOUND && f[k].ver == KV_TXN_ABSENT))
                 tsr_error_set(err, f[k].st, "%s", e.message);
         }
@@ -411,10 +451,111 @@ void tsr_txn_remote_read_many(tsr_txn_db_t *db, txn_fetch_t *f, size_t n, bool *
         tsr_mem_free(NULL, by);
 }
 
+/* ---- one-sided locks (tsr_txn_db_set_locks) ------------------------------------------ */
+
+/* The read of the key write w names, if any. */
+static const txn_entry_t *read_of(const txn_sets_t *s, const txn_entry_t *w)
+{
+    for (size_t j = 0; j < s->nreads; j++) {
+        const txn_entry_t *r = &s->reads[j];
+        if (r->tab == w->tab && r->h == w->h && r->klen == w->klen &&
+            (w->klen == 0 || memcmp(r->key, w->key, w->klen) == 0))
+            return r;
+    }
+    return NULL;
+}
+
+/* Gives back the one-sided locks taken (tags[i] != 0), all at once, best
+ * effort: a lock that cannot be given back is broken by the owner at its
+ * lease. */
+static void unlock_one_sided(tsr_txn_db_t *db, const txn_sets_t *s, const uint64_t *tags,
+                             tsr_atomic_cswapv_t *ops)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const txn_entry_t *r = tags[i] ? read_of(s, &s->writes[i]) : NULL;
+        tsr_rkey_t *k;
+        uint64_t off;
+        if (r && tsr_kv_remote_loc_word(&r->loc, &k, &off))
+            ops[n++] = (tsr_atomic_cswapv_t){.k = k, .offset = off, .compare = tags[i],
+                                             .value = r->ver};
+    }
+    (void)tsr_atomic_cswap_many(db->t, ops, n, db->timeout_ms, NULL);
+}
+
+/* Locks every written key that was read one-sided (present) with a
+ * compare-and-swap of its version word, from the version read to this
+ * db's tag, all posted at once (one round trip); tags[i] = the tag for
+ * those locked, 0 for keys left to the owner. TSR_ERR_CONFLICT (nothing
+ * left locked) when a key was locked or changed since it was read. A key
+ * whose region a rehash replaced since the read (MOVED) is left to the
+ * owner; a failed atomic gives back what it took and leaves every key to
+ * the owner (TSR_OK, no tags). ops: room for nwrites. rmu held. */
+static tsr_status_t lock_one_sided(tsr_txn_db_t *db, const txn_sets_t *s, uint64_t *tags,
+                                   tsr_atomic_cswapv_t *ops, size_t *nlocked, tsr_error_t *err)
+{
+    uint64_t tag = kv_rlock_tag(db->rlock_id, tsr_kv_rlock_now_ms());
+    size_t n = 0;
+    *nlocked = 0;
+    for (size_t i = 0; i < s->nwrites; i++) {
+        tags[i] = 0;
+        const txn_entry_t *r = read_of(s, &s->writes[i]);
+        tsr_rkey_t *k;
+        uint64_t off;
+        if (r && r->ver != KV_TXN_ABSENT && tsr_kv_remote_loc_word(&r->loc, &k, &off)) {
+            ops[n++] = (tsr_atomic_cswapv_t){.k = k, .offset = off, .compare = r->ver,
+                                             .value = tag};
+            tags[i] = tag; /* tentatively: the op's outcome decides below */
+        }
+    }
+    if (n == 0)
+        return TSR_OK;
+    tsr_status_t rc = tsr_atomic_cswap_many(db->t, ops, n, db->timeout_ms, NULL);
+    bool conflict = false;
+    for (size_t i = 0, o = 0; i < s->nwrites; i++) {
+        if (!tags[i])
+            continue;
+        const tsr_atomic_cswapv_t *op = &ops[o++];
+        bool won = op->status == TSR_OK && op->old == op->compare;
+        if (!won)
+            tags[i] = 0;
+        if (!won && op->status == TSR_OK && op->old != (op->compare | KV_VER_MOVED))
+            conflict = true; /* locked or changed since the read */
+        *nlocked += won;
+    }
+    if (rc == TSR_OK && !conflict)
+        return TSR_OK;
+    unlock_one_sided(db, s, tags, ops);
+    memset(tags, 0, s->nwrites * sizeof(*tags));
+    *nlocked = 0;
+    if (!conflict)
+        return TSR_OK; /* an atomic failed: the owner locks them all */
+    return tsr_error_set(err, TSR_ERR_CONFLICT, "txn: conflict: a written key is locked or changed");
+}
+
 tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *s, tsr_error_t *err)
 {
+    uint64_t tags_s[16], *tags = NULL;
+    tsr_atomic_cswapv_t ops_s[16], *ops = NULL;
+    size_t nlocked = 0;
+    tsr_status_t rc;
+    if (s->nwrites && atomic_load(&db->one_sided_locks)) {
+        bool small = s->nwrites <= 16;
+        tags = small ? tags_s : tsr_mem_alloc(NULL, s->nwrites * sizeof(*tags));
+        ops = small ? ops_s : tsr_mem_alloc(NULL, s->nwrites * sizeof(*ops));
+        if (!tags || !ops) {
+            rc = tsr_error_set(err, TSR_ERR_NOMEM, "txn: out of memory");
+            goto out;
+        }
+        pthread_mutex_lock(&db->rmu);
+        rc = lock_one_sided(db, s, tags, ops, &nlocked, err);
+        pthread_mutex_unlock(&db->rmu);
+        if (rc != TSR_OK)
+            goto out;
+        atomic_fetch_add(&db->locks_one_sided, nlocked);
+    }
     wbuf_t b = {0};
-    put_u8(&b, TXN_MSG_COMMIT);
+    put_u8(&b, nlocked ? TXN_MSG_COMMIT_LOCKED : TXN_MSG_COMMIT);
     put_u32(&b, s->ntabs);
     put_u32(&b, (uint32_t)s->nreads);
     put_u32(&b, (uint32_t)s->nwrites);
@@ -441,10 +582,26 @@ tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *s, tsr_er
         put_u16(&b, (uint32_t)ll);
         put_bytes(&b, e->lock, ll);
         put_u64(&b, e->token);
+        if (nlocked)
+            put_u64(&b, tags[i]);
     }
     tsr_rpc_msg_t reply = {0};
-    tsr_status_t rc = call(db, &b, &reply, err);
+    rc = call(db, &b, &reply, err);
     tsr_mem_free(NULL, b.p);
     tsr_rpc_msg_release(db->t, &reply);
+    /* A commit the owner refused before taking the locks over (bad input)
+     * leaves them ours: give them back. After a conflict or any later
+     * failure the owner gave back or applied them; a lost reply leaves
+     * them to the lease. */
+    if (nlocked && rc == TSR_ERR_BAD_INPUT) {
+        pthread_mutex_lock(&db->rmu);
+        unlock_one_sided(db, s, tags, ops);
+        pthread_mutex_unlock(&db->rmu);
+    }
+out:
+    if (tags != tags_s)
+        tsr_mem_free(NULL, tags);
+    if (ops != ops_s)
+        tsr_mem_free(NULL, ops);
     return rc;
 }

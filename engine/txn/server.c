@@ -232,7 +232,7 @@ static void serve_read_many(tsr_txn_server_t *s, tsr_rpc_req_t *req, rbuf_t *r, 
 
 /* Decodes a commit request into sets whose keys/values point into the
  * message (the entries' pointers are not owned: freed by free_sets only). */
-static tsr_status_t decode_commit(rbuf_t *r, txn_sets_t *out, tsr_error_t *err)
+static tsr_status_t decode_commit(rbuf_t *r, bool tagged, txn_sets_t *out, tsr_error_t *err)
 {
     memset(out, 0, sizeof(*out));
     uint32_t nt = get_u32(r), nr = get_u32(r), nw = get_u32(r);
@@ -274,7 +274,8 @@ static tsr_status_t decode_commit(rbuf_t *r, txn_sets_t *out, tsr_error_t *err)
         uint32_t ll = get_u16(r);
         const unsigned char *lock = take(r, ll);
         e->token = get_u64(r);
-        if (r->bad || e->tab >= nt)
+        e->rtag = tagged ? get_u64(r) : 0;
+        if (r->bad || e->tab >= nt || (e->rtag && !kv_is_rlock(e->rtag)))
             return tsr_error_set(err, TSR_ERR_BAD_INPUT, "txn: malformed write set");
         if (ll) {
             if (!(e->lock = tsr_mem_strndup(NULL, (const char *)lock, ll)))
@@ -318,7 +319,7 @@ static void serve_commit(tsr_txn_server_t *s, tsr_rpc_req_t *req)
     rbuf_t r = {p, len, 1, false};
     txn_sets_t sets;
     uint64_t lsn = 0;
-    tsr_status_t rc = decode_commit(&r, &sets, &e);
+    tsr_status_t rc = decode_commit(&r, p[0] == TXN_MSG_COMMIT_LOCKED, &sets, &e);
     if (rc == TSR_OK)
         rc = tsr_txn_commit_prepare(&s->local, &sets, &lsn, &e);
     free_sets(&sets);
@@ -405,7 +406,7 @@ static void handler(void *arg, tsr_rpc_req_t *req)
         serve_read_many(s, req, &r, p[0] == TXN_MSG_READ_SNAP);
         return;
     }
-    if (len >= 1 && p[0] == TXN_MSG_COMMIT) {
+    if (len >= 1 && (p[0] == TXN_MSG_COMMIT || p[0] == TXN_MSG_COMMIT_LOCKED)) {
         serve_commit(s, req);
         return;
     }

@@ -110,6 +110,7 @@ void tsr_txn_db_stats(tsr_txn_db_t *db, tsr_txn_stats_t *out)
     out->reads_rma = atomic_load(&db->reads_rma);
     out->reads_rpc = atomic_load(&db->reads_rpc);
     out->commits_snapshot = atomic_load(&db->commits_snapshot);
+    out->locks_one_sided = atomic_load(&db->locks_one_sided);
 }
 
 /* ---- one transaction ----------------------------------------------------------------- */
@@ -205,10 +206,12 @@ static void fetch_one(tsr_txn_db_t *db, txn_fetch_t *f, tsr_error_t *err)
     f->val = NULL;
     f->vlen = 0;
     f->ver = 0;
+    f->loc.r = NULL;
     f->st =
         db->be ? db->be->read(db->be_arg, f->table, f->key, f->klen, &f->val, &f->vlen, &f->ver, &e)
         : db->remote
-            ? tsr_txn_remote_read(db, f->table, f->key, f->klen, &f->val, &f->vlen, &f->ver, &e)
+            ? tsr_txn_remote_read(db, f->table, f->key, f->klen, &f->val, &f->vlen, &f->ver,
+                                  &f->loc, &e)
             : tsr_txn_read_local(&db->local, f->table, tsr_hash_bytes(f->key, f->klen), f->key,
                                  f->klen, &f->val, &f->vlen, &f->ver, &e);
     if (f->st != TSR_OK && !(f->st == TSR_ERR_NOT_FOUND && f->ver == KV_TXN_ABSENT))
@@ -250,7 +253,8 @@ static tsr_status_t record_read(tsr_txn_t *x, uint32_t tab, uint64_t h, txn_fetc
                                               .klen = f->klen,
                                               .val = f->val,
                                               .vlen = f->vlen,
-                                              .ver = f->ver};
+                                              .ver = f->ver,
+                                              .loc = f->loc};
     f->val = NULL;
     return TSR_OK;
 }

@@ -33,6 +33,8 @@ typedef struct txn_entry {
     bool del;     /* write: a delete */
     char *lock;   /* write: fencing lock name (owned), NULL: unfenced */
     uint64_t token;
+    kv_slot_loc_t loc; /* read (remote db): where its slot was read one-sided */
+    uint64_t rtag;     /* write (owner side): the remote lock its client holds, 0: none */
 } txn_entry_t;
 
 /* A table cache on a local store: handles opened once, by name. */
@@ -96,6 +98,7 @@ typedef struct txn_fetch {
     uint32_t vlen;
     uint64_t ver;
     tsr_status_t st;
+    kv_slot_loc_t loc; /* out: where a one-sided read found the slot (r NULL: not known) */
 } txn_fetch_t;
 
 /* A batch of one-sided first reads over several kv readers that share a
@@ -121,6 +124,8 @@ typedef struct txn_batch {
     tsr_kv_pair_t keys_s[TXN_BATCH_STACK];
     txn_fetch_t *of_s[TXN_BATCH_STACK];
     tsr_status_t res_s[TXN_BATCH_STACK];
+    kv_slot_loc_t *locs;
+    kv_slot_loc_t locs_s[TXN_BATCH_STACK];
 } txn_batch_t;
 /* Room for n keys (b->oom when out of memory: adds are then dropped). */
 void tsr_txn_batch_init(txn_batch_t *b, size_t n, bool masked);
@@ -165,13 +170,17 @@ struct tsr_txn_db {
     void *many; /* remote, under rmu: the readers' read_many arrays (engine/kv/remote_int.h) */
     atomic_bool by_call; /* remote: read by call, not one-sided (tsr_txn_db_set_reads) */
     atomic_bool no_snap; /* remote: the owner refused READ_SNAP (older than it) */
-    atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc, commits_snapshot;
+    atomic_bool one_sided_locks; /* remote: the client locks (tsr_txn_db_set_locks) */
+    uint16_t rlock_id;   /* remote: this db's id in its lock tags (kv_internal.h) */
+    atomic_uint_fast64_t commits, conflicts, aborts, reads_rma, reads_rpc, commits_snapshot,
+        locks_one_sided;
 };
 
 /* Remote calls (remote.c). */
+/* loc (may be NULL): where a one-sided read found the slot. */
 tsr_status_t tsr_txn_remote_read(tsr_txn_db_t *db, const char *table, const void *key,
                                  uint32_t klen, unsigned char **val, uint32_t *vlen, uint64_t *ver,
-                                 tsr_error_t *err);
+                                 kv_slot_loc_t *loc, tsr_error_t *err);
 /* n first reads at once (tsr_txn_get_many): the one-sided ones posted
  * together, those by call in one call; answers in f[i]. */
 /* snap (may be NULL): ask the owner to check the reads as one snapshot
@@ -182,6 +191,12 @@ tsr_status_t tsr_txn_remote_commit(tsr_txn_db_t *db, const txn_sets_t *sets, tsr
 void tsr_txn_remote_fini(tsr_txn_db_t *db); /* the readers and the mutex */
 
 /* Wire kinds: the first byte of every request. */
-enum { TXN_MSG_READ = 1, TXN_MSG_COMMIT = 2, TXN_MSG_READ_MANY = 3, TXN_MSG_READ_SNAP = 4 };
+enum {
+    TXN_MSG_READ = 1,
+    TXN_MSG_COMMIT = 2,
+    TXN_MSG_READ_MANY = 3,
+    TXN_MSG_READ_SNAP = 4,
+    TXN_MSG_COMMIT_LOCKED = 5, /* COMMIT whose client locked some writes one-sided */
+};
 
 #endif /* TSR_TXN_INTERNAL_H */

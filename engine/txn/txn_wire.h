@@ -23,6 +23,10 @@
  *           nwrites x [u32 table, u8 delete, u32 klen, key, u32 vlen, value,
  *                      u16 lock length, lock name, u64 token]
  *           reply: the commit's status, with an error text when not TSR_OK
+ *   COMMIT_LOCKED  u8 5, then as COMMIT with a u64 after each write's token:
+ *           the lock tag its client holds on the key (one-sided CAS,
+ *           kv_internal.h "Remote locks"), 0 for a key the owner locks.
+ *           Sent only to owners whose kv server offers remote locks.
  *
  * (the first byte's values: TXN_MSG_* in txn_internal.h)
  */

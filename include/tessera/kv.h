@@ -272,6 +272,7 @@ typedef struct tsr_kv_remote_stats {
     uint64_t rma_reads;    /* RMA gets issued */
     uint64_t torn_retries; /* slots re-read: odd version or bad checksum */
     uint64_t refreshes;    /* descriptors re-fetched after a rehash */
+    uint64_t sweeps;       /* owner asked to break remote locks past their lease */
 } tsr_kv_remote_stats_t;
 void tsr_kv_remote_get_stats(const tsr_kv_remote_t *r, tsr_kv_remote_stats_t *out);
 

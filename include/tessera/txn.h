@@ -67,8 +67,8 @@ tsr_status_t tsr_txn_db_local(tsr_kv_store_t *store, tsr_txn_db_t **out, tsr_txn
  * also runs tsr_kv_server_start with the default descriptor type and the
  * transport has native RMA, else calls to the owner (the first reads of one
  * tsr_txn_get_many in one call); see tsr_txn_db_set_reads. A commit is one
- * call (the owner locks, validates, logs, applies). Every call waits at most
- * timeout_ms (<= 0: 10 s). */
+ * call (the owner validates, logs, applies; the locks: tsr_txn_db_set_locks).
+ * Every call waits at most timeout_ms (<= 0: 10 s). */
 tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, uint16_t rpc_type,
                                int timeout_ms, tsr_txn_db_t **out, tsr_txn_err_t *err);
 /* How a remote db reads. AUTO (the default): one-sided unless every
@@ -84,6 +84,29 @@ typedef enum tsr_txn_reads {
     TSR_TXN_READS_CALL = 2,
 } tsr_txn_reads_t;
 tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn_err_t *err);
+/* Who locks a remote db's write set at commit. ONE_SIDED: the client
+ * itself, as FaRM does, with a one-sided compare-and-swap on the version
+ * word of each written key it read one-sided (from the version read to a
+ * lock tag that names this db and the time), all posted at once before
+ * the commit call; a key locked or changed since fails the commit with
+ * TSR_ERR_CONFLICT without any call, and the owner's CPU only takes those
+ * locks over (keys written without a one-sided read, inserts included, it
+ * still locks itself). A lock whose client died is broken by the owner
+ * after a lease of 1 s; until then readers of that key wait (docs/kv.md,
+ * "One-sided locking by remote clients"). OWNER: the owner takes every
+ * lock inside the one commit call. AUTO (the default): ONE_SIDED unless
+ * every transport configured is TCP (tsr_transport_tcp_only: UCX would
+ * emulate each atomic with a message the owner's worker serves, which
+ * costs more than locking inside the commit call). Either way the same
+ * serializable outcome; an owner that does not offer remote locks (device
+ * batches, or an older owner) gets OWNER. TSR_ERR_UNSUPPORTED on a local
+ * or cluster db. */
+typedef enum tsr_txn_locks {
+    TSR_TXN_LOCKS_AUTO = 0,
+    TSR_TXN_LOCKS_OWNER = 1,
+    TSR_TXN_LOCKS_ONE_SIDED = 2,
+} tsr_txn_locks_t;
+tsr_status_t tsr_txn_db_set_locks(tsr_txn_db_t *db, tsr_txn_locks_t how, tsr_txn_err_t *err);
 /* Transactions on the kv tables of a running cluster (docs/kv.md, "On a
  * cluster", Transactions): connects to the scheduler and proves the cluster
  * token. A read goes to the key's partition primary and records the
@@ -121,6 +144,8 @@ typedef struct tsr_txn_stats {
     uint64_t reads_rpc; /* remote db: reads served by a call to the owner */
     uint64_t commits_snapshot; /* remote db: read-only commits decided without a
                                 * call (their reads were one snapshot) */
+    uint64_t locks_one_sided;  /* remote db: write-set keys locked by the client's
+                                * own compare-and-swap (TSR_TXN_LOCKS_ONE_SIDED) */
 } tsr_txn_stats_t;
 void tsr_txn_db_stats(tsr_txn_db_t *db, tsr_txn_stats_t *out);
 

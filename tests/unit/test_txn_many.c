@@ -262,7 +262,12 @@ static void model_run(const char *mode, const char *tls, uint64_t seed)
                   tls ? tls : "default", nmany, (unsigned long long)st.reads_rma,
                   (unsigned long long)st.reads_rpc, (unsigned long long)st.commits);
     assert_int_equal(st.conflicts, 0);
-    if (strcmp(mode, "rma") == 0) {
+    /* the client locks one-sided when forced (rlock), and by default when
+     * it reads one-sided over shared memory */
+    bool rlock = strcmp(mode, "rlock") == 0;
+    bool by_client = rlock || (strcmp(mode, "rma") == 0 && !tls);
+    assert_true(by_client ? st.locks_one_sided > 0 : st.locks_one_sided == 0);
+    if (rlock || strcmp(mode, "rma") == 0) {
         assert_true(st.reads_rma > 0);
         assert_int_equal(st.reads_rpc, 0);
         /* "ta" grew from 4 keys: readers saw its regions replaced */
@@ -289,6 +294,7 @@ static void test_model_remote(void **state)
     (void)state;
     model_run("rma", "tcp", 12);
     model_run("rma", NULL, 13);
+    model_run("rlock", "tcp", 16); /* the client's CAS forced over emulated atomics */
 }
 
 static void test_model_rpc(void **state)
@@ -716,7 +722,7 @@ static void test_read_many_args(void **state)
     int calls = 0;
     void *scratch = NULL;
     tsr_kv_remote_t *two[2] = {ra, rb};
-    kv_many_req_t q = {two, 2, which, keys, 3, count_done, &calls, res};
+    kv_many_req_t q = {two, 2, which, keys, 3, count_done, &calls, res, NULL};
     size_t nok = 9;
     assert_int_equal(tsr_kv_remote_read_many(&scratch, &q, &nok, &err), TSR_OK);
     assert_int_equal(calls, 3); /* all absent */

@@ -56,7 +56,8 @@ static inline void tables_up(tsr_kv_store_t *s)
 }
 
 /* mode: "local", "rma" (one-sided reads, forced; tls NULL = UCX's default
- * set, shared memory included, or "tcp"), "call" (a kv server, but the
+ * set, shared memory included, or "tcp"), "rlock" (rma, and the client
+ * locks its write sets one-sided even over TCP), "call" (a kv server, but the
  * client's default choice: by call over TCP only, a get_many's keys in one
  * call), "rpc" (no kv server: reads by call). */
 static inline void env_up(env_t *e, const char *mode, const char *tls)
@@ -76,7 +77,8 @@ static inline void env_up(env_t *e, const char *mode, const char *tls)
     tsr_error_clear(&err);
     e->s = make(1, true, tls);
     e->c = make(2, false, tls);
-    if (strcmp(mode, "rma") == 0 || strcmp(mode, "call") == 0)
+    bool rlock = strcmp(mode, "rlock") == 0;
+    if (rlock || strcmp(mode, "rma") == 0 || strcmp(mode, "call") == 0)
         assert_int_equal(tsr_kv_server_start(e->store, e->s, 0, &e->ksrv, &ke), TSR_OK);
     assert_int_equal(tsr_txn_server_start(e->store, e->s, 0, &e->tsrv, &xe), TSR_OK);
     assert_int_equal(tsr_transport_start_thread(e->s, &err), TSR_OK);
@@ -84,8 +86,10 @@ static inline void env_up(env_t *e, const char *mode, const char *tls)
         tsr_transport_connect(e->c, "127.0.0.1", tsr_transport_port(e->s), 20000, &e->peer, &err),
         TSR_OK);
     assert_int_equal(tsr_txn_db_remote(e->c, e->peer, 0, 20000, &e->db, &xe), TSR_OK);
-    if (strcmp(mode, "rma") == 0)
+    if (rlock || strcmp(mode, "rma") == 0)
         assert_int_equal(tsr_txn_db_set_reads(e->db, TSR_TXN_READS_ONE_SIDED, &xe), TSR_OK);
+    if (rlock)
+        assert_int_equal(tsr_txn_db_set_locks(e->db, TSR_TXN_LOCKS_ONE_SIDED, &xe), TSR_OK);
 }
 
 static inline void env_down(env_t *e)

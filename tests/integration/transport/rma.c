@@ -157,6 +157,39 @@ int role_rma_client(int argc, char **argv)
     CHECK(tsr_atomic_fadd(g_t, k, 4, 1, NULL, 1000, NULL) == TSR_ERR_INVALID_ARG, "unaligned");
     CHECK(tsr_atomic_fadd(g_t, k, RMA_LEN, 1, NULL, 1000, NULL) == TSR_ERR_INVALID_ARG, "oob");
 
+    /* Several compare-and-swaps, one wait: words 0..5 of our area hold
+     * 100+i; ops expecting the right value swap, the others do not and
+     * return what they found; a bad op fails alone. */
+    uint64_t words[6];
+    for (int i = 0; i < 6; i++)
+        words[i] = 100 + (uint64_t)i;
+    CHECK(tsr_rma_put(g_t, k, base, words, sizeof(words), CALL_TIMEOUT_MS, &err) == TSR_OK, "put");
+    CHECK(tsr_rma_flush(g_t, srv, CALL_TIMEOUT_MS, &err) == TSR_OK, "flush");
+    tsr_atomic_cswapv_t ops[7];
+    for (int i = 0; i < 6; i++)
+        ops[i] = (tsr_atomic_cswapv_t){.k = k, .offset = base + 8 * (size_t)i,
+                                       .compare = i % 2 ? 999 : 100 + (uint64_t)i,
+                                       .value = 500 + (uint64_t)i};
+    CHECK(tsr_atomic_cswap_many(g_t, ops, 6, CALL_TIMEOUT_MS, &err) == TSR_OK, "cswap_many: %s",
+          err.message);
+    CHECK(tsr_rma_get(g_t, k, base, words, sizeof(words), CALL_TIMEOUT_MS, &err) == TSR_OK, "get");
+    for (int i = 0; i < 6; i++) {
+        CHECK(ops[i].status == TSR_OK && ops[i].old == 100 + (uint64_t)i, "cswap %d found %llu", i,
+              (unsigned long long)ops[i].old);
+        CHECK(words[i] == (i % 2 ? 100 + (uint64_t)i : 500 + (uint64_t)i), "word %d is %llu", i,
+              (unsigned long long)words[i]);
+    }
+    ops[6] = (tsr_atomic_cswapv_t){.k = k, .offset = base + 4, .compare = 0, .value = 1};
+    ops[0] = (tsr_atomic_cswapv_t){.k = k, .offset = base, .compare = 500, .value = 600};
+    CHECK(tsr_atomic_cswap_many(g_t, &ops[6], 1, 1000, NULL) == TSR_ERR_INVALID_ARG,
+          "unaligned cswap");
+    ops[1] = ops[6];
+    CHECK(tsr_atomic_cswap_many(g_t, ops, 2, CALL_TIMEOUT_MS, NULL) == TSR_ERR_INVALID_ARG,
+          "a bad op among good ones");
+    CHECK(ops[0].status == TSR_OK && ops[0].old == 500 && ops[1].status == TSR_ERR_INVALID_ARG,
+          "the good op ran, the bad one alone failed");
+    CHECK(tsr_atomic_cswap_many(g_t, NULL, 0, 1000, NULL) == TSR_OK, "n = 0");
+
     free(src);
     free(expect);
     free(got);

@@ -1,7 +1,7 @@
 /*
  * txn_test.c - multi-process test of engine/txn over the real transport.
  *
- *   txn_test bank [rma|auto|rpc] [novictim]   run a scenario as the driver (ctest)
+ *   txn_test bank [rma|auto|rpc|rlock] [novictim]   run a scenario as the driver (ctest)
  *   txn_test ownercrash
  *   txn_test role NAME DIR ARG    one process of it (exec'ed)
  *
@@ -11,7 +11,15 @@
  * accounts with one-sided RMA (forced: TSR_TXN_READS_ONE_SIDED); in mode
  * auto too, but the clients choose (tsr_txn_db_set_reads' default: calls,
  * several keys in one, when the transport is TCP only, else one-sided);
- * in mode rpc the owner serves no descriptors (reads are calls);
+ * in mode rpc the owner serves no descriptors (reads are calls). Clients
+ * that read one-sided lock their write sets themselves by one-sided
+ * compare-and-swap (tsr_txn_db_set_locks' default) unless the transport is
+ * TCP only; mode rlock is rma with that forced (over TCP too), and the victim,
+ * before it dies, also strands a lock of its own on an account (a one-sided
+ * CAS of the account's version word to a lock tag, never committed): the
+ * owner must break it after its lease (1 s) - the others' transfers and
+ * audits of that account conflict or wait until then, and the owner's
+ * final transaction over every account could not commit otherwise;
  * three client processes do random transfers between accounts in
  * transactions (tsr_txn_db_remote + tsr_txn_run) for two seconds, with a
  * read-only audit of the total every 8th transaction; a fourth client is
@@ -52,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "remote_int.h" /* strand_lock: a remote lock by hand (kv_internal.h) */
 #include "tessera/kv.h"
 #include "tessera/txn.h"
 #include "transport.h"
@@ -91,7 +100,8 @@ static tsr_status_t touch_all(tsr_txn_t *x, void *arg)
 static int role_owner(const char *mode)
 {
     bool crash = strcmp(mode, "crash") == 0; /* rma, and killed by the driver */
-    bool rma = crash || strcmp(mode, "rma") == 0 || strcmp(mode, "auto") == 0;
+    bool rma = crash || strcmp(mode, "rma") == 0 || strcmp(mode, "auto") == 0 ||
+               strcmp(mode, "rlock") == 0;
     alarm(50);
     tsr_error_t err;
     tsr_error_clear(&err);
@@ -265,13 +275,43 @@ static void *client_loop(void *p)
     return NULL;
 }
 
+/* Locks account i the way a client committing with one-sided locks does
+ * (kv_internal.h, "Remote locks": the version word from the version read
+ * to a lock tag) and never commits: the victim dies holding it. */
+static void strand_lock(tsr_transport_t *t, tsr_peer_t *peer, int i)
+{
+    char k[16];
+    acct_key(i, k);
+    tsr_kv_remote_t *r;
+    CHECK(tsr_kv_remote_open(t, peer, "bank", 0, 10000, &r, NULL) == TSR_OK, "kv reader");
+    for (int tries = 0; tries < 1000; tries++) {
+        int64_t v;
+        size_t vl;
+        uint64_t ver, old = 0, off;
+        kv_slot_loc_t loc;
+        tsr_rkey_t *rk;
+        CHECK(tsr_kv_remote_get_loc(r, k, strlen(k), &v, 8, &vl, &ver, &loc, NULL) == TSR_OK,
+              "read of the account to strand");
+        CHECK(tsr_kv_remote_loc_word(&loc, &rk, &off), "the owner offers no remote locks");
+        uint64_t tag = kv_rlock_tag(0xdead, tsr_kv_rlock_now_ms());
+        CHECK(tsr_atomic_cswap(t, rk, off, ver, tag, &old, 10000, NULL) == TSR_OK, "cswap");
+        if (old == ver) {
+            fprintf(stderr, "txn_test victim: account %d locked, never to commit\n", i);
+            return; /* the reader is left open: the process dies next */
+        }
+    }
+    CHECK(0, "could not strand a lock on account %d", i);
+}
+
 static int role_client(const char *arg)
 {
     alarm(50);
     int id = atoi(arg);
     bool owner_dies = strstr(arg, "crash") != NULL; /* "N:crash" */
-    /* "N:rma", "N:auto", "N:rpc" or "N:crash" (auto) */
-    bool force_rma = strstr(arg, ":rma") != NULL;
+    /* "N:rma", "N:auto", "N:rpc", "N:rlock" (rma, locks one-sided) or
+     * "N:crash" (auto) */
+    bool rlock = strstr(arg, ":rlock") != NULL;
+    bool force_rma = rlock || strstr(arg, ":rma") != NULL;
     bool by_choice = owner_dies || strstr(arg, ":auto") != NULL;
     bool victim = id == NCLIENTS;
     tsr_error_t err;
@@ -305,6 +345,8 @@ static int role_client(const char *arg)
     CHECK(tsr_txn_db_remote(t, peer, 0, 10000, &db, NULL) == TSR_OK, "db");
     if (force_rma)
         CHECK(tsr_txn_db_set_reads(db, TSR_TXN_READS_ONE_SIDED, NULL) == TSR_OK, "reads");
+    if (rlock)
+        CHECK(tsr_txn_db_set_locks(db, TSR_TXN_LOCKS_ONE_SIDED, NULL) == TSR_OK, "locks");
     /* auto: calls over TCP only, else one-sided */
     bool rma = force_rma || (by_choice && !tsr_transport_tcp_only(t));
     char name[64], p[512];
@@ -330,6 +372,8 @@ static int role_client(const char *arg)
         CHECK(atomic_load(&r.handing_over), "the victim never reached its commit");
         /* the commit request is being sent or served right now */
         usleep((useconds_t)(rnd(&r.seed) % 300));
+        if (rlock)
+            strand_lock(t, peer, (int)(rnd(&r.seed) % NACCT));
         write_text("victim_died", "1");
         kill(getpid(), SIGKILL);
         for (;;)
@@ -346,6 +390,13 @@ static int role_client(const char *arg)
             (unsigned long long)st.reads_rpc, (unsigned long long)st.conflicts);
     CHECK(rma ? st.reads_rma > 0 && st.reads_rpc == 0 : st.reads_rpc > 0 && st.reads_rma == 0,
           "reads went the wrong way (%s expected)", rma ? "one-sided" : "calls");
+    fprintf(stderr, "txn_test client %d: %llu keys locked one-sided\n", id,
+            (unsigned long long)st.locks_one_sided);
+    /* the client locks when it reads one-sided, except over TCP only
+     * (tsr_txn_db_set_locks' default), and when forced */
+    bool by_client = rlock || (rma && !tsr_transport_tcp_only(t));
+    CHECK(by_client ? st.locks_one_sided > 0 : st.locks_one_sided == 0,
+          "locks went the wrong way (%s expected)", by_client ? "one-sided" : "by the owner");
     tsr_txn_db_close(db);
     tsr_transport_destroy(t);
     return 0;
@@ -581,8 +632,9 @@ int main(int argc, char **argv)
     bool crash = argc >= 2 && strcmp(argv[1], "ownercrash") == 0;
     bool victim = !(argc > 3 && strcmp(argv[3], "novictim") == 0);
     if (argc < 2 || (!crash && strcmp(argv[1], "bank") != 0) ||
-        (strcmp(mode, "rma") != 0 && strcmp(mode, "rpc") != 0 && strcmp(mode, "auto") != 0)) {
-        fprintf(stderr, "usage: txn_test bank [rma|auto|rpc] [novictim] | ownercrash\n");
+        (strcmp(mode, "rma") != 0 && strcmp(mode, "rpc") != 0 && strcmp(mode, "auto") != 0 &&
+         strcmp(mode, "rlock") != 0)) {
+        fprintf(stderr, "usage: txn_test bank [rma|auto|rpc|rlock] [novictim] | ownercrash\n");
         return 2;
     }
     driver_begin(58);
