@@ -53,6 +53,12 @@
 # and ratio_redis_procs for the per-process Redis run; _m<N> against
 # redis-benchmark -c N) plus Redis' own figures (suite kv_peers:
 # redis_<op>_<k>_c<N> for -c N, redis_procs_<op>_<k>_c<N> for N processes).
+# The shared-memory column (sm) is compared with the same Redis over its
+# Unix domain socket (--unixsocket; redis-benchmark -s), the fastest local
+# transport Redis offers, so each ratio puts a transport beside its like:
+# TCP loopback beside TCP, local IPC beside local IPC (the --json figures
+# carry params.redis_unix_value / ratio_redis_unix; Redis' own figures
+# redis_unix_<op>_<k>_c<N> and redis_unix_procs_<op>_<k>_c<N>).
 # Redis is stopped by its PID on exit, whatever happens.
 #
 # Exit: 0 ran (a missed target is reported, not a failure), 1 a run failed,
@@ -95,6 +101,7 @@ trap cleanup EXIT
 rport="$(free_port)"
 [ -n "$rport" ] || die 1 "no free port found"
 taskset -c 1 redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no \
+    --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
     --protected-mode yes --daemonize no --dir "$tmp" --logfile "$tmp/redis.log" &
 rpid=$!
 wait_for_redis "$rport" "$rpid"
@@ -141,8 +148,11 @@ def log(msg):
     if not as_json:
         print(msg, flush=True)
 
-def redis(test, n):
-    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", rport, "-c", str(n), "-n", str(requests),
+def where(unix):
+    return ["-s", os.path.join(tmp, "redis.sock")] if unix else ["-h", "127.0.0.1", "-p", rport]
+
+def redis(test, n, unix=False):
+    cmd = ["redis-benchmark"] + where(unix) + ["-c", str(n), "-n", str(requests),
            "-P", "1", "-r", "100000", "-d", "64", "-t", test, "--csv"]
     if n == 1:
         cmd = ["taskset", "-c", "0"] + cmd
@@ -158,11 +168,11 @@ def redis(test, n):
             "p99": float(r["p99_latency_ms"]) * 1000,
             "cpu_us": ((s1 - s0) + (c1 - c0)) / requests * 1e6}
 
-def redis_procs(test, n):
+def redis_procs(test, n, unix=False):
     # N redis-benchmark processes at once, one connection each: Tessera's
     # shape. Rates summed; p50: median of the processes', p99: the worst.
     per = max(requests // n, 2000)
-    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", rport, "-c", "1", "-n", str(per),
+    cmd = ["redis-benchmark"] + where(unix) + ["-c", "1", "-n", str(per),
            "-P", "1", "-r", "100000", "-d", "64", "-t", test, "--csv"]
     s0, c0 = pid_cpu(rpid), children_cpu()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -221,6 +231,10 @@ for n in clients:
     for op, test in (("get", "get"), ("put", "set")):
         res[(n, op)] = {"redis": redis(test, n)}
         res[(n, op)]["redis_procs"] = res[(n, op)]["redis"] if n == 1 else redis_procs(test, n)
+        if "sm" in sets:  # local IPC beside local IPC: Redis over its Unix socket
+            d = res[(n, op)]
+            d["redis_unix"] = redis(test, n, True)
+            d["redis_procs_unix"] = d["redis_unix"] if n == 1 else redis_procs(test, n, True)
     res[(n, "get")]["floor"] = tcp_floor(n) if "tcp" in sets else None  # a TCP floor
     figs = tessera(n)
     figs_all.update(figs)
@@ -257,6 +271,12 @@ if as_json:
                         if rp[rk] and f["value"]:
                             f["params"]["ratio_redis_procs"] = (
                                 rp[rk] / f["value"] if time_unit else f["value"] / rp[rk])
+                    if s == "sm":  # and the local-IPC peer: Redis over its Unix socket
+                        ru = d["redis_procs_unix" if shape == "c" else "redis_unix"][rk]
+                        f["params"]["redis_unix_value"] = ru
+                        if ru and f["value"]:
+                            f["params"]["ratio_redis_unix"] = (
+                                ru / f["value"] if time_unit else f["value"] / ru)
                     print(json.dumps(f))
         fl = d.get("floor")
         if fl:
@@ -268,8 +288,13 @@ if as_json:
                                              "shape": f"{n} processes, one request each, "
                                                       "plain C epoll server (tcp_floor)",
                                              "loadavg_before": dict(loads)[n]}}))
-        for prefix, rv, shape in (("redis", rd, f"redis-benchmark -c {n}"),
-                                  ("redis_procs", rp, f"{n} x redis-benchmark -c 1")):
+        peers = [("redis", rd, f"redis-benchmark -c {n}"),
+                 ("redis_procs", rp, f"{n} x redis-benchmark -c 1")]
+        if "redis_unix" in d:
+            peers += [("redis_unix", d["redis_unix"], f"redis-benchmark -c {n} -s (Unix socket)"),
+                      ("redis_unix_procs", d["redis_procs_unix"],
+                       f"{n} x redis-benchmark -c 1 -s (Unix socket)")]
+        for prefix, rv, shape in peers:
             for k, unit in (("ops_s", "ops/s"), ("p50", "us"), ("p99", "us"), ("cpu_us", "us")):
                 print(json.dumps({"suite": "kv_peers", "name": f"{prefix}_{op}_{k}_c{n}",
                                   "value": rv[k], "unit": unit, "device": "cpu",
@@ -287,39 +312,39 @@ print(f"  pinning: server/owner CPU 1; one client process on CPU 0; more float")
 print(f"  load average at the first point {loads[0][1]}, at the end {la_end}")
 def fmt(v, spec):
     return format(v, spec) if v is not None else "-"
+def peer_of(d, rkey, s):
+    # TCP beside TCP; shared memory beside Redis' Unix socket
+    return d[rkey + "_unix"] if s == "sm" else d[rkey]
 def table(title, ops, tkey, rkey, tname, rname):
     print()
     print(f"  {title}")
     hdr = f"  {'N':>4} {'op':<4}"
     for s in sets:
-        hdr += f" {tname + ' ' + s:>18}"
-    hdr += f" {rname:>16}"
+        hdr += f" {tname + ' ' + s:>18} {rname + (' unix' if s == 'sm' else ' tcp'):>16}"
     for s in sets:
         hdr += f" {'ratio ' + s:>9}"
     for s in sets:
-        hdr += f" {'p99 us ' + s:>11}"
-    hdr += f" {'redis p99':>10}"
+        hdr += f" {'p99 us ' + s:>11} {'redis p99':>10}"
     for s in sets:
-        hdr += f" {'CPU/op ' + s:>11}"
-    hdr += f" {'redis CPU/op':>12}"
+        hdr += f" {'CPU/op ' + s:>11} {'redis CPU/op':>12}"
     print(hdr + "   (ops/s; CPU/op = client+server us)")
     for op in ops:
         for n in clients:
             d = res[(n, op)]
-            rd = d[rkey]
             line = f"  {n:>4} {op:<4}"
             for s in sets:
                 line += f" {fmt(d[s + tkey]['ops_s'], '18.0f'):>18}"
-            line += f" {rd['ops_s']:>16.0f}"
+                line += f" {peer_of(d, rkey, s)['ops_s']:>16.0f}"
             for s in sets:
                 v = d[s + tkey]["ops_s"]
-                line += f" {(fmt(v / rd['ops_s'], '.2f') + 'x') if v else '-':>9}"
+                r = peer_of(d, rkey, s)["ops_s"]
+                line += f" {(fmt(v / r, '.2f') + 'x') if v else '-':>9}"
             for s in sets:
                 line += f" {fmt(d[s + tkey]['p99'], '11.1f'):>11}"
-            line += f" {rd['p99']:>10.1f}"
+                line += f" {peer_of(d, rkey, s)['p99']:>10.1f}"
             for s in sets:
                 line += f" {fmt(d[s + tkey]['cpu_us'], '11.2f'):>11}"
-            line += f" {rd['cpu_us']:>12.2f}"
+                line += f" {peer_of(d, rkey, s)['cpu_us']:>12.2f}"
             print(line)
 table("mixed shapes (the earlier headline): Tessera N client processes vs redis-benchmark "
       "-c N (one process)", ("get", "put"), "", "redis", "tessera", "redis -c N")
@@ -356,13 +381,15 @@ if 16 in clients:
           "(redis-benchmark's shape is where issue 7's Redis figure comes from):")
     for label, tkey, rkey in (("1 process, 16 in flight vs redis-benchmark -c 16", "_m", "redis"),
                               ("16 processes vs 16 x redis-benchmark -c 1", "", "redis_procs")):
-        rd = res[(16, "get")][rkey]
         for s in sets:
+            rd = peer_of(res[(16, "get")], rkey, s)
             t = res[(16, "get")][s + tkey]
             if t["ops_s"]:
                 r = t["ops_s"] / rd["ops_s"]
                 rc = rd["cpu_us"] / t["cpu_us"] if t["cpu_us"] else 0
-                print(f"    {label} ({s}): {r:.2f}x wall ({'met' if r >= 2 else 'MISSED'}); "
+                vs = "Redis over its Unix socket" if s == "sm" else "Redis over TCP"
+                print(f"    {label} ({s}, vs {vs}): {r:.2f}x wall "
+                      f"({'met' if r >= 2 else 'MISSED'}); "
                       f"per CPU: {rc:.2f}x ({'met' if rc >= 2 else 'missed'})")
 else:
     print("  target (gets at 16 clients >= 2x Redis): not measured (16 not in --clients)")
