@@ -77,6 +77,18 @@ tsr_status_t tsr_txn_db_remote(tsr_transport_t *transport, tsr_peer_t *owner, ui
     return TSR_OK;
 }
 
+/* A setting refused (why): UNSUPPORTED for a db that is not remote, else
+ * INVALID_ARG; the first error is kept in xerr. */
+static tsr_status_t refuse(const tsr_txn_db_t *db, const char *why, tsr_txn_err_t *xerr)
+{
+    tsr_status_t rc = db && !db->remote ? TSR_ERR_UNSUPPORTED : TSR_ERR_INVALID_ARG;
+    if (xerr && xerr->status == TSR_OK) {
+        xerr->status = rc;
+        snprintf(xerr->message, sizeof(xerr->message), "%s", why);
+    }
+    return rc;
+}
+
 tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn_err_t *xerr)
 {
     const char *why =
@@ -85,14 +97,8 @@ tsr_status_t tsr_txn_db_set_reads(tsr_txn_db_t *db, tsr_txn_reads_t how, tsr_txn
         : how != TSR_TXN_READS_AUTO && how != TSR_TXN_READS_ONE_SIDED && how != TSR_TXN_READS_CALL
             ? "txn: unknown read mode"
             : NULL;
-    if (why) {
-        tsr_status_t rc = db && !db->remote ? TSR_ERR_UNSUPPORTED : TSR_ERR_INVALID_ARG;
-        if (xerr && xerr->status == TSR_OK) {
-            xerr->status = rc;
-            snprintf(xerr->message, sizeof(xerr->message), "%s", why);
-        }
-        return rc;
-    }
+    if (why)
+        return refuse(db, why, xerr);
     atomic_store(&db->by_call, how == TSR_TXN_READS_CALL ||
                                    (how == TSR_TXN_READS_AUTO && tsr_transport_tcp_only(db->t)));
     return TSR_OK;
@@ -106,14 +112,8 @@ tsr_status_t tsr_txn_db_set_locks(tsr_txn_db_t *db, tsr_txn_locks_t how, tsr_txn
                               how != TSR_TXN_LOCKS_ONE_SIDED
                           ? "txn: unknown lock mode"
                           : NULL;
-    if (why) {
-        tsr_status_t rc = db && !db->remote ? TSR_ERR_UNSUPPORTED : TSR_ERR_INVALID_ARG;
-        if (xerr && xerr->status == TSR_OK) {
-            xerr->status = rc;
-            snprintf(xerr->message, sizeof(xerr->message), "%s", why);
-        }
-        return rc;
-    }
+    if (why)
+        return refuse(db, why, xerr);
     atomic_store(&db->one_sided_locks,
                  how == TSR_TXN_LOCKS_ONE_SIDED ||
                      (how == TSR_TXN_LOCKS_AUTO && !tsr_transport_tcp_only(db->t)));

@@ -77,6 +77,18 @@ static tsr_status_t put_plain(tsr_kv_store_t *s, const char *tab, const char *ke
     return rc;
 }
 
+/* Inserts 40 keys PREFIX0.. into tab: "ta" (4 keys' worth at first)
+ * rehashes both its partitions. */
+static void grow(env_t *e, const char *tab, const char *prefix)
+{
+    int64_t v = 0;
+    for (int i = 0; i < 40; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "%s%d", prefix, i);
+        put1(e->other, tab, key, &v, 8);
+    }
+}
+
 static void env_rlock(env_t *e, const char *tls)
 {
     env_up(e, "rma", tls);
@@ -268,11 +280,7 @@ static void test_adopt(void **state)
     assert_int_equal(atomic_load(w), ver);
     /* locked, then the partition rehashes ("ta" starts at 4 slots' worth) */
     atomic_store(w, mine);
-    for (int i = 0; i < 40; i++) {
-        char key[8];
-        snprintf(key, sizeof(key), "g%d", i);
-        put1(e.other, "ta", key, &v, 8);
-    }
+    grow(&e, "ta", "g");
     _Atomic uint64_t *w2 = word_of(e.store, "ta", "q");
     assert_ptr_not_equal(w2, w);
     assert_int_equal(atomic_load(w2), mine);
@@ -298,11 +306,7 @@ static void test_stale_descriptor(void **state)
     assert_int_equal(tsr_txn_begin(e.db, &x, NULL), TSR_OK);
     size_t vl;
     assert_int_equal(tsr_txn_get(x, "ta", "m", 1, &v, 8, &vl, NULL), TSR_OK);
-    for (int i = 0; i < 40; i++) {
-        char key[8];
-        snprintf(key, sizeof(key), "h%d", i);
-        put1(e.other, "ta", key, &v, 8);
-    }
+    grow(&e, "ta", "h");
     int64_t two = 2;
     assert_int_equal(tsr_txn_put(x, "ta", "m", 1, &two, 8, NULL, NULL), TSR_OK);
     assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
