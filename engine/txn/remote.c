@@ -17,11 +17,19 @@
  * reads of one tsr_txn_get_many then go in ONE call (READ_MANY), as a
  * join reads two rows in one statement of a SQL database. At
  * commit the owner runs the same commit protocol a local transaction runs
- * (commit.c) on its own store, so the locks, the validation, the commit
- * record and the apply all happen in the owner's process. A client that
- * dies at any point, mid-commit included, therefore leaves no lock behind:
- * the owner's commit runs to its end (applied and logged, or aborted and
- * unlocked) whether the client is still there to hear the answer or not.
+ * (commit.c) on its own store: the validation, the commit record and the
+ * apply happen in the owner's process. The locks too, unless the client
+ * took them itself (tsr_txn_db_set_locks; the default where reads are
+ * one-sided and atomics native): then, as in FaRM, one
+ * tsr_atomic_cswap_many swaps each written key's version word (as read)
+ * for this db's lock tag before the call, a key changed since fails the
+ * commit with no call at all, and the owner adopts the tags
+ * (COMMIT_LOCKED; docs/kv.md "One-sided locking by remote clients"). A
+ * client that dies after handing its commit over holds nothing: the
+ * owner's commit runs to its end (applied and logged, or aborted and
+ * unlocked) whether the client is still there or not; one that dies
+ * between its CAS and the call leaves tags the owner breaks after their
+ * lease (1 s).
  *
  * Messages: txn_wire.h; the owner's side: server.c.
  */
