@@ -127,10 +127,6 @@ typedef struct rclient {
     tsr_transport_t *t;
     tsr_peer_t *peer;
     tsr_txn_stats_t st;
-    /* threads mode: transports are made one at a time (transport/
-     * shm_guard.c, "Limits": one created while another thread connects may
-     * watch that connection's FIFO mapping) */
-    pthread_mutex_t *setup;
 } rclient_t;
 
 /* A client db as the run asks: TSR_BENCH_TXN_LOCKS=owner|one_sided|auto
@@ -153,13 +149,9 @@ static void *rclient_run(void *p)
     rclient_t *rc = p;
     tsr_txn_db_t *db = NULL;
     tsr_transport_params_t tp = {.node_id = 10 + (uint32_t)rc->c.seed, .tls = rc->tls};
-    pthread_mutex_lock(rc->setup);
-    bool up = tsr_transport_create(NULL, &tp, &rc->t, NULL) == TSR_OK &&
-              tsr_transport_connect(rc->t, "127.0.0.1", rc->port, 10000, &rc->peer, NULL) ==
-                  TSR_OK &&
-              client_db(rc, &db) == TSR_OK;
-    pthread_mutex_unlock(rc->setup);
-    if (!up) {
+    if (tsr_transport_create(NULL, &tp, &rc->t, NULL) != TSR_OK ||
+        tsr_transport_connect(rc->t, "127.0.0.1", rc->port, 10000, &rc->peer, NULL) != TSR_OK ||
+        client_db(rc, &db) != TSR_OK) {
         rc->c.failed = TSR_ERR_UNAVAILABLE;
         return NULL;
     }
@@ -404,7 +396,6 @@ int tsr_bench_txn_remote_phase(tsr_bench_report_t *r, const char *name, const ch
     bool procs = !mode || strcmp(mode, "threads") != 0;
     int rc = 0;
     int64_t delta = 0;
-    pthread_mutex_t setup = PTHREAD_MUTEX_INITIALIZER;
     for (int ci = 0; ci < ncounts && rc == 0; ci++) {
         unsigned n = counts[ci];
         rclient_t *cl = calloc(n, sizeof(*cl));
@@ -422,7 +413,6 @@ int tsr_bench_txn_remote_phase(tsr_bench_report_t *r, const char *name, const ch
             cl[i].c = (client_t){.customers = customers, .seed = 1 + i, .until = t0 + secs};
             cl[i].tls = tls;
             cl[i].port = port;
-            cl[i].setup = &setup;
         }
         if (procs) {
             if (proc_point(cl, n, secs, &el, &cpu) != 0) {

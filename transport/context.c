@@ -533,7 +533,9 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     enum { SHM_SNAPSHOT_CAP = 4096 };
     unsigned long *shm_before = NULL;
     unsigned nshm_before = 0;
-    if (tls_has_shm(params->tls) && tsr__shm_guard_wanted()) {
+    bool guard = tls_has_shm(params->tls) && tsr__shm_guard_wanted();
+    if (guard) {
+        tsr__shm_guard_begin(); /* one worker creation at a time in the process */
         shm_before = tsr_mem_alloc(mem, SHM_SNAPSHOT_CAP * sizeof(*shm_before));
         if (shm_before)
             nshm_before = tsr__shm_guard_snapshot(shm_before, SHM_SNAPSHOT_CAP);
@@ -549,6 +551,8 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     st = ucp_worker_create(t->ucp, &wp, &t->worker);
     if (st == UCS_OK && shm_before)
         tsr__shm_guard_init(t, shm_before, nshm_before);
+    if (guard)
+        tsr__shm_guard_end();
     tsr_mem_free(mem, shm_before);
     if (st != UCS_OK) {
         t->worker = NULL;
@@ -601,6 +605,7 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     return TSR_OK;
 
 err_worker:
+    tsr__shm_guard_fini(t);
     ucp_worker_destroy(t->worker);
 err_cleanup:
     ucp_cleanup(t->ucp);
@@ -654,6 +659,7 @@ void tsr_transport_destroy(tsr_transport_t *t)
     while (t->peers)
         peer_unlink_free_locked(t, t->peers);
     tsr__unlock(t);
+    tsr__shm_guard_fini(t);
     ucp_worker_destroy(t->worker);
     ucp_cleanup(t->ucp);
     tsr_mem_free(t->mem, t->handlers);

@@ -181,6 +181,7 @@ struct tsr_rkey {
 #define TSR_SHM_MAX_FIFOS 4
 typedef struct tsr_shm_fifo {
     uint8_t *ctl;               /* UCX's FIFO control block (mapping start) */
+    unsigned long inode;        /* its mapping's (registered process-wide) */
     unsigned size, elem_size;
     uint64_t stale_index;       /* [L] claimed-but-unwritten element last seen, or ~0 */
     int64_t stale_since_ns;     /* [L] since when */
@@ -376,8 +377,14 @@ tsr_status_t tsr__send_raw_flags(tsr_transport_t *t, tsr_peer_t *p, unsigned am_
 bool tsr__shm_guard_wanted(void);
 /* Inodes of UCX's shared-memory mappings now (before the worker exists). */
 unsigned tsr__shm_guard_snapshot(unsigned long *inodes, unsigned cap);
-/* Finds the receive FIFOs the new worker created (not in before[]). */
+/* Finds the receive FIFOs the new worker created (not in before[], nor
+ * registered by another transport) and registers them. Between begin and
+ * end (the process-wide mutex: snapshot, worker creation, init). */
+void tsr__shm_guard_begin(void);
+void tsr__shm_guard_end(void);
 void tsr__shm_guard_init(tsr_transport_t *t, const unsigned long *before, unsigned nbefore);
+/* Unregisters t's FIFOs (before its worker, and so the mappings, go). */
+void tsr__shm_guard_fini(tsr_transport_t *t);
 /* [L] At most every 50 ms: publishes an element a dead sender left claimed
  * but unwritten for 1 s. Returns how many it repaired. */
 unsigned tsr__shm_guard_check_locked(tsr_transport_t *t, int64_t now);

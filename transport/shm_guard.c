@@ -40,22 +40,69 @@
  * off), and a FIFO whose flags bytes do not look like that layout is left
  * alone.
  *
- * Limits: two transports created at the same moment by two threads of one
- * process may each take the other's FIFO for its own (both appeared during
- * the other's worker creation); the repair is still safe (it is the
- * sender's protocol), but a FIFO watched by a transport that outlives its
- * owner would be read after it is unmapped. Create transports one at a time.
- * A sender frozen (SIGSTOP) in the same sub-microsecond window for
+ * Several transports in one process. Every mapping that appears while a
+ * worker is created and carries our pid is a candidate, and two other
+ * things make such mappings: another transport's worker created at the
+ * same moment, and another transport of this process connecting to a third
+ * one here (it maps the third's receive FIFO, pid ours). Taken for our own,
+ * such a FIFO would be read after its mapping went away (a crash). So the
+ * transports of a process register the FIFOs they watch (by inode: every
+ * mapping of one FIFO has its inode) and create their workers one at a
+ * time: a candidate another transport registered is its FIFO, seen through
+ * a connection, and skipped. The one piece of process-wide state in the
+ * transport, because /proc/self/maps is the process's.
+ *
+ * Limits: a sender frozen (SIGSTOP) in the same sub-microsecond window for
  * longer than TSR_SHM_STALE_NS is repaired as if dead; if it resumes it
  * rewrites a slot that may have been reused, which can lose that one
  * message (and, if the slot sticks again, it is repaired again).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/* The receive FIFOs (inodes) this process's transports watch, and the
+ * mutex that also makes their workers' creation one at a time (above). */
+#define SHM_REG_MAX 256u
+static pthread_mutex_t shm_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long shm_reg[SHM_REG_MAX];
+static unsigned shm_nreg;
+
+void tsr__shm_guard_begin(void)
+{
+    pthread_mutex_lock(&shm_reg_mu);
+}
+
+void tsr__shm_guard_end(void)
+{
+    pthread_mutex_unlock(&shm_reg_mu);
+}
+
+static bool registered(unsigned long ino)
+{
+    for (unsigned i = 0; i < shm_nreg; i++)
+        if (shm_reg[i] == ino)
+            return true;
+    return false;
+}
+
+void tsr__shm_guard_fini(tsr_transport_t *t)
+{
+    tsr_shm_guard_t *g = &t->shm;
+    pthread_mutex_lock(&shm_reg_mu);
+    for (unsigned f = 0; f < g->n; f++)
+        for (unsigned i = 0; i < shm_nreg; i++)
+            if (shm_reg[i] == g->fifo[f].inode) {
+                shm_reg[i] = shm_reg[--shm_nreg];
+                break;
+            }
+    g->n = 0;
+    pthread_mutex_unlock(&shm_reg_mu);
+}
 
 /* UCX 1.13 mm layout (see above). */
 #define MM_CTL_SIZE 192u
@@ -166,7 +213,7 @@ void tsr__shm_guard_init(tsr_transport_t *t, const unsigned long *before, unsign
         unsigned long ino;
         if (!parse_mm_line(line, &s, &e, &ino))
             continue;
-        bool old = false;
+        bool old = registered(ino); /* another transport's FIFO, mapped to reach it */
         for (unsigned i = 0; i < nbefore && !old; i++)
             old = before[i] == ino;
         /* Receive FIFOs are small (a few pages); descriptor segments are
@@ -178,7 +225,11 @@ void tsr__shm_guard_init(tsr_transport_t *t, const unsigned long *before, unsign
         memcpy(&pid, ctl + MM_CTL_PID, sizeof(pid));
         if (pid != (int32_t)self || !layout_plausible(ctl + MM_CTL_SIZE, size, elem_size))
             continue;
+        if (shm_nreg == SHM_REG_MAX)
+            break; /* cannot register it: not watched (a repair is a rescue, not a duty) */
+        shm_reg[shm_nreg++] = ino;
         tsr_shm_fifo_t *q = &g->fifo[g->n++];
+        q->inode = ino;
         q->ctl = ctl;
         q->size = size;
         q->elem_size = elem_size;

@@ -347,7 +347,8 @@ static tsr_status_t do_xfer(tsr_txn_t *x, void *arg)
 
 typedef struct cli {
     env_t *e;
-    tsr_transport_t *t; /* created and connected by the main thread */
+    uint32_t node;
+    tsr_transport_t *t; /* the thread's own, made while the others connect */
     tsr_peer_t *peer;
     uint64_t seed;
     int64_t delta[NACC]; /* acknowledged transfers' effect */
@@ -358,6 +359,8 @@ typedef struct cli {
 static void *cli_run(void *arg)
 {
     cli_t *c = arg;
+    c->t = make(c->node, false, NULL);
+    c->peer = test_transport_connect(c->t, c->e->s);
     tsr_txn_db_t *db;
     if (tsr_txn_db_remote(c->t, c->peer, 0, 20000, &db, NULL) != TSR_OK) {
         c->bad++;
@@ -389,11 +392,10 @@ static void *cli_run(void *arg)
     return NULL;
 }
 
-/* Three clients transfer between 8 accounts of "ta" with one-sided locks
- * while a plain writer grows the table (rehashes copy locked slots) and
- * rewrites filler keys beside the accounts (plain writers claim slots by
- * CAS): every acknowledged transfer is applied exactly once, nothing else
- * is, and no lock is left. */
+/* Three clients (threads, each with its own transport) transfer between 8
+ * accounts of "ta" with one-sided locks while a plain writer grows the table (rehashes copy locked
+ * slots) and rewrites filler keys beside the accounts (plain writers claim slots by CAS): every
+ * acknowledged transfer is applied exactly once, nothing else is, and no lock is left. */
 static void test_concurrent(void **state)
 {
     (void)state;
@@ -407,16 +409,13 @@ static void test_concurrent(void **state)
     }
     cli_t c[NCLI];
     pthread_t th[NCLI];
-    /* transports made one at a time, here (transport/shm_guard.c, "Limits":
-     * a transport created while another thread connects may watch that
-     * connection's FIFO mapping) */
+    /* each thread makes its transport while the others connect to the
+     * owner here (transport/shm_guard.c: a worker created meanwhile must not
+     * take those connections' mappings of the owner's FIFO for its own) */
     for (int i = 0; i < NCLI; i++) {
-        c[i] = (cli_t){.e = &e, .seed = 0x9E3779B97F4A7C15ULL * (i + 1)};
-        c[i].t = make(20 + (uint32_t)i, false, NULL);
-        c[i].peer = test_transport_connect(c[i].t, e.s);
-    }
-    for (int i = 0; i < NCLI; i++)
+        c[i] = (cli_t){.e = &e, .node = 20 + (uint32_t)i, .seed = 0x9E3779B97F4A7C15ULL * (i + 1)};
         assert_int_equal(pthread_create(&th[i], NULL, cli_run, &c[i]), 0);
+    }
     tsr_kv_table_t *t;
     assert_int_equal(tsr_kv_table_open(e.store, "ta", &t, NULL), TSR_OK);
     for (int i = 0; i < 3000; i++) {
