@@ -39,7 +39,9 @@
  * (each whole or not at all).
  *
  * Client 0 first sends 300 malformed requests (random bodies for reads and
- * commits): each must be answered with an error, and the owner goes on.
+ * commits): each must be answered with an error, and the owner goes on;
+ * then a well-formed commit claiming a lock tag nobody took (a conflict:
+ * the balances check shows it changed nothing).
  *
  * Processes: every role arms alarm(), the driver bounds every wait and kills
  * (by PID) what overstays. UCX_TLS comes from the environment (ctest: TCP
@@ -303,6 +305,54 @@ static void strand_lock(tsr_transport_t *t, tsr_peer_t *peer, int i)
     CHECK(0, "could not strand a lock on account %d", i);
 }
 
+static void put_le(unsigned char **p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        *(*p)++ = (unsigned char)(v >> (8 * i));
+}
+
+static void put_raw(unsigned char **p, const char *s)
+{
+    memcpy(*p, s, strlen(s));
+    *p += strlen(s);
+}
+
+/* A well-formed COMMIT_LOCKED (engine/txn/txn_wire.h) whose write claims a
+ * lock tag nobody took: the owner must refuse to adopt it (a conflict)
+ * and change nothing. */
+static void forged_lock(tsr_transport_t *t, tsr_peer_t *peer)
+{
+    unsigned char m[128], *p = m;
+    const char *key = "acct00";
+    int64_t val = 1000000;
+    put_le(&p, 5, 1); /* TXN_MSG_COMMIT_LOCKED */
+    put_le(&p, 1, 4);
+    put_le(&p, 1, 4);
+    put_le(&p, 1, 4);
+    put_le(&p, 4, 2);
+    put_raw(&p, "bank");
+    put_le(&p, 0, 4); /* the read: table 0, key, a version */
+    put_le(&p, strlen(key), 4);
+    put_raw(&p, key);
+    put_le(&p, 1000, 8);
+    put_le(&p, 0, 4); /* the write: table 0, a put of val, unfenced, the tag */
+    put_le(&p, 0, 1);
+    put_le(&p, strlen(key), 4);
+    put_raw(&p, key);
+    put_le(&p, 8, 4);
+    put_le(&p, (uint64_t)val, 8);
+    put_le(&p, 0, 2);
+    put_le(&p, 0, 8);
+    put_le(&p, kv_rlock_tag(7, tsr_kv_rlock_now_ms()), 8);
+    tsr_rpc_msg_t reply = {0};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    tsr_status_t rc =
+        tsr_rpc_call(t, peer, TSR_TXN_RPC, m, (size_t)(p - m), 10000, &reply, &err);
+    tsr_rpc_msg_release(t, &reply);
+    CHECK(rc == TSR_ERR_CONFLICT, "a forged lock tag: %s", tsr_status_str(rc));
+}
+
 static int role_client(const char *arg)
 {
     alarm(50);
@@ -332,14 +382,16 @@ static int role_client(const char *arg)
             size_t n = (size_t)(rnd(&g) % sizeof(m));
             for (size_t j = 0; j < n; j++)
                 m[j] = (unsigned char)rnd(&g);
-            if (n && i % 4 != 3)
-                m[0] = (unsigned char)(1 + i % 4); /* a read, a commit, a read of many */
+            if (n && i % 6 != 5) /* a read, a commit, a read of many, a snapshot
+                                   * read, a commit with one-sided locks */
+                m[0] = (unsigned char)(1 + i % 6);
             tsr_rpc_msg_t reply = {0};
             tsr_status_t rc = tsr_rpc_call(t, peer, TSR_TXN_RPC, m, n, 10000, &reply, &err);
             tsr_rpc_msg_release(t, &reply);
             CHECK(rc != TSR_OK && rc != TSR_ERR_TIMEOUT && rc != TSR_ERR_UNAVAILABLE,
                   "garbage request %d: %s", i, tsr_status_str(rc));
         }
+        forged_lock(t, peer);
     }
     tsr_txn_db_t *db;
     CHECK(tsr_txn_db_remote(t, peer, 0, 10000, &db, NULL) == TSR_OK, "db");
