@@ -193,16 +193,14 @@ static void reclaim(kv_part_t *p)
     }
 }
 
-/* Claims slot s for a plain write (the caller holds the mutex): its word
- * from unlocked to LOCKED by compare-and-swap, not a store, since a remote
- * client may lock a slot it read at any moment (kv_internal.h, remote
- * locks); a tag past its lease is broken first. False: locked (by a
- * committing transaction, here or remote); *ver is the word claimed. */
-static bool slot_claim(kv_part_t *p, kv_slot_t *s, uint64_t *ver)
+/* Claims slot s for a plain write (the caller holds the mutex and has
+ * broken an expired tag on the key's own slot): its word from unlocked to
+ * LOCKED by compare-and-swap, not a store, since a remote client may lock a
+ * slot it read at any moment (kv_internal.h, remote locks). False: locked
+ * (by a committing transaction, here or remote); *ver is the word claimed. */
+static bool slot_claim(kv_slot_t *s, uint64_t *ver)
 {
     uint64_t v = atomic_load_explicit(&s->ver, memory_order_relaxed);
-    if (kv_is_rlock(v) && tsr_kv_rlock_break_locked(p, s))
-        v = atomic_load_explicit(&s->ver, memory_order_relaxed);
     if (v & KV_VER_LOCKED)
         return false;
     if (!atomic_compare_exchange_strong(&s->ver, &v, v | KV_VER_LOCKED))
@@ -345,7 +343,7 @@ static tsr_status_t write_locked(kv_part_t *p, kv_op_t op, uint64_t h, const voi
     }
     /* claimed before the log record: once logged, the write must happen */
     uint64_t ver;
-    if (!slot_claim(p, s, &ver))
+    if (!slot_claim(s, &ver))
         return TSR_ERR_CONFLICT;
     if (log) {
         tsr_status_t rc = log(log_arg, op == KV_OP_DELETE, key, klen, val, vlen, err);
