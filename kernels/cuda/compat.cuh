@@ -13,7 +13,9 @@
  *  - warp collectives (tsr_match_any[_u64], tsr_ballot, tsr_any, tsr_shfl_u64) are
  *    called by all 32 lanes of the warp (full mask): loops around them have a
  *    warp-uniform trip count and inactive lanes pass neutral values;
- *  - register arrays are indexed with constants only (TSR_UNROLL loops);
+ *  - register arrays are indexed with constants only (TSR_UNROLL loops; a
+ *    TSR_NOUNROLL loop over them moves the elements down a slot per trip
+ *    and reads slot 0, as hashagg_ops.cuh's ha_rows_shift);
  *  - words other threads write concurrently are read with tsr_ld_volatile_*.
  */
 #ifndef TSR_KERNELS_CUDA_COMPAT_CUH
@@ -27,6 +29,7 @@
 
 #define TSR_DEV static __device__ __forceinline__
 #define TSR_UNROLL _Pragma("unroll")
+#define TSR_NOUNROLL _Pragma("unroll 1") /* one copy of the body in the code (i-cache) */
 #define TSR_TID ((uint32_t)threadIdx.x)
 #define TSR_BID ((uint32_t)blockIdx.x)
 #define TSR_BDIM ((uint32_t)blockDim.x)

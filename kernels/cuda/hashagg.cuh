@@ -125,18 +125,19 @@ TSR_DEV void ha_global_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t 
             row[u] = act[u] ? (v->sel ? v->sel[j] : j) : 0;
             ha_prefetch(v, nkeys, row[u], act[u], &k0[u], pf[u]);
         }
-        TSR_UNROLL
-        for (uint32_t u = 0; u < HA_U; u++) {
+        TSR_NOUNROLL
+        for (uint32_t u = 0; u < HA_U; u++) { /* row u is at index 0 (ha_rows_shift) */
             int64_t s = -1;
-            if (act[u]) {
+            if (act[0]) {
                 uint64_t k[TSR_CUDA_HA_MAX_KEYS];
-                uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
+                uint32_t vm = ha_key(v, nkeys, row[0], k0[0], k);
                 uint64_t h = ha_hash(k, vm, nkeys);
-                s = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
+                s = ha_find_slot(v, nkeys, row[0], k, vm, h, blk_new);
             }
             TSR_SYNC_WARP(); /* lanes leave the probe loop at different trips */
             if (s >= 0)
-                ha_apply_row(v, v->t.states + s, v->t.nslots, row[u], pf[u], 0);
+                ha_apply_row(v, v->t.states + s, v->t.nslots, row[0], pf[0], 0);
+            ha_rows_shift(row, act, k0, pf);
         }
     }
     ha_block_done(v, blk_new);
@@ -373,6 +374,47 @@ TSR_DEV int32_t ha_direct_find(const tsr_cuda_ha_view_t *v, const uint32_t *dmap
     return li == HA_D_NONE ? HA_L_NONE : (int32_t)li;
 }
 
+/* One row of the local kernels' lane and warp modes (ha_local_body): its
+ * entry by the direct map or a probe (a claim if new; the global slot when
+ * the block table has no room), then its aggregates. All 32 lanes call it
+ * (warp collectives); act: this lane has a row. */
+TSR_DEV void ha_local_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, int mode, int direct,
+                          uint64_t *tag, uint64_t *lkeys, uint32_t *lgs, uint32_t *lvm,
+                          int64_t *lst, const uint32_t *dmap, uint64_t kmin, uint32_t *blk_new,
+                          int act, uint32_t row, uint64_t k0, const uint64_t *pf)
+{
+    const uint32_t ls = v->lslots, lane = TSR_LANE;
+    int32_t li = HA_L_RETRIED;
+    int64_t gs = -1;
+    if (act)
+        li = direct ? ha_direct_find(v, dmap, ls, kmin, row, k0) : HA_L_NONE;
+    if (li == HA_L_NONE) {
+        uint64_t k[TSR_CUDA_HA_MAX_KEYS];
+        uint32_t vm = ha_key(v, nkeys, row, k0, k);
+        uint64_t h = ha_hash(k, vm, nkeys);
+        li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row, k, vm, h, &gs, blk_new);
+        if (li == HA_L_GLOBAL && gs < 0) {
+            gs = ha_find_slot(v, nkeys, row, k, vm, h, blk_new);
+            if (gs < 0)
+                li = HA_L_RETRIED;
+        }
+    }
+    if (mode == HA_MODE_LANE) {
+        /* the updates converged (1 instruction for 32 lanes, not 4-8) */
+        TSR_SYNC_WARP();
+        if (li >= 0)
+            ha_apply_row(v, lst + li, ls, row, pf, 1);
+        else if (li == HA_L_GLOBAL)
+            ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, 0);
+    } else {
+        /* lanes without a local entry form groups of their own */
+        ha_target_t t = {lst, ls, li, gs};
+        uint32_t id = li >= 0 ? (uint32_t)li : 0x80000000u | lane;
+        uint32_t peers = tsr_match_any(id);
+        ha_warp_apply(v, li != HA_L_RETRIED, peers, &t, row, pf);
+    }
+}
+
 /* Each block folds rows [b*rows_per_block, +rows_per_block) into its
  * shared-memory table, then the table into the global states. sh: dynamic
  * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
@@ -381,7 +423,7 @@ TSR_DEV int32_t ha_direct_find(const tsr_cuda_ha_view_t *v, const uint32_t *dmap
  * entry combined; _COOP: ha_coop_row). */
 TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys, int mode)
 {
-    const uint32_t ls = v->lslots, tid = TSR_TID, bdim = TSR_BDIM, lane = TSR_LANE;
+    const uint32_t ls = v->lslots, tid = TSR_TID, bdim = TSR_BDIM;
     uint64_t *tag = sh;
     uint64_t *lkeys = tag + ls;
     int64_t *lst = (int64_t *)(lkeys + (uint64_t)nkeys * ls);
@@ -425,42 +467,15 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
             act[u] = row[u] < end;
             ha_prefetch(v, nkeys, row[u], act[u], &k0[u], pf[u]);
         }
-        TSR_UNROLL
-        for (uint32_t u = 0; u < HA_U; u++) {
-            if (mode == HA_MODE_COOP) {
-                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[u], row[u], k0[u],
-                            pf[u]);
-                continue;
-            }
-            int32_t li = HA_L_RETRIED;
-            int64_t gs = -1;
-            if (act[u])
-                li = direct ? ha_direct_find(v, dmap, ls, kmin, row[u], k0[u]) : HA_L_NONE;
-            if (li == HA_L_NONE) {
-                uint64_t k[TSR_CUDA_HA_MAX_KEYS];
-                uint32_t vm = ha_key(v, nkeys, row[u], k0[u], k);
-                uint64_t h = ha_hash(k, vm, nkeys);
-                li = ha_local_find(v, nkeys, tag, lkeys, lgs, lvm, row[u], k, vm, h, &gs, blk_new);
-                if (li == HA_L_GLOBAL && gs < 0) {
-                    gs = ha_find_slot(v, nkeys, row[u], k, vm, h, blk_new);
-                    if (gs < 0)
-                        li = HA_L_RETRIED;
-                }
-            }
-            if (mode == HA_MODE_LANE) {
-                /* the updates converged (1 instruction for 32 lanes, not 4-8) */
-                TSR_SYNC_WARP();
-                if (li >= 0)
-                    ha_apply_row(v, lst + li, ls, row[u], pf[u], 1);
-                else if (li == HA_L_GLOBAL)
-                    ha_apply_row(v, v->t.states + gs, v->t.nslots, row[u], pf[u], 0);
-            } else {
-                /* lanes without a local entry form groups of their own */
-                ha_target_t t = {lst, ls, li, gs};
-                uint32_t id = li >= 0 ? (uint32_t)li : 0x80000000u | lane;
-                uint32_t peers = tsr_match_any(id);
-                ha_warp_apply(v, li != HA_L_RETRIED, peers, &t, row[u], pf[u]);
-            }
+        TSR_NOUNROLL
+        for (uint32_t u = 0; u < HA_U; u++) { /* row u is at index 0 (ha_rows_shift) */
+            if (mode == HA_MODE_COOP)
+                ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[0], row[0], k0[0],
+                            pf[0]);
+            else
+                ha_local_row(v, nkeys, mode, direct, tag, lkeys, lgs, lvm, lst, dmap, kmin,
+                             blk_new, act[0], row[0], k0[0], pf[0]);
+            ha_rows_shift(row, act, k0, pf);
         }
     }
     TSR_SYNC();

@@ -237,17 +237,44 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
 }
 
 /* Adds row `row` to the group at st; pf[a]: values of aggregates a < HA_PF;
- * split: st is a block table's entry (ha_apply_value). */
+ * split: st is a block table's entry (ha_apply_value). One loop over the
+ * aggregates, not unrolled: the prefetched values move down a register each
+ * trip (q[0] is aggregate a's), so the update code (a switch over the ops,
+ * atomics, CAS loops) is in the kernel once rather than once per prefetched
+ * value. The profile of the local kernel showed 40% of its stall samples as
+ * "no instruction" with 73 KB of machine code (bench/RESULTS.md). */
 TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
                           const uint64_t *pf, int split)
 {
     tsr_atom_add_u64((uint64_t *)st, 1);
+    uint64_t q[HA_PF];
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
-        if (a < v->naggs)
-            ha_apply_agg(v, a, st, stride, row, pf[a], split);
-    for (uint32_t a = HA_PF; a < v->naggs; a++)
-        ha_apply_agg(v, a, st, stride, row, v->vals[a] ? v->vals[a][row] : 0, split);
+        q[a] = pf[a];
+    TSR_NOUNROLL
+    for (uint32_t a = 0; a < v->naggs; a++) {
+        uint64_t x = a < HA_PF ? q[0] : v->vals[a] ? v->vals[a][row] : 0;
+        ha_apply_agg(v, a, st, stride, row, x, split);
+        TSR_UNROLL
+        for (uint32_t b = 0; b + 1 < HA_PF; b++)
+            q[b] = q[b + 1];
+    }
+}
+
+/* Moves a trip's rows 1.. (and their prefetched key and values) down by one:
+ * the row loops then name row 0 only and their body is in the kernel once,
+ * not HA_U times (see ha_apply_row). */
+TSR_DEV void ha_rows_shift(uint32_t *row, int *act, uint64_t *k0, uint64_t (*pf)[HA_PF])
+{
+    TSR_UNROLL
+    for (uint32_t w = 0; w + 1 < HA_U; w++) {
+        row[w] = row[w + 1];
+        act[w] = act[w + 1];
+        k0[w] = k0[w + 1];
+        TSR_UNROLL
+        for (uint32_t a = 0; a < HA_PF; a++)
+            pf[w][a] = pf[w + 1][a];
+    }
 }
 
 /* Loads row `row`'s first key column and first HA_PF values ahead of the
@@ -379,12 +406,18 @@ TSR_DEV void ha_warp_apply(const tsr_cuda_ha_view_t *v, int act, uint32_t peers,
     const int leader = act && (peers & ((1u << TSR_LANE) - 1u)) == 0;
     if (leader)
         ha_target_add(v, t, 0, tsr_popc(peers));
+    uint64_t q[HA_PF]; /* as ha_apply_row: one copy of the loop body */
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
-        if (a < v->naggs)
-            ha_warp_agg(v, a, act, leader, peers, t, row, pf[a]);
-    for (uint32_t a = HA_PF; a < v->naggs; a++)
-        ha_warp_agg(v, a, act, leader, peers, t, row, (act && v->vals[a]) ? v->vals[a][row] : 0);
+        q[a] = pf[a];
+    TSR_NOUNROLL
+    for (uint32_t a = 0; a < v->naggs; a++) { /* warp-uniform trip count */
+        uint64_t x = a < HA_PF ? q[0] : (act && v->vals[a]) ? v->vals[a][row] : 0;
+        ha_warp_agg(v, a, act, leader, peers, t, row, x);
+        TSR_UNROLL
+        for (uint32_t b = 0; b + 1 < HA_PF; b++)
+            q[b] = q[b + 1];
+    }
 }
 
 #endif /* TSR_KERNELS_CUDA_HASHAGG_OPS_CUH */

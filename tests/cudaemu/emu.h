@@ -52,6 +52,7 @@ void tsr_emu_preempt(void);
 
 #define TSR_DEV static inline
 #define TSR_UNROLL
+#define TSR_NOUNROLL
 #define TSR_TID (tsr_emu_self.tid)
 #define TSR_BID (tsr_emu_self.bid)
 #define TSR_BDIM (tsr_emu_self.bdim)
