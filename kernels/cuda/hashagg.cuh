@@ -473,8 +473,8 @@ TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t n
                 ha_coop_row(v, nkeys, tag, lkeys, lgs, lvm, lst, blk_new, act[0], row[0], k0[0],
                             pf[0]);
             else
-                ha_local_row(v, nkeys, mode, direct, tag, lkeys, lgs, lvm, lst, dmap, kmin,
-                             blk_new, act[0], row[0], k0[0], pf[0]);
+                ha_local_row(v, nkeys, mode, direct, tag, lkeys, lgs, lvm, lst, dmap, kmin, blk_new,
+                             act[0], row[0], k0[0], pf[0]);
             ha_rows_shift(row, act, k0, pf);
         }
     }
