@@ -73,10 +73,13 @@
  *
  * SUM(BIGINT) in a block table is split, not 128-bit: the entry's low column
  * L adds each amount's low 32 bits (unsigned), its high column H the rest
- * (arithmetic shift), so both are atomics whose old value nobody waits for;
- * the sum is H * 2^32 + L, turned into the global table's hi:lo pair when the
- * entry is folded (ha_fold). Neither column can overflow: a launch has fewer
- * than 2^32 rows, each adding under 2^32 to L and at most 2^31 to |H|.
+ * (arithmetic shift); the sum is H * 2^32 + L, turned into the global table's
+ * hi:lo pair when the entry is folded (ha_fold). Neither column can overflow:
+ * a launch has fewer than 2^32 rows, each adding under 2^32 to L and at most
+ * 2^31 to |H|. Counts and L take native 32-bit shared atomics (a 64-bit
+ * shared add is a compare-and-swap loop): a count in its word's low half, L
+ * in its low half with the carry, told by the old value, into its high half
+ * (ha_local_count, ha_sum_split).
  *
  * With one key column the block table also has a direct map (dmap, lslots
  * u32 after the counter and the least key): ha_direct_build.

@@ -170,13 +170,30 @@ TSR_DEV void ha_minmax_d(int64_t *p, uint64_t xb, int is_max)
     }
 }
 
+/* Adds x to the 64-bit word at p of a block table whose total stays below
+ * 2^32 (a count: a launch has fewer than 2^32 rows) with a 32-bit atomic on
+ * the word's low half (little-endian, as every CUDA device): shared memory
+ * has native 32-bit atomic adds, while a 64-bit one is a compare-and-swap
+ * loop on sm_90 (the profile of the local kernel at 1000 keys had its
+ * stall samples at the 64-bit shared adds, bench/RESULTS.md). The high half
+ * stays 0, so the word reads as the count. */
+TSR_DEV void ha_local_count(int64_t *p, uint32_t x)
+{
+    tsr_atom_add_u32((uint32_t *)p, x);
+}
+
 /* Adds the 128-bit amount hi:lo to a block table's split sum (see the top
  * of the file): its low 32 bits to *plo, the rest (arithmetic shift) to *phi.
- * Neither atomic's old value is needed, so the thread does not wait for
- * either (ha_sum_i waits for the low word's to find the carry). */
+ * *plo takes them with a native 32-bit add on its low half whose old value
+ * tells the carry, which goes to the high half (ha_local_count's reason);
+ * the word is then the exact sum of the low parts (fewer than 2^32 carries
+ * in a launch). *phi's old value is not needed: the thread does not wait. */
 TSR_DEV void ha_sum_split(int64_t *plo, int64_t *phi, uint64_t lo, uint64_t hi)
 {
-    tsr_atom_add_u64((uint64_t *)plo, lo & 0xFFFFFFFFULL);
+    uint32_t *half = (uint32_t *)plo, add = (uint32_t)lo;
+    uint32_t old = tsr_atom_add_u32(half, add);
+    if ((uint32_t)(old + add) < old)
+        tsr_atom_add_u32(half + 1, 1);
     uint64_t up = (hi << 32) | (lo >> 32);
     if (up != 0)
         tsr_atom_add_u64((uint64_t *)phi, up);
@@ -227,7 +244,11 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
     const uint64_t *bm = v->vvalid[a];
     if (bm && !ha_bit(bm, row)) {
         /* NULLs are counted (not values), so the no-NULL case costs nothing */
-        tsr_atom_add_u64((uint64_t *)(st + (uint64_t)v->nulls_col[a] * stride), 1);
+        int64_t *pn = st + (uint64_t)v->nulls_col[a] * stride;
+        if (split)
+            ha_local_count(pn, 1);
+        else
+            tsr_atom_add_u64((uint64_t *)pn, 1);
         return;
     }
     if (op == TSR_CUDA_OP_COUNT)
@@ -246,7 +267,10 @@ TSR_DEV void ha_apply_agg(const tsr_cuda_ha_view_t *v, uint32_t a, int64_t *st, 
 TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride, uint32_t row,
                           const uint64_t *pf, int split)
 {
-    tsr_atom_add_u64((uint64_t *)st, 1);
+    if (split)
+        ha_local_count(st, 1);
+    else
+        tsr_atom_add_u64((uint64_t *)st, 1);
     uint64_t q[HA_PF];
     TSR_UNROLL
     for (uint32_t a = 0; a < HA_PF; a++)
@@ -358,10 +382,11 @@ typedef struct ha_target {
     int64_t gs;
 } ha_target_t;
 
-TSR_DEV void ha_target_add(const tsr_cuda_ha_view_t *v, const ha_target_t *t, int col, uint64_t x)
+/* Adds a count x (at most 32: lanes of a warp) to column col of the target. */
+TSR_DEV void ha_target_add(const tsr_cuda_ha_view_t *v, const ha_target_t *t, int col, uint32_t x)
 {
     if (t->li >= 0)
-        tsr_atom_add_u64((uint64_t *)(t->lst + (uint64_t)col * t->ls + t->li), x);
+        ha_local_count(t->lst + (uint64_t)col * t->ls + t->li, x);
     else
         tsr_atom_add_u64((uint64_t *)(v->t.states + (uint64_t)col * v->t.nslots + t->gs), x);
 }
