@@ -93,7 +93,29 @@ typedef struct tsr_cuda_ha_view {
     uint32_t rows_per_block; /* local kernels: each block folds a contiguous run of rows */
     uint32_t region;         /* newslots entries per block: at least the rows a block visits */
     uint32_t rgroups;        /* regs kernel: groups each thread keeps partials of (<= REGS_MAX) */
+    uint32_t plain;          /* tsr_cuda_ha_plain(): the local kernel's specialised row update */
 } tsr_cuda_ha_view_t;
+
+/* Aggregates a "plain" launch may have (the values the kernels load ahead). */
+#define TSR_CUDA_HA_PLAIN_AGGS 4
+
+/* 1 when every aggregate of the launch is COUNT(*), COUNT, or SUM over
+ * BIGINT or DOUBLE, none has a NULL bitmap, and there are at most
+ * TSR_CUDA_HA_PLAIN_AGGS: the lane kernel then updates its block table with
+ * a row update specialised for that (hashagg_ops.cuh ha_apply_row_plain),
+ * without the NULL checks and the dispatch over every op. */
+static inline uint32_t tsr_cuda_ha_plain(const tsr_cuda_ha_view_t *v)
+{
+    if (v->naggs > TSR_CUDA_HA_PLAIN_AGGS)
+        return 0;
+    for (uint32_t a = 0; a < v->naggs; a++) {
+        int op = v->op[a];
+        if (v->vvalid[a] || (op != TSR_CUDA_OP_COUNT_STAR && op != TSR_CUDA_OP_COUNT &&
+                             op != TSR_CUDA_OP_SUM_I && op != TSR_CUDA_OP_SUM_D))
+            return 0;
+    }
+    return 1;
+}
 
 /* Moving every group of one table into another (growth). */
 typedef struct tsr_cuda_ha_rehash_view {

@@ -158,6 +158,7 @@ static void cu_ha_view(tsr_dev_hashagg_t *ha, const cu_ha_cols_t *c, size_t n,
     v->newslots = tsr_dev_cuda_ptr(h->newslots);
     v->newcount = tsr_dev_cuda_ptr(h->newcount);
     v->n = (uint32_t)n;
+    v->plain = tsr_cuda_ha_plain(v);
 }
 
 /* Launches kernel k over r->v (v.n rows) and queues the counters' readback. */

@@ -52,6 +52,19 @@ __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     ha_local_body(&v, tsr_k_ha_shared, v.nkeys, HA_MODE_LANE);
 }
 
+/* the lane kernels of a plain launch (v.plain: ha_apply_row_plain) */
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_plain_1(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, 1, HA_MODE_PLAIN);
+}
+
+__global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
+    tsr_k_ha_plain_n(const __grid_constant__ tsr_cuda_ha_view_t v)
+{
+    ha_local_body(&v, tsr_k_ha_shared, v.nkeys, HA_MODE_PLAIN);
+}
+
 __global__ void __launch_bounds__(HA_LOCAL_MAX_BLOCK, 1)
     tsr_k_ha_warp_1(const __grid_constant__ tsr_cuda_ha_view_t v)
 {
@@ -145,7 +158,19 @@ extern "C" cudaError_t tsr_cuda_ha_prepare(tsr_cuda_ha_kernel_t which, uint32_t 
     e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
     if (e != cudaSuccess)
         return e;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn, (int)block, shmem);
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn, (int)block, shmem);
+    if (e != cudaSuccess || which != TSR_CUDA_HA_LOCAL)
+        return e;
+    /* a plain launch runs the lane kernel's twin (tsr_cuda_ha_update): the
+     * same limit, and the grid fits both */
+    const void *twin = nkeys == 1 ? (const void *)tsr_k_ha_plain_1 : (const void *)tsr_k_ha_plain_n;
+    int twin_bps = 0;
+    e = cudaFuncSetAttribute(twin, cudaFuncAttributeMaxDynamicSharedMemorySize, optin);
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&twin_bps, twin, (int)block, shmem);
+    if (e == cudaSuccess && twin_bps < *blocks_per_sm)
+        *blocks_per_sm = twin_bps;
+    return e;
 }
 
 extern "C" cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_ha_kernel_t which,
@@ -161,7 +186,11 @@ extern "C" cudaError_t tsr_cuda_ha_update(const tsr_cuda_ha_view_t *v, tsr_cuda_
             tsr_k_ha_global_n<<<grid, block, shmem, s>>>(*v);
         break;
     case TSR_CUDA_HA_LOCAL:
-        if (one)
+        if (one && v->plain)
+            tsr_k_ha_plain_1<<<grid, block, shmem, s>>>(*v);
+        else if (v->plain)
+            tsr_k_ha_plain_n<<<grid, block, shmem, s>>>(*v);
+        else if (one)
             tsr_k_ha_local_1<<<grid, block, shmem, s>>>(*v);
         else
             tsr_k_ha_local_n<<<grid, block, shmem, s>>>(*v);

@@ -402,10 +402,12 @@ TSR_DEV void ha_local_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, int mode,
                 li = HA_L_RETRIED;
         }
     }
-    if (mode == HA_MODE_LANE) {
+    if (mode == HA_MODE_LANE || mode == HA_MODE_PLAIN) {
         /* the updates converged (1 instruction for 32 lanes, not 4-8) */
         TSR_SYNC_WARP();
-        if (li >= 0)
+        if (li >= 0 && mode == HA_MODE_PLAIN)
+            ha_apply_row_plain(v, lst + li, ls, pf);
+        else if (li >= 0)
             ha_apply_row(v, lst + li, ls, row, pf, 1);
         else if (li == HA_L_GLOBAL)
             ha_apply_row(v, v->t.states + gs, v->t.nslots, row, pf, 0);
@@ -422,7 +424,8 @@ TSR_DEV void ha_local_row(const tsr_cuda_ha_view_t *v, uint32_t nkeys, int mode,
  * shared-memory table, then the table into the global states. sh: dynamic
  * shared memory of tsr_cuda_ha_local_bytes(lslots) + 8 bytes. Rows come in
  * directly (no sel: retry rounds use the global kernel). mode: how a warp's
- * rows reach the table (HA_MODE_LANE: each lane alone; _WARP: lanes of one
+ * rows reach the table (HA_MODE_LANE: each lane alone; _PLAIN: the same, by
+ * the specialised update of a plain launch; _WARP: lanes of one
  * entry combined; _COOP: ha_coop_row). */
 TSR_DEV void ha_local_body(const tsr_cuda_ha_view_t *v, uint64_t *sh, uint32_t nkeys, int mode)
 {

@@ -41,6 +41,7 @@
 #define HA_MODE_LANE 0
 #define HA_MODE_WARP 1
 #define HA_MODE_COOP 2
+#define HA_MODE_PLAIN 3 /* LANE, block table entries by ha_apply_row_plain (v->plain) */
 
 TSR_DEV uint32_t ha_bit(const uint64_t *bm, uint32_t i)
 {
@@ -282,6 +283,34 @@ TSR_DEV void ha_apply_row(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t str
         TSR_UNROLL
         for (uint32_t b = 0; b + 1 < HA_PF; b++)
             q[b] = q[b + 1];
+    }
+}
+
+#if HA_PF < TSR_CUDA_HA_PLAIN_AGGS
+#error "a plain launch's values must all be loaded ahead (ha_apply_row_plain)"
+#endif
+
+/* ha_apply_row for a block table entry st of a plain launch (v->plain,
+ * tsr_cuda_ha_plain: COUNT(*), COUNT and SUMs, no NULLs, every value in pf):
+ * no NULL checks, no dispatch over every op, no values moved between
+ * registers. Unrolled: each aggregate's code is a sum's few instructions
+ * (the generic update was about 380 instructions a warp per row at 1000
+ * keys on an H200, most of them branches and moves: bench/RESULTS.md). */
+TSR_DEV void ha_apply_row_plain(const tsr_cuda_ha_view_t *v, int64_t *st, uint64_t stride,
+                                const uint64_t *pf)
+{
+    ha_local_count(st, 1);
+    TSR_UNROLL
+    for (uint32_t a = 0; a < HA_PF; a++) {
+        if (a >= v->naggs)
+            break;
+        int op = v->op[a];
+        int64_t *p = st + (uint64_t)v->val_col[a] * stride;
+        if (op == TSR_CUDA_OP_SUM_I)
+            ha_sum_split(p, st + (uint64_t)v->hi_col[a] * stride, pf[a],
+                         (int64_t)pf[a] < 0 ? ~0ULL : 0);
+        else if (op == TSR_CUDA_OP_SUM_D)
+            tsr_atom_add_f64((double *)p, tsr_as_f64(pf[a]));
     }
 }
 

@@ -25,7 +25,7 @@ static void emu_ha_global(const void *a, void *sh)
 static void emu_ha_local(const void *a, void *sh)
 {
     const tsr_cuda_ha_view_t *v = a;
-    ha_local_body(v, sh, v->nkeys, HA_MODE_LANE);
+    ha_local_body(v, sh, v->nkeys, v->plain ? HA_MODE_PLAIN : HA_MODE_LANE);
 }
 
 static void emu_ha_warp(const void *a, void *sh)

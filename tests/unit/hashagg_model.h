@@ -714,6 +714,40 @@ static inline void hm_case_dense_keys(const hm_ctx_t *c)
     }
 }
 
+/* Plain aggregate lists: COUNT(*), COUNT, SUM(BIGINT), SUM(DOUBLE) with no
+ * NULL bitmaps (the CUDA lane kernel's specialised row update,
+ * tsr_cuda_ha_plain): 8, 1000 (a block table's size) and 3000 keys, one
+ * and two key columns; BIGINT values up to +-2^40, so a block entry's low
+ * 32-bit half carries at almost every row; then the same with one NULL
+ * bitmap (the generic update) for contrast. */
+static inline void hm_case_plain_aggs(const hm_ctx_t *c)
+{
+    static const uint64_t ranges[] = {8, 1000, 3000};
+    for (size_t r = 0; r < 3 * 2; r++) {
+        gen_t g = {.n = 40009,
+                   .nkeys = 1 + r % 2,
+                   .key_range = ranges[r / 2],
+                   .naggs = 3,
+                   .seed = 120 + r};
+        data_t d;
+        data_make(&g, &d); /* COUNT(*), COUNT(BIGINT), SUM(BIGINT) */
+        uint64_t s = g.seed;
+        d.spec.aggs[3] = (tsr_dev_agg_spec_t){TSR_DEV_AGG_SUM, TSR_TYPE_DOUBLE};
+        d.spec.naggs = 4;
+        d.vals[3] = alloc_words(d.n);
+        for (size_t i = 0; i < d.n; i++) {
+            d.vals[2][i] =
+                (uint64_t)((int64_t)rng_below(&s, (2ULL << 40) + 1) - ((int64_t)1 << 40));
+            double x = (double)((int64_t)rng_below(&s, 2000001) - 1000000) / 64.0;
+            memcpy(&d.vals[3][i], &x, 8);
+        }
+        assert_int_equal(hm_run_case(c, &d, 3), TSR_OK);
+        d.valid[3] = make_validity(d.n, 5, &s);
+        assert_int_equal(hm_run_case(c, &d, 2), TSR_OK);
+        data_free(&d);
+    }
+}
+
 /* tsr_hash_u64 is a bijection; its inverse lets tests build keys with
  * chosen hashes. */
 static inline uint64_t inv_odd(uint64_t c)

@@ -297,6 +297,7 @@ ON_ALL(null_values)
 ON_ALL(no_keys)
 ON_ALL(sum_overflow)
 ON_ALL(dense_keys)
+ON_ALL(plain_aggs)
 ON_ALL(nan_order)
 ON_ALL(hash_collisions)
 ON_CUDA(bad_args, _auto, TSR_DEV_HASHAGG_AUTO, false)
@@ -952,6 +953,7 @@ int main(void)
         ALL(no_keys),
         ALL(sum_overflow),
         ALL(dense_keys),
+        ALL(plain_aggs),
         ALL(nan_order),
         ALL(hash_collisions),
         cmocka_unit_test(test_bad_args_auto),

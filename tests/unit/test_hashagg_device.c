@@ -114,6 +114,7 @@ ON_ALL(null_values)
 ON_ALL(no_keys)
 ON_ALL(sum_overflow)
 ON_ALL(dense_keys)
+ON_ALL(plain_aggs)
 ON_ALL(nan_order)
 ON_ALL(hash_collisions)
 ON_BOTH(bad_args)
@@ -141,7 +142,7 @@ int main(void)
         ALL(test_skewed),          ALL(test_many_groups),
         ALL(test_composite_nulls), ALL(test_null_values),
         ALL(test_no_keys),         ALL(test_sum_overflow),
-        ALL(test_dense_keys),
+        ALL(test_dense_keys),      ALL(test_plain_aggs),
         ALL(test_nan_order),       ALL(test_hash_collisions),
         BOTH(test_bad_args),       BOTH(test_alloc_failures),
     };
