@@ -47,8 +47,9 @@
 #
 # Environment: TSR_GPU_BUILD (build dir, default build-gpucheck), TSR_GPU_DEPS
 # (default build-gpudeps), TSR_GPU_PROFILE (--profile: "KEYS KERNEL,..." pairs, default
-# "1000 tsr_k_ha_local,8 tsr_k_ha_warp"; tsr_k_ha_coop and tsr_k_ha_regs run forced through
-# TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
+# "1000 tsr_k_ha_plain,8 tsr_k_ha_regs": what AUTO runs for the benchmark's aggregates at
+# those shapes; tsr_k_ha_local is the lane kernel of other aggregate lists; tsr_k_ha_coop
+# and tsr_k_ha_regs run forced through TSR_CUDA_HASHAGG), JOBS (default: cores, at most 16), TSR_GPU_ROWS (big run, default 500M),
 # TSR_GPU_VARIANTS (default "auto lane warp coop regs"), TSR_GPU_VARIANT_SHAPES ("ROWS
 # KEYS,...", default "64M 1000,64M 8"), OUT (if set, the run's logs, JSON lines and profiles
 # come back as one file, $OUT/gpu-check-{check,variants,profile}.tgz).
@@ -228,9 +229,9 @@ if [ "$PROFILE" -eq 1 ]; then
     [ -n "$NCU" ] || die "ncu (Nsight Compute) not found"
     [ -x "$BIN/tessera-bench" ] || die "no tessera-bench in this build"
     # one full launch per shape (the first launch of an AUTO aggregation is a
-    # 64K-row probe: skipped); the local kernel at 1000 keys, the warp kernel
-    # at 8, the global kernel for distinct keys
-    IFS=, read -r -a SHAPES <<<"${TSR_GPU_PROFILE:-1000 tsr_k_ha_local,8 tsr_k_ha_warp}"
+    # 64K-row probe: skipped); by default the lane kernel's plain twin at 1000
+    # keys and the regs kernel at 8
+    IFS=, read -r -a SHAPES <<<"${TSR_GPU_PROFILE:-1000 tsr_k_ha_plain,8 tsr_k_ha_regs}"
     for shape in "${SHAPES[@]}"; do
         set -- $shape # shellcheck disable=SC2086
         # the new variants run forced (AUTO may pick another kernel at this shape)
