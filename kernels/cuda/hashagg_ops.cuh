@@ -304,13 +304,14 @@ TSR_DEV void ha_apply_row_plain(const tsr_cuda_ha_view_t *v, int64_t *st, uint64
     for (uint32_t a = 0; a < HA_PF; a++) {
         if (a >= v->naggs)
             break;
+        /* COUNT(*) and COUNT have no value column (val_col -1): no address */
         int op = v->op[a];
-        int64_t *p = st + (uint64_t)v->val_col[a] * stride;
         if (op == TSR_CUDA_OP_SUM_I)
-            ha_sum_split(p, st + (uint64_t)v->hi_col[a] * stride, pf[a],
+            ha_sum_split(st + (uint64_t)v->val_col[a] * stride,
+                         st + (uint64_t)v->hi_col[a] * stride, pf[a],
                          (int64_t)pf[a] < 0 ? ~0ULL : 0);
         else if (op == TSR_CUDA_OP_SUM_D)
-            tsr_atom_add_f64((double *)p, tsr_as_f64(pf[a]));
+            tsr_atom_add_f64((double *)(st + (uint64_t)v->val_col[a] * stride), tsr_as_f64(pf[a]));
     }
 }
 
