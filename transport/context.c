@@ -50,6 +50,7 @@ static tsr_peer_t *peer_new_locked(tsr_transport_t *t, bool outgoing)
     p->t = t;
     p->outgoing = outgoing;
     p->state = TSR_PEER_CONNECTING;
+    tsr__route_assign_locked(t, p); /* told to the peer in the handshake */
     p->next = t->peers;
     if (t->peers)
         t->peers->prev = p;
@@ -59,6 +60,7 @@ static tsr_peer_t *peer_new_locked(tsr_transport_t *t, bool outgoing)
 
 static void peer_unlink_free_locked(tsr_transport_t *t, tsr_peer_t *p)
 {
+    tsr__route_release_locked(t, p);
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -197,11 +199,13 @@ unsigned tsr__peers_attend_locked(tsr_transport_t *t)
 
 void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p)
 {
-    /* t->ack_hdr lives as long as t, so the send needs no completion. */
+    /* t->ack_hdr lives as long as t and the route payload as long as p (its
+     * endpoint is closed, which ends the send, before p is freed), so the
+     * send needs no completion. */
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
                                .flags = UCP_AM_SEND_FLAG_REPLY};
-    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->ack_hdr, TSR_WIRE_HDR_LEN, NULL, 0,
-                                &prm);
+    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->ack_hdr, TSR_WIRE_HDR_LEN,
+                                p->route_wire, TSR_WIRE_ROUTE_LEN, &prm);
     if (UCS_PTR_IS_PTR(req))
         ucp_request_free(req);
 }
@@ -364,10 +368,10 @@ tsr_status_t tsr_transport_connect(tsr_transport_t *t, const char *host, uint16_
     }
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
                                .flags = UCP_AM_SEND_FLAG_REPLY};
-    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->hello_hdr, TSR_WIRE_HDR_LEN, NULL, 0,
-                                &prm);
+    void *req = ucp_am_send_nbx(p->ep, TSR_WIRE_AM_ID, t->hello_hdr, TSR_WIRE_HDR_LEN,
+                                p->route_wire, TSR_WIRE_ROUTE_LEN, &prm);
     if (UCS_PTR_IS_PTR(req))
-        ucp_request_free(req); /* the header is t's: nothing to keep alive */
+        ucp_request_free(req); /* header and route are t's and p's: nothing to keep alive */
     tsr__unlock(t);
 
     rc = tsr__wait_cond(t, peer_settled, p, tsr__deadline(timeout_ms), NULL);
@@ -475,7 +479,9 @@ tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *
     atomic_init(&t->lock, 0);
     query_tls(t, params->tls);
 
-    tsr_wire_hdr_t h = {.kind = TSR_WIRE_HELLO, .src_node = t->node_id};
+    /* Handshakes carry the sender's route for the receiver (wire.h). */
+    tsr_wire_hdr_t h = {
+        .kind = TSR_WIRE_HELLO, .src_node = t->node_id, .payload_len = TSR_WIRE_ROUTE_LEN};
     tsr_wire_hdr_encode(&h, t->hello_hdr);
     h.kind = TSR_WIRE_HELLO_ACK;
     tsr_wire_hdr_encode(&h, t->ack_hdr);
@@ -658,6 +664,7 @@ void tsr_transport_destroy(tsr_transport_t *t)
     tsr__rpc_fini(t);
     while (t->peers)
         peer_unlink_free_locked(t, t->peers);
+    tsr__route_fini(t);
     tsr__unlock(t);
     tsr__shm_guard_fini(t);
     ucp_worker_destroy(t->worker);

@@ -71,6 +71,14 @@ struct tsr_peer {
      * timed non-blocking ops that point at it. A forgotten peer is freed
      * (tsr__peers_attend_locked) once refs is 0 and its close completed. */
     unsigned refs;
+    /* Routes (route.c, wire.h): `route` is what this peer's requests to us
+     * carry (we gave it in the handshake; 0 when the table was full: then
+     * they name their sender by UCX's reply endpoint), `remote_route` what
+     * ours to it carry (0 until its handshake gave one, or it gave none).
+     * route_wire: our route as the handshake's payload, little-endian; it
+     * lives here because UCX may still read it after the send call. */
+    uint32_t route, remote_route;
+    uint8_t route_wire[TSR_WIRE_ROUTE_LEN];
     tsr_status_t fail_status;    /* [L] why it went down */
     char fail_detail[96];        /* [L] UCX's text */
 };
@@ -226,6 +234,11 @@ struct tsr_transport {
 
     tsr_peer_t *peers;          /* [L] */
     bool peer_attention;        /* [L] some peer has fail_pending or close_req */
+    /* [L] The route table (route.c): slot -> peer (NULL: free), the slot's
+     * generation, how many slots exist, where the next search starts. */
+    tsr_peer_t **routes;
+    uint16_t *route_gen;
+    uint32_t nroutes, route_next;
 
     tsr_call_t **slots;         /* [L] call id -> call: slot = id & slot_mask */
     uint32_t slot_mask;
@@ -331,6 +344,19 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s);
 /* ---- context.c ---- */
 /* [L] The peer whose endpoint is ep, or NULL. */
 tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep);
+/* [L] Routes (route.c): gives p a route (p->route; 0 when none is left:
+ * the table holds 65536), takes it back (the slot's next user gets a new
+ * generation), and finds the live peer a request's route names (NULL for
+ * a stale, forged or freed one). tsr__route_fini frees the table. */
+void tsr__route_assign_locked(tsr_transport_t *t, tsr_peer_t *p);
+void tsr__route_release_locked(tsr_transport_t *t, tsr_peer_t *p);
+static inline tsr_peer_t *tsr__route_lookup_locked(const tsr_transport_t *t, uint32_t route)
+{
+    uint32_t slot = TSR_WIRE_ROUTE_SLOT(route);
+    tsr_peer_t *p = slot < t->nroutes ? t->routes[slot] : NULL;
+    return p && p->route == route ? p : NULL;
+}
+void tsr__route_fini(tsr_transport_t *t);
 /* [L] Marks the peer DOWN now: fails its calls, closes its endpoint (force),
  * queues PEER_DOWN. Safe outside UCX callbacks only. */
 void tsr__peer_fail_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t status,

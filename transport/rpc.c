@@ -2,10 +2,11 @@
  * rpc.c - typed request/response over UCX active messages: the calls.
  *
  * Requests and responses travel on TSR_WIRE_CALL_AM_ID with the 16-byte call
- * header, handshakes on TSR_WIRE_AM_ID with the full one (wire.h). Requests
- * are always sent with
- * UCP_AM_SEND_FLAG_REPLY so the receiver learns the endpoint, which names
- * the peer (and the handshake fixed its node id).
+ * header, handshakes on TSR_WIRE_AM_ID with the full one (wire.h). A request
+ * names its sender by the route the receiver gave in the handshake (route.c),
+ * or, to a peer that gave none, by UCP_AM_SEND_FLAG_REPLY (the receiver
+ * learns the endpoint); either names the peer, whose node id the handshake
+ * fixed.
  *
  * Call ids: id = (generation << slot_bits) | slot. The slot indexes t->slots
  * directly, and the generation makes a stale id (a response arriving after
@@ -273,12 +274,15 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
         (t->earliest_deadline_ns < 0 || c->deadline_ns < t->earliest_deadline_ns))
         t->earliest_deadline_ns = c->deadline_ns;
 
-    tsr_wire_hdr_t h = {.kind = TSR_WIRE_REQUEST, .type = type, .call_id = c->id};
+    /* The peer names us by the route it gave us (route.c) or, if it gave
+     * none, by UCX's reply endpoint. */
+    tsr_wire_hdr_t h = {
+        .kind = TSR_WIRE_REQUEST, .type = type, .call_id = c->id, .route = peer->remote_route};
     tsr_wire_call_encode(&h, c->hdr);
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
                                                UCP_OP_ATTR_FIELD_USER_DATA |
                                                UCP_OP_ATTR_FIELD_FLAGS,
-                               .flags = UCP_AM_SEND_FLAG_REPLY,
+                               .flags = peer->remote_route ? 0u : UCP_AM_SEND_FLAG_REPLY,
                                .cb.send = call_send_cb,
                                .user_data = c};
     void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, TSR_WIRE_CALL_HDR_LEN,

@@ -6,8 +6,11 @@
  * (wire.h): the full header on TSR_WIRE_AM_ID (handshakes; requests and
  * responses of older senders), the 16-byte call header on
  * TSR_WIRE_CALL_AM_ID (requests and responses); it is decoded and checked
- * before anything else is read. The sender of a request or handshake is identified by the endpoint
- * UCX names (UCP_AM_SEND_FLAG_REPLY), never by what the header claims; a
+ * before anything else is read. The sender of a request is the peer its
+ * route names (an index into our table that we gave that peer, checked
+ * with its generation: route.c) or, with route 0, the peer of the endpoint
+ * UCX names (UCP_AM_SEND_FLAG_REPLY), as for handshakes - never a node id
+ * the header claims; a
  * response (sent without that flag: it costs an endpoint-id lookup per
  * message) must answer a live call id (slot + generation, known only to the
  * peer the request went to), come from a peer that is not down and, in the
@@ -288,6 +291,16 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
     return ret;
 }
 
+/* The route a handshake's payload gives us for our requests to its sender
+ * (wire.h, "Routes"): 0 - none, use the reply endpoint - for an empty
+ * payload (an older sender) or anything that is not exactly 4 bytes here. */
+static uint32_t handshake_route(const void *data, size_t length, bool rndv)
+{
+    if (rndv || length != TSR_WIRE_ROUTE_LEN || !data)
+        return 0;
+    return tsr_wire_get_u32(data);
+}
+
 /* A message whose header h decoded (either form): to its kind's handling. */
 static ucs_status_t on_message_locked(tsr_transport_t *t, const tsr_wire_hdr_t *hp, void *data,
                                       size_t length, const ucp_am_recv_param_t *param)
@@ -295,7 +308,13 @@ static ucs_status_t on_message_locked(tsr_transport_t *t, const tsr_wire_hdr_t *
     const tsr_wire_hdr_t h = *hp;
     bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
     tsr_peer_t *p = NULL;
-    if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) {
+    if (h.route != 0) {
+        /* A request naming its sender by the route we gave it (route.c);
+         * one that also came with the reply endpoint is refused (two
+         * answers to one question). */
+        if (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP))
+            p = tsr__route_lookup_locked(t, h.route);
+    } else if (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) {
         p = tsr__peer_by_ep(t, param->reply_ep);
     } else if (h.kind == TSR_WIRE_RESPONSE) {
         /* Responses come without the reply endpoint (it costs UCX an ep-id
@@ -315,6 +334,7 @@ static ucs_status_t on_message_locked(tsr_transport_t *t, const tsr_wire_hdr_t *
         }
         t->stats.rx_msgs++;
         p->node_id = h.src_node;
+        p->remote_route = handshake_route(data, length, rndv);
         p->state = TSR_PEER_UP;
         tsr__send_hello_ack_locked(t, p);
         tsr__event_locked(t, TSR_TRANSPORT_PEER_UP, p, TSR_OK, NULL);
@@ -326,6 +346,7 @@ static ucs_status_t on_message_locked(tsr_transport_t *t, const tsr_wire_hdr_t *
         }
         t->stats.rx_msgs++;
         p->node_id = h.src_node;
+        p->remote_route = handshake_route(data, length, rndv);
         p->state = TSR_PEER_UP;
         tsr__event_locked(t, TSR_TRANSPORT_PEER_UP, p, TSR_OK, NULL);
         return UCS_OK;

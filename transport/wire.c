@@ -77,6 +77,7 @@ tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t paylo
         return buf_len < hdr_len ? TSR_WIRE_ETRUNC : TSR_WIRE_ELENGTH;
 
     tsr_wire_hdr_t d;
+    d.route = 0; /* the full header has none: such requests come with UCX's reply endpoint */
     d.version = p[2];
     d.kind = p[3];
     d.type = tsr_wire_get_u16(p + 6);
@@ -92,8 +93,10 @@ tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t paylo
     switch (d.kind) {
     case TSR_WIRE_HELLO:
     case TSR_WIRE_HELLO_ACK:
-        /* Handshakes carry no payload, type, status or call. */
-        if (d.type != 0 || d.status != 0 || d.call_id != 0 || d.payload_len != 0)
+        /* Handshakes carry no type, status or call, and as payload at
+         * most the sender's route (wire.h, "Routes"). */
+        if (d.type != 0 || d.status != 0 || d.call_id != 0 ||
+            (d.payload_len != 0 && d.payload_len != TSR_WIRE_ROUTE_LEN))
             return TSR_WIRE_EFIELD;
         break;
     case TSR_WIRE_REQUEST:
@@ -120,7 +123,8 @@ void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR
     out[0] = h->kind;
     out[1] = TSR_WIRE_CALL_VERSION;
     tsr_wire_put_u16(out + 2, h->type);
-    tsr_wire_put_u32(out + 4, (uint32_t)h->status);
+    tsr_wire_put_u32(out + 4,
+                     h->kind == TSR_WIRE_REQUEST ? h->route : (uint32_t)h->status);
     tsr_wire_put_u64(out + 8, h->call_id);
 }
 
@@ -137,13 +141,16 @@ tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payl
     tsr_wire_hdr_t d = {.version = TSR_WIRE_VERSION,
                         .kind = p[0],
                         .type = tsr_wire_get_u16(p + 2),
-                        .status = (int32_t)tsr_wire_get_u32(p + 4),
                         .call_id = tsr_wire_get_u64(p + 8),
                         .payload_len = payload_len};
     if (d.call_id == 0 || payload_len > TSR_WIRE_MAX_PAYLOAD)
         return TSR_WIRE_EFIELD;
-    bool request = d.kind == TSR_WIRE_REQUEST;
-    if (request ? d.status != 0 : d.kind != TSR_WIRE_RESPONSE || !tsr_wire_status_valid(d.status))
+    uint32_t word = tsr_wire_get_u32(p + 4); /* a request's route, a response's status */
+    if (d.kind == TSR_WIRE_REQUEST)
+        d.route = word;
+    else if (d.kind == TSR_WIRE_RESPONSE && tsr_wire_status_valid((int32_t)word))
+        d.status = (int32_t)word;
+    else
         return TSR_WIRE_EFIELD;
     *h = d;
     return TSR_WIRE_OK;

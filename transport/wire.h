@@ -47,19 +47,33 @@
  *     0    1 kind         REQUEST or RESPONSE (nothing else)
  *     1    1 version      TSR_WIRE_CALL_VERSION (1); others are rejected
  *     2    2 type         RPC message type
- *     4    4 status       int32 tsr_status_t of a RESPONSE (0 in a REQUEST)
+ *     4    4 status       RESPONSE: int32 tsr_status_t
+ *              route        REQUEST: the route the receiver gave the sender
+ *                           in the handshake (below), or 0
  *     8    8 call_id      the caller's call id (nonzero)
  *
  * It is exactly 16 bytes (more or fewer is an error). The payload's length
  * is the one UCX delivers, so there is no length field to disagree with it
  * (it must still be at most TSR_WIRE_MAX_PAYLOAD), and there is no sender
- * node: a request's sender is the peer of the endpoint UCX names
- * (UCP_AM_SEND_FLAG_REPLY), a response's is the peer its call went to.
+ * node: a request's sender is the peer its route names - or, with route 0,
+ * the peer of the endpoint UCX names (UCP_AM_SEND_FLAG_REPLY; a request
+ * with both is refused) - and a response's is the peer its call went to.
  * Why a second form: with the 40-byte header an 8-byte request filled two
  * cache lines of a shared-memory FIFO element, with this one it fills one,
  * and every line is a cross-core transfer on the latency path (measured in
  * docs/transport.md, "The call header"). Handshakes keep the full header;
  * requests and responses in the full header are still accepted.
+ *
+ * Routes. HELLO and HELLO_ACK carry a 4-byte little-endian payload: the
+ * route the sender wants the receiver's requests to carry (0: none - then
+ * those requests name their sender by UCX's reply endpoint; an empty
+ * payload, from an older sender, means the same). A route is
+ * (generation << 16) | slot: the slot indexes the receiver's peer table
+ * directly (no search by endpoint), the generation (1..65535, bumped when a
+ * slot is reused) makes a stale route - a forgotten peer's - miss. Without
+ * the reply flag a request is 8 bytes shorter (no endpoint-id footer) and
+ * UCX does no endpoint lookup for it: an 8-byte request fits one cache line
+ * of a shared-memory FIFO element (docs/transport.md, "Routes").
  *
  * This module does not depend on UCX, so it is unit-tested and fuzzed alone.
  */
@@ -76,6 +90,8 @@
 #define TSR_WIRE_CALL_AM_ID 18u /* ... and of call headers */
 #define TSR_WIRE_CALL_VERSION 1u
 #define TSR_WIRE_CALL_HDR_LEN 16u
+#define TSR_WIRE_ROUTE_LEN 4u   /* the route payload of HELLO / HELLO_ACK */
+#define TSR_WIRE_ROUTE_SLOT(r) ((r) & 0xffffu)
 #define TSR_WIRE_MAGIC 0x5354u
 #define TSR_WIRE_VERSION 1u
 #define TSR_WIRE_HDR_LEN 40u
@@ -101,6 +117,7 @@ typedef struct tsr_wire_hdr {
     uint16_t type;         /* RPC type */
     uint32_t flags;        /* 0 */
     int32_t status;        /* tsr_status_t of a response */
+    uint32_t route;        /* a call header's request: the sender's route (or 0) */
     uint32_t src_node;     /* sender's node id */
     uint64_t call_id;      /* RPC call id */
     uint64_t payload_len;  /* bytes of payload */
@@ -127,12 +144,14 @@ void tsr_wire_hdr_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_HDR_LEN])
 tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t payload_len,
                                    tsr_wire_hdr_t *h);
 
-/* Encodes h's kind, type, status and call_id as a call header. */
+/* Encodes h's kind, type, call_id and status (a response) or route (a
+ * request) as a call header. */
 void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN]);
 
 /* Decodes and checks a call header of buf_len bytes carrying payload_len
  * bytes of payload. On TSR_WIRE_OK fills *h as tsr_wire_hdr_decode would,
- * with src_node 0 (unknown) and payload_len as delivered. */
+ * with src_node 0 (unknown), payload_len as delivered, and a request's
+ * route (any value: whether it names a peer is the transport's question). */
 tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payload_len,
                                     tsr_wire_hdr_t *h);
 

@@ -12,8 +12,8 @@
  *  - whatever decodes re-encodes to exactly the bytes it came from (for a
  *    40-byte header) or to the same fields, so nothing is accepted that the
  *    encoder could not have produced;
- *  - an accepted header satisfies every documented rule (kind, status, ids,
- *    payload length equal to the reported one);
+ *  - an accepted header satisfies every documented rule (kind, status or
+ *    route, ids, payload length equal to the reported one);
  *  - an accepted descriptor's rkey lies inside the input.
  * The input buffer is copied to an exact-size heap block so ASan catches any
  * read past its end.
@@ -43,10 +43,12 @@ static void fuzz_header(const uint8_t *buf, size_t len, uint64_t plen)
     check(tsr_wire_status_valid(h.status));
     if (h.kind == TSR_WIRE_REQUEST || h.kind == TSR_WIRE_RESPONSE)
         check(h.call_id != 0);
-    else
-        check(h.call_id == 0 && h.payload_len == 0 && h.type == 0);
+    else /* handshakes: at most a route as payload */
+        check(h.call_id == 0 && h.type == 0 &&
+              (h.payload_len == 0 || h.payload_len == TSR_WIRE_ROUTE_LEN));
     if (h.kind != TSR_WIRE_RESPONSE)
         check(h.status == 0);
+    check(h.route == 0); /* the full header carries none */
     uint8_t again[TSR_WIRE_HDR_LEN];
     tsr_wire_hdr_encode(&h, again);
     if (len == TSR_WIRE_HDR_LEN)
@@ -65,8 +67,10 @@ static void fuzz_call(const uint8_t *buf, size_t len, uint64_t plen)
     check(h.flags == 0 && h.src_node == 0 && h.call_id != 0);
     check(h.payload_len == plen && h.payload_len <= TSR_WIRE_MAX_PAYLOAD);
     check(tsr_wire_status_valid(h.status));
-    if (h.kind == TSR_WIRE_REQUEST)
-        check(h.status == 0);
+    if (h.kind == TSR_WIRE_REQUEST) /* a request's word is its route */
+        check(h.status == 0 && h.route == tsr_wire_get_u32(buf + 4));
+    else
+        check(h.route == 0);
     uint8_t again[TSR_WIRE_CALL_HDR_LEN];
     tsr_wire_call_encode(&h, again);
     check(memcmp(again, buf, TSR_WIRE_CALL_HDR_LEN) == 0);

@@ -179,8 +179,14 @@ static void test_header_fields(void **state)
     assert_int_equal(DEC(0), TSR_WIRE_EFIELD);
     model_hdr(b, TSR_WIRE_HELLO, 0, 0, 0, 3, 1, 0);
     assert_int_equal(DEC(0), TSR_WIRE_EFIELD);
-    model_hdr(b, TSR_WIRE_HELLO, 0, 0, 0, 3, 0, 1);
-    assert_int_equal(DEC(1), TSR_WIRE_EFIELD);
+    /* ... and as payload nothing or exactly a route (4 bytes). */
+    for (uint64_t n = 0; n <= 64; n++) {
+        model_hdr(b, TSR_WIRE_HELLO, 0, 0, 0, 3, 0, n);
+        bool ok = n == 0 || n == TSR_WIRE_ROUTE_LEN;
+        assert_int_equal(DEC(n), ok ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
+        model_hdr(b, TSR_WIRE_HELLO_ACK, 0, 0, 0, 3, 0, n);
+        assert_int_equal(DEC(n), ok ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
+    }
 #undef DEC
 }
 
@@ -274,7 +280,8 @@ static void test_rmem(void **state)
     assert_int_equal(tsr_wire_rmem_decode(NULL, n, &d), TSR_WIRE_ETRUNC);
 }
 
-/* The model of the call header (wire.h's second table). */
+/* The model of the call header (wire.h's second table): word is a
+ * response's status or a request's route. */
 static void model_call(uint8_t *o, uint8_t kind, uint16_t type, int32_t status, uint64_t call)
 {
     o[0] = kind;
@@ -295,9 +302,12 @@ static void test_call_roundtrip(void **state)
         do
             random_valid(&h);
         while (h.kind != TSR_WIRE_REQUEST && h.kind != TSR_WIRE_RESPONSE);
+        if (h.kind == TSR_WIRE_REQUEST)
+            h.route = (uint32_t)rnd(); /* any value: the transport judges it */
         uint8_t buf[16], model[16];
         tsr_wire_call_encode(&h, buf);
-        model_call(model, h.kind, h.type, h.status, h.call_id);
+        model_call(model, h.kind, h.type,
+                   h.kind == TSR_WIRE_REQUEST ? (int32_t)h.route : h.status, h.call_id);
         assert_memory_equal(buf, model, 16);
         tsr_wire_hdr_t d;
         memset(&d, 0xee, sizeof(d));
@@ -307,7 +317,8 @@ static void test_call_roundtrip(void **state)
         assert_int_equal(d.type, h.type);
         assert_int_equal(d.flags, 0);
         assert_int_equal(d.status, h.status);
-        assert_int_equal(d.src_node, 0); /* not carried: the endpoint says */
+        assert_int_equal(d.route, h.kind == TSR_WIRE_REQUEST ? h.route : 0);
+        assert_int_equal(d.src_node, 0); /* not carried: the route or endpoint says */
         assert_true(d.call_id == h.call_id);
         assert_true(d.payload_len == h.payload_len); /* what UCX delivered */
     }
@@ -342,8 +353,10 @@ static void test_call_refused(void **state)
     }
     model_call(b, TSR_WIRE_REQUEST, 7, 0, 0); /* call id 0 */
     assert_int_equal(CDEC(16, 0), TSR_WIRE_EFIELD);
-    model_call(b, TSR_WIRE_REQUEST, 7, -1, 5); /* a request carries no status */
-    assert_int_equal(CDEC(16, 0), TSR_WIRE_EFIELD);
+    model_call(b, TSR_WIRE_REQUEST, 7, -1, 5); /* a request's word is its route */
+    assert_int_equal(CDEC(16, 0), TSR_WIRE_OK);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.route, 0xffffffffu);
     model_call(b, TSR_WIRE_RESPONSE, 7, -1, 5);
     assert_int_equal(CDEC(16, 0), TSR_WIRE_OK);
     for (int32_t s = -100; s <= 100; s++) { /* a response's status must exist */

@@ -274,6 +274,21 @@ int role_bad_client(int argc, char **argv)
     expect_field++;
     raw_call(srv, cgood, 16, 0, payload, 8); /* a request without a reply endpoint */
     expect_field++;
+    /* Routes (route.c): the server gave us one in the handshake. */
+    CHECK(srv->remote_route != 0, "the server gave no route");
+    tsr_wire_hdr_t rq = cq;
+    rq.route = srv->remote_route + (1u << 16); /* our slot, the next generation */
+    tsr_wire_call_encode(&rq, h);
+    raw_call(srv, h, 16, 0, payload, 8);
+    expect_field++;
+    rq.route = (srv->remote_route & 0xffff0000u) | 0xfffeu; /* a slot nobody holds */
+    tsr_wire_call_encode(&rq, h);
+    raw_call(srv, h, 16, 0, payload, 8);
+    expect_field++;
+    rq.route = srv->remote_route; /* our route, and the reply endpoint too */
+    tsr_wire_call_encode(&rq, h);
+    raw_call(srv, h, 16, rf, payload, 8);
+    expect_field++;
     tsr_wire_hdr_t cr = {.kind = TSR_WIRE_RESPONSE, .type = T_ECHO, .call_id = 9191};
     tsr_wire_call_encode(&cr, h);
     raw_call(srv, h, 16, 0, NULL, 0); /* a response to no call of the server's */
