@@ -82,19 +82,6 @@ tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep)
     return NULL;
 }
 
-void tsr__peer_ref_locked(tsr_peer_t *p)
-{
-    p->refs++;
-}
-
-void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p)
-{
-    if (p->refs > 0)
-        p->refs--;
-    if (p->refs == 0 && p->forgotten)
-        t->peer_attention = true; /* freed by the next tsr__peers_attend_locked */
-}
-
 /* [L] Whether a forgotten peer may be freed now. */
 static bool peer_reapable(const tsr_peer_t *p)
 {

@@ -142,6 +142,15 @@ typedef struct tsr_call {
     void *arg;
 } tsr_call_t;
 
+/* A pooled buffer for a small response's payload (rpc.c): taken under the
+ * lock on the receive path, given back by tsr_rpc_msg_release from any
+ * thread without it (a lock-free push onto t->small_back). */
+#define TSR_SMALLBUF_BYTES 120u
+typedef struct tsr_smallbuf {
+    struct tsr_smallbuf *next;
+    uint8_t bytes[TSR_SMALLBUF_BYTES];
+} tsr_smallbuf_t;
+
 /* A reply (or error response) being sent: header and optional payload copy. */
 typedef struct tsr_send {
     tsr_item_t item;            /* queued as TSR_ITEM_SEND_DONE when done is set */
@@ -268,6 +277,12 @@ struct tsr_transport {
     tsr_rpc_req_t *req_cache;
     unsigned ncall_cache, nreq_cache;
     tsr_op_t *op_cache;         /* [L] non-blocking RMA/atomic ops (rma.c), same cap */
+    /* Small responses' buffers (rpc.c): free ones under the lock, ones
+     * released since (from any thread, lock-free) on small_back, and how
+     * many exist (capped: beyond the cap, payloads go to the heap). */
+    tsr_smallbuf_t *small_free; /* [L] */
+    _Atomic(tsr_smallbuf_t *) small_back;
+    unsigned nsmall;            /* [L] */
     tsr_op_t *timed_ops;        /* [L] posted atomics with a deadline (rma.c) */
     /* Bumped by tsr_rpc_unregister: a request whose handler was looked up
      * under an older epoch looks it up again before it runs (rpc.c). */
@@ -368,8 +383,17 @@ void tsr__event_locked(tsr_transport_t *t, tsr_transport_event_kind_t kind, tsr_
 void tsr__send_hello_ack_locked(tsr_transport_t *t, tsr_peer_t *p);
 /* [L] Peer references (see struct tsr_peer). Unref never frees at once (it
  * may run inside a UCX callback): it flags the peer for attention. */
-void tsr__peer_ref_locked(tsr_peer_t *p);
-void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p);
+static inline void tsr__peer_ref_locked(tsr_peer_t *p)
+{
+    p->refs++;
+}
+static inline void tsr__peer_unref_locked(tsr_transport_t *t, tsr_peer_t *p)
+{
+    if (p->refs > 0)
+        p->refs--;
+    if (p->refs == 0 && p->forgotten)
+        t->peer_attention = true; /* freed by the next tsr__peers_attend_locked */
+}
 
 /* ---- rpc.c, rpc_recv.c, rpc_reply.c (rpc_int.h: what they share) ---- */
 /* The AM callbacks of full headers (TSR_WIRE_AM_ID) and call headers

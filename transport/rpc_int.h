@@ -33,6 +33,9 @@ void tsr__call_maybe_free_locked(tsr_transport_t *t, tsr_call_t *c);
  * given for an already finished call is released. */
 void tsr__call_finish_locked(tsr_transport_t *t, tsr_call_t *c, tsr_status_t status,
                              tsr_rpc_msg_t *reply);
+/* A pooled buffer for a small response (TSR_SMALLBUF_BYTES), or NULL
+ * when the pool is at its cap or memory is out (then use the heap). */
+tsr_smallbuf_t *tsr__small_get_locked(tsr_transport_t *t);
 /* A zeroed request from the free list (or the heap); NULL when out of memory. */
 tsr_rpc_req_t *tsr__req_alloc_locked(tsr_transport_t *t);
 /* Drops the request's peer reference and caches or frees it. */

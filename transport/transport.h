@@ -179,6 +179,7 @@ typedef struct tsr_rpc_msg {
     /* private */
     void *ucx_desc_;
     void *heap_;
+    void *small_; /* a pooled buffer of the transport's (rpc.c) */
 } tsr_rpc_msg_t;
 
 void tsr_rpc_msg_release(tsr_transport_t *t, tsr_rpc_msg_t *m);

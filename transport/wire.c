@@ -31,18 +31,6 @@ const char *tsr_wire_err_str(tsr_wire_err_t e)
     return "unknown";
 }
 
-int tsr_wire_status_valid(int32_t s)
-{
-    switch (s) {
-#define TSR_WIRE_STATUS_CASE_(name, value, text) case value:
-        TSR_STATUS_LIST(TSR_WIRE_STATUS_CASE_)
-#undef TSR_WIRE_STATUS_CASE_
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 void tsr_wire_hdr_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_HDR_LEN])
 {
     tsr_wire_put_u16(out + 0, TSR_WIRE_MAGIC);
@@ -114,44 +102,6 @@ tsr_wire_err_t tsr_wire_hdr_decode(const void *buf, size_t buf_len, size_t paylo
         return TSR_WIRE_EFIELD;
     if (d.payload_len != payload_len)
         return TSR_WIRE_ELENGTH;
-    *h = d;
-    return TSR_WIRE_OK;
-}
-
-void tsr_wire_call_encode(const tsr_wire_hdr_t *h, uint8_t out[TSR_WIRE_CALL_HDR_LEN])
-{
-    out[0] = h->kind;
-    out[1] = TSR_WIRE_CALL_VERSION;
-    tsr_wire_put_u16(out + 2, h->type);
-    tsr_wire_put_u32(out + 4,
-                     h->kind == TSR_WIRE_REQUEST ? h->route : (uint32_t)h->status);
-    tsr_wire_put_u64(out + 8, h->call_id);
-}
-
-tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_len, size_t payload_len,
-                                    tsr_wire_hdr_t *h)
-{
-    const uint8_t *p = buf;
-    if (p == NULL || buf_len < TSR_WIRE_CALL_HDR_LEN)
-        return TSR_WIRE_ETRUNC;
-    if (p[1] != TSR_WIRE_CALL_VERSION)
-        return TSR_WIRE_EVERSION;
-    if (buf_len != TSR_WIRE_CALL_HDR_LEN)
-        return TSR_WIRE_ELENGTH;
-    tsr_wire_hdr_t d = {.version = TSR_WIRE_VERSION,
-                        .kind = p[0],
-                        .type = tsr_wire_get_u16(p + 2),
-                        .call_id = tsr_wire_get_u64(p + 8),
-                        .payload_len = payload_len};
-    if (d.call_id == 0 || payload_len > TSR_WIRE_MAX_PAYLOAD)
-        return TSR_WIRE_EFIELD;
-    uint32_t word = tsr_wire_get_u32(p + 4); /* a request's route, a response's status */
-    if (d.kind == TSR_WIRE_REQUEST)
-        d.route = word;
-    else if (d.kind == TSR_WIRE_RESPONSE && tsr_wire_status_valid((int32_t)word))
-        d.status = (int32_t)word;
-    else
-        return TSR_WIRE_EFIELD;
     *h = d;
     return TSR_WIRE_OK;
 }
