@@ -145,6 +145,7 @@ void tsr__peer_fail_locked(tsr_transport_t *t, tsr_peer_t *p, tsr_status_t statu
     if (p->state == TSR_PEER_DOWN)
         return;
     p->state = TSR_PEER_DOWN;
+    tsr__route_release_locked(t, p); /* nothing it sends is served now */
     p->fail_pending = false;
     tsr__rpc_fail_peer_locked(t, p, status == TSR_ERR_TIMEOUT ? TSR_ERR_TIMEOUT
                                                               : TSR_ERR_UNAVAILABLE);
@@ -649,13 +650,16 @@ void tsr_transport_destroy(tsr_transport_t *t)
         }
     tsr__rma_fini(t);
     tsr__rpc_fini(t);
-    while (t->peers)
-        peer_unlink_free_locked(t, t->peers);
-    tsr__route_fini(t);
     tsr__unlock(t);
     tsr__shm_guard_fini(t);
     ucp_worker_destroy(t->worker);
     ucp_cleanup(t->ucp);
+    /* Peers only now: a handshake still in UCX's hands (a close that did
+     * not finish in time) reads its route from the peer until the worker
+     * is gone, and endpoint callbacks during the destroy name peers. */
+    while (t->peers)
+        peer_unlink_free_locked(t, t->peers);
+    tsr__route_fini(t);
     tsr_mem_free(t->mem, t->handlers);
     tsr_mem_free(t->mem, t);
 }

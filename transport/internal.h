@@ -77,7 +77,7 @@ struct tsr_peer {
      * ours to it carry (0 until its handshake gave one, or it gave none).
      * route_wire: our route as the handshake's payload, little-endian; it
      * lives here because UCX may still read it after the send call. */
-    uint32_t route, remote_route;
+    uint64_t route, remote_route;
     uint8_t route_wire[TSR_WIRE_ROUTE_LEN];
     tsr_status_t fail_status;    /* [L] why it went down */
     char fail_detail[96];        /* [L] UCX's text */
@@ -132,7 +132,7 @@ typedef struct tsr_call {
     uint32_t slot;
     uint16_t type;
     tsr_peer_t *peer;
-    uint8_t hdr[TSR_WIRE_CALL_HDR_LEN]; /* must outlive the UCX send */
+    uint8_t hdr[TSR_WIRE_CALL_REQ_LEN]; /* must outlive the UCX send */
     int64_t deadline_ns;        /* < 0: none */
     bool finished, sent, consumed, blocking;
     bool waiter_sleeping;       /* [L] the blocking waiter sleeps on the fd */
@@ -155,7 +155,7 @@ typedef struct tsr_smallbuf {
 typedef struct tsr_send {
     tsr_item_t item;            /* queued as TSR_ITEM_SEND_DONE when done is set */
     tsr_transport_t *t;
-    uint8_t hdr[TSR_WIRE_CALL_HDR_LEN];
+    uint8_t hdr[TSR_WIRE_CALL_REQ_LEN]; /* a response uses TSR_WIRE_CALL_HDR_LEN */
     void *copy;                 /* payload copy we own, or NULL */
     void (*done)(void *done_arg, tsr_status_t status);
     void *done_arg;
@@ -244,7 +244,8 @@ struct tsr_transport {
     tsr_peer_t *peers;          /* [L] */
     bool peer_attention;        /* [L] some peer has fail_pending or close_req */
     /* [L] The route table (route.c): slot -> peer (NULL: free), the slot's
-     * generation, how many slots exist, where the next search starts. */
+     * last random tag (bits 16-31, so a reuse never repeats it), how many
+     * slots exist, where the next search starts. */
     tsr_peer_t **routes;
     uint16_t *route_gen;
     uint32_t nroutes, route_next;
@@ -359,13 +360,14 @@ tsr_status_t tsr__status_from_ucs(ucs_status_t s);
 /* ---- context.c ---- */
 /* [L] The peer whose endpoint is ep, or NULL. */
 tsr_peer_t *tsr__peer_by_ep(tsr_transport_t *t, ucp_ep_h ep);
-/* [L] Routes (route.c): gives p a route (p->route; 0 when none is left:
- * the table holds 65536), takes it back (the slot's next user gets a new
- * generation), and finds the live peer a request's route names (NULL for
- * a stale, forged or freed one). tsr__route_fini frees the table. */
+/* [L] Routes (route.c): gives p a route (p->route; 0 when none is left -
+ * the table holds 65536 - or no random bytes came), takes it back (the
+ * slot's next user gets new random bits), and finds the live peer a
+ * request's route names (NULL for a stale, forged or freed one: the whole
+ * 64 bits must match). tsr__route_fini frees the table. */
 void tsr__route_assign_locked(tsr_transport_t *t, tsr_peer_t *p);
 void tsr__route_release_locked(tsr_transport_t *t, tsr_peer_t *p);
-static inline tsr_peer_t *tsr__route_lookup_locked(const tsr_transport_t *t, uint32_t route)
+static inline tsr_peer_t *tsr__route_lookup_locked(const tsr_transport_t *t, uint64_t route)
 {
     uint32_t slot = TSR_WIRE_ROUTE_SLOT(route);
     tsr_peer_t *p = slot < t->nroutes ? t->routes[slot] : NULL;

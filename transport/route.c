@@ -10,17 +10,27 @@
  * header, payload, 16-byte call header, footer: 68 bytes): one more
  * cross-core transfer per request. Instead, each side gives the other a
  * route in the handshake (wire.h, "Routes") and requests carry it in the
- * call header's otherwise unused word; the receiver indexes its table with
- * it. Measured in docs/transport.md, "Routes".
+ * call header (the status word and 4 more bytes: 20 bytes, 64 of FIFO
+ * element for an 8-byte request); the receiver indexes its table with it.
+ * Measured in docs/transport.md, "Routes".
  *
- * A route is (generation << 16) | slot. Slots are handed out round-robin
- * (a freed slot is reused only after the others), and a reused slot gets
- * the next generation, so a request still in flight from a forgotten peer
- * misses instead of being taken for the slot's new owner's. A full table
- * (65536 peers at once) gives route 0: that peer's requests then name
- * their sender by the reply endpoint, as older senders' do.
+ * A route is a capability: bits 0-15 are the slot, bits 16-63 random
+ * (getrandom), drawn anew each time a slot is given out - and bits 16-31
+ * never equal to the slot's previous tag - so a request still in flight
+ * from a forgotten peer misses instead of being taken for the slot's new
+ * owner's. Without the reply flag nothing else says where a request came
+ * from: the 48 random bits are what keeps one peer from naming itself as
+ * another (a lock home or a scheduler decides by the requesting peer).
+ * Slots are handed out round-robin (a freed slot comes back last). A full
+ * table (65536 peers at once), or no random bytes, gives route 0: that
+ * peer's requests then name their sender by the reply endpoint.
+ *
+ * A peer's route is taken back when the peer goes down (nothing it sends
+ * is served any more) or is freed, so peers that stay listed DOWN (a failed
+ * connect, until destroy) hold no slot.
  */
 #include <string.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
@@ -57,6 +67,9 @@ void tsr__route_assign_locked(tsr_transport_t *t, tsr_peer_t *p)
 {
     p->route = 0;
     uint32_t slot = UINT32_MAX;
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        goto out; /* no capability without random bits: the reply endpoint */
     for (uint32_t i = 0; i < t->nroutes; i++) {
         uint32_t s = (t->route_next + i) % t->nroutes;
         if (!t->routes[s]) {
@@ -69,15 +82,15 @@ void tsr__route_assign_locked(tsr_transport_t *t, tsr_peer_t *p)
             goto out; /* no route: the peer's requests use the reply endpoint */
         slot = t->route_next;
     }
-    uint16_t gen = (uint16_t)(t->route_gen[slot] + 1);
-    if (gen == 0)
-        gen = 1; /* route 0 means "none" */
-    t->route_gen[slot] = gen;
+    uint16_t tag = (uint16_t)(rnd >> 16);
+    if (tag == t->route_gen[slot])
+        tag++; /* never the slot's previous tag: a stale route always misses */
+    t->route_gen[slot] = tag;
     t->routes[slot] = p;
     t->route_next = (slot + 1) % t->nroutes;
-    p->route = ((uint32_t)gen << 16) | slot;
+    p->route = (rnd & ~0xffffffffull) | (uint64_t)tag << 16 | slot;
 out:
-    tsr_wire_put_u32(p->route_wire, p->route);
+    tsr_wire_put_u64(p->route_wire, p->route);
 }
 
 void tsr__route_release_locked(tsr_transport_t *t, tsr_peer_t *p)

@@ -1,8 +1,9 @@
 /*
  * rpc.c - typed request/response over UCX active messages: the calls.
  *
- * Requests and responses travel on TSR_WIRE_CALL_AM_ID with the 16-byte call
- * header, handshakes on TSR_WIRE_AM_ID with the full one (wire.h). A request
+ * Requests and responses travel on TSR_WIRE_CALL_AM_ID with the call header
+ * (16 bytes, 20 for a request), handshakes on TSR_WIRE_AM_ID with the full
+ * one (wire.h). A request
  * names its sender by the route the receiver gave in the handshake (route.c),
  * or, to a peer that gave none, by UCP_AM_SEND_FLAG_REPLY (the receiver
  * learns the endpoint); either names the peer, whose node id the handshake
@@ -333,15 +334,14 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_peer_t *peer, uint
      * none, by UCX's reply endpoint. */
     tsr_wire_hdr_t h = {
         .kind = TSR_WIRE_REQUEST, .type = type, .call_id = c->id, .route = peer->remote_route};
-    tsr_wire_call_encode(&h, c->hdr);
+    size_t hlen = tsr_wire_call_encode(&h, c->hdr);
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK |
                                                UCP_OP_ATTR_FIELD_USER_DATA |
                                                UCP_OP_ATTR_FIELD_FLAGS,
                                .flags = peer->remote_route ? 0u : UCP_AM_SEND_FLAG_REPLY,
                                .cb.send = call_send_cb,
                                .user_data = c};
-    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, TSR_WIRE_CALL_HDR_LEN,
-                              data, len, &prm);
+    void *r = ucp_am_send_nbx(peer->ep, TSR_WIRE_CALL_AM_ID, c->hdr, hlen, data, len, &prm);
     if (UCS_PTR_IS_ERR(r)) {
         ucs_status_t s = UCS_PTR_STATUS(r);
         tsr__call_unlink_locked(t, c);

@@ -4,11 +4,11 @@
  *
  * Every Tessera message is one AM whose UCX header is a wire header
  * (wire.h): the full header on TSR_WIRE_AM_ID (handshakes; requests and
- * responses of older senders), the 16-byte call header on
- * TSR_WIRE_CALL_AM_ID (requests and responses); it is decoded and checked
+ * responses in the full form), the call header on TSR_WIRE_CALL_AM_ID
+ * (requests, 20 bytes, and responses, 16); it is decoded and checked
  * before anything else is read. The sender of a request is the peer its
- * route names (an index into our table that we gave that peer, checked
- * with its generation: route.c) or, with route 0, the peer of the endpoint
+ * route names (a capability we gave that peer: a slot of our table and 48
+ * random bits, all checked; route.c) or, with route 0, the peer of the endpoint
  * UCX names (UCP_AM_SEND_FLAG_REPLY), as for handshakes - never a node id
  * the header claims; a
  * response (sent without that flag: it costs an endpoint-id lookup per
@@ -313,12 +313,13 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
 
 /* The route a handshake's payload gives us for our requests to its sender
  * (wire.h, "Routes"): 0 - none, use the reply endpoint - for an empty
- * payload (an older sender) or anything that is not exactly 4 bytes here. */
-static uint32_t handshake_route(const void *data, size_t length, bool rndv)
+ * payload (the sender had no route to give) or anything that is not
+ * exactly 8 eager bytes. */
+static uint64_t handshake_route(const void *data, size_t length, bool rndv)
 {
     if (rndv || length != TSR_WIRE_ROUTE_LEN || !data)
         return 0;
-    return tsr_wire_get_u32(data);
+    return tsr_wire_get_u64(data);
 }
 
 /* A message whose header h decoded (either form): to its kind's handling. */

@@ -39,14 +39,13 @@ tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64
          * inside this call - so the header may live on the stack and the
          * payload need not be copied - or refuse it (NO_RESOURCE), in which
          * case the general path below runs. */
-        uint8_t hdr[TSR_WIRE_CALL_HDR_LEN];
+        uint8_t hdr[TSR_WIRE_CALL_REQ_LEN]; /* the response takes the first 16 */
         tsr_wire_hdr_t fh = {
             .kind = TSR_WIRE_RESPONSE, .type = type, .status = status, .call_id = call_id};
-        tsr_wire_call_encode(&fh, hdr);
+        size_t hlen = tsr_wire_call_encode(&fh, hdr);
         /* No UCP_AM_SEND_FLAG_REPLY on responses (rpc_recv.c). */
         ucp_request_param_t fp = {.op_attr_mask = UCP_OP_ATTR_FLAG_FORCE_IMM_CMPL};
-        void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, hdr, TSR_WIRE_CALL_HDR_LEN, data,
-                                  len, &fp);
+        void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, hdr, hlen, data, len, &fp);
         if (r == NULL)
             return TSR_OK;
         if (UCS_PTR_IS_PTR(r)) {
@@ -69,7 +68,7 @@ tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64
         return TSR_ERR_NOMEM;
     tsr_wire_hdr_t h = {
         .kind = TSR_WIRE_RESPONSE, .type = type, .status = status, .call_id = call_id};
-    tsr_wire_call_encode(&h, s->hdr);
+    size_t hlen = tsr_wire_call_encode(&h, s->hdr);
     if (copy && len > 0) {
         s->copy = tsr_mem_alloc(t->mem, len);
         if (!s->copy) {
@@ -88,8 +87,7 @@ tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64
                                .flags = 0, /* no REPLY: see rpc_recv.c */
                                .cb.send = send_free_cb,
                                .user_data = s};
-    void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, s->hdr, TSR_WIRE_CALL_HDR_LEN, data,
-                              len, &prm);
+    void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, s->hdr, hlen, data, len, &prm);
     if (UCS_PTR_IS_PTR(r))
         return TSR_OK; /* send_free_cb finishes */
     send_free_cb(NULL, UCS_PTR_STATUS(r), s);

@@ -8,11 +8,12 @@
  * how many bytes it really has; it never trusts a length field before checking
  * it against them.
  *
- * Header, version 1, 40 bytes, all integers little-endian, no padding:
+ * Header, version 2, 40 bytes, all integers little-endian, no padding:
  *
  *   off size field
  *     0    2 magic        0x5354 ("TS" when read as bytes 'T','S')
- *     2    1 version      1; a receiver rejects any other major version
+ *     2    1 version      2; a receiver rejects any other major version
+ *                         (2: handshakes carry a route payload, below)
  *     3    1 kind         tsr_wire_kind_t (HELLO, HELLO_ACK, REQUEST, RESPONSE)
  *     4    2 hdr_len      bytes of header the sender wrote (>= 40; later minor
  *                         revisions may append fields, which v1 ignores)
@@ -41,39 +42,41 @@
  * error (they would mean the sender and receiver disagree on the format).
  *
  * Call header (UCX AM id TSR_WIRE_CALL_AM_ID): the short form requests and
- * responses travel with, 16 bytes, little-endian:
+ * responses travel with, version 2, little-endian:
  *
  *   off size field
  *     0    1 kind         REQUEST or RESPONSE (nothing else)
- *     1    1 version      TSR_WIRE_CALL_VERSION (1); others are rejected
+ *     1    1 version      TSR_WIRE_CALL_VERSION (2); others are rejected
  *     2    2 type         RPC message type
  *     4    4 status       RESPONSE: int32 tsr_status_t
- *              route        REQUEST: the route the receiver gave the sender
- *                           in the handshake (below), or 0
+ *              route_lo     REQUEST: low half of the sender's route (below)
  *     8    8 call_id      the caller's call id (nonzero)
+ *    16    4 route_hi     REQUEST only: high half of the route
  *
- * It is exactly 16 bytes (more or fewer is an error). The payload's length
- * is the one UCX delivers, so there is no length field to disagree with it
- * (it must still be at most TSR_WIRE_MAX_PAYLOAD), and there is no sender
- * node: a request's sender is the peer its route names - or, with route 0,
- * the peer of the endpoint UCX names (UCP_AM_SEND_FLAG_REPLY; a request
- * with both is refused) - and a response's is the peer its call went to.
- * Why a second form: with the 40-byte header an 8-byte request filled two
- * cache lines of a shared-memory FIFO element, with this one it fills one,
- * and every line is a cross-core transfer on the latency path (measured in
- * docs/transport.md, "The call header"). Handshakes keep the full header;
- * requests and responses in the full header are still accepted.
+ * A response is exactly 16 bytes, a request exactly 20 (more or fewer is an
+ * error). The payload's length is the one UCX delivers, so there is no
+ * length field to disagree with it (it must still be at most
+ * TSR_WIRE_MAX_PAYLOAD), and there is no sender node: a request's sender is
+ * the peer its route names - or, with route 0, the peer of the endpoint UCX
+ * names (UCP_AM_SEND_FLAG_REPLY; a request with both is refused) - and a
+ * response's is the peer its call went to. Why a short form: with the
+ * 40-byte header an 8-byte request filled two cache lines of a shared-memory
+ * FIFO element, with this one it fills one (28-byte element header, UCP's
+ * 8-byte AM header, 8 bytes of payload, 20 of header: 64), and every line
+ * is a cross-core transfer on the latency path (docs/transport.md, "The
+ * call header", "Routes"). Handshakes keep the full header; requests and
+ * responses in the full header are still accepted.
  *
- * Routes. HELLO and HELLO_ACK carry a 4-byte little-endian payload: the
+ * Routes. HELLO and HELLO_ACK carry an 8-byte little-endian payload: the
  * route the sender wants the receiver's requests to carry (0: none - then
- * those requests name their sender by UCX's reply endpoint; an empty
- * payload, from an older sender, means the same). A route is
- * (generation << 16) | slot: the slot indexes the receiver's peer table
- * directly (no search by endpoint), the generation (1..65535, bumped when a
- * slot is reused) makes a stale route - a forgotten peer's - miss. Without
- * the reply flag a request is 8 bytes shorter (no endpoint-id footer) and
- * UCX does no endpoint lookup for it: an 8-byte request fits one cache line
- * of a shared-memory FIFO element (docs/transport.md, "Routes").
+ * those requests name their sender by UCX's reply endpoint). A route is a
+ * capability: bits 0-15 index the receiver's peer table (no search by
+ * endpoint), bits 16-63 are random (getrandom), drawn anew whenever a slot
+ * is given out, so a forgotten peer's stale route misses and another peer
+ * cannot name itself as this one without guessing 48 random bits (a request
+ * without the reply flag says nothing else about where it came from).
+ * Without the reply flag a request carries no endpoint-id footer and UCX
+ * does no endpoint lookup for it (docs/transport.md, "Routes").
  *
  * This module does not depend on UCX, so it is unit-tested and fuzzed alone.
  */
@@ -88,12 +91,13 @@
 
 #define TSR_WIRE_AM_ID 17u      /* the UCX active-message id of full headers */
 #define TSR_WIRE_CALL_AM_ID 18u /* ... and of call headers */
-#define TSR_WIRE_CALL_VERSION 1u
-#define TSR_WIRE_CALL_HDR_LEN 16u
-#define TSR_WIRE_ROUTE_LEN 4u   /* the route payload of HELLO / HELLO_ACK */
-#define TSR_WIRE_ROUTE_SLOT(r) ((r) & 0xffffu)
+#define TSR_WIRE_CALL_VERSION 2u
+#define TSR_WIRE_CALL_HDR_LEN 16u /* a response's call header */
+#define TSR_WIRE_CALL_REQ_LEN 20u /* a request's: the route's high half appended */
+#define TSR_WIRE_ROUTE_LEN 8u     /* the route payload of HELLO / HELLO_ACK */
+#define TSR_WIRE_ROUTE_SLOT(r) ((uint32_t)((r) & 0xffffu))
 #define TSR_WIRE_MAGIC 0x5354u
-#define TSR_WIRE_VERSION 1u
+#define TSR_WIRE_VERSION 2u /* 2: handshakes carry routes */
 #define TSR_WIRE_HDR_LEN 40u
 /* Largest payload a header may announce: 1 TiB, far above any real message,
  * small enough that size arithmetic on it cannot overflow. */
@@ -117,7 +121,7 @@ typedef struct tsr_wire_hdr {
     uint16_t type;         /* RPC type */
     uint32_t flags;        /* 0 */
     int32_t status;        /* tsr_status_t of a response */
-    uint32_t route;        /* a call header's request: the sender's route (or 0) */
+    uint64_t route;        /* a call header's request: the sender's route (or 0) */
     uint32_t src_node;     /* sender's node id */
     uint64_t call_id;      /* RPC call id */
     uint64_t payload_len;  /* bytes of payload */
@@ -228,16 +232,23 @@ static inline int tsr_wire_status_valid(int32_t s)
 }
 
 /* Encodes h's kind, type, call_id and status (a response) or route (a
- * request) as a call header. */
-static inline void tsr_wire_call_encode(const tsr_wire_hdr_t *h,
-                                        uint8_t out[TSR_WIRE_CALL_HDR_LEN])
+ * request) as a call header into out (TSR_WIRE_CALL_REQ_LEN bytes of room);
+ * returns its length: TSR_WIRE_CALL_REQ_LEN for a request, else
+ * TSR_WIRE_CALL_HDR_LEN. */
+static inline size_t tsr_wire_call_encode(const tsr_wire_hdr_t *h,
+                                          uint8_t out[TSR_WIRE_CALL_REQ_LEN])
 {
     out[0] = h->kind;
     out[1] = TSR_WIRE_CALL_VERSION;
     tsr_wire_put_u16(out + 2, h->type);
-    tsr_wire_put_u32(out + 4,
-                     h->kind == TSR_WIRE_REQUEST ? h->route : (uint32_t)h->status);
     tsr_wire_put_u64(out + 8, h->call_id);
+    if (h->kind != TSR_WIRE_REQUEST) {
+        tsr_wire_put_u32(out + 4, (uint32_t)h->status);
+        return TSR_WIRE_CALL_HDR_LEN;
+    }
+    tsr_wire_put_u32(out + 4, (uint32_t)h->route);
+    tsr_wire_put_u32(out + 16, (uint32_t)(h->route >> 32));
+    return TSR_WIRE_CALL_REQ_LEN;
 }
 
 /* Decodes and checks a call header of buf_len bytes carrying payload_len
@@ -252,8 +263,9 @@ static inline tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_le
         return TSR_WIRE_ETRUNC;
     if (p[1] != TSR_WIRE_CALL_VERSION)
         return TSR_WIRE_EVERSION;
-    if (buf_len != TSR_WIRE_CALL_HDR_LEN)
-        return TSR_WIRE_ELENGTH;
+    size_t want = p[0] == TSR_WIRE_REQUEST ? TSR_WIRE_CALL_REQ_LEN : TSR_WIRE_CALL_HDR_LEN;
+    if (buf_len != want)
+        return buf_len < want ? TSR_WIRE_ETRUNC : TSR_WIRE_ELENGTH;
     tsr_wire_hdr_t d = {.version = TSR_WIRE_VERSION,
                         .kind = p[0],
                         .type = tsr_wire_get_u16(p + 2),
@@ -263,7 +275,7 @@ static inline tsr_wire_err_t tsr_wire_call_decode(const void *buf, size_t buf_le
         return TSR_WIRE_EFIELD;
     uint32_t word = tsr_wire_get_u32(p + 4); /* a request's route, a response's status */
     if (d.kind == TSR_WIRE_REQUEST)
-        d.route = word;
+        d.route = word | (uint64_t)tsr_wire_get_u32(p + 16) << 32;
     else if (d.kind == TSR_WIRE_RESPONSE && tsr_wire_status_valid((int32_t)word))
         d.status = (int32_t)word;
     else

@@ -62,18 +62,19 @@ static void fuzz_call(const uint8_t *buf, size_t len, uint64_t plen)
     tsr_wire_hdr_t h;
     if (tsr_wire_call_decode(buf, len, (size_t)plen, &h) != TSR_WIRE_OK)
         return;
-    check(len == TSR_WIRE_CALL_HDR_LEN);
+    check(len == (h.kind == TSR_WIRE_REQUEST ? TSR_WIRE_CALL_REQ_LEN : TSR_WIRE_CALL_HDR_LEN));
     check(h.kind == TSR_WIRE_REQUEST || h.kind == TSR_WIRE_RESPONSE);
     check(h.flags == 0 && h.src_node == 0 && h.call_id != 0);
     check(h.payload_len == plen && h.payload_len <= TSR_WIRE_MAX_PAYLOAD);
     check(tsr_wire_status_valid(h.status));
-    if (h.kind == TSR_WIRE_REQUEST) /* a request's word is its route */
-        check(h.status == 0 && h.route == tsr_wire_get_u32(buf + 4));
+    if (h.kind == TSR_WIRE_REQUEST) /* a request's word and tail are its route */
+        check(h.status == 0 && (uint32_t)h.route == tsr_wire_get_u32(buf + 4) &&
+              (uint32_t)(h.route >> 32) == tsr_wire_get_u32(buf + 16));
     else
         check(h.route == 0);
-    uint8_t again[TSR_WIRE_CALL_HDR_LEN];
-    tsr_wire_call_encode(&h, again);
-    check(memcmp(again, buf, TSR_WIRE_CALL_HDR_LEN) == 0);
+    uint8_t again[TSR_WIRE_CALL_REQ_LEN];
+    check(tsr_wire_call_encode(&h, again) == len);
+    check(memcmp(again, buf, len) == 0);
 }
 
 static void fuzz_rmem(const uint8_t *buf, size_t len)

@@ -36,7 +36,7 @@ static void model_hdr(uint8_t *o, uint8_t kind, uint16_t type, uint32_t flags, i
     memset(o, 0, 40);
     o[0] = 0x54; /* 0x5354 little-endian: 'T' 'S' */
     o[1] = 0x53;
-    o[2] = 1;
+    o[2] = 2;
     o[3] = kind;
     o[4] = 40;
     o[6] = (uint8_t)type;
@@ -130,9 +130,9 @@ static void test_header_fields(void **state)
     b[0] ^= 1;
     for (int v = 0; v < 256; v++) {
         b[2] = (uint8_t)v;
-        assert_int_equal(DEC(100), v == 1 ? TSR_WIRE_OK : TSR_WIRE_EVERSION);
+        assert_int_equal(DEC(100), v == 2 ? TSR_WIRE_OK : TSR_WIRE_EVERSION);
     }
-    b[2] = 1;
+    b[2] = 2;
     for (int k = 0; k < 256; k++) {
         b[3] = (uint8_t)k;
         /* kinds 1, 2 must have no payload/call: only 3 and 4 pass here
@@ -179,7 +179,7 @@ static void test_header_fields(void **state)
     assert_int_equal(DEC(0), TSR_WIRE_EFIELD);
     model_hdr(b, TSR_WIRE_HELLO, 0, 0, 0, 3, 1, 0);
     assert_int_equal(DEC(0), TSR_WIRE_EFIELD);
-    /* ... and as payload nothing or exactly a route (4 bytes). */
+    /* ... and as payload nothing or exactly a route (8 bytes). */
     for (uint64_t n = 0; n <= 64; n++) {
         model_hdr(b, TSR_WIRE_HELLO, 0, 0, 0, 3, 0, n);
         bool ok = n == 0 || n == TSR_WIRE_ROUTE_LEN;
@@ -281,17 +281,23 @@ static void test_rmem(void **state)
 }
 
 /* The model of the call header (wire.h's second table): word is a
- * response's status or a request's route. */
-static void model_call(uint8_t *o, uint8_t kind, uint16_t type, int32_t status, uint64_t call)
+ * response's status or a request's route, whose high half a request
+ * appends (20 bytes; a response is 16). Returns the length. */
+static size_t model_call(uint8_t *o, uint8_t kind, uint16_t type, uint64_t word, uint64_t call)
 {
     o[0] = kind;
-    o[1] = 1;
+    o[1] = 2;
     o[2] = (uint8_t)type;
     o[3] = (uint8_t)(type >> 8);
     for (int i = 0; i < 4; i++)
-        o[4 + i] = (uint8_t)((uint32_t)status >> (8 * i));
+        o[4 + i] = (uint8_t)(word >> (8 * i));
     for (int i = 0; i < 8; i++)
         o[8 + i] = (uint8_t)(call >> (8 * i));
+    if (kind != TSR_WIRE_REQUEST)
+        return 16;
+    for (int i = 0; i < 4; i++)
+        o[16 + i] = (uint8_t)(word >> (32 + 8 * i));
+    return 20;
 }
 
 static void test_call_roundtrip(void **state)
@@ -303,15 +309,17 @@ static void test_call_roundtrip(void **state)
             random_valid(&h);
         while (h.kind != TSR_WIRE_REQUEST && h.kind != TSR_WIRE_RESPONSE);
         if (h.kind == TSR_WIRE_REQUEST)
-            h.route = (uint32_t)rnd(); /* any value: the transport judges it */
-        uint8_t buf[16], model[16];
-        tsr_wire_call_encode(&h, buf);
-        model_call(model, h.kind, h.type,
-                   h.kind == TSR_WIRE_REQUEST ? (int32_t)h.route : h.status, h.call_id);
-        assert_memory_equal(buf, model, 16);
+            h.route = rnd(); /* any value: the transport judges it */
+        uint8_t buf[20], model[20];
+        size_t n = tsr_wire_call_encode(&h, buf);
+        size_t mn = model_call(model, h.kind, h.type,
+                               h.kind == TSR_WIRE_REQUEST ? h.route : (uint32_t)h.status,
+                               h.call_id);
+        assert_int_equal(n, mn);
+        assert_memory_equal(buf, model, n);
         tsr_wire_hdr_t d;
         memset(&d, 0xee, sizeof(d));
-        assert_int_equal(tsr_wire_call_decode(buf, 16, h.payload_len, &d), TSR_WIRE_OK);
+        assert_int_equal(tsr_wire_call_decode(buf, n, h.payload_len, &d), TSR_WIRE_OK);
         assert_int_equal(d.version, TSR_WIRE_VERSION);
         assert_int_equal(d.kind, h.kind);
         assert_int_equal(d.type, h.type);
@@ -331,36 +339,47 @@ static void test_call_refused(void **state)
     tsr_wire_hdr_t d;
     memset(&d, 0xee, sizeof(d));
 #define CDEC(n, plen) tsr_wire_call_decode(b, (n), (plen), &d)
+    /* A request is 20 bytes, a response 16: anything shorter is truncated,
+     * anything longer a length error. */
     model_call(b, TSR_WIRE_REQUEST, 7, 0, 99);
+    for (size_t n = 0; n < 20; n++)
+        assert_int_equal(CDEC(n, 8), TSR_WIRE_ETRUNC);
+    assert_int_equal(tsr_wire_call_decode(NULL, 20, 8, &d), TSR_WIRE_ETRUNC);
+    assert_int_equal(d.kind, 0xee); /* untouched on failure */
+    assert_int_equal(CDEC(21, 8), TSR_WIRE_ELENGTH);
+    assert_int_equal(CDEC(24, 8), TSR_WIRE_ELENGTH);
+    assert_int_equal(CDEC(20, 8), TSR_WIRE_OK);
+    assert_int_equal(CDEC(20, TSR_WIRE_MAX_PAYLOAD), TSR_WIRE_OK);
+    assert_int_equal(CDEC(20, TSR_WIRE_MAX_PAYLOAD + 1), TSR_WIRE_EFIELD);
+    model_call(b, TSR_WIRE_RESPONSE, 7, 0, 99);
     for (size_t n = 0; n < 16; n++)
         assert_int_equal(CDEC(n, 8), TSR_WIRE_ETRUNC);
-    assert_int_equal(tsr_wire_call_decode(NULL, 16, 8, &d), TSR_WIRE_ETRUNC);
-    assert_int_equal(d.kind, 0xee); /* untouched on failure */
-    assert_int_equal(CDEC(17, 8), TSR_WIRE_ELENGTH);
-    assert_int_equal(CDEC(24, 8), TSR_WIRE_ELENGTH);
     assert_int_equal(CDEC(16, 8), TSR_WIRE_OK);
-    assert_int_equal(CDEC(16, TSR_WIRE_MAX_PAYLOAD), TSR_WIRE_OK);
-    assert_int_equal(CDEC(16, TSR_WIRE_MAX_PAYLOAD + 1), TSR_WIRE_EFIELD);
+    assert_int_equal(CDEC(17, 8), TSR_WIRE_ELENGTH);
+    assert_int_equal(CDEC(20, 8), TSR_WIRE_ELENGTH);
     for (int v = 0; v < 256; v++) {
         b[1] = (uint8_t)v;
-        assert_int_equal(CDEC(16, 8), v == 1 ? TSR_WIRE_OK : TSR_WIRE_EVERSION);
+        assert_int_equal(CDEC(16, 8), v == 2 ? TSR_WIRE_OK : TSR_WIRE_EVERSION);
     }
-    b[1] = 1;
+    b[1] = 2;
     for (int k = 0; k < 256; k++) { /* only requests and responses */
         b[0] = (uint8_t)k;
         bool ok = k == TSR_WIRE_REQUEST || k == TSR_WIRE_RESPONSE;
-        assert_int_equal(CDEC(16, 8), ok ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
+        size_t n = k == TSR_WIRE_REQUEST ? 20 : 16;
+        assert_int_equal(CDEC(n, 8), ok ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
     }
     model_call(b, TSR_WIRE_REQUEST, 7, 0, 0); /* call id 0 */
-    assert_int_equal(CDEC(16, 0), TSR_WIRE_EFIELD);
-    model_call(b, TSR_WIRE_REQUEST, 7, -1, 5); /* a request's word is its route */
-    assert_int_equal(CDEC(16, 0), TSR_WIRE_OK);
+    assert_int_equal(CDEC(20, 0), TSR_WIRE_EFIELD);
+    model_call(b, TSR_WIRE_REQUEST, 7, 0x0123456789abcdefull, 5); /* the route: any value */
+    assert_int_equal(CDEC(20, 0), TSR_WIRE_OK);
     assert_int_equal(d.status, 0);
-    assert_int_equal(d.route, 0xffffffffu);
-    model_call(b, TSR_WIRE_RESPONSE, 7, -1, 5);
+    assert_true(d.route == 0x0123456789abcdefull);
+    model_call(b, TSR_WIRE_RESPONSE, 7, (uint32_t)-1, 5);
     assert_int_equal(CDEC(16, 0), TSR_WIRE_OK);
+    assert_int_equal(d.status, -1);
+    assert_true(d.route == 0);
     for (int32_t s = -100; s <= 100; s++) { /* a response's status must exist */
-        model_call(b, TSR_WIRE_RESPONSE, 7, s, 5);
+        model_call(b, TSR_WIRE_RESPONSE, 7, (uint32_t)s, 5);
         assert_int_equal(CDEC(16, 0), tsr_wire_status_valid(s) ? TSR_WIRE_OK : TSR_WIRE_EFIELD);
     }
 #undef CDEC

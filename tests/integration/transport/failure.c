@@ -243,52 +243,74 @@ int role_bad_client(int argc, char **argv)
     h[0] ^= 0xff;
     raw(srv, h, 40, payload, sizeof(payload)); /* bad header on a rendezvous */
     expect_magic++;
-    /* The call header (the form requests and responses are sent with). */
-    uint8_t cgood[TSR_WIRE_CALL_HDR_LEN];
+    /* The call header (the form requests and responses are sent with): a
+     * request's is 20 bytes (Q), a response's 16. */
+    const size_t Q = TSR_WIRE_CALL_REQ_LEN;
+    uint8_t cgood[TSR_WIRE_CALL_REQ_LEN];
     tsr_wire_hdr_t cq = {.kind = TSR_WIRE_REQUEST, .type = T_ECHO, .call_id = 5151};
-    tsr_wire_call_encode(&cq, cgood);
+    CHECK(tsr_wire_call_encode(&cq, cgood) == Q, "request header length");
     const uint32_t rf = UCP_AM_SEND_FLAG_REPLY;
     raw_call(srv, cgood, 10, rf, payload, 8); /* truncated */
     expect_trunc++;
+    raw_call(srv, cgood, 16, rf, payload, 8); /* a request cut to a response's length */
+    expect_trunc++;
     raw_call(srv, cgood, 0, rf, payload, 8); /* none */
     expect_trunc++;
-    memcpy(h, cgood, 16);
-    h[1] = 2; /* version */
-    raw_call(srv, h, 16, rf, payload, 8);
+    memcpy(h, cgood, Q);
+    h[1] = 1; /* version 1 (before routes) */
+    raw_call(srv, h, Q, rf, payload, 8);
     expect_magic++;
     h[1] = TSR_WIRE_CALL_VERSION;
-    memset(h + 16, 0, 8);
-    raw_call(srv, h, 24, rf, payload, 8); /* longer than a call header */
+    memset(h + Q, 0, 4);
+    raw_call(srv, h, Q + 4, rf, payload, 8); /* longer than a call header */
     expect_field++;
-    memcpy(h, cgood, 16);
+    memcpy(h, cgood, Q);
     h[0] = TSR_WIRE_HELLO; /* no handshakes in call headers */
     raw_call(srv, h, 16, rf, NULL, 0);
     expect_field++;
-    memcpy(h, cgood, 16);
+    memcpy(h, cgood, Q);
     tsr_wire_put_u64(h + 8, 0); /* call id 0 */
-    raw_call(srv, h, 16, rf, payload, 8);
+    raw_call(srv, h, Q, rf, payload, 8);
     expect_field++;
-    memcpy(h, cgood, 16);
-    tsr_wire_put_u32(h + 4, 3); /* a status in a request */
-    raw_call(srv, h, 16, rf, payload, 8);
+    memcpy(h, cgood, Q);
+    tsr_wire_put_u32(h + 4, 3); /* a route word, and the reply endpoint too */
+    raw_call(srv, h, Q, rf, payload, 8);
     expect_field++;
-    raw_call(srv, cgood, 16, 0, payload, 8); /* a request without a reply endpoint */
+    raw_call(srv, cgood, Q, 0, payload, 8); /* a request without route or reply endpoint */
     expect_field++;
     /* Routes (route.c): the server gave us one in the handshake. */
     CHECK(srv->remote_route != 0, "the server gave no route");
     tsr_wire_hdr_t rq = cq;
-    rq.route = srv->remote_route + (1u << 16); /* our slot, the next generation */
+    rq.route = srv->remote_route ^ (1ull << 40); /* our slot and tag, a wrong secret */
     tsr_wire_call_encode(&rq, h);
-    raw_call(srv, h, 16, 0, payload, 8);
+    raw_call(srv, h, Q, 0, payload, 8);
     expect_field++;
-    rq.route = (srv->remote_route & 0xffff0000u) | 0xfffeu; /* a slot nobody holds */
+    rq.route = srv->remote_route ^ (1ull << 20); /* our slot, another tag */
     tsr_wire_call_encode(&rq, h);
-    raw_call(srv, h, 16, 0, payload, 8);
+    raw_call(srv, h, Q, 0, payload, 8);
+    expect_field++;
+    rq.route = (srv->remote_route & ~0xffffull) | 0xfffeu; /* a slot nobody holds */
+    tsr_wire_call_encode(&rq, h);
+    raw_call(srv, h, Q, 0, payload, 8);
     expect_field++;
     rq.route = srv->remote_route; /* our route, and the reply endpoint too */
     tsr_wire_call_encode(&rq, h);
-    raw_call(srv, h, 16, rf, payload, 8);
+    raw_call(srv, h, Q, rf, payload, 8);
     expect_field++;
+    /* Naming ourselves as another client: a second client of the server's
+     * (another transport here) got its own route; we know its slot and
+     * tag (bits 0-31), not its secret, as an attacker could learn its
+     * slot and guess the rest. Refused. */
+    static role_ctx_t rc2;
+    tsr_transport_t *t2 = make_transport(&rc2, 11, false, 0);
+    tsr_peer_t *srv2 = connect_to(t2, (uint16_t)atoi(argv[1]));
+    CHECK(srv2->remote_route != 0 && srv2->remote_route != srv->remote_route,
+          "the second client's route");
+    rq.route = (srv2->remote_route & 0xffffffffull) | (srv->remote_route & ~0xffffffffull);
+    tsr_wire_call_encode(&rq, h);
+    raw_call(srv, h, Q, 0, payload, 8);
+    expect_field++;
+    tsr_transport_destroy(t2);
     tsr_wire_hdr_t cr = {.kind = TSR_WIRE_RESPONSE, .type = T_ECHO, .call_id = 9191};
     tsr_wire_call_encode(&cr, h);
     raw_call(srv, h, 16, 0, NULL, 0); /* a response to no call of the server's */
@@ -296,9 +318,9 @@ int role_bad_client(int argc, char **argv)
     tsr_wire_put_u32(h + 4, (uint32_t)-77); /* a status that does not exist */
     raw_call(srv, h, 16, 0, NULL, 0);
     expect_field++;
-    memcpy(h, cgood, 16);
+    memcpy(h, cgood, Q);
     h[1] = 7;
-    raw_call(srv, h, 16, rf, payload, sizeof(payload)); /* bad header, rendezvous */
+    raw_call(srv, h, Q, rf, payload, sizeof(payload)); /* bad header, rendezvous */
     expect_magic++;
     /* Random garbage headers of random lengths, on both AM ids. */
     uint64_t x = 88172645463325252ULL;
@@ -345,8 +367,10 @@ int role_bad_client(int argc, char **argv)
           (unsigned long long)st.rx_bad_field, expect_field);
     CHECK(st.rx_late == expect_late, "late %llu", (unsigned long long)st.rx_late);
     /* 2 x GARBAGE garbage headers: every one is refused (a random 40-byte
-     * header passing every check is a 2^-100 event; a random 16-byte call
-     * header needs a kind, a version and a status or zero: below 2^-40). */
+     * header passing every check is a 2^-100 event; a random call header
+     * needs a kind, a version, the right length and a listed status - or,
+     * for a request sent with the reply flag, as these are, a route word of
+     * 0 and a zero high half: below 2^-40). */
     CHECK(st.rx_rejected == fixed + 2 * GARBAGE, "rejected %llu, expected %u",
           (unsigned long long)st.rx_rejected, fixed + 2 * GARBAGE);
     tsr_transport_destroy(g_t);
@@ -355,7 +379,8 @@ int role_bad_client(int argc, char **argv)
 
 int scenario_badinput(void)
 {
-    pid_t srv = spawn("server", "1", "1", "port", NULL);
+    /* The server ends when 2 peers went down: bad_client's two transports. */
+    pid_t srv = spawn("server", "1", "2", "port", NULL);
     uint16_t port = read_port("port");
     char ps[16];
     snprintf(ps, sizeof(ps), "%u", (unsigned)port);
