@@ -247,7 +247,7 @@ struct tsr_transport {
      * last random tag (bits 16-31, so a reuse never repeats it), how many
      * slots exist, where the next search starts. */
     tsr_peer_t **routes;
-    uint16_t *route_gen;
+    uint16_t *route_tag;
     uint32_t nroutes, route_next;
 
     tsr_call_t **slots;         /* [L] call id -> call: slot = id & slot_mask */

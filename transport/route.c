@@ -52,13 +52,13 @@ static bool routes_grow(tsr_transport_t *t)
     }
     if (t->nroutes) {
         memcpy(r, t->routes, t->nroutes * sizeof(*r));
-        memcpy(g, t->route_gen, t->nroutes * sizeof(*g));
+        memcpy(g, t->route_tag, t->nroutes * sizeof(*g));
     }
     tsr_mem_free(t->mem, t->routes);
-    tsr_mem_free(t->mem, t->route_gen);
+    tsr_mem_free(t->mem, t->route_tag);
     t->route_next = t->nroutes; /* the new slots come next */
     t->routes = r;
-    t->route_gen = g;
+    t->route_tag = g;
     t->nroutes = n;
     return true;
 }
@@ -83,9 +83,9 @@ void tsr__route_assign_locked(tsr_transport_t *t, tsr_peer_t *p)
         slot = t->route_next;
     }
     uint16_t tag = (uint16_t)(rnd >> 16);
-    if (tag == t->route_gen[slot])
+    if (tag == t->route_tag[slot])
         tag++; /* never the slot's previous tag: a stale route always misses */
-    t->route_gen[slot] = tag;
+    t->route_tag[slot] = tag;
     t->routes[slot] = p;
     t->route_next = (slot + 1) % t->nroutes;
     p->route = (rnd & ~0xffffffffull) | (uint64_t)tag << 16 | slot;
@@ -106,8 +106,8 @@ void tsr__route_release_locked(tsr_transport_t *t, tsr_peer_t *p)
 void tsr__route_fini(tsr_transport_t *t)
 {
     tsr_mem_free(t->mem, t->routes);
-    tsr_mem_free(t->mem, t->route_gen);
+    tsr_mem_free(t->mem, t->route_tag);
     t->routes = NULL;
-    t->route_gen = NULL;
+    t->route_tag = NULL;
     t->nroutes = t->route_next = 0;
 }

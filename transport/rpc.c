@@ -3,11 +3,10 @@
  *
  * Requests and responses travel on TSR_WIRE_CALL_AM_ID with the call header
  * (16 bytes, 20 for a request), handshakes on TSR_WIRE_AM_ID with the full
- * one (wire.h). A request
- * names its sender by the route the receiver gave in the handshake (route.c),
- * or, to a peer that gave none, by UCP_AM_SEND_FLAG_REPLY (the receiver
- * learns the endpoint); either names the peer, whose node id the handshake
- * fixed.
+ * one (wire.h). A request names its sender by the route the receiver gave
+ * in the handshake (route.c), or, to a peer that gave none, by
+ * UCP_AM_SEND_FLAG_REPLY (the receiver learns the endpoint); either names
+ * the peer, whose node id the handshake fixed.
  *
  * Call ids: id = (generation << slot_bits) | slot. The slot indexes t->slots
  * directly, and the generation makes a stale id (a response arriving after

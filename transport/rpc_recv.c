@@ -8,9 +8,9 @@
  * (requests, 20 bytes, and responses, 16); it is decoded and checked
  * before anything else is read. The sender of a request is the peer its
  * route names (a capability we gave that peer: a slot of our table and 48
- * random bits, all checked; route.c) or, with route 0, the peer of the endpoint
- * UCX names (UCP_AM_SEND_FLAG_REPLY), as for handshakes - never a node id
- * the header claims; a
+ * random bits, all checked; route.c) or, with route 0, the peer of the
+ * endpoint UCX names (UCP_AM_SEND_FLAG_REPLY), as for handshakes - never a
+ * node id the header claims; a
  * response (sent without that flag: it costs an endpoint-id lookup per
  * message) must answer a live call id (slot + generation, known only to the
  * peer the request went to), come from a peer that is not down and, in the
