@@ -21,11 +21,13 @@
  * trylock/unlock pair per API call, and a contender waits about one polling
  * iteration. The lock is never held while user code runs.
  *
- * Ownership of a call (tsr_call_t): it lives until three things are true:
- * finished (response, error or timeout recorded), sent (UCX no longer
- * references its header and payload) and consumed (the blocking waiter has
- * copied the result, or the async callback has run). tsr__call_maybe_free
- * checks all three.
+ * Ownership of a call (tsr_call_t): an async call's record lives until
+ * three things are true: finished (response, error or timeout recorded),
+ * sent (UCX no longer references its header and payload) and consumed (its
+ * callback has run); tsr__call_maybe_free checks all three. A blocking
+ * call's record is on its caller's stack: tsr_rpc_call returns only once it
+ * is finished (which takes it out of the call table and t->pending) and
+ * sent, so nothing refers to it afterwards.
  */
 #ifndef TSR_TRANSPORT_INTERNAL_H
 #define TSR_TRANSPORT_INTERNAL_H
@@ -34,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ucp/api/ucp.h>
 
@@ -142,13 +145,15 @@ typedef struct tsr_call {
     void *arg;
 } tsr_call_t;
 
-/* A pooled buffer for a small response's payload (rpc.c): taken under the
- * lock on the receive path, given back by tsr_rpc_msg_release from any
- * thread without it (a lock-free push onto t->small_back). */
-#define TSR_SMALLBUF_BYTES 120u
+/* A pooled buffer for a small response's payload (rpc.c): one of a ring
+ * the receive path takes from in order, under the lock; whoever releases
+ * the message (any thread, no lock) gives it back by clearing `busy` - a
+ * plain store, where a free-list push was a locked CAS on every call. 128
+ * bytes: the flag and the payload share the first line. */
+#define TSR_SMALLBUF_BYTES 112u
 typedef struct tsr_smallbuf {
-    struct tsr_smallbuf *next;
-    uint8_t bytes[TSR_SMALLBUF_BYTES];
+    atomic_uint busy;           /* 1 while a message holds it */
+    _Alignas(16) uint8_t bytes[TSR_SMALLBUF_BYTES]; /* aligned like malloc memory */
 } tsr_smallbuf_t;
 
 /* A reply (or error response) being sent: header and optional payload copy. */
@@ -272,18 +277,20 @@ struct tsr_transport {
      * nested in a callback): only then does an inline handler run inside
      * the receive path (rpc_recv.c). False everywhere else. */
     bool inline_ok;
+    /* [L] The request whose inline handler runs now, while it is neither
+     * on t->reqs nor holding a peer reference (rpc_recv.c: both are taken
+     * only if the handler returns without answering); NULL otherwise. */
+    tsr_rpc_req_t *inline_req;
     /* [L] Free lists of calls and requests: one of each per RPC otherwise
      * costs a calloc/free pair on the latency path. Capped, see rpc.c. */
     tsr_call_t *call_cache;
     tsr_rpc_req_t *req_cache;
     unsigned ncall_cache, nreq_cache;
     tsr_op_t *op_cache;         /* [L] non-blocking RMA/atomic ops (rma.c), same cap */
-    /* Small responses' buffers (rpc.c): free ones under the lock, ones
-     * released since (from any thread, lock-free) on small_back, and how
-     * many exist (capped: beyond the cap, payloads go to the heap). */
-    tsr_smallbuf_t *small_free; /* [L] */
-    _Atomic(tsr_smallbuf_t *) small_back;
-    unsigned nsmall;            /* [L] */
+    /* Small responses' buffers (rpc.c): a ring of TSR_SMALL_RING, taken in
+     * turn from small_next; NULL until the first small response. */
+    tsr_smallbuf_t *small_ring;
+    unsigned small_next;        /* [L] */
     tsr_op_t *timed_ops;        /* [L] posted atomics with a deadline (rma.c) */
     /* Bumped by tsr_rpc_unregister: a request whose handler was looked up
      * under an older epoch looks it up again before it runs (rpc.c). */
@@ -300,6 +307,31 @@ struct tsr_transport {
     bool thread_running;
     atomic_bool thread_stop;
 };
+
+/* Copies a small payload (an RPC's usual 8-32 bytes) with a few moves
+ * instead of a call into libc's memcpy (two per round trip, ~25
+ * instructions each with the call); longer ones go to memcpy. src and dst
+ * do not overlap. */
+static inline void tsr__copy_small(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n > 16 && n <= 32) {
+        uint64_t a[2], b[2];
+        memcpy(a, s, 16);
+        memcpy(b, s + n - 16, 16);
+        memcpy(d, a, 16);
+        memcpy(d + n - 16, b, 16);
+    } else if (n > 0) {
+        memcpy(d, s, n);
+    }
+}
 
 /* ---- shared helpers (progress.c) ---- */
 int64_t tsr__now_ns(void);

@@ -223,6 +223,46 @@ static void count_reject(tsr_transport_t *t, tsr_wire_err_t e)
     }
 }
 
+/* The latency path of a request: a small eager payload for an inline
+ * handler that may run now (req_ready_locked's conditions). The request is
+ * filled field by field (not zeroed first), and it joins t->reqs and takes
+ * a peer reference only if the handler returns without answering - most
+ * answer at once, and an answered inline request needs neither
+ * (t->inline_req marks it for tsr__req_free_locked). */
+static inline ucs_status_t on_request_inline_locked(tsr_transport_t *t, tsr_peer_t *p,
+                                                    uint16_t type, uint64_t call_id,
+                                                    tsr_handler_t handler, const void *data,
+                                                    size_t length)
+{
+    tsr_rpc_req_t *req = tsr__req_get_locked(t);
+    if (!req)
+        return UCS_OK; /* dropped: the caller times out */
+    req->item = (tsr_item_t){.kind = TSR_ITEM_REQUEST};
+    req->prev = req->next = NULL;
+    req->peer = p;
+    req->type = type;
+    req->call_id = call_id;
+    req->handler = handler;
+    req->handler_epoch = atomic_load_explicit(&t->handler_epoch, memory_order_relaxed);
+    tsr__copy_small(req->small, data, length);
+    req->msg = (tsr_rpc_msg_t){.data = length ? req->small : NULL, .len = length};
+    t->stats.rx_inline++;
+    t->inline_req = req;
+    tsr__inline_owner = t;
+    handler.fn(handler.arg, req); /* req belongs to the handler now */
+    tsr__inline_owner = NULL;
+    if (t->inline_req == req) {
+        /* Kept for later: now it is an unanswered request like any other. */
+        t->inline_req = NULL;
+        tsr__peer_ref_locked(p);
+        req->next = t->reqs;
+        if (t->reqs)
+            t->reqs->prev = req;
+        t->reqs = req;
+    }
+    return UCS_OK;
+}
+
 static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
                                       const tsr_wire_hdr_t *h, void *data, size_t length,
                                       const ucp_am_recv_param_t *param)
@@ -237,9 +277,14 @@ static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
                                         0, false, false, NULL, NULL);
         return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_UNSUPPORTED : UCS_OK;
     }
+    bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
+    tsr_handler_t handler = t->handlers[h->type];
+    if (!rndv && length <= sizeof(((tsr_rpc_req_t *)0)->small) && handler.inline_ &&
+        t->inline_ok && !t->dq_head && !tsr__inline_owner)
+        return on_request_inline_locked(t, p, h->type, h->call_id, handler, data, length);
     tsr_rpc_req_t *req = tsr__req_alloc_locked(t);
     if (!req)
-        return (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ? UCS_ERR_NO_MEMORY : UCS_OK;
+        return rndv ? UCS_ERR_NO_MEMORY : UCS_OK;
     req->peer = p;
     tsr__peer_ref_locked(p); /* the handler may reply after a forget */
     req->type = h->type;
@@ -294,8 +339,7 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
          * into a pooled buffer (rpc.c). */
         tsr_smallbuf_t *b = length ? tsr__small_get_locked(t) : NULL;
         if (b || length == 0) {
-            if (length)
-                memcpy(b->bytes, data, length);
+            tsr__copy_small(b->bytes, data, length);
             m = (tsr_rpc_msg_t){.data = b ? b->bytes : NULL, .len = length, .small_ = b};
             tsr__call_finish_locked(t, c, (tsr_status_t)h->status, &m);
             return UCS_OK;
@@ -413,8 +457,87 @@ ucs_status_t tsr__am_recv_cb(void *arg, const void *header, size_t header_length
     return on_am(arg, tsr_wire_hdr_decode, header, header_length, data, length, param);
 }
 
+/* The latency path of a response: a call header of the response form
+ * with a small eager payload, sent (as all of ours are) without the reply
+ * endpoint. It checks what tsr_wire_call_decode and on_response_locked
+ * check - length, version, a nonzero call id, a valid status, a live call
+ * of that type whose peer is not down - straight from the bytes, and
+ * hands the payload over in a pooled buffer. Returns false to leave the
+ * message to the general path (which also counts every refusal). */
+static inline bool on_small_response_locked(tsr_transport_t *t, const uint8_t *p, void *data,
+                                            size_t length)
+{
+    uint64_t id = tsr_wire_get_u64(p + 8);
+    int32_t status = (int32_t)tsr_wire_get_u32(p + 4);
+    if (id == 0 || !tsr_wire_status_valid(status))
+        return false;
+    tsr_call_t *c = tsr__call_lookup_locked(t, id);
+    if (!c || c->finished || c->peer->state == TSR_PEER_DOWN ||
+        c->type != tsr_wire_get_u16(p + 2))
+        return false;
+    tsr_smallbuf_t *b = NULL;
+    if (length) {
+        b = tsr__small_get_locked(t);
+        if (!b)
+            return false;
+        tsr__copy_small(b->bytes, data, length);
+    }
+    t->stats.rx_msgs++;
+    tsr_rpc_msg_t m = {.data = b ? b->bytes : NULL, .len = length, .small_ = b};
+    tsr__call_finish_locked(t, c, (tsr_status_t)status, &m);
+    return true;
+}
+
+/* The latency path of a request: the request form of the call header,
+ * naming its sender by route, with a small eager payload for an inline
+ * handler that may run now - the checks of tsr_wire_call_decode,
+ * on_message_locked and on_request_locked straight from the bytes. Returns
+ * false to leave the message to the general path (which counts refusals). */
+static inline bool on_small_request_locked(tsr_transport_t *t, const uint8_t *p, void *data,
+                                           size_t length)
+{
+    uint64_t id = tsr_wire_get_u64(p + 8);
+    uint64_t route = tsr_wire_get_u32(p + 4) | (uint64_t)tsr_wire_get_u32(p + 16) << 32;
+    uint16_t type = tsr_wire_get_u16(p + 2);
+    if (id == 0 || route == 0 || type >= TSR_RPC_MAX_TYPES)
+        return false;
+    tsr_peer_t *peer = tsr__route_lookup_locked(t, route);
+    if (!peer || peer->state != TSR_PEER_UP)
+        return false;
+    tsr_handler_t handler = t->handlers[type];
+    if (!handler.fn || !handler.inline_ || !t->inline_ok || t->dq_head || tsr__inline_owner)
+        return false;
+    t->stats.rx_msgs++;
+    (void)on_request_inline_locked(t, peer, type, id, handler, data, length);
+    return true;
+}
+
+/* Everything else on TSR_WIRE_CALL_AM_ID. Not inlined, so the latency
+ * paths do not pay for its frame. */
+static __attribute__((noinline)) ucs_status_t on_call_general(tsr_transport_t *t,
+                                                              const void *header,
+                                                              size_t header_length, void *data,
+                                                              size_t length,
+                                                              const ucp_am_recv_param_t *param)
+{
+    return on_am(t, tsr_wire_call_decode, header, header_length, data, length, param);
+}
+
 ucs_status_t tsr__am_call_cb(void *arg, const void *header, size_t header_length, void *data,
                              size_t length, const ucp_am_recv_param_t *param)
 {
-    return on_am(arg, tsr_wire_call_decode, header, header_length, data, length, param);
+    tsr_transport_t *t = arg;
+    const uint8_t *p = header;
+    /* Small eager messages without the reply endpoint (all of ours once the
+     * handshake gave routes) take the latency paths above. */
+    if (p && header_length >= TSR_WIRE_CALL_HDR_LEN && p[1] == TSR_WIRE_CALL_VERSION &&
+        !(param->recv_attr & (UCP_AM_RECV_ATTR_FIELD_REPLY_EP | UCP_AM_RECV_ATTR_FLAG_RNDV))) {
+        if (p[0] == TSR_WIRE_RESPONSE && header_length == TSR_WIRE_CALL_HDR_LEN &&
+            length <= TSR_SMALLBUF_BYTES && on_small_response_locked(t, p, data, length))
+            return UCS_OK;
+        if (p[0] == TSR_WIRE_REQUEST && header_length == TSR_WIRE_CALL_REQ_LEN &&
+            length <= TSR_REQ_INLINE && on_small_request_locked(t, p, data, length))
+            return UCS_OK;
+    }
+    return on_call_general(t, header, header_length, data, length, param);
 }
