@@ -20,12 +20,53 @@
 
 static void send_free_cb(void *request, ucs_status_t status, void *user_data);
 
-/* [L] Sends a response header (+payload) on ep. copy: duplicate the payload
- * if the send cannot finish at once. */
+/* Responses up to this size try the immediate-completion path first. */
 #define TSR_FAST_REPLY_MAX 4096u
 
-/* [L] fast: may try the immediate-completion path (also from an inline
- * handler, inside a UCX callback: see below). */
+/* [L] The latency path of a response: most are small and leave at once
+ * (eager short/bcopy). FORCE_IMM_CMPL makes UCX either finish the send
+ * inside this call - so the header may live on the stack and the payload
+ * need not be copied - or refuse it (NO_RESOURCE). Returns true when the
+ * response is dealt with (*rc: sent, or why not), false when the general
+ * path must send it. Safe inside a UCX callback (an inline handler's
+ * reply): UCX 1.13's ucp_am_send_nbx returns NO_RESOURCE rather than a
+ * request with FORCE_IMM_CMPL (ucp_am.c). */
+static inline bool send_response_now_locked(tsr_transport_t *t, tsr_peer_t *p, uint64_t call_id,
+                                            uint16_t type, tsr_status_t status,
+                                            const void *data, size_t len, tsr_status_t *rc)
+{
+    uint8_t hdr[TSR_WIRE_CALL_REQ_LEN]; /* the response takes the first 16 */
+    tsr_wire_hdr_t fh = {
+        .kind = TSR_WIRE_RESPONSE, .type = type, .status = status, .call_id = call_id};
+    size_t hlen = tsr_wire_call_encode(&fh, hdr);
+    /* No UCP_AM_SEND_FLAG_REPLY on responses (rpc_recv.c). */
+    ucp_request_param_t fp = {.op_attr_mask = UCP_OP_ATTR_FLAG_FORCE_IMM_CMPL};
+    void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, hdr, hlen, data, len, &fp);
+    if (r == NULL) {
+        *rc = TSR_OK;
+        return true;
+    }
+    if (UCS_PTR_IS_PTR(r)) {
+        /* Not expected (above); stay correct anyway outside callbacks:
+         * the stack header must outlive the send, so finish it here. */
+        while (ucp_request_check_status(r) == UCS_INPROGRESS)
+            ucp_worker_progress(t->worker);
+        ucs_status_t rs = ucp_request_check_status(r);
+        ucp_request_free(r);
+        *rc = tsr__status_from_ucs(rs);
+        return true;
+    }
+    if (UCS_PTR_STATUS(r) != UCS_ERR_NO_RESOURCE) {
+        *rc = tsr__status_from_ucs(UCS_PTR_STATUS(r));
+        return true;
+    }
+    return false;
+}
+
+/* [L] Sends a response header (+payload) to p. copy: duplicate the payload
+ * if the send cannot finish at once; fast: may try the immediate-completion
+ * path first (also from an inline handler, inside a UCX callback: see
+ * above). */
 tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64_t call_id,
                                        uint16_t type, tsr_status_t status, const void *data,
                                        size_t len, bool copy, bool fast,
@@ -33,36 +74,10 @@ tsr_status_t tsr__send_response_locked(tsr_transport_t *t, tsr_peer_t *p, uint64
 {
     if (p->state == TSR_PEER_DOWN || !p->ep)
         return TSR_ERR_UNAVAILABLE;
-    if (fast && !done && len <= TSR_FAST_REPLY_MAX) {
-        /* Latency path: most replies are small and leave at once (eager
-         * short/bcopy). FORCE_IMM_CMPL makes UCX either finish the send
-         * inside this call - so the header may live on the stack and the
-         * payload need not be copied - or refuse it (NO_RESOURCE), in which
-         * case the general path below runs. */
-        uint8_t hdr[TSR_WIRE_CALL_REQ_LEN]; /* the response takes the first 16 */
-        tsr_wire_hdr_t fh = {
-            .kind = TSR_WIRE_RESPONSE, .type = type, .status = status, .call_id = call_id};
-        size_t hlen = tsr_wire_call_encode(&fh, hdr);
-        /* No UCP_AM_SEND_FLAG_REPLY on responses (rpc_recv.c). */
-        ucp_request_param_t fp = {.op_attr_mask = UCP_OP_ATTR_FLAG_FORCE_IMM_CMPL};
-        void *r = ucp_am_send_nbx(p->ep, TSR_WIRE_CALL_AM_ID, hdr, hlen, data, len, &fp);
-        if (r == NULL)
-            return TSR_OK;
-        if (UCS_PTR_IS_PTR(r)) {
-            /* Not expected with FORCE_IMM_CMPL (UCX 1.13's ucp_am_send_nbx
-             * returns NO_RESOURCE instead of a request: ucp_am.c), which is
-             * also why an inline handler, inside a UCX callback, may take
-             * this path; stay correct anyway outside callbacks: the stack
-             * header must outlive the send, so finish it here. */
-            while (ucp_request_check_status(r) == UCS_INPROGRESS)
-                ucp_worker_progress(t->worker);
-            ucs_status_t rs = ucp_request_check_status(r);
-            ucp_request_free(r);
-            return tsr__status_from_ucs(rs);
-        }
-        if (UCS_PTR_STATUS(r) != UCS_ERR_NO_RESOURCE)
-            return tsr__status_from_ucs(UCS_PTR_STATUS(r));
-    }
+    tsr_status_t rc;
+    if (fast && !done && len <= TSR_FAST_REPLY_MAX &&
+        send_response_now_locked(t, p, call_id, type, status, data, len, &rc))
+        return rc;
     tsr_send_t *s = tsr_mem_calloc(t->mem, 1, sizeof(*s));
     if (!s)
         return TSR_ERR_NOMEM;
@@ -213,8 +228,14 @@ static tsr_status_t reply_common(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_sta
     bool held = tsr__inline_owner == t;
     if (!held)
         tsr__lock(t);
-    tsr_status_t rc = tsr__send_response_locked(t, req->peer, req->call_id, req->type, status,
-                                                data, len, copy, true, done, done_arg);
+    tsr_status_t rc;
+    tsr_peer_t *p = req->peer;
+    /* The latency path in place (no call), else the general one, which
+     * does not try it again. */
+    if (done || len > TSR_FAST_REPLY_MAX || p->state == TSR_PEER_DOWN || !p->ep ||
+        !send_response_now_locked(t, p, req->call_id, req->type, status, data, len, &rc))
+        rc = tsr__send_response_locked(t, p, req->call_id, req->type, status, data, len, copy,
+                                       false, done, done_arg);
     tsr__req_unlink_free_locked(t, req);
     if (!held)
         tsr__unlock(t);
