@@ -24,7 +24,7 @@
  *    ends while spinning (a probe, then the budget it set) and leaves a
  *    budget above 0. How many do
  *    depends on the machine's load (a spinning probe can keep a loaded
- *    machine's server off the core it needs), so only "some, within 10 s"
+ *    machine's server off the core it needs), so only "some, within 30 s"
  *    is asserted here; the rules above are checked exactly;
  *  - the server's own budget (waits for requests) shrinks over idle gaps
  *    longer than its spin;
@@ -147,13 +147,15 @@ static void run(const char *tls)
     assert_int_equal(f1.spin_call_ns, (uint64_t)SPIN_US * 1000);
     assert_true(f1.spin_misses >= 20);
 
-    /* Quick answers: within 10 s some wait ends while spinning again and
+    /* Quick answers: within 30 s some wait ends while spinning again and
      * leaves a budget. (A wait that ends while spinning but after more than
      * half the spin - a loaded machine preempting the spinner or the
      * server - counts as a hit in the stats and as a miss for the budget:
-     * wait for one that set it.) */
+     * wait for one that set it.) Unloaded, the first few probes do it
+     * (about a second); beside a busy loop on this 2-core machine a 10 s
+     * window ran out in 1 of 3 runs, and 1 of 5 before. */
     tsr_transport_stats_t c2 = c1;
-    int64_t until = now_ns() + 10000000000ll;
+    int64_t until = now_ns() + 30000000000ll;
     do {
         call_delay(c, pc, QUICK_US);
         c2 = stats(c);
