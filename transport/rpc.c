@@ -162,14 +162,10 @@ tsr_rpc_req_t *tsr__req_get_locked(tsr_transport_t *t)
 
 tsr_rpc_req_t *tsr__req_alloc_locked(tsr_transport_t *t)
 {
-    tsr_rpc_req_t *r = t->req_cache;
-    if (r) {
-        t->req_cache = r->next;
-        t->nreq_cache--;
+    tsr_rpc_req_t *r = tsr__req_get_locked(t);
+    if (r)
         memset(r, 0, offsetof(tsr_rpc_req_t, small)); /* small[] is written before read */
-        return r;
-    }
-    return tsr_mem_calloc(t->mem, 1, sizeof(*r));
+    return r;
 }
 
 void tsr__req_free_locked(tsr_transport_t *t, tsr_rpc_req_t *r)
