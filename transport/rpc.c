@@ -290,10 +290,15 @@ static tsr_status_t call_start_locked(tsr_transport_t *t, tsr_call_t *c, tsr_pee
     if (r == NULL)
         c->sent = true;
     tsr__peer_ref_locked(peer); /* call_send_cb and the waiter read c->peer */
-    c->next = t->pending;
-    if (t->pending)
-        t->pending->prev = c;
-    t->pending = c;
+    if (__builtin_expect(!c->finished, 1)) {
+        /* (Finished already only if UCX ever delivered the answer inside
+         * the send - UCX 1.13 does not, even to a transport's own
+         * listener: a finished call must not join the pending list.) */
+        c->next = t->pending;
+        if (t->pending)
+            t->pending->prev = c;
+        t->pending = c;
+    }
     /* A blocking call's waiter enforces its timeout itself (lazily, without
      * a clock read when the answer comes quickly); async calls are expired
      * by whoever progresses. */
@@ -350,20 +355,24 @@ tsr_status_t tsr_rpc_call(tsr_transport_t *t, tsr_peer_t *peer, uint16_t type,
     }
     if (__builtin_expect(!c.sent, 0)) /* UCX still reads our header and the caller's payload */
         (void)tsr__wait_locked(t, call_sent, &c, -1, -1, NULL);
+    tsr_status_t status = c.status;
+    *reply = c.reply; /* the caller's now (zero when there is none) */
+    if (__builtin_expect(status != TSR_OK, 0)) {
+        /* Said while our reference keeps the peer (a forgotten one is freed
+         * once its last reference goes). */
+        if (status == TSR_ERR_TIMEOUT)
+            tsr_error_set(err, status, "RPC type %u to node %u timed out after %d ms",
+                          (unsigned)type, peer->node_id, timeout_ms);
+        else if (status == TSR_ERR_UNAVAILABLE)
+            tsr_error_set(err, status, "RPC type %u: node %u went down (%s)", (unsigned)type,
+                          peer->node_id, peer->fail_detail[0] ? peer->fail_detail : "closed");
+        else
+            tsr_error_set(err, status, "RPC type %u: node %u answered: %s", (unsigned)type,
+                          peer->node_id, tsr_status_str(status));
+    }
     tsr__peer_unref_locked(t, peer);
     tsr__unlock(t);
-    *reply = c.reply; /* the caller's now (zero when there is none) */
-    tsr_status_t status = c.status;
-    if (__builtin_expect(status == TSR_OK, 1))
-        return TSR_OK;
-    if (status == TSR_ERR_TIMEOUT)
-        return tsr_error_set(err, status, "RPC type %u to node %u timed out after %d ms",
-                             (unsigned)type, peer->node_id, timeout_ms);
-    if (status == TSR_ERR_UNAVAILABLE)
-        return tsr_error_set(err, status, "RPC type %u: node %u went down (%s)", (unsigned)type,
-                             peer->node_id, peer->fail_detail[0] ? peer->fail_detail : "closed");
-    return tsr_error_set(err, status, "RPC type %u: node %u answered: %s", (unsigned)type,
-                         peer->node_id, tsr_status_str(status));
+    return status;
 }
 
 tsr_status_t tsr_rpc_call_async(tsr_transport_t *t, tsr_peer_t *peer, uint16_t type,

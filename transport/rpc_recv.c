@@ -339,7 +339,8 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
          * into a pooled buffer (rpc.c). */
         tsr_smallbuf_t *b = length ? tsr__small_get_locked(t) : NULL;
         if (b || length == 0) {
-            tsr__copy_small(b->bytes, data, length);
+            if (b)
+                tsr__copy_small(b->bytes, data, length);
             m = (tsr_rpc_msg_t){.data = b ? b->bytes : NULL, .len = length, .small_ = b};
             tsr__call_finish_locked(t, c, (tsr_status_t)h->status, &m);
             return UCS_OK;

@@ -111,7 +111,9 @@ typedef struct tsr_transport_params {
 tsr_status_t tsr_transport_create(tsr_mem_t *mem, const tsr_transport_params_t *params,
                                   tsr_transport_t **out, tsr_error_t *err);
 /* Stops the thread, closes every endpoint, frees everything. Accepts NULL.
- * Requests a handler still holds and regions/rkeys not yet freed are released. */
+ * Requests a handler still holds and regions/rkeys not yet freed are released.
+ * Messages (replies) not yet released must be released before: their bytes
+ * may live in the transport's buffers, which go with it. */
 void tsr_transport_destroy(tsr_transport_t *t);
 
 uint32_t tsr_transport_node_id(const tsr_transport_t *t);

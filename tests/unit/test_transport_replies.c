@@ -15,12 +15,20 @@
  *    holders the cursor passes lap after lap), each compared byte for byte
  *    at the end and released in a random order;
  *  - releasing on another thread: 2 caller threads hand their replies to a
- *    releaser thread through a queue; it checks and releases them while
- *    the callers go on calling (the busy flags cross threads);
+ *    releaser thread through a queue; it keeps 300 back (more than the
+ *    ring's 256, so the cursor meets buffers another thread holds and
+ *    releases) and checks and releases the rest while the callers go on
+ *    calling (the busy flags cross threads);
  *  - blocking calls whose record lives on the caller's stack: a call that
  *    times out (the handler holds the request) answers TSR_ERR_TIMEOUT with
  *    an empty reply; its late response, once the handler answers, is
- *    dropped and counted (rx_late), and the next calls work.
+ *    dropped and counted (rx_late), and the next calls work (in ASan
+ *    builds with detect_stack_use_after_return);
+ *  - responses to a live call: one naming another type is refused and
+ *    counted (rx_bad_field) and the call goes on, the right one is taken;
+ *    an empty one in the full header (the general path) gives an empty
+ *    reply; a second answer to a finished id - its slot reused by the next
+ *    call, whose id differs in generation - is late (rx_late).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -177,13 +185,15 @@ static void test_hold_replies(void **state)
     assert_int_equal(tsr_rpc_call(f.c, f.p, T_ECHO, &v, 8, 10000, &reply, NULL), TSR_OK);
     assert_int_equal(reply.len, 8);
     assert_memory_equal(reply.data, &v, 8);
+    assert_non_null(reply.small_); /* white-box: a pooled buffer again, not the heap */
     tsr_rpc_msg_release(f.c, &reply);
     teardown_pair(&f);
 }
 
 /* ---- released on another thread ---------------------------------------- */
 
-#define QCAP 64
+#define QCAP 400 /* more than the ring's buffers... */
+#define LAG 300  /* ...and the releaser keeps this many back: the cursor meets held ones */
 #define PER_CALLER 1500
 
 typedef struct queue {
@@ -238,7 +248,7 @@ static void *releaser_main(void *arg)
     queue_t *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (q->n == 0 && q->producers_left > 0)
+        while (q->n <= LAG && q->producers_left > 0)
             pthread_cond_wait(&q->cv, &q->mu);
         if (q->n == 0)
             break;
@@ -332,12 +342,145 @@ static void test_timeout_then_late(void **state)
     teardown_pair(&f);
 }
 
+/* ---- responses to a live call, forged and odd ---------------------------- */
+
+static tsr_status_t g_done_status = (tsr_status_t)-1;
+static size_t g_done_len = 999;
+static uint8_t g_done_bytes[16];
+
+static void on_done(void *arg, tsr_status_t st, tsr_rpc_msg_t *reply)
+{
+    g_done_status = st;
+    g_done_len = reply->len;
+    if (reply->len <= sizeof(g_done_bytes) && reply->len)
+        memcpy(g_done_bytes, reply->data, reply->len);
+    tsr_rpc_msg_release((tsr_transport_t *)arg, reply);
+}
+
+/* Starts an async T_HOLD call and returns the request S's handler got. */
+static tsr_rpc_req_t *held_call(fixture_t *f)
+{
+    g_done_status = (tsr_status_t)-1;
+    g_done_len = 999;
+    uint64_t v = 3;
+    assert_int_equal(tsr_rpc_call_async(f->c, f->p, T_HOLD, &v, 8, 20000, on_done, f->c, NULL),
+                     TSR_OK);
+    double end = now_s() + 10;
+    tsr_rpc_req_t *r = NULL;
+    while (!(r = atomic_exchange(&f->s.held, NULL)) && now_s() < end)
+        tsr_transport_wait(f->c, 5);
+    assert_non_null(r);
+    return r;
+}
+
+static void wait_done(fixture_t *f)
+{
+    double end = now_s() + 10;
+    while (g_done_status == (tsr_status_t)-1 && now_s() < end)
+        tsr_transport_wait(f->c, 5);
+}
+
+static tsr_transport_stats_t stats_of(tsr_transport_t *t)
+{
+    tsr_transport_stats_t st;
+    tsr_transport_get_stats(t, &st);
+    return st;
+}
+
+/* Sends S -> C a call-header response (the latency path's form) for id. */
+static void send_call_response(fixture_t *f, tsr_rpc_req_t *r, uint16_t type, const void *data,
+                               size_t len)
+{
+    uint8_t h[TSR_WIRE_CALL_REQ_LEN];
+    tsr_wire_hdr_t rh = {.kind = TSR_WIRE_RESPONSE, .type = type, .call_id = r->call_id};
+    size_t hlen = tsr_wire_call_encode(&rh, h);
+    assert_int_equal(tsr__send_raw_flags(f->s.t, r->peer, TSR_WIRE_CALL_AM_ID, h, hlen, data,
+                                         len, 0, 5000, NULL),
+                     TSR_OK);
+}
+
+static void test_forged_responses(void **state)
+{
+    (void)state;
+    fixture_t f;
+    setup_pair(&f);
+    uint64_t v = 0x1122334455667788ull;
+
+    /* A response naming the live call's id but another type: refused and
+     * counted, the call goes on; then the right type is taken. */
+    tsr_rpc_req_t *r = held_call(&f);
+    tsr_transport_stats_t c0 = stats_of(f.c);
+    send_call_response(&f, r, T_ECHO, &v, 8);
+    double end = now_s() + 10;
+    while (stats_of(f.c).rx_bad_field == c0.rx_bad_field && now_s() < end)
+        tsr_transport_wait(f.c, 5);
+    assert_int_equal(stats_of(f.c).rx_bad_field, c0.rx_bad_field + 1);
+    assert_int_equal(g_done_status, (tsr_status_t)-1); /* still waiting */
+    send_call_response(&f, r, T_HOLD, &v, 8);
+    wait_done(&f);
+    assert_int_equal(g_done_status, TSR_OK);
+    assert_int_equal(g_done_len, 8);
+    assert_memory_equal(g_done_bytes, &v, 8);
+    tsr_rpc_req_drop(f.s.t, r); /* answered by hand above */
+
+    /* A response in the full header with no payload (the general path, as
+     * an older sender's): an empty reply. */
+    r = held_call(&f);
+    uint8_t h[TSR_WIRE_HDR_LEN];
+    tsr_wire_hdr_t fh = {.kind = TSR_WIRE_RESPONSE,
+                         .type = T_HOLD,
+                         .src_node = 1,
+                         .call_id = r->call_id,
+                         .payload_len = 0};
+    tsr_wire_hdr_encode(&fh, h);
+    assert_int_equal(tsr__send_raw_flags(f.s.t, r->peer, TSR_WIRE_AM_ID, h, sizeof(h), NULL, 0,
+                                         0, 5000, NULL),
+                     TSR_OK);
+    wait_done(&f);
+    assert_int_equal(g_done_status, TSR_OK);
+    assert_int_equal(g_done_len, 0);
+    tsr_rpc_req_drop(f.s.t, r);
+
+    /* The same id answered twice: the second is late. */
+    r = held_call(&f);
+    uint64_t id = r->call_id;
+    assert_int_equal(tsr_rpc_reply(f.s.t, r, TSR_OK, &v, 8), TSR_OK);
+    wait_done(&f);
+    assert_int_equal(g_done_status, TSR_OK);
+    c0 = stats_of(f.c);
+    uint8_t ch[TSR_WIRE_CALL_REQ_LEN];
+    tsr_wire_hdr_t rh = {.kind = TSR_WIRE_RESPONSE, .type = T_HOLD, .call_id = id};
+    size_t chlen = tsr_wire_call_encode(&rh, ch);
+    tsr_peer_t *back = NULL; /* S's peer for C: the one its requests came from */
+    r = held_call(&f);
+    back = r->peer;
+    assert_int_equal(tsr__send_raw_flags(f.s.t, back, TSR_WIRE_CALL_AM_ID, ch, chlen, &v, 8, 0,
+                                         5000, NULL),
+                     TSR_OK);
+    end = now_s() + 10;
+    while (stats_of(f.c).rx_late == c0.rx_late && now_s() < end)
+        tsr_transport_wait(f.c, 5);
+    assert_int_equal(stats_of(f.c).rx_late, c0.rx_late + 1);
+    assert_int_equal(tsr_rpc_reply(f.s.t, r, TSR_OK, &v, 8), TSR_OK); /* the live one */
+    wait_done(&f);
+    teardown_pair(&f);
+}
+
+/* In ASan builds, report a use of a returned frame (a blocking call's
+ * record lives on its caller's stack) precisely. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_stack_use_after_return=1";
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hold_replies),
         cmocka_unit_test(test_release_elsewhere),
         cmocka_unit_test(test_timeout_then_late),
+        cmocka_unit_test(test_forged_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
