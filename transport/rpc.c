@@ -14,13 +14,14 @@
  * Such responses are dropped and counted (stats.rx_late).
  *
  * This file: the call table (slots, generations, free lists of calls and
- * requests), the client side (blocking and async calls), timeouts and
- * teardown. The receive path is rpc_recv.c, the server side rpc_reply.c;
+ * requests), the small-response buffer ring, the client side (blocking and
+ * async calls), timeouts and teardown. The receive path is rpc_recv.c, the server side rpc_reply.c;
  * what they share is rpc_int.h.
  *
  * Blocking calls take the transport lock once: start, poll until the
- * response (progress.c's owner fast path), collect, unlock. Their deadline
- * is fixed lazily by the polling loop, so a fast round trip reads no clock.
+ * response (progress.c's owner fast path), collect, unlock; their call
+ * record lives on the caller's stack. Their deadline is fixed lazily by
+ * the polling loop, so a fast round trip reads no clock.
  * Outgoing payloads are sent from the caller's buffer (zero copy); a reply's
  * payload is copied only when its send cannot complete at once and the
  * replier did not use tsr_rpc_reply_zcopy.
