@@ -57,6 +57,26 @@ typedef struct tsr_rx {
     size_t len;
 } tsr_rx_t;
 
+/* Whether handler h may run right here, inside the receive path: it is
+ * inline (TSR_RPC_INLINE), the thread that progresses may run handlers now
+ * (t->inline_ok: set by the polling loop, so dispatch mode and nesting hold
+ * as for queued handlers), nothing is queued ahead (callbacks keep their
+ * order) and no inline handler runs already. */
+static inline bool may_run_inline(const tsr_transport_t *t, const tsr_handler_t *h)
+{
+    return h->inline_ && t->inline_ok && !t->dq_head && !tsr__inline_owner;
+}
+
+/* [L] Puts req on t->reqs (every request not yet answered). */
+static inline void reqs_link_locked(tsr_transport_t *t, tsr_rpc_req_t *req)
+{
+    req->prev = NULL;
+    req->next = t->reqs;
+    if (t->reqs)
+        t->reqs->prev = req;
+    t->reqs = req;
+}
+
 /* A request whose payload is in: queue it for its handler, or run an
  * inline handler (TSR_RPC_INLINE) right here. may_inline: the payload came
  * with the message (not a finished rendezvous) and is a copy of our own. */
@@ -66,11 +86,7 @@ static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req, bool may_in
      * than by the dispatching thread with another lock round. */
     req->handler = t->handlers[req->type];
     req->handler_epoch = atomic_load_explicit(&t->handler_epoch, memory_order_relaxed);
-    req->prev = NULL;
-    req->next = t->reqs;
-    if (t->reqs)
-        t->reqs->prev = req;
-    t->reqs = req;
+    reqs_link_locked(t, req);
     /* Inline: only on a thread that may run handlers now (t->inline_ok:
      * set by the polling loop, so dispatch mode and nesting hold as for
      * queued handlers), and only with nothing queued ahead, so callbacks
@@ -78,8 +94,7 @@ static void req_ready_locked(tsr_transport_t *t, tsr_rpc_req_t *req, bool may_in
      * request still runs before its handler). The handler runs with the
      * lock held (transport.h states what it may call); its reply and drop
      * see tsr__inline_owner and do not lock again. */
-    if (may_inline && req->handler.inline_ && t->inline_ok && !t->dq_head &&
-        !tsr__inline_owner) {
+    if (may_inline && may_run_inline(t, &req->handler)) {
         t->stats.rx_inline++;
         tsr__inline_owner = t;
         req->handler.fn(req->handler.arg, req); /* req belongs to the handler now */
@@ -255,10 +270,7 @@ static inline ucs_status_t on_request_inline_locked(tsr_transport_t *t, tsr_peer
         /* Kept for later: now it is an unanswered request like any other. */
         t->inline_req = NULL;
         tsr__peer_ref_locked(p);
-        req->next = t->reqs;
-        if (t->reqs)
-            t->reqs->prev = req;
-        t->reqs = req;
+        reqs_link_locked(t, req);
     }
     return UCS_OK;
 }
@@ -279,8 +291,7 @@ static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
     }
     bool rndv = (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
     tsr_handler_t handler = t->handlers[h->type];
-    if (!rndv && length <= sizeof(((tsr_rpc_req_t *)0)->small) && handler.inline_ &&
-        t->inline_ok && !t->dq_head && !tsr__inline_owner)
+    if (!rndv && length <= sizeof(((tsr_rpc_req_t *)0)->small) && may_run_inline(t, &handler))
         return on_request_inline_locked(t, p, h->type, h->call_id, handler, data, length);
     tsr_rpc_req_t *req = tsr__req_alloc_locked(t);
     if (!req)
@@ -313,6 +324,26 @@ static ucs_status_t on_request_locked(tsr_transport_t *t, tsr_peer_t *p,
     return ret;
 }
 
+/* [L] Finishes live call c with a small eager payload copied into a
+ * pooled buffer (rpc.c) - the common response, on both receive paths
+ * (always inlined: the latency path's 30 instructions). False when no
+ * buffer is free (the caller then takes the payload another way). */
+static inline __attribute__((always_inline)) bool
+finish_small_response_locked(tsr_transport_t *t, tsr_call_t *c, tsr_status_t status,
+                             const void *data, size_t length)
+{
+    tsr_smallbuf_t *b = NULL;
+    if (length) {
+        b = tsr__small_get_locked(t);
+        if (!b)
+            return false;
+        tsr__copy_small(b->bytes, data, length);
+    }
+    tsr_rpc_msg_t m = {.data = b ? b->bytes : NULL, .len = length, .small_ = b};
+    tsr__call_finish_locked(t, c, status, &m);
+    return true;
+}
+
 static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
                                        const tsr_wire_hdr_t *h, void *data, size_t length,
                                        const ucp_am_recv_param_t *param)
@@ -333,19 +364,10 @@ static ucs_status_t on_response_locked(tsr_transport_t *t, tsr_peer_t *p,
         count_reject(t, TSR_WIRE_EFIELD); /* a response for someone else's call */
         return UCS_OK;
     }
+    if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) && length <= TSR_SMALLBUF_BYTES &&
+        finish_small_response_locked(t, c, (tsr_status_t)h->status, data, length))
+        return UCS_OK; /* the common case */
     tsr_rpc_msg_t m;
-    if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) && length <= TSR_SMALLBUF_BYTES) {
-        /* The common case, inline: a small eager payload copied at once
-         * into a pooled buffer (rpc.c). */
-        tsr_smallbuf_t *b = length ? tsr__small_get_locked(t) : NULL;
-        if (b || length == 0) {
-            if (b)
-                tsr__copy_small(b->bytes, data, length);
-            m = (tsr_rpc_msg_t){.data = b ? b->bytes : NULL, .len = length, .small_ = b};
-            tsr__call_finish_locked(t, c, (tsr_status_t)h->status, &m);
-            return UCS_OK;
-        }
-    }
     tsr_rx_t tmpl = {.target = RX_CALL, .call_id = h->call_id, .status = h->status};
     bool ready;
     ucs_status_t ret = take_payload_locked(t, data, length, param, &m, &tmpl, NULL, 0, &ready);
@@ -476,16 +498,9 @@ static inline bool on_small_response_locked(tsr_transport_t *t, const uint8_t *p
     if (!c || c->finished || c->peer->state == TSR_PEER_DOWN ||
         c->type != tsr_wire_get_u16(p + 2))
         return false;
-    tsr_smallbuf_t *b = NULL;
-    if (length) {
-        b = tsr__small_get_locked(t);
-        if (!b)
-            return false;
-        tsr__copy_small(b->bytes, data, length);
-    }
+    if (!finish_small_response_locked(t, c, (tsr_status_t)status, data, length))
+        return false;
     t->stats.rx_msgs++;
-    tsr_rpc_msg_t m = {.data = b ? b->bytes : NULL, .len = length, .small_ = b};
-    tsr__call_finish_locked(t, c, (tsr_status_t)status, &m);
     return true;
 }
 
@@ -506,7 +521,7 @@ static inline bool on_small_request_locked(tsr_transport_t *t, const uint8_t *p,
     if (!peer || peer->state != TSR_PEER_UP)
         return false;
     tsr_handler_t handler = t->handlers[type];
-    if (!handler.fn || !handler.inline_ || !t->inline_ok || t->dq_head || tsr__inline_owner)
+    if (!handler.fn || !may_run_inline(t, &handler))
         return false;
     t->stats.rx_msgs++;
     (void)on_request_inline_locked(t, peer, type, id, handler, data, length);
