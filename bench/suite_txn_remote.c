@@ -18,8 +18,9 @@
  * never touches UCX in process mode, so forking stays safe. The last point
  * verifies the owner's total with one remote transaction (from a child).
  * Figures as the embedded phases, plus txn per CPU second counting the
- * owner's CPU (from /proc/PID/stat). TSR_BENCH_TXN_CLIENT_SPIN: how long a
- * waiting client process polls (us; default the transport's 100).
+ * owner's CPU (from /proc/PID/stat). TSR_BENCH_TXN_CLIENT_SPIN and
+ * TSR_BENCH_TXN_OWNER_SPIN: how long a waiting client process, and the
+ * owner's progress thread, poll (us; default the transport's 100).
  * TSR_BENCH_TXN_LOCKS=owner|one_sided|auto: who locks write sets
  * (tsr_txn_db_set_locks; auto, the default: the clients' own one-sided CAS
  * over shared memory, the owner over TCP).
@@ -87,7 +88,13 @@ int tsr_bench_txn_run_server(const char *tls)
     uint64_t customers = ks ? strtoull(ks, NULL, 10) : 1000;
     tsr_error_t err;
     tsr_error_clear(&err);
-    tsr_transport_params_t p = {.node_id = 1, .listen_host = "127.0.0.1", .tls = tls};
+    /* TSR_BENCH_TXN_OWNER_SPIN: how long the owner's progress thread polls
+     * for requests before it sleeps (us; default the transport's 100) */
+    const char *os = getenv("TSR_BENCH_TXN_OWNER_SPIN");
+    tsr_transport_params_t p = {.node_id = 1,
+                                .listen_host = "127.0.0.1",
+                                .tls = tls,
+                                .spin_us = os && atoi(os) > 0 ? (unsigned)atoi(os) : 0};
     owner_t o = {0};
     tsr_kv_store_t *st = NULL;
     tsr_txn_server_t *ts = NULL;
