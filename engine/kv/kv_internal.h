@@ -339,6 +339,7 @@ struct tsr_kv_store {
     uint64_t snapshot_bytes;
     pthread_rwlock_t rw;
     pthread_mutex_t cat_mu; /* guards the catalog array for lookups */
+    pthread_mutex_t snap_mu; /* one snapshot at a time */
     tsr_kv_table_t **tabs;
     size_t ntabs, cap;
     uint32_t next_id;

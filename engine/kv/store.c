@@ -6,7 +6,8 @@
  * Locking. store->rw: writes hold it shared while they apply (validation,
  * log append and slot write happen under the partition's mutex, so the log
  * order of a key's writes is the order they were applied); create, drop and
- * snapshots hold it exclusive. The wait for durability (group commit) comes
+ * a snapshot's log rotation hold it exclusive (the snapshot copies the
+ * tables after it, while writes go on). The wait for durability (group commit) comes
  * after rw is released. Reads take no lock at all.
  *
  * Lifetime. A table is reference counted: the catalog holds one reference
@@ -221,6 +222,7 @@ tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr
     s->next_id = 1;
     pthread_rwlock_init(&s->rw, NULL);
     pthread_mutex_init(&s->cat_mu, NULL);
+    pthread_mutex_init(&s->snap_mu, NULL);
     atomic_init(&s->snapping, false);
     tsr_status_t rc = TSR_OK;
     if (o.device && o.device[0] && strcmp(o.device, "cpu") != 0) {
@@ -269,6 +271,7 @@ void tsr_kv_close(tsr_kv_store_t *s)
     tsr_kv_dev_close(s->dev);
     pthread_rwlock_destroy(&s->rw);
     pthread_mutex_destroy(&s->cat_mu);
+    pthread_mutex_destroy(&s->snap_mu);
     tsr_mem_free(NULL, s);
 }
 
@@ -284,45 +287,103 @@ void tsr_kv_recovery_info(const tsr_kv_store_t *s, tsr_kv_recovery_t *out)
     *out = s->rec;
 }
 
-static tsr_status_t snapshot_locked(tsr_kv_store_t *s, tsr_error_t *err)
+/* Slots of a partition written to the snapshot per hold of its mutex:
+ * writers of that partition wait for at most one page (a few hundred us),
+ * not for the whole snapshot. */
+#define SNAP_PAGE 512u
+
+/* Writes partition p's pairs to the snapshot, a page at a time under its
+ * mutex (the slots are stable under it: plain writes, batches and
+ * transaction applies all hold it). A rehash between pages restarts the
+ * partition on the new table: pairs written twice load as upserts. Slots a
+ * transaction reserved for an insert are not values yet and are skipped; a
+ * slot locked by a committing transaction still holds its committed value. */
+static tsr_status_t snap_partition(kv_snap_writer_t *w, const tsr_kv_table_t *t, kv_part_t *p,
+                                   tsr_error_t *err)
 {
-    uint64_t last;
+    tsr_status_t rc = TSR_OK;
+    uint64_t epoch = 0, pos = 0;
+    while (rc == TSR_OK) {
+        pthread_mutex_lock(&p->wlock);
+        kv_tab_t *tab = atomic_load(&p->tab);
+        if (pos != 0 && tab->epoch != epoch)
+            pos = 0; /* rehashed: start over on the new table */
+        epoch = tab->epoch;
+        uint64_t end = pos + SNAP_PAGE < tab->nslots ? pos + SNAP_PAGE : tab->nslots;
+        for (; pos < end && rc == TSR_OK; pos++) {
+            kv_slot_t *sl = kv_slot_at(tab, pos);
+            if (sl->state != KV_FULL || sl->pad == KV_TXN_RESERVED)
+                continue;
+            unsigned char ph[12];
+            kv_put32(ph, t->id);
+            kv_put32(ph + 4, sl->klen);
+            kv_put32(ph + 8, sl->vlen);
+            kv_piece_t pp[3] = {{ph, 12}, {sl->data, sl->klen}, {sl->data + t->max_key, sl->vlen}};
+            rc = tsr_kv_snap_add(w, KV_REC_PUT, pp, 3, err);
+        }
+        bool done = pos >= tab->nslots;
+        pthread_mutex_unlock(&p->wlock);
+        if (done)
+            break;
+    }
+    return rc;
+}
+
+/* A fuzzy snapshot (the way ARIES-style engines checkpoint): writers stop
+ * only while the log is rotated and the tables are listed (the store's
+ * write lock); the tables are then copied while writes go on. Every write
+ * after the rotation is in the new log, whose replay (records are effects:
+ * upserts and deletes) brings each key the copy caught at any point since
+ * to its last value; a key nobody wrote since was stable during the copy.
+ * A pair the copy caught may come from a write whose record is not durable
+ * yet (applied values are visible before their record is on disk), so the
+ * log is made durable up to its last record before the snapshot replaces
+ * the old one: a crash after that finds every record the snapshot's values
+ * depend on. Snapshots are serialized by snap_mu (one snapshot.tmp). */
+static tsr_status_t snapshot(tsr_kv_store_t *s, tsr_error_t *err)
+{
+    pthread_mutex_lock(&s->snap_mu);
+    uint64_t last = 0;
+    tsr_kv_table_t **tabs = NULL;
+    size_t ntabs = 0;
+    kv_snap_writer_t *w = NULL;
+    pthread_rwlock_wrlock(&s->rw);
     tsr_status_t rc = tsr_kv_wal_rotate(s->wal, &last, err);
-    if (rc != TSR_OK)
-        return rc;
-    kv_snap_writer_t *w;
-    rc = tsr_kv_snap_begin(NULL, s->dir, last, &w, err);
-    if (rc != TSR_OK)
-        return rc;
-    for (size_t i = 0; i < s->ntabs && rc == TSR_OK; i++) {
-        tsr_kv_table_t *t = s->tabs[i];
+    if (rc == TSR_OK && s->ntabs) {
+        tabs = tsr_mem_calloc(s->mem, s->ntabs, sizeof(*tabs));
+        if (!tabs)
+            rc = tsr_error_set(err, TSR_ERR_NOMEM, "kv: out of memory");
+        for (size_t i = 0; tabs && i < s->ntabs; i++) {
+            tabs[i] = s->tabs[i];
+            atomic_fetch_add(&tabs[i]->refs, 1); /* a drop meanwhile frees nothing */
+        }
+        ntabs = tabs ? s->ntabs : 0;
+    }
+    pthread_rwlock_unlock(&s->rw);
+    if (rc == TSR_OK)
+        rc = tsr_kv_snap_begin(NULL, s->dir, last, &w, err);
+    for (size_t i = 0; i < ntabs && rc == TSR_OK; i++) {
+        tsr_kv_table_t *t = tabs[i];
         unsigned char h[20];
         create_hdr(h, t);
         kv_piece_t pc[2] = {{h, 20}, {t->name, strlen(t->name)}};
         rc = tsr_kv_snap_add(w, KV_REC_CREATE, pc, 2, err);
-        for (uint32_t pi = 0; pi < t->nparts && rc == TSR_OK; pi++) {
-            kv_tab_t *tab = atomic_load(&t->parts[pi].tab);
-            for (uint64_t j = 0; j < tab->nslots && rc == TSR_OK; j++) {
-                kv_slot_t *sl = kv_slot_at(tab, j);
-                if (sl->state != KV_FULL)
-                    continue;
-                unsigned char ph[12];
-                kv_put32(ph, t->id);
-                kv_put32(ph + 4, sl->klen);
-                kv_put32(ph + 8, sl->vlen);
-                kv_piece_t pp[3] = {
-                    {ph, 12}, {sl->data, sl->klen}, {sl->data + t->max_key, sl->vlen}};
-                rc = tsr_kv_snap_add(w, KV_REC_PUT, pp, 3, err);
-            }
-        }
+        for (uint32_t pi = 0; pi < t->nparts && rc == TSR_OK; pi++)
+            rc = snap_partition(w, t, &t->parts[pi], err);
     }
-    if (rc != TSR_OK) {
-        tsr_kv_snap_abort(w);
-        return rc;
+    if (rc == TSR_OK)
+        rc = tsr_kv_wal_commit(s->wal, tsr_kv_wal_last_lsn(s->wal), err);
+    if (rc == TSR_OK) {
+        rc = tsr_kv_snap_finish(w, err); /* frees w */
+        w = NULL;
     }
-    rc = tsr_kv_snap_finish(w, err);
     if (rc == TSR_OK)
         tsr_kv_wal_drop_old(s->wal, last);
+    tsr_kv_snap_abort(w);
+    for (size_t i = 0; i < ntabs; i++)
+        table_unref(tabs[i]);
+    tsr_mem_free(s->mem, tabs);
+    pthread_mutex_unlock(&s->snap_mu);
     return rc;
 }
 
@@ -332,10 +393,7 @@ tsr_status_t tsr_kv_checkpoint(tsr_kv_store_t *s, tsr_kv_err_t *kerr)
     tsr_error_clear(&e);
     if (!s || !s->wal)
         return TSR_OK;
-    pthread_rwlock_wrlock(&s->rw);
-    tsr_status_t rc = snapshot_locked(s, &e);
-    pthread_rwlock_unlock(&s->rw);
-    return tsr_kv_err_from(kerr, &e, rc);
+    return tsr_kv_err_from(kerr, &e, snapshot(s, &e));
 }
 
 void tsr_kv_store_maybe_snapshot(tsr_kv_store_t *s)

@@ -25,10 +25,13 @@
  * caller serving many commits (the txn server, remote.c) can wait for many
  * records with one wait; tsr_txn_commit_local runs all six.
  *
- * Steps 1-5 hold the store's rwlock shared, so a snapshot (exclusive) never
- * sees a locked slot and never splits a commit: it covers a commit's record
- * and its effects, or neither. Locks are held from step 1 to 5 only, never
- * across an fsync. A commit is serialized at step 3: all its write locks are
+ * Steps 1-5 hold the store's rwlock shared, so a snapshot's log rotation
+ * (exclusive) never splits a commit: the record is in the old log with all
+ * its effects applied, or in the new one. The snapshot's copy that follows
+ * runs beside commits (it may catch some of a commit's effects; that
+ * record is made durable before the snapshot is, and replay applies it
+ * whole: store.c). Locks are held from step 1 to 5 only, never across an
+ * fsync. A commit is serialized at step 3: all its write locks are
  * held and its reads are still current.
  *
  * Visibility before durability: applied values are visible before the
