@@ -365,7 +365,9 @@ tsr_status_t tsr_kv_err_from(tsr_kv_err_t *out, const tsr_error_t *err, tsr_stat
  * slot: a FULL slot holding the key, no value, pad = KV_TXN_RESERVED and the
  * version locked; it becomes the inserted value or a tombstone at apply or
  * abort. A committing transaction holds the store's rwlock shared from its
- * first lock to its last apply, so no snapshot ever sees a locked slot.
+ * first lock to its last apply, so a snapshot's log rotation never splits a
+ * commit; the snapshot's copy after it may meet locked slots (their
+ * committed values) and reservations (skipped).
  */
 #define KV_TXN_ABSENT UINT64_MAX /* a read that found no key */
 #define KV_TXN_RESERVED 1u       /* slot pad: reserved by a locked insert */

@@ -48,11 +48,22 @@ static tsr_status_t check_fence(tsr_kv_table_t *t, const tsr_kv_write_opts_t *wo
     return TSR_OK;
 }
 
-static tsr_status_t check_kv(const tsr_kv_table_t *t, const void *key, size_t klen, const void *val,
-                             size_t vlen, bool has_val, tsr_error_t *err)
+/* NOT_FOUND once t was dropped. Writers check again with the store's rwlock
+ * held (drop takes it exclusive): a write that passed the first check and
+ * logged after the DROP record would name a table id that replay no longer
+ * knows, and the store would not open again. */
+static tsr_status_t check_live(const tsr_kv_table_t *t, tsr_error_t *err)
 {
     if (atomic_load(&t->dropped))
         return tsr_error_set(err, TSR_ERR_NOT_FOUND, "kv: table '%s' was dropped", t->name);
+    return TSR_OK;
+}
+
+static tsr_status_t check_kv(const tsr_kv_table_t *t, const void *key, size_t klen, const void *val,
+                             size_t vlen, bool has_val, tsr_error_t *err)
+{
+    if (check_live(t, err) != TSR_OK)
+        return TSR_ERR_NOT_FOUND;
     if ((!key && klen) || (has_val && !val && vlen))
         return tsr_error_set(err, TSR_ERR_INVALID_ARG, "kv: NULL key or value with a length");
     if (klen > t->max_key)
@@ -83,8 +94,10 @@ static tsr_status_t do_write(tsr_kv_table_t *t, kv_op_t op, const void *key, siz
     uint64_t h = tsr_hash_bytes(key, klen);
     log_ctx_t lc = {t, 0};
     pthread_rwlock_rdlock(&s->rw);
-    rc = tsr_kv_part_write(&t->parts[kv_part_of(h, t->nparts)], op, h, key, (uint32_t)klen, val,
-                           (uint32_t)vlen, s->wal ? log_hook : NULL, &lc, &e);
+    rc = check_live(t, &e); /* again: a drop may have come since check_kv */
+    if (rc == TSR_OK)
+        rc = tsr_kv_part_write(&t->parts[kv_part_of(h, t->nparts)], op, h, key, (uint32_t)klen,
+                               val, (uint32_t)vlen, s->wal ? log_hook : NULL, &lc, &e);
     pthread_rwlock_unlock(&s->rw);
     if (rc == TSR_OK && lc.lsn) {
         rc = tsr_kv_wal_commit(s->wal, lc.lsn, &e);
@@ -245,7 +258,9 @@ static tsr_status_t do_batch(tsr_kv_table_t *t, kv_op_t op, const tsr_kv_pair_t 
     kv_log_fn log = s->wal ? log_hook : NULL;
     if (t->nparts == 1) {
         pthread_rwlock_rdlock(&s->rw);
-        rc = part_batch(t, &t->parts[0], op, n, h, pairs, res, log, &lc, &e);
+        rc = check_live(t, &e);
+        if (rc == TSR_OK)
+            rc = part_batch(t, &t->parts[0], op, n, h, pairs, res, log, &lc, &e);
         pthread_rwlock_unlock(&s->rw);
     } else {
         /* group by partition: counting sort of indices */
@@ -270,6 +285,7 @@ static tsr_status_t do_batch(tsr_kv_table_t *t, kv_op_t op, const tsr_kv_pair_t 
         /* start[p] now is the end of group p; group p begins at start[p-1] */
         pthread_rwlock_rdlock(&s->rw);
         size_t b = 0;
+        rc = check_live(t, &e);
         for (uint32_t p = 0; p < t->nparts && rc == TSR_OK; p++) {
             size_t end = start[p];
             if (end > b)

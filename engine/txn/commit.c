@@ -236,6 +236,17 @@ tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *
         pthread_rwlock_rdlock(&s->rw);
         rw_held = true;
     }
+    /* a table dropped since it was looked up (drop takes rw exclusive, so
+     * none is dropped from here to step 5): a record logged after the DROP
+     * would name a table id replay no longer knows, and the store would not
+     * open again. Conflict: a retry looks the name up afresh. */
+    for (size_t i = 0; i < sets->nwrites; i++)
+        if (atomic_load(&w[i].k.t->dropped)) {
+            rc = tsr_error_set(err, TSR_ERR_CONFLICT,
+                               "txn: conflict: table '%s' was dropped during the commit",
+                               w[i].k.t->name);
+            goto cleanup;
+        }
     /* 1. lock the write set (take over the keys a remote client locked
      * one-sided: its tag must still be in the word) */
     for (size_t i = 0; i < sets->nwrites; i++) {

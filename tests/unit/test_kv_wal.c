@@ -16,7 +16,10 @@
  * taken back to back while writer threads upsert and delete (growing
  * partitions: rehashes during the copy) and another thread creates, fills
  * and drops a table: the reopened store equals the writers' models and the
- * dropped table stays dropped.
+ * dropped table stays dropped. Writer threads (single and batch upserts)
+ * racing 400 drops and re-creates of their table: every write succeeds or
+ * says NOT_FOUND, and the store opens again (a write logged after its
+ * table's DROP record made recovery refuse the log).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -723,6 +726,77 @@ static void test_snapshot_during_writes(void **state)
     tsr_kv_close(s);
 }
 
+/* ---- writes racing a drop --------------------------------------------------------------- */
+
+typedef struct dr_arg {
+    tsr_kv_store_t *s;
+    atomic_bool *stop;
+    unsigned long ok, gone;
+    int failed;
+} dr_arg_t;
+
+/* Opens "x" and writes to it until stopped; a write after a drop must fail
+ * NOT_FOUND (and a batch too), never reach the log. */
+static void *dr_writer(void *arg)
+{
+    dr_arg_t *a = arg;
+    uint32_t k = 0;
+    while (!atomic_load(a->stop)) {
+        tsr_kv_table_t *t = NULL;
+        if (tsr_kv_table_open(a->s, "x", &t, NULL) != TSR_OK)
+            continue; /* between a drop and the re-create */
+        for (int i = 0; i < 50; i++, k++) {
+            tsr_status_t rc;
+            if (i % 10 == 9) {
+                tsr_kv_pair_t pr[3] = {{&k, 4, &k, 4}, {&i, 4, &k, 4}, {"b", 1, &k, 4}};
+                rc = tsr_kv_upsert_batch(t, pr, 3, NULL, NULL, NULL, NULL);
+            } else {
+                rc = tsr_kv_upsert(t, &k, 4, &k, 4, NULL, NULL);
+            }
+            if (rc == TSR_OK)
+                a->ok++;
+            else if (rc == TSR_ERR_NOT_FOUND)
+                a->gone++;
+            else
+                a->failed++;
+        }
+        tsr_kv_table_close(t);
+    }
+    return NULL;
+}
+
+static void test_write_races_drop(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(0, NULL);
+    tsr_kv_table_params_t p = {.partitions = 2, .max_key = 4, .max_value = 4};
+    assert_int_equal(tsr_kv_table_create(s, "x", &p, NULL), TSR_OK);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    dr_arg_t a[2] = {{.s = s, .stop = &stop}, {.s = s, .stop = &stop}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, dr_writer, &a[i]), 0);
+    for (int r = 0; r < 400; r++) {
+        assert_int_equal(tsr_kv_table_drop(s, "x", NULL), TSR_OK);
+        assert_int_equal(tsr_kv_table_create(s, "x", &p, NULL), TSR_OK);
+        if (r % 50 == 0)
+            usleep(1000);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].failed, 0);
+    }
+    print_message("writes %lu, refused after a drop %lu\n", a[0].ok + a[1].ok,
+                  a[0].gone + a[1].gone);
+    tsr_kv_close(s);
+    tsr_kv_recovery_t rec;
+    s = open_store(0, &rec); /* every logged write names a live table */
+    assert_false(rec.torn_tail);
+    tsr_kv_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -733,6 +807,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_during_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_races_drop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

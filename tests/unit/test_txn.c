@@ -962,6 +962,76 @@ static void test_large_values(void **state)
     tsr_kv_close(s);
 }
 
+/* ---- commits racing a drop of their table --------------------------------------------- */
+
+typedef struct drop_race {
+    tsr_txn_db_t *db;
+    atomic_bool *stop;
+    unsigned long ok, refused;
+    int failed;
+} drop_race_t;
+
+static void *drop_race_committer(void *arg)
+{
+    drop_race_t *a = arg;
+    for (uint32_t k = 0; !atomic_load(a->stop); k++) {
+        tsr_txn_t *x = NULL;
+        if (tsr_txn_begin(a->db, &x, NULL) != TSR_OK) {
+            a->failed++;
+            break;
+        }
+        tsr_status_t rc = tsr_txn_put(x, "d", &k, 4, &k, 4, NULL, NULL);
+        if (rc == TSR_OK)
+            rc = tsr_txn_commit(x, NULL);
+        else
+            tsr_txn_rollback(x);
+        if (rc == TSR_OK)
+            a->ok++;
+        else if (rc == TSR_ERR_CONFLICT || rc == TSR_ERR_NOT_FOUND)
+            a->refused++;
+        else
+            a->failed++;
+    }
+    return NULL;
+}
+
+/* A commit whose table is dropped between its lookup and its log record
+ * must not log a record after the DROP (recovery would meet an unknown
+ * table id and refuse to open the store). */
+static void test_commit_races_drop(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_dir(dir, sizeof(dir), "drop");
+    tsr_kv_store_t *s = open_store(dir, NULL);
+    create(s, "d", 2, 4, 4);
+    tsr_txn_db_t *db;
+    assert_int_equal(tsr_txn_db_local(s, &db, NULL), TSR_OK);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    drop_race_t a[2] = {{.db = db, .stop = &stop}, {.db = db, .stop = &stop}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, drop_race_committer, &a[i]), 0);
+    for (int r = 0; r < 400; r++) {
+        assert_int_equal(tsr_kv_table_drop(s, "d", NULL), TSR_OK);
+        create(s, "d", 2, 4, 4);
+        if (r % 50 == 0)
+            usleep(1000);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(a[i].failed, 0);
+    }
+    print_message("commits %lu, refused %lu\n", a[0].ok + a[1].ok, a[0].refused + a[1].refused);
+    tsr_txn_db_close(db);
+    tsr_kv_close(s);
+    s = open_store(dir, NULL); /* asserts the open succeeds */
+    tsr_kv_close(s);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_write_skew_threads), cmocka_unit_test(test_bank),
         cmocka_unit_test(test_recovery),           cmocka_unit_test(test_fencing),
         cmocka_unit_test(test_run_and_bad_input),  cmocka_unit_test(test_large_values),
+        cmocka_unit_test(test_commit_races_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
