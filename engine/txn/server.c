@@ -17,7 +17,7 @@
  * fdatasync per round (a pool of threads each waiting for its own commit
  * would share at most one per thread), the progress thread never waits for
  * a disk, and a commit is acknowledged only once its record is durable.
- * Why a replier of its own: a reply over TCP costs 30-40 us here (the
+ * Why a replier of its own (over TCP): a reply there costs 30-110 us (the
  * send runs the loopback receive path and wakes the client), and while
  * the syncer sent a round's replies the next round's commits waited for
  * their fdatasync: with 16 SmallBank clients a round was 330 us of
@@ -55,6 +55,12 @@ struct tsr_txn_server {
     bool reply_stop;                /* set once the syncer has exited */
     pthread_t replier;
     bool replier_started;
+    /* Hand batches to the replier: the transport is TCP only, where a
+     * reply from a thread other than the progress thread cost about 110 us
+     * with 16 SmallBank clients on 2 cores (20 us over shared memory). A
+     * measured cost was tried as the rule instead: it swung around any
+     * threshold with the load, handing over a third of the batches. */
+    bool handoff;
 };
 
 static void reply_err(tsr_transport_t *t, tsr_rpc_req_t *req, tsr_status_t rc, const tsr_error_t *e)
@@ -381,13 +387,15 @@ static void reply_jobs(tsr_txn_server_t *s, job_t *j, tsr_status_t rc, const tsr
 
 /* The syncer: takes every queued commit, waits once for the largest lsn
  * (the log is durable in lsn order, so that covers them all) and replies
- * to each - or, when commits for the next round are already queued, hands
- * the batch to the replier, so that round's fdatasync starts while these
- * replies go out. Replying here otherwise saves the wake-up of another
- * thread (one client: 2.2-2.7 k -> 1.8-2.2 k txn/s when every batch went
- * through the replier). A failed log is answered here (the order of
- * replies to different clients does not matter). Runs until stopped with
- * an empty queue. */
+ * to each - or, over TCP (s->handoff) when commits for the next round are
+ * already queued, hands the batch to the replier, so that round's
+ * fdatasync starts while these replies go out. Otherwise replying here
+ * saves the wake-up of another thread: one client over TCP lost 2.2-2.7 k
+ * -> 1.8-2.2 k txn/s when every batch went through the replier, and 16
+ * clients over shared memory, whose replies are cheap, 7% when every batch
+ * with a next round did (8 alternated pairs). A failed log is answered here (the order
+ * of replies to different clients does not matter). Runs until stopped
+ * with an empty queue. */
 static void *syncer(void *arg)
 {
     tsr_txn_server_t *s = arg;
@@ -409,7 +417,7 @@ static void *syncer(void *arg)
         tsr_status_t rc = tsr_kv_wal_commit(s->local.store->wal, upto, &e);
         pthread_mutex_lock(&s->mu);
         bool next_round = s->head != NULL;
-        if (rc == TSR_OK && next_round) {
+        if (rc == TSR_OK && next_round && s->handoff) {
             if (s->reply_tail)
                 s->reply_tail->next = batch;
             else
@@ -514,6 +522,7 @@ tsr_status_t tsr_txn_server_start(tsr_kv_store_t *store, tsr_transport_t *transp
         goto report;
     }
     s->t = transport;
+    s->handoff = tsr_transport_tcp_only(transport);
     s->rpc_type = rpc_type ? rpc_type : TSR_TXN_RPC;
     rc = tsr_txn_local_init(&s->local, store, &e);
     if (rc != TSR_OK)
@@ -522,11 +531,11 @@ tsr_status_t tsr_txn_server_start(tsr_kv_store_t *store, tsr_transport_t *transp
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->reply_cv, NULL);
     if (store->wal) { /* without a log no commit waits: no syncer */
-        if (pthread_create(&s->replier, NULL, replier, s) != 0) {
+        if (s->handoff && pthread_create(&s->replier, NULL, replier, s) != 0) {
             rc = tsr_error_set(&e, TSR_ERR_INTERNAL, "txn: pthread_create failed");
             goto err_stop;
         }
-        s->replier_started = true;
+        s->replier_started = s->handoff;
         if (pthread_create(&s->syncer, NULL, syncer, s) != 0) {
             rc = tsr_error_set(&e, TSR_ERR_INTERNAL, "txn: pthread_create failed");
             goto err_stop;
