@@ -44,6 +44,7 @@
 
 #include "core/hash.h"
 #include "tessera/lock.h"
+#include "entry_index.h"
 #include "txn_internal.h"
 
 tsr_status_t tsr_txn_local_init(txn_local_t *l, tsr_kv_store_t *store, tsr_error_t *err)
@@ -160,11 +161,6 @@ static int cmp_cw(const void *a, const void *b)
     return x->k.klen ? memcmp(x->k.key, y->k.key, x->k.klen) : 0;
 }
 
-static bool same_key(const txn_entry_t *a, const txn_entry_t *b)
-{
-    return a->tab == b->tab && a->h == b->h && a->klen == b->klen &&
-           (a->klen == 0 || memcmp(a->key, b->key, a->klen) == 0);
-}
 
 tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err)
 {
@@ -189,6 +185,7 @@ tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *
     kv_txn_wrec_t *rec = NULL;
     bool *read_written = NULL;
     bool rw_held = false;
+    txn_index_t rix = {0}; /* over sets->reads */
     uint64_t lsn = 0;
 
     *lsn_out = 0;
@@ -224,11 +221,13 @@ tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *
         w[i].k = (kv_txn_key_t){t, e->h, e->key, e->klen};
         w[i].part = kv_part_of(e->h, t->nparts);
         w[i].e = e;
-        for (size_t j = 0; j < sets->nreads; j++)
-            if (same_key(e, &sets->reads[j])) {
-                w[i].expect = sets->reads[j].ver;
-                read_written[j] = true;
-            }
+        /* the read of the same key, if any (the sets hold each key once) */
+        txn_entry_t *r =
+            txn_index_find(&rix, sets->reads, sets->nreads, e->tab, e->h, e->key, e->klen);
+        if (r) {
+            w[i].expect = r->ver;
+            read_written[r - sets->reads] = true;
+        }
     }
     qsort(w, sets->nwrites, sizeof(*w), cmp_cw);
 
@@ -320,6 +319,7 @@ abort:
 cleanup:
     if (rw_held)
         pthread_rwlock_unlock(&s->rw);
+    txn_index_free(&rix);
     tsr_mem_free(NULL, tabs);
     tsr_mem_free(NULL, w);
     tsr_mem_free(NULL, rec);

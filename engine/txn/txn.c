@@ -33,12 +33,14 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "entry_index.h"
 #include "txn_internal.h"
 
 struct tsr_txn {
     tsr_txn_db_t *db;
     txn_sets_t s;
     size_t rcap, wcap, tcap;
+    txn_index_t rix, wix; /* over s.reads and s.writes (entry_index.h) */
     /* Remote db: every read so far came from the transaction's first read
      * call, which the owner found one consistent snapshot (READ_SNAP): a
      * commit without writes is decided here, with no call. */
@@ -145,6 +147,8 @@ static void txn_free(tsr_txn_t *x)
     tsr_mem_free(NULL, x->s.reads);
     tsr_mem_free(NULL, x->s.writes);
     tsr_mem_free(NULL, x->s.tnames);
+    txn_index_free(&x->rix);
+    txn_index_free(&x->wix);
     tsr_mem_free(NULL, x);
 }
 
@@ -179,14 +183,17 @@ static tsr_status_t tab_index(tsr_txn_t *x, const char *table, uint32_t *idx, ts
     return TSR_OK;
 }
 
-static txn_entry_t *find(txn_entry_t *v, size_t n, uint32_t tab, uint64_t h, const void *key,
-                         size_t klen)
+/* The write (wix) or read (rix) of that key in x, or NULL. */
+static txn_entry_t *find_write(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key,
+                               size_t klen)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v[i].tab == tab && v[i].h == h && v[i].klen == klen &&
-            (klen == 0 || memcmp(v[i].key, key, klen) == 0))
-            return &v[i];
-    return NULL;
+    return txn_index_find(&x->wix, x->s.writes, x->s.nwrites, tab, h, key, klen);
+}
+
+static txn_entry_t *find_read(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key,
+                              size_t klen)
+{
+    return txn_index_find(&x->rix, x->s.reads, x->s.nreads, tab, h, key, klen);
 }
 
 static void copy_out(const unsigned char *val, uint32_t vl, void *buf, size_t cap, size_t *vlen)
@@ -312,8 +319,8 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
             break;
         so[i].h = tsr_hash_bytes(rd->key, rd->klen);
         so[i].fetch = SIZE_MAX;
-        if (find(x->s.writes, x->s.nwrites, so[i].tab, so[i].h, rd->key, rd->klen) ||
-            find(x->s.reads, x->s.nreads, so[i].tab, so[i].h, rd->key, rd->klen))
+        if (find_write(x, so[i].tab, so[i].h, rd->key, rd->klen) ||
+            find_read(x, so[i].tab, so[i].h, rd->key, rd->klen))
             continue;
         for (size_t j = 0; j < i && so[i].fetch == SIZE_MAX; j++)
             if (so[j].fetch != SIZE_MAX && so[j].tab == so[i].tab && so[j].h == so[i].h &&
@@ -355,10 +362,8 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
     /* every element answers from the sets now, or with its read's failure */
     for (size_t i = 0; i < n; i++) {
         tsr_txn_read_t *rd = &reads[i];
-        const txn_entry_t *w =
-            find(x->s.writes, x->s.nwrites, so[i].tab, so[i].h, rd->key, rd->klen);
-        const txn_entry_t *r =
-            w ? NULL : find(x->s.reads, x->s.nreads, so[i].tab, so[i].h, rd->key, rd->klen);
+        const txn_entry_t *w = find_write(x, so[i].tab, so[i].h, rd->key, rd->klen);
+        const txn_entry_t *r = w ? NULL : find_read(x, so[i].tab, so[i].h, rd->key, rd->klen);
         if (w && !w->del)
             copy_out(w->val, w->vlen, rd->buf, rd->cap, &rd->vlen);
         else if (r && r->ver != KV_TXN_ABSENT)
@@ -419,7 +424,7 @@ static tsr_status_t buffer_write(tsr_txn_t *x, const char *table, const void *ke
     }
     if (wo && wo->lock)
         lock = tsr_mem_strdup(NULL, wo->lock);
-    txn_entry_t *w = find(x->s.writes, x->s.nwrites, tab, h, key, klen);
+    txn_entry_t *w = find_write(x, tab, h, key, klen);
     if (!w) {
         kc = tsr_mem_alloc(NULL, klen ? klen : 1);
         if (kc && tsr_mem_grow(NULL, (void **)&x->s.writes, &x->wcap, x->s.nwrites + 1,
