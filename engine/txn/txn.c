@@ -295,16 +295,24 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
         return TSR_OK;
     slot_of_t so_stack[GET_MANY_STACK];
     txn_fetch_t f_stack[GET_MANY_STACK];
+    /* the keys of the call's fetches, as entries, so that duplicates among
+     * the elements are found through an index (entry_index.h) */
+    txn_entry_t k_stack[GET_MANY_STACK];
     slot_of_t *so = so_stack;
     txn_fetch_t *f = f_stack;
+    txn_entry_t *fk = k_stack;
+    txn_index_t fix = {0};
     if (n > GET_MANY_STACK) {
         so = tsr_mem_alloc(NULL, n * sizeof(*so));
         f = tsr_mem_alloc(NULL, n * sizeof(*f));
-        if (!so || !f) {
+        fk = tsr_mem_alloc(NULL, n * sizeof(*fk));
+        if (!so || !f || !fk) {
             if (so != so_stack)
                 tsr_mem_free(NULL, so);
             if (f != f_stack)
                 tsr_mem_free(NULL, f);
+            if (fk != k_stack)
+                tsr_mem_free(NULL, fk);
             return err_out(xerr, NULL, TSR_ERR_NOMEM);
         }
     }
@@ -322,13 +330,16 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
         if (find_write(x, so[i].tab, so[i].h, rd->key, rd->klen) ||
             find_read(x, so[i].tab, so[i].h, rd->key, rd->klen))
             continue;
-        for (size_t j = 0; j < i && so[i].fetch == SIZE_MAX; j++)
-            if (so[j].fetch != SIZE_MAX && so[j].tab == so[i].tab && so[j].h == so[i].h &&
-                reads[j].klen == rd->klen &&
-                (rd->klen == 0 || memcmp(reads[j].key, rd->key, rd->klen) == 0))
-                so[i].fetch = so[j].fetch;
-        if (so[i].fetch == SIZE_MAX) {
+        const txn_entry_t *dup = txn_index_find(&fix, fk, nf, so[i].tab, so[i].h, rd->key, rd->klen);
+        if (dup) {
+            so[i].fetch = (size_t)(dup - fk);
+        } else {
             so[i].fetch = nf;
+            /* the key is only compared, never written through */
+            fk[nf] = (txn_entry_t){.tab = so[i].tab,
+                                   .h = so[i].h,
+                                   .key = (unsigned char *)(uintptr_t)rd->key,
+                                   .klen = (uint32_t)rd->klen};
             f[nf++] = (txn_fetch_t){.table = rd->table, .key = rd->key, .klen = (uint32_t)rd->klen};
         }
     }
@@ -383,6 +394,9 @@ out:
         tsr_mem_free(NULL, so);
     if (f != f_stack)
         tsr_mem_free(NULL, f);
+    if (fk != k_stack)
+        tsr_mem_free(NULL, fk);
+    txn_index_free(&fix);
     return rc == TSR_OK ? TSR_OK : err_out(xerr, &e, rc);
 }
 

@@ -1100,6 +1100,24 @@ static void test_large_sets(void **state)
                 model[ti][k] = -1;
             }
         }
+    /* one get_many of 2,000 elements, each key twice, keys read, written
+     * and new to the transaction among them */
+    {
+        enum { GM = 2000 };
+        static int64_t ks[GM], vs[GM];
+        static tsr_txn_read_t rd[GM];
+        for (int j = 0; j < GM; j++) {
+            ks[j] = (int64_t)((j % (GM / 2)) * 5 % BIG_KEYS);
+            rd[j] = (tsr_txn_read_t){.table = "b", .key = &ks[j], .klen = 8, .buf = &vs[j],
+                                     .cap = 8};
+        }
+        (void)tsr_txn_get_many(x, rd, GM, NULL);
+        for (int j = 0; j < GM; j++) {
+            assert_int_equal(rd[j].status, model[1][ks[j]] < 0 ? TSR_ERR_NOT_FOUND : TSR_OK);
+            if (rd[j].status == TSR_OK)
+                assert_true(vs[j] == model[1][ks[j]]);
+        }
+    }
     assert_int_equal(tsr_txn_commit(x, NULL), TSR_OK);
     for (int ti = 0; ti < 2; ti++)
         for (int64_t k = 0; k < BIG_KEYS; k++) {
