@@ -343,11 +343,11 @@ struct tsr_kv_store {
     tsr_kv_table_t **tabs;
     size_t ntabs, cap;
     uint32_t next_id;
-    atomic_bool snapping;    /* an automatic snapshot is asked for or running */
-    pthread_mutex_t bg_mu;   /* guards snap_wanted, snap_stop */
+    atomic_bool snapping;  /* an automatic snapshot is asked for or running */
+    pthread_mutex_t bg_mu; /* guards snap_wanted, snap_stop */
     pthread_cond_t bg_cv;
     bool snap_wanted, snap_stop;
-    pthread_t snapper;       /* takes the automatic snapshots (store.c) */
+    pthread_t snapper; /* takes the automatic snapshots (store.c) */
     bool snapper_started;
     tsr_kv_recovery_t rec;
     _Atomic uint64_t txn_clock; /* versions given by transaction commits (txn_apply.c) */

@@ -96,8 +96,8 @@ static tsr_status_t do_write(tsr_kv_table_t *t, kv_op_t op, const void *key, siz
     pthread_rwlock_rdlock(&s->rw);
     rc = check_live(t, &e); /* again: a drop may have come since check_kv */
     if (rc == TSR_OK)
-        rc = tsr_kv_part_write(&t->parts[kv_part_of(h, t->nparts)], op, h, key, (uint32_t)klen,
-                               val, (uint32_t)vlen, s->wal ? log_hook : NULL, &lc, &e);
+        rc = tsr_kv_part_write(&t->parts[kv_part_of(h, t->nparts)], op, h, key, (uint32_t)klen, val,
+                               (uint32_t)vlen, s->wal ? log_hook : NULL, &lc, &e);
     pthread_rwlock_unlock(&s->rw);
     if (rc == TSR_OK && lc.lsn) {
         rc = tsr_kv_wal_commit(s->wal, lc.lsn, &e);

@@ -324,9 +324,8 @@ void tsr_kv_recovery_info(const tsr_kv_store_t *s, tsr_kv_recovery_t *out)
  * for an insert are not values yet and are skipped; a slot locked by a
  * committing transaction still holds its committed value. buf (*cap bytes)
  * is the caller's, grown here. */
-static tsr_status_t snap_partition(tsr_kv_store_t *s, kv_snap_writer_t *w,
-                                   const tsr_kv_table_t *t, kv_part_t *p, unsigned char **buf,
-                                   size_t *cap, tsr_error_t *err)
+static tsr_status_t snap_partition(tsr_kv_store_t *s, kv_snap_writer_t *w, const tsr_kv_table_t *t,
+                                   kv_part_t *p, unsigned char **buf, size_t *cap, tsr_error_t *err)
 {
     tsr_status_t rc = TSR_OK;
     uint64_t epoch = 0, pos = 0;

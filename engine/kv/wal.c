@@ -393,8 +393,7 @@ tsr_status_t tsr_kv_wal_rotate(kv_wal_t *w, uint64_t *last_lsn, tsr_error_t *err
     int oldfd = w->fd;
     uint64_t bytes = w->file_bytes, alloc = w->file_alloc;
     bool sync = w->sync == TSR_KV_SYNC_FSYNC;
-    if ((alloc > bytes && ftruncate(oldfd, (off_t)bytes) != 0) ||
-        (sync && fdatasync(oldfd) != 0)) {
+    if ((alloc > bytes && ftruncate(oldfd, (off_t)bytes) != 0) || (sync && fdatasync(oldfd) != 0)) {
         rc = tsr_error_set(err, TSR_ERR_IO, "kv: cutting the log in %s to its records: %s", w->dir,
                            strerror(errno));
         pthread_mutex_unlock(&w->mu);

@@ -43,8 +43,8 @@
 #include <string.h>
 
 #include "core/hash.h"
-#include "tessera/lock.h"
 #include "entry_index.h"
+#include "tessera/lock.h"
 #include "txn_internal.h"
 
 tsr_status_t tsr_txn_local_init(txn_local_t *l, tsr_kv_store_t *store, tsr_error_t *err)
@@ -160,7 +160,6 @@ static int cmp_cw(const void *a, const void *b)
         return x->k.klen < y->k.klen ? -1 : 1;
     return x->k.klen ? memcmp(x->k.key, y->k.key, x->k.klen) : 0;
 }
-
 
 tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err)
 {

@@ -75,9 +75,8 @@ static inline bool txn_index_sync(txn_index_t *ix, const txn_entry_t *v, size_t 
 }
 
 /* The entry of v[0..n) with that key, or NULL. */
-static inline txn_entry_t *txn_index_find(txn_index_t *ix, txn_entry_t *v, size_t n,
-                                          uint32_t tab, uint64_t h, const void *key,
-                                          size_t klen)
+static inline txn_entry_t *txn_index_find(txn_index_t *ix, txn_entry_t *v, size_t n, uint32_t tab,
+                                          uint64_t h, const void *key, size_t klen)
 {
     if (n >= TXN_INDEX_MIN && txn_index_sync(ix, v, n)) {
         size_t mask = ix->cap - 1;

@@ -184,14 +184,12 @@ static tsr_status_t tab_index(tsr_txn_t *x, const char *table, uint32_t *idx, ts
 }
 
 /* The write (wix) or read (rix) of that key in x, or NULL. */
-static txn_entry_t *find_write(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key,
-                               size_t klen)
+static txn_entry_t *find_write(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key, size_t klen)
 {
     return txn_index_find(&x->wix, x->s.writes, x->s.nwrites, tab, h, key, klen);
 }
 
-static txn_entry_t *find_read(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key,
-                              size_t klen)
+static txn_entry_t *find_read(tsr_txn_t *x, uint32_t tab, uint64_t h, const void *key, size_t klen)
 {
     return txn_index_find(&x->rix, x->s.reads, x->s.nreads, tab, h, key, klen);
 }
@@ -330,7 +328,8 @@ tsr_status_t tsr_txn_get_many(tsr_txn_t *x, tsr_txn_read_t *reads, size_t n, tsr
         if (find_write(x, so[i].tab, so[i].h, rd->key, rd->klen) ||
             find_read(x, so[i].tab, so[i].h, rd->key, rd->klen))
             continue;
-        const txn_entry_t *dup = txn_index_find(&fix, fk, nf, so[i].tab, so[i].h, rd->key, rd->klen);
+        const txn_entry_t *dup =
+            txn_index_find(&fix, fk, nf, so[i].tab, so[i].h, rd->key, rd->klen);
         if (dup) {
             so[i].fetch = (size_t)(dup - fk);
         } else {

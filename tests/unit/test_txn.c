@@ -1057,8 +1057,7 @@ static void test_large_sets(void **state)
         for (int64_t k = 0; k < BIG_KEYS; k++) {
             model[ti][k] = k % 3 == 0 ? -1 : k * 10 + ti;
             if (model[ti][k] >= 0)
-                assert_int_equal(tsr_kv_upsert(t[ti], &k, 8, &model[ti][k], 8, NULL, NULL),
-                                 TSR_OK);
+                assert_int_equal(tsr_kv_upsert(t[ti], &k, 8, &model[ti][k], 8, NULL, NULL), TSR_OK);
         }
     }
     tsr_txn_db_t *db;
@@ -1082,8 +1081,8 @@ static void test_large_sets(void **state)
                 int64_t vs[4] = {0};
                 tsr_txn_read_t rd[4];
                 for (int j = 0; j < 4; j++)
-                    rd[j] = (tsr_txn_read_t){.table = names[ti], .key = &ks[j], .klen = 8,
-                                             .buf = &vs[j], .cap = 8};
+                    rd[j] = (tsr_txn_read_t){
+                        .table = names[ti], .key = &ks[j], .klen = 8, .buf = &vs[j], .cap = 8};
                 (void)tsr_txn_get_many(x, rd, 4, NULL);
                 for (int j = 0; j < 4; j++) {
                     assert_int_equal(rd[j].status,
@@ -1108,8 +1107,8 @@ static void test_large_sets(void **state)
         static tsr_txn_read_t rd[GM];
         for (int j = 0; j < GM; j++) {
             ks[j] = (int64_t)((j % (GM / 2)) * 5 % BIG_KEYS);
-            rd[j] = (tsr_txn_read_t){.table = "b", .key = &ks[j], .klen = 8, .buf = &vs[j],
-                                     .cap = 8};
+            rd[j] =
+                (tsr_txn_read_t){.table = "b", .key = &ks[j], .klen = 8, .buf = &vs[j], .cap = 8};
         }
         (void)tsr_txn_get_many(x, rd, GM, NULL);
         for (int j = 0; j < GM; j++) {
@@ -1149,13 +1148,19 @@ static void test_large_sets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_vs_model),    cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_random_vs_model),
+        cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_reserved_invisible),
-        cmocka_unit_test(test_plain_reinsert_aba), cmocka_unit_test(test_write_skew_deterministic),
-        cmocka_unit_test(test_write_skew_threads), cmocka_unit_test(test_bank),
-        cmocka_unit_test(test_recovery),           cmocka_unit_test(test_fencing),
-        cmocka_unit_test(test_run_and_bad_input),  cmocka_unit_test(test_large_values),
-        cmocka_unit_test(test_commit_races_drop), cmocka_unit_test(test_large_sets),
+        cmocka_unit_test(test_plain_reinsert_aba),
+        cmocka_unit_test(test_write_skew_deterministic),
+        cmocka_unit_test(test_write_skew_threads),
+        cmocka_unit_test(test_bank),
+        cmocka_unit_test(test_recovery),
+        cmocka_unit_test(test_fencing),
+        cmocka_unit_test(test_run_and_bad_input),
+        cmocka_unit_test(test_large_values),
+        cmocka_unit_test(test_commit_races_drop),
+        cmocka_unit_test(test_large_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
