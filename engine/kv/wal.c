@@ -492,7 +492,11 @@ tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_l
         if (stop) {
             char bad[4200];
             snprintf(bad, sizeof(bad), "%s.discarded", path);
-            rename(path, bad);
+            /* a file left in place would be replayed after the gap at the
+             * next open: refuse rather than go on */
+            if (rename(path, bad) != 0)
+                rc = tsr_error_set(err, TSR_ERR_IO, "kv: setting aside %s: %s", path,
+                                   strerror(errno));
             continue;
         }
         unsigned char *buf = NULL;

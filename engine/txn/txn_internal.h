@@ -61,7 +61,7 @@ typedef struct txn_sets {
     size_t nwrites;
 } txn_sets_t;
 
-/* Runs the commit protocol (commit.c). Sorts sets->writes. TSR_OK once the
+/* Runs the commit protocol (commit.c; it sorts a copy of the write set). TSR_OK once the
  * commit record is durable; TSR_ERR_CONFLICT / TSR_ERR_STALE with nothing
  * applied. */
 tsr_status_t tsr_txn_commit_local(txn_local_t *l, txn_sets_t *sets, tsr_error_t *err);
