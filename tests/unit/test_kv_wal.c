@@ -569,6 +569,7 @@ typedef struct fz_writer {
     unsigned char v[FZ_KEYS][FZ_MV];
     unsigned long writes;
     atomic_bool done;
+    atomic_uint *checkpoints; /* taken so far by the test's thread */
     int failed;
 } fz_writer_t;
 
@@ -586,6 +587,11 @@ static void *fz_writer(void *arg)
 {
     fz_writer_t *w = arg;
     while (w->writes < FZ_WRITES) {
+        /* halfway, wait (bounded) for two checkpoints: on a loaded machine
+         * the writers could otherwise finish before the first one */
+        for (int i = 0; w->writes == FZ_WRITES / 2 && i < 20000 && atomic_load(w->checkpoints) < 2;
+             i++)
+            usleep(500);
         uint32_t span = (uint32_t)(w->writes * FZ_KEYS / FZ_WRITES) + 1;
         uint32_t i = (uint32_t)(fz_rnd(&w->rng) % span), k = w->base + i;
         tsr_status_t rc;
@@ -662,9 +668,12 @@ static void test_snapshot_during_writes(void **state)
     atomic_init(&stop, false);
     static fz_writer_t w[FZ_WRITERS];
     pthread_t th[FZ_WRITERS + 1];
+    atomic_uint checkpoints;
+    atomic_init(&checkpoints, 0);
     for (int i = 0; i < FZ_WRITERS; i++) {
         memset(&w[i], 0, sizeof(w[i]));
         w[i].t = t;
+        w[i].checkpoints = &checkpoints;
         w[i].base = (uint32_t)i * 100000;
         w[i].rng = 77 + (uint64_t)i;
         atomic_init(&w[i].done, false);
@@ -678,7 +687,6 @@ static void test_snapshot_during_writes(void **state)
      * overlaps the writers' last writes, and nothing writes after it, so a
      * key it failed to copy (written before its log rotation, whose older
      * logs it then deletes) is lost at reopen */
-    unsigned checkpoints = 0;
     for (;;) {
         bool all = true;
         for (int i = 0; i < FZ_WRITERS; i++)
@@ -686,9 +694,9 @@ static void test_snapshot_during_writes(void **state)
         if (all)
             break;
         assert_int_equal(tsr_kv_checkpoint(s, NULL), TSR_OK);
-        checkpoints++;
+        atomic_fetch_add(&checkpoints, 1);
     }
-    assert_true(checkpoints >= 2);
+    assert_true(atomic_load(&checkpoints) >= 2);
     atomic_store(&stop, true);
     for (int i = 0; i <= FZ_WRITERS; i++)
         pthread_join(th[i], NULL);
