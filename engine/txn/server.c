@@ -12,8 +12,9 @@
  * queues (request, lsn) for the server's one syncer thread, which takes
  * every queued commit at once, waits for the largest lsn among them (one
  * group commit covers all records up to it: the log is written in lsn
- * order) and hands the now durable batch to the replier thread, which
- * replies to each. So however many clients commit at once, they share one
+ * order) and replies to all of them - over TCP, when the next round's
+ * commits already wait, through a replier thread instead (below). So
+ * however many clients commit at once, they share one
  * fdatasync per round (a pool of threads each waiting for its own commit
  * would share at most one per thread), the progress thread never waits for
  * a disk, and a commit is acknowledged only once its record is durable.
@@ -393,9 +394,9 @@ static void reply_jobs(tsr_txn_server_t *s, job_t *j, tsr_status_t rc, const tsr
  * saves the wake-up of another thread: one client over TCP lost 2.2-2.7 k
  * -> 1.8-2.2 k txn/s when every batch went through the replier, and 16
  * clients over shared memory, whose replies are cheap, 7% when every batch
- * with a next round did (8 alternated pairs). A failed log is answered here (the order
- * of replies to different clients does not matter). Runs until stopped
- * with an empty queue. */
+ * with a next round did (8 alternated pairs). A failed log is answered
+ * here (the order of replies to different clients does not matter). Runs
+ * until stopped with an empty queue. */
 static void *syncer(void *arg)
 {
     tsr_txn_server_t *s = arg;
