@@ -206,8 +206,19 @@ tsr_status_t tsr_txn_commit_prepare(txn_local_t *l, txn_sets_t *sets, uint64_t *
             goto cleanup;
         }
         if (!tabs[e->tab] &&
-            (rc = tsr_txn_local_table(l, sets->tnames[e->tab], &tabs[e->tab], err)) != TSR_OK)
+            (rc = tsr_txn_local_table(l, sets->tnames[e->tab], &tabs[e->tab], err)) != TSR_OK) {
+            /* a table read from existed then: dropped since, so what was
+             * read cannot be validated; a conflict, so tsr_txn_run's retry
+             * reads afresh (and finds the table gone). A table only written
+             * to may never have existed: NOT_FOUND stays. */
+            if (rc == TSR_ERR_NOT_FOUND && i < sets->nreads) {
+                tsr_error_clear(err);
+                rc = tsr_error_set(err, TSR_ERR_CONFLICT,
+                                   "txn: conflict: table '%s' was dropped since it was read",
+                                   sets->tnames[e->tab]);
+            }
             goto cleanup;
+        }
     }
     for (size_t i = 0; i < sets->nwrites; i++) {
         const txn_entry_t *e = &sets->writes[i];

@@ -1032,6 +1032,44 @@ static void test_commit_races_drop(void **state)
     rm_dir(dir);
 }
 
+/* A transaction that read a table dropped before its commit cannot be
+ * validated: CONFLICT (so tsr_txn_run retries and finds the table gone),
+ * also when it wrote nothing; a write to a table that never existed stays
+ * NOT_FOUND. */
+static void test_read_of_dropped_table(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *s = open_store(NULL, NULL);
+    tsr_txn_db_t *db;
+    assert_int_equal(tsr_txn_db_local(s, &db, NULL), TSR_OK);
+    for (int writes = 0; writes < 2; writes++) {
+        create(s, "acct", 2, 4, 8);
+        assert_int_equal(commit_one(db, "a", 1), TSR_OK);
+        assert_int_equal(commit_one(db, "b", 2), TSR_OK);
+        tsr_txn_t *x;
+        tsr_status_t rc;
+        assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
+        assert_int_equal(get_i64(x, "a", &rc), 1); /* two reads: not one snapshot */
+        assert_int_equal(rc, TSR_OK);
+        assert_int_equal(get_i64(x, "b", &rc), 2);
+        assert_int_equal(rc, TSR_OK);
+        if (writes)
+            put_i64(x, "a", 5);
+        assert_int_equal(tsr_kv_table_drop(s, "acct", NULL), TSR_OK);
+        tsr_txn_err_t e = {0};
+        assert_int_equal(tsr_txn_commit(x, &e), TSR_ERR_CONFLICT);
+        if (!strstr(e.message, "dropped"))
+            fail_msg("writes %d: %s", writes, e.message);
+    }
+    /* only written: the table may never have existed */
+    tsr_txn_t *x;
+    assert_int_equal(tsr_txn_begin(db, &x, NULL), TSR_OK);
+    put_i64(x, "a", 5);
+    assert_int_equal(tsr_txn_commit(x, NULL), TSR_ERR_NOT_FOUND);
+    tsr_txn_db_close(db);
+    tsr_kv_close(s);
+}
+
 /* ---- a transaction of thousands of keys ------------------------------------------------ */
 
 enum { BIG_KEYS = 6000 };
@@ -1160,6 +1198,7 @@ int main(void)
         cmocka_unit_test(test_run_and_bad_input),
         cmocka_unit_test(test_large_values),
         cmocka_unit_test(test_commit_races_drop),
+        cmocka_unit_test(test_read_of_dropped_table),
         cmocka_unit_test(test_large_sets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
