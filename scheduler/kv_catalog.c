@@ -283,6 +283,18 @@ tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err)
     s->kv = tsr_mem_calloc(s->mem, 1, sizeof(*s->kv));
     if (!s->kv)
         return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory for the kv catalog");
+    /* test hook: small resync pages, so a test's copy takes many calls and
+     * writes run while it copies (sched_kv_sync.c) */
+    const char *page = getenv("TSR_TEST_KV_SYNC_PAGE");
+    if (page && page[0]) {
+        char *end = NULL;
+        unsigned long n = strtoul(page, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= 1024) {
+            s->kv->sync_page = (uint32_t)n;
+            tsr_sched_log(s->p->log, "scheduler",
+                          "test hook: TSR_TEST_KV_SYNC_PAGE=%lu (pairs per resync page)", n);
+        }
+    }
     const char *dir = s->p->data_dir;
     if (!dir)
         return TSR_OK;

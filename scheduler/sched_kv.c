@@ -34,11 +34,12 @@
  * arrival order), so all replicas apply a partition's writes in one order.
  * A replica that could not take a write acknowledged elsewhere (its worker
  * is down, or the call failed) is marked stale and is not used until it is
- * resynced, so it can never serve an old value. Resync (maybe_sync): once a
- * stale replica's worker is up and a fresh replica exists, new writes of
- * the partition queue here, the ones in flight finish, the stale copy is
- * dropped and refilled page by page (SCAN from the fresh one, LOAD into it),
- * then it is usable again and the queued writes run. A primary that fails
+ * resynced, so it can never serve an old value. Resync (maybe_sync,
+ * sched_kv_sync.c): once a stale replica's worker is up and a fresh replica
+ * exists, the write in flight finishes, the stale copy is dropped and
+ * refilled page by page (SCAN from the fresh one, LOAD into it) while the
+ * partition's writes go on, their effects queued for the copy too; then it
+ * is usable again. A primary that fails
  * without answering is skipped for the next usable replica (the failover);
  * a primary that answered an error (exists, not found) ends the write with
  * that error and nothing runs on the backups. Reads go to the first usable

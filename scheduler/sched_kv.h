@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kv_keyset.h"
 #include "kv_msg.h"
 #include "sched_internal.h"
 
@@ -20,10 +21,18 @@
 #define KV_RETIRED_MAX 16     /* decommissioned worker ids remembered */
 #define KV_REPLACE_BUSY_MAX 4 /* partitions copying for a replacement at once */
 /* Resyncs (a stale replica refilled, the new copy of a move) running at
- * once in the whole cluster: each pauses its partition's writes, so a
- * worker that joins or comes back with many partitions pauses at most this
- * many partitions' writes together (sched_kv_sync.c). */
+ * once in the whole cluster: each reads a partition through and writes it
+ * on the target, so a worker that joins or comes back with many partitions
+ * copies at most this many at a time (sched_kv_sync.c). */
 #define KV_SYNC_MAX 4
+/* A resync's queue for its target (pages and writes not yet applied there)
+ * past which it gives up (retried later): the target is slower than the
+ * partition's writes. The next page is asked for only below
+ * KV_SYNC_PREFETCH queued bytes. */
+#define KV_SYNC_QUEUE_MAX (64u << 20)
+#define KV_SYNC_PREFETCH (8u << 20)
+/* The written keys a resync remembers, in bytes, past which it gives up. */
+#define KV_SYNC_KEYS_MAX (256u << 20)
 
 /* One replica slot of a partition. An empty id is a free slot (no replica):
  * every partition has one spare slot (while the table has fewer than
@@ -40,11 +49,11 @@ struct kv_sync;
 
 /* A partition's traffic state: its write in flight (at most one: sched_kv.c
  * op_part), the writes waiting for their turn, and a resync of a stale
- * replica (during which every write waits). */
+ * replica (writes wait only while it starts and while it closes). */
 typedef struct skv_part {
     unsigned writes;             /* writes sent and not finished */
     struct kv_sync *sync;        /* non-NULL while a stale replica is being resynced */
-    struct kv_op *qhead, *qtail; /* writes waiting: their turn, or the resync */
+    struct kv_op *qhead, *qtail; /* writes waiting: their turn, or the resync's start or end */
     uint64_t retry_ms;           /* no new resync before (after a failed one) */
 } skv_part_t;
 
@@ -67,6 +76,7 @@ struct skv {
     uint64_t next_gen;
     bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
     unsigned syncs; /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
+    uint32_t sync_page; /* pairs per resync page; 0: by the table's sizes (test hook) */
     bool sync_more_running; /* inside tsr_sched_kv_sync_more */
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
@@ -110,17 +120,40 @@ typedef struct kv_op {
     void *arg;
 } kv_op_t;
 
-/* A resync: DROP the stale copy, then copy the partition page by page (SCAN
- * on a fresh replica, LOAD into the stale one) while writes wait. */
+/* A resync (sched_kv_sync.c): DROP the stale copy, then copy the partition
+ * page by page (SCAN on a fresh replica, LOAD into the stale one) while
+ * the partition's writes go on, each also queued for the stale copy. */
+typedef enum kv_sync_phase {
+    KV_SYNC_WAITING, /* the writes in flight finish; new ones wait */
+    KV_SYNC_COPYING, /* pages and writes' effects flow to the copy */
+    KV_SYNC_CLOSING, /* every page is queued: new writes wait for the end */
+} kv_sync_phase_t;
+
+/* One message for the stale copy, in the order it must be applied. */
+typedef struct kv_sync_item {
+    struct kv_sync_item *next;
+    size_t len;
+    uint8_t pop; /* a DEL may answer NOT_FOUND: the same effect */
+    uint8_t data[];
+} kv_sync_item_t;
+
 typedef struct kv_sync {
     sched_t *s;
     skv_table_t *t;
     uint32_t part;
     size_t src, dst; /* replica indexes */
-    bool started;
+    kv_sync_phase_t phase;
+    bool failed;   /* ends (stale still) once nothing is in flight */
+    bool scanning; /* a SCAN call to src in flight */
+    bool scanned;  /* the last page came */
     uint64_t cursor;
-    uint64_t copied;
-    tsr_wbuf_t msg; /* the call in flight */
+    unsigned rescans;                   /* scans started over (the source rehashed) */
+    uint64_t copied, skipped, forwarded; /* pairs loaded, pairs left out, writes */
+    kv_sync_item_t *head, *tail;        /* for dst, in order; one call at a time */
+    kv_sync_item_t *sending;            /* the item whose call to dst is in flight */
+    size_t queued;                      /* bytes of the items queued */
+    kv_keyset_t written;                /* keys the forwarded writes touched */
+    tsr_wbuf_t scan;                    /* the SCAN call's message */
 } kv_sync_t;
 
 typedef struct kv_bcall {
@@ -178,8 +211,17 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
 /* Starts waiting resyncs, in catalog order, while fewer than KV_SYNC_MAX
  * run (after one ended, and at every kv tick). */
 void tsr_sched_kv_sync_more(sched_t *s);
-/* Runs a resync whose partition has no write in flight any more. */
-void tsr_sched_kv_sync_start(kv_sync_t *y);
+/* Runs a resync whose partition has no write in flight any more; true
+ * when it is copying (writes may go on), false when it ended at once. */
+bool tsr_sched_kv_sync_start(kv_sync_t *y);
+/* A closing resync's partition has no write in flight any more: it ends
+ * once its target has applied everything queued. */
+void tsr_sched_kv_sync_poke(kv_sync_t *y);
+/* A write's effect, msg (a KV_RUN of PUT, DEL, LOAD or TAPPLY), was applied
+ * on a fresh replica of the partition: while a resync of it copies, the
+ * effect is queued for its target too, and its keys are remembered so no
+ * page read before it brings an older value back. */
+void tsr_sched_kv_sync_forward(skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg);
 /* The replacement's target (kv_rebalance.c, pure): the first of the n ring
  * members in clockwise order (order) that is ready and not one of the
  * partition's nholders replica ids; n when none is. */

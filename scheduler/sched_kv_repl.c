@@ -4,7 +4,8 @@
  * first usable replica (the primary; the next one when it fails without
  * answering), then their effect runs on every other usable replica, and the
  * client is answered when all have; a replica that missed an acknowledged
- * write is marked stale (saved before the answer) and left for a resync.
+ * write is marked stale (saved before the answer) and left for a resync,
+ * which gets every write's effect while it copies (sched_kv_sync.c).
  * The design is described at the top of sched_kv.c and in docs/kv.md
  * "On a cluster".
  */
@@ -37,10 +38,19 @@ static void op_free(kv_op_t *op)
     kv_op_t *next = NULL;
     if (op->counted) {
         skv_part_t *sp = &op->t->parts[op->part];
+        kv_sync_t *y = sp->sync;
         sp->writes--;
-        if (sp->sync && !sp->sync->started && sp->writes == 0)
-            tsr_sched_kv_sync_start(sp->sync);
-        else if (!sp->sync && sp->writes == 0)
+        /* the next waiting write runs unless a resync holds them: while it
+         * starts (it may copy as soon as this write is done) or closes (it
+         * ends once its target has the queue applied; its end runs them) */
+        if (sp->writes > 0)
+            ;
+        else if (y && y->phase == KV_SYNC_WAITING) {
+            if (tsr_sched_kv_sync_start(y) && y->phase == KV_SYNC_COPYING)
+                next = tsr_sched_kv_dequeue(sp);
+        } else if (y && y->phase == KV_SYNC_CLOSING)
+            tsr_sched_kv_sync_poke(y);
+        else
             next = tsr_sched_kv_dequeue(sp); /* holds a table ref of its own */
     }
     tsr_wbuf_free(&op->msg);
@@ -128,6 +138,8 @@ static void start_backups(kv_op_t *op)
                      : op->pop == TSR_KV_POP_LOAD ? TSR_KV_POP_LOAD
                                                   : TSR_KV_POP_PUT;
     tsr_sched_kv_encode_run(op->t, op->part, effect, op->payload, op->plen, &op->effect);
+    /* the primary applied it: a resync copying the partition gets it too */
+    tsr_sched_kv_sync_forward(op->t, op->part, &op->effect);
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = op->cur + 1; r < op->t->nrep; r++) {
         sworker_t *w = NULL;
@@ -239,8 +251,10 @@ void tsr_sched_kv_submit(sched_t *s, kv_op_t *op)
     skv_part_t *sp = &op->t->parts[op->part];
     /* one write of a partition at a time: every replica applies the
      * partition's writes in the same order, also for concurrent writers of
-     * one key; the others (and all of them during a resync) wait here */
-    if (op->write && (sp->sync || sp->writes > 0 || sp->qhead)) {
+     * one key; the others (and all of them while a resync starts or
+     * closes) wait here */
+    bool held = sp->sync && sp->sync->phase != KV_SYNC_COPYING;
+    if (op->write && (held || sp->writes > 0 || sp->qhead)) {
         if (sp->qtail)
             sp->qtail->next = op;
         else

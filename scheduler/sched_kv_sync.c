@@ -2,14 +2,38 @@
  * sched_kv_sync.c - resync of a stale kv replica (docs/kv.md "On a
  * cluster", Replication): a replica that missed an acknowledged write is
  * stale (sched_kv.c); once its worker is up again and a fresh replica
- * exists, the partition's new writes wait in the scheduler, the writes in
- * flight finish, the stale copy is dropped and refilled page by page (SCAN
- * on the fresh replica; each page, whose "u32 n, pairs" is a LOAD payload as
- * it is, LOADed durably into the stale one), then the replica is usable
- * again and the waiting writes run in arrival order, on it too. Writes
- * paused means no rehash on the source between pages, so the scan's cursor
- * stays valid. A failure anywhere leaves the replica stale and blocks a new
- * try for 5 s. Reads go on meanwhile (the stale copy is not read).
+ * exists, the writes in flight finish (new ones wait that long), the stale
+ * copy is dropped and refilled page by page (SCAN on the fresh replica;
+ * each page, whose "u32 n, pairs" is a LOAD payload, LOADed durably into
+ * the stale one) while the partition's writes go on.
+ *
+ * Writes during the copy: every write's effect that a fresh replica
+ * applied (a plain write's PUT, DEL or LOAD once the primary did it; a
+ * transaction's TAPPLY once a replica took it) is also queued for the
+ * target, behind the pages queued before it, and its keys are remembered.
+ * The target gets one message at a time, in queue order, so it applies the
+ * pages and the writes in the order they were queued. A page is queued when
+ * it arrives; a pair of it whose key a write touched since the copy began
+ * is left out: the page may have been read before that write (when the
+ * source is a backup, the write's effect reaches it after a SCAN already
+ * waiting there), and the write's own effect, queued earlier, is the newer
+ * value (or the delete). A key no write touched has the value it had
+ * before the copy, whatever page it is read in, and it never moves: an
+ * insert fills a free slot, a delete leaves a tombstone, and a rehash
+ * (growth) makes the source answer the next page with CONFLICT (the
+ * cursor carries the table's epoch, engine/kv/ops.c): the scan starts over
+ * from the first slot (pairs loaded twice are the same upsert), at most
+ * KV_SYNC_RESCANS times.
+ *
+ * The end: once the last page is queued, new writes wait again (CLOSING);
+ * when the write in flight has finished and the target has applied
+ * everything queued, the replica is fresh (saved in the catalog) and the
+ * waiting writes run, on it too. The target's writes are not waited for by
+ * the writes' clients meanwhile (it is stale: not read, not counted), so a
+ * slow target cannot slow the partition; its queue past KV_SYNC_QUEUE_MAX
+ * bytes (or KV_SYNC_KEYS_MAX of remembered keys) ends the resync as failed.
+ * A failure anywhere leaves the replica stale and blocks a new try for 5 s.
+ * Reads go on throughout (the stale copy is not read).
  *
  * A partition move (kv_rebalance.c: a worker joining, or the replacement
  * of a replica whose worker is gone) fills its new replica the same way: it
@@ -18,18 +42,20 @@
  * run, so no write is ever in flight on a slot that changes. A replica that
  * is leaving is never a resync's target (its copy is about to go).
  *
- * At most KV_SYNC_MAX resyncs run at once in the cluster: a worker that
- * joins (its share of partitions moves to it) or comes back after a while
- * (every partition it holds went stale) would otherwise pause the writes
- * of all those partitions together. The others wait, still stale (not
- * read, not written), and start as running ones end (tsr_sched_kv_sync_more,
- * also from the scheduler's 500 ms kv tick), in catalog order.
+ * At most KV_SYNC_MAX resyncs run at once in the cluster; the others wait,
+ * still stale (not read, not written), and start as running ones end
+ * (tsr_sched_kv_sync_more, also from the scheduler's 500 ms kv tick), in
+ * catalog order.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "sched_kv.h"
+
+/* Scans started over after the source was rehashed, before giving up (it
+ * grows by doubling, so a few are plenty). */
+#define KV_SYNC_RESCANS 8
 
 static void sync_end(kv_sync_t *y, bool ok)
 {
@@ -44,13 +70,23 @@ static void sync_end(kv_sync_t *y, bool ok)
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
     tsr_sched_log(s->p->log, "scheduler",
-                  ok ? "kv table '%s' partition %u: replica on %s resynced (%llu pairs)"
+                  ok ? "kv table '%s' partition %u: replica on %s resynced (%llu pairs copied, "
+                       "%llu writes applied during the copy, %llu pairs left to them, %u "
+                       "rescans)"
                      : "kv table '%s' partition %u: resync of the replica on %s failed after %llu "
-                       "pairs; it stays stale",
-                  t->name, y->part, dst->id, (unsigned long long)y->copied);
+                       "pairs (%llu writes applied during the copy, %llu pairs left to them, %u "
+                       "rescans); it stays stale",
+                  t->name, y->part, dst->id, (unsigned long long)y->copied,
+                  (unsigned long long)y->forwarded, (unsigned long long)y->skipped, y->rescans);
     sp->sync = NULL;
     s->kv->syncs--;
-    tsr_wbuf_free(&y->msg);
+    while (y->head) {
+        kv_sync_item_t *it = y->head;
+        y->head = it->next;
+        tsr_mem_free(s->mem, it);
+    }
+    tsr_kv_keyset_free(&y->written);
+    tsr_wbuf_free(&y->scan);
     tsr_mem_free(s->mem, y);
     if (ok && tsr_sched_kv_find(s, t->name) == t) {
         /* no write in flight: the placement may change now; then the next
@@ -59,100 +95,278 @@ static void sync_end(kv_sync_t *y, bool ok)
         tsr_sched_kv_maybe_sync(s, t, part);
     }
     /* the writes that waited, in arrival order: one at a time (each one's
-     * end starts the next, sched_kv.c op_free) */
-    kv_op_t *q = sp->writes == 0 && !sp->sync ? tsr_sched_kv_dequeue(sp) : NULL;
+     * end starts the next, sched_kv_repl.c op_free) */
+    kv_op_t *q = sp->writes == 0 && (!sp->sync || sp->sync->phase == KV_SYNC_COPYING)
+                     ? tsr_sched_kv_dequeue(sp)
+                     : NULL;
     if (q)
         tsr_sched_kv_dispatch(q);
     tsr_sched_kv_table_unref(s, t);
     tsr_sched_kv_sync_more(s); /* the resyncs that waited for this one */
 }
 
-/* Sends y->msg to the replica's worker; false (after ending y) when it cannot. */
-static bool sync_send(kv_sync_t *y, size_t rep, tsr_rpc_done_fn fn)
+static sworker_t *rep_worker(kv_sync_t *y, size_t rep)
+{
+    return tsr_sched_kv_ready_worker(y->s, y->t->reps[(size_t)y->part * y->t->nrep + rep].id);
+}
+
+static bool pump(kv_sync_t *y);
+
+static void on_item(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_sync_t *y = arg;
+    kv_sync_item_t *it = y->sending;
+    tsr_rpc_msg_release(y->s->t, reply);
+    /* a DEL of a key the copy does not have: the same effect */
+    if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && it->pop == TSR_KV_POP_DEL))
+        y->failed = true;
+    y->sending = NULL;
+    tsr_mem_free(y->s->mem, it);
+    (void)pump(y);
+}
+
+static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
+
+/* Asks src for the page at the cursor; false when the call cannot go out. */
+static bool send_scan(kv_sync_t *y)
 {
     sched_t *s = y->s;
-    sworker_t *w = tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + rep].id);
+    uint8_t payload[12];
+    uint64_t per = (uint64_t)y->t->max_key + y->t->max_value + 8;
+    uint64_t page = (8u << 20) / per;
+    page = page < 1 ? 1 : page > 1024 ? 1024 : page;
+    if (s->kv->sync_page)
+        page = s->kv->sync_page;
+    for (int i = 0; i < 8; i++)
+        payload[i] = (uint8_t)(y->cursor >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        payload[8 + i] = (uint8_t)(page >> (8 * i));
+    tsr_wbuf_free(&y->scan);
+    tsr_wbuf_init(&y->scan, s->mem);
+    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload), &y->scan);
+    sworker_t *w = rep_worker(y, y->src);
     tsr_error_t e;
     tsr_error_clear(&e);
-    if (!w || y->msg.failed ||
-        tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, y->msg.data, y->msg.len, KV_CALL_MS, fn,
+    if (!w || y->scan.failed ||
+        tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, y->scan.data, y->scan.len, KV_CALL_MS,
+                           on_scan, y, &e) != TSR_OK)
+        return false;
+    y->scanning = true;
+    return true;
+}
+
+/* Sends the first queued item to dst; false when the call cannot go out. */
+static bool send_item(kv_sync_t *y)
+{
+    kv_sync_item_t *it = y->head;
+    sworker_t *w = rep_worker(y, y->dst);
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    if (!w)
+        return false;
+    y->head = it->next;
+    if (!y->head)
+        y->tail = NULL;
+    y->queued -= it->len;
+    y->sending = it;
+    if (tsr_rpc_call_async(y->s->t, w->peer, TSR_MSG_KV_RUN, it->data, it->len, KV_CALL_MS, on_item,
                            y, &e) != TSR_OK) {
-        sync_end(y, false);
+        y->sending = NULL;
+        tsr_mem_free(y->s->mem, it);
         return false;
     }
     return true;
 }
 
-static void sync_scan(kv_sync_t *y);
-
-static void on_sync_load(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+/* Drives the resync: the next page, the next item, the end. False when it
+ * ended (y is freed). */
+static bool pump(kv_sync_t *y)
 {
-    kv_sync_t *y = arg;
-    tsr_rpc_msg_release(y->s->t, reply);
-    if (status != TSR_OK)
+    skv_part_t *sp = &y->t->parts[y->part];
+    if (!y->failed && tsr_sched_kv_find(y->s, y->t->name) != y->t)
+        y->failed = true; /* dropped: nothing more goes to the copy */
+    if (!y->failed && !y->scanning && !y->scanned && y->queued < KV_SYNC_PREFETCH &&
+        !send_scan(y))
+        y->failed = true;
+    if (!y->failed && !y->sending && y->head && !send_item(y))
+        y->failed = true;
+    if (y->failed) {
+        if (y->scanning || y->sending)
+            return true; /* their answers come back here */
         sync_end(y, false);
-    else if (y->cursor == 0)
+        return false;
+    }
+    if (y->scanned && y->phase == KV_SYNC_COPYING)
+        y->phase = KV_SYNC_CLOSING; /* from here new writes wait */
+    if (y->phase == KV_SYNC_CLOSING && !y->sending && !y->head && sp->writes == 0) {
         sync_end(y, true);
-    else
-        sync_scan(y);
+        return false;
+    }
+    return true;
 }
 
-static void on_sync_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+/* Appends a copy of msg to the queue for dst; false when out of memory or
+ * past KV_SYNC_QUEUE_MAX. */
+static bool enqueue(kv_sync_t *y, uint8_t pop, const void *msg, size_t len)
+{
+    if (y->queued + len > KV_SYNC_QUEUE_MAX)
+        return false;
+    kv_sync_item_t *it = tsr_mem_alloc(y->s->mem, sizeof(*it) + len);
+    if (!it)
+        return false;
+    it->next = NULL;
+    it->len = len;
+    it->pop = pop;
+    memcpy(it->data, msg, len);
+    if (y->tail)
+        y->tail->next = it;
+    else
+        y->head = it;
+    y->tail = it;
+    y->queued += len;
+    return true;
+}
+
+/* "bytes": u32 length, then the bytes. */
+static const void *read_bytes(tsr_rbuf_t *r, size_t *n)
+{
+    *n = tsr_rbuf_u32(r);
+    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
+}
+
+static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
     kv_sync_t *y = arg;
+    sched_t *s = y->s;
+    y->scanning = false;
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, reply->data, reply->len);
     uint64_t next = tsr_rbuf_u64(&r);
     uint32_t n = tsr_rbuf_u32(&r);
-    if (status != TSR_OK || r.bad) {
-        tsr_rpc_msg_release(y->s->t, reply);
-        sync_end(y, false);
+    bool rehashed = status == TSR_ERR_CONFLICT && y->rescans < KV_SYNC_RESCANS;
+    /* a source that missed a write since is not worth copying from */
+    if ((status != TSR_OK && !rehashed) || (!rehashed && r.bad) ||
+        y->t->reps[(size_t)y->part * y->t->nrep + y->src].stale)
+        y->failed = true;
+    else if (rehashed) { /* the source grew: its slots moved; from the start */
+        y->rescans++;
+        y->cursor = 0;
+        tsr_rpc_msg_release(s->t, reply);
+        (void)pump(y);
         return;
     }
-    /* the page's "u32 n, pairs" is a LOAD payload as it is */
-    tsr_wbuf_free(&y->msg);
-    tsr_wbuf_init(&y->msg, y->s->mem);
-    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_LOAD, (const uint8_t *)reply->data + 8,
-                            reply->len - 8, &y->msg);
-    tsr_rpc_msg_release(y->s->t, reply);
-    y->cursor = next;
-    y->copied += n;
-    sync_send(y, y->dst, on_sync_load);
+    tsr_wbuf_t load;
+    tsr_wbuf_init(&load, s->mem);
+    if (!y->failed) {
+        /* the page's pairs, less those a write touched since the copy began */
+        tsr_wbuf_t kept;
+        tsr_wbuf_init(&kept, s->mem);
+        uint32_t nk = 0;
+        tsr_wbuf_u32(&kept, 0);
+        for (uint32_t i = 0; i < n && !r.bad; i++) {
+            size_t start = r.pos, kl, vl;
+            const void *key = read_bytes(&r, &kl);
+            read_bytes(&r, &vl);
+            if (r.bad)
+                break;
+            if (tsr_kv_keyset_has(&y->written, key, kl)) {
+                y->skipped++;
+                continue;
+            }
+            tsr_wbuf_bytes(&kept, (const uint8_t *)reply->data + start, r.pos - start);
+            nk++;
+        }
+        if (!tsr_rbuf_done(&r) || kept.failed) {
+            y->failed = true;
+        } else if (nk > 0) {
+            for (int i = 0; i < 4; i++)
+                kept.data[i] = (uint8_t)(nk >> (8 * i));
+            tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_LOAD, kept.data, kept.len, &load);
+            if (load.failed || !enqueue(y, TSR_KV_POP_LOAD, load.data, load.len))
+                y->failed = true;
+            y->copied += nk;
+        }
+        tsr_wbuf_free(&kept);
+        y->cursor = next;
+        y->scanned = next == 0;
+    }
+    tsr_wbuf_free(&load);
+    tsr_rpc_msg_release(s->t, reply);
+    (void)pump(y);
 }
 
-static void sync_scan(kv_sync_t *y)
+/* Records the keys a KV_RUN message writes; false when it cannot be read
+ * or out of memory. */
+static bool remember_keys(kv_sync_t *y, const tsr_wbuf_t *msg, uint8_t *pop)
 {
-    uint8_t payload[12];
-    uint64_t per = (uint64_t)y->t->max_key + y->t->max_value + 8;
-    uint64_t page = (8u << 20) / per;
-    page = page < 1 ? 1 : page > 1024 ? 1024 : page;
-    for (int i = 0; i < 8; i++)
-        payload[i] = (uint8_t)(y->cursor >> (8 * i));
-    for (int i = 0; i < 4; i++)
-        payload[8 + i] = (uint8_t)(page >> (8 * i));
-    tsr_wbuf_free(&y->msg);
-    tsr_wbuf_init(&y->msg, y->s->mem);
-    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload), &y->msg);
-    sync_send(y, y->src, on_sync_scan);
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, msg->data, msg->len);
+    tsr_rbuf_str(&r);
+    tsr_rbuf_u32(&r);
+    tsr_rbuf_u32(&r);
+    *pop = tsr_rbuf_u8(&r);
+    size_t kl, vl;
+    const void *key;
+    switch (*pop) {
+    case TSR_KV_POP_PUT:
+    case TSR_KV_POP_DEL:
+        key = read_bytes(&r, &kl);
+        if (*pop == TSR_KV_POP_PUT)
+            read_bytes(&r, &vl);
+        return tsr_rbuf_done(&r) && tsr_kv_keyset_add(&y->written, key, kl);
+    case TSR_KV_POP_LOAD:
+    case TSR_KV_POP_TAPPLY: {
+        uint32_t n = tsr_rbuf_u32(&r);
+        for (uint32_t i = 0; i < n && !r.bad; i++) {
+            if (*pop == TSR_KV_POP_TAPPLY)
+                tsr_rbuf_u8(&r);
+            key = read_bytes(&r, &kl);
+            read_bytes(&r, &vl);
+            if (!r.bad && !tsr_kv_keyset_add(&y->written, key, kl))
+                return false;
+        }
+        return tsr_rbuf_done(&r);
+    }
+    default:
+        return false;
+    }
 }
 
-static void on_sync_drop(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+void tsr_sched_kv_sync_forward(skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
 {
-    kv_sync_t *y = arg;
-    tsr_rpc_msg_release(y->s->t, reply);
-    if (status != TSR_OK)
-        sync_end(y, false);
+    kv_sync_t *y = t->parts[part].sync;
+    /* before the copy began the write's effect is in what the copy reads */
+    if (!y || y->phase == KV_SYNC_WAITING || y->failed)
+        return;
+    uint8_t pop = 0;
+    if (msg->failed || !remember_keys(y, msg, &pop) ||
+        tsr_kv_keyset_bytes(&y->written) > KV_SYNC_KEYS_MAX ||
+        !enqueue(y, pop, msg->data, msg->len))
+        y->failed = true;
     else
-        sync_scan(y);
+        y->forwarded++;
+    (void)pump(y);
 }
 
-/* No write of the partition is in flight now: empty the stale copy. */
-void tsr_sched_kv_sync_start(kv_sync_t *y)
+void tsr_sched_kv_sync_poke(kv_sync_t *y)
 {
-    y->started = true;
-    tsr_wbuf_init(&y->msg, y->s->mem);
-    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_DROP, NULL, 0, &y->msg);
-    sync_send(y, y->dst, on_sync_drop);
+    (void)pump(y);
+}
+
+/* No write of the partition is in flight now: empty the stale copy, then
+ * copy while writes go on. */
+bool tsr_sched_kv_sync_start(kv_sync_t *y)
+{
+    y->phase = KV_SYNC_COPYING;
+    tsr_kv_keyset_init(&y->written, y->s->mem);
+    tsr_wbuf_init(&y->scan, y->s->mem);
+    tsr_wbuf_t drop;
+    tsr_wbuf_init(&drop, y->s->mem);
+    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_DROP, NULL, 0, &drop);
+    if (drop.failed || !enqueue(y, TSR_KV_POP_DROP, drop.data, drop.len))
+        y->failed = true;
+    tsr_wbuf_free(&drop);
+    return pump(y);
 }
 
 /* Starts a resync of the partition when one of its replicas is stale while

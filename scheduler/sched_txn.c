@@ -327,9 +327,9 @@ static void on_apply(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply_msg)
     stxn_call_t *c = arg;
     stxn_t *x = c->x;
     stxn_part_t *p = &x->parts[c->pi];
-    if (status == TSR_OK)
-        p->applied++;
-    else
+    if (status == TSR_OK && p->applied++ == 0) /* applied: a resync's target gets it too */
+        tsr_sched_kv_sync_forward(p->t, p->part, &p->msg);
+    else if (status != TSR_OK)
         p->failed[c->rep] = true;
     tsr_rpc_msg_release(x->s->t, reply_msg);
     tsr_mem_free(x->s->mem, c);

@@ -96,11 +96,11 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def start_scheduler(self, token, extra=(), timeout=20):
+    def start_scheduler(self, token, extra=(), timeout=20, env=None):
         """`tessera scheduler` on a free loopback port; returns (process, address)."""
         addr_file = os.path.join(self.tmp, "sched.addr")
         sched = self.start(["scheduler", "--listen", "127.0.0.1:0", "--token-file", token,
-                            "--addr-file", addr_file] + list(extra), "scheduler.log")
+                            "--addr-file", addr_file] + list(extra), "scheduler.log", env=env)
         wait_for(lambda: os.path.exists(addr_file) or sched.poll() is not None, timeout,
                  "the scheduler")
         if sched.poll() is not None:

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""A stale kv replica resynced while its partition's writes go on.
+
+What: a scheduler (with a data dir, so multi-partition transactions go
+through its coordinator log) started with TSR_TEST_KV_SYNC_PAGE=4 (4 pairs
+per resync page: a copy of ~1,500 pairs per partition takes hundreds of
+calls) and 2 workers; a 2-replica table of 2 partitions loaded with 3,000
+rows. Worker B is SIGKILLed, the table written (B's copies go stale) and B
+restarted on its data dir: the scheduler resyncs B's copies from A. All the
+while a writer thread runs plain puts of present keys, puts of new keys
+(which grow the source's table, so the copy's scan starts over), deletes,
+`kv load`s of a few rows and two-partition `tessera txn` scripts, each
+acknowledged one applied to a dict model (none may fail: a write during a
+resync is served, not refused). Checked:
+  - the scheduler logs, for the resync of each partition, that writes were
+    applied to the copy during it (the partition's writes went on while it
+    copied; before, they waited for the whole copy);
+  - `kv describe` (bounded wait) shows no stale or down replica, and the
+    table then equals the model;
+  - A SIGKILLed: the table, now served by B's resynced copies alone, still
+    equals the model (a resync that lost a write made during the copy, or
+    ended before its queue reached B, fails here).
+Every process is stopped by its PID; every wait is bounded.
+
+Usage: test_kv_resync.py [--tessera PATH] [-v]
+Environment (ctest): TSR_BIN (dir holding tessera).
+Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
+"""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clusterlib  # noqa: E402
+from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
+from kvlib import Kv, write_csv  # noqa: E402
+
+NROWS = 20000
+NWRITERS = 2
+NEW_PER_LOAD = 300
+WAIT_S = 90
+
+
+class Writer(threading.Thread):
+    """Sequential writes through the CLI until stopped, on the keys this
+    writer owns (writers own disjoint keys, so each one's acknowledged
+    writes apply to the shared model in its own order)."""
+
+    def __init__(self, wid, kv, tessera, conn, tmp, model, lock, own, seed):
+        super().__init__(daemon=True)
+        self.wid, self.kv, self.t, self.conn, self.tmp = wid, kv, tessera, conn, tmp
+        self.model, self.lock, self.own = model, lock, own
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.error, self.done, self.fresh = None, 0, 0
+
+    def pick(self):
+        return self.rng.choice(sorted(self.own))
+
+    def apply(self, puts, dels=()):
+        with self.lock:
+            self.model.update(puts)
+            for k in dels:
+                del self.model[k]
+        self.own.update(puts)
+        self.own.difference_update(dels)
+
+    def one(self, i):
+        rng, tag = self.rng, "w%d_%d" % (self.wid, i)
+        r = rng.random()
+        if r < 0.35:  # overwrite a present key
+            k = self.pick()
+            self.kv.expect(0, "put", "put", "t", k, tag)
+            self.apply({k: tag})
+        elif r < 0.55:  # a new key
+            k = "n%d_%d" % (self.wid, i)
+            self.kv.expect(0, "put new", "put", "t", k, tag)
+            self.apply({k: tag})
+        elif r < 0.7:
+            k = self.pick()
+            self.kv.expect(0, "del", "del", "t", k)
+            self.apply({}, [k])
+        elif r < 0.85:  # a batch: many new keys at once grow the source's table
+            rows = {"L%d_%d_%d" % (self.wid, i, j): tag for j in range(NEW_PER_LOAD)}
+            rows[self.pick()] = tag
+            csv = os.path.join(self.tmp, "w%d.csv" % self.wid)
+            write_csv(csv, rows)
+            self.kv.expect(0, "load", "load", "t", csv)
+            self.apply(rows)
+        else:  # a transaction over two present keys and a new one
+            a, b = rng.sample(sorted(self.own), 2)
+            c = "x%d_%d" % (self.wid, i)
+            p = subprocess.run([self.t, "txn", "t", "-e",
+                                f"get {a}; put {a} {tag}; del {b}; put {c} {tag}"] + self.conn,
+                               capture_output=True, timeout=30, stdin=subprocess.DEVNULL, env=ENV)
+            if p.returncode != 0:
+                raise Failed(f"txn: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
+            self.apply({a: tag, c: tag}, [b])
+
+    def run(self):
+        i = 0
+        try:
+            while not self.stop.is_set():
+                self.one(i)
+                i += 1
+                self.done += 1
+        except Exception as e:  # noqa: BLE001 - reported by the main thread
+            self.error = e
+
+
+def body(test, ps, tmp):
+    token = os.path.join(tmp, "token")
+    write_token(token, os.urandom(16).hex())
+    slog = os.path.join(tmp, "scheduler.log")
+    env = dict(ENV, TSR_TEST_KV_SYNC_PAGE="1")
+    sched, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "sched")],
+                                     env=env)
+    workers = {}
+
+    def start_worker(i):
+        workers[i] = ps.start_worker(addr, token, "worker%d.log" % i,
+                                     extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
+
+    for i in range(2):
+        start_worker(i)
+    ps.wait_joined(2, 30, "2 workers to join")
+    kv = Kv(ps.t, addr, token)
+    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
+    model = {}
+    kv.expect(0, "create t", "create", "t", "--partitions", 2, "--replicas", 2)
+    rows = {"k%d" % i: "v%d" % rng.randrange(10 ** 6) for i in range(NROWS)}
+    csv = os.path.join(tmp, "rows.csv")
+    write_csv(csv, rows)
+    kv.expect(0, "load", "load", "t", csv)
+    model.update(rows)
+
+    def kill(i):
+        os.kill(workers[i].pid, signal.SIGKILL)
+        workers[i].wait(timeout=10)
+
+    lock = threading.Lock()
+    writers = [Writer(w, kv, ps.t, kv.conn, tmp, model, lock,
+                      {k for k in rows if int(k[1:]) % NWRITERS == w}, rng.randrange(2 ** 32))
+               for w in range(NWRITERS)]
+
+    def failed_writer():
+        for w in writers:
+            if w.error:
+                raise Failed(f"a write failed during the resync: {w.error}")
+
+    def resync_under_writes():
+        kill(1)
+        wait_for(lambda: "is dead" in read(slog), 15, "the scheduler to see worker 1 die")
+        for i in range(10):  # both partitions' copies on worker 1 go stale
+            kv.expect(0, "put while down", "put", "t", "k%d" % i, "down%d" % i)
+            model["k%d" % i] = "down%d" % i
+        for w in writers:
+            w.start()
+        wait_for(lambda: all(w.done >= 3 or w.error for w in writers), 30,
+                 "the writers to get going")
+        start_worker(1)
+        ps.wait_joined(3, 30, "worker 1 to rejoin")
+
+        def synced():
+            failed_writer()
+            place = kv.placement("t")
+            return (place is not None and len(place) == 2 and
+                    all(st == "up" for reps in place.values() for _, st in reps))
+        wait_for(synced, WAIT_S, "the stale replicas to resync")
+        time.sleep(0.3)  # a few writes after the resync, on both copies
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join(timeout=60)
+            if w.is_alive():
+                raise Failed("a writer did not stop")
+        failed_writer()
+        done = re.findall(r"partition (\d+): replica on \S+ resynced \((\d+) pairs copied, "
+                          r"(\d+) writes applied during the copy, (\d+) pairs left to them, "
+                          r"(\d+) rescans", read(slog))
+        parts = {int(d[0]) for d in done}
+        if parts != {0, 1}:
+            raise Failed(f"resyncs logged for partitions {sorted(parts)}, wanted 0 and 1")
+        during = {int(d[0]): int(d[2]) for d in done}
+        if not all(during.values()):
+            raise Failed(f"a partition's resync applied no write during its copy: {during} "
+                         f"({sum(w.done for w in writers)} writes in all): writes waited")
+        test_log(f"{sum(w.done for w in writers)} writes; per partition (pairs copied, writes during the "
+                 f"copy, pairs left to them, rescans): {done}")
+        kv.check_table("t", model)
+
+    def test_log(msg):
+        if test.verbose:
+            print("     " + msg)
+
+    test.check("writes go on while a stale replica resyncs; the table equals the model",
+               resync_under_writes)
+
+    def resynced_copy_alone():
+        kill(0)
+        wait_for(lambda: read(slog).count("is dead") >= 2, 15, "the scheduler to see worker 0 die")
+        kv.check_table("t", model)
+
+    test.check("the resynced copies alone hold every acknowledged write", resynced_copy_alone)
+
+
+if __name__ == "__main__":
+    sys.exit(clusterlib.main("tsr_kv_resync_", body))
