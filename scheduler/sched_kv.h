@@ -27,10 +27,10 @@
 #define KV_SYNC_MAX 4
 /* A resync's queue for its target (pages and writes not yet applied there)
  * past which it gives up (retried later): the target is slower than the
- * partition's writes. The next page is asked for only below
- * KV_SYNC_PREFETCH queued bytes. */
+ * partition's writes. The next page is asked for only while fewer than
+ * KV_SYNC_PAGES_AHEAD pages are queued or in flight to the target. */
 #define KV_SYNC_QUEUE_MAX (64u << 20)
-#define KV_SYNC_PREFETCH (8u << 20)
+#define KV_SYNC_PAGES_AHEAD 2
 /* The written keys a resync remembers, in bytes, past which it gives up. */
 #define KV_SYNC_KEYS_MAX (256u << 20)
 
@@ -126,7 +126,7 @@ typedef struct kv_op {
 typedef enum kv_sync_phase {
     KV_SYNC_WAITING, /* the writes in flight finish; new ones wait */
     KV_SYNC_COPYING, /* pages and writes' effects flow to the copy */
-    KV_SYNC_CLOSING, /* every page is queued: new writes wait for the end */
+    KV_SYNC_CLOSING, /* the copy caught up: new writes wait for the end */
 } kv_sync_phase_t;
 
 /* One message for the stale copy, in the order it must be applied. */
@@ -134,6 +134,7 @@ typedef struct kv_sync_item {
     struct kv_sync_item *next;
     size_t len;
     uint8_t pop; /* a DEL may answer NOT_FOUND: the same effect */
+    bool page;   /* a page of the copy (counted in kv_sync_t.pages) */
     uint8_t data[];
 } kv_sync_item_t;
 
@@ -152,6 +153,7 @@ typedef struct kv_sync {
     kv_sync_item_t *head, *tail;        /* for dst, in order; one call at a time */
     kv_sync_item_t *sending;            /* the item whose call to dst is in flight */
     size_t queued;                      /* bytes of the items queued */
+    unsigned pages;                     /* pages queued or in flight to dst */
     kv_keyset_t written;                /* keys the forwarded writes touched */
     tsr_wbuf_t scan;                    /* the SCAN call's message */
 } kv_sync_t;

@@ -25,10 +25,11 @@
  * from the first slot (pairs loaded twice are the same upsert), at most
  * KV_SYNC_RESCANS times.
  *
- * The end: once the last page is queued, new writes wait again (CLOSING);
- * when the write in flight has finished and the target has applied
- * everything queued, the replica is fresh (saved in the catalog) and the
- * waiting writes run, on it too. The target's writes are not waited for by
+ * The scan stays at most KV_SYNC_PAGES_AHEAD pages ahead of the target.
+ * The end: once the target has applied the last page and every effect
+ * queued, new writes wait again (CLOSING); when the write in flight has
+ * finished and the target has applied its effect too, the replica is fresh
+ * (saved in the catalog) and the waiting writes run, on it too. The target's writes are not waited for by
  * the writes' clients meanwhile (it is stale: not read, not counted), so a
  * slow target cannot slow the partition; its queue past KV_SYNC_QUEUE_MAX
  * bytes (or KV_SYNC_KEYS_MAX of remembered keys) ends the resync as failed.
@@ -120,6 +121,8 @@ static void on_item(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     /* a DEL of a key the copy does not have: the same effect */
     if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && it->pop == TSR_KV_POP_DEL))
         y->failed = true;
+    if (it->pop == TSR_KV_POP_LOAD && it->page)
+        y->pages--;
     y->sending = NULL;
     tsr_mem_free(y->s->mem, it);
     (void)pump(y);
@@ -185,7 +188,7 @@ static bool pump(kv_sync_t *y)
     skv_part_t *sp = &y->t->parts[y->part];
     if (!y->failed && tsr_sched_kv_find(y->s, y->t->name) != y->t)
         y->failed = true; /* dropped: nothing more goes to the copy */
-    if (!y->failed && !y->scanning && !y->scanned && y->queued < KV_SYNC_PREFETCH &&
+    if (!y->failed && !y->scanning && !y->scanned && y->pages < KV_SYNC_PAGES_AHEAD &&
         !send_scan(y))
         y->failed = true;
     if (!y->failed && !y->sending && y->head && !send_item(y))
@@ -196,8 +199,10 @@ static bool pump(kv_sync_t *y)
         sync_end(y, false);
         return false;
     }
-    if (y->scanned && y->phase == KV_SYNC_COPYING)
-        y->phase = KV_SYNC_CLOSING; /* from here new writes wait */
+    /* every page applied and the writes' effects caught up: from here new
+     * writes wait (for the one in flight and its effect, no longer) */
+    if (y->scanned && y->phase == KV_SYNC_COPYING && !y->sending && !y->head)
+        y->phase = KV_SYNC_CLOSING;
     if (y->phase == KV_SYNC_CLOSING && !y->sending && !y->head && sp->writes == 0) {
         sync_end(y, true);
         return false;
@@ -217,6 +222,7 @@ static bool enqueue(kv_sync_t *y, uint8_t pop, const void *msg, size_t len)
     it->next = NULL;
     it->len = len;
     it->pop = pop;
+    it->page = false;
     memcpy(it->data, msg, len);
     if (y->tail)
         y->tail->next = it;
@@ -284,6 +290,10 @@ static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
             tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_LOAD, kept.data, kept.len, &load);
             if (load.failed || !enqueue(y, TSR_KV_POP_LOAD, load.data, load.len))
                 y->failed = true;
+            else {
+                y->tail->page = true;
+                y->pages++;
+            }
             y->copied += nk;
         }
         tsr_wbuf_free(&kept);
