@@ -7,16 +7,19 @@ Starts a scheduler (with a data dir) and 2 workers on loopback, creates a
 B, writes one key (B's copy goes stale), starts a client that runs `kv put`
 of present keys back to back (one CLI call each: ~25-35 ms apiece, mostly
 process start), restarts B and lets the client run until 1 s after the
-scheduler logged the end of the resync. Prints the resync's duration (from
-the scheduler's log), its log line, and the puts' median and maximum
-latency: a resync that paused the partition's writes shows as a put that
-took about the copy's time.
+scheduler logged the end of the resync. B comes back on its data dir, so
+its copy is refilled with only the keys it missed (a delta); with --wipe
+its data dir is removed first, so the whole partition is copied. Prints
+the resync's kind and duration (from the scheduler's log), its log line,
+and the puts' median and maximum latency: a resync that paused the
+partition's writes shows as a put that took about the copy's time.
 
-Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R]
+Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R] [--wipe]
 Every process is stopped by its PID; every wait is bounded.
 """
 import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -38,7 +41,7 @@ def log_time(log, mark):
     return None
 
 
-def one_run(tessera, rows):
+def one_run(tessera, rows, wipe):
     with tempfile.TemporaryDirectory(prefix="tsr_kv_resync_") as tmp:
         ps = clusterlib.Procs(tessera, tmp)
         try:
@@ -62,6 +65,8 @@ def one_run(tessera, rows):
             os.kill(workers[1].pid, signal.SIGKILL)
             workers[1].wait(timeout=10)
             wait_for(lambda: "is dead" in read(slog), 15, "the scheduler to see B die")
+            if wipe:
+                shutil.rmtree(os.path.join(tmp, "w1"))
             kv.expect(0, "put", "put", "t", "k1", "stale")
             lat, stop, err = [], threading.Event(), []
 
@@ -88,8 +93,9 @@ def one_run(tessera, rows):
             log = read(slog)
             took = log_time(log, "resynced") - log_time(log, "resyncing the stale")
             line = next(ln for ln in log.splitlines() if "resynced" in ln)
+            kind = "delta" if "refilling the" in log else "whole"
             lat.sort()
-            return took, line.split("resynced", 1)[1].strip(), lat
+            return kind, took, line.split("resynced", 1)[1].strip(), lat
         finally:
             ps.stop_all()
 
@@ -99,10 +105,11 @@ def main():
     ap.add_argument("--tessera", default=os.path.join(HERE, "..", "build", "bin", "tessera"))
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--wipe", action="store_true")
     a = ap.parse_args()
     for _ in range(a.repeat):
-        took, line, lat = one_run(a.tessera, a.rows)
-        print(f"resync of {a.rows} rows: {took:.2f} s {line}; {len(lat)} puts, median "
+        kind, took, line, lat = one_run(a.tessera, a.rows, a.wipe)
+        print(f"resync ({kind}) of {a.rows} rows: {took:.3f} s {line}; {len(lat)} puts, median "
               f"{1000 * lat[len(lat) // 2]:.0f} ms, max {1000 * lat[-1]:.0f} ms")
     return 0
 

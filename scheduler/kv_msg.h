@@ -43,6 +43,9 @@
  *   LOAD                 u32 n, n x {bytes key, bytes value} -> u64 stored
  *                        (an upsert batch)
  *   DROP                 -> empty (scheduler -> worker only)
+ *   FETCH                u32 n, n x bytes key -> u32 n, n x {u8 found, bytes
+ *                        value} (absent: found 0, no bytes); a delta resync
+ *                        reads the keys a stale copy missed (sched_kv_sync.c)
  *   LIST                 (store table TSR_KV_LIST_TABLE) -> u32 n, n x str
  *                        store table: every table of the worker's store
  *                        (scheduler -> worker only; kv_orphans.c)
@@ -89,6 +92,7 @@ enum {
     TSR_KV_POP_TVALIDATE = 11,
     TSR_KV_POP_TAPPLY = 12,
     TSR_KV_POP_LIST = 13,
+    TSR_KV_POP_FETCH = 14,
 };
 
 #define TSR_KV_LIST_TABLE "*" /* LIST's store table: no table has this name */

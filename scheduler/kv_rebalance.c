@@ -139,6 +139,7 @@ static bool plan(sched_t *s, skv_table_t *t, uint32_t p, const char *id, const t
             out_up = up;
         }
     }
+    tsr_sched_kv_forget_missed(s, &reps[free_slot]); /* a new copy: refilled whole */
     snprintf(reps[free_slot].id, KV_ID_MAX, "%s", id);
     reps[free_slot].stale = true;
     reps[free_slot].leaving = false;
@@ -234,6 +235,7 @@ void tsr_sched_kv_move_settle(sched_t *s, skv_table_t *t, uint32_t part)
     for (size_t r = 0; r < t->nrep; r++)
         if (reps[r].id[0] && reps[r].leaving) {
             memcpy(gone[ngone++], reps[r].id, KV_ID_MAX);
+            tsr_sched_kv_forget_missed(s, &reps[r]);
             memset(&reps[r], 0, sizeof(reps[r]));
         }
     /* saved before the copy goes: a restart never lists a dropped copy (not
@@ -382,6 +384,7 @@ static int plan_replace(sched_t *s, skv_table_t *t, uint32_t p, uint64_t now, ui
                       p, reps[g].id);
         char id[KV_ID_MAX];
         memcpy(id, reps[g].id, KV_ID_MAX);
+        tsr_sched_kv_forget_missed(s, &reps[g]);
         memset(&reps[g], 0, sizeof(reps[g]));
         /* its copy is stale in the saved catalog already: a restart never
          * reads it, so it may go before the next save */
@@ -440,6 +443,7 @@ static int plan_replace(sched_t *s, skv_table_t *t, uint32_t p, uint64_t now, ui
     tsr_sched_log(s->p->log, "scheduler",
                   "kv table '%s' partition %u: the replica on %s is replaced by one on %s", t->name,
                   p, who, order[at]);
+    tsr_sched_kv_forget_missed(s, &reps[free_slot]); /* a new copy: refilled whole */
     snprintf(reps[free_slot].id, KV_ID_MAX, "%s", order[at]);
     reps[free_slot].stale = true;
     reps[free_slot].leaving = false;

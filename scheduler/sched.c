@@ -278,6 +278,7 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     /* where the worker's transport listens (its lock home, docs/locks.md) */
     const char *ahost = tsr_rbuf_str(&r);
     uint32_t aport = tsr_rbuf_u32(&r);
+    uint64_t store_id = tsr_rbuf_u64(&r); /* its kv store's identity (worker_kv.c) */
     sworker_t *w = NULL;
     if (!tsr_rbuf_done(&r) || aport > 65535 || s->nworkers == SCHED_MAX_WORKERS ||
         !(w = tsr_mem_calloc(s->mem, 1, sizeof(*w)))) {
@@ -290,6 +291,7 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     snprintf(w->data_dir, sizeof(w->data_dir), "%s", dir);
     snprintf(w->addr_host, sizeof(w->addr_host), "%s", ahost);
     w->addr_port = (uint16_t)aport;
+    w->store_id = store_id;
     w->node_id = tsr_peer_node_id(peer);
     w->pid = pid;
     w->peer = peer;

@@ -39,6 +39,7 @@ typedef struct sworker {
     char data_dir[256];
     char addr_host[128]; /* where its transport listens, as it reported (lock homes) */
     uint16_t addr_port;
+    uint64_t store_id;   /* its kv store's identity (0: none); kv delta resyncs */
     uint32_t node_id;    /* its transport's node id */
     uint32_t pid;
     uint32_t inflight;     /* tasks this scheduler has sent and not seen answered */

@@ -70,6 +70,8 @@ static void reply_err(sched_t *s, tsr_rpc_req_t *req, tsr_status_t rc, const cha
 void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t)
 {
     if (t && --t->refs == 0) {
+        for (size_t i = 0; t->reps && i < (size_t)t->nparts * t->nrep; i++)
+            tsr_sched_kv_forget_missed(s, &t->reps[i]);
         tsr_mem_free(s->mem, t->parts);
         tsr_mem_free(s->mem, t->reps);
         tsr_mem_free(s->mem, t);

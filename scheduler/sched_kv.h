@@ -33,6 +33,9 @@
 #define KV_SYNC_PAGES_AHEAD 2
 /* The written keys a resync remembers, in bytes, past which it gives up. */
 #define KV_SYNC_KEYS_MAX (256u << 20)
+/* A stale replica's missed keys, in bytes, past which they are forgotten
+ * (its resync then copies the whole partition). */
+#define KV_MISSED_MAX (64u << 20)
 
 /* One replica slot of a partition. An empty id is a free slot (no replica):
  * every partition has one spare slot (while the table has fewer than
@@ -42,6 +45,14 @@ typedef struct skv_rep {
     char id[KV_ID_MAX];
     bool stale;   /* missed an acknowledged write: neither read nor written */
     bool leaving; /* displaced by a move: dropped once the new replica is fresh */
+    /* While stale, since it went stale from fresh in this scheduler: the
+     * keys of every write it missed, and the identity of the store that
+     * holds its copy then (sworker_t.store_id). A resync whose target
+     * comes back with that store refills only these keys (a delta,
+     * sched_kv_sync.c). NULL: not known (a move's new copy, a catalog
+     * loaded at start, past KV_MISSED_MAX, a full refill begun). */
+    kv_keyset_t *missed;
+    uint64_t missed_store;
 } skv_rep_t;
 
 struct kv_op;
@@ -144,6 +155,9 @@ typedef struct kv_sync {
     uint32_t part;
     size_t src, dst; /* replica indexes */
     kv_sync_phase_t phase;
+    bool delta;    /* refills only dst's missed keys (FETCH), no DROP */
+    uint64_t end;  /* delta: the missed set's bytes to go through */
+    uint32_t batch; /* delta: keys in the FETCH in flight */
     bool failed;   /* ends (stale still) once nothing is in flight */
     bool scanning; /* a SCAN call to src in flight */
     bool scanned;  /* the last page came */
@@ -201,8 +215,18 @@ void tsr_sched_kv_op_done(kv_op_t *op);
 skv_table_t *tsr_sched_kv_find(sched_t *s, const char *name);
 /* Whether replica r of the partition is usable (not stale, its worker up: *w). */
 bool tsr_sched_kv_usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t r, sworker_t **w);
-/* Marks replica r of the partition stale (it missed an acknowledged write). */
-void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r);
+/* Marks replica r of the partition stale (it missed an acknowledged write):
+ * msg is that write's KV_RUN (its keys start the replica's missed set), or
+ * NULL when unknown. */
+void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
+                             const tsr_wbuf_t *msg);
+/* Starts replica r's missed set (it just went stale) with msg's keys
+ * (sched_kv_sync.c); none when msg is NULL or its store is not known. */
+void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
+                               const tsr_wbuf_t *msg);
+/* Forgets a replica's missed keys (its copy is about to be refilled whole,
+ * or is fresh again, or the slot is freed). */
+void tsr_sched_kv_forget_missed(sched_t *s, skv_rep_t *rep);
 void tsr_sched_kv_table_unref(sched_t *s, skv_table_t *t);
 /* The partition's first waiting write (NULL when none), taken off its queue. */
 kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp);
@@ -220,10 +244,11 @@ bool tsr_sched_kv_sync_start(kv_sync_t *y);
  * once its target has applied everything queued. */
 void tsr_sched_kv_sync_poke(kv_sync_t *y);
 /* A write's effect, msg (a KV_RUN of PUT, DEL, LOAD or TAPPLY), was applied
- * on a fresh replica of the partition: while a resync of it copies, the
- * effect is queued for its target too, and its keys are remembered so no
+ * on a fresh replica of the partition: its keys join the missed set of
+ * each stale replica, and while a resync of the partition copies, the
+ * effect is queued for its target too and its keys are remembered so no
  * page read before it brings an older value back. */
-void tsr_sched_kv_sync_forward(skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg);
+void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg);
 /* The replacement's target (kv_rebalance.c, pure): the first of the n ring
  * members in clockwise order (order) that is ready and not one of the
  * partition's nholders replica ids; n when none is. */

@@ -81,12 +81,14 @@ void tsr_sched_kv_op_done(kv_op_t *op)
     op_free(op);
 }
 
-void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r)
+void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
+                             const tsr_wbuf_t *msg)
 {
     skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
     if (rep->stale || !rep->id[0]) /* a free slot is no replica */
         return;
     rep->stale = true;
+    tsr_sched_kv_missed_start(s, t, part, r, msg);
     tsr_sched_log(s->p->log, "scheduler",
                   "kv table '%s' partition %u: replica on %s missed a write; it is "
                   "stale and no longer used",
@@ -103,7 +105,7 @@ static void finish_write(kv_op_t *op)
     bool marked = false;
     for (size_t r = 0; r < op->t->nrep; r++)
         if (op->failed[r] && op->t->reps[(size_t)op->part * op->t->nrep + r].id[0]) {
-            tsr_sched_kv_mark_stale(s, op->t, op->part, r);
+            tsr_sched_kv_mark_stale(s, op->t, op->part, r, &op->effect);
             marked = true;
         }
     if (marked && s->kv->unsaved) /* a restart could take the stale copy for fresh */
@@ -138,8 +140,9 @@ static void start_backups(kv_op_t *op)
                      : op->pop == TSR_KV_POP_LOAD ? TSR_KV_POP_LOAD
                                                   : TSR_KV_POP_PUT;
     tsr_sched_kv_encode_run(op->t, op->part, effect, op->payload, op->plen, &op->effect);
-    /* the primary applied it: a resync copying the partition gets it too */
-    tsr_sched_kv_sync_forward(op->t, op->part, &op->effect);
+    /* the primary applied it: stale replicas missed it; a resync copying
+     * the partition gets it too */
+    tsr_sched_kv_note_write(s, op->t, op->part, &op->effect);
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = op->cur + 1; r < op->t->nrep; r++) {
         sworker_t *w = NULL;

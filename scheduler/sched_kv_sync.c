@@ -67,6 +67,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     uint32_t part = y->part;
     if (ok) {
         dst->stale = false;
+        tsr_sched_kv_forget_missed(s, dst);
         tsr_sched_kv_persist(s);
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
@@ -121,7 +122,7 @@ static void on_item(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     /* a DEL of a key the copy does not have: the same effect */
     if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && it->pop == TSR_KV_POP_DEL))
         y->failed = true;
-    if (it->pop == TSR_KV_POP_LOAD && it->page)
+    if (it->page)
         y->pages--;
     y->sending = NULL;
     tsr_mem_free(y->s->mem, it);
@@ -129,30 +130,76 @@ static void on_item(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 }
 
 static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
+static void on_fetch(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply);
 
-/* Asks src for the page at the cursor; false when the call cannot go out. */
-static bool send_scan(kv_sync_t *y)
+/* Pairs per page: about 8 MiB of the table's largest pairs, 1..1024. */
+static uint32_t page_pairs(const kv_sync_t *y)
 {
-    sched_t *s = y->s;
-    uint8_t payload[12];
     uint64_t per = (uint64_t)y->t->max_key + y->t->max_value + 8;
     uint64_t page = (8u << 20) / per;
     page = page < 1 ? 1 : page > 1024 ? 1024 : page;
-    if (s->kv->sync_page)
-        page = s->kv->sync_page;
-    for (int i = 0; i < 8; i++)
-        payload[i] = (uint8_t)(y->cursor >> (8 * i));
-    for (int i = 0; i < 4; i++)
-        payload[8 + i] = (uint8_t)(page >> (8 * i));
+    return y->s->kv->sync_page ? y->s->kv->sync_page : (uint32_t)page;
+}
+
+static kv_keyset_t *dst_missed(const kv_sync_t *y)
+{
+    return y->t->reps[(size_t)y->part * y->t->nrep + y->dst].missed;
+}
+
+/* A delta's next FETCH payload: the missed keys from the cursor on (an
+ * offset in the set's bytes), at most a page of them; sets y->batch. */
+static void fetch_payload(kv_sync_t *y, tsr_wbuf_t *pl)
+{
+    const kv_keyset_t *m = dst_missed(y);
+    uint32_t n = 0, max = page_pairs(y);
+    size_t off = y->cursor;
+    tsr_wbuf_u32(pl, 0);
+    while (off < y->end && n < max) {
+        uint32_t l;
+        memcpy(&l, m->bytes + off, sizeof(l));
+        tsr_wbuf_bytes(pl, m->bytes + off, sizeof(l) + l); /* "bytes" as the set keeps it */
+        off += sizeof(l) + l;
+        n++;
+    }
+    if (!pl->failed)
+        for (int i = 0; i < 4; i++)
+            pl->data[i] = (uint8_t)(n >> (8 * i));
+    y->batch = n;
+}
+
+/* Asks src for the next page (SCAN at the cursor, or a delta's FETCH);
+ * false when the call cannot go out. */
+static bool send_scan(kv_sync_t *y)
+{
+    sched_t *s = y->s;
     tsr_wbuf_free(&y->scan);
     tsr_wbuf_init(&y->scan, s->mem);
-    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload), &y->scan);
+    if (y->delta) {
+        if (!dst_missed(y))
+            return false; /* forgotten (grew past KV_MISSED_MAX): a full copy next time */
+        tsr_wbuf_t pl;
+        tsr_wbuf_init(&pl, s->mem);
+        fetch_payload(y, &pl);
+        if (!pl.failed)
+            tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_FETCH, pl.data, pl.len, &y->scan);
+        y->scan.failed |= pl.failed;
+        tsr_wbuf_free(&pl);
+    } else {
+        uint8_t payload[12];
+        uint32_t page = page_pairs(y);
+        for (int i = 0; i < 8; i++)
+            payload[i] = (uint8_t)(y->cursor >> (8 * i));
+        for (int i = 0; i < 4; i++)
+            payload[8 + i] = (uint8_t)(page >> (8 * i));
+        tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload),
+                                &y->scan);
+    }
     sworker_t *w = rep_worker(y, y->src);
     tsr_error_t e;
     tsr_error_clear(&e);
     if (!w || y->scan.failed ||
         tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, y->scan.data, y->scan.len, KV_CALL_MS,
-                           on_scan, y, &e) != TSR_OK)
+                           y->delta ? on_fetch : on_scan, y, &e) != TSR_OK)
         return false;
     y->scanning = true;
     return true;
@@ -188,6 +235,8 @@ static bool pump(kv_sync_t *y)
     skv_part_t *sp = &y->t->parts[y->part];
     if (!y->failed && tsr_sched_kv_find(y->s, y->t->name) != y->t)
         y->failed = true; /* dropped: nothing more goes to the copy */
+    if (y->delta && !y->scanning && y->cursor >= y->end)
+        y->scanned = true; /* every missed key asked for */
     if (!y->failed && !y->scanning && !y->scanned && y->pages < KV_SYNC_PAGES_AHEAD &&
         !send_scan(y))
         y->failed = true;
@@ -305,9 +354,73 @@ static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     (void)pump(y);
 }
 
-/* Records the keys a KV_RUN message writes; false when it cannot be read
- * or out of memory. */
-static bool remember_keys(kv_sync_t *y, const tsr_wbuf_t *msg, uint8_t *pop)
+/* A delta's page: each asked key's value or absence on src, applied to dst
+ * as one TAPPLY (puts and deletes), less the keys a write touched since
+ * the copy began (their effects are queued already). */
+static void on_fetch(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_sync_t *y = arg;
+    sched_t *s = y->s;
+    y->scanning = false;
+    const kv_keyset_t *m = dst_missed(y);
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, reply->data, reply->len);
+    uint32_t n = tsr_rbuf_u32(&r);
+    if (status != TSR_OK || r.bad || n != y->batch || !m ||
+        y->t->reps[(size_t)y->part * y->t->nrep + y->src].stale)
+        y->failed = true;
+    tsr_wbuf_t body, msg;
+    tsr_wbuf_init(&body, s->mem);
+    tsr_wbuf_init(&msg, s->mem);
+    uint32_t nk = 0;
+    size_t off = y->cursor;
+    tsr_wbuf_u32(&body, 0);
+    for (uint32_t i = 0; i < n && !y->failed && !r.bad; i++) {
+        uint32_t kl;
+        memcpy(&kl, m->bytes + off, sizeof(kl));
+        const uint8_t *key = m->bytes + off + sizeof(kl);
+        off += sizeof(kl) + kl;
+        uint8_t found = tsr_rbuf_u8(&r);
+        size_t vl = 0;
+        const void *val = found ? read_bytes(&r, &vl) : NULL;
+        if (r.bad)
+            break;
+        if (tsr_kv_keyset_has(&y->written, key, kl)) {
+            y->skipped++;
+            continue;
+        }
+        tsr_wbuf_u8(&body, found ? 0 : 1); /* absent on src: a delete */
+        tsr_wbuf_u32(&body, kl);
+        tsr_wbuf_bytes(&body, key, kl);
+        tsr_wbuf_u32(&body, (uint32_t)vl);
+        tsr_wbuf_bytes(&body, val, vl);
+        nk++;
+    }
+    if (!y->failed && (!tsr_rbuf_done(&r) || body.failed))
+        y->failed = true;
+    if (!y->failed && nk > 0) {
+        for (int i = 0; i < 4; i++)
+            body.data[i] = (uint8_t)(nk >> (8 * i));
+        tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_TAPPLY, body.data, body.len, &msg);
+        if (msg.failed || !enqueue(y, TSR_KV_POP_TAPPLY, msg.data, msg.len)) {
+            y->failed = true;
+        } else {
+            y->tail->page = true;
+            y->pages++;
+        }
+        y->copied += nk;
+    }
+    if (!y->failed)
+        y->cursor = off;
+    tsr_wbuf_free(&body);
+    tsr_wbuf_free(&msg);
+    tsr_rpc_msg_release(s->t, reply);
+    (void)pump(y);
+}
+
+/* Adds the keys a KV_RUN message writes to set; false when it cannot be
+ * read or out of memory. */
+static bool remember_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop)
 {
     tsr_rbuf_t r;
     tsr_rbuf_init(&r, msg->data, msg->len);
@@ -323,7 +436,7 @@ static bool remember_keys(kv_sync_t *y, const tsr_wbuf_t *msg, uint8_t *pop)
         key = read_bytes(&r, &kl);
         if (*pop == TSR_KV_POP_PUT)
             read_bytes(&r, &vl);
-        return tsr_rbuf_done(&r) && tsr_kv_keyset_add(&y->written, key, kl);
+        return tsr_rbuf_done(&r) && tsr_kv_keyset_add(set, key, kl);
     case TSR_KV_POP_LOAD:
     case TSR_KV_POP_TAPPLY: {
         uint32_t n = tsr_rbuf_u32(&r);
@@ -332,7 +445,7 @@ static bool remember_keys(kv_sync_t *y, const tsr_wbuf_t *msg, uint8_t *pop)
                 tsr_rbuf_u8(&r);
             key = read_bytes(&r, &kl);
             read_bytes(&r, &vl);
-            if (!r.bad && !tsr_kv_keyset_add(&y->written, key, kl))
+            if (!r.bad && !tsr_kv_keyset_add(set, key, kl))
                 return false;
         }
         return tsr_rbuf_done(&r);
@@ -342,14 +455,68 @@ static bool remember_keys(kv_sync_t *y, const tsr_wbuf_t *msg, uint8_t *pop)
     }
 }
 
-void tsr_sched_kv_sync_forward(skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
+/* The newest worker (up or not) with this replica id: the store its copy
+ * was in; NULL when none ever joined. */
+static const sworker_t *last_worker(sched_t *s, const char *id)
+{
+    char buf[KV_ID_MAX];
+    for (size_t i = s->nworkers; i-- > 0;) {
+        tsr_sched_kv_worker_id(s, i, buf, sizeof(buf));
+        if (strcmp(buf, id) == 0)
+            return s->workers[i];
+    }
+    return NULL;
+}
+
+void tsr_sched_kv_forget_missed(sched_t *s, skv_rep_t *rep)
+{
+    if (!rep->missed)
+        return;
+    tsr_kv_keyset_free(rep->missed);
+    tsr_mem_free(s->mem, rep->missed);
+    rep->missed = NULL;
+    rep->missed_store = 0;
+}
+
+/* Adds msg's keys to rep's missed set; past KV_MISSED_MAX (or out of
+ * memory) the set is forgotten: the copy will be refilled whole. */
+static void add_missed(sched_t *s, skv_rep_t *rep, const tsr_wbuf_t *msg)
+{
+    uint8_t pop;
+    if (rep->missed && (msg->failed || !remember_keys(rep->missed, msg, &pop) ||
+                        tsr_kv_keyset_bytes(rep->missed) > KV_MISSED_MAX))
+        tsr_sched_kv_forget_missed(s, rep);
+}
+
+void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
+                               const tsr_wbuf_t *msg)
+{
+    skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    tsr_sched_kv_forget_missed(s, rep);
+    const sworker_t *w = last_worker(s, rep->id);
+    if (!msg || !w || w->store_id == 0)
+        return; /* a copy of unknown identity: refilled whole */
+    rep->missed = tsr_mem_alloc(s->mem, sizeof(*rep->missed));
+    if (!rep->missed)
+        return;
+    tsr_kv_keyset_init(rep->missed, s->mem);
+    rep->missed_store = w->store_id;
+    add_missed(s, rep, msg);
+}
+
+void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
 {
     kv_sync_t *y = t->parts[part].sync;
+    for (size_t r = 0; r < t->nrep; r++) {
+        skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+        if (rep->stale && rep->missed)
+            add_missed(s, rep, msg);
+    }
     /* before the copy began the write's effect is in what the copy reads */
     if (!y || y->phase == KV_SYNC_WAITING || y->failed)
         return;
     uint8_t pop = 0;
-    if (msg->failed || !remember_keys(y, msg, &pop) ||
+    if (msg->failed || !remember_keys(&y->written, msg, &pop) ||
         tsr_kv_keyset_bytes(&y->written) > KV_SYNC_KEYS_MAX ||
         !enqueue(y, pop, msg->data, msg->len))
         y->failed = true;
@@ -367,9 +534,30 @@ void tsr_sched_kv_sync_poke(kv_sync_t *y)
  * copy while writes go on. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y)
 {
+    sched_t *s = y->s;
+    skv_rep_t *dst = &y->t->reps[(size_t)y->part * y->t->nrep + y->dst];
     y->phase = KV_SYNC_COPYING;
-    tsr_kv_keyset_init(&y->written, y->s->mem);
-    tsr_wbuf_init(&y->scan, y->s->mem);
+    tsr_kv_keyset_init(&y->written, s->mem);
+    tsr_wbuf_init(&y->scan, s->mem);
+    /* the copy it went stale with, back in the same store: only the keys
+     * it missed are refilled, in place */
+    const sworker_t *w = rep_worker(y, y->dst);
+    y->delta = dst->missed && w && w->store_id && w->store_id == dst->missed_store;
+    if (y->delta)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: refilling the %zu key(s) the replica on %s "
+                      "missed",
+                      y->t->name, y->part, dst->missed->n, dst->id);
+    else
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: copying the whole partition to the replica "
+                      "on %s",
+                      y->t->name, y->part, dst->id);
+    if (y->delta) {
+        y->end = dst->missed->len;
+        return pump(y);
+    }
+    tsr_sched_kv_forget_missed(s, dst); /* its copy goes: refilled whole */
     tsr_wbuf_t drop;
     tsr_wbuf_init(&drop, y->s->mem);
     tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_DROP, NULL, 0, &drop);

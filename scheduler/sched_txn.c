@@ -229,7 +229,7 @@ bool tsr_stxn_mark_missed(stxn_t *x, stxn_part_t *p)
     bool marked = false;
     for (size_t r = 0; r < p->t->nrep; r++)
         if (p->failed[r] && p->t->reps[(size_t)p->part * p->t->nrep + r].id[0]) {
-            tsr_sched_kv_mark_stale(x->s, p->t, p->part, r);
+            tsr_sched_kv_mark_stale(x->s, p->t, p->part, r, &p->msg);
             marked = true;
         }
     return marked;
@@ -327,8 +327,8 @@ static void on_apply(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply_msg)
     stxn_call_t *c = arg;
     stxn_t *x = c->x;
     stxn_part_t *p = &x->parts[c->pi];
-    if (status == TSR_OK && p->applied++ == 0) /* applied: a resync's target gets it too */
-        tsr_sched_kv_sync_forward(p->t, p->part, &p->msg);
+    if (status == TSR_OK && p->applied++ == 0) /* applied: stale replicas missed it */
+        tsr_sched_kv_note_write(x->s, p->t, p->part, &p->msg);
     else if (status != TSR_OK)
         p->failed[c->rep] = true;
     tsr_rpc_msg_release(x->s->t, reply_msg);

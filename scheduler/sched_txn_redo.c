@@ -221,8 +221,8 @@ static void on_redo(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply_msg)
     stxn_call_t *c = arg;
     stxn_t *x = c->x;
     stxn_part_t *p = &x->parts[c->pi];
-    if (status == TSR_OK && p->applied++ == 0) /* applied: a resync's target gets it too */
-        tsr_sched_kv_sync_forward(p->t, p->part, &p->msg);
+    if (status == TSR_OK && p->applied++ == 0) /* applied: stale replicas missed it */
+        tsr_sched_kv_note_write(x->s, p->t, p->part, &p->msg);
     else if (status != TSR_OK)
         p->failed[c->rep] = true;
     tsr_rpc_msg_release(x->s->t, reply_msg);

@@ -428,6 +428,7 @@ static int join(wstate_t *w, const char *listen_host)
     tsr_wbuf_str(&b, p->data_dir ? p->data_dir : "");
     tsr_wbuf_str(&b, adv);
     tsr_wbuf_u32(&b, tsr_transport_port(w->t));
+    tsr_wbuf_u64(&b, tsr_wkv_store_id(w->kv)); /* its kv copies' identity */
     char who[300];
     snprintf(who, sizeof(who), "the scheduler at %s:%u", p->sched_host, p->sched_port);
     tsr_status_t rc = b.failed ? tsr_error_set(&err, TSR_ERR_NOMEM, "out of memory")

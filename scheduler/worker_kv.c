@@ -29,11 +29,15 @@
  * until durable, never the heartbeats. Threads reply themselves.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "auth.h"
 #include "common.h"
 #include "core/hash.h"
 #include "kv_msg.h"
@@ -57,6 +61,7 @@ typedef struct wkv_q {
 } wkv_q_t;
 
 struct tsr_wkv {
+    uint64_t store_id; /* the data dir's kv store (store_identity); 0: in memory */
     tsr_transport_t *t;
     FILE *log;
     tsr_kv_store_t *store;
@@ -94,6 +99,50 @@ static void on_pair(void *arg, const void *key, size_t klen, const void *val, si
     write_bytes(o->b, key, klen);
     write_bytes(o->b, val, vlen);
     o->n++;
+}
+
+/* FETCH: each key's value or absence in t (NULL: the partition was never
+ * written here, every key is absent). */
+static tsr_status_t fetch(tsr_kv_table_t *t, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr_kv_err_t *ke)
+{
+    uint32_t n = tsr_rbuf_u32(r);
+    if (r->bad || n > (r->len - r->pos) / 4) { /* each key takes 4 bytes at least */
+        snprintf(ke->message, sizeof(ke->message), "malformed kv request");
+        return TSR_ERR_BAD_INPUT;
+    }
+    size_t cap = 1;
+    if (t) {
+        tsr_kv_table_params_t info;
+        tsr_kv_table_info(t, &info);
+        cap = info.max_value ? info.max_value : 1;
+    }
+    void *buf = tsr_mem_alloc(NULL, cap);
+    if (!buf)
+        return TSR_ERR_NOMEM;
+    tsr_status_t rc = TSR_OK;
+    tsr_wbuf_u32(out, n);
+    for (uint32_t i = 0; i < n && rc == TSR_OK; i++) {
+        size_t klen = 0, vlen = 0;
+        const void *key = read_bytes(r, &klen);
+        if (r->bad)
+            break;
+        rc = t ? tsr_kv_get(t, key, klen, buf, cap, &vlen, ke) : TSR_ERR_NOT_FOUND;
+        if (rc == TSR_OK) {
+            tsr_wbuf_u8(out, 1);
+            write_bytes(out, buf, vlen < cap ? vlen : cap);
+        } else if (rc == TSR_ERR_NOT_FOUND) {
+            tsr_wbuf_u8(out, 0);
+            rc = TSR_OK;
+            ke->status = TSR_OK;
+            ke->message[0] = '\0';
+        }
+    }
+    tsr_mem_free(NULL, buf);
+    if (rc == TSR_OK && !tsr_rbuf_done(r)) {
+        snprintf(ke->message, sizeof(ke->message), "malformed kv request");
+        rc = TSR_ERR_BAD_INPUT;
+    }
+    return rc;
 }
 
 /* Runs one request; the reply payload goes to out. */
@@ -150,6 +199,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
             tsr_wbuf_u64(out, 0);
             tsr_wbuf_u32(out, 0);
             return TSR_OK;
+        case TSR_KV_POP_FETCH:
+            return fetch(NULL, &r, out, ke);
         default:
             snprintf(ke->message, sizeof(ke->message), "key not found");
             return TSR_ERR_NOT_FOUND;
@@ -225,6 +276,9 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         tsr_wbuf_free(&pb);
         goto done;
     }
+    case TSR_KV_POP_FETCH:
+        rc = fetch(t, &r, out, ke);
+        goto done;
     case TSR_KV_POP_LOAD: {
         uint32_t n = tsr_rbuf_u32(&r);
         if (r.bad || n > (r.len - r.pos) / 8) /* each pair takes 8 bytes at least */
@@ -310,6 +364,53 @@ void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req)
         reply_err(k, req, TSR_ERR_UNAVAILABLE, "the worker's kv queue is full or stopping");
 }
 
+/* The store's identity: a random 64-bit id made when the store's directory
+ * is first used and kept in DIR/store-id (16 hex digits). The scheduler
+ * refills a stale copy with only the keys it missed when the worker that
+ * comes back has the id the copy had (scheduler/sched_kv_sync.c); a data
+ * dir emptied or replaced gets a new id, so its copies are refilled whole. */
+static tsr_status_t store_identity(const char *dir, uint64_t *id, FILE *log)
+{
+    char path[4300], text[32] = "";
+    snprintf(path, sizeof(path), "%s/store-id", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        bool ok = fgets(text, sizeof(text), f) != NULL;
+        fclose(f);
+        char *end = NULL;
+        unsigned long long v = ok ? strtoull(text, &end, 16) : 0;
+        if (ok && end == text + 16 && v != 0) {
+            *id = v;
+            return TSR_OK;
+        }
+        tsr_sched_log(log, "worker", "kv store %s: unreadable store-id; making a new one", dir);
+    }
+    uint64_t v = 0;
+    while (v == 0)
+        if (tsr_auth_random(&v, sizeof(v)) != TSR_OK)
+            return TSR_ERR_IO;
+    char tmp[4400];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(text, sizeof(text), "%016llx\n", (unsigned long long)v);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    bool ok = fd >= 0 && write(fd, text, 17) == 17 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        tsr_sched_log(log, "worker", "kv store %s: cannot write its store-id: %s", dir,
+                      strerror(errno));
+        unlink(tmp);
+        return TSR_ERR_IO;
+    }
+    *id = v;
+    return TSR_OK;
+}
+
+uint64_t tsr_wkv_store_id(const tsr_wkv_t *k)
+{
+    return k ? k->store_id : 0;
+}
+
 tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char *device, FILE *log,
                             tsr_wkv_t **out, tsr_error_t *err)
 {
@@ -363,6 +464,8 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
     if (o.data_dir && (rec.last_lsn || rec.torn_tail))
         tsr_sched_log(log, "worker", "kv store %s: recovered up to lsn %llu%s%s", dir,
                       (unsigned long long)rec.last_lsn, rec.torn_tail ? "; " : "", rec.detail);
+    if (o.data_dir && store_identity(dir, &k->store_id, log) != TSR_OK)
+        k->store_id = 0; /* logged: its copies are refilled whole after an absence */
     for (int i = 0; i < NTHREADS; i++) {
         wkv_q_t *q = &k->q[i];
         q->k = k;

@@ -28,6 +28,10 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
  * create, before the transport progresses requests of others. */
 tsr_status_t tsr_wkv_serve_reads(tsr_wkv_t *k, bool (*allow)(void *, tsr_peer_t *), void *allow_arg,
                                  tsr_error_t *err);
+/* The kv store's identity (random, kept in its data dir; 0 without one):
+ * reported when the worker joins, so the scheduler knows whether a stale
+ * copy it comes back with is the one that went stale. */
+uint64_t tsr_wkv_store_id(const tsr_wkv_t *k);
 /* RPC handler for TSR_MSG_KV_RUN (arg: the tsr_wkv_t): queues the request on
  * its partition's thread. */
 void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req);

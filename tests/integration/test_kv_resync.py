@@ -1,25 +1,28 @@
 #!/usr/bin/env python3
-"""A stale kv replica resynced while its partition's writes go on.
+"""Stale kv replicas resynced while their partitions' writes go on: copied
+whole, and refilled with only the keys they missed.
 
 What: a scheduler (with a data dir, so multi-partition transactions go
-through its coordinator log) started with TSR_TEST_KV_SYNC_PAGE=4 (4 pairs
-per resync page: a copy of ~1,500 pairs per partition takes hundreds of
-calls) and 2 workers; a 2-replica table of 2 partitions loaded with 3,000
-rows. Worker B is SIGKILLed, the table written (B's copies go stale) and B
-restarted on its data dir: the scheduler resyncs B's copies from A. All the
-while a writer thread runs plain puts of present keys, puts of new keys
-(which grow the source's table, so the copy's scan starts over), deletes,
-`kv load`s of a few rows and two-partition `tessera txn` scripts, each
-acknowledged one applied to a dict model (none may fail: a write during a
-resync is served, not refused). Checked:
-  - the scheduler logs, for the resync of each partition, that writes were
-    applied to the copy during it (the partition's writes went on while it
-    copied; before, they waited for the whole copy);
-  - `kv describe` (bounded wait) shows no stale or down replica, and the
-    table then equals the model;
-  - A SIGKILLed: the table, now served by B's resynced copies alone, still
-    equals the model (a resync that lost a write made during the copy, or
-    ended before its queue reached B, fails here).
+through its coordinator log) started with TSR_TEST_KV_SYNC_PAGE=1 (one pair
+per resync page: a copy of ~10,000 pairs per partition takes thousands of
+calls) and 2 workers A and B; a 2-replica table of 2 partitions loaded with
+20,000 rows. Writer threads (disjoint keys) run plain puts of present keys,
+puts of new keys, deletes, `kv load`s of 300 new rows (the source's table
+grows, so a copy's scan starts over) and two-partition `tessera txn`
+scripts, each acknowledged one applied to a dict model (none may fail: a
+write during a resync is served, not refused).
+  1. B SIGKILLed and its data dir removed, the table written, B restarted
+     while the writers run: both of B's copies must be copied whole (a new
+     store identity), the scheduler must log writes applied to each copy
+     during its resync (writes went on while it copied), then no replica is
+     stale and the table equals the model;
+  2. A SIGKILLed: B's resynced copies alone equal the model;
+  3. the writers write on while A is down, then A comes back on its data
+     dir: its copies must be refilled by the keys they missed (a delta,
+     logged), with writes applied to them during the refill; the table
+     equals the model;
+  4. B SIGKILLed: A's copies alone equal the model (a refill that forgot a
+     key written while A was stale, or during the refill, fails here).
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_resync.py [--tessera PATH] [-v]
@@ -30,6 +33,7 @@ Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,27 +149,44 @@ def body(test, ps, tmp):
         workers[i].wait(timeout=10)
 
     lock = threading.Lock()
-    writers = [Writer(w, kv, ps.t, kv.conn, tmp, model, lock,
-                      {k for k in rows if int(k[1:]) % NWRITERS == w}, rng.randrange(2 ** 32))
-               for w in range(NWRITERS)]
+    owned = [{k for k in rows if int(k[1:]) % NWRITERS == w} for w in range(NWRITERS)]
+    writers = []
+    joined = [2]
+
+    def start_writers():
+        writers[:] = [Writer(w, kv, ps.t, kv.conn, tmp, model, lock, owned[w],
+                             rng.randrange(2 ** 32)) for w in range(NWRITERS)]
+        for w in writers:
+            w.start()
+        wait_for(lambda: all(w.done >= 3 or w.error for w in writers), 30,
+                 "the writers to get going")
 
     def failed_writer():
         for w in writers:
             if w.error:
                 raise Failed(f"a write failed during the resync: {w.error}")
 
-    def resync_under_writes():
-        kill(1)
-        wait_for(lambda: "is dead" in read(slog), 15, "the scheduler to see worker 1 die")
-        for i in range(10):  # both partitions' copies on worker 1 go stale
-            kv.expect(0, "put while down", "put", "t", "k%d" % i, "down%d" % i)
-            model["k%d" % i] = "down%d" % i
+    def stop_writers():
         for w in writers:
-            w.start()
-        wait_for(lambda: all(w.done >= 3 or w.error for w in writers), 30,
-                 "the writers to get going")
-        start_worker(1)
-        ps.wait_joined(3, 30, "worker 1 to rejoin")
+            w.stop.set()
+        for w in writers:
+            w.join(timeout=60)
+            if w.is_alive():
+                raise Failed("a writer did not stop")
+        failed_writer()
+
+    def test_log(msg):
+        if test.verbose:
+            print("     " + msg)
+
+    def resync_under_writes(back, mode):
+        """Restarts worker `back` (killed, its copies stale) while the
+        writers run; its resyncs must be of `mode` ("whole" or "missed")
+        and take writes during the copy; the table then equals the model."""
+        log_before = len(read(slog))
+        start_worker(back)
+        joined[0] += 1
+        ps.wait_joined(joined[0], 30, f"worker {back} to rejoin")
 
         def synced():
             failed_writer()
@@ -174,40 +195,66 @@ def body(test, ps, tmp):
                     all(st == "up" for reps in place.values() for _, st in reps))
         wait_for(synced, WAIT_S, "the stale replicas to resync")
         time.sleep(0.3)  # a few writes after the resync, on both copies
-        for w in writers:
-            w.stop.set()
-        for w in writers:
-            w.join(timeout=60)
-            if w.is_alive():
-                raise Failed("a writer did not stop")
-        failed_writer()
+        stop_writers()
+        log = read(slog)[log_before:]
+        target = f"w{back}"
+        modes = re.findall(r"partition (\d+): (copying the whole partition to the replica on|"
+                           r"refilling the \d+ key\(s\) the replica on) \S+/(w\d+)", log)
+        want = "copying the whole" if mode == "whole" else "refilling"
+        if sorted((int(p), m.startswith(want), w) for p, m, w in modes) != \
+                [(0, True, target), (1, True, target)]:
+            raise Failed(f"resyncs of w{back}'s copies, wanted {mode}: {modes}")
         done = re.findall(r"partition (\d+): replica on \S+ resynced \((\d+) pairs copied, "
                           r"(\d+) writes applied during the copy, (\d+) pairs left to them, "
-                          r"(\d+) rescans", read(slog))
-        parts = {int(d[0]) for d in done}
-        if parts != {0, 1}:
-            raise Failed(f"resyncs logged for partitions {sorted(parts)}, wanted 0 and 1")
+                          r"(\d+) rescans", log)
+        if sorted(int(d[0]) for d in done) != [0, 1]:
+            raise Failed(f"resyncs logged for partitions {[d[0] for d in done]}, wanted 0 and 1")
         during = {int(d[0]): int(d[2]) for d in done}
         if not all(during.values()):
             raise Failed(f"a partition's resync applied no write during its copy: {during} "
                          f"({sum(w.done for w in writers)} writes in all): writes waited")
-        test_log(f"{sum(w.done for w in writers)} writes; per partition (pairs copied, writes during the "
-                 f"copy, pairs left to them, rescans): {done}")
+        test_log(f"{sum(w.done for w in writers)} writes; per partition (pairs copied, writes "
+                 f"during the copy, pairs left to them, rescans): {done}")
         kv.check_table("t", model)
 
-    def test_log(msg):
-        if test.verbose:
-            print("     " + msg)
+    def full_copy():
+        kill(1)
+        wait_for(lambda: "is dead" in read(slog), 15, "the scheduler to see worker 1 die")
+        # its data dir is lost: the copies it comes back with are empty, so
+        # they must be refilled whole, not by the keys they missed
+        shutil.rmtree(os.path.join(tmp, "w1"))
+        for i in range(10):  # both partitions' copies on worker 1 go stale
+            kv.expect(0, "put while down", "put", "t", "k%d" % i, "down%d" % i)
+            model["k%d" % i] = "down%d" % i
+        start_writers()
+        resync_under_writes(1, "whole")
 
-    test.check("writes go on while a stale replica resyncs; the table equals the model",
-               resync_under_writes)
+    test.check("a wiped worker's copies are refilled whole while writes go on; the table "
+               "equals the model", full_copy)
 
-    def resynced_copy_alone():
-        kill(0)
-        wait_for(lambda: read(slog).count("is dead") >= 2, 15, "the scheduler to see worker 0 die")
+    def copy_alone(victim):
+        kill(victim)
+        n = read(slog).count("is dead")
+        wait_for(lambda: read(slog).count("is dead") > n - 1 and
+                 kv.placement("t") is not None and
+                 any(st == "down" for reps in kv.placement("t").values() for _, st in reps),
+                 15, f"the scheduler to see worker {victim} die")
         kv.check_table("t", model)
 
-    test.check("the resynced copies alone hold every acknowledged write", resynced_copy_alone)
+    test.check("the resynced copies alone hold every acknowledged write",
+               lambda: copy_alone(0))
+
+    def delta():
+        # worker 0 down (above): writes go on (its copies go stale and
+        # remember the keys they miss), then it comes back on its data dir
+        start_writers()
+        time.sleep(2)
+        resync_under_writes(0, "missed")
+
+    test.check("a worker back on its data dir gets only the keys it missed, while writes go "
+               "on; the table equals the model", delta)
+    test.check("the delta-resynced copies alone hold every acknowledged write",
+               lambda: copy_alone(1))
 
 
 if __name__ == "__main__":
