@@ -115,6 +115,7 @@ void tsr_sched_kv_free(sched_t *s)
     struct skv *kv = s->kv;
     if (!kv)
         return;
+    tsr_sched_kv_sync_free_all(s);
     for (size_t i = 0; i < kv->n; i++)
         tsr_sched_kv_table_unref(s, kv->tables[i]);
     tsr_mem_free(s->mem, kv->tables);

@@ -153,7 +153,8 @@ typedef struct kv_sync {
     sched_t *s;
     skv_table_t *t;
     uint32_t part;
-    size_t src, dst; /* replica indexes */
+    size_t src, dst;     /* replica indexes */
+    const sworker_t *src_w; /* the process the scan reads (a new one: from slot 0) */
     kv_sync_phase_t phase;
     bool delta;    /* refills only dst's missed keys (FETCH), no DROP */
     uint64_t end;  /* delta: the missed set's bytes to go through */
@@ -237,6 +238,9 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
 /* Starts waiting resyncs, in catalog order, while fewer than KV_SYNC_MAX
  * run (after one ended, and at every kv tick). */
 void tsr_sched_kv_sync_more(sched_t *s);
+/* Frees every running resync (the scheduler stops; its transport is gone,
+ * so no call of theirs answers any more). */
+void tsr_sched_kv_sync_free_all(sched_t *s);
 /* Runs a resync whose partition has no write in flight any more; true
  * when it is copying (writes may go on), false when it ended at once. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y);

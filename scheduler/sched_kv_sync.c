@@ -92,7 +92,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     tsr_mem_free(s->mem, y);
     if (ok && tsr_sched_kv_find(s, t->name) == t) {
         /* no write in flight: the placement may change now; then the next
-         * stale replica, if any (the waiting writes wait for it too) */
+         * stale replica, if any (it starts at once: no write in flight) */
         tsr_sched_kv_move_settle(s, t, part);
         tsr_sched_kv_maybe_sync(s, t, part);
     }
@@ -172,6 +172,17 @@ static void fetch_payload(kv_sync_t *y, tsr_wbuf_t *pl)
 static bool send_scan(kv_sync_t *y)
 {
     sched_t *s = y->s;
+    sworker_t *w = rep_worker(y, y->src);
+    if (w && !y->delta && w != y->src_w) {
+        /* another process serves the source now (it restarted on its data
+         * dir): its table was rebuilt, so a cursor into the old layout
+         * means nothing (its epoch may even match): from the first slot */
+        if (y->src_w && y->cursor != 0) {
+            y->cursor = 0;
+            y->rescans++;
+        }
+        y->src_w = w;
+    }
     tsr_wbuf_free(&y->scan);
     tsr_wbuf_init(&y->scan, s->mem);
     if (y->delta) {
@@ -194,7 +205,6 @@ static bool send_scan(kv_sync_t *y)
         tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload),
                                 &y->scan);
     }
-    sworker_t *w = rep_worker(y, y->src);
     tsr_error_t e;
     tsr_error_clear(&e);
     if (!w || y->scan.failed ||
@@ -342,8 +352,8 @@ static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
             else {
                 y->tail->page = true;
                 y->pages++;
+                y->copied += nk;
             }
-            y->copied += nk;
         }
         tsr_wbuf_free(&kept);
         y->cursor = next;
@@ -407,8 +417,8 @@ static void on_fetch(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         } else {
             y->tail->page = true;
             y->pages++;
+            y->copied += nk;
         }
-        y->copied += nk;
     }
     if (!y->failed)
         y->cursor = off;
@@ -621,4 +631,29 @@ void tsr_sched_kv_sync_more(sched_t *s)
             tsr_sched_kv_maybe_sync(s, t, p);
     }
     s->kv->sync_more_running = false;
+}
+
+void tsr_sched_kv_sync_free_all(sched_t *s)
+{
+    for (size_t i = 0; s->kv && i < s->kv->n; i++) {
+        skv_table_t *t = s->kv->tables[i];
+        for (uint32_t p = 0; p < t->nparts; p++) {
+            kv_sync_t *y = t->parts[p].sync;
+            if (!y)
+                continue;
+            /* the transport is gone: no answer comes back for its calls */
+            while (y->head) {
+                kv_sync_item_t *it = y->head;
+                y->head = it->next;
+                tsr_mem_free(s->mem, it);
+            }
+            tsr_mem_free(s->mem, y->sending);
+            tsr_kv_keyset_free(&y->written);
+            tsr_wbuf_free(&y->scan);
+            t->parts[p].sync = NULL;
+            s->kv->syncs--;
+            tsr_mem_free(s->mem, y);
+            tsr_sched_kv_table_unref(s, t); /* the catalog's reference keeps t */
+        }
+    }
 }
