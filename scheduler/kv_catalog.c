@@ -6,13 +6,18 @@
  *
  * Format (little-endian, proto.h's wbuf encoding; str = u32 length + bytes):
  *
- *   "TSRKVCT1" | u32 version (2) | u32 ntables | ntables x table |
+ *   "TSRKVCT1" | u32 version (3) | u32 ntables | ntables x table |
  *   u32 nretired | nretired x str worker id | u64 check
  *   table: str name, u64 gen, u32 partitions, u32 replicas, u32 slots,
  *          u32 max_key, u32 max_value,
- *          partitions x slots x {str replica id ("" = free slot), u8 flags}
+ *          partitions x slots x {str replica id ("" = free slot), u8 flags,
+ *          u64 store}
  *   flags: 1 stale (missed an acknowledged write), 2 leaving (displaced by
  *          a partition move)
+ *   store: the identity of the worker store that holds the copy (0: not
+ *          known; versions 1 and 2 had none: read as 0), so a worker that
+ *          comes back with another store under that id is known to have
+ *          lost the copy (sched_kv_sync.c tsr_sched_kv_check_stores)
  *   retired: the workers an operator decommissioned whose replicas have not
  *          all left yet, or that are still up (kv_rebalance.c), so that a
  *          restarted scheduler goes on moving their replicas away and gives
@@ -44,7 +49,7 @@
 #include "sched_kv.h"
 
 #define CAT_MAGIC "TSRKVCT1"
-#define CAT_VERSION 2u
+#define CAT_VERSION 3u
 #define CAT_FILE "kv-catalog"
 #define CAT_MAX_BYTES (256u << 20)
 
@@ -68,6 +73,7 @@ void tsr_kvcat_encode(const struct skv *kv, tsr_wbuf_t *b)
             tsr_wbuf_str(b, t->reps[r].id);
             tsr_wbuf_u8(b, (uint8_t)((t->reps[r].stale ? FLAG_STALE : 0) |
                                      (t->reps[r].leaving ? FLAG_LEAVING : 0)));
+            tsr_wbuf_u64(b, t->reps[r].store);
         }
     }
     tsr_wbuf_u32(b, (uint32_t)kv->nretired);
@@ -78,7 +84,8 @@ void tsr_kvcat_encode(const struct skv *kv, tsr_wbuf_t *b)
 }
 
 /* Decodes one table; NULL (err set) when a field is out of range. */
-static skv_table_t *decode_table(sched_t *s, tsr_rbuf_t *r, const char *path, tsr_error_t *err)
+static skv_table_t *decode_table(sched_t *s, tsr_rbuf_t *r, uint32_t version, const char *path,
+                                 tsr_error_t *err)
 {
     const char *name = tsr_rbuf_str(r);
     uint64_t gen = tsr_rbuf_u64(r);
@@ -104,6 +111,7 @@ static skv_table_t *decode_table(sched_t *s, tsr_rbuf_t *r, const char *path, ts
     for (size_t i = 0; i < (size_t)nparts * nslots; i++) {
         const char *id = tsr_rbuf_str(r);
         uint8_t flags = tsr_rbuf_u8(r);
+        uint64_t store = version >= 3 ? tsr_rbuf_u64(r) : 0;
         if (r->bad || strlen(id) >= KV_ID_MAX || flags > (FLAG_STALE | FLAG_LEAVING)) {
             tsr_error_set(err, TSR_ERR_BAD_INPUT,
                           "kv catalog '%s': table '%s' has a malformed replica entry", path,
@@ -115,6 +123,7 @@ static skv_table_t *decode_table(sched_t *s, tsr_rbuf_t *r, const char *path, ts
         snprintf(rep->id, sizeof(rep->id), "%s", id);
         rep->stale = (flags & FLAG_STALE) != 0;
         rep->leaving = (flags & FLAG_LEAVING) != 0;
+        rep->store = store;
         if (rep->id[0] && !strchr(rep->id, ':'))
             rep->stale = true; /* "worker-N": a process, not a data dir (above) */
     }
@@ -144,7 +153,7 @@ tsr_status_t tsr_kvcat_decode(sched_t *s, const void *data, size_t len, const ch
                              "to %u",
                              path, version, CAT_VERSION);
     for (uint32_t i = 0; i < n; i++) {
-        skv_table_t *t = decode_table(s, &r, path, err);
+        skv_table_t *t = decode_table(s, &r, version, path, err);
         if (!t)
             return err ? err->status : TSR_ERR_BAD_INPUT;
         if (tsr_sched_kv_find(s, t->name) || !tsr_sched_kv_table_add(s, t)) {

@@ -155,6 +155,7 @@ void tsr_sched_kv_worker_joined(sched_t *s, size_t wi)
     tsr_sched_kv_sweep_orphans(s, wi); /* copies it must not keep go (kv_orphans.c) */
     if (!s->kv || s->kv->n == 0)
         return;
+    tsr_sched_kv_check_stores(s, wi); /* copies it lost are stale */
     char id[KV_ID_MAX];
     tsr_sched_kv_worker_id(s, wi, id, sizeof(id));
     bool retired = tsr_sched_kv_retired(s, id); /* decommissioned: takes nothing */

@@ -311,8 +311,12 @@ static void op_create(sched_t *s, tsr_rpc_req_t *req, const char *name, tsr_rbuf
     for (uint32_t p = 0; p < nparts; p++) {
         uint32_t m[TSR_KV_MAX_REPLICAS];
         size_t got = tsr_kvring_lookup(&ring, tsr_kvring_part_hash(name, t->gen, p), nrep, m);
-        for (size_t k = 0; k < got; k++)
-            snprintf(t->reps[(size_t)p * t->nrep + k].id, KV_ID_MAX, "%s", idp[m[k]]);
+        for (size_t k = 0; k < got; k++) {
+            skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + k];
+            snprintf(rep->id, KV_ID_MAX, "%s", idp[m[k]]);
+            const sworker_t *w = tsr_sched_kv_ready_worker(s, rep->id);
+            rep->store = w ? w->store_id : 0; /* where its copy will be */
+        }
     }
     if (!tsr_sched_kv_table_add(s, t)) {
         reply_err(s, req, TSR_ERR_NOMEM, "out of memory", NULL);

@@ -53,6 +53,12 @@ typedef struct skv_rep {
      * loaded at start, past KV_MISSED_MAX, a full refill begun). */
     kv_keyset_t *missed;
     uint64_t missed_store;
+    /* The identity of the store that holds this copy (sworker_t.store_id,
+     * saved in the catalog; 0: not known): a worker that joins with
+     * another store under this replica's id lost the copy (its data dir
+     * was emptied or replaced), so the replica is stale (sched_kv_sync.c
+     * tsr_sched_kv_check_stores). */
+    uint64_t store;
 } skv_rep_t;
 
 struct kv_op;
@@ -155,6 +161,7 @@ typedef struct kv_sync {
     uint32_t part;
     size_t src, dst;     /* replica indexes */
     const sworker_t *src_w; /* the process the scan reads (a new one: from slot 0) */
+    const sworker_t *dst_w; /* the process the copy is written in (another: it fails) */
     kv_sync_phase_t phase;
     bool delta;    /* refills only dst's missed keys (FETCH), no DROP */
     uint64_t end;  /* delta: the missed set's bytes to go through */
@@ -238,6 +245,11 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part);
 /* Starts waiting resyncs, in catalog order, while fewer than KV_SYNC_MAX
  * run (after one ended, and at every kv tick). */
 void tsr_sched_kv_sync_more(sched_t *s);
+/* Worker wi joined: each replica under its id whose copy was in another
+ * store (its data dir was emptied or replaced) is marked stale, to be
+ * refilled whole before anyone reads it; a replica whose store was not
+ * known takes the worker's. Saves the catalog when it changed. */
+void tsr_sched_kv_check_stores(sched_t *s, size_t wi);
 /* Frees every running resync (the scheduler stops; its transport is gone,
  * so no call of theirs answers any more). */
 void tsr_sched_kv_sync_free_all(sched_t *s);

@@ -67,6 +67,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     uint32_t part = y->part;
     if (ok) {
         dst->stale = false;
+        dst->store = y->dst_w ? y->dst_w->store_id : 0; /* the store the copy is in */
         tsr_sched_kv_forget_missed(s, dst);
         tsr_sched_kv_persist(s);
     } else
@@ -222,7 +223,9 @@ static bool send_item(kv_sync_t *y)
     sworker_t *w = rep_worker(y, y->dst);
     tsr_error_t e;
     tsr_error_clear(&e);
-    if (!w)
+    /* another process took the target's id meanwhile: what it holds is not
+     * known to have what was sent before (its data dir may be another) */
+    if (!w || w != y->dst_w)
         return false;
     y->head = it->next;
     if (!y->head)
@@ -552,6 +555,7 @@ bool tsr_sched_kv_sync_start(kv_sync_t *y)
     /* the copy it went stale with, back in the same store: only the keys
      * it missed are refilled, in place */
     const sworker_t *w = rep_worker(y, y->dst);
+    y->dst_w = w;
     y->delta = dst->missed && w && w->store_id && w->store_id == dst->missed_store;
     if (y->delta)
         tsr_sched_log(s->p->log, "scheduler",
@@ -656,4 +660,40 @@ void tsr_sched_kv_sync_free_all(sched_t *s)
             tsr_sched_kv_table_unref(s, t); /* the catalog's reference keeps t */
         }
     }
+}
+
+void tsr_sched_kv_check_stores(sched_t *s, size_t wi)
+{
+    const sworker_t *w = s->workers[wi];
+    char id[KV_ID_MAX];
+    tsr_sched_kv_worker_id(s, wi, id, sizeof(id));
+    bool changed = false;
+    for (size_t i = 0; s->kv && i < s->kv->n; i++) {
+        skv_table_t *t = s->kv->tables[i];
+        for (uint32_t p = 0; p < t->nparts; p++)
+            for (size_t r = 0; r < t->nrep; r++) {
+                skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
+                if (!rep->id[0] || strcmp(rep->id, id) != 0 || rep->store == w->store_id)
+                    continue;
+                if (rep->store == 0 || w->store_id == 0) {
+                    /* not known before (a catalog of an older scheduler)
+                     * or not kept by this worker: nothing to compare */
+                    changed |= rep->store != w->store_id;
+                    rep->store = w->store_id;
+                    continue;
+                }
+                if (!rep->stale)
+                    tsr_sched_log(s->p->log, "scheduler",
+                                  "kv table '%s' partition %u: the replica on %s came back "
+                                  "with another store (its data dir was emptied or "
+                                  "replaced): it is stale until copied again",
+                                  t->name, p, id);
+                tsr_sched_kv_mark_stale(s, t, p, r, NULL); /* saves the catalog */
+                tsr_sched_kv_forget_missed(s, rep); /* no delta for another store */
+                rep->store = w->store_id;
+                changed = true;
+            }
+    }
+    if (changed)
+        tsr_sched_kv_persist(s);
 }

@@ -17,9 +17,10 @@ created and dropped. Then:
     place), create and drop are refused (exit 1) and change nothing;
   - a catalog file with one flipped byte is refused at start-up (exit 1,
     "corrupted" in the log; the file is left as it was), so is a truncated
-    one; the intact file loads again, also rewritten in the format of the
-    version before (1: no list of decommissioned workers), which the
-    scheduler then saves as version 2.
+    one; the intact file loads again, also rewritten in the format of
+    version 1 (no list of decommissioned workers, no store identity per
+    replica), which the scheduler then saves as version 3 with every
+    replica's store learned again from the workers that join.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_catalog.py [--tessera PATH] [-v]
@@ -38,6 +39,45 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
 from clusterlib import Failed, read, wait_for, write_token  # noqa: E402
 from kvlib import Kv, worker_dir_of, write_csv  # noqa: E402
+
+
+XXH = None
+
+
+def catalog_as_v1(data):
+    """The catalog data (version 3) rewritten as version 1, and the store of
+    every replica slot in order (the part version 1 lacks)."""
+    global XXH
+    if XXH is None:
+        XXH = ctypes.CDLL("libxxhash.so.0")
+        XXH.XXH3_64bits.restype = ctypes.c_uint64
+        XXH.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    pos = 12
+    out = [data[:8], struct.pack("<I", 1), data[12:16]]
+    ntables = struct.unpack_from("<I", data, pos)[0]
+    pos += 4
+    stores = []
+
+    def string():  # proto.h's str: u32 length, the bytes, a NUL
+        nonlocal pos
+        n = struct.unpack_from("<I", data, pos)[0]
+        s = data[pos:pos + 5 + n]
+        pos += 5 + n
+        return s
+    for _ in range(ntables):
+        head = string()
+        nparts, _, slots = struct.unpack_from("<III", data, pos + 8)
+        out.append(head + data[pos:pos + 28])
+        pos += 28
+        for _ in range(nparts * slots):
+            rid = string()
+            out.append(rid + data[pos:pos + 1])
+            if len(rid) > 5:
+                stores.append(struct.unpack_from("<Q", data, pos + 1)[0])
+            pos += 9
+    # the list of decommissioned workers (empty here) is left out
+    v1 = b"".join(out)
+    return v1 + struct.pack("<Q", XXH.XXH3_64bits(v1, len(v1))), stores
 
 
 def body(test, ps, tmp):
@@ -224,22 +264,27 @@ def body(test, ps, tmp):
             if open(catalog, "rb").read() != bad:
                 raise Failed("a refused catalog was rewritten")
         # version 1: no list of decommissioned workers (this one is empty:
-        # its u32 count, 0, sits before the checksum)
-        if struct.unpack_from("<I", good, 8)[0] != 2 or good[-12:-8] != b"\0\0\0\0":
-            raise Failed("the catalog is not a version 2 one with no decommissioned worker")
-        xxh = ctypes.CDLL("libxxhash.so.0")
-        xxh.XXH3_64bits.restype = ctypes.c_uint64
-        xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-        v1 = good[:8] + struct.pack("<I", 1) + good[12:-12]
-        v1 += struct.pack("<Q", xxh.XXH3_64bits(v1, len(v1)))
+        # its u32 count, 0, sits before the checksum), no store per replica
+        if struct.unpack_from("<I", good, 8)[0] != 3 or good[-12:-8] != b"\0\0\0\0":
+            raise Failed("the catalog is not a version 3 one with no decommissioned worker")
+        v1, stores = catalog_as_v1(good)
+        if not stores or 0 in stores:
+            raise Failed(f"the catalog names no store for some replica: {stores}")
         with open(catalog, "wb") as f:
             f.write(v1)
         p = restart_scheduler()
         if p.poll() is not None or "kv catalog: 1 table(s)" not in read(state["log"]):
             raise Failed("the intact catalog (version 1) did not load: " + read(state["log"]))
-        if open(catalog, "rb").read() != good:
-            raise Failed("a version 1 catalog was not saved back as the version 2 one")
         state["sched"] = p
+        if struct.unpack_from("<I", open(catalog, "rb").read(), 8)[0] != 3:
+            raise Failed("a version 1 catalog was not saved back as version 3")
+        # the workers come back: each replica learns its store again, the
+        # same one it had (their data dirs are the same)
+        start_workers()
+        wait_for(lambda: catalog_as_v1(open(catalog, "rb").read())[1] == stores, 30,
+                 "the catalog to name every replica's store again")
+        if open(catalog, "rb").read() != good:
+            raise Failed("the catalog saved back differs from the one before")
 
     test.check("a corrupted catalog is refused (exit 1), the intact one loads", corrupted)
 

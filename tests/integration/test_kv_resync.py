@@ -11,6 +11,11 @@ puts of new keys, deletes, `kv load`s of 300 new rows (the source's table
 grows, so a copy's scan starts over) and two-partition `tessera txn`
 scripts, each acknowledged one applied to a dict model (none may fail: a
 write during a resync is served, not refused).
+  0. B SIGKILLed, its data dir removed, B restarted with nothing written
+     meanwhile: its copies (fresh in the catalog) must be taken for stale,
+     since B's store is another one, and copied again; the table equals
+     the model, and with A SIGKILLed B's copies alone equal it; A restarts
+     on its data dir (it missed nothing: fresh at once);
   1. B SIGKILLed and its data dir removed, the table written, B restarted
      while the writers run: both of B's copies must be copied whole (a new
      store identity), the scheduler must log writes applied to each copy
@@ -217,9 +222,47 @@ def body(test, ps, tmp):
                  f"during the copy, pairs left to them, rescans): {done}")
         kv.check_table("t", model)
 
+    def down(i):
+        place = kv.placement("t")
+        return place is not None and all(st == "down" for reps in place.values()
+                                         for rid, st in reps if rid.endswith("/w%d" % i))
+
+    def copy_alone(victim):
+        kill(victim)
+        wait_for(lambda: down(victim), 15, f"the scheduler to see worker {victim} die")
+        kv.check_table("t", model)
+
+    def replaced_store():
+        # worker 1's data dir is lost while nothing is written: its copies
+        # are still marked fresh, but the store it comes back with is
+        # another one, so they must be taken for stale and copied again
+        # before anyone reads them
+        kill(1)
+        wait_for(lambda: down(1), 15, "the scheduler to see worker 1 die")
+        shutil.rmtree(os.path.join(tmp, "w1"))
+        start_worker(1)
+        joined[0] += 1
+        ps.wait_joined(joined[0], 30, "worker 1 to rejoin")
+        log = read(slog)
+        lost = re.findall(r"partition (\d+): the replica on \S+/w1 came back with another store",
+                          log)
+        if sorted(lost) != ["0", "1"]:
+            raise Failed(f"copies on the replaced store taken for stale: {lost}")
+        wait_for(lambda: all(st == "up" for reps in kv.placement("t").values() for _, st in reps),
+                 WAIT_S, "the replaced store's copies to be copied again")
+        kv.check_table("t", model)
+        copy_alone(0)  # worker 1's copies alone: refilled whole
+        start_worker(0)  # back on its data dir, nothing missed: fresh at once
+        joined[0] += 1
+        ps.wait_joined(joined[0], 30, "worker 0 to rejoin")
+        kv.check_table("t", model)
+
+    test.check("a worker back with an emptied data dir has its copies refilled before they "
+               "are read", replaced_store)
+
     def full_copy():
         kill(1)
-        wait_for(lambda: "is dead" in read(slog), 15, "the scheduler to see worker 1 die")
+        wait_for(lambda: down(1), 15, "the scheduler to see worker 1 die")
         # its data dir is lost: the copies it comes back with are empty, so
         # they must be refilled whole, not by the keys they missed
         shutil.rmtree(os.path.join(tmp, "w1"))
@@ -231,15 +274,6 @@ def body(test, ps, tmp):
 
     test.check("a wiped worker's copies are refilled whole while writes go on; the table "
                "equals the model", full_copy)
-
-    def copy_alone(victim):
-        kill(victim)
-        n = read(slog).count("is dead")
-        wait_for(lambda: read(slog).count("is dead") > n - 1 and
-                 kv.placement("t") is not None and
-                 any(st == "down" for reps in kv.placement("t").values() for _, st in reps),
-                 15, f"the scheduler to see worker {victim} die")
-        kv.check_table("t", model)
 
     test.check("the resynced copies alone hold every acknowledged write",
                lambda: copy_alone(0))
