@@ -279,7 +279,8 @@ tsr_status_t tsr_rpc_call_async(tsr_transport_t *t, tsr_peer_t *peer, uint16_t t
 /* ---- memory: registration, remote keys, get/put ------------------------- */
 
 /* Registers [addr, addr+len) for remote access (ucp_mem_map). addr NULL:
- * UCX allocates len bytes (zeroed by the OS) and frees them at unregister. */
+ * UCX allocates len bytes (zeroed here: UCX does not promise it) and frees
+ * them at unregister. */
 tsr_status_t tsr_region_register(tsr_transport_t *t, void *addr, size_t len,
                                  tsr_region_t **out, tsr_error_t *err);
 void *tsr_region_addr(const tsr_region_t *r);

@@ -89,7 +89,7 @@ static kv_tab_t *tab_new(kv_part_t *p, uint64_t nslots, uint64_t epoch, tsr_erro
         goto err_nomem;
     t->bytes = KV_HDR_SIZE + (size_t)nslots * ss;
     if (p->transport) {
-        /* UCX memory (zeroed by the OS); the heap when UCX cannot */
+        /* UCX memory (zeroed by tsr_region_register); the heap when UCX cannot */
         if (tsr_region_register(p->transport, NULL, t->bytes, &t->region, NULL) == TSR_OK)
             t->base = tsr_region_addr(t->region);
         else

@@ -1,7 +1,8 @@
 /*
  * rma.c - transport_test scenarios "rma" and "atomics".
- *   rma       registered region, packed/unpacked rkeys, get/put (blocking and
- *             non-blocking), bounds checks, corrupt descriptors.
+ *   rma       registered region (one the transport allocates is zero, also
+ *             after dirty ones were freed), packed/unpacked rkeys, get/put
+ *             (blocking and non-blocking), bounds checks, corrupt descriptors.
  *   atomics   4 clients x N fetch-and-add on one remote word: the fetched
  *             values are exactly 0..4N-1 and the word ends at 4N; then a
  *             compare-and-swap lock guarding a non-atomic get/put counter:
@@ -25,6 +26,28 @@ void h_getkey(void *arg, tsr_rpc_req_t *req)
     tsr_mem_free(NULL, buf);
 }
 
+/* A region the transport allocates is all zero, also one of a size just
+ * freed dirty (UCX's heap method recycles malloc'd memory; kv partitions and
+ * lock homes lay tables over it whose zero slots mean "empty"). */
+static void check_allocated_zero(void)
+{
+    static const size_t sizes[] = {4096, 65536, 1u << 20, 12u << 20};
+    tsr_error_t err;
+    tsr_error_clear(&err);
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+            tsr_region_t *r;
+            CHECK(tsr_region_register(g_t, NULL, sizes[k], &r, &err) == TSR_OK,
+                  "register: %s", err.message);
+            const uint8_t *m = tsr_region_addr(r);
+            for (size_t i = 0; i < sizes[k]; i++)
+                CHECK(m[i] == 0, "byte %zu of a new %zu-byte region is %u", i, sizes[k],
+                      (unsigned)m[i]);
+            memset(tsr_region_addr(r), 0xa5, sizes[k]); /* dirty for the next round */
+            tsr_region_unregister(g_t, r);
+        }
+}
+
 /* role region_server NODE EXPECTED PORTFILE [RESULTFILE]: owns a region
  * (pattern-filled; its first words are the atomics scenario's counters). */
 int role_region_server(int argc, char **argv)
@@ -33,6 +56,7 @@ int role_region_server(int argc, char **argv)
     static server_t s;
     g_t = make_transport(&s.rc, (uint32_t)atoi(argv[0]), true, 0);
     server_register(&s);
+    check_allocated_zero();
     tsr_error_t err;
     tsr_error_clear(&err);
     tsr_region_t *r;
