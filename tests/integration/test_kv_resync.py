@@ -216,7 +216,9 @@ def body(test, ps, tmp):
         if {int(d[0]) for d in done} != {0, 1}:
             raise Failed(f"resyncs logged for partitions {[d[0] for d in done]}, wanted 0 and 1")
         during = {int(d[0]): int(d[2]) for d in done}
-        if not all(during.values()):
+        # a whole copy takes seconds: both partitions took writes during it;
+        # a refill of the missed keys is short: at least one did
+        if not (all if mode == "whole" else any)(during.values()):
             raise Failed(f"a partition's resync applied no write during its copy: {during} "
                          f"({sum(w.done for w in writers)} writes in all): writes waited")
         test_log(f"{sum(w.done for w in writers)} writes; per partition (pairs copied, writes "
