@@ -104,6 +104,9 @@ static skv_table_t *decode_table(sched_t *s, tsr_rbuf_t *r, uint32_t version, co
         return NULL;
     }
     memcpy(t->name, name, nlen + 1);
+    /* writes in flight when the last scheduler stopped are unknown */
+    for (uint32_t p = 0; p < nparts; p++)
+        t->parts[p].doubt = true;
     t->gen = gen;
     t->replicas = replicas;
     t->max_key = max_key;

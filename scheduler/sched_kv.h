@@ -72,6 +72,14 @@ typedef struct skv_part {
     struct kv_sync *sync;        /* non-NULL while a stale replica is being resynced */
     struct kv_op *qhead, *qtail; /* writes waiting: their turn, or the resync's start or end */
     uint64_t retry_ms;           /* no new resync before (after a failed one) */
+    /* A write of the partition may have been applied on some replica and
+     * not on others without any replica going stale for it (no replica
+     * answered it; or the catalog was loaded at start, so writes in flight
+     * when the last scheduler died are unknown): its replicas may differ
+     * on keys no missed set names, so stale replicas are copied whole (no
+     * delta) until a whole copy leaves every fresh replica a copy of one
+     * (sched_kv_sync.c). */
+    bool doubt;
 } skv_part_t;
 
 typedef struct skv_table {
@@ -128,6 +136,7 @@ typedef struct kv_op {
     uint8_t *reply;                   /* the primary's answer */
     size_t reply_len;
     bool counted;       /* counted in its partition's writes */
+    bool unanswered;    /* a replica got it and never answered: maybe applied there */
     struct kv_op *next; /* in the partition's queue */
     /* non-NULL: a placeholder that only holds the partition's write turn
      * for a transaction's commit (sched_txn.c): when its turn comes,
@@ -232,6 +241,11 @@ void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r
  * (sched_kv_sync.c); none when msg is NULL or its store is not known. */
 void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
                                const tsr_wbuf_t *msg);
+/* A write of the partition ended with its outcome unknown on some replica
+ * (sent, never answered) and no replica marked stale for it: the partition
+ * is in doubt (skv_part_t.doubt; its missed sets are forgotten and a
+ * running resync fails, to be retried as a whole copy). */
+void tsr_sched_kv_doubt(sched_t *s, skv_table_t *t, uint32_t part);
 /* Forgets a replica's missed keys (its copy is about to be refilled whole,
  * or is fresh again, or the slot is freed). */
 void tsr_sched_kv_forget_missed(sched_t *s, skv_rep_t *rep);

@@ -183,6 +183,7 @@ static void on_primary(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
          * once another replica took a write */
         tsr_rpc_msg_release(s->t, reply);
         op->failed[op->cur] = true;
+        op->unanswered = true;
         op->cur++;
         try_primary(op);
         return;
@@ -192,6 +193,8 @@ static void on_primary(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         tsr_rpc_msg_release(s->t, reply);
         if (op->write) /* nothing was written; the failed primaries are not behind */
             memset(op->failed, 0, sizeof(op->failed));
+        if (op->write && op->unanswered) /* ... unless one that never answered applied it */
+            tsr_sched_kv_doubt(s, op->t, op->part);
         op_free(op);
         return;
     }
@@ -233,6 +236,8 @@ static void try_primary(kv_op_t *op)
         s->t, s->mem, op->req, TSR_ERR_UNAVAILABLE, msg,
         "restart the partition's worker with its --data-dir: it recovers the partition "
         "from its log");
+    if (op->write && op->unanswered) /* a primary that died mid-call may have applied it */
+        tsr_sched_kv_doubt(s, op->t, op->part);
     op_free(op);
 }
 

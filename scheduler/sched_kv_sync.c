@@ -69,6 +69,17 @@ static void sync_end(kv_sync_t *y, bool ok)
         dst->stale = false;
         dst->store = y->dst_w ? y->dst_w->store_id : 0; /* the store the copy is in */
         tsr_sched_kv_forget_missed(s, dst);
+        if (!y->delta) {
+            /* a whole copy: dst holds what src holds; with no other fresh
+             * replica, no replica differs any more */
+            bool others = false;
+            for (size_t r = 0; r < t->nrep; r++) {
+                const skv_rep_t *o = &t->reps[(size_t)y->part * t->nrep + r];
+                others |= r != y->src && r != y->dst && o->id[0] && !o->stale;
+            }
+            if (!others)
+                sp->doubt = false;
+        }
         tsr_sched_kv_persist(s);
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
@@ -266,7 +277,10 @@ static bool pump(kv_sync_t *y)
     if (y->scanned && y->phase == KV_SYNC_COPYING && !y->sending && !y->head)
         y->phase = KV_SYNC_CLOSING;
     if (y->phase == KV_SYNC_CLOSING && !y->sending && !y->head && sp->writes == 0) {
-        sync_end(y, true);
+        /* the target must still be the process the copy was written in (a
+         * worker back with an emptied data dir meanwhile has none of it) */
+        const skv_rep_t *dst = &y->t->reps[(size_t)y->part * y->t->nrep + y->dst];
+        sync_end(y, dst->id[0] && rep_worker(y, y->dst) == y->dst_w);
         return false;
     }
     return true;
@@ -507,14 +521,33 @@ void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t
     skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
     tsr_sched_kv_forget_missed(s, rep);
     const sworker_t *w = last_worker(s, rep->id);
-    if (!msg || !w || w->store_id == 0)
-        return; /* a copy of unknown identity: refilled whole */
+    if (!msg || !w || w->store_id == 0 || t->parts[part].doubt)
+        return; /* a copy of unknown identity or content: refilled whole */
     rep->missed = tsr_mem_alloc(s->mem, sizeof(*rep->missed));
     if (!rep->missed)
         return;
     tsr_kv_keyset_init(rep->missed, s->mem);
     rep->missed_store = w->store_id;
     add_missed(s, rep, msg);
+}
+
+void tsr_sched_kv_doubt(sched_t *s, skv_table_t *t, uint32_t part)
+{
+    skv_part_t *sp = &t->parts[part];
+    if (!sp->doubt)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: a write's outcome is unknown on a replica "
+                      "that did not answer; its stale replicas will be copied whole",
+                      t->name, part);
+    sp->doubt = true;
+    for (size_t r = 0; r < t->nrep; r++)
+        tsr_sched_kv_forget_missed(s, &t->reps[(size_t)part * t->nrep + r]);
+    kv_sync_t *y = sp->sync;
+    if (y && y->phase != KV_SYNC_WAITING && !y->failed) {
+        /* its source may apply that write after the page that holds the key */
+        y->failed = true;
+        (void)pump(y);
+    }
 }
 
 void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
@@ -556,7 +589,8 @@ bool tsr_sched_kv_sync_start(kv_sync_t *y)
      * it missed are refilled, in place */
     const sworker_t *w = rep_worker(y, y->dst);
     y->dst_w = w;
-    y->delta = dst->missed && w && w->store_id && w->store_id == dst->missed_store;
+    y->delta = dst->missed && w && w->store_id && w->store_id == dst->missed_store &&
+               !y->t->parts[y->part].doubt;
     if (y->delta)
         tsr_sched_log(s->p->log, "scheduler",
                       "kv table '%s' partition %u: refilling the %zu key(s) the replica on %s "
@@ -675,11 +709,12 @@ void tsr_sched_kv_check_stores(sched_t *s, size_t wi)
                 skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
                 if (!rep->id[0] || strcmp(rep->id, id) != 0 || rep->store == w->store_id)
                     continue;
-                if (rep->store == 0 || w->store_id == 0) {
-                    /* not known before (a catalog of an older scheduler)
-                     * or not kept by this worker: nothing to compare */
-                    changed |= rep->store != w->store_id;
+                if (w->store_id == 0)
+                    continue; /* this worker keeps no identity: nothing to compare */
+                if (rep->store == 0) {
+                    /* not known before (a catalog of an older scheduler) */
                     rep->store = w->store_id;
+                    changed = true;
                     continue;
                 }
                 if (!rep->stale)

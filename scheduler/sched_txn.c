@@ -263,6 +263,8 @@ static void applied(stxn_t *x)
             continue;
         }
         if (p->applied == 0) {
+            /* a replica that got the TAPPLY and failed may have applied it */
+            tsr_sched_kv_doubt(s, p->t, p->part);
             tsr_stxn_set_err(
                 x, TSR_ERR_UNAVAILABLE,
                 "restart the partition's worker with its --data-dir: it recovers the "

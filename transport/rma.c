@@ -65,18 +65,19 @@ tsr_status_t tsr_region_register(tsr_transport_t *t, void *addr, size_t len,
         return tsr_error_set(err, tsr__status_from_ucs(st), "ucp_mem_map of %zu bytes: %s", len,
                              ucs_status_string(st));
     }
-    /* UCX's allocation methods include its heap one (malloc'd, maybe
-     * recycled memory) and hugetlb/thp pools: what it hands out is not
-     * promised to be zero, and callers lay tables over it whose all-zero
-     * slots mean "empty" (a kv partition's 0xbe-filled first 4 KiB under
-     * ASan read as MOVED slots, and a reader looped on them forever). */
-    if (!addr)
-        memset(r->addr, 0, len);
     r->next = t->regions;
     if (t->regions)
         t->regions->prev = r;
     t->regions = r;
     tsr__unlock(t);
+    /* UCX's allocation methods include its heap one (malloc'd, maybe
+     * recycled memory) and hugetlb/thp pools: what it hands out is not
+     * promised to be zero, and callers lay tables over it whose all-zero
+     * slots mean "empty" (a kv partition's 0xbe-filled first 4 KiB under
+     * ASan read as MOVED slots, and a reader looped on them forever).
+     * Outside the lock: nothing can reach the region before *out. */
+    if (!addr)
+        memset(r->addr, 0, len);
     *out = r;
     return TSR_OK;
 }

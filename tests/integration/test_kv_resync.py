@@ -27,7 +27,13 @@ write during a resync is served, not refused).
      logged), with writes applied to them during the refill; the table
      equals the model;
   4. B SIGKILLed: A's copies alone equal the model (a refill that forgot a
-     key written while A was stale, or during the refill, fails here).
+     key written while A was stale, or during the refill, fails here);
+  5. the table written (B's copies stale), then A SIGSTOPped, a put sent
+     and A SIGKILLed before it answers (exit 5): the scheduler must log the
+     put's partition in doubt, and once both workers are back, B's copy of
+     that partition must be copied whole (its replicas may differ on a key
+     no missed set names), the table equal to the model, B's copies alone
+     too.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_resync.py [--tessera PATH] [-v]
@@ -292,6 +298,42 @@ def body(test, ps, tmp):
                "on; the table equals the model", delta)
     test.check("the delta-resynced copies alone hold every acknowledged write",
                lambda: copy_alone(1))
+
+    def in_doubt():
+        # worker 1 down (above): writes make its copies stale (their missed
+        # keys known); then a put whose only replica, worker 0, is stopped
+        # and killed before answering: its outcome is unknown, so worker 1's
+        # copy of that partition must be copied whole, not by missed keys
+        for i in range(10):
+            kv.expect(0, "put", "put", "t", "k%d" % i, "doubt%d" % i)
+            model["k%d" % i] = "doubt%d" % i
+        os.kill(workers[0].pid, signal.SIGSTOP)
+        put = subprocess.Popen([ps.t, "kv", "put", "t", "in-doubt", "x"] + kv.conn,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, env=ENV)
+        time.sleep(1)
+        kill(0)
+        if put.wait(timeout=60) != 5:
+            raise Failed(f"the put in doubt: exit {put.returncode}, wanted 5")
+        doubt = re.findall(r"partition (\d+): a write's outcome is unknown", read(slog))
+        if len(doubt) != 1:
+            raise Failed(f"partitions in doubt: {doubt}")
+        log_before = len(read(slog))
+        start_worker(0)
+        start_worker(1)
+        joined[0] += 2
+        ps.wait_joined(joined[0], 30, "both workers to rejoin")
+        wait_for(lambda: all(st == "up" for reps in kv.placement("t").values() for _, st in reps),
+                 WAIT_S, "worker 1's copies to resync")
+        kinds = dict(re.findall(r"partition (\d+): (copying the whole|refilling the)",
+                                read(slog)[log_before:]))
+        if kinds.get(doubt[0]) != "copying the whole":
+            raise Failed(f"the partition in doubt ({doubt[0]}) was resynced by: {kinds}")
+        kv.check_table("t", model)  # the put in doubt never reached worker 0: absent
+        copy_alone(0)
+
+    test.check("a write whose outcome is unknown makes its partition's stale copies refill "
+               "whole", in_doubt)
 
 
 if __name__ == "__main__":
