@@ -1,7 +1,7 @@
 /*
  * sched_kv.h - what the scheduler's kv files share (sched_kv.c: catalog,
  * placement, routing, replication; sched_kv_sync.c: resync of stale
- * replicas; kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
+ * replicas; kv_missed.c: missed keys, doubt and store identities; kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
  * moves when a worker joins, replacement of replicas on workers gone for
  * good): the catalog's types and the calls between
  * them. Private to scheduler/.
@@ -264,6 +264,16 @@ void tsr_sched_kv_sync_more(sched_t *s);
  * refilled whole before anyone reads it; a replica whose store was not
  * known takes the worker's. Saves the catalog when it changed. */
 void tsr_sched_kv_check_stores(sched_t *s, size_t wi);
+/* Adds the keys a KV_RUN message (PUT, DEL, LOAD or TAPPLY) writes to set
+ * (kv_missed.c); false when it cannot be read or out of memory. *pop: its
+ * pop. */
+bool tsr_sched_kv_msg_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop);
+/* Queues a write's effect (applied on a fresh replica) for a copying
+ * resync's target and remembers its keys (sched_kv_sync.c); nothing before
+ * the copy began. */
+void tsr_sched_kv_sync_forward(kv_sync_t *y, const tsr_wbuf_t *msg);
+/* Fails a running resync (it ends, stale still, once its calls are back). */
+void tsr_sched_kv_sync_fail(kv_sync_t *y);
 /* Frees every running resync (the scheduler stops; its transport is gone,
  * so no call of theirs answers any more). */
 void tsr_sched_kv_sync_free_all(sched_t *s);

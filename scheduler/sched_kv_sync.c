@@ -43,6 +43,9 @@
  * run, so no write is ever in flight on a slot that changes. A replica that
  * is leaving is never a resync's target (its copy is about to go).
  *
+ * Missed keys, doubt and store identities (what decides between a delta
+ * and a whole copy) are in kv_missed.c.
+ *
  * At most KV_SYNC_MAX resyncs run at once in the cluster; the others wait,
  * still stale (not read, not written), and start as running ones end
  * (tsr_sched_kv_sync_more, also from the scheduler's 500 ms kv tick), in
@@ -445,124 +448,18 @@ static void on_fetch(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     (void)pump(y);
 }
 
-/* Adds the keys a KV_RUN message writes to set; false when it cannot be
- * read or out of memory. */
-static bool remember_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop)
+void tsr_sched_kv_sync_poke(kv_sync_t *y)
 {
-    tsr_rbuf_t r;
-    tsr_rbuf_init(&r, msg->data, msg->len);
-    tsr_rbuf_str(&r);
-    tsr_rbuf_u32(&r);
-    tsr_rbuf_u32(&r);
-    *pop = tsr_rbuf_u8(&r);
-    size_t kl, vl;
-    const void *key;
-    switch (*pop) {
-    case TSR_KV_POP_PUT:
-    case TSR_KV_POP_DEL:
-        key = read_bytes(&r, &kl);
-        if (*pop == TSR_KV_POP_PUT)
-            read_bytes(&r, &vl);
-        return tsr_rbuf_done(&r) && tsr_kv_keyset_add(set, key, kl);
-    case TSR_KV_POP_LOAD:
-    case TSR_KV_POP_TAPPLY: {
-        uint32_t n = tsr_rbuf_u32(&r);
-        for (uint32_t i = 0; i < n && !r.bad; i++) {
-            if (*pop == TSR_KV_POP_TAPPLY)
-                tsr_rbuf_u8(&r);
-            key = read_bytes(&r, &kl);
-            read_bytes(&r, &vl);
-            if (!r.bad && !tsr_kv_keyset_add(set, key, kl))
-                return false;
-        }
-        return tsr_rbuf_done(&r);
-    }
-    default:
-        return false;
-    }
+    (void)pump(y);
 }
 
-/* The newest worker (up or not) with this replica id: the store its copy
- * was in; NULL when none ever joined. */
-static const sworker_t *last_worker(sched_t *s, const char *id)
+void tsr_sched_kv_sync_forward(kv_sync_t *y, const tsr_wbuf_t *msg)
 {
-    char buf[KV_ID_MAX];
-    for (size_t i = s->nworkers; i-- > 0;) {
-        tsr_sched_kv_worker_id(s, i, buf, sizeof(buf));
-        if (strcmp(buf, id) == 0)
-            return s->workers[i];
-    }
-    return NULL;
-}
-
-void tsr_sched_kv_forget_missed(sched_t *s, skv_rep_t *rep)
-{
-    if (!rep->missed)
-        return;
-    tsr_kv_keyset_free(rep->missed);
-    tsr_mem_free(s->mem, rep->missed);
-    rep->missed = NULL;
-    rep->missed_store = 0;
-}
-
-/* Adds msg's keys to rep's missed set; past KV_MISSED_MAX (or out of
- * memory) the set is forgotten: the copy will be refilled whole. */
-static void add_missed(sched_t *s, skv_rep_t *rep, const tsr_wbuf_t *msg)
-{
-    uint8_t pop;
-    if (rep->missed && (msg->failed || !remember_keys(rep->missed, msg, &pop) ||
-                        tsr_kv_keyset_bytes(rep->missed) > KV_MISSED_MAX))
-        tsr_sched_kv_forget_missed(s, rep);
-}
-
-void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
-                               const tsr_wbuf_t *msg)
-{
-    skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-    tsr_sched_kv_forget_missed(s, rep);
-    const sworker_t *w = last_worker(s, rep->id);
-    if (!msg || !w || w->store_id == 0 || t->parts[part].doubt)
-        return; /* a copy of unknown identity or content: refilled whole */
-    rep->missed = tsr_mem_alloc(s->mem, sizeof(*rep->missed));
-    if (!rep->missed)
-        return;
-    tsr_kv_keyset_init(rep->missed, s->mem);
-    rep->missed_store = w->store_id;
-    add_missed(s, rep, msg);
-}
-
-void tsr_sched_kv_doubt(sched_t *s, skv_table_t *t, uint32_t part)
-{
-    skv_part_t *sp = &t->parts[part];
-    if (!sp->doubt)
-        tsr_sched_log(s->p->log, "scheduler",
-                      "kv table '%s' partition %u: a write's outcome is unknown on a replica "
-                      "that did not answer; its stale replicas will be copied whole",
-                      t->name, part);
-    sp->doubt = true;
-    for (size_t r = 0; r < t->nrep; r++)
-        tsr_sched_kv_forget_missed(s, &t->reps[(size_t)part * t->nrep + r]);
-    kv_sync_t *y = sp->sync;
-    if (y && y->phase != KV_SYNC_WAITING && !y->failed) {
-        /* its source may apply that write after the page that holds the key */
-        y->failed = true;
-        (void)pump(y);
-    }
-}
-
-void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
-{
-    kv_sync_t *y = t->parts[part].sync;
-    for (size_t r = 0; r < t->nrep; r++) {
-        skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-        if (rep->stale && rep->missed)
-            add_missed(s, rep, msg);
-    }
     /* before the copy began the write's effect is in what the copy reads */
-    if (!y || y->phase == KV_SYNC_WAITING || y->failed)
+    if (y->phase == KV_SYNC_WAITING || y->failed)
         return;
     uint8_t pop = 0;
-    if (msg->failed || !remember_keys(&y->written, msg, &pop) ||
+    if (msg->failed || !tsr_sched_kv_msg_keys(&y->written, msg, &pop) ||
         tsr_kv_keyset_bytes(&y->written) > KV_SYNC_KEYS_MAX ||
         !enqueue(y, pop, msg->data, msg->len))
         y->failed = true;
@@ -571,8 +468,11 @@ void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const ts
     (void)pump(y);
 }
 
-void tsr_sched_kv_sync_poke(kv_sync_t *y)
+void tsr_sched_kv_sync_fail(kv_sync_t *y)
 {
+    if (y->phase == KV_SYNC_WAITING || y->failed)
+        return;
+    y->failed = true;
     (void)pump(y);
 }
 
@@ -694,41 +594,4 @@ void tsr_sched_kv_sync_free_all(sched_t *s)
             tsr_sched_kv_table_unref(s, t); /* the catalog's reference keeps t */
         }
     }
-}
-
-void tsr_sched_kv_check_stores(sched_t *s, size_t wi)
-{
-    const sworker_t *w = s->workers[wi];
-    char id[KV_ID_MAX];
-    tsr_sched_kv_worker_id(s, wi, id, sizeof(id));
-    bool changed = false;
-    for (size_t i = 0; s->kv && i < s->kv->n; i++) {
-        skv_table_t *t = s->kv->tables[i];
-        for (uint32_t p = 0; p < t->nparts; p++)
-            for (size_t r = 0; r < t->nrep; r++) {
-                skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
-                if (!rep->id[0] || strcmp(rep->id, id) != 0 || rep->store == w->store_id)
-                    continue;
-                if (w->store_id == 0)
-                    continue; /* this worker keeps no identity: nothing to compare */
-                if (rep->store == 0) {
-                    /* not known before (a catalog of an older scheduler) */
-                    rep->store = w->store_id;
-                    changed = true;
-                    continue;
-                }
-                if (!rep->stale)
-                    tsr_sched_log(s->p->log, "scheduler",
-                                  "kv table '%s' partition %u: the replica on %s came back "
-                                  "with another store (its data dir was emptied or "
-                                  "replaced): it is stale until copied again",
-                                  t->name, p, id);
-                tsr_sched_kv_mark_stale(s, t, p, r, NULL); /* saves the catalog */
-                tsr_sched_kv_forget_missed(s, rep); /* no delta for another store */
-                rep->store = w->store_id;
-                changed = true;
-            }
-    }
-    if (changed)
-        tsr_sched_kv_persist(s);
 }
