@@ -3,9 +3,11 @@
 whole, and refilled with only the keys they missed.
 
 What: a scheduler (with a data dir, so multi-partition transactions go
-through its coordinator log) started with TSR_TEST_KV_SYNC_PAGE=1 (one pair
+through its coordinator log) started with TSR_TEST_KV_SYNC_PAGE=4 (4 pairs
 per resync page: a copy of ~10,000 pairs per partition takes thousands of
-calls) and 2 workers A and B; a 2-replica table of 2 partitions loaded with
+calls, each one a durable LOAD on the target: seconds, so writes overlap it;
+one pair per page made it fsync-bound, past a minute under ASan on a loaded
+CI machine) and 2 workers A and B; a 2-replica table of 2 partitions loaded with
 20,000 rows. Writer threads (disjoint keys) run plain puts of present keys,
 puts of new keys, deletes, `kv load`s of 300 new rows (the source's table
 grows, so a copy's scan starts over) and two-partition `tessera txn`
@@ -59,7 +61,7 @@ from kvlib import Kv, write_csv  # noqa: E402
 NROWS = 20000
 NWRITERS = 2
 NEW_PER_LOAD = 300
-WAIT_S = 90
+WAIT_S = 180
 
 
 class Writer(threading.Thread):
@@ -133,7 +135,7 @@ def body(test, ps, tmp):
     token = os.path.join(tmp, "token")
     write_token(token, os.urandom(16).hex())
     slog = os.path.join(tmp, "scheduler.log")
-    env = dict(ENV, TSR_TEST_KV_SYNC_PAGE="1")
+    env = dict(ENV, TSR_TEST_KV_SYNC_PAGE="4")
     sched, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "sched")],
                                      env=env)
     workers = {}
