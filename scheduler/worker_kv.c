@@ -29,7 +29,6 @@
  * until durable, never the heartbeats. Threads reply themselves.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -37,7 +36,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "common.h"
 #include "core/hash.h"
 #include "kv_msg.h"
@@ -61,7 +59,6 @@ typedef struct wkv_q {
 } wkv_q_t;
 
 struct tsr_wkv {
-    uint64_t store_id; /* the data dir's kv store (store_identity); 0: in memory */
     tsr_transport_t *t;
     FILE *log;
     tsr_kv_store_t *store;
@@ -364,51 +361,12 @@ void tsr_wkv_on_request(void *arg, tsr_rpc_req_t *req)
         reply_err(k, req, TSR_ERR_UNAVAILABLE, "the worker's kv queue is full or stopping");
 }
 
-/* The store's identity: a random 64-bit id made when the store's directory
- * is first used and kept in DIR/store-id (16 hex digits). The scheduler
- * refills a stale copy with only the keys it missed when the worker that
- * comes back has the id the copy had (scheduler/sched_kv_sync.c); a data
- * dir emptied or replaced gets a new id, so its copies are refilled whole. */
-static tsr_status_t store_identity(const char *dir, uint64_t *id, FILE *log)
-{
-    char path[4300], text[32] = "";
-    snprintf(path, sizeof(path), "%s/store-id", dir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        bool ok = fgets(text, sizeof(text), f) != NULL;
-        fclose(f);
-        char *end = NULL;
-        unsigned long long v = ok ? strtoull(text, &end, 16) : 0;
-        if (ok && end == text + 16 && v != 0) {
-            *id = v;
-            return TSR_OK;
-        }
-        tsr_sched_log(log, "worker", "kv store %s: unreadable store-id; making a new one", dir);
-    }
-    uint64_t v = 0;
-    while (v == 0)
-        if (tsr_auth_random(&v, sizeof(v)) != TSR_OK)
-            return TSR_ERR_IO;
-    char tmp[4400];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(text, sizeof(text), "%016llx\n", (unsigned long long)v);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    bool ok = fd >= 0 && write(fd, text, 17) == 17 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        tsr_sched_log(log, "worker", "kv store %s: cannot write its store-id: %s", dir,
-                      strerror(errno));
-        unlink(tmp);
-        return TSR_ERR_IO;
-    }
-    *id = v;
-    return TSR_OK;
-}
-
+/* The store's identity (engine/kv/store_id.c): the scheduler refills a
+ * stale copy with only the keys it missed when the worker that comes back
+ * has the id the copy had (scheduler/kv_missed.c). */
 uint64_t tsr_wkv_store_id(const tsr_wkv_t *k)
 {
-    return k ? k->store_id : 0;
+    return k ? tsr_kv_store_id(k->store) : 0;
 }
 
 tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char *device, FILE *log,
@@ -464,8 +422,11 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
     if (o.data_dir && (rec.last_lsn || rec.torn_tail))
         tsr_sched_log(log, "worker", "kv store %s: recovered up to lsn %llu%s%s", dir,
                       (unsigned long long)rec.last_lsn, rec.torn_tail ? "; " : "", rec.detail);
-    if (o.data_dir && store_identity(dir, &k->store_id, log) != TSR_OK)
-        k->store_id = 0; /* logged: its copies are refilled whole after an absence */
+    if (o.data_dir && rec.new_identity)
+        tsr_sched_log(log, "worker", "kv store %s: a new store identity %016llx%s", dir,
+                      (unsigned long long)tsr_kv_store_id(k->store),
+                      rec.torn_tail ? " (records were cut: copies kept elsewhere are refilled whole)"
+                                    : "");
     for (int i = 0; i < NTHREADS; i++) {
         wkv_q_t *q = &k->q[i];
         q->k = k;

@@ -281,6 +281,15 @@ typedef tsr_status_t (*kv_replay_fn)(void *arg, uint64_t lsn, kv_rec_t type, con
 tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_lsn, kv_replay_fn fn,
                                void *arg, tsr_kv_recovery_t *info, tsr_error_t *err);
 
+/* fsync of a directory (a file created, renamed or removed in it). */
+tsr_status_t tsr_kv_sync_dir(const char *dir, tsr_error_t *err);
+
+/* The store's identity in dir/store-id (store_id.c): read, or made (and
+ * *made set) when absent or unreadable. Forget removes it durably: replay
+ * calls it before cutting records off the log. */
+tsr_status_t tsr_kv_store_id_load(const char *dir, uint64_t *id, bool *made, tsr_error_t *err);
+tsr_status_t tsr_kv_store_id_forget(const char *dir, tsr_error_t *err);
+
 /* Snapshot writer: a file built in dir/snapshot.tmp, renamed over
  * dir/snapshot once complete and synced. */
 typedef struct kv_snap_writer kv_snap_writer_t;
@@ -350,6 +359,7 @@ struct tsr_kv_store {
     pthread_t snapper; /* takes the automatic snapshots (store.c) */
     bool snapper_started;
     tsr_kv_recovery_t rec;
+    uint64_t store_id; /* store_id.c; 0 in memory */
     _Atomic uint64_t txn_clock; /* versions given by transaction commits (txn_apply.c) */
     kv_dev_t *dev;              /* device batches (part_device.c); NULL: CPU only */
 };

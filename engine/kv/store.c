@@ -251,6 +251,9 @@ tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr
         rc = tsr_kv_wal_replay(NULL, s->dir, s->rec.snapshot_lsn, apply_rec, s, &s->rec, &e);
         if (rc != TSR_OK)
             goto err_close;
+        rc = tsr_kv_store_id_load(s->dir, &s->store_id, &s->rec.new_identity, &e);
+        if (rc != TSR_OK)
+            goto err_close;
         rc = tsr_kv_wal_open(NULL, s->dir, o.sync, s->rec.last_lsn + 1, &s->wal, &e);
         if (rc != TSR_OK)
             goto err_close;

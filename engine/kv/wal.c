@@ -96,7 +96,7 @@ uint32_t tsr_kv_crc32c(uint32_t crc, const void *data, size_t len)
 
 /* ---- small file helpers --------------------------------------------------------- */
 
-static tsr_status_t sync_dir(const char *dir, tsr_error_t *err)
+tsr_status_t tsr_kv_sync_dir(const char *dir, tsr_error_t *err)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0)
@@ -187,7 +187,7 @@ static tsr_status_t open_file(kv_wal_t *w, uint64_t first, tsr_error_t *err)
         rc = tsr_error_set(err, TSR_ERR_IO, "kv: open %s: %s", path, strerror(errno));
     tsr_mem_free(w->mem, path);
     if (rc == TSR_OK)
-        rc = sync_dir(w->dir, err);
+        rc = tsr_kv_sync_dir(w->dir, err);
     if (rc != TSR_OK) {
         if (fd >= 0)
             close(fd);
@@ -545,6 +545,11 @@ tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_l
         }
         tsr_mem_free(mem, buf);
         if (rc == TSR_OK && why) {
+            /* records are lost: the store is no longer the one whose id
+             * the scheduler knows (store_id.c); forgotten before the cut */
+            rc = tsr_kv_store_id_forget(dir, err);
+            if (rc != TSR_OK)
+                break;
             info->torn_tail = true;
             info->bytes_dropped += len - off;
             snprintf(info->detail, sizeof(info->detail),
@@ -664,7 +669,7 @@ tsr_status_t tsr_kv_snap_finish(kv_snap_writer_t *s, tsr_error_t *err)
     if (rename(s->tmp, final) != 0)
         rc = tsr_error_set(err, TSR_ERR_IO, "kv: rename %s: %s", s->tmp, strerror(errno));
     if (rc == TSR_OK)
-        rc = sync_dir(s->dir, err);
+        rc = tsr_kv_sync_dir(s->dir, err);
     if (rc != TSR_OK)
         unlink(s->tmp);
     s->f = NULL;

@@ -87,6 +87,8 @@ typedef struct tsr_kv_recovery {
     uint64_t last_lsn;         /* the newest lsn recovered */
     uint64_t bytes_dropped;    /* a torn/corrupt tail cut off the log */
     bool torn_tail;
+    bool new_identity; /* the store's id was made at this open: first use, a
+                          lost store-id, or records cut (tsr_kv_store_id) */
     char detail[256]; /* "" or what was cut and where */
 } tsr_kv_recovery_t;
 
@@ -95,6 +97,11 @@ tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr
 /* Accepts NULL. Close every table handle and stop every server first. */
 void tsr_kv_close(tsr_kv_store_t *store);
 void tsr_kv_recovery_info(const tsr_kv_store_t *store, tsr_kv_recovery_t *out);
+/* The identity of the store in its data dir (0: in memory): random, kept in
+ * DIR/store-id, made anew when the dir has none and whenever recovery cut
+ * records off the log, so two opens with one id hold the same writes (a
+ * cluster refills a copy by the keys it missed only then; docs/kv.md). */
+uint64_t tsr_kv_store_id(const tsr_kv_store_t *store);
 /* Writes a snapshot now and drops the log files it covers. */
 tsr_status_t tsr_kv_checkpoint(tsr_kv_store_t *store, tsr_kv_err_t *err);
 

@@ -35,7 +35,12 @@ write during a resync is served, not refused).
      put's partition in doubt, and once both workers are back, B's copy of
      that partition must be copied whole (its replicas may differ on a key
      no missed set names), the table equal to the model, B's copies alone
-     too.
+     too;
+  6. the table written while A is down (A's copies stale), a record in the
+     middle of A's newest log file damaged, A restarted: its recovery cuts
+     the log there (acknowledged writes lost), so its store must come back
+     with a new identity and both its copies be copied whole; then A's
+     copies alone equal the model.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_resync.py [--tessera PATH] [-v]
@@ -336,6 +341,42 @@ def body(test, ps, tmp):
 
     test.check("a write whose outcome is unknown makes its partition's stale copies refill "
                "whole", in_doubt)
+
+    def cut_log():
+        # worker 0 down (above): writes make its copies stale (their missed
+        # keys known); then a record in the middle of its newest log file
+        # is damaged: recovery cuts the log there, losing acknowledged
+        # writes no missed set names, so its store must come back with a
+        # new identity and both its copies be copied whole
+        for i in range(10, 20):
+            kv.expect(0, "put", "put", "t", "k%d" % i, "cut%d" % i)
+            model["k%d" % i] = "cut%d" % i
+        kvdir = os.path.join(tmp, "w0", "kv")
+        logs = sorted((os.path.getsize(os.path.join(kvdir, f)), f)
+                      for f in os.listdir(kvdir) if f.startswith("wal-") and f.endswith(".log"))
+        path = os.path.join(kvdir, logs[-1][1])  # the largest: the copies it took
+        with open(path, "r+b") as f:
+            data = f.read()
+            end = len(data.rstrip(b"\0"))  # records, then the preallocated zeros
+            f.seek(end // 2)
+            f.write(bytes([data[end // 2] ^ 0x40]))
+        log_before = len(read(slog))
+        start_worker(0)
+        joined[0] += 1
+        ps.wait_joined(joined[0], 30, "worker 0 to rejoin")
+        if "records were cut" not in read(os.path.join(tmp, "worker0.log")):
+            raise Failed("worker 0 did not log a new store identity after its log was cut")
+        wait_for(lambda: all(st == "up" for reps in kv.placement("t").values() for _, st in reps),
+                 WAIT_S, "worker 0's copies to resync")
+        kinds = re.findall(r"partition (\d+): (copying the whole|refilling the)",
+                           read(slog)[log_before:])
+        if sorted(kinds) != [("0", "copying the whole"), ("1", "copying the whole")]:
+            raise Failed(f"worker 0's copies after its log was cut were resynced by: {kinds}")
+        kv.check_table("t", model)
+        copy_alone(1)  # worker 0's copies alone hold every acknowledged write
+
+    test.check("a worker whose log lost records in recovery has its copies refilled whole",
+               cut_log)
 
 
 if __name__ == "__main__":

@@ -244,7 +244,11 @@ static off_t file_size(const char *p)
 static void test_torn_tail(void **state)
 {
     (void)state;
-    tsr_kv_store_t *s = open_store(0, NULL);
+    tsr_kv_recovery_t rec;
+    tsr_kv_store_t *s = open_store(0, &rec);
+    assert_true(rec.new_identity); /* the first use of the dir */
+    uint64_t id = tsr_kv_store_id(s);
+    assert_int_not_equal(id, 0);
     assert_int_equal(tsr_kv_table_create(s, "t", NULL, NULL), TSR_OK);
     tsr_kv_table_t *t;
     assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
@@ -269,12 +273,16 @@ static void test_torn_tail(void **state)
         if (cut == after - 1) /* garbage instead of the last byte */
             assert_int_equal(write(fd, "\xff\xff\xff", 3), 3);
         close(fd);
-        tsr_kv_recovery_t rec;
         s = open_store(0, &rec);
         bool complete = cut == after;
         assert_int_equal(rec.torn_tail, !complete && cut != before);
         if (rec.torn_tail)
             assert_non_null(strstr(rec.detail, "cut"));
+        /* records cut: another store (a delta resync must not trust it);
+         * a whole log, or one cut exactly between records: the same one */
+        assert_int_equal(rec.new_identity, rec.torn_tail);
+        assert_int_equal(tsr_kv_store_id(s) != id, rec.torn_tail);
+        id = tsr_kv_store_id(s);
         assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
         uint64_t n;
         assert_int_equal(tsr_kv_count(t, &n), TSR_OK);
@@ -283,6 +291,8 @@ static void test_torn_tail(void **state)
         tsr_kv_close(s);
         s = open_store(0, &rec); /* the cut made the log clean */
         assert_false(rec.torn_tail);
+        assert_false(rec.new_identity);
+        assert_int_equal(tsr_kv_store_id(s), id);
         tsr_kv_close(s);
         /* the reopen started new log files: remove them for the next round */
         DIR *d = opendir(g_dir);
@@ -392,6 +402,8 @@ static void test_prealloc(void **state)
     off_t crashed_size = file_size(path);
     s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
     assert_false(rec.torn_tail);
+    uint64_t id = tsr_kv_store_id(s);
+    assert_false(rec.new_identity); /* the zero tail is not a cut: the same store */
     check_range(s, 500);
     off_t cut_size = file_size(path);
     assert_true(cut_size < crashed_size);
@@ -426,6 +438,8 @@ static void test_prealloc(void **state)
     s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
     assert_true(rec.torn_tail);
     check_range(s, 511); /* the acknowledged insert is kept */
+    assert_true(rec.new_identity); /* garbage cut: records may have been lost */
+    assert_int_not_equal(tsr_kv_store_id(s), id);
     tsr_kv_close(s);
 }
 
@@ -439,9 +453,11 @@ static void test_corrupt_middle(void **state)
     for (uint32_t k = 0; k < 100; k++)
         assert_int_equal(tsr_kv_upsert(t, &k, 4, "vvvvvvvv", 8, NULL, NULL), TSR_OK);
     tsr_kv_table_close(t);
+    uint64_t id = tsr_kv_store_id(s);
     tsr_kv_close(s);
     /* a second file after the first (a reopen starts one) */
     s = open_store(0, NULL);
+    assert_int_equal(tsr_kv_store_id(s), id);
     assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
     uint32_t k = 1000;
     assert_int_equal(tsr_kv_upsert(t, &k, 4, "x", 1, NULL, NULL), TSR_OK);
@@ -464,10 +480,17 @@ static void test_corrupt_middle(void **state)
     b ^= 0x40;
     assert_int_equal(pwrite(fd, &b, 1, sz / 2), 1);
     close(fd);
+    char idpath[600];
+    snprintf(idpath, sizeof(idpath), "%s/store-id", g_dir);
+    assert_int_equal(access(idpath, F_OK), 0);
     tsr_kv_recovery_t rec;
     s = open_store(0, &rec);
     assert_true(rec.torn_tail);
     assert_true(rec.bytes_dropped > 0);
+    /* acknowledged writes were lost: a new identity, and the old file is
+     * gone before the cut (store_id.c) */
+    assert_int_not_equal(tsr_kv_store_id(s), id);
+    assert_true(rec.new_identity);
     assert_int_equal(tsr_kv_table_open(s, "t", &t, NULL), TSR_OK);
     uint64_t n;
     assert_int_equal(tsr_kv_count(t, &n), TSR_OK);
@@ -476,6 +499,46 @@ static void test_corrupt_middle(void **state)
     char buf[8];
     assert_int_equal(tsr_kv_get(t, &k, 4, buf, 8, &vl, NULL), TSR_ERR_NOT_FOUND);
     tsr_kv_table_close(t);
+    tsr_kv_close(s);
+}
+
+/* The store's identity (store_id.c): kept across clean and crashed
+ * opens, made anew when the dir loses its store-id or it is unreadable;
+ * none in memory. (Cuts: test_torn_tail, test_prealloc,
+ * test_corrupt_middle.) */
+static void test_store_identity(void **state)
+{
+    (void)state;
+    tsr_kv_store_t *m = NULL;
+    assert_int_equal(tsr_kv_open(NULL, &m, NULL), TSR_OK);
+    assert_int_equal(tsr_kv_store_id(m), 0);
+    tsr_kv_close(m);
+    tsr_kv_recovery_t rec;
+    tsr_kv_store_t *s = open_store(0, &rec);
+    uint64_t id = tsr_kv_store_id(s);
+    assert_true(rec.new_identity && id != 0);
+    insert_range(s, 0, 20);
+    tsr_kv_close(s);
+    s = open_store(0, &rec);
+    assert_false(rec.new_identity);
+    assert_int_equal(tsr_kv_store_id(s), id);
+    tsr_kv_close(s);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store-id", g_dir);
+    FILE *f = fopen(path, "w"); /* unreadable: not 16 hex digits */
+    assert_non_null(f);
+    fputs("xyz\n", f);
+    fclose(f);
+    s = open_store(0, &rec);
+    assert_true(rec.new_identity);
+    assert_int_not_equal(tsr_kv_store_id(s), id);
+    id = tsr_kv_store_id(s);
+    check_range(s, 20); /* the data is kept; only the id is new */
+    tsr_kv_close(s);
+    assert_int_equal(unlink(path), 0); /* e.g. a dir restored from a backup */
+    s = open_store(0, &rec);
+    assert_true(rec.new_identity);
+    assert_int_not_equal(tsr_kv_store_id(s), id);
     tsr_kv_close(s);
 }
 
@@ -813,6 +876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_during_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_races_drop, setup, teardown),
