@@ -95,18 +95,6 @@ static int report(const tsr_error_t *e)
     return e->status == TSR_ERR_BAD_INPUT ? TSR_EXIT_FAILURE : tsr_status_exit_code(e->status);
 }
 
-static void put_bytes(tsr_wbuf_t *b, const void *p, size_t n)
-{
-    tsr_wbuf_u32(b, (uint32_t)n);
-    tsr_wbuf_bytes(b, p, n);
-}
-
-static const uint8_t *get_bytes(tsr_rbuf_t *r, size_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
 void cli_kv_print_field(FILE *out, const uint8_t *p, size_t n, bool hex, bool csv)
 {
     if (hex) {
@@ -225,8 +213,8 @@ static int do_load(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d)
             uint32_t n = 0;
             for (; i < v.n && n < LOAD_BATCH && pairs.len < (8u << 20); i++)
                 if (v.parts[i] == p) {
-                    put_bytes(&pairs, v.keys[i].p, v.keys[i].n);
-                    put_bytes(&pairs, v.vals[i].p, v.vals[i].n);
+                    tsr_wbuf_blob(&pairs, v.keys[i].p, v.keys[i].n);
+                    tsr_wbuf_blob(&pairs, v.vals[i].p, v.vals[i].n);
                     n++;
                 }
             if (n == 0) {
@@ -304,8 +292,8 @@ static int do_scan(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d, bool
             uint32_t n = tsr_rbuf_u32(&r);
             for (uint32_t i = 0; i < n && !r.bad; i++) {
                 size_t kl = 0, vl = 0;
-                const uint8_t *k = get_bytes(&r, &kl);
-                const uint8_t *v = get_bytes(&r, &vl);
+                const uint8_t *k = tsr_rbuf_blob(&r, &kl);
+                const uint8_t *v = tsr_rbuf_blob(&r, &vl);
                 if (r.bad || (a->have_limit && printed >= a->limit))
                     continue;
                 cli_kv_print_field(stdout, k, kl, a->hex, true);
@@ -340,9 +328,9 @@ static int do_key(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d, uint8
         goto cleanup;
     tsr_wbuf_t b;
     part_req(&b, a->name, cli_kv_part_of(k.p, k.n, d->nparts), pop);
-    put_bytes(&b, k.p, k.n);
+    tsr_wbuf_blob(&b, k.p, k.n);
     if (has_val)
-        put_bytes(&b, v.p, v.n);
+        tsr_wbuf_blob(&b, v.p, v.n);
     void *rep = NULL;
     size_t rlen = 0;
     tsr_error_t e;
@@ -370,7 +358,7 @@ static int do_key(tsr_client_t *c, const kv_args_t *a, const kv_desc_t *d, uint8
         tsr_rbuf_t r;
         tsr_rbuf_init(&r, rep, rlen);
         size_t vl = 0;
-        const uint8_t *val = get_bytes(&r, &vl);
+        const uint8_t *val = tsr_rbuf_blob(&r, &vl);
         if (!tsr_rbuf_done(&r)) {
             cli_error("malformed reply from the cluster");
             code = TSR_EXIT_FAILURE;

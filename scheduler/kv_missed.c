@@ -22,13 +22,6 @@
 #include "common.h"
 #include "sched_kv.h"
 
-/* "bytes": u32 length, then the bytes. */
-static const void *read_bytes(tsr_rbuf_t *r, size_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
 bool tsr_sched_kv_msg_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop)
 {
     tsr_rbuf_t r;
@@ -42,9 +35,9 @@ bool tsr_sched_kv_msg_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop
     switch (*pop) {
     case TSR_KV_POP_PUT:
     case TSR_KV_POP_DEL:
-        key = read_bytes(&r, &kl);
+        key = tsr_rbuf_blob(&r, &kl);
         if (*pop == TSR_KV_POP_PUT)
-            read_bytes(&r, &vl);
+            tsr_rbuf_blob(&r, &vl);
         return tsr_rbuf_done(&r) && tsr_kv_keyset_add(set, key, kl);
     case TSR_KV_POP_LOAD:
     case TSR_KV_POP_TAPPLY: {
@@ -52,8 +45,8 @@ bool tsr_sched_kv_msg_keys(kv_keyset_t *set, const tsr_wbuf_t *msg, uint8_t *pop
         for (uint32_t i = 0; i < n && !r.bad; i++) {
             if (*pop == TSR_KV_POP_TAPPLY)
                 tsr_rbuf_u8(&r);
-            key = read_bytes(&r, &kl);
-            read_bytes(&r, &vl);
+            key = tsr_rbuf_blob(&r, &kl);
+            tsr_rbuf_blob(&r, &vl);
             if (!r.bad && !tsr_kv_keyset_add(set, key, kl))
                 return false;
         }

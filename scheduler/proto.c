@@ -105,6 +105,22 @@ const void *tsr_rbuf_bytes(tsr_rbuf_t *r, size_t n)
     return p;
 }
 
+void tsr_wbuf_blob(tsr_wbuf_t *b, const void *p, size_t n)
+{
+    if (n > UINT32_MAX) {
+        b->failed = true; /* no such length on the wire */
+        return;
+    }
+    tsr_wbuf_u32(b, (uint32_t)n);
+    tsr_wbuf_bytes(b, p, n);
+}
+
+const void *tsr_rbuf_blob(tsr_rbuf_t *r, size_t *n)
+{
+    *n = tsr_rbuf_u32(r);
+    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
+}
+
 static uint64_t get_le(tsr_rbuf_t *r, size_t n)
 {
     const uint8_t *p = tsr_rbuf_bytes(r, n);

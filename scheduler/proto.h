@@ -77,6 +77,8 @@ typedef struct tsr_wbuf {
 void tsr_wbuf_init(tsr_wbuf_t *b, tsr_mem_t *mem);
 void tsr_wbuf_free(tsr_wbuf_t *b);
 void tsr_wbuf_bytes(tsr_wbuf_t *b, const void *p, size_t n);
+/* "bytes" on the wire: a u32 length, then the bytes (tsr_rbuf_blob). */
+void tsr_wbuf_blob(tsr_wbuf_t *b, const void *p, size_t n);
 void tsr_wbuf_u8(tsr_wbuf_t *b, uint8_t v);
 void tsr_wbuf_u32(tsr_wbuf_t *b, uint32_t v);
 void tsr_wbuf_u64(tsr_wbuf_t *b, uint64_t v);
@@ -95,6 +97,9 @@ typedef struct tsr_rbuf {
 
 void tsr_rbuf_init(tsr_rbuf_t *r, const void *p, size_t len);
 const void *tsr_rbuf_bytes(tsr_rbuf_t *r, size_t n); /* NULL when short */
+/* "bytes" on the wire: a u32 length, then that many bytes; *n gets the
+ * length, NULL when short or already bad. */
+const void *tsr_rbuf_blob(tsr_rbuf_t *r, size_t *n);
 uint8_t tsr_rbuf_u8(tsr_rbuf_t *r);
 uint32_t tsr_rbuf_u32(tsr_rbuf_t *r);
 uint64_t tsr_rbuf_u64(tsr_rbuf_t *r);

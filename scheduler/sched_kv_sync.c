@@ -312,13 +312,6 @@ static bool enqueue(kv_sync_t *y, uint8_t pop, const void *msg, size_t len)
     return true;
 }
 
-/* "bytes": u32 length, then the bytes. */
-static const void *read_bytes(tsr_rbuf_t *r, size_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
 static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
     kv_sync_t *y = arg;
@@ -350,8 +343,8 @@ static void on_scan(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         tsr_wbuf_u32(&kept, 0);
         for (uint32_t i = 0; i < n && !r.bad; i++) {
             size_t start = r.pos, kl, vl;
-            const void *key = read_bytes(&r, &kl);
-            read_bytes(&r, &vl);
+            const void *key = tsr_rbuf_blob(&r, &kl);
+            tsr_rbuf_blob(&r, &vl);
             if (r.bad)
                 break;
             if (tsr_kv_keyset_has(&y->written, key, kl)) {
@@ -412,7 +405,7 @@ static void on_fetch(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         off += sizeof(kl) + kl;
         uint8_t found = tsr_rbuf_u8(&r);
         size_t vl = 0;
-        const void *val = found ? read_bytes(&r, &vl) : NULL;
+        const void *val = found ? tsr_rbuf_blob(&r, &vl) : NULL;
         if (r.bad)
             break;
         if (tsr_kv_keyset_has(&y->written, key, kl)) {

@@ -601,18 +601,6 @@ void tsr_stxn_acquire(stxn_t *x)
 
 /* ---- the request ------------------------------------------------------------------------ */
 
-static const uint8_t *get_bytes(tsr_rbuf_t *r, uint32_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
-static void put_bytes(tsr_wbuf_t *b, const void *p, uint32_t n)
-{
-    tsr_wbuf_u32(b, n);
-    tsr_wbuf_bytes(b, p, n);
-}
-
 typedef struct wkey {
     const uint8_t *key;
     uint32_t klen;
@@ -684,9 +672,9 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
         for (uint32_t i = 0; i < n && !r->bad; i++) {
             uint32_t tab = tsr_rbuf_u32(r);
             uint8_t del = writes ? tsr_rbuf_u8(r) : 0;
-            uint32_t klen = 0, vlen = 0;
-            const uint8_t *key = get_bytes(r, &klen);
-            const uint8_t *val = writes ? get_bytes(r, &vlen) : NULL;
+            size_t klen = 0, vlen = 0;
+            const uint8_t *key = tsr_rbuf_blob(r, &klen);
+            const uint8_t *val = writes ? tsr_rbuf_blob(r, &vlen) : NULL;
             uint64_t ver = writes ? 0 : tsr_rbuf_u64(r);
             if (r->bad || tab >= ntabs) {
                 r->bad = true; /* refused below */
@@ -708,11 +696,11 @@ static bool parse(stxn_t *x, tsr_rbuf_t *r)
             }
             if (writes) {
                 tsr_wbuf_u8(&p->writes, del ? 1 : 0);
-                put_bytes(&p->writes, key, klen);
-                put_bytes(&p->writes, val, del ? 0 : vlen);
+                tsr_wbuf_blob(&p->writes, key, klen);
+                tsr_wbuf_blob(&p->writes, val, del ? 0 : vlen);
                 p->nwrites++;
             } else {
-                put_bytes(&p->reads, key, klen);
+                tsr_wbuf_blob(&p->reads, key, klen);
                 tsr_wbuf_u64(&p->reads, ver);
                 p->nreads++;
             }

@@ -540,12 +540,6 @@ static void cl_read_many(void *arg, txn_fetch_t *f, size_t n, tsr_error_t *err)
     tsr_mem_free(NULL, done);
 }
 
-static void put_bytes(tsr_wbuf_t *b, const void *p, uint32_t n)
-{
-    tsr_wbuf_u32(b, n);
-    tsr_wbuf_bytes(b, p, n);
-}
-
 static tsr_status_t cl_commit(void *arg, const txn_sets_t *sets, tsr_error_t *err)
 {
     txn_cluster_t *tc = arg;
@@ -577,7 +571,7 @@ static tsr_status_t cl_commit(void *arg, const txn_sets_t *sets, tsr_error_t *er
     for (size_t i = 0; i < sets->nreads; i++) {
         const txn_entry_t *e = &sets->reads[i];
         tsr_wbuf_u32(&b, map[e->tab]);
-        put_bytes(&b, e->key, e->klen);
+        tsr_wbuf_blob(&b, e->key, e->klen);
         tsr_wbuf_u64(&b, e->ver == KV_TXN_ABSENT ? TSR_KV_TXN_ABSENT : e->ver);
     }
     tsr_wbuf_u32(&b, (uint32_t)sets->nwrites);
@@ -585,8 +579,8 @@ static tsr_status_t cl_commit(void *arg, const txn_sets_t *sets, tsr_error_t *er
         const txn_entry_t *e = &sets->writes[i];
         tsr_wbuf_u32(&b, map[e->tab]);
         tsr_wbuf_u8(&b, e->del ? 1 : 0);
-        put_bytes(&b, e->key, e->klen);
-        put_bytes(&b, e->val, e->del ? 0 : e->vlen);
+        tsr_wbuf_blob(&b, e->key, e->klen);
+        tsr_wbuf_blob(&b, e->val, e->del ? 0 : e->vlen);
     }
     uint32_t nfenced = 0;
     for (size_t i = 0; i < sets->nwrites; i++)

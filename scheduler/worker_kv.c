@@ -72,19 +72,6 @@ static void reply_err(tsr_wkv_t *k, tsr_rpc_req_t *req, tsr_status_t rc, const c
     tsr_proto_reply_error(k->t, NULL, req, rc, msg, NULL);
 }
 
-/* "bytes": u32 length, then the bytes. */
-static const void *read_bytes(tsr_rbuf_t *r, size_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
-static void write_bytes(tsr_wbuf_t *b, const void *p, size_t n)
-{
-    tsr_wbuf_u32(b, (uint32_t)n);
-    tsr_wbuf_bytes(b, p, n);
-}
-
 typedef struct scan_out {
     tsr_wbuf_t *b;
     uint32_t n;
@@ -93,8 +80,8 @@ typedef struct scan_out {
 static void on_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     scan_out_t *o = arg;
-    write_bytes(o->b, key, klen);
-    write_bytes(o->b, val, vlen);
+    tsr_wbuf_blob(o->b, key, klen);
+    tsr_wbuf_blob(o->b, val, vlen);
     o->n++;
 }
 
@@ -120,13 +107,13 @@ static tsr_status_t fetch(tsr_kv_table_t *t, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr
     tsr_wbuf_u32(out, n);
     for (uint32_t i = 0; i < n && rc == TSR_OK; i++) {
         size_t klen = 0, vlen = 0;
-        const void *key = read_bytes(r, &klen);
+        const void *key = tsr_rbuf_blob(r, &klen);
         if (r->bad)
             break;
         rc = t ? tsr_kv_get(t, key, klen, buf, cap, &vlen, ke) : TSR_ERR_NOT_FOUND;
         if (rc == TSR_OK) {
             tsr_wbuf_u8(out, 1);
-            write_bytes(out, buf, vlen < cap ? vlen : cap);
+            tsr_wbuf_blob(out, buf, vlen < cap ? vlen : cap);
         } else if (rc == TSR_ERR_NOT_FOUND) {
             tsr_wbuf_u8(out, 0);
             rc = TSR_OK;
@@ -213,8 +200,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     case TSR_KV_POP_PUT:
     case TSR_KV_POP_INSERT:
     case TSR_KV_POP_UPDATE:
-        key = read_bytes(&r, &klen);
-        val = read_bytes(&r, &vlen);
+        key = tsr_rbuf_blob(&r, &klen);
+        val = tsr_rbuf_blob(&r, &vlen);
         if (!tsr_rbuf_done(&r))
             break;
         rc = pop == TSR_KV_POP_PUT      ? tsr_kv_upsert(t, key, klen, val, vlen, NULL, ke)
@@ -222,13 +209,13 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
                                         : tsr_kv_update(t, key, klen, val, vlen, NULL, ke);
         goto done;
     case TSR_KV_POP_DEL:
-        key = read_bytes(&r, &klen);
+        key = tsr_rbuf_blob(&r, &klen);
         if (!tsr_rbuf_done(&r))
             break;
         rc = tsr_kv_delete(t, key, klen, NULL, ke);
         goto done;
     case TSR_KV_POP_GET: {
-        key = read_bytes(&r, &klen);
+        key = tsr_rbuf_blob(&r, &klen);
         if (!tsr_rbuf_done(&r))
             break;
         tsr_kv_table_params_t info;
@@ -241,7 +228,7 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         }
         rc = tsr_kv_get(t, key, klen, buf, cap, &vlen, ke);
         if (rc == TSR_OK)
-            write_bytes(out, buf, vlen < cap ? vlen : cap);
+            tsr_wbuf_blob(out, buf, vlen < cap ? vlen : cap);
         goto done;
     }
     case TSR_KV_POP_COUNT: {
@@ -286,8 +273,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
             goto done;
         }
         for (uint32_t i = 0; i < n; i++) {
-            pairs[i].key = read_bytes(&r, &pairs[i].klen);
-            pairs[i].val = read_bytes(&r, &pairs[i].vlen);
+            pairs[i].key = tsr_rbuf_blob(&r, &pairs[i].klen);
+            pairs[i].val = tsr_rbuf_blob(&r, &pairs[i].vlen);
         }
         if (!tsr_rbuf_done(&r))
             break;

@@ -98,12 +98,6 @@ uint64_t tsr_wkv_txn_mask(void *x, const tsr_kv_table_t *t)
     return mix_of(x, t);
 }
 
-static const unsigned char *read_bytes(tsr_rbuf_t *r, uint32_t *n)
-{
-    *n = tsr_rbuf_u32(r);
-    return r->bad ? NULL : tsr_rbuf_bytes(r, *n);
-}
-
 static tsr_status_t fail(tsr_kv_err_t *ke, tsr_status_t rc, const char *msg)
 {
     snprintf(ke->message, sizeof(ke->message), "%s", msg);
@@ -113,8 +107,8 @@ static tsr_status_t fail(tsr_kv_err_t *ke, tsr_status_t rc, const char *msg)
 static tsr_status_t tget(tsr_wkv_txn_t *x, const char *name, tsr_rbuf_t *r, tsr_wbuf_t *out,
                          tsr_kv_err_t *ke)
 {
-    uint32_t klen = 0;
-    const unsigned char *key = read_bytes(r, &klen);
+    size_t klen = 0;
+    const unsigned char *key = tsr_rbuf_blob(r, &klen);
     if (!tsr_rbuf_done(r))
         return fail(ke, TSR_ERR_BAD_INPUT, "malformed kv request");
     unsigned char *val = NULL;
@@ -162,9 +156,12 @@ static tsr_status_t tcommit(tsr_wkv_txn_t *x, const char *name, uint32_t max_key
         if (writes)
             en->del = tsr_rbuf_u8(r) != 0;
         /* the commit only reads the entries: they point into the message */
-        en->key = (unsigned char *)read_bytes(r, &en->klen);
+        size_t kl = 0, vl = 0; /* u32 on the wire */
+        en->key = (unsigned char *)tsr_rbuf_blob(r, &kl);
+        en->klen = (uint32_t)kl;
         if (writes) {
-            en->val = (unsigned char *)read_bytes(r, &en->vlen);
+            en->val = (unsigned char *)tsr_rbuf_blob(r, &vl);
+            en->vlen = (uint32_t)vl;
         } else {
             uint64_t v = tsr_rbuf_u64(r);
             en->ver = v; /* unmixed below, once the table is known */
