@@ -307,6 +307,18 @@ tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err)
                           "test hook: TSR_TEST_KV_SYNC_PAGE=%lu (pairs per resync page)", n);
         }
     }
+    /* test hook: a small bound on the missed sets' memory (kv_missed.c) */
+    s->kv->missed_max = KV_MISSED_TOTAL_MAX;
+    const char *cap = getenv("TSR_TEST_KV_MISSED_MAX");
+    if (cap && cap[0]) {
+        char *end = NULL;
+        unsigned long long n = strtoull(cap, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= KV_MISSED_TOTAL_MAX) {
+            s->kv->missed_max = (size_t)n;
+            tsr_sched_log(s->p->log, "scheduler",
+                          "test hook: TSR_TEST_KV_MISSED_MAX=%llu (bytes of missed keys)", n);
+        }
+    }
     const char *dir = s->p->data_dir;
     if (!dir)
         return TSR_OK;

@@ -6,7 +6,9 @@
  *   - missed sets: a replica that goes stale from fresh starts a set of the
  *     keys of the write it missed, and of every write to the partition
  *     while it stays stale (tsr_sched_kv_note_write), with the identity of
- *     the store its copy is in (sworker_t.store_id);
+ *     the store its copy is in (sworker_t.store_id); a set past
+ *     KV_MISSED_MAX, or one whose growth takes all of them past
+ *     KV_MISSED_TOTAL_MAX (the scheduler's memory), is forgotten;
  *   - doubt: a write whose outcome is unknown on a replica that never
  *     answered, with no replica marked stale for it, may leave copies
  *     different on a key no set names: the partition's sets are forgotten
@@ -74,20 +76,39 @@ void tsr_sched_kv_forget_missed(sched_t *s, skv_rep_t *rep)
 {
     if (!rep->missed)
         return;
+    if (s->kv) /* (a table's last reference may go after the catalog, at shutdown) */
+        s->kv->missed_bytes -= tsr_kv_keyset_bytes(rep->missed);
     tsr_kv_keyset_free(rep->missed);
     tsr_mem_free(s->mem, rep->missed);
     rep->missed = NULL;
     rep->missed_store = 0;
 }
 
-/* Adds msg's keys to rep's missed set; past KV_MISSED_MAX (or out of
- * memory) the set is forgotten: the copy will be refilled whole. */
-static void add_missed(sched_t *s, skv_rep_t *rep, const tsr_wbuf_t *msg)
+/* Adds msg's keys to the missed set of replica r of (t, part). Past
+ * KV_MISSED_MAX for the set, past the scheduler's bound for all of them
+ * (s->kv->missed_max), or out of memory, the set is forgotten (logged):
+ * the copy will be refilled whole. */
+static void add_missed(sched_t *s, skv_table_t *t, uint32_t part, size_t r, const tsr_wbuf_t *msg)
 {
+    skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+    if (!rep->missed)
+        return;
+    size_t before = tsr_kv_keyset_bytes(rep->missed);
     uint8_t pop;
-    if (rep->missed && (msg->failed || !tsr_sched_kv_msg_keys(rep->missed, msg, &pop) ||
-                        tsr_kv_keyset_bytes(rep->missed) > KV_MISSED_MAX))
-        tsr_sched_kv_forget_missed(s, rep);
+    bool ok = !msg->failed && tsr_sched_kv_msg_keys(rep->missed, msg, &pop);
+    size_t after = tsr_kv_keyset_bytes(rep->missed);
+    s->kv->missed_bytes += after - before; /* a set only grows */
+    const char *why = !ok                                   ? "out of memory"
+                      : after > KV_MISSED_MAX               ? "past its bound"
+                      : s->kv->missed_bytes > s->kv->missed_max ? "past the scheduler's bound"
+                                                              : NULL;
+    if (!why)
+        return;
+    tsr_sched_log(s->p->log, "scheduler",
+                  "kv table '%s' partition %u: the keys the replica on %s missed are forgotten "
+                  "(%zu bytes, %s; %zu bytes in all): it will be copied whole",
+                  t->name, part, rep->id, after, why, s->kv->missed_bytes);
+    tsr_sched_kv_forget_missed(s, rep);
 }
 
 void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
@@ -103,7 +124,7 @@ void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t
         return;
     tsr_kv_keyset_init(rep->missed, s->mem);
     rep->missed_store = w->store_id;
-    add_missed(s, rep, msg);
+    add_missed(s, t, part, r, msg);
 }
 
 void tsr_sched_kv_doubt(sched_t *s, skv_table_t *t, uint32_t part)
@@ -126,11 +147,9 @@ void tsr_sched_kv_doubt(sched_t *s, skv_table_t *t, uint32_t part)
 void tsr_sched_kv_note_write(sched_t *s, skv_table_t *t, uint32_t part, const tsr_wbuf_t *msg)
 {
     kv_sync_t *y = t->parts[part].sync;
-    for (size_t r = 0; r < t->nrep; r++) {
-        skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
-        if (rep->stale && rep->missed)
-            add_missed(s, rep, msg);
-    }
+    for (size_t r = 0; r < t->nrep; r++)
+        if (t->reps[(size_t)part * t->nrep + r].stale)
+            add_missed(s, t, part, r, msg);
     if (y)
         tsr_sched_kv_sync_forward(y, msg);
 }
@@ -160,7 +179,8 @@ void tsr_sched_kv_check_stores(sched_t *s, size_t wi)
                     tsr_sched_log(s->p->log, "scheduler",
                                   "kv table '%s' partition %u: the replica on %s came back "
                                   "with another store (its data dir was emptied or "
-                                  "replaced): it is stale until copied again",
+                                  "replaced, or its log cut in recovery): it is stale until "
+                                  "copied again",
                                   t->name, p, id);
                 tsr_sched_kv_mark_stale(s, t, p, r, NULL); /* saves the catalog */
                 tsr_sched_kv_forget_missed(s, rep);        /* no delta for another store */

@@ -36,6 +36,9 @@
 /* A stale replica's missed keys, in bytes, past which they are forgotten
  * (its resync then copies the whole partition). */
 #define KV_MISSED_MAX (64u << 20)
+/* Every stale replica's missed keys together, in bytes (the scheduler's
+ * memory): a set whose growth takes the sum past it is forgotten. */
+#define KV_MISSED_TOTAL_MAX ((size_t)512u << 20)
 
 /* One replica slot of a partition. An empty id is a free slot (no replica):
  * every partition has one spare slot (while the table has fewer than
@@ -102,6 +105,8 @@ struct skv {
     bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
     unsigned syncs; /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
     uint32_t sync_page; /* pairs per resync page; 0: by the table's sizes (test hook) */
+    size_t missed_bytes; /* every missed set's tsr_kv_keyset_bytes (kv_missed.c) */
+    size_t missed_max;   /* their bound: KV_MISSED_TOTAL_MAX (or the test hook's) */
     bool sync_more_running; /* inside tsr_sched_kv_sync_more */
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
