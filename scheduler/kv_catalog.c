@@ -198,26 +198,19 @@ static tsr_status_t write_all(int fd, const uint8_t *p, size_t n, const char *pa
     return TSR_OK;
 }
 
-tsr_status_t tsr_kvcat_save(sched_t *s, const char *dir, tsr_error_t *err)
+tsr_status_t tsr_kvcat_write_file(const char *dir, const char *name, const tsr_wbuf_t *b,
+                                  tsr_error_t *err)
 {
     char path[4200], tmp[4210];
-    snprintf(path, sizeof(path), "%s/%s", dir, CAT_FILE);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    tsr_wbuf_t b;
-    tsr_wbuf_init(&b, s->mem);
-    tsr_kvcat_encode(s->kv, &b);
+    if (b->failed)
+        return tsr_error_set(err, TSR_ERR_NOMEM, "out of memory encoding '%s'", path);
     tsr_status_t rc = TSR_OK;
-    int fd = -1;
-    if (b.failed) {
-        rc = tsr_error_set(err, TSR_ERR_NOMEM, "out of memory saving the kv catalog");
-        goto cleanup;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = tsr_error_set(err, TSR_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        goto cleanup;
-    }
-    if ((rc = write_all(fd, b.data, b.len, tmp, err)) != TSR_OK)
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return tsr_error_set(err, TSR_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    if ((rc = write_all(fd, b->data, b->len, tmp, err)) != TSR_OK)
         goto cleanup;
     if (fsync(fd) != 0) {
         rc = tsr_error_set(err, TSR_ERR_IO, "cannot fsync '%s': %s", tmp, strerror(errno));
@@ -231,37 +224,44 @@ tsr_status_t tsr_kvcat_save(sched_t *s, const char *dir, tsr_error_t *err)
         goto cleanup;
     }
     /* the rename itself is durable only once the directory is */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0)
-        rc = tsr_error_set(err, TSR_ERR_IO, "cannot fsync the directory '%s': %s", dir,
-                           strerror(errno));
-    if (dfd >= 0)
-        close(dfd);
+    rc = tsr_kvcat_sync_dir(dir, err);
 cleanup:
     if (fd >= 0) {
         close(fd);
         unlink(tmp);
     }
-    tsr_wbuf_free(&b);
     return rc;
 }
 
-tsr_status_t tsr_kvcat_load(sched_t *s, const char *dir, tsr_error_t *err)
+tsr_status_t tsr_kvcat_sync_dir(const char *dir, tsr_error_t *err)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    tsr_status_t rc = TSR_OK;
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = tsr_error_set(err, TSR_ERR_IO, "cannot fsync the directory '%s': %s", dir,
+                           strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+tsr_status_t tsr_kvcat_read_file(sched_t *s, const char *dir, const char *name, size_t max,
+                                 uint8_t **out, size_t *out_len, tsr_error_t *err)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, CAT_FILE);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    *out = NULL;
+    *out_len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT)
-        return TSR_OK; /* a new data dir: no tables yet */
+        return TSR_ERR_NOT_FOUND;
     if (fd < 0)
-        return tsr_error_set(err, TSR_ERR_IO, "cannot open the kv catalog '%s': %s", path,
-                             strerror(errno));
+        return tsr_error_set(err, TSR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     tsr_status_t rc = TSR_OK;
     uint8_t *data = NULL;
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > CAT_MAX_BYTES) {
-        rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "kv catalog '%s': cannot size it or too large",
-                           path);
+    if (fstat(fd, &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > max) {
+        rc = tsr_error_set(err, TSR_ERR_BAD_INPUT, "'%s': cannot size it or too large", path);
         goto cleanup;
     }
     size_t len = (size_t)st.st_size, got = 0;
@@ -281,10 +281,38 @@ tsr_status_t tsr_kvcat_load(sched_t *s, const char *dir, tsr_error_t *err)
         }
         got += (size_t)n;
     }
-    rc = tsr_kvcat_decode(s, data, len, path, err);
+    *out = data;
+    *out_len = len;
+    data = NULL;
 cleanup:
     tsr_mem_free(s->mem, data);
     close(fd);
+    return rc;
+}
+
+tsr_status_t tsr_kvcat_save(sched_t *s, const char *dir, tsr_error_t *err)
+{
+    tsr_wbuf_t b;
+    tsr_wbuf_init(&b, s->mem);
+    tsr_kvcat_encode(s->kv, &b);
+    tsr_status_t rc = tsr_kvcat_write_file(dir, CAT_FILE, &b, err);
+    tsr_wbuf_free(&b);
+    return rc;
+}
+
+tsr_status_t tsr_kvcat_load(sched_t *s, const char *dir, tsr_error_t *err)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    tsr_status_t rc = tsr_kvcat_read_file(s, dir, CAT_FILE, CAT_MAX_BYTES, &data, &len, err);
+    if (rc == TSR_ERR_NOT_FOUND)
+        return TSR_OK; /* a new data dir: no tables yet */
+    if (rc != TSR_OK)
+        return rc;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, CAT_FILE);
+    rc = tsr_kvcat_decode(s, data, len, path, err);
+    tsr_mem_free(s->mem, data);
     return rc;
 }
 
@@ -328,6 +356,7 @@ tsr_status_t tsr_sched_kv_open(sched_t *s, tsr_error_t *err)
     tsr_status_t rc = tsr_kvcat_load(s, dir, err);
     if (rc != TSR_OK)
         return rc;
+    tsr_sched_kv_missed_load(s); /* what a clean stop kept: before any request */
     /* written back at once: a data dir that cannot take the catalog fails
      * now, not at the first create */
     if ((rc = tsr_kvcat_save(s, dir, err)) != TSR_OK)

@@ -559,6 +559,9 @@ int tsr_sched_run(const tsr_sched_params_t *p)
         tsr_sched_kv_tick(s); /* replaces kv replicas of workers gone for good */
     }
     tsr_sched_log(p->log, "scheduler", "stopping");
+    /* before the transport fails what is in flight (its partitions are not
+     * clean): the missed keys of stale kv replicas, for the next start */
+    tsr_sched_kv_missed_save(s);
     code = 0;
 
 cleanup:

@@ -128,6 +128,11 @@ void tsr_sched_lock_view(sched_t *s, tsr_rpc_req_t *req);
  * the partitions' replicas; tsr_sched_kv_free drops the catalog at exit. */
 void tsr_sched_kv_request(sched_t *s, tsr_rpc_req_t *req);
 void tsr_sched_kv_free(sched_t *s);
+/* At a clean stop (the loop ended, the transport still up), with a data
+ * dir (kv_missed_file.c): the partitions with nothing in flight and not in
+ * doubt, and the missed keys of their stale replicas, to DIR/kv-missed for
+ * the next start (a delta resync then needs no whole copy). */
+void tsr_sched_kv_missed_save(sched_t *s);
 /* Start-up (kv_catalog.c): the empty catalog, loaded from
  * <data dir>/kv-catalog when the scheduler has a data dir. An unreadable or
  * corrupted file fails (err says why): never a silently empty catalog. */

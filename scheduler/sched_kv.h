@@ -269,6 +269,11 @@ void tsr_sched_kv_sync_more(sched_t *s);
  * refilled whole before anyone reads it; a replica whose store was not
  * known takes the worker's. Saves the catalog when it changed. */
 void tsr_sched_kv_check_stores(sched_t *s, size_t wi);
+/* At start, after the catalog (kv_missed_file.c): what the last clean
+ * stop kept (tsr_sched_kv_missed_save, sched_internal.h): partitions out of
+ * doubt, missed sets back; the file removed durably (not used when it
+ * cannot be). */
+void tsr_sched_kv_missed_load(sched_t *s);
 /* Adds the keys a KV_RUN message (PUT, DEL, LOAD or TAPPLY) writes to set
  * (kv_missed.c); false when it cannot be read or out of memory. *pop: its
  * pop. */
