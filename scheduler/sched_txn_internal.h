@@ -36,6 +36,7 @@ typedef struct stxn_part {
     bool redo;         /* decided, not applied on any replica yet: retried by the tick */
     unsigned inflight; /* redo: calls out (+1 while sending) */
     unsigned tries;    /* redo: attempts that no replica took (logged at powers of 2) */
+    bool waited;       /* redo: it waited for replicas to rejoin (logged once) */
     struct stxn_wait {
         struct stxn *x;
         size_t pi;
@@ -76,6 +77,11 @@ typedef struct stxn_call {
     stxn_t *x;
     size_t pi, rep;
 } stxn_call_t;
+
+/* How long after its start a scheduler's redo waits for every fresh
+ * replica of the partition to be up (its workers rejoining one by one),
+ * rather than applying on those up and leaving the rest stale. */
+#define STXN_REDO_GRACE_MS 10000u
 
 /* What runs once the log is durable up to a wait's lsn. */
 typedef enum { STXN_W_PREPARED, STXN_W_DONE_ALL, STXN_W_DONE_PART, STXN_W_FENCED } stxn_wait_kind_t;

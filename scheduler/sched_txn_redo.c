@@ -244,13 +244,30 @@ void tsr_stxn_try_redo(stxn_t *x, size_t i)
         tsr_stxn_log_done(x, i, p->group, STXN_W_DONE_PART);
         return;
     }
-    size_t up = 0;
+    size_t up = 0, fresh = 0;
     for (size_t r = 0; r < p->t->nrep; r++) {
+        const skv_rep_t *rep = &p->t->reps[(size_t)p->part * p->t->nrep + r];
         sworker_t *w = NULL;
         up += tsr_sched_kv_usable(s, p->t, p->part, r, &w);
+        fresh += rep->id[0] && !rep->stale;
     }
-    if (up == 0 || !tsr_stxn_build_msg(x, p, TSR_KV_POP_TAPPLY, p->nwrites, &p->writes))
+    if (up == 0)
         return; /* no usable replica yet: the tick retries */
+    if (up < fresh && tsr_sched_now_ms() < s->started_ms + STXN_REDO_GRACE_MS) {
+        /* a restarted scheduler: its workers rejoin one by one; a redo on
+         * the first one alone would leave the others stale, to be copied
+         * whole - so wait a little for them (the tick retries) */
+        if (!p->waited)
+            tsr_sched_log(s->p->log, "scheduler",
+                          "txn %llu: kv table '%s' partition %u: %zu of its %zu replica(s) up; "
+                          "the redo waits up to %u s after the start for the others",
+                          (unsigned long long)x->txid, p->t->name, p->part, up, fresh,
+                          STXN_REDO_GRACE_MS / 1000);
+        p->waited = true;
+        return;
+    }
+    if (!tsr_stxn_build_msg(x, p, TSR_KV_POP_TAPPLY, p->nwrites, &p->writes))
+        return; /* out of memory: the tick retries */
     memset(p->failed, 0, sizeof(p->failed));
     p->applied = 0;
     p->inflight = 1; /* ours, until every call is out */

@@ -13,7 +13,9 @@ a 2-replica table of 16 partitions holds 12 accounts of 100 each. Then:
     partition's apply of another transfer (the client: exit 5); restarted
     without the hook, every account ends with the transfer's value (all
     applied: the PREPARE was durable), within a bounded wait, and the total
-    is still 1200, also through a transaction's consistent read;
+    is still 1200, also through a transaction's consistent read; no
+    replica went stale (the workers rejoin one by one: the redo waits for
+    each partition's replicas instead of applying on the first);
   - the two workers holding every replica of one partition are killed: a
     commit of 200 keys (every partition) exits 5 saying it is committed,
     and once the workers are restarted on their data dirs every key has
@@ -55,7 +57,7 @@ def body(test, ps, tmp):
     rng = random.Random(int.from_bytes(os.urandom(4), "little"))
     accounts = ["acct%02d" % i for i in range(NACC)]
 
-    def start_sched(hook):
+    def start_sched(hook, stagger=0.0):
         st["runs"] += 1
         log = os.path.join(tmp, "scheduler%d.log" % st["runs"])
         afile = os.path.join(tmp, "sched%d.addr" % st["runs"])
@@ -68,9 +70,13 @@ def body(test, ps, tmp):
         if p.poll() is not None:
             raise Failed("the scheduler exited: " + read(log))
         st.update(sched=p, log=log, addr=read(afile).strip())
-        st["workers"] = [ps.start_worker(st["addr"], token, "worker%d-%d.log" % (i, st["runs"]),
-                                         extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
-                         for i in range(3)]
+        st["workers"] = []
+        for i in range(3):  # stagger: seconds between the workers' starts
+            if i and stagger:
+                time.sleep(stagger)
+            st["workers"].append(
+                ps.start_worker(st["addr"], token, "worker%d-%d.log" % (i, st["runs"]),
+                                extra=["--data-dir", os.path.join(tmp, "w%d" % i)]))
         wait_for(lambda: read(log).count("joined") >= 3, 60, "3 workers to join")
 
     def cli(*args):
@@ -140,7 +146,7 @@ def body(test, ps, tmp):
         crashed("hook 1")
         if "exiting after 1 partition apply" not in read(st["log"]):
             raise Failed("the scheduler did not exit mid-apply: " + read(st["log"])[-1500:])
-        start_sched(None)
+        start_sched(None, stagger=1.2)  # past the redo's 500 ms retry: rejoins one by one
         if "redone on" not in read(st["log"]):
             raise Failed("the restarted scheduler found nothing to redo: " + read(st["log"]))
         deadline = time.time() + 90
@@ -153,6 +159,11 @@ def body(test, ps, tmp):
         if sum(got.values()) != 100 * NACC:
             raise Failed(f"total {sum(got.values())}, want {100 * NACC}")
         st["bal"] = new
+        # the workers rejoined one by one: the redo waited for each
+        # partition's replicas rather than leave all but the first stale
+        stale = [ln for ln in read(st["log"]).splitlines() if "missed a write" in ln]
+        if stale:
+            raise Failed(f"the redo left {len(stale)} replica(s) stale: {stale[:3]}")
         # a transaction's consistent read of every account (validated with
         # the turns held, so never half of a commit)
         rc, out, err = expect(cli("txn", "t", "-e", "; ".join("get " + a for a in accounts),
