@@ -9,12 +9,15 @@ of present keys back to back (one CLI call each: ~25-35 ms apiece, mostly
 process start), restarts B and lets the client run until 1 s after the
 scheduler logged the end of the resync. B comes back on its data dir, so
 its copy is refilled with only the keys it missed (a delta); with --wipe
-its data dir is removed first, so the whole partition is copied. Prints
+its data dir is removed first, so the whole partition is copied. With
+--restart the scheduler is stopped (SIGTERM) and started again on its data
+dir while B is away, worker A with it: what the stop kept (kv-missed) lets
+the new scheduler refill B by its missed keys too. Prints
 the resync's kind and duration (from the scheduler's log), its log line,
 and the puts' median and maximum latency: a resync that paused the
 partition's writes shows as a put that took about the copy's time.
 
-Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R] [--wipe]
+Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R] [--wipe] [--restart]
 Every process is stopped by its PID; every wait is bounded.
 """
 import argparse
@@ -41,14 +44,14 @@ def log_time(log, mark):
     return None
 
 
-def one_run(tessera, rows, wipe):
+def one_run(tessera, rows, wipe, restart):
     with tempfile.TemporaryDirectory(prefix="tsr_kv_resync_") as tmp:
         ps = clusterlib.Procs(tessera, tmp)
         try:
             token = os.path.join(tmp, "token")
             write_token(token, os.urandom(16).hex())
             slog = os.path.join(tmp, "scheduler.log")
-            _, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "s")])
+            sched, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "s")])
             workers = {}
 
             def start_worker(i):
@@ -68,6 +71,20 @@ def one_run(tessera, rows, wipe):
             if wipe:
                 shutil.rmtree(os.path.join(tmp, "w1"))
             kv.expect(0, "put", "put", "t", "k1", "stale")
+            if restart:  # a clean stop keeps B's missed keys; A follows its scheduler
+                sched.send_signal(signal.SIGTERM)
+                sched.wait(timeout=60)
+                workers[0].send_signal(signal.SIGTERM)
+                workers[0].wait(timeout=60)
+                slog = os.path.join(tmp, "scheduler2.log")
+                sched = ps.start(["scheduler", "--listen", addr, "--token-file", token,
+                                  "--data-dir", os.path.join(tmp, "s")], "scheduler2.log")
+                wait_for(lambda: "listening on" in read(slog) or sched.poll() is not None, 30,
+                         "the restarted scheduler")
+                if sched.poll() is not None:
+                    raise RuntimeError("the restarted scheduler exited: " + read(slog))
+                start_worker(0)
+                wait_for(lambda: "joined" in read(slog), 30, "A to rejoin")
             lat, stop, err = [], threading.Event(), []
 
             def client():
@@ -106,9 +123,10 @@ def main():
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--wipe", action="store_true")
+    ap.add_argument("--restart", action="store_true")
     a = ap.parse_args()
     for _ in range(a.repeat):
-        kind, took, line, lat = one_run(a.tessera, a.rows, a.wipe)
+        kind, took, line, lat = one_run(a.tessera, a.rows, a.wipe, a.restart)
         print(f"resync ({kind}) of {a.rows} rows: {took:.3f} s {line}; {len(lat)} puts, median "
               f"{1000 * lat[len(lat) // 2]:.0f} ms, max {1000 * lat[-1]:.0f} ms")
     return 0

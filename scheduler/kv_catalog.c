@@ -221,6 +221,7 @@ tsr_status_t tsr_kvcat_write_file(const char *dir, const char *name, const tsr_w
     if (rename(tmp, path) != 0) {
         rc = tsr_error_set(err, TSR_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
                            strerror(errno));
+        unlink(tmp);
         goto cleanup;
     }
     /* the rename itself is durable only once the directory is */

@@ -13,10 +13,11 @@
  * its stale replicas. The next start, after the catalog, takes those
  * partitions out of doubt and gives their stale replicas their sets back
  * (when the table's generation, the replica's slot and id match and the
- * replica is still stale), then removes the file durably before any
- * request is served: a later crash must not find it again (its sets would
- * lack what was written since). When the file cannot be removed, its
- * contents are not used.
+ * replica is still stale); the file is removed durably once the scheduler
+ * listens, before its loop serves any request: a later crash must not find
+ * it again (its sets would lack what was written since). A start that
+ * cannot remove it fails (exit 1), as one that cannot read its catalog;
+ * a start that fails before (its port taken) leaves it for the next.
  *
  * Format (little-endian, proto.h's encoding; str and blob: u32 length and
  * bytes):
@@ -67,18 +68,23 @@ void tsr_sched_kv_missed_save(sched_t *s)
     tsr_wbuf_u32(&b, MISSED_VERSION);
     size_t count_at = b.len;
     tsr_wbuf_u32(&b, 0); /* nparts, set below */
-    uint32_t nparts = 0, nsets = 0;
+    uint32_t nparts = 0, nsets = 0, ndoubt = 0;
     uint64_t nkeys = 0;
     for (size_t i = 0; i < s->kv->n; i++) {
         const skv_table_t *t = s->kv->tables[i];
         for (uint32_t p = 0; p < t->nparts; p++) {
             const skv_part_t *sp = &t->parts[p];
-            if (sp->doubt || sp->writes > 0) {
+            if (sp->doubt) {
+                ndoubt++;
+                continue;
+            }
+            if (sp->writes > 0) {
                 /* a write or a transaction's turn in flight: unknown outcome */
                 tsr_sched_log(s->p->log, "scheduler",
-                              "kv table '%s' partition %u: %s at the stop: in doubt at the next "
-                              "start (its stale replicas will be copied whole)",
-                              t->name, p, sp->doubt ? "in doubt" : "a write in flight");
+                              "kv table '%s' partition %u: a write in flight at the stop: in "
+                              "doubt at the next start (its stale replicas will be copied whole)",
+                              t->name, p);
+                ndoubt++;
                 continue;
             }
             tsr_wbuf_str(&b, t->name);
@@ -112,8 +118,8 @@ void tsr_sched_kv_missed_save(sched_t *s)
     if (tsr_kvcat_write_file(dir, MISSED_FILE, &b, &e) == TSR_OK)
         tsr_sched_log(s->p->log, "scheduler",
                       "kv: %u clean partition(s) and the missed keys of %u stale replica(s) "
-                      "(%llu keys) kept for the next start in %s/%s",
-                      nparts, nsets, (unsigned long long)nkeys, dir, MISSED_FILE);
+                      "(%llu keys) kept for the next start in %s/%s; %u partition(s) in doubt",
+                      nparts, nsets, (unsigned long long)nkeys, dir, MISSED_FILE, ndoubt);
     else
         tsr_sched_log(s->p->log, "scheduler",
                       "kv: the missed keys were not kept (the next start copies stale replicas "
@@ -213,33 +219,46 @@ void tsr_sched_kv_missed_load(sched_t *s)
     tsr_status_t rc = tsr_kvcat_read_file(s, dir, MISSED_FILE, MISSED_FILE_MAX, &data, &len, &e);
     if (rc == TSR_ERR_NOT_FOUND)
         return; /* the last scheduler did not stop cleanly (or had nothing) */
+    s->kv->missed_file = true; /* removed before the loop serves anything */
     uint32_t clean = 0, kept = 0;
-    const char *why = rc != TSR_OK ? e.message : NULL;
+    char why[300] = "";
     uint64_t want = 0;
-    if (!why && (len < 8 + 4 + 4 + 8 || memcmp(data, MISSED_MAGIC, 8) != 0))
-        why = "bad magic or too short";
-    for (int i = 0; !why && i < 8; i++)
+    if (rc != TSR_OK)
+        snprintf(why, sizeof(why), "%s", e.message);
+    else if (len < 8 + 4 + 4 + 8 || memcmp(data, MISSED_MAGIC, 8) != 0)
+        snprintf(why, sizeof(why), "bad magic or too short");
+    for (int i = 0; !why[0] && i < 8; i++)
         want |= (uint64_t)data[len - 8 + i] << (8 * i);
-    if (!why && tsr_hash_bytes(data, len - 8) != want)
-        why = "checksum mismatch";
-    if (!why && !apply(s, data, len, &clean, &kept))
-        why = "malformed";
+    if (!why[0] && tsr_hash_bytes(data, len - 8) != want)
+        snprintf(why, sizeof(why), "checksum mismatch");
+    if (!why[0] && !apply(s, data, len, &clean, &kept))
+        snprintf(why, sizeof(why), "malformed");
     tsr_mem_free(s->mem, data);
-    /* used once: a crash after this start must not find it again */
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", dir, MISSED_FILE);
-    if (unlink(path) != 0 && errno != ENOENT)
-        why = why ? why : "it cannot be removed";
-    else if (tsr_kvcat_sync_dir(dir, &e) != TSR_OK)
-        why = why ? why : "its removal cannot be made durable";
-    if (why) {
+    if (why[0]) {
         undo(s);
         tsr_sched_log(s->p->log, "scheduler",
-                      "kv: %s not used (%s): stale replicas will be copied whole", path, why);
+                      "kv: %s/%s not used (%s): stale replicas will be copied whole", dir,
+                      MISSED_FILE, why);
         return;
     }
     tsr_sched_log(s->p->log, "scheduler",
                   "kv: %u partition(s) clean at the last stop, the missed keys of %u stale "
-                  "replica(s) kept (%s)",
-                  clean, kept, path);
+                  "replica(s) kept (%s/%s)",
+                  clean, kept, dir, MISSED_FILE);
+}
+
+tsr_status_t tsr_sched_kv_missed_drop(sched_t *s, tsr_error_t *err)
+{
+    if (!s->kv || !s->kv->missed_file)
+        return TSR_OK;
+    /* used once: a crash after this start must not find it again (its sets
+     * would lack what is written from now on); a failed start before this
+     * keeps it, since nothing was written */
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", s->p->data_dir, MISSED_FILE);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return tsr_error_set(err, TSR_ERR_IO, "cannot remove '%s' (read at this start): %s", path,
+                             strerror(errno));
+    s->kv->missed_file = false;
+    return tsr_kvcat_sync_dir(s->p->data_dir, err);
 }

@@ -542,6 +542,12 @@ int tsr_sched_run(const tsr_sched_params_t *p)
                       strerror(errno));
         goto cleanup;
     }
+    /* the missed keys a clean stop kept are in memory now: their file goes
+     * before any write can make it out of date */
+    if (tsr_sched_kv_missed_drop(s, &err) != TSR_OK) {
+        tsr_sched_log(p->log, "scheduler", "error: %s", err.message);
+        goto cleanup;
+    }
     tsr_sched_log(p->log, "scheduler", "listening on %s:%u", host, port);
     uint64_t next_beat = 0;
     s->started_ms = tsr_sched_now_ms();

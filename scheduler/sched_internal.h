@@ -133,6 +133,10 @@ void tsr_sched_kv_free(sched_t *s);
  * doubt, and the missed keys of their stale replicas, to DIR/kv-missed for
  * the next start (a delta resync then needs no whole copy). */
 void tsr_sched_kv_missed_save(sched_t *s);
+/* Once listening, before the loop serves anything: removes (durably) the
+ * DIR/kv-missed this start read; an error must stop the scheduler (a later
+ * start would take those sets for current). */
+tsr_status_t tsr_sched_kv_missed_drop(sched_t *s, tsr_error_t *err);
 /* Start-up (kv_catalog.c): the empty catalog, loaded from
  * <data dir>/kv-catalog when the scheduler has a data dir. An unreadable or
  * corrupted file fails (err says why): never a silently empty catalog. */

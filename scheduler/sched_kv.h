@@ -105,6 +105,7 @@ struct skv {
     bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
     unsigned syncs; /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
     uint32_t sync_page; /* pairs per resync page; 0: by the table's sizes (test hook) */
+    bool missed_file;    /* DIR/kv-missed was read at start, not removed yet */
     size_t missed_bytes; /* every missed set's tsr_kv_keyset_bytes (kv_missed.c) */
     size_t missed_max;   /* their bound: KV_MISSED_TOTAL_MAX (or the test hook's) */
     bool sync_more_running; /* inside tsr_sched_kv_sync_more */
@@ -271,8 +272,8 @@ void tsr_sched_kv_sync_more(sched_t *s);
 void tsr_sched_kv_check_stores(sched_t *s, size_t wi);
 /* At start, after the catalog (kv_missed_file.c): what the last clean
  * stop kept (tsr_sched_kv_missed_save, sched_internal.h): partitions out of
- * doubt, missed sets back; the file removed durably (not used when it
- * cannot be). */
+ * doubt, missed sets back (a file that does not decode is not used); the
+ * file is removed by tsr_sched_kv_missed_drop (sched_internal.h). */
 void tsr_sched_kv_missed_load(sched_t *s);
 /* Adds the keys a KV_RUN message (PUT, DEL, LOAD or TAPPLY) writes to set
  * (kv_missed.c); false when it cannot be read or out of memory. *pop: its

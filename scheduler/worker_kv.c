@@ -406,14 +406,15 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
                       ds.active ? "" : ": off: ", ds.active ? "" : ds.note);
     tsr_kv_recovery_t rec;
     tsr_kv_recovery_info(k->store, &rec);
-    if (o.data_dir && (rec.last_lsn || rec.torn_tail))
+    if (o.data_dir && (rec.last_lsn || rec.torn_tail || rec.lsn_gap))
         tsr_sched_log(log, "worker", "kv store %s: recovered up to lsn %llu%s%s", dir,
-                      (unsigned long long)rec.last_lsn, rec.torn_tail ? "; " : "", rec.detail);
+                      (unsigned long long)rec.last_lsn, rec.detail[0] ? "; " : "", rec.detail);
     if (o.data_dir && rec.new_identity)
         tsr_sched_log(log, "worker", "kv store %s: a new store identity %016llx%s", dir,
                       (unsigned long long)tsr_kv_store_id(k->store),
-                      rec.torn_tail ? " (records were cut: copies kept elsewhere are refilled whole)"
-                                    : "");
+                      rec.torn_tail || rec.lsn_gap
+                          ? " (records were cut or are missing: its copies are refilled whole)"
+                          : "");
     for (int i = 0; i < NTHREADS; i++) {
         wkv_q_t *q = &k->q[i];
         q->k = k;

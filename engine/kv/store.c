@@ -264,6 +264,12 @@ tsr_status_t tsr_kv_open(const tsr_kv_options_t *opts, tsr_kv_store_t **out, tsr
         s->snapper_started = true;
     }
     *out = s;
+    /* records are missing between log files: a snapshot now covers the gap
+     * (and drops the files around it), so the next open does not find it
+     * again and make yet another identity. Best effort: if it fails, the
+     * next open finds the gap again (one more identity: whole copies). */
+    if (s->rec.lsn_gap)
+        (void)tsr_kv_checkpoint(s, NULL);
     return TSR_OK;
 
 err_close:

@@ -26,7 +26,9 @@
  *
  * Replay reads the files in lsn order and stops at the first record that is
  * short, has a bad CRC or a non-increasing lsn: the file is truncated there
- * and later files are renamed *.discarded (they would follow a gap). A tail
+ * and later files are renamed *.discarded (they would follow a gap). Lsns
+ * are dense, so a jump (a lost file) is noted (lsn_gap) and replay goes on.
+ * Either way the store forgets its identity first (store_id.c). A tail
  * of zero bytes is the preallocated end (no record starts with a zero
  * length): cut off without calling it torn, and replay goes on.
  *
@@ -525,6 +527,21 @@ tsr_status_t tsr_kv_wal_replay(tsr_mem_t *mem, const char *dir, uint64_t after_l
             if (lsn <= prev) {
                 why = "lsn out of order";
                 break;
+            }
+            /* lsns are dense (one per record, across files): a jump past
+             * the snapshot means records are missing (a log file lost).
+             * Replay goes on, as before, but the store is no longer the
+             * one whose id the scheduler knows (store_id.c) */
+            uint64_t want = prev > after_lsn ? prev + 1 : after_lsn + 1;
+            if (lsn > after_lsn && lsn != want && !info->lsn_gap) {
+                rc = tsr_kv_store_id_forget(dir, err);
+                if (rc != TSR_OK)
+                    break;
+                info->lsn_gap = true;
+                if (!info->detail[0])
+                    snprintf(info->detail, sizeof(info->detail),
+                             "%s: lsn %" PRIu64 " follows %" PRIu64 ": records are missing", path,
+                             lsn, want - 1);
             }
             prev = lsn;
             if (lsn > after_lsn) {

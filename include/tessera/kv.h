@@ -87,6 +87,7 @@ typedef struct tsr_kv_recovery {
     uint64_t last_lsn;         /* the newest lsn recovered */
     uint64_t bytes_dropped;    /* a torn/corrupt tail cut off the log */
     bool torn_tail;
+    bool lsn_gap;      /* an lsn missing between records (a lost log file) */
     bool new_identity; /* the store's id was made at this open: first use, a
                           lost store-id, or records cut (tsr_kv_store_id) */
     char detail[256]; /* "" or what was cut and where */

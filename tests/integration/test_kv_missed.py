@@ -20,7 +20,8 @@ worker), 200 rows each.
      the ones kept), then B SIGSTOPped and a put of a/k0 sent (in flight),
      the scheduler stopped by SIGTERM (it must log that partition as
      having a write in flight and the 5 others as clean, with their sets),
-     the workers stopped, the scheduler restarted on its data dir and A
+     the workers stopped; a start on a taken port fails (exit 5) and must
+     leave kv-missed in place; the scheduler restarted on its data dir and A
      and B started again: the new scheduler must log the 5 partitions
      clean at the last stop and the sets it got back, refill A's copies
      with kept sets by their keys (at least one) and copy the others
@@ -44,6 +45,7 @@ Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,7 +65,10 @@ def body(test, ps, tmp):
     write_token(token, os.urandom(16).hex())
     sdir = os.path.join(tmp, "sched")
     env = dict(ENV, TSR_TEST_KV_MISSED_MAX="1500")
-    sched, addr = ps.start_scheduler(token, extra=["--data-dir", sdir], env=env)
+    # a long heartbeat: a SIGSTOPped worker stays alive (phase 2), so its
+    # put stays in flight rather than fail (SIGKILLed ones are seen at once)
+    sargs = ["--data-dir", sdir, "--heartbeat-timeout", "60000"]
+    sched, addr = ps.start_scheduler(token, extra=sargs, env=env)
     state = {"sched": sched, "addr": addr, "runs": 0,
              "log": os.path.join(tmp, "scheduler.log"), "joined": 0}
     workers = {}
@@ -183,13 +188,29 @@ def body(test, ps, tmp):
                 w.send_signal(signal.SIGTERM)
         for w in workers.values():
             w.wait(timeout=20)
+        kept = os.path.join(sdir, "kv-missed")
+        if how == signal.SIGTERM:
+            # a start that fails (its port taken) before serving keeps the
+            # file for the next one: nothing was written meanwhile
+            if not os.path.exists(kept):
+                raise Failed("no kv-missed in the data dir after a clean stop")
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen(1)
+                port = taken.getsockname()[1]
+                failed = ps.start(["scheduler", "--listen", "127.0.0.1:%d" % port, "--token-file",
+                                   token] + sargs, "scheduler-port-taken.log", env=env)
+                rc = failed.wait(timeout=30)
+            if rc != 5 or not os.path.exists(kept):
+                raise Failed(f"a start on a taken port: exit {rc} (wanted 5), kv-missed "
+                             f"{'kept' if os.path.exists(kept) else 'gone'}")
         p = None
         for listen in (state["addr"], "127.0.0.1:0"):
             state["runs"] += 1
             state["log"] = os.path.join(tmp, "scheduler%d.log" % state["runs"])
             afile = os.path.join(tmp, "sched%d.addr" % state["runs"])
             p = ps.start(["scheduler", "--listen", listen, "--token-file", token,
-                          "--addr-file", afile, "--data-dir", sdir],
+                          "--addr-file", afile] + sargs,
                          os.path.basename(state["log"]), env=env)
             wait_for(lambda: os.path.exists(afile) or p.poll() is not None, 20,
                      "the restarted scheduler")
@@ -214,7 +235,7 @@ def body(test, ps, tmp):
         put = subprocess.Popen([ps.t, "kv", "put", "a", "k0", "doubt"] + kv.conn,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                stdin=subprocess.DEVNULL, env=ENV)
-        time.sleep(1)
+        time.sleep(3)  # the CLI started, connected and sent it (ASan on a loaded machine)
         old, new = restart(signal.SIGTERM)
         if put.wait(timeout=30) != 5:
             raise Failed(f"the put in flight at the stop: exit {put.returncode}, wanted 5")
