@@ -34,7 +34,11 @@ worker), 200 rows each.
      stop: nothing kept, and the file the last start read is gone), the
      workers stopped, the scheduler and both workers restarted: all 6 of
      B's copies must be copied whole; the tables equal the models, and
-     with A SIGKILLed B's copies alone equal them.
+     with A SIGKILLed B's copies alone equal them;
+  4. with A down, 4 puts per table, a clean stop, then a byte of kv-missed
+     flipped before the restart: the new scheduler must say it is not used
+     (checksum mismatch), remove it, and copy all 6 of A's copies whole;
+     the tables and A's copies alone equal the models.
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_missed.py [--tessera PATH] [-v]
@@ -174,7 +178,7 @@ def body(test, ps, tmp):
 
     test.check("the resynced copies alone hold every acknowledged write", lambda: alone(0))
 
-    def restart(how):
+    def restart(how, damage=None):
         """Stops the scheduler (SIGTERM: a clean stop; SIGKILL: a crash) and
         the workers, then starts it again on its data dir - on the same
         address first (SO_REUSEADDR), a new one if another socket took it -
@@ -204,6 +208,8 @@ def body(test, ps, tmp):
             if rc != 5 or not os.path.exists(kept):
                 raise Failed(f"a start on a taken port: exit {rc} (wanted 5), kv-missed "
                              f"{'kept' if os.path.exists(kept) else 'gone'}")
+            if damage:
+                damage(kept)
         p = None
         for listen in (state["addr"], "127.0.0.1:0"):
             state["runs"] += 1
@@ -279,6 +285,28 @@ def body(test, ps, tmp):
 
     test.check("after a scheduler crash every stale copy is copied whole", crash_restart)
     test.check("those copies alone hold every acknowledged write", lambda: alone(0))
+
+    def damaged_file():
+        write_all("damaged")  # worker 0 is down: its copies go stale
+
+        def flip(path):
+            with open(path, "r+b") as f:
+                data = f.read()
+                f.seek(len(data) // 2)
+                f.write(bytes([data[len(data) // 2] ^ 0x01]))
+        old, new = restart(signal.SIGTERM, damage=flip)
+        if "kv-missed not used (checksum mismatch)" not in new:
+            raise Failed("the restarted scheduler did not refuse the damaged kv-missed")
+        if os.path.exists(os.path.join(sdir, "kv-missed")):
+            raise Failed("the damaged kv-missed was left in place")
+        kinds = resyncs(new)
+        if any(k != "copying the whole" for k in kinds.values()):
+            raise Failed(f"with kv-missed damaged, resyncs by {kinds}: wanted all whole")
+        check_all()
+
+    test.check("a damaged kv-missed is not used: every stale copy is copied whole",
+               damaged_file)
+    test.check("those copies alone hold every acknowledged write", lambda: alone(1))
 
 
 if __name__ == "__main__":
