@@ -46,7 +46,8 @@
  *   threads included: getrusage of the process).
  *
  * TSR_BENCH_KV_ONLY: a comma list of phases (local, durable, clients,
- * latency, device); all by default. --rows N sets the local keys (default 1M) and
+ * latency, device, cluster); all but cluster by default (cluster: plain puts
+ * through a running cluster's scheduler, --scheduler HOST:PORT; kv_cluster.c). --rows N sets the local keys (default 1M) and
  * the remote samples (N/50, at least 2,000). Every get is checked (value
  * bytes); exit 1 on a mismatch.
  */
@@ -568,6 +569,14 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
          do_lat = !phases || strstr(phases, "latency");
     bool do_dev = opts->device && strncmp(opts->device, "opencl", 6) == 0 &&
                   (!phases || strstr(phases, "device"));
+    /* "cluster" only when listed: it needs a running cluster */
+    bool do_cluster = phases && strstr(phases, "cluster");
+    const char *sched = opts->scheduler ? opts->scheduler : getenv("TESSERA_SCHEDULER");
+    if (do_cluster && !sched) {
+        tsr_bench_error("kv: the cluster phase needs --scheduler HOST:PORT (or "
+                        "TESSERA_SCHEDULER)");
+        return TSR_BENCH_EXIT_USAGE;
+    }
     int counts[16];
     int ncounts = tsr_bench_kv_client_counts(opts->threads, counts);
     const char *ms = getenv("TSR_BENCH_KV_MS");
@@ -613,6 +622,15 @@ int tsr_bench_suite_kv(const tsr_bench_opts_t *opts)
         rc = remote_latency(&r, sets[i][0], sets[i][1], samples);
         tsr_bench_sm_lanes_end(lanes);
     }
+#ifdef TSR_HAVE_SCHEDULER
+    if (rc == 0 && do_cluster)
+        rc = tsr_bench_kv_cluster_phase(&r, sched, counts, ncounts, seconds);
+#else
+    if (rc == 0 && do_cluster) {
+        tsr_bench_error("kv: the cluster phase needs a build with the cluster library");
+        rc = -1;
+    }
+#endif
     tsr_bench_report_fini(&r);
     return rc ? TSR_BENCH_EXIT_FAIL : TSR_BENCH_EXIT_OK;
 }

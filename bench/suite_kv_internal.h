@@ -83,4 +83,9 @@ int tsr_bench_kv_client_counts(unsigned cap, int *out);
 int tsr_bench_kv_clients_phase(tsr_bench_report_t *r, const char *name, const char *tls,
                                const int *counts, int ncounts, double seconds);
 
+/* kv_cluster.c (builds with the cluster library): plain puts through the
+ * scheduler at sched (HOST:PORT) by counts[] client threads, secs each. */
+int tsr_bench_kv_cluster_phase(tsr_bench_report_t *r, const char *sched, const int *counts,
+                               int ncounts, double secs);
+
 #endif

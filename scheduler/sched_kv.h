@@ -143,6 +143,11 @@ typedef struct kv_op {
     size_t reply_len;
     bool counted;       /* counted in its partition's writes */
     bool unanswered;    /* a replica got it and never answered: maybe applied there */
+    /* an upsert sent to every fresh replica at once (sched_kv_repl.c) */
+    unsigned applied;     /* replicas that applied it */
+    tsr_status_t estatus; /* the first replica's error (TSR_OK: none) */
+    uint8_t *ereply;      /* its answer (a proto.h "rerr"), for the client */
+    size_t elen;
     struct kv_op *next; /* in the partition's queue */
     /* non-NULL: a placeholder that only holds the partition's write turn
      * for a transaction's commit (sched_txn.c): when its turn comes,

@@ -1,11 +1,13 @@
 /*
  * sched_kv_repl.c - the cluster kv store's write path in the scheduler:
- * a partition's writes queue in arrival order (one in flight), run on the
- * first usable replica (the primary; the next one when it fails without
- * answering), then their effect runs on every other usable replica, and the
- * client is answered when all have; a replica that missed an acknowledged
- * write is marked stale (saved before the answer) and left for a resync,
- * which gets every write's effect while it copies (sched_kv_sync.c).
+ * a partition's writes queue in arrival order (one in flight); an upsert
+ * (PUT, LOAD) runs on every usable replica at once, a conditional write
+ * (INSERT, UPDATE, DEL) on the first usable replica (the primary; the next
+ * one when it fails without answering), then its effect on every other
+ * usable replica, and the client is answered when all have; a replica
+ * that missed an acknowledged write is marked stale (saved before the
+ * answer) and left for a resync, which gets every write's effect while it
+ * copies (sched_kv_sync.c).
  * The design is described at the top of sched_kv.c and in docs/kv.md
  * "On a cluster".
  */
@@ -56,6 +58,7 @@ static void op_free(kv_op_t *op)
     tsr_wbuf_free(&op->msg);
     tsr_wbuf_free(&op->effect);
     tsr_mem_free(s->mem, op->reply);
+    tsr_mem_free(s->mem, op->ereply);
     tsr_sched_kv_table_unref(s, op->t);
     tsr_mem_free(s->mem, op);
     if (next)
@@ -75,6 +78,7 @@ kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp)
 }
 
 static void try_primary(kv_op_t *op);
+static void no_replica(kv_op_t *op);
 
 void tsr_sched_kv_op_done(kv_op_t *op)
 {
@@ -226,6 +230,14 @@ static void try_primary(kv_op_t *op)
             return;
         op->failed[op->cur] = true;
     }
+    no_replica(op);
+}
+
+/* No replica took the request: UNAVAILABLE to the client; a write that one
+ * got and never answered may be applied there (the partition in doubt). */
+static void no_replica(kv_op_t *op)
+{
+    sched_t *s = op->s;
     char msg[300];
     const char *first = "";
     for (size_t r = 0; r < op->t->nrep && !first[0]; r++)
@@ -241,6 +253,106 @@ static void try_primary(kv_op_t *op)
     op_free(op);
 }
 
+/* ---- upserts: every fresh replica at once ------------------------------------------ */
+
+/* Every replica answered (or failed): acknowledged when one applied it. */
+static void finish_upsert(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    if (op->applied > 0) {
+        finish_write(op); /* those that failed missed it: stale */
+        return;
+    }
+    /* applied nowhere */
+    memset(op->failed, 0, sizeof(op->failed));
+    if (op->estatus == TSR_OK) {
+        no_replica(op);
+        return;
+    }
+    tsr_rpc_reply(s->t, op->req, op->estatus, op->ereply, op->elen);
+    if (op->unanswered) /* another replica got it and may have applied it */
+        tsr_sched_kv_doubt(s, op->t, op->part);
+    op_free(op);
+}
+
+static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_bcall_t *bc = arg;
+    kv_op_t *op = bc->op;
+    sched_t *s = op->s;
+    if (status == TSR_OK) {
+        /* the first to apply it: stale replicas missed it; a resync
+         * copying the partition gets it too */
+        if (op->applied++ == 0)
+            tsr_sched_kv_note_write(s, op->t, op->part, &op->effect);
+        if (!op->reply && reply->len) {
+            op->reply = tsr_mem_alloc(s->mem, reply->len);
+            if (op->reply) {
+                memcpy(op->reply, reply->data, reply->len);
+                op->reply_len = reply->len;
+            }
+        }
+    } else {
+        op->failed[bc->rep] = true;
+        if (reply->len == 0)
+            op->unanswered = true; /* the worker died or the call failed: maybe applied */
+        else if (op->estatus == TSR_OK) {
+            op->estatus = status; /* answered: not applied there */
+            op->ereply = tsr_mem_alloc(s->mem, reply->len);
+            if (op->ereply) {
+                memcpy(op->ereply, reply->data, reply->len);
+                op->elen = reply->len;
+            }
+        }
+    }
+    tsr_rpc_msg_release(s->t, reply);
+    tsr_mem_free(s->mem, bc);
+    if (--op->pending == 0)
+        finish_upsert(op);
+}
+
+/* A PUT or LOAD sets its pairs whatever the copy holds, so the request is
+ * its own effect: it goes to every fresh replica at once - one round of
+ * fdatasyncs in parallel rather than the primary's, then the backups' -
+ * and is acknowledged once every replica answered and one applied it (the
+ * others, down or failed, are marked stale, as backups are). INSERT,
+ * UPDATE and DEL depend on what the copy holds: the primary decides them
+ * and the backups get its effect (start_backups). */
+static void send_upsert(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    tsr_sched_kv_encode_run(op->t, op->part, op->pop, op->payload, op->plen, &op->effect);
+    op->pending = 1; /* ours, until every call is out */
+    for (size_t r = 0; r < op->t->nrep; r++) {
+        const skv_rep_t *rep = &op->t->reps[(size_t)op->part * op->t->nrep + r];
+        sworker_t *w = NULL;
+        if (rep->stale || !rep->id[0])
+            continue; /* not written: a resync brings it up to date */
+        if (!usable(s, op->t, op->part, r, &w) || op->effect.failed) {
+            op->failed[r] = true; /* down now: it misses this write */
+            continue;
+        }
+        kv_bcall_t *bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc));
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        if (!bc) {
+            op->failed[r] = true;
+            continue;
+        }
+        bc->op = op;
+        bc->rep = r;
+        op->pending++;
+        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
+                               KV_CALL_MS, on_upsert, bc, &e) != TSR_OK) {
+            op->pending--;
+            op->failed[r] = true;
+            tsr_mem_free(s->mem, bc);
+        }
+    }
+    if (--op->pending == 0)
+        finish_upsert(op);
+}
+
 void tsr_sched_kv_dispatch(kv_op_t *op)
 {
     if (op->write) {
@@ -249,6 +361,8 @@ void tsr_sched_kv_dispatch(kv_op_t *op)
     }
     if (op->granted)
         op->granted(op); /* a transaction's turn (sched_txn.c) */
+    else if (op->write && (op->pop == TSR_KV_POP_PUT || op->pop == TSR_KV_POP_LOAD))
+        send_upsert(op);
     else
         try_primary(op);
 }
