@@ -24,11 +24,12 @@
  *
  * Replication (primary-backup, writes through here): a partition's replicas
  * are in ring order, the first usable one acts as primary. A replica is
- * usable when it is not stale and a ready worker has its id. A write runs
- * on the primary with its own semantics (insert/update checks); if the
- * primary answers OK, its effect (PUT, DEL or LOAD) runs on every other
- * usable replica in parallel, and only when they all answered is the client
- * acknowledged: each replica's write returned after its WAL record was
+ * usable when it is not stale and a ready worker has its id. An upsert
+ * (PUT, LOAD) is its own effect and runs on every usable replica at once;
+ * a conditional write (insert, update, delete) runs on the primary with its
+ * own checks, and if the primary answers OK its effect (PUT or DEL) runs on
+ * every other usable replica in parallel. Only when they all answered is
+ * the client acknowledged: each replica's write returned after its WAL record was
  * fdatasync'ed, so an acknowledged write is durable on every usable replica.
  * One write per partition is in flight at a time (the others queue in
  * arrival order), so all replicas apply a partition's writes in one order.
@@ -45,8 +46,8 @@
  * that error and nothing runs on the backups. Reads go to the first usable
  * replica, falling over to the next when a call fails.
  *
- * The write path (queueing, primary then backups, failover, marking
- * replicas stale) is in sched_kv_repl.c.
+ * The write path (queueing, upserts to all, primary then backups,
+ * failover, marking replicas stale) is in sched_kv_repl.c.
  *
  * Everything runs on the scheduler's one thread (sched_internal.h); a
  * table's refcount keeps it alive for the calls in flight after a drop.

@@ -136,10 +136,10 @@ typedef struct kv_op {
     size_t plen;
     size_t cur;                       /* the replica tried as primary */
     bool failed[TSR_KV_MAX_REPLICAS]; /* replicas whose call failed */
-    unsigned pending;                 /* backup calls in flight */
+    unsigned pending;                 /* backup (or upsert) calls in flight */
     tsr_wbuf_t msg;                   /* the primary's message */
-    tsr_wbuf_t effect;                /* the backups' message */
-    uint8_t *reply;                   /* the primary's answer */
+    tsr_wbuf_t effect;                /* the backups' (an upsert's: every replica's) message */
+    uint8_t *reply;                   /* the primary's (an upsert's first) answer */
     size_t reply_len;
     bool counted;       /* counted in its partition's writes */
     bool unanswered;    /* a replica got it and never answered: maybe applied there */

@@ -275,12 +275,34 @@ static void finish_upsert(kv_op_t *op)
     op_free(op);
 }
 
+/* A LOAD's answer: u64 pairs stored. One that stored fewer than another
+ * replica holds other data: it is not counted as having applied it. */
+static uint64_t load_stored(const tsr_rpc_msg_t *reply, bool *ok)
+{
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, reply->data, reply->len);
+    uint64_t n = tsr_rbuf_u64(&r);
+    *ok = tsr_rbuf_done(&r);
+    return n;
+}
+
 static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
     kv_bcall_t *bc = arg;
     kv_op_t *op = bc->op;
     sched_t *s = op->s;
-    if (status == TSR_OK) {
+    bool whole = true;
+    uint64_t stored = 0;
+    if (status == TSR_OK && op->pop == TSR_KV_POP_LOAD) {
+        /* every pair of the batch stored (one rejected on a replica, as
+         * too large for it, would leave the copies different) */
+        tsr_rbuf_t req;
+        tsr_rbuf_init(&req, op->payload, op->plen);
+        uint32_t n = tsr_rbuf_u32(&req); /* the batch: u32 n, then the pairs */
+        stored = load_stored(reply, &whole);
+        whole = whole && !req.bad && stored == n;
+    }
+    if (status == TSR_OK && whole) {
         /* the first to apply it: stale replicas missed it; a resync
          * copying the partition gets it too */
         if (op->applied++ == 0)
@@ -292,11 +314,17 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
                 op->reply_len = reply->len;
             }
         }
+    } else if (status == TSR_OK) {
+        /* part of the batch: that copy differs from the others */
+        op->failed[bc->rep] = true;
+        op->unanswered = true; /* applied in part: as good as unknown */
     } else {
         op->failed[bc->rep] = true;
-        if (reply->len == 0)
-            op->unanswered = true; /* the worker died or the call failed: maybe applied */
-        else if (op->estatus == TSR_OK) {
+        /* no answer (the worker died, the call failed), or an I/O or
+         * memory failure that may come after the write was applied */
+        if (reply->len == 0 || status == TSR_ERR_IO || status == TSR_ERR_NOMEM)
+            op->unanswered = true;
+        if (reply->len && op->estatus == TSR_OK) {
             op->estatus = status; /* answered: not applied there */
             op->ereply = tsr_mem_alloc(s->mem, reply->len);
             if (op->ereply) {
@@ -322,13 +350,19 @@ static void send_upsert(kv_op_t *op)
 {
     sched_t *s = op->s;
     tsr_sched_kv_encode_run(op->t, op->part, op->pop, op->payload, op->plen, &op->effect);
+    if (op->effect.failed) { /* nothing sent anywhere */
+        tsr_proto_reply_error(s->t, s->mem, op->req, TSR_ERR_NOMEM,
+                              "out of memory for a kv write", NULL);
+        op_free(op);
+        return;
+    }
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = 0; r < op->t->nrep; r++) {
         const skv_rep_t *rep = &op->t->reps[(size_t)op->part * op->t->nrep + r];
         sworker_t *w = NULL;
         if (rep->stale || !rep->id[0])
             continue; /* not written: a resync brings it up to date */
-        if (!usable(s, op->t, op->part, r, &w) || op->effect.failed) {
+        if (!usable(s, op->t, op->part, r, &w)) {
             op->failed[r] = true; /* down now: it misses this write */
             continue;
         }
@@ -358,6 +392,15 @@ void tsr_sched_kv_dispatch(kv_op_t *op)
     if (op->write) {
         op->t->parts[op->part].writes++;
         op->counted = true;
+    }
+    if (op->write && !op->granted && tsr_sched_kv_find(op->s, op->t->name) != op->t) {
+        /* dropped while it waited for its turn: a write now would make the
+         * workers recreate the table's copies (orphans) */
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no kv table '%s' (dropped)", op->t->name);
+        tsr_proto_reply_error(op->s->t, op->s->mem, op->req, TSR_ERR_NOT_FOUND, msg, NULL);
+        op_free(op); /* the next waiting write meets the same */
+        return;
     }
     if (op->granted)
         op->granted(op); /* a transaction's turn (sched_txn.c) */

@@ -8,7 +8,7 @@
  * the stale one) while the partition's writes go on.
  *
  * Writes during the copy: every write's effect that a fresh replica
- * applied (a plain write's PUT, DEL or LOAD once the primary did it; a
+ * applied (a plain write's PUT, DEL or LOAD once the first replica did it; a
  * transaction's TAPPLY once a replica took it) is also queued for the
  * target, behind the pages queued before it, and its keys are remembered.
  * The target gets one message at a time, in queue order, so it applies the
