@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "bench.h"
+#include "cluster_admin.h"
 #include "kv_msg.h"
 #include "proto.h"
 #include "sched_txn.h"
@@ -33,36 +34,6 @@
 #define KC_PARTS 8u
 #define KC_KEYS 100000u
 #define KC_VAL 16u
-
-/* One KV create or drop of the bench's table; 0 or -1 (reported). */
-static int admin(tsr_client_t *c, uint8_t op)
-{
-    tsr_wbuf_t b;
-    tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_u8(&b, op);
-    tsr_wbuf_str(&b, KC_TABLE);
-    if (op == TSR_KV_OP_CREATE) {
-        tsr_wbuf_u32(&b, KC_PARTS);
-        tsr_wbuf_u32(&b, 2); /* replicas */
-        tsr_wbuf_u32(&b, 8);
-        tsr_wbuf_u32(&b, KC_VAL);
-    }
-    void *rep = NULL;
-    size_t rlen = 0;
-    tsr_error_t e;
-    tsr_error_clear(&e);
-    tsr_status_t rc =
-        b.failed ? TSR_ERR_NOMEM : tsr_client_call(c, TSR_MSG_KV, b.data, b.len, &rep, &rlen, &e);
-    tsr_wbuf_free(&b);
-    tsr_mem_free(NULL, rep);
-    if (rc != TSR_OK) {
-        tsr_bench_error("kv cluster: kv %s '%s': %s%s", op == TSR_KV_OP_CREATE ? "create" : "drop",
-                        KC_TABLE, e.message,
-                        rc == TSR_ERR_EXISTS ? " (drop it: the bench uses its own table)" : "");
-        return -1;
-    }
-    return 0;
-}
 
 /* One partition request on key k: PUT of val, or GET (val gets the value). */
 static tsr_status_t part_call(tsr_client_t *c, uint8_t pop, uint64_t k, uint8_t *val,
@@ -79,8 +50,8 @@ static tsr_status_t part_call(tsr_client_t *c, uint8_t pop, uint64_t k, uint8_t 
         tsr_wbuf_blob(&b, val, KC_VAL);
     void *rep = NULL;
     size_t rlen = 0;
-    tsr_status_t rc = b.failed ? TSR_ERR_NOMEM
-                               : tsr_client_call(c, TSR_MSG_KV, b.data, b.len, &rep, &rlen, e);
+    tsr_status_t rc =
+        b.failed ? TSR_ERR_NOMEM : tsr_client_call(c, TSR_MSG_KV, b.data, b.len, &rep, &rlen, e);
     if (rc == TSR_OK && pop == TSR_KV_POP_GET) {
         tsr_rbuf_t r;
         tsr_rbuf_init(&r, rep, rlen);
@@ -254,12 +225,14 @@ int tsr_bench_kv_cluster_phase(tsr_bench_report_t *r, const char *sched, const i
         tsr_bench_error("kv cluster: %s", e.message);
         return -1;
     }
-    int rc = admin(c, TSR_KV_OP_CREATE);
+    int rc = tsr_bench_cluster_table(c, "kv cluster", TSR_KV_OP_CREATE, KC_TABLE, KC_PARTS, 2, 8,
+                                     KC_VAL);
     bool created = rc == 0;
     for (int i = 0; i < ncounts && rc == 0; i++)
         rc = kc_point(r, host, port, token, (unsigned)counts[i], secs);
     tsr_bench_progress_clear();
-    if (created && admin(c, TSR_KV_OP_DROP) != 0)
+    if (created &&
+        tsr_bench_cluster_table(c, "kv cluster", TSR_KV_OP_DROP, KC_TABLE, 0, 0, 0, 0) != 0)
         rc = -1;
     tsr_client_destroy(c);
     return rc;

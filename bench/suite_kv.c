@@ -46,10 +46,11 @@
  *   threads included: getrusage of the process).
  *
  * TSR_BENCH_KV_ONLY: a comma list of phases (local, durable, clients,
- * latency, device, cluster); all but cluster by default (cluster: plain puts
- * through a running cluster's scheduler, --scheduler HOST:PORT; kv_cluster.c). --rows N sets the local keys (default 1M) and
- * the remote samples (N/50, at least 2,000). Every get is checked (value
- * bytes); exit 1 on a mismatch.
+ * latency, device, cluster); all but cluster by default (cluster: plain
+ * puts through a running cluster's scheduler, --scheduler HOST:PORT;
+ * kv_cluster.c). --rows N sets the local keys (default 1M) and the remote
+ * samples (N/50, at least 2,000). Every get is checked (value bytes); exit
+ * 1 on a mismatch.
  */
 #define _GNU_SOURCE
 #include <pthread.h>

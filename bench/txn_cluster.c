@@ -20,42 +20,13 @@
 #include <string.h>
 
 #include "auth.h"
+#include "cluster_admin.h"
 #include "kv_msg.h"
 #include "proto.h"
 #include "scheduler.h"
 #include "suite_txn_internal.h"
 
 static const char *const tabs[2] = {"savings", "checking"};
-
-/* One KV create or drop of the bench's tables; 0 or -1 (reported). */
-static int admin(tsr_client_t *c, uint8_t op, const char *name)
-{
-    tsr_wbuf_t b;
-    tsr_wbuf_init(&b, NULL);
-    tsr_wbuf_u8(&b, op);
-    tsr_wbuf_str(&b, name);
-    if (op == TSR_KV_OP_CREATE) {
-        tsr_wbuf_u32(&b, 8);
-        tsr_wbuf_u32(&b, 0);
-        tsr_wbuf_u32(&b, 8);
-        tsr_wbuf_u32(&b, 8);
-    }
-    void *rep = NULL;
-    size_t rlen = 0;
-    tsr_error_t e;
-    tsr_error_clear(&e);
-    tsr_status_t rc =
-        b.failed ? TSR_ERR_NOMEM : tsr_client_call(c, TSR_MSG_KV, b.data, b.len, &rep, &rlen, &e);
-    tsr_wbuf_free(&b);
-    tsr_mem_free(NULL, rep);
-    if (rc != TSR_OK) {
-        tsr_bench_error("txn cluster: kv %s '%s': %s%s", op == TSR_KV_OP_CREATE ? "create" : "drop",
-                        name, e.message,
-                        rc == TSR_ERR_EXISTS ? " (drop it: the bench uses its own tables)" : "");
-        return -1;
-    }
-    return 0;
-}
 
 typedef struct span {
     uint64_t from, to;
@@ -111,7 +82,7 @@ int tsr_bench_txn_cluster_phase(tsr_bench_report_t *r, const char *sched, uint64
         return -1;
     }
     for (; created < 2 && rc == 0; created++)
-        rc = admin(c, TSR_KV_OP_CREATE, tabs[created]);
+        rc = tsr_bench_cluster_table(c, "txn cluster", TSR_KV_OP_CREATE, tabs[created], 8, 0, 8, 8);
     if (rc != 0) {
         created--; /* the failed one was not created */
         goto out;
@@ -198,7 +169,7 @@ out:
     tsr_bench_progress_clear();
     tsr_txn_db_close(db);
     for (int t = 0; t < created; t++)
-        admin(c, TSR_KV_OP_DROP, tabs[t]);
+        tsr_bench_cluster_table(c, "txn cluster", TSR_KV_OP_DROP, tabs[t], 0, 0, 0, 0);
     tsr_client_destroy(c);
     return rc;
 }

@@ -98,10 +98,10 @@ static void add_missed(sched_t *s, skv_table_t *t, uint32_t part, size_t r, cons
     bool ok = !msg->failed && tsr_sched_kv_msg_keys(rep->missed, msg, &pop);
     size_t after = tsr_kv_keyset_bytes(rep->missed);
     s->kv->missed_bytes += after - before; /* a set only grows */
-    const char *why = !ok                                   ? "unreadable or out of memory"
-                      : after > KV_MISSED_MAX               ? "past its bound"
+    const char *why = !ok                                       ? "unreadable or out of memory"
+                      : after > KV_MISSED_MAX                   ? "past its bound"
                       : s->kv->missed_bytes > s->kv->missed_max ? "past the scheduler's bound"
-                                                              : NULL;
+                                                                : NULL;
     if (!why)
         return;
     tsr_sched_log(s->p->log, "scheduler",

@@ -138,9 +138,8 @@ static bool load_set(sched_t *s, skv_table_t *t, uint32_t part, tsr_rbuf_t *r, u
     uint32_t n = tsr_rbuf_u32(r);
     if (r->bad)
         return false;
-    skv_rep_t *rep = t && part < t->nparts && slot < t->nrep
-                         ? &t->reps[(size_t)part * t->nrep + slot]
-                         : NULL;
+    skv_rep_t *rep =
+        t && part < t->nparts && slot < t->nrep ? &t->reps[(size_t)part * t->nrep + slot] : NULL;
     bool use = rep && rep->stale && strcmp(rep->id, id) == 0 && store != 0 && !rep->missed;
     kv_keyset_t *set = use ? tsr_mem_alloc(s->mem, sizeof(*set)) : NULL;
     if (set)
@@ -217,8 +216,9 @@ void tsr_sched_kv_missed_load(sched_t *s)
     tsr_error_t e;
     tsr_error_clear(&e);
     tsr_status_t rc = tsr_kvcat_read_file(s, dir, MISSED_FILE, MISSED_FILE_MAX, &data, &len, &e);
+    /* no file: the last scheduler did not stop cleanly (or had nothing) */
     if (rc == TSR_ERR_NOT_FOUND)
-        return; /* the last scheduler did not stop cleanly (or had nothing) */
+        return;
     s->kv->missed_file = true; /* removed before the loop serves anything */
     uint32_t clean = 0, kept = 0;
     char why[300] = "";

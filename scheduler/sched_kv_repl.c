@@ -137,6 +137,32 @@ static void on_backup(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         finish_write(op);
 }
 
+/* Sends op->effect to replica r (fn answers; op->pending counts it); a
+ * replica that is down, or a call that cannot start, misses the write
+ * (op->failed[r]). */
+static void send_effect(kv_op_t *op, size_t r, tsr_rpc_done_fn fn)
+{
+    sched_t *s = op->s;
+    sworker_t *w = NULL;
+    kv_bcall_t *bc = NULL;
+    if (!usable(s, op->t, op->part, r, &w) || op->effect.failed ||
+        !(bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc)))) {
+        op->failed[r] = true; /* down now (or no memory): it misses this write */
+        return;
+    }
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    bc->op = op;
+    bc->rep = r;
+    op->pending++;
+    if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
+                           KV_CALL_MS, fn, bc, &e) != TSR_OK) {
+        op->pending--;
+        op->failed[r] = true;
+        tsr_mem_free(s->mem, bc);
+    }
+}
+
 static void start_backups(kv_op_t *op)
 {
     sched_t *s = op->s;
@@ -148,31 +174,9 @@ static void start_backups(kv_op_t *op)
      * the partition gets it too */
     tsr_sched_kv_note_write(s, op->t, op->part, &op->effect);
     op->pending = 1; /* ours, until every call is out */
-    for (size_t r = op->cur + 1; r < op->t->nrep; r++) {
-        sworker_t *w = NULL;
-        if (op->t->reps[(size_t)op->part * op->t->nrep + r].stale)
-            continue;
-        if (!usable(s, op->t, op->part, r, &w) || op->effect.failed) {
-            op->failed[r] = true; /* down now: it misses this write */
-            continue;
-        }
-        kv_bcall_t *bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc));
-        tsr_error_t e;
-        tsr_error_clear(&e);
-        if (!bc) {
-            op->failed[r] = true;
-            continue;
-        }
-        bc->op = op;
-        bc->rep = r;
-        op->pending++;
-        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
-                               KV_CALL_MS, on_backup, bc, &e) != TSR_OK) {
-            op->pending--;
-            op->failed[r] = true;
-            tsr_mem_free(s->mem, bc);
-        }
-    }
+    for (size_t r = op->cur + 1; r < op->t->nrep; r++)
+        if (!op->t->reps[(size_t)op->part * op->t->nrep + r].stale)
+            send_effect(op, r, on_backup);
     if (--op->pending == 0)
         finish_write(op);
 }
@@ -351,37 +355,16 @@ static void send_upsert(kv_op_t *op)
     sched_t *s = op->s;
     tsr_sched_kv_encode_run(op->t, op->part, op->pop, op->payload, op->plen, &op->effect);
     if (op->effect.failed) { /* nothing sent anywhere */
-        tsr_proto_reply_error(s->t, s->mem, op->req, TSR_ERR_NOMEM,
-                              "out of memory for a kv write", NULL);
+        tsr_proto_reply_error(s->t, s->mem, op->req, TSR_ERR_NOMEM, "out of memory for a kv write",
+                              NULL);
         op_free(op);
         return;
     }
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = 0; r < op->t->nrep; r++) {
         const skv_rep_t *rep = &op->t->reps[(size_t)op->part * op->t->nrep + r];
-        sworker_t *w = NULL;
-        if (rep->stale || !rep->id[0])
-            continue; /* not written: a resync brings it up to date */
-        if (!usable(s, op->t, op->part, r, &w)) {
-            op->failed[r] = true; /* down now: it misses this write */
-            continue;
-        }
-        kv_bcall_t *bc = tsr_mem_calloc(s->mem, 1, sizeof(*bc));
-        tsr_error_t e;
-        tsr_error_clear(&e);
-        if (!bc) {
-            op->failed[r] = true;
-            continue;
-        }
-        bc->op = op;
-        bc->rep = r;
-        op->pending++;
-        if (tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, op->effect.data, op->effect.len,
-                               KV_CALL_MS, on_upsert, bc, &e) != TSR_OK) {
-            op->pending--;
-            op->failed[r] = true;
-            tsr_mem_free(s->mem, bc);
-        }
+        if (!rep->stale && rep->id[0]) /* a stale one: a resync brings it up to date */
+            send_effect(op, r, on_upsert);
     }
     if (--op->pending == 0)
         finish_upsert(op);

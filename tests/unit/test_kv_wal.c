@@ -437,7 +437,7 @@ static void test_prealloc(void **state)
     close(fd);
     s = open_store_sync(0, TSR_KV_SYNC_FSYNC, &rec);
     assert_true(rec.torn_tail);
-    check_range(s, 511); /* the acknowledged insert is kept */
+    check_range(s, 511);           /* the acknowledged insert is kept */
     assert_true(rec.new_identity); /* garbage cut: records may have been lost */
     assert_int_not_equal(tsr_kv_store_id(s), id);
     tsr_kv_close(s);
