@@ -65,6 +65,10 @@ struct tsr_wkv {
     tsr_wkv_txn_t *txn;   /* transaction pops (worker_txn.c) */
     tsr_kv_server_t *srv; /* one-sided reads of the partition tables; NULL: none */
     wkv_q_t q[NTHREADS];
+    /* test hook TSR_TEST_KV_REFUSE_KEY: a PUT of this key is answered
+     * UNAVAILABLE and not applied (a replica that fails one write while
+     * another applies it; tests/integration/test_kv_upsert.py); NULL: off */
+    char *refuse_key;
 };
 
 static void reply_err(tsr_wkv_t *k, tsr_rpc_req_t *req, tsr_status_t rc, const char *msg)
@@ -204,6 +208,14 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         val = tsr_rbuf_blob(&r, &vlen);
         if (!tsr_rbuf_done(&r))
             break;
+        if (pop == TSR_KV_POP_PUT && k->refuse_key && klen == strlen(k->refuse_key) &&
+            memcmp(key, k->refuse_key, klen) == 0) {
+            rc = TSR_ERR_UNAVAILABLE;
+            snprintf(ke->message, sizeof(ke->message),
+                     "test hook TSR_TEST_KV_REFUSE_KEY: this worker refuses puts of '%s'",
+                     k->refuse_key);
+            goto done;
+        }
         rc = pop == TSR_KV_POP_PUT      ? tsr_kv_upsert(t, key, klen, val, vlen, NULL, ke)
              : pop == TSR_KV_POP_INSERT ? tsr_kv_insert(t, key, klen, val, vlen, NULL, ke)
                                         : tsr_kv_update(t, key, klen, val, vlen, NULL, ke);
@@ -415,6 +427,12 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
                       rec.torn_tail || rec.lsn_gap
                           ? " (records were cut or are missing: its copies are refilled whole)"
                           : "");
+    const char *refuse = getenv("TSR_TEST_KV_REFUSE_KEY");
+    if (refuse && refuse[0]) {
+        k->refuse_key = tsr_mem_strdup(NULL, refuse);
+        tsr_sched_log(log, "worker", "test hook: TSR_TEST_KV_REFUSE_KEY=%s (puts refused)",
+                      refuse);
+    }
     for (int i = 0; i < NTHREADS; i++) {
         wkv_q_t *q = &k->q[i];
         q->k = k;
@@ -472,5 +490,6 @@ void tsr_wkv_destroy(tsr_wkv_t *k)
     }
     tsr_wkv_txn_destroy(k->txn);
     tsr_kv_close(k->store);
+    tsr_mem_free(NULL, k->refuse_key);
     tsr_mem_free(NULL, k);
 }
