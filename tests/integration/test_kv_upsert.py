@@ -18,7 +18,11 @@ a PUT of that key UNAVAILABLE without applying it); a 1-partition
      is refused by both: the client must get exit 5 with the worker's
      message, no replica may go stale or the partition be in doubt (both
      answered: nothing applied), and the key keeps v1; a put of another
-     key still works.
+     key still works;
+  3. both workers SIGSTOPped, a put sent (it waits for them), a second put
+     sent (it waits for its turn), the table dropped, the workers resumed:
+     the second put must fail with exit 3 naming the drop (run, it would
+     make the workers recreate the dropped table's copies).
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_upsert.py [--tessera PATH] [-v]
@@ -29,7 +33,9 @@ Exit: 0 passed, 1 failed, 77 skipped (no tessera binary or no cluster support).
 import os
 import re
 import signal
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
@@ -43,7 +49,9 @@ def body(test, ps, tmp):
     token = os.path.join(tmp, "token")
     write_token(token, os.urandom(16).hex())
     slog = os.path.join(tmp, "scheduler.log")
-    sched, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "sched")])
+    # a long heartbeat: workers SIGSTOPped for 2 s (check 3) stay alive
+    sched, addr = ps.start_scheduler(token, extra=["--data-dir", os.path.join(tmp, "sched"),
+                                                   "--heartbeat-timeout", "60000"])
     workers = {}
     joined = [0]
 
@@ -107,6 +115,36 @@ def body(test, ps, tmp):
 
     test.check("a put every replica refuses fails with their error; nothing goes stale",
                all_refuse)
+
+    def dropped_while_waiting():
+        # both workers stopped: a put goes out and waits for them, a second
+        # one waits for its turn behind it; the table is dropped meanwhile.
+        # The second must not run (a write would make the workers recreate
+        # the dropped table's copies): NOT_FOUND, exit 3
+        for w in workers.values():
+            os.kill(w.pid, signal.SIGSTOP)
+        try:
+            first = subprocess.Popen([ps.t, "kv", "put", "t", "a", "1"] + kv.conn,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=ENV)
+            time.sleep(1)
+            second = subprocess.Popen([ps.t, "kv", "put", "t", "b", "2"] + kv.conn,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      stdin=subprocess.DEVNULL, env=ENV)
+            time.sleep(1)
+            kv.expect(0, "drop", "drop", "t")
+        finally:
+            for w in workers.values():
+                os.kill(w.pid, signal.SIGCONT)
+        first.wait(timeout=60)
+        err = second.communicate(timeout=60)[1].decode(errors="replace")
+        if second.returncode != 3 or "dropped" not in err:
+            raise Failed(f"a put that waited while its table was dropped: exit "
+                         f"{second.returncode}, stderr {err.strip()!r}; wanted 3, 'dropped'")
+        kv.expect(3, "get from the dropped table", "get", "t", "b")
+
+    test.check("a put that waited for its turn while its table was dropped is NOT_FOUND",
+               dropped_while_waiting)
 
 
 if __name__ == "__main__":
