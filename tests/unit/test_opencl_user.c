@@ -224,8 +224,12 @@ static void test_concurrent_build(void **state)
     tsr_dev_cl_user_counts(dev, &b0, &h0);
     racer_t r[4];
     pthread_t th[4];
+    /* made once, before any racer runs: kernel_text rewrites a static
+     * buffer, and a racer reading it while the next call's snprintf ran
+     * saw a torn text (a second build; CI 2026-11-29) */
+    const char *text = kernel_text(5000);
     for (int i = 0; i < 4; i++) {
-        r[i] = (racer_t){.dev = dev, .text = kernel_text(5000)};
+        r[i] = (racer_t){.dev = dev, .text = text};
         assert_int_equal(pthread_create(&th[i], NULL, race, &r[i]), 0);
     }
     for (int i = 0; i < 4; i++)
