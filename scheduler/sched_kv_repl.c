@@ -352,14 +352,10 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
  * and the backups get its effect (start_backups). */
 static void send_upsert(kv_op_t *op)
 {
-    sched_t *s = op->s;
-    tsr_sched_kv_encode_run(op->t, op->part, op->pop, op->payload, op->plen, &op->effect);
-    if (op->effect.failed) { /* nothing sent anywhere */
-        tsr_proto_reply_error(s->t, s->mem, op->req, TSR_ERR_NOMEM, "out of memory for a kv write",
-                              NULL);
-        op_free(op);
-        return;
-    }
+    /* the request is its own effect: its message, encoded (and checked)
+     * when it was submitted, moves over rather than being encoded again */
+    op->effect = op->msg;
+    tsr_wbuf_init(&op->msg, op->s->mem);
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = 0; r < op->t->nrep; r++) {
         const skv_rep_t *rep = &op->t->reps[(size_t)op->part * op->t->nrep + r];
