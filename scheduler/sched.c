@@ -305,6 +305,7 @@ static void on_prove(void *arg, tsr_rpc_req_t *req)
     tsr_sched_log(s->p->log, "scheduler", "worker %zu joined: pid %u on %s, device %s", s->nworkers,
                   pid, w->host, w->device);
     tsr_rpc_reply(s->t, req, TSR_OK, NULL, 0);
+    s->beat_now = true;
     tsr_sched_kv_worker_joined(s, s->nworkers - 1); /* kv partitions move to it */
 }
 
@@ -558,7 +559,8 @@ int tsr_sched_run(const tsr_sched_params_t *p)
         tsr_sched_txn_tick(s);
         tsr_sched_http_tick(s->http); /* a worker snapshot, when a request waits */
         uint64_t now = tsr_sched_now_ms();
-        if (now >= next_beat) {
+        if (now >= next_beat || s->beat_now) {
+            s->beat_now = false;
             heartbeat(s);
             next_beat = now + (uint64_t)beat_ms;
         }

@@ -79,6 +79,11 @@ typedef struct sched {
     tsr_transport_t *t;
     tsr_token_t token;
     int dead_ms;
+    /* a worker joined: the next loop pings at once. Until its first ping
+     * tells it our timeout, a worker counts on its own default (3 s), and
+     * a beat every dead_ms / 6 (10 s for --heartbeat-timeout 60000) came
+     * too late for it */
+    bool beat_now;
     sworker_t *workers[SCHED_MAX_WORKERS];
     size_t nworkers;
     sconn_t *conns[SCHED_MAX_CONNS];
