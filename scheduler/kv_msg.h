@@ -46,6 +46,12 @@
  *   FETCH                u32 n, n x bytes key -> u32 n, n x {u8 found, bytes
  *                        value} (absent: found 0, no bytes); a delta resync
  *                        reads the keys a stale copy missed (sched_kv_sync.c)
+ *   DIGEST               -> u64 pairs, u64 sum0, u64 sum1: the copy's content
+ *                        as a sum over its pairs of XXH3-128(value) seeded by
+ *                        XXH3-64(key) (versions left out: they differ per
+ *                        replica), so two copies holding the same pairs have
+ *                        the same digest; the scheduler compares a partition's
+ *                        fresh replicas in doubt (kv_compare.c)
  *   LIST                 (store table TSR_KV_LIST_TABLE) -> u32 n, n x str
  *                        store table: every table of the worker's store
  *                        (scheduler -> worker only; kv_orphans.c)
@@ -93,6 +99,7 @@ enum {
     TSR_KV_POP_TAPPLY = 12,
     TSR_KV_POP_LIST = 13,
     TSR_KV_POP_FETCH = 14,
+    TSR_KV_POP_DIGEST = 15,
 };
 
 #define TSR_KV_LIST_TABLE "*" /* LIST's store table: no table has this name */

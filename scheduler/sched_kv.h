@@ -1,7 +1,9 @@
 /*
  * sched_kv.h - what the scheduler's kv files share (sched_kv.c: catalog,
  * placement, routing, replication; sched_kv_sync.c: resync of stale
- * replicas; kv_missed.c: missed keys, doubt and store identities; kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
+ * replicas; kv_missed.c: missed keys, doubt and store identities;
+ * kv_compare.c: the fresh replicas of a partition in doubt compared;
+ * kv_catalog.c: the catalog on disk; kv_rebalance.c: partition
  * moves when a worker joins, replacement of replicas on workers gone for
  * good): the catalog's types and the calls between
  * them. Private to scheduler/.
@@ -164,7 +166,17 @@ typedef enum kv_sync_phase {
     KV_SYNC_WAITING, /* the writes in flight finish; new ones wait */
     KV_SYNC_COPYING, /* pages and writes' effects flow to the copy */
     KV_SYNC_CLOSING, /* the copy caught up: new writes wait for the end */
+    KV_SYNC_COMPARING, /* a comparison's digests are asked for: writes wait */
 } kv_sync_phase_t;
+
+/* A comparison's call to one fresh replica (kv_compare.c). */
+typedef struct kv_digest_call {
+    struct kv_sync *y;
+    size_t rep;
+    const sworker_t *w; /* the process asked */
+    bool asked, answered;
+    uint64_t pairs, sum0, sum1; /* its DIGEST answer (kv_msg.h) */
+} kv_digest_call_t;
 
 /* One message for the stale copy, in the order it must be applied. */
 typedef struct kv_sync_item {
@@ -198,6 +210,13 @@ typedef struct kv_sync {
     unsigned pages;                     /* pages queued or in flight to dst */
     kv_keyset_t written;                /* keys the forwarded writes touched */
     tsr_wbuf_t scan;                    /* the SCAN call's message */
+    /* A comparison instead of a copy (kv_compare.c): the partition is in
+     * doubt and all its fresh replicas are up; each is asked for its
+     * digest while the writes wait, and those that differ from src's go
+     * stale. dst is unused. */
+    bool compare;
+    unsigned digests; /* DIGEST calls not answered yet */
+    kv_digest_call_t calls[TSR_KV_MAX_REPLICAS];
 } kv_sync_t;
 
 typedef struct kv_bcall {
@@ -296,6 +315,17 @@ void tsr_sched_kv_sync_free_all(sched_t *s);
 /* Runs a resync whose partition has no write in flight any more; true
  * when it is copying (writes may go on), false when it ended at once. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y);
+/* Ends y (its calls all answered; y is freed): the partition's waiting
+ * writes run, and with settle a pending move may end and the next resync
+ * start (sched_kv_sync.c). */
+void tsr_sched_kv_sync_release(kv_sync_t *y, bool settle);
+/* Whether the partition's fresh replicas are to be compared: it is in
+ * doubt, it has 2 or more, and each one's worker is up; *src: the first
+ * (the primary, whose copy the others must equal; kv_compare.c). */
+bool tsr_sched_kv_compare_due(sched_t *s, const skv_table_t *t, uint32_t part, size_t *src);
+/* No write of the partition is in flight: asks every fresh replica for its
+ * digest (y->compare). False when y ended at once (freed). */
+bool tsr_sched_kv_compare_start(kv_sync_t *y);
 /* A closing resync's partition has no write in flight any more: it ends
  * once its target has applied everything queued. */
 void tsr_sched_kv_sync_poke(kv_sync_t *y);

@@ -52,6 +52,8 @@ static void op_free(kv_op_t *op)
                 next = tsr_sched_kv_dequeue(sp);
         } else if (y && y->phase == KV_SYNC_CLOSING)
             tsr_sched_kv_sync_poke(y);
+        else if (y && y->phase == KV_SYNC_COMPARING)
+            ; /* no write runs until its digests are back; its end runs them */
         else
             next = tsr_sched_kv_dequeue(sp); /* holds a table ref of its own */
     }

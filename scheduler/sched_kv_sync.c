@@ -67,7 +67,6 @@ static void sync_end(kv_sync_t *y, bool ok)
     skv_table_t *t = y->t;
     skv_part_t *sp = &t->parts[y->part];
     skv_rep_t *dst = &t->reps[(size_t)y->part * t->nrep + y->dst];
-    uint32_t part = y->part;
     if (ok) {
         dst->stale = false;
         dst->store = y->dst_w ? y->dst_w->store_id : 0; /* the store the copy is in */
@@ -95,6 +94,15 @@ static void sync_end(kv_sync_t *y, bool ok)
                        "rescans); it stays stale",
                   t->name, y->part, dst->id, (unsigned long long)y->copied,
                   (unsigned long long)y->forwarded, (unsigned long long)y->skipped, y->rescans);
+    tsr_sched_kv_sync_release(y, ok);
+}
+
+void tsr_sched_kv_sync_release(kv_sync_t *y, bool settle)
+{
+    sched_t *s = y->s;
+    skv_table_t *t = y->t;
+    uint32_t part = y->part;
+    skv_part_t *sp = &t->parts[part];
     sp->sync = NULL;
     s->kv->syncs--;
     while (y->head) {
@@ -105,7 +113,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     tsr_kv_keyset_free(&y->written);
     tsr_wbuf_free(&y->scan);
     tsr_mem_free(s->mem, y);
-    if (ok && tsr_sched_kv_find(s, t->name) == t) {
+    if (settle && tsr_sched_kv_find(s, t->name) == t) {
         /* no write in flight: the placement may change now; then the next
          * stale replica, if any (it starts at once: no write in flight) */
         tsr_sched_kv_move_settle(s, t, part);
@@ -448,8 +456,10 @@ void tsr_sched_kv_sync_poke(kv_sync_t *y)
 
 void tsr_sched_kv_sync_forward(kv_sync_t *y, const tsr_wbuf_t *msg)
 {
-    /* before the copy began the write's effect is in what the copy reads */
-    if (y->phase == KV_SYNC_WAITING || y->failed)
+    /* before the copy began the write's effect is in what the copy reads
+     * (a comparison begins once no write is in flight, and none runs
+     * until it ends) */
+    if (y->phase == KV_SYNC_WAITING || y->failed || y->compare)
         return;
     uint8_t pop = 0;
     if (msg->failed || !tsr_sched_kv_msg_keys(&y->written, msg, &pop) ||
@@ -466,13 +476,16 @@ void tsr_sched_kv_sync_fail(kv_sync_t *y)
     if (y->phase == KV_SYNC_WAITING || y->failed)
         return;
     y->failed = true;
-    (void)pump(y);
+    if (!y->compare) /* a comparison ends when its digests are back */
+        (void)pump(y);
 }
 
 /* No write of the partition is in flight now: empty the stale copy, then
  * copy while writes go on. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y)
 {
+    if (y->compare)
+        return tsr_sched_kv_compare_start(y);
     sched_t *s = y->s;
     skv_rep_t *dst = &y->t->reps[(size_t)y->part * y->t->nrep + y->dst];
     y->phase = KV_SYNC_COPYING;
@@ -516,7 +529,10 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
     if (sp->sync || s->kv->syncs >= KV_SYNC_MAX || tsr_sched_now_ms() < sp->retry_ms)
         return;
     size_t src = t->nrep, dst = t->nrep;
-    for (size_t r = 0; r < t->nrep; r++) {
+    /* in doubt, the fresh replicas are compared first: a copy from one of
+     * them must not spread a difference (kv_compare.c) */
+    bool compare = tsr_sched_kv_compare_due(s, t, part, &src);
+    for (size_t r = 0; r < t->nrep && !compare; r++) {
         const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
         sworker_t *w = rep->id[0] ? tsr_sched_kv_ready_worker(s, rep->id) : NULL;
         if (!w)
@@ -528,7 +544,7 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
         else if (!rep->stale && src == t->nrep)
             src = r;
     }
-    if (src == t->nrep || dst == t->nrep)
+    if (src == t->nrep || (dst == t->nrep && !compare))
         return;
     kv_sync_t *y = tsr_mem_calloc(s->mem, 1, sizeof(*y));
     if (!y)
@@ -539,12 +555,19 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
     y->part = part;
     y->src = src;
     y->dst = dst;
+    y->compare = compare;
     sp->sync = y;
     s->kv->syncs++;
-    tsr_sched_log(s->p->log, "scheduler",
-                  "kv table '%s' partition %u: resyncing the stale replica on %s from %s", t->name,
-                  part, t->reps[(size_t)part * t->nrep + dst].id,
-                  t->reps[(size_t)part * t->nrep + src].id);
+    if (compare)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: comparing its fresh replicas with the one "
+                      "on %s (a write's outcome was unknown)",
+                      t->name, part, t->reps[(size_t)part * t->nrep + src].id);
+    else
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: resyncing the stale replica on %s from %s",
+                      t->name, part, t->reps[(size_t)part * t->nrep + dst].id,
+                      t->reps[(size_t)part * t->nrep + src].id);
     if (sp->writes == 0)
         tsr_sched_kv_sync_start(y);
 }

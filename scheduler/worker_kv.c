@@ -133,6 +133,43 @@ static tsr_status_t fetch(tsr_kv_table_t *t, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr
     return rc;
 }
 
+/* DIGEST (kv_msg.h): a sum over the pairs, so it does not depend on where
+ * each copy keeps them. The scheduler asks while it holds the partition's
+ * writes back; a rehash under the scan (CONFLICT) starts it over. */
+typedef struct digest_acc {
+    uint64_t n, sum0, sum1;
+} digest_acc_t;
+
+static void on_digest_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    digest_acc_t *a = arg;
+    XXH128_hash_t h = XXH3_128bits_withSeed(val, vlen, XXH3_64bits(key, klen) ^ klen);
+    a->n++;
+    a->sum0 += h.low64;
+    a->sum1 += h.high64;
+}
+
+static tsr_status_t digest(tsr_kv_table_t *t, tsr_wbuf_t *out, tsr_kv_err_t *ke)
+{
+    digest_acc_t a = {0};
+    tsr_status_t rc = TSR_OK;
+    for (int tries = 0; t && tries < 8; tries++) {
+        uint64_t cursor = 0;
+        a = (digest_acc_t){0};
+        do
+            rc = tsr_kv_scan(t, &cursor, TSR_KV_SCAN_PAGE_MAX, on_digest_pair, &a, ke);
+        while (rc == TSR_OK && cursor != 0);
+        if (rc != TSR_ERR_CONFLICT)
+            break;
+    }
+    if (rc != TSR_OK)
+        return rc;
+    tsr_wbuf_u64(out, a.n);
+    tsr_wbuf_u64(out, a.sum0);
+    tsr_wbuf_u64(out, a.sum1);
+    return TSR_OK;
+}
+
 /* Runs one request; the reply payload goes to out. */
 static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *out,
                         tsr_kv_err_t *ke)
@@ -189,6 +226,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
             return TSR_OK;
         case TSR_KV_POP_FETCH:
             return fetch(NULL, &r, out, ke);
+        case TSR_KV_POP_DIGEST:
+            return digest(NULL, out, ke);
         default:
             snprintf(ke->message, sizeof(ke->message), "key not found");
             return TSR_ERR_NOT_FOUND;
@@ -274,6 +313,11 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     }
     case TSR_KV_POP_FETCH:
         rc = fetch(t, &r, out, ke);
+        goto done;
+    case TSR_KV_POP_DIGEST:
+        if (!tsr_rbuf_done(&r))
+            break;
+        rc = digest(t, out, ke);
         goto done;
     case TSR_KV_POP_LOAD: {
         uint32_t n = tsr_rbuf_u32(&r);

@@ -1,0 +1,163 @@
+/*
+ * kv_compare.c - a partition in doubt has its fresh replicas compared
+ * (docs/kv.md "On a cluster", Doubt).
+ *
+ * Doubt (kv_missed.c) means a write may have been applied on some fresh
+ * replicas and not on others: a write that no replica answered, or any
+ * write in flight when the last scheduler died (a catalog loaded after a
+ * crash puts every partition in doubt). Such a write was never
+ * acknowledged, so either outcome is allowed, but not both: reads go to
+ * the primary, and if it fails later the next replica must not answer an
+ * older value than the one it served (a read that goes back in time).
+ *
+ * So once every fresh replica of a partition in doubt is up, the scheduler
+ * holds the partition's writes back (the resync slot, sched_kv_sync.c:
+ * the write in flight finishes, new ones wait), asks each fresh replica
+ * for the DIGEST of its copy (kv_msg.h: an order-free sum of a 128-bit
+ * hash of every pair), and marks stale every replica whose digest differs
+ * from the primary's (saved in the catalog before any write runs again):
+ * it is then refilled whole from the primary by an ordinary resync, and
+ * the partition is out of doubt. The primary's copy wins because it is
+ * the one reads have been served from. A digest that does not come back
+ * (the worker died, an older worker) leaves the partition in doubt, to be
+ * compared again 5 s later; a replica that did answer and differs is
+ * marked all the same.
+ *
+ * The comparison costs one scan of the partition on each replica (on the
+ * worker, nothing crosses the network but 24 bytes) and holds the
+ * partition's writes for that long; at most KV_SYNC_MAX comparisons and
+ * resyncs run at once. Reads go on, from the primary.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "sched_kv.h"
+
+bool tsr_sched_kv_compare_due(sched_t *s, const skv_table_t *t, uint32_t part, size_t *src)
+{
+    if (!t->parts[part].doubt)
+        return false;
+    size_t fresh = 0, first = t->nrep;
+    for (size_t r = 0; r < t->nrep; r++) {
+        const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+        if (!rep->id[0] || rep->stale)
+            continue;
+        if (!tsr_sched_kv_ready_worker(s, rep->id))
+            return false; /* one is down: it goes stale at the next write, or is compared later */
+        if (first == t->nrep)
+            first = r;
+        fresh++;
+    }
+    if (fresh < 2)
+        return false; /* nothing to compare (a stale one is copied whole, which ends the doubt) */
+    *src = first;
+    return true;
+}
+
+/* Every digest is back (or its call failed): mark those that differ from
+ * src's, and end the doubt when every fresh replica answered. */
+static void compare_end(kv_sync_t *y)
+{
+    sched_t *s = y->s;
+    skv_table_t *t = y->t;
+    if (tsr_sched_kv_find(s, t->name) != t) { /* dropped meanwhile */
+        tsr_sched_kv_sync_release(y, false);
+        return;
+    }
+    const kv_digest_call_t *ref = &y->calls[y->src];
+    bool all = ref->answered && !y->failed;
+    unsigned differ = 0;
+    for (size_t r = 0; ref->answered && r < t->nrep; r++) {
+        const kv_digest_call_t *c = &y->calls[r];
+        if (!c->asked || r == y->src)
+            continue;
+        if (!c->answered) {
+            all = false;
+            continue;
+        }
+        if ((c->pairs == ref->pairs && c->sum0 == ref->sum0 && c->sum1 == ref->sum1))
+            continue;
+        differ++;
+        const skv_rep_t *rep = &t->reps[(size_t)y->part * t->nrep + r];
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: the replica on %s differs from the one on %s "
+                      "(%llu pairs against %llu): it is stale and will be copied whole",
+                      t->name, y->part, rep->id, t->reps[(size_t)y->part * t->nrep + y->src].id,
+                      (unsigned long long)c->pairs, (unsigned long long)ref->pairs);
+        /* saved before the writes that wait run (no missed keys: whole) */
+        tsr_sched_kv_mark_stale(s, t, y->part, r, NULL);
+    }
+    if (all) {
+        t->parts[y->part].doubt = false;
+        if (differ == 0)
+            tsr_sched_log(s->p->log, "scheduler",
+                          "kv table '%s' partition %u: its fresh replicas agree (%llu pairs); "
+                          "it is out of doubt",
+                          t->name, y->part, (unsigned long long)ref->pairs);
+    } else {
+        t->parts[y->part].retry_ms = tsr_sched_now_ms() + 5000;
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv table '%s' partition %u: comparing its replicas failed (a digest did "
+                      "not come back); it stays in doubt and is compared again later",
+                      t->name, y->part);
+    }
+    tsr_sched_kv_sync_release(y, all);
+}
+
+static void on_digest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+{
+    kv_digest_call_t *c = arg;
+    kv_sync_t *y = c->y;
+    if (status == TSR_OK) {
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, reply->data, reply->len);
+        c->pairs = tsr_rbuf_u64(&r);
+        c->sum0 = tsr_rbuf_u64(&r);
+        c->sum1 = tsr_rbuf_u64(&r);
+        /* the process that answered must still be the one the replica is
+         * on (a restart in between may hold another copy) */
+        c->answered = tsr_rbuf_done(&r) &&
+                      tsr_sched_kv_ready_worker(
+                          y->s, y->t->reps[(size_t)y->part * y->t->nrep + c->rep].id) == c->w;
+    }
+    tsr_rpc_msg_release(y->s->t, reply);
+    if (--y->digests == 0)
+        compare_end(y);
+}
+
+bool tsr_sched_kv_compare_start(kv_sync_t *y)
+{
+    sched_t *s = y->s;
+    skv_table_t *t = y->t;
+    y->phase = KV_SYNC_COMPARING;
+    tsr_wbuf_t msg;
+    tsr_wbuf_init(&msg, s->mem);
+    tsr_sched_kv_encode_run(t, y->part, TSR_KV_POP_DIGEST, NULL, 0, &msg);
+    y->digests = 1; /* ours, until every call is out */
+    bool dropped = tsr_sched_kv_find(s, t->name) != t;
+    for (size_t r = 0; r < t->nrep && !dropped && !msg.failed; r++) {
+        const skv_rep_t *rep = &t->reps[(size_t)y->part * t->nrep + r];
+        kv_digest_call_t *c = &y->calls[r];
+        if (!rep->id[0] || rep->stale)
+            continue;
+        c->y = y;
+        c->rep = r;
+        c->asked = true;
+        sworker_t *w = tsr_sched_kv_ready_worker(s, rep->id);
+        c->w = w;
+        tsr_error_t e;
+        tsr_error_clear(&e);
+        y->digests++;
+        if (!w || tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, msg.data, msg.len, KV_CALL_MS,
+                                     on_digest, c, &e) != TSR_OK)
+            y->digests--; /* asked, never answered: the comparison fails */
+    }
+    if (msg.failed || dropped)
+        y->failed = true;
+    tsr_wbuf_free(&msg);
+    if (--y->digests > 0)
+        return true;
+    compare_end(y);
+    return false;
+}
