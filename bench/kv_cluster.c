@@ -3,8 +3,10 @@
  * through a running cluster's scheduler (docs/kv.md "On a cluster",
  * Replication), the path of `tessera kv put` without a process per call.
  *
- * Creates the 2-replica table "bench_kv_puts" (8 partitions, 8-byte keys,
- * 16-byte values) - refusing to run when it exists - and, for each client
+ * Creates the 2-replica table "bench_kv_puts" (8 partitions, or
+ * TSR_BENCH_KV_CLUSTER_PARTS: 1 puts every client on one partition, whose
+ * writes the scheduler orders one round at a time; 8-byte keys, 16-byte
+ * values) - refusing to run when it exists - and, for each client
  * count, runs that many threads, each with its own connection, putting
  * random keys of 100,000 back to back for the point's time. Each put is
  * acknowledged once durable on every replica (workers with a data dir
@@ -31,19 +33,19 @@
 #include "suite_kv_internal.h"
 
 #define KC_TABLE "bench_kv_puts"
-#define KC_PARTS 8u
+#define KC_PARTS 8u /* the default */
 #define KC_KEYS 100000u
 #define KC_VAL 16u
 
 /* One partition request on key k: PUT of val, or GET (val gets the value). */
-static tsr_status_t part_call(tsr_client_t *c, uint8_t pop, uint64_t k, uint8_t *val,
-                              tsr_error_t *e)
+static tsr_status_t part_call(tsr_client_t *c, uint32_t parts, uint8_t pop, uint64_t k,
+                              uint8_t *val, tsr_error_t *e)
 {
     tsr_wbuf_t b;
     tsr_wbuf_init(&b, NULL);
     tsr_wbuf_u8(&b, TSR_KV_OP_PART);
     tsr_wbuf_str(&b, KC_TABLE);
-    tsr_wbuf_u32(&b, tsr_sched_txn_part_of(&k, 8, KC_PARTS));
+    tsr_wbuf_u32(&b, tsr_sched_txn_part_of(&k, 8, parts));
     tsr_wbuf_u8(&b, pop);
     tsr_wbuf_blob(&b, &k, 8);
     if (pop == TSR_KV_POP_PUT)
@@ -70,6 +72,7 @@ static tsr_status_t part_call(tsr_client_t *c, uint8_t pop, uint64_t k, uint8_t 
 typedef struct kc_client {
     tsr_client_t *c;
     unsigned id;
+    uint32_t parts; /* the table's */
     double until;
     double *lat; /* seconds per put */
     size_t n, cap;
@@ -90,7 +93,7 @@ static void *kc_run(void *arg)
         tsr_error_t e;
         tsr_error_clear(&e);
         double t0 = tsr_bench_now();
-        if (part_call(cl->c, TSR_KV_POP_PUT, k, val, &e) != TSR_OK) {
+        if (part_call(cl->c, cl->parts, TSR_KV_POP_PUT, k, val, &e) != TSR_OK) {
             cl->failed = 1;
             snprintf(cl->err, sizeof(cl->err), "%s", e.message);
             break;
@@ -115,7 +118,7 @@ static void *kc_run(void *arg)
 
 /* One client count: n threads for secs; figures and the read-back check. */
 static int kc_point(tsr_bench_report_t *r, const char *host, uint16_t port, const char *token,
-                    unsigned n, double secs)
+                    uint32_t parts, unsigned n, double secs)
 {
     kc_client_t *cl = calloc(n, sizeof(*cl));
     pthread_t *th = calloc(n, sizeof(*th));
@@ -137,6 +140,7 @@ static int kc_point(tsr_bench_report_t *r, const char *host, uint16_t port, cons
     double t0 = tsr_bench_now();
     for (; started < n; started++) {
         cl[started].id = started;
+        cl[started].parts = parts;
         cl[started].until = t0 + secs;
         if (pthread_create(&th[started], NULL, kc_run, &cl[started]) != 0)
             break;
@@ -185,7 +189,7 @@ static int kc_point(tsr_bench_report_t *r, const char *host, uint16_t port, cons
         tsr_error_clear(&e);
         if (cl[i].last[0] == 0)
             continue; /* it never reached its own key */
-        if (part_call(cl[i].c, TSR_KV_POP_GET, KC_KEYS + i, got, &e) != TSR_OK ||
+        if (part_call(cl[i].c, parts, TSR_KV_POP_GET, KC_KEYS + i, got, &e) != TSR_OK ||
             memcmp(got, cl[i].last, KC_VAL) != 0) {
             tsr_bench_error("kv cluster: client %u's key does not hold its last put (%s)", i,
                             e.message[0] ? e.message : "another value");
@@ -193,8 +197,9 @@ static int kc_point(tsr_bench_report_t *r, const char *host, uint16_t port, cons
         }
     }
     if (rc == 0)
-        tsr_bench_report_note(r, "cluster, %u clients: %zu puts in %.2f s, read back", n, total,
-                              el);
+        tsr_bench_report_note(
+            r, "cluster, %u clients: %zu puts in %.2f s on %u partition(s), read back", n, total,
+            el, parts);
 out:
     for (unsigned i = 0; cl && i < opened; i++) {
         free(cl[i].lat);
@@ -218,6 +223,18 @@ int tsr_bench_kv_cluster_phase(tsr_bench_report_t *r, const char *sched, const i
         tsr_bench_error("kv cluster: no cluster token: set TESSERA_TOKEN_FILE");
         return -1;
     }
+    uint32_t parts = KC_PARTS;
+    const char *pe = getenv("TSR_BENCH_KV_CLUSTER_PARTS");
+    if (pe && pe[0]) {
+        char *end = NULL;
+        unsigned long v = strtoul(pe, &end, 10);
+        if (*end || v < 1 || v > TSR_KV_MAX_PARTITIONS) {
+            tsr_bench_error("kv cluster: TSR_BENCH_KV_CLUSTER_PARTS must be 1..%u, not '%s'",
+                            TSR_KV_MAX_PARTITIONS, pe);
+            return -1;
+        }
+        parts = (uint32_t)v;
+    }
     tsr_client_t *c = NULL;
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -225,11 +242,11 @@ int tsr_bench_kv_cluster_phase(tsr_bench_report_t *r, const char *sched, const i
         tsr_bench_error("kv cluster: %s", e.message);
         return -1;
     }
-    int rc = tsr_bench_cluster_table(c, "kv cluster", TSR_KV_OP_CREATE, KC_TABLE, KC_PARTS, 2, 8,
-                                     KC_VAL);
+    int rc =
+        tsr_bench_cluster_table(c, "kv cluster", TSR_KV_OP_CREATE, KC_TABLE, parts, 2, 8, KC_VAL);
     bool created = rc == 0;
     for (int i = 0; i < ncounts && rc == 0; i++)
-        rc = kc_point(r, host, port, token, (unsigned)counts[i], secs);
+        rc = kc_point(r, host, port, token, parts, (unsigned)counts[i], secs);
     tsr_bench_progress_clear();
     if (created &&
         tsr_bench_cluster_table(c, "kv cluster", TSR_KV_OP_DROP, KC_TABLE, 0, 0, 0, 0) != 0)

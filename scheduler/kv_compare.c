@@ -65,10 +65,16 @@ static void compare_end(kv_sync_t *y)
         tsr_sched_kv_sync_release(y, false);
         return;
     }
+    /* the primary must still be the process that answered, fresh: if it
+     * died or went stale meanwhile, reads moved to another replica, whose
+     * copy must not be thrown away for the old primary's */
     const kv_digest_call_t *ref = &y->calls[y->src];
+    const skv_rep_t *src = &t->reps[(size_t)y->part * t->nrep + y->src];
+    if (src->stale || tsr_sched_kv_ready_worker(s, src->id) != ref->w)
+        y->failed = true;
     bool all = ref->answered && !y->failed;
     unsigned differ = 0;
-    for (size_t r = 0; ref->answered && r < t->nrep; r++) {
+    for (size_t r = 0; all && r < t->nrep; r++) {
         const kv_digest_call_t *c = &y->calls[r];
         if (!c->asked || r == y->src)
             continue;
@@ -88,6 +94,7 @@ static void compare_end(kv_sync_t *y)
         /* saved before the writes that wait run (no missed keys: whole) */
         tsr_sched_kv_mark_stale(s, t, y->part, r, NULL);
     }
+    t->parts[y->part].compare_failed = !all;
     if (all) {
         t->parts[y->part].doubt = false;
         if (differ == 0)
@@ -131,12 +138,17 @@ bool tsr_sched_kv_compare_start(kv_sync_t *y)
     sched_t *s = y->s;
     skv_table_t *t = y->t;
     y->phase = KV_SYNC_COMPARING;
+    /* the write in flight when it was planned may have made a replica
+     * stale, or a worker died: a resync may be due instead */
+    if (tsr_sched_kv_find(s, t->name) != t || !tsr_sched_kv_compare_due(s, t, y->part, &y->src)) {
+        tsr_sched_kv_sync_release(y, true);
+        return false;
+    }
     tsr_wbuf_t msg;
     tsr_wbuf_init(&msg, s->mem);
     tsr_sched_kv_encode_run(t, y->part, TSR_KV_POP_DIGEST, NULL, 0, &msg);
     y->digests = 1; /* ours, until every call is out */
-    bool dropped = tsr_sched_kv_find(s, t->name) != t;
-    for (size_t r = 0; r < t->nrep && !dropped && !msg.failed; r++) {
+    for (size_t r = 0; r < t->nrep && !msg.failed; r++) {
         const skv_rep_t *rep = &t->reps[(size_t)y->part * t->nrep + r];
         kv_digest_call_t *c = &y->calls[r];
         if (!rep->id[0] || rep->stale)
@@ -153,7 +165,7 @@ bool tsr_sched_kv_compare_start(kv_sync_t *y)
                                      on_digest, c, &e) != TSR_OK)
             y->digests--; /* asked, never answered: the comparison fails */
     }
-    if (msg.failed || dropped)
+    if (msg.failed)
         y->failed = true;
     tsr_wbuf_free(&msg);
     if (--y->digests > 0)

@@ -570,6 +570,7 @@ int tsr_sched_run(const tsr_sched_params_t *p)
     /* before the transport fails what is in flight (its partitions are not
      * clean): the missed keys of stale kv replicas, for the next start */
     tsr_sched_kv_missed_save(s);
+    tsr_sched_kv_log_puts(s);
     code = 0;
 
 cleanup:

@@ -138,6 +138,9 @@ void tsr_sched_kv_free(sched_t *s);
  * doubt, and the missed keys of their stale replicas, to DIR/kv-missed for
  * the next start (a delta resync then needs no whole copy). */
 void tsr_sched_kv_missed_save(sched_t *s);
+/* Logs how many puts went out to their replicas in how many writes (their
+ * group commit, sched_kv_repl.c), at the stop. */
+void tsr_sched_kv_log_puts(sched_t *s);
 /* Once listening, before the loop serves anything: removes (durably) the
  * DIR/kv-missed this start read; an error must stop the scheduler (a later
  * start would take those sets for current). */

@@ -19,6 +19,11 @@
 #include "sched_internal.h"
 
 #define KV_CALL_MS 30000
+/* The puts of a partition that wait for its turn go out together, one
+ * LOAD for all its replicas (one round of fdatasyncs for them all): at
+ * most this many pairs, and this many bytes of them, per write. */
+#define KV_GROUP_PAIRS 512u
+#define KV_GROUP_BYTES (4u << 20)
 #define KV_ID_MAX 400
 #define KV_RETIRED_MAX 16     /* decommissioned worker ids remembered */
 #define KV_REPLACE_BUSY_MAX 4 /* partitions copying for a replacement at once */
@@ -85,6 +90,10 @@ typedef struct skv_part {
      * delta) until a whole copy leaves every fresh replica a copy of one
      * (sched_kv_sync.c). */
     bool doubt;
+    /* the last comparison of its fresh replicas failed (kv_compare.c): a
+     * stale replica is resynced before the next one, so a replica that
+     * cannot answer DIGEST does not hold every copy back */
+    bool compare_failed;
 } skv_part_t;
 
 typedef struct skv_table {
@@ -104,13 +113,17 @@ struct skv {
     skv_table_t **tables;
     size_t n, cap;
     uint64_t next_gen;
-    bool unsaved; /* the last save of the catalog failed (kv_catalog.c) */
-    unsigned syncs; /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
-    uint32_t sync_page; /* pairs per resync page; 0: by the table's sizes (test hook) */
-    bool missed_file;    /* DIR/kv-missed was read at start, not removed yet */
-    size_t missed_bytes; /* every missed set's tsr_kv_keyset_bytes (kv_missed.c) */
-    size_t missed_max;   /* their bound: KV_MISSED_TOTAL_MAX (or the test hook's) */
+    bool unsaved;           /* the last save of the catalog failed (kv_catalog.c) */
+    unsigned syncs;         /* resyncs running (at most KV_SYNC_MAX, sched_kv_sync.c) */
+    uint32_t sync_page;     /* pairs per resync page; 0: by the table's sizes (test hook) */
+    bool missed_file;       /* DIR/kv-missed was read at start, not removed yet */
+    size_t missed_bytes;    /* every missed set's tsr_kv_keyset_bytes (kv_missed.c) */
+    size_t missed_max;      /* their bound: KV_MISSED_TOTAL_MAX (or the test hook's) */
     bool sync_more_running; /* inside tsr_sched_kv_sync_more */
+    /* group commit (sched_kv_repl.c gather_puts), logged at the stop: */
+    uint64_t puts;        /* puts sent to their replicas */
+    uint64_t put_writes;  /* the writes that carried them (a group is one) */
+    uint64_t put_grouped; /* puts that went in a group of 2 or more */
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
     bool replace_blocked;     /* "no worker can take them" was logged */
@@ -143,14 +156,18 @@ typedef struct kv_op {
     tsr_wbuf_t effect;                /* the backups' (an upsert's: every replica's) message */
     uint8_t *reply;                   /* the primary's (an upsert's first) answer */
     size_t reply_len;
-    bool counted;       /* counted in its partition's writes */
-    bool unanswered;    /* a replica got it and never answered: maybe applied there */
+    bool counted;    /* counted in its partition's writes */
+    bool unanswered; /* a replica got it and never answered: maybe applied there */
     /* an upsert sent to every fresh replica at once (sched_kv_repl.c) */
     unsigned applied;     /* replicas that applied it */
     tsr_status_t estatus; /* the first replica's error (TSR_OK: none) */
     uint8_t *ereply;      /* its answer (a proto.h "rerr"), for the client */
     size_t elen;
-    struct kv_op *next; /* in the partition's queue */
+    struct kv_op *next; /* in the partition's queue, or among riders */
+    /* puts that waited behind this one and go out with it as one LOAD
+     * (sched_kv_repl.c gather_puts): answered as it is, freed with it */
+    struct kv_op *riders;
+    uint32_t pairs; /* an upsert's pairs (its effect's; a put: 1 + riders) */
     /* non-NULL: a placeholder that only holds the partition's write turn
      * for a transaction's commit (sched_txn.c): when its turn comes,
      * granted(op) runs instead of a send; the turn ends with
@@ -163,9 +180,9 @@ typedef struct kv_op {
  * page by page (SCAN on a fresh replica, LOAD into the stale one) while
  * the partition's writes go on, each also queued for the stale copy. */
 typedef enum kv_sync_phase {
-    KV_SYNC_WAITING, /* the writes in flight finish; new ones wait */
-    KV_SYNC_COPYING, /* pages and writes' effects flow to the copy */
-    KV_SYNC_CLOSING, /* the copy caught up: new writes wait for the end */
+    KV_SYNC_WAITING,   /* the writes in flight finish; new ones wait */
+    KV_SYNC_COPYING,   /* pages and writes' effects flow to the copy */
+    KV_SYNC_CLOSING,   /* the copy caught up: new writes wait for the end */
     KV_SYNC_COMPARING, /* a comparison's digests are asked for: writes wait */
 } kv_sync_phase_t;
 
@@ -191,25 +208,25 @@ typedef struct kv_sync {
     sched_t *s;
     skv_table_t *t;
     uint32_t part;
-    size_t src, dst;     /* replica indexes */
+    size_t src, dst;        /* replica indexes */
     const sworker_t *src_w; /* the process the scan reads (a new one: from slot 0) */
     const sworker_t *dst_w; /* the process the copy is written in (another: it fails) */
     kv_sync_phase_t phase;
-    bool delta;    /* refills only dst's missed keys (FETCH), no DROP */
-    uint64_t end;  /* delta: the missed set's bytes to go through */
+    bool delta;     /* refills only dst's missed keys (FETCH), no DROP */
+    uint64_t end;   /* delta: the missed set's bytes to go through */
     uint32_t batch; /* delta: keys in the FETCH in flight */
-    bool failed;   /* ends (stale still) once nothing is in flight */
-    bool scanning; /* a SCAN call to src in flight */
-    bool scanned;  /* the last page came */
+    bool failed;    /* ends (stale still) once nothing is in flight */
+    bool scanning;  /* a SCAN call to src in flight */
+    bool scanned;   /* the last page came */
     uint64_t cursor;
-    unsigned rescans;                   /* scans started over (the source rehashed) */
+    unsigned rescans;                    /* scans started over (the source rehashed) */
     uint64_t copied, skipped, forwarded; /* pairs loaded, pairs left out, writes */
-    kv_sync_item_t *head, *tail;        /* for dst, in order; one call at a time */
-    kv_sync_item_t *sending;            /* the item whose call to dst is in flight */
-    size_t queued;                      /* bytes of the items queued */
-    unsigned pages;                     /* pages queued or in flight to dst */
-    kv_keyset_t written;                /* keys the forwarded writes touched */
-    tsr_wbuf_t scan;                    /* the SCAN call's message */
+    kv_sync_item_t *head, *tail;         /* for dst, in order; one call at a time */
+    kv_sync_item_t *sending;             /* the item whose call to dst is in flight */
+    size_t queued;                       /* bytes of the items queued */
+    unsigned pages;                      /* pages queued or in flight to dst */
+    kv_keyset_t written;                 /* keys the forwarded writes touched */
+    tsr_wbuf_t scan;                     /* the SCAN call's message */
     /* A comparison instead of a copy (kv_compare.c): the partition is in
      * doubt and all its fresh replicas are up; each is asked for its
      * digest while the writes wait, and those that differ from src's go

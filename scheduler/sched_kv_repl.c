@@ -57,6 +57,13 @@ static void op_free(kv_op_t *op)
         else
             next = tsr_sched_kv_dequeue(sp); /* holds a table ref of its own */
     }
+    while (op->riders) { /* answered with op */
+        kv_op_t *r = op->riders;
+        op->riders = r->next;
+        tsr_wbuf_free(&r->msg);
+        tsr_sched_kv_table_unref(s, r->t);
+        tsr_mem_free(s->mem, r);
+    }
     tsr_wbuf_free(&op->msg);
     tsr_wbuf_free(&op->effect);
     tsr_mem_free(s->mem, op->reply);
@@ -65,6 +72,21 @@ static void op_free(kv_op_t *op)
     tsr_mem_free(s->mem, op);
     if (next)
         tsr_sched_kv_dispatch(next);
+}
+
+/* Answers op's client and every rider's with the same status and payload. */
+static void answer(kv_op_t *op, tsr_status_t status, const void *data, size_t len)
+{
+    tsr_rpc_reply(op->s->t, op->req, status, data, len);
+    for (kv_op_t *r = op->riders; r; r = r->next)
+        tsr_rpc_reply(op->s->t, r->req, status, data, len);
+}
+
+static void answer_error(kv_op_t *op, tsr_status_t status, const char *msg, const char *hint)
+{
+    tsr_proto_reply_error(op->s->t, op->s->mem, op->req, status, msg, hint);
+    for (kv_op_t *r = op->riders; r; r = r->next)
+        tsr_proto_reply_error(op->s->t, op->s->mem, r->req, status, msg, hint);
 }
 
 kv_op_t *tsr_sched_kv_dequeue(skv_part_t *sp)
@@ -115,11 +137,12 @@ static void finish_write(kv_op_t *op)
             marked = true;
         }
     if (marked && s->kv->unsaved) /* a restart could take the stale copy for fresh */
-        tsr_proto_reply_error(
-            s->t, s->mem, op->req, TSR_ERR_IO,
-            "the write was applied, but the kv catalog could not be saved: its outcome "
-            "is unknown",
-            "see the scheduler's log; check its --data-dir");
+        answer_error(op, TSR_ERR_IO,
+                     "the write was applied, but the kv catalog could not be saved: its outcome "
+                     "is unknown",
+                     "see the scheduler's log; check its --data-dir");
+    else if (op->riders) /* puts: their answer is empty (op->reply is the LOAD's) */
+        answer(op, TSR_OK, NULL, 0);
     else
         tsr_rpc_reply(s->t, op->req, TSR_OK, op->reply, op->reply_len);
     op_free(op);
@@ -250,10 +273,9 @@ static void no_replica(kv_op_t *op)
         first = op->t->reps[(size_t)op->part * op->t->nrep + r].id;
     snprintf(msg, sizeof(msg), "kv table '%s' partition %u: no replica is up (%s)", op->t->name,
              op->part, first);
-    tsr_proto_reply_error(
-        s->t, s->mem, op->req, TSR_ERR_UNAVAILABLE, msg,
-        "restart the partition's worker with its --data-dir: it recovers the partition "
-        "from its log");
+    answer_error(op, TSR_ERR_UNAVAILABLE, msg,
+                 "restart the partition's worker with its --data-dir: it recovers the partition "
+                 "from its log");
     if (op->write && op->unanswered) /* a primary that died mid-call may have applied it */
         tsr_sched_kv_doubt(s, op->t, op->part);
     op_free(op);
@@ -275,7 +297,7 @@ static void finish_upsert(kv_op_t *op)
         no_replica(op);
         return;
     }
-    tsr_rpc_reply(s->t, op->req, op->estatus, op->ereply, op->elen);
+    answer(op, op->estatus, op->ereply, op->elen);
     if (op->unanswered) /* another replica got it and may have applied it */
         tsr_sched_kv_doubt(s, op->t, op->part);
     op_free(op);
@@ -299,14 +321,11 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     sched_t *s = op->s;
     bool whole = true;
     uint64_t stored = 0;
-    if (status == TSR_OK && op->pop == TSR_KV_POP_LOAD) {
+    if (status == TSR_OK && (op->pop == TSR_KV_POP_LOAD || op->riders)) {
         /* every pair of the batch stored (one rejected on a replica, as
          * too large for it, would leave the copies different) */
-        tsr_rbuf_t req;
-        tsr_rbuf_init(&req, op->payload, op->plen);
-        uint32_t n = tsr_rbuf_u32(&req); /* the batch: u32 n, then the pairs */
         stored = load_stored(reply, &whole);
-        whole = whole && !req.bad && stored == n;
+        whole = whole && stored == op->pairs;
     }
     if (status == TSR_OK && whole) {
         /* the first to apply it: stale replicas missed it; a resync
@@ -345,6 +364,71 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         finish_upsert(op);
 }
 
+/* Whether put op's pair fits its table: one that does not is answered
+ * INVALID_ARG by the replicas, and must not fail the puts it would ride
+ * with. */
+static bool put_fits(const kv_op_t *op)
+{
+    tsr_rbuf_t r;
+    size_t kl = 0, vl = 0;
+    tsr_rbuf_init(&r, op->payload, op->plen);
+    tsr_rbuf_blob(&r, &kl);
+    tsr_rbuf_blob(&r, &vl);
+    return tsr_rbuf_done(&r) && kl <= op->t->max_key && vl <= op->t->max_value;
+}
+
+/* Group commit: the puts waiting right behind put op (the partition's
+ * queue is in arrival order) become its riders, and op's effect the LOAD
+ * of all their pairs in that order - each replica applies them as one
+ * batch (a key put twice ends with the later value, as one by one) with
+ * one fdatasync, and every put is acknowledged when the batch is applied
+ * everywhere, or fails with it. At most KV_GROUP_PAIRS pairs and
+ * KV_GROUP_BYTES; a put that does not fit its table, a conditional write
+ * or a transaction's turn ends the group. False when there is nothing to
+ * group (or no memory: op goes alone). */
+static bool gather_puts(kv_op_t *op)
+{
+    sched_t *s = op->s;
+    skv_part_t *sp = &op->t->parts[op->part];
+    kv_op_t *q = sp->qhead;
+    if (op->pop != TSR_KV_POP_PUT || !q || q->pop != TSR_KV_POP_PUT || q->granted || !put_fits(op))
+        return false;
+    tsr_wbuf_t pl;
+    tsr_wbuf_init(&pl, s->mem);
+    tsr_wbuf_u32(&pl, 0); /* the count, set below */
+    tsr_wbuf_bytes(&pl, op->payload, op->plen);
+    size_t bytes = op->plen;
+    kv_op_t **tail = &op->riders;
+    while ((q = sp->qhead) && q->pop == TSR_KV_POP_PUT && !q->granted &&
+           op->pairs < KV_GROUP_PAIRS && bytes + q->plen <= KV_GROUP_BYTES && put_fits(q)) {
+        tsr_sched_kv_dequeue(sp);
+        *tail = q;
+        tail = &q->next;
+        tsr_wbuf_bytes(&pl, q->payload, q->plen);
+        bytes += q->plen;
+        op->pairs++;
+    }
+    if (!pl.failed)
+        for (int i = 0; i < 4; i++)
+            pl.data[i] = (uint8_t)(op->pairs >> (8 * i));
+    tsr_sched_kv_encode_run(op->t, op->part, TSR_KV_POP_LOAD, pl.data, pl.len, &op->effect);
+    tsr_wbuf_free(&pl);
+    if (pl.failed || op->effect.failed) {
+        /* no memory for the batch: the riders wait again, first in line */
+        *tail = sp->qhead;
+        sp->qhead = op->riders;
+        if (!sp->qtail)
+            for (sp->qtail = sp->qhead; sp->qtail->next; sp->qtail = sp->qtail->next)
+                ;
+        op->riders = NULL;
+        op->pairs = 1;
+        tsr_wbuf_free(&op->effect);
+        tsr_wbuf_init(&op->effect, s->mem);
+        return false;
+    }
+    return true;
+}
+
 /* A PUT or LOAD sets its pairs whatever the copy holds, so the request is
  * its own effect: it goes to every fresh replica at once - one round of
  * fdatasyncs in parallel rather than the primary's, then the backups' -
@@ -354,10 +438,24 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
  * and the backups get its effect (start_backups). */
 static void send_upsert(kv_op_t *op)
 {
-    /* the request is its own effect: its message, encoded (and checked)
-     * when it was submitted, moves over rather than being encoded again */
-    op->effect = op->msg;
-    tsr_wbuf_init(&op->msg, op->s->mem);
+    if (op->pop == TSR_KV_POP_LOAD) {
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, op->payload, op->plen);
+        op->pairs = tsr_rbuf_u32(&r); /* the batch: u32 n, then the pairs (checked at submit) */
+    } else
+        op->pairs = 1;
+    bool grouped = gather_puts(op);
+    if (op->pop == TSR_KV_POP_PUT && op->s->kv) {
+        op->s->kv->puts += op->pairs;
+        op->s->kv->put_writes++;
+        op->s->kv->put_grouped += grouped ? op->pairs : 0;
+    }
+    if (!grouped) {
+        /* the request is its own effect: its message, encoded (and checked)
+         * when it was submitted, moves over rather than being encoded again */
+        op->effect = op->msg;
+        tsr_wbuf_init(&op->msg, op->s->mem);
+    }
     op->pending = 1; /* ours, until every call is out */
     for (size_t r = 0; r < op->t->nrep; r++) {
         const skv_rep_t *rep = &op->t->reps[(size_t)op->part * op->t->nrep + r];
@@ -409,4 +507,14 @@ void tsr_sched_kv_submit(sched_t *s, kv_op_t *op)
         return;
     }
     tsr_sched_kv_dispatch(op);
+}
+
+void tsr_sched_kv_log_puts(sched_t *s)
+{
+    if (s->kv && s->kv->puts)
+        tsr_sched_log(s->p->log, "scheduler",
+                      "kv: %llu put(s) went to their replicas in %llu write(s) (%llu of them in "
+                      "groups)",
+                      (unsigned long long)s->kv->puts, (unsigned long long)s->kv->put_writes,
+                      (unsigned long long)s->kv->put_grouped);
 }

@@ -29,12 +29,11 @@
  * The end: once the target has applied the last page and every effect
  * queued, new writes wait again (CLOSING); when the write in flight has
  * finished and the target has applied its effect too, the replica is fresh
- * (saved in the catalog) and the waiting writes run, on it too. The target's writes are not waited for by
- * the writes' clients meanwhile (it is stale: not read, not counted), so a
- * slow target cannot slow the partition; its queue past KV_SYNC_QUEUE_MAX
- * bytes (or KV_SYNC_KEYS_MAX of remembered keys) ends the resync as failed.
- * A failure anywhere leaves the replica stale and blocks a new try for 5 s.
- * Reads go on throughout (the stale copy is not read).
+ * (saved in the catalog) and the waiting writes run, on it too. The target's writes are not waited
+ * for by the writes' clients meanwhile (it is stale: not read, not counted), so a slow target
+ * cannot slow the partition; its queue past KV_SYNC_QUEUE_MAX bytes (or KV_SYNC_KEYS_MAX of
+ * remembered keys) ends the resync as failed. A failure anywhere leaves the replica stale and
+ * blocks a new try for 5 s. Reads go on throughout (the stale copy is not read).
  *
  * A partition move (kv_rebalance.c: a worker joining, or the replacement
  * of a replica whose worker is gone) fills its new replica the same way: it
@@ -85,6 +84,7 @@ static void sync_end(kv_sync_t *y, bool ok)
         tsr_sched_kv_persist(s);
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
+    sp->compare_failed = false; /* the next comparison may be tried */
     tsr_sched_log(s->p->log, "scheduler",
                   ok ? "kv table '%s' partition %u: replica on %s resynced (%llu pairs copied, "
                        "%llu writes applied during the copy, %llu pairs left to them, %u "
@@ -225,8 +225,7 @@ static bool send_scan(kv_sync_t *y)
             payload[i] = (uint8_t)(y->cursor >> (8 * i));
         for (int i = 0; i < 4; i++)
             payload[8 + i] = (uint8_t)(page >> (8 * i));
-        tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload),
-                                &y->scan);
+        tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload), &y->scan);
     }
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -529,10 +528,7 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
     if (sp->sync || s->kv->syncs >= KV_SYNC_MAX || tsr_sched_now_ms() < sp->retry_ms)
         return;
     size_t src = t->nrep, dst = t->nrep;
-    /* in doubt, the fresh replicas are compared first: a copy from one of
-     * them must not spread a difference (kv_compare.c) */
-    bool compare = tsr_sched_kv_compare_due(s, t, part, &src);
-    for (size_t r = 0; r < t->nrep && !compare; r++) {
+    for (size_t r = 0; r < t->nrep; r++) {
         const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
         sworker_t *w = rep->id[0] ? tsr_sched_kv_ready_worker(s, rep->id) : NULL;
         if (!w)
@@ -544,6 +540,14 @@ void tsr_sched_kv_maybe_sync(sched_t *s, skv_table_t *t, uint32_t part)
         else if (!rep->stale && src == t->nrep)
             src = r;
     }
+    /* in doubt, the fresh replicas are compared first: a copy from one of
+     * them must not spread a difference (kv_compare.c); after a failed
+     * comparison a stale replica is copied first, so one replica that
+     * cannot answer does not hold every copy back. (src is the first fresh
+     * replica either way.) */
+    size_t first = t->nrep;
+    bool compare =
+        tsr_sched_kv_compare_due(s, t, part, &first) && !(sp->compare_failed && dst != t->nrep);
     if (src == t->nrep || (dst == t->nrep && !compare))
         return;
     kv_sync_t *y = tsr_mem_calloc(s->mem, 1, sizeof(*y));

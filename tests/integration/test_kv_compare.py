@@ -77,7 +77,8 @@ def body(test, ps, tmp):
 
     def stop(p, sig):
         if p.poll() is None:
-            p.send_signal(signal.SIGCONT)
+            if sig != signal.SIGKILL:  # a stopped B woken would apply what it holds
+                p.send_signal(signal.SIGCONT)
             p.send_signal(sig)
         p.wait(timeout=30)
 
