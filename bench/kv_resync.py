@@ -12,12 +12,15 @@ its copy is refilled with only the keys it missed (a delta); with --wipe
 its data dir is removed first, so the whole partition is copied. With
 --restart the scheduler is stopped (SIGTERM) and started again on its data
 dir while B is away, worker A with it: what the stop kept (kv-missed) lets
-the new scheduler refill B by its missed keys too. Prints
+the new scheduler refill B by its missed keys too; with --crash it is
+SIGKILLed instead (nothing kept): B is refilled by the hash ranges of keys
+that differ (kv_ranges.c; before 2026-11-29 it was copied whole). Prints
 the resync's kind and duration (from the scheduler's log), its log line,
 and the puts' median and maximum latency: a resync that paused the
 partition's writes shows as a put that took about the copy's time.
 
-Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R] [--wipe] [--restart]
+Usage: bench/kv_resync.py [--tessera PATH] [--rows N] [--repeat R] [--wipe]
+                          [--restart | --crash]
 Every process is stopped by its PID; every wait is bounded.
 """
 import argparse
@@ -72,7 +75,7 @@ def one_run(tessera, rows, wipe, restart):
                 shutil.rmtree(os.path.join(tmp, "w1"))
             kv.expect(0, "put", "put", "t", "k1", "stale")
             if restart:  # a clean stop keeps B's missed keys; A follows its scheduler
-                sched.send_signal(signal.SIGTERM)
+                sched.send_signal(signal.SIGKILL if restart == "crash" else signal.SIGTERM)
                 sched.wait(timeout=60)
                 workers[0].send_signal(signal.SIGTERM)
                 workers[0].wait(timeout=60)
@@ -110,7 +113,8 @@ def one_run(tessera, rows, wipe, restart):
             log = read(slog)
             took = log_time(log, "resynced") - log_time(log, "resyncing the stale")
             line = next(ln for ln in log.splitlines() if "resynced" in ln)
-            kind = "delta" if "refilling the" in log else "whole"
+            kind = ("delta" if "refilling the" in log else
+                    "ranges" if "key ranges differ" in log else "whole")
             lat.sort()
             return kind, took, line.split("resynced", 1)[1].strip(), lat
         finally:
@@ -123,10 +127,13 @@ def main():
     ap.add_argument("--rows", type=int, default=1000000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--wipe", action="store_true")
-    ap.add_argument("--restart", action="store_true")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--restart", action="store_true")
+    how.add_argument("--crash", action="store_true")
     a = ap.parse_args()
+    restart = "crash" if a.crash else "clean" if a.restart else None
     for _ in range(a.repeat):
-        kind, took, line, lat = one_run(a.tessera, a.rows, a.wipe, a.restart)
+        kind, took, line, lat = one_run(a.tessera, a.rows, a.wipe, restart)
         print(f"resync ({kind}) of {a.rows} rows: {took:.3f} s {line}; {len(lat)} puts, median "
               f"{1000 * lat[len(lat) // 2]:.0f} ms, max {1000 * lat[-1]:.0f} ms")
     return 0

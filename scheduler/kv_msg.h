@@ -38,8 +38,10 @@
  *   GET                  bytes key -> bytes value
  *   DEL                  bytes key -> empty
  *   COUNT                -> u64
- *   SCAN                 u64 cursor (0 starts), u32 page -> u64 next (0: done),
- *                        u32 n, n x {bytes key, bytes value}
+ *   SCAN                 u64 cursor (0 starts), u32 page[, ranges] -> u64 next
+ *                        (0: done), u32 n, n x {bytes key, bytes value}; with
+ *                        ranges only the pairs of those (a page may then
+ *                        visit more pairs than it returns)
  *   LOAD                 u32 n, n x {bytes key, bytes value} -> u64 stored
  *                        (an upsert batch)
  *   DROP                 -> empty (scheduler -> worker only)
@@ -52,6 +54,16 @@
  *                        replica), so two copies holding the same pairs have
  *                        the same digest; the scheduler compares a partition's
  *                        fresh replicas in doubt (kv_compare.c)
+ *   RDIGEST              u32 n (a power of two, 1..TSR_KV_RANGES_MAX) -> u64
+ *                        pairs, u32 n, n x {u64 sum0, u64 sum1}: DIGEST per
+ *                        hash range of the keys (a mix of XXH3-64(key) mod
+ *                        n); a resync copies only the ranges whose sums
+ *                        differ (kv_ranges.c)
+ *   RDROP                ranges -> u64 keys deleted: every key of those
+ *                        ranges, durably (the stale copy's, before a resync
+ *                        by ranges refills them)
+ *   ranges: u32 n (a power of two), then max(1, n / 8) bytes: bit i % 8 of
+ *           byte i / 8 set for range i
  *   LIST                 (store table TSR_KV_LIST_TABLE) -> u32 n, n x str
  *                        store table: every table of the worker's store
  *                        (scheduler -> worker only; kv_orphans.c)
@@ -100,7 +112,14 @@ enum {
     TSR_KV_POP_LIST = 13,
     TSR_KV_POP_FETCH = 14,
     TSR_KV_POP_DIGEST = 15,
+    TSR_KV_POP_RDIGEST = 16,
+    TSR_KV_POP_RDROP = 17,
 };
+
+/* Hash ranges of a partition's keys (worker_kv_ranges.c): at most this
+ * many in a ranges set; a resync compares TSR_KV_RESYNC_RANGES of them. */
+#define TSR_KV_RANGES_MAX 65536u
+#define TSR_KV_RESYNC_RANGES 4096u
 
 #define TSR_KV_LIST_TABLE "*" /* LIST's store table: no table has this name */
 

@@ -158,6 +158,7 @@ typedef struct kv_op {
     size_t reply_len;
     bool counted;    /* counted in its partition's writes */
     bool unanswered; /* a replica got it and never answered: maybe applied there */
+    bool partial;    /* a replica stored only part of the upsert's batch */
     /* an upsert sent to every fresh replica at once (sched_kv_repl.c) */
     unsigned applied;     /* replicas that applied it */
     tsr_status_t estatus; /* the first replica's error (TSR_OK: none) */
@@ -195,6 +196,15 @@ typedef struct kv_digest_call {
     uint64_t pairs, sum0, sum1; /* its DIGEST answer (kv_msg.h) */
 } kv_digest_call_t;
 
+/* A resync's RDIGEST call to its source (side 0) or target (1), kv_ranges.c. */
+typedef struct kv_range_call {
+    struct kv_sync *y;
+    int side;
+    bool answered;
+    uint64_t pairs; /* the copy's */
+    uint64_t *sums; /* 2 per range (TSR_KV_RESYNC_RANGES) */
+} kv_range_call_t;
+
 /* One message for the stale copy, in the order it must be applied. */
 typedef struct kv_sync_item {
     struct kv_sync_item *next;
@@ -227,6 +237,14 @@ typedef struct kv_sync {
     unsigned pages;                      /* pages queued or in flight to dst */
     kv_keyset_t written;                 /* keys the forwarded writes touched */
     tsr_wbuf_t scan;                     /* the SCAN call's message */
+    /* A copy by ranges (kv_ranges.c): both copies' digests per hash
+     * range are asked for first (digesting: nothing goes to dst, no page
+     * is read), then only the ranges that differ are emptied on dst (an
+     * RDROP first in its queue) and copied. */
+    bool digesting;
+    uint8_t *ranges;  /* the ranges copied (bits, TSR_KV_RESYNC_RANGES); NULL: all */
+    uint32_t nranges; /* how many of them */
+    kv_range_call_t rcalls[2];
     /* A comparison instead of a copy (kv_compare.c): the partition is in
      * doubt and all its fresh replicas are up; each is asked for its
      * digest while the writes wait, and those that differ from src's go
@@ -332,6 +350,15 @@ void tsr_sched_kv_sync_free_all(sched_t *s);
 /* Runs a resync whose partition has no write in flight any more; true
  * when it is copying (writes may go on), false when it ended at once. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y);
+/* A whole copy is starting (its missed keys are not known): asks src and
+ * dst for their digests per range (kv_ranges.c); false when they cannot
+ * be asked (the copy goes whole at once). */
+bool tsr_sched_kv_ranges_start(kv_sync_t *y);
+/* Frees what a copy by ranges holds. */
+void tsr_sched_kv_ranges_free(kv_sync_t *y);
+/* Puts a message for dst first in its queue (nothing was sent to dst
+ * yet); false when out of memory (sched_kv_sync.c). */
+bool tsr_sched_kv_sync_push_first(kv_sync_t *y, uint8_t pop, const void *msg, size_t len);
 /* Ends y (its calls all answered; y is freed): the partition's waiting
  * writes run, and with settle a pending move may end and the next resync
  * start (sched_kv_sync.c). */

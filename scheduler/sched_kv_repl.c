@@ -293,6 +293,17 @@ static void finish_upsert(kv_op_t *op)
     }
     /* applied nowhere */
     memset(op->failed, 0, sizeof(op->failed));
+    if (op->estatus == TSR_OK && op->partial) {
+        /* stored in part everywhere that answered: some of its pairs are
+         * there, which ones is not known here (the partition is in doubt:
+         * its replicas are compared, kv_compare.c) */
+        answer_error(op, TSR_ERR_IO,
+                     "the batch was stored only in part on its replicas: its outcome is unknown",
+                     "read the keys back; see the workers' logs");
+        tsr_sched_kv_doubt(s, op->t, op->part);
+        op_free(op);
+        return;
+    }
     if (op->estatus == TSR_OK) {
         no_replica(op);
         return;
@@ -343,6 +354,7 @@ static void on_upsert(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
         /* part of the batch: that copy differs from the others */
         op->failed[bc->rep] = true;
         op->unanswered = true; /* applied in part: as good as unknown */
+        op->partial = true;
     } else {
         op->failed[bc->rep] = true;
         /* no answer (the worker died, the call failed), or an I/O or
@@ -386,21 +398,28 @@ static bool put_fits(const kv_op_t *op)
  * KV_GROUP_BYTES; a put that does not fit its table, a conditional write
  * or a transaction's turn ends the group. False when there is nothing to
  * group (or no memory: op goes alone). */
+/* Whether q (waiting right behind put op, whose group holds bytes of
+ * pairs) may ride with it. */
+static bool can_ride(const kv_op_t *op, const kv_op_t *q, size_t bytes)
+{
+    return q && q->pop == TSR_KV_POP_PUT && !q->granted && op->pairs < KV_GROUP_PAIRS &&
+           bytes + q->plen <= KV_GROUP_BYTES && put_fits(q);
+}
+
 static bool gather_puts(kv_op_t *op)
 {
     sched_t *s = op->s;
     skv_part_t *sp = &op->t->parts[op->part];
-    kv_op_t *q = sp->qhead;
-    if (op->pop != TSR_KV_POP_PUT || !q || q->pop != TSR_KV_POP_PUT || q->granted || !put_fits(op))
-        return false;
+    kv_op_t *q = NULL;
+    if (op->pop != TSR_KV_POP_PUT || !put_fits(op) || !can_ride(op, sp->qhead, op->plen))
+        return false; /* alone: its own PUT */
     tsr_wbuf_t pl;
     tsr_wbuf_init(&pl, s->mem);
     tsr_wbuf_u32(&pl, 0); /* the count, set below */
     tsr_wbuf_bytes(&pl, op->payload, op->plen);
     size_t bytes = op->plen;
     kv_op_t **tail = &op->riders;
-    while ((q = sp->qhead) && q->pop == TSR_KV_POP_PUT && !q->granted &&
-           op->pairs < KV_GROUP_PAIRS && bytes + q->plen <= KV_GROUP_BYTES && put_fits(q)) {
+    while (can_ride(op, q = sp->qhead, bytes)) {
         tsr_sched_kv_dequeue(sp);
         *tail = q;
         tail = &q->next;
@@ -441,7 +460,8 @@ static void send_upsert(kv_op_t *op)
     if (op->pop == TSR_KV_POP_LOAD) {
         tsr_rbuf_t r;
         tsr_rbuf_init(&r, op->payload, op->plen);
-        op->pairs = tsr_rbuf_u32(&r); /* the batch: u32 n, then the pairs (checked at submit) */
+        uint32_t n = tsr_rbuf_u32(&r); /* the batch: u32 n, then the pairs */
+        op->pairs = r.bad ? 0 : n;     /* malformed: the replicas refuse it (BAD_INPUT) */
     } else
         op->pairs = 1;
     bool grouped = gather_puts(op);

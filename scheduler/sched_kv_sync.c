@@ -112,6 +112,7 @@ void tsr_sched_kv_sync_release(kv_sync_t *y, bool settle)
     }
     tsr_kv_keyset_free(&y->written);
     tsr_wbuf_free(&y->scan);
+    tsr_sched_kv_ranges_free(y);
     tsr_mem_free(s->mem, y);
     if (settle && tsr_sched_kv_find(s, t->name) == t) {
         /* no write in flight: the placement may change now; then the next
@@ -137,14 +138,33 @@ static sworker_t *rep_worker(kv_sync_t *y, size_t rep)
 
 static bool pump(kv_sync_t *y);
 
+/* Whether a LOAD item's answer (u64 pairs stored) covers its whole batch:
+ * a copy that stored part of a page or of a group of puts misses the
+ * rest. */
+static bool load_whole(const kv_sync_item_t *it, const tsr_rpc_msg_t *reply)
+{
+    tsr_rbuf_t m, r;
+    tsr_rbuf_init(&m, it->data, it->len); /* a KV_RUN: store table, maxima, pop, u32 n, ... */
+    tsr_rbuf_str(&m);
+    tsr_rbuf_u32(&m);
+    tsr_rbuf_u32(&m);
+    tsr_rbuf_u8(&m);
+    uint32_t n = tsr_rbuf_u32(&m);
+    tsr_rbuf_init(&r, reply->data, reply->len);
+    uint64_t stored = tsr_rbuf_u64(&r);
+    return !m.bad && tsr_rbuf_done(&r) && stored == n;
+}
+
 static void on_item(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
     kv_sync_t *y = arg;
     kv_sync_item_t *it = y->sending;
-    tsr_rpc_msg_release(y->s->t, reply);
     /* a DEL of a key the copy does not have: the same effect */
     if (status != TSR_OK && !(status == TSR_ERR_NOT_FOUND && it->pop == TSR_KV_POP_DEL))
         y->failed = true;
+    if (status == TSR_OK && it->pop == TSR_KV_POP_LOAD && !load_whole(it, reply))
+        y->failed = true;
+    tsr_rpc_msg_release(y->s->t, reply);
     if (it->page)
         y->pages--;
     y->sending = NULL;
@@ -219,13 +239,18 @@ static bool send_scan(kv_sync_t *y)
         y->scan.failed |= pl.failed;
         tsr_wbuf_free(&pl);
     } else {
-        uint8_t payload[12];
-        uint32_t page = page_pairs(y);
-        for (int i = 0; i < 8; i++)
-            payload[i] = (uint8_t)(y->cursor >> (8 * i));
-        for (int i = 0; i < 4; i++)
-            payload[8 + i] = (uint8_t)(page >> (8 * i));
-        tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, payload, sizeof(payload), &y->scan);
+        tsr_wbuf_t pl;
+        tsr_wbuf_init(&pl, s->mem);
+        tsr_wbuf_u64(&pl, y->cursor);
+        tsr_wbuf_u32(&pl, page_pairs(y));
+        if (y->ranges) { /* only the ranges that differ (kv_ranges.c) */
+            tsr_wbuf_u32(&pl, TSR_KV_RESYNC_RANGES);
+            tsr_wbuf_bytes(&pl, y->ranges, TSR_KV_RESYNC_RANGES / 8);
+        }
+        if (!pl.failed)
+            tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_SCAN, pl.data, pl.len, &y->scan);
+        y->scan.failed |= pl.failed;
+        tsr_wbuf_free(&pl);
     }
     tsr_error_t e;
     tsr_error_clear(&e);
@@ -269,6 +294,8 @@ static bool pump(kv_sync_t *y)
     skv_part_t *sp = &y->t->parts[y->part];
     if (!y->failed && tsr_sched_kv_find(y->s, y->t->name) != y->t)
         y->failed = true; /* dropped: nothing more goes to the copy */
+    if (y->digesting)
+        return true; /* nothing goes to dst before its first item (kv_ranges.c) */
     if (y->delta && !y->scanning && y->cursor >= y->end)
         y->scanned = true; /* every missed key asked for */
     if (!y->failed && !y->scanning && !y->scanned && y->pages < KV_SYNC_PAGES_AHEAD &&
@@ -315,6 +342,23 @@ static bool enqueue(kv_sync_t *y, uint8_t pop, const void *msg, size_t len)
     else
         y->head = it;
     y->tail = it;
+    y->queued += len;
+    return true;
+}
+
+bool tsr_sched_kv_sync_push_first(kv_sync_t *y, uint8_t pop, const void *msg, size_t len)
+{
+    kv_sync_item_t *it = tsr_mem_alloc(y->s->mem, sizeof(*it) + len);
+    if (!it)
+        return false;
+    it->next = y->head;
+    it->len = len;
+    it->pop = pop;
+    it->page = false;
+    memcpy(it->data, msg, len);
+    y->head = it;
+    if (!y->tail)
+        y->tail = it;
     y->queued += len;
     return true;
 }
@@ -503,14 +547,20 @@ bool tsr_sched_kv_sync_start(kv_sync_t *y)
                       y->t->name, y->part, dst->missed->n, dst->id);
     else
         tsr_sched_log(s->p->log, "scheduler",
-                      "kv table '%s' partition %u: copying the whole partition to the replica "
-                      "on %s",
+                      "kv table '%s' partition %u: copying the partition to the replica on %s "
+                      "(the key ranges that differ)",
                       y->t->name, y->part, dst->id);
     if (y->delta) {
         y->end = dst->missed->len;
         return pump(y);
     }
-    tsr_sched_kv_forget_missed(s, dst); /* its copy goes: refilled whole */
+    tsr_sched_kv_forget_missed(s, dst); /* its copy is refilled by ranges, or whole */
+    if (tsr_sched_kv_ranges_start(y))
+        return pump(y); /* waits for the digests (kv_ranges.c) */
+    tsr_sched_log(s->p->log, "scheduler",
+                  "kv table '%s' partition %u: copying all of it to the replica on %s (its "
+                  "digests cannot be asked for)",
+                  y->t->name, y->part, dst->id);
     tsr_wbuf_t drop;
     tsr_wbuf_init(&drop, y->s->mem);
     tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_DROP, NULL, 0, &drop);
@@ -608,6 +658,7 @@ void tsr_sched_kv_sync_free_all(sched_t *s)
             tsr_mem_free(s->mem, y->sending);
             tsr_kv_keyset_free(&y->written);
             tsr_wbuf_free(&y->scan);
+            tsr_sched_kv_ranges_free(y);
             t->parts[p].sync = NULL;
             s->kv->syncs--;
             tsr_mem_free(s->mem, y);

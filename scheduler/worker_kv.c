@@ -42,6 +42,7 @@
 #include "proto.h"
 #include "tessera/kv.h"
 #include "worker_kv.h"
+#include "worker_kv_ranges.h"
 #include "worker_txn.h"
 
 #define NTHREADS 4
@@ -65,9 +66,10 @@ struct tsr_wkv {
     tsr_wkv_txn_t *txn;   /* transaction pops (worker_txn.c) */
     tsr_kv_server_t *srv; /* one-sided reads of the partition tables; NULL: none */
     wkv_q_t q[NTHREADS];
-    /* test hook TSR_TEST_KV_REFUSE_KEY: a PUT of this key is answered
-     * UNAVAILABLE and not applied (a replica that fails one write while
-     * another applies it; tests/integration/test_kv_upsert.py); NULL: off */
+    /* test hook TSR_TEST_KV_REFUSE_KEY: a PUT of this key, or a LOAD that
+     * holds it (a group of puts), is answered UNAVAILABLE and not applied
+     * (a replica that fails one write while another applies it;
+     * tests/integration/test_kv_upsert.py, test_kv_group.py); NULL: off */
     char *refuse_key;
 };
 
@@ -133,41 +135,11 @@ static tsr_status_t fetch(tsr_kv_table_t *t, tsr_rbuf_t *r, tsr_wbuf_t *out, tsr
     return rc;
 }
 
-/* DIGEST (kv_msg.h): a sum over the pairs, so it does not depend on where
- * each copy keeps them. The scheduler asks while it holds the partition's
- * writes back; a rehash under the scan (CONFLICT) starts it over. */
-typedef struct digest_acc {
-    uint64_t n, sum0, sum1;
-} digest_acc_t;
-
-static void on_digest_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+/* The test hook TSR_TEST_KV_REFUSE_KEY: whether puts of this key are refused. */
+static bool refuses(const tsr_wkv_t *k, const void *key, size_t klen)
 {
-    digest_acc_t *a = arg;
-    XXH128_hash_t h = XXH3_128bits_withSeed(val, vlen, XXH3_64bits(key, klen) ^ klen);
-    a->n++;
-    a->sum0 += h.low64;
-    a->sum1 += h.high64;
-}
-
-static tsr_status_t digest(tsr_kv_table_t *t, tsr_wbuf_t *out, tsr_kv_err_t *ke)
-{
-    digest_acc_t a = {0};
-    tsr_status_t rc = TSR_OK;
-    for (int tries = 0; t && tries < 8; tries++) {
-        uint64_t cursor = 0;
-        a = (digest_acc_t){0};
-        do
-            rc = tsr_kv_scan(t, &cursor, TSR_KV_SCAN_PAGE_MAX, on_digest_pair, &a, ke);
-        while (rc == TSR_OK && cursor != 0);
-        if (rc != TSR_ERR_CONFLICT)
-            break;
-    }
-    if (rc != TSR_OK)
-        return rc;
-    tsr_wbuf_u64(out, a.n);
-    tsr_wbuf_u64(out, a.sum0);
-    tsr_wbuf_u64(out, a.sum1);
-    return TSR_OK;
+    return k->refuse_key && key && klen == strlen(k->refuse_key) &&
+           memcmp(key, k->refuse_key, klen) == 0;
 }
 
 /* Runs one request; the reply payload goes to out. */
@@ -227,7 +199,14 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         case TSR_KV_POP_FETCH:
             return fetch(NULL, &r, out, ke);
         case TSR_KV_POP_DIGEST:
-            return digest(NULL, out, ke);
+            return tsr_wkv_digest(NULL, 0, out, ke);
+        case TSR_KV_POP_RDIGEST: {
+            uint32_t n = tsr_rbuf_u32(&r);
+            return r.bad ? TSR_ERR_BAD_INPUT : tsr_wkv_digest(NULL, n, out, ke);
+        }
+        case TSR_KV_POP_RDROP:
+            tsr_wbuf_u64(out, 0);
+            return TSR_OK;
         default:
             snprintf(ke->message, sizeof(ke->message), "key not found");
             return TSR_ERR_NOT_FOUND;
@@ -247,8 +226,7 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         val = tsr_rbuf_blob(&r, &vlen);
         if (!tsr_rbuf_done(&r))
             break;
-        if (pop == TSR_KV_POP_PUT && k->refuse_key && klen == strlen(k->refuse_key) &&
-            memcmp(key, k->refuse_key, klen) == 0) {
+        if (pop == TSR_KV_POP_PUT && refuses(k, key, klen)) {
             rc = TSR_ERR_UNAVAILABLE;
             snprintf(ke->message, sizeof(ke->message),
                      "test hook TSR_TEST_KV_REFUSE_KEY: this worker refuses puts of '%s'",
@@ -293,6 +271,9 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     case TSR_KV_POP_SCAN: {
         uint64_t cursor = tsr_rbuf_u64(&r);
         uint32_t page = tsr_rbuf_u32(&r);
+        wkv_ranges_t rs = {0}; /* optional: only the pairs of these ranges */
+        if (!r.bad && r.pos < r.len)
+            tsr_wkv_ranges_read(&r, &rs);
         if (!tsr_rbuf_done(&r))
             break;
         if (page == 0 || page > TSR_KV_SCAN_PAGE_MAX)
@@ -300,7 +281,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         tsr_wbuf_t pb;
         tsr_wbuf_init(&pb, NULL);
         scan_out_t so = {.b = &pb};
-        rc = tsr_kv_scan(t, &cursor, page, on_pair, &so, ke);
+        rc = rs.n ? tsr_wkv_scan_ranges(t, &cursor, page, &rs, &pb, &so.n, ke)
+                  : tsr_kv_scan(t, &cursor, page, on_pair, &so, ke);
         if (rc == TSR_OK) {
             tsr_wbuf_u64(out, cursor);
             tsr_wbuf_u32(out, so.n);
@@ -317,8 +299,22 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     case TSR_KV_POP_DIGEST:
         if (!tsr_rbuf_done(&r))
             break;
-        rc = digest(t, out, ke);
+        rc = tsr_wkv_digest(t, 0, out, ke);
         goto done;
+    case TSR_KV_POP_RDIGEST: {
+        uint32_t n = tsr_rbuf_u32(&r);
+        if (!tsr_rbuf_done(&r) || n == 0)
+            break;
+        rc = tsr_wkv_digest(t, n, out, ke);
+        goto done;
+    }
+    case TSR_KV_POP_RDROP: {
+        wkv_ranges_t rs;
+        if (!tsr_wkv_ranges_read(&r, &rs) || !tsr_rbuf_done(&r))
+            break;
+        rc = tsr_wkv_drop_ranges(t, &rs, out, ke);
+        goto done;
+    }
     case TSR_KV_POP_LOAD: {
         uint32_t n = tsr_rbuf_u32(&r);
         if (r.bad || n > (r.len - r.pos) / 8) /* each pair takes 8 bytes at least */
@@ -328,12 +324,21 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
             rc = TSR_ERR_NOMEM;
             goto done;
         }
+        bool refused = false;
         for (uint32_t i = 0; i < n; i++) {
             pairs[i].key = tsr_rbuf_blob(&r, &pairs[i].klen);
             pairs[i].val = tsr_rbuf_blob(&r, &pairs[i].vlen);
+            refused |= refuses(k, pairs[i].key, pairs[i].klen);
         }
         if (!tsr_rbuf_done(&r))
             break;
+        if (refused) { /* the whole batch, as a replica that failed it would */
+            rc = TSR_ERR_UNAVAILABLE;
+            snprintf(ke->message, sizeof(ke->message),
+                     "test hook TSR_TEST_KV_REFUSE_KEY: this worker refuses puts of '%s'",
+                     k->refuse_key);
+            goto done;
+        }
         size_t nok = 0;
         rc = tsr_kv_upsert_batch(t, pairs, n, NULL, NULL, &nok, ke);
         tsr_wbuf_u64(out, nok);
@@ -474,8 +479,7 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
     const char *refuse = getenv("TSR_TEST_KV_REFUSE_KEY");
     if (refuse && refuse[0]) {
         k->refuse_key = tsr_mem_strdup(NULL, refuse);
-        tsr_sched_log(log, "worker", "test hook: TSR_TEST_KV_REFUSE_KEY=%s (puts refused)",
-                      refuse);
+        tsr_sched_log(log, "worker", "test hook: TSR_TEST_KV_REFUSE_KEY=%s (puts refused)", refuse);
     }
     for (int i = 0; i < NTHREADS; i++) {
         wkv_q_t *q = &k->q[i];

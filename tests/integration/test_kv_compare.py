@@ -12,8 +12,8 @@ What: a scheduler with a data dir and 2 workers A and B with data dirs; a
      restarted on its data dir, then A and B on theirs: every partition is
      in doubt, so the scheduler must compare both partitions' fresh
      replicas: k1's partition must be logged as differing on exactly one
-     replica (marked stale, then copied whole from the primary), the other
-     one as agreeing. Then the value `kv get` reads of k1, with the primary
+     replica (marked stale, then refilled from the primary by the one hash
+     range of keys that differs: k1's), the other one as agreeing. Then the value `kv get` reads of k1, with the primary
      of k1's partition SIGKILLed, must stay the value it read before (a
      read going back in time otherwise), and the table read from the
      remaining replica alone must equal the model with that value;
@@ -21,7 +21,7 @@ What: a scheduler with a data dir and 2 workers A and B with data dirs; a
      workers: both partitions must be logged as agreeing (out of doubt, no
      replica marked stale); then B SIGKILLed, 16 puts, B restarted on its
      data dir: both of its copies must be refilled by their missed keys (a
-     partition still in doubt would be copied whole), and with A SIGKILLed
+     partition still in doubt would be copied by ranges), and with A SIGKILLed
      B's copies alone equal the model.
 Every process is stopped by its PID; every wait is bounded.
 
@@ -138,9 +138,12 @@ def body(test, ps, tmp):
             raise Failed(f"comparisons {got}: wanted one partition differing, one agreeing")
         part = next(p for p, (o, _) in got.items() if o == "differs")
         wait_for(all_up, WAIT_S, "the differing replica to be copied")
-        if "copying the whole partition to the replica on %s" % got[part][1] \
-                not in read(state["log"]):
-            raise Failed("the differing replica was not copied whole")
+        # refilled by the one hash range of its keys that differs (k1's)
+        ranges = re.findall(r"kv table 't' partition %s: (\d+) of (\d+) key ranges differ on "
+                            r"the replica on %s " % (part, re.escape(got[part][1])),
+                            read(state["log"]))
+        if len(ranges) != 1 or ranges[0][0] != "1":
+            raise Failed(f"the differing replica's copy by ranges: {ranges}, wanted 1 range")
         before = kv.expect(0, "get k1", "get", "t", "k1")[1].strip()
         if before not in ("diverged", model["k1"]):
             raise Failed(f"k1 reads {before!r}: neither the put nor the value before")
@@ -184,7 +187,7 @@ def body(test, ps, tmp):
         start_worker(1)
         wait_for(all_up, WAIT_S, "B's copies to be refilled")
         log = read(state["log"])[mark:]
-        kinds = re.findall(r"kv table 't' partition \d+: (copying the whole|refilling the)", log)
+        kinds = re.findall(r"kv table 't' partition \d+: (copying the partition|refilling the)", log)
         if sorted(kinds) != ["refilling the", "refilling the"]:
             raise Failed(f"B's copies were resynced by {kinds}: wanted both refilled by their "
                          "missed keys")

@@ -4,16 +4,20 @@ docs/kv.md "Replication"): the puts that wait for their partition's turn
 go out together, one LOAD for every replica, and each is acknowledged
 when the batch is applied everywhere.
 
-What: a scheduler and 2 workers A and B with data dirs; a 1-partition
-2-replica table holds 20 rows.
+What: a scheduler and 2 workers A and B with data dirs, B with the test
+hook TSR_TEST_KV_REFUSE_KEY=refused (it refuses a put of that key, and a
+group that holds one, without applying it); a 1-partition 2-replica
+table holds 20 rows.
   1. A and B SIGSTOPped; a put of k0 sent (it goes out and waits for
-     them), then 30 puts of k1..k30 in parallel processes, then 1.5 s
-     later a put of key dup = first and 1.5 s after that dup = second
-     (they queue behind k0's put, in arrival order); A and B resumed:
-     every put must exit 0, dup must read `second` (a group applies its
-     puts in arrival order), and the table must equal the model; with A
-     SIGKILLed, B's copy alone must too (and with A back and resynced,
-     B SIGKILLed, A's alone);
+     them), then 30 puts of k1..k29 and of `refused` in parallel
+     processes, then 3 s later a put of key dup = first and 3 s after
+     that dup = second (they queue behind k0's put, in arrival order); A
+     and B resumed: every put must exit 0 (A applied the group), dup must
+     read `second` (a group applies its puts in arrival order), and the
+     table must equal the model; B must be logged stale (it refused the
+     group) and refilled by the keys it missed - the group's, 2 or more;
+     with A SIGKILLed, B's copy alone must equal the model (and with A
+     back, B SIGKILLed, A's alone);
   2. the scheduler stopped with SIGTERM: its log must count the puts and
      the writes they went out in, with at least 2 puts in groups and
      fewer writes than puts (every put alone fails it).
@@ -34,6 +38,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
 from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
+
+HOOK = dict(ENV, TSR_TEST_KV_REFUSE_KEY="refused")
 from kvlib import Kv, write_csv  # noqa: E402
 
 WAIT_S = 60
@@ -50,7 +56,7 @@ def body(test, ps, tmp):
     joined = [0]
 
     def start_worker(i):
-        workers[i] = ps.start_worker(addr, token, "worker%d.log" % i,
+        workers[i] = ps.start_worker(addr, token, "worker%d.log" % i, env=HOOK if i == 1 else None,
                                      extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
         joined[0] += 1
         ps.wait_joined(joined[0], 30, f"worker {i} to join")
@@ -84,12 +90,15 @@ def body(test, ps, tmp):
         try:
             first = put("k0", "first-in-flight")
             time.sleep(1)  # it goes out alone, and waits for the stopped workers
-            procs = [first] + [put("k%d" % i, "g%d" % i) for i in range(1, PUTS + 1)]
-            time.sleep(1.5)
+            procs = [first] + [put("k%d" % i, "g%d" % i) for i in range(1, PUTS)]
+            procs.append(put("refused", "by-b"))
+            # far apart: each is a new process (its start and handshake
+            # take a while on a loaded machine under ASan)
+            time.sleep(3)
             procs.append(put("dup", "first"))
-            time.sleep(1.5)
+            time.sleep(3)
             procs.append(put("dup", "second"))
-            time.sleep(1.5)
+            time.sleep(3)
         finally:
             for w in workers.values():
                 os.kill(w.pid, signal.SIGCONT)
@@ -102,16 +111,26 @@ def body(test, ps, tmp):
                 raise Failed(f"a put exited {rc}: {p.stderr.read().decode(errors='replace')}")
             p.stderr.close()
         model["k0"] = "first-in-flight"
-        for i in range(1, PUTS + 1):
+        for i in range(1, PUTS):
             model["k%d" % i] = "g%d" % i
+        model["refused"] = "by-b"
         model["dup"] = "second"
         got = kv.expect(0, "get dup", "get", "t", "dup")[1].strip()
         if got != "second":
             raise Failed(f"dup reads {got!r}: the later put of the group must win")
         kv.check_table("t", model)
+        wait_for(lambda: placement_is(["up", "up"]), WAIT_S, "B to be refilled")
+        log = read(slog)
+        if not re.search(r"replica on \S+/w1 missed a write; it is stale", log):
+            raise Failed("B refused the group and was not logged stale")
+        refills = [int(n) for n in re.findall(r"refilling the (\d+) key\(s\) the replica on "
+                                               r"\S+/w1 missed", log)]
+        if not refills or max(refills) < 2:
+            raise Failed(f"B's refills by missed keys: {refills}, wanted the group's keys")
 
-    test.check("puts that waited behind one in flight go out together; each is acknowledged "
-               "and the later put of a key wins", grouped)
+    test.check("puts that waited behind one in flight go out together; each is acknowledged, "
+               "the later put of a key wins, a replica that refused the group goes stale and "
+               "gets its keys", grouped)
 
     def alone():
         kill(0)

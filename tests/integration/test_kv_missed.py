@@ -32,8 +32,10 @@ worker), 200 rows each.
      that ignores the write in flight refills that copy by its keys);
   3. with B down, 4 puts per table, then the scheduler SIGKILLed (no clean
      stop: nothing kept, and the file the last start read is gone), the
-     workers stopped, the scheduler and both workers restarted: all 6 of
-     B's copies must be copied whole; the tables equal the models, and
+     workers stopped, the scheduler and both workers restarted: none of
+     B's 6 copies may be refilled by missed keys; each must be refilled by
+     the 1..4 hash ranges of keys that differ (kv_ranges.c); the tables
+     equal the models, and
      with A SIGKILLed B's copies alone equal them;
   4. with A down, 4 puts per table, a clean stop, then a byte of kv-missed
      flipped before the restart: the new scheduler must say it is not used
@@ -134,7 +136,7 @@ def body(test, ps, tmp):
     def resyncs(log):
         """{(table, partition): kind} of the resyncs in log (all 6 copies)."""
         kinds = dict(((t, p), k) for t, p, k in re.findall(
-            r"kv table '(\w+)' partition (\d+): (copying the whole|refilling the)", log))
+            r"kv table '(\w+)' partition (\d+): (copying the partition|refilling the)", log))
         if test.verbose:
             print(f"     resyncs: {kinds}")
         copies = {(t, str(p)) for t in TABLES for p in range(2)}
@@ -144,7 +146,7 @@ def body(test, ps, tmp):
 
     def by_sets(kinds, forgot):
         for c, k in kinds.items():
-            want = "copying the whole" if c in forgot else "refilling the"
+            want = "copying the partition" if c in forgot else "refilling the"
             if k != want:
                 raise Failed(f"table {c[0]} partition {c[1]}: resynced by {k!r}, wanted "
                              f"{want!r} (forgotten: {c in forgot})")
@@ -279,11 +281,19 @@ def body(test, ps, tmp):
         if "clean at the last stop" in new or os.path.exists(os.path.join(sdir, "kv-missed")):
             raise Failed("a scheduler restarted after a crash used kept missed keys")
         kinds = resyncs(new)
-        if any(k != "copying the whole" for k in kinds.values()):
-            raise Failed(f"after a crash, resyncs by {kinds}: wanted all whole")
+        if any(k != "copying the partition" for k in kinds.values()):
+            raise Failed(f"after a crash, resyncs by {kinds}: wanted none by missed keys")
+        # each copy missed at most the 4 puts of its table: it is refilled
+        # by the few hash ranges of keys that differ, not copied whole
+        ranges = re.findall(r"kv table '(\w+)' partition (\d+): (\d+) of 4096 key ranges "
+                            r"differ", new)
+        if len(ranges) != 6 or any(not 1 <= int(n) <= 4 for _, _, n in ranges):
+            raise Failed(f"after a crash, copies by ranges {ranges}: wanted all 6 by 1..4 "
+                         "ranges")
         check_all()
 
-    test.check("after a scheduler crash every stale copy is copied whole", crash_restart)
+    test.check("after a scheduler crash every stale copy is refilled by the key ranges that "
+               "differ (no missed keys)", crash_restart)
     test.check("those copies alone hold every acknowledged write", lambda: alone(0))
 
     def damaged_file():
@@ -300,7 +310,7 @@ def body(test, ps, tmp):
         if os.path.exists(os.path.join(sdir, "kv-missed")):
             raise Failed("the damaged kv-missed was left in place")
         kinds = resyncs(new)
-        if any(k != "copying the whole" for k in kinds.values()):
+        if any(k != "copying the partition" for k in kinds.values()):
             raise Failed(f"with kv-missed damaged, resyncs by {kinds}: wanted all whole")
         check_all()
 

@@ -216,9 +216,9 @@ def body(test, ps, tmp):
         stop_writers()
         log = read(slog)[log_before:]
         target = f"w{back}"
-        modes = re.findall(r"partition (\d+): (copying the whole partition to the replica on|"
+        modes = re.findall(r"partition (\d+): (copying the partition to the replica on|"
                            r"refilling the \d+ key\(s\) the replica on) \S+/(w\d+)", log)
-        want = "copying the whole" if mode == "whole" else "refilling"
+        want = "copying the partition" if mode == "whole" else "refilling"
         # (a resync that failed is retried: each try logs its kind)
         if {int(p) for p, _, _ in modes} != {0, 1} or \
                 not all(m.startswith(want) and w == target for _, m, w in modes):
@@ -332,9 +332,9 @@ def body(test, ps, tmp):
         ps.wait_joined(joined[0], 30, "both workers to rejoin")
         wait_for(lambda: all(st == "up" for reps in kv.placement("t").values() for _, st in reps),
                  WAIT_S, "worker 1's copies to resync")
-        kinds = dict(re.findall(r"partition (\d+): (copying the whole|refilling the)",
+        kinds = dict(re.findall(r"partition (\d+): (copying the partition|refilling the)",
                                 read(slog)[log_before:]))
-        if kinds.get(doubt[0]) != "copying the whole":
+        if kinds.get(doubt[0]) != "copying the partition":
             raise Failed(f"the partition in doubt ({doubt[0]}) was resynced by: {kinds}")
         kv.check_table("t", model)  # the put in doubt never reached worker 0: absent
         copy_alone(0)
@@ -369,9 +369,9 @@ def body(test, ps, tmp):
         wait_for(lambda: all(st == "up" for reps in kv.placement("t").values() for _, st in reps),
                  WAIT_S, "worker 0's copies to resync")
         # (a resync that failed is retried: each try logs its kind)
-        kinds = set(re.findall(r"partition (\d+): (copying the whole|refilling the)",
+        kinds = set(re.findall(r"partition (\d+): (copying the partition|refilling the)",
                                read(slog)[log_before:]))
-        if kinds != {("0", "copying the whole"), ("1", "copying the whole")}:
+        if kinds != {("0", "copying the partition"), ("1", "copying the partition")}:
             raise Failed(f"worker 0's copies after its log was cut were resynced by: {kinds}")
         kv.check_table("t", model)
         copy_alone(1)  # worker 0's copies alone hold every acknowledged write
