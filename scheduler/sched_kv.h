@@ -302,6 +302,10 @@ bool tsr_sched_kv_usable(sched_t *s, const skv_table_t *t, uint32_t part, size_t
  * NULL when unknown. */
 void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r,
                              const tsr_wbuf_t *msg);
+/* Whether the catalog on disk knows every stale replica of the partition
+ * (none, or the last save worked, or a new try does): a write a stale
+ * replica lacks must not be acknowledged before (sched_kv_repl.c). */
+bool tsr_sched_kv_stale_saved(sched_t *s, const skv_table_t *t, uint32_t part);
 /* Starts replica r's missed set (it just went stale) with msg's keys
  * (sched_kv_sync.c); none when msg is NULL or its store is not known. */
 void tsr_sched_kv_missed_start(sched_t *s, skv_table_t *t, uint32_t part, size_t r,

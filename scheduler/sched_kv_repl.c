@@ -126,17 +126,29 @@ void tsr_sched_kv_mark_stale(sched_t *s, skv_table_t *t, uint32_t part, size_t r
     tsr_sched_kv_persist(s);
 }
 
+bool tsr_sched_kv_stale_saved(sched_t *s, const skv_table_t *t, uint32_t part)
+{
+    bool stale = false;
+    for (size_t r = 0; r < t->nrep; r++) {
+        const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
+        stale |= rep->id[0] && rep->stale;
+    }
+    /* the save that failed is tried again (a full disk freed meanwhile) */
+    return !stale || !s->kv->unsaved || tsr_sched_kv_persist(s);
+}
+
 /* Every backup answered: acknowledge the client. */
 static void finish_write(kv_op_t *op)
 {
     sched_t *s = op->s;
-    bool marked = false;
     for (size_t r = 0; r < op->t->nrep; r++)
-        if (op->failed[r] && op->t->reps[(size_t)op->part * op->t->nrep + r].id[0]) {
+        if (op->failed[r] && op->t->reps[(size_t)op->part * op->t->nrep + r].id[0])
             tsr_sched_kv_mark_stale(s, op->t, op->part, r, &op->effect);
-            marked = true;
-        }
-    if (marked && s->kv->unsaved) /* a restart could take the stale copy for fresh */
+    /* a write that a stale replica lacks is acknowledged only once the
+     * catalog on disk knows that replica is stale: after a restart it
+     * could be taken for fresh and serve without the write. That holds for
+     * every later write of the partition too, while the save fails */
+    if (!tsr_sched_kv_stale_saved(s, op->t, op->part))
         answer_error(op, TSR_ERR_IO,
                      "the write was applied, but the kv catalog could not be saved: its outcome "
                      "is unknown",

@@ -240,7 +240,7 @@ bool tsr_stxn_mark_missed(stxn_t *x, stxn_part_t *p)
 static void applied(stxn_t *x)
 {
     sched_t *s = x->s;
-    bool some = false, redo = false, marked = false;
+    bool some = false, redo = false, unsaved = false;
     for (size_t i = 0; i < x->nparts; i++)
         some |= x->parts[i].applied > 0;
     for (size_t i = 0; i < x->nparts; i++) {
@@ -275,9 +275,11 @@ static void applied(stxn_t *x)
                      : "");
             continue;
         }
-        marked |= tsr_stxn_mark_missed(x, p);
+        tsr_stxn_mark_missed(x, p);
+        /* as for plain writes: a restart could take a stale copy for fresh */
+        unsaved |= !tsr_sched_kv_stale_saved(s, p->t, p->part);
     }
-    if (marked && s->kv->unsaved) /* as for plain writes: a restart could take a stale copy */
+    if (unsaved)
         tsr_stxn_set_err(
             x, TSR_ERR_IO, "see the scheduler's log; check its --data-dir",
             "the commit was applied, but the kv catalog could not be saved (a replica that "

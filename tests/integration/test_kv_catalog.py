@@ -15,6 +15,12 @@ created and dropped. Then:
     with every replica up;
   - while the catalog cannot be saved (a directory in the temp file's
     place), create and drop are refused (exit 1) and change nothing;
+  - with a 1-partition table's backup worker SIGKILLed and the catalog
+    unsavable, the put that makes the backup stale and a later put are
+    both refused (exit 1, "could not be saved"); once the catalog can be
+    saved, the next put works and saves it: after a SIGKILL of the
+    scheduler and a restart, the catalog has the backup stale, and once
+    the workers are back it is resynced and the key reads the last put;
   - a catalog file with one flipped byte is refused at start-up (exit 1,
     "corrupted" in the log; the file is left as it was), so is a truncated
     one; the intact file loads again, also rewritten in the format of
@@ -242,6 +248,53 @@ def body(test, ps, tmp):
         kv.check_table("t", model)
 
     test.check("create and drop refused while the catalog cannot be saved", unsaved)
+
+    def stale_unsaved():
+        # a 1-partition table; its backup's worker killed: the next put makes
+        # that replica stale. While the catalog cannot be saved, no put it
+        # lacks may be acknowledged - not the first (it marked the replica)
+        # nor any later one (before, those were: a restart then took the
+        # stale copy for fresh); once it can, the next put saves it.
+        kv.expect(0, "create s", "create", "s", "--partitions", 1, "--replicas", 2)
+        kv.expect(0, "put s", "put", "s", "a", "1")
+        backup = kv.placement("s")[0][1][0]
+        victim = int(worker_dir_of(backup)[1:])
+        os.kill(workers[victim].pid, signal.SIGKILL)
+        workers[victim].wait(timeout=10)
+        wait_for(lambda: kv.placement("s")[0][1][1] == "down", 15, "the backup to be down")
+        blocker = catalog + ".tmp"
+        os.mkdir(blocker)
+        try:
+            kv.expect(1, "the put that marks the backup stale", "put", "s", "a", "2")
+            rc, out, err = kv.expect(1, "a later put, the catalog still unsaved", "put", "s", "a",
+                                     "3")
+            if "could not be saved" not in err:
+                raise Failed("the refused put does not say why: " + err.strip())
+        finally:
+            os.rmdir(blocker)
+        kv.expect(0, "a put once the catalog can be saved", "put", "s", "a", "4")
+        os.kill(state["sched"].pid, signal.SIGKILL)
+        state["sched"].wait(timeout=10)
+        stop_workers()
+        p = restart_scheduler()
+        if p.poll() is not None:
+            raise Failed("the restarted scheduler exited: " + read(state["log"]))
+        state["sched"] = p
+        place = kv.placement("s")  # from the catalog alone: no worker has joined
+        if place is None or (backup, "stale") not in place[0]:
+            raise Failed(f"the saved catalog does not have the backup stale: {place}")
+        start_workers()
+        joined(3)
+        wait_for(lambda: all(st == "up" for _, st in kv.placement("s")[0]), 60,
+                 "the backup to be resynced")
+        rc, out, err = kv.expect(0, "get s a", "get", "s", "a")
+        if out.strip() != "4":
+            raise Failed(f"s/a reads {out.strip()!r}, wanted 4")
+        kv.expect(0, "drop s", "drop", "s")  # the last check wants table t alone
+        kv.check_table("t", model)
+
+    test.check("while the catalog cannot be saved, no write a stale replica lacks is "
+               "acknowledged; the next one once it can saves the catalog", stale_unsaved)
 
     def corrupted():
         state["sched"].send_signal(signal.SIGTERM)
