@@ -225,6 +225,7 @@ void tsr_sched_http_tick(tsr_sched_http_t *h)
         }
         h->nworkers = s->nworkers;
     } /* else: out of memory, the old snapshot stays (its age says so) */
+    tsr_sched_kv_stats(h->s, &h->kv);
     h->snap_gen++;
     h->snap_ms = tsr_sched_now_ms();
     h->want = false;
@@ -278,7 +279,8 @@ static json_t *status_json(tsr_sched_http_t *h)
         json_array_append_new(ws, o);
     }
     json_object_set_new(root, "workers", ws);
-    json_object_set_new(root, "snapshot_age_ms", json_integer((json_int_t)tsr_sched_http_snapshot_age(h)));
+    json_object_set_new(root, "snapshot_age_ms",
+                        json_integer((json_int_t)tsr_sched_http_snapshot_age(h)));
     return root;
 }
 

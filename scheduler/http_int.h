@@ -73,6 +73,7 @@ struct tsr_sched_http {
     uint64_t jobs_ok, jobs_failed;
     uint64_t bytes_tasks, bytes_answers;
     uint64_t requests;
+    tsr_sched_kv_stats_t kv; /* taken with the worker snapshot */
 };
 
 /* A growable text buffer (tsr_mem) for /metrics and JSON dumps. */

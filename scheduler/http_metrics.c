@@ -100,6 +100,49 @@ void tsr_sched_http_metrics_text(tsr_sched_http_t *h, tbuf_t *b)
     for (size_t i = 0; i < h->nworkers; i++)
         tb_printf(b, "tessera_worker_tasks_done_total{worker=\"%u\"} %llu\n", h->workers[i].id,
                   (unsigned long long)h->workers[i].tasks_done);
+    const tsr_sched_kv_stats_t *kv = &h->kv;
+    metric(b, "tessera_kv_tables", "gauge", "Cluster kv tables in the catalog.");
+    tb_printf(b, "tessera_kv_tables %llu\n", (unsigned long long)kv->tables);
+    metric(b, "tessera_kv_partitions", "gauge", "Partitions of the cluster kv tables.");
+    tb_printf(b, "tessera_kv_partitions %llu\n", (unsigned long long)kv->partitions);
+    metric(b, "tessera_kv_partitions_in_doubt", "gauge",
+           "Partitions whose fresh replicas may differ (a write's outcome unknown).");
+    tb_printf(b, "tessera_kv_partitions_in_doubt %llu\n", (unsigned long long)kv->in_doubt);
+    metric(b, "tessera_kv_replicas", "gauge",
+           "Partition replicas: up (fresh, worker ready), down (fresh, worker gone), stale.");
+    tb_printf(b, "tessera_kv_replicas{state=\"up\"} %llu\n", (unsigned long long)kv->replicas_up);
+    tb_printf(b, "tessera_kv_replicas{state=\"down\"} %llu\n",
+              (unsigned long long)kv->replicas_down);
+    tb_printf(b, "tessera_kv_replicas{state=\"stale\"} %llu\n",
+              (unsigned long long)kv->replicas_stale);
+    metric(b, "tessera_kv_writes_waiting", "gauge",
+           "Writes queued behind their partition's write in flight or resync.");
+    tb_printf(b, "tessera_kv_writes_waiting %llu\n", (unsigned long long)kv->writes_waiting);
+    metric(b, "tessera_kv_resyncs_running", "gauge",
+           "Resyncs and comparisons of replicas running.");
+    tb_printf(b, "tessera_kv_resyncs_running %llu\n", (unsigned long long)kv->resyncs_running);
+    metric(b, "tessera_kv_resyncs_total", "counter",
+           "Resyncs of stale replicas ended, by how they refilled the copy.");
+    static const char *const resync_kind[3] = {"missed_keys", "ranges", "whole"};
+    for (int i = 0; i < 3; i++)
+        tb_printf(b, "tessera_kv_resyncs_total{kind=\"%s\"} %llu\n", resync_kind[i],
+                  (unsigned long long)kv->resyncs[i]);
+    tb_printf(b, "tessera_kv_resyncs_total{kind=\"failed\"} %llu\n",
+              (unsigned long long)kv->resyncs_failed);
+    metric(b, "tessera_kv_resync_pairs_total", "counter",
+           "Pairs resyncs copied to stale replicas.");
+    tb_printf(b, "tessera_kv_resync_pairs_total %llu\n", (unsigned long long)kv->resync_pairs);
+    metric(b, "tessera_kv_comparisons_total", "counter",
+           "Comparisons of a partition's fresh replicas in doubt, by outcome.");
+    static const char *const compare_outcome[3] = {"agree", "differ", "failed"};
+    for (int i = 0; i < 3; i++)
+        tb_printf(b, "tessera_kv_comparisons_total{outcome=\"%s\"} %llu\n", compare_outcome[i],
+                  (unsigned long long)kv->compares[i]);
+    metric(b, "tessera_kv_puts_total", "counter", "Puts sent to their replicas.");
+    tb_printf(b, "tessera_kv_puts_total %llu\n", (unsigned long long)kv->puts);
+    metric(b, "tessera_kv_put_writes_total", "counter",
+           "Writes that carried the puts (a group commit carries several).");
+    tb_printf(b, "tessera_kv_put_writes_total %llu\n", (unsigned long long)kv->put_writes);
     metric(b, "tessera_http_snapshot_age_seconds", "gauge",
            "Age of the worker table served (nonzero when the scheduler loop was busy).");
     tb_printf(b, "tessera_http_snapshot_age_seconds %.3f\n",

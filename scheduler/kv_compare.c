@@ -95,6 +95,7 @@ static void compare_end(kv_sync_t *y)
         tsr_sched_kv_mark_stale(s, t, y->part, r, NULL);
     }
     t->parts[y->part].compare_failed = !all;
+    s->kv->compares[!all ? KV_COMPARE_FAILED : differ ? KV_COMPARE_DIFFER : KV_COMPARE_AGREE]++;
     if (all) {
         t->parts[y->part].doubt = false;
         if (differ == 0)

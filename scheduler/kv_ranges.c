@@ -74,6 +74,7 @@ static void decide(kv_sync_t *y)
         whole = "most ranges differ";
     tsr_wbuf_t msg;
     tsr_wbuf_init(&msg, s->mem);
+    y->by_ranges = !whole;
     if (whole) {
         tsr_mem_free(s->mem, bits);
         tsr_sched_log(s->p->log, "scheduler",

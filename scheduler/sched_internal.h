@@ -39,8 +39,8 @@ typedef struct sworker {
     char data_dir[256];
     char addr_host[128]; /* where its transport listens, as it reported (lock homes) */
     uint16_t addr_port;
-    uint64_t store_id;   /* its kv store's identity (0: none); kv delta resyncs */
-    uint32_t node_id;    /* its transport's node id */
+    uint64_t store_id; /* its kv store's identity (0: none); kv delta resyncs */
+    uint32_t node_id;  /* its transport's node id */
     uint32_t pid;
     uint32_t inflight;     /* tasks this scheduler has sent and not seen answered */
     uint32_t load;         /* the worker's own count, from the last heartbeat */
@@ -56,8 +56,8 @@ typedef struct sconn {
     tsr_peer_t *peer;
     uint32_t node_id; /* the peer's, to tell its events from a stale one whose
                          freed peer address was reused (see on_event) */
-    tsr_hs_t hs; /* the token handshake's state (handshake.h) */
-    int worker;  /* slot, -1 for clients */
+    tsr_hs_t hs;      /* the token handshake's state (handshake.h) */
+    int worker;       /* slot, -1 for clients */
 } sconn_t;
 
 typedef struct sjob sjob_t;
@@ -138,6 +138,17 @@ void tsr_sched_kv_free(sched_t *s);
  * doubt, and the missed keys of their stale replicas, to DIR/kv-missed for
  * the next start (a delta resync then needs no whole copy). */
 void tsr_sched_kv_missed_save(sched_t *s);
+/* The cluster kv store's state and counters since start (GET /metrics). */
+typedef struct tsr_sched_kv_stats {
+    uint64_t tables, partitions, in_doubt;
+    uint64_t replicas_up, replicas_down, replicas_stale; /* as `kv describe` shows them */
+    uint64_t resyncs_running, writes_waiting;
+    uint64_t resyncs[3]; /* ended: by missed keys, by ranges, whole */
+    uint64_t resyncs_failed, resync_pairs;
+    uint64_t compares[3]; /* agreed, found a replica different, failed */
+    uint64_t puts, put_writes, put_grouped;
+} tsr_sched_kv_stats_t;
+void tsr_sched_kv_stats(sched_t *s, tsr_sched_kv_stats_t *out);
 /* Logs how many puts went out to their replicas in how many writes (their
  * group commit, sched_kv_repl.c), at the stop. */
 void tsr_sched_kv_log_puts(sched_t *s);
@@ -176,8 +187,8 @@ int tsr_sched_pick_worker(sched_t *s, int avoid);
  * flight (buf is its payload) and one every 100 ms. */
 typedef struct sprog {
     sched_t *s;
-    uint64_t last_ms;             /* when the last one was sent */
-    bool inflight;                /* a PROGRESS call is pending: buf is in use */
+    uint64_t last_ms; /* when the last one was sent */
+    bool inflight;    /* a PROGRESS call is pending: buf is in use */
     uint8_t buf[64];
     void (*settled)(void *owner); /* runs when the call ends (the owner may free itself) */
     void *owner;

@@ -197,6 +197,44 @@ static void encode_desc(sched_t *s, tsr_wbuf_t *b, const skv_table_t *t)
     }
 }
 
+void tsr_sched_kv_stats(sched_t *s, tsr_sched_kv_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct skv *kv = s->kv;
+    if (!kv)
+        return;
+    out->tables = kv->n;
+    for (size_t i = 0; i < kv->n; i++) {
+        const skv_table_t *t = kv->tables[i];
+        out->partitions += t->nparts;
+        for (uint32_t p = 0; p < t->nparts; p++) {
+            const skv_part_t *sp = &t->parts[p];
+            out->in_doubt += sp->doubt;
+            for (const kv_op_t *q = sp->qhead; q; q = q->next)
+                out->writes_waiting++;
+            for (uint32_t r = 0; r < t->nrep; r++) {
+                const skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
+                if (!rep->id[0])
+                    continue;
+                if (rep->stale)
+                    out->replicas_stale++;
+                else if (tsr_sched_kv_ready_worker(s, rep->id))
+                    out->replicas_up++;
+                else
+                    out->replicas_down++;
+            }
+        }
+    }
+    out->resyncs_running = kv->syncs;
+    memcpy(out->resyncs, kv->resyncs, sizeof(out->resyncs));
+    out->resyncs_failed = kv->resyncs_failed;
+    out->resync_pairs = kv->resync_pairs;
+    memcpy(out->compares, kv->compares, sizeof(out->compares));
+    out->puts = kv->puts;
+    out->put_writes = kv->put_writes;
+    out->put_grouped = kv->put_grouped;
+}
+
 static void reply_buf(sched_t *s, tsr_rpc_req_t *req, tsr_wbuf_t *b)
 {
     if (b->failed)

@@ -25,6 +25,8 @@
 #define KV_GROUP_PAIRS 512u
 #define KV_GROUP_BYTES (4u << 20)
 #define KV_ID_MAX 400
+enum { KV_RESYNC_DELTA, KV_RESYNC_RANGES, KV_RESYNC_WHOLE };
+enum { KV_COMPARE_AGREE, KV_COMPARE_DIFFER, KV_COMPARE_FAILED };
 #define KV_RETIRED_MAX 16     /* decommissioned worker ids remembered */
 #define KV_REPLACE_BUSY_MAX 4 /* partitions copying for a replacement at once */
 /* Resyncs (a stale replica refilled, the new copy of a move) running at
@@ -124,6 +126,11 @@ struct skv {
     uint64_t puts;        /* puts sent to their replicas */
     uint64_t put_writes;  /* the writes that carried them (a group is one) */
     uint64_t put_grouped; /* puts that went in a group of 2 or more */
+    /* since start, for GET /metrics (http.c): resyncs ended by kind
+     * (KV_RESYNC_DELTA/RANGES/WHOLE) and failed, pairs they copied, and
+     * comparisons by outcome (KV_COMPARE_AGREE/DIFFER/FAILED) */
+    uint64_t resyncs[3], resyncs_failed, resync_pairs;
+    uint64_t compares[3];
     /* Replacing replicas of workers gone for good (kv_rebalance.c): */
     uint64_t next_replace_ms; /* the tick's next look */
     bool replace_blocked;     /* "no worker can take them" was logged */
@@ -244,6 +251,7 @@ typedef struct kv_sync {
     bool digesting;
     uint8_t *ranges;  /* the ranges copied (bits, TSR_KV_RESYNC_RANGES); NULL: all */
     uint32_t nranges; /* how many of them */
+    bool by_ranges;   /* the digests were compared (none may have differed) */
     kv_range_call_t rcalls[2];
     /* A comparison instead of a copy (kv_compare.c): the partition is in
      * doubt and all its fresh replicas are up; each is asked for its

@@ -85,6 +85,13 @@ static void sync_end(kv_sync_t *y, bool ok)
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
     sp->compare_failed = false; /* the next comparison may be tried */
+    if (ok)
+        s->kv->resyncs[y->delta       ? KV_RESYNC_DELTA
+                       : y->by_ranges ? KV_RESYNC_RANGES
+                                      : KV_RESYNC_WHOLE]++;
+    else
+        s->kv->resyncs_failed++;
+    s->kv->resync_pairs += y->copied;
     tsr_sched_log(s->p->log, "scheduler",
                   ok ? "kv table '%s' partition %u: replica on %s resynced (%llu pairs copied, "
                        "%llu writes applied during the copy, %llu pairs left to them, %u "

@@ -13,10 +13,13 @@ What: a scheduler with a data dir and 2 workers A and B with data dirs; a
      in doubt, so the scheduler must compare both partitions' fresh
      replicas: k1's partition must be logged as differing on exactly one
      replica (marked stale, then refilled from the primary by the one hash
-     range of keys that differs: k1's), the other one as agreeing. Then the value `kv get` reads of k1, with the primary
-     of k1's partition SIGKILLed, must stay the value it read before (a
-     read going back in time otherwise), and the table read from the
-     remaining replica alone must equal the model with that value;
+     range of keys that differs: k1's), the other one as agreeing. Then
+     the value `kv get` reads of k1, with the primary of k1's partition
+     SIGKILLed, must stay the value it read before (a read going back in
+     time otherwise), and the table read from the remaining replica alone
+     must equal the model with that value; GET /metrics must count one
+     comparison agreeing, one differing, one resync by ranges, no
+     partition in doubt and the dead worker's 2 replicas down;
   2. the scheduler SIGKILLed with nothing in flight and restarted with both
      workers: both partitions must be logged as agreeing (out of doubt, no
      replica marked stale); then B SIGKILLed, 16 puts, B restarted on its
@@ -41,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
 from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
 from kvlib import Kv, write_csv  # noqa: E402
+from test_http import http, parse_metrics  # noqa: E402
 
 WAIT_S = 60
 
@@ -59,12 +63,16 @@ def body(test, ps, tmp):
         state["runs"] += 1
         state["log"] = os.path.join(tmp, "scheduler%d.log" % state["runs"])
         afile = os.path.join(tmp, "sched%d.addr" % state["runs"])
+        hfile = os.path.join(tmp, "http%d.addr" % state["runs"])
         p = ps.start(["scheduler", "--listen", "127.0.0.1:0", "--token-file", token,
-                      "--addr-file", afile] + sargs, os.path.basename(state["log"]))
+                      "--addr-file", afile, "--http", "127.0.0.1:0", "--http-addr-file", hfile]
+                     + sargs, os.path.basename(state["log"]))
         wait_for(lambda: os.path.exists(afile) or p.poll() is not None, 20, "the scheduler")
         if p.poll() is not None:
             raise Failed("the scheduler exited: " + read(state["log"]))
         state["sched"], state["addr"] = p, read(afile).strip()
+        wait_for(lambda: os.path.exists(hfile), 20, "the scheduler's HTTP address")
+        state["http"] = "http://%s/metrics" % read(hfile).strip()
         kv.conn = ["--scheduler", state["addr"], "--token-file", token]
         state["joined"] = 0
 
@@ -158,6 +166,18 @@ def body(test, ps, tmp):
             raise Failed(f"k1 read {before!r} from the primary and {after!r} once it died")
         kv.check_table("t", model)
         state["victim"] = victim
+        m = parse_metrics(http(state["http"])[2])
+        want = {("tessera_kv_tables", ""): 1, ("tessera_kv_partitions", ""): 2,
+                ("tessera_kv_partitions_in_doubt", ""): 0,
+                ("tessera_kv_comparisons_total", '{outcome="agree"}'): 1,
+                ("tessera_kv_comparisons_total", '{outcome="differ"}'): 1,
+                ("tessera_kv_comparisons_total", '{outcome="failed"}'): 0,
+                ("tessera_kv_resyncs_total", '{kind="ranges"}'): 1,
+                ("tessera_kv_resyncs_total", '{kind="whole"}'): 0,
+                ("tessera_kv_replicas", '{state="down"}'): 2}
+        got = {k: m.get(k) for k in want}
+        if got != want:
+            raise Failed(f"GET /metrics: {got}, wanted {want}")
 
     test.check("a put applied on one replica when the scheduler died: the replicas are "
                "compared, the differing one copied from the primary; a read does not go back "

@@ -18,9 +18,10 @@ table holds 20 rows.
      group) and refilled by the keys it missed - the group's, 2 or more;
      with A SIGKILLed, B's copy alone must equal the model (and with A
      back, B SIGKILLed, A's alone);
-  2. the scheduler stopped with SIGTERM: its log must count the puts and
-     the writes they went out in, with at least 2 puts in groups and
-     fewer writes than puts (every put alone fails it).
+  2. GET /metrics must count the 33 puts and fewer writes; the scheduler
+     stopped with SIGTERM: its log must count the puts and the writes they
+     went out in, with at least 2 puts in groups and fewer writes than
+     puts (every put alone fails it).
 Every process is stopped by its PID; every wait is bounded.
 
 Usage: test_kv_group.py [--tessera PATH] [-v]
@@ -41,6 +42,7 @@ from clusterlib import ENV, Failed, read, wait_for, write_token  # noqa: E402
 
 HOOK = dict(ENV, TSR_TEST_KV_REFUSE_KEY="refused")
 from kvlib import Kv, write_csv  # noqa: E402
+from test_http import http, parse_metrics  # noqa: E402
 
 WAIT_S = 60
 PUTS = 30
@@ -51,7 +53,11 @@ def body(test, ps, tmp):
     write_token(token, os.urandom(16).hex())
     slog = os.path.join(tmp, "scheduler.log")
     # a long heartbeat: workers SIGSTOPped for seconds stay members
-    sched, addr = ps.start_scheduler(token, extra=["--heartbeat-timeout", "60000"])
+    hfile = os.path.join(tmp, "http.addr")
+    sched, addr = ps.start_scheduler(token, extra=["--heartbeat-timeout", "60000", "--http",
+                                                   "127.0.0.1:0", "--http-addr-file", hfile])
+    wait_for(lambda: os.path.exists(hfile), 20, "the scheduler's HTTP address")
+    metrics_url = "http://%s/metrics" % read(hfile).strip()
     workers = {}
     joined = [0]
 
@@ -143,6 +149,11 @@ def body(test, ps, tmp):
     test.check("each replica alone holds every acknowledged put", alone)
 
     def counted():
+        m = parse_metrics(http(metrics_url)[2])
+        puts = m.get(("tessera_kv_puts_total", ""))
+        writes = m.get(("tessera_kv_put_writes_total", ""))
+        if puts != PUTS + 3 or not writes or writes >= puts:
+            raise Failed(f"GET /metrics: {puts} puts in {writes} writes")
         sched.send_signal(signal.SIGTERM)
         sched.wait(timeout=30)
         m = re.findall(r"kv: (\d+) put\(s\) went to their replicas in (\d+) write\(s\) \((\d+) of "
