@@ -54,14 +54,18 @@
  *                        replica), so two copies holding the same pairs have
  *                        the same digest; the scheduler compares a partition's
  *                        fresh replicas in doubt (kv_compare.c)
- *   RDIGEST              u32 n (a power of two, 1..TSR_KV_RANGES_MAX) -> u64
- *                        pairs, u32 n, n x {u64 sum0, u64 sum1}: DIGEST per
- *                        hash range of the keys (a mix of XXH3-64(key) mod
- *                        n); a resync copies only the ranges whose sums
- *                        differ (kv_ranges.c)
+ *   RDIGEST              u32 n (a power of two, 1..TSR_KV_RANGES_MAX), u64
+ *                        cursor (0 first) -> u64 next (0: the last chunk),
+ *                        u64 pairs, u32 n, n x {u64 sum0, u64 sum1}: DIGEST
+ *                        per hash range of the keys (a mix of XXH3-64(key)
+ *                        mod n) of a chunk of the copy, to be added up;
+ *                        CONFLICT: rehashed between chunks, start over. A
+ *                        resync copies only the ranges whose sums differ
+ *                        (kv_ranges.c)
  *   RDROP                ranges -> u64 keys deleted: every key of those
  *                        ranges, durably (the stale copy's, before a resync
- *                        by ranges refills them)
+ *                        by ranges refills them); CONFLICT when a key could
+ *                        not be deleted (locked)
  *   ranges: u32 n (a power of two), then max(1, n / 8) bytes: bit i % 8 of
  *           byte i / 8 set for range i
  *   LIST                 (store table TSR_KV_LIST_TABLE) -> u32 n, n x str

@@ -55,9 +55,10 @@ static void decide(kv_sync_t *y)
     sched_t *s = y->s;
     const kv_range_call_t *src = &y->rcalls[0], *dst = &y->rcalls[1];
     const char *id = y->t->reps[(size_t)y->part * y->t->nrep + y->dst].id;
-    const char *whole = !src->answered || !dst->answered ? "a digest did not come back"
-                        : dst->pairs == 0                ? "it holds nothing"
-                                                         : NULL;
+    const char *whole = !src->answered || !dst->answered     ? "a digest did not come back"
+                        : dst->pairs == 0                    ? "it holds nothing"
+                        : y->t->parts[y->part].ranges_failed ? "the last copy by ranges failed"
+                                                             : NULL;
     uint32_t differ = 0;
     uint8_t *bits = NULL;
     if (!whole) {
@@ -116,23 +117,11 @@ static void decide(kv_sync_t *y)
     }
 }
 
-static void on_rdigest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+static bool send_rdigest(kv_range_call_t *c);
+
+/* Both copies' digests are in (or one failed): decide, then go on. */
+static void digests_done(kv_sync_t *y)
 {
-    kv_range_call_t *c = arg;
-    kv_sync_t *y = c->y;
-    if (status == TSR_OK) {
-        tsr_rbuf_t r;
-        tsr_rbuf_init(&r, reply->data, reply->len);
-        c->pairs = tsr_rbuf_u64(&r);
-        uint32_t n = tsr_rbuf_u32(&r);
-        c->sums = n == TSR_KV_RESYNC_RANGES && !r.bad
-                      ? tsr_mem_alloc(y->s->mem, 2 * (size_t)n * sizeof(uint64_t))
-                      : NULL;
-        for (size_t i = 0; c->sums && i < 2 * (size_t)n; i++)
-            c->sums[i] = tsr_rbuf_u64(&r);
-        c->answered = c->sums && tsr_rbuf_done(&r);
-    }
-    tsr_rpc_msg_release(y->s->t, reply);
     if (--y->digests > 0)
         return;
     y->digesting = false;
@@ -141,34 +130,80 @@ static void on_rdigest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
     tsr_sched_kv_sync_poke(y); /* may end y */
 }
 
-bool tsr_sched_kv_ranges_start(kv_sync_t *y)
+static void on_rdigest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
 {
+    kv_range_call_t *c = arg;
+    kv_sync_t *y = c->y;
+    bool more = false;
+    if (status == TSR_ERR_CONFLICT && c->restarts++ < 8) {
+        /* rehashed between two chunks: the cursor means nothing now */
+        c->cursor = 0;
+        c->pairs = 0;
+        memset(c->sums, 0, 2 * (size_t)TSR_KV_RESYNC_RANGES * sizeof(uint64_t));
+        more = true;
+    } else if (status == TSR_OK) {
+        tsr_rbuf_t r;
+        tsr_rbuf_init(&r, reply->data, reply->len);
+        uint64_t next = tsr_rbuf_u64(&r);
+        c->pairs += tsr_rbuf_u64(&r);
+        bool ok = tsr_rbuf_u32(&r) == TSR_KV_RESYNC_RANGES && !r.bad;
+        for (size_t i = 0; ok && i < 2 * (size_t)TSR_KV_RESYNC_RANGES; i++)
+            c->sums[i] += tsr_rbuf_u64(&r); /* sums of pairs: chunks add up */
+        ok = ok && tsr_rbuf_done(&r);
+        c->cursor = next;
+        more = ok && next != 0;
+        c->answered = ok && next == 0;
+    }
+    tsr_rpc_msg_release(y->s->t, reply);
+    if (more && !y->failed && send_rdigest(c))
+        return;
+    digests_done(y);
+}
+
+/* Asks c's copy for its next chunk; false when the call cannot go out. */
+static bool send_rdigest(kv_range_call_t *c)
+{
+    kv_sync_t *y = c->y;
     sched_t *s = y->s;
-    sworker_t *w[2] = {
-        tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + y->src].id),
-        tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + y->dst].id)};
-    if (!w[0] || !w[1] || w[1] != y->dst_w)
+    size_t rep = c->side == 0 ? y->src : y->dst;
+    /* every chunk from the process the first went to (another one, back
+     * on its data dir, may hold another copy) */
+    if (tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + rep].id) != c->w)
         return false;
-    uint8_t payload[4];
+    uint8_t payload[12];
     for (int i = 0; i < 4; i++)
         payload[i] = (uint8_t)(TSR_KV_RESYNC_RANGES >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        payload[4 + i] = (uint8_t)(c->cursor >> (8 * i));
     tsr_wbuf_t msg;
     tsr_wbuf_init(&msg, s->mem);
     tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_RDIGEST, payload, sizeof(payload), &msg);
+    tsr_error_t e;
+    tsr_error_clear(&e);
+    bool sent = !msg.failed && tsr_rpc_call_async(s->t, c->w->peer, TSR_MSG_KV_RUN, msg.data,
+                                                  msg.len, KV_CALL_MS, on_rdigest, c, &e) == TSR_OK;
+    tsr_wbuf_free(&msg);
+    return sent;
+}
+
+bool tsr_sched_kv_ranges_start(kv_sync_t *y)
+{
+    sched_t *s = y->s;
+    size_t reps[2] = {y->src, y->dst};
     y->digesting = true;
     y->digests = 1; /* ours, until both calls are out */
-    for (int i = 0; i < 2 && !msg.failed; i++) {
+    for (int i = 0; i < 2; i++) {
         kv_range_call_t *c = &y->rcalls[i];
         c->y = y;
         c->side = i;
-        tsr_error_t e;
-        tsr_error_clear(&e);
+        c->w = tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + reps[i]].id);
+        c->sums = tsr_mem_calloc(s->mem, 2 * (size_t)TSR_KV_RESYNC_RANGES, sizeof(uint64_t));
+        if (!c->w || (i == 1 && c->w != y->dst_w) || !c->sums)
+            continue; /* not answered: the copy goes whole */
         y->digests++;
-        if (tsr_rpc_call_async(s->t, w[i]->peer, TSR_MSG_KV_RUN, msg.data, msg.len, KV_CALL_MS,
-                               on_rdigest, c, &e) != TSR_OK)
-            y->digests--; /* not answered: the copy goes whole */
+        if (!send_rdigest(c))
+            y->digests--;
     }
-    tsr_wbuf_free(&msg);
     if (--y->digests > 0)
         return true;
     /* no call went out */

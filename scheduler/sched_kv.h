@@ -96,6 +96,10 @@ typedef struct skv_part {
      * stale replica is resynced before the next one, so a replica that
      * cannot answer DIGEST does not hold every copy back */
     bool compare_failed;
+    /* the last resync by ranges failed (kv_ranges.c): the next is whole, so
+     * a copy that cannot be done by ranges (an RDROP too slow, a digest
+     * queue overflowing) does not fail the same way forever */
+    bool ranges_failed;
 } skv_part_t;
 
 typedef struct skv_table {
@@ -207,9 +211,12 @@ typedef struct kv_digest_call {
 typedef struct kv_range_call {
     struct kv_sync *y;
     int side;
-    bool answered;
-    uint64_t pairs; /* the copy's */
-    uint64_t *sums; /* 2 per range (TSR_KV_RESYNC_RANGES) */
+    const sworker_t *w; /* the process asked (every chunk goes to it) */
+    uint64_t cursor;    /* where its next chunk starts */
+    unsigned restarts;  /* started over (rehashed between chunks) */
+    bool answered;      /* every chunk came back */
+    uint64_t pairs;     /* the copy's */
+    uint64_t *sums;     /* 2 per range (TSR_KV_RESYNC_RANGES), added up over the chunks */
 } kv_range_call_t;
 
 /* One message for the stale copy, in the order it must be applied. */

@@ -85,6 +85,7 @@ static void sync_end(kv_sync_t *y, bool ok)
     } else
         sp->retry_ms = tsr_sched_now_ms() + 5000;
     sp->compare_failed = false; /* the next comparison may be tried */
+    sp->ranges_failed = !ok && y->by_ranges;
     if (ok)
         s->kv->resyncs[y->delta       ? KV_RESYNC_DELTA
                        : y->by_ranges ? KV_RESYNC_RANGES

@@ -199,10 +199,12 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         case TSR_KV_POP_FETCH:
             return fetch(NULL, &r, out, ke);
         case TSR_KV_POP_DIGEST:
-            return tsr_wkv_digest(NULL, 0, out, ke);
+            return tsr_wkv_digest(NULL, 0, NULL, 0, out, ke);
         case TSR_KV_POP_RDIGEST: {
             uint32_t n = tsr_rbuf_u32(&r);
-            return r.bad ? TSR_ERR_BAD_INPUT : tsr_wkv_digest(NULL, n, out, ke);
+            uint64_t cursor = tsr_rbuf_u64(&r);
+            return r.bad || n == 0 ? TSR_ERR_BAD_INPUT
+                                   : tsr_wkv_digest(NULL, n, &cursor, TSR_WKV_VISIT_MAX, out, ke);
         }
         case TSR_KV_POP_RDROP:
             tsr_wbuf_u64(out, 0);
@@ -281,7 +283,7 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         tsr_wbuf_t pb;
         tsr_wbuf_init(&pb, NULL);
         scan_out_t so = {.b = &pb};
-        rc = rs.n ? tsr_wkv_scan_ranges(t, &cursor, page, &rs, &pb, &so.n, ke)
+        rc = rs.n ? tsr_wkv_scan_ranges(t, &cursor, page, &rs, TSR_WKV_VISIT_MAX, &pb, &so.n, ke)
                   : tsr_kv_scan(t, &cursor, page, on_pair, &so, ke);
         if (rc == TSR_OK) {
             tsr_wbuf_u64(out, cursor);
@@ -299,20 +301,21 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     case TSR_KV_POP_DIGEST:
         if (!tsr_rbuf_done(&r))
             break;
-        rc = tsr_wkv_digest(t, 0, out, ke);
+        rc = tsr_wkv_digest(t, 0, NULL, 0, out, ke);
         goto done;
     case TSR_KV_POP_RDIGEST: {
         uint32_t n = tsr_rbuf_u32(&r);
+        uint64_t cursor = tsr_rbuf_u64(&r);
         if (!tsr_rbuf_done(&r) || n == 0)
             break;
-        rc = tsr_wkv_digest(t, n, out, ke);
+        rc = tsr_wkv_digest(t, n, &cursor, TSR_WKV_VISIT_MAX, out, ke);
         goto done;
     }
     case TSR_KV_POP_RDROP: {
         wkv_ranges_t rs;
         if (!tsr_wkv_ranges_read(&r, &rs) || !tsr_rbuf_done(&r))
             break;
-        rc = tsr_wkv_drop_ranges(t, &rs, out, ke);
+        rc = tsr_wkv_drop_ranges(t, &rs, TSR_WKV_DROP_CHUNK, out, ke);
         goto done;
     }
     case TSR_KV_POP_LOAD: {

@@ -66,7 +66,8 @@ static void on_digest_pair(void *arg, const void *key, size_t klen, const void *
     s[1] += h.high64;
 }
 
-tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, tsr_wbuf_t *out, tsr_kv_err_t *ke)
+tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, uint64_t *cursor, size_t visit_max,
+                            tsr_wbuf_t *out, tsr_kv_err_t *ke)
 {
     if (nranges > TSR_KV_RANGES_MAX || (nranges & (nranges - 1)) != 0) {
         snprintf(ke->message, sizeof(ke->message), "malformed kv request");
@@ -76,23 +77,42 @@ tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, tsr_wbuf_t *out
     if (nranges && !(a.sums = tsr_mem_calloc(NULL, 2 * (size_t)nranges, sizeof(uint64_t))))
         return TSR_ERR_NOMEM;
     tsr_status_t rc = TSR_OK;
-    for (int tries = 0; t && tries < 8; tries++) {
-        uint64_t cursor = 0;
-        a.pairs = 0;
-        a.whole[0] = a.whole[1] = 0;
-        if (a.sums)
-            memset(a.sums, 0, 2 * (size_t)nranges * sizeof(uint64_t));
-        do
-            rc = tsr_kv_scan(t, &cursor, TSR_KV_SCAN_PAGE_MAX, on_digest_pair, &a, ke);
-        while (rc == TSR_OK && cursor != 0);
-        if (rc != TSR_ERR_CONFLICT)
-            break;
+    if (!cursor) {
+        /* the whole copy at once (a comparison: the partition's writes wait
+         * for it anyway); a rehash under it starts it over */
+        for (int tries = 0; t && tries < 8; tries++) {
+            uint64_t at = 0;
+            a.pairs = 0;
+            a.whole[0] = a.whole[1] = 0;
+            do
+                rc = tsr_kv_scan(t, &at, TSR_KV_SCAN_PAGE_MAX, on_digest_pair, &a, ke);
+            while (rc == TSR_OK && at != 0);
+            if (rc != TSR_ERR_CONFLICT)
+                break;
+        }
+    } else {
+        /* a chunk of at most visit_max pairs from *cursor: the caller
+         * adds the chunks' sums up (a CONFLICT: the table was rehashed
+         * between two chunks, start over) */
+        size_t visited = 0;
+        if (!t)
+            *cursor = 0;
+        while (t && rc == TSR_OK && visited < visit_max) {
+            uint64_t before = a.pairs;
+            size_t want = visit_max - visited;
+            rc = tsr_kv_scan(t, cursor, want < TSR_KV_SCAN_PAGE_MAX ? want : TSR_KV_SCAN_PAGE_MAX,
+                             on_digest_pair, &a, ke);
+            visited += a.pairs - before;
+            if (*cursor == 0)
+                break;
+        }
     }
     if (rc == TSR_OK && nranges == 0) {
         tsr_wbuf_u64(out, a.pairs);
         tsr_wbuf_u64(out, a.whole[0]);
         tsr_wbuf_u64(out, a.whole[1]);
     } else if (rc == TSR_OK) {
+        tsr_wbuf_u64(out, cursor ? *cursor : 0);
         tsr_wbuf_u64(out, a.pairs);
         tsr_wbuf_u32(out, nranges);
         for (size_t i = 0; i < 2 * (size_t)nranges; i++)
@@ -106,11 +126,13 @@ typedef struct scan_filter {
     const wkv_ranges_t *rs;
     tsr_wbuf_t *pairs;
     uint32_t n;
+    size_t visited;
 } scan_filter_t;
 
 static void on_scan_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
     scan_filter_t *f = arg;
+    f->visited++;
     if (!in_ranges(f->rs, key, klen))
         return;
     tsr_wbuf_blob(f->pairs, key, klen);
@@ -119,16 +141,17 @@ static void on_scan_pair(void *arg, const void *key, size_t klen, const void *va
 }
 
 tsr_status_t tsr_wkv_scan_ranges(tsr_kv_table_t *t, uint64_t *cursor, uint32_t page,
-                                 const wkv_ranges_t *rs, tsr_wbuf_t *pairs, uint32_t *n,
-                                 tsr_kv_err_t *ke)
+                                 const wkv_ranges_t *rs, size_t visit_max, tsr_wbuf_t *pairs,
+                                 uint32_t *n, tsr_kv_err_t *ke)
 {
     scan_filter_t f = {.rs = rs, .pairs = pairs};
     tsr_status_t rc = TSR_OK;
     /* each call visits at most page - matched pairs, so no more than page
-     * go out; a page of few matches reads on (bounded by the partition) */
+     * go out; a page of few matches reads on, at most visit_max pairs
+     * (the page may then be empty, its cursor not 0: the caller asks on) */
     do
         rc = tsr_kv_scan(t, cursor, page - f.n, on_scan_pair, &f, ke);
-    while (rc == TSR_OK && *cursor != 0 && f.n < page && !pairs->failed);
+    while (rc == TSR_OK && *cursor != 0 && f.n < page && !pairs->failed && f.visited < visit_max);
     *n = f.n;
     return rc;
 }
@@ -149,34 +172,73 @@ static void on_drop_pair(void *arg, const void *key, size_t klen, const void *va
     d->n++;
 }
 
-tsr_status_t tsr_wkv_drop_ranges(tsr_kv_table_t *t, const wkv_ranges_t *rs, tsr_wbuf_t *out,
-                                 tsr_kv_err_t *ke)
+/* Deletes the d->n keys collected (one batch: one log commit); every one
+ * must go (each was just seen; one a transaction holds locked is not
+ * deleted and fails the drop: the resync is tried again). */
+static tsr_status_t drop_collected(tsr_kv_table_t *t, drop_keys_t *d, uint64_t *deleted,
+                                   tsr_kv_err_t *ke)
+{
+    if (d->n == 0)
+        return TSR_OK;
+    if (d->keys.failed)
+        return TSR_ERR_NOMEM;
+    tsr_kv_pair_t *pairs = tsr_mem_calloc(NULL, d->n, sizeof(*pairs));
+    if (!pairs)
+        return TSR_ERR_NOMEM;
+    tsr_rbuf_t r;
+    tsr_rbuf_init(&r, d->keys.data, d->keys.len);
+    for (size_t i = 0; i < d->n; i++)
+        pairs[i].key = tsr_rbuf_blob(&r, &pairs[i].klen);
+    size_t nok = 0;
+    tsr_status_t rc = tsr_kv_delete_batch(t, pairs, d->n, NULL, NULL, &nok, ke);
+    if (rc == TSR_OK && nok != d->n) {
+        snprintf(ke->message, sizeof(ke->message),
+                 "%zu of %zu keys of the ranges were not deleted (locked by a transaction?)",
+                 d->n - nok, d->n);
+        rc = TSR_ERR_CONFLICT;
+    }
+    *deleted += nok;
+    tsr_mem_free(NULL, pairs);
+    d->n = 0;
+    tsr_wbuf_free(&d->keys);
+    tsr_wbuf_init(&d->keys, NULL);
+    return rc;
+}
+
+tsr_status_t tsr_wkv_drop_ranges(tsr_kv_table_t *t, const wkv_ranges_t *rs, size_t chunk,
+                                 tsr_wbuf_t *out, tsr_kv_err_t *ke)
 {
     drop_keys_t d = {.rs = rs};
     tsr_wbuf_init(&d.keys, NULL);
-    tsr_kv_pair_t *pairs = NULL;
-    size_t nok = 0;
     tsr_status_t rc = TSR_OK;
-    uint64_t cursor = 0;
-    /* the keys first (deleting under the scan would move nothing, but a
-     * batch is one log commit) */
-    do
-        rc = tsr_kv_scan(t, &cursor, TSR_KV_SCAN_PAGE_MAX, on_drop_pair, &d, ke);
-    while (rc == TSR_OK && cursor != 0 && !d.keys.failed);
-    if (rc == TSR_OK && d.keys.failed)
-        rc = TSR_ERR_NOMEM;
-    if (rc == TSR_OK && d.n > 0 && !(pairs = tsr_mem_calloc(NULL, d.n, sizeof(*pairs))))
-        rc = TSR_ERR_NOMEM;
-    if (rc == TSR_OK && d.n > 0) {
-        tsr_rbuf_t r;
-        tsr_rbuf_init(&r, d.keys.data, d.keys.len);
-        for (size_t i = 0; i < d.n; i++)
-            pairs[i].key = tsr_rbuf_blob(&r, &pairs[i].klen);
-        rc = tsr_kv_delete_batch(t, pairs, d.n, NULL, NULL, &nok, ke);
+    uint64_t cursor = 0, deleted = 0;
+    int restarts = 0;
+    /* in batches of chunk to 2 x chunk keys (a scan call visits at most
+     * chunk pairs), each deleted before the scan goes on: memory stays
+     * bounded on a large partition. A delete never moves a key (it leaves
+     * a tombstone); should the table be rehashed all the same (CONFLICT),
+     * the scan starts over (keys deleted already are gone) */
+    size_t page = chunk < TSR_KV_SCAN_PAGE_MAX ? chunk : TSR_KV_SCAN_PAGE_MAX;
+    for (;;) {
+        do
+            rc = tsr_kv_scan(t, &cursor, page, on_drop_pair, &d, ke);
+        while (rc == TSR_OK && cursor != 0 && d.n < chunk);
+        if (rc == TSR_ERR_CONFLICT && restarts++ < 8) {
+            d.n = 0;
+            tsr_wbuf_free(&d.keys);
+            tsr_wbuf_init(&d.keys, NULL);
+            cursor = 0;
+            ke->status = TSR_OK;
+            ke->message[0] = '\0';
+            continue;
+        }
+        if (rc == TSR_OK)
+            rc = drop_collected(t, &d, &deleted, ke);
+        if (rc != TSR_OK || cursor == 0)
+            break;
     }
     if (rc == TSR_OK)
-        tsr_wbuf_u64(out, nok);
-    tsr_mem_free(NULL, pairs);
+        tsr_wbuf_u64(out, deleted);
     tsr_wbuf_free(&d.keys);
     return rc;
 }
