@@ -69,7 +69,9 @@ struct tsr_wkv {
     /* test hook TSR_TEST_KV_REFUSE_KEY: a PUT of this key, or a LOAD that
      * holds it (a group of puts), is answered UNAVAILABLE and not applied
      * (a replica that fails one write while another applies it;
-     * tests/integration/test_kv_upsert.py, test_kv_group.py); NULL: off */
+     * tests/integration/test_kv_upsert.py, test_kv_group.py). A resync
+     * page holding the key is a LOAD too and is refused: tests with it
+     * refill such a worker by its missed keys (TAPPLY). NULL: off */
     char *refuse_key;
 };
 
