@@ -24,8 +24,9 @@ write during a resync is served, not refused).
      during its resync (writes went on while it copied), then no replica is
      stale and the table equals the model;
   2. A SIGKILLed: B's resynced copies alone equal the model;
-  3. the writers write on while A is down, then A comes back on its data
-     dir: its copies must be refilled by the keys they missed (a delta,
+  3. the writers write on while A is down (and a load of 1,000 new keys,
+     so the refill is long enough to take writes), then A comes back on
+     its data dir: its copies must be refilled by the keys they missed (a delta,
      logged), with writes applied to them during the refill; the table
      equals the model;
   4. B SIGKILLed: A's copies alone equal the model (a refill that forgot a
@@ -299,6 +300,16 @@ def body(test, ps, tmp):
         # remember the keys they miss), then it comes back on its data dir
         start_writers()
         time.sleep(2)
+        # 1,000 more missed keys: the refill (4 keys a page here) then
+        # takes long enough for the writers' writes to land in it, however
+        # few the writers managed meanwhile (under ASan on a loaded machine
+        # a dozen puts of a few keys made a refill of a few ms)
+        rows = {"D%d" % i: "d%d" % i for i in range(1000)}
+        csv = os.path.join(tmp, "missed.csv")
+        write_csv(csv, rows)
+        kv.expect(0, "load while down", "load", "t", csv)
+        with lock:
+            model.update(rows)
         resync_under_writes(0, "missed")
 
     test.check("a worker back on its data dir gets only the keys it missed, while writes go "
