@@ -165,7 +165,9 @@ def body(test, ps, tmp):
             kv.conn = ["--scheduler", state["addr"], "--token-file", token]
         return p
 
-    def restart():
+    def crash_restart():
+        """The scheduler SIGKILLed, the workers stopped, the scheduler
+        started again on its data dir (the workers are not)."""
         os.kill(state["sched"].pid, signal.SIGKILL)
         state["sched"].wait(timeout=10)
         stop_workers()
@@ -173,6 +175,9 @@ def body(test, ps, tmp):
         if p.poll() is not None:
             raise Failed("the restarted scheduler exited: " + read(state["log"]))
         state["sched"] = p
+
+    def restart():
+        crash_restart()
         start_workers()
         joined(3)
         rc, out, err = kv.expect(0, "list", "list")
@@ -273,13 +278,7 @@ def body(test, ps, tmp):
         finally:
             os.rmdir(blocker)
         kv.expect(0, "a put once the catalog can be saved", "put", "s", "a", "4")
-        os.kill(state["sched"].pid, signal.SIGKILL)
-        state["sched"].wait(timeout=10)
-        stop_workers()
-        p = restart_scheduler()
-        if p.poll() is not None:
-            raise Failed("the restarted scheduler exited: " + read(state["log"]))
-        state["sched"] = p
+        crash_restart()
         place = kv.placement("s")  # from the catalog alone: no worker has joined
         if place is None or (backup, "stale") not in place[0]:
             raise Failed(f"the saved catalog does not have the backup stale: {place}")

@@ -108,6 +108,16 @@ def body(test, ps, tmp):
             out[p] = ("agree", None)
         return out
 
+    def restart_and_compare():
+        """The scheduler and both workers started (again) on their data
+        dirs; every partition is in doubt: both comparisons' outcomes."""
+        start_scheduler()
+        start_worker(0)
+        start_worker(1)
+        wait_for(lambda: len(compared(read(state["log"]))) == 2, WAIT_S,
+                 "both partitions to be compared")
+        return compared(read(state["log"]))
+
     start_scheduler()
     start_worker(0)
     start_worker(1)
@@ -135,12 +145,7 @@ def body(test, ps, tmp):
             raise Failed("the put was acknowledged with B stopped")
         stop(workers[1], signal.SIGKILL)
         stop(workers[0], signal.SIGTERM)
-        start_scheduler()
-        start_worker(0)
-        start_worker(1)
-        wait_for(lambda: len(compared(read(state["log"]))) == 2, WAIT_S,
-                 "both partitions to be compared")
-        got = compared(read(state["log"]))
+        got = restart_and_compare()
         outcomes = sorted(o for o, _ in got.values())
         if outcomes != ["agree", "differs"]:
             raise Failed(f"comparisons {got}: wanted one partition differing, one agreeing")
@@ -187,12 +192,7 @@ def body(test, ps, tmp):
         stop(state["sched"], signal.SIGKILL)
         for w in workers.values():
             stop(w, signal.SIGTERM)
-        start_scheduler()
-        start_worker(0)
-        start_worker(1)
-        wait_for(lambda: len(compared(read(state["log"]))) == 2, WAIT_S,
-                 "both partitions to be compared")
-        got = compared(read(state["log"]))
+        got = restart_and_compare()
         if any(o != "agree" for o, _ in got.values()):
             raise Failed(f"comparisons {got}: wanted both agreeing")
         wait_for(all_up, WAIT_S, "every replica up")
