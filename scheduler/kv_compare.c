@@ -68,27 +68,27 @@ static void compare_end(kv_sync_t *y)
     /* the primary must still be the process that answered, fresh: if it
      * died or went stale meanwhile, reads moved to another replica, whose
      * copy must not be thrown away for the old primary's */
-    const kv_digest_call_t *ref = &y->calls[y->src];
+    const kv_digest_t *ref = &y->dig[y->src];
     const skv_rep_t *src = &t->reps[(size_t)y->part * t->nrep + y->src];
     if (src->stale || tsr_sched_kv_ready_worker(s, src->id) != ref->w)
         y->failed = true;
     bool all = ref->answered && !y->failed;
     unsigned differ = 0;
     for (size_t r = 0; all && r < t->nrep; r++) {
-        const kv_digest_call_t *c = &y->calls[r];
+        const kv_digest_t *c = &y->dig[r];
         if (!c->asked || r == y->src)
             continue;
         if (!c->answered) {
             all = false;
             continue;
         }
-        if ((c->pairs == ref->pairs && c->sum0 == ref->sum0 && c->sum1 == ref->sum1))
+        if (c->pairs == ref->pairs && c->sums[0] == ref->sums[0] && c->sums[1] == ref->sums[1])
             continue;
         differ++;
         const skv_rep_t *rep = &t->reps[(size_t)y->part * t->nrep + r];
         tsr_sched_log(s->p->log, "scheduler",
                       "kv table '%s' partition %u: the replica on %s differs from the one on %s "
-                      "(%llu pairs against %llu): it is stale and will be copied whole",
+                      "(%llu pairs against %llu): it is stale and will be refilled from it",
                       t->name, y->part, rep->id, t->reps[(size_t)y->part * t->nrep + y->src].id,
                       (unsigned long long)c->pairs, (unsigned long long)ref->pairs);
         /* saved before the writes that wait run (no missed keys: whole) */
@@ -113,23 +113,9 @@ static void compare_end(kv_sync_t *y)
     tsr_sched_kv_sync_release(y, all);
 }
 
-static void on_digest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
+static void on_digest(kv_digest_t *d)
 {
-    kv_digest_call_t *c = arg;
-    kv_sync_t *y = c->y;
-    if (status == TSR_OK) {
-        tsr_rbuf_t r;
-        tsr_rbuf_init(&r, reply->data, reply->len);
-        c->pairs = tsr_rbuf_u64(&r);
-        c->sum0 = tsr_rbuf_u64(&r);
-        c->sum1 = tsr_rbuf_u64(&r);
-        /* the process that answered must still be the one the replica is
-         * on (a restart in between may hold another copy) */
-        c->answered = tsr_rbuf_done(&r) &&
-                      tsr_sched_kv_ready_worker(
-                          y->s, y->t->reps[(size_t)y->part * y->t->nrep + c->rep].id) == c->w;
-    }
-    tsr_rpc_msg_release(y->s->t, reply);
+    kv_sync_t *y = d->y;
     if (--y->digests == 0)
         compare_end(y);
 }
@@ -145,30 +131,20 @@ bool tsr_sched_kv_compare_start(kv_sync_t *y)
         tsr_sched_kv_sync_release(y, true);
         return false;
     }
-    tsr_wbuf_t msg;
-    tsr_wbuf_init(&msg, s->mem);
-    tsr_sched_kv_encode_run(t, y->part, TSR_KV_POP_DIGEST, NULL, 0, &msg);
     y->digests = 1; /* ours, until every call is out */
-    for (size_t r = 0; r < t->nrep && !msg.failed; r++) {
+    for (size_t r = 0; r < t->nrep; r++) {
         const skv_rep_t *rep = &t->reps[(size_t)y->part * t->nrep + r];
-        kv_digest_call_t *c = &y->calls[r];
+        kv_digest_t *d = &y->dig[r];
         if (!rep->id[0] || rep->stale)
             continue;
-        c->y = y;
-        c->rep = r;
-        c->asked = true;
-        sworker_t *w = tsr_sched_kv_ready_worker(s, rep->id);
-        c->w = w;
-        tsr_error_t e;
-        tsr_error_clear(&e);
+        d->y = y;
+        d->rep = r;
+        d->nranges = 1; /* the whole copy */
+        d->done = on_digest;
         y->digests++;
-        if (!w || tsr_rpc_call_async(s->t, w->peer, TSR_MSG_KV_RUN, msg.data, msg.len, KV_CALL_MS,
-                                     on_digest, c, &e) != TSR_OK)
+        if (!tsr_sched_kv_digest_ask(d))
             y->digests--; /* asked, never answered: the comparison fails */
     }
-    if (msg.failed)
-        y->failed = true;
-    tsr_wbuf_free(&msg);
     if (--y->digests > 0)
         return true;
     compare_end(y);

@@ -48,20 +48,19 @@
  *   FETCH                u32 n, n x bytes key -> u32 n, n x {u8 found, bytes
  *                        value} (absent: found 0, no bytes); a delta resync
  *                        reads the keys a stale copy missed (sched_kv_sync.c)
- *   DIGEST               -> u64 pairs, u64 sum0, u64 sum1: the copy's content
- *                        as a sum over its pairs of XXH3-128(value) seeded by
- *                        XXH3-64(key) (versions left out: they differ per
- *                        replica), so two copies holding the same pairs have
- *                        the same digest; the scheduler compares a partition's
- *                        fresh replicas in doubt (kv_compare.c)
  *   RDIGEST              u32 n (a power of two, 1..TSR_KV_RANGES_MAX), u64
  *                        cursor (0 first) -> u64 next (0: the last chunk),
- *                        u64 pairs, u32 n, n x {u64 sum0, u64 sum1}: DIGEST
- *                        per hash range of the keys (a mix of XXH3-64(key)
- *                        mod n) of a chunk of the copy, to be added up;
+ *                        u64 pairs, u32 n, n x {u64 sum0, u64 sum1}: a chunk
+ *                        of the copy's digest per hash range of the keys (a
+ *                        mix of XXH3-64(key) mod n): per range, the sum over
+ *                        its pairs of XXH3-128(value) seeded by XXH3-64(key)
+ *                        (versions left out: they differ per replica), so
+ *                        copies that hold the same pairs have the same
+ *                        digests and the chunks' sums add up (kv_digest.c);
  *                        CONFLICT: rehashed between chunks, start over. A
- *                        resync copies only the ranges whose sums differ
- *                        (kv_ranges.c)
+ *                        comparison of fresh replicas in doubt asks for 1
+ *                        range (kv_compare.c), a resync copies only the
+ *                        ranges whose sums differ (kv_ranges.c)
  *   RDROP                ranges -> u64 keys deleted: every key of those
  *                        ranges, durably (the stale copy's, before a resync
  *                        by ranges refills them); CONFLICT when a key could
@@ -115,7 +114,7 @@ enum {
     TSR_KV_POP_TAPPLY = 12,
     TSR_KV_POP_LIST = 13,
     TSR_KV_POP_FETCH = 14,
-    TSR_KV_POP_DIGEST = 15,
+    /* 15: unused (a whole-copy digest, now RDIGEST of 1 range) */
     TSR_KV_POP_RDIGEST = 16,
     TSR_KV_POP_RDROP = 17,
 };

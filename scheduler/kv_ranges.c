@@ -41,10 +41,7 @@
 
 void tsr_sched_kv_ranges_free(kv_sync_t *y)
 {
-    for (int i = 0; i < 2; i++) {
-        tsr_mem_free(y->s->mem, y->rcalls[i].sums);
-        y->rcalls[i].sums = NULL;
-    }
+    tsr_sched_kv_digests_free(y);
     tsr_mem_free(y->s->mem, y->ranges);
     y->ranges = NULL;
 }
@@ -53,7 +50,7 @@ void tsr_sched_kv_ranges_free(kv_sync_t *y)
 static void decide(kv_sync_t *y)
 {
     sched_t *s = y->s;
-    const kv_range_call_t *src = &y->rcalls[0], *dst = &y->rcalls[1];
+    const kv_digest_t *src = &y->dig[y->src], *dst = &y->dig[y->dst];
     const char *id = y->t->reps[(size_t)y->part * y->t->nrep + y->dst].id;
     const char *whole = !src->answered || !dst->answered     ? "a digest did not come back"
                         : dst->pairs == 0                    ? "it holds nothing"
@@ -111,17 +108,13 @@ static void decide(kv_sync_t *y)
         tsr_wbuf_free(&pl);
     }
     tsr_wbuf_free(&msg);
-    for (int i = 0; i < 2; i++) { /* 64 KiB each: not kept for the copy */
-        tsr_mem_free(s->mem, y->rcalls[i].sums);
-        y->rcalls[i].sums = NULL;
-    }
+    tsr_sched_kv_digests_free(y); /* 64 KiB each: not kept for the copy */
 }
 
-static bool send_rdigest(kv_range_call_t *c);
-
-/* Both copies' digests are in (or one failed): decide, then go on. */
-static void digests_done(kv_sync_t *y)
+/* A copy's digests: once both are in (or failed), decide, then go on. */
+static void on_digest(kv_digest_t *d)
 {
+    kv_sync_t *y = d->y;
     if (--y->digests > 0)
         return;
     y->digesting = false;
@@ -130,79 +123,24 @@ static void digests_done(kv_sync_t *y)
     tsr_sched_kv_sync_poke(y); /* may end y */
 }
 
-static void on_rdigest(void *arg, tsr_status_t status, tsr_rpc_msg_t *reply)
-{
-    kv_range_call_t *c = arg;
-    kv_sync_t *y = c->y;
-    bool more = false;
-    if (status == TSR_ERR_CONFLICT && c->restarts++ < 8) {
-        /* rehashed between two chunks: the cursor means nothing now */
-        c->cursor = 0;
-        c->pairs = 0;
-        memset(c->sums, 0, 2 * (size_t)TSR_KV_RESYNC_RANGES * sizeof(uint64_t));
-        more = true;
-    } else if (status == TSR_OK) {
-        tsr_rbuf_t r;
-        tsr_rbuf_init(&r, reply->data, reply->len);
-        uint64_t next = tsr_rbuf_u64(&r);
-        c->pairs += tsr_rbuf_u64(&r);
-        bool ok = tsr_rbuf_u32(&r) == TSR_KV_RESYNC_RANGES && !r.bad;
-        for (size_t i = 0; ok && i < 2 * (size_t)TSR_KV_RESYNC_RANGES; i++)
-            c->sums[i] += tsr_rbuf_u64(&r); /* sums of pairs: chunks add up */
-        ok = ok && tsr_rbuf_done(&r);
-        c->cursor = next;
-        more = ok && next != 0;
-        c->answered = ok && next == 0;
-    }
-    tsr_rpc_msg_release(y->s->t, reply);
-    if (more && !y->failed && send_rdigest(c))
-        return;
-    digests_done(y);
-}
-
-/* Asks c's copy for its next chunk; false when the call cannot go out. */
-static bool send_rdigest(kv_range_call_t *c)
-{
-    kv_sync_t *y = c->y;
-    sched_t *s = y->s;
-    size_t rep = c->side == 0 ? y->src : y->dst;
-    /* every chunk from the process the first went to (another one, back
-     * on its data dir, may hold another copy) */
-    if (tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + rep].id) != c->w)
-        return false;
-    uint8_t payload[12];
-    for (int i = 0; i < 4; i++)
-        payload[i] = (uint8_t)(TSR_KV_RESYNC_RANGES >> (8 * i));
-    for (int i = 0; i < 8; i++)
-        payload[4 + i] = (uint8_t)(c->cursor >> (8 * i));
-    tsr_wbuf_t msg;
-    tsr_wbuf_init(&msg, s->mem);
-    tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_RDIGEST, payload, sizeof(payload), &msg);
-    tsr_error_t e;
-    tsr_error_clear(&e);
-    bool sent = !msg.failed && tsr_rpc_call_async(s->t, c->w->peer, TSR_MSG_KV_RUN, msg.data,
-                                                  msg.len, KV_CALL_MS, on_rdigest, c, &e) == TSR_OK;
-    tsr_wbuf_free(&msg);
-    return sent;
-}
-
 bool tsr_sched_kv_ranges_start(kv_sync_t *y)
 {
-    sched_t *s = y->s;
     size_t reps[2] = {y->src, y->dst};
     y->digesting = true;
     y->digests = 1; /* ours, until both calls are out */
+    const sworker_t *dst_now =
+        tsr_sched_kv_ready_worker(y->s, y->t->reps[(size_t)y->part * y->t->nrep + y->dst].id);
     for (int i = 0; i < 2; i++) {
-        kv_range_call_t *c = &y->rcalls[i];
-        c->y = y;
-        c->side = i;
-        c->w = tsr_sched_kv_ready_worker(s, y->t->reps[(size_t)y->part * y->t->nrep + reps[i]].id);
-        c->sums = tsr_mem_calloc(s->mem, 2 * (size_t)TSR_KV_RESYNC_RANGES, sizeof(uint64_t));
-        if (!c->w || (i == 1 && c->w != y->dst_w) || !c->sums)
-            continue; /* not answered: the copy goes whole */
+        kv_digest_t *d = &y->dig[reps[i]];
+        d->y = y;
+        d->rep = reps[i];
+        d->nranges = TSR_KV_RESYNC_RANGES;
+        d->done = on_digest;
+        if (i == 1 && dst_now != y->dst_w)
+            continue; /* not the process the copy is written in: the copy goes whole */
         y->digests++;
-        if (!send_rdigest(c))
-            y->digests--;
+        if (!tsr_sched_kv_digest_ask(d))
+            y->digests--; /* not answered: the copy goes whole */
     }
     if (--y->digests > 0)
         return true;

@@ -198,26 +198,22 @@ typedef enum kv_sync_phase {
     KV_SYNC_COMPARING, /* a comparison's digests are asked for: writes wait */
 } kv_sync_phase_t;
 
-/* A comparison's call to one fresh replica (kv_compare.c). */
-typedef struct kv_digest_call {
+/* One replica's digest of its copy per hash range of the keys, asked
+ * chunk by chunk (RDIGEST) of the process it is on and added up
+ * (kv_digest.c): a comparison's (1 range), a resync by ranges'. */
+typedef struct kv_digest {
     struct kv_sync *y;
-    size_t rep;
-    const sworker_t *w; /* the process asked */
-    bool asked, answered;
-    uint64_t pairs, sum0, sum1; /* its DIGEST answer (kv_msg.h) */
-} kv_digest_call_t;
-
-/* A resync's RDIGEST call to its source (side 0) or target (1), kv_ranges.c. */
-typedef struct kv_range_call {
-    struct kv_sync *y;
-    int side;
-    const sworker_t *w; /* the process asked (every chunk goes to it) */
-    uint64_t cursor;    /* where its next chunk starts */
+    size_t rep;         /* the replica (index in its partition's slots) */
+    uint32_t nranges;   /* 1, or TSR_KV_RESYNC_RANGES */
+    const sworker_t *w; /* the process asked: every chunk goes to it */
+    uint64_t cursor;    /* where the next chunk starts */
     unsigned restarts;  /* started over (rehashed between chunks) */
-    bool answered;      /* every chunk came back */
-    uint64_t pairs;     /* the copy's */
-    uint64_t *sums;     /* 2 per range (TSR_KV_RESYNC_RANGES), added up over the chunks */
-} kv_range_call_t;
+    bool asked;
+    bool answered;  /* every chunk came back, from the process the replica is still on */
+    uint64_t pairs; /* the copy's */
+    uint64_t *sums; /* 2 per range, added up over the chunks */
+    void (*done)(struct kv_digest *d); /* once: answered, or failed */
+} kv_digest_t;
 
 /* One message for the stale copy, in the order it must be applied. */
 typedef struct kv_sync_item {
@@ -259,14 +255,13 @@ typedef struct kv_sync {
     uint8_t *ranges;  /* the ranges copied (bits, TSR_KV_RESYNC_RANGES); NULL: all */
     uint32_t nranges; /* how many of them */
     bool by_ranges;   /* the digests were compared (none may have differed) */
-    kv_range_call_t rcalls[2];
     /* A comparison instead of a copy (kv_compare.c): the partition is in
      * doubt and all its fresh replicas are up; each is asked for its
      * digest while the writes wait, and those that differ from src's go
      * stale. dst is unused. */
     bool compare;
-    unsigned digests; /* DIGEST calls not answered yet */
-    kv_digest_call_t calls[TSR_KV_MAX_REPLICAS];
+    unsigned digests;                     /* digests not done yet */
+    kv_digest_t dig[TSR_KV_MAX_REPLICAS]; /* per replica: src's and dst's, or every fresh one's */
 } kv_sync_t;
 
 typedef struct kv_bcall {
@@ -369,6 +364,11 @@ void tsr_sched_kv_sync_free_all(sched_t *s);
 /* Runs a resync whose partition has no write in flight any more; true
  * when it is copying (writes may go on), false when it ended at once. */
 bool tsr_sched_kv_sync_start(kv_sync_t *y);
+/* Asks d->rep's process for its digest (d->y, rep, nranges and done set);
+ * false when it cannot be asked (done is not called then). */
+bool tsr_sched_kv_digest_ask(kv_digest_t *d);
+/* Frees the digests' sums of y. */
+void tsr_sched_kv_digests_free(kv_sync_t *y);
 /* A whole copy is starting (its missed keys are not known): asks src and
  * dst for their digests per range (kv_ranges.c); false when they cannot
  * be asked (the copy goes whole at once). */

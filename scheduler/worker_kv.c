@@ -200,8 +200,6 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
             return TSR_OK;
         case TSR_KV_POP_FETCH:
             return fetch(NULL, &r, out, ke);
-        case TSR_KV_POP_DIGEST:
-            return tsr_wkv_digest(NULL, 0, NULL, 0, out, ke);
         case TSR_KV_POP_RDIGEST: {
             uint32_t n = tsr_rbuf_u32(&r);
             uint64_t cursor = tsr_rbuf_u64(&r);
@@ -299,11 +297,6 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
     }
     case TSR_KV_POP_FETCH:
         rc = fetch(t, &r, out, ke);
-        goto done;
-    case TSR_KV_POP_DIGEST:
-        if (!tsr_rbuf_done(&r))
-            break;
-        rc = tsr_wkv_digest(t, 0, NULL, 0, out, ke);
         goto done;
     case TSR_KV_POP_RDIGEST: {
         uint32_t n = tsr_rbuf_u32(&r);

@@ -1,6 +1,6 @@
 /*
  * worker_kv_ranges.c - a partition's keys in hash ranges (kv_msg.h
- * DIGEST, RDIGEST, SCAN with ranges, RDROP; docs/kv.md "Resync by
+ * RDIGEST, SCAN with ranges, RDROP; docs/kv.md "Resync by
  * ranges").
  *
  * A pair's range is a mix of XXH3-64 of its key, masked to the number of
@@ -49,10 +49,9 @@ bool tsr_wkv_ranges_read(tsr_rbuf_t *r, wkv_ranges_t *out)
 }
 
 typedef struct digest_acc {
-    uint32_t nranges; /* 0: one sum for the whole copy */
+    uint32_t nranges;
     uint64_t pairs;
-    uint64_t *sums; /* 2 per range (nranges > 0), else the 2 below */
-    uint64_t whole[2];
+    uint64_t *sums; /* 2 per range */
 } digest_acc_t;
 
 static void on_digest_pair(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
@@ -60,7 +59,7 @@ static void on_digest_pair(void *arg, const void *key, size_t klen, const void *
     digest_acc_t *a = arg;
     uint64_t kh = XXH3_64bits(key, klen);
     XXH128_hash_t h = XXH3_128bits_withSeed(val, vlen, kh ^ klen);
-    uint64_t *s = a->nranges ? a->sums + 2 * (size_t)range_of(kh, a->nranges) : a->whole;
+    uint64_t *s = a->sums + 2 * (size_t)range_of(kh, a->nranges);
     a->pairs++;
     s[0] += h.low64;
     s[1] += h.high64;
@@ -69,50 +68,31 @@ static void on_digest_pair(void *arg, const void *key, size_t klen, const void *
 tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, uint64_t *cursor, size_t visit_max,
                             tsr_wbuf_t *out, tsr_kv_err_t *ke)
 {
-    if (nranges > TSR_KV_RANGES_MAX || (nranges & (nranges - 1)) != 0) {
+    if (nranges == 0 || nranges > TSR_KV_RANGES_MAX || (nranges & (nranges - 1)) != 0) {
         snprintf(ke->message, sizeof(ke->message), "malformed kv request");
         return TSR_ERR_BAD_INPUT;
     }
     digest_acc_t a = {.nranges = nranges};
-    if (nranges && !(a.sums = tsr_mem_calloc(NULL, 2 * (size_t)nranges, sizeof(uint64_t))))
+    if (!(a.sums = tsr_mem_calloc(NULL, 2 * (size_t)nranges, sizeof(uint64_t))))
         return TSR_ERR_NOMEM;
     tsr_status_t rc = TSR_OK;
-    if (!cursor) {
-        /* the whole copy at once (a comparison: the partition's writes wait
-         * for it anyway); a rehash under it starts it over */
-        for (int tries = 0; t && tries < 8; tries++) {
-            uint64_t at = 0;
-            a.pairs = 0;
-            a.whole[0] = a.whole[1] = 0;
-            do
-                rc = tsr_kv_scan(t, &at, TSR_KV_SCAN_PAGE_MAX, on_digest_pair, &a, ke);
-            while (rc == TSR_OK && at != 0);
-            if (rc != TSR_ERR_CONFLICT)
-                break;
-        }
-    } else {
-        /* a chunk of at most visit_max pairs from *cursor: the caller
-         * adds the chunks' sums up (a CONFLICT: the table was rehashed
-         * between two chunks, start over) */
-        size_t visited = 0;
-        if (!t)
-            *cursor = 0;
-        while (t && rc == TSR_OK && visited < visit_max) {
-            uint64_t before = a.pairs;
-            size_t want = visit_max - visited;
-            rc = tsr_kv_scan(t, cursor, want < TSR_KV_SCAN_PAGE_MAX ? want : TSR_KV_SCAN_PAGE_MAX,
-                             on_digest_pair, &a, ke);
-            visited += a.pairs - before;
-            if (*cursor == 0)
-                break;
-        }
+    /* a chunk of at most visit_max pairs from *cursor: the caller adds the
+     * chunks' sums up (a CONFLICT: the table was rehashed between two
+     * chunks, start over) */
+    size_t visited = 0;
+    if (!t)
+        *cursor = 0;
+    while (t && rc == TSR_OK && visited < visit_max) {
+        uint64_t before = a.pairs;
+        size_t want = visit_max - visited;
+        rc = tsr_kv_scan(t, cursor, want < TSR_KV_SCAN_PAGE_MAX ? want : TSR_KV_SCAN_PAGE_MAX,
+                         on_digest_pair, &a, ke);
+        visited += a.pairs - before;
+        if (*cursor == 0)
+            break;
     }
-    if (rc == TSR_OK && nranges == 0) {
-        tsr_wbuf_u64(out, a.pairs);
-        tsr_wbuf_u64(out, a.whole[0]);
-        tsr_wbuf_u64(out, a.whole[1]);
-    } else if (rc == TSR_OK) {
-        tsr_wbuf_u64(out, cursor ? *cursor : 0);
+    if (rc == TSR_OK) {
+        tsr_wbuf_u64(out, *cursor);
         tsr_wbuf_u64(out, a.pairs);
         tsr_wbuf_u32(out, nranges);
         for (size_t i = 0; i < 2 * (size_t)nranges; i++)

@@ -30,11 +30,10 @@ typedef struct wkv_ranges {
 /* Reads a ranges set from r; false when malformed (r->bad set). */
 bool tsr_wkv_ranges_read(tsr_rbuf_t *r, wkv_ranges_t *out);
 
-/* DIGEST (nranges 0, cursor NULL: the whole copy) or a chunk of RDIGEST
- * (nranges 1..TSR_KV_RANGES_MAX, a power of two; from *cursor, 0 first,
- * at most visit_max pairs, *cursor set to where the next chunk starts, 0
- * after the last) of t, NULL: a
- * partition never written (empty). */
+/* A chunk of RDIGEST (nranges 1..TSR_KV_RANGES_MAX, a power of two) of
+ * t (NULL: a partition never written, empty): from *cursor (0 first), at
+ * most visit_max pairs; *cursor is set to where the next chunk starts, 0
+ * after the last. */
 tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, uint64_t *cursor, size_t visit_max,
                             tsr_wbuf_t *out, tsr_kv_err_t *ke);
 

@@ -131,12 +131,11 @@ static bool same(const got_t *a, const got_t *b)
     return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n * sizeof(*a->p)) == 0);
 }
 
-/* RDIGEST in chunks of at most visit_max pairs, added up (or DIGEST with n
- * 0): the sums, 2 per range (1 range for n 0). */
+/* RDIGEST in chunks of at most visit_max pairs, added up: the sums, 2 per
+ * range. */
 static uint64_t *digest_v(tsr_kv_table_t *t, uint32_t n, size_t visit_max, uint64_t *pairs)
 {
-    uint32_t k = n ? n : 1;
-    uint64_t *s = calloc(2 * (size_t)k, sizeof(*s));
+    uint64_t *s = calloc(2 * (size_t)n, sizeof(*s));
     assert_non_null(s);
     uint64_t cursor = 0;
     unsigned chunks = 0;
@@ -145,21 +144,19 @@ static uint64_t *digest_v(tsr_kv_table_t *t, uint32_t n, size_t visit_max, uint6
         tsr_wbuf_t b;
         tsr_wbuf_init(&b, NULL);
         tsr_kv_err_t ke = {0};
-        assert_int_equal(tsr_wkv_digest(t, n, n ? &cursor : NULL, visit_max, &b, &ke), TSR_OK);
+        assert_int_equal(tsr_wkv_digest(t, n, &cursor, visit_max, &b, &ke), TSR_OK);
         tsr_rbuf_t r;
         tsr_rbuf_init(&r, b.data, b.len);
-        if (n)
-            cursor = tsr_rbuf_u64(&r);
+        cursor = tsr_rbuf_u64(&r);
         *pairs += tsr_rbuf_u64(&r);
-        if (n)
-            assert_int_equal(tsr_rbuf_u32(&r), n);
-        for (size_t i = 0; i < 2 * (size_t)k; i++)
+        assert_int_equal(tsr_rbuf_u32(&r), n);
+        for (size_t i = 0; i < 2 * (size_t)n; i++)
             s[i] += tsr_rbuf_u64(&r);
         assert_true(tsr_rbuf_done(&r));
         tsr_wbuf_free(&b);
         chunks++;
     } while (cursor != 0);
-    if (n && t && visit_max < NPAIRS)
+    if (t && visit_max < NPAIRS)
         assert_true(chunks > 1);
     return s;
 }
@@ -247,7 +244,8 @@ static void check_divergence(unsigned changes)
         free(big.p);
     }
     uint64_t wa = 0, wb = 0;
-    uint64_t *whole_a = digest(a, 0, &wa), *whole_b = digest(b, 0, &wb);
+    uint64_t *whole_a = digest(a, 1, &wa),
+             *whole_b = digest(b, 1, &wb); /* 1 range: the whole copy */
     assert_int_equal(whole_a[0] == whole_b[0] && whole_a[1] == whole_b[1], ndiffer == 0);
     /* the repair: empty the differing ranges on B, load A's pairs of them */
     got_t b_in = scan(b, differ, 1000);
@@ -315,6 +313,7 @@ static void test_never_written_and_bad_counts(void **state)
     tsr_kv_err_t ke = {0};
     uint64_t cursor = 0;
     assert_int_equal(tsr_wkv_digest(NULL, 3, &cursor, 100, &b, &ke), TSR_ERR_BAD_INPUT);
+    assert_int_equal(tsr_wkv_digest(NULL, 0, &cursor, 100, &b, &ke), TSR_ERR_BAD_INPUT);
     assert_int_equal(tsr_wkv_digest(NULL, TSR_KV_RANGES_MAX * 2, &cursor, 100, &b, &ke),
                      TSR_ERR_BAD_INPUT);
     tsr_wbuf_free(&b);
