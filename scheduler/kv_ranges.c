@@ -125,26 +125,34 @@ static void on_digest(kv_digest_t *d)
 
 bool tsr_sched_kv_ranges_start(kv_sync_t *y)
 {
-    size_t reps[2] = {y->src, y->dst};
-    y->digesting = true;
-    y->digests = 1; /* ours, until both calls are out */
     const sworker_t *dst_now =
         tsr_sched_kv_ready_worker(y->s, y->t->reps[(size_t)y->part * y->t->nrep + y->dst].id);
+    if (dst_now != y->dst_w)
+        return false; /* not the process the copy is written in: the copy goes whole */
+    /* the target first: without its digest the source's is not needed */
+    size_t reps[2] = {y->dst, y->src};
+    y->digesting = true;
+    y->digests = 1; /* ours, until both calls are out */
     for (int i = 0; i < 2; i++) {
         kv_digest_t *d = &y->dig[reps[i]];
         d->y = y;
         d->rep = reps[i];
         d->nranges = TSR_KV_RESYNC_RANGES;
         d->done = on_digest;
-        if (i == 1 && dst_now != y->dst_w)
-            continue; /* not the process the copy is written in: the copy goes whole */
         y->digests++;
-        if (!tsr_sched_kv_digest_ask(d))
+        if (!tsr_sched_kv_digest_ask(d)) {
             y->digests--; /* not answered: the copy goes whole */
+            break;
+        }
     }
-    if (--y->digests > 0)
+    if (--y->digests > 0) {
+        /* a failure from here on is a failure of a copy by ranges: the
+         * next try goes whole (decide() sets it again) */
+        y->by_ranges = true;
         return true;
+    }
     /* no call went out */
     y->digesting = false;
+    tsr_sched_kv_digests_free(y);
     return false;
 }

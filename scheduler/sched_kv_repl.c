@@ -133,7 +133,9 @@ bool tsr_sched_kv_stale_saved(sched_t *s, const skv_table_t *t, uint32_t part)
         const skv_rep_t *rep = &t->reps[(size_t)part * t->nrep + r];
         stale |= rep->id[0] && rep->stale;
     }
-    /* the save that failed is tried again (a full disk freed meanwhile) */
+    /* the save that failed is tried again (a full disk freed meanwhile):
+     * each such write costs a catalog save while the disk refuses it, so
+     * the first write after it is writable again is acknowledged */
     return !stale || !s->kv->unsaved || tsr_sched_kv_persist(s);
 }
 

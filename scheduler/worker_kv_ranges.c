@@ -68,7 +68,8 @@ static void on_digest_pair(void *arg, const void *key, size_t klen, const void *
 tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, uint64_t *cursor, size_t visit_max,
                             tsr_wbuf_t *out, tsr_kv_err_t *ke)
 {
-    if (nranges == 0 || nranges > TSR_KV_RANGES_MAX || (nranges & (nranges - 1)) != 0) {
+    if (nranges == 0 || nranges > TSR_KV_RANGES_MAX || (nranges & (nranges - 1)) != 0 ||
+        visit_max == 0) {
         snprintf(ke->message, sizeof(ke->message), "malformed kv request");
         return TSR_ERR_BAD_INPUT;
     }
@@ -80,8 +81,12 @@ tsr_status_t tsr_wkv_digest(tsr_kv_table_t *t, uint32_t nranges, uint64_t *curso
      * chunks' sums up (a CONFLICT: the table was rehashed between two
      * chunks, start over) */
     size_t visited = 0;
-    if (!t)
-        *cursor = 0;
+    if (!t && *cursor != 0) {
+        /* gone since the last chunk (dropped): the sums so far mean nothing */
+        tsr_mem_free(NULL, a.sums);
+        snprintf(ke->message, sizeof(ke->message), "the partition is gone: start over");
+        return TSR_ERR_CONFLICT;
+    }
     while (t && rc == TSR_OK && visited < visit_max) {
         uint64_t before = a.pairs;
         size_t want = visit_max - visited;
