@@ -73,6 +73,11 @@ struct tsr_wkv {
      * page holding the key is a LOAD too and is refused: tests with it
      * refill such a worker by its missed keys (TAPPLY). NULL: off */
     char *refuse_key;
+    /* test hook TSR_TEST_KV_DIGEST_DELAY_MS: each RDIGEST chunk of a
+     * written partition waits this long first (writes land while a resync
+     * by ranges waits for its digests; tests/integration/test_kv_compare.py);
+     * 0: off */
+    unsigned digest_delay_ms;
 };
 
 static void reply_err(tsr_wkv_t *k, tsr_rpc_req_t *req, tsr_status_t rc, const char *msg)
@@ -303,6 +308,8 @@ static tsr_status_t run(tsr_wkv_t *k, const void *data, size_t len, tsr_wbuf_t *
         uint64_t cursor = tsr_rbuf_u64(&r);
         if (!tsr_rbuf_done(&r) || n == 0)
             break;
+        if (k->digest_delay_ms)
+            usleep(k->digest_delay_ms * 1000u);
         rc = tsr_wkv_digest(t, n, &cursor, TSR_WKV_VISIT_MAX, out, ke);
         goto done;
     }
@@ -472,8 +479,14 @@ tsr_status_t tsr_wkv_create(tsr_transport_t *t, const char *data_dir, const char
         tsr_sched_log(log, "worker", "kv store %s: a new store identity %016llx%s", dir,
                       (unsigned long long)tsr_kv_store_id(k->store),
                       rec.torn_tail || rec.lsn_gap
-                          ? " (records were cut or are missing: its copies are refilled whole)"
+                          ? " (records were cut or are missing: its copies are copied again)"
                           : "");
+    const char *delay = getenv("TSR_TEST_KV_DIGEST_DELAY_MS");
+    if (delay && delay[0]) {
+        k->digest_delay_ms = (unsigned)strtoul(delay, NULL, 10) % 60000u;
+        tsr_sched_log(log, "worker", "test hook: TSR_TEST_KV_DIGEST_DELAY_MS=%u (digests wait)",
+                      k->digest_delay_ms);
+    }
     const char *refuse = getenv("TSR_TEST_KV_REFUSE_KEY");
     if (refuse && refuse[0]) {
         k->refuse_key = tsr_mem_strdup(NULL, refuse);

@@ -13,8 +13,13 @@ What: a scheduler with a data dir and 2 workers A and B with data dirs; a
      in doubt, so the scheduler must compare both partitions' fresh
      replicas: k1's partition must be logged as differing on exactly one
      replica (marked stale, then refilled from the primary by the one hash
-     range of keys that differs: k1's), the other one as agreeing. Then
-     the value `kv get` reads of k1, with the primary of k1's partition
+     range of keys that differs: k1's), the other one as agreeing. The
+     workers run with TSR_TEST_KV_DIGEST_DELAY_MS=1500: once that copy by
+     ranges started, its target is SIGSTOPped inside its digest's delay
+     and k1 put (applied on the source, forwarded to the target's queue
+     while its digest is still out), then the target resumed: the put
+     must survive the RDROP of k1's range, which goes first. Then
+     the value `kv get` reads of k1 (the last put), with the primary of k1's partition
      SIGKILLed, must stay the value it read before (a read going back in
      time otherwise), and the table read from the remaining replica alone
      must equal the model with that value; GET /metrics must count one
@@ -47,6 +52,9 @@ from kvlib import Kv, write_csv  # noqa: E402
 from test_http import http, parse_metrics  # noqa: E402
 
 WAIT_S = 60
+# each digest chunk a worker answers waits this long (TSR_TEST_KV_DIGEST_DELAY_MS):
+# a write lands while a resync by ranges waits for its digests
+DELAY = dict(ENV, TSR_TEST_KV_DIGEST_DELAY_MS="1500")
 
 
 def body(test, ps, tmp):
@@ -77,7 +85,7 @@ def body(test, ps, tmp):
         state["joined"] = 0
 
     def start_worker(i):
-        workers[i] = ps.start_worker(state["addr"], token, "worker%d.log" % i,
+        workers[i] = ps.start_worker(state["addr"], token, "worker%d.log" % i, env=DELAY,
                                      extra=["--data-dir", os.path.join(tmp, "w%d" % i)])
         state["joined"] += 1
         wait_for(lambda: read(state["log"]).count("joined") >= state["joined"], 30,
@@ -150,6 +158,23 @@ def body(test, ps, tmp):
         if outcomes != ["agree", "differs"]:
             raise Failed(f"comparisons {got}: wanted one partition differing, one agreeing")
         part = next(p for p, (o, _) in got.items() if o == "differs")
+        # its copy by ranges waits for the digests: a put of k1 now is
+        # forwarded to it while they come in, and must survive the RDROP
+        # of k1's range, which goes first
+        starting = "kv table 't' partition %s: copying the partition to the replica on %s" % (
+            part, got[part][1])
+        wait_for(lambda: starting in read(state["log"]), WAIT_S, "the copy by ranges to start")
+        # the target stopped inside its digest's delay: it answers only once
+        # the put (applied on the source, forwarded) is in its queue
+        target = workers[0 if got[part][1].endswith("/w0") else 1]
+        os.kill(target.pid, signal.SIGSTOP)
+        try:
+            kv.expect(0, "a put while the digests come in", "put", "t", "k1", "during")
+            if "key ranges differ" in read(state["log"]).split(starting, 1)[1]:
+                raise Failed("the target's digest came back before the put")
+        finally:
+            os.kill(target.pid, signal.SIGCONT)
+        model["k1"] = "during"
         wait_for(all_up, WAIT_S, "the differing replica to be copied")
         # refilled by the one hash range of its keys that differs (k1's)
         ranges = re.findall(r"kv table 't' partition %s: (\d+) of (\d+) key ranges differ on "
@@ -158,9 +183,8 @@ def body(test, ps, tmp):
         if len(ranges) != 1 or ranges[0][0] != "1":
             raise Failed(f"the differing replica's copy by ranges: {ranges}, wanted 1 range")
         before = kv.expect(0, "get k1", "get", "t", "k1")[1].strip()
-        if before not in ("diverged", model["k1"]):
-            raise Failed(f"k1 reads {before!r}: neither the put nor the value before")
-        model["k1"] = before
+        if before != "during":
+            raise Failed(f"k1 reads {before!r}: not the last put")
         primary = kv.placement("t")[int(part)][0][0]
         victim = 0 if primary.endswith("/w0") else 1
         stop(workers[victim], signal.SIGKILL)
