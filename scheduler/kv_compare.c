@@ -72,9 +72,9 @@ static void compare_end(kv_sync_t *y)
     const skv_rep_t *src = &t->reps[(size_t)y->part * t->nrep + y->src];
     if (src->stale || tsr_sched_kv_ready_worker(s, src->id) != ref->w)
         y->failed = true;
-    bool all = ref->answered && !y->failed;
+    bool usable = ref->answered && !y->failed, all = usable;
     unsigned differ = 0;
-    for (size_t r = 0; all && r < t->nrep; r++) {
+    for (size_t r = 0; usable && r < t->nrep; r++) {
         const kv_digest_t *c = &y->dig[r];
         if (!c->asked || r == y->src)
             continue;

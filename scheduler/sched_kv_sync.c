@@ -563,12 +563,14 @@ bool tsr_sched_kv_sync_start(kv_sync_t *y)
         return pump(y);
     }
     tsr_sched_kv_forget_missed(s, dst); /* its copy is refilled by ranges, or whole */
-    if (tsr_sched_kv_ranges_start(y))
+    bool ranges_failed = y->t->parts[y->part].ranges_failed;
+    if (!ranges_failed && tsr_sched_kv_ranges_start(y))
         return pump(y); /* waits for the digests (kv_ranges.c) */
     tsr_sched_log(s->p->log, "scheduler",
-                  "kv table '%s' partition %u: copying all of it to the replica on %s (its "
-                  "digests cannot be asked for)",
-                  y->t->name, y->part, dst->id);
+                  "kv table '%s' partition %u: copying all of it to the replica on %s (%s)",
+                  y->t->name, y->part, dst->id,
+                  ranges_failed ? "the last copy by ranges failed"
+                                : "its digests cannot be asked for");
     tsr_wbuf_t drop;
     tsr_wbuf_init(&drop, y->s->mem);
     tsr_sched_kv_encode_run(y->t, y->part, TSR_KV_POP_DROP, NULL, 0, &drop);

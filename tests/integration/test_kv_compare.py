@@ -14,7 +14,7 @@ What: a scheduler with a data dir and 2 workers A and B with data dirs; a
      replicas: k1's partition must be logged as differing on exactly one
      replica (marked stale, then refilled from the primary by the one hash
      range of keys that differs: k1's), the other one as agreeing. The
-     workers run with TSR_TEST_KV_DIGEST_DELAY_MS=1500: once that copy by
+     workers run with TSR_TEST_KV_DIGEST_DELAY_MS=5000: once that copy by
      ranges started, its target is SIGSTOPped inside its digest's delay
      and k1 put (applied on the source, forwarded to the target's queue
      while its digest is still out), then the target resumed: the put
@@ -52,9 +52,9 @@ from kvlib import Kv, write_csv  # noqa: E402
 from test_http import http, parse_metrics  # noqa: E402
 
 WAIT_S = 60
-# each digest chunk a worker answers waits this long (TSR_TEST_KV_DIGEST_DELAY_MS):
+# each resync digest chunk a worker answers waits this long (TSR_TEST_KV_DIGEST_DELAY_MS):
 # a write lands while a resync by ranges waits for its digests
-DELAY = dict(ENV, TSR_TEST_KV_DIGEST_DELAY_MS="1500")
+DELAY = dict(ENV, TSR_TEST_KV_DIGEST_DELAY_MS="5000")
 
 
 def body(test, ps, tmp):
@@ -195,7 +195,6 @@ def body(test, ps, tmp):
             raise Failed(f"k1 read {before!r} from the primary and {after!r} once it died")
         kv.check_table("t", model)
         state["victim"] = victim
-        m = parse_metrics(http(state["http"])[2])
         want = {("tessera_kv_tables", ""): 1, ("tessera_kv_partitions", ""): 2,
                 ("tessera_kv_partitions_in_doubt", ""): 0,
                 ("tessera_kv_comparisons_total", '{outcome="agree"}'): 1,
@@ -204,9 +203,16 @@ def body(test, ps, tmp):
                 ("tessera_kv_resyncs_total", '{kind="ranges"}'): 1,
                 ("tessera_kv_resyncs_total", '{kind="whole"}'): 0,
                 ("tessera_kv_replicas", '{state="down"}'): 2}
-        got = {k: m.get(k) for k in want}
-        if got != want:
-            raise Failed(f"GET /metrics: {got}, wanted {want}")
+        seen = {}
+
+        def metrics_match():  # (a snapshot may lag the loop by a tick)
+            m = parse_metrics(http(state["http"])[2])
+            seen.update({k: m.get(k) for k in want})
+            return seen == want
+        try:
+            wait_for(metrics_match, 15, "GET /metrics to count the comparisons")
+        except Failed:
+            raise Failed(f"GET /metrics: {seen}, wanted {want}")
 
     test.check("a put applied on one replica when the scheduler died: the replicas are "
                "compared, the differing one copied from the primary; a read does not go back "

@@ -149,11 +149,17 @@ def body(test, ps, tmp):
     test.check("each replica alone holds every acknowledged put", alone)
 
     def counted():
-        m = parse_metrics(http(metrics_url)[2])
-        puts = m.get(("tessera_kv_puts_total", ""))
-        writes = m.get(("tessera_kv_put_writes_total", ""))
-        if puts != PUTS + 3 or not writes or writes >= puts:
-            raise Failed(f"GET /metrics: {puts} puts in {writes} writes")
+        seen = {}
+
+        def metrics_match():  # (a snapshot may lag the loop by a tick)
+            m = parse_metrics(http(metrics_url)[2])
+            seen["puts"] = m.get(("tessera_kv_puts_total", ""))
+            seen["writes"] = m.get(("tessera_kv_put_writes_total", ""))
+            return seen["puts"] == PUTS + 3 and 0 < seen["writes"] < seen["puts"]
+        try:
+            wait_for(metrics_match, 15, "GET /metrics to count the puts")
+        except Failed:
+            raise Failed(f"GET /metrics: {seen}")
         sched.send_signal(signal.SIGTERM)
         sched.wait(timeout=30)
         m = re.findall(r"kv: (\d+) put\(s\) went to their replicas in (\d+) write\(s\) \((\d+) of "
