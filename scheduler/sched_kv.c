@@ -204,6 +204,13 @@ void tsr_sched_kv_stats(sched_t *s, tsr_sched_kv_stats_t *out)
     if (!kv)
         return;
     out->tables = kv->n;
+    /* the ready workers' ids once (a lookup per replica would format
+     * every worker's id again: parts x replicas x workers) */
+    char(*up)[KV_ID_MAX] = tsr_mem_calloc(s->mem, s->nworkers ? s->nworkers : 1, KV_ID_MAX);
+    size_t nup = 0;
+    for (size_t i = 0; up && i < s->nworkers; i++)
+        if (s->workers[i]->state == SW_READY)
+            tsr_sched_kv_worker_id(s, i, up[nup++], KV_ID_MAX);
     for (size_t i = 0; i < kv->n; i++) {
         const skv_table_t *t = kv->tables[i];
         out->partitions += t->nparts;
@@ -216,15 +223,19 @@ void tsr_sched_kv_stats(sched_t *s, tsr_sched_kv_stats_t *out)
                 const skv_rep_t *rep = &t->reps[(size_t)p * t->nrep + r];
                 if (!rep->id[0])
                     continue;
+                bool ready = false;
+                for (size_t w = 0; w < nup && !ready; w++)
+                    ready = strcmp(up[w], rep->id) == 0;
                 if (rep->stale)
                     out->replicas_stale++;
-                else if (tsr_sched_kv_ready_worker(s, rep->id))
+                else if (ready)
                     out->replicas_up++;
                 else
                     out->replicas_down++;
             }
         }
     }
+    tsr_mem_free(s->mem, up);
     out->resyncs_running = kv->syncs;
     memcpy(out->resyncs, kv->resyncs, sizeof(out->resyncs));
     out->resyncs_failed = kv->resyncs_failed;
